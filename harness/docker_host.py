@@ -1,0 +1,98 @@
+"""The Docker daemon: a checked client and the facts about it that decide networking."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import docker
+from docker.errors import DockerException
+
+from harness.errors import DockerUnavailable
+
+_client: docker.DockerClient | None = None
+_client_pid: int | None = None
+
+
+def client() -> docker.DockerClient:
+    """A docker-py client for this process, checked with a ping.
+
+    One per process: docker-py clients are not safe to share across a fork, and
+    xdist workers are separate processes anyway.
+    """
+    global _client, _client_pid
+    if _client is not None and _client_pid == os.getpid():
+        return _client
+    where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    try:
+        c = docker.from_env(timeout=120)
+        c.ping()
+    except DockerException as e:
+        reason = _short_reason(e)
+        raise DockerUnavailable(f"Docker is not usable at {where}: {reason}") from None
+    _client, _client_pid = c, os.getpid()
+    return c
+
+
+def _short_reason(e: Exception) -> str:
+    text = str(e)
+    if "Permission denied" in text:
+        return "permission denied on the socket (run as root or join the docker group)"
+    if "No such file or directory" in text or "FileNotFoundError" in text:
+        return "no daemon socket (is dockerd running? try scripts/setup)"
+    if "Connection refused" in text:
+        return "connection refused (is dockerd running?)"
+    if "Name or service not known" in text or "nodename nor servname" in text:
+        return "DOCKER_HOST names a host that does not resolve"
+    return text.splitlines()[0][:200] if text else type(e).__name__
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What the daemon says about itself; results carry these so a verdict has its context."""
+
+    server_version: str
+    api_version: str
+    os: str
+    kernel: str
+    rootless: bool
+    cgroup: str
+    storage_driver: str
+    bridge_gateway: str | None
+    proxies: dict[str, str] = field(default_factory=dict)
+    docker_host: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def facts(c: docker.DockerClient | None = None) -> HostFacts:
+    c = c or client()
+    info = c.info()
+    version = c.version()
+    options = info.get("SecurityOptions") or []
+    gateway = None
+    try:
+        ipam = c.networks.get("bridge").attrs["IPAM"]["Config"]
+        gateway = next((cfg.get("Gateway") for cfg in ipam if cfg.get("Gateway")), None)
+    except DockerException:
+        gateway = None
+    proxies = {
+        k: v
+        for k, v in (("HTTP_PROXY", info.get("HttpProxy")), ("HTTPS_PROXY", info.get("HttpsProxy")),
+                     ("NO_PROXY", info.get("NoProxy")))
+        if v
+    }
+    return HostFacts(
+        server_version=str(version.get("Version", "?")),
+        api_version=str(version.get("ApiVersion", "?")),
+        os=str(info.get("OperatingSystem", "?")),
+        kernel=str(info.get("KernelVersion", "?")),
+        rootless=any("rootless" in str(o) for o in options),
+        cgroup=f"v{info.get('CgroupVersion', '?')}/{info.get('CgroupDriver', '?')}",
+        storage_driver=str(info.get("Driver", "?")),
+        bridge_gateway=gateway,
+        proxies=proxies,
+        docker_host=os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
+    )

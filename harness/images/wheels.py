@@ -1,0 +1,198 @@
+"""A release's Python side, fetched on the host: the `openhands-ai` wheel, its lock as pip
+constraints, and a wheelhouse that the image build installs from with no network."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import ImageUnavailable, InputError
+
+PACKAGE = "openhands-ai"
+_WHEEL_RE = re.compile(r"openhands_ai-(?P<version>[0-9][^-]*)-.*\.whl$")
+
+
+def cache_root() -> Path:
+    root = os.environ.get("OH_MATRIX_CACHE") or str(Path.home() / ".cache" / "oh-matrix")
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def log(msg: str) -> None:
+    print(f"[oh-matrix images] {msg}", file=sys.stderr, flush=True)
+
+
+def find_python312(explicit: str | None = None) -> Path:
+    """The CPython 3.12 that fetches wheels and, on the offline base, runs inside the images.
+
+    The 0.6x wheels are cp312-only, so the host's own interpreter is not enough.
+    """
+    candidates: list[Path] = []
+    if explicit or os.environ.get("OH_MATRIX_PYTHON312"):
+        candidates.append(Path(explicit or os.environ["OH_MATRIX_PYTHON312"]))
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    if (pyenv_root / "versions").is_dir():
+        candidates += sorted(pyenv_root.glob("versions/3.12.*/bin/python3.12"), reverse=True)
+    found = shutil.which("python3.12")
+    if found:
+        candidates.append(Path(found))
+    for c in candidates:
+        if c.exists():
+            return c.resolve() if c.is_symlink() else c
+    raise ImageUnavailable(
+        "no CPython 3.12 found for the pypi backend (set OH_MATRIX_PYTHON312 or --python312)"
+    )
+
+
+def spec_for_tag(tag: str) -> str:
+    """`0.62` -> newest 0.62.x, `0.62.0` -> exactly that, `latest` -> newest release."""
+    if tag == "latest":
+        return PACKAGE
+    if re.fullmatch(r"\d+\.\d+", tag):
+        return f"{PACKAGE}=={tag}.*"
+    if re.fullmatch(r"\d+\.\d+\.\d+", tag):
+        return f"{PACKAGE}=={tag}"
+    raise InputError(f"tag {tag!r}: expected MAJOR.MINOR, MAJOR.MINOR.PATCH or 'latest'")
+
+
+def _version_key(v: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", v))
+
+
+def _matches(tag: str, version: str) -> bool:
+    return tag == "latest" or version == tag or version.startswith(tag + ".")
+
+
+@dataclass(frozen=True)
+class Release:
+    tag: str
+    version: str
+    wheel: Path
+
+
+def resolve_release(tag: str, python: Path) -> Release:
+    """Which `openhands-ai` release a tag means today, with its wheel on disk.
+
+    Asks PyPI through pip; with no index reachable, falls back to the newest wheel
+    already cached for that tag (and says so).
+    """
+    spec = spec_for_tag(tag)
+    dest = cache_root() / "release-wheels"
+    dest.mkdir(exist_ok=True)
+    proc = subprocess.run(
+        [str(python), "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+         "--disable-pip-version-check", "-d", str(dest), spec],
+        capture_output=True, text=True,
+    )
+    found = re.findall(r"(?:Saved|File was already downloaded) (\S+\.whl)", proc.stdout)
+    if proc.returncode == 0 and found:
+        wheel = Path(found[-1])
+        m = _WHEEL_RE.search(wheel.name)
+        if m:
+            return Release(tag, m["version"], wheel)
+    cached = [
+        (m["version"], p) for p in dest.glob("openhands_ai-*.whl")
+        if (m := _WHEEL_RE.search(p.name)) and _matches(tag, m["version"])
+    ]
+    if cached:
+        version, wheel = max(cached, key=lambda vp: _version_key(vp[0]))
+        log(f"{tag}: PyPI not reachable, using cached wheel {wheel.name}")
+        return Release(tag, version, wheel)
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+    raise ImageUnavailable(f"{tag}: cannot resolve {spec} on PyPI: {tail[0][:200]}")
+
+
+def lock_constraints(wheel: Path) -> list[str]:
+    """The release's own lock (every openhands-ai wheel ships `openhands/poetry.lock`)
+    as pip constraints. Entries taken from git or a local path cannot be pinned by
+    version and nothing at run time needs them, so they are left out."""
+    with zipfile.ZipFile(wheel) as zf:
+        try:
+            data = tomllib.loads(zf.read("openhands/poetry.lock").decode())
+        except KeyError:
+            raise ImageUnavailable(f"{wheel.name} ships no openhands/poetry.lock") from None
+    pins = []
+    for pkg in data.get("package", []):
+        source = pkg.get("source") or {}
+        if source.get("type") in {"git", "directory", "file", "url"}:
+            continue
+        pins.append(f"{pkg['name']}=={pkg['version']}")
+    return sorted(pins, key=str.lower)
+
+
+def read_constraints(path: Path) -> list[str]:
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as e:
+        raise InputError(f"--constraints {path}: {e.strerror}") from None
+    return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def deps_hash(release: Release, constraints: list[str]) -> str:
+    """Identity of a release's dependency set: the wheel itself plus its constraints."""
+    h = hashlib.sha256()
+    for part in (release.version, hashlib.sha256(release.wheel.read_bytes()).hexdigest(),
+                 "\n".join(constraints)):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:12]
+
+
+def _builder_python(python: Path) -> Path:
+    """A private 3.12 venv with `wheel`, so sdists in the lock build without touching the
+    host's interpreter."""
+    venv = cache_root() / "py312-builder"
+    py = venv / "bin" / "python"
+    if not py.exists():
+        subprocess.run([str(python), "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "wheel", "setuptools"], check=True)
+    return py
+
+
+def wheelhouse(release: Release, constraints: list[str], python: Path, key: str) -> Path:
+    """All wheels the release needs, resolved against its constraints, cached by `key`."""
+    house = cache_root() / "wheelhouse" / f"{release.version}-{key}"
+    done = house / ".complete"
+    if done.exists():
+        return house
+    tmp = house.with_name(house.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    (tmp / "constraints.txt").write_text("\n".join(constraints) + "\n")
+    shutil.copy2(release.wheel, tmp / release.wheel.name)
+    py = _builder_python(python)
+    log(f"{release.version}: fetching and building wheels (pinned by its lock; ~2 min cold)")
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        [str(py), "-m", "pip", "wheel", "--disable-pip-version-check", "-w", str(tmp),
+         "-c", str(tmp / "constraints.txt"), str(tmp / release.wheel.name)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    assert proc.stdout is not None
+    tail: list[str] = []
+    count = 0
+    for line in proc.stdout:
+        tail = (tail + [line.rstrip()])[-15:]
+        if line.startswith(("Collecting", "  Building wheel")):
+            count += 1
+            if count % 50 == 0:
+                log(f"{release.version}: {count} packages collected ({time.monotonic() - t0:.0f} s)")
+    if proc.wait() != 0:
+        raise ImageUnavailable(f"{release.version}: pip wheel failed: " + " | ".join(tail[-3:]))
+    n = len(list(tmp.glob("*.whl")))
+    size = sum(p.stat().st_size for p in tmp.glob("*.whl")) / 1e6
+    log(f"{release.version}: {n} wheels, {size:.0f} MB in {time.monotonic() - t0:.0f} s")
+    shutil.rmtree(house, ignore_errors=True)
+    tmp.rename(house)
+    done.write_text(f"{n} wheels\n")
+    return house
