@@ -25,6 +25,7 @@ from pathlib import Path
 import docker
 from docker.errors import APIError, BuildError, ImageNotFound
 
+from harness.cleanup import BUILD_LABEL, OWNER_LABEL, owner
 from harness.errors import ImageUnavailable
 from harness.images import wheels
 from harness.images.base import BaseImage, ensure_base
@@ -33,7 +34,6 @@ from harness.images.wheels import log
 
 RECIPE = "pypi-v0-3"
 VENV = "/opt/oh-venv"
-BUILD_LABEL = "oh-matrix.build"
 
 
 def _labels(kind: str, release: str, key: str) -> dict[str, str]:
@@ -84,7 +84,7 @@ def _install_venv(client: docker.DockerClient, base: BaseImage, house: Path, whe
     container = client.containers.run(
         base.ref, ["sh", "-c", script], detach=True, network_mode="none",
         volumes={str(house): {"bind": "/wheels", "mode": "ro"}},
-        labels={BUILD_LABEL: ref},
+        labels={BUILD_LABEL: ref, OWNER_LABEL: owner()},
     )
     try:
         count, tail = 0, []

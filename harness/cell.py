@@ -1,0 +1,316 @@
+"""One cell, start to end: start the app in its mode, wait for its API, create a
+conversation, watch the runtime come up (or not) on the harness's own clock, decide,
+and remove everything the cell made."""
+
+from __future__ import annotations
+
+import ast
+import re
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+import docker
+import httpx
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from testcontainers.core.config import testcontainers_config
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.network import Network
+
+from harness import cleanup, docker_host, modes
+from harness.diagnosis import Decision, Judge, Observation
+from harness.errors import ApiError
+from harness.images.model import ImageSet
+from harness.matrix import Cell
+from harness.openhands import Adapter, LlmSettings, RuntimeState, adapter_for
+from harness.probes import NetProbe, probe_from, proxy_env
+from harness.results import CellResult, Connect, Evidence
+
+# Ryuk's image cannot be pulled where there is no registry, and its per-process reaper
+# adds nothing to the harness's own label sweep (cleanup.py), which also survives SIGKILL.
+testcontainers_config.ryuk_disabled = True
+
+POLL = 2.0
+LOG_TAIL = 20
+# The connect verdict needs no model; a key must be non-empty for the API to accept the
+# conversation, and the base URL points at the app's own loopback where nothing listens.
+NO_LLM = LlmSettings(model="openai/gpt-4o", api_key="oh-matrix-no-llm",
+                     base_url="http://127.0.0.1:9/v1")
+_WAITING_RE = re.compile(r"Waiting for client to become ready at (\S+?)(?:\.\.\.)?\s*$", re.M)
+
+
+@dataclass
+class CellPlan:
+    run_id: str
+    cell: Cell
+    images: ImageSet
+    env: dict[str, str]  # matrix env + mode env + --app-env, in that order of precedence
+    connect_budget: float
+    app_budget: float
+    message: str = "Say hello."
+    secrets: frozenset[str] = field(default_factory=frozenset)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _runtime_kwargs(user_value: str | None, lbl: dict[str, str]) -> str:
+    """Labels on the runtimes OpenHands starts, through its own pass-through
+    (`sandbox.docker_runtime_kwargs`, a dict handed to `containers.run`): lets a sweep find
+    a runtime whose cell died. A user's own kwargs are kept; labels don't touch networking."""
+    kwargs: dict[str, Any] = {}
+    if user_value:
+        parsed = ast.literal_eval(user_value)
+        if isinstance(parsed, dict):
+            kwargs = parsed
+    kwargs["labels"] = {**(kwargs.get("labels") or {}), **lbl}
+    return repr(kwargs)
+
+
+def _tail(container: docker.models.containers.Container | None, n: int = LOG_TAIL) -> str:
+    if container is None:
+        return ""
+    try:
+        return str(container.logs(tail=n).decode(errors="replace")).rstrip()
+    except (NotFound, APIError):
+        return "(container gone)"
+
+
+def _strip_ansi(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+class CellRun:
+    def __init__(self, plan: CellPlan) -> None:
+        self.plan = plan
+        self.client = docker_host.client()
+        self.labels = cleanup.labels(plan.run_id, plan.cell.id)
+        self.name = f"oh-matrix-{plan.run_id[:8]}-{plan.cell.id}".replace(".", "_")
+        self.app: DockerContainer | None = None
+        self.network: Network | None = None
+        self.conversation: str | None = None
+        self.result = CellResult(
+            id=plan.cell.id, tag=plan.cell.target.tag, mode=plan.cell.mode.name,
+            api=plan.images.api, connect=Connect("skip", reason="not run"),
+            resolved_version=plan.images.resolved_version, backend=plan.images.backend,
+            app_image=plan.images.app_image, runtime_image=plan.images.runtime_image,
+        )
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    def _launch(self) -> modes.AppLaunch:
+        p = self.plan
+        env = {"SANDBOX_RUNTIME_CONTAINER_IMAGE": p.images.runtime_image, **p.env}
+        network = None
+        if p.cell.mode.name == "custom-network":
+            self.network = Network(docker_network_kw={"labels": self.labels, "driver": "bridge"})
+            self.network.name = self.name
+            self.network.create()
+            network = self.network.name
+        launch = modes.recipe(p.cell.mode.name, image=p.images.app_image, api=p.images.api,
+                              env=env, host_port=free_port(), network=network)
+        self.result.docker_run = launch.docker_run(p.secrets)
+        self.result.app_env = dict(env)
+        return launch
+
+    def _start_app(self, launch: modes.AppLaunch) -> docker.models.containers.Container:
+        env = dict(launch.env)
+        env["SANDBOX_DOCKER_RUNTIME_KWARGS"] = _runtime_kwargs(
+            env.get("SANDBOX_DOCKER_RUNTIME_KWARGS"), self.labels)
+        app = DockerContainer(launch.image).with_name(self.name).with_envs(**env)
+        app.with_volume_mapping(modes.docker_socket(), "/var/run/docker.sock", "rw")
+        if launch.command:
+            app.with_command(launch.command)
+        kwargs: dict[str, Any] = {"labels": self.labels}
+        if launch.network_mode:
+            kwargs["network_mode"] = launch.network_mode
+        else:
+            # Published on loopback only: the harness is the app API's only client.
+            # (with_bind_ports has no host-interface form; docker-py takes (ip, port).)
+            app.ports[f"{launch.listen_port}/tcp"] = ("127.0.0.1", launch.host_port)  # type: ignore[assignment]
+        if launch.network:
+            kwargs["network"] = launch.network
+        if launch.extra_hosts:
+            kwargs["extra_hosts"] = launch.extra_hosts
+        app.with_kwargs(**kwargs)  # one call: with_kwargs replaces, it does not merge
+        self.app = app
+        app.start()
+        self.result.socket_mounted_in = [self.name]
+        return app.get_wrapped_container()
+
+    def _wait_api(self, container: docker.models.containers.Container, adapter: Adapter,
+                  base_url: str) -> Decision | None:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < self.plan.app_budget:
+            container.reload()
+            if container.status not in ("running", "created"):
+                code = container.attrs["State"].get("ExitCode")
+                return Decision("fail", "app-exited",
+                                f"app container {container.status} with exit code {code} before its API answered")
+            try:
+                r = httpx.get(base_url + adapter.health_path, timeout=3, trust_env=False)
+                if r.status_code < 500:
+                    self.result.app_seconds = round(time.monotonic() - t0, 1)
+                    return None
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        return Decision("fail", "budget-exceeded",
+                        f"the app's API did not answer within {self.plan.app_budget:.0f} s")
+
+    # -- watching -------------------------------------------------------------------------
+
+    def _runtime(self, adapter: Adapter) -> docker.models.containers.Container | None:
+        try:
+            return self.client.containers.get(adapter.runtime_container_prefix() + str(self.conversation))
+        except NotFound:
+            return None
+
+    def _runtime_url(self, app: docker.models.containers.Container,
+                     runtime: docker.models.containers.Container | None) -> str | None:
+        m = _WAITING_RE.findall(_strip_ansi(_tail(app, 400)))
+        if m:
+            return str(m[-1])
+        if runtime is None:
+            return None
+        # Fallback when the log line is absent: the same formula as DockerRuntime.api_url.
+        env = dict(e.partition("=")[::2] for e in runtime.attrs["Config"]["Env"])
+        app_env = dict(e.partition("=")[::2] for e in app.attrs["Config"]["Env"])
+        base = (f"http://{app_env['DOCKER_HOST_ADDR']}" if app_env.get("DOCKER_HOST_ADDR")
+                else app_env.get("SANDBOX_LOCAL_RUNTIME_URL", "http://localhost"))
+        return f"{base}:{env['port']}" if env.get("port") else None
+
+    def _observe(self, adapter: Adapter, app: docker.models.containers.Container,
+                 t0: float, url: str | None) -> tuple[Observation, str | None]:
+        app.reload()
+        o = Observation(t=time.monotonic() - t0, app_status=app.status,
+                        app_exit=app.attrs["State"].get("ExitCode"))
+        runtime = self._runtime(adapter)
+        if runtime is not None:
+            state = runtime.attrs["State"]
+            o.runtime_status, o.runtime_exit = runtime.status, state.get("ExitCode")
+            o.runtime_oom = bool(state.get("OOMKilled"))
+        if o.app_status == "running":
+            try:
+                o.state = adapter.runtime_state(str(self.conversation))
+            except (ApiError, httpx.HTTPError) as e:
+                o.api_error = str(e)[:300]
+            url = url or self._runtime_url(app, runtime)
+            o.proxy = proxy_env(app)
+        if url and o.app_status == "running" and not (o.state and o.state.ready):
+            u = urlparse(url)
+            if u.hostname and u.port:
+                o.app_probe = probe_from(app, "app", u.hostname, u.port)
+                if runtime is not None and o.runtime_status == "running":
+                    o.self_probe = probe_from(runtime, "runtime", "127.0.0.1", u.port)
+        return o, url
+
+    # -- the whole cell -------------------------------------------------------------------
+
+    def run(self) -> CellResult:
+        try:
+            self._run()
+        except ImageNotFound as e:
+            self._decide(Decision("error", "image-unavailable", str(e)[:300]), None)
+        except DockerException as e:
+            self._decide(Decision("error", "harness-error", f"Docker: {str(e)[:300]}"), None)
+        finally:
+            self.teardown()
+        return self.result
+
+    def _run(self) -> None:
+        launch = self._launch()
+        app = self._start_app(launch)
+        base_url = f"http://127.0.0.1:{launch.host_port}"
+        adapter = adapter_for(self.plan.images.api, base_url)
+        try:
+            early = self._wait_api(app, adapter, base_url)
+            if early:
+                self._decide(early, None, app)
+                return
+            try:
+                adapter.store_settings(NO_LLM)
+                self.conversation = adapter.create_conversation(self.plan.message)
+            except (ApiError, httpx.HTTPError) as e:
+                self._decide(Decision("fail", "api-error", str(e)[:400]), None, app)
+                return
+            self._watch(adapter, app)
+        finally:
+            adapter.close()
+
+    def _watch(self, adapter: Adapter, app: docker.models.containers.Container) -> None:
+        judge, url, t0 = Judge(), None, time.monotonic()
+        decision: Decision | None = None
+        while decision is None:
+            tick = time.monotonic()
+            obs, url = self._observe(adapter, app, t0, url)
+            decision = judge.add(obs)
+            if decision is None and time.monotonic() - t0 >= self.plan.connect_budget:
+                decision = judge.at_budget(self.plan.connect_budget)
+            if decision is None:
+                time.sleep(max(0.0, POLL - (time.monotonic() - tick)))
+        self.result.connect.runtime_url = url
+        self._decide(decision, time.monotonic() - t0, app, judge.last, adapter)
+
+    def _decide(self, d: Decision, seconds: float | None,
+                app: docker.models.containers.Container | None = None,
+                obs: Observation | None = None, adapter: Adapter | None = None) -> None:
+        evidence = [Evidence("harness", d.why)]
+        if obs is not None:
+            if obs.state:
+                evidence.append(Evidence("api", f"app reports {obs.state.status}"))
+            for probe in (obs.app_probe, obs.self_probe):
+                if probe:
+                    evidence.append(Evidence("probe", probe.line()))
+            if obs.proxy:
+                evidence.append(Evidence("app", "proxy env: " + ", ".join(f"{k}={v}" for k, v in obs.proxy.items())))
+        if d.verdict != "pass":
+            runtime = self._runtime(adapter) if adapter and self.conversation else None
+            if runtime is not None:
+                evidence.append(Evidence("runtime-log", _tail(runtime)))
+            if app is not None:
+                evidence.append(Evidence("app-log", _strip_ansi(_tail(app))))
+        url = self.result.connect.runtime_url
+        self.result.connect = Connect(d.verdict, d.cause, round(seconds, 1) if seconds is not None else None,
+                                      url, evidence)
+
+    def teardown(self) -> None:
+        """Runtimes first (found by label and by name), then the app, then the network."""
+        try:
+            for c in self.client.containers.list(
+                    all=True, filters={"label": f"{cleanup.CELL_LABEL}={self.plan.cell.id}"}):
+                if c.labels.get(cleanup.RUN_LABEL) == self.plan.run_id:
+                    cleanup.remove_container(c)
+            if self.conversation:
+                for prefix in ("openhands-runtime-", "oh-agent-server-"):
+                    try:
+                        cleanup.remove_container(self.client.containers.get(prefix + self.conversation))
+                    except NotFound:
+                        pass
+            if self.app is not None and self.app._container is not None:
+                cleanup.remove_container(self.app._container)
+        finally:
+            if self.network is not None and self.network._network is not None:
+                try:
+                    self.network.remove()
+                except NotFound:
+                    pass
+
+
+def run_cell(plan: CellPlan) -> CellResult:
+    return CellRun(plan).run()
+
+
+def skipped(cell: Cell, images: ImageSet | None, reason: str) -> CellResult:
+    return CellResult(id=cell.id, tag=cell.target.tag, mode=cell.mode.name, api=cell.target.api,
+                      connect=Connect("skip", reason=reason),
+                      resolved_version=images.resolved_version if images else None,
+                      backend=images.backend if images else None)
+
+
+__all__ = ["CellPlan", "NetProbe", "RuntimeState", "run_cell", "skipped"]

@@ -1,0 +1,106 @@
+"""Labels on everything the harness creates, and the sweeps that remove it.
+
+A run is owned by one process (the `oh-matrix run` / pytest controller). Its resources
+carry `oh-matrix.run=<run_id>` and `oh-matrix.owner=<host>:<pid>`; a sweep removes only
+resources whose owner process is gone, so two runs on one daemon never remove each
+other's live containers. Runtimes that OpenHands creates get the same labels through
+`SANDBOX_DOCKER_RUNTIME_KWARGS` (see cell.py) and are also found by name.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+
+import docker
+from docker.errors import APIError, NotFound
+
+RUN_LABEL = "oh-matrix.run"
+CELL_LABEL = "oh-matrix.cell"
+OWNER_LABEL = "oh-matrix.owner"
+BUILD_LABEL = "oh-matrix.build"
+
+
+def owner() -> str:
+    pid = os.environ.get("OH_MATRIX_OWNER_PID") or str(os.getpid())
+    return f"{socket.gethostname()}:{pid}"
+
+
+def labels(run_id: str, cell_id: str | None = None) -> dict[str, str]:
+    out = {RUN_LABEL: run_id, OWNER_LABEL: owner()}
+    if cell_id:
+        out[CELL_LABEL] = cell_id
+    return out
+
+
+def _owner_alive(value: str | None) -> bool:
+    if not value or ":" not in value:
+        return False
+    host, _, pid = value.rpartition(":")
+    if host != socket.gethostname():
+        return True  # another machine's run on a shared daemon: not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class SweepReport:
+    containers: list[str] = field(default_factory=list)
+    networks: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.containers or self.networks)
+
+    def summary(self) -> str:
+        return f"{len(self.containers)} containers, {len(self.networks)} networks"
+
+
+def remove_container(c: docker.models.containers.Container) -> bool:
+    try:
+        c.remove(force=True, v=True)
+        return True
+    except NotFound:
+        return False
+    except APIError as e:
+        if "already in progress" in str(e):
+            return False
+        raise
+
+
+def remove_network(n: docker.models.networks.Network) -> bool:
+    try:
+        n.remove()
+        return True
+    except NotFound:
+        return False
+
+
+def sweep(client: docker.DockerClient, run_id: str | None = None, *,
+          include_live: bool = False) -> SweepReport:
+    """Remove what finished or crashed runs left: containers first, then networks.
+
+    `run_id` limits the sweep to one run (a cell's or run's own teardown);
+    `include_live` also takes runs whose owner still lives (`oh-matrix clean --all`).
+    """
+    report = SweepReport()
+    filt = {"label": f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL}
+
+    def ours(lbls: dict[str, str]) -> bool:
+        return bool(run_id) or include_live or not _owner_alive(lbls.get(OWNER_LABEL))
+
+    for c in client.containers.list(all=True, filters=filt):
+        if ours(c.labels) and remove_container(c):
+            report.containers.append(c.name)
+    for c in client.containers.list(all=True, filters={"label": BUILD_LABEL}):
+        if (include_live or not _owner_alive(c.labels.get(OWNER_LABEL))) and remove_container(c):
+            report.containers.append(c.name)
+    for n in client.networks.list(filters=filt):
+        if ours(n.attrs.get("Labels") or {}) and remove_network(n):
+            report.networks.append(n.name)
+    return report

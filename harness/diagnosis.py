@@ -1,0 +1,110 @@
+"""From what was observed to a verdict and a cause (DESIGN.md's vocabulary).
+
+Pure logic over observations, so every rule is unit-testable; the cell runner
+(cell.py) gathers the observations from the daemon, the app's API and the probes.
+A rule decides early only on what is already proven; everything else waits for
+readiness or the budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness.openhands import RuntimeState
+from harness.probes import NetProbe, bypasses_proxy
+
+# Consecutive dropped SYNs (each a full probe timeout) that prove a drop, not a hiccup.
+TIMEOUTS_TO_DECIDE = 3
+# Refusals while the runtime answers from its own namespace: it listens, but not where the
+# app is knocking.
+REFUSALS_TO_DECIDE = 2
+
+
+@dataclass
+class Observation:
+    t: float  # seconds since the conversation was created
+    app_status: str  # docker state of the app container
+    app_exit: int | None = None
+    runtime_status: str = "absent"  # absent | created | running | exited | dead ...
+    runtime_exit: int | None = None
+    runtime_oom: bool = False
+    state: RuntimeState | None = None
+    api_error: str | None = None
+    app_probe: NetProbe | None = None
+    self_probe: NetProbe | None = None  # from inside the runtime, to its own port
+    proxy: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: str
+    cause: str | None
+    why: str
+
+
+class Judge:
+    def __init__(self) -> None:
+        self.timeouts = 0
+        self.refusals = 0
+        self.last: Observation | None = None
+        self.runtime_seen = False
+
+    def add(self, o: Observation) -> Decision | None:
+        self.last = o
+        if o.state and o.state.ready:
+            return Decision("pass", None, f"runtime ready ({o.state.status})")
+        if o.app_status not in ("running", "created", "restarting"):
+            return Decision("fail", "app-exited", f"app container {o.app_status}, exit code {o.app_exit}")
+        if o.runtime_status != "absent":
+            self.runtime_seen = True
+        if o.runtime_status in ("exited", "dead"):
+            oom = ", OOM-killed" if o.runtime_oom else ""
+            return Decision("fail", "runtime-exited",
+                            f"runtime container {o.runtime_status} with exit code {o.runtime_exit}{oom}")
+        if o.runtime_status == "absent" and self.runtime_seen:
+            return Decision("fail", "runtime-missing", "the runtime container disappeared")
+        p = o.app_probe
+        if p is None:
+            return None
+        if p.dns == "fail":
+            return Decision("fail", "dns-unresolved", f"{p.host} does not resolve in the app container")
+        self.timeouts = self.timeouts + 1 if p.tcp == "timeout" else 0
+        if self.timeouts >= TIMEOUTS_TO_DECIDE:
+            return Decision("fail", "connect-timeout",
+                            f"{self.timeouts} connects to {p.host}:{p.port} dropped (no answer, no refusal)")
+        runtime_listens = bool(o.self_probe and o.self_probe.tcp == "open")
+        self.refusals = self.refusals + 1 if (p.tcp == "refused" and runtime_listens) else 0
+        if self.refusals >= REFUSALS_TO_DECIDE:
+            return Decision("fail", "connection-refused",
+                            f"{p.host}:{p.port} refused from the app while the runtime listens on its own port")
+        return None
+
+    def at_budget(self, budget: float) -> Decision:
+        o = self.last
+        if o is None:
+            return Decision("fail", "budget-exceeded", f"nothing observed within {budget:.0f} s")
+        if o.api_error:
+            return Decision("fail", "api-error", o.api_error)
+        if o.runtime_status == "absent":
+            return Decision("fail", "runtime-missing",
+                            f"the app created no runtime container within {budget:.0f} s")
+        p = o.app_probe
+        if p and p.tcp == "open" and o.proxy and _proxied(p.host, o.proxy):
+            return Decision("fail", "proxy",
+                            f"the direct path to {p.host}:{p.port} is open but the app's HTTP "
+                            f"client goes through {_proxy_url(o.proxy)}")
+        status = o.state.status if o.state else "unknown"
+        return Decision("fail", "budget-exceeded",
+                        f"not ready within {budget:.0f} s (app says {status})")
+
+
+def _proxy_url(proxy: dict[str, str]) -> str:
+    upper = {k.upper(): v for k, v in proxy.items()}
+    return upper.get("HTTP_PROXY") or upper.get("ALL_PROXY") or "?"
+
+
+def _proxied(host: str, proxy: dict[str, str]) -> bool:
+    upper = {k.upper(): v for k, v in proxy.items()}
+    if not (upper.get("HTTP_PROXY") or upper.get("ALL_PROXY")):
+        return False
+    return not bypasses_proxy(host, upper.get("NO_PROXY", ""))

@@ -1,0 +1,206 @@
+"""Matrix files: which targets (release tags) meet which modes, with what env and budgets.
+
+    [run]
+    backend = "auto"            # auto | official | pypi
+    connect_budget = 150        # seconds from conversation creation to a verdict
+    app_budget = 150            # seconds for the app's API to answer
+    [env]                       # set on every app container
+    LOG_ALL_EVENTS = "true"
+    [[targets]]
+    tag = "0.62"                # MAJOR.MINOR, MAJOR.MINOR.PATCH or "latest"
+    api = "v0"                  # optional: v0 below 1.0, v1 from 1.0 and for latest
+    [modes.host-gateway]        # one table per mode, in the order to run them
+    env = { KEY = "value" }     # optional, this mode only
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import InputError
+
+MODES = ("bridge", "host", "custom-network", "host-gateway")
+BACKENDS = ("auto", "official", "pypi")
+APIS = ("v0", "v1")
+_TAG_RE = re.compile(r"latest|\d+\.\d+(\.\d+)?")
+_ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class Target:
+    tag: str
+    api: str
+    constraints: str | None = None
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Cell:
+    target: Target
+    mode: Mode
+
+    @property
+    def id(self) -> str:
+        return f"{self.target.tag}-{self.mode.name}"
+
+
+@dataclass(frozen=True)
+class Matrix:
+    path: str
+    backend: str
+    connect_budget: float
+    app_budget: float
+    env: dict[str, str]
+    targets: tuple[Target, ...]
+    modes: tuple[Mode, ...]
+
+    def cells(self) -> list[Cell]:
+        return [Cell(t, m) for t in self.targets for m in self.modes]
+
+    def select(self, only: Iterable[str]) -> list[Cell]:
+        """Cells whose id is in `only` (all cells when empty); unknown ids are an input error."""
+        wanted = list(only)
+        cells = self.cells()
+        if not wanted:
+            return cells
+        known = {c.id for c in cells}
+        unknown = [w for w in wanted if w not in known]
+        if unknown:
+            raise InputError(
+                f"--only {unknown[0]}: no such cell in {self.path} (cells: {', '.join(sorted(known))})"
+            )
+        return [c for c in cells if c.id in wanted]
+
+
+def default_api(tag: str) -> str:
+    if tag == "latest":
+        return "v1"
+    return "v0" if int(tag.split(".")[0]) < 1 else "v1"
+
+
+class _Reader:
+    """Typed access to a TOML table whose errors name the file and the dotted key."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, key: str, msg: str) -> InputError:
+        return InputError(f"{self.path}: {key}: {msg}")
+
+    def table(self, data: dict[str, Any], key: str, name: str) -> dict[str, Any]:
+        value = data.get(name, {})
+        if not isinstance(value, dict):
+            raise self.fail(key, "expected a table")
+        return value
+
+    def number(self, data: dict[str, Any], key: str, name: str, default: float) -> float:
+        value = data.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise self.fail(key, f"expected a positive number of seconds, got {value!r}")
+        return float(value)
+
+    def choice(self, data: dict[str, Any], key: str, name: str, options: tuple[str, ...],
+               default: str | None) -> str:
+        value = data.get(name, default)
+        if value not in options:
+            raise self.fail(key, f"expected one of {', '.join(options)}, got {value!r}")
+        return str(value)
+
+    def env(self, data: dict[str, Any], key: str) -> dict[str, str]:
+        if not isinstance(data, dict):
+            raise self.fail(key, "expected a table of NAME = \"value\"")
+        out = {}
+        for k, v in data.items():
+            if not _ENV_KEY_RE.fullmatch(k):
+                raise self.fail(f"{key}.{k}", "not a valid environment variable name")
+            if isinstance(v, bool):
+                v = "true" if v else "false"
+            if not isinstance(v, str | int | float):
+                raise self.fail(f"{key}.{k}", f"expected a string, got {type(v).__name__}")
+            out[k] = str(v)
+        return out
+
+    def unknown(self, data: dict[str, Any], key: str, allowed: set[str]) -> None:
+        extra = sorted(set(data) - allowed)
+        if extra:
+            where = f"{key}.{extra[0]}" if key else extra[0]
+            raise self.fail(where, f"unknown key (expected one of {', '.join(sorted(allowed))})")
+
+
+def load(path: str | Path) -> Matrix:
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except OSError as e:
+        raise InputError(f"{p}: cannot read matrix file: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"{p}: invalid TOML: {e}") from None
+    return parse(data, str(p))
+
+
+def parse(data: dict[str, Any], path: str) -> Matrix:
+    r = _Reader(path)
+    r.unknown(data, "", {"run", "env", "targets", "modes"})
+    run = r.table(data, "run", "run")
+    r.unknown(run, "run", {"backend", "connect_budget", "app_budget"})
+    targets_raw = data.get("targets")
+    if not isinstance(targets_raw, list) or not targets_raw:
+        raise r.fail("targets", "expected at least one [[targets]] table")
+    targets: list[Target] = []
+    for i, t in enumerate(targets_raw):
+        key = f"targets[{i}]"
+        if not isinstance(t, dict):
+            raise r.fail(key, "expected a table")
+        r.unknown(t, key, {"tag", "api", "constraints"})
+        tag = t.get("tag")
+        if not isinstance(tag, str) or not _TAG_RE.fullmatch(tag):
+            raise r.fail(f"{key}.tag", f"expected MAJOR.MINOR, MAJOR.MINOR.PATCH or 'latest', got {tag!r}")
+        if any(x.tag == tag for x in targets):
+            raise r.fail(f"{key}.tag", f"duplicate tag {tag!r}")
+        api = r.choice(t, f"{key}.api", "api", APIS, default_api(tag))
+        constraints = t.get("constraints")
+        if constraints is not None and not isinstance(constraints, str):
+            raise r.fail(f"{key}.constraints", "expected a path")
+        targets.append(Target(tag, api, constraints))
+    modes_raw = data.get("modes")
+    if not isinstance(modes_raw, dict) or not modes_raw:
+        raise r.fail("modes", f"expected at least one [modes.NAME] table ({', '.join(MODES)})")
+    modes = []
+    for name, body in modes_raw.items():
+        key = f"modes.{name}"
+        if name not in MODES:
+            raise r.fail(key, f"unknown mode (known: {', '.join(MODES)})")
+        if not isinstance(body, dict):
+            raise r.fail(key, "expected a table")
+        r.unknown(body, key, {"env"})
+        modes.append(Mode(name, r.env(body.get("env", {}), f"{key}.env")))
+    return Matrix(
+        path=path,
+        backend=r.choice(run, "run.backend", "backend", BACKENDS, "auto"),
+        connect_budget=r.number(run, "run.connect_budget", "connect_budget", 150),
+        app_budget=r.number(run, "run.app_budget", "app_budget", 150),
+        env=r.env(data.get("env", {}), "env"),
+        targets=tuple(targets),
+        modes=tuple(modes),
+    )
+
+
+def parse_app_env(pairs: Iterable[str]) -> dict[str, str]:
+    """`--app-env KEY=VAL` flags into a dict; a malformed one is an input error."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not _ENV_KEY_RE.fullmatch(key):
+            raise InputError(f"--app-env {pair!r}: expected KEY=VALUE")
+        out[key] = value
+    return out

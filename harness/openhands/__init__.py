@@ -1,0 +1,43 @@
+"""Adapters: one per OpenHands API generation, same interface, blind to the image backend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class LlmSettings:
+    model: str
+    api_key: str
+    base_url: str
+
+
+@dataclass(frozen=True)
+class RuntimeState:
+    """What the app says about a conversation's runtime, normalised across generations."""
+
+    ready: bool
+    status: str  # the app's own words, e.g. "STARTING/STATUS$STARTING_RUNTIME"
+    error: str | None = None  # set when the app itself reports a terminal error
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+class Adapter(Protocol):
+    api: str
+    health_path: str
+
+    def store_settings(self, llm: LlmSettings) -> None: ...
+    def create_conversation(self, message: str) -> str: ...
+    def runtime_state(self, conversation_id: str) -> RuntimeState: ...
+    def events(self, conversation_id: str) -> list[dict[str, Any]]: ...
+    def runtime_container_prefix(self) -> str: ...
+    def close(self) -> None: ...
+
+
+def adapter_for(api: str, base_url: str) -> Adapter:
+    if api == "v0":
+        from harness.openhands.v0 import V0Adapter
+
+        return V0Adapter(base_url)
+    raise NotImplementedError(f"no adapter for API generation {api!r} yet")

@@ -1,0 +1,76 @@
+"""V0 API (0.6x): `/api/settings`, `/api/conversations`, action-execution runtime.
+
+Facts (openhands/server/routes/*.py at 0.62.0): settings must exist before a
+conversation can be created; the runtime starts in the background after
+`POST /api/conversations`; on a connect timeout `runtime_status` stays at
+`STATUS$STARTING_RUNTIME` forever, so the caller must keep its own clock.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from harness.errors import ApiError
+from harness.openhands import LlmSettings, RuntimeState
+
+# runtime_status values after which the runtime will not become ready on its own
+_TERMINAL = {
+    "STATUS$ERROR", "STATUS$ERROR_RUNTIME_DISCONNECTED", "STATUS$ERROR_MEMORY",
+}
+
+
+class V0Adapter:
+    api = "v0"
+    health_path = "/api/options/config"
+
+    def __init__(self, base_url: str, timeout: float = 15.0) -> None:
+        # trust_env=False: the harness's own proxy variables must not sit between it and
+        # an app published on 127.0.0.1.
+        self._http = httpx.Client(base_url=base_url, timeout=timeout, trust_env=False)
+
+    def _call(self, method: str, path: str, **kw: Any) -> Any:
+        resp = self._http.request(method, path, **kw)
+        if resp.status_code >= 400:
+            raise ApiError(method, path, resp.status_code, resp.text)
+        return resp.json()
+
+    def store_settings(self, llm: LlmSettings) -> None:
+        self._call("POST", "/api/settings", json={
+            "llm_model": llm.model, "llm_api_key": llm.api_key, "llm_base_url": llm.base_url,
+            "agent": "CodeActAgent", "confirmation_mode": False,
+        })
+
+    def create_conversation(self, message: str) -> str:
+        body = self._call("POST", "/api/conversations", json={"initial_user_msg": message})
+        cid = body.get("conversation_id")
+        if not cid:
+            raise ApiError("POST", "/api/conversations", 200, str(body))
+        return str(cid)
+
+    def runtime_state(self, conversation_id: str) -> RuntimeState:
+        info = self._call("GET", f"/api/conversations/{conversation_id}")
+        status = str(info.get("status"))
+        runtime = str(info.get("runtime_status"))
+        error = runtime if runtime in _TERMINAL or status == "ERROR" else None
+        return RuntimeState(ready=runtime == "STATUS$READY", status=f"{status}/{runtime}",
+                            error=error, raw=info)
+
+    def events(self, conversation_id: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        start = 0
+        while True:
+            page = self._call("GET", f"/api/conversations/{conversation_id}/events",
+                              params={"start_id": start, "limit": 100})
+            events = page.get("events", [])
+            out += events
+            if not page.get("has_more") or not events:
+                return out
+            start = int(events[-1]["id"]) + 1
+
+    def runtime_container_prefix(self) -> str:
+        return "openhands-runtime-"
+
+    def close(self) -> None:
+        self._http.close()

@@ -1,0 +1,116 @@
+"""The results model and results.json (schema `oh-matrix/1`, see DESIGN.md).
+
+Under xdist each worker writes one fragment per cell (`DIR/cells/<id>.json`); the
+controller joins them into `DIR/results.json`. Every write is atomic (temp file + rename),
+so a reader never sees a truncated file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "oh-matrix/1"
+VERDICTS = ("pass", "fail", "error", "skip")
+CAUSES = (
+    "dns-unresolved", "connection-refused", "connect-timeout", "proxy", "runtime-exited",
+    "runtime-missing", "app-exited", "image-unavailable", "api-error", "budget-exceeded",
+    # Not in DESIGN.md's table: the daemon refused the harness's own set-up (network or
+    # container creation) for a reason that is none of the above. Kept apart so an
+    # infrastructure error is never reported as an OpenHands failure.
+    "harness-error",
+)
+
+
+@dataclass
+class Evidence:
+    source: str  # probe | runtime | app | app-log | runtime-log | api | harness
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Connect:
+    verdict: str
+    cause: str | None = None
+    seconds: float | None = None  # conversation created -> verdict
+    runtime_url: str | None = None
+    evidence: list[Evidence] = field(default_factory=list)
+    reason: str | None = None  # for skip: why not applicable
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"unknown verdict {self.verdict!r}")
+        if self.verdict in ("fail", "error") and self.cause not in CAUSES:
+            raise ValueError(f"a {self.verdict} needs a cause from {CAUSES}, got {self.cause!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["evidence"] = [e.to_dict() for e in self.evidence]
+        return d
+
+
+@dataclass
+class CellResult:
+    id: str
+    tag: str
+    mode: str
+    api: str
+    connect: Connect
+    resolved_version: str | None = None
+    backend: str | None = None
+    app_image: str | None = None
+    runtime_image: str | None = None
+    app_seconds: float | None = None
+    docker_run: str | None = None
+    app_env: dict[str, str] = field(default_factory=dict)
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    remedies: list[dict[str, Any]] = field(default_factory=list)
+    socket_mounted_in: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["connect"] = self.connect.to_dict()
+        return d
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically: a crash or a full disk leaves the old file, never half a new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_cell(out: Path, cell: CellResult) -> None:
+    write_json(out / "cells" / f"{cell.id}.json", cell.to_dict())
+
+
+def read_cells(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
+
+
+def build_run(run_id: str, started_at: str, finished_at: str, backend: str,
+              host: dict[str, Any], cells: list[dict[str, Any]], order: list[str],
+              extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    rank = {cid: i for i, cid in enumerate(order)}
+    cells = sorted(cells, key=lambda c: rank.get(c["id"], len(rank)))
+    return {
+        "schema": SCHEMA, "run_id": run_id, "started_at": started_at, "finished_at": finished_at,
+        "backend": backend, "host": host, "cells": cells, "recommendation": {},
+        **(extra or {}),
+    }
