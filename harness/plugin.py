@@ -1,0 +1,104 @@
+"""The pytest plugin: options, one parametrized `cell` per matrix cell, results capture.
+
+Thin on purpose: the work is in session.py / cell.py, which run without pytest.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import session as run_session
+from harness.errors import DockerUnavailable, InfraError, InputError
+from harness.matrix import Cell, Matrix
+from harness.report import grid
+from harness.results import CellResult
+
+CTX = pytest.StashKey[run_session.RunContext]()
+MATRIX = pytest.StashKey[Matrix]()
+RUN = pytest.StashKey[dict[str, Any]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("oh-matrix")
+    g.addoption("--matrix", help="matrix file (e.g. matrices/default.toml)")
+    g.addoption("--out", help="report folder (default reports/<time>-<run>)")
+    g.addoption("--backend", choices=["auto", "official", "pypi"], help="image backend")
+    g.addoption("--app-env", action="append", default=[], metavar="KEY=VAL",
+                help="env var for every app container (repeatable)")
+    g.addoption("--only", action="append", default=[], metavar="TAG-MODE",
+                help="run only this cell (repeatable)")
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    path = config.getoption("matrix")
+    if not path:
+        return
+    if _is_worker(config):
+        ctx = run_session.RunContext.load(os.environ["OH_MATRIX_OUT"])
+        config.stash[CTX], config.stash[MATRIX] = ctx, run_session.matrix.load(ctx.matrix_path)
+        return
+    try:
+        ctx, m = run_session.start(path, config.getoption("out"), config.getoption("backend"),
+                               config.getoption("app_env"), config.getoption("only"))
+    except InputError as e:
+        pytest.exit(str(e), returncode=2)
+    except DockerUnavailable as e:
+        pytest.exit(str(e), returncode=3)
+    os.environ["OH_MATRIX_OUT"] = ctx.out  # inherited by xdist workers, started after this
+    config.stash[CTX], config.stash[MATRIX] = ctx, m
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "cell" not in metafunc.fixturenames:
+        return
+    config = metafunc.config
+    if MATRIX not in config.stash:
+        raise pytest.UsageError("the matrix tests need --matrix FILE (or run `oh-matrix run` / `nox`)")
+    m, ctx = config.stash[MATRIX], config.stash[CTX]
+    cells = m.select(ctx.only)
+    metafunc.parametrize("cell", cells, ids=[c.id for c in cells])
+
+
+@pytest.fixture
+def connect_result(cell: Cell, request: pytest.FixtureRequest) -> CellResult:
+    """Run the cell. Harness failures surface here, as a pytest *error*, not a test failure."""
+    ctx, m = request.config.stash[CTX], request.config.stash[MATRIX]
+    result = run_session.run_one(ctx, m, cell)
+    c = result.connect
+    if c.verdict == "skip":
+        pytest.skip(c.reason or "not applicable")
+    if c.verdict == "error":
+        raise InfraError(f"{cell.id}: {c.cause}: " + "; ".join(e.text for e in c.evidence[:2]))
+    return result
+
+
+def describe_failure(result: CellResult) -> str:
+    c = result.connect
+    lines = [f"{result.id}: {c.cause} after {c.seconds} s (runtime URL {c.runtime_url})"]
+    lines += [f"  [{e.source}] {e.text}" for e in c.evidence if e.source in ("harness", "probe", "api")]
+    return "\n".join(lines)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    if _is_worker(config) or CTX not in config.stash:
+        return
+    config.stash[RUN] = run_session.finish(config.stash[CTX], config.stash[MATRIX])
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    run = config.stash.get(RUN, None)
+    if not run:
+        return
+    tr = terminalreporter
+    tr.section("oh-matrix connect verdicts")
+    tr.write_line(grid.render(run) if run["cells"] else "(no cell ran)")
+    tr.write_line(f"results: {Path(config.stash[CTX].out) / 'results.json'}")

@@ -1,0 +1,33 @@
+"""The verdict grid for the terminal: tags down, modes across."""
+
+from __future__ import annotations
+
+from typing import Any
+
+SYMBOL = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skip": "SKIP"}
+
+
+def cell_text(cell: dict[str, Any]) -> str:
+    c = cell["connect"]
+    text = SYMBOL.get(c["verdict"], c["verdict"])
+    if c.get("cause"):
+        text += f" {c['cause']}"
+    if c.get("seconds") is not None:
+        text += f" {c['seconds']:.0f}s"
+    return text
+
+
+def render(run: dict[str, Any]) -> str:
+    cells = run["cells"]
+    tags = list(dict.fromkeys(c["tag"] for c in cells))
+    modes = list(dict.fromkeys(c["mode"] for c in cells))
+    by = {(c["tag"], c["mode"]): c for c in cells}
+    versions = {c["tag"]: c.get("resolved_version") for c in cells}
+    rows = [["tag", *modes]]
+    for t in tags:
+        label = t if not versions.get(t) or versions[t] == t else f"{t} ({versions[t]})"
+        rows.append([label, *[cell_text(by[(t, m)]) if (t, m) in by else "-" for m in modes]])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

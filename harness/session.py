@@ -1,0 +1,132 @@
+"""A matrix run as plain functions the pytest plugin calls: set up once in the controller
+(matrix, daemon, sweep, images), run a cell in any worker, join the results at the end.
+
+The controller writes `OUT/run.json`; xdist workers read it, so images are prepared once
+per run, not once per worker.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import cleanup, docker_host, images, matrix
+from harness.cell import CellPlan, run_cell, skipped
+from harness.errors import ImageUnavailable, InputError
+from harness.images.model import ImageSet
+from harness.matrix import Cell, Matrix
+from harness.results import CellResult, Connect, Evidence, build_run, read_cells, write_cell, write_json
+
+SECRET_HINTS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def secret_names(env: dict[str, str]) -> frozenset[str]:
+    return frozenset(k for k in env if any(h in k.upper() for h in SECRET_HINTS))
+
+
+@dataclass
+class RunContext:
+    run_id: str
+    out: str
+    matrix_path: str
+    backend: str
+    app_env: dict[str, str]
+    only: list[str]
+    started_at: str
+    host: dict[str, Any] = field(default_factory=dict)
+    images: dict[str, dict[str, Any]] = field(default_factory=dict)  # tag -> ImageSet or {"error"}
+    swept: str = ""
+
+    def save(self) -> None:
+        write_json(Path(self.out) / "run.json", asdict(self))
+
+    @classmethod
+    def load(cls, out: str) -> RunContext:
+        return cls(**json.loads((Path(out) / "run.json").read_text()))
+
+
+def default_out(run_id: str) -> str:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return str(Path("reports") / f"{stamp}-{run_id[:8]}")
+
+
+def start(matrix_path: str, out: str | None, backend: str | None, app_env: list[str],
+          only: list[str]) -> tuple[RunContext, Matrix]:
+    """Controller-side set-up. Raises InputError / DockerUnavailable before anything is made."""
+    m = matrix.load(matrix_path)
+    env = matrix.parse_app_env(app_env)
+    cells = m.select(only)
+    if backend is not None and backend not in matrix.BACKENDS:
+        raise InputError(f"--backend {backend}: expected one of {', '.join(matrix.BACKENDS)}")
+    client = docker_host.client()
+    run_id = os.environ.get("OH_MATRIX_RUN_ID") or uuid.uuid4().hex
+    os.environ["OH_MATRIX_RUN_ID"] = run_id
+    os.environ.setdefault("OH_MATRIX_OWNER_PID", str(os.getpid()))
+    ctx = RunContext(run_id=run_id, out=out or default_out(run_id), matrix_path=matrix_path,
+                     backend=backend or m.backend, app_env=env, only=list(only), started_at=now())
+    swept = cleanup.sweep(client)
+    if swept:
+        ctx.swept = swept.summary()
+        print(f"[oh-matrix] swept what earlier runs left: {swept.summary()}", file=sys.stderr)
+    ctx.host = docker_host.facts(client).to_dict()
+    for target in {c.target for c in cells}:
+        if target.api != "v0":
+            continue
+        try:
+            constraints = Path(target.constraints) if target.constraints else None
+            ctx.images[target.tag] = images.prepare(client, target.tag, target.api, ctx.backend,
+                                                    constraints).to_dict()
+        except ImageUnavailable as e:
+            ctx.images[target.tag] = {"error": str(e)}
+    ctx.save()
+    return ctx, m
+
+
+def cell_env(m: Matrix, cell: Cell, ctx: RunContext) -> dict[str, str]:
+    return {**m.env, **cell.mode.env, **ctx.app_env}
+
+
+def run_one(ctx: RunContext, m: Matrix, cell: Cell) -> CellResult:
+    """Run one cell (any process) and write its fragment."""
+    entry = ctx.images.get(cell.target.tag)
+    if cell.target.api != "v0":
+        result = skipped(cell, None, "V1 (1.x, `latest`) support is not built yet: the "
+                                     "agent-server flow needs its own adapter")
+    elif entry is None or "error" in entry:
+        why = entry["error"] if entry else "images were not prepared"
+        result = skipped(cell, None, "")
+        result.connect = Connect("error", "image-unavailable", evidence=[Evidence("harness", why)])
+    else:
+        imgs = ImageSet(**entry)
+        env = cell_env(m, cell, ctx)
+        plan = CellPlan(ctx.run_id, cell, imgs, env, m.connect_budget, m.app_budget,
+                        secrets=secret_names(env))
+        result = run_cell(plan)
+    write_cell(Path(ctx.out), result)
+    return result
+
+
+def finish(ctx: RunContext, m: Matrix) -> dict[str, Any]:
+    """Join the fragments into results.json; sweep what this run left."""
+    out = Path(ctx.out)
+    cells = read_cells(out)
+    order = [c.id for c in m.select(ctx.only)]
+    run = build_run(ctx.run_id, ctx.started_at, now(), ctx.backend, ctx.host, cells, order,
+                    {"matrix": ctx.matrix_path, "app_env": ctx.app_env, "images": ctx.images,
+                     "swept_at_start": ctx.swept})
+    write_json(out / "results.json", run)
+    try:
+        cleanup.sweep(docker_host.client(), ctx.run_id)
+    except Exception as e:  # the results are written; a failed final sweep must not hide them
+        print(f"[oh-matrix] final sweep failed: {e}", file=sys.stderr)
+    return run
