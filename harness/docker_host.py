@@ -48,6 +48,24 @@ def _short_reason(e: Exception) -> str:
     return text.splitlines()[0][:200] if text else type(e).__name__
 
 
+def bridge_gateway(c: docker.DockerClient) -> str | None:
+    """The default bridge's gateway (what host-gateway maps to). The daemon often lists
+    only the subnet; the gateway is then the subnet's first address, which is what
+    dockerd assigns to docker0."""
+    import ipaddress
+
+    try:
+        configs = c.networks.get("bridge").attrs["IPAM"]["Config"] or []
+    except DockerException:
+        return None
+    for cfg in configs:
+        if cfg.get("Gateway"):
+            return str(cfg["Gateway"])
+        if cfg.get("Subnet") and ":" not in cfg["Subnet"]:
+            return str(next(ipaddress.ip_network(cfg["Subnet"]).hosts()))
+    return None
+
+
 @dataclass(frozen=True)
 class HostFacts:
     """What the daemon says about itself; results carry these so a verdict has its context."""
@@ -72,12 +90,7 @@ def facts(c: docker.DockerClient | None = None) -> HostFacts:
     info = c.info()
     version = c.version()
     options = info.get("SecurityOptions") or []
-    gateway = None
-    try:
-        ipam = c.networks.get("bridge").attrs["IPAM"]["Config"]
-        gateway = next((cfg.get("Gateway") for cfg in ipam if cfg.get("Gateway")), None)
-    except DockerException:
-        gateway = None
+    gateway = bridge_gateway(c)
     proxies = {
         k: v
         for k, v in (("HTTP_PROXY", info.get("HttpProxy")), ("HTTPS_PROXY", info.get("HttpsProxy")),

@@ -1,0 +1,197 @@
+"""`oh-matrix`: run the matrix, read a report, check the host, clean up, manage images.
+
+Every failure the user can cause is one line on stderr with the exit code DESIGN.md
+gives: 2 bad input, 3 Docker unusable; 1 when a cell failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness import cleanup, docker_host, matrix
+from harness.errors import EXIT_DOCKER, EXIT_FAILED, EXIT_INPUT, EXIT_OK, HarnessError, InputError
+
+ROOT = Path(__file__).resolve().parent.parent
+MATRIX_TESTS = ROOT / "tests" / "matrix"
+
+
+def _err(msg: str) -> None:
+    print(f"oh-matrix: {msg}", file=sys.stderr)
+
+
+# -- run ---------------------------------------------------------------------------------
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.session import default_out
+
+    m = matrix.load(args.matrix)  # fail fast, before pytest: one line, exit 2
+    m.select(args.only)
+    matrix.parse_app_env(args.app_env)
+    docker_host.client()  # exit 3 before anything is made
+    if not MATRIX_TESTS.is_dir():
+        raise InputError(f"matrix tests not found at {MATRIX_TESTS} (install the project with pip -e)")
+    run_id = os.environ.setdefault("OH_MATRIX_RUN_ID", uuid.uuid4().hex)
+    out = args.out or default_out(run_id)
+    pytest_args = [str(MATRIX_TESTS), "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
+                   "--matrix", args.matrix, "--out", out, "--junitxml", str(Path(out) / "junit.xml"),
+                   "-p", "no:cacheprovider"]
+    if args.backend:
+        pytest_args += ["--backend", args.backend]
+    for kv in args.app_env:
+        pytest_args += ["--app-env", kv]
+    for cell in args.only:
+        pytest_args += ["--only", cell]
+    if args.n and args.n > 1:
+        pytest_args += ["-n", str(args.n), "--dist", "load"]
+    else:
+        pytest_args += ["-p", "no:xdist"]
+    if args.k:
+        pytest_args += ["-k", args.k]
+    pytest_args += args.pytest_args
+    import pytest
+
+    code = int(pytest.main(pytest_args))
+    return {0: EXIT_OK, 1: EXIT_FAILED, 2: 130, 4: EXIT_INPUT, 5: EXIT_FAILED}.get(code, code)
+
+
+# -- report / doctor / clean -------------------------------------------------------------
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.report import grid
+
+    path = Path(args.dir) / "results.json"
+    try:
+        run = json.loads(path.read_text())
+    except OSError as e:
+        raise InputError(f"{path}: {e.strerror}") from None
+    except ValueError as e:
+        raise InputError(f"{path}: not valid JSON ({e})") from None
+    print(grid.render(run))
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    import shutil
+
+    from harness.images import wheels
+
+    facts = docker_host.facts()
+    print("Docker daemon")
+    for k, v in facts.to_dict().items():
+        print(f"  {k:16} {v}")
+    major_minor = tuple(int(x) for x in facts.server_version.split(".")[:2] if x.isdigit())
+    print("Checks")
+    print(f"  host-gateway     {'supported' if major_minor >= (20, 10) else 'NOT supported (needs 20.10+)'}")
+    print(f"  rootless         {'yes: host and host-gateway mean the rootlesskit namespace' if facts.rootless else 'no'}")
+    print(f"  iptables         {shutil.which('iptables') or 'not found'}")
+    print(f"  debootstrap      {shutil.which('debootstrap') or 'not found (needed for the offline pypi base)'}")
+    try:
+        print(f"  python3.12       {wheels.find_python312()}")
+    except HarnessError as e:
+        print(f"  python3.12       {e}")
+    return EXIT_OK
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    report = cleanup.sweep(docker_host.client(), include_live=args.all)
+    print(f"removed {report.summary()}")
+    for name in report.containers + report.networks:
+        print(f"  {name}")
+    return EXIT_OK
+
+
+# -- images ------------------------------------------------------------------------------
+
+def cmd_images(args: argparse.Namespace) -> int:
+    from harness import images
+
+    client = docker_host.client()
+    if args.action == "build":
+        if not args.tags:
+            raise InputError("images build: name at least one tag (e.g. 0.62)")
+        for tag in args.tags:
+            api = matrix.default_api(tag) if tag == "latest" or tag[0].isdigit() else "v0"
+            s = images.prepare(client, tag, api, args.backend,
+                               Path(args.constraints) if args.constraints else None, args.python312)
+            print(f"{tag}: {s.resolved_version} via {s.backend}  app={s.app_image}  "
+                  f"runtime={s.runtime_image}  deps={s.deps_hash or '-'}")
+        return EXIT_OK
+    listed = client.images.list(filters={"label": "oh-matrix.image"})
+    if args.action == "list":
+        print(f"{'image':46} {'kind':11} {'release':8} {'deps':13} {'size':>8}  id")
+        for img in sorted(listed, key=lambda i: (i.tags or [""])[0]):
+            lb = img.labels
+            for tag in img.tags or ["<none>"]:
+                print(f"{tag:46} {lb.get('oh-matrix.image', ''):11} {lb.get('oh-matrix.release', '-'):8} "
+                      f"{lb.get('oh-matrix.deps', '-'):13} {img.attrs['Size'] / 1e6:7.0f}M  {img.short_id[7:]}")
+        return EXIT_OK
+    # prune: dangling leftovers always; every oh-matrix image with --all
+    from docker.errors import APIError
+
+    removed = 0
+    for img in client.images.list(filters={"dangling": True}):
+        try:
+            client.images.remove(img.id, force=False)
+            removed += 1
+        except APIError:  # still used by a container or a child image: leave it
+            pass
+    if args.all:
+        for img in listed:
+            for tag in img.tags:
+                client.images.remove(tag, force=True)
+            removed += 1
+    print(f"removed {removed} images")
+    return EXIT_OK
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="oh-matrix", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run a matrix (a pytest run underneath)")
+    r.add_argument("--matrix", default="matrices/default.toml")
+    r.add_argument("--out", help="report folder (default reports/<time>-<run>)")
+    r.add_argument("--backend", choices=matrix.BACKENDS)
+    r.add_argument("--app-env", action="append", default=[], metavar="KEY=VAL")
+    r.add_argument("--only", action="append", default=[], metavar="TAG-MODE")
+    r.add_argument("-n", type=int, default=2, help="cells in parallel (pytest-xdist workers)")
+    r.add_argument("-k", help="pytest -k expression over cell ids")
+    r.add_argument("pytest_args", nargs="*", help="after --: passed to pytest")
+    r.set_defaults(func=cmd_run)
+    rep = sub.add_parser("report", help="show a past run")
+    rep.add_argument("dir")
+    rep.set_defaults(func=cmd_report)
+    sub.add_parser("doctor", help="facts about this Docker host").set_defaults(func=cmd_doctor)
+    c = sub.add_parser("clean", help="remove what finished or crashed runs left")
+    c.add_argument("--all", action="store_true", help="also runs whose process still lives")
+    c.set_defaults(func=cmd_clean)
+    i = sub.add_parser("images", help="build, list or prune the OpenHands images")
+    i.add_argument("action", choices=["build", "list", "prune"])
+    i.add_argument("tags", nargs="*")
+    i.add_argument("--backend", choices=matrix.BACKENDS, default="auto")
+    i.add_argument("--constraints", help="pip constraints instead of the release's own lock")
+    i.add_argument("--python312", help="CPython 3.12 interpreter for the pypi backend")
+    i.add_argument("--all", action="store_true", help="prune: every oh-matrix image")
+    i.set_defaults(func=cmd_images)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except HarnessError as e:
+        _err(str(e))
+        return e.exit_code
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

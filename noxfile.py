@@ -1,0 +1,49 @@
+"""oh-matrix's front door.
+
+    nox                  the default matrix (matrices/default.toml, backend auto)
+    nox -s tests         the harness's own tests (unit + on the engine + one real release)
+    nox -s lint          ruff and mypy
+    nox -s bench         timings: `-- matrix` (8 V0 cells at -n 1 and -n 2), `-- images`
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["matrix"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+
+def _install(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+
+
+@nox.session
+def matrix(session: nox.Session) -> None:
+    """Run the matrix. Pass oh-matrix run flags after --, e.g. -- --only 0.62-host."""
+    _install(session)
+    args = session.posargs or ["--matrix", "matrices/default.toml"]
+    session.run("oh-matrix", "run", *args, external=False)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The harness's tests. Extra pytest args after --, e.g. -- -m 'not release'."""
+    _install(session)
+    session.run("pytest", "tests/harness", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    _install(session)
+    session.run("ruff", "check", "harness", "tests", "noxfile.py")
+    session.run("mypy")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Timings anyone can rerun: `-- matrix` and/or `-- images` (default both)."""
+    _install(session)
+    what = session.posargs or ["images", "matrix"]
+    session.run("python", "-m", "harness.bench", *what)

@@ -1,0 +1,51 @@
+"""Fixtures for the harness's own tests. Engine tests need a real Docker daemon and fail
+(not skip) without one: a green run must mean they ran."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import docker
+import pytest
+
+from harness import cleanup, docker_host, images
+from harness.images import wheels
+from harness.images.base import BaseImage, ensure_base
+from harness.images.model import ImageSet
+
+
+@pytest.fixture(scope="session")
+def client() -> docker.DockerClient:
+    if os.environ.get("OH_MATRIX_NO_ENGINE") == "1":
+        pytest.skip("OH_MATRIX_NO_ENGINE=1: engine tests skipped on purpose")
+    return docker_host.client()
+
+
+@pytest.fixture(scope="session")
+def base_image(client: docker.DockerClient) -> BaseImage:
+    """The pypi backend's base (Debian + CPython 3.12): a small image with Python in it,
+    built once (~1 min cold) and cached."""
+    return ensure_base(client, wheels.find_python312())
+
+
+@pytest.fixture(scope="session")
+def v0_images(client: docker.DockerClient) -> ImageSet:
+    """The real 0.62 release, built from PyPI (from cache when present)."""
+    return images.prepare(client, "0.62", "v0", "pypi")
+
+
+@pytest.fixture
+def run_id(client: docker.DockerClient) -> Iterator[str]:
+    """A run id for one test; whatever it labelled is swept after, and the test may assert
+    that nothing was left before this sweep runs."""
+    rid = f"test-{uuid.uuid4().hex}"
+    yield rid
+    cleanup.sweep(client, rid)
+
+
+def leftovers(client: docker.DockerClient, run_id: str) -> list[str]:
+    names = [c.name for c in client.containers.list(all=True, filters={"label": f"{cleanup.RUN_LABEL}={run_id}"})]
+    names += [n.name for n in client.networks.list(filters={"label": f"{cleanup.RUN_LABEL}={run_id}"})]
+    return names

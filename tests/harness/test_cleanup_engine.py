@@ -1,0 +1,41 @@
+"""Sweeps remove what dead runs left, and never what a live run still uses."""
+
+from __future__ import annotations
+
+import socket
+
+import docker
+import pytest
+
+from harness import cleanup
+from harness.images.base import BaseImage
+
+pytestmark = pytest.mark.engine
+
+
+def test_sweep_takes_dead_runs_only(client: docker.DockerClient, base_image: BaseImage, run_id: str) -> None:
+    dead = {cleanup.RUN_LABEL: run_id, cleanup.CELL_LABEL: "dead",
+            cleanup.OWNER_LABEL: f"{socket.gethostname()}:999999999"}
+    live = {cleanup.RUN_LABEL: run_id, cleanup.CELL_LABEL: "live", **{cleanup.OWNER_LABEL: cleanup.owner()}}
+    net = client.networks.create(f"oh-matrix-dead-{run_id[:12]}", labels=dead)
+    c_dead = client.containers.run(base_image.ref, ["sleep", "300"], detach=True, labels=dead, network=net.name)
+    c_live = client.containers.run(base_image.ref, ["sleep", "300"], detach=True, labels=live)
+
+    report = cleanup.sweep(client)  # the start-of-run sweep: no run id, dead owners only
+
+    assert c_dead.name in report.containers and net.name in report.networks
+    assert c_live.name not in report.containers
+    c_live.reload()
+    assert c_live.status == "running"
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get(c_dead.id)
+
+    report = cleanup.sweep(client, run_id)  # a run's own final sweep takes its live resources
+    assert c_live.name in report.containers
+
+
+def test_sweep_tolerates_already_removed(client: docker.DockerClient, base_image: BaseImage, run_id: str) -> None:
+    c = client.containers.run(base_image.ref, ["true"], detach=True, labels=cleanup.labels(run_id))
+    c.remove(force=True)
+    assert cleanup.remove_container(c) is False
+    assert not cleanup.sweep(client, run_id)

@@ -1,0 +1,84 @@
+"""The rules that turn observations into verdicts (the observations themselves come from
+the engine tests and the matrix)."""
+
+from harness.diagnosis import REFUSALS_TO_DECIDE, TIMEOUTS_TO_DECIDE, Judge, Observation
+from harness.openhands import RuntimeState
+from harness.probes import NetProbe
+
+STARTING = RuntimeState(ready=False, status="STARTING/STATUS$STARTING_RUNTIME")
+
+
+def obs(t: float = 1, **kw: object) -> Observation:
+    base: dict[str, object] = {"app_status": "running", "runtime_status": "running", "state": STARTING}
+    base.update(kw)
+    return Observation(t=t, **base)  # type: ignore[arg-type]
+
+
+def probe(**kw: object) -> NetProbe:
+    base: dict[str, object] = {"where": "app", "host": "host.docker.internal", "port": 30001, "dns": "ok",
+                               "addresses": ["172.17.0.1"]}
+    base.update(kw)
+    return NetProbe(**base)  # type: ignore[arg-type]
+
+
+def test_ready_passes() -> None:
+    d = Judge().add(obs(state=RuntimeState(ready=True, status="RUNNING/STATUS$READY")))
+    assert d is not None and d.verdict == "pass" and d.cause is None
+
+
+def test_dns_failure_decides_at_once() -> None:
+    d = Judge().add(obs(app_probe=probe(dns="fail", addresses=None)))
+    assert d is not None and (d.verdict, d.cause) == ("fail", "dns-unresolved")
+
+
+def test_refused_while_runtime_boots_is_not_a_verdict() -> None:
+    j = Judge()
+    for _ in range(5):
+        # the runtime does not listen on its own port yet: refusals prove nothing
+        assert j.add(obs(app_probe=probe(tcp="refused"), self_probe=probe(where="runtime", tcp="refused"))) is None
+
+
+def test_refused_while_runtime_listens_decides() -> None:
+    j = Judge()
+    decisions = [j.add(obs(app_probe=probe(tcp="refused"), self_probe=probe(where="runtime", tcp="open")))
+                 for _ in range(REFUSALS_TO_DECIDE)]
+    assert decisions[:-1] == [None] * (REFUSALS_TO_DECIDE - 1)
+    assert decisions[-1] is not None and decisions[-1].cause == "connection-refused"
+
+
+def test_timeouts_must_be_consecutive() -> None:
+    j = Judge()
+    seq = ["timeout", "timeout", "refused"] + ["timeout"] * TIMEOUTS_TO_DECIDE
+    results = [j.add(obs(app_probe=probe(tcp=t))) for t in seq]
+    assert all(r is None for r in results[:-1])
+    assert results[-1] is not None and results[-1].cause == "connect-timeout"
+
+
+def test_runtime_exit_and_disappearance() -> None:
+    d = Judge().add(obs(runtime_status="exited", runtime_exit=3))
+    assert d is not None and d.cause == "runtime-exited" and "exit code 3" in d.why
+    j = Judge()
+    assert j.add(obs(runtime_status="running")) is None
+    d = j.add(obs(runtime_status="absent"))
+    assert d is not None and d.cause == "runtime-missing"
+
+
+def test_app_exit() -> None:
+    d = Judge().add(obs(app_status="exited", app_exit=1))
+    assert d is not None and d.cause == "app-exited"
+
+
+def test_budget_causes() -> None:
+    j = Judge()
+    j.add(obs(runtime_status="absent", app_probe=None))
+    assert j.at_budget(60).cause == "runtime-missing"
+    j = Judge()
+    j.add(obs(app_probe=probe(tcp="open"), proxy={"HTTP_PROXY": "http://proxy:3128"}))
+    assert j.at_budget(60).cause == "proxy"
+    j = Judge()
+    j.add(obs(app_probe=probe(tcp="open"), proxy={"HTTP_PROXY": "http://proxy:3128",
+                                                  "NO_PROXY": "localhost,host.docker.internal"}))
+    assert j.at_budget(60).cause == "budget-exceeded"
+    j = Judge()
+    j.add(obs(api_error="GET /api/conversations/x -> HTTP 500"))
+    assert j.at_budget(60).cause == "api-error"

@@ -1,0 +1,86 @@
+from pathlib import Path
+
+import pytest
+
+from harness import matrix
+from harness.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "m.toml"
+    p.write_text(text)
+    return p
+
+
+def test_default_matrix_has_twelve_cells_in_file_order() -> None:
+    m = matrix.load(ROOT / "matrices" / "default.toml")
+    ids = [c.id for c in m.cells()]
+    assert len(ids) == 12
+    assert ids[:4] == ["0.61-bridge", "0.61-host", "0.61-custom-network", "0.61-host-gateway"]
+    assert {t.tag: t.api for t in m.targets} == {"0.61": "v0", "0.62": "v0", "latest": "v1"}
+    assert m.backend == "auto"
+
+
+def test_smoke_matrix_loads() -> None:
+    m = matrix.load(ROOT / "matrices" / "smoke.toml")
+    assert [c.id for c in m.cells()] == ["0.62-bridge", "0.62-host-gateway"]
+
+
+def test_env_layers_and_budgets(tmp_path: Path) -> None:
+    m = matrix.load(write(tmp_path, """
+[run]
+connect_budget = 30
+[env]
+A = "1"
+FLAG = true
+[[targets]]
+tag = "0.62.0"
+[modes.host]
+env = { B = "2" }
+"""))
+    assert m.connect_budget == 30.0
+    assert m.env == {"A": "1", "FLAG": "true"}
+    assert m.modes[0].env == {"B": "2"}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("x = [", "invalid TOML"),
+    ("[[targets]]\ntag = '0.62'\n[modes.bridg]\n", "modes.bridg: unknown mode"),
+    ("[[targets]]\ntag = '0.62'\n[[targets]]\ntag = '0.62'\n[modes.host]\n", "targets[1].tag: duplicate tag"),
+    ("[[targets]]\ntag = 'v0.62'\n[modes.host]\n", "targets[0].tag: expected MAJOR.MINOR"),
+    ("[[targets]]\ntag = '0.62'\napi = 'v9'\n[modes.host]\n", "targets[0].api: expected one of v0, v1"),
+    ("[run]\nbackend = 'docker'\n[[targets]]\ntag = '0.62'\n[modes.host]\n", "run.backend"),
+    ("[run]\nconnect_budget = -1\n[[targets]]\ntag = '0.62'\n[modes.host]\n", "run.connect_budget"),
+    ("[[targets]]\ntag = '0.62'\n", "modes: expected at least one"),
+    ("[modes.host]\n", "targets: expected at least one"),
+    ("[[targets]]\ntag = '0.62'\n[modes.host]\nenv = { '1BAD' = 'x' }\n", "modes.host.env.1BAD"),
+    ("colour = 'red'\n[[targets]]\ntag = '0.62'\n[modes.host]\n", "colour: unknown key"),
+])
+def test_errors_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(InputError) as e:
+        matrix.load(path)
+    assert str(path) in str(e.value)
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+    assert e.value.exit_code == 2
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="cannot read matrix file"):
+        matrix.load(tmp_path / "nope.toml")
+
+
+def test_select_only_and_unknown_cell() -> None:
+    m = matrix.load(ROOT / "matrices" / "default.toml")
+    assert [c.id for c in m.select(["0.62-host"])] == ["0.62-host"]
+    with pytest.raises(InputError, match="--only 0.63-host: no such cell"):
+        m.select(["0.63-host"])
+
+
+def test_app_env_flags() -> None:
+    assert matrix.parse_app_env(["A=1", "B=x=y", "C="]) == {"A": "1", "B": "x=y", "C": ""}
+    with pytest.raises(InputError, match="--app-env 'nope'"):
+        matrix.parse_app_env(["nope"])

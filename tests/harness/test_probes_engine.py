@@ -1,0 +1,73 @@
+"""Probes against real containers: each network outcome is produced by the kernel, not assumed."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+
+import docker
+import pytest
+
+from harness import cleanup
+from harness.images.base import BaseImage
+from harness.probes import probe_from, proxy_env
+
+pytestmark = pytest.mark.engine
+
+
+@pytest.fixture
+def pair(client: docker.DockerClient, base_image: BaseImage, run_id: str) -> Iterator[tuple]:
+    """A Python HTTP server (alias `srv`, port 8000) and a client on a labelled network."""
+    lbl = cleanup.labels(run_id, "probes")
+    net = client.networks.create(f"oh-matrix-{run_id[:13]}", labels=lbl)
+    server = client.containers.run(base_image.ref, ["python", "-m", "http.server", "8000"], detach=True,
+                                   labels=lbl, network=net.name)
+    net.disconnect(server)
+    net.connect(server, aliases=["srv"])
+    probe_client = client.containers.run(base_image.ref, ["sleep", "300"], detach=True, labels=lbl,
+                                         network=net.name, environment={"HTTP_PROXY": "http://proxy.invalid:3128"})
+    # wait for the server to listen (from its own namespace)
+    for _ in range(50):
+        if probe_from(server, "srv", "127.0.0.1", 8000, "/").tcp == "open":
+            break
+    yield server, probe_client
+    for c in (probe_client, server):
+        cleanup.remove_container(c)
+    net.remove()
+
+
+def test_dns_failure(pair: tuple) -> None:
+    _, c = pair
+    p = probe_from(c, "client", "no-such-host.invalid", 8000)
+    assert p.dns == "fail" and p.tcp is None
+
+
+def test_open_with_http_answer(pair: tuple) -> None:
+    _, c = pair
+    p = probe_from(c, "client", "srv", 8000, "/")
+    assert p.dns == "ok" and p.tcp == "open"
+    assert p.http is not None and p.http.startswith("HTTP/1.0 200")
+    assert "TCP open" in p.line()
+
+
+def test_refused_when_nothing_listens(pair: tuple) -> None:
+    _, c = pair
+    p = probe_from(c, "client", "srv", 8001)
+    assert p.tcp == "refused"
+
+
+def test_timeout_when_syn_is_dropped(pair: tuple) -> None:
+    server, c = pair
+    server.reload()
+    pid = str(server.attrs["State"]["Pid"])
+    # A firewall inside the server's own namespace drops SYNs to 8000, as ufw would on a host.
+    subprocess.run(["nsenter", "-t", pid, "-n", "iptables", "-I", "INPUT", "-p", "tcp", "--dport", "8000",
+                    "-j", "DROP"], check=True)
+    p = probe_from(c, "client", "srv", 8000, timeout=1.5)
+    assert p.tcp == "timeout" and p.tcp_ms is not None and p.tcp_ms >= 1400
+
+
+def test_proxy_env_is_read_from_the_container(pair: tuple) -> None:
+    _, c = pair
+    c.reload()
+    assert proxy_env(c) == {"HTTP_PROXY": "http://proxy.invalid:3128"}
