@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import docker
 import pytest
@@ -45,7 +45,13 @@ def run_id(client: docker.DockerClient) -> Iterator[str]:
     cleanup.sweep(client, rid)
 
 
-def leftovers(client: docker.DockerClient, run_id: str) -> list[str]:
-    names = [c.name for c in client.containers.list(all=True, filters={"label": f"{cleanup.RUN_LABEL}={run_id}"})]
-    names += [n.name for n in client.networks.list(filters={"label": f"{cleanup.RUN_LABEL}={run_id}"})]
-    return names
+@pytest.fixture
+def leftovers(client: docker.DockerClient) -> Callable[[str], list[str]]:
+    """Names of the containers and networks a run left behind."""
+
+    def find(run_id: str) -> list[str]:
+        filt = {"label": f"{cleanup.RUN_LABEL}={run_id}"}
+        names = [c.name for c in client.containers.list(all=True, filters=filt)]
+        return names + [n.name for n in client.networks.list(filters=filt)]
+
+    return find
