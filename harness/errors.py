@@ -47,6 +47,10 @@ class ImageUnavailable(InfraError):
 
     exit_code = EXIT_FAILED
 
+    def __init__(self, message: str, resolved_version: str | None = None) -> None:
+        super().__init__(message)
+        self.resolved_version = resolved_version
+
 
 class ProductError(HarnessError):
     """OpenHands itself did something that stops the cell."""

@@ -87,7 +87,7 @@ def start(matrix_path: str, out: str | None, backend: str | None, app_env: list[
             ctx.images[target.tag] = images.prepare(client, target.tag, target.api, ctx.backend,
                                                     constraints).to_dict()
         except ImageUnavailable as e:
-            ctx.images[target.tag] = {"error": str(e)}
+            ctx.images[target.tag] = {"error": str(e), "resolved_version": e.resolved_version}
     ctx.save()
     return ctx, m
 
@@ -105,6 +105,8 @@ def run_one(ctx: RunContext, m: Matrix, cell: Cell) -> CellResult:
     elif entry is None or "error" in entry:
         why = entry["error"] if entry else "images were not prepared"
         result = skipped(cell, None, "")
+        result.resolved_version = (entry or {}).get("resolved_version")
+        result.backend = ctx.backend
         result.connect = Connect("error", "image-unavailable", evidence=[Evidence("harness", why)])
     else:
         imgs = ImageSet(**entry)

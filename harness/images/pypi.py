@@ -157,6 +157,43 @@ CMD ["sh", "-c", "echo 'oh-matrix placeholder for {name}: not a real agent-serve
 """
 
 
+def _verify_app(client: docker.DockerClient, app_ref: str, version: str) -> None:
+    """Import the app's server module in the built image, with no network.
+
+    A release whose PyPI wheel does not import with its own locked dependencies cannot be
+    reproduced from PyPI (0.61.0 is one: its code matches no published openhands-sdk), and
+    running it would report an OpenHands crash that the official image does not have. The
+    outcome is remembered per image id, so a warm run does not pay for the check again.
+    """
+    image_id = client.images.get(app_ref).id.split(":")[-1][:16]
+    marks = wheels.cache_root() / "verified"
+    marks.mkdir(exist_ok=True)
+    ok, bad = marks / f"{image_id}.ok", marks / f"{image_id}.fail"
+    if ok.exists():
+        return
+    if not bad.exists():
+        log(f"{app_ref}: checking that the server imports")
+        container = client.containers.run(
+            app_ref, ["python", "-c", "import openhands.server.listen"], network_mode="none",
+            detach=True, labels={BUILD_LABEL: app_ref, OWNER_LABEL: owner()},
+        )
+        try:
+            code = container.wait(timeout=300)["StatusCode"]
+            logs = container.logs().decode(errors="replace")
+        finally:
+            container.remove(force=True)
+        if code == 0:
+            ok.write_text("imports\n")
+            return
+        errors = [ln for ln in logs.splitlines() if "Error" in ln and not ln.startswith(" ")]
+        bad.write_text((errors[-1] if errors else logs.strip().splitlines()[-1])[:400] + "\n")
+    raise ImageUnavailable(
+        f"openhands-ai {version} from PyPI does not start with its locked dependencies "
+        f"({bad.read_text().strip()}); the official image is built from the tag's own lock",
+        resolved_version=version,
+    )
+
+
 def _agent_server_image(wheel: Path) -> str | None:
     import re
     import zipfile
@@ -189,6 +226,7 @@ def build_v0(client: docker.DockerClient, tag: str, constraints_file: Path | Non
     if all(_exists(client, r) for r in (app_ref, runtime_ref)) and (
         placeholder is None or _exists(client, placeholder)
     ):
+        _verify_app(client, app_ref, release.version)
         return ImageSet(tag, release.version, "pypi", "v0", app_ref, runtime_ref, deps,
                         [*notes, "cached"])
     t0 = time.monotonic()
@@ -206,5 +244,6 @@ def build_v0(client: docker.DockerClient, tag: str, constraints_file: Path | Non
            _runtime_dockerfile(venv_ref, _labels("runtime", release.version, deps)), files)
     if placeholder and not _exists(client, placeholder):
         _build(client, placeholder, _placeholder_dockerfile(base.ref, placeholder))
+    _verify_app(client, app_ref, release.version)
     log(f"{release.version}: images ready in {time.monotonic() - t0:.0f} s")
     return ImageSet(tag, release.version, "pypi", "v0", app_ref, runtime_ref, deps, notes)

@@ -1,0 +1,84 @@
+"""Timings anyone can rerun (`nox -s bench -- WHAT...`):
+
+    images        warm `prepare` of 0.61 and 0.62 (pypi backend): should take seconds
+    images-cold   remove those releases' images and wheelhouses first, then build cold
+    matrix        the 8 V0 cells of the default matrix with -n 1 and -n 2 (warm images)
+
+Prints a table and writes reports/bench-<what>.json.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from harness import docker_host, images, matrix
+from harness.images import wheels
+from harness.results import write_json
+
+TAGS = ("0.61", "0.62")
+
+
+def _image_sizes(client: Any, s: images.ImageSet) -> dict[str, float]:
+    app = client.images.get(s.app_image)
+    return {"app_mb": round(app.attrs["Size"] / 1e6), "runtime_mb": round(client.images.get(s.runtime_image).attrs["Size"] / 1e6)}
+
+
+def bench_images(cold: bool) -> list[dict[str, Any]]:
+    client = docker_host.client()
+    rows = []
+    for tag in TAGS:
+        if cold:
+            py = wheels.find_python312()
+            release = wheels.resolve_release(tag, py)
+            for img in client.images.list(filters={"label": f"oh-matrix.release={release.version}"}):
+                for ref in img.tags:
+                    client.images.remove(ref, force=True)
+            for house in (wheels.cache_root() / "wheelhouse").glob(f"{release.version}-*"):
+                shutil.rmtree(house)
+        t0 = time.monotonic()
+        s = images.prepare(client, tag, "v0", "pypi")
+        rows.append({"tag": tag, "version": s.resolved_version, "cold": cold,
+                     "seconds": round(time.monotonic() - t0, 1), **_image_sizes(client, s)})
+    return rows
+
+
+def bench_matrix() -> list[dict[str, Any]]:
+    m = matrix.load("matrices/default.toml")
+    only = [c.id for c in m.cells() if c.target.api == "v0"]
+    rows = []
+    for n in (1, 2):
+        cmd = [sys.executable, "-m", "harness.cli", "run", "--matrix", "matrices/default.toml",
+               "--backend", "pypi", "-n", str(n), "--out", f"reports/bench-matrix-n{n}"]
+        for cid in only:
+            cmd += ["--only", cid]
+        t0 = time.monotonic()
+        proc = subprocess.run(cmd)
+        if proc.returncode not in (0, 1):
+            raise SystemExit(f"bench: oh-matrix run exited {proc.returncode}")
+        rows.append({"cells": len(only), "workers": n, "seconds": round(time.monotonic() - t0, 1)})
+    return rows
+
+
+def main(argv: list[str]) -> int:
+    for what in argv or ["images", "matrix"]:
+        if what in ("images", "images-cold"):
+            rows = bench_images(cold=what == "images-cold")
+        elif what == "matrix":
+            rows = bench_matrix()
+        else:
+            print(f"bench: unknown benchmark {what!r} (images, images-cold, matrix)", file=sys.stderr)
+            return 2
+        write_json(Path("reports") / f"bench-{what}.json", rows)
+        print(f"\n{what}:")
+        for row in rows:
+            print("  " + "  ".join(f"{k}={v}" for k, v in row.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
