@@ -18,14 +18,17 @@ from typing import Any
 
 from harness import docker_host, images, matrix
 from harness.images import wheels
+from harness.paths import cache_root
 from harness.results import write_json
 
 TAGS = ("0.61", "0.62")
 
 
-def _image_sizes(client: Any, s: images.ImageSet) -> dict[str, float]:
-    app = client.images.get(s.app_image)
-    return {"app_mb": round(app.attrs["Size"] / 1e6), "runtime_mb": round(client.images.get(s.runtime_image).attrs["Size"] / 1e6)}
+def _image_sizes(client: Any, s: images.ImageSet) -> dict[str, int]:
+    def mb(ref: str) -> int:
+        return round(float(client.images.get(ref).attrs["Size"]) / 1e6)
+
+    return {"app_mb": mb(s.app_image), "runtime_mb": mb(s.runtime_image)}
 
 
 def bench_images(cold: bool) -> list[dict[str, Any]]:
@@ -38,7 +41,7 @@ def bench_images(cold: bool) -> list[dict[str, Any]]:
             for img in client.images.list(filters={"label": f"oh-matrix.release={release.version}"}):
                 for ref in img.tags:
                     client.images.remove(ref, force=True)
-            for house in (wheels.cache_root() / "wheelhouse").glob(f"{release.version}-*"):
+            for house in (cache_root() / "wheelhouse").glob(f"{release.version}-*"):
                 shutil.rmtree(house)
         t0 = time.monotonic()
         s = images.prepare(client, tag, "v0", "pypi")

@@ -5,6 +5,7 @@ and remove everything the cell made."""
 from __future__ import annotations
 
 import ast
+import contextlib
 import re
 import socket
 import time
@@ -15,6 +16,7 @@ from urllib.parse import urlparse
 import docker
 import httpx
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from filelock import FileLock
 from testcontainers.core.config import testcontainers_config
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
@@ -25,6 +27,7 @@ from harness.errors import ApiError
 from harness.images.model import ImageSet
 from harness.matrix import Cell
 from harness.openhands import Adapter, LlmSettings, RuntimeState, adapter_for
+from harness.paths import cache_root
 from harness.probes import NetProbe, probe_from, proxy_env
 from harness.results import CellResult, Connect, Evidence
 
@@ -38,7 +41,6 @@ LOG_TAIL = 20
 # conversation, and the base URL points at the app's own loopback where nothing listens.
 NO_LLM = LlmSettings(model="openai/gpt-4o", api_key="oh-matrix-no-llm",
                      base_url="http://127.0.0.1:9/v1")
-_WAITING_RE = re.compile(r"Waiting for client to become ready at (\S+?)(?:\.\.\.)?\s*$", re.M)
 
 
 @dataclass
@@ -94,6 +96,8 @@ class CellRun:
         self.app: DockerContainer | None = None
         self.network: Network | None = None
         self.conversation: str | None = None
+        self.app_env: dict[str, str] = {}
+        self.runtime_name: str | None = None
         self.result = CellResult(
             id=plan.cell.id, tag=plan.cell.target.tag, mode=plan.cell.mode.name,
             api=plan.images.api, connect=Connect("skip", reason="not run"),
@@ -105,7 +109,11 @@ class CellRun:
 
     def _launch(self) -> modes.AppLaunch:
         p = self.plan
-        env = {"SANDBOX_RUNTIME_CONTAINER_IMAGE": p.images.runtime_image, **p.env}
+        # V0 is told its runtime image as the documented command does; V1 asks for the
+        # agent-server image by its own default name, which the backend provides.
+        env = dict(p.env)
+        if p.images.api == "v0":
+            env = {"SANDBOX_RUNTIME_CONTAINER_IMAGE": p.images.runtime_image, **env}
         network = None
         if p.cell.mode.name == "custom-network":
             self.network = Network(docker_network_kw={"labels": self.labels, "driver": "bridge"})
@@ -115,13 +123,15 @@ class CellRun:
         launch = modes.recipe(p.cell.mode.name, image=p.images.app_image, api=p.images.api,
                               env=env, host_port=free_port(), network=network)
         self.result.docker_run = launch.docker_run(p.secrets)
-        self.result.app_env = dict(env)
+        self.result.app_env = dict(launch.env)
         return launch
 
     def _start_app(self, launch: modes.AppLaunch) -> docker.models.containers.Container:
-        env = dict(launch.env)
-        env["SANDBOX_DOCKER_RUNTIME_KWARGS"] = _runtime_kwargs(
-            env.get("SANDBOX_DOCKER_RUNTIME_KWARGS"), self.labels)
+        env = {**launch.env, **launch.harness_env}
+        if self.plan.images.api == "v0":
+            env["SANDBOX_DOCKER_RUNTIME_KWARGS"] = _runtime_kwargs(
+                env.get("SANDBOX_DOCKER_RUNTIME_KWARGS"), self.labels)
+        self.app_env = env
         app = DockerContainer(launch.image).with_name(self.name).with_envs(**env)
         app.with_volume_mapping(modes.docker_socket(), "/var/run/docker.sock", "rw")
         if launch.command:
@@ -130,9 +140,10 @@ class CellRun:
         if launch.network_mode:
             kwargs["network_mode"] = launch.network_mode
         else:
-            # Published on loopback only: the harness is the app API's only client.
+            # Loopback only unless the release needs callbacks (see AppLaunch.publish_all).
             # (with_bind_ports has no host-interface form; docker-py takes (ip, port).)
-            app.ports[f"{launch.listen_port}/tcp"] = ("127.0.0.1", launch.host_port)  # type: ignore[assignment]
+            address = "0.0.0.0" if launch.publish_all else "127.0.0.1"
+            app.ports[f"{launch.listen_port}/tcp"] = (address, launch.host_port)  # type: ignore[assignment]
         if launch.network:
             kwargs["network"] = launch.network
         if launch.extra_hosts:
@@ -167,23 +178,14 @@ class CellRun:
 
     def _runtime(self, adapter: Adapter) -> docker.models.containers.Container | None:
         try:
-            return self.client.containers.get(adapter.runtime_container_prefix() + str(self.conversation))
+            return self.client.containers.get(adapter.runtime_container_name(str(self.conversation)))
         except NotFound:
             return None
 
-    def _runtime_url(self, app: docker.models.containers.Container,
+    def _runtime_url(self, adapter: Adapter, app: docker.models.containers.Container,
                      runtime: docker.models.containers.Container | None) -> str | None:
-        m = _WAITING_RE.findall(_strip_ansi(_tail(app, 400)))
-        if m:
-            return str(m[-1])
-        if runtime is None:
-            return None
-        # Fallback when the log line is absent: the same formula as DockerRuntime.api_url.
-        env = dict(e.partition("=")[::2] for e in runtime.attrs["Config"]["Env"])
-        app_env = dict(e.partition("=")[::2] for e in app.attrs["Config"]["Env"])
-        base = (f"http://{app_env['DOCKER_HOST_ADDR']}" if app_env.get("DOCKER_HOST_ADDR")
-                else app_env.get("SANDBOX_LOCAL_RUNTIME_URL", "http://localhost"))
-        return f"{base}:{env['port']}" if env.get("port") else None
+        logs = _strip_ansi(_tail(app, 400))
+        return adapter.runtime_url(logs, self.app_env, runtime.attrs if runtime is not None else None)
 
     def _observe(self, adapter: Adapter, app: docker.models.containers.Container,
                  t0: float, url: str | None) -> tuple[Observation, str | None]:
@@ -200,21 +202,37 @@ class CellRun:
                 o.state = adapter.runtime_state(str(self.conversation))
             except (ApiError, httpx.HTTPError) as e:
                 o.api_error = str(e)[:300]
-            url = url or self._runtime_url(app, runtime)
+            url = url or self._runtime_url(adapter, app, runtime)
             o.proxy = proxy_env(app)
-        if url and o.app_status == "running" and not (o.state and o.state.ready):
-            u = urlparse(url)
-            if u.hostname and u.port:
-                o.app_probe = probe_from(app, "app", u.hostname, u.port)
-                if runtime is not None and o.runtime_status == "running":
-                    o.self_probe = probe_from(runtime, "runtime", "127.0.0.1", u.port)
+        if o.app_status != "running" or (o.state and o.state.ready):
+            return o, url
+        runtime_up = runtime is not None and o.runtime_status == "running"
+        u = urlparse(url or "")
+        if u.hostname and u.port:
+            o.app_probe = probe_from(app, "app", u.hostname, u.port)
+            if runtime_up:
+                inner = self._inner_port(runtime, u.port)
+                o.self_probe = probe_from(runtime, "runtime", "127.0.0.1", inner)
+        callback = adapter.callback_target(self.app_env)
+        if callback and runtime_up:
+            o.callback_probe = probe_from(runtime, "sandbox", callback[0], callback[1])
         return o, url
+
+    @staticmethod
+    def _inner_port(runtime: docker.models.containers.Container, host_port: int) -> int:
+        """The runtime's own port behind a published host port (V0 uses the same number;
+        the V1 sandbox listens on 8000 behind a random host port)."""
+        for inner, binds in ((runtime.attrs.get("NetworkSettings") or {}).get("Ports") or {}).items():
+            if binds and any(int(b["HostPort"]) == host_port for b in binds):
+                return int(inner.split("/")[0])
+        return host_port
 
     # -- the whole cell -------------------------------------------------------------------
 
     def run(self) -> CellResult:
         try:
-            self._run()
+            with self._exclusive():
+                self._run()
         except ImageNotFound as e:
             self._decide(Decision("error", "image-unavailable", str(e)[:300]), None)
         except DockerException as e:
@@ -222,6 +240,16 @@ class CellRun:
         finally:
             self.teardown()
         return self.result
+
+    def _exclusive(self) -> contextlib.AbstractContextManager[object]:
+        """V1 host-network sandboxes bind fixed ports (8000-8012) on the host: one at a
+        time on this machine, across xdist workers and concurrent runs alike."""
+        if self.plan.images.api == "v1" and self.plan.cell.mode.name == "host":
+            self.result.notes.append("serialized: the V1 host-network sandbox uses fixed ports 8000-8012")
+            locks = cache_root() / "locks"
+            locks.mkdir(exist_ok=True)
+            return FileLock(str(locks / "v1-host-network.lock"))
+        return contextlib.nullcontext()
 
     def _run(self) -> None:
         launch = self._launch()
@@ -236,6 +264,8 @@ class CellRun:
             try:
                 adapter.store_settings(NO_LLM)
                 self.conversation = adapter.create_conversation(self.plan.message)
+                self.runtime_name = adapter.runtime_container_name(self.conversation)
+                cleanup.register(self.plan.run_id, self.runtime_name)
             except (ApiError, httpx.HTTPError) as e:
                 self._decide(Decision("fail", "api-error", str(e)[:400]), None, app)
                 return
@@ -264,7 +294,7 @@ class CellRun:
         if obs is not None:
             if obs.state:
                 evidence.append(Evidence("api", f"app reports {obs.state.status}"))
-            for probe in (obs.app_probe, obs.self_probe):
+            for probe in (obs.app_probe, obs.self_probe, obs.callback_probe):
                 if probe:
                     evidence.append(Evidence("probe", probe.line()))
             if obs.proxy:
@@ -280,26 +310,22 @@ class CellRun:
                                       url, evidence)
 
     def teardown(self) -> None:
-        """Runtimes first (found by label and by name), then the app, then the network."""
+        """The app first (so it starts nothing new), then the runtimes it started (by label
+        and by name), then the network."""
         try:
+            if self.app is not None and self.app._container is not None:
+                cleanup.remove_container(self.app._container)
             for c in self.client.containers.list(
                     all=True, filters={"label": f"{cleanup.CELL_LABEL}={self.plan.cell.id}"}):
                 if c.labels.get(cleanup.RUN_LABEL) == self.plan.run_id:
                     cleanup.remove_container(c)
-            if self.conversation:
-                for prefix in ("openhands-runtime-", "oh-agent-server-"):
-                    try:
-                        cleanup.remove_container(self.client.containers.get(prefix + self.conversation))
-                    except NotFound:
-                        pass
-            if self.app is not None and self.app._container is not None:
-                cleanup.remove_container(self.app._container)
+            if self.runtime_name:
+                with contextlib.suppress(NotFound):
+                    cleanup.remove_container(self.client.containers.get(self.runtime_name))
         finally:
             if self.network is not None and self.network._network is not None:
-                try:
+                with contextlib.suppress(NotFound):
                     self.network.remove()
-                except NotFound:
-                    pass
 
 
 def run_cell(plan: CellPlan) -> CellResult:

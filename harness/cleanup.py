@@ -3,18 +3,25 @@
 A run is owned by one process (the `oh-matrix run` / pytest controller). Its resources
 carry `oh-matrix.run=<run_id>` and `oh-matrix.owner=<host>:<pid>`; a sweep removes only
 resources whose owner process is gone, so two runs on one daemon never remove each
-other's live containers. Runtimes that OpenHands creates get the same labels through
-`SANDBOX_DOCKER_RUNTIME_KWARGS` (see cell.py) and are also found by name.
+other's live containers. Runtimes that OpenHands creates get the same labels where
+OpenHands passes them through (V0: `SANDBOX_DOCKER_RUNTIME_KWARGS`, see cell.py); where it
+cannot (the V1 sandbox), their names go into a run registry on disk as soon as they are
+known, so a sweep after a crash still finds them, and never touches an OpenHands
+container that is not the harness's.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import docker
 from docker.errors import APIError, NotFound
+
+from harness.paths import cache_root
 
 RUN_LABEL = "oh-matrix.run"
 CELL_LABEL = "oh-matrix.cell"
@@ -47,6 +54,19 @@ def _owner_alive(value: str | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _registry(run_id: str) -> Path:
+    return cache_root() / "runs" / run_id
+
+
+def register(run_id: str, container_name: str) -> None:
+    """Remember a container OpenHands will create for this run (one file per name: xdist
+    workers write concurrently)."""
+    d = _registry(run_id)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "owner").write_text(owner())
+    (d / f"{container_name}.name").write_text(container_name)
 
 
 @dataclass
@@ -100,6 +120,21 @@ def sweep(client: docker.DockerClient, run_id: str | None = None, *,
     for c in client.containers.list(all=True, filters={"label": BUILD_LABEL}):
         if (include_live or not _owner_alive(c.labels.get(OWNER_LABEL))) and remove_container(c):
             report.containers.append(c.name)
+    runs = [_registry(run_id)] if run_id else sorted((cache_root() / "runs").glob("*"))
+    for d in runs:
+        if not d.is_dir():
+            continue
+        owner_file = d / "owner"
+        who = owner_file.read_text() if owner_file.exists() else None
+        if not (run_id or include_live or not _owner_alive(who)):
+            continue
+        for f in d.glob("*.name"):
+            try:
+                if remove_container(client.containers.get(f.read_text().strip())):
+                    report.containers.append(f.read_text().strip())
+            except NotFound:
+                pass
+        shutil.rmtree(d, ignore_errors=True)
     for n in client.networks.list(filters=filt):
         if ours(n.attrs.get("Labels") or {}) and remove_network(n):
             report.networks.append(n.name)

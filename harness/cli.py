@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness import cleanup, docker_host, matrix
-from harness.errors import EXIT_DOCKER, EXIT_FAILED, EXIT_INPUT, EXIT_OK, HarnessError, InputError
+from harness.errors import EXIT_FAILED, EXIT_INPUT, EXIT_OK, HarnessError, InputError
 
 ROOT = Path(__file__).resolve().parent.parent
 MATRIX_TESTS = ROOT / "tests" / "matrix"
@@ -88,7 +88,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     major_minor = tuple(int(x) for x in facts.server_version.split(".")[:2] if x.isdigit())
     print("Checks")
     print(f"  host-gateway     {'supported' if major_minor >= (20, 10) else 'NOT supported (needs 20.10+)'}")
-    print(f"  rootless         {'yes: host and host-gateway mean the rootlesskit namespace' if facts.rootless else 'no'}")
+    rootless = "yes: host and host-gateway mean the rootlesskit namespace" if facts.rootless else "no"
+    print(f"  rootless         {rootless}")
     print(f"  iptables         {shutil.which('iptables') or 'not found'}")
     print(f"  debootstrap      {shutil.which('debootstrap') or 'not found (needed for the offline pypi base)'}")
     try:

@@ -32,6 +32,7 @@ class Observation:
     api_error: str | None = None
     app_probe: NetProbe | None = None
     self_probe: NetProbe | None = None  # from inside the runtime, to its own port
+    callback_probe: NetProbe | None = None  # V1: from the sandbox to the app's callback port
     proxy: dict[str, str] = field(default_factory=dict)
 
 
@@ -42,10 +43,36 @@ class Decision:
     why: str
 
 
-class Judge:
-    def __init__(self) -> None:
+class _Direction:
+    """Streaks of one direction's probe outcomes; a decision needs a streak, not a blip."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
         self.timeouts = 0
         self.refusals = 0
+
+    def judge(self, p: NetProbe | None, target_listens: bool) -> Decision | None:
+        if p is None:
+            return None
+        if p.dns == "fail":
+            return Decision("fail", "dns-unresolved",
+                            f"{self.label}: {p.host} does not resolve in the {p.where} container")
+        self.timeouts = self.timeouts + 1 if p.tcp == "timeout" else 0
+        if self.timeouts >= TIMEOUTS_TO_DECIDE:
+            return Decision("fail", "connect-timeout",
+                            f"{self.label}: {self.timeouts} connects to {p.host}:{p.port} dropped "
+                            "(no answer, no refusal)")
+        self.refusals = self.refusals + 1 if (p.tcp == "refused" and target_listens) else 0
+        if self.refusals >= REFUSALS_TO_DECIDE:
+            return Decision("fail", "connection-refused",
+                            f"{self.label}: {p.host}:{p.port} refused while the target listens")
+        return None
+
+
+class Judge:
+    def __init__(self) -> None:
+        self.forward = _Direction("app -> runtime")
+        self.callback = _Direction("sandbox -> app (callback)")
         self.last: Observation | None = None
         self.runtime_seen = False
 
@@ -63,20 +90,16 @@ class Judge:
                             f"runtime container {o.runtime_status} with exit code {o.runtime_exit}{oom}")
         if o.runtime_status == "absent" and self.runtime_seen:
             return Decision("fail", "runtime-missing", "the runtime container disappeared")
-        p = o.app_probe
-        if p is None:
-            return None
-        if p.dns == "fail":
-            return Decision("fail", "dns-unresolved", f"{p.host} does not resolve in the app container")
-        self.timeouts = self.timeouts + 1 if p.tcp == "timeout" else 0
-        if self.timeouts >= TIMEOUTS_TO_DECIDE:
-            return Decision("fail", "connect-timeout",
-                            f"{self.timeouts} connects to {p.host}:{p.port} dropped (no answer, no refusal)")
         runtime_listens = bool(o.self_probe and o.self_probe.tcp == "open")
-        self.refusals = self.refusals + 1 if (p.tcp == "refused" and runtime_listens) else 0
-        if self.refusals >= REFUSALS_TO_DECIDE:
-            return Decision("fail", "connection-refused",
-                            f"{p.host}:{p.port} refused from the app while the runtime listens on its own port")
+        # The app is up (its API answered the harness), so it listens for callbacks.
+        decided = (self.forward.judge(o.app_probe, runtime_listens)
+                   or self.callback.judge(o.callback_probe, target_listens=True))
+        if decided:
+            return decided
+        if o.state and o.state.error:
+            # The app gave up on its own and no probe shows a network cause: its words are
+            # the evidence.
+            return Decision("fail", "api-error", f"the app reports {o.state.error}")
         return None
 
     def at_budget(self, budget: float) -> Decision:

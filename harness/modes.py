@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shlex
 from dataclasses import dataclass, field
+
 from harness.matrix import MODES
 
 APP_PORT = 3000
@@ -48,6 +49,12 @@ class AppLaunch:
     network: str | None = None  # user-defined network name (custom-network)
     extra_hosts: dict[str, str] = field(default_factory=dict)
     command: list[str] | None = None
+    # V1's sandbox calls the app back at the gateway address: publish on all addresses,
+    # as `-p 3000:3000` does (V0 needs no callback: loopback keeps the API private).
+    publish_all: bool = False
+    # Set on the container but not part of what a person types: they follow from the
+    # harness's port choice (a person with -p 3000:3000 needs none of them).
+    harness_env: dict[str, str] = field(default_factory=dict)
 
     def docker_run(self, secrets: frozenset[str] = frozenset(), name: str = "openhands-app") -> str:
         """The equivalent command for a person, with secret values left as placeholders."""
@@ -61,15 +68,18 @@ class AppLaunch:
         if self.network_mode == "host":
             parts += ["--network", "host"]
         else:
-            parts += ["-p", f"{APP_PORT}:{self.listen_port}"]
+            parts += ["-p", f"{APP_PORT}:{APP_PORT}"]
         if self.network:
             parts += ["--network", self.network]
         for h, ip in self.extra_hosts.items():
             parts += ["--add-host", f"{h}:{ip}"]
         parts += ["--name", name, self.image]
-        if self.command and self.network_mode == "host":
-            parts += self.command
         return " ".join(p if p.endswith("&&") else shlex.quote(p) for p in parts)
+
+
+# V1 host networking (PR #12445): the sandbox joins the host network on fixed ports
+# 8000/8001/8011/8012, so two such sandboxes can never run at once (see cell.py's lock).
+V1_HOST_NETWORK = {"AGENT_SERVER_USE_HOST_NETWORK": "true"}
 
 
 def recipe(mode: str, *, image: str, api: str, env: dict[str, str], host_port: int,
@@ -77,13 +87,20 @@ def recipe(mode: str, *, image: str, api: str, env: dict[str, str], host_port: i
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}")
     if mode == "bridge":
-        return AppLaunch(mode, image, env, APP_PORT, host_port)
-    if mode == "host-gateway":
-        return AppLaunch(mode, image, env, APP_PORT, host_port, extra_hosts=dict(HOST_GATEWAY))
-    if mode == "host":
-        return AppLaunch(mode, image, env, host_port, host_port, network_mode="host",
-                         extra_hosts=dict(HOST_GATEWAY), command=app_command(api, host_port))
-    if network is None:
+        launch = AppLaunch(mode, image, env, APP_PORT, host_port)
+    elif mode == "host-gateway":
+        launch = AppLaunch(mode, image, env, APP_PORT, host_port, extra_hosts=dict(HOST_GATEWAY))
+    elif mode == "host":
+        host_env = {**V1_HOST_NETWORK, **env} if api == "v1" else env
+        launch = AppLaunch(mode, image, host_env, host_port, host_port, network_mode="host",
+                           extra_hosts=dict(HOST_GATEWAY), command=app_command(api, host_port))
+    elif network is None:
         raise ValueError("custom-network needs the cell's network name")
-    return AppLaunch(mode, image, env, APP_PORT, host_port, network=network,
-                     extra_hosts=dict(HOST_GATEWAY))
+    else:
+        launch = AppLaunch(mode, image, env, APP_PORT, host_port, network=network,
+                           extra_hosts=dict(HOST_GATEWAY))
+    if api == "v1":
+        launch.publish_all = True
+        # The sandbox calls back host.docker.internal:SANDBOX_HOST_PORT (default 3000).
+        launch.harness_env = {"SANDBOX_HOST_PORT": str(host_port)}
+    return launch

@@ -14,6 +14,7 @@ import pytest
 from harness import session as run_session
 from harness.errors import DockerUnavailable, InfraError, InputError
 from harness.matrix import Cell, Matrix
+from harness.matrix import load as load_matrix
 from harness.report import grid
 from harness.results import CellResult
 
@@ -43,7 +44,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if _is_worker(config):
         ctx = run_session.RunContext.load(os.environ["OH_MATRIX_OUT"])
-        config.stash[CTX], config.stash[MATRIX] = ctx, run_session.matrix.load(ctx.matrix_path)
+        config.stash[CTX], config.stash[MATRIX] = ctx, load_matrix(ctx.matrix_path)
         return
     try:
         ctx, m = run_session.start(path, config.getoption("out"), config.getoption("backend"),

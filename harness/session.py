@@ -80,8 +80,6 @@ def start(matrix_path: str, out: str | None, backend: str | None, app_env: list[
         print(f"[oh-matrix] swept what earlier runs left: {swept.summary()}", file=sys.stderr)
     ctx.host = docker_host.facts(client).to_dict()
     for target in {c.target for c in cells}:
-        if target.api != "v0":
-            continue
         try:
             constraints = Path(target.constraints) if target.constraints else None
             ctx.images[target.tag] = images.prepare(client, target.tag, target.api, ctx.backend,
@@ -99,10 +97,7 @@ def cell_env(m: Matrix, cell: Cell, ctx: RunContext) -> dict[str, str]:
 def run_one(ctx: RunContext, m: Matrix, cell: Cell) -> CellResult:
     """Run one cell (any process) and write its fragment."""
     entry = ctx.images.get(cell.target.tag)
-    if cell.target.api != "v0":
-        result = skipped(cell, None, "V1 (1.x, `latest`) support is not built yet: the "
-                                     "agent-server flow needs its own adapter")
-    elif entry is None or "error" in entry:
+    if entry is None or "error" in entry:
         why = entry["error"] if entry else "images were not prepared"
         result = skipped(cell, None, "")
         result.resolved_version = (entry or {}).get("resolved_version")

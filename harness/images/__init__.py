@@ -23,20 +23,20 @@ _registry_unreachable: str | None = None
 def prepare(client: docker.DockerClient, tag: str, api: str, backend: str,
             constraints: Path | None = None, python312: str | None = None) -> ImageSet:
     global _registry_unreachable
-    if api != "v0":
-        raise NotImplementedError("V1 (1.x) targets are not supported yet")
     from harness.images import official, pypi
 
+    pull = official.pull_v0 if api == "v0" else official.pull_v1
+    build = pypi.build_v0 if api == "v0" else pypi.build_v1
     if backend == "official":
-        return official.pull_v0(client, tag)
+        return pull(client, tag)
     if backend == "auto" and _registry_unreachable is None:
         try:
-            return official.pull_v0(client, tag)
+            return pull(client, tag)
         except ImageUnavailable as e:
             # One failed pull settles it for the whole run: no point asking per tag.
             _registry_unreachable = str(e)
             log(f"official images not available ({e}); building from PyPI instead")
-    images = pypi.build_v0(client, tag, constraints, python312)
+    images = build(client, tag, constraints, python312)
     if backend == "auto":
         images.notes.append("auto: official images could not be pulled, built from PyPI")
     return images

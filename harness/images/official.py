@@ -45,3 +45,25 @@ def pull_v0(client: docker.DockerClient, tag: str) -> ImageSet:
     version = (labels.get("org.opencontainers.image.version")
                or env.get("OPENHANDS_BUILD_VERSION") or tag)
     return ImageSet(tag, version, "official", "v0", app_ref, runtime_ref, notes=["pulled"])
+
+
+def pull_v1(client: docker.DockerClient, tag: str) -> ImageSet:
+    """The 1.x app, then the agent-server image it will ask for: named after the
+    openhands-agent-server version installed in the app image (sandbox_spec_service.py)."""
+    app_ref = f"{REGISTRY}/openhands:{tag}"
+    app = _pull(client, app_ref)
+    probe = "import importlib.metadata as m; print(m.version('openhands-agent-server'))"
+    try:
+        out = client.containers.run(app_ref, ["python", "-c", probe], entrypoint=[], remove=True,
+                                    network_mode="none")
+    except APIError as e:
+        raise ImageUnavailable(f"{app_ref}: cannot read its agent-server version: {str(e)[:200]}") from None
+    agent_version = out.decode().strip().splitlines()[-1]
+    sandbox_ref = f"ghcr.io/openhands/agent-server:{agent_version}-python"
+    _pull(client, sandbox_ref)
+    cfg = app.attrs.get("Config") or {}
+    env = dict(e.partition("=")[::2] for e in cfg.get("Env") or [])
+    version = ((cfg.get("Labels") or {}).get("org.opencontainers.image.version")
+               or env.get("OPENHANDS_BUILD_VERSION") or tag)
+    return ImageSet(tag, version, "official", "v1", app_ref, sandbox_ref,
+                    notes=["pulled", f"agent-server {agent_version}"])

@@ -17,8 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import re
 import tarfile
 import time
+import zipfile
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -31,8 +35,13 @@ from harness.images import wheels
 from harness.images.base import BaseImage, ensure_base
 from harness.images.model import ImageSet
 from harness.images.wheels import log
+from harness.modes import app_command
+from harness.paths import cache_root
 
-RECIPE = "pypi-v0-3"
+# Bump VENV_RECIPE when the venv install changes (slow rebuild), IMAGE_RECIPE when only the
+# thin images over it change (seconds).
+VENV_RECIPE = "pypi-v0-3"
+IMAGE_RECIPE = "images-2"
 VENV = "/opt/oh-venv"
 
 
@@ -69,7 +78,7 @@ def _build(client: docker.DockerClient, ref: str, dockerfile: str,
         raise ImageUnavailable(f"building {ref} failed: {str(e)[:300]}") from None
 
 
-def _install_venv(client: docker.DockerClient, base: BaseImage, house: Path, wheel: Path,
+def _install_venv(client: docker.DockerClient, base: BaseImage, house: Path, packages: list[str],
                   ref: str, labels: dict[str, str]) -> None:
     """pip-install the release into a venv inside a container with no network at all,
     from the wheelhouse mounted read-only, then commit that container as an image.
@@ -77,7 +86,7 @@ def _install_venv(client: docker.DockerClient, base: BaseImage, house: Path, whe
     script = (
         f"set -e; {base.python} -m venv {VENV}; "
         f"{VENV}/bin/pip install --no-index --no-cache-dir --disable-pip-version-check "
-        f"--find-links /wheels -c /wheels/constraints.txt /wheels/{wheel.name}; "
+        f"--find-links /wheels -c /wheels/constraints.txt {' '.join(packages)}; "
         f"find {VENV} -name __pycache__ -prune -exec rm -rf {{}} +"
     )
     t0 = time.monotonic()
@@ -87,7 +96,7 @@ def _install_venv(client: docker.DockerClient, base: BaseImage, house: Path, whe
         labels={BUILD_LABEL: ref, OWNER_LABEL: owner()},
     )
     try:
-        count, tail = 0, []
+        count, tail = 0, list[str]()
         for raw in container.logs(stream=True, follow=True):
             for line in raw.decode(errors="replace").splitlines():
                 tail = ([*tail, line])[-5:]
@@ -105,7 +114,7 @@ def _install_venv(client: docker.DockerClient, base: BaseImage, house: Path, whe
         container.remove(force=True)
 
 
-def _app_dockerfile(venv_ref: str, version: str, labels: dict[str, str]) -> str:
+def _app_dockerfile(venv_ref: str, version: str, labels: dict[str, str], api: str) -> str:
     label_lines = " ".join(f'{k}="{v}"' for k, v in labels.items())
     return f"""FROM {venv_ref}
 # What the official image (containers/app/Dockerfile) sets. Its entrypoint.sh turns
@@ -123,14 +132,18 @@ ENV SANDBOX_LOCAL_RUNTIME_URL=http://host.docker.internal \\
     PATH={VENV}/bin:$PATH
 # Additions, because the PyPI wheel is not the image:
 # - no web frontend is shipped, and the server fails at import looking for ./frontend/build;
-# - the runtime image has no Playwright Chromium, so the browser is off.
+# - the runtime image has no Playwright Chromium, so the browser is off (V0);
+# - V1 keeps its data where the official image mounts ~/.openhands, and reads litellm's
+#   bundled cost map instead of fetching it (no network).
 ENV SERVE_FRONTEND=false \\
-    ENABLE_BROWSER=false
+    ENABLE_BROWSER=false \\
+    OH_PERSISTENCE_DIR=/.openhands \\
+    LITELLM_LOCAL_MODEL_COST_MAP=True
 RUN mkdir -p /.openhands /app
 WORKDIR /app
 EXPOSE 3000
 LABEL {label_lines}
-CMD ["uvicorn", "openhands.server.listen:app", "--host", "0.0.0.0", "--port", "3000"]
+CMD {json.dumps(app_command(api, 3000))}
 """
 
 
@@ -157,7 +170,7 @@ CMD ["sh", "-c", "echo 'oh-matrix placeholder for {name}: not a real agent-serve
 """
 
 
-def _verify_app(client: docker.DockerClient, app_ref: str, version: str) -> None:
+def _verify_app(client: docker.DockerClient, app_ref: str, version: str, module: str) -> None:
     """Import the app's server module in the built image, with no network.
 
     A release whose PyPI wheel does not import with its own locked dependencies cannot be
@@ -166,7 +179,7 @@ def _verify_app(client: docker.DockerClient, app_ref: str, version: str) -> None
     outcome is remembered per image id, so a warm run does not pay for the check again.
     """
     image_id = client.images.get(app_ref).id.split(":")[-1][:16]
-    marks = wheels.cache_root() / "verified"
+    marks = cache_root() / "verified"
     marks.mkdir(exist_ok=True)
     ok, bad = marks / f"{image_id}.ok", marks / f"{image_id}.fail"
     if ok.exists():
@@ -174,7 +187,7 @@ def _verify_app(client: docker.DockerClient, app_ref: str, version: str) -> None
     if not bad.exists():
         log(f"{app_ref}: checking that the server imports")
         container = client.containers.run(
-            app_ref, ["python", "-c", "import openhands.server.listen"], network_mode="none",
+            app_ref, ["python", "-c", f"import {module}"], network_mode="none",
             detach=True, labels={BUILD_LABEL: app_ref, OWNER_LABEL: owner()},
         )
         try:
@@ -195,9 +208,6 @@ def _verify_app(client: docker.DockerClient, app_ref: str, version: str) -> None
 
 
 def _agent_server_image(wheel: Path) -> str | None:
-    import re
-    import zipfile
-
     with zipfile.ZipFile(wheel) as zf:
         try:
             src = zf.read("openhands/app_server/sandbox/sandbox_spec_service.py").decode()
@@ -207,43 +217,142 @@ def _agent_server_image(wheel: Path) -> str | None:
     return m.group(1) if m else None
 
 
-def build_v0(client: docker.DockerClient, tag: str, constraints_file: Path | None = None,
-             python312: str | None = None) -> ImageSet:
+@dataclass(frozen=True)
+class _Plan:
+    """One release's build inputs and the names its images get."""
+
+    python: Path
+    release: wheels.Release
+    constraints: list[str]
+    deps: str
+    base: BaseImage
+    key: str  # the venv: deps + base + install recipe
+
+    @property
+    def venv_name(self) -> str:
+        return f"{self.release.version}-{self.key}"
+
+    @property
+    def name(self) -> str:
+        return f"{self.release.version}-{hashlib.sha256(f'{IMAGE_RECIPE}|{self.key}'.encode()).hexdigest()[:10]}"
+
+    def labels(self, kind: str) -> dict[str, str]:
+        return _labels(kind, self.release.version, self.deps)
+
+    def house(self) -> Path:
+        return wheels.wheelhouse(self.release, self.constraints, self.python, self.deps)
+
+
+def _plan(client: docker.DockerClient, tag: str, constraints_file: Path | None,
+          python312: str | None) -> _Plan:
     python = wheels.find_python312(python312)
     release = wheels.resolve_release(tag, python)
-    if constraints_file:
-        constraints = wheels.read_constraints(constraints_file)
-    else:
-        constraints = wheels.lock_constraints(release.wheel)
+    constraints = (wheels.read_constraints(constraints_file) if constraints_file
+                   else wheels.lock_constraints(release.wheel))
     deps = wheels.deps_hash(release, constraints)
     base = ensure_base(client, python)
-    key = hashlib.sha256(f"{RECIPE}|{deps}|{base.ref}".encode()).hexdigest()[:10]
-    name = f"{release.version}-{key}"
-    app_ref, runtime_ref = f"oh-matrix/openhands:{name}", f"oh-matrix/runtime:{name}"
-    venv_ref = f"oh-matrix/venv:{name}"
-    placeholder = _agent_server_image(release.wheel)
-    notes = [f"built from openhands-ai {release.version} wheels, deps {deps}"]
-    if all(_exists(client, r) for r in (app_ref, runtime_ref)) and (
-        placeholder is None or _exists(client, placeholder)
-    ):
-        _verify_app(client, app_ref, release.version)
-        return ImageSet(tag, release.version, "pypi", "v0", app_ref, runtime_ref, deps,
-                        [*notes, "cached"])
+    key = hashlib.sha256(f"{VENV_RECIPE}|{deps}|{base.ref}".encode()).hexdigest()[:10]
+    return _Plan(python, release, constraints, deps, base, key)
+
+
+def _app_images(client: docker.DockerClient, plan: _Plan, api: str) -> tuple[str, str]:
+    """The venv with openhands-ai and the app image over it (both cached)."""
+    venv_ref, app_ref = f"oh-matrix/venv:{plan.venv_name}", f"oh-matrix/openhands:{plan.name}"
+    if not _exists(client, app_ref):
+        if not _exists(client, venv_ref):
+            _install_venv(client, plan.base, plan.house(), [f"/wheels/{plan.release.wheel.name}"],
+                          venv_ref, plan.labels("venv"))
+        log(f"{app_ref}: building")
+        _build(client, app_ref, _app_dockerfile(venv_ref, plan.release.version, plan.labels("app"), api))
+    return venv_ref, app_ref
+
+
+def _asset(name: str) -> bytes:
+    return (resources.files("harness.images") / "assets" / name).read_bytes()
+
+
+def build_v0(client: docker.DockerClient, tag: str, constraints_file: Path | None = None,
+             python312: str | None = None) -> ImageSet:
+    plan = _plan(client, tag, constraints_file, python312)
+    version = plan.release.version
     t0 = time.monotonic()
-    if not _exists(client, venv_ref):
-        house = wheels.wheelhouse(release, constraints, python, deps)
-        _install_venv(client, base, house, release.wheel, venv_ref,
-                      _labels("venv", release.version, deps))
-    log(f"{app_ref}: building")
-    _build(client, app_ref, _app_dockerfile(venv_ref, release.version,
-                                            _labels("app", release.version, deps)))
-    assets = resources.files("harness.images") / "assets"
-    files = {n: (assets / n).read_bytes() for n in ("micromamba", "openvscode-server")}
-    log(f"{runtime_ref}: building")
-    _build(client, runtime_ref,
-           _runtime_dockerfile(venv_ref, _labels("runtime", release.version, deps)), files)
+    venv_ref, app_ref = _app_images(client, plan, "v0")
+    runtime_ref = f"oh-matrix/runtime:{plan.name}"
+    if not _exists(client, runtime_ref):
+        log(f"{runtime_ref}: building")
+        files = {n: _asset(n) for n in ("micromamba", "openvscode-server")}
+        _build(client, runtime_ref, _runtime_dockerfile(venv_ref, plan.labels("runtime")), files)
+    placeholder = _agent_server_image(plan.release.wheel)
     if placeholder and not _exists(client, placeholder):
-        _build(client, placeholder, _placeholder_dockerfile(base.ref, placeholder))
-    _verify_app(client, app_ref, release.version)
-    log(f"{release.version}: images ready in {time.monotonic() - t0:.0f} s")
-    return ImageSet(tag, release.version, "pypi", "v0", app_ref, runtime_ref, deps, notes)
+        _build(client, placeholder, _placeholder_dockerfile(plan.base.ref, placeholder))
+    _verify_app(client, app_ref, version, "openhands.server.listen")
+    log(f"{version}: images ready in {time.monotonic() - t0:.0f} s")
+    return ImageSet(tag, version, "pypi", "v0", app_ref, runtime_ref, plan.deps,
+                    [f"built from openhands-ai {version} wheels, deps {plan.deps}"])
+
+
+# -- V1: app server + agent-server sandbox -------------------------------------------------
+
+AGENT_SERVER_REPO = "ghcr.io/openhands/agent-server"
+
+
+def _pin(constraints: list[str], package: str) -> str:
+    for line in constraints:
+        name, _, version = line.partition("==")
+        if name.strip().lower() == package:
+            return version.strip()
+    raise ImageUnavailable(f"the lock pins no {package}; cannot build the V1 sandbox image")
+
+
+def _agent_server_dockerfile(venv_ref: str, labels: dict[str, str]) -> str:
+    label_lines = " ".join(f'{k}="{v}"' for k, v in labels.items())
+    return f"""FROM {venv_ref}
+# As the official agent-server image: user openhands (uid 10001) with passwordless sudo,
+# working dir /workspace/project owned by it, entrypoint the agent server (the app passes
+# --port 8000 as the command).
+RUN useradd -u 10001 -m -s /bin/bash openhands \\
+ && echo 'openhands ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/openhands \\
+ && mkdir -p /workspace/project && chown -R openhands:openhands /workspace
+# Stand-in: see the file's header.
+COPY chromium /usr/bin/chromium
+ENV VIRTUAL_ENV={VENV} PATH={VENV}/bin:$PATH
+USER openhands
+WORKDIR /workspace/project
+LABEL {label_lines}
+ENTRYPOINT ["python", "-m", "openhands.agent_server"]
+CMD ["--port", "8000"]
+"""
+
+
+def build_v1(client: docker.DockerClient, tag: str, constraints_file: Path | None = None,
+             python312: str | None = None) -> ImageSet:
+    """The 1.x app server and the agent-server image it starts, from one pinned wheel set.
+
+    The sandbox image is named exactly as the app asks for it by default
+    (`{AGENT_SERVER_REPO}:{agent-server version}-python`, sandbox_spec_service.py), and
+    carries that one tag only: the app looks its spec up by `image.tags[0]`.
+    """
+    plan = _plan(client, tag, constraints_file, python312)
+    version = plan.release.version
+    t0 = time.monotonic()
+    _, app_ref = _app_images(client, plan, "v1")
+    agent_version = _pin(plan.constraints, "openhands-agent-server")
+    sandbox_ref = f"{AGENT_SERVER_REPO}:{agent_version}-python"
+    current = None
+    if _exists(client, sandbox_ref):
+        current = client.images.get(sandbox_ref).labels.get("oh-matrix.deps")
+    if current != plan.deps:
+        agent_venv = f"oh-matrix/agent-server-venv:{plan.venv_name}"
+        if not _exists(client, agent_venv):
+            tools = _pin(plan.constraints, "openhands-tools")
+            _install_venv(client, plan.base, plan.house(),
+                          [f"openhands-agent-server=={agent_version}", f"openhands-tools=={tools}"],
+                          agent_venv, plan.labels("agent-server-venv"))
+        log(f"{sandbox_ref}: building")
+        _build(client, sandbox_ref, _agent_server_dockerfile(agent_venv, plan.labels("agent-server")),
+               {"chromium": _asset("chromium")})
+    _verify_app(client, app_ref, version, "openhands.app_server.app")
+    log(f"{version}: images ready in {time.monotonic() - t0:.0f} s")
+    return ImageSet(tag, version, "pypi", "v1", app_ref, sandbox_ref, plan.deps,
+                    [f"built from openhands-ai {version} wheels, deps {plan.deps}",
+                     f"agent-server {agent_version}"])

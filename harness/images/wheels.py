@@ -16,16 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import ImageUnavailable, InputError
+from harness.paths import cache_root
 
 PACKAGE = "openhands-ai"
 _WHEEL_RE = re.compile(r"openhands_ai-(?P<version>[0-9][^-]*)-.*\.whl$")
-
-
-def cache_root() -> Path:
-    root = os.environ.get("OH_MATRIX_CACHE") or str(Path.home() / ".cache" / "oh-matrix")
-    path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def log(msg: str) -> None:
@@ -182,7 +176,7 @@ def wheelhouse(release: Release, constraints: list[str], python: Path, key: str)
     tail: list[str] = []
     count = 0
     for line in proc.stdout:
-        tail = (tail + [line.rstrip()])[-15:]
+        tail = [*tail, line.rstrip()][-15:]
         if line.startswith(("Collecting", "  Building wheel")):
             count += 1
             if count % 50 == 0:

@@ -8,12 +8,15 @@ conversation can be created; the runtime starts in the background after
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
 
 from harness.errors import ApiError
 from harness.openhands import LlmSettings, RuntimeState
+
+_WAITING_RE = re.compile(r"Waiting for client to become ready at (\S+?)(?:\.\.\.)?\s*$", re.M)
 
 # runtime_status values after which the runtime will not become ready on its own
 _TERMINAL = {
@@ -69,8 +72,25 @@ class V0Adapter:
                 return out
             start = int(events[-1]["id"]) + 1
 
-    def runtime_container_prefix(self) -> str:
-        return "openhands-runtime-"
+    def runtime_container_name(self, conversation_id: str) -> str:
+        return f"openhands-runtime-{conversation_id}"
+
+    def runtime_url(self, app_logs: str, app_env: dict[str, str],
+                    runtime_attrs: dict[str, Any] | None) -> str | None:
+        """The URL DockerRuntime polls: from its own log line when present, else its
+        formula (`local_runtime_url` or `http://$DOCKER_HOST_ADDR`, then `:port`)."""
+        found = _WAITING_RE.findall(app_logs)
+        if found:
+            return str(found[-1])
+        if runtime_attrs is None:
+            return None
+        env = dict(e.partition("=")[::2] for e in runtime_attrs["Config"]["Env"])
+        base = (f"http://{app_env['DOCKER_HOST_ADDR']}" if app_env.get("DOCKER_HOST_ADDR")
+                else app_env.get("SANDBOX_LOCAL_RUNTIME_URL", "http://localhost"))
+        return f"{base}:{env['port']}" if env.get("port") else None
+
+    def callback_target(self, app_env: dict[str, str]) -> tuple[str, int] | None:
+        return None  # the V0 runtime never calls the app
 
     def close(self) -> None:
         self._http.close()

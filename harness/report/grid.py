@@ -9,7 +9,7 @@ SYMBOL = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skip": "SKIP"}
 
 def cell_text(cell: dict[str, Any]) -> str:
     c = cell["connect"]
-    text = SYMBOL.get(c["verdict"], c["verdict"])
+    text = str(SYMBOL.get(c["verdict"], c["verdict"]))
     if c.get("cause"):
         text += f" {c['cause']}"
     if c.get("seconds") is not None:

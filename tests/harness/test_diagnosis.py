@@ -82,3 +82,4 @@ def test_budget_causes() -> None:
     j = Judge()
     j.add(obs(api_error="GET /api/conversations/x -> HTTP 500"))
     assert j.at_budget(60).cause == "api-error"
+

@@ -76,7 +76,7 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_select_only_and_unknown_cell() -> None:
     m = matrix.load(ROOT / "matrices" / "default.toml")
     assert [c.id for c in m.select(["0.62-host"])] == ["0.62-host"]
-    with pytest.raises(InputError, match="--only 0.63-host: no such cell"):
+    with pytest.raises(InputError, match=r"--only 0\.63-host: no such cell"):
         m.select(["0.63-host"])
 
 

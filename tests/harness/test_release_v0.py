@@ -6,9 +6,9 @@ verdicts move with them."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import docker
