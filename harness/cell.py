@@ -127,7 +127,7 @@ class CellRun:
         return launch
 
     def _start_app(self, launch: modes.AppLaunch) -> docker.models.containers.Container:
-        env = {**launch.env, **launch.harness_env}
+        env = {**launch.harness_env, **launch.env}  # what the user sets wins
         if self.plan.images.api == "v0":
             env["SANDBOX_DOCKER_RUNTIME_KWARGS"] = _runtime_kwargs(
                 env.get("SANDBOX_DOCKER_RUNTIME_KWARGS"), self.labels)

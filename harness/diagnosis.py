@@ -97,8 +97,11 @@ class Judge:
         if decided:
             return decided
         if o.state and o.state.error:
-            # The app gave up on its own and no probe shows a network cause: its words are
-            # the evidence.
+            # The app gave up on its own and no probe shows a network cause.
+            if o.runtime_status == "running" and o.self_probe and o.self_probe.tcp == "refused":
+                return Decision("fail", "budget-exceeded",
+                                f"the app gave up while the runtime was still starting (its own port "
+                                f"refused): {o.state.error}")
             return Decision("fail", "api-error", f"the app reports {o.state.error}")
         return None
 

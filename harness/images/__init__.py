@@ -10,10 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import docker
+from filelock import FileLock
 
 from harness.errors import ImageUnavailable
 from harness.images.model import ImageSet
 from harness.images.wheels import log
+from harness.paths import cache_root
 
 __all__ = ["ImageSet", "prepare"]
 
@@ -22,6 +24,16 @@ _registry_unreachable: str | None = None
 
 def prepare(client: docker.DockerClient, tag: str, api: str, backend: str,
             constraints: Path | None = None, python312: str | None = None) -> ImageSet:
+    """Images for one target. Serialized per tag across processes (xdist workers, two runs
+    at once): the second caller waits and then finds the first one's images cached."""
+    locks = cache_root() / "locks"
+    locks.mkdir(exist_ok=True)
+    with FileLock(str(locks / f"images-{tag}.lock")):
+        return _prepare(client, tag, api, backend, constraints, python312)
+
+
+def _prepare(client: docker.DockerClient, tag: str, api: str, backend: str,
+             constraints: Path | None, python312: str | None) -> ImageSet:
     global _registry_unreachable
     from harness.images import official, pypi
 

@@ -21,9 +21,11 @@ from pathlib import Path
 
 import docker
 from docker.errors import ImageNotFound
+from filelock import FileLock
 
 from harness.errors import ImageUnavailable
 from harness.images.wheels import log
+from harness.paths import cache_root
 
 RECIPE = "base-2"
 REPO = "oh-matrix/base"
@@ -106,6 +108,13 @@ def _copy_python(prefix: Path, rootfs: Path) -> None:
 
 
 def ensure_base(client: docker.DockerClient, python: Path) -> BaseImage:
+    locks = cache_root() / "locks"
+    locks.mkdir(exist_ok=True)
+    with FileLock(str(locks / "base.lock")):  # one debootstrap at a time on this machine
+        return _ensure_base(client, python)
+
+
+def _ensure_base(client: docker.DockerClient, python: Path) -> BaseImage:
     prefix = python.parent.parent
     suite, mirror = _host_suite_and_mirror()
     packages = sorted(set(RUNTIME_PACKAGES) | set(_linked_packages(prefix)))

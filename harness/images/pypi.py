@@ -40,7 +40,7 @@ from harness.paths import cache_root
 
 # Bump VENV_RECIPE when the venv install changes (slow rebuild), IMAGE_RECIPE when only the
 # thin images over it change (seconds).
-VENV_RECIPE = "pypi-v0-3"
+VENV_RECIPE = "pypi-venv-4"
 IMAGE_RECIPE = "images-2"
 VENV = "/opt/oh-venv"
 
@@ -86,9 +86,10 @@ def _install_venv(client: docker.DockerClient, base: BaseImage, house: Path, pac
     script = (
         f"set -e; {base.python} -m venv {VENV}; "
         f"{VENV}/bin/pip install --no-index --no-cache-dir --disable-pip-version-check "
-        f"--find-links /wheels -c /wheels/constraints.txt {' '.join(packages)}; "
-        f"find {VENV} -name __pycache__ -prune -exec rm -rf {{}} +"
+        f"--find-links /wheels -c /wheels/constraints.txt {' '.join(packages)}"
     )
+    # The bytecode pip compiles stays: without it every container start recompiles the
+    # whole venv, and the V1 sandbox then misses the app's 15 s health grace.
     t0 = time.monotonic()
     container = client.containers.run(
         base.ref, ["sh", "-c", script], detach=True, network_mode="none",
@@ -307,7 +308,9 @@ def _pin(constraints: list[str], package: str) -> str:
 def _agent_server_dockerfile(venv_ref: str, labels: dict[str, str]) -> str:
     label_lines = " ".join(f'{k}="{v}"' for k, v in labels.items())
     return f"""FROM {venv_ref}
-# As the official agent-server image: user openhands (uid 10001) with passwordless sudo,
+# As the official agent-server image (which holds only openhands-agent-server and
+# openhands-tools; this venv also has openhands-ai, which the sandbox never imports):
+# user openhands (uid 10001) with passwordless sudo,
 # working dir /workspace/project owned by it, entrypoint the agent server (the app passes
 # --port 8000 as the command).
 RUN useradd -u 10001 -m -s /bin/bash openhands \\
@@ -335,21 +338,18 @@ def build_v1(client: docker.DockerClient, tag: str, constraints_file: Path | Non
     plan = _plan(client, tag, constraints_file, python312)
     version = plan.release.version
     t0 = time.monotonic()
-    _, app_ref = _app_images(client, plan, "v1")
+    venv_ref, app_ref = _app_images(client, plan, "v1")
     agent_version = _pin(plan.constraints, "openhands-agent-server")
     sandbox_ref = f"{AGENT_SERVER_REPO}:{agent_version}-python"
-    current = None
-    if _exists(client, sandbox_ref):
-        current = client.images.get(sandbox_ref).labels.get("oh-matrix.deps")
-    if current != plan.deps:
-        agent_venv = f"oh-matrix/agent-server-venv:{plan.venv_name}"
-        if not _exists(client, agent_venv):
-            tools = _pin(plan.constraints, "openhands-tools")
-            _install_venv(client, plan.base, plan.house(),
-                          [f"openhands-agent-server=={agent_version}", f"openhands-tools=={tools}"],
-                          agent_venv, plan.labels("agent-server-venv"))
+    # Its name is fixed by the app, so the cache key lives in a label instead.
+    current = client.images.get(sandbox_ref).labels.get("oh-matrix.key") if _exists(client, sandbox_ref) else None
+    if current != plan.name:
+        # The app's venv already holds openhands-agent-server and openhands-tools at the
+        # lock's versions (openhands-ai depends on them): the sandbox reuses it, as the V0
+        # runtime does, instead of a second 1.3 GB install.
         log(f"{sandbox_ref}: building")
-        _build(client, sandbox_ref, _agent_server_dockerfile(agent_venv, plan.labels("agent-server")),
+        labels = {**plan.labels("agent-server"), "oh-matrix.key": plan.name}
+        _build(client, sandbox_ref, _agent_server_dockerfile(venv_ref, labels),
                {"chromium": _asset("chromium")})
     _verify_app(client, app_ref, version, "openhands.app_server.app")
     log(f"{version}: images ready in {time.monotonic() - t0:.0f} s")

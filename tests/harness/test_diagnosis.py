@@ -83,3 +83,21 @@ def test_budget_causes() -> None:
     j.add(obs(api_error="GET /api/conversations/x -> HTTP 500"))
     assert j.at_budget(60).cause == "api-error"
 
+
+
+def test_app_giving_up_on_a_booting_runtime_is_its_budget_not_an_api_error() -> None:
+    gave_up = RuntimeState(ready=False, status="start task ERROR", error="start task ERROR: Sandbox entered error state")
+    d = Judge().add(obs(state=gave_up, self_probe=probe(where="runtime", tcp="refused")))
+    assert d is not None and d.cause == "budget-exceeded" and "still starting" in d.why
+    d = Judge().add(obs(state=gave_up, self_probe=probe(where="runtime", tcp="open")))
+    assert d is not None and d.cause == "api-error"
+
+
+def test_callback_direction_is_named() -> None:
+    j = Judge()
+    cb = probe(where="sandbox", port=3000, tcp="refused")
+    first = j.add(obs(app_probe=probe(tcp="open"), self_probe=probe(where="runtime", tcp="open"), callback_probe=cb))
+    second = j.add(obs(app_probe=probe(tcp="open"), self_probe=probe(where="runtime", tcp="open"), callback_probe=cb))
+    assert first is None
+    assert second is not None and second.cause == "connection-refused"
+    assert second.why.startswith("sandbox -> app (callback)")
