@@ -86,7 +86,8 @@ def test_budget_causes() -> None:
 
 
 def test_app_giving_up_on_a_booting_runtime_is_its_budget_not_an_api_error() -> None:
-    gave_up = RuntimeState(ready=False, status="start task ERROR", error="start task ERROR: Sandbox entered error state")
+    gave_up = RuntimeState(ready=False, status="start task ERROR",
+                           error="start task ERROR: Sandbox entered error state")
     d = Judge().add(obs(state=gave_up, self_probe=probe(where="runtime", tcp="refused")))
     assert d is not None and d.cause == "budget-exceeded" and "still starting" in d.why
     d = Judge().add(obs(state=gave_up, self_probe=probe(where="runtime", tcp="open")))
