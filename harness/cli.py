@@ -47,6 +47,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         pytest_args += ["--app-env", kv]
     for cell in args.only:
         pytest_args += ["--only", cell]
+    if args.remedies:
+        pytest_args.append("--remedies")
     if args.n and args.n > 1:
         pytest_args += ["-n", str(args.n), "--dist", "load"]
     else:
@@ -132,10 +134,25 @@ def cmd_images(args: argparse.Namespace) -> int:
                 print(f"{tag:46} {lb.get('oh-matrix.image', ''):11} {lb.get('oh-matrix.release', '-'):8} "
                       f"{lb.get('oh-matrix.deps', '-'):13} {img.attrs['Size'] / 1e6:7.0f}M  {img.short_id[7:]}")
         return EXIT_OK
-    # prune: dangling leftovers always; every oh-matrix image with --all
+    # prune: dangling leftovers and superseded builds (an older image of the same kind and
+    # release, left by a recipe or dependency change); every oh-matrix image with --all
     from docker.errors import APIError
 
     removed = 0
+    newest: dict[tuple[str, str], str] = {}
+    for img in sorted(listed, key=lambda i: i.attrs["Created"]):
+        kind, release = img.labels.get("oh-matrix.image", ""), img.labels.get("oh-matrix.release", "")
+        if release:
+            newest[(kind, release)] = img.id
+    for img in listed:
+        kind, release = img.labels.get("oh-matrix.image", ""), img.labels.get("oh-matrix.release", "")
+        if release and newest.get((kind, release)) != img.id and not args.all:
+            for tag in img.tags:
+                try:
+                    client.images.remove(tag)
+                    removed += 1
+                except APIError:  # a newer image is built on it, or a container uses it
+                    pass
     for img in client.images.list(filters={"dangling": True}):
         try:
             client.images.remove(img.id, force=False)
@@ -160,6 +177,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--backend", choices=matrix.BACKENDS)
     r.add_argument("--app-env", action="append", default=[], metavar="KEY=VAL")
     r.add_argument("--only", action="append", default=[], metavar="TAG-MODE")
+    r.add_argument("--remedies", action="store_true", help="rerun failed cells with the known fixes")
     r.add_argument("-n", type=int, default=2, help="cells in parallel (pytest-xdist workers)")
     r.add_argument("-k", help="pytest -k expression over cell ids")
     r.add_argument("pytest_args", nargs="*", help="after --: passed to pytest")

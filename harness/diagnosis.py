@@ -36,18 +36,24 @@ class Observation:
     proxy: dict[str, str] = field(default_factory=dict)
 
 
+FORWARD = "app->runtime"
+CALLBACK = "sandbox->app"
+
+
 @dataclass(frozen=True)
 class Decision:
     verdict: str
     cause: str | None
     why: str
+    direction: str | None = None  # which way the network broke, when it did
 
 
 class _Direction:
     """Streaks of one direction's probe outcomes; a decision needs a streak, not a blip."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, direction: str) -> None:
         self.label = label
+        self.direction = direction
         self.timeouts = 0
         self.refusals = 0
 
@@ -56,23 +62,23 @@ class _Direction:
             return None
         if p.dns == "fail":
             return Decision("fail", "dns-unresolved",
-                            f"{self.label}: {p.host} does not resolve in the {p.where} container")
+                            f"{self.label}: {p.host} does not resolve in the {p.where} container", self.direction)
         self.timeouts = self.timeouts + 1 if p.tcp == "timeout" else 0
         if self.timeouts >= TIMEOUTS_TO_DECIDE:
             return Decision("fail", "connect-timeout",
                             f"{self.label}: {self.timeouts} connects to {p.host}:{p.port} dropped "
-                            "(no answer, no refusal)")
+                            "(no answer, no refusal)", self.direction)
         self.refusals = self.refusals + 1 if (p.tcp == "refused" and target_listens) else 0
         if self.refusals >= REFUSALS_TO_DECIDE:
             return Decision("fail", "connection-refused",
-                            f"{self.label}: {p.host}:{p.port} refused while the target listens")
+                            f"{self.label}: {p.host}:{p.port} refused while the target listens", self.direction)
         return None
 
 
 class Judge:
     def __init__(self) -> None:
-        self.forward = _Direction("app -> runtime")
-        self.callback = _Direction("sandbox -> app (callback)")
+        self.forward = _Direction("app -> runtime", FORWARD)
+        self.callback = _Direction("sandbox -> app (callback)", CALLBACK)
         self.last: Observation | None = None
         self.runtime_seen = False
 

@@ -32,6 +32,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="env var for every app container (repeatable)")
     g.addoption("--only", action="append", default=[], metavar="TAG-MODE",
                 help="run only this cell (repeatable)")
+    g.addoption("--remedies", action="store_true",
+                help="rerun each failed cell with the known fixes for its cause")
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -48,7 +50,8 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     try:
         ctx, m = run_session.start(path, config.getoption("out"), config.getoption("backend"),
-                               config.getoption("app_env"), config.getoption("only"))
+                               config.getoption("app_env"), config.getoption("only"),
+                               config.getoption("remedies"))
     except InputError as e:
         pytest.exit(str(e), returncode=2)
     except DockerUnavailable as e:
@@ -85,6 +88,9 @@ def describe_failure(result: CellResult) -> str:
     c = result.connect
     lines = [f"{result.id}: {c.cause} after {c.seconds} s (runtime URL {c.runtime_url})"]
     lines += [f"  [{e.source}] {e.text}" for e in c.evidence if e.source in ("harness", "probe", "api")]
+    for r in result.remedies:
+        env = " ".join(f"{k}={v}" for k, v in r["env"].items())
+        lines.append(f"  remedy {r['name']} ({env}): {r['verdict']}" + (f" {r['cause']}" if r["cause"] else ""))
     return "\n".join(lines)
 
 

@@ -43,6 +43,7 @@ class Connect:
     runtime_url: str | None = None
     evidence: list[Evidence] = field(default_factory=list)
     reason: str | None = None  # for skip: why not applicable
+    direction: str | None = None  # app->runtime | sandbox->app, when the network broke
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:

@@ -12,11 +12,11 @@ import json
 import os
 import sys
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness import cleanup, docker_host, images, matrix
+from harness import cleanup, docker_host, images, matrix, remedies
 from harness.cell import CellPlan, run_cell, skipped
 from harness.errors import ImageUnavailable, InputError
 from harness.images.model import ImageSet
@@ -46,6 +46,7 @@ class RunContext:
     host: dict[str, Any] = field(default_factory=dict)
     images: dict[str, dict[str, Any]] = field(default_factory=dict)  # tag -> ImageSet or {"error"}
     swept: str = ""
+    remedies: bool = False  # rerun failed cells with the known fixes for their cause
 
     def save(self) -> None:
         write_json(Path(self.out) / "run.json", asdict(self))
@@ -61,7 +62,7 @@ def default_out(run_id: str) -> str:
 
 
 def start(matrix_path: str, out: str | None, backend: str | None, app_env: list[str],
-          only: list[str]) -> tuple[RunContext, Matrix]:
+          only: list[str], remedies: bool = False) -> tuple[RunContext, Matrix]:
     """Controller-side set-up. Raises InputError / DockerUnavailable before anything is made."""
     m = matrix.load(matrix_path)
     env = matrix.parse_app_env(app_env)
@@ -73,7 +74,8 @@ def start(matrix_path: str, out: str | None, backend: str | None, app_env: list[
     os.environ["OH_MATRIX_RUN_ID"] = run_id
     os.environ.setdefault("OH_MATRIX_OWNER_PID", str(os.getpid()))
     ctx = RunContext(run_id=run_id, out=out or default_out(run_id), matrix_path=matrix_path,
-                     backend=backend or m.backend, app_env=env, only=list(only), started_at=now())
+                     backend=backend or m.backend, app_env=env, only=list(only), started_at=now(),
+                     remedies=remedies)
     swept = cleanup.sweep(client)
     if swept:
         ctx.swept = swept.summary()
@@ -109,6 +111,13 @@ def run_one(ctx: RunContext, m: Matrix, cell: Cell) -> CellResult:
         plan = CellPlan(ctx.run_id, cell, imgs, env, m.connect_budget, m.app_budget,
                         secrets=secret_names(env))
         result = run_cell(plan)
+        if ctx.remedies and result.connect.verdict == "fail":
+            fix_ctx = remedies.Context(gateway=ctx.host.get("bridge_gateway"))
+
+            def rerun(extra: dict[str, str]) -> CellResult:
+                return run_cell(replace(plan, env={**env, **extra}, secrets=secret_names({**env, **extra})))
+
+            result.remedies = remedies.search(result, fix_ctx, rerun)
     write_cell(Path(ctx.out), result)
     return result
 

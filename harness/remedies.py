@@ -1,0 +1,88 @@
+"""Known fixes, as data tied to the causes they address, and the search that tries them.
+
+A remedy is only ever a change of the app container's environment, so trying one is the
+same real cell run again with that env added; whether it turns the cell green is what the
+rerun shows, never what this table claims. Sources: openhands-networking.md §1-2, §7.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from harness.results import CellResult
+
+
+@dataclass(frozen=True)
+class Context:
+    gateway: str | None  # the default bridge's gateway (what host-gateway maps to)
+
+
+@dataclass(frozen=True)
+class Remedy:
+    name: str
+    causes: tuple[str, ...]
+    apis: tuple[str, ...]
+    env: Callable[[Context], dict[str, str] | None]  # None: not applicable on this host
+    why: str
+    modes: tuple[str, ...] = ()  # empty: any mode
+    directions: tuple[str | None, ...] = ("app->runtime", None)  # the callback needs its own fixes
+
+
+def _gateway(key: str, fmt: str = "{gw}") -> Callable[[Context], dict[str, str] | None]:
+    return lambda ctx: {key: fmt.format(gw=ctx.gateway)} if ctx.gateway else None
+
+
+def _no_proxy(ctx: Context) -> dict[str, str]:
+    hosts = ",".join(h for h in ("host.docker.internal", "localhost", "127.0.0.1", ctx.gateway) if h)
+    return {"NO_PROXY": hosts, "no_proxy": hosts}
+
+
+REMEDIES: tuple[Remedy, ...] = (
+    Remedy("docker-host-addr", ("dns-unresolved", "connect-timeout"), ("v0",),
+           _gateway("DOCKER_HOST_ADDR"),
+           "V0 polls http://$DOCKER_HOST_ADDR:PORT instead of host.docker.internal (docker_runtime.py L123-129)"),
+    Remedy("host-network-trio", ("dns-unresolved", "connect-timeout", "connection-refused"), ("v0",),
+           lambda ctx: {"SANDBOX_USE_HOST_NETWORK": "true", "DOCKER_HOST_ADDR": "127.0.0.1"},
+           "the documented host-network setup: runtime on the host network, polled on 127.0.0.1",
+           modes=("host",)),
+    Remedy("bind-all-addresses", ("connection-refused",), ("v0",),
+           lambda ctx: {"SANDBOX_RUNTIME_BINDING_ADDRESS": "0.0.0.0"},
+           "publish the runtime's ports on every address, not loopback only"),
+    Remedy("no-proxy", ("proxy",), ("v0", "v1"), _no_proxy,
+           "keep the runtime host out of the app's HTTP(S)_PROXY (httpx honours NO_PROXY)"),
+    Remedy("v1-url-pattern", ("dns-unresolved", "connect-timeout"), ("v1",),
+           _gateway("SANDBOX_CONTAINER_URL_PATTERN", "http://{gw}:{{port}}"),
+           "reach the sandbox at the bridge gateway instead of host.docker.internal"),
+    Remedy("v1-startup-grace", ("budget-exceeded",), ("v1",),
+           lambda ctx: {"SANDBOX_STARTUP_GRACE_SECONDS": "90"},
+           "give a slow sandbox longer than the app's 15 s health grace"),
+)
+
+
+def applicable(result: CellResult, ctx: Context) -> list[tuple[Remedy, dict[str, str]]]:
+    out = []
+    for r in REMEDIES:
+        if result.connect.cause not in r.causes or result.api not in r.apis:
+            continue
+        if r.modes and result.mode not in r.modes:
+            continue
+        if result.connect.direction not in r.directions:
+            continue
+        env = r.env(ctx)
+        if env is not None:
+            out.append((r, env))
+    return out
+
+
+def search(result: CellResult, ctx: Context,
+           rerun: Callable[[dict[str, str]], CellResult]) -> list[dict[str, Any]]:
+    """Rerun a failed cell once per applicable remedy; record what each really did."""
+    tried = []
+    for remedy, env in applicable(result, ctx):
+        again = rerun(env)
+        tried.append({"name": remedy.name, "env": env, "why": remedy.why,
+                      "verdict": again.connect.verdict, "cause": again.connect.cause,
+                      "seconds": again.connect.seconds, "runtime_url": again.connect.runtime_url})
+    return tried
