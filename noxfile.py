@@ -31,7 +31,7 @@ def matrix(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The harness's tests. Extra pytest args after --, e.g. -- -m 'not release'."""
     _install(session)
-    session.run("pytest", "tests/harness", "-n", "2", *session.posargs)
+    session.run("pytest", "tests/harness", "-n", "2", "--dist", "loadgroup", *session.posargs)
 
 
 @nox.session

@@ -83,6 +83,19 @@ def _tail(container: docker.models.containers.Container | None, n: int = LOG_TAI
         return "(container gone)"
 
 
+def _runtime_facts(runtime: docker.models.containers.Container) -> str:
+    """State, exit code, OOM flag and where its ports are published, as the host sees it."""
+    with contextlib.suppress(NotFound, APIError):
+        runtime.reload()
+    state = runtime.attrs.get("State") or {}
+    net = runtime.attrs.get("HostConfig", {}).get("NetworkMode", "?")
+    ports = (runtime.attrs.get("NetworkSettings") or {}).get("Ports") or {}
+    published = ", ".join(f"{inner} on {b['HostIp'] or '0.0.0.0'}:{b['HostPort']}"
+                          for inner, binds in sorted(ports.items()) for b in (binds or []))
+    return (f"{runtime.name}: {state.get('Status')}, exit code {state.get('ExitCode')}, "
+            f"OOM {bool(state.get('OOMKilled'))}, network {net}, published: {published or 'nothing'}")
+
+
 def _strip_ansi(text: str) -> str:
     return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
@@ -265,6 +278,7 @@ class CellRun:
                 adapter.store_settings(NO_LLM)
                 self.conversation = adapter.create_conversation(self.plan.message)
                 self.runtime_name = adapter.runtime_container_name(self.conversation)
+                self.result.runtime_container = self.runtime_name
                 cleanup.register(self.plan.run_id, self.runtime_name)
             except (ApiError, httpx.HTTPError) as e:
                 self._decide(Decision("fail", "api-error", str(e)[:400]), None, app)
@@ -302,6 +316,7 @@ class CellRun:
         if d.verdict != "pass":
             runtime = self._runtime(adapter) if adapter and self.conversation else None
             if runtime is not None:
+                evidence.append(Evidence("runtime", _runtime_facts(runtime)))
                 evidence.append(Evidence("runtime-log", _tail(runtime)))
             if app is not None:
                 evidence.append(Evidence("app-log", _strip_ansi(_tail(app))))

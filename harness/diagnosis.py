@@ -36,6 +36,7 @@ class Observation:
     proxy: dict[str, str] = field(default_factory=dict)
 
 
+STARTUP_GRACE_MESSAGE = "Sandbox entered error state"
 FORWARD = "app->runtime"
 CALLBACK = "sandbox->app"
 
@@ -108,6 +109,13 @@ class Judge:
                 return Decision("fail", "budget-exceeded",
                                 f"the app gave up while the runtime was still starting (its own port "
                                 f"refused): {o.state.error}")
+            if STARTUP_GRACE_MESSAGE in o.state.error and not (o.app_probe and o.app_probe.tcp != "open"):
+                # Raised only when /health failed after the app's startup grace
+                # (docker_sandbox_service.py, SANDBOX_STARTUP_GRACE_SECONDS, default 15 s),
+                # and the network path is open: the sandbox was too slow, not unreachable.
+                return Decision("fail", "budget-exceeded",
+                                f"the app's startup grace ran out before the sandbox answered /health, "
+                                f"with the path to it open: {o.state.error}")
             return Decision("fail", "api-error", f"the app reports {o.state.error}")
         return None
 

@@ -15,6 +15,8 @@ from typing import Any
 import docker
 from docker.errors import APIError, NotFound
 
+from harness import cleanup
+
 # Resolve, TCP connect (refused vs dropped vs reset, timed), then GET the health path.
 # Runs with no proxy on purpose: it tests the network path itself.
 _NET_PROBE = r"""
@@ -83,13 +85,33 @@ class NetProbe:
         return asdict(self)
 
 
+def _in_namespace_of(container: docker.models.containers.Container, args: list[str]) -> tuple[int, bytes]:
+    """Run the probe in a throw-away container that joins the target's network namespace,
+    for images with no Python of their own: same /etc/hosts, routes and interfaces."""
+    client = container.client
+    bases = client.images.list(filters={"label": "oh-matrix.image=base"})
+    if not bases:
+        return 127, b"no python in the container and no oh-matrix base image to probe from"
+    helper = client.containers.run(bases[0].id, ["python3", *args], detach=True,
+                                   network_mode=f"container:{container.id}",
+                                   labels={**container.labels, "oh-matrix.probe": container.name,
+                                           cleanup.OWNER_LABEL: cleanup.owner(),
+                                           cleanup.RUN_LABEL: container.labels.get(cleanup.RUN_LABEL, "probe")})
+    try:
+        code = int(helper.wait(timeout=60)["StatusCode"])
+        return code, bytes(helper.logs())
+    finally:
+        helper.remove(force=True)
+
+
 def probe_from(container: docker.models.containers.Container, where: str, host: str, port: int,
                path: str = "/alive", timeout: float = 2.0) -> NetProbe:
     result = NetProbe(where=where, host=host, port=port)
+    args = ["-c", _NET_PROBE, host, str(port), path, str(timeout)]
     try:
-        code, output = container.exec_run(
-            ["python", "-c", _NET_PROBE, host, str(port), path, str(timeout)], demux=False,
-        )
+        code, output = container.exec_run(["python", *args], demux=False)
+        if code in (126, 127) or b"executable file not found" in (output or b""):
+            code, output = _in_namespace_of(container, args)
     except (APIError, NotFound) as e:
         result.dns, result.error = "not run", f"exec failed: {str(e)[:160]}"
         return result

@@ -68,6 +68,7 @@ class CellResult:
     backend: str | None = None
     app_image: str | None = None
     runtime_image: str | None = None
+    runtime_container: str | None = None  # the runtime/sandbox OpenHands started for this cell
     app_seconds: float | None = None
     docker_run: str | None = None
     app_env: dict[str, str] = field(default_factory=dict)

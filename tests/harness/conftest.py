@@ -46,6 +46,17 @@ def run_id(client: docker.DockerClient) -> Iterator[str]:
 
 
 @pytest.fixture
+def gone(client: docker.DockerClient) -> Callable[[str | None], bool]:
+    """Whether the runtime/sandbox container OpenHands started for a cell is removed."""
+
+    def check(name: str | None) -> bool:
+        assert name and name.startswith(("openhands-runtime-", "oh-agent-server-")), name
+        return not client.containers.list(all=True, filters={"name": f"^{name}$"})
+
+    return check
+
+
+@pytest.fixture
 def leftovers(client: docker.DockerClient) -> Callable[[str], list[str]]:
     """Names of the containers and networks a run left behind."""
 

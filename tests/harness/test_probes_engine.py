@@ -71,3 +71,25 @@ def test_proxy_env_is_read_from_the_container(pair: tuple) -> None:
     _, c = pair
     c.reload()
     assert proxy_env(c) == {"HTTP_PROXY": "http://proxy.invalid:3128"}
+
+
+def test_probe_from_a_container_without_python(client: docker.DockerClient, base_image: BaseImage,
+                                               run_id: str) -> None:
+    """Images with no interpreter are probed from a helper that joins their namespace."""
+    lbl = cleanup.labels(run_id, "no-python")
+    bare = client.containers.run(base_image.ref, ["sh", "-c", "rm -f $(command -v python) && sleep 300"],
+                                 detach=True, labels=lbl, user="root")
+    try:
+        import time
+
+        for _ in range(50):
+            if bare.exec_run(["sh", "-c", "command -v python"]).exit_code != 0:
+                break
+            time.sleep(0.1)
+        p = probe_from(bare, "bare", "no-such-host.invalid", 80)
+        assert p.dns == "fail", p
+        p = probe_from(bare, "bare", "127.0.0.1", 9)
+        assert p.tcp == "refused", p
+        assert not client.containers.list(all=True, filters={"label": f"oh-matrix.probe={bare.name}"})
+    finally:
+        cleanup.remove_container(bare)
