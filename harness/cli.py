@@ -74,8 +74,19 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise InputError(f"{path}: {e.strerror}") from None
     except ValueError as e:
         raise InputError(f"{path}: not valid JSON ({e})") from None
+    from harness.report.render import render_all
+
+    written = render_all(run, Path(args.dir))
     print(grid.render(run))
+    print(recommendation_text(run["recommendation"]))
+    print("reports: " + ", ".join(str(p) for p in written))
     return EXIT_OK
+
+
+def recommendation_text(rec: dict[str, object]) -> str:
+    if rec.get("cell"):
+        return f"recommended: {rec['cell']} ({rec.get('resolved_version')})\n  {rec.get('docker_run')}"
+    return f"recommended: nothing passed. {rec.get('why', '')}"
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

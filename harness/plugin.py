@@ -108,4 +108,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     tr = terminalreporter
     tr.section("oh-matrix connect verdicts")
     tr.write_line(grid.render(run) if run["cells"] else "(no cell ran)")
-    tr.write_line(f"results: {Path(config.stash[CTX].out) / 'results.json'}")
+    from harness.cli import recommendation_text
+
+    tr.write_line(recommendation_text(run.get("recommendation") or {}))
+    out = Path(config.stash[CTX].out)
+    tr.write_line(f"results: {out / 'results.json'}  report: {out / 'report.html'}  summary: {out / 'summary.md'}")

@@ -83,20 +83,24 @@ class CellResult:
         return d
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically: a crash or a full disk leaves the old file, never half a new one."""
+def write_text_atomic(path: Path, text: str) -> None:
+    """Temp file + rename: a crash or a full disk leaves the old file, never half a new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False)
-            f.write("\n")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide reports from a web server or CI uploader
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def write_cell(out: Path, cell: CellResult) -> None:

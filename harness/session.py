@@ -21,6 +21,7 @@ from harness.cell import CellPlan, run_cell, skipped
 from harness.errors import ImageUnavailable, InputError
 from harness.images.model import ImageSet
 from harness.matrix import Cell, Matrix
+from harness.report.render import render_all
 from harness.results import CellResult, Connect, Evidence, build_run, read_cells, write_cell, write_json
 
 SECRET_HINTS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
@@ -130,6 +131,7 @@ def finish(ctx: RunContext, m: Matrix) -> dict[str, Any]:
     run = build_run(ctx.run_id, ctx.started_at, now(), ctx.backend, ctx.host, cells, order,
                     {"matrix": ctx.matrix_path, "app_env": ctx.app_env, "images": ctx.images,
                      "swept_at_start": ctx.swept})
+    render_all(run, out)  # sets run["recommendation"], written into results.json next
     write_json(out / "results.json", run)
     try:
         cleanup.sweep(docker_host.client(), ctx.run_id)

@@ -40,7 +40,7 @@ def test_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     def boom(*a: object, **k: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(results.json, "dump", boom)
+    monkeypatch.setattr(results.os, "fsync", boom)
     with pytest.raises(OSError):
         results.write_json(target, {"ok": 2})
     assert json.loads(target.read_text()) == {"ok": 1}

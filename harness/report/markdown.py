@@ -1,0 +1,231 @@
+"""The Markdown summary (summary.md, and the GitHub step summary), plus the run view both
+renderers share: the grid layout, normalized cells, and text clean-up.
+
+GitHub caps a step summary at 1 MiB, so this page carries one short line of evidence per
+failure and never a log tail; the HTML report has the rest.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import jinja2
+
+from harness.report.recommend import recommend
+
+Cell = dict[str, Any]
+
+EMOJI = {"pass": "✅", "fail": "❌", "error": "⚠️", "skip": "⏭️"}  # grid.SYMBOL, for Markdown
+EVIDENCE_CHARS = 200
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # colour codes in runtime logs
+# `docker run` options that take a value: each goes on its own line in a displayed command.
+VALUE_OPTIONS = frozenset({"-e", "--env", "-v", "--volume", "-p", "--publish", "--network", "--add-host", "--name"})
+
+_CELL: dict[str, Any] = {
+    "resolved_version": None, "api": None, "backend": None, "app_image": None, "runtime_image": None,
+    "app_seconds": None, "docker_run": None, "app_env": {}, "tasks": [], "remedies": [], "socket_mounted_in": [],
+    "notes": []}
+_CONNECT: dict[str, Any] = {
+    "cause": None, "seconds": None, "runtime_url": None, "evidence": [], "reason": None, "direction": None}
+_TASK: dict[str, Any] = {"name": "?", "verdict": "?", "seconds": None, "detail": None}
+_REMEDY: dict[str, Any] = {
+    "name": "?", "env": {}, "why": None, "verdict": "?", "cause": None, "seconds": None, "runtime_url": None}
+
+
+def normalize(cell: Cell) -> Cell:
+    """Every optional key present (older runs lack some), so templates can be strict."""
+    return {**_CELL, **cell, "connect": {**_CONNECT, **cell.get("connect", {})},
+            "tasks": [{**_TASK, **t} for t in cell.get("tasks") or []],
+            "remedies": [{**_REMEDY, **r} for r in cell.get("remedies") or []]}
+
+
+def clean(text: str | None) -> str:
+    return ANSI.sub("", text or "")
+
+
+def truncate(text: str, limit: int = EVIDENCE_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def first_line(text: str | None) -> str:
+    """The first non-blank line, cut to a size a summary can afford."""
+    return truncate(next((ln.strip() for ln in clean(text).splitlines() if ln.strip()), ""))
+
+
+def headline(cell: Cell) -> str | None:
+    """The cell's first non-empty evidence, as `source: line`."""
+    for e in cell["connect"]["evidence"]:
+        if line := first_line(e.get("text")):
+            return f"{e.get('source', '?')}: {line}"
+    return None
+
+
+def secs(seconds: float | None) -> str:
+    return "" if seconds is None else f"{seconds:.0f}s"
+
+
+def task_summary(cell: Cell) -> str | None:
+    tasks = cell["tasks"]
+    return f"tasks {sum(t['verdict'] == 'pass' for t in tasks)}/{len(tasks)}" if tasks else None
+
+
+def remedy_passed(cell: Cell) -> bool:
+    return any(r["verdict"] == "pass" for r in cell["remedies"])
+
+
+def shell_lines(command: str) -> str:
+    """A long one-line command split one option per line with `\\`, still pasteable."""
+    try:
+        tokens = shlex.split(command)
+    except ValueError:
+        return command
+    commands: list[list[list[str]]] = [[[]]]  # commands -> lines -> tokens
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok == "&&":
+            commands[-1][-1].append(tok)
+            commands.append([[]])
+        elif tok in VALUE_OPTIONS and i + 1 < len(tokens):
+            commands[-1] += [[tok, tokens[i + 1]], []]
+            i += 1
+        else:
+            commands[-1][-1].append(tok)
+        i += 1
+    out: list[str] = []
+    for cmd in commands:
+        lines = [" ".join(t if t == "&&" else shlex.quote(t) for t in line) for line in cmd if line]
+        out += [("  " if j else "") + line + (" \\" if j < len(lines) - 1 else "") for j, line in enumerate(lines)]
+    return "\n".join(out)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Tags down (in matrix order), modes across."""
+
+    tags: list[str]
+    modes: list[str]
+    cells: dict[tuple[str, str], Cell]
+    labels: dict[str, str]  # tag -> "latest (1.11.0)"
+
+    def rows(self) -> list[tuple[str, list[Cell | None]]]:
+        return [(self.labels[t], [self.cells.get((t, m)) for m in self.modes]) for t in self.tags]
+
+
+def grid(cells: list[Cell]) -> Grid:
+    tags = list(dict.fromkeys(c["tag"] for c in cells))
+    versions = {c["tag"]: c.get("resolved_version") for c in cells if c.get("resolved_version")}
+    labels = {t: t if versions.get(t) in (None, t) else f"{t} ({versions[t]})" for t in tags}
+    return Grid(tags, list(dict.fromkeys(c["mode"] for c in cells)),
+                {(c["tag"], c["mode"]): c for c in cells}, labels)
+
+
+def when(stamp: str | None) -> str:
+    try:
+        dt = datetime.fromisoformat(stamp or "")
+    except ValueError:
+        return stamp or "?"
+    return dt.strftime("%Y-%m-%d %H:%M:%S") + (f" {dt.tzname()}" if dt.tzinfo else "")
+
+
+def duration(start: str | None, end: str | None) -> str | None:
+    try:
+        total = int((datetime.fromisoformat(end or "") - datetime.fromisoformat(start or "")).total_seconds())
+    except (ValueError, TypeError):  # unparsable, or one naive and one aware stamp
+        return None
+    hours, rest = divmod(total, 3600)
+    return (f"{hours}h " if hours else "") + f"{rest // 60}m {rest % 60}s"
+
+
+def context(run: dict[str, Any]) -> dict[str, Any]:
+    """What both templates read: the run with normalized cells, its grid and its recommendation."""
+    cells = [normalize(c) for c in run.get("cells") or []]
+    verdicts = [c["connect"]["verdict"] for c in cells]
+    latest = next((c["resolved_version"] for c in cells if c["tag"] == "latest" and c["resolved_version"]), None)
+    return {
+        "run": run, "cells": cells, "grid": grid(cells),
+        "rec": run.get("recommendation") or recommend(run),
+        "counts": {v: verdicts.count(v) for v in EMOJI},
+        "short_id": str(run.get("run_id") or "?")[:8],
+        "started": when(run.get("started_at")), "finished": when(run.get("finished_at")),
+        "duration": duration(run.get("started_at"), run.get("finished_at")),
+        "resolved_latest": latest,
+    }
+
+
+def cell_label(cell: Cell) -> str:
+    """`✅ 22s`, `❌ dns-unresolved`, `⚠️ image-unavailable`, `⏭️ skip`; tasks and a passing remedy noted."""
+    c = cell["connect"]
+    verdict = c["verdict"]
+    if verdict == "pass":
+        text = f"{EMOJI[verdict]} {secs(c['seconds']) or 'pass'}"
+    elif verdict == "skip":
+        text = f"{EMOJI[verdict]} skip"
+    else:
+        text = f"{EMOJI.get(verdict, verdict)} {c['cause'] or verdict}"
+    if tasks := task_summary(cell):
+        text += f", {tasks}"
+    return text + (" 🔧" if remedy_passed(cell) else "")
+
+
+def failures(cells: list[Cell]) -> list[dict[str, Any]]:
+    """Failed, errored or task-failing cells; cells that failed identically share one entry
+    (a release whose image is missing fails the same way in every mode)."""
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for c in cells:
+        bad_tasks = [t for t in c["tasks"] if t["verdict"] != "pass"]
+        if c["connect"]["verdict"] in ("pass", "skip") and not bad_tasks:
+            continue
+        entry = {"verdict": c["connect"]["verdict"], "cause": c["connect"]["cause"],
+                 "direction": c["connect"]["direction"], "headline": headline(c),
+                 "remedies": [{**r, "why": truncate(clean(r["why"]))} for r in c["remedies"]],
+                 "tasks": [{**t, "detail": first_line(t["detail"]) if t["detail"] else None} for t in bad_tasks]}
+        key = tuple(repr(v) for v in entry.values())
+        groups.setdefault(key, {**entry, "cells": []})["cells"].append(c["id"])
+    return list(groups.values())
+
+
+def skipped(cells: list[Cell]) -> dict[str, list[str]]:
+    """Skip reason -> the cells it applies to."""
+    out: dict[str, list[str]] = {}
+    for c in cells:
+        if c["connect"]["verdict"] == "skip":
+            out.setdefault(first_line(c["connect"]["reason"]) or "no reason given", []).append(c["id"])
+    return out
+
+
+def code(text: object) -> str:
+    """An inline code span that survives backticks in the text."""
+    s = " ".join(str(text).split())
+    ticks = "`" * (max((len(r) for r in re.findall(r"`+", s)), default=0) + 1)
+    pad = " " if s.startswith("`") or s.endswith("`") else ""
+    return f"{ticks}{pad}{s}{pad}{ticks}"
+
+
+def fence(text: str, lang: str = "") -> str:
+    ticks = "`" * max(3, max((len(r) for r in re.findall(r"`{3,}", text)), default=0) + 1)
+    return f"{ticks}{lang}\n{text}\n{ticks}"
+
+
+def md(text: object) -> str:
+    """Plain text into Markdown: one line, nothing that turns into markup or HTML."""
+    return re.sub(r"([\\`*_\[\]<>&|~#])", r"\\\1", " ".join(str(text).split()))
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "templates"), autoescape=False,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             keep_trailing_newline=True)
+    env.filters.update(code=code, fence=fence, md=md, secs=secs, shell_lines=shell_lines, label=cell_label)
+    env.globals["EMOJI"] = EMOJI
+    return env
+
+
+def render_markdown(run: dict[str, Any]) -> str:
+    ctx = context(run)
+    return _environment().get_template("summary.md.j2").render(
+        **ctx, failures=failures(ctx["cells"]), skipped=skipped(ctx["cells"]))

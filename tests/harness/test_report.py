@@ -1,0 +1,367 @@
+"""The report renderers and the recommendation, over two real runs (trimmed copies of
+reports/20261127-102949-672c3d41 and reports/20261127-095633-abd8d7cd, which are git-ignored)
+and synthetic ones. No engine needed."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Sequence
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.report import render
+from harness.report.html import render_html
+from harness.report.markdown import render_markdown, shell_lines
+from harness.report.recommend import recommend, with_env
+
+HOST = {"server_version": "20.10.24+dfsg1", "api_version": "1.41", "os": "Debian GNU/Linux 12 (bookworm)",
+        "rootless": False, "bridge_gateway": "172.17.0.1", "proxies": {},
+        "docker_host": "unix:///var/run/docker.sock"}
+SOCK = "-v /var/run/docker.sock:/var/run/docker.sock"
+V0_IMG = "oh-matrix/openhands:0.62.0-f1a66f6255"
+V0_ENV = "-e SANDBOX_RUNTIME_CONTAINER_IMAGE=oh-matrix/runtime:0.62.0-f1a66f6255 -e LOG_ALL_EVENTS=true"
+V1_IMG = "oh-matrix/openhands:1.11.0-0de1f75198"
+LATEST_HG = (f"docker run -it --rm -e LOG_ALL_EVENTS=true {SOCK} -p 3000:3000 "
+             f"--add-host host.docker.internal:host-gateway --name openhands-app {V1_IMG}")
+IMPORT_ERROR = ("openhands-ai 0.61.0 from PyPI does not start with its locked dependencies (ImportError: cannot "
+                "import name 'AgentExecutionStatus' from 'openhands.sdk.conversation.state'); the official image "
+                "is built from the tag's own lock")
+MODES = ("bridge", "host", "custom-network", "host-gateway")
+
+
+def cell(tag: str, version: str | None, mode: str, verdict: str, *, cause: str | None = None,
+         seconds: float | None = None, api: str = "v0", docker_run: str | None = None,
+         evidence: Sequence[tuple[str, str]] = (), remedies: Sequence[dict[str, Any]] = (),
+         tasks: Sequence[dict[str, Any]] = (), notes: Sequence[str] = (), reason: str | None = None,
+         ) -> dict[str, Any]:
+    return {"id": f"{tag}-{mode}", "tag": tag, "resolved_version": version, "mode": mode, "api": api,
+            "backend": "pypi", "app_image": None, "runtime_image": None, "app_seconds": None,
+            "docker_run": docker_run, "app_env": {},
+            "connect": {"verdict": verdict, "cause": cause, "seconds": seconds,
+                        "runtime_url": "http://host.docker.internal:46447" if seconds else None,
+                        "evidence": [{"source": s, "text": t} for s, t in evidence], "reason": reason},
+            "tasks": list(tasks), "remedies": list(remedies),
+            "socket_mounted_in": [f"oh-matrix-672c3d41-{tag}-{mode}"] if docker_run else [], "notes": list(notes)}
+
+
+def remedy(name: str, key: str, value: str, verdict: str, seconds: float, cause: str | None = None) -> dict[str, Any]:
+    return {"name": name, "env": {key: value}, "why": "reach the sandbox at the bridge gateway",
+            "verdict": verdict, "cause": cause, "seconds": seconds, "runtime_url": "http://172.17.0.1:41353"}
+
+
+def run_of(cells: list[dict[str, Any]], run_id: str = "672c3d4136d84b8f857adfa29b8db902") -> dict[str, Any]:
+    return {"schema": "oh-matrix/1", "run_id": run_id, "started_at": "2026-11-27T10:29:50+00:00",
+            "finished_at": "2026-11-27T10:33:28+00:00", "backend": "auto", "host": dict(HOST), "cells": cells,
+            "recommendation": {}, "matrix": "matrices/default.toml", "app_env": {}}
+
+
+def dns_fail(tag: str, version: str, mode: str, api: str, seconds: float,
+             fix: dict[str, Any] | None = None) -> dict[str, Any]:
+    return cell(tag, version, mode, "fail", cause="dns-unresolved", seconds=seconds, api=api,
+                docker_run=f"docker run -it --rm -e LOG_ALL_EVENTS=true {SOCK} -p 3000:3000 --name openhands-app x",
+                evidence=[("harness", "app -> runtime: host.docker.internal does not resolve in the app container"),
+                          ("probe", "from app: host.docker.internal:39265 DNS fail ([Errno -2] Name or service "
+                                    "not known)"),
+                          ("runtime-log", ""),
+                          ("app-log", "10:30:33 - openhands:INFO: docker_runtime.py:197 - Waiting for client\n"
+                                      "INFO:     172.17.0.1:37688 - \"GET /api/conversations HTTP/1.1\" 200 OK")],
+                remedies=[fix] if fix else [])
+
+
+def real_run() -> dict[str, Any]:
+    """reports/20261127-102949-672c3d41: 0.61 image-unavailable, 0.62 and latest (1.11.0) mixed."""
+    cells = [cell("0.61", "0.61.0", m, "error", cause="image-unavailable", evidence=[("harness", IMPORT_ERROR)])
+             for m in MODES]
+    cells += [
+        dns_fail("0.62", "0.62.0", "bridge", "v0", 2.6,
+                 remedy("docker-host-addr", "DOCKER_HOST_ADDR", "172.17.0.1", "pass", 22.1)),
+        cell("0.62", "0.62.0", "host", "pass", seconds=22.1,
+             docker_run=f"docker run -it --rm {V0_ENV} {SOCK} --network host "
+                        f"--add-host host.docker.internal:host-gateway --name openhands-app {V0_IMG}"),
+        cell("0.62", "0.62.0", "custom-network", "pass", seconds=24.1,
+             docker_run=f"docker network create oh-matrix-672c3d41-0_62-custom-network && docker run -it --rm "
+                        f"{V0_ENV} {SOCK} -p 3000:3000 --network oh-matrix-672c3d41-0_62-custom-network "
+                        f"--add-host host.docker.internal:host-gateway --name openhands-app {V0_IMG}"),
+        cell("0.62", "0.62.0", "host-gateway", "pass", seconds=24.2,
+             docker_run=f"docker run -it --rm {V0_ENV} {SOCK} -p 3000:3000 "
+                        f"--add-host host.docker.internal:host-gateway --name openhands-app {V0_IMG}"),
+        dns_fail("latest", "1.11.0", "bridge", "v1", 0.7,
+                 remedy("v1-url-pattern", "SANDBOX_CONTAINER_URL_PATTERN", "http://172.17.0.1:{port}", "pass", 20.1)),
+        cell("latest", "1.11.0", "host", "fail", cause="dns-unresolved", seconds=2.7, api="v1",
+             docker_run=f"docker run -it --rm -e AGENT_SERVER_USE_HOST_NETWORK=true {SOCK} --network host "
+                        f"--add-host host.docker.internal:host-gateway --name openhands-app {V1_IMG}",
+             evidence=[("harness", "sandbox -> app (callback): host.docker.internal does not resolve in the "
+                                   "sandbox container"),
+                       ("runtime-log", "\x1b[92m10:32:32 - LiteLLM:WARNING\x1b[0m: Failed to fetch remote model "
+                                       "cost map from https://raw.githubusercontent.com/BerriAI/litellm/main/x.json")],
+             remedies=[remedy("v1-url-pattern", "SANDBOX_CONTAINER_URL_PATTERN", "http://172.17.0.1:{port}",
+                              "fail", 2.7, cause="dns-unresolved")],
+             notes=["serialized: the V1 host-network sandbox uses fixed ports 8000-8012"]),
+        cell("latest", "1.11.0", "custom-network", "pass", seconds=16.5, api="v1",
+             docker_run=f"docker network create n && docker run -it --rm -e LOG_ALL_EVENTS=true {SOCK} "
+                        f"-p 3000:3000 --network n --add-host host.docker.internal:host-gateway "
+                        f"--name openhands-app {V1_IMG}"),
+        cell("latest", "1.11.0", "host-gateway", "pass", seconds=16.3, api="v1", docker_run=LATEST_HG),
+    ]
+    run = run_of(cells)
+    run["images"] = {"0.61": {"error": IMPORT_ERROR, "resolved_version": "0.61.0"}}
+    return run
+
+
+def older_run() -> dict[str, Any]:
+    """reports/20261127-095633-abd8d7cd: 0.61 app-exited, 0.62 passes, latest skipped (no V1 yet);
+    written before cells had `notes` or `direction`."""
+    skip = "V1 (1.x, `latest`) support is not built yet: the agent-server flow needs its own adapter"
+    cells = [cell("0.61", "0.61.0", m, "fail", cause="app-exited", docker_run="docker run -it --rm x",
+                  evidence=[("harness", "app container exited with exit code 1 before its API answered")])
+             for m in MODES]
+    cells += [dns_fail("0.62", "0.62.0", "bridge", "v0", 2.6)]
+    cells += [cell("0.62", "0.62.0", m, "pass", seconds=s, docker_run=f"docker run -it --rm {m} x")
+              for m, s in (("host", 48.1), ("custom-network", 44.1), ("host-gateway", 40.1))]
+    cells += [cell("latest", None, m, "skip", api="v1", reason=skip) for m in MODES]
+    for c in cells:
+        del c["notes"]
+    return run_of(cells, "abd8d7cd00814ec284869dc581b6995f")
+
+
+def synthetic_6x6(evidence_bytes: int) -> dict[str, Any]:
+    versions = ["0.59.0", "0.60.0", "0.61.0", "0.62.0", "1.9.0", "1.11.0"]
+    modes = [*MODES, "mode-5", "mode-6"]
+    big = "\n".join(["x" * 99] * (evidence_bytes // 100))
+    cells = []
+    for i, v in enumerate(versions):
+        for j, m in enumerate(modes):
+            verdict = ("pass", "fail", "error", "skip")[(i + j) % 4]
+            cells.append(cell(v.rsplit(".", 1)[0], v, m, verdict, seconds=10.0 + j if verdict == "pass" else None,
+                              cause={"fail": "connect-timeout", "error": "image-unavailable"}.get(verdict),
+                              reason="not applicable" if verdict == "skip" else None,
+                              docker_run=f"docker run -it --rm {SOCK} img:{v}",
+                              evidence=[("harness", "y" * 5000 + " <b>"), ("app-log", big)],
+                              tasks=[{"name": "write-file", "verdict": "pass", "seconds": 3.0, "detail": "ok"}]))
+    return run_of(cells)
+
+
+# -- recommendation --------------------------------------------------------------------
+
+def test_real_run_recommends_latest_with_the_documented_command() -> None:
+    rec = recommend(real_run())
+    assert rec["cell"] == "latest-host-gateway"
+    assert (rec["tag"], rec["resolved_version"], rec["mode"]) == ("latest", "1.11.0", "host-gateway")
+    assert rec["docker_run"] == LATEST_HG
+    assert [a["cell"] for a in rec["older_alternatives"]] == ["0.62-host-gateway", "0.62-custom-network", "0.62-host"]
+    assert rec["lost_by_older"] == "0.62.0 is older than 1.11.0 (V0 API instead of V1)"
+    assert rec["best_remedy"] is None  # plain cells passed: remedies are not candidates
+
+
+def test_older_run_recommends_062_and_says_latest_did_not_pass() -> None:
+    rec = recommend(older_run())
+    assert rec["cell"] == "0.62-host-gateway"
+    assert "latest" in rec["why"]
+    assert rec["older_alternatives"] == [] and rec["lost_by_older"] is None
+
+
+def test_versions_compare_as_numbers() -> None:
+    run = run_of([cell("1.9", "1.9.0", "host-gateway", "pass", seconds=5.0),
+                  cell("1.11", "1.11.0", "host-gateway", "pass", seconds=50.0),
+                  cell("0.62", "0.62.0", "host-gateway", "pass", seconds=1.0)])
+    assert recommend(run)["cell"] == "1.11-host-gateway"
+
+
+def test_latest_beats_062_when_both_pass() -> None:
+    run = run_of([cell("0.62", "0.62.0", "host-gateway", "pass", seconds=10.0),
+                  cell("latest", "1.11.0", "bridge", "pass", seconds=90.0, api="v1")])
+    rec = recommend(run)
+    assert rec["cell"] == "latest-bridge"
+    assert rec["older_alternatives"] == [{"cell": "0.62-host-gateway", "resolved_version": "0.62.0"}]
+
+
+def test_ties_go_to_fewest_host_changes_then_speed() -> None:
+    run = run_of([cell("latest", "1.11.0", "host", "pass", seconds=5.0, api="v1"),
+                  cell("latest", "1.11.0", "bridge", "pass", seconds=1.0, api="v1"),
+                  cell("latest", "1.11.0", "host-gateway", "pass", seconds=30.0, api="v1")])
+    assert recommend(run)["cell"] == "latest-host-gateway"
+    same = run_of([cell("1.11", "1.11.0", "host-gateway", "pass", seconds=30.0, api="v1"),
+                   cell("latest", "1.11.0", "host-gateway", "pass", seconds=12.0, api="v1")])
+    assert recommend(same)["cell"] == "latest-host-gateway"
+
+
+def test_a_failed_task_disqualifies_a_connected_cell() -> None:
+    run = real_run()
+    for c in run["cells"]:
+        if c["tag"] == "latest" and c["connect"]["verdict"] == "pass":
+            c["tasks"] = [{"name": "write-file", "verdict": "fail", "seconds": 4.0, "detail": "file missing"}]
+    rec = recommend(run)
+    assert rec["cell"] == "0.62-host-gateway"
+    assert "latest (1.11.0)" in rec["why"]
+
+
+def test_nothing_passes_as_is_gives_the_best_remedy() -> None:
+    run = real_run()
+    for c in run["cells"]:
+        if c["connect"]["verdict"] == "pass":
+            c["connect"].update(verdict="fail", cause="connect-timeout")
+    rec = recommend(run)
+    assert rec["cell"] is None
+    assert rec["why"].startswith("no cell passed")
+    best = rec["best_remedy"]
+    assert (best["cell"], best["name"]) == ("latest-bridge", "v1-url-pattern")  # newest release wins
+    assert best["env"] == {"SANDBOX_CONTAINER_URL_PATTERN": "http://172.17.0.1:{port}"}
+    assert "-e 'SANDBOX_CONTAINER_URL_PATTERN=http://172.17.0.1:{port}'" in best["docker_run_hint"]
+    assert rec["docker_run"] == best["docker_run_hint"]
+
+
+def test_nothing_passes_at_all() -> None:
+    run = run_of([cell("0.62", "0.62.0", "bridge", "fail", cause="dns-unresolved"),
+                  cell("latest", None, "bridge", "skip", reason="n/a")])
+    rec = recommend(run)
+    assert (rec["cell"], rec["why"], rec["best_remedy"]) == (None, "no cell passed", None)
+    assert "Nothing to deploy" in render_html({**run, "recommendation": rec})
+
+
+def test_with_env_adds_and_replaces_env_in_the_run_command() -> None:
+    line = "docker network create n && docker run -it --rm -e A=1 -e B=2 -p 3000:3000 img"
+    assert with_env(line, {"B": "x y", "C": "3"}) == \
+        "docker network create n && docker run -e 'B=x y' -e C=3 -it --rm -e A=1 -p 3000:3000 img"
+    assert with_env("docker run 'unclosed", {"A": "1"}) is None
+
+
+# -- HTML ------------------------------------------------------------------------------
+
+class Tags(HTMLParser):
+    """Every start tag with its attributes, and every element id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    @property
+    def ids(self) -> set[str | None]:
+        return {a.get("id") for _, a in self.tags}
+
+
+def parse(html: str) -> Tags:
+    tags = Tags()
+    tags.feed(html)
+    return tags
+
+
+@pytest.mark.parametrize("make", [real_run, older_run, lambda: synthetic_6x6(2000)])
+def test_html_is_self_contained_and_links_every_cell(make: Callable[[], dict[str, Any]]) -> None:
+    run = make()
+    html = render_html(run)
+    tags = parse(html)
+    for tag, attrs in tags.tags:
+        if tag in ("link", "script", "img"):
+            assert not re.match(r"https?://", attrs.get("src") or attrs.get("href") or ""), (tag, attrs)
+        if tag == "a" and (href := attrs.get("href")):
+            assert href.startswith("#") and href[1:] in tags.ids, attrs  # nothing leaves the page
+    assert not any(tag in ("script", "link", "img", "iframe") for tag, _ in tags.tags)
+    for c in run["cells"]:
+        assert c["id"] in html
+    grid_links = [a["href"] for t, a in tags.tags if t == "a" and a.get("title")]
+    assert len(grid_links) == len(run["cells"])
+
+
+def test_html_escapes_evidence_and_strips_colour_codes() -> None:
+    run = real_run()
+    run["cells"][4]["connect"]["evidence"].append({"source": "app-log", "text": "<script>alert(1)</script>\nmore"})
+    html = render_html(run)
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "\x1b[" not in html and "LiteLLM:WARNING" in html
+
+
+def test_html_shows_the_recommendation_run_facts_and_cell_details() -> None:
+    html = render_html(real_run())
+    assert html.index('id="recommendation"') < html.index('id="grid"')
+    assert "oh-matrix/openhands:1.11.0-0de1f75198" in html
+    assert "Debian GNU/Linux 12 (bookworm)" in html and "3m 38s" in html
+    assert "These containers mount the Docker socket (root-equivalent)" in html
+    assert "serialized: the V1 host-network sandbox uses fixed ports 8000-8012" in html
+    assert "docker-host-addr" in html and "DOCKER_HOST_ADDR=172.17.0.1" in html
+
+
+def test_html_renders_tasks_when_present() -> None:
+    run = real_run()
+    run["cells"][-1]["tasks"] = [{"name": "write-file", "verdict": "pass", "seconds": 4.2, "detail": "hello.txt"},
+                                 {"name": "run-tests", "verdict": "fail", "seconds": 9.0, "detail": "1 failed"}]
+    html = render_html(run)
+    assert "tasks 1/2" in html and "run-tests" in html and "1 failed" in html
+    assert 'class="partial"' in html
+
+
+# -- Markdown --------------------------------------------------------------------------
+
+def test_markdown_has_a_grid_row_per_tag_failures_and_the_command() -> None:
+    md = render_markdown(real_run())
+    rows = [ln for ln in md.splitlines() if ln.startswith("| ")]
+    assert rows[0] == "| tag | bridge | host | custom-network | host-gateway |"
+    assert rows[1].startswith("| 0.61 (0.61.0) | ⚠️ image-unavailable |")
+    assert rows[2] == "| 0.62 (0.62.0) | ❌ dns-unresolved 🔧 | ✅ 22s | ✅ 24s | ✅ 24s |"
+    assert rows[3].startswith("| latest (1.11.0) |")
+    assert "`docker-host-addr` `DOCKER_HOST_ADDR=172.17.0.1` → ✅ pass in 22s" in md
+    assert "**0.61-bridge**, **0.61-host**, **0.61-custom-network**, **0.61-host-gateway**" in md  # one entry
+    assert "```sh\ndocker run -it --rm \\\n  -e LOG_ALL_EVENTS=true \\\n" in md
+
+
+def test_markdown_of_an_older_run_lists_skips() -> None:
+    md = render_markdown(older_run())
+    assert "| latest | ⏭️ skip | ⏭️ skip | ⏭️ skip | ⏭️ skip |" in md
+    assert "## Skipped" in md and "latest-bridge, latest-host" in md
+
+
+def test_markdown_stays_small_for_a_6x6_run_with_big_evidence() -> None:
+    run = synthetic_6x6(50_000)
+    md = render_markdown(run)
+    assert len(md.encode()) < 1024 * 1024 // 10  # far under GitHub's 1 MiB step-summary cap
+    assert md.count("\n| ") == 6 + 1  # header separator aside: the header row and one per tag
+    assert "x" * 99 not in md  # no log tail
+    assert "y" * 199 + "…" in md and "y" * 200 not in md
+
+
+def test_markdown_keeps_evidence_inert() -> None:
+    run = real_run()
+    run["cells"][4]["connect"]["evidence"][0]["text"] = "<script>alert(1)</script> `x` | y"
+    md = render_markdown(run)
+    assert "``harness: <script>alert(1)</script> `x` | y``" in md  # a code span, whatever the backticks
+
+
+def test_shell_lines_is_the_same_command() -> None:
+    line = real_run()["cells"][6]["docker_run"]
+    shown = shell_lines(line)
+    assert shown.splitlines()[0] == "docker network create oh-matrix-672c3d41-0_62-custom-network &&"
+    assert " ".join(p.strip().rstrip("\\").strip() for p in shown.splitlines()) == line
+
+
+# -- render_all ------------------------------------------------------------------------
+
+def test_render_all_writes_both_and_appends_the_step_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    summary = tmp_path / "step_summary.md"
+    summary.write_text("# earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    run = real_run()
+    out = tmp_path / "reports" / "r1"
+    paths = render.render_all(run, out)
+    assert paths == [out / "report.html", out / "summary.md"]
+    assert run["recommendation"]["cell"] == "latest-host-gateway"
+    assert sorted(p.name for p in out.iterdir()) == ["report.html", "summary.md"]  # no temp files left
+    md = (out / "summary.md").read_text()
+    assert summary.read_text() == "# earlier step\n" + md + "\n"
+    assert "latest-host-gateway" in (out / "report.html").read_text()
+
+
+def test_render_all_without_actions_touches_nothing_else(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    run = older_run()
+    before = copy.deepcopy(run)
+    render.render_all(run, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "summary.md"]
+    assert {k: v for k, v in run.items() if k != "recommendation"} == \
+        {k: v for k, v in before.items() if k != "recommendation"}
+
