@@ -3,7 +3,7 @@
     nox                  the default matrix (matrices/default.toml, backend auto)
     nox -s tests         the harness's own tests (unit + on the engine + one real release)
     nox -s lint          ruff and mypy
-    nox -s bench         timings: `-- matrix` (8 V0 cells at -n 1 and -n 2), `-- images`
+    nox -s bench         timings: `-- images`, `-- matrix` (8 V0 cells at -n 1 and -n 2), `-- diagnosis`
 """
 
 from __future__ import annotations

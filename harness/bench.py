@@ -3,12 +3,15 @@
     images        warm `prepare` of 0.61 and 0.62 (pypi backend): should take seconds
     images-cold   remove those releases' images and wheelhouses first, then build cold
     matrix        the 8 V0 cells of the default matrix with -n 1 and -n 2 (warm images)
+    diagnosis     seconds from conversation to verdict for cells that fail for a known
+                  reason (OpenHands itself waits 120 s and then reports nothing)
 
 Prints a table and writes reports/bench-<what>.json.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -67,14 +70,40 @@ def bench_matrix() -> list[dict[str, Any]]:
     return rows
 
 
+# (cell, app env that breaks it on a stock host, expected cause)
+FAILING: tuple[tuple[str, dict[str, str], str], ...] = (
+    ("0.62-bridge", {}, "dns-unresolved"),
+    ("0.62-host-gateway", {"SANDBOX_RUNTIME_BINDING_ADDRESS": "127.0.0.1"}, "connection-refused"),
+    ("latest-bridge", {}, "dns-unresolved"),
+    ("latest-host-gateway", {"SANDBOX_HOST_PORT": "9"}, "connection-refused"),
+)
+
+
+def bench_diagnosis() -> list[dict[str, Any]]:
+    rows = []
+    for cell, env, expected in FAILING:
+        out = Path("reports") / f"bench-diagnosis-{cell}"
+        cmd = [sys.executable, "-m", "harness.cli", "run", "--matrix", "matrices/default.toml",
+               "--backend", "pypi", "-n", "1", "--only", cell, "--out", str(out)]
+        for k, v in env.items():
+            cmd += ["--app-env", f"{k}={v}"]
+        subprocess.run(cmd, stdout=subprocess.DEVNULL)
+        [c] = json.loads((out / "results.json").read_text())["cells"]
+        rows.append({"cell": cell, "env": env, "expected": expected, "cause": c["connect"]["cause"],
+                     "seconds_to_verdict": c["connect"]["seconds"], "openhands_wait_s": 120})
+    return rows
+
+
 def main(argv: list[str]) -> int:
     for what in argv or ["images", "matrix"]:
         if what in ("images", "images-cold"):
             rows = bench_images(cold=what == "images-cold")
         elif what == "matrix":
             rows = bench_matrix()
+        elif what == "diagnosis":
+            rows = bench_diagnosis()
         else:
-            print(f"bench: unknown benchmark {what!r} (images, images-cold, matrix)", file=sys.stderr)
+            print(f"bench: unknown benchmark {what!r} (images, images-cold, matrix, diagnosis)", file=sys.stderr)
             return 2
         write_json(Path("reports") / f"bench-{what}.json", rows)
         print(f"\n{what}:")
