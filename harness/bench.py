@@ -21,6 +21,7 @@ from typing import Any
 
 from harness import docker_host, images, matrix
 from harness.images import wheels
+from harness.errors import ImageUnavailable
 from harness.paths import cache_root
 from harness.results import write_json
 
@@ -47,7 +48,12 @@ def bench_images(cold: bool) -> list[dict[str, Any]]:
             for house in (cache_root() / "wheelhouse").glob(f"{release.version}-*"):
                 shutil.rmtree(house)
         t0 = time.monotonic()
-        s = images.prepare(client, tag, "v0", "pypi")
+        try:
+            s = images.prepare(client, tag, "v0", "pypi")
+        except ImageUnavailable as e:  # still timed: the build ran, the release does not start
+            rows.append({"tag": tag, "version": e.resolved_version, "cold": cold,
+                         "seconds": round(time.monotonic() - t0, 1), "unavailable": str(e)[:120]})
+            continue
         rows.append({"tag": tag, "version": s.resolved_version, "cold": cold,
                      "seconds": round(time.monotonic() - t0, 1), **_image_sizes(client, s)})
     return rows
