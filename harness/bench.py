@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import docker_host, images, matrix
-from harness.images import wheels
 from harness.errors import ImageUnavailable
+from harness.images import wheels
 from harness.paths import cache_root
 from harness.results import write_json
 

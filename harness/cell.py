@@ -136,7 +136,7 @@ class CellRun:
         launch = modes.recipe(p.cell.mode.name, image=p.images.app_image, api=p.images.api,
                               env=env, host_port=free_port(), network=network)
         self.result.docker_run = launch.docker_run(p.secrets)
-        self.result.app_env = dict(launch.env)
+        self.result.app_env = dict(launch.env)  # redacted by the caller (secrets.py)
         return launch
 
     def _start_app(self, launch: modes.AppLaunch) -> docker.models.containers.Container:

@@ -6,6 +6,7 @@ Thin on purpose: the work is in session.py / cell.py, which run without pytest.
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 
 from harness import session as run_session
 from harness.errors import DockerUnavailable, InfraError, InputError
-from harness.matrix import Cell, Matrix
+from harness.matrix import Cell, Matrix, parse_app_env
 from harness.matrix import load as load_matrix
 from harness.report import grid
 from harness.results import CellResult
@@ -40,12 +41,20 @@ def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
+def _terminate_as_interrupt(signum: int, frame: object) -> None:
+    # SIGTERM (CI cancelling a job, `kill`) takes the same path as Ctrl-C: every cell's
+    # teardown and the run's final sweep still run.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     path = config.getoption("matrix")
     if not path:
         return
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     if _is_worker(config):
         ctx = run_session.RunContext.load(os.environ["OH_MATRIX_OUT"])
+        ctx.app_env = parse_app_env(config.getoption("app_env"))  # run.json has them redacted
         config.stash[CTX], config.stash[MATRIX] = ctx, load_matrix(ctx.matrix_path)
         return
     try:

@@ -23,16 +23,11 @@ from harness.images.model import ImageSet
 from harness.matrix import Cell, Matrix
 from harness.report.render import render_all
 from harness.results import CellResult, Connect, Evidence, build_run, read_cells, write_cell, write_json
-
-SECRET_HINTS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+from harness.secrets import redact_env, redact_result, secret_names
 
 
 def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def secret_names(env: dict[str, str]) -> frozenset[str]:
-    return frozenset(k for k in env if any(h in k.upper() for h in SECRET_HINTS))
 
 
 @dataclass
@@ -50,7 +45,9 @@ class RunContext:
     remedies: bool = False  # rerun failed cells with the known fixes for their cause
 
     def save(self) -> None:
-        write_json(Path(self.out) / "run.json", asdict(self))
+        """run.json is how workers learn the run; secret values stay out of it (workers
+        take --app-env from their own pytest options)."""
+        write_json(Path(self.out) / "run.json", {**asdict(self), "app_env": redact_env(self.app_env)})
 
     @classmethod
     def load(cls, out: str) -> RunContext:
@@ -119,6 +116,7 @@ def run_one(ctx: RunContext, m: Matrix, cell: Cell) -> CellResult:
                 return run_cell(replace(plan, env={**env, **extra}, secrets=secret_names({**env, **extra})))
 
             result.remedies = remedies.search(result, fix_ctx, rerun)
+        redact_result(result, env)
     write_cell(Path(ctx.out), result)
     return result
 
@@ -129,7 +127,7 @@ def finish(ctx: RunContext, m: Matrix) -> dict[str, Any]:
     cells = read_cells(out)
     order = [c.id for c in m.select(ctx.only)]
     run = build_run(ctx.run_id, ctx.started_at, now(), ctx.backend, ctx.host, cells, order,
-                    {"matrix": ctx.matrix_path, "app_env": ctx.app_env, "images": ctx.images,
+                    {"matrix": ctx.matrix_path, "app_env": redact_env(ctx.app_env), "images": ctx.images,
                      "swept_at_start": ctx.swept})
     render_all(run, out)  # sets run["recommendation"], written into results.json next
     write_json(out / "results.json", run)

@@ -78,9 +78,11 @@ def test_cli_run_writes_results_and_exits_1_on_a_failed_cell(client: docker.Dock
                                                              v0_images: ImageSet, tmp_path: Path,
                                                              leftovers: Leftovers) -> None:
     out = tmp_path / "run"
+    canaries = {"OPENAI_API_KEY": "sk-canary-5f1e0c", "GITHUB_TOKEN": "ghp_canary_93ab1"}
     proc = subprocess.run(
         [sys.executable, "-m", "harness.cli", "run", "--matrix", "matrices/smoke.toml", "--backend", "pypi",
-         "--only", "0.62-bridge", "--out", str(out), "-n", "1"],
+         "--only", "0.62-bridge", "--out", str(out), "-n", "1",
+         *[a for k, v in canaries.items() for a in ("--app-env", f"{k}={v}")]],
         cwd=ROOT, capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -92,3 +94,11 @@ def test_cli_run_writes_results_and_exits_1_on_a_failed_cell(client: docker.Dock
     assert (out / "junit.xml").exists()
     assert "FAIL dns-unresolved" in proc.stdout  # the grid
     assert leftovers(data["run_id"]) == []
+    # The secrets reached the app container (the app got them)...
+    assert cell["app_env"]["OPENAI_API_KEY"] == "<redacted>"
+    # ...and appear nowhere in what the run wrote or printed.
+    for value in canaries.values():
+        assert value not in proc.stdout + proc.stderr
+        for f in out.rglob("*"):
+            if f.is_file():
+                assert value not in f.read_text(errors="replace"), f

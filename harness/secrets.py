@@ -1,0 +1,49 @@
+"""Secrets (LLM keys, tokens) never leave the process that needs them.
+
+A value is secret when its variable is named like `*KEY*`, `*TOKEN*`, `*SECRET*` or
+`*PASSWORD*`. Such values are set on the app container and nowhere else: results,
+reports, run.json, JUnit and evidence (log tails included) carry `<redacted>` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+
+from harness.results import CellResult
+
+HINTS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+MASK = "<redacted>"
+
+
+def secret_names(env: dict[str, str]) -> frozenset[str]:
+    return frozenset(k for k in env if any(h in k.upper() for h in HINTS))
+
+
+def secret_values(env: dict[str, str]) -> list[str]:
+    # Very short values would mask unrelated text and protect nothing.
+    return sorted({v for k, v in env.items() if k in secret_names(env) and len(v) >= 4}, key=len, reverse=True)
+
+
+def redact_env(env: dict[str, str]) -> dict[str, str]:
+    names = secret_names(env)
+    return {k: (MASK if k in names else v) for k, v in env.items()}
+
+
+def redact_text(text: str, values: Iterable[str]) -> str:
+    for v in values:
+        text = text.replace(v, MASK)
+    return text
+
+
+def redact_result(result: CellResult, env: dict[str, str]) -> CellResult:
+    values = secret_values(env)
+    result.app_env = redact_env(result.app_env)
+    if result.docker_run:
+        result.docker_run = redact_text(result.docker_run, values)
+    c = result.connect
+    c.evidence = [replace(e, text=redact_text(e.text, values)) for e in c.evidence]
+    for r in result.remedies:
+        r["env"] = redact_env(r["env"])
+    return result
+

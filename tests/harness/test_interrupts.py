@@ -1,0 +1,75 @@
+"""A run that is stopped mid-cell leaves nothing behind: SIGINT and SIGTERM clean up on
+the way out; after SIGKILL, the next run's sweep (or `oh-matrix clean`) removes it all,
+the runtime OpenHands started included."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import docker
+import pytest
+
+from harness import cleanup
+from harness.images.model import ImageSet
+
+pytestmark = [pytest.mark.engine, pytest.mark.release, pytest.mark.xdist_group("releases")]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_run(tmp_path: Path, run_id: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "run", "--matrix", "matrices/smoke.toml", "--backend", "pypi",
+         "--only", "0.62-host-gateway", "--out", str(tmp_path / "run"), "-n", "1"],
+        cwd=ROOT, env={**os.environ, "OH_MATRIX_RUN_ID": run_id},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def wait_for_runtime(client: docker.DockerClient, run_id: str, proc: subprocess.Popen[str]) -> str:
+    """Until OpenHands has started its runtime for this run (labelled via the app's kwargs)."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        found = [c for c in client.containers.list(filters={"label": f"{cleanup.RUN_LABEL}={run_id}"})
+                 if c.name.startswith("openhands-runtime-")]
+        if found:
+            return str(found[0].name)
+        time.sleep(1)
+    raise AssertionError("no runtime appeared")
+
+
+def exists(client: docker.DockerClient, name: str) -> bool:
+    return bool(client.containers.list(all=True, filters={"name": f"^{name}$"}))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_mid_cell_cleans_up(client: docker.DockerClient, v0_images: ImageSet, tmp_path: Path,
+                                   leftovers: Callable[[str], list[str]], sig: int) -> None:
+    run_id = f"test-{uuid.uuid4().hex}"
+    proc = start_run(tmp_path, run_id)
+    runtime = wait_for_runtime(client, run_id, proc)
+    proc.send_signal(sig)
+    proc.wait(timeout=120)
+    assert leftovers(run_id) == []
+    assert not exists(client, runtime)
+
+
+def test_sigkill_leftovers_are_swept_by_the_next_run(client: docker.DockerClient, v0_images: ImageSet,
+                                                     tmp_path: Path, leftovers: Callable[[str], list[str]]) -> None:
+    run_id = f"test-{uuid.uuid4().hex}"
+    proc = start_run(tmp_path, run_id)
+    runtime = wait_for_runtime(client, run_id, proc)
+    proc.kill()
+    proc.wait(timeout=30)
+    left = leftovers(run_id)
+    assert runtime in left and len(left) >= 2  # the app and its runtime survived the kill
+    report = cleanup.sweep(client)  # what the next run does first; its owner process is gone
+    assert set(left) <= set(report.containers + report.networks)
+    assert leftovers(run_id) == [] and not exists(client, runtime)
