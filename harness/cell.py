@@ -83,6 +83,13 @@ def _tail(container: docker.models.containers.Container | None, n: int = LOG_TAI
         return "(container gone)"
 
 
+def _published_on(runtime: docker.models.containers.Container, host_port: int) -> list[str]:
+    """The host addresses a host port of the runtime is published on (HostIp '' = all)."""
+    ports = (runtime.attrs.get("NetworkSettings") or {}).get("Ports") or {}
+    return sorted({b.get("HostIp") or "0.0.0.0" for binds in ports.values() for b in (binds or [])
+                   if int(b["HostPort"]) == host_port})
+
+
 def _runtime_facts(runtime: docker.models.containers.Container) -> str:
     """State, exit code, OOM flag and where its ports are published, as the host sees it."""
     with contextlib.suppress(NotFound, APIError):
@@ -223,6 +230,8 @@ class CellRun:
         u = urlparse(url or "")
         if u.hostname and u.port:
             o.app_probe = probe_from(app, "app", u.hostname, u.port)
+            if runtime is not None:
+                o.published_on = _published_on(runtime, u.port)
             if runtime_up:
                 inner = self._inner_port(runtime, u.port)
                 o.self_probe = probe_from(runtime, "runtime", "127.0.0.1", inner)

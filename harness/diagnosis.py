@@ -33,6 +33,7 @@ class Observation:
     app_probe: NetProbe | None = None
     self_probe: NetProbe | None = None  # from inside the runtime, to its own port
     callback_probe: NetProbe | None = None  # V1: from the sandbox to the app's callback port
+    published_on: list[str] = field(default_factory=list)  # host addresses the probed port is published on
     proxy: dict[str, str] = field(default_factory=dict)
 
 
@@ -98,6 +99,14 @@ class Judge:
         if o.runtime_status == "absent" and self.runtime_seen:
             return Decision("fail", "runtime-missing", "the runtime container disappeared")
         runtime_listens = bool(o.self_probe and o.self_probe.tcp == "open")
+        p = o.app_probe
+        if p and p.tcp == "refused" and _loopback(o.published_on) and not _loopback(p.addresses):
+            # Refused, and the daemon publishes the port on loopback only while the app
+            # knocks at another address: no packet can reach the runtime, booted or not.
+            return Decision("fail", "connection-refused",
+                            f"app -> runtime: {p.host}:{p.port} refused; the runtime's port is published "
+                            f"on {', '.join(o.published_on)} only, the app connects to {', '.join(p.addresses or [])}",
+                            FORWARD)
         # The app is up (its API answered the harness), so it listens for callbacks.
         decided = (self.forward.judge(o.app_probe, runtime_listens)
                    or self.callback.judge(o.callback_probe, target_listens=True))
@@ -136,6 +145,10 @@ class Judge:
         status = o.state.status if o.state else "unknown"
         return Decision("fail", "budget-exceeded",
                         f"not ready within {budget:.0f} s (app says {status})")
+
+
+def _loopback(addresses: list[str] | None) -> bool:
+    return bool(addresses) and all(a.startswith("127.") or a == "::1" for a in addresses or [])
 
 
 def _proxy_url(proxy: dict[str, str]) -> str:

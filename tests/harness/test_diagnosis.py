@@ -105,3 +105,12 @@ def test_callback_direction_is_named() -> None:
     assert first is None
     assert second is not None and second.cause == "connection-refused"
     assert second.why.startswith("sandbox -> app (callback)")
+
+
+def test_refused_on_a_loopback_only_port_decides_before_the_runtime_boots() -> None:
+    d = Judge().add(obs(app_probe=probe(tcp="refused"), self_probe=probe(where="runtime", tcp="refused"),
+                        published_on=["127.0.0.1"]))
+    assert d is not None and d.cause == "connection-refused" and "127.0.0.1 only" in d.why
+    # published on every address: a refusal may just be a runtime still booting
+    assert Judge().add(obs(app_probe=probe(tcp="refused"), self_probe=probe(where="runtime", tcp="refused"),
+                           published_on=["0.0.0.0"])) is None
