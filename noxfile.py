@@ -31,7 +31,14 @@ def matrix(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The harness's tests. Extra pytest args after --, e.g. -- -m 'not release'."""
     _install(session)
-    session.run("pytest", "tests/harness", "-n", "2", "--dist", "loadgroup", *session.posargs)
+    if session.posargs:
+        session.run("pytest", "tests/harness", *session.posargs)
+        return
+    # Fast tests in parallel; the real releases one at a time (two releases booting at
+    # once on 2 cores push the V1 sandbox past the app's 15 s health grace; xdist's
+    # loadgroup does not hold groups together on current pytest, xdist #1386).
+    session.run("pytest", "tests/harness", "-n", "2", "-m", "not release")
+    session.run("pytest", "tests/harness", "-m", "release")
 
 
 @nox.session

@@ -59,6 +59,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
     code = int(pytest.main(pytest_args))
+    if args.gate == "regressions" and code in (0, 1):
+        # Nightly: cells that always failed are known; only a change for the worse fails the job.
+        results = json.loads((Path(out) / "results.json").read_text())
+        return EXIT_FAILED if results.get("changes", {}).get("regressions") else EXIT_OK
     return {0: EXIT_OK, 1: EXIT_FAILED, 2: 130, 4: EXIT_INPUT, 5: EXIT_FAILED}.get(code, code)
 
 
@@ -87,6 +91,17 @@ def recommendation_text(rec: dict[str, object]) -> str:
     if rec.get("cell"):
         return f"recommended: {rec['cell']} ({rec.get('resolved_version')})\n  {rec.get('docker_run')}"
     return f"recommended: nothing passed. {rec.get('why', '')}"
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from harness import history
+
+    path = Path(args.dir) / "history.jsonl"
+    entries = history.load(path)
+    if not entries:
+        raise InputError(f"{path}: no runs recorded")
+    print(history.trend_table(entries, args.last))
+    return EXIT_OK
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -189,6 +204,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--app-env", action="append", default=[], metavar="KEY=VAL")
     r.add_argument("--only", action="append", default=[], metavar="TAG-MODE")
     r.add_argument("--remedies", action="store_true", help="rerun failed cells with the known fixes")
+    r.add_argument("--gate", choices=["failures", "regressions"], default="failures",
+                   help="exit 1 on any failed cell (default) or only on a regression since the last run")
     r.add_argument("-n", type=int, default=2, help="cells in parallel (pytest-xdist workers)")
     r.add_argument("-k", help="pytest -k expression over cell ids")
     r.add_argument("pytest_args", nargs="*", help="after --: passed to pytest")
@@ -196,6 +213,10 @@ def parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="show a past run")
     rep.add_argument("dir")
     rep.set_defaults(func=cmd_report)
+    h = sub.add_parser("history", help="per-cell verdicts over the last runs")
+    h.add_argument("dir", nargs="?", default="reports")
+    h.add_argument("--last", type=int, default=10)
+    h.set_defaults(func=cmd_history)
     sub.add_parser("doctor", help="facts about this Docker host").set_defaults(func=cmd_doctor)
     c = sub.add_parser("clean", help="remove what finished or crashed runs left")
     c.add_argument("--all", action="store_true", help="also runs whose process still lives")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -80,6 +81,7 @@ class HostFacts:
     bridge_gateway: str | None
     proxies: dict[str, str] = field(default_factory=dict)
     docker_host: str = ""
+    hostname: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,4 +110,5 @@ def facts(c: docker.DockerClient | None = None) -> HostFacts:
         bridge_gateway=gateway,
         proxies=proxies,
         docker_host=os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
+        hostname=socket.gethostname(),
     )

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness import cleanup, docker_host, images, matrix, remedies
+from harness import cleanup, docker_host, history, images, matrix, remedies
 from harness.cell import CellPlan, run_cell, skipped
 from harness.errors import ImageUnavailable, InputError
 from harness.images.model import ImageSet
@@ -129,6 +129,7 @@ def finish(ctx: RunContext, m: Matrix) -> dict[str, Any]:
     run = build_run(ctx.run_id, ctx.started_at, now(), ctx.backend, ctx.host, cells, order,
                     {"matrix": ctx.matrix_path, "app_env": redact_env(ctx.app_env), "images": ctx.images,
                      "swept_at_start": ctx.swept})
+    run["changes"] = history.record(run, out.parent / "history.jsonl")
     render_all(run, out)  # sets run["recommendation"], written into results.json next
     write_json(out / "results.json", run)
     try:

@@ -154,6 +154,7 @@ def context(run: dict[str, Any]) -> dict[str, Any]:
         "started": when(run.get("started_at")), "finished": when(run.get("finished_at")),
         "duration": duration(run.get("started_at"), run.get("finished_at")),
         "resolved_latest": latest,
+        "changes": {"regressions": [], "fixes": [], **(run.get("changes") or {})},
     }
 
 

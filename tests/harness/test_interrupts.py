@@ -19,7 +19,7 @@ import pytest
 from harness import cleanup
 from harness.images.model import ImageSet
 
-pytestmark = [pytest.mark.engine, pytest.mark.release, pytest.mark.xdist_group("releases")]
+pytestmark = [pytest.mark.engine, pytest.mark.release]  # run one at a time: see noxfile.py
 ROOT = Path(__file__).resolve().parents[2]
 
 

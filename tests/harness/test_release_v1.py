@@ -16,9 +16,7 @@ from harness.images.model import ImageSet
 from harness.matrix import Cell, Mode, Target
 from harness.results import CellResult
 
-# One worker runs every release test, one after another: two real releases booting at once
-# on a 2-core machine push the V1 sandbox past the app's 15 s health grace.
-pytestmark = [pytest.mark.engine, pytest.mark.release, pytest.mark.xdist_group("releases")]
+pytestmark = [pytest.mark.engine, pytest.mark.release]  # run one at a time: see noxfile.py
 Leftovers = Callable[[str], list[str]]
 Gone = Callable[[str | None], bool]
 

@@ -1,0 +1,34 @@
+from pathlib import Path
+
+from harness import history
+
+
+def run(run_id: str, verdicts: dict[str, str], server: str = "20.10") -> dict:
+    return {"run_id": run_id, "finished_at": "t", "host": {"hostname": "h1", "server_version": server},
+            "cells": [{"id": cid, "resolved_version": "1", "connect": {"verdict": v, "cause": None if v == "pass"
+                                                                        else "dns-unresolved"}}
+                      for cid, v in verdicts.items()]}
+
+
+def test_regressions_and_fixes_against_the_last_run_on_the_same_host(tmp_path: Path) -> None:
+    path = tmp_path / "history.jsonl"
+    assert history.record(run("r1", {"a": "pass", "b": "fail", "c": "pass"}), path) == {"regressions": [], "fixes": []}
+    # another host's run in between is not "last night" for h1
+    history.record(run("x1", {"a": "fail"}, server="28.0"), path)
+    ch = history.record(run("r2", {"a": "fail", "b": "pass", "c": "pass", "d": "fail"}), path)
+    assert [c["cell"] for c in ch["regressions"]] == ["a"]
+    assert [c["cell"] for c in ch["fixes"]] == ["b"]
+    assert ch["regressions"][0]["since"] == "r1"
+    assert len(path.read_text().splitlines()) == 3
+
+
+def test_a_torn_line_is_skipped_and_trends_render(tmp_path: Path) -> None:
+    path = tmp_path / "history.jsonl"
+    history.record(run("r1aaaa", {"a": "pass"}), path)
+    with path.open("a") as f:
+        f.write('{"run_id": "broken')  # a crash mid-write
+    history.record(run("r2bbbb", {"a": "fail"}), path)
+    entries = history.load(path)
+    assert [e["run_id"] for e in entries] == ["r1aaaa", "r2bbbb"]
+    table = history.trend_table(entries)
+    assert table.splitlines()[1].split() == ["a", "P", "F"]
