@@ -11,10 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import httpx
-
 from harness.errors import ApiError
 from harness.openhands import LlmSettings, RuntimeState
+from harness.openhands.http import AppClient
 
 _WAITING_RE = re.compile(r"Waiting for client to become ready at (\S+?)(?:\.\.\.)?\s*$", re.M)
 
@@ -29,15 +28,8 @@ class V0Adapter:
     health_path = "/api/options/config"
 
     def __init__(self, base_url: str, timeout: float = 15.0) -> None:
-        # trust_env=False: the harness's own proxy variables must not sit between it and
-        # an app published on 127.0.0.1.
-        self._http = httpx.Client(base_url=base_url, timeout=timeout, trust_env=False)
-
-    def _call(self, method: str, path: str, **kw: Any) -> Any:
-        resp = self._http.request(method, path, **kw)
-        if resp.status_code >= 400:
-            raise ApiError(method, path, resp.status_code, resp.text)
-        return resp.json()
+        self._app = AppClient(base_url, timeout)
+        self._call = self._app.call
 
     def store_settings(self, llm: LlmSettings) -> None:
         self._call("POST", "/api/settings", json={
@@ -93,4 +85,4 @@ class V0Adapter:
         return None  # the V0 runtime never calls the app
 
     def close(self) -> None:
-        self._http.close()
+        self._app.close()

@@ -16,10 +16,9 @@ import uuid
 from typing import Any
 from urllib.parse import urlparse
 
-import httpx
-
 from harness.errors import ApiError
 from harness.openhands import LlmSettings, RuntimeState
+from harness.openhands.http import AppClient
 
 SANDBOX_PORT = 8000
 
@@ -29,14 +28,9 @@ class V1Adapter:
     health_path = "/health"
 
     def __init__(self, base_url: str, timeout: float = 30.0) -> None:
-        self._http = httpx.Client(base_url=base_url, timeout=timeout, trust_env=False)
+        self._app = AppClient(base_url, timeout)
+        self._call = self._app.call
         self._tasks: dict[str, str] = {}  # conversation id -> start task id
-
-    def _call(self, method: str, path: str, **kw: Any) -> Any:
-        resp = self._http.request(method, path, **kw)
-        if resp.status_code >= 400:
-            raise ApiError(method, path, resp.status_code, resp.text)
-        return resp.json()
 
     def store_settings(self, llm: LlmSettings) -> None:
         self._call("POST", "/api/v1/settings", json={"agent_settings_diff": {"llm": {
@@ -115,4 +109,4 @@ class V1Adapter:
         return ("host.docker.internal", int(app_env.get("SANDBOX_HOST_PORT") or 3000))
 
     def close(self) -> None:
-        self._http.close()
+        self._app.close()
