@@ -4,6 +4,7 @@ the runtime OpenHands started included."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -73,3 +74,27 @@ def test_sigkill_leftovers_are_swept_by_the_next_run(client: docker.DockerClient
     report = cleanup.sweep(client)  # what the next run does first; its owner process is gone
     assert set(left) <= set(report.containers + report.networks)
     assert leftovers(run_id) == [] and not exists(client, runtime)
+
+
+def test_two_runs_at_once_keep_to_their_own(client: docker.DockerClient, v0_images: ImageSet, tmp_path: Path,
+                                            leftovers: Callable[[str], list[str]]) -> None:
+    """Two `oh-matrix run`s on one daemon: each sweeps at its start and end while the other
+    is mid-cell; both must still reach their own real verdicts and leave nothing."""
+    runs = {}
+    for name in ("a", "b"):
+        run_id = f"test-{uuid.uuid4().hex}"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "harness.cli", "run", "--matrix", "matrices/smoke.toml", "--backend", "pypi",
+             "--out", str(tmp_path / name), "-n", "1"],
+            cwd=ROOT, env={**os.environ, "OH_MATRIX_RUN_ID": run_id},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        runs[name] = (run_id, proc)
+        time.sleep(20)  # b starts (and sweeps) while a's first cell is running
+    for name, (run_id, proc) in runs.items():
+        out, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 1, out[-3000:]  # bridge fails on a stock host, host-gateway passes
+        data = json.loads((tmp_path / name / "results.json").read_text())
+        verdicts = {c["id"]: (c["connect"]["verdict"], c["connect"]["cause"]) for c in data["cells"]}
+        assert verdicts == {"0.62-bridge": ("fail", "dns-unresolved"), "0.62-host-gateway": ("pass", None)}
+        assert leftovers(run_id) == []
