@@ -3,6 +3,7 @@
     nox                  the default matrix (matrices/default.toml, backend auto)
     nox -s tests         the harness's own tests (unit + on the engine + one real release)
     nox -s lint          ruff and mypy
+    nox -s soak          the smoke matrix 10 times: flips, leftovers, growth
     nox -s bench         timings: `-- images`, `-- matrix` (8 V0 cells at -n 1 and -n 2), `-- diagnosis`
 """
 
@@ -46,6 +47,13 @@ def lint(session: nox.Session) -> None:
     _install(session)
     session.run("ruff", "check", "harness", "tests", "noxfile.py")
     session.run("mypy")
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """The smoke matrix N times (`-- N`, default 10): verdict flips, leftovers, disk/memory growth."""
+    _install(session)
+    session.run("python", "-m", "harness.soak", *session.posargs)
 
 
 @nox.session
