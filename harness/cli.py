@@ -93,6 +93,23 @@ def recommendation_text(rec: dict[str, object]) -> str:
     return f"recommended: nothing passed. {rec.get('why', '')}"
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from harness import merge
+    from harness.report import grid
+    from harness.report.render import render_all
+    from harness.results import write_json
+
+    run = merge.merge([merge.load_run(d) for d in args.dirs])
+    out = Path(args.out)
+    written = render_all(run, out)
+    write_json(out / "results.json", run)
+    print(grid.render(run))
+    for cls, rec in run["recommendation_per_host_class"].items():
+        print(f"[{cls}] " + recommendation_text(rec))
+    print("reports: " + ", ".join(str(p) for p in [out / "results.json", *written]))
+    return EXIT_OK
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     from harness import history
 
@@ -213,6 +230,10 @@ def parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="show a past run")
     rep.add_argument("dir")
     rep.set_defaults(func=cmd_report)
+    mg = sub.add_parser("merge", help="one report from runs on several hosts")
+    mg.add_argument("dirs", nargs="+", metavar="DIR")
+    mg.add_argument("--out", required=True)
+    mg.set_defaults(func=cmd_merge)
     h = sub.add_parser("history", help="per-cell verdicts over the last runs")
     h.add_argument("dir", nargs="?", default="reports")
     h.add_argument("--last", type=int, default=10)
