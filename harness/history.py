@@ -78,6 +78,14 @@ def record(run: dict[str, Any], path: Path) -> dict[str, list[dict[str, Any]]]:
 SYMBOL = {"pass": "P", "fail": "F", "error": "E", "skip": "-"}
 
 
+def trends(entries: list[dict[str, Any]], host: str, last: int = 10) -> dict[str, str]:
+    """Each cell's verdicts over the last runs on `host`, oldest first: `P P F P`."""
+    recent = [e for e in entries if e.get("host") == host][-last:]
+    ids = dict.fromkeys(cid for e in recent for cid in e["cells"])
+    return {cid: " ".join(SYMBOL.get((e["cells"].get(cid) or {}).get("verdict", ""), ".") for e in recent)
+            for cid in ids}
+
+
 def trend_table(entries: list[dict[str, Any]], last: int = 10) -> str:
     """Per-cell verdicts over the last runs, oldest first: `0.62-bridge  F F P`."""
     recent = entries[-last:]

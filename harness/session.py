@@ -129,7 +129,9 @@ def finish(ctx: RunContext, m: Matrix) -> dict[str, Any]:
     run = build_run(ctx.run_id, ctx.started_at, now(), ctx.backend, ctx.host, cells, order,
                     {"matrix": ctx.matrix_path, "app_env": redact_env(ctx.app_env), "images": ctx.images,
                      "swept_at_start": ctx.swept})
-    run["changes"] = history.record(run, out.parent / "history.jsonl")
+    past = out.parent / "history.jsonl"
+    run["changes"] = history.record(run, past)
+    run["trends"] = history.trends(history.load(past), history.host_key(run))
     render_all(run, out)  # sets run["recommendation"], written into results.json next
     write_json(out / "results.json", run)
     try:

@@ -32,3 +32,23 @@ def test_a_torn_line_is_skipped_and_trends_render(tmp_path: Path) -> None:
     assert [e["run_id"] for e in entries] == ["r1aaaa", "r2bbbb"]
     table = history.trend_table(entries)
     assert table.splitlines()[1].split() == ["a", "P", "F"]
+
+
+def test_trends_per_cell_on_one_host(tmp_path: Path) -> None:
+    path = tmp_path / "history.jsonl"
+    for i, v in enumerate(["pass", "fail", "pass"]):
+        history.record(run(f"r{i}", {"a": v, "b": "pass"}), path)
+    history.record(run("other", {"a": "error"}, server="28.0"), path)
+    t = history.trends(history.load(path), "h1/20.10")
+    assert t == {"a": "P F P", "b": "P P P"}
+
+
+def test_html_grid_shows_the_trend() -> None:
+    from harness.report.html import render_html
+
+    r = run("r9", {"0.62-host": "pass"})
+    for c in r["cells"]:
+        c.update(tag="0.62", mode="host", tasks=[], remedies=[], docker_run="docker run x")
+        c["connect"].update(seconds=20.0, runtime_url=None, evidence=[])
+    r["trends"] = {"0.62-host": "F P P"}
+    assert "F P P" in render_html(r)
