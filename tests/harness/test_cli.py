@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -45,3 +47,27 @@ def test_docker_unreachable_exit_3(tmp_path: Path) -> None:
 def test_docker_host_nowhere_exit_3() -> None:
     r = oh_matrix("doctor", env={"DOCKER_HOST": "tcp://127.0.0.1:1"})
     assert r.returncode == 3 and "Docker is not usable at tcp://127.0.0.1:1" in r.stderr
+
+
+def test_socket_without_permission_exit_3(tmp_path: Path) -> None:
+    """A user outside the docker group: one line naming the cause, exit 3."""
+    import shutil
+    import sysconfig
+
+    runuser = shutil.which("runuser")
+    assert runuser, "runuser (util-linux) is needed to drop root for this test"
+    # The venv's interpreter lives under /root (pyenv), out of nobody's reach: the system
+    # Python runs the same code with this venv's packages on its path.
+    python = "/usr/bin/python3"
+    assert os.access(python, os.X_OK), "the system python3 is needed to run as another user"
+    purelib = sysconfig.get_paths()["purelib"]
+    for needed in (ROOT / "harness" / "cli.py", Path(purelib) / "docker" / "__init__.py"):
+        if subprocess.run([runuser, "-u", "nobody", "--", "test", "-r", str(needed)]).returncode != 0:
+            pytest.skip(f"{needed} is not readable by user nobody in this checkout")
+    path = f"{ROOT}:{purelib}"
+    r = subprocess.run([runuser, "-u", "nobody", "--", python, "-m", "harness.cli", "doctor"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120,
+                       env={**os.environ, "HOME": str(tmp_path), "PYTHONPATH": path})
+    assert r.returncode == 3, r.stderr
+    assert "permission denied on the socket" in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
