@@ -23,12 +23,12 @@ from testcontainers.core.network import Network
 
 from harness import cleanup, docker_host, modes
 from harness.diagnosis import Decision, Judge, Observation
-from harness.errors import ApiError
+from harness.errors import ApiError, InputError
 from harness.images.model import ImageSet
 from harness.matrix import Cell
-from harness.openhands import Adapter, LlmSettings, RuntimeState, adapter_for
+from harness.openhands import Adapter, LlmSettings, adapter_for
 from harness.paths import cache_root
-from harness.probes import NetProbe, probe_from, proxy_env
+from harness.probes import probe_from, proxy_env
 from harness.results import CellResult, Connect, Evidence
 
 # Ryuk's image cannot be pulled where there is no registry, and its per-process reaper
@@ -61,15 +61,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _runtime_kwargs(user_value: str | None, lbl: dict[str, str]) -> str:
+def runtime_kwargs(user_value: str | None, lbl: dict[str, str]) -> str:
     """Labels on the runtimes OpenHands starts, through its own pass-through
     (`sandbox.docker_runtime_kwargs`, a dict handed to `containers.run`): lets a sweep find
     a runtime whose cell died. A user's own kwargs are kept; labels don't touch networking."""
     kwargs: dict[str, Any] = {}
     if user_value:
-        parsed = ast.literal_eval(user_value)
-        if isinstance(parsed, dict):
-            kwargs = parsed
+        try:
+            parsed = ast.literal_eval(user_value)
+        except (ValueError, SyntaxError):
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise InputError(f"SANDBOX_DOCKER_RUNTIME_KWARGS={user_value!r}: expected a Python dict literal, "
+                             "as OpenHands reads it")
+        kwargs = parsed
     kwargs["labels"] = {**(kwargs.get("labels") or {}), **lbl}
     return repr(kwargs)
 
@@ -149,7 +154,7 @@ class CellRun:
     def _start_app(self, launch: modes.AppLaunch) -> docker.models.containers.Container:
         env = {**launch.harness_env, **launch.env}  # what the user sets wins
         if self.plan.images.api == "v0":
-            env["SANDBOX_DOCKER_RUNTIME_KWARGS"] = _runtime_kwargs(
+            env["SANDBOX_DOCKER_RUNTIME_KWARGS"] = runtime_kwargs(
                 env.get("SANDBOX_DOCKER_RUNTIME_KWARGS"), self.labels)
         self.app_env = env
         app = DockerContainer(launch.image).with_name(self.name).with_envs(**env)
@@ -362,5 +367,3 @@ def skipped(cell: Cell, images: ImageSet | None, reason: str) -> CellResult:
                       resolved_version=images.resolved_version if images else None,
                       backend=images.backend if images else None)
 
-
-__all__ = ["CellPlan", "NetProbe", "RuntimeState", "run_cell", "skipped"]

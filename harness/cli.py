@@ -28,11 +28,9 @@ def _err(msg: str) -> None:
 # -- run ---------------------------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.session import default_out
+    from harness.session import default_out, validate
 
-    m = matrix.load(args.matrix)  # fail fast, before pytest: one line, exit 2
-    m.select(args.only)
-    matrix.parse_app_env(args.app_env)
+    validate(args.matrix, args.app_env, args.only, args.backend)  # one line, exit 2, before pytest
     docker_host.client()  # exit 3 before anything is made
     if not MATRIX_TESTS.is_dir():
         raise InputError(f"matrix tests not found at {MATRIX_TESTS} (install the project with pip -e)")

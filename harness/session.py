@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import cleanup, docker_host, history, images, matrix, remedies
-from harness.cell import CellPlan, run_cell, skipped
+from harness.cell import CellPlan, run_cell, runtime_kwargs, skipped
 from harness.errors import ImageUnavailable, InputError
 from harness.images.model import ImageSet
 from harness.matrix import Cell, Matrix
@@ -59,14 +59,25 @@ def default_out(run_id: str) -> str:
     return str(Path("reports") / f"{stamp}-{run_id[:8]}")
 
 
-def start(matrix_path: str, out: str | None, backend: str | None, app_env: list[str],
-          only: list[str], remedies: bool = False) -> tuple[RunContext, Matrix]:
-    """Controller-side set-up. Raises InputError / DockerUnavailable before anything is made."""
+def validate(matrix_path: str, app_env: list[str], only: list[str],
+             backend: str | None) -> tuple[Matrix, dict[str, str], list[Cell]]:
+    """Every input check, so bad input surfaces before anything is made (and not in a worker)."""
     m = matrix.load(matrix_path)
     env = matrix.parse_app_env(app_env)
     cells = m.select(only)
     if backend is not None and backend not in matrix.BACKENDS:
         raise InputError(f"--backend {backend}: expected one of {', '.join(matrix.BACKENDS)}")
+    for cell in cells:
+        value = {**m.env, **cell.mode.env, **env}.get("SANDBOX_DOCKER_RUNTIME_KWARGS")
+        if value:
+            runtime_kwargs(value, {})
+    return m, env, cells
+
+
+def start(matrix_path: str, out: str | None, backend: str | None, app_env: list[str],
+          only: list[str], remedies: bool = False) -> tuple[RunContext, Matrix]:
+    """Controller-side set-up. Raises InputError / DockerUnavailable before anything is made."""
+    m, env, cells = validate(matrix_path, app_env, only, backend)
     client = docker_host.client()
     run_id = os.environ.get("OH_MATRIX_RUN_ID") or uuid.uuid4().hex
     os.environ["OH_MATRIX_RUN_ID"] = run_id

@@ -36,6 +36,11 @@ def test_bad_app_env_exit_2() -> None:
     assert r.returncode == 2 and "--app-env" in r.stderr
 
 
+def test_bad_runtime_kwargs_exit_2() -> None:
+    r = oh_matrix("run", "--matrix", "matrices/smoke.toml", "--app-env", "SANDBOX_DOCKER_RUNTIME_KWARGS={oops")
+    assert r.returncode == 2 and "SANDBOX_DOCKER_RUNTIME_KWARGS" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_docker_unreachable_exit_3(tmp_path: Path) -> None:
     r = oh_matrix("run", "--matrix", "matrices/smoke.toml",
                   env={"DOCKER_HOST": f"unix://{tmp_path}/no-daemon.sock"})
