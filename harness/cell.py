@@ -359,11 +359,3 @@ class CellRun:
 
 def run_cell(plan: CellPlan) -> CellResult:
     return CellRun(plan).run()
-
-
-def skipped(cell: Cell, images: ImageSet | None, reason: str) -> CellResult:
-    return CellResult(id=cell.id, tag=cell.target.tag, mode=cell.mode.name, api=cell.target.api,
-                      connect=Connect("skip", reason=reason),
-                      resolved_version=images.resolved_version if images else None,
-                      backend=images.backend if images else None)
-

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import cleanup, docker_host, history, images, matrix, remedies
-from harness.cell import CellPlan, run_cell, runtime_kwargs, skipped
+from harness.cell import CellPlan, run_cell, runtime_kwargs
 from harness.errors import ImageUnavailable, InputError
 from harness.images.model import ImageSet
 from harness.matrix import Cell, Matrix
@@ -109,11 +109,11 @@ def run_one(ctx: RunContext, m: Matrix, cell: Cell) -> CellResult:
     """Run one cell (any process) and write its fragment."""
     entry = ctx.images.get(cell.target.tag)
     if entry is None or "error" in entry:
-        why = entry["error"] if entry else "images were not prepared"
-        result = skipped(cell, None, "")
-        result.resolved_version = (entry or {}).get("resolved_version")
-        result.backend = ctx.backend
-        result.connect = Connect("error", "image-unavailable", evidence=[Evidence("harness", why)])
+        entry = entry or {"error": "images were not prepared"}
+        result = CellResult(id=cell.id, tag=cell.target.tag, mode=cell.mode.name, api=cell.target.api,
+                            resolved_version=entry.get("resolved_version"), backend=ctx.backend,
+                            connect=Connect("error", "image-unavailable",
+                                            evidence=[Evidence("harness", entry["error"])]))
     else:
         imgs = ImageSet(**entry)
         env = cell_env(m, cell, ctx)
