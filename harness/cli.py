@@ -120,25 +120,16 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    import shutil
-
+    from harness import doctor
     from harness.images import wheels
 
-    facts = docker_host.facts()
-    print("Docker daemon")
-    for k, v in facts.to_dict().items():
-        print(f"  {k:16} {v}")
-    major_minor = tuple(int(x) for x in facts.server_version.split(".")[:2] if x.isdigit())
-    print("Checks")
-    print(f"  host-gateway     {'supported' if major_minor >= (20, 10) else 'NOT supported (needs 20.10+)'}")
-    rootless = "yes: host and host-gateway mean the rootlesskit namespace" if facts.rootless else "no"
-    print(f"  rootless         {rootless}")
-    print(f"  iptables         {shutil.which('iptables') or 'not found'}")
-    print(f"  debootstrap      {shutil.which('debootstrap') or 'not found (needed for the offline pypi base)'}")
+    for f in doctor.checks():
+        mark = "!" if f.warn else " "
+        print(f"{mark} {f.name:26} {f.value}\n  {'':26} {f.meaning}")
     try:
-        print(f"  python3.12       {wheels.find_python312()}")
+        print(f"  {'python3.12 (pypi backend)':26} {wheels.find_python312()}")
     except HarnessError as e:
-        print(f"  python3.12       {e}")
+        print(f"! {'python3.12 (pypi backend)':26} {e}")
     return EXIT_OK
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from harness import docker_host
 from harness.cell import CellPlan, run_cell
+from harness.firewall import drop_bridge_to_host
 from harness.images.model import ImageSet
 from harness.matrix import Cell, Mode, Target
 from harness.results import CellResult
@@ -102,3 +103,19 @@ def test_cli_run_writes_results_and_exits_1_on_a_failed_cell(client: docker.Dock
         for f in out.rglob("*"):
             if f.is_file():
                 assert value not in f.read_text(errors="replace"), f
+
+
+def test_firewall_drop_is_a_fast_connect_timeout_and_only_for_bridge_to_host(
+        client: docker.DockerClient, v0_images: ImageSet, run_id: str, leftovers: Leftovers) -> None:
+    """ufw's default deny, scoped: SYNs from docker0 to the host's runtime ports are dropped.
+    The documented command (app on the default bridge -> host.docker.internal) times out;
+    a user-defined network reaches the same port through Docker's DNAT and passes."""
+    with drop_bridge_to_host():
+        blocked = run(v0_images, run_id, "host-gateway")
+        other_bridge = run(v0_images, run_id, "custom-network")
+    assert (blocked.connect.verdict, blocked.connect.cause) == ("fail", "connect-timeout"), blocked.connect.evidence
+    assert blocked.connect.direction == "app->runtime"
+    assert any("TCP timeout" in e.text for e in blocked.connect.evidence)
+    assert blocked.connect.seconds is not None and blocked.connect.seconds <= 20  # OpenHands waits 120 s
+    assert other_bridge.connect.verdict == "pass", other_bridge.connect.evidence
+    assert leftovers(run_id) == []

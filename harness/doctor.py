@@ -1,0 +1,116 @@
+"""`oh-matrix doctor`: what about this Docker host decides whether an app container reaches
+its runtime, each finding with a one-line meaning."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+
+from harness import docker_host
+from harness.modes import docker_socket
+
+
+@dataclass(frozen=True)
+class Finding:
+    name: str
+    value: str
+    meaning: str
+    warn: bool = False
+
+
+def _run(*cmd: str) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def input_drops(bridge: str = "docker0") -> list[str]:
+    """INPUT-chain rules (and policy) that drop what a container on `bridge` sends to the
+    host: the ufw/firewalld default deny behind `ConnectTimeout` (openhands-networking §7)."""
+    rules = _run("iptables", "-S", "INPUT").splitlines()
+    hits = [r for r in rules if re.search(r"-j (DROP|REJECT)", r)
+            and ("-i " not in r or f"-i {bridge}" in r or "-i docker+" in r)]
+    if "-P INPUT DROP" in rules:
+        hits.insert(0, "-P INPUT DROP")
+    return hits
+
+
+def _userland_proxy() -> str:
+    args = _run("ps", "-o", "args=", "-C", "dockerd")
+    conf = Path("/etc/docker/daemon.json")
+    try:
+        data = json.loads(conf.read_text()) if conf.exists() else {}
+    except (OSError, ValueError):
+        data = {}
+    if "--userland-proxy=false" in args or data.get("userland-proxy") is False:
+        return "off"
+    return "on"
+
+
+def _docker_config_proxies() -> dict[str, str]:
+    path = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "config.json"
+    try:
+        proxies = json.loads(path.read_text()).get("proxies", {}).get("default", {})
+    except (OSError, ValueError):
+        return {}
+    return {k: str(v) for k, v in proxies.items()}
+
+
+def checks(client: docker.DockerClient | None = None) -> list[Finding]:
+    client = client or docker_host.client()
+    facts = docker_host.facts(client)
+    version = tuple(int(x) for x in re.findall(r"\d+", facts.server_version)[:2])
+    desktop = "Docker Desktop" in facts.os
+    out = [
+        Finding("daemon", f"{facts.server_version} (API {facts.api_version}), {facts.os}",
+                "Docker Desktop runs containers in a VM: host and host-gateway mean the VM" if desktop
+                else "Docker Engine: host networking is this machine's"),
+        Finding("rootless", "yes" if facts.rootless else "no",
+                "host and host-gateway mean rootlesskit's namespace, not this host" if facts.rootless
+                else "containers share this host's network stack when asked", warn=facts.rootless),
+        Finding("host-gateway", "supported" if version >= (20, 10) else "not supported",
+                "--add-host host.docker.internal:host-gateway resolves to the bridge gateway"
+                if version >= (20, 10) else "needs Docker 20.10+: the documented command fails",
+                warn=version < (20, 10)),
+        Finding("bridge gateway", facts.bridge_gateway or "unknown",
+                "what host.docker.internal maps to; DOCKER_HOST_ADDR can name it for V0"),
+        Finding("cgroup", facts.cgroup, "the daemon's cgroup version and driver"),
+    ]
+    backend = _run("iptables", "-V").strip()
+    out.append(Finding("iptables", backend or "not found",
+                       "Docker's NAT rules; a daemon and a firewall on different backends (nf_tables vs "
+                       "legacy) do not see each other's rules", warn=not backend))
+    out.append(Finding("userland-proxy", _userland_proxy(),
+                       "container-to-host traffic for published ports is answered by docker-proxy via INPUT"))
+    drops = input_drops()
+    out.append(Finding("INPUT drops from docker0", "; ".join(drops) or "none",
+                       "these drop app->runtime SYNs on the default bridge (connect-timeout); "
+                       "allow docker0 to the runtime ports or use a user-defined network" if drops
+                       else "nothing in INPUT drops bridge-to-host traffic", warn=bool(drops)))
+    for tool in ("ufw", "firewall-cmd", "nft"):
+        if shutil.which(tool):
+            out.append(Finding(tool, "installed", "a firewall front-end: check its rules for docker0"))
+    env_proxies = {k: v for k, v in os.environ.items() if k.upper() in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")}
+    cfg_proxies = _docker_config_proxies()
+    out.append(Finding("proxies", ", ".join(f"{k}={v}" for k, v in {**env_proxies, **cfg_proxies,
+                                                                    **facts.proxies}.items()) or "none",
+                       "~/.docker/config.json proxies are injected into every container: the app's httpx "
+                       "then sends runtime requests to the proxy unless NO_PROXY covers them"
+                       if cfg_proxies else "no proxy reaches the containers", warn=bool(cfg_proxies)))
+    sock = docker_socket()
+    try:
+        st = os.stat(sock)
+        perms = f"{sock} {stat.filemode(st.st_mode)} uid={st.st_uid} gid={st.st_gid}"
+    except OSError as e:
+        perms = f"{sock}: {e.strerror}"
+    out.append(Finding("socket", perms, "mounted into every app container: root-equivalent on this host"))
+    return out
