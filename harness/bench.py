@@ -11,6 +11,7 @@ Prints a table and writes reports/bench-<what>.json.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -21,6 +22,7 @@ from typing import Any
 
 from harness import docker_host, images, matrix
 from harness.errors import ImageUnavailable
+from harness.firewall import drop_bridge_to_host
 from harness.images import wheels
 from harness.paths import cache_root
 from harness.results import write_json
@@ -76,27 +78,31 @@ def bench_matrix() -> list[dict[str, Any]]:
     return rows
 
 
-# (cell, app env that breaks it on a stock host, expected cause)
-FAILING: tuple[tuple[str, dict[str, str], str], ...] = (
-    ("0.62-bridge", {}, "dns-unresolved"),
-    ("0.62-host-gateway", {"SANDBOX_RUNTIME_BINDING_ADDRESS": "127.0.0.1"}, "connection-refused"),
-    ("latest-bridge", {}, "dns-unresolved"),
-    ("latest-host-gateway", {"SANDBOX_HOST_PORT": "9"}, "connection-refused"),
+# (cell, app env that breaks it on a stock host, a ufw-like drop of docker0 -> host, expected cause)
+FAILING: tuple[tuple[str, dict[str, str], bool, str], ...] = (
+    ("0.62-bridge", {}, False, "dns-unresolved"),
+    ("0.62-host-gateway", {"SANDBOX_RUNTIME_BINDING_ADDRESS": "127.0.0.1"}, False, "connection-refused"),
+    ("0.62-host-gateway", {}, True, "connect-timeout"),
+    ("latest-bridge", {}, False, "dns-unresolved"),
+    ("latest-host-gateway", {"SANDBOX_HOST_PORT": "9"}, False, "connection-refused"),
 )
 
 
 def bench_diagnosis() -> list[dict[str, Any]]:
     rows = []
-    for cell, env, expected in FAILING:
-        out = Path("reports") / f"bench-diagnosis-{cell}"
+    for i, (cell, env, firewall, expected) in enumerate(FAILING):
+        out = Path("reports") / f"bench-diagnosis-{i}-{cell}"
         cmd = [sys.executable, "-m", "harness.cli", "run", "--matrix", "matrices/default.toml",
-               "--backend", "pypi", "-n", "1", "--only", cell, "--out", str(out)]
+               "--backend", "pypi", "-n", "1", "--only", cell, "--out", str(out), "--remedies"]
         for k, v in env.items():
             cmd += ["--app-env", f"{k}={v}"]
-        subprocess.run(cmd, stdout=subprocess.DEVNULL)
+        with drop_bridge_to_host() if firewall else contextlib.nullcontext():
+            subprocess.run(cmd, stdout=subprocess.DEVNULL)
         [c] = json.loads((out / "results.json").read_text())["cells"]
-        rows.append({"cell": cell, "env": env, "expected": expected, "cause": c["connect"]["cause"],
-                     "seconds_to_verdict": c["connect"]["seconds"], "openhands_wait_s": 120})
+        rows.append({"cell": cell, "env": env, "firewall": firewall, "expected": expected,
+                     "cause": c["connect"]["cause"], "seconds_to_verdict": c["connect"]["seconds"],
+                     "openhands_wait_s": 120,
+                     "remedies": {r["name"]: r["verdict"] for r in c.get("remedies", [])}})
     return rows
 
 
