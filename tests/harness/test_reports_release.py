@@ -1,0 +1,56 @@
+"""The reports of real runs: a regression between two consecutive runs is named in the
+terminal, summary.md and report.html; junit.xml parses and its counts match results.json."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import docker
+import pytest
+from junitparser import Error, Failure, JUnitXml, Skipped
+
+from harness.images.model import ImageSet
+
+pytestmark = [pytest.mark.engine, pytest.mark.release]  # run one at a time: see noxfile.py
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def oh_matrix_run(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", "run", "--matrix", "matrices/smoke.toml", "--backend", "pypi",
+         "--only", "0.62-host-gateway", "--out", str(out), "-n", "1", *extra],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )
+
+
+def test_a_regression_is_named_everywhere_and_junit_matches(client: docker.DockerClient, v0_images: ImageSet,
+                                                            tmp_path: Path) -> None:
+    first = oh_matrix_run(tmp_path / "night-1")
+    assert first.returncode == 0, first.stdout[-2000:]
+    # The second night someone "hardens" the runtime binding: the cell breaks.
+    second = oh_matrix_run(tmp_path / "night-2", "--app-env", "SANDBOX_RUNTIME_BINDING_ADDRESS=127.0.0.1")
+    assert second.returncode == 1
+    data = json.loads((tmp_path / "night-2" / "results.json").read_text())
+    [reg] = data["changes"]["regressions"]
+    assert reg["cell"] == "0.62-host-gateway" and reg["now"]["cause"] == "connection-refused"
+    assert "regression: 0.62-host-gateway was pass" in second.stdout
+    assert "regression `0.62-host-gateway`" in (tmp_path / "night-2" / "summary.md").read_text()
+    assert "<strong>regression</strong>" in (tmp_path / "night-2" / "report.html").read_text()
+    # --gate regressions: the same change fails a nightly job; no change passes it
+    third = oh_matrix_run(tmp_path / "night-3", "--app-env", "SANDBOX_RUNTIME_BINDING_ADDRESS=127.0.0.1",
+                          "--gate", "regressions")
+    assert third.returncode == 0, "nothing changed since night 2"
+
+    xml = JUnitXml.fromfile(str(tmp_path / "night-2" / "junit.xml"))
+    cases = [case for suite in xml for case in suite]
+    verdicts = [c["connect"]["verdict"] for c in data["cells"]]
+    assert len(cases) == len(data["cells"])
+    failed = [c for c in cases if any(isinstance(r, Failure) for r in c.result)]
+    errored = [c for c in cases if any(isinstance(r, Error) for r in c.result)]
+    skipped = [c for c in cases if any(isinstance(r, Skipped) for r in c.result)]
+    assert (len(failed), len(errored), len(skipped)) == (verdicts.count("fail"), verdicts.count("error"),
+                                                         verdicts.count("skip"))
+    assert "connection-refused" in failed[0].result[0].message
