@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from harness.report import screenshot
 from harness.report.html import render_html
 from harness.report.markdown import render_markdown
 from harness.report.recommend import recommend
@@ -14,12 +15,15 @@ from harness.results import write_text_atomic
 
 
 def render_all(run: dict[str, Any], out: Path) -> list[Path]:
-    """Set the run's recommendation (the caller writes results.json) and write both reports."""
+    """Set the run's recommendation (the caller writes results.json), write both reports and,
+    where Chromium is installed, a screenshot of the HTML."""
     run["recommendation"] = recommend(run)
     markdown = render_markdown(run)
     written = [out / "report.html", out / "summary.md"]
     write_text_atomic(written[0], render_html(run))
     write_text_atomic(written[1], markdown)
+    if screenshot.screenshot(written[0], out / "report.png"):  # what a person sees, kept with the run
+        written.append(out / "report.png")
     if summary := os.environ.get("GITHUB_STEP_SUMMARY"):
         with open(summary, "a", encoding="utf-8") as f:  # other steps append here too
             f.write(markdown + "\n")

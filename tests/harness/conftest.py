@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import docker
 import pytest
@@ -66,3 +67,23 @@ def leftovers(client: docker.DockerClient) -> Callable[[str], list[str]]:
         return names + [n.name for n in client.networks.list(filters=filt)]
 
     return find
+
+
+@pytest.fixture
+def synthetic_run() -> Callable[..., dict[str, Any]]:
+    """A results.json-shaped run from `{cell id: verdict}`, for report and merge tests."""
+
+    def build(run_id: str, hostname: str, server: str, verdicts: dict[str, str]) -> dict[str, Any]:
+        cells = []
+        for cid, v in verdicts.items():
+            tag, mode = cid.split("-", 1)
+            cells.append({"id": cid, "tag": tag, "mode": mode, "api": "v0", "resolved_version": f"{tag}.0",
+                          "docker_run": f"docker run {mode}", "tasks": [], "remedies": [],
+                          "connect": {"verdict": v, "cause": None if v == "pass" else "connect-timeout",
+                                      "seconds": 20.0, "runtime_url": None, "evidence": []}})
+        return {"schema": "oh-matrix/1", "run_id": run_id, "started_at": "2026-11-27T10:00:00+00:00",
+                "finished_at": "2026-11-27T10:05:00+00:00", "backend": "pypi",
+                "host": {"hostname": hostname, "os": "Debian 12", "server_version": server, "rootless": False},
+                "cells": cells, "recommendation": {}}
+
+    return build

@@ -342,6 +342,7 @@ def test_shell_lines_is_the_same_command() -> None:
 # -- render_all ------------------------------------------------------------------------
 
 def test_render_all_writes_both_and_appends_the_step_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(render.screenshot, "screenshot", lambda *a, **k: False)  # see test_report_browser.py
     summary = tmp_path / "step_summary.md"
     summary.write_text("# earlier step\n")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
@@ -358,6 +359,7 @@ def test_render_all_writes_both_and_appends_the_step_summary(tmp_path: Path, mon
 
 def test_render_all_without_actions_touches_nothing_else(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    monkeypatch.setattr(render.screenshot, "screenshot", lambda *a, **k: False)  # see test_report_browser.py
     run = older_run()
     before = copy.deepcopy(run)
     render.render_all(run, tmp_path)

@@ -1,0 +1,38 @@
+"""What a person sees: the report rendered by headless Chromium (Debian's `chromium`), as a
+PNG next to it and as the DOM the browser built. Best effort: no browser, no picture."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _run(args: list[str]) -> subprocess.CompletedProcess[str] | None:
+    browser = chromium()
+    if not browser:
+        return None
+    with tempfile.TemporaryDirectory(prefix="oh-matrix-chromium-") as profile:
+        try:
+            return subprocess.run([browser, *FLAGS, f"--user-data-dir={profile}", *args],
+                                  capture_output=True, text=True, timeout=90)
+        except subprocess.TimeoutExpired:
+            return None
+
+
+def screenshot(html: Path, png: Path, width: int = 1400, height: int = 1800) -> bool:
+    proc = _run([f"--window-size={width},{height}", f"--screenshot={png}", html.resolve().as_uri()])
+    return bool(proc) and png.exists()
+
+
+def dom(html: Path) -> str | None:
+    proc = _run(["--dump-dom", html.resolve().as_uri()])
+    return proc.stdout if proc and proc.returncode == 0 else None
