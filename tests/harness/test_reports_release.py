@@ -54,3 +54,47 @@ def test_a_regression_is_named_everywhere_and_junit_matches(client: docker.Docke
     assert (len(failed), len(errored), len(skipped)) == (verdicts.count("fail"), verdicts.count("error"),
                                                          verdicts.count("skip"))
     assert "connection-refused" in failed[0].result[0].message
+
+
+def test_the_recommended_command_works_when_pasted(client: docker.DockerClient, v0_images: ImageSet,
+                                                   tmp_path: Path) -> None:
+    """The recommendation's `docker run`, run through a shell as printed (detached instead of
+    -it, with a name and label of the test's own), gives an app whose runtime connects."""
+    import shlex
+    import time
+    import uuid
+
+    from harness import cleanup
+    from harness.cell import NO_LLM
+    from harness.openhands.v0 import V0Adapter
+
+    r = oh_matrix_run(tmp_path / "run")
+    assert r.returncode == 0, r.stdout[-2000:]
+    rec = json.loads((tmp_path / "run" / "results.json").read_text())["recommendation"]
+    assert rec["cell"] == "0.62-host-gateway"
+    run_id = f"test-{uuid.uuid4().hex}"
+    name = f"oh-matrix-pasted-{run_id[5:13]}"
+    command = rec["docker_run"].replace("docker run -it --rm", f"docker run -d --label {cleanup.RUN_LABEL}={run_id}",
+                                        1).replace("--name openhands-app", f"--name {name}")
+    assert shlex.split(command)[:2] == ["docker", "run"] and "-p 3000:3000" in command
+    runtime = None
+    try:
+        subprocess.run(["sh", "-c", command], check=True, capture_output=True, timeout=60)
+        app = V0Adapter("http://127.0.0.1:3000")
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline:
+            try:
+                app.store_settings(NO_LLM)
+                break
+            except Exception:
+                time.sleep(1)
+        cid = app.create_conversation("Say hello.")
+        runtime = app.runtime_container_name(cid)
+        while time.monotonic() < deadline and not app.runtime_state(cid).ready:
+            time.sleep(2)
+        assert app.runtime_state(cid).ready
+    finally:
+        cleanup.sweep(client, run_id)
+        if runtime:
+            for c in client.containers.list(all=True, filters={"name": f"^{runtime}$"}):
+                cleanup.remove_container(c)
