@@ -18,6 +18,10 @@ TIMEOUTS_TO_DECIDE = 3
 # Refusals while the runtime answers from its own namespace: it listens, but not where the
 # app is knocking.
 REFUSALS_TO_DECIDE = 2
+# Looks at an open path to a listening runtime that the app still does not call ready, with
+# an HTTP proxy in the app's environment that does not exempt the runtime host. The app
+# polls every 2 s, so a working direct path would have made it ready by then.
+PROXIED_TO_DECIDE = 4
 
 
 @dataclass
@@ -83,6 +87,7 @@ class Judge:
         self.callback = _Direction("sandbox -> app (callback)", CALLBACK)
         self.last: Observation | None = None
         self.runtime_seen = False
+        self.proxied = 0
 
     def add(self, o: Observation) -> Decision | None:
         self.last = o
@@ -112,6 +117,14 @@ class Judge:
                    or self.callback.judge(o.callback_probe, target_listens=True))
         if decided:
             return decided
+        p = o.app_probe
+        open_path = bool(p and p.tcp == "open" and runtime_listens)
+        self.proxied = self.proxied + 1 if open_path and p and o.proxy and _proxied(p.host, o.proxy) else 0
+        if p and self.proxied >= PROXIED_TO_DECIDE:
+            return Decision("fail", "proxy",
+                            f"app -> runtime: the direct path to {p.host}:{p.port} is open and the runtime "
+                            f"listens, but the app's HTTP client goes through {_proxy_url(o.proxy)} "
+                            "(NO_PROXY does not cover the runtime host)", FORWARD)
         if o.state and o.state.error:
             # The app gave up on its own and no probe shows a network cause.
             if o.runtime_status == "running" and o.self_probe and o.self_probe.tcp == "refused":

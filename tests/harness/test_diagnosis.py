@@ -114,3 +114,18 @@ def test_refused_on_a_loopback_only_port_decides_before_the_runtime_boots() -> N
     # published on every address: a refusal may just be a runtime still booting
     assert Judge().add(obs(app_probe=probe(tcp="refused"), self_probe=probe(where="runtime", tcp="refused"),
                            published_on=["0.0.0.0"])) is None
+
+
+def test_a_proxy_that_keeps_an_open_path_from_working_is_named() -> None:
+    from harness.diagnosis import PROXIED_TO_DECIDE
+
+    j = Judge()
+    seen = [j.add(obs(app_probe=probe(tcp="open"), self_probe=probe(where="runtime", tcp="open"),
+                      proxy={"HTTP_PROXY": "http://127.0.0.1:9"})) for _ in range(PROXIED_TO_DECIDE)]
+    assert seen[:-1] == [None] * (PROXIED_TO_DECIDE - 1)
+    assert seen[-1] is not None and seen[-1].cause == "proxy"
+    # exempted by NO_PROXY: no verdict from the proxy rule
+    j = Judge()
+    for _ in range(PROXIED_TO_DECIDE + 2):
+        assert j.add(obs(app_probe=probe(tcp="open"), self_probe=probe(where="runtime", tcp="open"),
+                         proxy={"HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": "host.docker.internal"})) is None

@@ -119,3 +119,38 @@ def test_firewall_drop_is_a_fast_connect_timeout_and_only_for_bridge_to_host(
     assert blocked.connect.seconds is not None and blocked.connect.seconds <= 20  # OpenHands waits 120 s
     assert other_bridge.connect.verdict == "pass", other_bridge.connect.evidence
     assert leftovers(run_id) == []
+
+
+def test_a_proxy_the_app_must_not_use_is_named_and_no_proxy_fixes_it(
+        client: docker.DockerClient, v0_images: ImageSet, run_id: str, leftovers: Leftovers) -> None:
+    """HTTP_PROXY reaches the app (as ~/.docker/config.json proxies do): its httpx client sends
+    the runtime's /alive to a proxy that cannot reach it, while the direct path is open."""
+    from harness import remedies
+
+    env = {"HTTP_PROXY": "http://127.0.0.1:9"}  # the app's own loopback: nothing listens there
+    r = run(v0_images, run_id, "host-gateway", env)
+    assert (r.connect.verdict, r.connect.cause) == ("fail", "proxy"), r.connect.evidence
+    assert r.connect.seconds is not None and r.connect.seconds < 90  # not OpenHands' 120 s
+    tried = remedies.search(r, remedies.Context(gateway=docker_host.bridge_gateway(client)),
+                            lambda extra: run(v0_images, run_id, "host-gateway", {**env, **extra}))
+    assert [(t["name"], t["verdict"]) for t in tried] == [("no-proxy", "pass")]
+    assert leftovers(run_id) == []
+
+
+def test_a_runtime_that_exits_is_named_with_its_exit_code(
+        client: docker.DockerClient, v0_images: ImageSet, run_id: str, leftovers: Leftovers) -> None:
+    import io
+
+    ref = f"oh-matrix-test/exiting-runtime:{run_id[5:17]}"
+    dockerfile = (f"FROM {v0_images.runtime_image}\n"
+                  "RUN printf '#!/bin/sh\\necho oh-matrix test: the runtime gives up >&2\\nexit 3\\n' "
+                  "> /openhands/micromamba/bin/micromamba && chmod +x /openhands/micromamba/bin/micromamba\n")
+    client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=ref, rm=True, network_mode="none")
+    try:
+        r = run(v0_images, run_id, "host-gateway", {"SANDBOX_RUNTIME_CONTAINER_IMAGE": ref})
+    finally:
+        client.images.remove(ref, force=True)
+    assert (r.connect.verdict, r.connect.cause) == ("fail", "runtime-exited"), r.connect.evidence
+    assert "exit code 3" in r.connect.evidence[0].text
+    assert any("the runtime gives up" in e.text for e in r.connect.evidence if e.source == "runtime-log")
+    assert leftovers(run_id) == []
