@@ -68,16 +68,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.report import grid
-
-    path = Path(args.dir) / "results.json"
-    try:
-        run = json.loads(path.read_text())
-    except OSError as e:
-        raise InputError(f"{path}: {e.strerror}") from None
-    except ValueError as e:
-        raise InputError(f"{path}: not valid JSON ({e})") from None
     from harness.report.render import render_all
+    from harness.results import read_run
 
+    run = read_run(args.dir)
     written = render_all(run, Path(args.dir))
     print(grid.render(run))
     print(recommendation_text(run["recommendation"]))
@@ -95,9 +89,9 @@ def cmd_merge(args: argparse.Namespace) -> int:
     from harness import merge
     from harness.report import grid
     from harness.report.render import render_all
-    from harness.results import write_json
+    from harness.results import read_run, write_json
 
-    run = merge.merge([merge.load_run(d) for d in args.dirs])
+    run = merge.merge([read_run(d) for d in args.dirs])
     out = Path(args.out)
     written = render_all(run, out)
     write_json(out / "results.json", run)

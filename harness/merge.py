@@ -10,27 +10,12 @@ cells only: a configuration that works on one class says nothing about another.
 from __future__ import annotations
 
 import copy
-import json
 import uuid
-from pathlib import Path
 from typing import Any
 
 from harness.errors import InputError
 from harness.report.recommend import recommend
 from harness.results import build_run
-
-
-def load_run(directory: str) -> dict[str, Any]:
-    path = Path(directory) / "results.json"
-    try:
-        run = json.loads(path.read_text())
-    except OSError as e:
-        raise InputError(f"{path}: {e.strerror}") from None
-    except ValueError as e:
-        raise InputError(f"{path}: not valid JSON ({e})") from None
-    if run.get("schema") != "oh-matrix/1":
-        raise InputError(f"{path}: schema {run.get('schema')!r} is not oh-matrix/1")
-    return dict(run)
 
 
 def host_class(run: dict[str, Any]) -> str:

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.errors import InputError
+
 SCHEMA = "oh-matrix/1"
 VERDICTS = ("pass", "fail", "error", "skip")
 CAUSES = (
@@ -121,3 +123,17 @@ def build_run(run_id: str, started_at: str, finished_at: str, backend: str,
         "backend": backend, "host": host, "cells": cells, "recommendation": {},
         **(extra or {}),
     }
+
+
+def read_run(directory: str) -> dict[str, Any]:
+    """A past run's results.json; a missing, broken or foreign file is an input error."""
+    path = Path(directory) / "results.json"
+    try:
+        run = json.loads(path.read_text())
+    except OSError as e:
+        raise InputError(f"{path}: {e.strerror}") from None
+    except ValueError as e:
+        raise InputError(f"{path}: not valid JSON ({e})") from None
+    if run.get("schema") != "oh-matrix/1":
+        raise InputError(f"{path}: schema {run.get('schema')!r} is not oh-matrix/1")
+    return dict(run)

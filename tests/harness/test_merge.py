@@ -7,6 +7,7 @@ import pytest
 from harness import merge
 from harness.errors import InputError
 from harness.report.render import render_all
+from harness.results import read_run
 
 Run = Callable[..., dict[str, Any]]
 
@@ -34,4 +35,4 @@ def test_needs_two_runs_and_a_known_schema(synthetic_run: Run) -> None:
 def test_load_run_errors_name_the_file(tmp_path: Path) -> None:
     (tmp_path / "results.json").write_text("{nope")
     with pytest.raises(InputError, match=r"results\.json: not valid JSON"):
-        merge.load_run(str(tmp_path))
+        read_run(str(tmp_path))
