@@ -98,3 +98,34 @@ def test_two_runs_at_once_keep_to_their_own(client: docker.DockerClient, v0_imag
         verdicts = {c["id"]: (c["connect"]["verdict"], c["connect"]["cause"]) for c in data["cells"]}
         assert verdicts == {"0.62-bridge": ("fail", "dns-unresolved"), "0.62-host-gateway": ("pass", None)}
         assert leftovers(run_id) == []
+
+
+def test_app_dying_while_its_runtime_lives(client: docker.DockerClient, v0_images: ImageSet,
+                                           leftovers: Callable[[str], list[str]]) -> None:
+    """The app container is killed mid-cell: the cell says app-exited, and the runtime it
+    had started (still running) is removed with the cell."""
+    import threading
+
+    from harness.cell import CellPlan, run_cell
+    from harness.matrix import Cell, Mode, Target
+    from harness.results import CellResult
+
+    run_id = f"test-{uuid.uuid4().hex}"
+    plan = CellPlan(run_id, Cell(Target("0.62", "v0"), Mode("host-gateway")), v0_images, {},
+                    connect_budget=150, app_budget=150)
+    results: list[CellResult] = []
+    worker = threading.Thread(target=lambda: results.append(run_cell(plan)))
+    worker.start()
+    deadline = time.monotonic() + 240
+    runtime = app = None
+    while time.monotonic() < deadline and runtime is None:
+        mine = client.containers.list(filters={"label": f"{cleanup.RUN_LABEL}={run_id}"})
+        runtime = next((c for c in mine if c.name.startswith("openhands-runtime-")), None)
+        app = next((c for c in mine if not c.name.startswith("openhands-runtime-")), None)
+        time.sleep(0.5)
+    assert runtime is not None and app is not None
+    app.kill()
+    worker.join(timeout=120)
+    [r] = results
+    assert (r.connect.verdict, r.connect.cause) == ("fail", "app-exited"), r.connect.evidence
+    assert leftovers(run_id) == [] and not exists(client, runtime.name)
