@@ -351,6 +351,7 @@ class CellRun:
             if self.runtime_name:
                 with contextlib.suppress(NotFound):
                     cleanup.remove_container(self.client.containers.get(self.runtime_name))
+                cleanup.unregister(self.plan.run_id, self.runtime_name)
         finally:
             if self.network is not None and self.network._network is not None:
                 with contextlib.suppress(NotFound):

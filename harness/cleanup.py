@@ -69,6 +69,14 @@ def register(run_id: str, container_name: str) -> None:
     (d / f"{container_name}.name").write_text(container_name)
 
 
+def unregister(run_id: str, container_name: str) -> None:
+    """Forget a container its cell has removed; the run's folder goes with its last name."""
+    d = _registry(run_id)
+    (d / f"{container_name}.name").unlink(missing_ok=True)
+    if d.is_dir() and not any(d.glob("*.name")):
+        shutil.rmtree(d, ignore_errors=True)
+
+
 @dataclass
 class SweepReport:
     containers: list[str] = field(default_factory=list)

@@ -39,3 +39,13 @@ def test_sweep_tolerates_already_removed(client: docker.DockerClient, base_image
     c.remove(force=True)
     assert cleanup.remove_container(c) is False
     assert not cleanup.sweep(client, run_id)
+
+
+def test_registry_forgets_what_a_cell_removed(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OH_MATRIX_CACHE", str(tmp_path))
+    cleanup.register("run-x", "oh-agent-server-aaa")
+    cleanup.register("run-x", "oh-agent-server-bbb")
+    cleanup.unregister("run-x", "oh-agent-server-aaa")
+    assert [p.name for p in (cleanup.cache_root() / "runs" / "run-x").glob("*.name")] == ["oh-agent-server-bbb.name"]
+    cleanup.unregister("run-x", "oh-agent-server-bbb")
+    assert not (cleanup.cache_root() / "runs" / "run-x").exists()
