@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import re
 import socket
 import time
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from harness.matrix import Cell
 from harness.openhands import Adapter, LlmSettings, adapter_for
 from harness.paths import cache_root
 from harness.probes import probe_from, proxy_env
-from harness.results import CellResult, Connect, Evidence
+from harness.results import CellResult, Connect, Evidence, strip_ansi
 
 # Ryuk's image cannot be pulled where there is no registry, and its per-process reaper
 # adds nothing to the harness's own label sweep (cleanup.py), which also survives SIGKILL.
@@ -106,10 +105,6 @@ def _runtime_facts(runtime: docker.models.containers.Container) -> str:
                           for inner, binds in sorted(ports.items()) for b in (binds or []))
     return (f"{runtime.name}: {state.get('Status')}, exit code {state.get('ExitCode')}, "
             f"OOM {bool(state.get('OOMKilled'))}, network {net}, published: {published or 'nothing'}")
-
-
-def _strip_ansi(text: str) -> str:
-    return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
 
 class CellRun:
@@ -209,7 +204,7 @@ class CellRun:
 
     def _runtime_url(self, adapter: Adapter, app: docker.models.containers.Container,
                      runtime: docker.models.containers.Container | None) -> str | None:
-        logs = _strip_ansi(_tail(app, 400))
+        logs = strip_ansi(_tail(app, 400))
         return adapter.runtime_url(logs, self.app_env, runtime.attrs if runtime is not None else None)
 
     def _observe(self, adapter: Adapter, app: docker.models.containers.Container,
@@ -333,7 +328,7 @@ class CellRun:
                 evidence.append(Evidence("runtime", _runtime_facts(runtime)))
                 evidence.append(Evidence("runtime-log", _tail(runtime)))
             if app is not None:
-                evidence.append(Evidence("app-log", _strip_ansi(_tail(app))))
+                evidence.append(Evidence("app-log", strip_ansi(_tail(app))))
         url = self.result.connect.runtime_url
         self.result.connect = Connect(d.verdict, d.cause, round(seconds, 1) if seconds is not None else None,
                                       url, evidence, direction=d.direction)

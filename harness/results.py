@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 from harness.errors import InputError
 
 SCHEMA = "oh-matrix/1"
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # colour codes in OpenHands' logs
 VERDICTS = ("pass", "fail", "error", "skip")
 CAUSES = (
     "dns-unresolved", "connection-refused", "connect-timeout", "proxy", "runtime-exited",
@@ -83,6 +85,10 @@ class CellResult:
         d = asdict(self)
         d["connect"] = self.connect.to_dict()
         return d
+
+
+def strip_ansi(text: str | None) -> str:
+    return _ANSI.sub("", text or "")
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Backend = Literal["auto", "official", "pypi"]
 Api = Literal["v0", "v1"]
 
 

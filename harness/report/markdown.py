@@ -16,12 +16,12 @@ from typing import Any
 import jinja2
 
 from harness.report.recommend import recommend
+from harness.results import strip_ansi
 
 Cell = dict[str, Any]
 
 EMOJI = {"pass": "✅", "fail": "❌", "error": "⚠️", "skip": "⏭️"}  # grid.SYMBOL, for Markdown
 EVIDENCE_CHARS = 200
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # colour codes in runtime logs
 # `docker run` options that take a value: each goes on its own line in a displayed command.
 VALUE_OPTIONS = frozenset({"-e", "--env", "-v", "--volume", "-p", "--publish", "--network", "--add-host", "--name"})
 
@@ -43,9 +43,7 @@ def normalize(cell: Cell) -> Cell:
             "remedies": [{**_REMEDY, **r} for r in cell.get("remedies") or []]}
 
 
-def clean(text: str | None) -> str:
-    return ANSI.sub("", text or "")
-
+clean = strip_ansi  # older runs stored log tails with colour codes
 
 def truncate(text: str, limit: int = EVIDENCE_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
