@@ -42,6 +42,11 @@ class Observation:
 
 
 STARTUP_GRACE_MESSAGE = "Sandbox entered error state"
+# docker_sandbox_service.start_sandbox wraps the daemon's refusal to run the sandbox.
+START_FAILED_MESSAGE = "Failed to start container"
+# The V1 app picks the sandbox's host ports by binding port 0 in its OWN network namespace
+# (docker_sandbox_service._find_unused_port), blind to the host ports already taken.
+PORT_TAKEN_MESSAGE = "port is already allocated"
 FORWARD = "app->runtime"
 CALLBACK = "sandbox->app"
 
@@ -138,6 +143,12 @@ class Judge:
                 return Decision("fail", "budget-exceeded",
                                 f"the app's startup grace ran out before the sandbox answered /health, "
                                 f"with the path to it open: {o.state.error}")
+            if START_FAILED_MESSAGE in o.state.error:
+                hint = (" (the app chose the sandbox's host port inside its own network namespace, "
+                        "where the host's ports in use are invisible)"
+                        if PORT_TAKEN_MESSAGE in o.state.error else "")
+                return Decision("fail", "runtime-missing",
+                                f"the daemon refused to start the runtime the app asked for{hint}: {o.state.error}")
             return Decision("fail", "api-error", f"the app reports {o.state.error}")
         return None
 

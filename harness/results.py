@@ -60,6 +60,11 @@ class Connect:
         d["evidence"] = [e.to_dict() for e in self.evidence]
         return d
 
+    def explain(self) -> str:
+        """The verdict and every piece of evidence, whole (an assertion message, a log line)."""
+        head = f"{self.verdict} {self.cause or ''} after {self.seconds} s".replace("  ", " ")
+        return "\n".join([head] + [f"[{e.source}] {e.text}" for e in self.evidence])
+
 
 @dataclass
 class CellResult:

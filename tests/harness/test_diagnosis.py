@@ -129,3 +129,15 @@ def test_a_proxy_that_keeps_an_open_path_from_working_is_named() -> None:
     for _ in range(PROXIED_TO_DECIDE + 2):
         assert j.add(obs(app_probe=probe(tcp="open"), self_probe=probe(where="runtime", tcp="open"),
                          proxy={"HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": "host.docker.internal"})) is None
+
+
+def test_a_sandbox_the_daemon_would_not_start_is_missing_not_an_api_error() -> None:
+    # The text docker_sandbox_service.start_sandbox puts in the start task when
+    # containers.run raises (here: a host port the app picked in its own namespace).
+    detail = ("start task ERROR: 500: Failed to start container: 500 Server Error for http+docker://localhost/"
+              "v1.41/containers/abc/start: Internal Server Error (\"driver failed programming external "
+              "connectivity on endpoint oh-agent-server-abc: Bind for 0.0.0.0:40123 failed: port is already "
+              "allocated\")")
+    d = Judge().add(obs(runtime_status="created", state=RuntimeState(False, "start task ERROR", error=detail)))
+    assert d is not None and (d.verdict, d.cause) == ("fail", "runtime-missing")
+    assert "own network namespace" in d.why and "0.0.0.0:40123" in d.why

@@ -127,5 +127,5 @@ def test_app_dying_while_its_runtime_lives(client: docker.DockerClient, v0_image
     app.kill()
     worker.join(timeout=120)
     [r] = results
-    assert (r.connect.verdict, r.connect.cause) == ("fail", "app-exited"), r.connect.evidence
+    assert (r.connect.verdict, r.connect.cause) == ("fail", "app-exited"), r.connect.explain()
     assert leftovers(run_id) == [] and not exists(client, runtime.name)

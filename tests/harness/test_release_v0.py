@@ -37,7 +37,7 @@ def test_documented_command_reaches_ready(client: docker.DockerClient, v0_images
                                           run_id: str, leftovers: Leftovers,
         gone: Gone) -> None:
     r = run(v0_images, run_id, "host-gateway")
-    assert r.connect.verdict == "pass", r.connect.evidence
+    assert r.connect.verdict == "pass", r.connect.explain()
     assert r.resolved_version == "0.62.0"
     assert r.connect.runtime_url is not None
     assert r.connect.runtime_url.startswith("http://host.docker.internal:")
@@ -58,7 +58,7 @@ def test_bridge_fails_on_dns_until_docker_host_addr_points_at_the_gateway(
     gateway = docker_host.bridge_gateway(client)
     assert gateway
     fixed = run(v0_images, run_id, "bridge", {"DOCKER_HOST_ADDR": gateway})
-    assert fixed.connect.verdict == "pass", fixed.connect.evidence
+    assert fixed.connect.verdict == "pass", fixed.connect.explain()
     assert fixed.connect.runtime_url is not None and fixed.connect.runtime_url.startswith(f"http://{gateway}:")
     assert leftovers(run_id) == []
 
@@ -67,7 +67,7 @@ def test_loopback_binding_breaks_host_gateway(client: docker.DockerClient, v0_im
                                               run_id: str, leftovers: Leftovers) -> None:
     r = run(v0_images, run_id, "host-gateway", {"SANDBOX_RUNTIME_BINDING_ADDRESS": "127.0.0.1"})
     assert r.connect.verdict == "fail"
-    assert r.connect.cause == "connection-refused", r.connect.evidence
+    assert r.connect.cause == "connection-refused", r.connect.explain()
     assert any("TCP refused" in e.text for e in r.connect.evidence)
     # decided from what the daemon publishes, not after the runtime boots
     assert "published on 127.0.0.1 only" in r.connect.evidence[0].text
@@ -113,11 +113,11 @@ def test_firewall_drop_is_a_fast_connect_timeout_and_only_for_bridge_to_host(
     with drop_bridge_to_host():
         blocked = run(v0_images, run_id, "host-gateway")
         other_bridge = run(v0_images, run_id, "custom-network")
-    assert (blocked.connect.verdict, blocked.connect.cause) == ("fail", "connect-timeout"), blocked.connect.evidence
+    assert (blocked.connect.verdict, blocked.connect.cause) == ("fail", "connect-timeout"), blocked.connect.explain()
     assert blocked.connect.direction == "app->runtime"
     assert any("TCP timeout" in e.text for e in blocked.connect.evidence)
     assert blocked.connect.seconds is not None and blocked.connect.seconds <= 20  # OpenHands waits 120 s
-    assert other_bridge.connect.verdict == "pass", other_bridge.connect.evidence
+    assert other_bridge.connect.verdict == "pass", other_bridge.connect.explain()
     assert leftovers(run_id) == []
 
 
@@ -129,7 +129,7 @@ def test_a_proxy_the_app_must_not_use_is_named_and_no_proxy_fixes_it(
 
     env = {"HTTP_PROXY": "http://127.0.0.1:9"}  # the app's own loopback: nothing listens there
     r = run(v0_images, run_id, "host-gateway", env)
-    assert (r.connect.verdict, r.connect.cause) == ("fail", "proxy"), r.connect.evidence
+    assert (r.connect.verdict, r.connect.cause) == ("fail", "proxy"), r.connect.explain()
     assert r.connect.seconds is not None and r.connect.seconds < 90  # not OpenHands' 120 s
     tried = remedies.search(r, remedies.Context(gateway=docker_host.bridge_gateway(client)),
                             lambda extra: run(v0_images, run_id, "host-gateway", {**env, **extra}))
@@ -150,7 +150,7 @@ def test_a_runtime_that_exits_is_named_with_its_exit_code(
         r = run(v0_images, run_id, "host-gateway", {"SANDBOX_RUNTIME_CONTAINER_IMAGE": ref})
     finally:
         client.images.remove(ref, force=True)
-    assert (r.connect.verdict, r.connect.cause) == ("fail", "runtime-exited"), r.connect.evidence
+    assert (r.connect.verdict, r.connect.cause) == ("fail", "runtime-exited"), r.connect.explain()
     assert "exit code 3" in r.connect.evidence[0].text
     assert any("the runtime gives up" in e.text for e in r.connect.evidence if e.source == "runtime-log")
     assert leftovers(run_id) == []

@@ -12,6 +12,7 @@ import pytest
 
 from harness import images
 from harness.cell import CellPlan, free_port, run_cell
+from harness.diagnosis import PORT_TAKEN_MESSAGE
 from harness.images.model import ImageSet
 from harness.matrix import Cell, Mode, Target
 from harness.results import CellResult
@@ -28,7 +29,13 @@ def v1_images(client: docker.DockerClient) -> ImageSet:
 
 def run(images: ImageSet, run_id: str, mode: str, env: dict[str, str] | None = None) -> CellResult:
     cell = Cell(Target("latest", "v1"), Mode(mode))
-    return run_cell(CellPlan(run_id, cell, images, env or {}, connect_budget=150, app_budget=150))
+    plan = CellPlan(run_id, cell, images, env or {}, connect_budget=150, app_budget=150)
+    r = run_cell(plan)
+    if r.connect.cause == "runtime-missing" and PORT_TAKEN_MESSAGE in r.connect.explain():
+        # The app's own port pick collided with a host port in use (a real OpenHands
+        # weakness, diagnosed as such); these tests are about something else: once more.
+        r = run_cell(plan)
+    return r
 
 
 def test_latest_resolves_to_a_1x_release(v1_images: ImageSet) -> None:
@@ -42,7 +49,7 @@ def test_documented_command_reaches_ready(client: docker.DockerClient, v1_images
                                           leftovers: Leftovers,
         gone: Gone) -> None:
     r = run(v1_images, run_id, "host-gateway")
-    assert r.connect.verdict == "pass", r.connect.evidence
+    assert r.connect.verdict == "pass", r.connect.explain()
     assert r.connect.runtime_url is not None and r.connect.runtime_url.startswith("http://host.docker.internal:")
     assert "-p 3000:3000" in (r.docker_run or "")
     assert leftovers(run_id) == [] and gone(r.runtime_container)
@@ -56,7 +63,7 @@ def test_callback_refused_names_the_sandbox_to_app_direction(client: docker.Dock
     nothing = free_port()
     r = run(v1_images, run_id, "host-gateway", {"SANDBOX_HOST_PORT": str(nothing)})
     assert r.connect.verdict == "fail"
-    assert r.connect.cause == "connection-refused", r.connect.evidence
+    assert r.connect.cause == "connection-refused", r.connect.explain()
     why = r.connect.evidence[0].text
     assert why.startswith("sandbox -> app (callback)") and f":{nothing}" in why
     assert any(e.text.startswith("from sandbox:") for e in r.connect.evidence)
@@ -67,6 +74,6 @@ def test_bridge_cannot_resolve_the_sandbox_address(client: docker.DockerClient, 
                                                    leftovers: Leftovers,
         gone: Gone) -> None:
     r = run(v1_images, run_id, "bridge")
-    assert (r.connect.verdict, r.connect.cause) == ("fail", "dns-unresolved"), r.connect.evidence
+    assert (r.connect.verdict, r.connect.cause) == ("fail", "dns-unresolved"), r.connect.explain()
     assert r.connect.evidence[0].text.startswith("app -> runtime")
     assert leftovers(run_id) == [] and gone(r.runtime_container)
