@@ -29,6 +29,7 @@ from harness.openhands import Adapter, LlmSettings, adapter_for
 from harness.paths import cache_root
 from harness.probes import probe_from, proxy_env
 from harness.results import CellResult, Connect, Evidence, strip_ansi
+from harness.taskrun import LlmChoice, TaskRunner
 
 # Ryuk's image cannot be pulled where there is no registry, and its per-process reaper
 # adds nothing to the harness's own label sweep (cleanup.py), which also survives SIGKILL.
@@ -52,6 +53,9 @@ class CellPlan:
     app_budget: float
     message: str = "Say hello."
     secrets: frozenset[str] = field(default_factory=frozenset)
+    tasks: list[str] = field(default_factory=list)  # catalog names, run once connected
+    llm: LlmChoice = field(default_factory=LlmChoice)
+    task_budget: float = 120.0
 
 
 def free_port() -> int:
@@ -118,6 +122,8 @@ class CellRun:
         self.conversation: str | None = None
         self.app_env: dict[str, str] = {}
         self.runtime_name: str | None = None
+        self.runner: TaskRunner | None = None
+        self.task_error: str | None = None  # why the tasks cannot run although connect may pass
         self.result = CellResult(
             id=plan.cell.id, tag=plan.cell.target.tag, mode=plan.cell.mode.name,
             api=plan.images.api, connect=Connect("skip", reason="not run"),
@@ -283,8 +289,9 @@ class CellRun:
             if early:
                 self._decide(early, None, app)
                 return
+            llm = self._prepare_tasks(adapter, app)
             try:
-                adapter.store_settings(NO_LLM)
+                adapter.store_settings(llm)
                 self.conversation = adapter.create_conversation(self.plan.message)
                 self.runtime_name = adapter.runtime_container_name(self.conversation)
                 self.result.runtime_container = self.runtime_name
@@ -293,8 +300,43 @@ class CellRun:
                 self._decide(Decision("fail", "api-error", str(e)[:400]), None, app)
                 return
             self._watch(adapter, app)
+            if self.result.connect.verdict == "pass" and self.runner is not None:
+                self._run_tasks(adapter)
         finally:
             adapter.close()
+
+    # -- tasks ----------------------------------------------------------------------------
+
+    def _prepare_tasks(self, adapter: Adapter, app: docker.models.containers.Container) -> LlmSettings:
+        """The LLM settings for the conversation: NO_LLM for a connect-only cell, else the
+        scripted LLM (V0 calls it from the app: it starts now, in the app's namespace) or
+        the user's model."""
+        p = self.plan
+        if not p.tasks:
+            return NO_LLM
+        self.runner = TaskRunner(self.client, adapter, "", p.images.api, p.images.app_image, self.name,
+                                 self.labels, p.tasks, p.llm, p.task_budget, free_port(), free_port())
+        if p.images.api == "v0":
+            self._start_llm(app.id)
+        return self.runner.settings()
+
+    def _start_llm(self, caller: str | None) -> None:
+        assert self.runner is not None
+        try:
+            self.runner.start_llm(str(caller))
+        except (DockerException, TimeoutError) as e:
+            self.task_error = f"the scripted LLM did not start: {str(e)[:300]}"
+
+    def _run_tasks(self, adapter: Adapter) -> None:
+        assert self.runner is not None
+        runtime = self._runtime(adapter)
+        if self.task_error or runtime is None:
+            why = self.task_error or "the runtime container is gone"
+            self.result.tasks = [{"name": n, "verdict": "error", "seconds": None, "detail": why}
+                                 for n in self.plan.tasks]
+            return
+        self.runner.conversation = str(self.conversation)
+        self.result.tasks = [r.to_dict() for r in self.runner.run(runtime)]
 
     def _watch(self, adapter: Adapter, app: docker.models.containers.Container) -> None:
         judge, url, t0 = Judge(), None, time.monotonic()
@@ -302,6 +344,10 @@ class CellRun:
         while decision is None:
             tick = time.monotonic()
             obs, url = self._observe(adapter, app, t0, url)
+            if (self.runner and self.plan.images.api == "v1" and obs.runtime_status == "running"
+                    and self.runner.llm_sidecar is None and not self.task_error):
+                # V1 calls the LLM from the sandbox: the LLM joins it as soon as it runs.
+                self._start_llm(self.runtime_name)
             decision = judge.add(obs)
             if decision is None and time.monotonic() - t0 >= self.plan.connect_budget:
                 decision = judge.at_budget(self.plan.connect_budget)
@@ -337,6 +383,8 @@ class CellRun:
         """The app first (so it starts nothing new), then the runtimes it started (by label
         and by name), then the network."""
         try:
+            if self.runner is not None:  # sidecars live in the app's or runtime's namespace
+                self.runner.close()
             if self.app is not None and self.app._container is not None:
                 cleanup.remove_container(self.app._container)
             for c in self.client.containers.list(

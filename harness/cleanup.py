@@ -27,6 +27,7 @@ RUN_LABEL = "oh-matrix.run"
 CELL_LABEL = "oh-matrix.cell"
 OWNER_LABEL = "oh-matrix.owner"
 BUILD_LABEL = "oh-matrix.build"
+ROLE_LABEL = "oh-matrix.role"  # sidecar: lives in another container's namespace, removed first
 
 
 def owner() -> str:

@@ -12,10 +12,13 @@ import re
 from typing import Any
 
 from harness.errors import ApiError
-from harness.openhands import LlmSettings, RuntimeState
+from harness.openhands import LlmSettings, RuntimeState, Turn
 from harness.openhands.http import AppClient
 
 _WAITING_RE = re.compile(r"Waiting for client to become ready at (\S+?)(?:\.\.\.)?\s*$", re.M)
+
+# AgentState values (openhands/core/schema/agent.py) after which the agent waits for the user
+_AGENT_STOPPED = {"finished", "awaiting_user_input", "error", "stopped", "rejected", "paused"}
 
 # runtime_status values after which the runtime will not become ready on its own
 _TERMINAL = {
@@ -63,6 +66,27 @@ class V0Adapter:
             if not page.get("has_more") or not events:
                 return out
             start = int(events[-1]["id"]) + 1
+
+    def send_message(self, conversation_id: str, text: str) -> None:
+        # routes/conversation.py add_message: a MessageAction from the user
+        self._call("POST", f"/api/conversations/{conversation_id}/message", json={"message": text})
+
+    def turn(self, conversation_id: str, since: int) -> Turn:
+        events = self.events(conversation_id)
+        t = Turn(done=False, state="?", events=len(events))
+        for e in events[since:]:
+            if e.get("observation") == "agent_state_changed":
+                t.state = str((e.get("extras") or {}).get("agent_state"))
+                t.done = t.state in _AGENT_STOPPED
+            elif e.get("source") == "agent" and e.get("action") and e["action"] not in ("message", "system"):
+                args = e.get("args") or {}
+                what = " ".join(str(args[k]) for k in ("command", "path") if args.get(k)) or args.get("final_thought")
+                t.actions.append(f"{e['action']}: {str(what or '')[:120]}")
+            elif e.get("observation") == "error":
+                t.errors.append(str(e.get("content") or e.get("message")))
+            elif e.get("observation") and e.get("source") != "user":
+                t.outputs.append(str(e.get("content") or ""))
+        return t
 
     def runtime_container_name(self, conversation_id: str) -> str:
         return f"openhands-runtime-{conversation_id}"

@@ -8,6 +8,11 @@ the rest runs in the background; the task ends READY or ERROR (text in `detail`)
 sandbox at `SANDBOX_CONTAINER_URL_PATTERN` (default `http://localhost:{port}`), rewritten to
 `host.docker.internal` when it runs in Docker; the sandbox calls the app back (MCP,
 webhooks) at `http://host.docker.internal:{SANDBOX_HOST_PORT:-3000}` unless `OH_WEB_URL`.
+
+After the start, the app has no route for a follow-up message: its frontend talks to the
+agent-server in the sandbox at the conversation's `conversation_url` (a host port, so
+`localhost` from the host) with the `session_api_key`, and so do `send_message` and
+`turn` here (the app's own event copy arrives by webhook in batches of up to 30 s).
 """
 
 from __future__ import annotations
@@ -16,11 +21,16 @@ import uuid
 from typing import Any
 from urllib.parse import urlparse
 
+import httpx
+
 from harness.errors import ApiError
-from harness.openhands import LlmSettings, RuntimeState
+from harness.openhands import LlmSettings, RuntimeState, Turn
 from harness.openhands.http import AppClient
 
 SANDBOX_PORT = 8000
+# ConversationExecutionStatus.is_terminal (sdk/conversation/state.py) plus idle/paused: the
+# agent waits for the user.
+_STOPPED = {"finished", "error", "stuck", "idle", "paused", "waiting_for_confirmation"}
 
 
 class V1Adapter:
@@ -31,6 +41,7 @@ class V1Adapter:
         self._app = AppClient(base_url, timeout)
         self._call = self._app.call
         self._tasks: dict[str, str] = {}  # conversation id -> start task id
+        self._agents: dict[str, tuple[httpx.Client, str]] = {}  # conversation id -> agent-server, its URL
 
     def store_settings(self, llm: LlmSettings) -> None:
         self._call("POST", "/api/v1/settings", json={"agent_settings_diff": {"llm": {
@@ -76,6 +87,64 @@ class V1Adapter:
             if not page:
                 return out
 
+    def _agent(self, conversation_id: str) -> tuple[httpx.Client, str]:
+        if conversation_id not in self._agents:
+            [conv] = self._call("GET", "/api/v1/app-conversations", params={"ids": conversation_id})
+            url, key = (conv or {}).get("conversation_url"), (conv or {}).get("session_api_key")
+            if not url or not key:
+                raise ApiError("GET", "/api/v1/app-conversations", 200, "no conversation_url/session_api_key yet")
+            client = httpx.Client(headers={"X-Session-API-Key": key}, timeout=30, trust_env=False)
+            self._agents[conversation_id] = (client, str(url).rstrip("/"))
+        return self._agents[conversation_id]
+
+    def _agent_call(self, conversation_id: str, method: str, path: str, **kw: Any) -> Any:
+        client, url = self._agent(conversation_id)
+        r = client.request(method, url + path, **kw)
+        try:
+            if r.status_code < 400:
+                return r.json()
+        except ValueError:
+            pass
+        raise ApiError(method, f"<agent-server>/api/conversations/{conversation_id}{path}", r.status_code,
+                       r.text[:300])
+
+    def send_message(self, conversation_id: str, text: str) -> None:
+        # agent_server/event_router.py send_message: SendMessageRequest, run=True
+        self._agent_call(conversation_id, "POST", "/events", json={
+            "role": "user", "content": [{"type": "text", "text": text}], "run": True})
+
+    def turn(self, conversation_id: str, since: int) -> Turn:
+        events: list[dict[str, Any]] = []
+        page: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": 100, **({"page_id": page} if page else {})}
+            data = self._agent_call(conversation_id, "GET", "/events/search", params=params)
+            events += data.get("items", [])
+            page = data.get("next_page_id")
+            if not page:
+                break
+        info = self._agent_call(conversation_id, "GET", "")
+        t = Turn(done=False, state=str(info.get("execution_status")), events=len(events))
+        fresh = events[since:]
+        for e in fresh:
+            kind = e.get("kind")
+            if kind == "ActionEvent":
+                action = e.get("action") or {}
+                what = " ".join(str(action[k]) for k in ("command", "path") if action.get(k)) or action.get("message")
+                t.actions.append(f"{e.get('tool_name')}: {str(what or '')[:120]}")
+            elif kind == "ObservationEvent":
+                obs = e.get("observation") or {}
+                text = "".join(c.get("text", "") for c in obs.get("content") or [] if isinstance(c, dict))
+                (t.errors if obs.get("is_error") else t.outputs).append(text)
+            elif kind in ("AgentErrorEvent", "ConversationErrorEvent"):
+                t.errors.append(str(e.get("error") or e.get("detail") or e))
+        # The status flips back to running only once the message is picked up: a turn is
+        # over when the agent answered after the message and the status says it stopped.
+        answered = any(e.get("source") == "agent" or e.get("kind") in ("AgentErrorEvent", "ConversationErrorEvent")
+                       for e in fresh)
+        t.done = answered and t.state in _STOPPED
+        return t
+
     def runtime_container_name(self, conversation_id: str) -> str:
         return f"oh-agent-server-{conversation_id}"
 
@@ -109,4 +178,6 @@ class V1Adapter:
         return ("host.docker.internal", int(app_env.get("SANDBOX_HOST_PORT") or 3000))
 
     def close(self) -> None:
+        for c, _ in self._agents.values():
+            c.close()
         self._app.close()

@@ -1,0 +1,244 @@
+"""The scripted LLM: an OpenAI-compatible endpoint that drives the real agent loop with no
+key and no cost, deterministically.
+
+Each task's prompt carries a marker (`[oh-matrix task NAME NONCE]`); the harness hands the
+server one script per marker (JSON in OH_MATRIX_LLM_SCRIPTS). For a request, the server
+finds the last user message with a marker and counts the assistant tool calls after it:
+that is the step to answer. Steps are generation-neutral (`bash`, `create`, `replace`) and
+become the tool the request OFFERS, in the schema it offers:
+
+- V0 CodeActAgent (openhands/agenthub/codeact_agent/function_calling.py, tools/bash.py,
+  tools/str_replace_editor.py, tools/finish.py at 0.62.0): `execute_bash {command,
+  security_risk}`, `str_replace_editor {command: create|str_replace, path, file_text |
+  old_str, new_str, security_risk}`, `finish {message}`.
+- V1 SDK agent (openhands-tools 1.34.0: tools/terminal/definition.py, tools/file_editor/
+  definition.py; sdk/tool/builtins/finish.py): `terminal {command}`, `file_editor` with the
+  same commands, `finish {message}`; `security_risk`/`summary` added by the SDK to every
+  schema (sdk/agent/utils.py) and filled here when offered.
+
+A request without tools is a title request (V0 app, V1 agent-server): answered with text.
+`stream: true` (V1 forces it for the agent) gets SSE chunks. Every request is recorded
+(one JSON line, never a header value) so a task can tell "the LLM was never called" from
+"the action failed".
+
+Stdlib only: the harness runs this file with `python3 -c` in a sidecar container that
+shares the network namespace of whoever calls the LLM (see tasks.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+MODEL = "openai/gpt-4o"  # a name both generations know to support native tool calls
+API_KEY = "oh-matrix-scripted"  # not a secret: the scripted endpoint ignores it
+SCRIPTS_ENV = "OH_MATRIX_LLM_SCRIPTS"
+RECORD = "/tmp/oh-matrix-llm.jsonl"
+MARKER = re.compile(r"\[oh-matrix task ([a-z0-9-]+) ([0-9a-f]+)\]")
+
+BASH_TOOLS = ("execute_bash", "terminal")
+EDIT_TOOLS = ("str_replace_editor", "file_editor")
+
+Step = dict[str, Any]
+Message = dict[str, Any]
+
+
+def marker(task: str, nonce: str) -> str:
+    return f"[oh-matrix task {task} {nonce}]"
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
+def position(messages: list[Message]) -> tuple[str | None, int, str]:
+    """(marker key, step index, last tool result) for the latest task in the conversation."""
+    for i in range(len(messages) - 1, -1, -1):
+        m = messages[i]
+        if m.get("role") != "user":
+            continue
+        found = MARKER.findall(_text(m.get("content")))
+        if found:
+            name, nonce = found[-1]
+            after = messages[i + 1:]
+            steps = sum(1 for a in after if a.get("role") == "assistant" and a.get("tool_calls"))
+            results = [_text(a.get("content")) for a in after if a.get("role") == "tool"]
+            return f"{name} {nonce}", steps, results[-1] if results else ""
+    return None, 0, ""
+
+
+def _offered(tools: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {t["function"]["name"]: t["function"] for t in tools if t.get("type") == "function"}
+
+
+def tool_call(step: Step, offered: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """A neutral step as the tool (name, arguments) this request offers."""
+    def pick(names: tuple[str, ...]) -> str:
+        for n in names:
+            if n in offered:
+                return n
+        raise LookupError(f"none of {names} offered (offered: {sorted(offered)})")
+
+    do = step["do"]
+    if do == "bash":
+        name, args = pick(BASH_TOOLS), {"command": step["command"]}
+    elif do == "create":
+        name, args = pick(EDIT_TOOLS), {"command": "create", "path": step["path"], "file_text": step["text"]}
+    elif do == "replace":
+        name, args = pick(EDIT_TOOLS), {"command": "str_replace", "path": step["path"],
+                                        "old_str": step["old"], "new_str": step["new"]}
+    elif do == "finish":
+        name, args = pick(("finish",)), {"message": step.get("message", "done")}
+    else:
+        raise LookupError(f"unknown step {do!r}")
+    props = (offered[name].get("parameters") or {}).get("properties") or {}
+    if "security_risk" in props:
+        args["security_risk"] = "LOW"
+    if "summary" in props:
+        args["summary"] = f"oh-matrix step: {do}"
+    return name, args
+
+
+class Scripts:
+    def __init__(self, scripts: dict[str, list[Step]], record: str | None) -> None:
+        self.scripts = scripts
+        self.record = record
+        self.lock = threading.Lock()
+
+    def answer(self, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(assistant message, record line) for one chat-completions request."""
+        messages = body.get("messages") or []
+        tools = body.get("tools") or []
+        key, step, last_result = position(messages)
+        rec: dict[str, Any] = {"t": time.time(), "stream": bool(body.get("stream")),
+                               "model": body.get("model"), "messages": len(messages),
+                               "tools": sorted(_offered(tools)), "task": key, "step": step,
+                               "last_tool_result": last_result[:500]}
+        if not tools:
+            rec["answer"] = "text"
+            return {"role": "assistant", "content": "oh-matrix scripted task"}, rec
+        script = [*self.scripts.get(key or "", []), {"do": "finish", "message": "done"}]
+        if key is None:  # a greeting: nothing to do
+            script = [{"do": "finish", "message": "ready"}]
+        current = script[min(step, len(script) - 1)]
+        try:
+            name, args = tool_call(current, _offered(tools))
+        except LookupError as e:
+            rec["answer"], rec["error"] = "error", str(e)
+            return {"role": "assistant", "content": f"oh-matrix scripted LLM cannot act: {e}"}, rec
+        rec["answer"] = name
+        call = {"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
+                "function": {"name": name, "arguments": json.dumps(args)}}
+        return {"role": "assistant", "content": None, "tool_calls": [call]}, rec
+
+    def write(self, rec: dict[str, Any]) -> None:
+        line = json.dumps(rec)
+        print(line, flush=True)
+        if self.record:
+            with self.lock, open(self.record, "a") as f:
+                f.write(line + "\n")
+
+
+def completion(message: dict[str, Any], model: str) -> dict[str, Any]:
+    finish = "tool_calls" if message.get("tool_calls") else "stop"
+    return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+            "model": model, "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}}
+
+
+def chunks(message: dict[str, Any], model: str) -> list[dict[str, Any]]:
+    """The same answer as OpenAI streams it: role, then content or tool-call deltas, then
+    the finish reason, then usage."""
+    base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk",
+            "created": int(time.time()), "model": model}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    out = [chunk({"role": "assistant", "content": ""})]
+    calls = message.get("tool_calls") or []
+    for i, c in enumerate(calls):
+        out.append(chunk({"tool_calls": [{"index": i, "id": c["id"], "type": "function",
+                                          "function": {"name": c["function"]["name"], "arguments": ""}}]}))
+        out.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": c["function"]["arguments"]}}]}))
+    if message.get("content"):
+        out.append(chunk({"content": message["content"]}))
+    out.append(chunk({}, "tool_calls" if calls else "stop"))
+    out.append({**base, "choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}})
+    return out
+
+
+def handler(scripts: Scripts) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # the record is the log
+            pass
+
+        def _json(self, code: int, data: dict[str, Any]) -> None:
+            raw = json.dumps(data).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def do_GET(self) -> None:
+            if self.path.rstrip("/").endswith("/models"):
+                self._json(200, {"object": "list", "data": [{"id": MODEL.split("/", 1)[1], "object": "model"}]})
+            else:
+                self._json(404, {"error": {"message": f"no route {self.path}"}})
+
+        def do_POST(self) -> None:
+            if not self.path.rstrip("/").endswith("/chat/completions"):
+                self._json(404, {"error": {"message": f"no route {self.path}"}})
+                return
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            message, rec = scripts.answer(body)
+            rec["path"], rec["authorized"] = self.path, bool(self.headers.get("Authorization"))
+            scripts.write(rec)
+            model = str(body.get("model") or MODEL)
+            if not body.get("stream"):
+                self._json(200, completion(message, model))
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.end_headers()
+            for c in chunks(message, model):
+                self.wfile.write(f"data: {json.dumps(c)}\n\n".encode())
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
+            self.close_connection = True
+
+    return Handler
+
+
+def serve(host: str, port: int, scripts: Scripts) -> ThreadingHTTPServer:
+    return ThreadingHTTPServer((host, port), handler(scripts))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="oh-matrix scripted LLM")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--record", default=RECORD)
+    a = ap.parse_args(argv)
+    scripts = Scripts(json.loads(os.environ.get(SCRIPTS_ENV) or "{}"), a.record)
+    server = serve(a.host, a.port, scripts)
+    print(f"oh-matrix scripted LLM on {a.host}:{a.port}, {len(scripts.scripts)} scripts", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,210 @@
+"""Running the task catalog on a cell that connected: the scripted LLM and the git server
+as sidecars, one user message per task in the cell's conversation, the effect checks.
+
+The sidecars join the network namespace of whoever uses them (`network_mode=container:`)
+and listen on its loopback: the LLM in the caller's (V0: the app; V1: the agent-server
+sandbox), the git server in the runtime's. So a task verdict is about the runtime and the
+agent loop, never about whether the mode under test lets one container reach another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import httpx
+from docker.errors import APIError, DockerException, NotFound
+from docker.models.containers import Container
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.waiting_utils import wait_for_logs
+
+from harness import cleanup, llm
+from harness.errors import ApiError
+from harness.openhands import Adapter, LlmSettings, Turn
+from harness.tasks import CATALOG, GIT_REPO, TaskResult, Where
+
+POLL = 1.0
+SIDECAR_READY = 30.0
+LLM_SOURCE = Path(llm.__file__).read_text()
+WORKSPACE = {"v0": "/workspace", "v1": "/workspace/project"}  # the runtime's working dir
+GIT_READY = "oh-matrix git server ready"
+
+
+@dataclass
+class LlmChoice:
+    """Scripted (no key, deterministic) or the user's real model."""
+
+    real: LlmSettings | None = None  # None: the scripted LLM
+
+    @property
+    def scripted(self) -> bool:
+        return self.real is None
+
+
+def start_sidecar(client: docker.DockerClient, image: str, name: str, labels: dict[str, str],
+                  netns_of: str, command: list[str], ready: str, env: dict[str, str] | None = None) -> Container:
+    """A helper container in another container's network namespace, up when it logs `ready`."""
+    c = (DockerContainer(image).with_name(name).with_command(command).with_envs(**(env or {}))
+         .with_kwargs(network_mode=f"container:{netns_of}", labels={**labels, cleanup.ROLE_LABEL: "sidecar"},
+                      entrypoint=[]))
+    c.start()
+    wait_for_logs(c, ready, timeout=SIDECAR_READY)
+    return c.get_wrapped_container()
+
+
+def remove(c: Container | None) -> None:
+    if c is not None:
+        with contextlib.suppress(NotFound):
+            cleanup.remove_container(c)
+
+
+@dataclass
+class TaskRunner:
+    client: docker.DockerClient
+    adapter: Adapter
+    conversation: str
+    api: str
+    helper_image: str  # any image of the release with python3 and git: the app's
+    name: str  # the cell's container name, prefix of the sidecars'
+    labels: dict[str, str]
+    tasks: list[str]
+    choice: LlmChoice
+    budget: float
+    llm_port: int = 0  # free on the host: in host-network modes the loopback is the host's
+    git_port: int = 0
+    scripts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    nonce: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    llm_sidecar: Container | None = None
+    git: Container | None = None
+
+    def __post_init__(self) -> None:
+        where = Where(WORKSPACE[self.api], self.nonce, git_port=self.git_port)
+        for name in self.tasks:
+            self.scripts[f"{name} {self.nonce}"] = CATALOG[name].steps(where)
+
+    # -- the LLM -------------------------------------------------------------------------------
+
+    def settings(self) -> LlmSettings:
+        if self.choice.real is not None:
+            return self.choice.real
+        return LlmSettings(model=llm.MODEL, api_key=llm.API_KEY, base_url=f"http://127.0.0.1:{self.llm_port}/v1")
+
+    def start_llm(self, caller: str) -> None:
+        """The scripted LLM on the loopback of `caller` (the container that calls the LLM)."""
+        if not self.choice.scripted or self.llm_sidecar is not None:
+            return
+        self.llm_sidecar = start_sidecar(
+            self.client, self.helper_image, f"{self.name}-llm", self.labels, caller,
+            ["python3", "-c", LLM_SOURCE, "--port", str(self.llm_port)], "oh-matrix scripted LLM on",
+            {llm.SCRIPTS_ENV: json.dumps(self.scripts)})
+
+    def records(self) -> list[dict[str, Any]]:
+        if self.llm_sidecar is None:
+            return []
+        with contextlib.suppress(DockerException):
+            code, out = self.llm_sidecar.exec_run(["cat", llm.RECORD])
+            if code == 0:
+                return [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+        return []
+
+    # -- the git server ------------------------------------------------------------------------
+
+    def start_git(self, runtime: Container) -> None:
+        port = self.git_port
+        seed = (f"set -e; git init -q --bare -b main /srv/git/{GIT_REPO}; "
+                f"git clone -q /srv/git/{GIT_REPO} /tmp/seed 2>/dev/null; cd /tmp/seed; "
+                "echo '# oh-matrix task repository' > README.md; git add README.md; "
+                "git -c user.name=oh-matrix -c user.email=oh-matrix@localhost commit -q -m seed; "
+                "git push -q origin HEAD:main; "
+                f"echo '{GIT_READY}'; "
+                "exec git daemon --reuseaddr --export-all --enable=receive-pack --base-path=/srv/git "
+                f"--listen=127.0.0.1 --port={port} /srv/git")
+        self.git = start_sidecar(self.client, self.helper_image, f"{self.name}-git", self.labels, runtime.id,
+                                 ["sh", "-c", seed], GIT_READY)
+
+    # -- the tasks -----------------------------------------------------------------------------
+
+    def _wait_turn(self, since: int) -> tuple[Turn | None, str | None]:
+        t0, last, error = time.monotonic(), None, None
+        while time.monotonic() - t0 < self.budget:
+            try:
+                last = self.adapter.turn(self.conversation, since)
+                error = None
+                if last.done:
+                    return last, None
+            except (ApiError, httpx.HTTPError) as e:
+                error = str(e)[:300]
+            time.sleep(POLL)
+        return last, error
+
+    def run(self, runtime: Container) -> list[TaskResult]:
+        # The conversation's first message (the connect check's greeting) ends its own turn
+        # first; a task message sent while the agent still runs would mix the two turns.
+        greeting, _ = self._wait_turn(0)
+        cursor = greeting.events if greeting else 0
+        if any(CATALOG[n].needs_git for n in self.tasks):
+            try:
+                self.start_git(runtime)
+            except (DockerException, TimeoutError) as e:
+                self.git = None
+                git_error = f"the git server did not start: {str(e)[:200]}"
+            else:
+                git_error = ""
+        results = []
+        for name in self.tasks:
+            if CATALOG[name].needs_git and self.git is None:
+                results.append(TaskResult(name, "error", detail=git_error))
+                continue
+            result, cursor = self.one(name, runtime, cursor)
+            results.append(result)
+        return results
+
+    def one(self, name: str, runtime: Container, cursor: int) -> tuple[TaskResult, int]:
+        task = CATALOG[name]
+        where = Where(WORKSPACE[self.api], self.nonce, runtime, self.git, self.git_port)
+        t0 = time.monotonic()
+        try:
+            if task.setup:
+                task.setup(where)
+            self.adapter.send_message(self.conversation, task.message(where))
+        except (ApiError, httpx.HTTPError, DockerException, RuntimeError) as e:
+            return TaskResult(name, "error", detail=f"could not start the task: {str(e)[:300]}"), cursor
+        turn, api_error = self._wait_turn(cursor)
+        seconds = round(time.monotonic() - t0, 1)
+        calls = [r for r in self.records() if r.get("task") == f"{name} {self.nonce}"]
+        check = task.check(where, turn or Turn(done=False, state="?"))
+        r = TaskResult(name, "pass" if check.ok else "fail", seconds, check.detail,
+                       llm_calls=len(calls) if self.choice.scripted else None,
+                       actions=turn.actions if turn else [])
+        if not check.ok:
+            r.evidence = self._evidence(turn, api_error, calls)
+            r.detail = f"{check.detail}; {r.evidence[0]}" if r.evidence else check.detail
+        return r, turn.events if turn else cursor
+
+    def _evidence(self, turn: Turn | None, api_error: str | None, calls: list[dict[str, Any]]) -> list[str]:
+        out: list[str] = []
+        if self.choice.scripted and not calls:
+            out.append("the LLM was never called for this task")
+        if turn is None:
+            out.append(f"the agent's progress could not be read: {api_error}")
+        elif not turn.done:
+            out.append(f"the agent did not finish within {self.budget:.0f} s (state {turn.state})")
+        if turn:
+            out += [f"runtime error: {e[:300]}" for e in turn.errors]
+            out += [f"runtime output: {o[:300]}" for o in turn.outputs[-2:]]
+            out += [f"action: {a}" for a in turn.actions]
+        out += [f"LLM step {c['step']}: answered {c['answer']}" + (f" ({c['error']})" if c.get("error") else "")
+                for c in calls]
+        return out
+
+    def close(self) -> None:
+        for c in (self.git, self.llm_sidecar):
+            with contextlib.suppress(APIError):
+                remove(c)
+        self.git = self.llm_sidecar = None
