@@ -30,7 +30,7 @@ def _err(msg: str) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.session import default_out, validate
 
-    validate(args.matrix, args.app_env, args.only, args.backend)  # one line, exit 2, before pytest
+    validate(args.matrix, args.app_env, args.only, args.backend, args.llm)  # one line, exit 2, before pytest
     docker_host.client()  # exit 3 before anything is made
     if not MATRIX_TESTS.is_dir():
         raise InputError(f"matrix tests not found at {MATRIX_TESTS} (install the project with pip -e)")
@@ -47,6 +47,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         pytest_args += ["--only", cell]
     if args.remedies:
         pytest_args.append("--remedies")
+    if args.llm:
+        pytest_args += ["--llm", args.llm]
     if args.n and args.n > 1:
         pytest_args += ["-n", str(args.n), "--dist", "load"]
     else:
@@ -204,6 +206,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--app-env", action="append", default=[], metavar="KEY=VAL")
     r.add_argument("--only", action="append", default=[], metavar="TAG-MODE")
     r.add_argument("--remedies", action="store_true", help="rerun failed cells with the known fixes")
+    r.add_argument("--llm", choices=["auto", "scripted", "real"],
+                   help="LLM for the tasks: scripted (default without a key) or real (LLM_MODEL, LLM_API_KEY)")
     r.add_argument("--gate", choices=["failures", "regressions"], default="failures",
                    help="exit 1 on any failed cell (default) or only on a regression since the last run")
     r.add_argument("-n", type=int, default=2, help="cells in parallel (pytest-xdist workers)")

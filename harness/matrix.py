@@ -4,6 +4,9 @@
     backend = "auto"            # auto | official | pypi
     connect_budget = 150        # seconds from conversation creation to a verdict
     app_budget = 150            # seconds for the app's API to answer
+    tasks = ["create-file"]     # catalog tasks on each connected cell (default: all; [] none)
+    task_budget = 120           # seconds for the agent to finish one task
+    llm = "auto"                # scripted | real | auto (real when LLM_MODEL and LLM_API_KEY are set)
     [env]                       # set on every app container
     LOG_ALL_EVENTS = "true"
     [[targets]]
@@ -26,6 +29,7 @@ from harness.errors import InputError
 
 MODES = ("bridge", "host", "custom-network", "host-gateway")
 BACKENDS = ("auto", "official", "pypi")
+LLMS = ("auto", "scripted", "real")
 APIS = ("v0", "v1")
 _TAG_RE = re.compile(r"latest|\d+\.\d+(\.\d+)?")
 _ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -63,6 +67,9 @@ class Matrix:
     env: dict[str, str]
     targets: tuple[Target, ...]
     modes: tuple[Mode, ...]
+    tasks: tuple[str, ...] = ()
+    task_budget: float = 120.0
+    llm: str = "auto"
 
     def cells(self) -> list[Cell]:
         return [Cell(t, m) for t in self.targets for m in self.modes]
@@ -152,7 +159,7 @@ def parse(data: dict[str, Any], path: str) -> Matrix:
     r = _Reader(path)
     r.unknown(data, "", {"run", "env", "targets", "modes"})
     run = r.table(data, "run", "run")
-    r.unknown(run, "run", {"backend", "connect_budget", "app_budget"})
+    r.unknown(run, "run", {"backend", "connect_budget", "app_budget", "tasks", "task_budget", "llm"})
     targets_raw = data.get("targets")
     if not isinstance(targets_raw, list) or not targets_raw:
         raise r.fail("targets", "expected at least one [[targets]] table")
@@ -192,7 +199,24 @@ def parse(data: dict[str, Any], path: str) -> Matrix:
         env=r.env(data.get("env", {}), "env"),
         targets=tuple(targets),
         modes=tuple(modes),
+        tasks=_tasks(r, run),
+        task_budget=r.number(run, "run.task_budget", "task_budget", 120),
+        llm=r.choice(run, "run.llm", "llm", LLMS, "auto"),
     )
+
+
+def _tasks(r: _Reader, run: dict[str, Any]) -> tuple[str, ...]:
+    from harness.tasks import CATALOG
+
+    names = run.get("tasks", list(CATALOG))
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise r.fail("run.tasks", f"expected a list of task names ({', '.join(CATALOG)})")
+    for i, n in enumerate(names):
+        if n not in CATALOG:
+            raise r.fail(f"run.tasks[{i}]", f"unknown task {n!r} (known: {', '.join(CATALOG)})")
+        if names.index(n) != i:
+            raise r.fail(f"run.tasks[{i}]", f"duplicate task {n!r}")
+    return tuple(names)
 
 
 def parse_app_env(pairs: Iterable[str]) -> dict[str, str]:

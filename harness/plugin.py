@@ -11,17 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from filelock import FileLock
 
 from harness import session as run_session
 from harness.errors import DockerUnavailable, InfraError, InputError
 from harness.matrix import Cell, Matrix, parse_app_env
 from harness.matrix import load as load_matrix
 from harness.report import grid
-from harness.results import CellResult
+from harness.results import CellResult, read_cell
 
 CTX = pytest.StashKey[run_session.RunContext]()
 MATRIX = pytest.StashKey[Matrix]()
 RUN = pytest.StashKey[dict[str, Any]]()
+TASKS = pytest.StashKey[dict[str, list[str]]]()  # cell id -> the task tests selected for it
+DONE = pytest.StashKey[dict[str, CellResult]]()  # cells this process has run or read
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -35,6 +38,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="run only this cell (repeatable)")
     g.addoption("--remedies", action="store_true",
                 help="rerun each failed cell with the known fixes for its cause")
+    g.addoption("--llm", choices=["auto", "scripted", "real"],
+                help="the LLM for tasks: scripted (no key), real (LLM_MODEL, LLM_API_KEY[, LLM_BASE_URL])")
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -60,7 +65,7 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         ctx, m = run_session.start(path, config.getoption("out"), config.getoption("backend"),
                                config.getoption("app_env"), config.getoption("only"),
-                               config.getoption("remedies"))
+                               config.getoption("remedies"), config.getoption("llm"))
     except InputError as e:
         pytest.exit(str(e), returncode=2)
     except DockerUnavailable as e:
@@ -70,27 +75,80 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "cell" not in metafunc.fixturenames:
+    wants_cell, wants_task = "cell" in metafunc.fixturenames, "task_case" in metafunc.fixturenames
+    if not (wants_cell or wants_task):
         return
     config = metafunc.config
     if MATRIX not in config.stash:
         raise pytest.UsageError("the matrix tests need --matrix FILE (or run `oh-matrix run` / `nox`)")
     m, ctx = config.stash[MATRIX], config.stash[CTX]
     cells = m.select(ctx.only)
-    metafunc.parametrize("cell", cells, ids=[c.id for c in cells])
+    if wants_cell:
+        metafunc.parametrize("cell", cells, ids=[c.id for c in cells])
+    else:
+        cases = [(c, t) for c in cells for t in m.tasks]
+        metafunc.parametrize("task_case", cases, ids=[f"{c.id}-{t}" for c, t in cases])
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Which tasks each cell must run: those whose tests survived -k and friends (every
+    process that runs tests collects, xdist workers included)."""
+    wanted: dict[str, list[str]] = {}
+    for item in session.items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "task_case" in callspec.params:
+            cell, task = callspec.params["task_case"]
+            wanted.setdefault(cell.id, []).append(task)
+    session.config.stash[TASKS] = wanted
+
+
+def cell_result(config: pytest.Config, cell: Cell) -> CellResult:
+    """The cell's result, run once per run: its connect test and its task tests may land
+    on different xdist workers, so the first to come runs it (under a per-cell file lock)
+    and the others read the fragment it wrote."""
+    done = config.stash.setdefault(DONE, {})
+    if cell.id not in done:
+        ctx, m = config.stash[CTX], config.stash[MATRIX]
+        out = Path(ctx.out)
+        (out / "locks").mkdir(parents=True, exist_ok=True)
+        with FileLock(str(out / "locks" / f"{cell.id}.lock")):
+            done[cell.id] = read_cell(out, cell.id) or run_session.run_one(
+                ctx, m, cell, config.stash.get(TASKS, {}).get(cell.id, []))
+    return done[cell.id]
 
 
 @pytest.fixture
 def connect_result(cell: Cell, request: pytest.FixtureRequest) -> CellResult:
     """Run the cell. Harness failures surface here, as a pytest *error*, not a test failure."""
-    ctx, m = request.config.stash[CTX], request.config.stash[MATRIX]
-    result = run_session.run_one(ctx, m, cell)
+    result = cell_result(request.config, cell)
     c = result.connect
     if c.verdict == "skip":
         pytest.skip(c.reason or "not applicable")
     if c.verdict == "error":
         raise InfraError(f"{cell.id}: {c.cause}: " + "; ".join(e.text for e in c.evidence[:2]))
     return result
+
+
+@pytest.fixture
+def task_result(task_case: tuple[Cell, str], request: pytest.FixtureRequest) -> dict[str, Any]:
+    """One task's outcome on its cell; skipped where the runtime never connected."""
+    cell, name = task_case
+    result = cell_result(request.config, cell)
+    c = result.connect
+    if c.verdict != "pass":
+        pytest.skip(f"runtime not connected: {c.cause or c.reason or c.verdict}")
+    task = next((t for t in result.tasks if t["name"] == name), None)
+    if task is None:
+        pytest.skip(f"{name} was not run on {cell.id}")
+    if task["verdict"] == "error":
+        raise InfraError(f"{cell.id} {name}: {task['detail']}")
+    return task
+
+
+def describe_task(task: dict[str, Any]) -> str:
+    lines = [f"{task['name']}: {task['verdict']} after {task['seconds']} s: {task['detail']}"]
+    lines += [f"  {e}" for e in task.get("evidence") or []]
+    return "\n".join(lines)
 
 
 def describe_failure(result: CellResult) -> str:

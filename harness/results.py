@@ -91,6 +91,13 @@ class CellResult:
         d["connect"] = self.connect.to_dict()
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CellResult:
+        c = dict(d["connect"])
+        c["evidence"] = [Evidence(**e) for e in c.get("evidence") or []]
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{**{k: v for k, v in d.items() if k in known}, "connect": Connect(**c)})
+
 
 def strip_ansi(text: str | None) -> str:
     return _ANSI.sub("", text or "")
@@ -122,6 +129,11 @@ def write_cell(out: Path, cell: CellResult) -> None:
 
 def read_cells(out: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
+
+
+def read_cell(out: Path, cell_id: str) -> CellResult | None:
+    path = out / "cells" / f"{cell_id}.json"
+    return CellResult.from_dict(json.loads(path.read_text())) if path.is_file() else None
 
 
 def build_run(run_id: str, started_at: str, finished_at: str, backend: str,

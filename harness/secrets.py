@@ -45,5 +45,12 @@ def redact_result(result: CellResult, env: dict[str, str]) -> CellResult:
     c.evidence = [replace(e, text=redact_text(e.text, values)) for e in c.evidence]
     for r in result.remedies:
         r["env"] = redact_env(r["env"])
+    for t in result.tasks:  # an agent may echo anything it was given
+        for key in ("detail", "actions", "evidence"):
+            value = t.get(key)
+            if isinstance(value, str):
+                t[key] = redact_text(value, values)
+            elif isinstance(value, list):
+                t[key] = [redact_text(str(v), values) for v in value]
     return result
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import sys
 import uuid
 from dataclasses import asdict, dataclass, field, replace
@@ -21,9 +22,13 @@ from harness.cell import CellPlan, run_cell, runtime_kwargs
 from harness.errors import ImageUnavailable, InputError
 from harness.images.model import ImageSet
 from harness.matrix import Cell, Matrix
+from harness.openhands import LlmSettings
 from harness.report.render import render_all
 from harness.results import CellResult, Connect, Evidence, build_run, read_cells, write_cell, write_json
 from harness.secrets import redact_env, redact_result, secret_names
+from harness.taskrun import LlmChoice
+
+REAL_LLM_ENV = ("LLM_MODEL", "LLM_API_KEY")  # plus optional LLM_BASE_URL
 
 
 def now() -> str:
@@ -43,6 +48,7 @@ class RunContext:
     images: dict[str, dict[str, Any]] = field(default_factory=dict)  # tag -> ImageSet or {"error"}
     swept: str = ""
     remedies: bool = False  # rerun failed cells with the known fixes for their cause
+    llm: str = "scripted"  # scripted | real (the key itself stays in the environment)
 
     def save(self) -> None:
         """run.json is how workers learn the run; secret values stay out of it (workers
@@ -59,10 +65,32 @@ def default_out(run_id: str) -> str:
     return str(Path("reports") / f"{stamp}-{run_id[:8]}")
 
 
+def llm_mode(matrix_value: str, flag: str | None) -> str:
+    """scripted or real: `--llm` over the matrix's `run.llm`; auto is real when the user's
+    model and key are in the environment."""
+    choice = flag or matrix_value
+    have = all(os.environ.get(k) for k in REAL_LLM_ENV)
+    if choice == "auto":
+        return "real" if have else "scripted"
+    if choice == "real" and not have:
+        raise InputError("--llm real: set LLM_MODEL and LLM_API_KEY (and LLM_BASE_URL for your own endpoint)")
+    return choice
+
+
+def llm_choice(mode: str) -> LlmChoice:
+    if mode != "real":
+        return LlmChoice()
+    return LlmChoice(LlmSettings(os.environ["LLM_MODEL"], os.environ["LLM_API_KEY"],
+                                 os.environ.get("LLM_BASE_URL", "")))
+
+
 def validate(matrix_path: str, app_env: list[str], only: list[str],
-             backend: str | None) -> tuple[Matrix, dict[str, str], list[Cell]]:
+             backend: str | None, llm: str | None = None) -> tuple[Matrix, dict[str, str], list[Cell]]:
     """Every input check, so bad input surfaces before anything is made (and not in a worker)."""
     m = matrix.load(matrix_path)
+    if llm is not None and llm not in matrix.LLMS:
+        raise InputError(f"--llm {llm}: expected one of {', '.join(matrix.LLMS)}")
+    llm_mode(m.llm, llm)
     env = matrix.parse_app_env(app_env)
     cells = m.select(only)
     if backend is not None and backend not in matrix.BACKENDS:
@@ -75,16 +103,16 @@ def validate(matrix_path: str, app_env: list[str], only: list[str],
 
 
 def start(matrix_path: str, out: str | None, backend: str | None, app_env: list[str],
-          only: list[str], remedies: bool = False) -> tuple[RunContext, Matrix]:
+          only: list[str], remedies: bool = False, llm: str | None = None) -> tuple[RunContext, Matrix]:
     """Controller-side set-up. Raises InputError / DockerUnavailable before anything is made."""
-    m, env, cells = validate(matrix_path, app_env, only, backend)
+    m, env, cells = validate(matrix_path, app_env, only, backend, llm)
     client = docker_host.client()
     run_id = os.environ.get("OH_MATRIX_RUN_ID") or uuid.uuid4().hex
     os.environ["OH_MATRIX_RUN_ID"] = run_id
     os.environ.setdefault("OH_MATRIX_OWNER_PID", str(os.getpid()))
     ctx = RunContext(run_id=run_id, out=out or default_out(run_id), matrix_path=matrix_path,
                      backend=backend or m.backend, app_env=env, only=list(only), started_at=now(),
-                     remedies=remedies)
+                     remedies=remedies, llm=llm_mode(m.llm, llm))
     swept = cleanup.sweep(client)
     if swept:
         ctx.swept = swept.summary()
@@ -97,6 +125,8 @@ def start(matrix_path: str, out: str | None, backend: str | None, app_env: list[
                                                     constraints).to_dict()
         except ImageUnavailable as e:
             ctx.images[target.tag] = {"error": str(e), "resolved_version": e.resolved_version}
+    for stale in ("cells", "locks"):  # a reused --out: fragments of an earlier run are not this run's
+        shutil.rmtree(Path(ctx.out) / stale, ignore_errors=True)
     ctx.save()
     return ctx, m
 
@@ -105,8 +135,9 @@ def cell_env(m: Matrix, cell: Cell, ctx: RunContext) -> dict[str, str]:
     return {**m.env, **cell.mode.env, **ctx.app_env}
 
 
-def run_one(ctx: RunContext, m: Matrix, cell: Cell) -> CellResult:
-    """Run one cell (any process) and write its fragment."""
+def run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None = None) -> CellResult:
+    """Run one cell (any process): connect, then `tasks` (default: the matrix's) if it
+    connected; write its fragment."""
     entry = ctx.images.get(cell.target.tag)
     if entry is None or "error" in entry:
         entry = entry or {"error": "images were not prepared"}
@@ -117,17 +148,23 @@ def run_one(ctx: RunContext, m: Matrix, cell: Cell) -> CellResult:
     else:
         imgs = ImageSet(**entry)
         env = cell_env(m, cell, ctx)
+        choice = llm_choice(ctx.llm)
         plan = CellPlan(ctx.run_id, cell, imgs, env, m.connect_budget, m.app_budget,
-                        secrets=secret_names(env))
+                        secrets=secret_names(env), tasks=list(m.tasks if tasks is None else tasks),
+                        llm=choice, task_budget=m.task_budget)
         result = run_cell(plan)
+        if choice.real is not None:
+            result.notes.append(f"tasks ran on the user's model {choice.real.model}")
         if ctx.remedies and result.connect.verdict == "fail":
             fix_ctx = remedies.Context(gateway=ctx.host.get("bridge_gateway"))
 
             def rerun(extra: dict[str, str]) -> CellResult:
-                return run_cell(replace(plan, env={**env, **extra}, secrets=secret_names({**env, **extra})))
+                return run_cell(replace(plan, env={**env, **extra}, secrets=secret_names({**env, **extra}),
+                                        tasks=[]))
 
             result.remedies = remedies.search(result, fix_ctx, rerun)
-        redact_result(result, env)
+        key = {"LLM_API_KEY": choice.real.api_key} if choice.real else {}
+        redact_result(result, {**env, **key})
     write_cell(Path(ctx.out), result)
     return result
 

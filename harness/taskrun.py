@@ -22,7 +22,7 @@ import httpx
 from docker.errors import APIError, DockerException, NotFound
 from docker.models.containers import Container
 from testcontainers.core.container import DockerContainer
-from testcontainers.core.waiting_utils import wait_for_logs
+from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
 from harness import cleanup, llm
 from harness.errors import ApiError
@@ -52,9 +52,14 @@ def start_sidecar(client: docker.DockerClient, image: str, name: str, labels: di
     """A helper container in another container's network namespace, up when it logs `ready`."""
     c = (DockerContainer(image).with_name(name).with_command(command).with_envs(**(env or {}))
          .with_kwargs(network_mode=f"container:{netns_of}", labels={**labels, cleanup.ROLE_LABEL: "sidecar"},
-                      entrypoint=[]))
-    c.start()
-    wait_for_logs(c, ready, timeout=SIDECAR_READY)
+                      entrypoint=[])
+         .waiting_for(LogMessageWaitStrategy(ready).with_startup_timeout(int(SIDECAR_READY))))
+    try:
+        c.start()
+    except BaseException:
+        if c._container is not None:
+            remove(c._container)
+        raise
     return c.get_wrapped_container()
 
 

@@ -14,6 +14,9 @@ def cell_text(cell: dict[str, Any]) -> str:
         text += f" {c['cause']}"
     if c.get("seconds") is not None:
         text += f" {c['seconds']:.0f}s"
+    tasks = cell.get("tasks") or []
+    if tasks:
+        text += f" tasks {sum(t.get('verdict') == 'pass' for t in tasks)}/{len(tasks)}"
     return text
 
 
