@@ -18,7 +18,7 @@ become the tool the request OFFERS, in the schema it offers:
 
 A request without tools is a title request (V0 app, V1 agent-server): answered with text.
 `stream: true` (V1 forces it for the agent) gets SSE chunks. Every request is recorded
-(one JSON line, never a header value) so a task can tell "the LLM was never called" from
+(one JSON line; of the key only a fingerprint) so a task can tell "the LLM was never called" from
 "the action failed".
 
 Stdlib only: the harness runs this file with `python3 -c` in a sidecar container that
@@ -28,6 +28,7 @@ shares the network namespace of whoever calls the LLM (see tasks.py).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -42,6 +43,7 @@ MODEL = "openai/gpt-4o"  # a name both generations know to support native tool c
 API_KEY = "oh-matrix-scripted"  # not a secret: the scripted endpoint ignores it
 SCRIPTS_ENV = "OH_MATRIX_LLM_SCRIPTS"
 RECORD = "/tmp/oh-matrix-llm.jsonl"
+NONCE_SLOT = "0n0nce0"  # in a `NAME *` script: replaced by the nonce of the task at hand
 MARKER = re.compile(r"\[oh-matrix task ([a-z0-9-]+) ([0-9a-f]+)\]")
 
 BASH_TOOLS = ("execute_bash", "terminal")
@@ -129,7 +131,7 @@ class Scripts:
         if not tools:
             rec["answer"] = "text"
             return {"role": "assistant", "content": "oh-matrix scripted task"}, rec
-        script = [*self.scripts.get(key or "", []), {"do": "finish", "message": "done"}]
+        script = [*self.script(key), {"do": "finish", "message": "done"}]
         if key is None:  # a greeting: nothing to do
             script = [{"do": "finish", "message": "ready"}]
         current = script[min(step, len(script) - 1)]
@@ -142,6 +144,17 @@ class Scripts:
         call = {"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
                 "function": {"name": name, "arguments": json.dumps(args)}}
         return {"role": "assistant", "content": None, "tool_calls": [call]}, rec
+
+    def script(self, key: str | None) -> list[Step]:
+        """The steps for `NAME NONCE`: its own script, else the script `NAME *` with
+        NONCE_SLOT replaced (a standing endpoint that serves any run of a task)."""
+        if key is None:
+            return []
+        if key in self.scripts:
+            return self.scripts[key]
+        name, _, nonce = key.partition(" ")
+        template = json.dumps(self.scripts.get(f"{name} *", []))
+        return list(json.loads(template.replace(NONCE_SLOT, nonce)))
 
     def write(self, rec: dict[str, Any]) -> None:
         line = json.dumps(rec)
@@ -180,6 +193,14 @@ def chunks(message: dict[str, Any], model: str) -> list[dict[str, Any]]:
     return out
 
 
+def fingerprint(authorization: str | None) -> str | None:
+    """Which key the caller sent, without the key: the first 12 hex digits of its sha256."""
+    if not authorization:
+        return None
+    token = authorization.removeprefix("Bearer ").strip()
+    return hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
 def handler(scripts: Scripts) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # the record is the log
@@ -205,7 +226,7 @@ def handler(scripts: Scripts) -> type[BaseHTTPRequestHandler]:
                 return
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
             message, rec = scripts.answer(body)
-            rec["path"], rec["authorized"] = self.path, bool(self.headers.get("Authorization"))
+            rec["path"], rec["key_sha256"] = self.path, fingerprint(self.headers.get("Authorization"))
             scripts.write(rec)
             model = str(body.get("model") or MODEL)
             if not body.get("stream"):

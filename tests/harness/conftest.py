@@ -37,6 +37,12 @@ def v0_images(client: docker.DockerClient) -> ImageSet:
     return images.prepare(client, "0.62", "v0", "pypi")
 
 
+@pytest.fixture(scope="session")
+def v1_images(client: docker.DockerClient) -> ImageSet:
+    """`latest`: the newest 1.x release, built from PyPI (from cache when present)."""
+    return images.prepare(client, "latest", "v1", "pypi")
+
+
 @pytest.fixture
 def run_id(client: docker.DockerClient) -> Iterator[str]:
     """A run id for one test; whatever it labelled is swept after, and the test may assert

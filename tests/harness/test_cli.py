@@ -31,6 +31,12 @@ def test_unknown_cell_exit_2() -> None:
     assert r.returncode == 2 and "--only 0.99-host" in r.stderr
 
 
+def test_real_llm_without_a_model_and_key_exit_2() -> None:
+    r = oh_matrix("run", "--matrix", "matrices/smoke.toml", "--llm", "real", env={"LLM_MODEL": "", "LLM_API_KEY": ""})
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
+    assert "--llm real" in r.stderr and "LLM_API_KEY" in r.stderr
+
+
 def test_bad_app_env_exit_2() -> None:
     r = oh_matrix("run", "--matrix", "matrices/smoke.toml", "--app-env", "NOEQUALS")
     assert r.returncode == 2 and "--app-env" in r.stderr

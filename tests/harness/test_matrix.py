@@ -23,6 +23,14 @@ def test_default_matrix_has_twelve_cells_in_file_order() -> None:
     assert m.backend == "auto"
 
 
+def test_tasks_default_to_the_whole_catalog_and_can_be_none(tmp_path: Path) -> None:
+    from harness.tasks import CATALOG
+
+    assert matrix.load(write(tmp_path, "[[targets]]\ntag = '0.62'\n[modes.host]\n")).tasks == tuple(CATALOG)
+    none = matrix.load(write(tmp_path, "[run]\ntasks = []\n[[targets]]\ntag = '0.62'\n[modes.host]\n"))
+    assert none.tasks == () and none.llm == "auto"
+
+
 def test_smoke_matrix_loads() -> None:
     m = matrix.load(ROOT / "matrices" / "smoke.toml")
     assert [c.id for c in m.cells()] == ["0.62-bridge", "0.62-host-gateway"]
@@ -57,6 +65,10 @@ env = { B = "2" }
     ("[modes.host]\n", "targets: expected at least one"),
     ("[[targets]]\ntag = '0.62'\n[modes.host]\nenv = { '1BAD' = 'x' }\n", "modes.host.env.1BAD"),
     ("colour = 'red'\n[[targets]]\ntag = '0.62'\n[modes.host]\n", "colour: unknown key"),
+    ("[run]\ntasks = ['create-fil']\n[[targets]]\ntag = '0.62'\n[modes.host]\n", "run.tasks[0]: unknown task"),
+    ("[run]\ntasks = ['repo', 'repo']\n[[targets]]\ntag = '0.62'\n[modes.host]\n", "run.tasks[1]: duplicate"),
+    ("[run]\ntasks = 'repo'\n[[targets]]\ntag = '0.62'\n[modes.host]\n", "run.tasks: expected a list"),
+    ("[run]\nllm = 'gpt'\n[[targets]]\ntag = '0.62'\n[modes.host]\n", "run.llm: expected one of"),
 ])
 def test_errors_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:
     path = write(tmp_path, text)

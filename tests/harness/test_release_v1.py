@@ -10,7 +10,6 @@ from collections.abc import Callable
 import docker
 import pytest
 
-from harness import images
 from harness.cell import CellPlan, free_port, run_cell
 from harness.diagnosis import PORT_TAKEN_MESSAGE
 from harness.images.model import ImageSet
@@ -20,11 +19,6 @@ from harness.results import CellResult
 pytestmark = [pytest.mark.engine, pytest.mark.release]  # run one at a time: see noxfile.py
 Leftovers = Callable[[str], list[str]]
 Gone = Callable[[str | None], bool]
-
-
-@pytest.fixture(scope="session")
-def v1_images(client: docker.DockerClient) -> ImageSet:
-    return images.prepare(client, "latest", "v1", "pypi")
 
 
 def run(images: ImageSet, run_id: str, mode: str, env: dict[str, str] | None = None) -> CellResult:
