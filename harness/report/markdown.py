@@ -31,7 +31,8 @@ _CELL: dict[str, Any] = {
     "notes": []}
 _CONNECT: dict[str, Any] = {
     "cause": None, "seconds": None, "runtime_url": None, "evidence": [], "reason": None, "direction": None}
-_TASK: dict[str, Any] = {"name": "?", "verdict": "?", "seconds": None, "detail": None}
+_TASK: dict[str, Any] = {"name": "?", "verdict": "?", "seconds": None, "detail": None, "llm_calls": None,
+                         "actions": [], "evidence": []}
 _REMEDY: dict[str, Any] = {
     "name": "?", "env": {}, "why": None, "verdict": "?", "cause": None, "seconds": None, "runtime_url": None}
 
