@@ -126,7 +126,7 @@ class CellRun:
         self.task_error: str | None = None  # why the tasks cannot run although connect may pass
         self.result = CellResult(
             id=plan.cell.id, tag=plan.cell.target.tag, mode=plan.cell.mode.name,
-            api=plan.images.api, connect=Connect("skip", reason="not run"),
+            api=plan.images.api, connect=Connect("skip", reason="not run"), entrypoint=plan.cell.entrypoint,
             resolved_version=plan.images.resolved_version, backend=plan.images.backend,
             app_image=plan.images.app_image, runtime_image=plan.images.runtime_image,
         )
@@ -160,11 +160,14 @@ class CellRun:
         self.app_env = env
         app = DockerContainer(launch.image).with_name(self.name).with_envs(**env)
         app.with_volume_mapping(modes.docker_socket(), "/var/run/docker.sock", "rw")
-        if launch.command:
-            app.with_command(launch.command)
+        command = launch.headless or launch.command
+        if command:
+            app.with_command(command)
         kwargs: dict[str, Any] = {"labels": self.labels}
         if launch.network_mode:
             kwargs["network_mode"] = launch.network_mode
+        elif launch.headless:
+            pass  # no API to publish
         else:
             # Loopback only unless the release needs callbacks (see AppLaunch.publish_all).
             # (with_bind_ports has no host-interface form; docker-py takes (ip, port).)
@@ -320,6 +323,13 @@ class CellRun:
             self._start_llm(app.id)
         return self.runner.settings()
 
+    def _runtime_running(self) -> None:
+        """Called on every look while the runtime container runs."""
+        if (self.runner and self.plan.images.api == "v1" and self.runner.llm_sidecar is None
+                and not self.task_error):
+            # V1 calls the LLM from the sandbox: the LLM joins it as soon as it runs.
+            self._start_llm(self.runtime_name)
+
     def _start_llm(self, caller: str | None) -> None:
         assert self.runner is not None
         try:
@@ -344,10 +354,8 @@ class CellRun:
         while decision is None:
             tick = time.monotonic()
             obs, url = self._observe(adapter, app, t0, url)
-            if (self.runner and self.plan.images.api == "v1" and obs.runtime_status == "running"
-                    and self.runner.llm_sidecar is None and not self.task_error):
-                # V1 calls the LLM from the sandbox: the LLM joins it as soon as it runs.
-                self._start_llm(self.runtime_name)
+            if obs.runtime_status == "running":
+                self._runtime_running()
             decision = judge.add(obs)
             if decision is None and time.monotonic() - t0 >= self.plan.connect_budget:
                 decision = judge.at_budget(self.plan.connect_budget)
@@ -402,4 +410,8 @@ class CellRun:
 
 
 def run_cell(plan: CellPlan) -> CellResult:
+    if plan.cell.entrypoint == "headless":
+        from harness.headless import HeadlessCell
+
+        return HeadlessCell(plan).run()
     return CellRun(plan).run()

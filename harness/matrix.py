@@ -7,6 +7,7 @@
     tasks = ["create-file"]     # catalog tasks on each connected cell (default: all; [] none)
     task_budget = 120           # seconds for the agent to finish one task
     llm = "auto"                # scripted | real | auto (real when LLM_MODEL and LLM_API_KEY are set)
+    entrypoints = ["api"]       # api (the app server) and/or headless (V0 `python -m openhands.core.main -t`)
     [env]                       # set on every app container
     LOG_ALL_EVENTS = "true"
     [[targets]]
@@ -30,6 +31,7 @@ from harness.errors import InputError
 MODES = ("bridge", "host", "custom-network", "host-gateway")
 BACKENDS = ("auto", "official", "pypi")
 LLMS = ("auto", "scripted", "real")
+ENTRYPOINTS = ("api", "headless")
 APIS = ("v0", "v1")
 _TAG_RE = re.compile(r"latest|\d+\.\d+(\.\d+)?")
 _ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -52,10 +54,12 @@ class Mode:
 class Cell:
     target: Target
     mode: Mode
+    entrypoint: str = "api"
 
     @property
     def id(self) -> str:
-        return f"{self.target.tag}-{self.mode.name}"
+        suffix = "" if self.entrypoint == "api" else f"-{self.entrypoint}"
+        return f"{self.target.tag}-{self.mode.name}{suffix}"
 
 
 @dataclass(frozen=True)
@@ -70,9 +74,10 @@ class Matrix:
     tasks: tuple[str, ...] = ()
     task_budget: float = 120.0
     llm: str = "auto"
+    entrypoints: tuple[str, ...] = ("api",)
 
     def cells(self) -> list[Cell]:
-        return [Cell(t, m) for t in self.targets for m in self.modes]
+        return [Cell(t, m, e) for t in self.targets for m in self.modes for e in self.entrypoints]
 
     def select(self, only: Iterable[str]) -> list[Cell]:
         """Cells whose id is in `only` (all cells when empty); unknown ids are an input error."""
@@ -159,7 +164,7 @@ def parse(data: dict[str, Any], path: str) -> Matrix:
     r = _Reader(path)
     r.unknown(data, "", {"run", "env", "targets", "modes"})
     run = r.table(data, "run", "run")
-    r.unknown(run, "run", {"backend", "connect_budget", "app_budget", "tasks", "task_budget", "llm"})
+    r.unknown(run, "run", {"backend", "connect_budget", "app_budget", "tasks", "task_budget", "llm", "entrypoints"})
     targets_raw = data.get("targets")
     if not isinstance(targets_raw, list) or not targets_raw:
         raise r.fail("targets", "expected at least one [[targets]] table")
@@ -202,7 +207,17 @@ def parse(data: dict[str, Any], path: str) -> Matrix:
         tasks=_tasks(r, run),
         task_budget=r.number(run, "run.task_budget", "task_budget", 120),
         llm=r.choice(run, "run.llm", "llm", LLMS, "auto"),
+        entrypoints=_entrypoints(r, run),
     )
+
+
+def _entrypoints(r: _Reader, run: dict[str, Any]) -> tuple[str, ...]:
+    names = run.get("entrypoints", ["api"])
+    if not isinstance(names, list) or not names or not all(n in ENTRYPOINTS for n in names):
+        raise r.fail("run.entrypoints", f"expected a non-empty list of {', '.join(ENTRYPOINTS)}, got {names!r}")
+    if len(set(names)) != len(names):
+        raise r.fail("run.entrypoints", f"duplicate entry point in {names!r}")
+    return tuple(names)
 
 
 def _tasks(r: _Reader, run: dict[str, Any]) -> tuple[str, ...]:

@@ -55,6 +55,8 @@ class AppLaunch:
     # Set on the container but not part of what a person types: they follow from the
     # harness's port choice (a person with -p 3000:3000 needs none of them).
     harness_env: dict[str, str] = field(default_factory=dict)
+    # The headless entry point's argv (`python -m openhands.core.main -t ...`): no API, no port.
+    headless: list[str] | None = None
 
     def docker_run(self, secrets: frozenset[str] = frozenset(), name: str = "openhands-app") -> str:
         """The equivalent command for a person, with secret values left as placeholders."""
@@ -67,13 +69,13 @@ class AppLaunch:
         parts += ["-v", "/var/run/docker.sock:/var/run/docker.sock"]
         if self.network_mode == "host":
             parts += ["--network", "host"]
-        else:
+        elif not self.headless:
             parts += ["-p", f"{APP_PORT}:{APP_PORT}"]
         if self.network:
             parts += ["--network", self.network]
         for h, ip in self.extra_hosts.items():
             parts += ["--add-host", f"{h}:{ip}"]
-        parts += ["--name", name, self.image]
+        parts += ["--name", name, self.image, *(self.headless or [])]
         return " ".join(p if p.endswith("&&") else shlex.quote(p) for p in parts)
 
 

@@ -73,6 +73,7 @@ class CellResult:
     mode: str
     api: str
     connect: Connect
+    entrypoint: str = "api"  # api (the app server) | headless (V0's openhands.core.main)
     resolved_version: str | None = None
     backend: str | None = None
     app_image: str | None = None

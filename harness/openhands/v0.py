@@ -72,21 +72,7 @@ class V0Adapter:
         self._call("POST", f"/api/conversations/{conversation_id}/message", json={"message": text})
 
     def turn(self, conversation_id: str, since: int) -> Turn:
-        events = self.events(conversation_id)
-        t = Turn(done=False, state="?", events=len(events))
-        for e in events[since:]:
-            if e.get("observation") == "agent_state_changed":
-                t.state = str((e.get("extras") or {}).get("agent_state"))
-                t.done = t.state in _AGENT_STOPPED
-            elif e.get("source") == "agent" and e.get("action") and e["action"] not in ("message", "system"):
-                args = e.get("args") or {}
-                what = " ".join(str(args[k]) for k in ("command", "path") if args.get(k)) or args.get("final_thought")
-                t.actions.append(f"{e['action']}: {str(what or '')[:120]}")
-            elif e.get("observation") == "error":
-                t.errors.append(str(e.get("content") or e.get("message")))
-            elif e.get("observation") and e.get("source") != "user":
-                t.outputs.append(str(e.get("content") or ""))
-        return t
+        return turn_from_events(self.events(conversation_id), since)
 
     def runtime_container_name(self, conversation_id: str) -> str:
         return f"openhands-runtime-{conversation_id}"
@@ -110,3 +96,21 @@ class V0Adapter:
 
     def close(self) -> None:
         self._app.close()
+
+
+def turn_from_events(events: list[dict[str, Any]], since: int) -> Turn:
+    """A turn from V0 event dicts (the API's events, or a saved trajectory)."""
+    t = Turn(done=False, state="?", events=len(events))
+    for e in events[since:]:
+        if e.get("observation") == "agent_state_changed":
+            t.state = str((e.get("extras") or {}).get("agent_state"))
+            t.done = t.state in _AGENT_STOPPED
+        elif e.get("source") == "agent" and e.get("action") and e["action"] not in ("message", "system"):
+            args = e.get("args") or {}
+            what = " ".join(str(args[k]) for k in ("command", "path") if args.get(k)) or args.get("final_thought")
+            t.actions.append(f"{e['action']}: {str(what or '')[:120]}")
+        elif e.get("observation") == "error":
+            t.errors.append(str(e.get("content") or e.get("message")))
+        elif e.get("observation") and e.get("source") != "user":
+            t.outputs.append(str(e.get("content") or ""))
+    return t

@@ -7,6 +7,12 @@ from typing import Any
 SYMBOL = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skip": "SKIP"}
 
 
+def column(cell: dict[str, Any]) -> str:
+    """A cell's grid column: its mode, and its entry point when it is not the app's API."""
+    entry = cell.get("entrypoint") or "api"
+    return cell["mode"] if entry == "api" else f"{cell['mode']} ({entry})"
+
+
 def cell_text(cell: dict[str, Any]) -> str:
     c = cell["connect"]
     text = str(SYMBOL.get(c["verdict"], c["verdict"]))
@@ -23,8 +29,8 @@ def cell_text(cell: dict[str, Any]) -> str:
 def render(run: dict[str, Any]) -> str:
     cells = run["cells"]
     tags = list(dict.fromkeys(c["tag"] for c in cells))
-    modes = list(dict.fromkeys(c["mode"] for c in cells))
-    by = {(c["tag"], c["mode"]): c for c in cells}
+    modes = list(dict.fromkeys(column(c) for c in cells))
+    by = {(c["tag"], column(c)): c for c in cells}
     versions = {c["tag"]: c.get("resolved_version") for c in cells}
     rows = [["tag", *modes]]
     for t in tags:

@@ -15,6 +15,7 @@ from typing import Any
 
 import jinja2
 
+from harness.report.grid import column
 from harness.report.recommend import recommend
 from harness.results import strip_ansi
 
@@ -119,8 +120,8 @@ def grid(cells: list[Cell]) -> Grid:
     tags = list(dict.fromkeys(c["tag"] for c in cells))
     versions = {c["tag"]: c.get("resolved_version") for c in cells if c.get("resolved_version")}
     labels = {t: t if versions.get(t) in (None, t) else f"{t} ({versions[t]})" for t in tags}
-    return Grid(tags, list(dict.fromkeys(c["mode"] for c in cells)),
-                {(c["tag"], c["mode"]): c for c in cells}, labels)
+    return Grid(tags, list(dict.fromkeys(column(c) for c in cells)),
+                {(c["tag"], column(c)): c for c in cells}, labels)
 
 
 def when(stamp: str | None) -> str:

@@ -153,7 +153,8 @@ def _remedied(cell: Cell, remedy: dict[str, Any]) -> dict[str, Any]:
 def recommend(run: dict[str, Any]) -> dict[str, Any]:
     """The configuration to deploy. `cell` names a cell that passed as is, or is None; then
     `best_remedy` (and `docker_run`) carry the best cell that a remedy turned green, if any."""
-    cells: list[Cell] = run.get("cells") or []
+    # The deployment is the app server: a headless cell proves the CLI entry point, not a deploy.
+    cells: list[Cell] = [c for c in run.get("cells") or [] if c.get("entrypoint", "api") == "api"]
     if plain := [c for c in cells if passed(c)]:
         return _plain(max(plain, key=_plain_rank), cells)
     fixed = [(c, r) for c in cells if tasks_passed(c)

@@ -31,6 +31,13 @@ def test_tasks_default_to_the_whole_catalog_and_can_be_none(tmp_path: Path) -> N
     assert none.tasks == () and none.llm == "auto"
 
 
+def test_headless_is_an_axis_with_its_own_cell_ids() -> None:
+    m = matrix.load(ROOT / "matrices" / "headless.toml")
+    ids = [c.id for c in m.cells()]
+    assert ids[:4] == ["0.62-bridge", "0.62-bridge-headless", "0.62-host-gateway", "0.62-host-gateway-headless"]
+    assert m.select(["0.62-bridge-headless"])[0].entrypoint == "headless"
+
+
 def test_smoke_matrix_loads() -> None:
     m = matrix.load(ROOT / "matrices" / "smoke.toml")
     assert [c.id for c in m.cells()] == ["0.62-bridge", "0.62-host-gateway"]
@@ -68,6 +75,7 @@ env = { B = "2" }
     ("[run]\ntasks = ['create-fil']\n[[targets]]\ntag = '0.62'\n[modes.host]\n", "run.tasks[0]: unknown task"),
     ("[run]\ntasks = ['repo', 'repo']\n[[targets]]\ntag = '0.62'\n[modes.host]\n", "run.tasks[1]: duplicate"),
     ("[run]\ntasks = 'repo'\n[[targets]]\ntag = '0.62'\n[modes.host]\n", "run.tasks: expected a list"),
+    ("[run]\nentrypoints = ['cli']\n[[targets]]\ntag = '0.62'\n[modes.host]\n", "run.entrypoints"),
     ("[run]\nllm = 'gpt'\n[[targets]]\ntag = '0.62'\n[modes.host]\n", "run.llm: expected one of"),
 ])
 def test_errors_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:

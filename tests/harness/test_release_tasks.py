@@ -118,3 +118,21 @@ def test_a_real_llm_key_reaches_the_model_and_no_file_or_output(client: docker.D
     for f in out.rglob("*"):
         if f.is_file():
             assert canary not in f.read_text(errors="replace"), f
+
+
+def test_the_headless_entry_point_runs_tasks_and_is_diagnosed_like_the_api(v0_images: ImageSet, run_id: str,
+                                                                          leftovers: Leftovers) -> None:
+    def headless(mode: str) -> CellResult:
+        cell = Cell(Target(v0_images.tag, "v0"), Mode(mode), "headless")
+        return run_cell(CellPlan(run_id, cell, v0_images, {}, connect_budget=150, app_budget=150,
+                                 tasks=["create-file", "run-command"], task_budget=120))
+
+    ok = headless("host-gateway")
+    assert ok.connect.verdict == "pass", ok.connect.explain()
+    assert [(t["name"], t["verdict"]) for t in ok.tasks] == [("create-file", "pass"), ("run-command", "pass")], ok.tasks
+    assert "openhands.core.main -t" in (ok.docker_run or "") and "LLM_API_KEY=<LLM_API_KEY>" in (ok.docker_run or "")
+    assert ok.entrypoint == "headless" and ok.id.endswith("-headless")
+    bad = headless("bridge")
+    assert (bad.connect.verdict, bad.connect.cause) == ("fail", "dns-unresolved"), bad.connect.explain()
+    assert bad.tasks == []  # the entry point never reached a runtime: no task ran
+    assert leftovers(run_id) == []

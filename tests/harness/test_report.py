@@ -287,6 +287,18 @@ def test_html_shows_the_recommendation_run_facts_and_cell_details() -> None:
     assert "docker-host-addr" in html and "DOCKER_HOST_ADDR=172.17.0.1" in html
 
 
+def test_headless_cells_get_their_own_column_and_are_never_the_deployment() -> None:
+    from harness.report import grid
+
+    run = run_of([cell("0.62", "0.62.0", "host-gateway", "fail", cause="connect-timeout"),
+                  {**cell("0.62", "0.62.0", "host-gateway", "pass", seconds=9.0), "id": "0.62-host-gateway-headless",
+                   "entrypoint": "headless"}])
+    text = grid.render(run)
+    assert "host-gateway (headless)" in text and "FAIL connect-timeout" in text and "PASS 9s" in text
+    assert "host-gateway (headless)" in render_markdown(run)
+    assert recommend(run)["cell"] is None  # a CLI that works is not a server to deploy
+
+
 def test_html_renders_tasks_when_present() -> None:
     run = real_run()
     run["cells"][-1]["tasks"] = [{"name": "write-file", "verdict": "pass", "seconds": 4.2, "detail": "hello.txt"},
