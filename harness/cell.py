@@ -385,7 +385,7 @@ class CellRun:
                 evidence.append(Evidence("app-log", strip_ansi(_tail(app))))
         url = self.result.connect.runtime_url
         self.result.connect = Connect(d.verdict, d.cause, round(seconds, 1) if seconds is not None else None,
-                                      url, evidence, direction=d.direction)
+                                      url, evidence, direction=d.direction, transient=d.transient)
 
     def teardown(self) -> None:
         """The app first (so it starts nothing new), then the runtimes it started (by label

@@ -57,6 +57,9 @@ class Decision:
     cause: str | None
     why: str
     direction: str | None = None  # which way the network broke, when it did
+    # The app gave up on a runtime that was still booting: a slow moment of this machine
+    # as likely as a property of the cell, so the run tries the cell once more.
+    transient: bool = False
 
 
 class _Direction:
@@ -135,14 +138,14 @@ class Judge:
             if o.runtime_status == "running" and o.self_probe and o.self_probe.tcp == "refused":
                 return Decision("fail", "budget-exceeded",
                                 f"the app gave up while the runtime was still starting (its own port "
-                                f"refused): {o.state.error}")
+                                f"refused): {o.state.error}", transient=True)
             if STARTUP_GRACE_MESSAGE in o.state.error and not (o.app_probe and o.app_probe.tcp != "open"):
                 # Raised only when /health failed after the app's startup grace
                 # (docker_sandbox_service.py, SANDBOX_STARTUP_GRACE_SECONDS, default 15 s),
                 # and the network path is open: the sandbox was too slow, not unreachable.
                 return Decision("fail", "budget-exceeded",
                                 f"the app's startup grace ran out before the sandbox answered /health, "
-                                f"with the path to it open: {o.state.error}")
+                                f"with the path to it open: {o.state.error}", transient=True)
             if START_FAILED_MESSAGE in o.state.error:
                 hint = (" (the app chose the sandbox's host port inside its own network namespace, "
                         "where the host's ports in use are invisible)"

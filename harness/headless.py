@@ -169,7 +169,7 @@ class HeadlessCell(CellRun):
         app.reload()
         code = app.attrs["State"].get("ExitCode")
         events = self._trajectory(app)
-        turn = turn_from_events(events, 0)
+        turn = turn_from_events(events, None)
         turn.done = exited
         runtime = self._runtime_by_name()
         where = Where("/workspace", runner.nonce, runtime, runner.git, runner.git_port)

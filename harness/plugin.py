@@ -25,6 +25,7 @@ MATRIX = pytest.StashKey[Matrix]()
 RUN = pytest.StashKey[dict[str, Any]]()
 TASKS = pytest.StashKey[dict[str, list[str]]]()  # cell id -> the task tests selected for it
 DONE = pytest.StashKey[dict[str, CellResult]]()  # cells this process has run or read
+REPORTED = pytest.StashKey[set[str]]()  # controller: cells whose tests reported (even by a dead worker)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -52,7 +53,11 @@ def _terminate_as_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+_CONFIG: dict[str, pytest.Config] = {}  # pytest_runtest_logreport is not handed the config
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _CONFIG["config"] = config
     path = config.getoption("matrix")
     if not path:
         return
@@ -161,11 +166,26 @@ def describe_failure(result: CellResult) -> str:
     return "\n".join(lines)
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """In the controller, every item's report arrives, xdist's "worker crashed" ones too:
+    remember which cells ran, so a cell that lost its worker is not silently missing."""
+    config = _CONFIG.get("config")
+    if config is None or _is_worker(config) or MATRIX not in config.stash:
+        return
+    param = report.nodeid.rpartition("[")[2].rstrip("]")
+    ids = {c.id for c in config.stash[MATRIX].cells()}
+    cell = param if param in ids else next((i for i in sorted(ids, key=len, reverse=True)
+                                            if param.startswith(i + "-")), None)
+    if cell:
+        config.stash.setdefault(REPORTED, set()).add(cell)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     if _is_worker(config) or CTX not in config.stash:
         return
-    config.stash[RUN] = run_session.finish(config.stash[CTX], config.stash[MATRIX])
+    config.stash[RUN] = run_session.finish(config.stash[CTX], config.stash[MATRIX],
+                                           config.stash.get(REPORTED, set()))
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

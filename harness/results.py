@@ -48,6 +48,7 @@ class Connect:
     evidence: list[Evidence] = field(default_factory=list)
     reason: str | None = None  # for skip: why not applicable
     direction: str | None = None  # app->runtime | sandbox->app, when the network broke
+    transient: bool = False  # the app gave up on a still-booting runtime (see diagnosis.Decision)
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:

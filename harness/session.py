@@ -153,6 +153,11 @@ def run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None = No
                         secrets=secret_names(env), tasks=list(m.tasks if tasks is None else tasks),
                         llm=choice, task_budget=m.task_budget)
         result = run_cell(plan)
+        if result.connect.transient:
+            first = result.connect
+            result = run_cell(plan)
+            result.notes.append(f"run twice: the first attempt failed {first.cause} after {first.seconds} s "
+                                f"({first.evidence[0].text[:200]})")
         if choice.real is not None:
             result.notes.append(f"tasks ran on the user's model {choice.real.model}")
         if ctx.remedies and result.connect.verdict == "fail":
@@ -169,10 +174,25 @@ def run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None = No
     return result
 
 
-def finish(ctx: RunContext, m: Matrix) -> dict[str, Any]:
-    """Join the fragments into results.json; sweep what this run left."""
+def lost_cell(cell: Cell, ctx: RunContext) -> dict[str, Any]:
+    """A cell whose tests ran but whose process died before it wrote a result (a crashed or
+    killed xdist worker): an infrastructure error, never a verdict about OpenHands."""
+    entry = ctx.images.get(cell.target.tag) or {}
+    return CellResult(id=cell.id, tag=cell.target.tag, mode=cell.mode.name, api=cell.target.api,
+                      entrypoint=cell.entrypoint, resolved_version=entry.get("resolved_version"),
+                      backend=ctx.backend, connect=Connect("error", "harness-error", evidence=[Evidence(
+                          "harness", "the worker running this cell died before it wrote a result "
+                                     "(killed or crashed); what it started was swept at the end of the run")]),
+                      ).to_dict()
+
+
+def finish(ctx: RunContext, m: Matrix, reported: set[str] | None = None) -> dict[str, Any]:
+    """Join the fragments into results.json (`reported`: cells whose tests ran; one of them
+    without a fragment lost its worker); sweep what this run left."""
     out = Path(ctx.out)
     cells = read_cells(out)
+    have = {c["id"] for c in cells}
+    cells += [lost_cell(c, ctx) for c in m.select(ctx.only) if c.id in (reported or set()) and c.id not in have]
     order = [c.id for c in m.select(ctx.only)]
     run = build_run(ctx.run_id, ctx.started_at, now(), ctx.backend, ctx.host, cells, order,
                     {"matrix": ctx.matrix_path, "app_env": redact_env(ctx.app_env), "images": ctx.images,
@@ -183,7 +203,10 @@ def finish(ctx: RunContext, m: Matrix) -> dict[str, Any]:
     render_all(run, out)  # sets run["recommendation"], written into results.json next
     write_json(out / "results.json", run)
     try:
-        cleanup.sweep(docker_host.client(), ctx.run_id)
+        left = cleanup.sweep(docker_host.client(), ctx.run_id)
+        if left:  # a cell's own teardown removes its things: these lost their worker
+            print(f"[oh-matrix] swept what this run's lost workers left: {left.summary()} "
+                  f"({', '.join(left.containers + left.networks)})", file=sys.stderr)
     except Exception as e:  # the results are written; a failed final sweep must not hide them
         print(f"[oh-matrix] final sweep failed: {e}", file=sys.stderr)
     return run

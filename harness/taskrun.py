@@ -135,11 +135,11 @@ class TaskRunner:
 
     # -- the tasks -----------------------------------------------------------------------------
 
-    def _wait_turn(self, since: int) -> tuple[Turn | None, str | None]:
+    def _wait_turn(self, after: str | None) -> tuple[Turn | None, str | None]:
         t0, last, error = time.monotonic(), None, None
         while time.monotonic() - t0 < self.budget:
             try:
-                last = self.adapter.turn(self.conversation, since)
+                last = self.adapter.turn(self.conversation, after)
                 error = None
                 if last.done:
                     return last, None
@@ -151,8 +151,7 @@ class TaskRunner:
     def run(self, runtime: Container) -> list[TaskResult]:
         # The conversation's first message (the connect check's greeting) ends its own turn
         # first; a task message sent while the agent still runs would mix the two turns.
-        greeting, _ = self._wait_turn(0)
-        cursor = greeting.events if greeting else 0
+        self._wait_turn(None)
         if any(CATALOG[n].needs_git for n in self.tasks):
             try:
                 self.start_git(runtime)
@@ -166,11 +165,10 @@ class TaskRunner:
             if CATALOG[name].needs_git and self.git is None:
                 results.append(TaskResult(name, "error", detail=git_error))
                 continue
-            result, cursor = self.one(name, runtime, cursor)
-            results.append(result)
+            results.append(self.one(name, runtime))
         return results
 
-    def one(self, name: str, runtime: Container, cursor: int) -> tuple[TaskResult, int]:
+    def one(self, name: str, runtime: Container) -> TaskResult:
         task = CATALOG[name]
         where = Where(WORKSPACE[self.api], self.nonce, runtime, self.git, self.git_port)
         t0 = time.monotonic()
@@ -179,8 +177,8 @@ class TaskRunner:
                 task.setup(where)
             self.adapter.send_message(self.conversation, task.message(where))
         except (ApiError, httpx.HTTPError, DockerException, RuntimeError) as e:
-            return TaskResult(name, "error", detail=f"could not start the task: {str(e)[:300]}"), cursor
-        turn, api_error = self._wait_turn(cursor)
+            return TaskResult(name, "error", detail=f"could not start the task: {str(e)[:300]}")
+        turn, api_error = self._wait_turn(llm.marker(name, self.nonce))
         seconds = round(time.monotonic() - t0, 1)
         calls = [r for r in self.records() if r.get("task") == f"{name} {self.nonce}"]
         check = task.check(where, turn or Turn(done=False, state="?"))
@@ -190,7 +188,7 @@ class TaskRunner:
         if not check.ok:
             r.evidence = self._evidence(turn, api_error, calls)
             r.detail = f"{check.detail}; {r.evidence[0]}" if r.evidence else check.detail
-        return r, turn.events if turn else cursor
+        return r
 
     def _evidence(self, turn: Turn | None, api_error: str | None, calls: list[dict[str, Any]]) -> list[str]:
         out: list[str] = []

@@ -25,14 +25,16 @@ class RuntimeState:
 
 @dataclass
 class Turn:
-    """One agent turn (the events after a user message), normalised across generations."""
+    """One agent turn: the events after the user message that holds a given text (the
+    task's marker; None: the first user message), normalised across generations. Keyed on
+    the message itself, not on an event count: events of the turn before may still arrive
+    after that turn looked done."""
 
     done: bool  # the agent stopped: finished, waiting for the user, or in error
     state: str  # the generation's own word for where the agent is
     actions: list[str] = field(default_factory=list)  # "tool: argument" as the agent asked
     outputs: list[str] = field(default_factory=list)  # what the runtime answered, in order
     errors: list[str] = field(default_factory=list)  # error observations / agent errors
-    events: int = 0  # events seen in the whole conversation (the next turn's cursor)
 
 
 class Adapter(Protocol):
@@ -44,7 +46,7 @@ class Adapter(Protocol):
     def runtime_state(self, conversation_id: str) -> RuntimeState: ...
     def events(self, conversation_id: str) -> list[dict[str, Any]]: ...
     def send_message(self, conversation_id: str, text: str) -> None: ...
-    def turn(self, conversation_id: str, since: int) -> Turn: ...
+    def turn(self, conversation_id: str, after: str | None) -> Turn: ...
     def runtime_container_name(self, conversation_id: str) -> str: ...
     def runtime_url(self, app_logs: str, app_env: dict[str, str],
                     runtime_attrs: dict[str, Any] | None) -> str | None: ...

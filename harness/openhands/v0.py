@@ -71,8 +71,8 @@ class V0Adapter:
         # routes/conversation.py add_message: a MessageAction from the user
         self._call("POST", f"/api/conversations/{conversation_id}/message", json={"message": text})
 
-    def turn(self, conversation_id: str, since: int) -> Turn:
-        return turn_from_events(self.events(conversation_id), since)
+    def turn(self, conversation_id: str, after: str | None) -> Turn:
+        return turn_from_events(self.events(conversation_id), after)
 
     def runtime_container_name(self, conversation_id: str) -> str:
         return f"openhands-runtime-{conversation_id}"
@@ -98,10 +98,18 @@ class V0Adapter:
         self._app.close()
 
 
-def turn_from_events(events: list[dict[str, Any]], since: int) -> Turn:
+def _is_user_message(e: dict[str, Any], text: str | None) -> bool:
+    return (e.get("source") == "user" and e.get("action") == "message"
+            and (text is None or text in str((e.get("args") or {}).get("content"))))
+
+
+def turn_from_events(events: list[dict[str, Any]], after: str | None) -> Turn:
     """A turn from V0 event dicts (the API's events, or a saved trajectory)."""
-    t = Turn(done=False, state="?", events=len(events))
-    for e in events[since:]:
+    t = Turn(done=False, state="waiting for the message")
+    starts = [i for i, e in enumerate(events) if _is_user_message(e, after)]
+    if not starts:
+        return t
+    for e in events[(starts[0] if after is None else starts[-1]) + 1:]:
         if e.get("observation") == "agent_state_changed":
             t.state = str((e.get("extras") or {}).get("agent_state"))
             t.done = t.state in _AGENT_STOPPED

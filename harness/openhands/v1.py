@@ -113,7 +113,7 @@ class V1Adapter:
         self._agent_call(conversation_id, "POST", "/events", json={
             "role": "user", "content": [{"type": "text", "text": text}], "run": True})
 
-    def turn(self, conversation_id: str, since: int) -> Turn:
+    def turn(self, conversation_id: str, after: str | None) -> Turn:
         events: list[dict[str, Any]] = []
         page: str | None = None
         while True:
@@ -124,8 +124,12 @@ class V1Adapter:
             if not page:
                 break
         info = self._agent_call(conversation_id, "GET", "")
-        t = Turn(done=False, state=str(info.get("execution_status")), events=len(events))
-        fresh = events[since:]
+        t = Turn(done=False, state=str(info.get("execution_status")))
+        starts = [i for i, e in enumerate(events) if _is_user_message(e, after)]
+        if not starts:
+            t.state = "waiting for the message"
+            return t
+        fresh = events[(starts[0] if after is None else starts[-1]) + 1:]
         for e in fresh:
             kind = e.get("kind")
             if kind == "ActionEvent":
@@ -181,3 +185,11 @@ class V1Adapter:
         for c, _ in self._agents.values():
             c.close()
         self._app.close()
+
+
+def _is_user_message(e: dict[str, Any], text: str | None) -> bool:
+    if e.get("kind") != "MessageEvent" or e.get("source") != "user":
+        return False
+    content = (e.get("llm_message") or {}).get("content") or []
+    said = "".join(c.get("text", "") for c in content if isinstance(c, dict))
+    return text is None or text in said

@@ -89,12 +89,12 @@ def test_app_giving_up_on_a_booting_runtime_is_its_budget_not_an_api_error() -> 
     gave_up = RuntimeState(ready=False, status="start task ERROR",
                            error="start task ERROR: Sandbox entered error state")
     d = Judge().add(obs(state=gave_up, self_probe=probe(where="runtime", tcp="refused")))
-    assert d is not None and d.cause == "budget-exceeded" and "still starting" in d.why
+    assert d is not None and d.cause == "budget-exceeded" and "still starting" in d.why and d.transient
     d = Judge().add(obs(state=gave_up, self_probe=probe(where="runtime", tcp="open"), app_probe=probe(tcp="open")))
-    assert d is not None and d.cause == "budget-exceeded" and "startup grace" in d.why
+    assert d is not None and d.cause == "budget-exceeded" and "startup grace" in d.why and d.transient
     other = RuntimeState(ready=False, status="start task ERROR", error="start task ERROR: MCP Connection Failure")
     d = Judge().add(obs(state=other, self_probe=probe(where="runtime", tcp="open")))
-    assert d is not None and d.cause == "api-error"
+    assert d is not None and d.cause == "api-error" and not d.transient
 
 
 def test_callback_direction_is_named() -> None:

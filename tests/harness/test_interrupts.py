@@ -129,3 +129,29 @@ def test_app_dying_while_its_runtime_lives(client: docker.DockerClient, v0_image
     [r] = results
     assert (r.connect.verdict, r.connect.cause) == ("fail", "app-exited"), r.connect.explain()
     assert leftovers(run_id) == [] and not exists(client, runtime.name)
+
+
+def test_a_killed_xdist_worker_is_an_error_and_its_leftovers_are_swept(
+        client: docker.DockerClient, v0_images: ImageSet, tmp_path: Path,
+        leftovers: Callable[[str], list[str]]) -> None:
+    run_id = f"test-{uuid.uuid4().hex}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "run", "--matrix", "matrices/smoke.toml", "--backend", "pypi",
+         "--only", "0.62-host-gateway", "--out", str(tmp_path / "run"), "-n", "2", "-k", "test_connect"],
+        cwd=ROOT, env={**os.environ, "OH_MATRIX_RUN_ID": run_id},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    runtime = wait_for_runtime(client, run_id, proc)
+    workers = subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True)
+    pids = [int(p) for p in workers.stdout.split()]
+    assert len(pids) == 2, workers.stdout  # the two xdist workers; one of them runs the cell
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1, out[-3000:]
+    assert "crashed" in out  # xdist names the lost worker
+    assert "swept what this run's lost workers left:" in out and runtime in out
+    cell = json.loads((tmp_path / "run" / "results.json").read_text())["cells"][0]
+    assert (cell["connect"]["verdict"], cell["connect"]["cause"]) == ("error", "harness-error")
+    assert "worker running this cell died" in cell["connect"]["evidence"][0]["text"]
+    assert leftovers(run_id) == [] and not exists(client, runtime)
