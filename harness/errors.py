@@ -4,7 +4,8 @@ HarnessError
  ├── InputError            bad matrix file, flag or filter           -> exit 2
  ├── InfraError            the harness could not do its job          -> exit 3 / cell `error`
  │    ├── DockerUnavailable    no daemon, no permission, DOCKER_HOST nowhere
- │    └── ImageUnavailable     an image could not be pulled or built
+ │    ├── ImageUnavailable     an image could not be pulled or built
+ │    └── OutputError          a result or report could not be written (disk full...) -> exit 1
  └── ProductError          OpenHands ran and misbehaved              -> cell `fail`
       └── ApiError             the app's API refused the harness (status + body)
 
@@ -50,6 +51,12 @@ class ImageUnavailable(InfraError):
     def __init__(self, message: str, resolved_version: str | None = None) -> None:
         super().__init__(message)
         self.resolved_version = resolved_version
+
+
+class OutputError(InfraError):
+    """A result or report file could not be written; the previous file, if any, is intact."""
+
+    exit_code = EXIT_FAILED
 
 
 class ProductError(HarnessError):

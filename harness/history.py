@@ -13,6 +13,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from harness.errors import OutputError
+
 GOOD = {"pass"}
 BAD = {"fail", "error"}
 
@@ -67,11 +69,14 @@ def record(run: dict[str, Any], path: Path) -> dict[str, list[dict[str, Any]]]:
     path.parent.mkdir(parents=True, exist_ok=True)
     # After a crash mid-line, start on a fresh line so this run is not lost with it.
     torn = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, (("\n" if torn else "") + json.dumps(current) + "\n").encode())
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (("\n" if torn else "") + json.dumps(current) + "\n").encode())
+        finally:
+            os.close(fd)
+    except OSError as e:  # a torn line is skipped by load() and healed by the next run
+        raise OutputError(f"{path}: cannot append this run: {e.strerror or e}") from None
     return result
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from filelock import FileLock
 
 from harness import session as run_session
-from harness.errors import DockerUnavailable, InfraError, InputError
+from harness.errors import DockerUnavailable, InfraError, InputError, OutputError
 from harness.matrix import Cell, Matrix, parse_app_env
 from harness.matrix import load as load_matrix
 from harness.report import grid
@@ -184,8 +185,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     if _is_worker(config) or CTX not in config.stash:
         return
-    config.stash[RUN] = run_session.finish(config.stash[CTX], config.stash[MATRIX],
-                                           config.stash.get(REPORTED, set()))
+    try:
+        config.stash[RUN] = run_session.finish(config.stash[CTX], config.stash[MATRIX],
+                                               config.stash.get(REPORTED, set()))
+    except OutputError as e:  # e.g. a full disk: one line, not a traceback
+        print(f"oh-matrix: {e}", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from harness.errors import OutputError
 from harness.report import screenshot
 from harness.report.html import render_html
 from harness.report.markdown import render_markdown
@@ -25,6 +26,9 @@ def render_all(run: dict[str, Any], out: Path) -> list[Path]:
     if screenshot.screenshot(written[0], out / "report.png"):  # what a person sees, kept with the run
         written.append(out / "report.png")
     if summary := os.environ.get("GITHUB_STEP_SUMMARY"):
-        with open(summary, "a", encoding="utf-8") as f:  # other steps append here too
-            f.write(markdown + "\n")
+        try:
+            with open(summary, "a", encoding="utf-8") as f:  # other steps append here too
+                f.write(markdown + "\n")
+        except OSError as e:
+            raise OutputError(f"$GITHUB_STEP_SUMMARY {summary}: cannot append: {e.strerror or e}") from None
     return written

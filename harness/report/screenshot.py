@@ -8,6 +8,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from harness.results import write_bytes_atomic
+
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -28,9 +30,23 @@ def _run(args: list[str]) -> subprocess.CompletedProcess[str] | None:
             return None
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_END = b"IEND\xaeB`\x82"  # the last chunk: a PNG without it was cut short
+
+
 def screenshot(html: Path, png: Path, width: int = 1400, height: int = 1800) -> bool:
-    proc = _run([f"--window-size={width},{height}", f"--screenshot={png}", html.resolve().as_uri()])
-    return bool(proc) and png.exists()
+    """Rendered in a scratch folder, kept only when whole (Chromium writes what fits on a
+    full disk and still exits 0), then moved in atomically."""
+    with tempfile.TemporaryDirectory(prefix="oh-matrix-shot-") as scratch:
+        shot = Path(scratch) / "report.png"
+        proc = _run([f"--window-size={width},{height}", f"--screenshot={shot}", html.resolve().as_uri()])
+        if not proc or not shot.exists():
+            return False
+        data = shot.read_bytes()
+        if not (data.startswith(PNG_SIGNATURE) and data.endswith(PNG_END)):
+            return False
+    write_bytes_atomic(png, data)
+    return True
 
 
 def dom(html: Path) -> str | None:
