@@ -204,9 +204,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
     tr.write_line(recommendation_text(run.get("recommendation") or {}))
     changes = run.get("changes") or {}
-    for kind in ("regressions", "fixes"):
+    for kind, word in (("regressions", "regression"), ("fixes", "fix")):
         for ch in changes.get(kind, []):
-            tr.write_line(f"{kind[:-1]}: {ch['cell']} was {ch['before']['verdict']} in {ch['since'][:8]}, "
+            tr.write_line(f"{word}: {ch['cell']} was {ch['before']['verdict']} in {ch['since'][:8]}, "
                           f"now {ch['now']['verdict']} {ch['now'].get('cause') or ''}".rstrip())
     out = Path(config.stash[CTX].out)
     tr.write_line(f"results: {out / 'results.json'}  report: {out / 'report.html'}  summary: {out / 'summary.md'}")
