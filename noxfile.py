@@ -4,7 +4,7 @@
     nox -s tests         the harness's own tests (unit + on the engine + one real release)
     nox -s lint          ruff and mypy
     nox -s soak          the smoke matrix 10 times: flips, leftovers, growth
-    nox -s bench         timings: `-- images`, `-- matrix` (8 V0 cells at -n 1 and -n 2), `-- diagnosis`
+    nox -s bench         timings: `-- images`, `-- matrix` (8 V0 cells at -n 1 and -n 2), `-- diagnosis`, `-- tasks`
 """
 
 from __future__ import annotations

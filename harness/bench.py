@@ -5,6 +5,8 @@
     matrix        the 8 V0 cells of the default matrix with -n 1 and -n 2 (warm images)
     diagnosis     seconds from conversation to verdict for cells that fail for a known
                   reason (OpenHands itself waits 120 s and then reports nothing)
+    tasks         the task catalog on 0.62 and latest (host-gateway, api and headless):
+                  seconds and LLM calls per task, through the real agent loop
 
 Prints a table and writes reports/bench-<what>.json.
 """
@@ -106,6 +108,25 @@ def bench_diagnosis() -> list[dict[str, Any]]:
     return rows
 
 
+def bench_tasks() -> list[dict[str, Any]]:
+    out = Path("reports") / "bench-tasks"
+    matrix_file = out.with_suffix(".toml")
+    matrix_file.parent.mkdir(parents=True, exist_ok=True)
+    matrix_file.write_text('[run]\nbackend = "pypi"\nentrypoints = ["api", "headless"]\n'
+                           '[[targets]]\ntag = "0.62"\n[[targets]]\ntag = "latest"\n[modes.host-gateway]\n')
+    t0 = time.monotonic()
+    subprocess.run([sys.executable, "-m", "harness.cli", "run", "--matrix", str(matrix_file), "-n", "1",
+                    "--llm", "scripted", "--out", str(out)], stdout=subprocess.DEVNULL)
+    total = round(time.monotonic() - t0, 1)
+    rows = []
+    for c in json.loads((out / "results.json").read_text())["cells"]:
+        rows.append({"cell": c["id"], "connect": c["connect"]["verdict"], "connect_s": c["connect"]["seconds"],
+                     "run_s": total})
+        rows += [{"cell": c["id"], "task": t["name"], "verdict": t["verdict"], "seconds": t["seconds"],
+                  "llm_calls": t.get("llm_calls")} for t in c.get("tasks") or []]
+    return rows
+
+
 def main(argv: list[str]) -> int:
     for what in argv or ["images", "matrix"]:
         if what in ("images", "images-cold"):
@@ -114,8 +135,11 @@ def main(argv: list[str]) -> int:
             rows = bench_matrix()
         elif what == "diagnosis":
             rows = bench_diagnosis()
+        elif what == "tasks":
+            rows = bench_tasks()
         else:
-            print(f"bench: unknown benchmark {what!r} (images, images-cold, matrix, diagnosis)", file=sys.stderr)
+            print(f"bench: unknown benchmark {what!r} (images, images-cold, matrix, diagnosis, tasks)",
+                  file=sys.stderr)
             return 2
         write_json(Path("reports") / f"bench-{what}.json", rows)
         print(f"\n{what}:")

@@ -152,14 +152,13 @@ class TaskRunner:
         # The conversation's first message (the connect check's greeting) ends its own turn
         # first; a task message sent while the agent still runs would mix the two turns.
         self._wait_turn(None)
+        git_error = ""
         if any(CATALOG[n].needs_git for n in self.tasks):
             try:
                 self.start_git(runtime)
             except (DockerException, TimeoutError) as e:
                 self.git = None
                 git_error = f"the git server did not start: {str(e)[:200]}"
-            else:
-                git_error = ""
         results = []
         for name in self.tasks:
             if CATALOG[name].needs_git and self.git is None:
