@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from harness import results
+from harness.errors import OutputError
 from harness.results import CellResult, Connect, Evidence
 
 
@@ -41,7 +42,7 @@ def test_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(results.os, "fsync", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(OutputError, match="No space left on device"):
         results.write_json(target, {"ok": 2})
     assert json.loads(target.read_text()) == {"ok": 1}
     assert list(tmp_path.iterdir()) == [target]  # no temp file left behind
