@@ -20,6 +20,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
+import requests
 from docker.errors import APIError, DockerException, NotFound
 from docker.models.containers import Container
 
@@ -164,7 +165,7 @@ class HeadlessCell(CellRun):
         try:
             app.wait(timeout=runner.budget)
             exited = True
-        except Exception:  # requests' ReadTimeout: still running at the budget
+        except requests.exceptions.RequestException:  # ReadTimeout: still running at the budget
             exited = False
         app.reload()
         code = app.attrs["State"].get("ExitCode")

@@ -45,9 +45,14 @@ def test_a_regression_is_named_everywhere_and_junit_matches(client: docker.Docke
     assert third.returncode == 0, "nothing changed since night 2"
 
     xml = JUnitXml.fromfile(str(tmp_path / "night-2" / "junit.xml"))
-    cases = [case for suite in xml for case in suite]
+    every = [case for suite in xml for case in suite]
+    cases = [c for c in every if c.classname.endswith("test_connect")]  # one per cell
+    tasks = [c for c in every if c.classname.endswith("test_tasks")]  # one per cell and task
     verdicts = [c["connect"]["verdict"] for c in data["cells"]]
-    assert len(cases) == len(data["cells"])
+    assert len(cases) == len(data["cells"]) and len(tasks) == len(data["cells"]) * 5
+    for t in tasks:  # the cell never connected: each task says why it did not run
+        [skip] = [r for r in t.result if isinstance(r, Skipped)]
+        assert "runtime not connected: connection-refused" in (skip.message or ""), skip.message
     failed = [c for c in cases if any(isinstance(r, Failure) for r in c.result)]
     errored = [c for c in cases if any(isinstance(r, Error) for r in c.result)]
     skipped = [c for c in cases if any(isinstance(r, Skipped) for r in c.result)]
