@@ -70,6 +70,8 @@ class HeadlessCell(CellRun):
         super().__init__(*args, **kwargs)
         self.seen: set[str] = set()  # runtimes of earlier processes (each is removed after its task)
         self.current: str | None = None  # the task of the running process
+        self.prepared = False  # its runtime has what the task needs
+        self.prepare_error: str | None = None
 
     def app_logs(self) -> str:
         if self.app is None or self.app._container is None:
@@ -97,11 +99,25 @@ class HeadlessCell(CellRun):
         return o, url
 
     def _runtime_running(self) -> None:
-        # The repo task's git server joins this process's runtime as soon as it runs, before
-        # the agent's first step can ask for a clone.
+        self._prepare()
+
+    def _prepare(self) -> str | None:
+        """What a task needs in its runtime (a seeded file, the git server), put there as
+        soon as this process's runtime runs: the process gives the agent its task at once.
+        Returns why that failed, if it did."""
         runtime = self._runtime_by_name()
-        if self.current and CATALOG[self.current].needs_git and self.runner and self.runner.git is None and runtime:
-            self.runner.start_git(runtime)
+        if self.prepared or not (self.current and self.runner and runtime):
+            return self.prepare_error
+        self.prepared = True
+        task = CATALOG[self.current]
+        try:
+            if task.setup:
+                task.setup(Where("/workspace", self.runner.nonce, runtime, git_port=self.runner.git_port))
+            if task.needs_git and self.runner.git is None:
+                self.runner.start_git(runtime)
+        except (DockerException, TimeoutError, RuntimeError) as e:
+            self.prepare_error = f"could not prepare the task in the runtime: {str(e)[:300]}"
+        return self.prepare_error
 
     def _run(self) -> None:
         p = self.plan
@@ -125,7 +141,7 @@ class HeadlessCell(CellRun):
         one decides connect), wait for it to exit, check the task's effect, clean up."""
         p = self.plan
         runner = self.runner
-        self.current = name
+        self.current, self.prepared, self.prepare_error = name, False, None
         where = Where("/workspace", runner.nonce, git_port=runner.git_port) if runner else None
         prompt = CATALOG[name].message(where) if name and where else NO_TASK
         llm = runner.settings() if runner else LlmSettings("openai/gpt-4o", "oh-matrix-no-llm", "http://127.0.0.1:9/v1")
@@ -153,6 +169,9 @@ class HeadlessCell(CellRun):
                                                             f"{self.result.connect.cause}")
             if name is None or runner is None or self.result.connect.verdict != "pass":
                 return None
+            problem = self._prepare()  # in case the watch decided before it saw the runtime run
+            if problem:
+                return TaskResult(name, "error", detail=problem)
             return self._finish(name, app, runner, t0)
         except (DockerException, TimeoutError) as e:
             if first and self.result.connect.verdict == "skip":

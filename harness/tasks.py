@@ -128,7 +128,8 @@ def _seed_edit(w: Where) -> None:
     path, before, _ = _edited(w)
     assert w.runtime is not None
     # As the runtime's own user (V1: uid 10001), so the agent may write it.
-    code, out = sh(w.runtime, f"printf %s {shlex.quote(before)} > {path}")
+    code, out = sh(w.runtime, f"mkdir -p {w.workspace} && printf %s {shlex.quote(before)} > {path} "
+                              f"&& chmod 666 {path}")
     if code != 0:
         raise RuntimeError(f"could not seed {path} in the runtime: {out.strip()[:200]}")
 
