@@ -387,6 +387,13 @@ class CellRun:
         self.result.connect = Connect(d.verdict, d.cause, round(seconds, 1) if seconds is not None else None,
                                       url, evidence, direction=d.direction, transient=d.transient)
 
+    def _remove_runtime(self) -> None:
+        """The runtime OpenHands started for this cell, by name, and its registry entry."""
+        if self.runtime_name:
+            with contextlib.suppress(NotFound):
+                cleanup.remove_container(self.client.containers.get(self.runtime_name))
+            cleanup.unregister(self.plan.run_id, self.runtime_name)
+
     def teardown(self) -> None:
         """The app first (so it starts nothing new), then the runtimes it started (by label
         and by name), then the network."""
@@ -399,10 +406,7 @@ class CellRun:
                     all=True, filters={"label": f"{cleanup.CELL_LABEL}={self.plan.cell.id}"}):
                 if c.labels.get(cleanup.RUN_LABEL) == self.plan.run_id:
                     cleanup.remove_container(c)
-            if self.runtime_name:
-                with contextlib.suppress(NotFound):
-                    cleanup.remove_container(self.client.containers.get(self.runtime_name))
-                cleanup.unregister(self.plan.run_id, self.runtime_name)
+            self._remove_runtime()
         finally:
             if self.network is not None and self.network._network is not None:
                 with contextlib.suppress(NotFound):
@@ -410,6 +414,18 @@ class CellRun:
 
 
 def run_cell(plan: CellPlan) -> CellResult:
+    """One cell; once more when the first attempt failed for a reason of the moment (see
+    diagnosis.Decision.transient), with the first attempt in the notes."""
+    result = _attempt(plan)
+    if result.connect.transient:
+        first = result.connect
+        result = _attempt(plan)
+        result.notes.append(f"run twice: the first attempt failed {first.cause} after {first.seconds} s "
+                            f"({first.evidence[0].text[:200]})")
+    return result
+
+
+def _attempt(plan: CellPlan) -> CellResult:
     if plan.cell.entrypoint == "headless":
         from harness.headless import HeadlessCell
 

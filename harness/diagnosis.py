@@ -57,8 +57,9 @@ class Decision:
     cause: str | None
     why: str
     direction: str | None = None  # which way the network broke, when it did
-    # The app gave up on a runtime that was still booting: a slow moment of this machine
-    # as likely as a property of the cell, so the run tries the cell once more.
+    # The app gave up on a runtime that was still booting, or picked a host port that was
+    # taken: a moment of this machine as likely as a property of the cell, so the cell is
+    # run once more (cell.run_cell).
     transient: bool = False
 
 
@@ -151,7 +152,8 @@ class Judge:
                         "where the host's ports in use are invisible)"
                         if PORT_TAKEN_MESSAGE in o.state.error else "")
                 return Decision("fail", "runtime-missing",
-                                f"the daemon refused to start the runtime the app asked for{hint}: {o.state.error}")
+                                f"the daemon refused to start the runtime the app asked for{hint}: {o.state.error}",
+                                transient=PORT_TAKEN_MESSAGE in o.state.error)
             return Decision("fail", "api-error", f"the app reports {o.state.error}")
         return None
 

@@ -31,7 +31,7 @@ from harness.openhands import LlmSettings, RuntimeState
 from harness.openhands.v0 import V0Adapter, turn_from_events
 from harness.results import Connect, strip_ansi
 from harness.taskrun import TaskRunner
-from harness.tasks import CATALOG, TaskResult, Where
+from harness.tasks import CATALOG, TaskResult
 
 READY_LINE = "Runtime is ready."
 TRAJECTORY = "/tmp/oh-matrix-trajectory.json"
@@ -109,12 +109,8 @@ class HeadlessCell(CellRun):
         if self.prepared or not (self.current and self.runner and runtime):
             return self.prepare_error
         self.prepared = True
-        task = CATALOG[self.current]
         try:
-            if task.setup:
-                task.setup(Where("/workspace", self.runner.nonce, runtime, git_port=self.runner.git_port))
-            if task.needs_git and self.runner.git is None:
-                self.runner.start_git(runtime)
+            self.runner.prepare(self.current, runtime)
         except (DockerException, TimeoutError, RuntimeError) as e:
             self.prepare_error = f"could not prepare the task in the runtime: {str(e)[:300]}"
         return self.prepare_error
@@ -142,8 +138,7 @@ class HeadlessCell(CellRun):
         p = self.plan
         runner = self.runner
         self.current, self.prepared, self.prepare_error = name, False, None
-        where = Where("/workspace", runner.nonce, git_port=runner.git_port) if runner else None
-        prompt = CATALOG[name].message(where) if name and where else NO_TASK
+        prompt = CATALOG[name].message(runner.where()) if name and runner else NO_TASK
         llm = runner.settings() if runner else LlmSettings("openai/gpt-4o", "oh-matrix-no-llm", "http://127.0.0.1:9/v1")
         shown = self.result.docker_run, self.result.app_env
         launch = self._launch()
@@ -188,21 +183,12 @@ class HeadlessCell(CellRun):
             exited = False
         app.reload()
         code = app.attrs["State"].get("ExitCode")
-        events = self._trajectory(app)
-        turn = turn_from_events(events, None)
+        turn = turn_from_events(self._trajectory(app), None)
         turn.done = exited
-        runtime = self._runtime_by_name()
-        where = Where("/workspace", runner.nonce, runtime, runner.git, runner.git_port)
-        check = CATALOG[name].check(where, turn)
-        calls = [r for r in runner.records() if r.get("task") == f"{name} {runner.nonce}"]
-        r = TaskResult(name, "pass" if check.ok else "fail", round(time.monotonic() - t0, 1), check.detail,
-                       llm_calls=len(calls) if runner.choice.scripted else None, actions=turn.actions)
-        if not check.ok:
-            r.evidence = [f"the headless process {'exited with code ' + str(code) if exited else 'was still running'}",
-                          *(f"runtime error: {e[:300]}" for e in turn.errors),
-                          f"app log: {strip_ansi(self.app_logs())[-600:]}"]
-            r.detail = f"{check.detail}; {r.evidence[0]}"
-        return r
+        why = [f"the headless process {'exited with code ' + str(code) if exited else 'was still running'}",
+               *(f"runtime error: {e[:300]}" for e in turn.errors),
+               f"app log: {strip_ansi(self.app_logs())[-600:]}"]
+        return runner.verdict(name, self._runtime_by_name(), turn, time.monotonic() - t0, why)
 
     def _trajectory(self, app: Container) -> list[dict[str, Any]]:
         """The events the process saved on exit (SAVE_TRAJECTORY_PATH), read from the
@@ -231,9 +217,6 @@ class HeadlessCell(CellRun):
         self.app = None
         if self.runtime_name:
             self.seen.add(self.runtime_name)
-            runtime = self._runtime_by_name()
-            if runtime is not None:
-                cleanup.remove_container(runtime)
-            cleanup.unregister(self.plan.run_id, self.runtime_name)
+        self._remove_runtime()
         self.runtime_name = self.conversation = None
 

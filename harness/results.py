@@ -48,7 +48,7 @@ class Connect:
     evidence: list[Evidence] = field(default_factory=list)
     reason: str | None = None  # for skip: why not applicable
     direction: str | None = None  # app->runtime | sandbox->app, when the network broke
-    transient: bool = False  # the app gave up on a still-booting runtime (see diagnosis.Decision)
+    transient: bool = False  # failed for a reason of the moment (see diagnosis.Decision)
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -121,13 +121,11 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide reports from a web server or CI uploader
         os.replace(tmp, path)
-    except OSError as e:
+    except BaseException as e:
         if tmp:
             Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write: {e.strerror or e}") from None
-    except BaseException:
-        if tmp:
-            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise OutputError(f"{path}: cannot write: {e.strerror or e}") from None
         raise
 
 

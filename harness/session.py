@@ -140,11 +140,7 @@ def run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None = No
     connected; write its fragment."""
     entry = ctx.images.get(cell.target.tag)
     if entry is None or "error" in entry:
-        entry = entry or {"error": "images were not prepared"}
-        result = CellResult(id=cell.id, tag=cell.target.tag, mode=cell.mode.name, api=cell.target.api,
-                            resolved_version=entry.get("resolved_version"), backend=ctx.backend,
-                            connect=Connect("error", "image-unavailable",
-                                            evidence=[Evidence("harness", entry["error"])]))
+        result = error_cell(cell, ctx, "image-unavailable", (entry or {}).get("error", "images were not prepared"))
     else:
         imgs = ImageSet(**entry)
         env = cell_env(m, cell, ctx)
@@ -153,11 +149,6 @@ def run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None = No
                         secrets=secret_names(env), tasks=list(m.tasks if tasks is None else tasks),
                         llm=choice, task_budget=m.task_budget)
         result = run_cell(plan)
-        if result.connect.transient:
-            first = result.connect
-            result = run_cell(plan)
-            result.notes.append(f"run twice: the first attempt failed {first.cause} after {first.seconds} s "
-                                f"({first.evidence[0].text[:200]})")
         if choice.real is not None:
             result.notes.append(f"tasks ran on the user's model {choice.real.model}")
         if ctx.remedies and result.connect.verdict == "fail":
@@ -174,16 +165,16 @@ def run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None = No
     return result
 
 
-def lost_cell(cell: Cell, ctx: RunContext) -> dict[str, Any]:
-    """A cell whose tests ran but whose process died before it wrote a result (a crashed or
-    killed xdist worker): an infrastructure error, never a verdict about OpenHands."""
-    entry = ctx.images.get(cell.target.tag) or {}
+def error_cell(cell: Cell, ctx: RunContext, cause: str, why: str) -> CellResult:
+    """A cell the harness could not run: no images, or a worker that died mid-cell."""
     return CellResult(id=cell.id, tag=cell.target.tag, mode=cell.mode.name, api=cell.target.api,
-                      entrypoint=cell.entrypoint, resolved_version=entry.get("resolved_version"),
-                      backend=ctx.backend, connect=Connect("error", "harness-error", evidence=[Evidence(
-                          "harness", "the worker running this cell died before it wrote a result "
-                                     "(killed or crashed); what it started was swept at the end of the run")]),
-                      ).to_dict()
+                      entrypoint=cell.entrypoint,
+                      resolved_version=(ctx.images.get(cell.target.tag) or {}).get("resolved_version"),
+                      backend=ctx.backend, connect=Connect("error", cause, evidence=[Evidence("harness", why)]))
+
+
+LOST_WORKER = ("the worker running this cell died before it wrote a result (killed or crashed); "
+               "what it started was swept at the end of the run")
 
 
 def finish(ctx: RunContext, m: Matrix, reported: set[str] | None = None) -> dict[str, Any]:
@@ -192,7 +183,8 @@ def finish(ctx: RunContext, m: Matrix, reported: set[str] | None = None) -> dict
     out = Path(ctx.out)
     cells = read_cells(out)
     have = {c["id"] for c in cells}
-    cells += [lost_cell(c, ctx) for c in m.select(ctx.only) if c.id in (reported or set()) and c.id not in have]
+    cells += [error_cell(c, ctx, "harness-error", LOST_WORKER).to_dict()
+              for c in m.select(ctx.only) if c.id in (reported or set()) and c.id not in have]
     order = [c.id for c in m.select(ctx.only)]
     run = build_run(ctx.run_id, ctx.started_at, now(), ctx.backend, ctx.host, cells, order,
                     {"matrix": ctx.matrix_path, "app_env": redact_env(ctx.app_env), "images": ctx.images,

@@ -1,6 +1,6 @@
-"""`nox -s soak [-- N]`: the smoke matrix N times in a row (default 10). Fails when a verdict
-flips between runs, when anything is left over after a run, or when the daemon's disk use
-(images, containers, volumes, build cache) or dockerd's memory keeps growing."""
+"""`nox -s soak [-- N]`: the smoke matrix N times in a row (default 10). Fails when a connect
+or task verdict flips between runs, when anything is left over after a run, or when the
+daemon's disk use (images, containers, volumes, build cache) or dockerd's memory keeps growing."""
 
 from __future__ import annotations
 
@@ -10,17 +10,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness import docker_host
+from harness import cleanup, docker_host
 from harness.results import write_json
 
 GROWTH_MB = 50  # tolerated drift over the whole soak (logs, SQLite pages, allocator noise)
 
 
 def _leftovers(client: Any) -> list[str]:
-    names = [c.name for c in client.containers.list(all=True, filters={"label": "oh-matrix.run"})]
+    names = [c.name for c in client.containers.list(all=True, filters={"label": cleanup.RUN_LABEL})]
     names += [c.name for c in client.containers.list(all=True)
               if c.name.startswith(("openhands-runtime-", "oh-agent-server-"))]
-    return names + [n.name for n in client.networks.list(filters={"label": "oh-matrix.run"})]
+    return names + [n.name for n in client.networks.list(filters={"label": cleanup.RUN_LABEL})]
+
+
+def _verdict(cell: dict[str, Any]) -> str:
+    """Connect verdict and cause, and each task's verdict: a flip in any of them counts."""
+    tasks = " ".join(f"{t['name']}={t['verdict']}" for t in cell.get("tasks") or [])
+    return f"{cell['connect']['verdict']}/{cell['connect']['cause']}" + (f" {tasks}" if tasks else "")
 
 
 def _disk_mb(client: Any) -> dict[str, float]:
@@ -56,7 +62,7 @@ def main(argv: list[str]) -> int:
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cells = json.loads((out / "results.json").read_text())["cells"]
         rows.append({"run": i, "exit": proc.returncode,
-                     "verdicts": {c["id"]: f"{c['connect']['verdict']}/{c['connect']['cause']}" for c in cells},
+                     "verdicts": {c["id"]: _verdict(c) for c in cells},
                      "leftovers": _leftovers(client), "disk_mb": _disk_mb(client), "dockerd_rss_mb": _dockerd_rss_mb()})
         print(f"soak {i + 1}/{n}: {rows[-1]['verdicts']} leftovers={len(rows[-1]['leftovers'])}", flush=True)
     flips = sorted({cid for r in rows for cid, v in r["verdicts"].items() if v != rows[0]["verdicts"].get(cid)})

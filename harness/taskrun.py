@@ -19,7 +19,7 @@ from typing import Any
 
 import docker
 import httpx
-from docker.errors import APIError, DockerException, NotFound
+from docker.errors import APIError, DockerException
 from docker.models.containers import Container
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.wait_strategies import LogMessageWaitStrategy
@@ -33,7 +33,7 @@ POLL = 1.0
 SIDECAR_READY = 30.0
 LLM_SOURCE = Path(llm.__file__).read_text()
 WORKSPACE = {"v0": "/workspace", "v1": "/workspace/project"}  # the runtime's working dir
-GIT_READY = "oh-matrix git server ready"
+GIT_READY = "Ready to rumble"  # what `git daemon --verbose` logs once it listens
 
 
 @dataclass
@@ -58,15 +58,11 @@ def start_sidecar(client: docker.DockerClient, image: str, name: str, labels: di
         c.start()
     except BaseException:
         if c._container is not None:
-            remove(c._container)
+            cleanup.remove_container(c._container)
         raise
     return c.get_wrapped_container()
 
 
-def remove(c: Container | None) -> None:
-    if c is not None:
-        with contextlib.suppress(NotFound):
-            cleanup.remove_container(c)
 
 
 @dataclass
@@ -127,8 +123,7 @@ class TaskRunner:
                 "echo '# oh-matrix task repository' > README.md; git add README.md; "
                 "git -c user.name=oh-matrix -c user.email=oh-matrix@localhost commit -q -m seed; "
                 "git push -q origin HEAD:main; "
-                f"echo '{GIT_READY}'; "
-                "exec git daemon --reuseaddr --export-all --enable=receive-pack --base-path=/srv/git "
+                "exec git daemon --verbose --reuseaddr --export-all --enable=receive-pack --base-path=/srv/git "
                 f"--listen=127.0.0.1 --port={port} /srv/git")
         self.git = start_sidecar(self.client, self.helper_image, f"{self.name}-git", self.labels, runtime.id,
                                  ["sh", "-c", seed], GIT_READY)
@@ -148,65 +143,62 @@ class TaskRunner:
             time.sleep(POLL)
         return last, error
 
+    def where(self, runtime: Container | None = None) -> Where:
+        return Where(WORKSPACE[self.api], self.nonce, runtime, self.git, self.git_port)
+
+    def prepare(self, name: str, runtime: Container) -> None:
+        """What the task needs in the runtime before the agent sees it: its seeded files,
+        and the git server (one per runtime, started with the first task that needs it)."""
+        task = CATALOG[name]
+        if task.setup:
+            task.setup(self.where(runtime))
+        if task.needs_git and self.git is None:
+            self.start_git(runtime)
+
     def run(self, runtime: Container) -> list[TaskResult]:
         # The conversation's first message (the connect check's greeting) ends its own turn
         # first; a task message sent while the agent still runs would mix the two turns.
         self._wait_turn(None)
-        git_error = ""
-        if any(CATALOG[n].needs_git for n in self.tasks):
-            try:
-                self.start_git(runtime)
-            except (DockerException, TimeoutError) as e:
-                self.git = None
-                git_error = f"the git server did not start: {str(e)[:200]}"
-        results = []
-        for name in self.tasks:
-            if CATALOG[name].needs_git and self.git is None:
-                results.append(TaskResult(name, "error", detail=git_error))
-                continue
-            results.append(self.one(name, runtime))
-        return results
+        return [self.one(name, runtime) for name in self.tasks]
 
     def one(self, name: str, runtime: Container) -> TaskResult:
-        task = CATALOG[name]
-        where = Where(WORKSPACE[self.api], self.nonce, runtime, self.git, self.git_port)
         t0 = time.monotonic()
         try:
-            if task.setup:
-                task.setup(where)
-            self.adapter.send_message(self.conversation, task.message(where))
-        except (ApiError, httpx.HTTPError, DockerException, RuntimeError) as e:
+            self.prepare(name, runtime)
+            self.adapter.send_message(self.conversation, CATALOG[name].message(self.where()))
+        except (ApiError, httpx.HTTPError, DockerException, RuntimeError, TimeoutError) as e:
             return TaskResult(name, "error", detail=f"could not start the task: {str(e)[:300]}")
         turn, api_error = self._wait_turn(llm.marker(name, self.nonce))
-        seconds = round(time.monotonic() - t0, 1)
+        return self.verdict(name, runtime, turn, time.monotonic() - t0, self._evidence(turn, api_error))
+
+    def verdict(self, name: str, runtime: Container | None, turn: Turn | None, seconds: float,
+                why: list[str]) -> TaskResult:
+        """The task's effect, read back from the runtime (or the git server); on a failure,
+        `why` (what the entry point saw) and what the LLM was asked, as evidence."""
+        check = CATALOG[name].check(self.where(runtime), turn or Turn(done=False, state="?"))
         calls = [r for r in self.records() if r.get("task") == f"{name} {self.nonce}"]
-        check = task.check(where, turn or Turn(done=False, state="?"))
-        r = TaskResult(name, "pass" if check.ok else "fail", seconds, check.detail,
+        r = TaskResult(name, "pass" if check.ok else "fail", round(seconds, 1), check.detail,
                        llm_calls=len(calls) if self.choice.scripted else None,
                        actions=turn.actions if turn else [])
         if not check.ok:
-            r.evidence = self._evidence(turn, api_error, calls)
+            never = ["the LLM was never called for this task"] if self.choice.scripted and not calls else []
+            r.evidence = never + why + [
+                f"LLM step {c['step']}: answered {c['answer']}" + (f" ({c['error']})" if c.get("error") else "")
+                for c in calls]
             r.detail = f"{check.detail}; {r.evidence[0]}" if r.evidence else check.detail
         return r
 
-    def _evidence(self, turn: Turn | None, api_error: str | None, calls: list[dict[str, Any]]) -> list[str]:
-        out: list[str] = []
-        if self.choice.scripted and not calls:
-            out.append("the LLM was never called for this task")
+    def _evidence(self, turn: Turn | None, api_error: str | None) -> list[str]:
         if turn is None:
-            out.append(f"the agent's progress could not be read: {api_error}")
-        elif not turn.done:
-            out.append(f"the agent did not finish within {self.budget:.0f} s (state {turn.state})")
-        if turn:
-            out += [f"runtime error: {e[:300]}" for e in turn.errors]
-            out += [f"runtime output: {o[:300]}" for o in turn.outputs[-2:]]
-            out += [f"action: {a}" for a in turn.actions]
-        out += [f"LLM step {c['step']}: answered {c['answer']}" + (f" ({c['error']})" if c.get("error") else "")
-                for c in calls]
-        return out
+            return [f"the agent's progress could not be read: {api_error}"]
+        out = [] if turn.done else [f"the agent did not finish within {self.budget:.0f} s (state {turn.state})"]
+        out += [f"runtime error: {e[:300]}" for e in turn.errors]
+        out += [f"runtime output: {o[:300]}" for o in turn.outputs[-2:]]
+        return out + [f"action: {a}" for a in turn.actions]
 
     def close(self) -> None:
         for c in (self.git, self.llm_sidecar):
-            with contextlib.suppress(APIError):
-                remove(c)
+            if c is not None:
+                with contextlib.suppress(APIError):
+                    cleanup.remove_container(c)
         self.git = self.llm_sidecar = None

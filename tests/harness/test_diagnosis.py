@@ -141,3 +141,7 @@ def test_a_sandbox_the_daemon_would_not_start_is_missing_not_an_api_error() -> N
     d = Judge().add(obs(runtime_status="created", state=RuntimeState(False, "start task ERROR", error=detail)))
     assert d is not None and (d.verdict, d.cause) == ("fail", "runtime-missing")
     assert "own network namespace" in d.why and "0.0.0.0:40123" in d.why
+    assert d.transient  # a port pick of the moment: the cell is run once more
+    other = detail.replace("port is already allocated", "no such image")
+    d = Judge().add(obs(runtime_status="created", state=RuntimeState(False, "start task ERROR", error=other)))
+    assert d is not None and d.cause == "runtime-missing" and not d.transient
