@@ -1,6 +1,6 @@
 """Timings anyone can rerun (`nox -s bench -- WHAT...`):
 
-    images        warm `prepare` of 0.61 and 0.62 (pypi backend): should take seconds
+    images        warm `prepare` of 0.61, 0.62 and latest (pypi backend): should take seconds
     images-cold   remove those releases' images and wheelhouses first, then build cold
     matrix        the 8 V0 cells of the default matrix with -n 1 and -n 2 (warm images)
     diagnosis     seconds from conversation to verdict for cells that fail for a known
@@ -29,7 +29,7 @@ from harness.images import wheels
 from harness.paths import cache_root
 from harness.results import write_json
 
-TAGS = ("0.61", "0.62")
+TAGS = (("0.61", "v0"), ("0.62", "v0"), ("latest", "v1"))
 
 
 def _image_sizes(client: Any, s: images.ImageSet) -> dict[str, int]:
@@ -42,7 +42,7 @@ def _image_sizes(client: Any, s: images.ImageSet) -> dict[str, int]:
 def bench_images(cold: bool) -> list[dict[str, Any]]:
     client = docker_host.client()
     rows = []
-    for tag in TAGS:
+    for tag, api in TAGS:
         if cold:
             py = wheels.find_python312()
             release = wheels.resolve_release(tag, py)
@@ -53,7 +53,7 @@ def bench_images(cold: bool) -> list[dict[str, Any]]:
                 shutil.rmtree(house)
         t0 = time.monotonic()
         try:
-            s = images.prepare(client, tag, "v0", "pypi")
+            s = images.prepare(client, tag, api, "pypi")
         except ImageUnavailable as e:  # still timed: the build ran, the release does not start
             rows.append({"tag": tag, "version": e.resolved_version, "cold": cold,
                          "seconds": round(time.monotonic() - t0, 1), "unavailable": str(e)[:120]})

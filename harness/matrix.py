@@ -55,9 +55,14 @@ class Cell:
     target: Target
     mode: Mode
     entrypoint: str = "api"
+    # A remedy's rerun of cell `origin` in another mode is `<origin>-in-<mode>`, so its
+    # containers never share a name or label with the matrix's own cell of that mode.
+    origin: str = ""
 
     @property
     def id(self) -> str:
+        if self.origin:
+            return f"{self.origin}-in-{self.mode.name}"
         suffix = "" if self.entrypoint == "api" else f"-{self.entrypoint}"
         return f"{self.target.tag}-{self.mode.name}{suffix}"
 
@@ -75,6 +80,10 @@ class Matrix:
     task_budget: float = 120.0
     llm: str = "auto"
     entrypoints: tuple[str, ...] = ("api",)
+
+    def mode(self, name: str) -> Mode:
+        """The matrix's mode of that name (with its env), or the bare mode when it lists none."""
+        return next((m for m in self.modes if m.name == name), Mode(name))
 
     def cells(self) -> list[Cell]:
         return [Cell(t, m, e) for t in self.targets for m in self.modes for e in self.entrypoints]

@@ -162,7 +162,8 @@ def describe_failure(result: CellResult) -> str:
     lines = [f"{result.id}: {c.cause} after {c.seconds} s (runtime URL {c.runtime_url})"]
     lines += [f"  [{e.source}] {e.text}" for e in c.evidence if e.source in ("harness", "probe", "api")]
     for r in result.remedies:
-        env = " ".join(f"{k}={v}" for k, v in r["env"].items())
+        env = " ".join(([f"in mode {r['mode']}"] if r.get("mode") else [])
+                       + [f"{k}={v}" for k, v in r["env"].items()])
         lines.append(f"  remedy {r['name']} ({env}): {r['verdict']}" + (f" {r['cause']}" if r["cause"] else ""))
     return "\n".join(lines)
 

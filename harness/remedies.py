@@ -1,8 +1,9 @@
 """Known fixes, as data tied to the causes they address, and the search that tries them.
 
-A remedy is only ever a change of the app container's environment, so trying one is the
-same real cell run again with that env added; whether it turns the cell green is what the
-rerun shows, never what this table claims. Sources: openhands-networking.md §1-2, §7.
+A remedy is a change of the app container's environment, and for some a change of mode
+(the documented host-network fix is `--network host` plus two variables), so trying one is
+the same real cell run again with that env added, in that mode; whether it turns the cell
+green is what the rerun shows, never what this table claims. Sources: openhands-networking.md §1-2, §7.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Remedy:
     env: Callable[[Context], dict[str, str] | None]  # None: not applicable on this host
     why: str
     modes: tuple[str, ...] = ()  # empty: any mode
+    mode: str | None = None  # rerun the cell in this mode (None: its own)
     directions: tuple[str | None, ...] = ("app->runtime", None)  # the callback needs its own fixes
 
 
@@ -45,8 +47,13 @@ REMEDIES: tuple[Remedy, ...] = (
            "V0 polls http://$DOCKER_HOST_ADDR:PORT instead of host.docker.internal (docker_runtime.py L123-129)"),
     Remedy("host-network-trio", ("dns-unresolved", "connect-timeout", "connection-refused"), ("v0",),
            lambda ctx: {"SANDBOX_USE_HOST_NETWORK": "true", "DOCKER_HOST_ADDR": "127.0.0.1"},
-           "the documented host-network setup: runtime on the host network, polled on 127.0.0.1",
-           modes=("host",)),
+           "the documented host-network setup: app and runtime on the host network, runtime "
+           "polled on 127.0.0.1, so no packet crosses a bridge or the host's INPUT chain",
+           mode="host"),
+    Remedy("own-network", ("connect-timeout",), ("v0",), lambda ctx: {},
+           "the app on a user-defined network: its SYNs reach the published port through that "
+           "network's own bridge, not docker0, which host firewalls (ufw, firewalld) tend to drop",
+           mode="custom-network"),
     Remedy("bind-all-addresses", ("connection-refused",), ("v0",),
            lambda ctx: {"SANDBOX_RUNTIME_BINDING_ADDRESS": "0.0.0.0"},
            "publish the runtime's ports on every address, not loopback only"),
@@ -77,12 +84,15 @@ def applicable(result: CellResult, ctx: Context) -> list[tuple[Remedy, dict[str,
 
 
 def search(result: CellResult, ctx: Context,
-           rerun: Callable[[dict[str, str]], CellResult]) -> list[dict[str, Any]]:
-    """Rerun a failed cell once per applicable remedy; record what each really did."""
+           rerun: Callable[[dict[str, str], str | None], CellResult]) -> list[dict[str, Any]]:
+    """Rerun a failed cell once per applicable remedy (`rerun(env, mode)`, mode None: the
+    cell's own); record what each really did and the command that did it."""
     tried = []
     for remedy, env in applicable(result, ctx):
-        again = rerun(env)
-        tried.append({"name": remedy.name, "env": env, "why": remedy.why,
+        mode = remedy.mode if remedy.mode not in (None, result.mode) else None
+        again = rerun(env, mode)
+        tried.append({"name": remedy.name, "env": env, "mode": mode, "why": remedy.why,
                       "verdict": again.connect.verdict, "cause": again.connect.cause,
-                      "seconds": again.connect.seconds, "runtime_url": again.connect.runtime_url})
+                      "seconds": again.connect.seconds, "runtime_url": again.connect.runtime_url,
+                      "docker_run": again.docker_run})
     return tried

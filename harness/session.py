@@ -154,9 +154,10 @@ def run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None = No
         if ctx.remedies and result.connect.verdict == "fail":
             fix_ctx = remedies.Context(gateway=ctx.host.get("bridge_gateway"))
 
-            def rerun(extra: dict[str, str]) -> CellResult:
-                return run_cell(replace(plan, env={**env, **extra}, secrets=secret_names({**env, **extra}),
-                                        tasks=[]))
+            def rerun(extra: dict[str, str], mode: str | None) -> CellResult:
+                moved = cell if mode is None else replace(cell, mode=m.mode(mode), origin=cell.id)
+                env2 = {**cell_env(m, moved, ctx), **extra}
+                return run_cell(replace(plan, cell=moved, env=env2, secrets=secret_names(env2), tasks=[]))
 
             result.remedies = remedies.search(result, fix_ctx, rerun)
         key = {"LLM_API_KEY": choice.real.api_key} if choice.real else {}

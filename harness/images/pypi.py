@@ -175,7 +175,9 @@ def _verify_app(client: docker.DockerClient, app_ref: str, version: str, module:
     """Import the app's server module in the built image, with no network.
 
     A release whose PyPI wheel does not import with its own locked dependencies cannot be
-    reproduced from PyPI (0.61.0 is one: its code matches no published openhands-sdk), and
+    reproduced from PyPI (0.61.0 is one: its lock pins openhands-sdk/-agent-server 1.0.0a6,
+    whose agent-server needs a name 0.61.0's sdk calls differently; a5 lacks what 0.61.0
+    imports from agent-server; the tag's own lock took them from a git commit), and
     running it would report an OpenHands crash that the official image does not have. The
     outcome is remembered per image id, so a warm run does not pay for the check again.
     """
@@ -203,7 +205,8 @@ def _verify_app(client: docker.DockerClient, app_ref: str, version: str, module:
         bad.write_text((errors[-1] if errors else logs.strip().splitlines()[-1])[:400] + "\n")
     raise ImageUnavailable(
         f"openhands-ai {version} from PyPI does not start with its locked dependencies "
-        f"({bad.read_text().strip()}); the official image is built from the tag's own lock",
+        f"({bad.read_text().strip()}); the official image is built from the tag's own lock: "
+        f"use --backend official where its registry is reachable",
         resolved_version=version,
     )
 

@@ -35,7 +35,8 @@ _CONNECT: dict[str, Any] = {
 _TASK: dict[str, Any] = {"name": "?", "verdict": "?", "seconds": None, "detail": None, "llm_calls": None,
                          "actions": [], "evidence": []}
 _REMEDY: dict[str, Any] = {
-    "name": "?", "env": {}, "why": None, "verdict": "?", "cause": None, "seconds": None, "runtime_url": None}
+    "name": "?", "env": {}, "mode": None, "why": None, "verdict": "?", "cause": None, "seconds": None,
+    "runtime_url": None, "docker_run": None}
 
 
 def normalize(cell: Cell) -> Cell:

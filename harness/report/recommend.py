@@ -141,11 +141,14 @@ def _plain(best: Cell, cells: list[Cell]) -> dict[str, Any]:
 
 def _remedied(cell: Cell, remedy: dict[str, Any]) -> dict[str, Any]:
     env: dict[str, str] = remedy.get("env") or {}
-    hint = with_env(cell["docker_run"], env) if cell.get("docker_run") else None
-    settings = " ".join(f"{k}={v}" for k, v in env.items())
+    # The rerun's own command when recorded (a remedy may change the mode); older runs: derived.
+    hint = remedy.get("docker_run") or (with_env(cell["docker_run"], env) if cell.get("docker_run") else None)
+    settings = " ".join([f"in mode {remedy['mode']}"] if remedy.get("mode") else []
+                        + [f"{k}={v}" for k, v in env.items()])
     why = (f"no cell passed as is; {cell['id']} passes with remedy {remedy['name']} ({settings})"
            + (f": {remedy['why']}" if remedy.get("why") else "") + ".")
-    return {**_empty(), "tag": cell["tag"], "resolved_version": cell_version(cell), "mode": cell["mode"],
+    return {**_empty(), "tag": cell["tag"], "resolved_version": cell_version(cell),
+            "mode": remedy.get("mode") or cell["mode"],
             "docker_run": hint, "why": why,
             "best_remedy": {"cell": cell["id"], "name": remedy["name"], "env": env, "docker_run_hint": hint}}
 
@@ -160,5 +163,7 @@ def recommend(run: dict[str, Any]) -> dict[str, Any]:
     fixed = [(c, r) for c in cells if tasks_passed(c)
              for r in c.get("remedies") or [] if r.get("verdict") == "pass"]
     if fixed:
-        return _remedied(*max(fixed, key=lambda cr: _rank(cr[0], cr[1].get("seconds"))))
+        # Ranked in the mode the remedy ran in: a move to a network of its own beats --network host.
+        return _remedied(*max(fixed, key=lambda cr: _rank({**cr[0], "mode": cr[1].get("mode") or cr[0]["mode"]},
+                                                          cr[1].get("seconds"))))
     return {**_empty(), "why": "no cell passed"}

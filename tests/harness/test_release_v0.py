@@ -108,16 +108,23 @@ def test_cli_run_writes_results_and_exits_1_on_a_failed_cell(client: docker.Dock
 def test_firewall_drop_is_a_fast_connect_timeout_and_only_for_bridge_to_host(
         client: docker.DockerClient, v0_images: ImageSet, run_id: str, leftovers: Leftovers) -> None:
     """ufw's default deny, scoped: SYNs from docker0 to the host's runtime ports are dropped.
-    The documented command (app on the default bridge -> host.docker.internal) times out;
-    a user-defined network reaches the same port through Docker's DNAT and passes."""
+    The documented command (app on the default bridge -> host.docker.internal) times out,
+    and so does polling the gateway; the remedy search finds the two fixes that work here:
+    the host network, and a user-defined network (Docker's DNAT, not docker0)."""
+    from harness import remedies
+
     with drop_bridge_to_host():
         blocked = run(v0_images, run_id, "host-gateway")
-        other_bridge = run(v0_images, run_id, "custom-network")
+        tried = remedies.search(blocked, remedies.Context(gateway=docker_host.bridge_gateway(client)),
+                                lambda extra, mode: run(v0_images, run_id, mode or "host-gateway", extra))
     assert (blocked.connect.verdict, blocked.connect.cause) == ("fail", "connect-timeout"), blocked.connect.explain()
     assert blocked.connect.direction == "app->runtime"
     assert any("TCP timeout" in e.text for e in blocked.connect.evidence)
     assert blocked.connect.seconds is not None and blocked.connect.seconds <= 20  # OpenHands waits 120 s
-    assert other_bridge.connect.verdict == "pass", other_bridge.connect.explain()
+    assert {t["name"]: (t["verdict"], t["cause"]) for t in tried} == {
+        "docker-host-addr": ("fail", "connect-timeout"), "host-network-trio": ("pass", None),
+        "own-network": ("pass", None)}, tried
+    assert "--network host" in tried[1]["docker_run"]
     assert leftovers(run_id) == []
 
 
@@ -132,7 +139,7 @@ def test_a_proxy_the_app_must_not_use_is_named_and_no_proxy_fixes_it(
     assert (r.connect.verdict, r.connect.cause) == ("fail", "proxy"), r.connect.explain()
     assert r.connect.seconds is not None and r.connect.seconds < 90  # not OpenHands' 120 s
     tried = remedies.search(r, remedies.Context(gateway=docker_host.bridge_gateway(client)),
-                            lambda extra: run(v0_images, run_id, "host-gateway", {**env, **extra}))
+                            lambda extra, _mode: run(v0_images, run_id, "host-gateway", {**env, **extra}))
     assert [(t["name"], t["verdict"]) for t in tried] == [("no-proxy", "pass")]
     assert leftovers(run_id) == []
 

@@ -17,9 +17,9 @@ def names(result: CellResult, ctx: remedies.Context = CTX) -> list[str]:
 
 
 def test_each_cause_gets_its_fixes() -> None:
-    assert names(failed("dns-unresolved")) == ["docker-host-addr"]
-    assert names(failed("dns-unresolved", mode="host")) == ["docker-host-addr", "host-network-trio"]
-    assert names(failed("connection-refused")) == ["bind-all-addresses"]
+    assert names(failed("dns-unresolved")) == ["docker-host-addr", "host-network-trio"]
+    assert names(failed("connect-timeout")) == ["docker-host-addr", "host-network-trio", "own-network"]
+    assert names(failed("connection-refused")) == ["host-network-trio", "bind-all-addresses"]
     assert names(failed("proxy", api="v1")) == ["no-proxy"]
     assert names(failed("dns-unresolved", api="v1")) == ["v1-url-pattern"]
     assert names(failed("budget-exceeded", api="v1")) == ["v1-startup-grace"]
@@ -35,17 +35,40 @@ def test_callback_failures_do_not_get_forward_fixes() -> None:
 def test_env_comes_from_the_host_facts() -> None:
     [(_, env)] = remedies.applicable(failed("dns-unresolved", api="v1"), CTX)
     assert env == {"SANDBOX_CONTAINER_URL_PATTERN": "http://172.17.0.1:{port}"}
-    assert names(failed("dns-unresolved"), remedies.Context(gateway=None)) == []
+    assert names(failed("dns-unresolved"), remedies.Context(gateway=None)) == ["host-network-trio"]
 
 
 def test_search_records_what_each_rerun_did() -> None:
     seen: list[dict[str, str]] = []
 
-    def rerun(env: dict[str, str]) -> CellResult:
+    def rerun(env: dict[str, str], mode: str | None) -> CellResult:
         seen.append(env)
+        ok = "DOCKER_HOST_ADDR" in env and mode is None
         return CellResult(id="x-bridge", tag="x", mode="bridge", api="v0",
-                          connect=Connect("pass", seconds=12.0, runtime_url="http://172.17.0.1:30001"))
+                          connect=Connect("pass", seconds=12.0, runtime_url="http://172.17.0.1:30001")
+                          if ok else Connect("fail", cause="runtime-exited"))
 
-    [tried] = remedies.search(failed("dns-unresolved"), CTX, rerun)
-    assert seen == [{"DOCKER_HOST_ADDR": "172.17.0.1"}]
-    assert (tried["name"], tried["verdict"], tried["cause"]) == ("docker-host-addr", "pass", None)
+    tried = remedies.search(failed("dns-unresolved"), CTX, rerun)
+    assert seen == [{"DOCKER_HOST_ADDR": "172.17.0.1"},
+                    {"SANDBOX_USE_HOST_NETWORK": "true", "DOCKER_HOST_ADDR": "127.0.0.1"}]
+    assert [(t["name"], t["verdict"], t["cause"]) for t in tried] == [
+        ("docker-host-addr", "pass", None), ("host-network-trio", "fail", "runtime-exited")]
+
+
+def test_a_remedy_that_needs_another_mode_reruns_in_it_and_records_its_command() -> None:
+    modes: list[str | None] = []
+
+    def rerun(env: dict[str, str], mode: str | None) -> CellResult:
+        modes.append(mode)
+        return CellResult(id="x", tag="x", mode=mode or "host", api="v0", connect=Connect("pass", seconds=9.0),
+                          docker_run=f"docker run --network {mode or 'host'} img")
+
+    tried = remedies.search(failed("connect-timeout", mode="host-gateway"), CTX, rerun)
+    assert modes == [None, "host", "custom-network"]
+    assert [(t["name"], t["mode"]) for t in tried] == [
+        ("docker-host-addr", None), ("host-network-trio", "host"), ("own-network", "custom-network")]
+    assert tried[1]["docker_run"] == "docker run --network host img"
+    # Already in host mode: the trio is an env change of the cell itself.
+    modes.clear()
+    remedies.search(failed("dns-unresolved", mode="host"), CTX, rerun)
+    assert modes == [None, None]

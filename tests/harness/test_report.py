@@ -214,6 +214,23 @@ def test_nothing_passes_as_is_gives_the_best_remedy() -> None:
     assert rec["docker_run"] == best["docker_run_hint"]
 
 
+def test_a_remedy_in_another_mode_is_recommended_as_the_command_its_rerun_ran() -> None:
+    """Under a firewall both moves pass; a network of its own asks less of the host than
+    --network host even when it is slower, and the command is the one that really ran."""
+    host = {**remedy("host-network-trio", "SANDBOX_USE_HOST_NETWORK", "true", "pass", 20.1),
+            "mode": "host", "docker_run": "docker run --network host img"}
+    own = {**remedy("own-network", "X", "1", "pass", 22.1), "env": {}, "mode": "custom-network",
+           "docker_run": "docker network create n && docker run --network n img"}
+    run = run_of([cell("0.62", "0.62.0", "host-gateway", "fail", cause="connect-timeout",
+                       docker_run="docker run img", remedies=[host, own])])
+    rec = recommend(run)
+    assert (rec["best_remedy"]["name"], rec["mode"]) == ("own-network", "custom-network")
+    assert rec["docker_run"] == "docker network create n && docker run --network n img"
+    assert "passes with remedy own-network (in mode custom-network)" in rec["why"]
+    page = render_html({**run, "recommendation": rec})
+    assert "in mode <code>host</code>" in page and "in mode <code>custom-network</code>" in page
+
+
 def test_nothing_passes_at_all() -> None:
     run = run_of([cell("0.62", "0.62.0", "bridge", "fail", cause="dns-unresolved"),
                   cell("latest", None, "bridge", "skip", reason="n/a")])
