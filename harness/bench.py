@@ -8,7 +8,7 @@
     tasks         the task catalog on 0.62 and latest (host-gateway, api and headless):
                   seconds and LLM calls per task, through the real agent loop
 
-Prints a table and writes reports/bench-<what>.json.
+Prints a table and writes reports/bench/<what>.json.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ from harness.images import wheels
 from harness.paths import cache_root
 from harness.results import write_json
 
+# Bench runs break cells on purpose: they keep their own history (reports/bench/history.jsonl),
+# so the user's regressions and trends in reports/ only ever compare the user's runs.
+OUT = Path("reports") / "bench"
 TAGS = (("0.61", "v0"), ("0.62", "v0"), ("latest", "v1"))
 
 
@@ -69,7 +72,7 @@ def bench_matrix() -> list[dict[str, Any]]:
     rows = []
     for n in (1, 2):
         cmd = [sys.executable, "-m", "harness.cli", "run", "--matrix", "matrices/default.toml",
-               "--backend", "pypi", "-n", str(n), "--out", f"reports/bench-matrix-n{n}"]
+               "--backend", "pypi", "-n", str(n), "--out", str(OUT / f"matrix-n{n}")]
         for cid in only:
             cmd += ["--only", cid]
         t0 = time.monotonic()
@@ -93,7 +96,7 @@ FAILING: tuple[tuple[str, dict[str, str], bool, str], ...] = (
 def bench_diagnosis() -> list[dict[str, Any]]:
     rows = []
     for i, (cell, env, firewall, expected) in enumerate(FAILING):
-        out = Path("reports") / f"bench-diagnosis-{i}-{cell}"
+        out = OUT / f"diagnosis-{i}-{cell}"
         cmd = [sys.executable, "-m", "harness.cli", "run", "--matrix", "matrices/default.toml",
                "--backend", "pypi", "-n", "1", "--only", cell, "--out", str(out), "--remedies"]
         for k, v in env.items():
@@ -109,7 +112,7 @@ def bench_diagnosis() -> list[dict[str, Any]]:
 
 
 def bench_tasks() -> list[dict[str, Any]]:
-    out = Path("reports") / "bench-tasks"
+    out = OUT / "tasks"
     matrix_file = out.with_suffix(".toml")
     matrix_file.parent.mkdir(parents=True, exist_ok=True)
     matrix_file.write_text('[run]\nbackend = "pypi"\nentrypoints = ["api", "headless"]\n'
@@ -141,7 +144,7 @@ def main(argv: list[str]) -> int:
             print(f"bench: unknown benchmark {what!r} (images, images-cold, matrix, diagnosis, tasks)",
                   file=sys.stderr)
             return 2
-        write_json(Path("reports") / f"bench-{what}.json", rows)
+        write_json(OUT / f"{what}.json", rows)
         print(f"\n{what}:")
         for row in rows:
             print("  " + "  ".join(f"{k}={v}" for k, v in row.items()))

@@ -84,7 +84,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 def recommendation_text(rec: dict[str, object]) -> str:
     if rec.get("cell"):
         return f"recommended: {rec['cell']} ({rec.get('resolved_version')})\n  {rec.get('docker_run')}"
-    return f"recommended: nothing passed. {rec.get('why', '')}"
+    if rec.get("best_remedy") and rec.get("docker_run"):
+        return f"recommended, with a remedy: {rec.get('why', '')}\n  {rec['docker_run']}"
+    return f"recommended: nothing. {rec.get('why', '')}"
 
 
 def cmd_merge(args: argparse.Namespace) -> int:

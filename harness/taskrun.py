@@ -131,13 +131,18 @@ class TaskRunner:
     # -- the tasks -----------------------------------------------------------------------------
 
     def _wait_turn(self, after: str | None) -> tuple[Turn | None, str | None]:
-        t0, last, error = time.monotonic(), None, None
+        """The turn once it is over: stopped on two polls in a row with nothing new between
+        them. V1's status and events are two calls, so one look can pair a stopped status
+        with events read mid-turn (a task once 'failed' in 0.2 s with its error unseen)."""
+        t0, last, error, settled = time.monotonic(), None, None, None
         while time.monotonic() - t0 < self.budget:
             try:
                 last = self.adapter.turn(self.conversation, after)
                 error = None
-                if last.done:
+                seen = (len(last.actions), len(last.outputs), len(last.errors)) if last.done else None
+                if seen is not None and seen == settled:
                     return last, None
+                settled = seen
             except (ApiError, httpx.HTTPError) as e:
                 error = str(e)[:300]
             time.sleep(POLL)

@@ -114,6 +114,8 @@ class V1Adapter:
             "role": "user", "content": [{"type": "text", "text": text}], "run": True})
 
     def turn(self, conversation_id: str, after: str | None) -> Turn:
+        # The status first: once stopped, every event of the turn is already stored.
+        info = self._agent_call(conversation_id, "GET", "")
         events: list[dict[str, Any]] = []
         page: str | None = None
         while True:
@@ -123,7 +125,6 @@ class V1Adapter:
             page = data.get("next_page_id")
             if not page:
                 break
-        info = self._agent_call(conversation_id, "GET", "")
         t = Turn(done=False, state=str(info.get("execution_status")))
         starts = [i for i, e in enumerate(events) if _is_user_message(e, after)]
         if not starts:
