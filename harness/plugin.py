@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from filelock import FileLock
 
+from harness import remedies
 from harness import session as run_session
 from harness.errors import DockerUnavailable, InfraError, InputError, OutputError
 from harness.matrix import Cell, Matrix, parse_app_env
@@ -162,9 +163,8 @@ def describe_failure(result: CellResult) -> str:
     lines = [f"{result.id}: {c.cause} after {c.seconds} s (runtime URL {c.runtime_url})"]
     lines += [f"  [{e.source}] {e.text}" for e in c.evidence if e.source in ("harness", "probe", "api")]
     for r in result.remedies:
-        env = " ".join(([f"in mode {r['mode']}"] if r.get("mode") else [])
-                       + [f"{k}={v}" for k, v in r["env"].items()])
-        lines.append(f"  remedy {r['name']} ({env}): {r['verdict']}" + (f" {r['cause']}" if r["cause"] else ""))
+        cause = f" {r['cause']}" if r["cause"] else ""
+        lines.append(f"  remedy {r['name']} ({remedies.settings(r)}): {r['verdict']}{cause}")
     return "\n".join(lines)
 
 

@@ -8,7 +8,7 @@ green is what the rerun shows, never what this table claims. Sources: openhands-
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,6 @@ class Remedy:
     apis: tuple[str, ...]
     env: Callable[[Context], dict[str, str] | None]  # None: not applicable on this host
     why: str
-    modes: tuple[str, ...] = ()  # empty: any mode
     mode: str | None = None  # rerun the cell in this mode (None: its own)
     directions: tuple[str | None, ...] = ("app->runtime", None)  # the callback needs its own fixes
 
@@ -73,13 +72,12 @@ def applicable(result: CellResult, ctx: Context) -> list[tuple[Remedy, dict[str,
     for r in REMEDIES:
         if result.connect.cause not in r.causes or result.api not in r.apis:
             continue
-        if r.modes and result.mode not in r.modes:
-            continue
         if result.connect.direction not in r.directions:
             continue
         env = r.env(ctx)
-        if env is not None:
-            out.append((r, env))
+        if env is None or (r.mode == result.mode and not env):  # not here, or nothing would change
+            continue
+        out.append((r, env))
     return out
 
 
@@ -96,3 +94,9 @@ def search(result: CellResult, ctx: Context,
                       "seconds": again.connect.seconds, "runtime_url": again.connect.runtime_url,
                       "docker_run": again.docker_run})
     return tried
+
+
+def settings(tried: Mapping[str, Any]) -> str:
+    """What a tried remedy changed, for a line of text: `in mode host K=V ...`."""
+    moved = [f"in mode {tried['mode']}"] if tried.get("mode") else []
+    return " ".join(moved + [f"{k}={v}" for k, v in (tried.get("env") or {}).items()])

@@ -63,8 +63,6 @@ def start_sidecar(client: docker.DockerClient, image: str, name: str, labels: di
     return c.get_wrapped_container()
 
 
-
-
 @dataclass
 class TaskRunner:
     client: docker.DockerClient

@@ -12,6 +12,8 @@ import re
 import shlex
 from typing import Any
 
+from harness.remedies import settings
+
 Cell = dict[str, Any]
 
 # Fewest host changes first: host-gateway is the documented command as is.
@@ -139,13 +141,16 @@ def _plain(best: Cell, cells: list[Cell]) -> dict[str, Any]:
             "lost_by_older": _lost_by_older(best, older)}
 
 
+def _remedy_rank(cell: Cell, remedy: dict[str, Any]) -> tuple[tuple[int, ...], int, float]:
+    """Ranked in the mode the remedy ran in: a move to a network of its own beats --network host."""
+    return _rank({**cell, "mode": remedy.get("mode") or cell["mode"]}, remedy.get("seconds"))
+
+
 def _remedied(cell: Cell, remedy: dict[str, Any]) -> dict[str, Any]:
     env: dict[str, str] = remedy.get("env") or {}
     # The rerun's own command when recorded (a remedy may change the mode); older runs: derived.
     hint = remedy.get("docker_run") or (with_env(cell["docker_run"], env) if cell.get("docker_run") else None)
-    settings = " ".join([f"in mode {remedy['mode']}"] if remedy.get("mode") else []
-                        + [f"{k}={v}" for k, v in env.items()])
-    why = (f"no cell passed as is; {cell['id']} passes with remedy {remedy['name']} ({settings})"
+    why = (f"no cell passed as is; {cell['id']} passes with remedy {remedy['name']} ({settings(remedy)})"
            + (f": {remedy['why']}" if remedy.get("why") else "") + ".")
     return {**_empty(), "tag": cell["tag"], "resolved_version": cell_version(cell),
             "mode": remedy.get("mode") or cell["mode"],
@@ -163,7 +168,5 @@ def recommend(run: dict[str, Any]) -> dict[str, Any]:
     fixed = [(c, r) for c in cells if tasks_passed(c)
              for r in c.get("remedies") or [] if r.get("verdict") == "pass"]
     if fixed:
-        # Ranked in the mode the remedy ran in: a move to a network of its own beats --network host.
-        return _remedied(*max(fixed, key=lambda cr: _rank({**cr[0], "mode": cr[1].get("mode") or cr[0]["mode"]},
-                                                          cr[1].get("seconds"))))
+        return _remedied(*max(fixed, key=lambda cr: _remedy_rank(*cr)))
     return {**_empty(), "why": "no cell passed"}

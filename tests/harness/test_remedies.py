@@ -72,3 +72,9 @@ def test_a_remedy_that_needs_another_mode_reruns_in_it_and_records_its_command()
     modes.clear()
     remedies.search(failed("dns-unresolved", mode="host"), CTX, rerun)
     assert modes == [None, None]
+
+
+def test_a_move_to_the_mode_the_cell_is_already_in_is_not_a_remedy() -> None:
+    assert names(failed("connect-timeout", mode="custom-network")) == ["docker-host-addr", "host-network-trio"]
+    assert remedies.settings({"mode": "host", "env": {"A": "1"}}) == "in mode host A=1"
+    assert remedies.settings({"mode": None, "env": {"A": "1"}}) == "A=1"
