@@ -1,7 +1,10 @@
 """oh-matrix's front door.
 
     nox                  the default matrix (matrices/default.toml, backend auto)
-    nox -s tests         the harness's own tests (unit + on the engine + one real release)
+    nox -s tests         the harness's own tests: every kind below, in this order
+    nox -s unit          tests with no Docker (seconds)
+    nox -s engine        tests on the Docker engine, no OpenHands release (a minute)
+    nox -s release       tests on the real releases, one at a time (builds them when cold)
     nox -s lint          ruff and mypy
     nox -s soak          the smoke matrix 10 times: flips, leftovers, growth
     nox -s bench         timings: `-- images`, `-- matrix` (8 V0 cells at -n 1 and -n 2), `-- diagnosis`, `-- tasks`
@@ -28,18 +31,44 @@ def matrix(session: nox.Session) -> None:
     session.run("oh-matrix", "run", *args, external=False)
 
 
-@nox.session
-def tests(session: nox.Session) -> None:
-    """The harness's tests. Extra pytest args after --, e.g. -- -m 'not release'."""
+# Test kinds (markers in pyproject.toml). Unit and engine tests run in parallel; the real
+# releases one at a time: two releases booting at once on 2 cores push the V1 sandbox past
+# the app's 15 s health grace, and their verdicts would be about the harness's load.
+KINDS = {
+    "unit": ["-m", "unit", "-n", "2"],
+    "engine": ["-m", "engine and not release", "-n", "2"],
+    "release": ["-m", "release"],
+}
+
+
+def _tests(session: nox.Session, *kinds: str) -> None:
     _install(session)
     if session.posargs:
         session.run("pytest", "tests/harness", *session.posargs)
         return
-    # Fast tests in parallel; the real releases one at a time (two releases booting at
-    # once on 2 cores push the V1 sandbox past the app's 15 s health grace; xdist's
-    # loadgroup does not hold groups together on current pytest, xdist #1386).
-    session.run("pytest", "tests/harness", "-n", "2", "-m", "not release")
-    session.run("pytest", "tests/harness", "-m", "release")
+    for kind in kinds:
+        session.run("pytest", "tests/harness", *KINDS[kind])
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Every test kind, unit first. Extra pytest args after -- replace the kinds."""
+    _tests(session, "unit", "engine", "release")
+
+
+@nox.session
+def unit(session: nox.Session) -> None:
+    _tests(session, "unit")
+
+
+@nox.session
+def engine(session: nox.Session) -> None:
+    _tests(session, "engine")
+
+
+@nox.session
+def release(session: nox.Session) -> None:
+    _tests(session, "release")
 
 
 @nox.session

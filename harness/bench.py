@@ -26,8 +26,8 @@ from harness import docker_host, images, matrix
 from harness.errors import ImageUnavailable
 from harness.firewall import drop_bridge_to_host
 from harness.images import wheels
+from harness.output import write_json
 from harness.paths import cache_root
-from harness.results import write_json
 
 # Bench runs break cells on purpose: they keep their own history (reports/bench/history.jsonl),
 # so the user's regressions and trends in reports/ only ever compare the user's runs.

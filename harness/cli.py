@@ -1,24 +1,19 @@
 """`oh-matrix`: run the matrix, read a report, check the host, clean up, manage images.
 
-Every failure the user can cause is one line on stderr with the exit code DESIGN.md
-gives: 2 bad input, 3 Docker unusable; 1 when a cell failed.
+Every failure the user can cause is one line on stderr; exit codes are decided in one place
+(workflow.exit_code, docs/exit-codes.md).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness import cleanup, docker_host, matrix
-from harness.errors import EXIT_FAILED, EXIT_INPUT, EXIT_OK, HarnessError, InputError
-
-ROOT = Path(__file__).resolve().parent.parent
-MATRIX_TESTS = ROOT / "tests" / "matrix"
+from harness import cleanup, docker_host, generations, matrix, workflow
+from harness.errors import HarnessError, InputError
+from harness.workflow import EXIT_OK
 
 
 def _err(msg: str) -> None:
@@ -28,81 +23,47 @@ def _err(msg: str) -> None:
 # -- run ---------------------------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.session import default_out, validate
+    from harness.plugin import end_of_run, run_cells
 
-    validate(args.matrix, args.app_env, args.only, args.backend, args.llm)  # one line, exit 2, before pytest
-    docker_host.client()  # exit 3 before anything is made
-    if not MATRIX_TESTS.is_dir():
-        raise InputError(f"matrix tests not found at {MATRIX_TESTS} (install the project with pip -e)")
-    run_id = os.environ.setdefault("OH_MATRIX_RUN_ID", uuid.uuid4().hex)
-    out = args.out or default_out(run_id)
-    pytest_args = [str(MATRIX_TESTS), "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
-                   "--matrix", args.matrix, "--out", out, "--junitxml", str(Path(out) / "junit.xml"),
-                   "-p", "no:cacheprovider"]
-    if args.backend:
-        pytest_args += ["--backend", args.backend]
-    for kv in args.app_env:
-        pytest_args += ["--app-env", kv]
-    for cell in args.only:
-        pytest_args += ["--only", cell]
-    if args.remedies:
-        pytest_args.append("--remedies")
-    if args.llm:
-        pytest_args += ["--llm", args.llm]
-    if args.n and args.n > 1:
-        pytest_args += ["-n", str(args.n), "--dist", "load"]
-    else:
-        pytest_args += ["-p", "no:xdist"]
-    if args.k:
-        pytest_args += ["-k", args.k]
-    pytest_args += args.pytest_args
-    import pytest
-
-    code = int(pytest.main(pytest_args))
-    if args.gate == "regressions" and code in (0, 1):
-        # Nightly: cells that always failed are known; only a change for the worse fails the job.
-        results = json.loads((Path(out) / "results.json").read_text())
-        return EXIT_FAILED if results.get("changes", {}).get("regressions") else EXIT_OK
-    return {0: EXIT_OK, 1: EXIT_FAILED, 2: 130, 4: EXIT_INPUT, 5: EXIT_FAILED}.get(code, code)
+    options = workflow.Options(matrix=args.matrix, out=args.out, backend=args.backend, app_env=args.app_env,
+                               only=args.only, remedies=args.remedies, llm=args.llm, gate=args.gate,
+                               workers=args.n or 1, k=args.k, pytest_args=args.pytest_args)
+    return workflow.run(options, run_cells, report=lambda s: print(end_of_run(s)))
 
 
 # -- report / doctor / clean -------------------------------------------------------------
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from harness.model import read_run
+    from harness.recommend import recommend
     from harness.report import grid
     from harness.report.render import render_all
-    from harness.results import read_run
 
     run = read_run(args.dir)
+    if run.recommendation.cell is None and not run.recommendation.why:  # a run from before the step
+        run.recommendation = recommend(run.cells)
     written = render_all(run, Path(args.dir))
     print(grid.render(run))
-    print(recommendation_text(run["recommendation"]))
+    print(run.recommendation.text())
     print("reports: " + ", ".join(str(p) for p in written))
     return EXIT_OK
 
 
-def recommendation_text(rec: dict[str, object]) -> str:
-    if rec.get("cell"):
-        return f"recommended: {rec['cell']} ({rec.get('resolved_version')})\n  {rec.get('docker_run')}"
-    if rec.get("best_remedy") and rec.get("docker_run"):
-        return f"recommended, with a remedy: {rec.get('why', '')}\n  {rec['docker_run']}"
-    return f"recommended: nothing. {rec.get('why', '')}"
-
-
 def cmd_merge(args: argparse.Namespace) -> int:
     from harness import merge
+    from harness.model import read_run
+    from harness.output import write_run
     from harness.report import grid
     from harness.report.render import render_all
-    from harness.results import read_run, write_json
 
     run = merge.merge([read_run(d) for d in args.dirs])
     out = Path(args.out)
+    results = write_run(out, run)
     written = render_all(run, out)
-    write_json(out / "results.json", run)
     print(grid.render(run))
-    for cls, rec in run["recommendation_per_host_class"].items():
-        print(f"[{cls}] " + recommendation_text(rec))
-    print("reports: " + ", ".join(str(p) for p in [out / "results.json", *written]))
+    for cls, rec in run.recommendation_per_host_class.items():
+        print(f"[{cls}] " + rec.text())
+    print("reports: " + ", ".join(str(p) for p in [results, *written]))
     return EXIT_OK
 
 
@@ -149,7 +110,7 @@ def cmd_images(args: argparse.Namespace) -> int:
         if not args.tags:
             raise InputError("images build: name at least one tag (e.g. 0.62)")
         for tag in args.tags:
-            api = matrix.default_api(tag) if tag == "latest" or tag[0].isdigit() else "v0"
+            api = generations.for_tag(tag).name
             s = images.prepare(client, tag, api, args.backend,
                                Path(args.constraints) if args.constraints else None, args.python312)
             print(f"{tag}: {s.resolved_version} via {s.backend}  app={s.app_image}  "
@@ -243,15 +204,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parser().parse_args(argv)  # argparse's own usage errors exit 2 too
     try:
         return int(args.func(args))
-    except HarnessError as e:
-        _err(str(e))
-        return e.exit_code
-    except KeyboardInterrupt:
-        _err("interrupted")
-        return 130
+    except (HarnessError, KeyboardInterrupt) as e:
+        _err(str(e) or "interrupted")
+        return workflow.exit_code(e)
 
 
 if __name__ == "__main__":

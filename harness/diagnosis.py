@@ -1,4 +1,4 @@
-"""From what was observed to a verdict and a cause (DESIGN.md's vocabulary).
+"""From what was observed to a verdict and a cause (the vocabulary of docs/words.md).
 
 Pure logic over observations, so every rule is unit-testable; the cell runner
 (cell.py) gathers the observations from the daemon, the app's API and the probes.
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from harness.model import Cause, Direction, Verdict
+from harness.netprobe import NetProbe, bypasses_proxy
 from harness.openhands import RuntimeState
-from harness.probes import NetProbe, bypasses_proxy
 
 # Consecutive dropped SYNs (each a full probe timeout) that prove a drop, not a hiccup.
 TIMEOUTS_TO_DECIDE = 3
@@ -41,22 +42,16 @@ class Observation:
     proxy: dict[str, str] = field(default_factory=dict)
 
 
-STARTUP_GRACE_MESSAGE = "Sandbox entered error state"
-# docker_sandbox_service.start_sandbox wraps the daemon's refusal to run the sandbox.
-START_FAILED_MESSAGE = "Failed to start container"
-# The V1 app picks the sandbox's host ports by binding port 0 in its OWN network namespace
-# (docker_sandbox_service._find_unused_port), blind to the host ports already taken.
-PORT_TAKEN_MESSAGE = "port is already allocated"
-FORWARD = "app->runtime"
-CALLBACK = "sandbox->app"
+FORWARD = Direction.FORWARD
+CALLBACK = Direction.CALLBACK
 
 
 @dataclass(frozen=True)
 class Decision:
-    verdict: str
-    cause: str | None
+    verdict: Verdict
+    cause: Cause | None
     why: str
-    direction: str | None = None  # which way the network broke, when it did
+    direction: Direction | None = None  # which way the network broke, when it did
     # The app gave up on a runtime that was still booting, or picked a host port that was
     # taken: a moment of this machine as likely as a property of the cell, so the cell is
     # run once more (cell.run_cell).
@@ -66,7 +61,7 @@ class Decision:
 class _Direction:
     """Streaks of one direction's probe outcomes; a decision needs a streak, not a blip."""
 
-    def __init__(self, label: str, direction: str) -> None:
+    def __init__(self, label: str, direction: Direction) -> None:
         self.label = label
         self.direction = direction
         self.timeouts = 0
@@ -76,16 +71,16 @@ class _Direction:
         if p is None:
             return None
         if p.dns == "fail":
-            return Decision("fail", "dns-unresolved",
+            return Decision(Verdict.FAIL, Cause.DNS_UNRESOLVED,
                             f"{self.label}: {p.host} does not resolve in the {p.where} container", self.direction)
         self.timeouts = self.timeouts + 1 if p.tcp == "timeout" else 0
         if self.timeouts >= TIMEOUTS_TO_DECIDE:
-            return Decision("fail", "connect-timeout",
+            return Decision(Verdict.FAIL, Cause.CONNECT_TIMEOUT,
                             f"{self.label}: {self.timeouts} connects to {p.host}:{p.port} dropped "
                             "(no answer, no refusal)", self.direction)
         self.refusals = self.refusals + 1 if (p.tcp == "refused" and target_listens) else 0
         if self.refusals >= REFUSALS_TO_DECIDE:
-            return Decision("fail", "connection-refused",
+            return Decision(Verdict.FAIL, Cause.CONNECTION_REFUSED,
                             f"{self.label}: {p.host}:{p.port} refused while the target listens", self.direction)
         return None
 
@@ -101,23 +96,23 @@ class Judge:
     def add(self, o: Observation) -> Decision | None:
         self.last = o
         if o.state and o.state.ready:
-            return Decision("pass", None, f"runtime ready ({o.state.status})")
+            return Decision(Verdict.PASS, None, f"runtime ready ({o.state.status})")
         if o.app_status not in ("running", "created", "restarting"):
-            return Decision("fail", "app-exited", f"app container {o.app_status}, exit code {o.app_exit}")
+            return Decision(Verdict.FAIL, Cause.APP_EXITED, f"app container {o.app_status}, exit code {o.app_exit}")
         if o.runtime_status != "absent":
             self.runtime_seen = True
         if o.runtime_status in ("exited", "dead"):
             oom = ", OOM-killed" if o.runtime_oom else ""
-            return Decision("fail", "runtime-exited",
+            return Decision(Verdict.FAIL, Cause.RUNTIME_EXITED,
                             f"runtime container {o.runtime_status} with exit code {o.runtime_exit}{oom}")
         if o.runtime_status == "absent" and self.runtime_seen:
-            return Decision("fail", "runtime-missing", "the runtime container disappeared")
+            return Decision(Verdict.FAIL, Cause.RUNTIME_MISSING, "the runtime container disappeared")
         runtime_listens = bool(o.self_probe and o.self_probe.tcp == "open")
         p = o.app_probe
         if p and p.tcp == "refused" and _loopback(o.published_on) and not _loopback(p.addresses):
             # Refused, and the daemon publishes the port on loopback only while the app
             # knocks at another address: no packet can reach the runtime, booted or not.
-            return Decision("fail", "connection-refused",
+            return Decision(Verdict.FAIL, Cause.CONNECTION_REFUSED,
                             f"app -> runtime: {p.host}:{p.port} refused; the runtime's port is published "
                             f"on {', '.join(o.published_on)} only, the app connects to {', '.join(p.addresses or [])}",
                             FORWARD)
@@ -130,49 +125,49 @@ class Judge:
         open_path = bool(p and p.tcp == "open" and runtime_listens)
         self.proxied = self.proxied + 1 if open_path and p and o.proxy and _proxied(p.host, o.proxy) else 0
         if p and self.proxied >= PROXIED_TO_DECIDE:
-            return Decision("fail", "proxy",
+            return Decision(Verdict.FAIL, Cause.PROXY,
                             f"app -> runtime: the direct path to {p.host}:{p.port} is open and the runtime "
                             f"listens, but the app's HTTP client goes through {_proxy_url(o.proxy)} "
                             "(NO_PROXY does not cover the runtime host)", FORWARD)
         if o.state and o.state.error:
             # The app gave up on its own and no probe shows a network cause.
             if o.runtime_status == "running" and o.self_probe and o.self_probe.tcp == "refused":
-                return Decision("fail", "budget-exceeded",
+                return Decision(Verdict.FAIL, Cause.BUDGET_EXCEEDED,
                                 f"the app gave up while the runtime was still starting (its own port "
                                 f"refused): {o.state.error}", transient=True)
-            if STARTUP_GRACE_MESSAGE in o.state.error and not (o.app_probe and o.app_probe.tcp != "open"):
+            if o.state.failure == "startup-grace" and not (o.app_probe and o.app_probe.tcp != "open"):
                 # Raised only when /health failed after the app's startup grace
                 # (docker_sandbox_service.py, SANDBOX_STARTUP_GRACE_SECONDS, default 15 s),
                 # and the network path is open: the sandbox was too slow, not unreachable.
-                return Decision("fail", "budget-exceeded",
+                return Decision(Verdict.FAIL, Cause.BUDGET_EXCEEDED,
                                 f"the app's startup grace ran out before the sandbox answered /health, "
                                 f"with the path to it open: {o.state.error}", transient=True)
-            if START_FAILED_MESSAGE in o.state.error:
+            if o.state.failure in ("start-failed", "port-taken"):
+                taken = o.state.failure == "port-taken"
                 hint = (" (the app chose the sandbox's host port inside its own network namespace, "
-                        "where the host's ports in use are invisible)"
-                        if PORT_TAKEN_MESSAGE in o.state.error else "")
-                return Decision("fail", "runtime-missing",
+                        "where the host's ports in use are invisible)" if taken else "")
+                return Decision(Verdict.FAIL, Cause.RUNTIME_MISSING,
                                 f"the daemon refused to start the runtime the app asked for{hint}: {o.state.error}",
-                                transient=PORT_TAKEN_MESSAGE in o.state.error)
-            return Decision("fail", "api-error", f"the app reports {o.state.error}")
+                                transient=taken)
+            return Decision(Verdict.FAIL, Cause.API_ERROR, f"the app reports {o.state.error}")
         return None
 
     def at_budget(self, budget: float) -> Decision:
         o = self.last
         if o is None:
-            return Decision("fail", "budget-exceeded", f"nothing observed within {budget:.0f} s")
+            return Decision(Verdict.FAIL, Cause.BUDGET_EXCEEDED, f"nothing observed within {budget:.0f} s")
         if o.api_error:
-            return Decision("fail", "api-error", o.api_error)
+            return Decision(Verdict.FAIL, Cause.API_ERROR, o.api_error)
         if o.runtime_status == "absent":
-            return Decision("fail", "runtime-missing",
+            return Decision(Verdict.FAIL, Cause.RUNTIME_MISSING,
                             f"the app created no runtime container within {budget:.0f} s")
         p = o.app_probe
         if p and p.tcp == "open" and o.proxy and _proxied(p.host, o.proxy):
-            return Decision("fail", "proxy",
+            return Decision(Verdict.FAIL, Cause.PROXY,
                             f"the direct path to {p.host}:{p.port} is open but the app's HTTP "
                             f"client goes through {_proxy_url(o.proxy)}")
         status = o.state.status if o.state else "unknown"
-        return Decision("fail", "budget-exceeded",
+        return Decision(Verdict.FAIL, Cause.BUDGET_EXCEEDED,
                         f"not ready within {budget:.0f} s (app says {status})")
 
 

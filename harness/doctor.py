@@ -35,7 +35,7 @@ def _run(*cmd: str) -> str:
 
 def input_drops(bridge: str = "docker0") -> list[str]:
     """INPUT-chain rules (and policy) that drop what a container on `bridge` sends to the
-    host: the ufw/firewalld default deny behind `ConnectTimeout` (openhands-networking §7)."""
+    host: the ufw/firewalld default deny behind `ConnectTimeout` (docs/words.md, connect-timeout)."""
     rules = _run("iptables", "-S", "INPUT").splitlines()
     hits = [r for r in rules if re.search(r"-j (DROP|REJECT)", r)
             and ("-i " not in r or f"-i {bridge}" in r or "-i docker+" in r)]

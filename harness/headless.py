@@ -20,25 +20,23 @@ import time
 from dataclasses import replace
 from typing import Any
 
-import requests
 from docker.errors import APIError, DockerException, NotFound
 from docker.models.containers import Container
 
 from harness import cleanup
-from harness.cell import CellRun, free_port
-from harness.diagnosis import Decision, Observation
-from harness.openhands import LlmSettings, RuntimeState
-from harness.openhands.v0 import V0Adapter, turn_from_events
-from harness.results import Connect, strip_ansi
+from harness.cell import NO_LLM, CellCore, CellPlan, tail
+from harness.containers import free_port
+from harness.diagnosis import Decision
+from harness.model import Cause, Connect, TaskResult, Verdict, strip_ansi
+from harness.openhands import LlmSettings, RuntimeState, adapter_for
+from harness.openhands.v0 import turn_from_events
 from harness.taskrun import TaskRunner
-from harness.tasks import CATALOG, TaskResult
+from harness.tasks import CATALOG
 
 READY_LINE = "Runtime is ready."
 TRAJECTORY = "/tmp/oh-matrix-trajectory.json"
 NO_TASK = "Say hello."
 MAX_ITERATIONS = "30"
-V1_SKIP = ("the headless entry point is V0's `python -m openhands.core.main`; 1.x ships its CLI "
-           "as a separate package")
 
 
 def headless_env(llm: LlmSettings) -> dict[str, str]:
@@ -49,63 +47,52 @@ def headless_env(llm: LlmSettings) -> dict[str, str]:
             "SAVE_TRAJECTORY_PATH": TRAJECTORY}
 
 
-class HeadlessAdapter(V0Adapter):
-    """Just enough of the adapter for the connect watch: the app's state is its log."""
+class HeadlessWatch:
+    """The connect watch for one process: its state is its log, its runtime the one it made
+    (named by a hash OpenHands makes, found by the cell label it passes through)."""
 
-    def __init__(self, cell: HeadlessCell) -> None:
-        super().__init__("http://127.0.0.1:9")  # never called: there is no API
-        self.cell = cell
+    def __init__(self, cell: HeadlessCell, app: Container) -> None:
+        self.cell, self.app = cell, app
+        self.urls = adapter_for(cell.gen, "http://127.0.0.1:9")  # its runtime_url rule; never called
 
-    def runtime_state(self, conversation_id: str) -> RuntimeState:
-        logs = strip_ansi(self.cell.app_logs())
-        ready = READY_LINE in logs
+    def runtime(self) -> Container | None:
+        c = self.cell
+        if c.runtime_name:
+            return c.container(c.runtime_name)
+        for found in c.client.containers.list(all=True, filters={"label": f"{cleanup.CELL_LABEL}={c.plan.cell.id}"}):
+            if (found.name.startswith(c.gen.runtime_prefix) and found.labels.get(cleanup.RUN_LABEL) == c.plan.run_id
+                    and found.name not in c.seen):
+                c.runtime_name = c.result.runtime_container = found.name
+                return found
+        return None
+
+    def state(self) -> RuntimeState:
+        ready = READY_LINE in strip_ansi(tail(self.app, 400))
         return RuntimeState(ready=ready, status="runtime ready" if ready else "starting the runtime")
 
-    def runtime_container_name(self, conversation_id: str) -> str:
-        return conversation_id  # the cell sets it to the runtime it found by label
+    def runtime_url(self, app_logs: str, runtime: Container | None) -> str | None:
+        return self.urls.runtime_url(app_logs, self.cell.app_env, runtime.attrs if runtime is not None else None)
+
+    def callback_target(self) -> tuple[str, int] | None:
+        return None
+
+    def runtime_running(self, runtime: Container) -> None:
+        self.cell.prepare(runtime)
 
 
-class HeadlessCell(CellRun):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+class HeadlessCell(CellCore):
+    def __init__(self, plan: CellPlan) -> None:
+        super().__init__(plan)
+        self.runner: TaskRunner | None = None
         self.seen: set[str] = set()  # runtimes of earlier processes (each is removed after its task)
         self.current: str | None = None  # the task of the running process
         self.prepared = False  # its runtime has what the task needs
         self.prepare_error: str | None = None
 
-    def app_logs(self) -> str:
-        if self.app is None or self.app._container is None:
-            return ""
-        with contextlib.suppress(NotFound, APIError):
-            return str(self.app._container.logs(tail=400).decode(errors="replace"))
-        return ""
-
-    def _runtime(self, adapter: Any) -> Container | None:
-        """This process's runtime: named by a hash OpenHands makes, found by the cell label
-        it passes through (SANDBOX_DOCKER_RUNTIME_KWARGS)."""
-        for c in self.client.containers.list(all=True, filters={"label": f"{cleanup.CELL_LABEL}={self.plan.cell.id}"}):
-            if (c.name.startswith("openhands-runtime-") and c.labels.get(cleanup.RUN_LABEL) == self.plan.run_id
-                    and c.name not in self.seen):
-                self.runtime_name = self.conversation = c.name
-                self.result.runtime_container = c.name
-                return c
-        return None
-
-    def _observe(self, adapter: Any, app: Container, t0: float,
-                 url: str | None) -> tuple[Observation, str | None]:
-        o, url = super()._observe(adapter, app, t0, url)
-        if o.state is None:  # the process may be done already: its log outlives it
-            o.state = adapter.runtime_state("")
-        return o, url
-
-    def _runtime_running(self) -> None:
-        self._prepare()
-
-    def _prepare(self) -> str | None:
+    def prepare(self, runtime: Container | None) -> str | None:
         """What a task needs in its runtime (a seeded file, the git server), put there as
         soon as this process's runtime runs: the process gives the agent its task at once.
         Returns why that failed, if it did."""
-        runtime = self._runtime_by_name()
         if self.prepared or not (self.current and self.runner and runtime):
             return self.prepare_error
         self.prepared = True
@@ -115,33 +102,36 @@ class HeadlessCell(CellRun):
             self.prepare_error = f"could not prepare the task in the runtime: {str(e)[:300]}"
         return self.prepare_error
 
-    def _run(self) -> None:
+    def body(self) -> None:
         p = self.plan
-        if p.images.api != "v0":
-            self.result.connect = Connect("skip", reason=V1_SKIP)
+        if self.gen.headless_skip:
+            self.result.connect = Connect(verdict=Verdict.SKIP, reason=self.gen.headless_skip)
             return
         if p.tasks:
-            self.runner = TaskRunner(self.client, HeadlessAdapter(self), "", "v0", p.images.app_image, self.name,
-                                     self.labels, p.tasks, p.llm, p.task_budget, free_port(), free_port())
+            self.runner = TaskRunner(self.resources, adapter_for(self.gen, "http://127.0.0.1:9"), self.gen,
+                                     p.images.app_image, self.name, p.tasks, p.llm, p.task_budget,
+                                     free_port(), free_port())
         results: list[TaskResult] = []
         for i, name in enumerate(p.tasks or [None]):
-            result = self._process(name, first=i == 0)
+            with contextlib.ExitStack() as process:
+                result = self._process(name, first=i == 0, process=process)
             if result is not None:
                 results.append(result)
-            if self.result.connect.verdict != "pass":
+            if self.result.connect.verdict != Verdict.PASS:
                 break  # the entry point cannot reach its runtime: the rest would say the same
-        self.result.tasks = [r.to_dict() for r in results]
+        self.result.tasks = results
 
-    def _process(self, name: str | None, first: bool) -> TaskResult | None:
+    def _process(self, name: str | None, first: bool, process: contextlib.ExitStack) -> TaskResult | None:
         """One `openhands.core.main -t` process: start, watch its runtime come up (the first
-        one decides connect), wait for it to exit, check the task's effect, clean up."""
-        p = self.plan
-        runner = self.runner
+        one decides connect), wait for it to exit, check the task's effect. Everything it
+        made goes when `process` closes: sidecars, the app, then its runtime."""
+        p, runner = self.plan, self.runner
         self.current, self.prepared, self.prepare_error = name, False, None
+        process.callback(self._end_process)
         prompt = CATALOG[name].message(runner.where()) if name and runner else NO_TASK
-        llm = runner.settings() if runner else LlmSettings("openai/gpt-4o", "oh-matrix-no-llm", "http://127.0.0.1:9/v1")
+        llm = runner.settings() if runner else NO_LLM
         shown = self.result.docker_run, self.result.app_env
-        launch = self._launch()
+        launch = self.launch()
         env = {**headless_env(llm), **launch.env}
         launch = replace(launch, env=env, headless=["python", "-m", "openhands.core.main", "-t", prompt,
                                                     "-i", MAX_ITERATIONS])
@@ -152,43 +142,43 @@ class HeadlessCell(CellRun):
             self.result.app_env = dict(launch.env)
         else:
             self.result.docker_run, self.result.app_env = shown
-        app = self._start_app(launch)
-        adapter = HeadlessAdapter(self)
+        app = self.start_app(launch, stack=process)
+        if runner:
+            process.callback(runner.close)  # the sidecars, before the app whose namespace the LLM shares
         t0 = time.monotonic()
         try:
             if runner:
                 runner.start_llm(str(app.id))
-            self._watch(adapter, app)
-            if not first and self.result.connect.verdict != "pass":
-                return TaskResult(str(name), "error", detail=f"this process's runtime did not connect: "
-                                                            f"{self.result.connect.cause}")
-            if name is None or runner is None or self.result.connect.verdict != "pass":
+            self.watch(HeadlessWatch(self, app), app)
+            if not first and self.result.connect.verdict != Verdict.PASS:
+                return TaskResult(name=str(name), verdict=Verdict.ERROR,
+                                  detail=f"this process's runtime did not connect: {self.result.connect.cause}")
+            if name is None or runner is None or self.result.connect.verdict != Verdict.PASS:
                 return None
-            problem = self._prepare()  # in case the watch decided before it saw the runtime run
+            problem = self.prepare(self.container(self.runtime_name))  # the watch may have decided first
             if problem:
-                return TaskResult(name, "error", detail=problem)
+                return TaskResult(name=name, verdict=Verdict.ERROR, detail=problem)
             return self._finish(name, app, runner, t0)
         except (DockerException, TimeoutError) as e:
-            if first and self.result.connect.verdict == "skip":
-                self._decide(Decision("error", "harness-error", f"Docker: {str(e)[:300]}"), None)
-            return TaskResult(str(name), "error", detail=str(e)[:300]) if name else None
-        finally:
-            self._end_process(runner)
+            if first and self.result.connect.verdict == Verdict.SKIP:
+                self.decide(Decision(Verdict.ERROR, Cause.HARNESS_ERROR, f"Docker: {str(e)[:300]}"), None)
+            return TaskResult(name=str(name), verdict=Verdict.ERROR, detail=str(e)[:300]) if name else None
 
     def _finish(self, name: str, app: Container, runner: TaskRunner, t0: float) -> TaskResult:
-        try:
-            app.wait(timeout=runner.budget)
-            exited = True
-        except requests.exceptions.RequestException:  # ReadTimeout: still running at the budget
-            exited = False
-        app.reload()
+        exited = False
+        while time.monotonic() - t0 < runner.budget:
+            app.reload()
+            if app.status not in ("running", "created"):
+                exited = True
+                break
+            time.sleep(1)
         code = app.attrs["State"].get("ExitCode")
         turn = turn_from_events(self._trajectory(app), None)
         turn.done = exited
         why = [f"the headless process {'exited with code ' + str(code) if exited else 'was still running'}",
                *(f"runtime error: {e[:300]}" for e in turn.errors),
-               f"app log: {strip_ansi(self.app_logs())[-600:]}"]
-        return runner.verdict(name, self._runtime_by_name(), turn, time.monotonic() - t0, why)
+               f"app log: {strip_ansi(tail(app, 400))[-600:]}"]
+        return runner.verdict(name, self.container(self.runtime_name), turn, time.monotonic() - t0, why)
 
     def _trajectory(self, app: Container) -> list[dict[str, Any]]:
         """The events the process saved on exit (SAVE_TRAJECTORY_PATH), read from the
@@ -201,22 +191,9 @@ class HeadlessCell(CellRun):
         except (NotFound, APIError, tarfile.TarError, ValueError, IndexError):
             return []
 
-    def _runtime_by_name(self) -> Container | None:
-        if not self.runtime_name:
-            return None
-        with contextlib.suppress(NotFound):
-            return self.client.containers.get(self.runtime_name)
-        return None
-
-    def _end_process(self, runner: TaskRunner | None) -> None:
-        """Remove this process's sidecars, app and runtime; the next task gets fresh ones."""
-        if runner is not None:
-            runner.close()
-        if self.app is not None and self.app._container is not None:
-            cleanup.remove_container(self.app._container)
-        self.app = None
+    def _end_process(self) -> None:
+        """After the process's app is gone: its runtime; the next task gets a fresh one."""
         if self.runtime_name:
             self.seen.add(self.runtime_name)
-        self._remove_runtime()
-        self.runtime_name = self.conversation = None
-
+        self.remove_runtime(self.runtime_name)
+        self.runtime_name = None

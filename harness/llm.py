@@ -5,16 +5,16 @@ Each task's prompt carries a marker (`[oh-matrix task NAME NONCE]`); the harness
 server one script per marker (JSON in OH_MATRIX_LLM_SCRIPTS). For a request, the server
 finds the last user message with a marker and counts the assistant tool calls after it:
 that is the step to answer. Steps are generation-neutral (`bash`, `create`, `replace`) and
-become the tool the request OFFERS, in the schema it offers:
+become the tool the request OFFERS, in the schema it offers; which tool names mean "bash",
+"edit" and "finish" is the generation's business (harness/generations.py), handed over in
+OH_MATRIX_LLM_TOOLS:
 
-- V0 CodeActAgent (openhands/agenthub/codeact_agent/function_calling.py, tools/bash.py,
-  tools/str_replace_editor.py, tools/finish.py at 0.62.0): `execute_bash {command,
-  security_risk}`, `str_replace_editor {command: create|str_replace, path, file_text |
-  old_str, new_str, security_risk}`, `finish {message}`.
-- V1 SDK agent (openhands-tools 1.34.0: tools/terminal/definition.py, tools/file_editor/
-  definition.py; sdk/tool/builtins/finish.py): `terminal {command}`, `file_editor` with the
-  same commands, `finish {message}`; `security_risk`/`summary` added by the SDK to every
-  schema (sdk/agent/utils.py) and filled here when offered.
+- V0 CodeActAgent (openhands/agenthub/codeact_agent/function_calling.py at 0.62.0):
+  `execute_bash {command, security_risk}`, `str_replace_editor {command: create|str_replace,
+  path, file_text | old_str, new_str, security_risk}`, `finish {message}`.
+- V1 SDK agent (openhands-tools 1.34.0): `terminal {command}`, `file_editor` with the same
+  commands, `finish {message}`; `security_risk`/`summary` added by the SDK to every schema
+  (sdk/agent/utils.py) and filled here when offered.
 
 A request without tools is a title request (V0 app, V1 agent-server): answered with text.
 `stream: true` (V1 forces it for the agent) gets SSE chunks. Every request is recorded
@@ -42,12 +42,10 @@ from typing import Any
 MODEL = "openai/gpt-4o"  # a name both generations know to support native tool calls
 API_KEY = "oh-matrix-scripted"  # not a secret: the scripted endpoint ignores it
 SCRIPTS_ENV = "OH_MATRIX_LLM_SCRIPTS"
+TOOLS_ENV = "OH_MATRIX_LLM_TOOLS"  # {"bash": [names], "edit": [names], "finish": [names]}
 RECORD = "/tmp/oh-matrix-llm.jsonl"
 NONCE_SLOT = "0n0nce0"  # in a `NAME *` script: replaced by the nonce of the task at hand
 MARKER = re.compile(r"\[oh-matrix task ([a-z0-9-]+) ([0-9a-f]+)\]")
-
-BASH_TOOLS = ("execute_bash", "terminal")
-EDIT_TOOLS = ("str_replace_editor", "file_editor")
 
 Step = dict[str, Any]
 Message = dict[str, Any]
@@ -85,24 +83,27 @@ def _offered(tools: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {t["function"]["name"]: t["function"] for t in tools if t.get("type") == "function"}
 
 
-def tool_call(step: Step, offered: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
-    """A neutral step as the tool (name, arguments) this request offers."""
-    def pick(names: tuple[str, ...]) -> str:
+def tool_call(step: Step, offered: dict[str, dict[str, Any]],
+              tools: dict[str, list[str]]) -> tuple[str, dict[str, Any]]:
+    """A neutral step as the tool (name, arguments) this request offers; `tools` says which
+    names mean bash, edit and finish."""
+    def pick(kind: str) -> str:
+        names = tools.get(kind) or []
         for n in names:
             if n in offered:
                 return n
-        raise LookupError(f"none of {names} offered (offered: {sorted(offered)})")
+        raise LookupError(f"none of {names} ({kind}) offered (offered: {sorted(offered)})")
 
     do = step["do"]
     if do == "bash":
-        name, args = pick(BASH_TOOLS), {"command": step["command"]}
+        name, args = pick("bash"), {"command": step["command"]}
     elif do == "create":
-        name, args = pick(EDIT_TOOLS), {"command": "create", "path": step["path"], "file_text": step["text"]}
+        name, args = pick("edit"), {"command": "create", "path": step["path"], "file_text": step["text"]}
     elif do == "replace":
-        name, args = pick(EDIT_TOOLS), {"command": "str_replace", "path": step["path"],
-                                        "old_str": step["old"], "new_str": step["new"]}
+        name, args = pick("edit"), {"command": "str_replace", "path": step["path"],
+                                    "old_str": step["old"], "new_str": step["new"]}
     elif do == "finish":
-        name, args = pick(("finish",)), {"message": step.get("message", "done")}
+        name, args = pick("finish"), {"message": step.get("message", "done")}
     else:
         raise LookupError(f"unknown step {do!r}")
     props = (offered[name].get("parameters") or {}).get("properties") or {}
@@ -114,9 +115,11 @@ def tool_call(step: Step, offered: dict[str, dict[str, Any]]) -> tuple[str, dict
 
 
 class Scripts:
-    def __init__(self, scripts: dict[str, list[Step]], record: str | None) -> None:
+    def __init__(self, scripts: dict[str, list[Step]], record: str | None,
+                 tools: dict[str, list[str]] | None = None) -> None:
         self.scripts = scripts
         self.record = record
+        self.tools = tools or {}
         self.lock = threading.Lock()
 
     def answer(self, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -136,7 +139,7 @@ class Scripts:
             script = [{"do": "finish", "message": "ready"}]
         current = script[min(step, len(script) - 1)]
         try:
-            name, args = tool_call(current, _offered(tools))
+            name, args = tool_call(current, _offered(tools), self.tools)
         except LookupError as e:
             rec["answer"], rec["error"] = "error", str(e)
             return {"role": "assistant", "content": f"oh-matrix scripted LLM cannot act: {e}"}, rec
@@ -255,7 +258,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--record", default=RECORD)
     a = ap.parse_args(argv)
-    scripts = Scripts(json.loads(os.environ.get(SCRIPTS_ENV) or "{}"), a.record)
+    scripts = Scripts(json.loads(os.environ.get(SCRIPTS_ENV) or "{}"), a.record,
+                      json.loads(os.environ.get(TOOLS_ENV) or "{}"))
     server = serve(a.host, a.port, scripts)
     print(f"oh-matrix scripted LLM on {a.host}:{a.port}, {len(scripts.scripts)} scripts", flush=True)
     server.serve_forever()

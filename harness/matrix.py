@@ -12,9 +12,14 @@
     LOG_ALL_EVENTS = "true"
     [[targets]]
     tag = "0.62"                # MAJOR.MINOR, MAJOR.MINOR.PATCH or "latest"
-    api = "v0"                  # optional: v0 below 1.0, v1 from 1.0 and for latest
-    [modes.host-gateway]        # one table per mode, in the order to run them
+    api = "v0"                  # optional: the API generation (harness/generations.py); by default
+                                # the one that covers the tag's major version, for latest the newest
+    constraints = "lock.txt"    # optional: pip constraints instead of the release's own lock,
+                                # relative to this file
+    [modes.host-gateway]        # one table per mode (harness/modes.py), in the order to run them
     env = { KEY = "value" }     # optional, this mode only
+
+Data only: loading a matrix imports neither docker nor httpx.
 """
 
 from __future__ import annotations
@@ -22,17 +27,17 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness import generations, modes
 from harness.errors import InputError
+from harness.generations import Generation
 
-MODES = ("bridge", "host", "custom-network", "host-gateway")
 BACKENDS = ("auto", "official", "pypi")
 LLMS = ("auto", "scripted", "real")
 ENTRYPOINTS = ("api", "headless")
-APIS = ("v0", "v1")
 _TAG_RE = re.compile(r"latest|\d+\.\d+(\.\d+)?")
 _ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -40,20 +45,30 @@ _ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 @dataclass(frozen=True)
 class Target:
     tag: str
-    api: str
+    api: str  # a name in the generations registry
     constraints: str | None = None
+
+    @property
+    def generation(self) -> Generation:
+        return generations.get(self.api)
 
 
 @dataclass(frozen=True)
-class Mode:
+class ModeChoice:
+    """A mode as a matrix file chose it: the registry's mode plus this matrix's env for it."""
+
     name: str
     env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def spec(self) -> modes.Mode:
+        return modes.get(self.name)
 
 
 @dataclass(frozen=True)
 class Cell:
     target: Target
-    mode: Mode
+    mode: ModeChoice
     entrypoint: str = "api"
     # A remedy's rerun of cell `origin` in another mode is `<origin>-in-<mode>`, so its
     # containers never share a name or label with the matrix's own cell of that mode.
@@ -75,15 +90,17 @@ class Matrix:
     app_budget: float
     env: dict[str, str]
     targets: tuple[Target, ...]
-    modes: tuple[Mode, ...]
+    modes: tuple[ModeChoice, ...]
     tasks: tuple[str, ...] = ()
     task_budget: float = 120.0
     llm: str = "auto"
     entrypoints: tuple[str, ...] = ("api",)
+    text: str = ""  # the file as read, so workers get the same matrix without reading it again
 
-    def mode(self, name: str) -> Mode:
+    def mode(self, name: str) -> ModeChoice:
         """The matrix's mode of that name (with its env), or the bare mode when it lists none."""
-        return next((m for m in self.modes if m.name == name), Mode(name))
+        modes.get(name)  # an unknown mode is an error, never a default
+        return next((m for m in self.modes if m.name == name), ModeChoice(name))
 
     def cells(self) -> list[Cell]:
         return [Cell(t, m, e) for t in self.targets for m in self.modes for e in self.entrypoints]
@@ -101,12 +118,6 @@ class Matrix:
                 f"--only {unknown[0]}: no such cell in {self.path} (cells: {', '.join(sorted(known))})"
             )
         return [c for c in cells if c.id in wanted]
-
-
-def default_api(tag: str) -> str:
-    if tag == "latest":
-        return "v1"
-    return "v0" if int(tag.split(".")[0]) < 1 else "v1"
 
 
 class _Reader:
@@ -161,12 +172,13 @@ class _Reader:
 def load(path: str | Path) -> Matrix:
     p = Path(path)
     try:
-        data = tomllib.loads(p.read_text())
+        text = p.read_text()
+        data = tomllib.loads(text)
     except OSError as e:
         raise InputError(f"{p}: cannot read matrix file: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"{p}: invalid TOML: {e}") from None
-    return parse(data, str(p))
+    return replace(parse(data, str(p)), text=text)
 
 
 def parse(data: dict[str, Any], path: str) -> Matrix:
@@ -188,23 +200,32 @@ def parse(data: dict[str, Any], path: str) -> Matrix:
             raise r.fail(f"{key}.tag", f"expected MAJOR.MINOR, MAJOR.MINOR.PATCH or 'latest', got {tag!r}")
         if any(x.tag == tag for x in targets):
             raise r.fail(f"{key}.tag", f"duplicate tag {tag!r}")
-        api = r.choice(t, f"{key}.api", "api", APIS, default_api(tag))
+        try:
+            default = generations.for_tag(tag).name
+        except InputError as e:
+            raise r.fail(f"{key}.tag", str(e)) from None
+        api = r.choice(t, f"{key}.api", "api", tuple(generations.GENERATIONS), default)
         constraints = t.get("constraints")
-        if constraints is not None and not isinstance(constraints, str):
-            raise r.fail(f"{key}.constraints", "expected a path")
+        if constraints is not None:
+            if not isinstance(constraints, str):
+                raise r.fail(f"{key}.constraints", "expected a path")
+            found = Path(path).parent / constraints  # relative to the matrix file
+            if not found.is_file():
+                raise r.fail(f"{key}.constraints", f"no such file: {found}")
+            constraints = str(found)
         targets.append(Target(tag, api, constraints))
     modes_raw = data.get("modes")
     if not isinstance(modes_raw, dict) or not modes_raw:
-        raise r.fail("modes", f"expected at least one [modes.NAME] table ({', '.join(MODES)})")
-    modes = []
+        raise r.fail("modes", f"expected at least one [modes.NAME] table ({', '.join(modes.MODES)})")
+    chosen = []
     for name, body in modes_raw.items():
         key = f"modes.{name}"
-        if name not in MODES:
-            raise r.fail(key, f"unknown mode (known: {', '.join(MODES)})")
+        if name not in modes.MODES:
+            raise r.fail(key, f"unknown mode (known: {', '.join(modes.MODES)})")
         if not isinstance(body, dict):
             raise r.fail(key, "expected a table")
         r.unknown(body, key, {"env"})
-        modes.append(Mode(name, r.env(body.get("env", {}), f"{key}.env")))
+        chosen.append(ModeChoice(name, r.env(body.get("env", {}), f"{key}.env")))
     return Matrix(
         path=path,
         backend=r.choice(run, "run.backend", "backend", BACKENDS, "auto"),
@@ -212,7 +233,7 @@ def parse(data: dict[str, Any], path: str) -> Matrix:
         app_budget=r.number(run, "run.app_budget", "app_budget", 150),
         env=r.env(data.get("env", {}), "env"),
         targets=tuple(targets),
-        modes=tuple(modes),
+        modes=tuple(chosen),
         tasks=_tasks(r, run),
         task_budget=r.number(run, "run.task_budget", "task_budget", 120),
         llm=r.choice(run, "run.llm", "llm", LLMS, "auto"),

@@ -9,43 +9,39 @@ cells only: a configuration that works on one class says nothing about another.
 
 from __future__ import annotations
 
-import copy
 import uuid
-from typing import Any
 
 from harness.errors import InputError
-from harness.report.recommend import recommend
-from harness.results import build_run
+from harness.model import CellResult, Host, Run
+from harness.recommend import recommend
 
 
-def host_class(run: dict[str, Any]) -> str:
-    h = run.get("host") or {}
-    rootless = " rootless" if h.get("rootless") else ""
-    return f"{h.get('os', '?')} / Docker {h.get('server_version', '?')}{rootless}"
+def host_class(host: Host) -> str:
+    rootless = " rootless" if host.rootless else ""
+    return f"{host.os or '?'} / Docker {host.server_version or '?'}{rootless}"
 
 
-def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def merge(runs: list[Run]) -> Run:
     if len(runs) < 2:
         raise InputError("merge: give at least two run folders")
-    labels: dict[str, int] = {}
-    cells, hosts, order = [], {}, []
-    by_class: dict[str, list[dict[str, Any]]] = {}
+    cells: list[CellResult] = []
+    hosts: dict[str, Host] = {}
+    by_class: dict[str, list[CellResult]] = {}
     for run in runs:
-        label = (run.get("host") or {}).get("hostname") or run["run_id"][:8]
-        if label in labels:  # two runs from one host: keep both, apart
-            label = f"{label}-{run['run_id'][:6]}"
-        labels[label] = 1
-        hosts[label] = {**(run.get("host") or {}), "run_id": run["run_id"], "class": host_class(run)}
-        by_class.setdefault(host_class(run), []).extend(run["cells"])
-        for cell in run["cells"]:
-            merged = copy.deepcopy(cell)
-            merged.update(id=f"{label}/{cell['id']}", tag=f"{cell['tag']} @ {label}", host=label,
-                          host_class=host_class(run), base_tag=cell["tag"])
-            cells.append(merged)
-            order.append(merged["id"])
-    per_class = {cls: recommend({"cells": cls_cells}) for cls, cls_cells in by_class.items()}
-    return build_run(
-        uuid.uuid4().hex, min(r["started_at"] for r in runs), max(r["finished_at"] for r in runs),
-        ",".join(sorted({r.get("backend", "?") for r in runs})), {"hosts": hosts}, cells, order,
-        {"merged_from": [r["run_id"] for r in runs], "recommendation_per_host_class": per_class},
-    )
+        label = run.host.hostname or run.run_id[:8]
+        if label in hosts:  # two runs from one host: keep both, apart
+            label = f"{label}-{run.run_id[:6]}"
+        cls = host_class(run.host)
+        hosts[label] = run.host.model_copy(update={"run_id": run.run_id, "host_class": cls})
+        by_class.setdefault(cls, []).extend(run.cells)
+        for cell in run.cells:
+            cells.append(cell.model_copy(deep=True, update={
+                "id": f"{label}/{cell.id}", "tag": f"{cell.tag} @ {label}", "host": label, "host_class": cls,
+                "base_tag": cell.tag}))
+    merged = Run(run_id=uuid.uuid4().hex, started_at=min(r.started_at for r in runs),
+                 finished_at=max(r.finished_at for r in runs),
+                 backend=",".join(sorted({r.backend for r in runs})), cells=cells, hosts=hosts,
+                 merged_from=[r.run_id for r in runs],
+                 recommendation_per_host_class={cls: recommend(c) for cls, c in by_class.items()})
+    merged.recommendation = recommend(cells)
+    return merged

@@ -1,33 +1,42 @@
-"""The pytest plugin: options, one parametrized `cell` per matrix cell, results capture.
+"""The pytest plugin: one parametrized test per cell (`TAG-MODE`) and per cell and task
+(`TAG-MODE-TASK`), run through pytest's and xdist's own channels (docs/architecture.md):
 
-Thin on purpose: the work is in session.py / cell.py, which run without pytest.
+- the controller's RunContext reaches each worker in `workerinput` (pytest_configure_node);
+- a cell's tests stay on one worker, in order (CellScheduling, xdist's loadscope with the
+  cell as the scope), so the first of them runs the cell and the rest read its result;
+- the result goes back to the controller on that test's report (`user_properties`), where
+  the terminal shows it as it lands and the run collects it;
+- a worker that dies mid-cell is named by xdist (pytest_handlecrashitem) and its cell is
+  an error, not run again.
+
+Thin on purpose: the work is in workflow.py and runner.py, which run without pytest.
 """
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from filelock import FileLock
+from xdist.scheduler import LoadScopeScheduling
 
-from harness import remedies
-from harness import session as run_session
+from harness import workflow
+from harness.context import RunContext
 from harness.errors import DockerUnavailable, InfraError, InputError, OutputError
-from harness.matrix import Cell, Matrix, parse_app_env
-from harness.matrix import load as load_matrix
+from harness.matrix import Cell
+from harness.model import CellResult, TaskResult, Verdict
 from harness.report import grid
-from harness.results import CellResult, read_cell
+from harness.runner import run_one
 
-CTX = pytest.StashKey[run_session.RunContext]()
-MATRIX = pytest.StashKey[Matrix]()
-RUN = pytest.StashKey[dict[str, Any]]()
-TASKS = pytest.StashKey[dict[str, list[str]]]()  # cell id -> the task tests selected for it
-DONE = pytest.StashKey[dict[str, CellResult]]()  # cells this process has run or read
-REPORTED = pytest.StashKey[set[str]]()  # controller: cells whose tests reported (even by a dead worker)
+PROPERTY = "oh-matrix-cell"  # the user_properties key a cell's result travels under
+WORKERINPUT = "oh_matrix_context"
+CELLS = pytest.StashKey[list[Cell]]()  # the selected cells, in any process that collects
+TASKS = pytest.StashKey[tuple[str, ...]]()  # the matrix's tasks, likewise
+RUNNER = pytest.StashKey["CellRunner"]()
+CONTROLLER = pytest.StashKey["MatrixController"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -45,117 +54,279 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="the LLM for tasks: scripted (no key), real (LLM_MODEL, LLM_API_KEY[, LLM_BASE_URL])")
 
 
-def _is_worker(config: pytest.Config) -> bool:
-    return hasattr(config, "workerinput")
-
-
 def _terminate_as_interrupt(signum: int, frame: object) -> None:
     # SIGTERM (CI cancelling a job, `kill`) takes the same path as Ctrl-C: every cell's
-    # teardown and the run's final sweep still run.
+    # teardown and the run's final steps still run.
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-_CONFIG: dict[str, pytest.Config] = {}  # pytest_runtest_logreport is not handed the config
+def _distributed(config: pytest.Config) -> bool:
+    return bool(config.pluginmanager.has_plugin("xdist")) and config.getoption("dist", "no") != "no"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    _CONFIG["config"] = config
-    path = config.getoption("matrix")
-    if not path:
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:  # an xdist worker: the controller sent the context
+        if WORKERINPUT in workerinput:
+            signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+            CellRunner(RunContext.model_validate_json(workerinput[WORKERINPUT])).register(config)
         return
+    controller = config.stash.get(CONTROLLER, None)
+    if controller is None:
+        if not config.getoption("matrix"):
+            return
+        controller = MatrixController.from_options(config)  # `pytest --matrix FILE`: the steps before the cells here
+        config.pluginmanager.register(controller, "oh-matrix-controller")  # pytest_configure is replayed to it
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
-    if _is_worker(config):
-        ctx = run_session.RunContext.load(os.environ["OH_MATRIX_OUT"])
-        ctx.app_env = parse_app_env(config.getoption("app_env"))  # run.json has them redacted
-        config.stash[CTX], config.stash[MATRIX] = ctx, load_matrix(ctx.matrix_path)
-        return
-    try:
-        ctx, m = run_session.start(path, config.getoption("out"), config.getoption("backend"),
-                               config.getoption("app_env"), config.getoption("only"),
-                               config.getoption("remedies"), config.getoption("llm"))
-    except InputError as e:
-        pytest.exit(str(e), returncode=2)
-    except DockerUnavailable as e:
-        pytest.exit(str(e), returncode=3)
-    os.environ["OH_MATRIX_OUT"] = ctx.out  # inherited by xdist workers, started after this
-    config.stash[CTX], config.stash[MATRIX] = ctx, m
+    if not _distributed(config):  # no workers: this process runs the cells too
+        CellRunner(controller.state.context).register(config)
+
+
+def cell_index(cells: list[Cell], tasks: tuple[str, ...]) -> Callable[[str], str | None]:
+    """nodeid -> the cell it belongs to, from the test ids this plugin gives (`CELL`,
+    `CELL-TASK`): exact lookups, no guessing from a prefix."""
+    ids = {c.id: c.id for c in cells} | {f"{c.id}-{t}": c.id for c in cells for t in tasks}
+
+    def cell_of(nodeid: str) -> str | None:
+        _, sep, param = nodeid.partition("[")
+        return ids.get(param.removesuffix("]")) if sep else None
+
+    return cell_of
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     wants_cell, wants_task = "cell" in metafunc.fixturenames, "task_case" in metafunc.fixturenames
     if not (wants_cell or wants_task):
         return
-    config = metafunc.config
-    if MATRIX not in config.stash:
+    cells = metafunc.config.stash.get(CELLS, None)
+    if cells is None:
         raise pytest.UsageError("the matrix tests need --matrix FILE (or run `oh-matrix run` / `nox`)")
-    m, ctx = config.stash[MATRIX], config.stash[CTX]
-    cells = m.select(ctx.only)
     if wants_cell:
         metafunc.parametrize("cell", cells, ids=[c.id for c in cells])
     else:
-        cases = [(c, t) for c in cells for t in m.tasks]
+        cases = [(c, t) for c in cells for t in metafunc.config.stash[TASKS]]
         metafunc.parametrize("task_case", cases, ids=[f"{c.id}-{t}" for c, t in cases])
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Which tasks each cell must run: those whose tests survived -k and friends (every
-    process that runs tests collects, xdist workers included)."""
-    wanted: dict[str, list[str]] = {}
-    for item in session.items:
-        callspec = getattr(item, "callspec", None)
-        if callspec is not None and "task_case" in callspec.params:
-            cell, task = callspec.params["task_case"]
-            wanted.setdefault(cell.id, []).append(task)
-    session.config.stash[TASKS] = wanted
+class CellScheduling(LoadScopeScheduling):  # type: ignore[misc]
+    """xdist's loadscope with a cell as the scope: a cell's connect and task tests go to one
+    worker, in collection order. A cell whose worker died is not sent elsewhere (it would run
+    the whole cell again, and a cell that kills its worker would kill the next one too)."""
+
+    def __init__(self, config: pytest.Config, log: Any, cell_of: Callable[[str], str | None]) -> None:
+        super().__init__(config, log)
+        self.cell_of = cell_of
+
+    def _split_scope(self, nodeid: str) -> str:
+        return self.cell_of(nodeid) or nodeid
+
+    def remove_node(self, node: Any) -> str | None:
+        workload = self.assigned_work.pop(node)
+        if not self._pending_of(workload):
+            return None
+        crashitem: str = next(n for unit in workload.values() for n, done in unit.items() if not done)
+        lost = self._split_scope(crashitem)
+        for scope, unit in workload.items():  # units it had not started go back to the queue
+            if scope != lost and not any(unit.values()):
+                self.workqueue[scope] = unit
+        for other in self.assigned_work:
+            self._reschedule(other)
+        return crashitem
 
 
-def cell_result(config: pytest.Config, cell: Cell) -> CellResult:
-    """The cell's result, run once per run: its connect test and its task tests may land
-    on different xdist workers, so the first to come runs it (under a per-cell file lock)
-    and the others read the fragment it wrote."""
-    done = config.stash.setdefault(DONE, {})
-    if cell.id not in done:
-        ctx, m = config.stash[CTX], config.stash[MATRIX]
-        out = Path(ctx.out)
-        (out / "locks").mkdir(parents=True, exist_ok=True)
-        with FileLock(str(out / "locks" / f"{cell.id}.lock")):
-            done[cell.id] = read_cell(out, cell.id) or run_session.run_one(
-                ctx, m, cell, config.stash.get(TASKS, {}).get(cell.id, []))
-    return done[cell.id]
+class CellRunner:
+    """Runs cells where the tests run (a worker, or the only process): each cell once, on
+    its first test; the result rides back on that test's report."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.matrix = ctx.matrix()
+        self.results: dict[str, CellResult] = {}
+        self.tasks: dict[str, list[str]] = {}  # cell id -> its task tests that survived -k
+
+    def register(self, config: pytest.Config) -> None:
+        config.stash[RUNNER] = self
+        config.stash[CELLS] = self.matrix.select(self.ctx.only)
+        config.stash[TASKS] = self.matrix.tasks
+        config.pluginmanager.register(self, "oh-matrix-runner")
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        for item in session.items:
+            callspec = getattr(item, "callspec", None)
+            if callspec is not None and "task_case" in callspec.params:
+                cell, task = callspec.params["task_case"]
+                self.tasks.setdefault(cell.id, []).append(task)
+
+    def result(self, cell: Cell, node: pytest.Item) -> CellResult:
+        if cell.id not in self.results:
+            self.results[cell.id] = r = run_one(self.ctx, self.matrix, cell, self.tasks.get(cell.id, []))
+            node.user_properties.append((PROPERTY, r.model_dump_json()))
+        return self.results[cell.id]
+
+
+class MatrixController:
+    """The controller's side: hands the context to workers, keeps a cell's tests together,
+    collects results from the reports, shows each verdict as it lands."""
+
+    def __init__(self, state: workflow.State, plain: bool = False) -> None:
+        self.state = state
+        self.plain = plain  # under plain pytest: this plugin walks the workflow's steps
+        self.cell_of: Callable[[str], str | None] = lambda nodeid: None
+        self.config: pytest.Config | None = None
+
+    @classmethod
+    def from_options(cls, config: pytest.Config) -> MatrixController:
+        o = workflow.Options(matrix=config.getoption("matrix"), out=config.getoption("out"),
+                             backend=config.getoption("backend"), app_env=config.getoption("app_env"),
+                             only=config.getoption("only"), remedies=config.getoption("remedies"),
+                             llm=config.getoption("llm"))
+        state = workflow.State(o)
+        try:
+            workflow.walk(workflow.BEFORE_CELLS, state)
+        except (InputError, DockerUnavailable) as e:  # one line; pytest's own exit code (docs/exit-codes.md)
+            raise pytest.UsageError(str(e)) from None
+        return cls(state, plain=True)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config: pytest.Config) -> None:
+        config.stash[CONTROLLER] = self
+        m = self.state.matrix
+        assert m is not None
+        config.stash[CELLS], config.stash[TASKS] = self.state.cells, m.tasks
+        self.cell_of = cell_index(self.state.cells, m.tasks)
+        self.config = config
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[WORKERINPUT] = self.state.context.model_dump_json()
+
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> CellScheduling:
+        return CellScheduling(config, log, self.cell_of)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Every test's report reaches the controller (xdist's "worker crashed" ones too)."""
+        cell = self.cell_of(report.nodeid)
+        if cell:
+            self.state.reported.add(cell)
+        mine = [v for k, v in report.user_properties if k == PROPERTY]
+        # Taken off the report before junitxml writes it: the results are results.json's.
+        report.user_properties = [(k, v) for k, v in report.user_properties if k != PROPERTY]
+        for raw in mine:
+            result = CellResult.model_validate_json(str(raw))
+            if result.id not in self.state.results:
+                self.state.results[result.id] = result
+                self.show(f"{result.id:<32} {grid.cell_text(result)}")
+
+    def show(self, line: str) -> None:
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter") if self.config else None
+        if terminal is not None:
+            terminal.ensure_newline()
+            terminal.write_line(line)
+
+    def pytest_handlecrashitem(self, crashitem: str, report: Any, sched: Any) -> None:
+        if cell := self.cell_of(crashitem):
+            self.state.reported.add(cell)
+
+    def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
+        """No progress dots for cells: their verdict lines are the progress."""
+        if not self.cell_of(report.nodeid) or config.get_verbosity() > 0:
+            return None
+        if report.failed:  # as pytest counts them: a failed setup is an error
+            category = "failed" if report.when == "call" else "error"
+        else:
+            category = "" if report.passed and report.when != "call" else report.outcome
+        return category, "", category.upper()
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if not self.plain:
+            return  # `oh-matrix run` walks the steps after the cells itself
+        self.state.pytest_code = int(exitstatus)
+        try:
+            workflow.walk(workflow.AFTER_CELLS, self.state)
+        except OutputError as e:  # e.g. a full disk: one line, not a traceback
+            print(f"oh-matrix: {e}")
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
+        if self.plain and self.state.run is not None:
+            terminalreporter.section("oh-matrix connect verdicts")
+            for line in end_of_run(self.state).splitlines():
+                terminalreporter.write_line(line)
+
+
+def end_of_run(s: workflow.State) -> str:
+    """The grid, the recommendation, what changed since the last run, where the reports are."""
+    run = s.run
+    assert run is not None
+    lines = [grid.render(run) if run.cells else "(no cell ran)", run.recommendation.text()]
+    for kind, word in (("regressions", "regression"), ("fixes", "fix")):
+        for ch in getattr(run.changes, kind):
+            lines.append(f"{word}: {ch.cell} was {ch.before.verdict} in {ch.since[:8]}, "
+                         f"now {ch.now.verdict} {ch.now.cause or ''}".rstrip())
+    out = s.context.out
+    lines.append(f"results: {out}/results.json  report: {out}/report.html  summary: {out}/summary.md")
+    return "\n".join(lines)
+
+
+def run_cells(s: workflow.State) -> int | None:
+    """The workflow's cells step: the matrix as a pytest run, one test per cell and task,
+    cells in parallel on xdist workers, results back on the test reports."""
+    o, ctx = s.options, s.context
+    root = Path(__file__).resolve().parent.parent
+    tests = root / "tests" / "matrix"
+    if not tests.is_dir():
+        raise InputError(f"matrix tests not found at {tests} (install the project with pip -e)")
+    args = [str(tests), "--rootdir", str(root), "-c", str(root / "pyproject.toml"), "-p", "no:cacheprovider",
+            "--junitxml", str(Path(ctx.out) / "junit.xml"), "-o", "junit_family=xunit2",
+            # this process imported the plugin (and xdist) to hand pytest the controller
+            "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+    args += ["-n", str(o.workers)] if o.workers > 1 else ["-p", "no:xdist"]
+    if o.k:
+        args += ["-k", o.k]
+    args += o.pytest_args
+    s.pytest_code = code = int(pytest.main(args, plugins=[MatrixController(s)]))
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED:
+        print("oh-matrix: no cell or task test was selected (check --only and -k)", file=sys.stderr)
+    return workflow.PYTEST_CODES.get(code)
+
+
+def _runner(request: pytest.FixtureRequest) -> CellRunner:
+    return request.config.stash[RUNNER]
 
 
 @pytest.fixture
 def connect_result(cell: Cell, request: pytest.FixtureRequest) -> CellResult:
     """Run the cell. Harness failures surface here, as a pytest *error*, not a test failure."""
-    result = cell_result(request.config, cell)
+    result = _runner(request).result(cell, request.node)
     c = result.connect
-    if c.verdict == "skip":
+    if c.verdict == Verdict.SKIP:
         pytest.skip(c.reason or "not applicable")
-    if c.verdict == "error":
+    if c.verdict == Verdict.ERROR:
         raise InfraError(f"{cell.id}: {c.cause}: " + "; ".join(e.text for e in c.evidence[:2]))
     return result
 
 
 @pytest.fixture
-def task_result(task_case: tuple[Cell, str], request: pytest.FixtureRequest) -> dict[str, Any]:
+def task_result(task_case: tuple[Cell, str], request: pytest.FixtureRequest) -> TaskResult:
     """One task's outcome on its cell; skipped where the runtime never connected."""
     cell, name = task_case
-    result = cell_result(request.config, cell)
+    result = _runner(request).result(cell, request.node)
     c = result.connect
-    if c.verdict != "pass":
+    if c.verdict != Verdict.PASS:
         pytest.skip(f"runtime not connected: {c.cause or c.reason or c.verdict}")
-    task = next((t for t in result.tasks if t["name"] == name), None)
+    task = result.task(name)
     if task is None:
         pytest.skip(f"{name} was not run on {cell.id}")
-    if task["verdict"] == "error":
-        raise InfraError(f"{cell.id} {name}: {task['detail']}")
+    if task.verdict == Verdict.SKIP:
+        pytest.skip(task.detail or "not applicable")
+    if task.verdict == Verdict.ERROR:
+        raise InfraError(f"{cell.id} {name}: {task.detail}")
     return task
 
 
-def describe_task(task: dict[str, Any]) -> str:
-    lines = [f"{task['name']}: {task['verdict']} after {task['seconds']} s: {task['detail']}"]
-    lines += [f"  {e}" for e in task.get("evidence") or []]
-    return "\n".join(lines)
+def describe_task(task: TaskResult) -> str:
+    lines = [f"{task.name}: {task.verdict} after {task.seconds} s: {task.detail}"]
+    return "\n".join(lines + [f"  {e}" for e in task.evidence])
 
 
 def describe_failure(result: CellResult) -> str:
@@ -163,51 +334,6 @@ def describe_failure(result: CellResult) -> str:
     lines = [f"{result.id}: {c.cause} after {c.seconds} s (runtime URL {c.runtime_url})"]
     lines += [f"  [{e.source}] {e.text}" for e in c.evidence if e.source in ("harness", "probe", "api")]
     for r in result.remedies:
-        cause = f" {r['cause']}" if r["cause"] else ""
-        lines.append(f"  remedy {r['name']} ({remedies.settings(r)}): {r['verdict']}{cause}")
+        cause = f" {r.cause}" if r.cause else ""
+        lines.append(f"  remedy {r.name} ({r.settings()}): {r.verdict}{cause}")
     return "\n".join(lines)
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """In the controller, every item's report arrives, xdist's "worker crashed" ones too:
-    remember which cells ran, so a cell that lost its worker is not silently missing."""
-    config = _CONFIG.get("config")
-    if config is None or _is_worker(config) or MATRIX not in config.stash:
-        return
-    param = report.nodeid.rpartition("[")[2].rstrip("]")
-    ids = {c.id for c in config.stash[MATRIX].cells()}
-    cell = param if param in ids else next((i for i in sorted(ids, key=len, reverse=True)
-                                            if param.startswith(i + "-")), None)
-    if cell:
-        config.stash.setdefault(REPORTED, set()).add(cell)
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    config = session.config
-    if _is_worker(config) or CTX not in config.stash:
-        return
-    try:
-        config.stash[RUN] = run_session.finish(config.stash[CTX], config.stash[MATRIX],
-                                               config.stash.get(REPORTED, set()))
-    except OutputError as e:  # e.g. a full disk: one line, not a traceback
-        print(f"oh-matrix: {e}", file=sys.stderr)
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    run = config.stash.get(RUN, None)
-    if not run:
-        return
-    tr = terminalreporter
-    tr.section("oh-matrix connect verdicts")
-    tr.write_line(grid.render(run) if run["cells"] else "(no cell ran)")
-    from harness.cli import recommendation_text
-
-    tr.write_line(recommendation_text(run.get("recommendation") or {}))
-    changes = run.get("changes") or {}
-    for kind, word in (("regressions", "regression"), ("fixes", "fix")):
-        for ch in changes.get(kind, []):
-            tr.write_line(f"{word}: {ch['cell']} was {ch['before']['verdict']} in {ch['since'][:8]}, "
-                          f"now {ch['now']['verdict']} {ch['now'].get('cause') or ''}".rstrip())
-    out = Path(config.stash[CTX].out)
-    tr.write_line(f"results: {out / 'results.json'}  report: {out / 'report.html'}  summary: {out / 'summary.md'}")

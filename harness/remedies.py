@@ -3,16 +3,18 @@
 A remedy is a change of the app container's environment, and for some a change of mode
 (the documented host-network fix is `--network host` plus two variables), so trying one is
 the same real cell run again with that env added, in that mode; whether it turns the cell
-green is what the rerun shows, never what this table claims. Sources: openhands-networking.md §1-2, §7.
+green is what the rerun shows, never what this table claims. Which remedies a cell may try
+is its generation's list (harness/generations.py); each remedy names the causes and the
+directions it addresses. docs/remedies.md says where each comes from.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from harness.results import CellResult
+from harness import generations
+from harness.model import Cause, CellResult, Direction, RemedyTry
 
 
 @dataclass(frozen=True)
@@ -23,12 +25,11 @@ class Context:
 @dataclass(frozen=True)
 class Remedy:
     name: str
-    causes: tuple[str, ...]
-    apis: tuple[str, ...]
+    causes: tuple[Cause, ...]
     env: Callable[[Context], dict[str, str] | None]  # None: not applicable on this host
     why: str
     mode: str | None = None  # rerun the cell in this mode (None: its own)
-    directions: tuple[str | None, ...] = ("app->runtime", None)  # the callback needs its own fixes
+    directions: tuple[Direction | None, ...] = (Direction.FORWARD, None)  # the callback needs its own fixes
 
 
 def _gateway(key: str, fmt: str = "{gw}") -> Callable[[Context], dict[str, str] | None]:
@@ -40,37 +41,45 @@ def _no_proxy(ctx: Context) -> dict[str, str]:
     return {"NO_PROXY": hosts, "no_proxy": hosts}
 
 
-REMEDIES: tuple[Remedy, ...] = (
-    Remedy("docker-host-addr", ("dns-unresolved", "connect-timeout"), ("v0",),
+DNS, TIMEOUT, REFUSED = Cause.DNS_UNRESOLVED, Cause.CONNECT_TIMEOUT, Cause.CONNECTION_REFUSED
+
+REMEDIES: dict[str, Remedy] = {r.name: r for r in (
+    Remedy("docker-host-addr", (DNS, TIMEOUT),
            _gateway("DOCKER_HOST_ADDR"),
            "V0 polls http://$DOCKER_HOST_ADDR:PORT instead of host.docker.internal (docker_runtime.py L123-129)"),
-    Remedy("host-network-trio", ("dns-unresolved", "connect-timeout", "connection-refused"), ("v0",),
+    Remedy("host-network-trio", (DNS, TIMEOUT, REFUSED),
            lambda ctx: {"SANDBOX_USE_HOST_NETWORK": "true", "DOCKER_HOST_ADDR": "127.0.0.1"},
            "the documented host-network setup: app and runtime on the host network, runtime "
            "polled on 127.0.0.1, so no packet crosses a bridge or the host's INPUT chain",
            mode="host"),
-    Remedy("own-network", ("connect-timeout",), ("v0",), lambda ctx: {},
+    Remedy("own-network", (TIMEOUT,), lambda ctx: {},
            "the app on a user-defined network: its SYNs reach the published port through that "
            "network's own bridge, not docker0, which host firewalls (ufw, firewalld) tend to drop",
            mode="custom-network"),
-    Remedy("bind-all-addresses", ("connection-refused",), ("v0",),
+    Remedy("bind-all-addresses", (REFUSED,),
            lambda ctx: {"SANDBOX_RUNTIME_BINDING_ADDRESS": "0.0.0.0"},
            "publish the runtime's ports on every address, not loopback only"),
-    Remedy("no-proxy", ("proxy",), ("v0", "v1"), _no_proxy,
+    Remedy("no-proxy", (Cause.PROXY,), _no_proxy,
            "keep the runtime host out of the app's HTTP(S)_PROXY (httpx honours NO_PROXY)"),
-    Remedy("v1-url-pattern", ("dns-unresolved", "connect-timeout"), ("v1",),
+    Remedy("v1-url-pattern", (DNS, TIMEOUT),
            _gateway("SANDBOX_CONTAINER_URL_PATTERN", "http://{gw}:{{port}}"),
            "reach the sandbox at the bridge gateway instead of host.docker.internal"),
-    Remedy("v1-startup-grace", ("budget-exceeded",), ("v1",),
+    Remedy("v1-startup-grace", (Cause.BUDGET_EXCEEDED,),
            lambda ctx: {"SANDBOX_STARTUP_GRACE_SECONDS": "90"},
            "give a slow sandbox longer than the app's 15 s health grace"),
-)
+)}
+
+
+def unknown_names() -> list[str]:
+    """Remedy names a generation lists that this table does not define (a test keeps it empty)."""
+    return [f"{g.name}: {n}" for g in generations.GENERATIONS.values() for n in g.remedies if n not in REMEDIES]
 
 
 def applicable(result: CellResult, ctx: Context) -> list[tuple[Remedy, dict[str, str]]]:
     out = []
-    for r in REMEDIES:
-        if result.connect.cause not in r.causes or result.api not in r.apis:
+    for name in generations.get(result.api).remedies:
+        r = REMEDIES[name]
+        if result.connect.cause not in r.causes:
             continue
         if result.connect.direction not in r.directions:
             continue
@@ -82,21 +91,15 @@ def applicable(result: CellResult, ctx: Context) -> list[tuple[Remedy, dict[str,
 
 
 def search(result: CellResult, ctx: Context,
-           rerun: Callable[[dict[str, str], str | None], CellResult]) -> list[dict[str, Any]]:
+           rerun: Callable[[dict[str, str], str | None], CellResult]) -> list[RemedyTry]:
     """Rerun a failed cell once per applicable remedy (`rerun(env, mode)`, mode None: the
     cell's own); record what each really did and the command that did it."""
     tried = []
     for remedy, env in applicable(result, ctx):
         mode = remedy.mode if remedy.mode not in (None, result.mode) else None
         again = rerun(env, mode)
-        tried.append({"name": remedy.name, "env": env, "mode": mode, "why": remedy.why,
-                      "verdict": again.connect.verdict, "cause": again.connect.cause,
-                      "seconds": again.connect.seconds, "runtime_url": again.connect.runtime_url,
-                      "docker_run": again.docker_run})
+        tried.append(RemedyTry(name=remedy.name, env=env, mode=mode, why=remedy.why,
+                               verdict=again.connect.verdict, cause=again.connect.cause,
+                               seconds=again.connect.seconds, runtime_url=again.connect.runtime_url,
+                               docker_run=again.docker_run))
     return tried
-
-
-def settings(tried: Mapping[str, Any]) -> str:
-    """What a tried remedy changed, for a line of text: `in mode host K=V ...`."""
-    moved = [f"in mode {tried['mode']}"] if tried.get("mode") else []
-    return " ".join(moved + [f"{k}={v}" for k, v in (tried.get("env") or {}).items()])

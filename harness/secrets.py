@@ -2,15 +2,16 @@
 
 A value is secret when its variable is named like `*KEY*`, `*TOKEN*`, `*SECRET*` or
 `*PASSWORD*`. Such values are set on the app container and nowhere else: results,
-reports, run.json, JUnit and evidence (log tails included) carry `<redacted>` instead.
+reports, JUnit and evidence (log tails included) carry `<redacted>` instead. The values
+themselves travel from the controller to xdist workers in memory (workerinput), never
+through a file.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 
-from harness.results import CellResult
+from harness.model import CellResult
 
 HINTS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
 MASK = "<redacted>"
@@ -41,16 +42,17 @@ def redact_result(result: CellResult, env: dict[str, str]) -> CellResult:
     result.app_env = redact_env(result.app_env)
     if result.docker_run:
         result.docker_run = redact_text(result.docker_run, values)
-    c = result.connect
-    c.evidence = [replace(e, text=redact_text(e.text, values)) for e in c.evidence]
+    for e in result.connect.evidence:
+        e.text = redact_text(e.text, values)
     for r in result.remedies:
-        r["env"] = redact_env(r["env"])
+        r.env = redact_env(r.env)
+        if r.docker_run:
+            r.docker_run = redact_text(r.docker_run, values)
     for t in result.tasks:  # an agent may echo anything it was given
-        for key in ("detail", "actions", "evidence"):
-            value = t.get(key)
-            if isinstance(value, str):
-                t[key] = redact_text(value, values)
-            elif isinstance(value, list):
-                t[key] = [redact_text(str(v), values) for v in value]
+        if t.detail:
+            t.detail = redact_text(t.detail, values)
+        t.actions = [redact_text(a, values) for a in t.actions]
+        t.evidence = [redact_text(e, values) for e in t.evidence]
+    result.notes = [redact_text(n, values) for n in result.notes]
     return result
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import cleanup, docker_host
-from harness.results import write_json
+from harness.output import write_json
 
 GROWTH_MB = 50  # tolerated drift over the whole soak (logs, SQLite pages, allocator noise)
 

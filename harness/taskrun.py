@@ -2,9 +2,10 @@
 as sidecars, one user message per task in the cell's conversation, the effect checks.
 
 The sidecars join the network namespace of whoever uses them (`network_mode=container:`)
-and listen on its loopback: the LLM in the caller's (V0: the app; V1: the agent-server
-sandbox), the git server in the runtime's. So a task verdict is about the runtime and the
-agent loop, never about whether the mode under test lets one container reach another.
+and listen on its loopback: the LLM in the caller's (the generation says whose: V0's app,
+V1's agent-server sandbox), the git server in the runtime's. So a task verdict is about the
+runtime and the agent loop, never about whether the mode under test lets one container
+reach another.
 """
 
 from __future__ import annotations
@@ -17,22 +18,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import docker
-import httpx
-from docker.errors import APIError, DockerException
+from docker.errors import DockerException
 from docker.models.containers import Container
-from testcontainers.core.container import DockerContainer
-from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
-from harness import cleanup, llm
-from harness.errors import ApiError
+from harness import llm
+from harness.containers import CellResources
+from harness.errors import AdapterError
+from harness.generations import Generation
+from harness.model import TaskResult, Verdict
 from harness.openhands import Adapter, LlmSettings, Turn
-from harness.tasks import CATALOG, GIT_REPO, TaskResult, Where
+from harness.tasks import CATALOG, GIT_REPO, Where
 
 POLL = 1.0
-SIDECAR_READY = 30.0
 LLM_SOURCE = Path(llm.__file__).read_text()
-WORKSPACE = {"v0": "/workspace", "v1": "/workspace/project"}  # the runtime's working dir
 GIT_READY = "Ready to rumble"  # what `git daemon --verbose` logs once it listens
 
 
@@ -47,43 +45,33 @@ class LlmChoice:
         return self.real is None
 
 
-def start_sidecar(client: docker.DockerClient, image: str, name: str, labels: dict[str, str],
-                  netns_of: str, command: list[str], ready: str, env: dict[str, str] | None = None) -> Container:
-    """A helper container in another container's network namespace, up when it logs `ready`."""
-    c = (DockerContainer(image).with_name(name).with_command(command).with_envs(**(env or {}))
-         .with_kwargs(network_mode=f"container:{netns_of}", labels={**labels, cleanup.ROLE_LABEL: "sidecar"},
-                      entrypoint=[])
-         .waiting_for(LogMessageWaitStrategy(ready).with_startup_timeout(int(SIDECAR_READY))))
-    try:
-        c.start()
-    except BaseException:
-        if c._container is not None:
-            cleanup.remove_container(c._container)
-        raise
-    return c.get_wrapped_container()
+def llm_env(gen: Generation, scripts: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
+    """What the scripted LLM sidecar needs: the scripts, and the generation's tool names."""
+    tools = {"bash": [gen.tools.bash], "edit": [gen.tools.edit], "finish": [gen.tools.finish]}
+    return {llm.SCRIPTS_ENV: json.dumps(scripts), llm.TOOLS_ENV: json.dumps(tools)}
 
 
 @dataclass
 class TaskRunner:
-    client: docker.DockerClient
+    resources: CellResources  # the cell's: labels, client
     adapter: Adapter
-    conversation: str
-    api: str
+    gen: Generation
     helper_image: str  # any image of the release with python3 and git: the app's
     name: str  # the cell's container name, prefix of the sidecars'
-    labels: dict[str, str]
     tasks: list[str]
     choice: LlmChoice
     budget: float
     llm_port: int = 0  # free on the host: in host-network modes the loopback is the host's
     git_port: int = 0
+    conversation: str = ""
     scripts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     nonce: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     llm_sidecar: Container | None = None
     git: Container | None = None
+    sidecars: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     def __post_init__(self) -> None:
-        where = Where(WORKSPACE[self.api], self.nonce, git_port=self.git_port)
+        where = Where(self.gen.workspace, self.nonce, git_port=self.git_port)
         for name in self.tasks:
             self.scripts[f"{name} {self.nonce}"] = CATALOG[name].steps(where)
 
@@ -98,10 +86,10 @@ class TaskRunner:
         """The scripted LLM on the loopback of `caller` (the container that calls the LLM)."""
         if not self.choice.scripted or self.llm_sidecar is not None:
             return
-        self.llm_sidecar = start_sidecar(
-            self.client, self.helper_image, f"{self.name}-llm", self.labels, caller,
+        self.llm_sidecar = self.resources.sidecar(
+            self.helper_image, f"{self.name}-llm", caller,
             ["python3", "-c", LLM_SOURCE, "--port", str(self.llm_port)], "oh-matrix scripted LLM on",
-            {llm.SCRIPTS_ENV: json.dumps(self.scripts)})
+            llm_env(self.gen, self.scripts), stack=self.sidecars)
 
     def records(self) -> list[dict[str, Any]]:
         if self.llm_sidecar is None:
@@ -123,8 +111,8 @@ class TaskRunner:
                 "git push -q origin HEAD:main; "
                 "exec git daemon --verbose --reuseaddr --export-all --enable=receive-pack --base-path=/srv/git "
                 f"--listen=127.0.0.1 --port={port} /srv/git")
-        self.git = start_sidecar(self.client, self.helper_image, f"{self.name}-git", self.labels, runtime.id,
-                                 ["sh", "-c", seed], GIT_READY)
+        self.git = self.resources.sidecar(self.helper_image, f"{self.name}-git", str(runtime.id),
+                                          ["sh", "-c", seed], GIT_READY, stack=self.sidecars)
 
     # -- the tasks -----------------------------------------------------------------------------
 
@@ -141,13 +129,13 @@ class TaskRunner:
                 if seen is not None and seen == settled:
                     return last, None
                 settled = seen
-            except (ApiError, httpx.HTTPError) as e:
+            except AdapterError as e:
                 error = str(e)[:300]
             time.sleep(POLL)
         return last, error
 
     def where(self, runtime: Container | None = None) -> Where:
-        return Where(WORKSPACE[self.api], self.nonce, runtime, self.git, self.git_port)
+        return Where(self.gen.workspace, self.nonce, runtime, self.git, self.git_port)
 
     def prepare(self, name: str, runtime: Container) -> None:
         """What the task needs in the runtime before the agent sees it: its seeded files,
@@ -158,7 +146,8 @@ class TaskRunner:
         if task.needs_git and self.git is None:
             self.start_git(runtime)
 
-    def run(self, runtime: Container) -> list[TaskResult]:
+    def run(self, conversation: str, runtime: Container) -> list[TaskResult]:
+        self.conversation = conversation
         # The conversation's first message (the connect check's greeting) ends its own turn
         # first; a task message sent while the agent still runs would mix the two turns.
         self._wait_turn(None)
@@ -169,8 +158,8 @@ class TaskRunner:
         try:
             self.prepare(name, runtime)
             self.adapter.send_message(self.conversation, CATALOG[name].message(self.where()))
-        except (ApiError, httpx.HTTPError, DockerException, RuntimeError, TimeoutError) as e:
-            return TaskResult(name, "error", detail=f"could not start the task: {str(e)[:300]}")
+        except (AdapterError, DockerException, RuntimeError, TimeoutError) as e:
+            return TaskResult(name=name, verdict=Verdict.ERROR, detail=f"could not start the task: {str(e)[:300]}")
         turn, api_error = self._wait_turn(llm.marker(name, self.nonce))
         return self.verdict(name, runtime, turn, time.monotonic() - t0, self._evidence(turn, api_error))
 
@@ -180,8 +169,8 @@ class TaskRunner:
         `why` (what the entry point saw) and what the LLM was asked, as evidence."""
         check = CATALOG[name].check(self.where(runtime), turn or Turn(done=False, state="?"))
         calls = [r for r in self.records() if r.get("task") == f"{name} {self.nonce}"]
-        r = TaskResult(name, "pass" if check.ok else "fail", round(seconds, 1), check.detail,
-                       llm_calls=len(calls) if self.choice.scripted else None,
+        r = TaskResult(name=name, verdict=Verdict.PASS if check.ok else Verdict.FAIL, seconds=round(seconds, 1),
+                       detail=check.detail, llm_calls=len(calls) if self.choice.scripted else None,
                        actions=turn.actions if turn else [])
         if not check.ok:
             never = ["the LLM was never called for this task"] if self.choice.scripted and not calls else []
@@ -200,8 +189,6 @@ class TaskRunner:
         return out + [f"action: {a}" for a in turn.actions]
 
     def close(self) -> None:
-        for c in (self.git, self.llm_sidecar):
-            if c is not None:
-                with contextlib.suppress(APIError):
-                    cleanup.remove_container(c)
+        """Remove the sidecars (before the containers whose namespaces they share)."""
+        self.sidecars.close()
         self.git = self.llm_sidecar = None

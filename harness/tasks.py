@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
-
-from docker.models.containers import Container
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from harness import llm
 from harness.openhands import Turn
 
 Step = dict[str, Any]
 GIT_REPO = "oh-matrix.git"
+
+
+class Container(Protocol):
+    """What a task needs of a container: run a command in it (docker-py's Container has it)."""
+
+    def exec_run(self, cmd: list[str], user: str = "", demux: bool = False) -> Any: ...
 
 
 @dataclass
@@ -205,18 +209,3 @@ REPO = Task(
 
 CATALOG: dict[str, Task] = {t.name: t for t in (CREATE_FILE, RUN_COMMAND, EDIT_FILE, MULTI_STEP, REPO)}
 DEFAULT = list(CATALOG)
-
-
-@dataclass
-class TaskResult:
-    name: str
-    verdict: str  # pass | fail | error | skip
-    seconds: float | None = None
-    detail: str | None = None
-    llm_calls: int | None = None  # scripted LLM only: requests it answered for this task
-    actions: list[str] = field(default_factory=list)
-    evidence: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "verdict": self.verdict, "seconds": self.seconds, "detail": self.detail,
-                "llm_calls": self.llm_calls, "actions": self.actions, "evidence": self.evidence}

@@ -8,8 +8,8 @@ import docker
 from docker.errors import APIError, ImageNotFound
 
 from harness.errors import ImageUnavailable
-from harness.images.model import ImageSet
 from harness.images.wheels import log
+from harness.model import ImageSet
 
 REGISTRY = "docker.openhands.dev/openhands"
 
@@ -44,7 +44,8 @@ def pull_v0(client: docker.DockerClient, tag: str) -> ImageSet:
     env = dict(e.partition("=")[::2] for e in cfg.get("Env") or [])
     version = (labels.get("org.opencontainers.image.version")
                or env.get("OPENHANDS_BUILD_VERSION") or tag)
-    return ImageSet(tag, version, "official", "v0", app_ref, runtime_ref, notes=["pulled"])
+    return ImageSet(tag=tag, resolved_version=version, backend="official", api="v0", app_image=app_ref,
+                    runtime_image=runtime_ref, notes=["pulled"])
 
 
 def pull_v1(client: docker.DockerClient, tag: str) -> ImageSet:
@@ -65,5 +66,5 @@ def pull_v1(client: docker.DockerClient, tag: str) -> ImageSet:
     env = dict(e.partition("=")[::2] for e in cfg.get("Env") or [])
     version = ((cfg.get("Labels") or {}).get("org.opencontainers.image.version")
                or env.get("OPENHANDS_BUILD_VERSION") or tag)
-    return ImageSet(tag, version, "official", "v1", app_ref, sandbox_ref,
-                    notes=["pulled", f"agent-server {agent_version}"])
+    return ImageSet(tag=tag, resolved_version=version, backend="official", api="v1", app_image=app_ref,
+                    runtime_image=sandbox_ref, notes=["pulled", f"agent-server {agent_version}"])

@@ -29,12 +29,13 @@ from pathlib import Path
 import docker
 from docker.errors import APIError, BuildError, ImageNotFound
 
+from harness import generations
 from harness.cleanup import BUILD_LABEL, OWNER_LABEL, owner
 from harness.errors import ImageUnavailable
 from harness.images import wheels
 from harness.images.base import BaseImage, ensure_base
-from harness.images.model import ImageSet
 from harness.images.wheels import log
+from harness.model import ImageSet
 from harness.modes import app_command
 from harness.paths import cache_root
 
@@ -144,7 +145,7 @@ RUN mkdir -p /.openhands /app
 WORKDIR /app
 EXPOSE 3000
 LABEL {label_lines}
-CMD {json.dumps(app_command(api, 3000))}
+CMD {json.dumps(app_command(generations.get(api), 3000))}
 """
 
 
@@ -291,8 +292,9 @@ def build_v0(client: docker.DockerClient, tag: str, constraints_file: Path | Non
         _build(client, placeholder, _placeholder_dockerfile(plan.base.ref, placeholder))
     _verify_app(client, app_ref, version, "openhands.server.listen")
     log(f"{version}: images ready in {time.monotonic() - t0:.0f} s")
-    return ImageSet(tag, version, "pypi", "v0", app_ref, runtime_ref, plan.deps,
-                    [f"built from openhands-ai {version} wheels, deps {plan.deps}"])
+    return ImageSet(tag=tag, resolved_version=version, backend="pypi", api="v0", app_image=app_ref,
+                    runtime_image=runtime_ref, deps_hash=plan.deps,
+                    notes=[f"built from openhands-ai {version} wheels, deps {plan.deps}"])
 
 
 # -- V1: app server + agent-server sandbox -------------------------------------------------
@@ -356,6 +358,7 @@ def build_v1(client: docker.DockerClient, tag: str, constraints_file: Path | Non
                {"chromium": _asset("chromium")})
     _verify_app(client, app_ref, version, "openhands.app_server.app")
     log(f"{version}: images ready in {time.monotonic() - t0:.0f} s")
-    return ImageSet(tag, version, "pypi", "v1", app_ref, sandbox_ref, plan.deps,
-                    [f"built from openhands-ai {version} wheels, deps {plan.deps}",
-                     f"agent-server {agent_version}"])
+    return ImageSet(tag=tag, resolved_version=version, backend="pypi", api="v1", app_image=app_ref,
+                    runtime_image=sandbox_ref, deps_hash=plan.deps,
+                    notes=[f"built from openhands-ai {version} wheels, deps {plan.deps}",
+                           f"agent-server {agent_version}"])

@@ -1,9 +1,13 @@
-"""Adapters: one per OpenHands API generation, same interface, blind to the image backend."""
+"""Adapters: one per OpenHands API generation (harness/generations.py names them), same
+interface, blind to the image backend. They import neither docker nor the image code, and
+translate httpx's errors into harness.errors.AdapterError at their boundary."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+
+from harness.generations import Generation
 
 
 @dataclass(frozen=True)
@@ -13,6 +17,13 @@ class LlmSettings:
     base_url: str
 
 
+# How a generation words a runtime failure, normalised (see each adapter):
+#   startup-grace  the app gave up after its own startup grace for the runtime
+#   start-failed   the daemon refused to start the runtime the app asked for
+#   port-taken     ... because the host port the app chose was taken
+Failure = Literal["startup-grace", "start-failed", "port-taken"]
+
+
 @dataclass(frozen=True)
 class RuntimeState:
     """What the app says about a conversation's runtime, normalised across generations."""
@@ -20,6 +31,7 @@ class RuntimeState:
     ready: bool
     status: str  # the app's own words, e.g. "STARTING/STATUS$STARTING_RUNTIME"
     error: str | None = None  # set when the app itself reports a terminal error
+    failure: Failure | None = None  # what kind of error, when the adapter can tell
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -35,12 +47,14 @@ class Turn:
     actions: list[str] = field(default_factory=list)  # "tool: argument" as the agent asked
     outputs: list[str] = field(default_factory=list)  # what the runtime answered, in order
     errors: list[str] = field(default_factory=list)  # error observations / agent errors
+    messages: list[str] = field(default_factory=list)  # what the agent said (its messages, finish text)
 
 
 class Adapter(Protocol):
     api: str
     health_path: str
 
+    def healthy(self) -> bool: ...
     def store_settings(self, llm: LlmSettings) -> None: ...
     def create_conversation(self, message: str) -> str: ...
     def runtime_state(self, conversation_id: str) -> RuntimeState: ...
@@ -54,11 +68,6 @@ class Adapter(Protocol):
     def close(self) -> None: ...
 
 
-def adapter_for(api: str, base_url: str) -> Adapter:
-    if api == "v0":
-        from harness.openhands.v0 import V0Adapter
-
-        return V0Adapter(base_url)
-    from harness.openhands.v1 import V1Adapter
-
-    return V1Adapter(base_url)
+def adapter_for(gen: Generation, base_url: str) -> Adapter:
+    adapter: Adapter = gen.load(gen.adapter)(base_url)
+    return adapter

@@ -1,4 +1,5 @@
-"""The harness's HTTP client for an app's API, shared by the adapters."""
+"""The harness's HTTP client for an app's API, shared by the adapters: the one place where
+httpx's errors become the harness's (AdapterError: ApiError or AppUnreachable)."""
 
 from __future__ import annotations
 
@@ -6,21 +7,37 @@ from typing import Any
 
 import httpx
 
-from harness.errors import ApiError
+from harness.errors import ApiError, AppUnreachable
 
 
 class AppClient:
-    def __init__(self, base_url: str, timeout: float) -> None:
+    def __init__(self, base_url: str, timeout: float, headers: dict[str, str] | None = None) -> None:
         # trust_env=False: the harness's own proxy variables must not sit between it and
         # an app published on this machine.
-        self._http = httpx.Client(base_url=base_url, timeout=timeout, trust_env=False)
+        self._http = httpx.Client(base_url=base_url, timeout=timeout, trust_env=False, headers=headers)
+
+    def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        try:
+            return self._http.request(method, path, **kw)
+        except httpx.HTTPError as e:
+            raise AppUnreachable(f"{method} {self._http.base_url}{path}: {type(e).__name__}: {e}") from None
 
     def call(self, method: str, path: str, **kw: Any) -> Any:
         """JSON of a 2xx/3xx answer; anything else is an ApiError with status and body."""
-        resp = self._http.request(method, path, **kw)
+        resp = self.request(method, path, **kw)
         if resp.status_code >= 400:
             raise ApiError(method, path, resp.status_code, resp.text)
-        return resp.json()
+        try:
+            return resp.json()
+        except ValueError:
+            raise ApiError(method, path, resp.status_code, f"not JSON: {resp.text[:200]}") from None
+
+    def answers(self, path: str) -> bool:
+        """Whether anything but a server error comes back (the API is up)."""
+        try:
+            return self.request("GET", path, timeout=3).status_code < 500
+        except AppUnreachable:
+            return False
 
     def close(self) -> None:
         self._http.close()

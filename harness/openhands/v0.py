@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from harness.errors import ApiError
+from harness.generations import V0
 from harness.openhands import LlmSettings, RuntimeState, Turn
 from harness.openhands.http import AppClient
 
@@ -27,12 +28,15 @@ _TERMINAL = {
 
 
 class V0Adapter:
-    api = "v0"
-    health_path = "/api/options/config"
+    api = V0.name
+    health_path = V0.health_path
 
     def __init__(self, base_url: str, timeout: float = 15.0) -> None:
         self._app = AppClient(base_url, timeout)
         self._call = self._app.call
+
+    def healthy(self) -> bool:
+        return self._app.answers(self.health_path)
 
     def store_settings(self, llm: LlmSettings) -> None:
         self._call("POST", "/api/settings", json={
@@ -75,7 +79,7 @@ class V0Adapter:
         return turn_from_events(self.events(conversation_id), after)
 
     def runtime_container_name(self, conversation_id: str) -> str:
-        return f"openhands-runtime-{conversation_id}"
+        return f"{V0.runtime_prefix}{conversation_id}"
 
     def runtime_url(self, app_logs: str, app_env: dict[str, str],
                     runtime_attrs: dict[str, Any] | None) -> str | None:
@@ -113,10 +117,14 @@ def turn_from_events(events: list[dict[str, Any]], after: str | None) -> Turn:
         if e.get("observation") == "agent_state_changed":
             t.state = str((e.get("extras") or {}).get("agent_state"))
             t.done = t.state in _AGENT_STOPPED
-        elif e.get("source") == "agent" and e.get("action") and e["action"] not in ("message", "system"):
+        elif e.get("source") == "agent" and e.get("action") == "message":
+            t.messages.append(str((e.get("args") or {}).get("content") or ""))
+        elif e.get("source") == "agent" and e.get("action") and e["action"] != "system":
             args = e.get("args") or {}
             what = " ".join(str(args[k]) for k in ("command", "path") if args.get(k)) or args.get("final_thought")
             t.actions.append(f"{e['action']}: {str(what or '')[:120]}")
+            if e["action"] == "finish" and args.get("final_thought"):
+                t.messages.append(str(args["final_thought"]))
         elif e.get("observation") == "error":
             t.errors.append(str(e.get("content") or e.get("message")))
         elif e.get("observation") and e.get("source") != "user":

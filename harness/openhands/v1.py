@@ -21,27 +21,47 @@ import uuid
 from typing import Any
 from urllib.parse import urlparse
 
-import httpx
-
 from harness.errors import ApiError
-from harness.openhands import LlmSettings, RuntimeState, Turn
+from harness.generations import V1
+from harness.openhands import Failure, LlmSettings, RuntimeState, Turn
 from harness.openhands.http import AppClient
 
 SANDBOX_PORT = 8000
+# How 1.x words its runtime failures (app_server/sandbox/docker_sandbox_service.py):
+# the /health check failed after SANDBOX_STARTUP_GRACE_SECONDS (default 15 s) ...
+STARTUP_GRACE_MESSAGE = "Sandbox entered error state"
+# ... the daemon refused to run the sandbox (start_sandbox wraps its error) ...
+START_FAILED_MESSAGE = "Failed to start container"
+# ... because the host port the app picked (by binding port 0 in its OWN network
+# namespace, _find_unused_port) was taken on the host.
+PORT_TAKEN_MESSAGE = "port is already allocated"
 # ConversationExecutionStatus.is_terminal (sdk/conversation/state.py) plus idle/paused: the
 # agent waits for the user.
 _STOPPED = {"finished", "error", "stuck", "idle", "paused", "waiting_for_confirmation"}
 
 
+def failure(detail: str) -> Failure | None:
+    if PORT_TAKEN_MESSAGE in detail:
+        return "port-taken"
+    if START_FAILED_MESSAGE in detail:
+        return "start-failed"
+    if STARTUP_GRACE_MESSAGE in detail:
+        return "startup-grace"
+    return None
+
+
 class V1Adapter:
-    api = "v1"
-    health_path = "/health"
+    api = V1.name
+    health_path = V1.health_path
 
     def __init__(self, base_url: str, timeout: float = 30.0) -> None:
         self._app = AppClient(base_url, timeout)
         self._call = self._app.call
         self._tasks: dict[str, str] = {}  # conversation id -> start task id
-        self._agents: dict[str, tuple[httpx.Client, str]] = {}  # conversation id -> agent-server, its URL
+        self._agents: dict[str, tuple[AppClient, str]] = {}  # conversation id -> its agent-server, path
+
+    def healthy(self) -> bool:
+        return self._app.answers(self.health_path)
 
     def store_settings(self, llm: LlmSettings) -> None:
         self._call("POST", "/api/v1/settings", json={"agent_settings_diff": {"llm": {
@@ -72,7 +92,7 @@ class V1Adapter:
                 sandbox = f" sandbox={conv.get('sandbox_status')} execution={conv.get('execution_status')}"
         error = f"start task ERROR: {task.get('detail')}" if status == "ERROR" else None
         return RuntimeState(ready=status == "READY", status=f"start task {status}{sandbox}",
-                            error=error, raw=raw)
+                            error=error, failure=failure(error) if error else None, raw=raw)
 
     def events(self, conversation_id: str) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -87,26 +107,20 @@ class V1Adapter:
             if not page:
                 return out
 
-    def _agent(self, conversation_id: str) -> tuple[httpx.Client, str]:
+    def _agent(self, conversation_id: str) -> tuple[AppClient, str]:
         if conversation_id not in self._agents:
             [conv] = self._call("GET", "/api/v1/app-conversations", params={"ids": conversation_id})
             url, key = (conv or {}).get("conversation_url"), (conv or {}).get("session_api_key")
             if not url or not key:
                 raise ApiError("GET", "/api/v1/app-conversations", 200, "no conversation_url/session_api_key yet")
-            client = httpx.Client(headers={"X-Session-API-Key": key}, timeout=30, trust_env=False)
-            self._agents[conversation_id] = (client, str(url).rstrip("/"))
+            u = urlparse(str(url))
+            client = AppClient(f"{u.scheme}://{u.netloc}", 30, {"X-Session-API-Key": key})
+            self._agents[conversation_id] = (client, u.path.rstrip("/"))
         return self._agents[conversation_id]
 
     def _agent_call(self, conversation_id: str, method: str, path: str, **kw: Any) -> Any:
-        client, url = self._agent(conversation_id)
-        r = client.request(method, url + path, **kw)
-        try:
-            if r.status_code < 400:
-                return r.json()
-        except ValueError:
-            pass
-        raise ApiError(method, f"<agent-server>/api/conversations/{conversation_id}{path}", r.status_code,
-                       r.text[:300])
+        client, prefix = self._agent(conversation_id)
+        return client.call(method, prefix + path, **kw)
 
     def send_message(self, conversation_id: str, text: str) -> None:
         # agent_server/event_router.py send_message: SendMessageRequest, run=True
@@ -137,6 +151,11 @@ class V1Adapter:
                 action = e.get("action") or {}
                 what = " ".join(str(action[k]) for k in ("command", "path") if action.get(k)) or action.get("message")
                 t.actions.append(f"{e.get('tool_name')}: {str(what or '')[:120]}")
+                if e.get("tool_name") == V1.tools.finish and action.get("message"):
+                    t.messages.append(str(action["message"]))
+            elif kind == "MessageEvent" and e.get("source") == "agent":
+                content = (e.get("llm_message") or {}).get("content") or []
+                t.messages.append("".join(c.get("text", "") for c in content if isinstance(c, dict)))
             elif kind == "ObservationEvent":
                 obs = e.get("observation") or {}
                 text = "".join(c.get("text", "") for c in obs.get("content") or [] if isinstance(c, dict))
@@ -151,7 +170,7 @@ class V1Adapter:
         return t
 
     def runtime_container_name(self, conversation_id: str) -> str:
-        return f"oh-agent-server-{conversation_id}"
+        return f"{V1.runtime_prefix}{conversation_id}"
 
     def runtime_url(self, app_logs: str, app_env: dict[str, str],
                     runtime_attrs: dict[str, Any] | None) -> str | None:

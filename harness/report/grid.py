@@ -2,40 +2,47 @@
 
 from __future__ import annotations
 
-from typing import Any
+from harness.model import CellResult, Run
 
 SYMBOL = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skip": "SKIP"}
 
 
-def column(cell: dict[str, Any]) -> str:
+def column(cell: CellResult) -> str:
     """A cell's grid column: its mode, and its entry point when it is not the app's API."""
-    entry = cell.get("entrypoint") or "api"
-    return cell["mode"] if entry == "api" else f"{cell['mode']} ({entry})"
+    return cell.mode if cell.entrypoint == "api" else f"{cell.mode} ({cell.entrypoint})"
 
 
-def cell_text(cell: dict[str, Any]) -> str:
-    c = cell["connect"]
-    text = str(SYMBOL.get(c["verdict"], c["verdict"]))
-    if c.get("cause"):
-        text += f" {c['cause']}"
-    if c.get("seconds") is not None:
-        text += f" {c['seconds']:.0f}s"
-    tasks = cell.get("tasks") or []
-    if tasks:
-        text += f" tasks {sum(t.get('verdict') == 'pass' for t in tasks)}/{len(tasks)}"
+def task_summary(cell: CellResult) -> str | None:
+    tasks = cell.tasks
+    return f"tasks {sum(t.verdict == 'pass' for t in tasks)}/{len(tasks)}" if tasks else None
+
+
+def cell_text(cell: CellResult) -> str:
+    c = cell.connect
+    text = SYMBOL.get(c.verdict, str(c.verdict))
+    if c.cause:
+        text += f" {c.cause}"
+    if c.seconds is not None:
+        text += f" {c.seconds:.0f}s"
+    if tasks := task_summary(cell):
+        text += f" {tasks}"
     return text
 
 
-def render(run: dict[str, Any]) -> str:
-    cells = run["cells"]
-    tags = list(dict.fromkeys(c["tag"] for c in cells))
+def label(tag: str, version: str | None) -> str:
+    """`latest (1.11.0)`; a tag alone when it says it all."""
+    return tag if not version or version == tag else f"{tag} ({version})"
+
+
+def render(run: Run) -> str:
+    cells = run.cells
+    tags = list(dict.fromkeys(c.tag for c in cells))
     modes = list(dict.fromkeys(column(c) for c in cells))
-    by = {(c["tag"], column(c)): c for c in cells}
-    versions = {c["tag"]: c.get("resolved_version") for c in cells}
+    by = {(c.tag, column(c)): c for c in cells}
+    versions = {c.tag: c.resolved_version for c in cells}
     rows = [["tag", *modes]]
     for t in tags:
-        label = t if not versions.get(t) or versions[t] == t else f"{t} ({versions[t]})"
-        rows.append([label, *[cell_text(by[(t, m)]) if (t, m) in by else "-" for m in modes]])
+        rows.append([label(t, versions.get(t)), *[cell_text(by[(t, m)]) if (t, m) in by else "-" for m in modes]])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

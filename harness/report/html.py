@@ -11,7 +11,9 @@ from typing import Any
 
 import jinja2
 
-from harness.report.markdown import EMOJI, clean, context, remedy_passed, secs, shell_lines, task_summary
+from harness.model import CellResult, Evidence, Run
+from harness.report.grid import task_summary
+from harness.report.markdown import EMOJI, clean, context, remedy_passed, secs, shell_lines
 
 INLINE_CHARS = 1000  # a single line longer than this folds into <details> like a log tail
 
@@ -21,21 +23,21 @@ def anchor(cell_id: str) -> str:
     return "cell-" + re.sub(r"[^A-Za-z0-9_.-]", "_", cell_id)
 
 
-def verdict_class(cell: dict[str, Any]) -> str:
+def verdict_class(cell: CellResult) -> str:
     """The colour of a cell: its connect verdict, or `partial` when it connected but a task failed."""
-    verdict = str(cell["connect"]["verdict"])
-    if verdict == "pass" and any(t["verdict"] != "pass" for t in cell["tasks"]):
+    verdict = str(cell.connect.verdict)
+    if verdict == "pass" and not cell.tasks_passed:
         return "partial"
     return verdict if verdict in EMOJI else "unknown"
 
 
-def evidence(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def evidence(items: list[Evidence]) -> list[dict[str, Any]]:
     """Evidence with colour codes stripped, and log tails marked so they fold."""
     out = []
     for e in items:
-        text = clean(e.get("text")).rstrip()
+        text = clean(e.text).rstrip()
         lines = text.count("\n") + 1 if text else 0
-        out.append({"source": e.get("source", "?"), "text": text, "lines": lines,
+        out.append({"source": str(e.source), "text": text, "lines": lines,
                     "block": lines > 1 or len(text) > INLINE_CHARS})
     return out
 
@@ -59,5 +61,5 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def render_html(run: dict[str, Any]) -> str:
+def render_html(run: Run) -> str:
     return _environment().get_template("report.html.j2").render(**context(run))

@@ -15,38 +15,16 @@ from typing import Any
 
 import jinja2
 
-from harness.report.grid import column
-from harness.report.recommend import recommend
-from harness.results import strip_ansi
-
-Cell = dict[str, Any]
+from harness.model import CellResult, Run, TaskResult, strip_ansi
+from harness.report.grid import column, label, task_summary
 
 EMOJI = {"pass": "✅", "fail": "❌", "error": "⚠️", "skip": "⏭️"}  # grid.SYMBOL, for Markdown
 EVIDENCE_CHARS = 200
 # `docker run` options that take a value: each goes on its own line in a displayed command.
 VALUE_OPTIONS = frozenset({"-e", "--env", "-v", "--volume", "-p", "--publish", "--network", "--add-host", "--name"})
 
-_CELL: dict[str, Any] = {
-    "resolved_version": None, "api": None, "backend": None, "app_image": None, "runtime_image": None,
-    "app_seconds": None, "docker_run": None, "app_env": {}, "tasks": [], "remedies": [], "socket_mounted_in": [],
-    "notes": []}
-_CONNECT: dict[str, Any] = {
-    "cause": None, "seconds": None, "runtime_url": None, "evidence": [], "reason": None, "direction": None}
-_TASK: dict[str, Any] = {"name": "?", "verdict": "?", "seconds": None, "detail": None, "llm_calls": None,
-                         "actions": [], "evidence": []}
-_REMEDY: dict[str, Any] = {
-    "name": "?", "env": {}, "mode": None, "why": None, "verdict": "?", "cause": None, "seconds": None,
-    "runtime_url": None, "docker_run": None}
-
-
-def normalize(cell: Cell) -> Cell:
-    """Every optional key present (older runs lack some), so templates can be strict."""
-    return {**_CELL, **cell, "connect": {**_CONNECT, **cell.get("connect", {})},
-            "tasks": [{**_TASK, **t} for t in cell.get("tasks") or []],
-            "remedies": [{**_REMEDY, **r} for r in cell.get("remedies") or []]}
-
-
 clean = strip_ansi  # older runs stored log tails with colour codes
+
 
 def truncate(text: str, limit: int = EVIDENCE_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -57,11 +35,11 @@ def first_line(text: str | None) -> str:
     return truncate(next((ln.strip() for ln in clean(text).splitlines() if ln.strip()), ""))
 
 
-def headline(cell: Cell) -> str | None:
+def headline(cell: CellResult) -> str | None:
     """The cell's first non-empty evidence, as `source: line`."""
-    for e in cell["connect"]["evidence"]:
-        if line := first_line(e.get("text")):
-            return f"{e.get('source', '?')}: {line}"
+    for e in cell.connect.evidence:
+        if line := first_line(e.text):
+            return f"{e.source}: {line}"
     return None
 
 
@@ -69,13 +47,8 @@ def secs(seconds: float | None) -> str:
     return "" if seconds is None else f"{seconds:.0f}s"
 
 
-def task_summary(cell: Cell) -> str | None:
-    tasks = cell["tasks"]
-    return f"tasks {sum(t['verdict'] == 'pass' for t in tasks)}/{len(tasks)}" if tasks else None
-
-
-def remedy_passed(cell: Cell) -> bool:
-    return any(r["verdict"] == "pass" for r in cell["remedies"])
+def remedy_passed(cell: CellResult) -> bool:
+    return any(r.verdict == "pass" for r in cell.remedies)
 
 
 def shell_lines(command: str) -> str:
@@ -110,19 +83,18 @@ class Grid:
 
     tags: list[str]
     modes: list[str]
-    cells: dict[tuple[str, str], Cell]
+    cells: dict[tuple[str, str], CellResult]
     labels: dict[str, str]  # tag -> "latest (1.11.0)"
 
-    def rows(self) -> list[tuple[str, list[Cell | None]]]:
+    def rows(self) -> list[tuple[str, list[CellResult | None]]]:
         return [(self.labels[t], [self.cells.get((t, m)) for m in self.modes]) for t in self.tags]
 
 
-def grid(cells: list[Cell]) -> Grid:
-    tags = list(dict.fromkeys(c["tag"] for c in cells))
-    versions = {c["tag"]: c.get("resolved_version") for c in cells if c.get("resolved_version")}
-    labels = {t: t if versions.get(t) in (None, t) else f"{t} ({versions[t]})" for t in tags}
+def grid(cells: list[CellResult]) -> Grid:
+    tags = list(dict.fromkeys(c.tag for c in cells))
+    versions = {c.tag: c.resolved_version for c in cells if c.resolved_version}
     return Grid(tags, list(dict.fromkeys(column(c) for c in cells)),
-                {(c["tag"], column(c)): c for c in cells}, labels)
+                {(c.tag, column(c)): c for c in cells}, {t: label(t, versions.get(t)) for t in tags})
 
 
 def when(stamp: str | None) -> str:
@@ -142,61 +114,74 @@ def duration(start: str | None, end: str | None) -> str | None:
     return (f"{hours}h " if hours else "") + f"{rest // 60}m {rest % 60}s"
 
 
-def context(run: dict[str, Any]) -> dict[str, Any]:
-    """What both templates read: the run with normalized cells, its grid and its recommendation."""
-    cells = [normalize(c) for c in run.get("cells") or []]
-    verdicts = [c["connect"]["verdict"] for c in cells]
-    latest = next((c["resolved_version"] for c in cells if c["tag"] == "latest" and c["resolved_version"]), None)
+def context(run: Run) -> dict[str, Any]:
+    """What both templates read: the run, its grid and its recommendation (decided before
+    rendering, by recommend.py)."""
+    cells = run.cells
+    verdicts = [c.connect.verdict for c in cells]
+    latest = next((c.resolved_version for c in cells if c.tag == "latest" and c.resolved_version), None)
+    host = run.host.model_dump(exclude_defaults=True)
+    host_facts = host or {name: h.host_class for name, h in run.hosts.items()}
     return {
-        "run": run, "cells": cells, "grid": grid(cells),
-        "rec": run.get("recommendation") or recommend(run),
-        "counts": {v: verdicts.count(v) for v in EMOJI},
-        "short_id": str(run.get("run_id") or "?")[:8],
-        "started": when(run.get("started_at")), "finished": when(run.get("finished_at")),
-        "duration": duration(run.get("started_at"), run.get("finished_at")),
-        "resolved_latest": latest,
-        "changes": {"regressions": [], "fixes": [], **(run.get("changes") or {})},
+        "run": run, "cells": cells, "grid": grid(cells), "rec": run.recommendation,
+        "counts": {v: sum(x == v for x in verdicts) for v in EMOJI}, "short_id": run.run_id[:8],
+        "started": when(run.started_at), "finished": when(run.finished_at),
+        "duration": duration(run.started_at, run.finished_at),
+        "resolved_latest": latest, "changes": run.changes, "host_facts": host_facts,
     }
 
 
-def cell_label(cell: Cell) -> str:
+def cell_label(cell: CellResult) -> str:
     """`✅ 22s`, `❌ dns-unresolved`, `⚠️ image-unavailable`, `⏭️ skip`; tasks and a passing remedy noted."""
-    c = cell["connect"]
-    verdict = c["verdict"]
-    if verdict == "pass":
-        text = f"{EMOJI[verdict]} {secs(c['seconds']) or 'pass'}"
-    elif verdict == "skip":
-        text = f"{EMOJI[verdict]} skip"
+    c = cell.connect
+    if c.verdict == "pass":
+        text = f"{EMOJI[c.verdict]} {secs(c.seconds) or 'pass'}"
+    elif c.verdict == "skip":
+        text = f"{EMOJI[c.verdict]} skip"
     else:
-        text = f"{EMOJI.get(verdict, verdict)} {c['cause'] or verdict}"
+        text = f"{EMOJI.get(c.verdict, c.verdict)} {c.cause or c.verdict}"
     if tasks := task_summary(cell):
         text += f", {tasks}"
     return text + (" 🔧" if remedy_passed(cell) else "")
 
 
-def failures(cells: list[Cell]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Failure:
+    """Cells that failed the same way, for one entry of the summary."""
+
+    verdict: str
+    cause: str | None
+    direction: str | None
+    headline: str | None
+    remedies: tuple[Any, ...]
+    tasks: tuple[TaskResult, ...]
+    cells: list[str]
+
+
+def failures(cells: list[CellResult]) -> list[Failure]:
     """Failed, errored or task-failing cells; cells that failed identically share one entry
     (a release whose image is missing fails the same way in every mode)."""
-    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    groups: dict[str, Failure] = {}
     for c in cells:
-        bad_tasks = [t for t in c["tasks"] if t["verdict"] != "pass"]
-        if c["connect"]["verdict"] in ("pass", "skip") and not bad_tasks:
+        bad_tasks = tuple(t.model_copy(update={"detail": first_line(t.detail) if t.detail else None})
+                          for t in c.tasks if t.verdict != "pass")
+        if c.connect.verdict in ("pass", "skip") and not bad_tasks:
             continue
-        entry = {"verdict": c["connect"]["verdict"], "cause": c["connect"]["cause"],
-                 "direction": c["connect"]["direction"], "headline": headline(c),
-                 "remedies": [{**r, "why": truncate(clean(r["why"]))} for r in c["remedies"]],
-                 "tasks": [{**t, "detail": first_line(t["detail"]) if t["detail"] else None} for t in bad_tasks]}
-        key = tuple(repr(v) for v in entry.values())
-        groups.setdefault(key, {**entry, "cells": []})["cells"].append(c["id"])
+        remedies = tuple(r.model_copy(update={"why": truncate(clean(r.why))}) for r in c.remedies)
+        entry = Failure(c.connect.verdict, c.connect.cause, c.connect.direction, headline(c), remedies,
+                        bad_tasks, [])
+        key = repr((entry.verdict, entry.cause, entry.direction, entry.headline,
+                    [r.model_dump() for r in remedies], [t.model_dump() for t in bad_tasks]))
+        groups.setdefault(key, entry).cells.append(c.id)
     return list(groups.values())
 
 
-def skipped(cells: list[Cell]) -> dict[str, list[str]]:
+def skipped(cells: list[CellResult]) -> dict[str, list[str]]:
     """Skip reason -> the cells it applies to."""
     out: dict[str, list[str]] = {}
     for c in cells:
-        if c["connect"]["verdict"] == "skip":
-            out.setdefault(first_line(c["connect"]["reason"]) or "no reason given", []).append(c["id"])
+        if c.connect.verdict == "skip":
+            out.setdefault(first_line(c.connect.reason) or "no reason given", []).append(c.id)
     return out
 
 
@@ -227,7 +212,7 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def render_markdown(run: dict[str, Any]) -> str:
+def render_markdown(run: Run) -> str:
     ctx = context(run)
     return _environment().get_template("summary.md.j2").render(
         **ctx, failures=failures(ctx["cells"]), skipped=skipped(ctx["cells"]))

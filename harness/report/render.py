@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from harness.errors import OutputError
+from harness.model import Run
+from harness.output import write_text_atomic
 from harness.report import screenshot
 from harness.report.html import render_html
 from harness.report.markdown import render_markdown
-from harness.report.recommend import recommend
-from harness.results import write_text_atomic
 
 
-def render_all(run: dict[str, Any], out: Path) -> list[Path]:
-    """Set the run's recommendation (the caller writes results.json), write both reports and,
-    where Chromium is installed, a screenshot of the HTML."""
-    run["recommendation"] = recommend(run)
+def render_all(run: Run, out: Path) -> list[Path]:
+    """Write both reports of a decided run and, where Chromium is installed, a screenshot of
+    the HTML. Reads the run; changes nothing in it."""
     markdown = render_markdown(run)
     written = [out / "report.html", out / "summary.md"]
     write_text_atomic(written[0], render_html(run))

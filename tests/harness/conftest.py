@@ -1,5 +1,7 @@
-"""Fixtures for the harness's own tests. Engine tests need a real Docker daemon and fail
-(not skip) without one: a green run must mean they ran."""
+"""Fixtures for the harness's own tests. Tests are marked by kind (`unit`: no Docker;
+`engine`: Docker, no release; `release`: a real OpenHands release), and nox runs each kind
+(noxfile.py). Engine tests need a real Docker daemon and fail (not skip) without one: a
+green run must mean they ran."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import pytest
 from harness import cleanup, docker_host, images
 from harness.images import wheels
 from harness.images.base import BaseImage, ensure_base
-from harness.images.model import ImageSet
+from harness.model import ImageSet, Run
 
 
 @pytest.fixture(scope="session")
@@ -76,20 +78,31 @@ def leftovers(client: docker.DockerClient) -> Callable[[str], list[str]]:
 
 
 @pytest.fixture
-def synthetic_run() -> Callable[..., dict[str, Any]]:
-    """A results.json-shaped run from `{cell id: verdict}`, for report and merge tests."""
+def synthetic_run() -> Callable[..., Run]:
+    """A run from `{cell id: verdict}`, for report and merge tests."""
 
-    def build(run_id: str, hostname: str, server: str, verdicts: dict[str, str]) -> dict[str, Any]:
-        cells = []
+    def build(run_id: str, hostname: str, server: str, verdicts: dict[str, str]) -> Run:
+        cells: list[dict[str, Any]] = []
         for cid, v in verdicts.items():
             tag, mode = cid.split("-", 1)
             cells.append({"id": cid, "tag": tag, "mode": mode, "api": "v0", "resolved_version": f"{tag}.0",
-                          "docker_run": f"docker run {mode}", "tasks": [], "remedies": [],
+                          "docker_run": f"docker run {mode}",
                           "connect": {"verdict": v, "cause": None if v == "pass" else "connect-timeout",
-                                      "seconds": 20.0, "runtime_url": None, "evidence": []}})
-        return {"schema": "oh-matrix/1", "run_id": run_id, "started_at": "2026-11-27T10:00:00+00:00",
-                "finished_at": "2026-11-27T10:05:00+00:00", "backend": "pypi",
-                "host": {"hostname": hostname, "os": "Debian 12", "server_version": server, "rootless": False},
-                "cells": cells, "recommendation": {}}
+                                      "seconds": 20.0}})
+        return Run.model_validate({
+            "schema": "oh-matrix/1", "run_id": run_id, "started_at": "2026-11-27T10:00:00+00:00",
+            "finished_at": "2026-11-27T10:05:00+00:00", "backend": "pypi",
+            "host": {"hostname": hostname, "os": "Debian 12", "server_version": server, "rootless": False},
+            "cells": cells})
 
     return build
+
+
+KINDS = ("unit", "engine", "release")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test says which kind it is, so `nox -s tests` (which runs the kinds) runs it."""
+    unmarked = [i.nodeid for i in items if not any(i.get_closest_marker(k) for k in KINDS)]
+    if unmarked:
+        raise pytest.UsageError(f"tests without a kind marker ({', '.join(KINDS)}): {', '.join(unmarked[:5])}")

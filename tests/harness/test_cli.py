@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.unit  # every case ends before a container is made
 
 
 def oh_matrix(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -47,6 +48,14 @@ def test_bad_runtime_kwargs_exit_2() -> None:
     assert r.returncode == 2 and "SANDBOX_DOCKER_RUNTIME_KWARGS" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_missing_constraints_file_exit_2_before_docker(tmp_path: Path) -> None:
+    bad = tmp_path / "m.toml"
+    bad.write_text("[[targets]]\ntag = '0.62'\nconstraints = 'gone.txt'\n[modes.host]\n")
+    r = oh_matrix("run", "--matrix", str(bad), env={"DOCKER_HOST": f"unix://{tmp_path}/no-daemon.sock"})
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "targets[0].constraints: no such file" in r.stderr
+
+
 def test_docker_unreachable_exit_3(tmp_path: Path) -> None:
     r = oh_matrix("run", "--matrix", "matrices/smoke.toml",
                   env={"DOCKER_HOST": f"unix://{tmp_path}/no-daemon.sock"})
@@ -82,3 +91,32 @@ def test_socket_without_permission_exit_3(tmp_path: Path) -> None:
     assert r.returncode == 3, r.stderr
     assert "permission denied on the socket" in r.stderr
     assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(("pytest_code", "ours"), [(2, 130), (3, 4), (4, 2), (5, 5)],
+                         ids=["interrupted", "internal-error", "usage-error", "no-tests"])
+def test_pytests_own_outcomes_get_their_own_exit_codes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                        pytest_code: int, ours: int) -> None:
+    """pytest's internal error is not "Docker unusable" (3), its usage error is bad input."""
+    import pytest as pytest_module
+
+    from harness import workflow
+    from harness.context import RunContext
+    from harness.plugin import run_cells
+
+    monkeypatch.setattr(pytest_module, "main", lambda *a, **k: pytest_code)
+    s = workflow.State(workflow.Options(matrix="matrices/smoke.toml"))
+    s.ctx = RunContext(run_id="r", out=str(tmp_path), matrix_path="m", matrix_text="", backend="pypi",
+                       app_env={}, started_at="now")
+    assert run_cells(s) == ours
+
+
+def test_exceptions_map_to_one_code_each() -> None:
+    from harness import errors, workflow
+
+    assert workflow.exit_code(errors.InputError("x")) == 2
+    assert workflow.exit_code(errors.DockerUnavailable("x")) == 3
+    assert workflow.exit_code(errors.OutputError("x")) == 1
+    assert workflow.exit_code(errors.InfraError("x")) == 1  # not "Docker unusable"
+    assert workflow.exit_code(KeyboardInterrupt()) == 130
+    assert workflow.exit_code(RuntimeError("a bug")) == 4

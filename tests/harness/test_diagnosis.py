@@ -1,9 +1,19 @@
 """The rules that turn observations into verdicts (the observations themselves come from
 the engine tests and the matrix)."""
 
+import pytest
+
 from harness.diagnosis import REFUSALS_TO_DECIDE, TIMEOUTS_TO_DECIDE, Judge, Observation
+from harness.netprobe import NetProbe
 from harness.openhands import RuntimeState
-from harness.probes import NetProbe
+from harness.openhands.v1 import failure
+
+pytestmark = pytest.mark.unit
+
+
+def v1_error(detail: str) -> RuntimeState:
+    """A start task in ERROR, classified as the V1 adapter classifies it."""
+    return RuntimeState(ready=False, status="start task ERROR", error=detail, failure=failure(detail))
 
 STARTING = RuntimeState(ready=False, status="STARTING/STATUS$STARTING_RUNTIME")
 
@@ -86,13 +96,12 @@ def test_budget_causes() -> None:
 
 
 def test_app_giving_up_on_a_booting_runtime_is_its_budget_not_an_api_error() -> None:
-    gave_up = RuntimeState(ready=False, status="start task ERROR",
-                           error="start task ERROR: Sandbox entered error state")
+    gave_up = v1_error("start task ERROR: Sandbox entered error state")
     d = Judge().add(obs(state=gave_up, self_probe=probe(where="runtime", tcp="refused")))
     assert d is not None and d.cause == "budget-exceeded" and "still starting" in d.why and d.transient
     d = Judge().add(obs(state=gave_up, self_probe=probe(where="runtime", tcp="open"), app_probe=probe(tcp="open")))
     assert d is not None and d.cause == "budget-exceeded" and "startup grace" in d.why and d.transient
-    other = RuntimeState(ready=False, status="start task ERROR", error="start task ERROR: MCP Connection Failure")
+    other = v1_error("start task ERROR: MCP Connection Failure")
     d = Judge().add(obs(state=other, self_probe=probe(where="runtime", tcp="open")))
     assert d is not None and d.cause == "api-error" and not d.transient
 
@@ -138,10 +147,10 @@ def test_a_sandbox_the_daemon_would_not_start_is_missing_not_an_api_error() -> N
               "v1.41/containers/abc/start: Internal Server Error (\"driver failed programming external "
               "connectivity on endpoint oh-agent-server-abc: Bind for 0.0.0.0:40123 failed: port is already "
               "allocated\")")
-    d = Judge().add(obs(runtime_status="created", state=RuntimeState(False, "start task ERROR", error=detail)))
+    d = Judge().add(obs(runtime_status="created", state=v1_error(detail)))
     assert d is not None and (d.verdict, d.cause) == ("fail", "runtime-missing")
     assert "own network namespace" in d.why and "0.0.0.0:40123" in d.why
     assert d.transient  # a port pick of the moment: the cell is run once more
     other = detail.replace("port is already allocated", "no such image")
-    d = Judge().add(obs(runtime_status="created", state=RuntimeState(False, "start task ERROR", error=other)))
+    d = Judge().add(obs(runtime_status="created", state=v1_error(other)))
     assert d is not None and d.cause == "runtime-missing" and not d.transient

@@ -9,14 +9,15 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from harness.errors import OutputError
-from harness.results import write_json
+from harness.model import Run
+from harness.output import write_json
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.unit  # a tmpfs, no Docker
 
 
 @pytest.fixture
@@ -43,9 +44,9 @@ def test_results_json_is_never_truncated(tiny_disk: Path) -> None:
 
 @pytest.mark.parametrize("room", [2048, 30_000], ids=["nothing-fits", "only-the-picture-does-not-fit"])
 def test_report_on_a_full_disk_is_one_line_and_keeps_results(tiny_disk: Path, room: int,
-                                                              synthetic_run: Callable[..., dict[str, Any]]) -> None:
+                                                              synthetic_run: Callable[..., Run]) -> None:
     run = synthetic_run("r1", "vm", "20.10", {"0.62-bridge": "fail", "0.62-host-gateway": "pass"})
-    (tiny_disk / "results.json").write_text(json.dumps(run))
+    (tiny_disk / "results.json").write_text(run.to_json())
     filler = tiny_disk / "filler"
     free = os.statvfs(tiny_disk).f_bavail * os.statvfs(tiny_disk).f_frsize
     filler.write_bytes(b"\0" * max(0, free - room))

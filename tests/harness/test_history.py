@@ -1,24 +1,32 @@
 from pathlib import Path
 
+import pytest
+
 from harness import history
+from harness.model import Run
+
+pytestmark = pytest.mark.unit
 
 
-def run(run_id: str, verdicts: dict[str, str], server: str = "20.10") -> dict:
-    return {"run_id": run_id, "finished_at": "t", "host": {"hostname": "h1", "server_version": server},
-            "cells": [{"id": cid, "resolved_version": "1", "connect": {"verdict": v, "cause": None if v == "pass"
-                                                                        else "dns-unresolved"}}
-                      for cid, v in verdicts.items()]}
+def run(run_id: str, verdicts: dict[str, str], server: str = "20.10") -> Run:
+    return Run.model_validate({
+        "run_id": run_id, "started_at": "t", "finished_at": "t", "backend": "pypi",
+        "host": {"hostname": "h1", "server_version": server},
+        "cells": [{"id": cid, "tag": "0.62", "mode": "host", "api": "v0", "resolved_version": "1",
+                   "connect": {"verdict": v, "cause": None if v == "pass" else "dns-unresolved"}}
+                  for cid, v in verdicts.items()]})
 
 
 def test_regressions_and_fixes_against_the_last_run_on_the_same_host(tmp_path: Path) -> None:
     path = tmp_path / "history.jsonl"
-    assert history.record(run("r1", {"a": "pass", "b": "fail", "c": "pass"}), path) == {"regressions": [], "fixes": []}
+    first = history.record(run("r1", {"a": "pass", "b": "fail", "c": "pass"}), path)
+    assert first.regressions == [] and first.fixes == []
     # another host's run in between is not "last night" for h1
     history.record(run("x1", {"a": "fail"}, server="28.0"), path)
     ch = history.record(run("r2", {"a": "fail", "b": "pass", "c": "pass", "d": "fail"}), path)
-    assert [c["cell"] for c in ch["regressions"]] == ["a"]
-    assert [c["cell"] for c in ch["fixes"]] == ["b"]
-    assert ch["regressions"][0]["since"] == "r1"
+    assert [c.cell for c in ch.regressions] == ["a"]
+    assert [c.cell for c in ch.fixes] == ["b"]
+    assert ch.regressions[0].since == "r1"
     assert len(path.read_text().splitlines()) == 3
 
 
@@ -29,7 +37,7 @@ def test_a_torn_line_is_skipped_and_trends_render(tmp_path: Path) -> None:
         f.write('{"run_id": "broken')  # a crash mid-write
     history.record(run("r2bbbb", {"a": "fail"}), path)
     entries = history.load(path)
-    assert [e["run_id"] for e in entries] == ["r1aaaa", "r2bbbb"]
+    assert [e.run_id for e in entries] == ["r1aaaa", "r2bbbb"]
     table = history.trend_table(entries)
     assert table.splitlines()[1].split() == ["a", "P", "F"]
 
@@ -47,8 +55,5 @@ def test_html_grid_shows_the_trend() -> None:
     from harness.report.html import render_html
 
     r = run("r9", {"0.62-host": "pass"})
-    for c in r["cells"]:
-        c.update(tag="0.62", mode="host", tasks=[], remedies=[], docker_run="docker run x")
-        c["connect"].update(seconds=20.0, runtime_url=None, evidence=[])
-    r["trends"] = {"0.62-host": "F P P"}
+    r.trends = {"0.62-host": "F P P"}
     assert "F P P" in render_html(r)

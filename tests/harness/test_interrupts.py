@@ -18,7 +18,7 @@ import docker
 import pytest
 
 from harness import cleanup
-from harness.images.model import ImageSet
+from harness.model import ImageSet
 
 pytestmark = [pytest.mark.engine, pytest.mark.release]  # run one at a time: see noxfile.py
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,12 +106,13 @@ def test_app_dying_while_its_runtime_lives(client: docker.DockerClient, v0_image
     had started (still running) is removed with the cell."""
     import threading
 
-    from harness.cell import CellPlan, run_cell
-    from harness.matrix import Cell, Mode, Target
-    from harness.results import CellResult
+    from harness.cell import CellPlan
+    from harness.matrix import Cell, ModeChoice, Target
+    from harness.model import CellResult
+    from harness.runner import run_cell
 
     run_id = f"test-{uuid.uuid4().hex}"
-    plan = CellPlan(run_id, Cell(Target("0.62", "v0"), Mode("host-gateway")), v0_images, {},
+    plan = CellPlan(run_id, Cell(Target("0.62", "v0"), ModeChoice("host-gateway")), v0_images, {},
                     connect_budget=150, app_budget=150)
     results: list[CellResult] = []
     worker = threading.Thread(target=lambda: results.append(run_cell(plan)))

@@ -13,7 +13,13 @@ from typing import Any
 import httpx
 import pytest
 
-from harness import llm
+from harness import generations, llm
+from harness.taskrun import llm_env
+
+pytestmark = pytest.mark.unit
+# what the harness hands the sidecar: each generation's names for bash, edit and finish
+TOOLS = {kind: [getattr(g.tools, kind) for g in generations.GENERATIONS.values()]
+         for kind in ("bash", "edit", "finish")}
 
 
 def tool(name: str, *params: str) -> dict[str, Any]:
@@ -37,7 +43,7 @@ SCRIPTS = {"create-file abc123": [{"do": "create", "path": "/w/f.txt", "text": "
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     record = tmp_path / "llm.jsonl"
-    srv = llm.serve("127.0.0.1", 0, llm.Scripts(SCRIPTS, str(record)))
+    srv = llm.serve("127.0.0.1", 0, llm.Scripts(SCRIPTS, str(record), TOOLS))
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{srv.server_address[1]}/v1", record
     srv.shutdown()
@@ -120,3 +126,9 @@ def test_a_standing_script_serves_any_nonce() -> None:
     s = llm.Scripts({"create-file *": [{"do": "bash", "command": f"touch /w/{llm.NONCE_SLOT}"}]}, None)
     assert s.script("create-file 77ab") == [{"do": "bash", "command": "touch /w/77ab"}]
     assert s.script("repo 77ab") == []
+
+
+def test_the_sidecar_gets_the_generations_own_tool_names() -> None:
+    env = llm_env(generations.V1, SCRIPTS)
+    assert json.loads(env[llm.TOOLS_ENV]) == {"bash": ["terminal"], "edit": ["file_editor"], "finish": ["finish"]}
+    assert json.loads(env[llm.SCRIPTS_ENV]) == SCRIPTS

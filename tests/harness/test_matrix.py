@@ -5,6 +5,7 @@ import pytest
 from harness import matrix
 from harness.errors import InputError
 
+pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -77,6 +78,9 @@ env = { B = "2" }
     ("[run]\ntasks = 'repo'\n[[targets]]\ntag = '0.62'\n[modes.host]\n", "run.tasks: expected a list"),
     ("[run]\nentrypoints = ['cli']\n[[targets]]\ntag = '0.62'\n[modes.host]\n", "run.entrypoints"),
     ("[run]\nllm = 'gpt'\n[[targets]]\ntag = '0.62'\n[modes.host]\n", "run.llm: expected one of"),
+    ("[[targets]]\ntag = '7.0'\n[modes.host]\n", "targets[0].tag: tag '7.0': no API generation covers"),
+    ("[[targets]]\ntag = '0.62'\nconstraints = 'no-such-lock.txt'\n[modes.host]\n",
+     "targets[0].constraints: no such file"),
 ])
 def test_errors_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:
     path = write(tmp_path, text)
@@ -85,7 +89,6 @@ def test_errors_name_file_and_key(tmp_path: Path, text: str, message: str) -> No
     assert str(path) in str(e.value)
     assert message in str(e.value)
     assert "\n" not in str(e.value)
-    assert e.value.exit_code == 2
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -104,3 +107,9 @@ def test_app_env_flags() -> None:
     assert matrix.parse_app_env(["A=1", "B=x=y", "C="]) == {"A": "1", "B": "x=y", "C": ""}
     with pytest.raises(InputError, match="--app-env 'nope'"):
         matrix.parse_app_env(["nope"])
+
+
+def test_constraints_are_found_next_to_the_matrix_file(tmp_path: Path) -> None:
+    (tmp_path / "lock.txt").write_text("httpx==0.28.1\n")
+    m = matrix.load(write(tmp_path, "[[targets]]\ntag = '0.62'\nconstraints = 'lock.txt'\n[modes.host]\n"))
+    assert m.targets[0].constraints == str(tmp_path / "lock.txt")

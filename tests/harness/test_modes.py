@@ -2,12 +2,15 @@ import shlex
 
 import pytest
 
-from harness import modes
+from harness import generations, modes
+from harness.errors import InputError
+
+pytestmark = pytest.mark.unit
 
 
-def launch(mode: str, **kw: object) -> modes.AppLaunch:
-    return modes.recipe(mode, image="app:1", api="v0", env={"SANDBOX_RUNTIME_CONTAINER_IMAGE": "rt:1"},
-                        host_port=41234, **kw)  # type: ignore[arg-type]
+def launch(mode: str, gen: str = "v0", **kw: object) -> modes.AppLaunch:
+    return modes.get(mode).launch(generations.get(gen), image="app:1", env={"SANDBOX_RUNTIME_CONTAINER_IMAGE": "rt:1"},
+                                  host_port=41234, **kw)  # type: ignore[arg-type]
 
 
 def test_host_gateway_is_the_documented_command() -> None:
@@ -45,7 +48,40 @@ def test_custom_network_needs_and_uses_its_network() -> None:
 
 
 def test_secrets_become_placeholders() -> None:
-    lau = modes.recipe("host-gateway", image="app:1", api="v0", env={"LLM_API_KEY": "sk-canary-123"},
-                       host_port=1)
+    lau = modes.get("host-gateway").launch(generations.V0, image="app:1", env={"LLM_API_KEY": "sk-canary-123"},
+                                           host_port=1)
     line = lau.docker_run(frozenset({"LLM_API_KEY"}))
     assert "sk-canary-123" not in line and "LLM_API_KEY=<LLM_API_KEY>" in line
+
+
+def test_docker_picks_the_published_port_unless_the_app_must_know_it() -> None:
+    v0 = modes.get("host-gateway").launch(generations.V0, image="a", env={}, host_port=None)
+    assert v0.host_port is None and not v0.publish_all and v0.harness_env == {}
+    with pytest.raises(ValueError, match="calls the app back"):
+        modes.get("host-gateway").launch(generations.V1, image="a", env={}, host_port=None)
+    v1 = launch("host-gateway", gen="v1")
+    assert v1.publish_all and v1.harness_env == {"SANDBOX_HOST_PORT": "41234"}
+
+
+def test_host_mode_adds_what_the_generation_needs_and_may_have_to_run_alone() -> None:
+    v1 = launch("host", gen="v1")
+    assert v1.env["AGENT_SERVER_USE_HOST_NETWORK"] == "true"
+    assert v1.command is not None and "openhands.app_server.app:app" in v1.command
+    assert modes.get("host").must_run_alone(generations.V1)
+    assert not modes.get("host").must_run_alone(generations.V0)
+    assert not modes.get("host-gateway").must_run_alone(generations.V1)
+
+
+def test_unknown_modes_and_generations_are_errors_not_defaults() -> None:
+    with pytest.raises(InputError, match="unknown mode 'bridgee'"):
+        modes.get("bridgee")
+    with pytest.raises(InputError, match="unknown API generation 'v9'"):
+        generations.get("v9")
+    with pytest.raises(InputError, match="no API generation covers major version 7"):
+        generations.for_tag("7.0")
+    assert generations.for_tag("latest").name == "v1" and generations.for_tag("0.61").name == "v0"
+
+
+def test_every_mode_has_a_distinct_rank() -> None:
+    ranks = [m.rank for m in modes.MODES.values()]
+    assert sorted(ranks) == list(range(len(ranks)))

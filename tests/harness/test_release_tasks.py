@@ -17,11 +17,13 @@ import docker
 import pytest
 
 from harness import cleanup, docker_host, llm
-from harness.cell import CellPlan, free_port, run_cell
-from harness.images.model import ImageSet
-from harness.matrix import Cell, Mode, Target
-from harness.results import CellResult
-from harness.taskrun import LLM_SOURCE, WORKSPACE
+from harness.cell import CellPlan
+from harness.containers import free_port
+from harness.generations import V0
+from harness.matrix import Cell, ModeChoice, Target
+from harness.model import CellResult, ImageSet
+from harness.runner import run_cell
+from harness.taskrun import LLM_SOURCE, llm_env
 from harness.tasks import CATALOG, DEFAULT, Where
 
 pytestmark = [pytest.mark.engine, pytest.mark.release]  # run one at a time: see noxfile.py
@@ -30,25 +32,25 @@ Leftovers = Callable[[str], list[str]]
 
 
 def run(images: ImageSet, run_id: str, tasks: list[str], env: dict[str, str] | None = None) -> CellResult:
-    cell = Cell(Target(images.tag, images.api), Mode("host-gateway"))
+    cell = Cell(Target(images.tag, images.api), ModeChoice("host-gateway"))
     return run_cell(CellPlan(run_id, cell, images, env or {}, connect_budget=150, app_budget=150,
                              tasks=tasks, task_budget=90))
 
 
 def assert_all_passed(r: CellResult) -> None:
     assert r.connect.verdict == "pass", r.connect.explain()
-    assert [t["name"] for t in r.tasks] == DEFAULT
+    assert [t.name for t in r.tasks] == DEFAULT
     for t in r.tasks:
-        assert t["verdict"] == "pass", json.dumps(t, indent=1)
-        assert t["llm_calls"] >= 2, t  # at least one action and the finish, through the agent
-        assert t["actions"] and t["actions"][-1].startswith("finish"), t
+        assert t.verdict == "pass", t.model_dump_json(indent=1)
+        assert t.llm_calls >= 2, t  # at least one action and the finish, through the agent
+        assert t.actions and t.actions[-1].startswith("finish"), t
 
 
 def test_v0_catalog_passes_through_the_real_agent_loop(v0_images: ImageSet, run_id: str,
                                                       leftovers: Leftovers) -> None:
     r = run(v0_images, run_id, DEFAULT)
     assert_all_passed(r)
-    assert any(a.startswith("run: git clone git://127.0.0.1:") for a in r.tasks[-1]["actions"])
+    assert any(a.startswith("run: git clone git://127.0.0.1:") for a in r.tasks[-1].actions)
     assert leftovers(run_id) == []  # the app, the runtime and both sidecars are gone
 
 
@@ -56,7 +58,7 @@ def test_v1_catalog_passes_through_the_real_agent_loop(v1_images: ImageSet, run_
                                                       leftovers: Leftovers) -> None:
     r = run(v1_images, run_id, DEFAULT)
     assert_all_passed(r)
-    assert any(a.startswith("terminal: ") for a in r.tasks[1]["actions"])  # the SDK's own tool names
+    assert any(a.startswith("terminal: ") for a in r.tasks[1].actions)  # the SDK's own tool names
     assert leftovers(run_id) == []
 
 
@@ -68,10 +70,10 @@ def test_a_read_only_workspace_fails_create_file_with_the_runtime_error(v1_image
         r = run(v1_images, run_id, ["create-file"], {"SANDBOX_VOLUMES": f"{d}:/workspace/project:ro"})
     assert r.connect.verdict == "pass", r.connect.explain()
     [t] = r.tasks
-    assert t["verdict"] == "fail"
-    assert "not in the runtime" in t["detail"] and "Read-only file system" in t["detail"], t
-    assert any(e.startswith("runtime error:") and "Read-only" in e for e in t["evidence"])
-    assert t["llm_calls"] == 2  # the LLM was called: the action failed, not the model
+    assert t.verdict == "fail"
+    assert "not in the runtime" in t.detail and "Read-only file system" in t.detail, t
+    assert any(e.startswith("runtime error:") and "Read-only" in e for e in t.evidence)
+    assert t.llm_calls == 2  # the LLM was called: the action failed, not the model
 
 
 @pytest.fixture
@@ -82,10 +84,10 @@ def users_endpoint(client: docker.DockerClient, v0_images: ImageSet, run_id: str
     assert gateway, "no default bridge gateway"
     port = free_port()
     # Serves any run of the V0 tasks: the task's nonce comes with its prompt.
-    scripts = {f"{n} *": CATALOG[n].steps(Where(WORKSPACE["v0"], llm.NONCE_SLOT)) for n in CATALOG}
+    scripts = {f"{n} *": CATALOG[n].steps(Where(V0.workspace, llm.NONCE_SLOT)) for n in CATALOG}
     c = client.containers.run(v0_images.app_image, ["python3", "-c", LLM_SOURCE, "--host", "0.0.0.0",
                                                     "--port", "8080"],
-                              environment={llm.SCRIPTS_ENV: json.dumps(scripts)},
+                              environment=llm_env(V0, scripts),
                               entrypoint=[], detach=True, name=f"oh-matrix-llm-{run_id[5:13]}",
                               labels=cleanup.labels(run_id), ports={"8080/tcp": (gateway, port)})
     return c.name, f"http://host.docker.internal:{port}/v1"
@@ -107,7 +109,7 @@ def test_a_real_llm_key_reaches_the_model_and_no_file_or_output(client: docker.D
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
     results = json.loads((out / "results.json").read_text())
     [cell] = results["cells"]
-    assert [(t["name"], t["verdict"]) for t in cell["tasks"]] == [("create-file", "pass")]  # -k chose the task
+    assert [(t.name, t.verdict) for t in cell["tasks"]] == [("create-file", "pass")]  # -k chose the task
     assert "openai/gpt-4o" in " ".join(cell["notes"])
     # The key went through the app to the model: the endpoint saw it (as a fingerprint).
     _, rec = client.containers.get(name).exec_run(["cat", "/tmp/oh-matrix-llm.jsonl"])
@@ -123,7 +125,7 @@ def test_a_real_llm_key_reaches_the_model_and_no_file_or_output(client: docker.D
 def test_the_headless_entry_point_runs_tasks_and_is_diagnosed_like_the_api(v0_images: ImageSet, run_id: str,
                                                                           leftovers: Leftovers) -> None:
     def headless(mode: str) -> CellResult:
-        cell = Cell(Target(v0_images.tag, "v0"), Mode(mode), "headless")
+        cell = Cell(Target(v0_images.tag, "v0"), ModeChoice(mode), "headless")
         return run_cell(CellPlan(run_id, cell, v0_images, {}, connect_budget=150, app_budget=150,
                                  tasks=["edit-file", "repo"], task_budget=120))
 
@@ -131,7 +133,7 @@ def test_the_headless_entry_point_runs_tasks_and_is_diagnosed_like_the_api(v0_im
     assert ok.connect.verdict == "pass", ok.connect.explain()
     # the two tasks whose runtime must be prepared (a seeded file, the git server) while the
     # process is already running
-    assert [(t["name"], t["verdict"]) for t in ok.tasks] == [("edit-file", "pass"), ("repo", "pass")], ok.tasks
+    assert [(t.name, t.verdict) for t in ok.tasks] == [("edit-file", "pass"), ("repo", "pass")], ok.tasks
     assert "openhands.core.main -t" in (ok.docker_run or "") and "LLM_API_KEY=<LLM_API_KEY>" in (ok.docker_run or "")
     assert ok.entrypoint == "headless" and ok.id.endswith("-headless")
     bad = headless("bridge")

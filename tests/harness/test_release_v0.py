@@ -1,6 +1,6 @@
 """The real 0.62 release, built from PyPI, started as people start it. Every verdict below
 comes from OpenHands, the daemon and the kernel of this host; the knobs are those the
-mechanism says matter (openhands-networking.md §1-2), and the tests check that the
+mechanism says matter (docs/words.md, docs/remedies.md), and the tests check that the
 verdicts move with them."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import docker
 import pytest
 
 from harness import docker_host
-from harness.cell import CellPlan, run_cell
+from harness.cell import CellPlan
 from harness.firewall import drop_bridge_to_host
-from harness.images.model import ImageSet
-from harness.matrix import Cell, Mode, Target
-from harness.results import CellResult
+from harness.matrix import Cell, ModeChoice, Target
+from harness.model import CellResult, ImageSet
+from harness.runner import run_cell
 
 Leftovers = Callable[[str], list[str]]
 Gone = Callable[[str | None], bool]
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(images: ImageSet, run_id: str, mode: str, env: dict[str, str] | None = None) -> CellResult:
-    cell = Cell(Target(images.tag, "v0"), Mode(mode))
+    cell = Cell(Target(images.tag, "v0"), ModeChoice(mode))
     return run_cell(CellPlan(run_id, cell, images, env or {}, connect_budget=150, app_budget=150))
 
 
@@ -121,10 +121,10 @@ def test_firewall_drop_is_a_fast_connect_timeout_and_only_for_bridge_to_host(
     assert blocked.connect.direction == "app->runtime"
     assert any("TCP timeout" in e.text for e in blocked.connect.evidence)
     assert blocked.connect.seconds is not None and blocked.connect.seconds <= 20  # OpenHands waits 120 s
-    assert {t["name"]: (t["verdict"], t["cause"]) for t in tried} == {
+    assert {t.name: (t.verdict, t.cause) for t in tried} == {
         "docker-host-addr": ("fail", "connect-timeout"), "host-network-trio": ("pass", None),
         "own-network": ("pass", None)}, tried
-    assert "--network host" in tried[1]["docker_run"]
+    assert "--network host" in tried[1].docker_run
     assert leftovers(run_id) == []
 
 
@@ -140,7 +140,7 @@ def test_a_proxy_the_app_must_not_use_is_named_and_no_proxy_fixes_it(
     assert r.connect.seconds is not None and r.connect.seconds < 90  # not OpenHands' 120 s
     tried = remedies.search(r, remedies.Context(gateway=docker_host.bridge_gateway(client)),
                             lambda extra, _mode: run(v0_images, run_id, "host-gateway", {**env, **extra}))
-    assert [(t["name"], t["verdict"]) for t in tried] == [("no-proxy", "pass")]
+    assert [(t.name, t.verdict) for t in tried] == [("no-proxy", "pass")]
     assert leftovers(run_id) == []
 
 

@@ -10,10 +10,11 @@ from collections.abc import Callable
 import docker
 import pytest
 
-from harness.cell import CellPlan, free_port, run_cell
-from harness.images.model import ImageSet
-from harness.matrix import Cell, Mode, Target
-from harness.results import CellResult
+from harness.cell import CellPlan
+from harness.containers import free_port
+from harness.matrix import Cell, ModeChoice, Target
+from harness.model import CellResult, ImageSet
+from harness.runner import run_cell
 
 pytestmark = [pytest.mark.engine, pytest.mark.release]  # run one at a time: see noxfile.py
 Leftovers = Callable[[str], list[str]]
@@ -21,7 +22,7 @@ Gone = Callable[[str | None], bool]
 
 
 def run(images: ImageSet, run_id: str, mode: str, env: dict[str, str] | None = None) -> CellResult:
-    cell = Cell(Target("latest", "v1"), Mode(mode))
+    cell = Cell(Target("latest", "v1"), ModeChoice(mode))
     return run_cell(CellPlan(run_id, cell, images, env or {}, connect_budget=150, app_budget=150))
 
 

@@ -1,12 +1,21 @@
 """Which remedies a failed cell gets to try (whether they work is for the rerun to show:
 see test_release_v0.py, where DOCKER_HOST_ADDR turns bridge green on this host)."""
 
+import pytest
+
 from harness import remedies
-from harness.results import CellResult, Connect
+from harness.model import CellResult, Connect, Direction, RemedyTry
+
+pytestmark = pytest.mark.unit
 
 
 def failed(cause: str, api: str = "v0", mode: str = "bridge") -> CellResult:
-    return CellResult(id=f"x-{mode}", tag="x", mode=mode, api=api, connect=Connect("fail", cause=cause))
+    return CellResult(id=f"x-{mode}", tag="x", mode=mode, api=api,
+                      connect=Connect(verdict="fail", cause=cause))  # type: ignore[arg-type]
+
+
+def test_every_generation_names_remedies_that_exist() -> None:
+    assert remedies.unknown_names() == []
 
 
 CTX = remedies.Context(gateway="172.17.0.1")
@@ -28,7 +37,7 @@ def test_each_cause_gets_its_fixes() -> None:
 
 def test_callback_failures_do_not_get_forward_fixes() -> None:
     r = failed("dns-unresolved", api="v1", mode="host")
-    r.connect.direction = "sandbox->app"
+    r.connect.direction = Direction.CALLBACK
     assert names(r) == []
 
 
@@ -45,13 +54,13 @@ def test_search_records_what_each_rerun_did() -> None:
         seen.append(env)
         ok = "DOCKER_HOST_ADDR" in env and mode is None
         return CellResult(id="x-bridge", tag="x", mode="bridge", api="v0",
-                          connect=Connect("pass", seconds=12.0, runtime_url="http://172.17.0.1:30001")
-                          if ok else Connect("fail", cause="runtime-exited"))
+                          connect=Connect(verdict="pass", seconds=12.0, runtime_url="http://172.17.0.1:30001")
+                          if ok else Connect(verdict="fail", cause="runtime-exited"))  # type: ignore[arg-type]
 
     tried = remedies.search(failed("dns-unresolved"), CTX, rerun)
     assert seen == [{"DOCKER_HOST_ADDR": "172.17.0.1"},
                     {"SANDBOX_USE_HOST_NETWORK": "true", "DOCKER_HOST_ADDR": "127.0.0.1"}]
-    assert [(t["name"], t["verdict"], t["cause"]) for t in tried] == [
+    assert [(t.name, t.verdict, t.cause) for t in tried] == [
         ("docker-host-addr", "pass", None), ("host-network-trio", "fail", "runtime-exited")]
 
 
@@ -60,14 +69,15 @@ def test_a_remedy_that_needs_another_mode_reruns_in_it_and_records_its_command()
 
     def rerun(env: dict[str, str], mode: str | None) -> CellResult:
         modes.append(mode)
-        return CellResult(id="x", tag="x", mode=mode or "host", api="v0", connect=Connect("pass", seconds=9.0),
+        return CellResult(id="x", tag="x", mode=mode or "host", api="v0",
+                          connect=Connect(verdict="pass", seconds=9.0),  # type: ignore[arg-type]
                           docker_run=f"docker run --network {mode or 'host'} img")
 
     tried = remedies.search(failed("connect-timeout", mode="host-gateway"), CTX, rerun)
     assert modes == [None, "host", "custom-network"]
-    assert [(t["name"], t["mode"]) for t in tried] == [
+    assert [(t.name, t.mode) for t in tried] == [
         ("docker-host-addr", None), ("host-network-trio", "host"), ("own-network", "custom-network")]
-    assert tried[1]["docker_run"] == "docker run --network host img"
+    assert tried[1].docker_run == "docker run --network host img"
     # Already in host mode: the trio is an env change of the cell itself.
     modes.clear()
     remedies.search(failed("dns-unresolved", mode="host"), CTX, rerun)
@@ -76,5 +86,5 @@ def test_a_remedy_that_needs_another_mode_reruns_in_it_and_records_its_command()
 
 def test_a_move_to_the_mode_the_cell_is_already_in_is_not_a_remedy() -> None:
     assert names(failed("connect-timeout", mode="custom-network")) == ["docker-host-addr", "host-network-trio"]
-    assert remedies.settings({"mode": "host", "env": {"A": "1"}}) == "in mode host A=1"
-    assert remedies.settings({"mode": None, "env": {"A": "1"}}) == "A=1"
+    assert RemedyTry(name="r", mode="host", env={"A": "1"}, verdict="pass").settings() == "in mode host A=1"  # type: ignore[arg-type]
+    assert RemedyTry(name="r", env={"A": "1"}, verdict="pass").settings() == "A=1"  # type: ignore[arg-type]

@@ -13,10 +13,35 @@ from typing import Any
 
 import pytest
 
+from harness.model import Recommendation, Run
+from harness.recommend import recommend as decide
+from harness.recommend import with_env
 from harness.report import render
-from harness.report.html import render_html
-from harness.report.markdown import render_markdown, shell_lines
-from harness.report.recommend import recommend, with_env
+from harness.report.html import render_html as html_of
+from harness.report.markdown import render_markdown as markdown_of
+from harness.report.markdown import shell_lines
+
+pytestmark = pytest.mark.unit
+
+
+def decided(run: dict[str, Any]) -> Run:
+    """A run as results.json holds it, read into the model, with its recommendation decided."""
+    r = Run.model_validate(run)
+    if not r.recommendation.cell and not r.recommendation.why:
+        r.recommendation = decide(r.cells)
+    return r
+
+
+def recommend(run: dict[str, Any]) -> Recommendation:
+    return decide(Run.model_validate(run).cells)
+
+
+def render_html(run: dict[str, Any]) -> str:
+    return html_of(decided(run))
+
+
+def render_markdown(run: dict[str, Any]) -> str:
+    return markdown_of(decided(run))
 
 HOST = {"server_version": "20.10.24+dfsg1", "api_version": "1.41", "os": "Debian GNU/Linux 12 (bookworm)",
         "rootless": False, "bridge_gateway": "172.17.0.1", "proxies": {},
@@ -149,44 +174,45 @@ def synthetic_6x6(evidence_bytes: int) -> dict[str, Any]:
 
 def test_real_run_recommends_latest_with_the_documented_command() -> None:
     rec = recommend(real_run())
-    assert rec["cell"] == "latest-host-gateway"
-    assert (rec["tag"], rec["resolved_version"], rec["mode"]) == ("latest", "1.11.0", "host-gateway")
-    assert rec["docker_run"] == LATEST_HG
-    assert [a["cell"] for a in rec["older_alternatives"]] == ["0.62-host-gateway", "0.62-custom-network", "0.62-host"]
-    assert rec["lost_by_older"] == "0.62.0 is older than 1.11.0 (V0 API instead of V1)"
-    assert rec["best_remedy"] is None  # plain cells passed: remedies are not candidates
+    assert rec.cell == "latest-host-gateway"
+    assert (rec.tag, rec.resolved_version, rec.mode) == ("latest", "1.11.0", "host-gateway")
+    assert rec.docker_run == LATEST_HG
+    assert [a.cell for a in rec.older_alternatives] == ["0.62-host-gateway", "0.62-custom-network", "0.62-host"]
+    assert rec.lost_by_older == "0.62.0 is older than 1.11.0 (V0 API instead of V1)"
+    assert rec.best_remedy is None  # plain cells passed: remedies are not candidates
 
 
 def test_older_run_recommends_062_and_says_latest_did_not_pass() -> None:
     rec = recommend(older_run())
-    assert rec["cell"] == "0.62-host-gateway"
-    assert "latest" in rec["why"]
-    assert rec["older_alternatives"] == [] and rec["lost_by_older"] is None
+    assert rec.cell == "0.62-host-gateway"
+    assert "latest" in rec.why
+    assert rec.older_alternatives == [] and rec.lost_by_older is None
 
 
 def test_versions_compare_as_numbers() -> None:
     run = run_of([cell("1.9", "1.9.0", "host-gateway", "pass", seconds=5.0),
                   cell("1.11", "1.11.0", "host-gateway", "pass", seconds=50.0),
                   cell("0.62", "0.62.0", "host-gateway", "pass", seconds=1.0)])
-    assert recommend(run)["cell"] == "1.11-host-gateway"
+    assert recommend(run).cell == "1.11-host-gateway"
 
 
 def test_latest_beats_062_when_both_pass() -> None:
     run = run_of([cell("0.62", "0.62.0", "host-gateway", "pass", seconds=10.0),
                   cell("latest", "1.11.0", "bridge", "pass", seconds=90.0, api="v1")])
     rec = recommend(run)
-    assert rec["cell"] == "latest-bridge"
-    assert rec["older_alternatives"] == [{"cell": "0.62-host-gateway", "resolved_version": "0.62.0"}]
+    assert rec.cell == "latest-bridge"
+    assert [a.model_dump() for a in rec.older_alternatives] == [
+        {"cell": "0.62-host-gateway", "resolved_version": "0.62.0"}]
 
 
 def test_ties_go_to_fewest_host_changes_then_speed() -> None:
     run = run_of([cell("latest", "1.11.0", "host", "pass", seconds=5.0, api="v1"),
                   cell("latest", "1.11.0", "bridge", "pass", seconds=1.0, api="v1"),
                   cell("latest", "1.11.0", "host-gateway", "pass", seconds=30.0, api="v1")])
-    assert recommend(run)["cell"] == "latest-host-gateway"
+    assert recommend(run).cell == "latest-host-gateway"
     same = run_of([cell("1.11", "1.11.0", "host-gateway", "pass", seconds=30.0, api="v1"),
                    cell("latest", "1.11.0", "host-gateway", "pass", seconds=12.0, api="v1")])
-    assert recommend(same)["cell"] == "latest-host-gateway"
+    assert recommend(same).cell == "latest-host-gateway"
 
 
 def test_a_failed_task_disqualifies_a_connected_cell() -> None:
@@ -195,8 +221,8 @@ def test_a_failed_task_disqualifies_a_connected_cell() -> None:
         if c["tag"] == "latest" and c["connect"]["verdict"] == "pass":
             c["tasks"] = [{"name": "write-file", "verdict": "fail", "seconds": 4.0, "detail": "file missing"}]
     rec = recommend(run)
-    assert rec["cell"] == "0.62-host-gateway"
-    assert "latest (1.11.0)" in rec["why"]
+    assert rec.cell == "0.62-host-gateway"
+    assert "latest (1.11.0)" in rec.why
 
 
 def test_nothing_passes_as_is_gives_the_best_remedy() -> None:
@@ -205,13 +231,14 @@ def test_nothing_passes_as_is_gives_the_best_remedy() -> None:
         if c["connect"]["verdict"] == "pass":
             c["connect"].update(verdict="fail", cause="connect-timeout")
     rec = recommend(run)
-    assert rec["cell"] is None
-    assert rec["why"].startswith("no cell passed")
-    best = rec["best_remedy"]
-    assert (best["cell"], best["name"]) == ("latest-bridge", "v1-url-pattern")  # newest release wins
-    assert best["env"] == {"SANDBOX_CONTAINER_URL_PATTERN": "http://172.17.0.1:{port}"}
-    assert "-e 'SANDBOX_CONTAINER_URL_PATTERN=http://172.17.0.1:{port}'" in best["docker_run_hint"]
-    assert rec["docker_run"] == best["docker_run_hint"]
+    assert rec.cell is None
+    assert rec.why.startswith("no cell passed")
+    best = rec.best_remedy
+    assert best is not None
+    assert (best.cell, best.name) == ("latest-bridge", "v1-url-pattern")  # newest release wins
+    assert best.env == {"SANDBOX_CONTAINER_URL_PATTERN": "http://172.17.0.1:{port}"}
+    assert "-e 'SANDBOX_CONTAINER_URL_PATTERN=http://172.17.0.1:{port}'" in best.docker_run_hint
+    assert rec.docker_run == best.docker_run_hint
 
 
 def test_a_remedy_in_another_mode_is_recommended_as_the_command_its_rerun_ran() -> None:
@@ -224,10 +251,11 @@ def test_a_remedy_in_another_mode_is_recommended_as_the_command_its_rerun_ran() 
     run = run_of([cell("0.62", "0.62.0", "host-gateway", "fail", cause="connect-timeout",
                        docker_run="docker run img", remedies=[host, own])])
     rec = recommend(run)
-    assert (rec["best_remedy"]["name"], rec["mode"]) == ("own-network", "custom-network")
-    assert rec["docker_run"] == "docker network create n && docker run --network n img"
-    assert "passes with remedy own-network (in mode custom-network)" in rec["why"]
-    page = render_html({**run, "recommendation": rec})
+    assert rec.best_remedy is not None
+    assert (rec.best_remedy.name, rec.mode) == ("own-network", "custom-network")
+    assert rec.docker_run == "docker network create n && docker run --network n img"
+    assert "passes with remedy own-network (in mode custom-network)" in rec.why
+    page = render_html({**run, "recommendation": rec.model_dump()})
     assert "in mode <code>host</code>" in page and "in mode <code>custom-network</code>" in page
 
 
@@ -235,8 +263,8 @@ def test_nothing_passes_at_all() -> None:
     run = run_of([cell("0.62", "0.62.0", "bridge", "fail", cause="dns-unresolved"),
                   cell("latest", None, "bridge", "skip", reason="n/a")])
     rec = recommend(run)
-    assert (rec["cell"], rec["why"], rec["best_remedy"]) == (None, "no cell passed", None)
-    assert "Nothing to deploy" in render_html({**run, "recommendation": rec})
+    assert (rec.cell, rec.why, rec.best_remedy) == (None, "no cell passed", None)
+    assert "Nothing to deploy" in render_html({**run, "recommendation": rec.model_dump()})
 
 
 def test_with_env_adds_and_replaces_env_in_the_run_command() -> None:
@@ -310,10 +338,10 @@ def test_headless_cells_get_their_own_column_and_are_never_the_deployment() -> N
     run = run_of([cell("0.62", "0.62.0", "host-gateway", "fail", cause="connect-timeout"),
                   {**cell("0.62", "0.62.0", "host-gateway", "pass", seconds=9.0), "id": "0.62-host-gateway-headless",
                    "entrypoint": "headless"}])
-    text = grid.render(run)
+    text = grid.render(Run.model_validate(run))
     assert "host-gateway (headless)" in text and "FAIL connect-timeout" in text and "PASS 9s" in text
     assert "host-gateway (headless)" in render_markdown(run)
-    assert recommend(run)["cell"] is None  # a CLI that works is not a server to deploy
+    assert recommend(run).cell is None  # a CLI that works is not a server to deploy
 
 
 def test_html_renders_tasks_when_present() -> None:
@@ -375,11 +403,11 @@ def test_render_all_writes_both_and_appends_the_step_summary(tmp_path: Path, mon
     summary = tmp_path / "step_summary.md"
     summary.write_text("# earlier step\n")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    run = real_run()
+    run = decided(real_run())
     out = tmp_path / "reports" / "r1"
     paths = render.render_all(run, out)
     assert paths == [out / "report.html", out / "summary.md"]
-    assert run["recommendation"]["cell"] == "latest-host-gateway"
+    assert run.recommendation.cell == "latest-host-gateway"
     assert sorted(p.name for p in out.iterdir()) == ["report.html", "summary.md"]  # no temp files left
     md = (out / "summary.md").read_text()
     assert summary.read_text() == "# earlier step\n" + md + "\n"
@@ -389,10 +417,9 @@ def test_render_all_writes_both_and_appends_the_step_summary(tmp_path: Path, mon
 def test_render_all_without_actions_touches_nothing_else(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     monkeypatch.setattr(render.screenshot, "screenshot", lambda *a, **k: False)  # see test_report_browser.py
-    run = older_run()
+    run = decided(older_run())
     before = copy.deepcopy(run)
     render.render_all(run, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "summary.md"]
-    assert {k: v for k, v in run.items() if k != "recommendation"} == \
-        {k: v for k, v in before.items() if k != "recommendation"}
+    assert run == before  # rendering reads the run; the recommendation was decided before
 

@@ -6,14 +6,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+import pytest
+
+from harness.model import Run
 from harness.report import screenshot
 from harness.report.render import render_all
 
+pytestmark = pytest.mark.unit  # Chromium, no Docker
+
 
 def test_chromium_renders_the_grid_with_the_right_verdicts(tmp_path: Path,
-                                                           synthetic_run: Callable[..., dict[str, Any]]) -> None:
+                                                           synthetic_run: Callable[..., Run]) -> None:
     assert screenshot.chromium(), "scripts/setup installs Debian's chromium"
     run = synthetic_run("r1", "h", "20.10", {"0.62-host": "pass", "0.62-bridge": "fail", "latest-host": "pass"})
     written = render_all(run, tmp_path)

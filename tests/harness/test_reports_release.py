@@ -12,7 +12,7 @@ import docker
 import pytest
 from junitparser import Error, Failure, JUnitXml, Skipped
 
-from harness.images.model import ImageSet
+from harness.model import ImageSet
 
 pytestmark = [pytest.mark.engine, pytest.mark.release]  # run one at a time: see noxfile.py
 ROOT = Path(__file__).resolve().parents[2]

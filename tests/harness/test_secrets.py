@@ -1,5 +1,9 @@
+import pytest
+
 from harness import secrets
-from harness.results import CellResult, Connect, Evidence
+from harness.model import CellResult, Connect, Evidence, RemedyTry, TaskResult
+
+pytestmark = pytest.mark.unit
 
 
 def test_names_values_and_masking() -> None:
@@ -16,10 +20,15 @@ def test_result_is_scrubbed_everywhere() -> None:
     env = {"LLM_API_KEY": "sk-live-123456"}
     r = CellResult(id="x-host", tag="x", mode="host", api="v0", app_env=dict(env),
                    docker_run="docker run -e LLM_API_KEY=sk-live-123456 app",
-                   connect=Connect("fail", cause="api-error",
-                                   evidence=[Evidence("app-log", "auth failed for key sk-live-123456")]),
-                   remedies=[{"name": "no-proxy", "env": {"LLM_API_KEY": "sk-live-123456"}}])
+                   connect=Connect(verdict="fail", cause="api-error",  # type: ignore[arg-type]
+                                   evidence=[Evidence(source="app-log",  # type: ignore[arg-type]
+                                                      text="auth failed for key sk-live-123456")]),
+                   remedies=[RemedyTry(name="no-proxy", env={"LLM_API_KEY": "sk-live-123456"},
+                                       verdict="pass", docker_run="docker run -e K=sk-live-123456")],  # type: ignore[arg-type]
+                   tasks=[TaskResult(name="t", verdict="fail", detail="echoed sk-live-123456",  # type: ignore[arg-type]
+                                     actions=["run: echo sk-live-123456"], evidence=["out sk-live-123456"])],
+                   notes=["key sk-live-123456"])
     secrets.redact_result(r, env)
-    text = repr(r.to_dict())
+    text = r.model_dump_json()
     assert "sk-live-123456" not in text
     assert r.connect.evidence[0].text == "auth failed for key <redacted>"

@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 
-from harness import taskrun
+from harness import generations, taskrun
 from harness.openhands import Turn
 from harness.taskrun import LlmChoice, TaskRunner
+
+pytestmark = pytest.mark.unit
 
 
 class Replay:
@@ -24,8 +26,8 @@ class Replay:
 
 
 def runner(adapter: Any, budget: float = 5.0) -> TaskRunner:
-    return TaskRunner(None, adapter, "c1", "v1", "img", "cell", {}, ["create-file"],  # type: ignore[arg-type]
-                      LlmChoice(), budget)
+    return TaskRunner(None, adapter, generations.V1, "img", "cell", ["create-file"],  # type: ignore[arg-type]
+                      LlmChoice(), budget, conversation="c1")
 
 
 def stopped(actions: int, errors: int = 0) -> Turn:

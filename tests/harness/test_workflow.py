@@ -3,9 +3,11 @@ README tells a person to run."""
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.unit
 
 
 def test_nightly_workflow_uses_only_readme_commands() -> None:

@@ -2,8 +2,8 @@
 
 import pytest
 
+from harness.model import CellResult
 from harness.plugin import describe_failure
-from harness.results import CellResult
 
 
 def test_connect(connect_result: CellResult) -> None:

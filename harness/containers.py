@@ -1,0 +1,115 @@
+"""Containers with a lifetime: what a cell makes is owned by one ExitStack and removed in
+reverse order of making, on success, failure or Ctrl-C alike: sidecars (they live in
+another container's namespace), the app (so it starts nothing new), the runtimes OpenHands
+started, then the cell's network. testcontainers' containers and networks are the context
+managers; the harness's label sweep (cleanup.py) covers what a killed process leaves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import docker
+from docker.errors import APIError, NotFound
+from docker.models.containers import Container
+from testcontainers.core.config import testcontainers_config
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.exceptions import ContainerStartException
+from testcontainers.core.network import Network
+from testcontainers.core.wait_strategies import LogMessageWaitStrategy
+
+from harness import cleanup
+
+# Ryuk's image cannot be pulled where there is no registry, and its per-process reaper
+# adds nothing to the harness's own label sweep (cleanup.py), which also survives SIGKILL.
+testcontainers_config.ryuk_disabled = True
+
+SIDECAR_READY = 30.0
+
+
+def free_port() -> int:
+    """A port free on this host now. Only for what must be chosen before a container starts
+    and listens in the host's namespace (a V1 app, whose sandbox calls it back at that port;
+    an app on the host network; a sidecar there); elsewhere Docker picks."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class OwnedContainer(DockerContainer):
+    """testcontainers' container, removed the harness's way: one already gone is fine."""
+
+    def stop(self, force: bool = True, delete_volume: bool = True) -> None:
+        try:
+            container = self.get_wrapped_container()
+        except ContainerStartException:
+            return
+        with contextlib.suppress(APIError):  # "removal already in progress"
+            cleanup.remove_container(container)
+        self.get_docker_client().client.close()
+
+
+class OwnedNetwork(Network):
+    def remove(self) -> None:
+        with contextlib.suppress(NotFound):
+            super().remove()
+
+
+class CellResources:
+    """Everything one cell makes, in one ExitStack (see the module docstring)."""
+
+    def __init__(self, client: docker.DockerClient, labels: dict[str, str], name: str) -> None:
+        self.client = client
+        self.labels = labels
+        self.name = name
+        self.stack = contextlib.ExitStack()
+        self.network_name: str | None = None
+
+    def __enter__(self) -> CellResources:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.stack.close()
+
+    def network(self) -> str:
+        """A user-defined bridge network of the cell's own, named after the cell."""
+        net = OwnedNetwork(docker_network_kw={"labels": self.labels, "driver": "bridge"})
+        net.name = self.name
+        self.stack.enter_context(net)
+        self.network_name = net.name
+        return net.name
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Run `callback` when the cell closes, before what was made earlier goes."""
+        self.stack.callback(callback)
+
+    def start(self, container: DockerContainer) -> Container:
+        """Start a container the cell owns until it closes (removed first if it fails to start)."""
+        self.stack.enter_context(container)
+        return container.get_wrapped_container()
+
+    def sidecar(self, image: str, name: str, netns_of: str, command: list[str], ready: str,
+                env: dict[str, str] | None = None, stack: contextlib.ExitStack | None = None) -> Container:
+        """A helper container in another container's network namespace, up when it logs `ready`."""
+        c = (OwnedContainer(image).with_name(name).with_command(command).with_envs(**(env or {}))
+             .with_kwargs(network_mode=f"container:{netns_of}", entrypoint=[],
+                          labels={**self.labels, cleanup.ROLE_LABEL: "sidecar"})
+             .waiting_for(LogMessageWaitStrategy(ready).with_startup_timeout(int(SIDECAR_READY))))
+        (stack or self.stack).enter_context(c)
+        return c.get_wrapped_container()
+
+
+def app_container(image: str, name: str, env: dict[str, str], socket_path: str,
+                  command: list[str] | None, kwargs: dict[str, Any]) -> OwnedContainer:
+    app = OwnedContainer(image).with_name(name).with_envs(**env)
+    app.with_volume_mapping(socket_path, "/var/run/docker.sock", "rw")
+    if command:
+        app.with_command(command)
+    app.with_kwargs(**kwargs)  # one call: with_kwargs replaces, it does not merge
+    return app

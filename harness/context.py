@@ -1,0 +1,33 @@
+"""What the controller decided for a run and every worker needs: the run's id and folder,
+the matrix (as the text it was read from), the images, the host, the flags. It reaches xdist
+workers in memory through `workerinput` (plugin.py), secrets included, never through a file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+
+from pydantic import BaseModel, Field
+
+from harness import matrix
+from harness.matrix import Matrix
+from harness.model import Host, ImageFailure, ImageSet
+
+
+class RunContext(BaseModel):
+    run_id: str
+    out: str
+    matrix_path: str
+    matrix_text: str  # parsed again in each worker from this text, not from the file
+    backend: str
+    app_env: dict[str, str]  # unredacted: it lives in memory only
+    only: list[str] = Field(default_factory=list)
+    started_at: str
+    host: Host = Field(default_factory=Host)
+    images: dict[str, ImageSet | ImageFailure] = Field(default_factory=dict)
+    swept: str = ""
+    remedies: bool = False  # rerun failed cells with the known fixes for their cause
+    llm: str = "scripted"  # scripted | real (the key itself stays in the environment)
+
+    def matrix(self) -> Matrix:
+        return matrix.parse(tomllib.loads(self.matrix_text), self.matrix_path)

@@ -1,0 +1,124 @@
+"""The registry of OpenHands API generations: everything that differs between V0 (0.6x)
+and V1 (1.x) is one entry here plus one adapter module in harness/openhands/.
+
+Adding a generation: write its adapter (the `Adapter` protocol in harness/openhands/), add
+an entry below (its app module, image recipes, who calls the LLM, callback settings,
+headless support, remedies), and point `latest` at it when it becomes the newest. Nothing
+else branches on a generation's name; an unknown name is an error, never a default.
+
+Data only: adapters and image recipes are named by import path and loaded when used, so
+the matrix and the model never import docker or httpx through this module.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from harness.errors import InputError
+
+
+@dataclass(frozen=True)
+class Tools:
+    """The tool names the generation's agent offers the LLM, for the scripted LLM's answers."""
+
+    bash: str
+    edit: str
+    finish: str = "finish"
+
+
+@dataclass(frozen=True)
+class Generation:
+    name: str
+    title: str
+    majors: tuple[int, ...]  # release majors it covers (0 -> 0.x)
+    app_module: str  # what the app image's uvicorn serves
+    health_path: str  # answers once the app's API is up
+    adapter: str  # "module:Class" implementing harness.openhands.Adapter
+    official_images: str  # "module:function(client, tag) -> ImageSet"
+    pypi_images: str  # "module:function(client, tag, constraints, python312) -> ImageSet"
+    runtime_prefix: str  # the runtime/sandbox container's name before its id
+    workspace: str  # the runtime's working directory, where tasks work
+    llm_caller: Literal["app", "sandbox"]  # whose network namespace calls the LLM
+    tools: Tools
+    # The sandbox calls the app back (webhooks, MCP): the app's port must be published
+    # where the sandbox reaches it, and SANDBOX_HOST_PORT must name it.
+    callback: bool = False
+    runtime_image_env: str | None = None  # env that tells the app its runtime image
+    label_env: str | None = None  # env the app passes to containers.run: labels for sweeps
+    host_network_env: dict[str, str] = field(default_factory=dict)  # needed in mode host
+    host_network_ports: tuple[int, ...] = ()  # fixed host ports its runtime binds there
+    headless_skip: str | None = None  # None: the headless entry point exists; else why not
+    remedies: tuple[str, ...] = ()  # names in harness/remedies.py that apply to its cells
+    latest: bool = False  # `latest` resolves to this generation today
+
+    def load(self, path: str) -> Any:
+        module, _, name = path.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+V0 = Generation(
+    name="v0",
+    title="V0 (0.6x): /api/conversations, action-execution runtime the app polls",
+    majors=(0,),
+    app_module="openhands.server.listen:app",
+    health_path="/api/options/config",
+    adapter="harness.openhands.v0:V0Adapter",
+    official_images="harness.images.official:pull_v0",
+    pypi_images="harness.images.pypi:build_v0",
+    runtime_prefix="openhands-runtime-",
+    workspace="/workspace",
+    llm_caller="app",
+    tools=Tools(bash="execute_bash", edit="str_replace_editor"),
+    runtime_image_env="SANDBOX_RUNTIME_CONTAINER_IMAGE",
+    label_env="SANDBOX_DOCKER_RUNTIME_KWARGS",
+    remedies=("docker-host-addr", "host-network-trio", "own-network", "bind-all-addresses", "no-proxy"),
+)
+
+V1 = Generation(
+    name="v1",
+    title="V1 (1.x): /api/v1/app-conversations, agent-server sandbox that calls the app back",
+    majors=(1,),
+    app_module="openhands.app_server.app:app",
+    health_path="/health",
+    adapter="harness.openhands.v1:V1Adapter",
+    official_images="harness.images.official:pull_v1",
+    pypi_images="harness.images.pypi:build_v1",
+    runtime_prefix="oh-agent-server-",
+    workspace="/workspace/project",
+    llm_caller="sandbox",
+    tools=Tools(bash="terminal", edit="file_editor"),
+    callback=True,
+    # PR #12445: the sandbox joins the host network on fixed ports 8000/8001/8011/8012.
+    host_network_env={"AGENT_SERVER_USE_HOST_NETWORK": "true"},
+    host_network_ports=(8000, 8001, 8011, 8012),
+    headless_skip=("the headless entry point is V0's `python -m openhands.core.main`; 1.x ships its CLI "
+                   "as a separate package"),
+    remedies=("no-proxy", "v1-url-pattern", "v1-startup-grace"),
+    latest=True,
+)
+
+GENERATIONS: dict[str, Generation] = {g.name: g for g in (V0, V1)}
+_TAG = re.compile(r"(\d+)\.\d+(?:\.\d+)?")
+
+
+def get(name: str) -> Generation:
+    try:
+        return GENERATIONS[name]
+    except KeyError:
+        raise InputError(f"unknown API generation {name!r} (known: {', '.join(GENERATIONS)})") from None
+
+
+def for_tag(tag: str) -> Generation:
+    """The generation a release tag (`0.62`, `1.11.0`, `latest`) belongs to."""
+    if tag == "latest":
+        return next(g for g in GENERATIONS.values() if g.latest)
+    m = _TAG.match(tag)
+    major = int(m.group(1)) if m else -1
+    for g in GENERATIONS.values():
+        if major in g.majors:
+            return g
+    raise InputError(f"tag {tag!r}: no API generation covers major version {major} "
+                     f"(known: {', '.join(f'{g.name} {g.majors}' for g in GENERATIONS.values())})")

@@ -1,0 +1,342 @@
+"""The results model: what a run found, as typed classes. `results.json` is written from
+these classes and read back into them; reports, history, merge and the tests use them, and
+the JSON Schema in docs/results.schema.json is generated from them (docs/results.md).
+
+Imports neither docker nor httpx: it is data.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from harness.errors import InputError
+
+SCHEMA: Final = "oh-matrix/1"
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # colour codes in OpenHands' logs
+
+
+def strip_ansi(text: str | None) -> str:
+    return _ANSI.sub("", text or "")
+
+
+class Verdict(StrEnum):
+    """A cell's connect verdict, or a task's (docs/words.md)."""
+
+    PASS = "pass"
+    FAIL = "fail"  # OpenHands ran and the thing did not work
+    ERROR = "error"  # the harness could not set it up
+    SKIP = "skip"  # not applicable, with the reason
+
+
+class Cause(StrEnum):
+    """Why a cell or a task did not pass: a fixed vocabulary, so runs compare (docs/words.md)."""
+
+    DNS_UNRESOLVED = "dns-unresolved"
+    CONNECTION_REFUSED = "connection-refused"
+    CONNECT_TIMEOUT = "connect-timeout"
+    PROXY = "proxy"
+    RUNTIME_EXITED = "runtime-exited"
+    RUNTIME_MISSING = "runtime-missing"
+    APP_EXITED = "app-exited"
+    IMAGE_UNAVAILABLE = "image-unavailable"
+    API_ERROR = "api-error"
+    BUDGET_EXCEEDED = "budget-exceeded"
+    # The daemon refused the harness's own set-up for a reason that is none of the above:
+    # kept apart so an infrastructure error is never reported as an OpenHands failure.
+    HARNESS_ERROR = "harness-error"
+
+
+class Direction(StrEnum):
+    """Which way the network broke (V1 connects both ways)."""
+
+    FORWARD = "app->runtime"
+    CALLBACK = "sandbox->app"
+
+
+class Source(StrEnum):
+    """Who said a piece of evidence."""
+
+    HARNESS = "harness"  # the decision's own sentence
+    PROBE = "probe"  # a DNS/TCP/HTTP probe from inside a container's namespace
+    API = "api"  # the app's API
+    APP = "app"  # the app container's configuration
+    APP_LOG = "app-log"
+    RUNTIME = "runtime"  # the daemon's account of the runtime container
+    RUNTIME_LOG = "runtime-log"
+
+
+class _Model(BaseModel):
+    # Older runs may carry keys this version dropped; they are ignored, never an error.
+    model_config = ConfigDict(extra="ignore", validate_assignment=True)
+
+
+class Evidence(_Model):
+    source: Source
+    text: str
+
+
+class Connect(_Model):
+    """Did the app reach its runtime: the verdict, its cause and what was observed."""
+
+    verdict: Verdict
+    cause: Cause | None = None
+    seconds: float | None = None  # conversation created -> verdict
+    runtime_url: str | None = None
+    evidence: list[Evidence] = Field(default_factory=list)
+    reason: str | None = None  # for a skip: why not applicable
+    direction: Direction | None = None  # when the network broke
+    transient: bool = False  # failed for a reason of the moment (see diagnosis.Decision)
+
+    @model_validator(mode="after")
+    def _cause_for_failures(self) -> Connect:
+        if self.verdict in (Verdict.FAIL, Verdict.ERROR) and self.cause is None:
+            raise ValueError(f"a {self.verdict} needs a cause")
+        return self
+
+    def explain(self) -> str:
+        """The verdict and every piece of evidence, whole (an assertion message, a log line)."""
+        head = f"{self.verdict} {self.cause or ''} after {self.seconds} s".replace("  ", " ")
+        return "\n".join([head] + [f"[{e.source}] {e.text}" for e in self.evidence])
+
+
+class TaskResult(_Model):
+    """One task on a connected cell, judged by its effect in the runtime."""
+
+    name: str
+    verdict: Verdict
+    seconds: float | None = None
+    detail: str | None = None
+    llm_calls: int | None = None  # scripted LLM only: requests it answered for this task
+    actions: list[str] = Field(default_factory=list)
+    evidence: list[str] = Field(default_factory=list)
+
+
+class RemedyTry(_Model):
+    """A known fix, tried by a real rerun of the failed cell: what it changed and what happened."""
+
+    name: str
+    env: dict[str, str] = Field(default_factory=dict)
+    mode: str | None = None  # the rerun's mode when the remedy moves the cell
+    why: str | None = None
+    verdict: Verdict
+    cause: Cause | None = None
+    seconds: float | None = None
+    runtime_url: str | None = None
+    docker_run: str | None = None
+
+    def settings(self) -> str:
+        """What it changed, for a line of text: `in mode host K=V ...`."""
+        moved = [f"in mode {self.mode}"] if self.mode else []
+        return " ".join(moved + [f"{k}={v}" for k, v in self.env.items()])
+
+
+class CellResult(_Model):
+    """One target x mode (x entry point): its connect verdict, tasks and remedies."""
+
+    id: str
+    tag: str
+    mode: str
+    api: str
+    connect: Connect
+    entrypoint: str = "api"  # api (the app server) | headless (V0's openhands.core.main)
+    resolved_version: str | None = None
+    backend: str | None = None
+    app_image: str | None = None
+    runtime_image: str | None = None
+    runtime_container: str | None = None  # the runtime/sandbox OpenHands started for this cell
+    app_seconds: float | None = None
+    docker_run: str | None = None
+    app_env: dict[str, str] = Field(default_factory=dict)
+    tasks: list[TaskResult] = Field(default_factory=list)
+    remedies: list[RemedyTry] = Field(default_factory=list)
+    socket_mounted_in: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    # set on merged runs: the host this cell ran on
+    host: str | None = None
+    host_class: str | None = None
+    base_tag: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        """Connected, and every task it ran passed (none run: vacuously)."""
+        return self.connect.verdict == Verdict.PASS and all(t.verdict == Verdict.PASS for t in self.tasks)
+
+    @property
+    def tasks_passed(self) -> bool:
+        return all(t.verdict == Verdict.PASS for t in self.tasks)
+
+    def task(self, name: str) -> TaskResult | None:
+        return next((t for t in self.tasks if t.name == name), None)
+
+
+class ImageSet(_Model):
+    """What a backend hands to the matrix: the images of one target, and where they came from."""
+
+    tag: str
+    resolved_version: str
+    backend: str  # the backend that really produced the images: "official" or "pypi"
+    api: str
+    app_image: str
+    runtime_image: str
+    deps_hash: str = ""
+    notes: list[str] = Field(default_factory=list)
+
+
+class ImageFailure(_Model):
+    """A target whose images could not be pulled or built: its cells are `error`."""
+
+    error: str
+    resolved_version: str | None = None
+
+
+class Host(_Model):
+    """What the daemon says about itself; a verdict belongs to its host."""
+
+    server_version: str | None = None
+    api_version: str | None = None
+    os: str | None = None
+    kernel: str | None = None
+    rootless: bool | None = None
+    cgroup: str | None = None
+    storage_driver: str | None = None
+    bridge_gateway: str | None = None
+    proxies: dict[str, str] = Field(default_factory=dict)
+    docker_host: str | None = None
+    hostname: str | None = None
+    # on the hosts of a merged run
+    run_id: str | None = None
+    host_class: str | None = None
+
+
+class Alternative(_Model):
+    cell: str
+    resolved_version: str | None = None
+
+
+class BestRemedy(_Model):
+    cell: str
+    name: str
+    env: dict[str, str] = Field(default_factory=dict)
+    docker_run_hint: str | None = None
+
+
+class Recommendation(_Model):
+    """What to deploy, decided from the cells (recommend.py); `cell` is None when nothing
+    passed as is (then `best_remedy` may name a cell a remedy turned green)."""
+
+    cell: str | None = None
+    tag: str | None = None
+    resolved_version: str | None = None
+    mode: str | None = None
+    docker_run: str | None = None
+    why: str = ""
+    older_alternatives: list[Alternative] = Field(default_factory=list)
+    lost_by_older: str | None = None
+    best_remedy: BestRemedy | None = None
+
+    def text(self) -> str:
+        if self.cell:
+            return f"recommended: {self.cell} ({self.resolved_version})\n  {self.docker_run}"
+        if self.best_remedy and self.docker_run:
+            return f"recommended, with a remedy: {self.why}\n  {self.docker_run}"
+        return f"recommended: nothing. {self.why}"
+
+
+class HistoryCell(_Model):
+    verdict: Verdict
+    cause: Cause | None = None
+    version: str | None = None
+
+
+class Change(_Model):
+    """A cell whose verdict moved since the last run on the same host."""
+
+    cell: str
+    before: HistoryCell
+    now: HistoryCell
+    since: str  # the run id it is compared with
+
+
+class Changes(_Model):
+    regressions: list[Change] = Field(default_factory=list)
+    fixes: list[Change] = Field(default_factory=list)
+
+
+class HistoryEntry(_Model):
+    """One line of history.jsonl."""
+
+    run_id: str
+    finished_at: str
+    host: str
+    matrix: str | None = None
+    cells: dict[str, HistoryCell] = Field(default_factory=dict)
+
+
+class Run(_Model):
+    """One run (or several merged): everything results.json holds."""
+
+    schema_: Literal["oh-matrix/1"] = Field(SCHEMA, alias="schema")
+    run_id: str
+    started_at: str
+    finished_at: str
+    backend: str
+    host: Host = Field(default_factory=Host)
+    cells: list[CellResult] = Field(default_factory=list)
+    recommendation: Recommendation = Field(default_factory=Recommendation)
+    matrix: str | None = None
+    app_env: dict[str, str] = Field(default_factory=dict)
+    images: dict[str, ImageSet | ImageFailure] = Field(default_factory=dict)
+    swept_at_start: str = ""
+    changes: Changes = Field(default_factory=Changes)
+    trends: dict[str, str] = Field(default_factory=dict)
+    # merged runs
+    merged_from: list[str] = Field(default_factory=list)
+    hosts: dict[str, Host] = Field(default_factory=dict)
+    recommendation_per_host_class: dict[str, Recommendation] = Field(default_factory=dict)
+
+    model_config = ConfigDict(extra="ignore", validate_assignment=True, populate_by_name=True)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, indent=2) + "\n"
+
+    def cell(self, cell_id: str) -> CellResult | None:
+        return next((c for c in self.cells if c.id == cell_id), None)
+
+
+def read_run(directory: str | Path) -> Run:
+    """A past run's results.json; a missing, broken or foreign file is an input error."""
+    path = Path(directory) / "results.json"
+    try:
+        data = json.loads(path.read_text())
+    except OSError as e:
+        raise InputError(f"{path}: {e.strerror}") from None
+    except ValueError as e:
+        raise InputError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        got = data.get("schema") if isinstance(data, dict) else type(data).__name__
+        raise InputError(f"{path}: schema {got!r} is not {SCHEMA}")
+    try:
+        return Run.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InputError(f"{path}: {where}: {first['msg']}") from None
+
+
+def json_schema() -> dict[str, Any]:
+    """The published JSON Schema of results.json (docs/results.schema.json)."""
+    schema = Run.model_json_schema(by_alias=True, mode="serialization")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://oh-matrix.invalid/results.schema.json"
+    schema["title"] = "oh-matrix results.json (schema oh-matrix/1)"
+    return schema
+
+
+if __name__ == "__main__":  # python -m harness.model > docs/results.schema.json
+    print(json.dumps(json_schema(), indent=2))

@@ -1,0 +1,101 @@
+"""What a probe from inside a container's network namespace saw: a DNS lookup, a TCP
+connect (refused vs dropped vs reset, timed), then an HTTP request. Pure data and the probe
+program itself; probes.py runs it in a container, diagnosis.py judges what it saw.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+# Resolve, TCP connect (refused vs dropped vs reset, timed), then GET the health path.
+# Runs with no proxy on purpose: it tests the network path itself.
+PROGRAM = r"""
+import json, socket, sys, time
+host, port, path, timeout = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+out = {"host": host, "port": port}
+t = time.monotonic()
+try:
+    out["addresses"] = sorted({a[4][0] for a in socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)})
+    out["dns"] = "ok"
+except OSError as e:
+    out["dns"] = "fail"; out["dns_error"] = str(e); print(json.dumps(out)); sys.exit(0)
+t = time.monotonic()
+s = socket.socket(); s.settimeout(timeout)
+try:
+    s.connect((out["addresses"][0], port)); out["tcp"] = "open"
+except socket.timeout:
+    out["tcp"] = "timeout"
+except ConnectionRefusedError:
+    out["tcp"] = "refused"
+except OSError as e:
+    out["tcp"] = "error"; out["tcp_error"] = str(e)
+out["tcp_ms"] = round((time.monotonic() - t) * 1000)
+if out["tcp"] == "open":
+    try:
+        s.sendall(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+        data = s.recv(300).decode(errors="replace")
+        out["http"] = data.split("\r\n", 1)[0] if data else "closed without a response"
+        out["http_body"] = data.split("\r\n\r\n", 1)[-1][:120] if data else ""
+    except OSError as e:
+        out["http"] = f"error: {e}"
+s.close()
+print(json.dumps(out))
+"""
+
+
+@dataclass
+class NetProbe:
+    """One look from a namespace at host:port."""
+
+    where: str
+    host: str
+    port: int
+    dns: str = "?"
+    addresses: list[str] | None = None
+    tcp: str | None = None  # open | refused | timeout | error
+    tcp_ms: int | None = None
+    http: str | None = None
+    error: str | None = None
+
+    def line(self) -> str:
+        parts = [f"from {self.where}: {self.host}:{self.port}"]
+        if self.dns != "ok":
+            parts.append(f"DNS {self.dns}" + (f" ({self.error})" if self.error else ""))
+            return " ".join(parts)
+        parts.append(f"-> {','.join(self.addresses or [])}")
+        if self.tcp:
+            parts.append(f"TCP {self.tcp} in {self.tcp_ms} ms")
+        if self.tcp == "error" and self.error:
+            parts.append(f"({self.error})")
+        if self.http:
+            parts.append(f"HTTP '{self.http}'")
+        return " ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def parse(cls, where: str, host: str, port: int, code: int, text: str) -> NetProbe:
+        """The probe program's last output line; anything else says why it did not run."""
+        result = cls(where=where, host=host, port=port)
+        try:
+            data = json.loads(text.splitlines()[-1])
+        except (ValueError, IndexError):
+            result.dns, result.error = "not run", f"probe exit {code}: {text[-160:]}"
+            return result
+        result.dns = data.get("dns", "?")
+        result.addresses = data.get("addresses")
+        result.tcp = data.get("tcp")
+        result.tcp_ms = data.get("tcp_ms")
+        result.http = data.get("http")
+        result.error = data.get("dns_error") or data.get("tcp_error")
+        return result
+
+
+def bypasses_proxy(host: str, no_proxy: str) -> bool:
+    for entry in (e.strip().lower() for e in no_proxy.split(",")):
+        if entry == "*" or (entry and (host == entry.lstrip(".") or host.endswith("." + entry.lstrip(".")))):
+            return True
+    return False

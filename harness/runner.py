@@ -1,0 +1,82 @@
+"""A cell as the run sees it: which entry point runs it, the once-more rule, the remedy
+search, redaction. Plain functions over a RunContext; the pytest plugin calls them in
+whichever process runs the cell."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+from harness import remedies
+from harness.cell import ApiCell, CellCore, CellPlan
+from harness.context import RunContext
+from harness.headless import HeadlessCell
+from harness.matrix import Cell, Matrix
+from harness.model import Cause, CellResult, Connect, Evidence, ImageFailure, Source, Verdict
+from harness.openhands import LlmSettings
+from harness.secrets import redact_result, secret_names
+from harness.taskrun import LlmChoice
+
+# The entry points a matrix may name (`run.entrypoints`), and who runs each.
+ENTRYPOINTS: dict[str, type[CellCore]] = {"api": ApiCell, "headless": HeadlessCell}
+LOST_WORKER = ("the worker running this cell died before it wrote a result (killed or crashed); "
+               "what it started was swept at the end of the run")
+
+
+def run_cell(plan: CellPlan) -> CellResult:
+    """One cell; once more when the first attempt failed for a reason of the moment (see
+    diagnosis.Decision.transient), with the first attempt in the notes."""
+    result = ENTRYPOINTS[plan.cell.entrypoint](plan).run()
+    if result.connect.transient:
+        first = result.connect
+        result = ENTRYPOINTS[plan.cell.entrypoint](plan).run()
+        result.notes.append(f"run twice: the first attempt failed {first.cause} after {first.seconds} s "
+                            f"({first.evidence[0].text[:200]})")
+    return result
+
+
+def llm_choice(mode: str) -> LlmChoice:
+    if mode != "real":
+        return LlmChoice()
+    return LlmChoice(LlmSettings(os.environ["LLM_MODEL"], os.environ["LLM_API_KEY"],
+                                 os.environ.get("LLM_BASE_URL", "")))
+
+
+def cell_env(m: Matrix, cell: Cell, ctx: RunContext) -> dict[str, str]:
+    return {**m.env, **cell.mode.env, **ctx.app_env}
+
+
+def error_cell(cell: Cell, ctx: RunContext, cause: Cause, why: str) -> CellResult:
+    """A cell the harness could not run: no images, or a worker that died mid-cell."""
+    images = ctx.images.get(cell.target.tag)
+    return CellResult(id=cell.id, tag=cell.target.tag, mode=cell.mode.name, api=cell.target.api,
+                      entrypoint=cell.entrypoint, resolved_version=images.resolved_version if images else None,
+                      backend=ctx.backend, connect=Connect(verdict=Verdict.ERROR, cause=cause, evidence=[
+                          Evidence(source=Source.HARNESS, text=why)]))
+
+
+def run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None = None) -> CellResult:
+    """Run one cell (any process): connect, then `tasks` (default: the matrix's) if it
+    connected; with --remedies, a failed cell is rerun once per known fix."""
+    images = ctx.images.get(cell.target.tag)
+    if images is None or isinstance(images, ImageFailure):
+        return error_cell(cell, ctx, Cause.IMAGE_UNAVAILABLE, images.error if images else "images were not prepared")
+    env = cell_env(m, cell, ctx)
+    choice = llm_choice(ctx.llm)
+    plan = CellPlan(ctx.run_id, cell, images, env, m.connect_budget, m.app_budget,
+                    secrets=secret_names(env), tasks=list(m.tasks if tasks is None else tasks),
+                    llm=choice, task_budget=m.task_budget)
+    result = run_cell(plan)
+    if choice.real is not None:
+        result.notes.append(f"tasks ran on the user's model {choice.real.model}")
+    if ctx.remedies and result.connect.verdict == Verdict.FAIL:
+        fix_ctx = remedies.Context(gateway=ctx.host.bridge_gateway)
+
+        def rerun(extra: dict[str, str], mode: str | None) -> CellResult:
+            moved = cell if mode is None else replace(cell, mode=m.mode(mode), origin=cell.id)
+            env2 = {**cell_env(m, moved, ctx), **extra}
+            return run_cell(replace(plan, cell=moved, env=env2, secrets=secret_names(env2), tasks=[]))
+
+        result.remedies = remedies.search(result, fix_ctx, rerun)
+    key = {"LLM_API_KEY": choice.real.api_key} if choice.real else {}
+    return redact_result(result, {**env, **key})

@@ -1,0 +1,278 @@
+"""A run, as a straight line of steps (docs/architecture.md):
+
+    inputs -> docker -> context -> sweep -> images -> cells (pytest) -> collect
+           -> history -> recommend -> write -> render -> final sweep -> exit code
+
+Each step takes the run's state and returns None to go on or an int to end the run with
+that exit code. `oh-matrix run` walks all of them; under plain `pytest --matrix`, the plugin
+walks the ones before the cells in pytest_configure and the rest in pytest_sessionfinish.
+This module is also the one place where outcomes become exit codes (docs/exit-codes.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import cleanup, docker_host, history, images, matrix
+from harness.cell import runtime_kwargs
+from harness.context import RunContext
+from harness.errors import DockerUnavailable, HarnessError, InputError, OutputError
+from harness.matrix import Cell, Matrix
+from harness.model import Cause, CellResult, Host, ImageFailure, Run, Verdict
+from harness.recommend import recommend
+from harness.runner import LOST_WORKER, error_cell
+from harness.secrets import redact_env
+
+# Exit codes of `oh-matrix` (docs/exit-codes.md).
+EXIT_OK = 0  # every cell (and task) passed; or, with --gate regressions, nothing regressed
+EXIT_FAILED = 1  # a cell or a task did not pass, or a report could not be written
+EXIT_INPUT = 2  # bad input: a matrix or task file, a flag, a filter, pytest arguments
+EXIT_DOCKER = 3  # Docker is not usable
+EXIT_INTERNAL = 4  # pytest or the harness itself broke (a bug, not a verdict)
+EXIT_NOTHING = 5  # no cell was selected (e.g. -k matched nothing)
+EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM
+
+REAL_LLM_ENV = ("LLM_MODEL", "LLM_API_KEY")  # plus optional LLM_BASE_URL
+
+
+def exit_code(e: BaseException) -> int:
+    """The exit code of a run that ended in this exception."""
+    if isinstance(e, InputError):
+        return EXIT_INPUT
+    if isinstance(e, DockerUnavailable):
+        return EXIT_DOCKER
+    if isinstance(e, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(e, HarnessError):  # an output error, an image error outside a cell
+        return EXIT_FAILED
+    return EXIT_INTERNAL
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class Options:
+    """What the user asked for, from `oh-matrix run` flags or pytest options."""
+
+    matrix: str
+    out: str | None = None
+    backend: str | None = None
+    app_env: list[str] = field(default_factory=list)
+    only: list[str] = field(default_factory=list)
+    remedies: bool = False
+    llm: str | None = None
+    gate: str = "failures"
+    workers: int = 1
+    k: str | None = None
+    pytest_args: list[str] = field(default_factory=list)
+
+
+@dataclass
+class State:
+    options: Options
+    matrix: Matrix | None = None
+    cells: list[Cell] = field(default_factory=list)
+    app_env: dict[str, str] = field(default_factory=dict)
+    client: Any = None
+    ctx: RunContext | None = None
+    results: dict[str, CellResult] = field(default_factory=dict)  # cell id -> result, as reports arrive
+    reported: set[str] = field(default_factory=set)  # cells whose tests reported (a dead worker's too)
+    pytest_code: int | None = None
+    run: Run | None = None
+
+    @property
+    def context(self) -> RunContext:
+        assert self.ctx is not None, "the context step has not run"
+        return self.ctx
+
+
+Step = Callable[[State], int | None]
+
+
+def llm_mode(matrix_value: str, flag: str | None) -> str:
+    """scripted or real: `--llm` over the matrix's `run.llm`; auto is real when the user's
+    model and key are in the environment."""
+    choice = flag or matrix_value
+    have = all(os.environ.get(k) for k in REAL_LLM_ENV)
+    if choice == "auto":
+        return "real" if have else "scripted"
+    if choice == "real" and not have:
+        raise InputError("--llm real: set LLM_MODEL and LLM_API_KEY (and LLM_BASE_URL for your own endpoint)")
+    return choice
+
+
+# -- before the cells ---------------------------------------------------------------------------
+
+def inputs(s: State) -> None:
+    """Every input check, so bad input surfaces before anything is made."""
+    o = s.options
+    s.matrix = m = matrix.load(o.matrix)
+    if o.llm is not None and o.llm not in matrix.LLMS:
+        raise InputError(f"--llm {o.llm}: expected one of {', '.join(matrix.LLMS)}")
+    if o.backend is not None and o.backend not in matrix.BACKENDS:
+        raise InputError(f"--backend {o.backend}: expected one of {', '.join(matrix.BACKENDS)}")
+    llm_mode(m.llm, o.llm)
+    s.app_env = matrix.parse_app_env(o.app_env)
+    s.cells = m.select(o.only)
+    for cell in s.cells:
+        value = {**m.env, **cell.mode.env, **s.app_env}.get("SANDBOX_DOCKER_RUNTIME_KWARGS")
+        if value:
+            runtime_kwargs(value, {})
+
+
+def docker(s: State) -> None:
+    s.client = docker_host.client()  # DockerUnavailable: one line, exit 3
+
+
+def default_out(run_id: str) -> str:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return str(Path("reports") / f"{stamp}-{run_id[:8]}")
+
+
+def context(s: State) -> None:
+    o, m = s.options, s.matrix
+    assert m is not None
+    run_id = os.environ.get("OH_MATRIX_RUN_ID") or uuid.uuid4().hex
+    os.environ["OH_MATRIX_RUN_ID"] = run_id
+    os.environ.setdefault("OH_MATRIX_OWNER_PID", str(os.getpid()))  # owner of what the run labels
+    s.ctx = RunContext(run_id=run_id, out=o.out or default_out(run_id), matrix_path=m.path, matrix_text=m.text,
+                       backend=o.backend or m.backend, app_env=s.app_env, only=list(o.only), started_at=now(),
+                       remedies=o.remedies, llm=llm_mode(m.llm, o.llm))
+
+
+def sweep(s: State) -> None:
+    swept = cleanup.sweep(s.client)
+    if swept:
+        s.context.swept = swept.summary()
+        print(f"[oh-matrix] swept what earlier runs left: {swept.summary()}", file=sys.stderr)
+    s.context.host = Host.model_validate(docker_host.facts(s.client).to_dict())
+
+
+def prepare_images(s: State) -> None:
+    ctx = s.context
+    for target in dict.fromkeys(c.target for c in s.cells):
+        constraints = Path(target.constraints) if target.constraints else None
+        try:
+            ctx.images[target.tag] = images.prepare(s.client, target.tag, target.api, ctx.backend, constraints)
+        except images.ImageUnavailable as e:
+            ctx.images[target.tag] = ImageFailure(error=str(e), resolved_version=e.resolved_version)
+
+
+BEFORE_CELLS: tuple[Step, ...] = (inputs, docker, context, sweep, prepare_images)
+
+
+# -- the cells ---------------------------------------------------------------------------------
+# The matrix as a pytest run is plugin.run_cells: `oh-matrix run` hands it to run() below.
+
+PYTEST_CODES = {  # pytest's own outcomes that end a run before its results (docs/exit-codes.md)
+    2: EXIT_INTERRUPTED,  # INTERRUPTED
+    3: EXIT_INTERNAL,  # INTERNAL_ERROR: not "Docker unusable"
+    4: EXIT_INPUT,  # USAGE_ERROR: pytest printed which argument
+    5: EXIT_NOTHING,  # NO_TESTS_COLLECTED
+}
+
+
+# -- after the cells --------------------------------------------------------------------------------
+
+def collect(s: State) -> None:
+    """The run's cells in matrix order; a cell whose tests ran but whose result never came
+    back lost its worker."""
+    ctx = s.context
+    lost = [error_cell(c, ctx, Cause.HARNESS_ERROR, LOST_WORKER) for c in s.cells
+            if c.id in s.reported and c.id not in s.results]
+    found = {**s.results, **{c.id: c for c in lost}}
+    order = [c.id for c in s.cells]
+    s.run = Run(run_id=ctx.run_id, started_at=ctx.started_at, finished_at=now(), backend=ctx.backend,
+                host=ctx.host, cells=[found[i] for i in order if i in found], matrix=ctx.matrix_path,
+                app_env=redact_env(ctx.app_env), images=ctx.images, swept_at_start=ctx.swept)
+
+
+def record_history(s: State) -> None:
+    run = s.run
+    assert run is not None
+    past = Path(s.context.out).parent / "history.jsonl"
+    run.changes = history.record(run, past)
+    run.trends = history.trends(history.load(past), history.host_key(run.host))
+
+
+def decide(s: State) -> None:
+    assert s.run is not None
+    s.run.recommendation = recommend(s.run.cells)
+
+
+def write(s: State) -> None:
+    from harness.output import write_run
+
+    assert s.run is not None
+    write_run(Path(s.context.out), s.run)
+
+
+def render(s: State) -> None:
+    from harness.report.render import render_all
+
+    assert s.run is not None
+    render_all(s.run, Path(s.context.out))
+
+
+def final_sweep(s: State) -> None:
+    try:
+        left = cleanup.sweep(docker_host.client(), s.context.run_id)
+        if left:  # a cell's own teardown removes its things: these lost their worker
+            print(f"[oh-matrix] swept what this run's lost workers left: {left.summary()} "
+                  f"({', '.join(left.containers + left.networks)})", file=sys.stderr)
+    except Exception as e:  # the results are written; a failed final sweep must not hide them
+        print(f"[oh-matrix] final sweep failed: {e}", file=sys.stderr)
+
+
+AFTER_CELLS: tuple[Step, ...] = (collect, record_history, decide, write, render, final_sweep)
+
+
+def outcome(s: State) -> int:
+    """0 when every cell and task passed (or nothing regressed, under --gate regressions)."""
+    run = s.run
+    assert run is not None
+    if s.options.gate == "regressions":
+        return EXIT_FAILED if run.changes.regressions else EXIT_OK
+    ok = all(c.passed or c.connect.verdict == Verdict.SKIP for c in run.cells)
+    return EXIT_OK if ok and s.pytest_code in (0, None) else EXIT_FAILED
+
+
+def walk(steps: Sequence[Step], s: State) -> int | None:
+    for step in steps:
+        code = step(s)
+        if code is not None:
+            return code
+    return None
+
+
+def run(options: Options, cells: Step, report: Callable[[State], None] | None = None) -> int:
+    """`oh-matrix run`: every step, then the exit code. `cells` runs the cells (the pytest
+    run, plugin.run_cells); `report` prints the end of the run."""
+    s = State(options)
+    try:
+        code = walk(BEFORE_CELLS, s)
+        if code is None:
+            code = walk((cells,), s)
+        if s.ctx is not None and code in (None, EXIT_INTERRUPTED):
+            try:
+                walk(AFTER_CELLS, s)  # an interrupted run still writes what it found
+            except OutputError as e:
+                print(f"oh-matrix: {e}", file=sys.stderr)
+                return EXIT_FAILED
+        if code is not None:
+            return code
+    except (HarnessError, KeyboardInterrupt) as e:
+        print(f"oh-matrix: {e}" if str(e) else "oh-matrix: interrupted", file=sys.stderr)
+        return exit_code(e)
+    if report is not None:
+        report(s)
+    return outcome(s)

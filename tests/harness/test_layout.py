@@ -1,0 +1,92 @@
+"""The package's layout rules (docs/architecture.md), checked on the code as it stands: no
+import cycle; the data modules import neither docker nor httpx; reports read only the model;
+adapters know neither images nor docker; the code cites no document the repository lacks."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "harness"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> set[str]:
+    """Every harness module this file imports, at any depth of the file (a lazy import in a
+    function is still an edge)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("harness")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("harness"):
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}  # `from harness import x`
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    return {m: {i for i in imports(p) if i in modules and i != m} for m, p in modules.items()}
+
+
+def test_no_import_cycle() -> None:
+    g = graph()
+    seen: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def visit(m: str, path: list[str]) -> None:
+        if seen.get(m) == 1:
+            cycle = path[path.index(m):] + [m]
+            pytest.fail("import cycle: " + " -> ".join(cycle))
+        if seen.get(m) == 2:
+            return
+        seen[m] = 1
+        for n in sorted(g[m]):
+            visit(n, [*path, m])
+        seen[m] = 2
+
+    for m in sorted(g):
+        visit(m, [])
+
+
+def loaded_by(*modules: str) -> set[str]:
+    code = f"import sys; import {', '.join(modules)}; print('\\n'.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    return set(out.stdout.split())
+
+
+@pytest.mark.parametrize("module", ["harness.matrix", "harness.model", "harness.diagnosis", "harness.generations",
+                                    "harness.modes", "harness.recommend", "harness.tasks"])
+def test_data_modules_import_neither_docker_nor_httpx(module: str) -> None:
+    loaded = loaded_by(module)
+    assert not {"docker", "httpx", "testcontainers"} & loaded, module
+
+
+def test_reports_read_only_the_model() -> None:
+    loaded = {m for m in loaded_by("harness.report.html", "harness.report.markdown", "harness.report.grid")
+              if m.startswith("harness")}
+    assert loaded <= {"harness", "harness.model", "harness.errors", "harness.report", "harness.report.grid",
+                      "harness.report.html", "harness.report.markdown"}, loaded
+
+
+def test_adapters_know_neither_images_nor_docker() -> None:
+    loaded = loaded_by("harness.openhands.v0", "harness.openhands.v1")
+    assert "docker" not in loaded and not any(m.startswith("harness.images") for m in loaded)
+
+
+def test_the_code_cites_only_documents_the_repository_has() -> None:
+    tracked = subprocess.run(["git", "ls-files"], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    names = {Path(f).name for f in tracked.split()} | {Path(f).name for f in (ROOT / "docs").glob("*")}
+    cited = {m for p in PACKAGE.rglob("*.py") for m in re.findall(r"[\w/.-]+\.md\b", p.read_text())}
+    missing = {c for c in cited if Path(c).name not in names | {"summary.md", "report.md", "README.md"}}
+    assert not missing, missing

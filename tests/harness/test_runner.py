@@ -1,0 +1,67 @@
+"""A run's own decisions around its cells, with one attempt at a cell replaced (the cells
+themselves are tested on the engine)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import matrix, runner
+from harness.cell import CellPlan
+from harness.context import RunContext
+from harness.model import CellResult, Connect, Evidence, ImageFailure, ImageSet
+
+pytestmark = pytest.mark.unit
+M = matrix.parse({"run": {"tasks": []}, "targets": [{"tag": "0.62"}], "modes": {"host-gateway": {}}}, "m.toml")
+IMAGES = ImageSet(tag="0.62", resolved_version="0.62.0", backend="pypi", api="v0", app_image="app",
+                  runtime_image="runtime")
+
+
+def ctx() -> RunContext:
+    return RunContext(run_id="r", out="/nonexistent", matrix_path="m.toml", matrix_text="", backend="pypi",
+                      app_env={}, started_at="now", images={"0.62": IMAGES})
+
+
+def result(**connect: object) -> CellResult:
+    return CellResult(id="0.62-host-gateway", tag="0.62", mode="host-gateway", api="v0",
+                      connect=Connect.model_validate(connect))
+
+
+class Attempts:
+    """Stands in for an entry point: each run() is the next outcome."""
+
+    def __init__(self, outcomes: list[CellResult]) -> None:
+        self.outcomes, self.plans = outcomes, list[CellPlan]()
+
+    def __call__(self, plan: CellPlan) -> Attempts:
+        self.plans.append(plan)
+        return self
+
+    def run(self) -> CellResult:
+        return self.outcomes.pop(0)
+
+
+def test_a_cell_whose_app_gave_up_on_a_booting_runtime_runs_once_more(monkeypatch: pytest.MonkeyPatch) -> None:
+    slow = result(verdict="fail", cause="budget-exceeded", seconds=19.0, transient=True,
+                  evidence=[Evidence(source="harness", text="the app gave up ...")])  # type: ignore[arg-type]
+    attempts = Attempts([slow, result(verdict="pass", seconds=20.0)])
+    monkeypatch.setitem(runner.ENTRYPOINTS, "api", attempts)  # type: ignore[arg-type]
+    r = runner.run_one(ctx(), M, M.cells()[0])
+    assert r.connect.verdict == "pass" and len(attempts.plans) == 2
+    assert any("run twice" in n and "budget-exceeded after 19.0 s" in n for n in r.notes)
+
+
+def test_a_headless_cell_without_images_keeps_its_own_column() -> None:
+    headless = matrix.Cell(M.cells()[0].target, M.cells()[0].mode, "headless")
+    c = ctx()
+    c.images = {"0.62": ImageFailure(error="no image", resolved_version="0.62.0")}
+    r = runner.run_one(c, M, headless)
+    assert (r.id, r.entrypoint, r.connect.cause) == ("0.62-host-gateway-headless", "headless", "image-unavailable")
+
+
+def test_a_real_failure_is_not_run_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    dns = result(verdict="fail", cause="dns-unresolved", seconds=2.0,
+                 evidence=[Evidence(source="harness", text="no such host")])  # type: ignore[arg-type]
+    attempts = Attempts([dns])
+    monkeypatch.setitem(runner.ENTRYPOINTS, "api", attempts)  # type: ignore[arg-type]
+    assert runner.run_one(ctx(), M, M.cells()[0]).connect.cause == "dns-unresolved"
+    assert len(attempts.plans) == 1
