@@ -18,6 +18,9 @@ class ImageSet:
     runtime_image: str
     deps_hash: str = ""
     notes: list[str] = field(default_factory=list)
+    # Packages built from a git commit instead of the registry (harness/images/sources.py):
+    # [{"package", "version", "repo", "commit"}]; empty for a release as PyPI has it.
+    sources: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
