@@ -9,6 +9,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["matrix"]
@@ -20,10 +23,25 @@ def _install(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
 
 
+def _sources(session: nox.Session) -> None:
+    """OH_MATRIX_SOURCES, unless the caller chose one: the shared/sources folder beside this
+    checkout's parent folder (a worktree under wt/), or beside the checkout, if there is
+    one. It holds the source archives of commits releases really ran with (0.61.0's sdk:
+    harness/images/true_sources.toml), for machines that cannot reach GitHub."""
+    if os.environ.get("OH_MATRIX_SOURCES") or "OH_MATRIX_SOURCES" in session.env:
+        return
+    repo = Path(__file__).resolve().parent
+    for folder in (repo.parent.parent / "shared" / "sources", repo.parent / "shared" / "sources"):
+        if folder.is_dir():
+            session.env.setdefault("OH_MATRIX_SOURCES", str(folder.resolve()))
+            return
+
+
 @nox.session
 def matrix(session: nox.Session) -> None:
     """Run the matrix. Pass oh-matrix run flags after --, e.g. -- --only 0.62-host."""
     _install(session)
+    _sources(session)
     args = session.posargs or ["--matrix", "matrices/default.toml"]
     session.run("oh-matrix", "run", *args, external=False)
 
@@ -32,6 +50,7 @@ def matrix(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The harness's tests. Extra pytest args after --, e.g. -- -m 'not release'."""
     _install(session)
+    _sources(session)
     if session.posargs:
         session.run("pytest", "tests/harness", *session.posargs)
         return
@@ -53,6 +72,7 @@ def lint(session: nox.Session) -> None:
 def soak(session: nox.Session) -> None:
     """The smoke matrix N times (`-- N`, default 10): verdict flips, leftovers, disk/memory growth."""
     _install(session)
+    _sources(session)
     session.run("python", "-m", "harness.soak", *session.posargs)
 
 
@@ -60,5 +80,6 @@ def soak(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Timings anyone can rerun: `-- matrix` and/or `-- images` (default both)."""
     _install(session)
+    _sources(session)
     what = session.posargs or ["images", "matrix"]
     session.run("python", "-m", "harness.bench", *what)
