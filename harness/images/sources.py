@@ -337,7 +337,9 @@ def entries(wheels: Sequence[Path], src: TrueSource) -> list[dict[str, str]]:
         if m:
             out.append({"package": m["name"].replace("_", "-").lower(), "version": m["version"],
                         "repo": src.repo, "commit": src.commit})
-    return out
+    order = [s.lower() for s in src.subdirectories]  # as the table lists them
+    return sorted(out, key=lambda e: (order.index(e["package"]) if e["package"] in order else len(order),
+                                      e["package"]))
 
 
 def label_value(items: Sequence[dict[str, str]]) -> str:

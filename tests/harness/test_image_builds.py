@@ -242,3 +242,30 @@ def test_images_list_shows_which_packages_came_from_which_commit() -> None:
         "sources=OpenHands/software-agent-sdk@be9725b (openhands-sdk 1.0.0a5)")
     # ImageSet survives the results.json round trip the session makes
     assert ImageSet(**s.to_dict()) == s
+
+
+def test_the_base_is_worked_out_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.images import base
+
+    calls = []
+
+    def work(client: Any, python: Path) -> BaseImage:
+        calls.append(python)
+        time.sleep(0.1)
+        return BaseImage("oh-matrix/base:x", str(python))
+
+    class Images:
+        def get(self, ref: str) -> object:
+            return object()
+
+    class Client:
+        images = Images()
+
+    monkeypatch.setattr(base, "_ensure_base", work)
+    monkeypatch.setattr(base, "_known", {})
+    threads = [threading.Thread(target=base.ensure_base, args=(Client(), Path("/py"))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [Path("/py")]
