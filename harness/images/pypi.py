@@ -9,6 +9,10 @@ covers the dependency set, the base and this recipe, so a second call builds not
     oh-matrix/runtime:<key>    the V0 sandbox runtime: same venv + stand-ins for what
                                the wheel does not ship (micromamba, openvscode-server)
 
+A release listed in true_sources.toml also gets the packages it really ran with, built from
+their git commit and installed over the locked set (see sources.py); the images say so in
+the label `oh-matrix.sources`.
+
 Nothing here changes how OpenHands networks: only the images' contents differ from the
 official ones, and each difference is written next to the line that makes it.
 """
@@ -50,7 +54,9 @@ VENV = "/opt/oh-venv"
 # The venv install is the CPU-heavy step (pip unpacks and byte-compiles ~340 wheels, one
 # core each): when releases build in parallel (images.prepare_all), at most one per core
 # runs at a time; downloads and image builds of the others go on meanwhile.
-_INSTALL_SLOTS = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
+# OH_MATRIX_INSTALL_SLOTS overrides the count (to measure the difference).
+_INSTALL_SLOTS = threading.BoundedSemaphore(
+    max(1, int(os.environ.get("OH_MATRIX_INSTALL_SLOTS") or 0) or os.cpu_count() or 1))
 
 
 def _labels(kind: str, release: str, key: str) -> dict[str, str]:
@@ -136,7 +142,7 @@ def _run_install(client: docker.DockerClient, base: BaseImage, house: Path, scri
                         log(f"{ref}: {count} packages installed ({time.monotonic() - t0:.0f} s)")
         code = container.wait()["StatusCode"]
         if code != 0:
-            message = f"pip install in {base.ref} exited {code}: {' | '.join(tail)}"
+            message = f"{ref}: pip install in {base.ref} exited {code}: {' | '.join(tail)}"
             if failures.transient(message):
                 raise ImageUnavailable(message)
             raise BuildFailed(message)
