@@ -13,12 +13,12 @@ from harness.images.model import ImageSet
 def image_rows(listed: list[Any]) -> list[str]:
     """A header and one row per tag of each oh-matrix image (docker-py Image objects), with
     where its git-built packages came from (`-` for a release as the registry has it)."""
-    rows = [f"{'image':46} {'kind':11} {'release':8} {'deps':13} {'size':>8}  {'id':12}  sources"]
+    rows = [f"{'image':46} {'kind':12} {'release':8} {'deps':13} {'size':>8}  {'id':12}  sources"]
     for img in sorted(listed, key=lambda i: (i.tags or [""])[0]):
         lb = img.labels or {}
         from_git = sources.summary(sources.parse_label(lb.get(sources.LABEL))) or "-"
         for tag in img.tags or ["<none>"]:
-            rows.append(f"{tag:46} {lb.get('oh-matrix.image', ''):11} {lb.get('oh-matrix.release', '-'):8} "
+            rows.append(f"{tag:46} {lb.get('oh-matrix.image', ''):12} {lb.get('oh-matrix.release', '-'):8} "
                         f"{lb.get('oh-matrix.deps', '-'):13} {img.attrs['Size'] / 1e6:7.0f}M  "
                         f"{img.short_id[7:]:12}  {from_git}")
     return rows
