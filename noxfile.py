@@ -12,6 +12,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["matrix"]
@@ -21,6 +24,22 @@ nox.options.error_on_missing_interpreters = True
 
 def _install(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
+
+
+def _sources(session: nox.Session) -> None:
+    """For the harness's own tests and measurements (the matrix takes the user's
+    environment as it is): OH_MATRIX_SOURCES, unless the caller chose one: the
+    shared/sources folder beside this
+    checkout's parent folder (a worktree under wt/), or beside the checkout, if there is
+    one. It holds the source archives of commits releases really ran with (0.61.0's sdk:
+    harness/images/true_sources.toml), for machines that cannot reach GitHub."""
+    if os.environ.get("OH_MATRIX_SOURCES") or "OH_MATRIX_SOURCES" in session.env:
+        return
+    repo = Path(__file__).resolve().parent
+    for folder in (repo.parent.parent / "shared" / "sources", repo.parent / "shared" / "sources"):
+        if folder.is_dir():
+            session.env.setdefault("OH_MATRIX_SOURCES", str(folder.resolve()))
+            return
 
 
 @nox.session
@@ -43,6 +62,7 @@ KINDS = {
 
 def _tests(session: nox.Session, *kinds: str) -> None:
     _install(session)
+    _sources(session)
     if session.posargs:
         session.run("pytest", "tests/harness", *session.posargs)
         return
@@ -82,6 +102,7 @@ def lint(session: nox.Session) -> None:
 def soak(session: nox.Session) -> None:
     """The smoke matrix N times (`-- N`, default 10): verdict flips, leftovers, disk/memory growth."""
     _install(session)
+    _sources(session)
     session.run("python", "-m", "harness.soak", *session.posargs)
 
 
@@ -89,5 +110,6 @@ def soak(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Timings anyone can rerun: `-- matrix` and/or `-- images` (default both)."""
     _install(session)
+    _sources(session)
     what = session.posargs or ["images", "matrix"]
     session.run("python", "-m", "harness.bench", *what)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from harness import cleanup, docker_host, generations, matrix, workflow
 from harness.errors import HarnessError, InputError
-from harness.workflow import EXIT_OK
+from harness.workflow import EXIT_FAILED, EXIT_OK
 
 
 def _err(msg: str) -> None:
@@ -109,21 +109,17 @@ def cmd_images(args: argparse.Namespace) -> int:
     if args.action == "build":
         if not args.tags:
             raise InputError("images build: name at least one tag (e.g. 0.62)")
-        for tag in args.tags:
-            api = generations.for_tag(tag).name
-            s = images.prepare(client, tag, api, args.backend,
-                               Path(args.constraints) if args.constraints else None, args.python312)
-            print(f"{tag}: {s.resolved_version} via {s.backend}  app={s.app_image}  "
-                  f"runtime={s.runtime_image}  deps={s.deps_hash or '-'}")
-        return EXIT_OK
+        targets = [(tag, generations.for_tag(tag).name) for tag in args.tags]
+        built = images.prepare_all(client, targets, args.backend,
+                                   Path(args.constraints) if args.constraints else None, args.python312)
+        print("\n".join(images.build_lines(built)))
+        return EXIT_OK if all(isinstance(s, images.ImageSet) for s in built.values()) else EXIT_FAILED
     listed = client.images.list(filters={"label": "oh-matrix.image"})
     if args.action == "list":
-        print(f"{'image':46} {'kind':11} {'release':8} {'deps':13} {'size':>8}  id")
-        for img in sorted(listed, key=lambda i: (i.tags or [""])[0]):
-            lb = img.labels
-            for tag in img.tags or ["<none>"]:
-                print(f"{tag:46} {lb.get('oh-matrix.image', ''):11} {lb.get('oh-matrix.release', '-'):8} "
-                      f"{lb.get('oh-matrix.deps', '-'):13} {img.attrs['Size'] / 1e6:7.0f}M  {img.short_id[7:]}")
+        print("\n".join(images.image_rows(listed)))
+        return EXIT_OK
+    if args.failures:
+        print(f"forgot {images.forget_failures()} remembered build failures")
         return EXIT_OK
     # prune: dangling leftovers and superseded builds (an older image of the same kind and
     # release, left by a recipe or dependency change); every oh-matrix image with --all
@@ -199,6 +195,8 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--constraints", help="pip constraints instead of the release's own lock")
     i.add_argument("--python312", help="CPython 3.12 interpreter for the pypi backend")
     i.add_argument("--all", action="store_true", help="prune: every oh-matrix image")
+    i.add_argument("--failures", action="store_true",
+                   help="prune: forget remembered build failures (the next build tries again)")
     i.set_defaults(func=cmd_images)
     return p
 

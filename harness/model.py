@@ -186,6 +186,9 @@ class ImageSet(_Model):
     runtime_image: str
     deps_hash: str = ""
     notes: list[str] = Field(default_factory=list)
+    # Packages built from a git commit instead of the registry (harness/images/sources.py):
+    # [{"package", "version", "repo", "commit"}]; empty for a release as PyPI has it.
+    sources: list[dict[str, str]] = Field(default_factory=list)
 
 
 class ImageFailure(_Model):

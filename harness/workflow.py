@@ -25,7 +25,7 @@ from harness.cell import runtime_kwargs
 from harness.context import RunContext
 from harness.errors import DockerUnavailable, HarnessError, InputError, OutputError
 from harness.matrix import Cell, Matrix
-from harness.model import Cause, CellResult, Host, ImageFailure, Run, Verdict
+from harness.model import Cause, CellResult, Host, ImageFailure, ImageSet, Run, Verdict
 from harness.recommend import recommend
 from harness.runner import LOST_WORKER, error_cell
 from harness.secrets import redact_env
@@ -158,13 +158,13 @@ def sweep(s: State) -> None:
 
 
 def prepare_images(s: State) -> None:
+    """Every target's images, the releases overlapping (images.prepare_all)."""
     ctx = s.context
-    for target in dict.fromkeys(c.target for c in s.cells):
-        constraints = Path(target.constraints) if target.constraints else None
-        try:
-            ctx.images[target.tag] = images.prepare(s.client, target.tag, target.api, ctx.backend, constraints)
-        except images.ImageUnavailable as e:
-            ctx.images[target.tag] = ImageFailure(error=str(e), resolved_version=e.resolved_version)
+    targets = [(t.tag, t.api, Path(t.constraints) if t.constraints else None)
+               for t in dict.fromkeys(c.target for c in s.cells)]
+    for tag, got in images.prepare_all(s.client, targets, ctx.backend).items():
+        ctx.images[tag] = (got if isinstance(got, ImageSet)
+                           else ImageFailure(error=str(got), resolved_version=got.resolved_version))
 
 
 BEFORE_CELLS: tuple[Step, ...] = (inputs, docker, context, sweep, prepare_images)

@@ -1,13 +1,18 @@
 """Image backends: where a target's app and runtime images come from.
 
-`prepare()` is the one entry point: `official` pulls, `pypi` builds the same release from
-its PyPI wheels, `auto` tries official and falls back to pypi, saying so. Which function
-pulls or builds a release is its API generation's entry (harness/generations.py). The
-adapters never know which backend made an image.
+`prepare()` gives one target's images: `official` pulls, `pypi` builds the same release
+from its PyPI wheels (and, for releases in true_sources.toml, the packages it really ran
+with from their git commit), `auto` tries official and falls back to pypi, saying so.
+Which function pulls or builds a release is its API generation's entry
+(harness/generations.py). `prepare_all()` does several targets at once. The adapters never
+know which backend made an image.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import docker
@@ -15,11 +20,13 @@ from filelock import FileLock
 
 from harness import generations
 from harness.errors import ImageUnavailable, InputError
-from harness.images.wheels import log
+from harness.images.failures import forget_all as forget_failures
+from harness.images.listing import build_lines, image_rows
+from harness.images.wheels import current_tag, log
 from harness.model import ImageSet
 from harness.paths import cache_root
 
-__all__ = ["ImageSet", "ImageUnavailable", "prepare"]
+__all__ = ["ImageSet", "ImageUnavailable", "build_lines", "forget_failures", "image_rows", "prepare", "prepare_all"]
 
 _registry_unreachable: str | None = None
 
@@ -30,10 +37,52 @@ def prepare(client: docker.DockerClient, tag: str, api: str, backend: str,
     at once): the second caller waits and then finds the first one's images cached."""
     locks = cache_root() / "locks"
     locks.mkdir(exist_ok=True)
-    with FileLock(str(locks / f"images-{tag}.lock")):
-        images = _prepare(client, tag, api, backend, constraints, python312)
-    _check_generation(images)
-    return images
+    token = current_tag.set(tag)  # every progress line names the release it is about
+    try:
+        with FileLock(str(locks / f"images-{tag}.lock")):
+            images = _prepare(client, tag, api, backend, constraints, python312)
+        _check_generation(images)
+        return images
+    finally:
+        current_tag.reset(token)
+
+
+def prepare_all(client: docker.DockerClient, targets: Sequence[tuple[str, str] | tuple[str, str, Path | None]],
+                backend: str, constraints: Path | None = None, python312: str | None = None,
+                workers: int | None = None) -> dict[str, ImageSet | ImageUnavailable]:
+    """Images for several targets (`(tag, api)` pairs, or `(tag, api, constraints)` for a
+    target with constraints of its own) at once: {tag: ImageSet, or the ImageUnavailable
+    that says why not}, in the targets' order.
+
+    One thread per release, so what can overlap does: one release's wheel downloads and
+    image builds run while another's venv installs. The CPU-heavy venv installs take one
+    core each at most (pypi._INSTALL_SLOTS); the per-tag and base locks still hold, across
+    processes too. Each progress line is prefixed with its release. Any error other than
+    ImageUnavailable (Docker gone, a bad tag) is raised once every release has stopped.
+    """
+    todo = list(dict.fromkeys(targets))
+    if not todo:
+        return {}
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(max_workers=workers or len(todo), thread_name_prefix="oh-matrix-images") as pool:
+        futures = {t[0]: pool.submit(prepare, client, t[0], t[1], backend,
+                                     t[2] if len(t) > 2 else constraints, python312)
+                   for t in todo}
+        results: dict[str, ImageSet | ImageUnavailable] = {}
+        error: BaseException | None = None
+        for tag, future in futures.items():
+            try:
+                results[tag] = future.result()
+            except ImageUnavailable as e:
+                results[tag] = e
+            except BaseException as e:
+                error = error or e
+    if error is not None:
+        raise error
+    failed = [tag for tag, r in results.items() if isinstance(r, ImageUnavailable)]
+    log(f"{len(todo)} release(s) in {time.monotonic() - t0:.0f} s"
+        + (f"; unavailable: {', '.join(failed)}" if failed else ""))
+    return results
 
 
 def _prepare(client: docker.DockerClient, tag: str, api: str, backend: str,

@@ -107,11 +107,24 @@ def _copy_python(prefix: Path, rootfs: Path) -> None:
         parent.chmod(0o755)
 
 
+# Working out the base's name reads every extension module's libraries (ldd, dpkg -S: ~5 s);
+# releases that build at once (prepare_all) ask for it once per process, not once each.
+_known: dict[Path, BaseImage] = {}
+
+
 def ensure_base(client: docker.DockerClient, python: Path) -> BaseImage:
     locks = cache_root() / "locks"
     locks.mkdir(exist_ok=True)
     with FileLock(str(locks / "base.lock")):  # one debootstrap at a time on this machine
-        return _ensure_base(client, python)
+        known = _known.get(python)
+        if known is not None:
+            try:
+                client.images.get(known.ref)
+                return known
+            except ImageNotFound:  # removed meanwhile (images prune --all): make it again
+                pass
+        _known[python] = image = _ensure_base(client, python)
+        return image
 
 
 def _ensure_base(client: docker.DockerClient, python: Path) -> BaseImage:

@@ -9,6 +9,10 @@ covers the dependency set, the base and this recipe, so a second call builds not
     oh-matrix/runtime:<key>    the V0 sandbox runtime: same venv + stand-ins for what
                                the wheel does not ship (micromamba, openvscode-server)
 
+A release listed in true_sources.toml also gets the packages it really ran with, built from
+their git commit and installed over the locked set (see sources.py); the images say so in
+the label `oh-matrix.sources`.
+
 Nothing here changes how OpenHands networks: only the images' contents differ from the
 official ones, and each difference is written next to the line that makes it.
 """
@@ -18,11 +22,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import tarfile
+import threading
 import time
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -32,8 +39,9 @@ from docker.errors import APIError, BuildError, ImageNotFound
 from harness import generations
 from harness.cleanup import BUILD_LABEL, OWNER_LABEL, owner
 from harness.errors import ImageUnavailable
-from harness.images import wheels
+from harness.images import failures, sources, wheels
 from harness.images.base import BaseImage, ensure_base
+from harness.images.failures import BuildFailed
 from harness.images.wheels import log
 from harness.model import ImageSet
 from harness.modes import app_command
@@ -44,6 +52,12 @@ from harness.paths import cache_root
 VENV_RECIPE = "pypi-venv-4"
 IMAGE_RECIPE = "images-2"
 VENV = "/opt/oh-venv"
+# The venv install is the CPU-heavy step (pip unpacks and byte-compiles ~340 wheels, one
+# core each): when releases build in parallel (images.prepare_all), at most one per core
+# runs at a time; downloads and image builds of the others go on meanwhile.
+# OH_MATRIX_INSTALL_SLOTS overrides the count (to measure the difference).
+_INSTALL_SLOTS = threading.BoundedSemaphore(
+    max(1, int(os.environ.get("OH_MATRIX_INSTALL_SLOTS") or 0) or os.cpu_count() or 1))
 
 
 def _labels(kind: str, release: str, key: str) -> dict[str, str]:
@@ -80,17 +94,38 @@ def _build(client: docker.DockerClient, ref: str, dockerfile: str,
 
 
 def _install_venv(client: docker.DockerClient, base: BaseImage, house: Path, packages: list[str],
-                  ref: str, labels: dict[str, str]) -> None:
+                  ref: str, labels: dict[str, str], overrides: list[str] | None = None) -> None:
     """pip-install the release into a venv inside a container with no network at all,
     from the wheelhouse mounted read-only, then commit that container as an image.
-    (A bind mount keeps the 300 MB of wheels out of every layer.)"""
+    (A bind mount keeps the 300 MB of wheels out of every layer.)
+
+    `overrides` (wheelhouse-relative wheel files: the true sources) are installed after,
+    over the locked set, with --no-deps: the release's exact pins (==1.0.0a6 for 0.61.0)
+    would otherwise make pip refuse them. --force-reinstall keeps that true when a git
+    build carries the same version string as the PyPI release it replaces."""
     script = (
         f"set -e; {base.python} -m venv {VENV}; "
         f"{VENV}/bin/pip install --no-index --no-cache-dir --disable-pip-version-check "
         f"--find-links /wheels -c /wheels/constraints.txt {' '.join(packages)}"
     )
+    if overrides:
+        script += (
+            f"; {VENV}/bin/pip install --no-index --no-cache-dir --disable-pip-version-check "
+            f"--no-deps --force-reinstall {' '.join('/wheels/' + w for w in overrides)}"
+        )
     # The bytecode pip compiles stays: without it every container start recompiles the
     # whole venv, and the V1 sandbox then misses the app's 15 s health grace.
+    if not _INSTALL_SLOTS.acquire(blocking=False):
+        log(f"{ref}: waiting for a free core (another release's venv is installing)")
+        _INSTALL_SLOTS.acquire()
+    try:
+        _run_install(client, base, house, script, ref, labels)
+    finally:
+        _INSTALL_SLOTS.release()
+
+
+def _run_install(client: docker.DockerClient, base: BaseImage, house: Path, script: str, ref: str,
+                 labels: dict[str, str]) -> None:
     t0 = time.monotonic()
     container = client.containers.run(
         base.ref, ["sh", "-c", script], detach=True, network_mode="none",
@@ -108,7 +143,10 @@ def _install_venv(client: docker.DockerClient, base: BaseImage, house: Path, pac
                         log(f"{ref}: {count} packages installed ({time.monotonic() - t0:.0f} s)")
         code = container.wait()["StatusCode"]
         if code != 0:
-            raise ImageUnavailable(f"pip install in {base.ref} exited {code}: {' | '.join(tail)}")
+            message = f"{ref}: pip install in {base.ref} exited {code}: {' | '.join(tail)}"
+            if failures.transient(message):
+                raise ImageUnavailable(message)
+            raise BuildFailed(message)
         changes = [f"LABEL {k}={v}" for k, v in labels.items()]
         container.commit(repository=ref.split(":")[0], tag=ref.split(":")[1], changes=changes)
         log(f"{ref}: venv with {count} packages in {time.monotonic() - t0:.0f} s")
@@ -172,15 +210,17 @@ CMD ["sh", "-c", "echo 'oh-matrix placeholder for {name}: not a real agent-serve
 """
 
 
-def _verify_app(client: docker.DockerClient, app_ref: str, version: str, module: str) -> None:
+def _verify_app(client: docker.DockerClient, app_ref: str, version: str, module: str,
+                built_from: str = "") -> None:
     """Import the app's server module in the built image, with no network.
 
-    A release whose PyPI wheel does not import with its own locked dependencies cannot be
-    reproduced from PyPI (0.61.0 is one: its lock pins openhands-sdk/-agent-server 1.0.0a6,
-    whose agent-server needs a name 0.61.0's sdk calls differently; a5 lacks what 0.61.0
-    imports from agent-server; the tag's own lock took them from a git commit), and
-    running it would report an OpenHands crash that the official image does not have. The
-    outcome is remembered per image id, so a warm run does not pay for the check again.
+    A release whose wheel does not import with the dependencies it is built with cannot be
+    reproduced that way, and running it would report an OpenHands crash that the official
+    image does not have. (0.61.0 was one with its PyPI pins alone: its lock pins
+    openhands-sdk/-agent-server 1.0.0a6, which its code predates; it imports with the
+    commit its tag locked, from true_sources.toml.) The outcome is remembered per image id,
+    so a warm run does not pay for the check again; a failure is a BuildFailed, which the
+    caller also remembers for the release's dependency hash.
     """
     image_id = client.images.get(app_ref).id.split(":")[-1][:16]
     marks = cache_root() / "verified"
@@ -204,9 +244,9 @@ def _verify_app(client: docker.DockerClient, app_ref: str, version: str, module:
             return
         errors = [ln for ln in logs.splitlines() if "Error" in ln and not ln.startswith(" ")]
         bad.write_text((errors[-1] if errors else logs.strip().splitlines()[-1])[:400] + "\n")
-    raise ImageUnavailable(
-        f"openhands-ai {version} from PyPI does not start with its locked dependencies "
-        f"({bad.read_text().strip()}); the official image is built from the tag's own lock: "
+    raise BuildFailed(
+        f"openhands-ai {version} built from PyPI{built_from} does not start with its locked "
+        f"dependencies ({bad.read_text().strip()}); the official image is built from the tag's own lock: "
         f"use --backend official where its registry is reachable",
         resolved_version=version,
     )
@@ -232,6 +272,8 @@ class _Plan:
     deps: str
     base: BaseImage
     key: str  # the venv: deps + base + install recipe
+    archives: tuple[sources.Archive, ...] = ()  # the release's true sources, if it has any
+    built: list[str] = field(default_factory=list)  # what this call had to build
 
     @property
     def venv_name(self) -> str:
@@ -245,7 +287,16 @@ class _Plan:
         return _labels(kind, self.release.version, self.deps)
 
     def house(self) -> Path:
-        return wheels.wheelhouse(self.release, self.constraints, self.python, self.deps)
+        def build_sources(folder: Path, builder: Path) -> None:
+            for archive in self.archives:
+                sources.build_wheels(archive, builder, folder / "sources")
+
+        return wheels.wheelhouse(self.release, self.constraints, self.python, self.deps,
+                                 build_sources if self.archives else None)
+
+    def overrides(self, house: Path) -> list[str]:
+        """The true sources' wheels, relative to the wheelhouse."""
+        return sorted(str(p.relative_to(house)) for p in (house / "sources").glob("*.whl"))
 
 
 def _plan(client: docker.DockerClient, tag: str, constraints_file: Path | None,
@@ -254,10 +305,12 @@ def _plan(client: docker.DockerClient, tag: str, constraints_file: Path | None,
     release = wheels.resolve_release(tag, python)
     constraints = (wheels.read_constraints(constraints_file) if constraints_file
                    else wheels.lock_constraints(release.wheel))
-    deps = wheels.deps_hash(release, constraints)
+    true = sources.for_release(release.version)
+    archives = (sources.obtain(true),) if true else ()
+    deps = wheels.deps_hash(release, constraints, [a.hash_part() for a in archives])
     base = ensure_base(client, python)
     key = hashlib.sha256(f"{VENV_RECIPE}|{deps}|{base.ref}".encode()).hexdigest()[:10]
-    return _Plan(python, release, constraints, deps, base, key)
+    return _Plan(python, release, constraints, deps, base, key, archives)
 
 
 def _app_images(client: docker.DockerClient, plan: _Plan, api: str) -> tuple[str, str]:
@@ -265,11 +318,56 @@ def _app_images(client: docker.DockerClient, plan: _Plan, api: str) -> tuple[str
     venv_ref, app_ref = f"oh-matrix/venv:{plan.venv_name}", f"oh-matrix/openhands:{plan.name}"
     if not _exists(client, app_ref):
         if not _exists(client, venv_ref):
-            _install_venv(client, plan.base, plan.house(), [f"/wheels/{plan.release.wheel.name}"],
-                          venv_ref, plan.labels("venv"))
+            house = plan.house()
+            overrides = plan.overrides(house)
+            labels = plan.labels("venv")
+            if plan.archives:
+                # Every image over the venv inherits this label: it says what really ran.
+                built = [p for p in (house / "sources").glob("*.whl")]
+                labels[sources.LABEL] = sources.label_value(
+                    [e for a in plan.archives for e in sources.entries(built, a.source)])
+            _install_venv(client, plan.base, house, [f"/wheels/{plan.release.wheel.name}"],
+                          venv_ref, labels, overrides)
+            plan.built.append("venv")
         log(f"{app_ref}: building")
         _build(client, app_ref, _app_dockerfile(venv_ref, plan.release.version, plan.labels("app"), api))
+        plan.built.append("app")
     return venv_ref, app_ref
+
+
+def _sources_of(client: docker.DockerClient, app_ref: str) -> list[dict[str, str]]:
+    """What ImageSet.sources says: read back from the image, as `images list` shows it."""
+    return sources.parse_label(client.images.get(app_ref).labels.get(sources.LABEL))
+
+
+def _remembered(plan: _Plan, build: Callable[[], ImageSet]) -> ImageSet:
+    """Run `build` unless the same inputs failed before; remember it if they fail now."""
+    failures.check(plan.name, plan.release.version)
+    t0 = time.monotonic()
+    try:
+        images = build()
+    except BuildFailed as e:
+        mark = failures.record(plan.name, str(e))
+        log(f"{plan.release.version}: failed; remembered in {mark}")
+        raise
+    version = plan.release.version
+    if plan.built:
+        log(f"{version}: built {', '.join(plan.built)} in {time.monotonic() - t0:.0f} s")
+    else:
+        log(f"{version}: nothing rebuilt, all images cached (deps {plan.deps})")
+    return images
+
+
+def _notes(plan: _Plan, items: list[dict[str, str]]) -> list[str]:
+    notes = [f"built from openhands-ai {plan.release.version} wheels, deps {plan.deps}"]
+    for archive in plan.archives:
+        mine = [e for e in items if e["commit"] == archive.source.commit]
+        notes.append(sources.note(mine, archive.source))
+    return notes
+
+
+def _built_from(items: list[dict[str, str]]) -> str:
+    return f" with {sources.summary(items)} from git" if items else ""
 
 
 def _asset(name: str) -> bytes:
@@ -279,22 +377,26 @@ def _asset(name: str) -> bytes:
 def build_v0(client: docker.DockerClient, tag: str, constraints_file: Path | None = None,
              python312: str | None = None) -> ImageSet:
     plan = _plan(client, tag, constraints_file, python312)
+    return _remembered(plan, lambda: _build_v0(client, tag, plan))
+
+
+def _build_v0(client: docker.DockerClient, tag: str, plan: _Plan) -> ImageSet:
     version = plan.release.version
-    t0 = time.monotonic()
     venv_ref, app_ref = _app_images(client, plan, "v0")
     runtime_ref = f"oh-matrix/runtime:{plan.name}"
     if not _exists(client, runtime_ref):
         log(f"{runtime_ref}: building")
         files = {n: _asset(n) for n in ("micromamba", "openvscode-server")}
         _build(client, runtime_ref, _runtime_dockerfile(venv_ref, plan.labels("runtime")), files)
+        plan.built.append("runtime")
     placeholder = _agent_server_image(plan.release.wheel)
     if placeholder and not _exists(client, placeholder):
         _build(client, placeholder, _placeholder_dockerfile(plan.base.ref, placeholder))
-    _verify_app(client, app_ref, version, "openhands.server.listen")
-    log(f"{version}: images ready in {time.monotonic() - t0:.0f} s")
+        plan.built.append("agent-server placeholder")
+    items = _sources_of(client, app_ref)
+    _verify_app(client, app_ref, version, "openhands.server.listen", _built_from(items))
     return ImageSet(tag=tag, resolved_version=version, backend="pypi", api="v0", app_image=app_ref,
-                    runtime_image=runtime_ref, deps_hash=plan.deps,
-                    notes=[f"built from openhands-ai {version} wheels, deps {plan.deps}"])
+                    runtime_image=runtime_ref, deps_hash=plan.deps, notes=_notes(plan, items), sources=items)
 
 
 # -- V1: app server + agent-server sandbox -------------------------------------------------
@@ -341,10 +443,17 @@ def build_v1(client: docker.DockerClient, tag: str, constraints_file: Path | Non
     carries that one tag only: the app looks its spec up by `image.tags[0]`.
     """
     plan = _plan(client, tag, constraints_file, python312)
+    return _remembered(plan, lambda: _build_v1(client, tag, plan))
+
+
+def _build_v1(client: docker.DockerClient, tag: str, plan: _Plan) -> ImageSet:
     version = plan.release.version
-    t0 = time.monotonic()
     venv_ref, app_ref = _app_images(client, plan, "v1")
-    agent_version = _pin(plan.constraints, "openhands-agent-server")
+    items = _sources_of(client, app_ref)
+    # The app names its sandbox after the agent-server it has installed: the true
+    # sources' build when there is one, else the lock's pin.
+    agent_version = next((e["version"] for e in items if e["package"] == "openhands-agent-server"), None) \
+        or _pin(plan.constraints, "openhands-agent-server")
     sandbox_ref = f"{AGENT_SERVER_REPO}:{agent_version}-python"
     # Its name is fixed by the app, so the cache key lives in a label instead.
     current = client.images.get(sandbox_ref).labels.get("oh-matrix.key") if _exists(client, sandbox_ref) else None
@@ -356,9 +465,8 @@ def build_v1(client: docker.DockerClient, tag: str, constraints_file: Path | Non
         labels = {**plan.labels("agent-server"), "oh-matrix.key": plan.name}
         _build(client, sandbox_ref, _agent_server_dockerfile(venv_ref, labels),
                {"chromium": _asset("chromium")})
-    _verify_app(client, app_ref, version, "openhands.app_server.app")
-    log(f"{version}: images ready in {time.monotonic() - t0:.0f} s")
+        plan.built.append("agent-server")
+    _verify_app(client, app_ref, version, "openhands.app_server.app", _built_from(items))
     return ImageSet(tag=tag, resolved_version=version, backend="pypi", api="v1", app_image=app_ref,
                     runtime_image=sandbox_ref, deps_hash=plan.deps,
-                    notes=[f"built from openhands-ai {version} wheels, deps {plan.deps}",
-                           f"agent-server {agent_version}"])
+                    notes=[*_notes(plan, items), f"agent-server {agent_version}"], sources=items)

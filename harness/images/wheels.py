@@ -3,6 +3,7 @@ constraints, and a wheelhouse that the image build installs from with no network
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import os
 import re
@@ -12,18 +13,27 @@ import sys
 import time
 import tomllib
 import zipfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock
+
 from harness.errors import ImageUnavailable, InputError
+from harness.images.failures import BuildFailed, transient
 from harness.paths import cache_root
 
 PACKAGE = "openhands-ai"
 _WHEEL_RE = re.compile(r"openhands_ai-(?P<version>[0-9][^-]*)-.*\.whl$")
 
 
+# The release a line of progress is about, when several build at once (images.prepare sets it).
+current_tag: contextvars.ContextVar[str] = contextvars.ContextVar("current_tag", default="")
+
+
 def log(msg: str) -> None:
-    print(f"[oh-matrix images] {msg}", file=sys.stderr, flush=True)
+    tag = current_tag.get()
+    print(f"[oh-matrix images{' ' + tag if tag else ''}] {msg}", file=sys.stderr, flush=True)
 
 
 def find_python312(explicit: str | None = None) -> Path:
@@ -132,39 +142,65 @@ def read_constraints(path: Path) -> list[str]:
     return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
 
 
-def deps_hash(release: Release, constraints: list[str]) -> str:
-    """Identity of a release's dependency set: the wheel itself plus its constraints."""
+def deps_hash(release: Release, constraints: list[str], extra: Sequence[str] = ()) -> str:
+    """Identity of a release's dependency set: the wheel itself plus its constraints, plus
+    `extra` (the true sources' commit and archive hash: sources.Archive.hash_part). With no
+    extra the hash is what it always was, so other releases' caches stay valid."""
     h = hashlib.sha256()
     for part in (release.version, hashlib.sha256(release.wheel.read_bytes()).hexdigest(),
-                 "\n".join(constraints)):
+                 "\n".join(constraints), *extra):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:12]
 
 
-def _builder_python(python: Path) -> Path:
+def builder_python(python: Path) -> Path:
     """A private 3.12 venv with `wheel`, so sdists in the lock build without touching the
-    host's interpreter."""
+    host's interpreter. Made once, under a lock (releases build in parallel)."""
     venv = cache_root() / "py312-builder"
     py = venv / "bin" / "python"
-    if not py.exists():
-        subprocess.run([str(python), "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "wheel", "setuptools"], check=True)
+    ready = venv / ".ready"
+    locks = cache_root() / "locks"
+    locks.mkdir(exist_ok=True)
+    with FileLock(str(locks / "py312-builder.lock")):
+        if not ready.exists():
+            if not py.exists():
+                subprocess.run([str(python), "-m", "venv", str(venv)], check=True)
+            subprocess.run([str(py), "-m", "pip", "install", "-q", "wheel", "setuptools"], check=True)
+            ready.write_text("wheel setuptools\n")
     return py
 
 
-def wheelhouse(release: Release, constraints: list[str], python: Path, key: str) -> Path:
-    """All wheels the release needs, resolved against its constraints, cached by `key`."""
+def wheelhouse(release: Release, constraints: list[str], python: Path, key: str,
+               extra: Callable[[Path, Path], None] | None = None) -> Path:
+    """All wheels the release needs, resolved against its constraints, cached by `key`.
+
+    `extra(folder, builder_python)` adds wheels of its own (the true sources, into
+    `folder/sources/`). Built in `<house>.partial` and renamed when whole: a failure leaves
+    no partial wheelhouse behind."""
     house = cache_root() / "wheelhouse" / f"{release.version}-{key}"
-    done = house / ".complete"
-    if done.exists():
-        return house
-    tmp = house.with_name(house.name + ".partial")
+    locks = cache_root() / "locks"
+    locks.mkdir(exist_ok=True)
+    with FileLock(str(locks / f"wheelhouse-{house.name}.lock")):
+        if (house / ".complete").exists():
+            return house
+        tmp = house.with_name(house.name + ".partial")
+        try:
+            _fill(tmp, release, constraints, python, extra)
+            shutil.rmtree(house, ignore_errors=True)
+            tmp.rename(house)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return house
+
+
+def _fill(tmp: Path, release: Release, constraints: list[str], python: Path,
+          extra: Callable[[Path, Path], None] | None) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     (tmp / "constraints.txt").write_text("\n".join(constraints) + "\n")
     shutil.copy2(release.wheel, tmp / release.wheel.name)
-    py = _builder_python(python)
+    py = builder_python(python)
     log(f"{release.version}: fetching and building wheels (pinned by its lock; ~2 min cold)")
     t0 = time.monotonic()
     proc = subprocess.Popen(
@@ -182,11 +218,13 @@ def wheelhouse(release: Release, constraints: list[str], python: Path, key: str)
             if count % 50 == 0:
                 log(f"{release.version}: {count} packages collected ({time.monotonic() - t0:.0f} s)")
     if proc.wait() != 0:
-        raise ImageUnavailable(f"{release.version}: pip wheel failed: " + " | ".join(tail[-3:]))
-    n = len(list(tmp.glob("*.whl")))
-    size = sum(p.stat().st_size for p in tmp.glob("*.whl")) / 1e6
+        message = f"{release.version}: pip wheel failed: " + " | ".join(tail[-3:])
+        if transient("\n".join(tail)):  # the index did not answer: may work next time
+            raise ImageUnavailable(message, resolved_version=release.version)
+        raise BuildFailed(message, resolved_version=release.version)
+    if extra is not None:
+        extra(tmp, py)
+    n = len(list(tmp.glob("**/*.whl")))
+    size = sum(p.stat().st_size for p in tmp.glob("**/*.whl")) / 1e6
     log(f"{release.version}: {n} wheels, {size:.0f} MB in {time.monotonic() - t0:.0f} s")
-    shutil.rmtree(house, ignore_errors=True)
-    tmp.rename(house)
-    done.write_text(f"{n} wheels\n")
-    return house
+    (tmp / ".complete").write_text(f"{n} wheels\n")

@@ -40,6 +40,13 @@ def v0_images(client: docker.DockerClient) -> ImageSet:
 
 
 @pytest.fixture(scope="session")
+def v061_images(client: docker.DockerClient) -> ImageSet:
+    """The real 0.61 release, built from PyPI plus the sdk commit it really ran with
+    (harness/images/true_sources.toml; needs GitHub or OH_MATRIX_SOURCES, which nox sets)."""
+    return images.prepare(client, "0.61", "v0", "pypi")
+
+
+@pytest.fixture(scope="session")
 def v1_images(client: docker.DockerClient) -> ImageSet:
     """`latest`: the newest 1.x release, built from PyPI (from cache when present)."""
     return images.prepare(client, "latest", "v1", "pypi")
