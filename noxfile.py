@@ -1,7 +1,7 @@
 """oh-matrix's front door.
 
     nox                  the default matrix (matrices/default.toml, backend auto)
-    nox -s tests         the harness's own tests (unit + on the engine + one real release)
+    nox -s tests         the harness's own tests (unit + on the engine + real releases + the workflows)
     nox -s lint          ruff and mypy
     nox -s soak          the smoke matrix 10 times: flips, leftovers, growth
     nox -s bench         timings: `-- images`, `-- matrix` (8 V0 cells at -n 1 and -n 2), `-- diagnosis`, `-- tasks`
