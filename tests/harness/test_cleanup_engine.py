@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import docker
 import pytest
@@ -49,3 +50,16 @@ def test_registry_forgets_what_a_cell_removed(tmp_path: object, monkeypatch: pyt
     assert [p.name for p in (cleanup.cache_root() / "runs" / "run-x").glob("*.name")] == ["oh-agent-server-bbb.name"]
     cleanup.unregister("run-x", "oh-agent-server-bbb")
     assert not (cleanup.cache_root() / "runs" / "run-x").exists()
+
+
+def test_images_save_and_load_carry_the_base_between_machines(client: docker.DockerClient, base_image: BaseImage,
+                                                              tmp_path: Path) -> None:
+    """What the nightly caches: `images save` writes the base as a tar, `images load` reads
+    it into the daemon under its own name."""
+    from harness.images import saved
+
+    [tar] = [p for p in saved.save(client, tmp_path) if base_image.ref.replace("/", "_").replace(":", "_") in p.name]
+    assert tar.stat().st_size > 10_000_000
+    assert saved.save(client, tmp_path) == []  # saved already: not written again
+    assert base_image.ref in saved.load(client, tmp_path)
+    assert client.images.get(base_image.ref).labels["oh-matrix.image"] == "base"
