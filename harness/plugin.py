@@ -196,9 +196,11 @@ class MatrixController:
         self.cell_of = cell_index(self.state.cells, m.tasks)
         self.config = config
 
+    @pytest.hookimpl(optionalhook=True)  # xdist's hook: absent with -p no:xdist
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput[WORKERINPUT] = self.state.context.model_dump_json()
 
+    @pytest.hookimpl(optionalhook=True)  # xdist's hook: absent with -p no:xdist
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> CellScheduling:
         return CellScheduling(config, log, self.cell_of)
 
@@ -223,6 +225,7 @@ class MatrixController:
             terminal.ensure_newline()
             terminal.write_line(line)
 
+    @pytest.hookimpl(optionalhook=True)  # xdist's hook: absent with -p no:xdist
     def pytest_handlecrashitem(self, crashitem: str, report: Any, sched: Any) -> None:
         if cell := self.cell_of(crashitem):
             self.state.reported.add(cell)
