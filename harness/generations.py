@@ -27,6 +27,20 @@ class Tools:
     bash: str
     edit: str
     finish: str = "finish"
+    ipython: str | None = None  # a tool that runs a cell of Python in IPython, if the agent has one
+
+
+# What a task may need (`needs` in a task file, docs/task-files.md): a generation's agent has
+# some, an image may lack some (ImageSet.lacks), and some are never available here.
+CAPABILITIES: dict[str, str] = {
+    "ipython": "an IPython tool the agent can call",
+    "browser": "a browser the agent can drive in the runtime",
+    "internet": "the runtime reaches the internet",
+}
+NEVER_HERE: dict[str, str] = {
+    "internet": ("oh-matrix runs tasks offline: a task verdict must not depend on the internet "
+                 "(the scripted LLM and the git server sit on the runtime's loopback)"),
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +67,9 @@ class Generation:
     headless_skip: str | None = None  # None: the headless entry point exists; else why not
     remedies: tuple[str, ...] = ()  # names in harness/remedies.py that apply to its cells
     latest: bool = False  # `latest` resolves to this generation today
+    # What its agent can do for a task (keys of CAPABILITIES), and why it lacks the others.
+    capabilities: tuple[str, ...] = ()
+    lacks_why: dict[str, str] = field(default_factory=dict)
 
     def load(self, path: str) -> Any:
         module, _, name = path.partition(":")
@@ -71,10 +88,13 @@ V0 = Generation(
     runtime_prefix="openhands-runtime-",
     workspace="/workspace",
     llm_caller="app",
-    tools=Tools(bash="execute_bash", edit="str_replace_editor"),
+    tools=Tools(bash="execute_bash", edit="str_replace_editor", ipython="execute_ipython_cell"),
     runtime_image_env="SANDBOX_RUNTIME_CONTAINER_IMAGE",
     label_env="SANDBOX_DOCKER_RUNTIME_KWARGS",
     remedies=("docker-host-addr", "host-network-trio", "own-network", "bind-all-addresses", "no-proxy"),
+    # CodeActAgent 0.62 offers execute_ipython_cell (AgentConfig.enable_jupyter, default True)
+    # and browser (enable_browsing, default True): codeact_agent.py _get_tools.
+    capabilities=("ipython", "browser"),
 )
 
 V1 = Generation(
@@ -98,6 +118,11 @@ V1 = Generation(
                    "as a separate package"),
     remedies=("no-proxy", "v1-url-pattern", "v1-startup-grace"),
     latest=True,
+    # The SDK agent's default tools (openhands-tools 1.34.0, tools/preset/default.py):
+    # terminal, file_editor, task_tracker and the browser tool set; no IPython tool.
+    capabilities=("browser",),
+    lacks_why={"ipython": ("the V1 SDK agent has no IPython tool (openhands-tools 1.34.0 default tools: "
+                           "terminal, file_editor, task_tracker, browser)")},
 )
 
 GENERATIONS: dict[str, Generation] = {g.name: g for g in (V0, V1)}

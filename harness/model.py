@@ -106,10 +106,15 @@ class Connect(_Model):
 
 
 class TaskResult(_Model):
-    """One task on a connected cell, judged by its effect in the runtime."""
+    """One task on a connected cell, judged by its effect in the runtime (or, for a task
+    that asks a question, by what the agent answered)."""
 
     name: str
     verdict: Verdict
+    # Where the task comes from: `builtin` (harness/tasks.py), `upstream` (OpenHands' own
+    # integration tests, harness/catalogs/upstream.toml) or `file:PATH` (a task file).
+    catalog: str = "builtin"
+    source: str | None = None  # provenance: repo@commit:path, when the task file gives one
     seconds: float | None = None
     detail: str | None = None
     llm_calls: int | None = None  # scripted LLM only: requests it answered for this task
@@ -164,12 +169,13 @@ class CellResult(_Model):
 
     @property
     def passed(self) -> bool:
-        """Connected, and every task it ran passed (none run: vacuously)."""
-        return self.connect.verdict == Verdict.PASS and all(t.verdict == Verdict.PASS for t in self.tasks)
+        """Connected, and every task it ran passed (none run: vacuously; a task it could not
+        run here is a skip, with its reason, and counts for nothing)."""
+        return self.connect.verdict == Verdict.PASS and self.tasks_passed
 
     @property
     def tasks_passed(self) -> bool:
-        return all(t.verdict == Verdict.PASS for t in self.tasks)
+        return all(t.verdict in (Verdict.PASS, Verdict.SKIP) for t in self.tasks)
 
     def task(self, name: str) -> TaskResult | None:
         return next((t for t in self.tasks if t.name == name), None)
@@ -189,6 +195,16 @@ class ImageSet(_Model):
     # Packages built from a git commit instead of the registry (harness/images/sources.py):
     # [{"package", "version", "repo", "commit"}]; empty for a release as PyPI has it.
     sources: list[dict[str, str]] = Field(default_factory=list)
+    # Capabilities a task may need (harness/generations.py CAPABILITIES) that these images
+    # lack, each explained by a note `lacks NAME: why`; a task that needs one is skipped.
+    lacks: list[str] = Field(default_factory=list)
+
+    def lack_reason(self, capability: str) -> str | None:
+        """Why these images lack `capability` (None: they have it)."""
+        if capability not in self.lacks:
+            return None
+        why = next((n.partition(": ")[2] for n in self.notes if n.startswith(f"lacks {capability}: ")), "")
+        return f"the {self.backend} backend's images of {self.resolved_version} lack it" + (f" ({why})" if why else "")
 
 
 class ImageFailure(_Model):

@@ -358,8 +358,14 @@ def _remembered(plan: _Plan, build: Callable[[], ImageSet]) -> ImageSet:
     return images
 
 
+# What these images lack that a task may need (ImageSet.lacks; a note says why).
+LACKS = {"browser": ("no Playwright Chromium in the wheels: the V0 app runs with ENABLE_BROWSER=false, "
+                     "the V1 sandbox has a placeholder chromium")}
+
+
 def _notes(plan: _Plan, items: list[dict[str, str]]) -> list[str]:
     notes = [f"built from openhands-ai {plan.release.version} wheels, deps {plan.deps}"]
+    notes += [f"lacks {name}: {why}" for name, why in LACKS.items()]
     for archive in plan.archives:
         mine = [e for e in items if e["commit"] == archive.source.commit]
         notes.append(sources.note(mine, archive.source))
@@ -396,7 +402,8 @@ def _build_v0(client: docker.DockerClient, tag: str, plan: _Plan) -> ImageSet:
     items = _sources_of(client, app_ref)
     _verify_app(client, app_ref, version, "openhands.server.listen", _built_from(items))
     return ImageSet(tag=tag, resolved_version=version, backend="pypi", api="v0", app_image=app_ref,
-                    runtime_image=runtime_ref, deps_hash=plan.deps, notes=_notes(plan, items), sources=items)
+                    runtime_image=runtime_ref, deps_hash=plan.deps, notes=_notes(plan, items), sources=items,
+                    lacks=list(LACKS))
 
 
 # -- V1: app server + agent-server sandbox -------------------------------------------------
@@ -469,4 +476,5 @@ def _build_v1(client: docker.DockerClient, tag: str, plan: _Plan) -> ImageSet:
     _verify_app(client, app_ref, version, "openhands.app_server.app", _built_from(items))
     return ImageSet(tag=tag, resolved_version=version, backend="pypi", api="v1", app_image=app_ref,
                     runtime_image=sandbox_ref, deps_hash=plan.deps,
-                    notes=[*_notes(plan, items), f"agent-server {agent_version}"], sources=items)
+                    notes=[*_notes(plan, items), f"agent-server {agent_version}"], sources=items,
+                    lacks=list(LACKS))
