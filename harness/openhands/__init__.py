@@ -35,6 +35,14 @@ class RuntimeState:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
+# What the agent said in a turn, by kind (Turn.said; a task file's check.messages_from):
+#   message         a plain message, with no tool call (V0 MessageAction, V1 MessageEvent, from the agent)
+#   finish          the finish tool's `message` (V0 AgentFinishAction.final_thought, V1 FinishAction.message)
+#   finish_outputs  V0 AgentFinishAction.outputs["content"] (BrowsingAgent sets it; CodeActAgent never; V1 none)
+#   finish_thought  the text the model sent with its finish call (V0 AgentFinishAction.thought, V1 ActionEvent.thought)
+SAID_KINDS = ("message", "finish", "finish_outputs", "finish_thought")
+
+
 @dataclass
 class Turn:
     """One agent turn: the events after the user message that holds a given text (the
@@ -47,7 +55,13 @@ class Turn:
     actions: list[str] = field(default_factory=list)  # "tool: argument" as the agent asked
     outputs: list[str] = field(default_factory=list)  # what the runtime answered, in order
     errors: list[str] = field(default_factory=list)  # error observations / agent errors
-    messages: list[str] = field(default_factory=list)  # what the agent said (its messages, finish text)
+    messages: list[str] = field(default_factory=list)  # what the agent said, every kind, in order
+    said: list[tuple[str, str]] = field(default_factory=list)  # the same, as (kind in SAID_KINDS, text)
+
+    def say(self, kind: str, text: str) -> None:
+        if text:
+            self.messages.append(text)
+            self.said.append((kind, text))
 
 
 class Adapter(Protocol):

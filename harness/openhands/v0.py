@@ -118,13 +118,16 @@ def turn_from_events(events: list[dict[str, Any]], after: str | None) -> Turn:
             t.state = str((e.get("extras") or {}).get("agent_state"))
             t.done = t.state in _AGENT_STOPPED
         elif e.get("source") == "agent" and e.get("action") == "message":
-            t.messages.append(str((e.get("args") or {}).get("content") or ""))
+            t.say("message", str((e.get("args") or {}).get("content") or ""))
         elif e.get("source") == "agent" and e.get("action") and e["action"] != "system":
             args = e.get("args") or {}
-            what = " ".join(str(args[k]) for k in ("command", "path") if args.get(k)) or args.get("final_thought")
+            what = (" ".join(str(args[k]) for k in ("command", "path") if args.get(k)) or args.get("code")
+                    or args.get("final_thought"))
             t.actions.append(f"{e['action']}: {str(what or '')[:120]}")
-            if e["action"] == "finish" and args.get("final_thought"):
-                t.messages.append(str(args["final_thought"]))
+            if e["action"] == "finish":  # events/action/agent.py AgentFinishAction
+                t.say("finish", str(args.get("final_thought") or ""))
+                t.say("finish_outputs", str((args.get("outputs") or {}).get("content") or ""))
+                t.say("finish_thought", str(args.get("thought") or ""))
         elif e.get("observation") == "error":
             t.errors.append(str(e.get("content") or e.get("message")))
         elif e.get("observation") and e.get("source") != "user":

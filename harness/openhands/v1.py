@@ -151,11 +151,11 @@ class V1Adapter:
                 action = e.get("action") or {}
                 what = " ".join(str(action[k]) for k in ("command", "path") if action.get(k)) or action.get("message")
                 t.actions.append(f"{e.get('tool_name')}: {str(what or '')[:120]}")
-                if e.get("tool_name") == V1.tools.finish and action.get("message"):
-                    t.messages.append(str(action["message"]))
+                if e.get("tool_name") == V1.tools.finish:  # sdk event/llm_convertible/action.py ActionEvent
+                    t.say("finish", str(action.get("message") or ""))
+                    t.say("finish_thought", _text(e.get("thought")))
             elif kind == "MessageEvent" and e.get("source") == "agent":
-                content = (e.get("llm_message") or {}).get("content") or []
-                t.messages.append("".join(c.get("text", "") for c in content if isinstance(c, dict)))
+                t.say("message", _text((e.get("llm_message") or {}).get("content")))
             elif kind == "ObservationEvent":
                 obs = e.get("observation") or {}
                 text = "".join(c.get("text", "") for c in obs.get("content") or [] if isinstance(c, dict))
@@ -205,6 +205,11 @@ class V1Adapter:
         for c, _ in self._agents.values():
             c.close()
         self._app.close()
+
+
+def _text(content: Any) -> str:
+    """The text of a list of content parts (TextContent and the like)."""
+    return "".join(c.get("text", "") for c in content or [] if isinstance(c, dict))
 
 
 def _is_user_message(e: dict[str, Any], text: str | None) -> bool:
