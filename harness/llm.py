@@ -4,14 +4,18 @@ key and no cost, deterministically.
 Each task's prompt carries a marker (`[oh-matrix task NAME NONCE]`); the harness hands the
 server one script per marker (JSON in OH_MATRIX_LLM_SCRIPTS). For a request, the server
 finds the last user message with a marker and counts the assistant tool calls after it:
-that is the step to answer. Steps are generation-neutral (`bash`, `create`, `replace`) and
-become the tool the request OFFERS, in the schema it offers; which tool names mean "bash",
-"edit" and "finish" is the generation's business (harness/generations.py), handed over in
-OH_MATRIX_LLM_TOOLS:
+that is the step to answer. Steps are generation-neutral (`bash`, `create`, `replace`,
+`ipython`, `finish`) and become the tool the request OFFERS, in the schema it offers; which
+tool names mean "bash", "edit", "ipython" and "finish" is the generation's business
+(harness/generations.py), handed over in OH_MATRIX_LLM_TOOLS. A `say` step is no tool call:
+text to the user, as a model answers a question (it ends the agent's turn: V0 waits for the
+user, V1 finishes); with `from_output` its text is expanded (`\1`) from a regular expression's
+match in the last tool result the request carries, as a model reads what the runtime printed.
 
 - V0 CodeActAgent (openhands/agenthub/codeact_agent/function_calling.py at 0.62.0):
   `execute_bash {command, security_risk}`, `str_replace_editor {command: create|str_replace,
-  path, file_text | old_str, new_str, security_risk}`, `finish {message}`.
+  path, file_text | old_str, new_str, security_risk}`, `execute_ipython_cell {code,
+  security_risk}`, `finish {message}`.
 - V1 SDK agent (openhands-tools 1.34.0): `terminal {command}`, `file_editor` with the same
   commands, `finish {message}`; `security_risk`/`summary` added by the SDK to every schema
   (sdk/agent/utils.py) and filled here when offered.
@@ -42,7 +46,7 @@ from typing import Any
 MODEL = "openai/gpt-4o"  # a name both generations know to support native tool calls
 API_KEY = "oh-matrix-scripted"  # not a secret: the scripted endpoint ignores it
 SCRIPTS_ENV = "OH_MATRIX_LLM_SCRIPTS"
-TOOLS_ENV = "OH_MATRIX_LLM_TOOLS"  # {"bash": [names], "edit": [names], "finish": [names]}
+TOOLS_ENV = "OH_MATRIX_LLM_TOOLS"  # {"bash": [names], "edit": [names], "ipython": [names], "finish": [names]}
 RECORD = "/tmp/oh-matrix-llm.jsonl"
 NONCE_SLOT = "0n0nce0"  # in a `NAME *` script: replaced by the nonce of the task at hand
 MARKER = re.compile(r"\[oh-matrix task ([a-z0-9-]+) ([0-9a-f]+)\]")
@@ -83,6 +87,18 @@ def _offered(tools: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {t["function"]["name"]: t["function"] for t in tools if t.get("type") == "function"}
 
 
+def said(step: Step, last_result: str) -> str:
+    """A `say` step's text: as written, or expanded from its `from_output` match in the
+    last tool result (a model that cannot find its answer says so)."""
+    pattern = step.get("from_output")
+    if not pattern:
+        return str(step["text"])
+    m = re.search(pattern, last_result)
+    if m is None:
+        return f"I could not find /{pattern}/ in what the runtime printed: {last_result[-300:]!r}"
+    return m.expand(str(step["text"]))
+
+
 def tool_call(step: Step, offered: dict[str, dict[str, Any]],
               tools: dict[str, list[str]]) -> tuple[str, dict[str, Any]]:
     """A neutral step as the tool (name, arguments) this request offers; `tools` says which
@@ -102,6 +118,8 @@ def tool_call(step: Step, offered: dict[str, dict[str, Any]],
     elif do == "replace":
         name, args = pick("edit"), {"command": "str_replace", "path": step["path"],
                                     "old_str": step["old"], "new_str": step["new"]}
+    elif do == "ipython":
+        name, args = pick("ipython"), {"code": step["code"]}
     elif do == "finish":
         name, args = pick("finish"), {"message": step.get("message", "done")}
     else:
@@ -138,6 +156,10 @@ class Scripts:
         if key is None:  # a greeting: nothing to do
             script = [{"do": "finish", "message": "ready"}]
         current = script[min(step, len(script) - 1)]
+        if current["do"] == "say":
+            text = said(current, last_result)
+            rec["answer"], rec["said"] = "say", text[:500]
+            return {"role": "assistant", "content": text}, rec
         try:
             name, args = tool_call(current, _offered(tools), self.tools)
         except LookupError as e:

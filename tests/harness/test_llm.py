@@ -18,8 +18,8 @@ from harness.taskrun import llm_env
 
 pytestmark = pytest.mark.unit
 # what the harness hands the sidecar: each generation's names for bash, edit and finish
-TOOLS = {kind: [getattr(g.tools, kind) for g in generations.GENERATIONS.values()]
-         for kind in ("bash", "edit", "finish")}
+TOOLS = {kind: [getattr(g.tools, kind) for g in generations.GENERATIONS.values() if getattr(g.tools, kind)]
+         for kind in ("bash", "edit", "finish", "ipython")}
 
 
 def tool(name: str, *params: str) -> dict[str, Any]:
@@ -130,5 +130,35 @@ def test_a_standing_script_serves_any_nonce() -> None:
 
 def test_the_sidecar_gets_the_generations_own_tool_names() -> None:
     env = llm_env(generations.V1, SCRIPTS)
-    assert json.loads(env[llm.TOOLS_ENV]) == {"bash": ["terminal"], "edit": ["file_editor"], "finish": ["finish"]}
+    assert json.loads(env[llm.TOOLS_ENV]) == {"bash": ["terminal"], "edit": ["file_editor"], "finish": ["finish"],
+                                              "ipython": []}  # the V1 SDK agent has no IPython tool
     assert json.loads(env[llm.SCRIPTS_ENV]) == SCRIPTS
+    assert json.loads(llm_env(generations.V0, {})[llm.TOOLS_ENV])["ipython"] == ["execute_ipython_cell"]
+
+
+def test_an_ipython_step_is_v0s_execute_ipython_cell_and_v1_cannot_fake_it() -> None:
+    ipython = [*V0_TOOLS, tool("execute_ipython_cell", "code", "security_risk")]
+    step = {"do": "ipython", "code": "print(1)"}
+    assert llm.tool_call(step, {t["function"]["name"]: t["function"] for t in ipython}, TOOLS) == (
+        "execute_ipython_cell", {"code": "print(1)", "security_risk": "LOW"})
+    with pytest.raises(LookupError, match="ipython"):
+        llm.tool_call(step, {t["function"]["name"]: t["function"] for t in V1_TOOLS}, TOOLS)
+
+
+def test_a_say_step_answers_in_text_from_what_the_runtime_printed() -> None:
+    """t07's answer depends on what the script printed: the LLM reads the last tool result it
+    is sent, as a model does, and answers with no tool call (the agent's turn ends)."""
+    s = llm.Scripts({"t07 ab12": [{"do": "bash", "command": "python3 s.py"},
+                                  {"do": "say", "text": r"The secret number is \1.", "from_output": r"number: (\d+)"}]},
+                    None, TOOLS)
+    msgs = [user(llm.marker("t07", "ab12")), called("execute_bash"),
+            {"role": "tool", "content": "Hello John, you are 25 years old. Tell you a secret number: 707"}]
+    message, rec = s.answer({"messages": msgs, "tools": V0_TOOLS})
+    assert message == {"role": "assistant", "content": "The secret number is 707."}
+    assert (rec["answer"], rec["said"]) == ("say", "The secret number is 707.")
+    assert llm.chunks(message, "m")[-2]["choices"][0]["finish_reason"] == "stop"  # streamed: text, no tool call
+    msgs[-1]["content"] = "Traceback: no such file"
+    message, _ = s.answer({"messages": msgs, "tools": V0_TOOLS})
+    assert "could not find" in message["content"] and "707" not in message["content"]
+    fixed = {"do": "say", "text": "It is 123."}
+    assert llm.said(fixed, "anything") == "It is 123."
