@@ -26,10 +26,11 @@ from harness.diagnosis import Decision, Judge, Observation
 from harness.errors import AdapterError, InputError
 from harness.generations import Generation
 from harness.matrix import Cell
-from harness.model import Cause, CellResult, Connect, Evidence, ImageSet, Source, TaskResult, Verdict, strip_ansi
+from harness.model import Cause, CellResult, Connect, Evidence, ImageSet, Source, Verdict, strip_ansi
 from harness.openhands import Adapter, LlmSettings, RuntimeState, adapter_for
 from harness.probes import probe_from, proxy_env
 from harness.taskrun import LlmChoice, TaskRunner
+from harness.tasks import CATALOG, Task
 
 POLL = 2.0
 LOG_TAIL = 20
@@ -48,7 +49,8 @@ class CellPlan:
     app_budget: float
     message: str = "Say hello."
     secrets: frozenset[str] = field(default_factory=frozenset)
-    tasks: list[str] = field(default_factory=list)  # catalog names, run once connected
+    tasks: list[str] = field(default_factory=list)  # task names, run once connected
+    catalog: dict[str, Task] = field(default_factory=lambda: dict(CATALOG))  # the run's tasks by name
     llm: LlmChoice = field(default_factory=LlmChoice)
     task_budget: float = 120.0
 
@@ -405,7 +407,8 @@ class ApiCell(CellCore):
         if not p.tasks:
             return NO_LLM
         self.runner = TaskRunner(self.resources, adapter, self.gen, p.images.app_image, self.name,
-                                 p.tasks, p.llm, p.task_budget, free_port(), free_port())
+                                 p.tasks, p.llm, p.task_budget, free_port(), free_port(), catalog=p.catalog,
+                                 images=p.images)
         self.resources.on_close(self.runner.close)  # sidecars go before the app whose namespace they share
         if self.gen.llm_caller == "app":
             self._start_llm(app.id)
@@ -429,6 +432,8 @@ class ApiCell(CellCore):
         runtime = watch.runtime()
         if self.task_error or runtime is None:
             why = self.task_error or "the runtime container is gone"
-            self.result.tasks = [TaskResult(name=n, verdict=Verdict.ERROR, detail=why) for n in self.plan.tasks]
+            r = self.runner
+            self.result.tasks = [r.result(n, Verdict.SKIP, detail=skip) if (skip := r.skip_reason(n))
+                                 else r.result(n, Verdict.ERROR, detail=why) for n in self.plan.tasks]
             return
         self.result.tasks = self.runner.run(conversation, runtime)

@@ -19,6 +19,7 @@ class RunContext(BaseModel):
     out: str
     matrix_path: str
     matrix_text: str  # parsed again in each worker from this text, not from the file
+    task_files: dict[str, str] = Field(default_factory=dict)  # the task files it names, as read
     backend: str
     app_env: dict[str, str]  # unredacted: it lives in memory only
     only: list[str] = Field(default_factory=list)
@@ -30,4 +31,4 @@ class RunContext(BaseModel):
     llm: str = "scripted"  # scripted | real (the key itself stays in the environment)
 
     def matrix(self) -> Matrix:
-        return matrix.parse(tomllib.loads(self.matrix_text), self.matrix_path)
+        return matrix.parse(tomllib.loads(self.matrix_text), self.matrix_path, self.task_files)

@@ -31,7 +31,6 @@ from harness.model import Cause, Connect, TaskResult, Verdict, strip_ansi
 from harness.openhands import LlmSettings, RuntimeState, adapter_for
 from harness.openhands.v0 import turn_from_events
 from harness.taskrun import TaskRunner
-from harness.tasks import CATALOG
 
 READY_LINE = "Runtime is ready."
 TRAJECTORY = "/tmp/oh-matrix-trajectory.json"
@@ -107,18 +106,27 @@ class HeadlessCell(CellCore):
         if self.gen.headless_skip:
             self.result.connect = Connect(verdict=Verdict.SKIP, reason=self.gen.headless_skip)
             return
+        runner = None
         if p.tasks:
-            self.runner = TaskRunner(self.resources, adapter_for(self.gen, "http://127.0.0.1:9"), self.gen,
-                                     p.images.app_image, self.name, p.tasks, p.llm, p.task_budget,
-                                     free_port(), free_port())
+            self.runner = runner = TaskRunner(self.resources, adapter_for(self.gen, "http://127.0.0.1:9"), self.gen,
+                                              p.images.app_image, self.name, p.tasks, p.llm, p.task_budget,
+                                              free_port(), free_port(), catalog=p.catalog, images=p.images)
         results: list[TaskResult] = []
-        for i, name in enumerate(p.tasks or [None]):
+        # A task this cell cannot run is a skip, with no process; the first process started
+        # decides connect (with no task at all when every one is skipped).
+        skips = {n: why for n in p.tasks if runner and (why := runner.skip_reason(n))}
+        runnable: list[str | None] = [n for n in p.tasks if n not in skips] or [None]
+        for i, name in enumerate(runnable):
             with contextlib.ExitStack() as process:
                 result = self._process(name, first=i == 0, process=process)
             if result is not None:
                 results.append(result)
             if self.result.connect.verdict != Verdict.PASS:
                 break  # the entry point cannot reach its runtime: the rest would say the same
+        if runner and self.result.connect.verdict == Verdict.PASS:
+            done = {r.name: r for r in results}
+            done |= {n: runner.result(n, Verdict.SKIP, detail=why) for n, why in skips.items()}
+            results = [done[n] for n in p.tasks if n in done]
         self.result.tasks = results
 
     def _process(self, name: str | None, first: bool, process: contextlib.ExitStack) -> TaskResult | None:
@@ -128,7 +136,7 @@ class HeadlessCell(CellCore):
         p, runner = self.plan, self.runner
         self.current, self.prepared, self.prepare_error = name, False, None
         process.callback(self._end_process)
-        prompt = CATALOG[name].message(runner.where()) if name and runner else NO_TASK
+        prompt = runner.message(name) if name and runner else NO_TASK
         llm = runner.settings() if runner else NO_LLM
         shown = self.result.docker_run, self.result.app_env
         launch = self.launch()
@@ -150,23 +158,23 @@ class HeadlessCell(CellCore):
             if runner:
                 runner.start_llm(str(app.id))
             self.watch(HeadlessWatch(self, app), app)
-            if not first and self.result.connect.verdict != Verdict.PASS:
-                return TaskResult(name=str(name), verdict=Verdict.ERROR,
-                                  detail=f"this process's runtime did not connect: {self.result.connect.cause}")
+            if not first and self.result.connect.verdict != Verdict.PASS and name and runner:
+                return runner.result(name, Verdict.ERROR,
+                                     detail=f"this process's runtime did not connect: {self.result.connect.cause}")
             if name is None or runner is None or self.result.connect.verdict != Verdict.PASS:
                 return None
             problem = self.prepare(self.container(self.runtime_name))  # the watch may have decided first
             if problem:
-                return TaskResult(name=name, verdict=Verdict.ERROR, detail=problem)
+                return runner.result(name, Verdict.ERROR, detail=problem)
             return self._finish(name, app, runner, t0)
         except (DockerException, TimeoutError) as e:
             if first and self.result.connect.verdict == Verdict.SKIP:
                 self.decide(Decision(Verdict.ERROR, Cause.HARNESS_ERROR, f"Docker: {str(e)[:300]}"), None)
-            return TaskResult(name=str(name), verdict=Verdict.ERROR, detail=str(e)[:300]) if name else None
+            return runner.result(name, Verdict.ERROR, detail=str(e)[:300]) if name and runner else None
 
     def _finish(self, name: str, app: Container, runner: TaskRunner, t0: float) -> TaskResult:
         exited = False
-        while time.monotonic() - t0 < runner.budget:
+        while time.monotonic() - t0 < runner.budget_of(name):
             app.reload()
             if app.status not in ("running", "created"):
                 exited = True

@@ -4,7 +4,11 @@
     backend = "auto"            # auto | official | pypi
     connect_budget = 150        # seconds from conversation creation to a verdict
     app_budget = 150            # seconds for the app's API to answer
-    tasks = ["create-file"]     # catalog tasks on each connected cell (default: all; [] none)
+    tasks = ["create-file"]     # tasks on each connected cell (default: the five built-in; [] none):
+                                # built-in names (harness/tasks.py), upstream catalog names
+                                # (harness/catalogs/upstream.toml; "upstream" alone: all of it),
+                                # "file:PATH" (every task of a task file, PATH relative to this
+                                # file; docs/task-files.md). A name twice is an error.
     task_budget = 120           # seconds for the agent to finish one task
     llm = "auto"                # scripted | real | auto (real when LLM_MODEL and LLM_API_KEY are set)
     entrypoints = ["api"]       # api (the app server) and/or headless (V0 `python -m openhands.core.main -t`)
@@ -29,11 +33,14 @@ import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness import generations, modes
 from harness.errors import InputError
 from harness.generations import Generation
+
+if TYPE_CHECKING:
+    from harness.tasks import Task
 
 BACKENDS = ("auto", "official", "pypi")
 LLMS = ("auto", "scripted", "real")
@@ -91,11 +98,16 @@ class Matrix:
     env: dict[str, str]
     targets: tuple[Target, ...]
     modes: tuple[ModeChoice, ...]
-    tasks: tuple[str, ...] = ()
+    tasks: tuple[str, ...] = ()  # the tasks' names, in order (test ids TAG-MODE-NAME)
     task_budget: float = 120.0
     llm: str = "auto"
     entrypoints: tuple[str, ...] = ("api",)
     text: str = ""  # the file as read, so workers get the same matrix without reading it again
+    task_defs: tuple[Task, ...] = ()  # the tasks themselves (built-in, upstream, task files)
+    files: dict[str, str] = field(default_factory=dict)  # task files as read, by path, for the workers
+
+    def catalog(self) -> dict[str, Task]:
+        return {t.name: t for t in self.task_defs}
 
     def mode(self, name: str) -> ModeChoice:
         """The matrix's mode of that name (with its env), or the bare mode when it lists none."""
@@ -181,7 +193,9 @@ def load(path: str | Path) -> Matrix:
     return replace(parse(data, str(p)), text=text)
 
 
-def parse(data: dict[str, Any], path: str) -> Matrix:
+def parse(data: dict[str, Any], path: str, files: dict[str, str] | None = None) -> Matrix:
+    """The matrix in `data` (read from `path`); task files are read from disk unless `files`
+    holds their texts (a worker gets them from the controller)."""
     r = _Reader(path)
     r.unknown(data, "", {"run", "env", "targets", "modes"})
     run = r.table(data, "run", "run")
@@ -226,6 +240,7 @@ def parse(data: dict[str, Any], path: str) -> Matrix:
             raise r.fail(key, "expected a table")
         r.unknown(body, key, {"env"})
         chosen.append(ModeChoice(name, r.env(body.get("env", {}), f"{key}.env")))
+    task_defs, texts = _tasks(r, run, files)
     return Matrix(
         path=path,
         backend=r.choice(run, "run.backend", "backend", BACKENDS, "auto"),
@@ -234,7 +249,9 @@ def parse(data: dict[str, Any], path: str) -> Matrix:
         env=r.env(data.get("env", {}), "env"),
         targets=tuple(targets),
         modes=tuple(chosen),
-        tasks=_tasks(r, run),
+        tasks=tuple(t.name for t in task_defs),
+        task_defs=tuple(task_defs),
+        files=texts,
         task_budget=r.number(run, "run.task_budget", "task_budget", 120),
         llm=r.choice(run, "run.llm", "llm", LLMS, "auto"),
         entrypoints=_entrypoints(r, run),
@@ -250,18 +267,20 @@ def _entrypoints(r: _Reader, run: dict[str, Any]) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _tasks(r: _Reader, run: dict[str, Any]) -> tuple[str, ...]:
-    from harness.tasks import CATALOG
+def _tasks(r: _Reader, run: dict[str, Any], files: dict[str, str] | None) -> tuple[list[Task], dict[str, str]]:
+    from harness.tasks import CATALOG, resolve
 
     names = run.get("tasks", list(CATALOG))
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise r.fail("run.tasks", f"expected a list of task names ({', '.join(CATALOG)})")
+        raise r.fail("run.tasks", f"expected a list of task names or file:PATH ({', '.join(CATALOG)})")
     for i, n in enumerate(names):
-        if n not in CATALOG:
-            raise r.fail(f"run.tasks[{i}]", f"unknown task {n!r} (known: {', '.join(CATALOG)})")
         if names.index(n) != i:
             raise r.fail(f"run.tasks[{i}]", f"duplicate task {n!r}")
-    return tuple(names)
+    try:
+        return resolve(names, Path(r.path).parent, files)
+    except InputError as e:  # a task file's own error names that file; a matrix entry's, this one
+        msg = str(e)
+        raise (InputError(f"{r.path}: {msg}") if msg.startswith("run.tasks") else e) from None
 
 
 def parse_app_env(pairs: Iterable[str]) -> dict[str, str]:

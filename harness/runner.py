@@ -65,7 +65,7 @@ def run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None = No
     choice = llm_choice(ctx.llm)
     plan = CellPlan(ctx.run_id, cell, images, env, m.connect_budget, m.app_budget,
                     secrets=secret_names(env), tasks=list(m.tasks if tasks is None else tasks),
-                    llm=choice, task_budget=m.task_budget)
+                    catalog=m.catalog(), llm=choice, task_budget=m.task_budget)
     result = run_cell(plan)
     if choice.real is not None:
         result.notes.append(f"tasks ran on the user's model {choice.real.model}")
@@ -79,4 +79,6 @@ def run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None = No
 
         result.remedies = remedies.search(result, fix_ctx, rerun)
     key = {"LLM_API_KEY": choice.real.api_key} if choice.real else {}
-    return redact_result(result, {**env, **key})
+    # A task file's secrets are secret whatever their names: redacted like the key.
+    declared = [os.environ[n] for t in m.task_defs for n in t.secrets if os.environ.get(n)]
+    return redact_result(result, {**env, **key}, declared)

@@ -37,8 +37,11 @@ def redact_text(text: str, values: Iterable[str]) -> str:
     return text
 
 
-def redact_result(result: CellResult, env: dict[str, str]) -> CellResult:
-    values = secret_values(env)
+def redact_result(result: CellResult, env: dict[str, str], also: Iterable[str] = ()) -> CellResult:
+    """`result` with the secret values of `env` (and the values `also`, secret whatever
+    their names: a task file's `secrets`) replaced everywhere."""
+    extra = {v for v in also if len(v) >= 4}
+    values = sorted(set(secret_values(env)) | extra, key=len, reverse=True)
     result.app_env = redact_env(result.app_env)
     if result.docker_run:
         result.docker_run = redact_text(result.docker_run, values)

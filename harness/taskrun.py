@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -25,9 +26,9 @@ from harness import llm
 from harness.containers import CellResources
 from harness.errors import AdapterError
 from harness.generations import Generation
-from harness.model import TaskResult, Verdict
+from harness.model import ImageSet, TaskResult, Verdict
 from harness.openhands import Adapter, LlmSettings, Turn
-from harness.tasks import CATALOG, GIT_REPO, Where
+from harness.tasks import CATALOG, GIT_REPO, Task, Where
 
 POLL = 1.0
 LLM_SOURCE = Path(llm.__file__).read_text()
@@ -47,7 +48,8 @@ class LlmChoice:
 
 def llm_env(gen: Generation, scripts: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
     """What the scripted LLM sidecar needs: the scripts, and the generation's tool names."""
-    tools = {"bash": [gen.tools.bash], "edit": [gen.tools.edit], "finish": [gen.tools.finish]}
+    tools = {"bash": [gen.tools.bash], "edit": [gen.tools.edit], "finish": [gen.tools.finish],
+             "ipython": [gen.tools.ipython] if gen.tools.ipython else []}
     return {llm.SCRIPTS_ENV: json.dumps(scripts), llm.TOOLS_ENV: json.dumps(tools)}
 
 
@@ -69,11 +71,37 @@ class TaskRunner:
     llm_sidecar: Container | None = None
     git: Container | None = None
     sidecars: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    catalog: dict[str, Task] = field(default_factory=lambda: dict(CATALOG))  # the run's tasks by name
+    images: ImageSet | None = None  # what the images lack (a task that needs it is skipped)
 
     def __post_init__(self) -> None:
         where = Where(self.gen.workspace, self.nonce, git_port=self.git_port)
         for name in self.tasks:
-            self.scripts[f"{name} {self.nonce}"] = CATALOG[name].steps(where)
+            task = self.task(name)
+            if task.steps is not None and self.skip_reason(name) is None:
+                self.scripts[f"{name} {self.nonce}"] = task.steps(where)
+
+    def task(self, name: str) -> Task:
+        return self.catalog[name]
+
+    def skip_reason(self, name: str) -> str | None:
+        """Why the task cannot run on this cell (a skip, with the reason), or None."""
+        return self.task(name).skip(self.gen, self.images, self.choice.scripted)
+
+    def budget_of(self, name: str) -> float:
+        return self.task(name).budget or self.budget
+
+    def message(self, name: str) -> str:
+        return self.task(name).message(self.where(), self.choice.scripted)
+
+    def key(self, name: str) -> str:
+        """What finds the task's user message in the event stream (the marker, or a task
+        file's instruction as a real LLM got it)."""
+        return self.task(name).key(self.where(), self.choice.scripted)
+
+    def result(self, name: str, verdict: Verdict, **kw: Any) -> TaskResult:
+        task = self.task(name)
+        return TaskResult(name=name, verdict=verdict, catalog=task.catalog, source=task.source, **kw)
 
     # -- the LLM -------------------------------------------------------------------------------
 
@@ -116,16 +144,16 @@ class TaskRunner:
 
     # -- the tasks -----------------------------------------------------------------------------
 
-    def _wait_turn(self, after: str | None) -> tuple[Turn | None, str | None]:
+    def _wait_turn(self, after: str | None, budget: float | None = None) -> tuple[Turn | None, str | None]:
         """The turn once it is over: stopped on two polls in a row with nothing new between
         them. V1's status and events are two calls, so one look can pair a stopped status
         with events read mid-turn (a task once 'failed' in 0.2 s with its error unseen)."""
         t0, last, error, settled = time.monotonic(), None, None, None
-        while time.monotonic() - t0 < self.budget:
+        while time.monotonic() - t0 < (budget or self.budget):
             try:
                 last = self.adapter.turn(self.conversation, after)
                 error = None
-                seen = (len(last.actions), len(last.outputs), len(last.errors)) if last.done else None
+                seen = (len(last.actions), len(last.outputs), len(last.errors), len(last.said)) if last.done else None
                 if seen is not None and seen == settled:
                     return last, None
                 settled = seen
@@ -134,15 +162,24 @@ class TaskRunner:
             time.sleep(POLL)
         return last, error
 
-    def where(self, runtime: Container | None = None) -> Where:
-        return Where(self.gen.workspace, self.nonce, runtime, self.git, self.git_port)
+    def where(self, runtime: Container | None = None, name: str | None = None) -> Where:
+        """The cell as task `name` sees it: with its secrets' values (from the harness's own
+        environment, for setup and check only) and its budget for one command."""
+        task = self.task(name) if name else None
+        env = {k: os.environ.get(k, "") for k in (task.secrets if task else ())}
+        return Where(self.gen.workspace, self.nonce, runtime, self.git, self.git_port, env=env,
+                     timeout=self.budget_of(name) if name else self.budget)
 
     def prepare(self, name: str, runtime: Container) -> None:
-        """What the task needs in the runtime before the agent sees it: its seeded files,
-        and the git server (one per runtime, started with the first task that needs it)."""
-        task = CATALOG[name]
+        """What the task needs in the runtime before the agent sees it: its seeded files and
+        setup commands, and the git server (one per runtime, started with the first task
+        that needs it)."""
+        task = self.task(name)
+        missing = [k for k in task.secrets if k not in os.environ]
+        if missing:
+            raise RuntimeError(f"secret {missing[0]} is not set in the harness's environment")
         if task.setup:
-            task.setup(self.where(runtime))
+            task.setup(self.where(runtime, name))
         if task.needs_git and self.git is None:
             self.start_git(runtime)
 
@@ -154,36 +191,41 @@ class TaskRunner:
         return [self.one(name, runtime) for name in self.tasks]
 
     def one(self, name: str, runtime: Container) -> TaskResult:
+        skip = self.skip_reason(name)
+        if skip:
+            return self.result(name, Verdict.SKIP, detail=skip)
         t0 = time.monotonic()
         try:
             self.prepare(name, runtime)
-            self.adapter.send_message(self.conversation, CATALOG[name].message(self.where()))
+            self.adapter.send_message(self.conversation, self.message(name))
         except (AdapterError, DockerException, RuntimeError, TimeoutError) as e:
-            return TaskResult(name=name, verdict=Verdict.ERROR, detail=f"could not start the task: {str(e)[:300]}")
-        turn, api_error = self._wait_turn(llm.marker(name, self.nonce))
-        return self.verdict(name, runtime, turn, time.monotonic() - t0, self._evidence(turn, api_error))
+            return self.result(name, Verdict.ERROR, detail=f"could not start the task: {str(e)[:300]}")
+        turn, api_error = self._wait_turn(self.key(name), self.budget_of(name))
+        return self.verdict(name, runtime, turn, time.monotonic() - t0, self._evidence(turn, api_error, name))
 
     def verdict(self, name: str, runtime: Container | None, turn: Turn | None, seconds: float,
                 why: list[str]) -> TaskResult:
         """The task's effect, read back from the runtime (or the git server); on a failure,
         `why` (what the entry point saw) and what the LLM was asked, as evidence."""
-        check = CATALOG[name].check(self.where(runtime), turn or Turn(done=False, state="?"))
+        check = self.task(name).check(self.where(runtime, name), turn or Turn(done=False, state="?"))
         calls = [r for r in self.records() if r.get("task") == f"{name} {self.nonce}"]
-        r = TaskResult(name=name, verdict=Verdict.PASS if check.ok else Verdict.FAIL, seconds=round(seconds, 1),
-                       detail=check.detail, llm_calls=len(calls) if self.choice.scripted else None,
-                       actions=turn.actions if turn else [])
+        r = self.result(name, Verdict.PASS if check.ok else Verdict.FAIL, seconds=round(seconds, 1),
+                        detail=check.detail, llm_calls=len(calls) if self.choice.scripted else None,
+                        actions=turn.actions if turn else [])
         if not check.ok:
             never = ["the LLM was never called for this task"] if self.choice.scripted and not calls else []
-            r.evidence = never + why + [
-                f"LLM step {c['step']}: answered {c['answer']}" + (f" ({c['error']})" if c.get("error") else "")
+            r.evidence = never + why + check.evidence + [
+                f"LLM step {c['step']}: answered {c['answer']}" + (f" {c['said']!r}" if c.get("said") else "")
+                + (f" ({c['error']})" if c.get("error") else "")
                 for c in calls]
             r.detail = f"{check.detail}; {r.evidence[0]}" if r.evidence else check.detail
         return r
 
-    def _evidence(self, turn: Turn | None, api_error: str | None) -> list[str]:
+    def _evidence(self, turn: Turn | None, api_error: str | None, name: str | None = None) -> list[str]:
         if turn is None:
             return [f"the agent's progress could not be read: {api_error}"]
-        out = [] if turn.done else [f"the agent did not finish within {self.budget:.0f} s (state {turn.state})"]
+        budget = self.budget_of(name) if name else self.budget
+        out = [] if turn.done else [f"the agent did not finish within {budget:.0f} s (state {turn.state})"]
         out += [f"runtime error: {e[:300]}" for e in turn.errors]
         out += [f"runtime output: {o[:300]}" for o in turn.outputs[-2:]]
         return out + [f"action: {a}" for a in turn.actions]

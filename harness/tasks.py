@@ -1,21 +1,35 @@
-"""The task catalog: real agent work on a connected cell, each verified by its EFFECT (a
-file read back from the runtime container, a commit read back from the git server),
-never by what the agent says.
+"""The task catalogs: real agent work on a connected cell.
+
+- built-in (CATALOG below): each verified by its EFFECT (a file read back from the runtime
+  container, a commit read back from the git server), never by what the agent says; every
+  name and content carries a per-run nonce, so a file left by an earlier run can never make
+  a task pass;
+- the upstream catalog (harness/catalogs/upstream.toml): OpenHands' own integration tests
+  t01-t07, as task files;
+- task files (harness/taskfile.py, docs/task-files.md): your own, named in a matrix as
+  `file:PATH`. Each starts in an empty workspace, as each upstream test had a fresh sandbox.
 
 A task is a prompt a real LLM can follow, a marker the scripted LLM (llm.py) keys its
-script on, and a check. Every name and content carries a per-run nonce, so a file left
-by an earlier run can never make a task pass.
+script on, its keyless steps for that LLM, and a check. `resolve` turns a matrix's
+`run.tasks` into tasks; what a task needs that a release or image lacks makes it a skip.
 """
 
 from __future__ import annotations
 
+import base64
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
 from typing import Any, Protocol
 
-from harness import llm
+from harness import generations, llm, taskfile
+from harness.errors import InputError
+from harness.generations import Generation
+from harness.model import ImageSet
 from harness.openhands import Turn
+from harness.taskfile import CheckSpec, Spec
 
 Step = dict[str, Any]
 GIT_REPO = "oh-matrix.git"
@@ -24,7 +38,8 @@ GIT_REPO = "oh-matrix.git"
 class Container(Protocol):
     """What a task needs of a container: run a command in it (docker-py's Container has it)."""
 
-    def exec_run(self, cmd: list[str], user: str = "", demux: bool = False) -> Any: ...
+    def exec_run(self, cmd: list[str], user: str = "", demux: bool = False,
+                 environment: dict[str, str] | None = None) -> Any: ...
 
 
 @dataclass
@@ -36,6 +51,8 @@ class Where:
     runtime: Container | None = None
     git: Container | None = None  # the git server (repo task), sharing the runtime's loopback
     git_port: int = 0
+    env: dict[str, str] = field(default_factory=dict)  # a task file's secrets: for setup and check only
+    timeout: float = 120.0  # for one setup or check command
 
     def path(self, name: str) -> str:
         return f"{self.workspace}/{name}"
@@ -49,19 +66,52 @@ class Where:
 class Check:
     ok: bool
     detail: str
+    evidence: list[str] = field(default_factory=list)  # what the check saw, for a failure
 
 
 @dataclass(frozen=True)
 class Task:
     name: str
     prompt: Callable[[Where], str]  # natural language: what a real LLM is asked
-    steps: Callable[[Where], list[Step]]  # what the scripted LLM answers, in order
+    steps: Callable[[Where], list[Step]] | None  # what the scripted LLM answers, in order (None: no keyless steps)
     check: Callable[[Where, Turn], Check]
     setup: Callable[[Where], None] | None = None  # in the runtime, before the prompt
     needs_git: bool = False
+    catalog: str = "builtin"  # builtin | upstream | file:PATH (TaskResult.catalog)
+    source: str | None = None  # provenance, repo@commit:path
+    budget: float | None = None  # seconds for the agent; None: the matrix's task_budget
+    generations: tuple[str, ...] = ()  # the generations it applies to; empty: all
+    needs: tuple[str, ...] = ()  # capabilities (generations.CAPABILITIES)
+    secrets: tuple[str, ...] = ()  # env var names whose values setup and check get
+    verbatim: bool = False  # a real LLM gets the prompt as written, with no marker
 
-    def message(self, where: Where) -> str:
+    def message(self, where: Where, scripted: bool = True) -> str:
+        if self.verbatim and not scripted:
+            return self.prompt(where)
         return f"{self.prompt(where)}\n\n{llm.marker(self.name, where.nonce)}"
+
+    def key(self, where: Where, scripted: bool = True) -> str:
+        """The text that finds this task's user message in the event stream."""
+        return self.prompt(where) if self.verbatim and not scripted else llm.marker(self.name, where.nonce)
+
+    def skip(self, gen: Generation, images: ImageSet | None, scripted: bool) -> str | None:
+        """Why this task cannot run on this cell (None: it can): its generations, a
+        capability the generation or the image lacks, no keyless steps for the scripted LLM."""
+        if self.generations and gen.name not in self.generations:
+            return (f"applies to {', '.join(self.generations)} only ({self.catalog} says generations = "
+                    f"{list(self.generations)}), not {gen.name}")
+        for need in self.needs:
+            if need in generations.NEVER_HERE:
+                return f"needs {need}: {generations.NEVER_HERE[need]}"
+            if need not in gen.capabilities:
+                return f"needs {need}: " + gen.lacks_why.get(need, f"the {gen.name} agent has no {need}")
+            why = images.lack_reason(need) if images is not None else None
+            if why:
+                return f"needs {need}: {why}"
+        if scripted and self.steps is None:
+            return (f"needs --llm real: {self.catalog} gives no keyless steps for the scripted LLM "
+                    "(set LLM_MODEL and LLM_API_KEY, or add [[tasks.steps]])")
+        return None
 
 
 def read(c: Container | None, path: str) -> tuple[int, str]:
@@ -74,6 +124,30 @@ def read(c: Container | None, path: str) -> tuple[int, str]:
 def sh(c: Container, script: str, user: str = "") -> tuple[int, str]:
     code, out = c.exec_run(["sh", "-c", script], user=user, demux=False)
     return int(code), (out or b"").decode(errors="replace")
+
+
+# A task file's command, as the runtime's own user (docker exec's default: V0 root, V1 the
+# sandbox's openhands), in the workspace, with bash as upstream's runtime runs commands.
+# Its output goes through a file, so a process it starts in the background (t05's web
+# server) does not hold docker exec open; `timeout` ends a command that never returns.
+RUN = ('cd "$OH_MATRIX_WORKSPACE" || exit 1; out=$(mktemp) || exit 1; '
+       'timeout "$OH_MATRIX_TIMEOUT" bash -c "$1" >"$out" 2>&1 </dev/null; code=$?; '
+       'cat "$out"; rm -f "$out"; exit $code')
+TIMED_OUT = 124  # timeout(1)'s exit status
+
+
+def run_in(w: Where, command: str) -> tuple[int, str]:
+    """(exit status, output) of a task file's command in the runtime."""
+    if w.runtime is None:
+        return -1, "(no runtime container)"
+    env = {**w.env, "OH_MATRIX_WORKSPACE": w.workspace, "OH_MATRIX_TIMEOUT": str(int(w.timeout))}
+    code, out = w.runtime.exec_run(["sh", "-c", RUN, "sh", command], demux=False, environment=env)
+    return int(code), (out or b"").decode(errors="replace")
+
+
+def tail(text: str, n: int = 400) -> str:
+    text = text.strip()
+    return text if len(text) <= n else "..." + text[-n:]
 
 
 def _expect_file(where: Where, path: str, want: str) -> Check:
@@ -209,3 +283,151 @@ REPO = Task(
 
 CATALOG: dict[str, Task] = {t.name: t for t in (CREATE_FILE, RUN_COMMAND, EDIT_FILE, MULTI_STEP, REPO)}
 DEFAULT = list(CATALOG)
+
+
+# -- task files -----------------------------------------------------------------------------
+
+def _at(w: Where, path: str) -> str:
+    """A task file's path: relative ones are in the agent's workspace."""
+    return path if path.startswith("/") else w.path(path)
+
+
+def _steps_of(spec: Spec) -> Callable[[Where], list[Step]] | None:
+    if spec.steps is None:
+        return None
+
+    def steps(w: Where) -> list[Step]:
+        return [{**s, "path": _at(w, s["path"])} if "path" in s else dict(s) for s in spec.steps or ()]
+
+    return steps
+
+
+def _setup_of(spec: Spec) -> Callable[[Where], None]:
+    def setup(w: Where) -> None:
+        # An empty workspace, as upstream's fresh sandbox per test (the cell's tasks share one
+        # runtime); best effort, so a read-only workspace still gets to the agent.
+        run_in(w, "find . -mindepth 1 -delete 2>/dev/null; true")
+        for f in spec.files:
+            path = _at(w, f.path)
+            data = base64.b64encode(f.content.encode()).decode()
+            code, out = run_in(w, f"mkdir -p -- {shlex.quote(str(Path(path).parent))} && "
+                                  f"printf %s {data} | base64 -d > {shlex.quote(path)}")
+            if code != 0:
+                raise RuntimeError(f"could not seed {path} in the runtime (exit {code}): {tail(out, 200)}")
+        for i, command in enumerate(spec.setup):
+            code, out = run_in(w, command)
+            if code != 0:
+                raise RuntimeError(f"setup[{i}] `{command}` exited {code} in the runtime: {tail(out, 200)}")
+
+    return setup
+
+
+def _check_command(c: CheckSpec, w: Where) -> Check:
+    assert c.run is not None
+    code, out = run_in(w, c.run)
+    text = out.replace("\r\n", "\n")
+    seen = [f"check command: {c.run} (in {w.workspace})",
+            f"check exit status: {code}" + (f" (timed out after {w.timeout:.0f} s)" if code == TIMED_OUT else "")
+            + f", expected {c.exit_code}", f"check output (tail): {tail(text)}"]
+    if code != c.exit_code:
+        return Check(False, f"`{c.run}` exited {code}, expected {c.exit_code}: {tail(text, 200)}", seen)
+    if c.output is not None and text.strip() != c.output.strip():
+        return Check(False, f"`{c.run}` printed {tail(text, 200)!r}, expected {c.output.strip()!r}", seen)
+    if c.output_contains is not None and c.output_contains not in text:
+        return Check(False, f"`{c.run}` printed {tail(text, 200)!r}, which lacks {c.output_contains!r}", seen)
+    return Check(True, f"`{c.run}` exited {code}" + (" with the expected output" if c.output is not None
+                                                     or c.output_contains is not None else ""))
+
+
+def _check_file(c: CheckSpec, w: Where) -> Check:
+    assert c.file is not None and c.content is not None
+    path = _at(w, c.file)
+    code, got = run_in(w, f"cat -- {shlex.quote(path)}")
+    seen = [f"check file: {path}", f"check read: exit status {code}, {len(got)} bytes: {tail(got)}"]
+    if code != 0:
+        return Check(False, f"{path} not in the runtime: {tail(got, 200)}", seen)
+    if got != c.content:
+        return Check(False, f"{path} holds {got[:200]!r}, expected {c.content[:200]!r}", seen)
+    return Check(True, f"{path} holds the expected {len(c.content)} bytes")
+
+
+def _check_said(c: CheckSpec, turn: Turn) -> Check:
+    texts = [text for kind, text in turn.said if kind in c.messages_from]
+    kinds = ", ".join(c.messages_from)
+    want = " or ".join(repr(x) for x in c.message_contains)
+    found = next((x for x in c.message_contains if any(x in text for text in texts)), None)
+    if found is not None:
+        return Check(True, f"the agent said {found!r} ({kinds})")
+    seen = [f"agent said ({kind}): {tail(text, 300)}" for kind, text in turn.said] or ["the agent said nothing"]
+    return Check(False, f"the agent's messages ({kinds}) never contain {want}", seen)
+
+
+def _check_of(spec: Spec) -> Callable[[Where, Turn], Check]:
+    def check(w: Where, turn: Turn) -> Check:
+        c = spec.check
+        parts = ([_check_command(c, w)] if c.run is not None else []) + ([_check_file(c, w)] if c.file else []) \
+            + ([_check_said(c, turn)] if c.message_contains else [])
+        failed = [p for p in parts if not p.ok]
+        if failed:
+            return Check(False, failed[0].detail, [e for p in failed for e in p.evidence])
+        return Check(True, "; ".join(p.detail for p in parts))
+
+    return check
+
+
+def from_spec(spec: Spec) -> Task:
+    return Task(spec.name, prompt=lambda w: spec.instruction, steps=_steps_of(spec), check=_check_of(spec),
+                setup=_setup_of(spec), catalog=spec.catalog, source=spec.provenance, budget=spec.budget,
+                generations=spec.generations, needs=spec.needs, secrets=spec.secrets, verbatim=True)
+
+
+# -- run.tasks -> tasks ---------------------------------------------------------------------
+
+UPSTREAM = "upstream"  # OpenHands' own integration tests (harness/catalogs/upstream.toml)
+UPSTREAM_FILE = "harness/catalogs/upstream.toml"
+FILE_PREFIX = "file:"
+
+
+def upstream_text() -> str:
+    return (resources.files("harness") / "catalogs" / "upstream.toml").read_text()
+
+
+def upstream() -> dict[str, Task]:
+    return {s.name: from_spec(s) for s in taskfile.parse(upstream_text(), UPSTREAM_FILE, UPSTREAM)}
+
+
+def resolve(entries: list[str], base: Path, texts: dict[str, str] | None = None,
+            key: str = "run.tasks") -> tuple[list[Task], dict[str, str]]:
+    """A matrix's `run.tasks` as tasks, in order: built-in names, upstream catalog names
+    (`upstream` alone: all of it), `file:PATH` (every task of a task file, PATH relative to
+    the matrix file). Returns the task files' texts as read (`texts`: read before, e.g. by
+    the controller for a worker). Unknown names and duplicates are input errors."""
+    texts = dict(texts or {})
+    ups = upstream()
+    out: list[Task] = []
+    for i, entry in enumerate(entries):
+        if entry.startswith(FILE_PREFIX):
+            rel = entry.removeprefix(FILE_PREFIX)
+            path = base / rel
+            if str(path) not in texts:
+                try:
+                    texts[str(path)] = path.read_text()
+                except OSError as e:
+                    raise InputError(f"{key}[{i}]: {entry}: cannot read task file {path}: {e.strerror}") from None
+            found = [from_spec(s) for s in taskfile.parse(texts[str(path)], str(path), entry)]
+        elif entry == UPSTREAM:
+            found = list(ups.values())
+        elif entry in CATALOG:
+            found = [CATALOG[entry]]
+        elif entry in ups:
+            found = [ups[entry]]
+        else:
+            raise InputError(f"{key}[{i}]: unknown task {entry!r} (built-in: {', '.join(CATALOG)}; upstream: "
+                             f"{', '.join(ups)}, or all of them as {UPSTREAM!r}; or file:PATH for a task file)")
+        for t in found:
+            twin = next((o for o in out if o.name == t.name), None)
+            if twin is not None:
+                raise InputError(f"{key}[{i}]: task {t.name!r} twice (from {twin.catalog} and from {t.catalog}); "
+                                 "task names must be unique in a run")
+            out.append(t)
+    return out, texts

@@ -121,6 +121,11 @@ def inputs(s: State) -> None:
     if o.backend is not None and o.backend not in matrix.BACKENDS:
         raise InputError(f"--backend {o.backend}: expected one of {', '.join(matrix.BACKENDS)}")
     llm_mode(m.llm, o.llm)
+    for t in m.task_defs:  # a task file's secrets come from the harness's own environment
+        for j, name in enumerate(t.secrets):
+            if name not in os.environ:
+                raise InputError(f"{t.catalog}: task {t.name}: secrets[{j}]: {name} is not set in the environment "
+                                 "(its value goes to the task's setup and check)")
     s.app_env = matrix.parse_app_env(o.app_env)
     s.cells = m.select(o.only)
     for cell in s.cells:
@@ -145,6 +150,7 @@ def context(s: State) -> None:
     os.environ["OH_MATRIX_RUN_ID"] = run_id
     os.environ.setdefault("OH_MATRIX_OWNER_PID", str(os.getpid()))  # owner of what the run labels
     s.ctx = RunContext(run_id=run_id, out=o.out or default_out(run_id), matrix_path=m.path, matrix_text=m.text,
+                       task_files=m.files,
                        backend=o.backend or m.backend, app_env=s.app_env, only=list(o.only), started_at=now(),
                        remedies=o.remedies, llm=llm_mode(m.llm, o.llm))
 

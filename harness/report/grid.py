@@ -13,8 +13,13 @@ def column(cell: CellResult) -> str:
 
 
 def task_summary(cell: CellResult) -> str | None:
-    tasks = cell.tasks
-    return f"tasks {sum(t.verdict == 'pass' for t in tasks)}/{len(tasks)}" if tasks else None
+    """`tasks 4/5`, and how many were skipped (not applicable here): `tasks 4/5 +2 skipped`."""
+    ran = [t for t in cell.tasks if t.verdict != "skip"]
+    skipped = len(cell.tasks) - len(ran)
+    if not cell.tasks:
+        return None
+    text = f"tasks {sum(t.verdict == 'pass' for t in ran)}/{len(ran)}"
+    return text + (f" +{skipped} skipped" if skipped else "")
 
 
 def cell_text(cell: CellResult) -> str:

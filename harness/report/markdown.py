@@ -164,7 +164,7 @@ def failures(cells: list[CellResult]) -> list[Failure]:
     groups: dict[str, Failure] = {}
     for c in cells:
         bad_tasks = tuple(t.model_copy(update={"detail": first_line(t.detail) if t.detail else None})
-                          for t in c.tasks if t.verdict != "pass")
+                          for t in c.tasks if t.verdict not in ("pass", "skip"))
         if c.connect.verdict in ("pass", "skip") and not bad_tasks:
             continue
         remedies = tuple(r.model_copy(update={"why": truncate(clean(r.why))}) for r in c.remedies)
@@ -177,11 +177,14 @@ def failures(cells: list[CellResult]) -> list[Failure]:
 
 
 def skipped(cells: list[CellResult]) -> dict[str, list[str]]:
-    """Skip reason -> the cells it applies to."""
+    """Skip reason -> the cells (and tasks, as TAG-MODE-TASK) it applies to."""
     out: dict[str, list[str]] = {}
     for c in cells:
         if c.connect.verdict == "skip":
             out.setdefault(first_line(c.connect.reason) or "no reason given", []).append(c.id)
+        for t in c.tasks:
+            if t.verdict == "skip":
+                out.setdefault(first_line(t.detail) or "no reason given", []).append(f"{c.id}-{t.name}")
     return out
 
 

@@ -120,3 +120,18 @@ def test_exceptions_map_to_one_code_each() -> None:
     assert workflow.exit_code(errors.InfraError("x")) == 1  # not "Docker unusable"
     assert workflow.exit_code(KeyboardInterrupt()) == 130
     assert workflow.exit_code(RuntimeError("a bug")) == 4
+
+
+def test_a_bad_task_file_exit_2_one_line_before_docker(tmp_path: Path) -> None:
+    """The task file is read with the matrix: its error names the file, the task and the key,
+    and nothing Docker-related starts (DOCKER_HOST leads nowhere: exit 3 would say it tried)."""
+    (tmp_path / "tasks").mkdir()
+    bad = tmp_path / "tasks" / "mine.toml"
+    bad.write_text('[[tasks]]\nname = "greet"\ninstruction = "Say hi."\n[tasks.check]\nrun = ""\n')
+    m = tmp_path / "m.toml"
+    m.write_text('[run]\ntasks = ["create-file", "file:tasks/mine.toml"]\n[[targets]]\ntag = "0.62"\n[modes.host]\n')
+    r = oh_matrix("run", "--matrix", str(m), env={"DOCKER_HOST": f"unix://{tmp_path}/no-daemon.sock"})
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
+    assert f"{bad}: task greet: check.run: empty" in r.stderr
+    assert "Docker" not in r.stderr and r.stdout == ""

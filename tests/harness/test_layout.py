@@ -73,7 +73,7 @@ def loaded_by(*modules: str) -> set[str]:
 
 
 @pytest.mark.parametrize("module", ["harness.matrix", "harness.model", "harness.diagnosis", "harness.generations",
-                                    "harness.modes", "harness.recommend", "harness.tasks"])
+                                    "harness.modes", "harness.recommend", "harness.tasks", "harness.taskfile"])
 def test_data_modules_import_neither_docker_nor_httpx(module: str) -> None:
     loaded = loaded_by(module)
     assert not {"docker", "httpx", "testcontainers"} & loaded, module
