@@ -1,0 +1,181 @@
+"""Task files on the real releases: OpenHands' own t01-t07 (the upstream catalog) and the
+example task file, through the release's own agent loop with the scripted LLM, each verdict
+read back from the runtime or from what the agent said; and the negative controls, one per
+kind of check, which prove the checks can fail for the right reason."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from harness import taskfile, tasks
+from harness.cell import CellPlan
+from harness.matrix import Cell, ModeChoice, Target
+from harness.model import CellResult, ImageSet
+from harness.runner import run_cell
+from harness.tasks import Task
+
+pytestmark = [pytest.mark.engine, pytest.mark.release]  # run one at a time: see noxfile.py
+ROOT = Path(__file__).resolve().parents[2]
+Leftovers = Callable[[str], list[str]]
+
+# What each release can do of the upstream catalog with the pypi backend's images: a pass,
+# or a skip whose reason names what lacks and where.
+PASS = "pass"
+V0_EXPECTED = {"t01-fix-typos": PASS, "t02-hello-sh": PASS, "t03-ipython-file": PASS, "t04-git-staging": PASS,
+               "t05-browse-local": "needs browser: the pypi backend's images", "t06-pr-browsing": "needs internet:",
+               "t07-interactive": PASS}
+V1_EXPECTED = {**V0_EXPECTED, "t03-ipython-file": "needs ipython: the V1 SDK agent has no IPython tool"}
+
+
+def run(images: ImageSet, run_id: str, catalog: dict[str, Task], env: dict[str, str] | None = None) -> CellResult:
+    cell = Cell(Target(images.tag, images.api), ModeChoice("host-gateway"))
+    return run_cell(CellPlan(run_id, cell, images, env or {}, connect_budget=150, app_budget=150,
+                             tasks=list(catalog), catalog=catalog, task_budget=120))
+
+
+def assert_as_expected(r: CellResult, expected: dict[str, str]) -> None:
+    assert r.connect.verdict == "pass", r.connect.explain()
+    assert [t.name for t in r.tasks] == list(expected)
+    for t in r.tasks:
+        assert t.catalog == "upstream" and t.source and "e0d26c1f4e51d20b0f04f83b000e819112b48cc3" in t.source
+        if expected[t.name] == PASS:
+            assert t.verdict == "pass", t.model_dump_json(indent=1)
+            assert t.llm_calls and t.llm_calls >= 2, t  # through the agent loop: an action and the answer
+        else:
+            assert t.verdict == "skip" and (t.detail or "").startswith(expected[t.name]), t
+            assert t.llm_calls is None and not t.actions  # never sent to the agent
+
+
+def test_v0_runs_the_upstream_catalog(v0_images: ImageSet, run_id: str, leftovers: Leftovers) -> None:
+    r = run(v0_images, run_id, tasks.upstream())
+    assert_as_expected(r, V0_EXPECTED)
+    by = {t.name: t for t in r.tasks}
+    assert any(a.startswith("run_ipython:") for a in by["t03-ipython-file"].actions), by["t03-ipython-file"]
+    assert r.passed  # skips count for nothing
+    assert leftovers(run_id) == []
+
+
+def test_v1_runs_the_upstream_catalog(v1_images: ImageSet, run_id: str, leftovers: Leftovers) -> None:
+    r = run(v1_images, run_id, tasks.upstream())
+    assert_as_expected(r, V1_EXPECTED)
+    assert r.passed
+    assert leftovers(run_id) == []
+
+
+# -- negative controls -------------------------------------------------------------------------
+
+STATE_CHECKS = '''
+[[tasks]]
+name = "ro-file"
+instruction = "Create out.txt in your working directory holding the line: written"
+[tasks.check]
+file = "out.txt"
+content = "written\\n"
+[[tasks.steps]]
+create = "out.txt"
+text = "written\\n"
+
+[[tasks]]
+name = "ro-run"
+instruction = "Write a shell script hi.sh in your working directory that prints hi."
+[tasks.check]
+run = "bash hi.sh"
+output = "hi"
+[[tasks.steps]]
+create = "hi.sh"
+text = "echo hi\\n"
+'''
+
+
+@pytest.mark.parametrize("gen", ["v0", "v1"])
+def test_a_read_only_workspace_fails_the_state_checks_with_the_runtimes_error(
+        gen: str, v0_images: ImageSet, v1_images: ImageSet, run_id: str) -> None:
+    """The app mounts a host folder read-only as the agent's workspace (SANDBOX_VOLUMES): the
+    runtime connects, the agent tries, the runtime refuses, and each check (a file's content,
+    a command's result) fails, with the runtime's error in the evidence."""
+    images, inside = (v0_images, "/workspace") if gen == "v0" else (v1_images, "/workspace/project")
+    catalog = {s.name: tasks.from_spec(s) for s in taskfile.parse(STATE_CHECKS, "ro.toml", "file:ro.toml")}
+    with tempfile.TemporaryDirectory(prefix="oh-matrix-ro-") as d:
+        os.chmod(d, 0o777)
+        r = run(images, run_id, catalog, {"SANDBOX_VOLUMES": f"{d}:{inside}:ro"})
+    assert r.connect.verdict == "pass", r.connect.explain()
+    by = {t.name: t for t in r.tasks}
+    for t in by.values():
+        assert t.verdict == "fail", t.model_dump_json(indent=1)
+        assert any(e.startswith("runtime error:") and "Read-only file system" in e for e in t.evidence), t.evidence
+        assert t.llm_calls and t.llm_calls >= 2  # the LLM was called: the action failed, not the model
+    assert "out.txt not in the runtime" in (by["ro-file"].detail or "")
+    assert f"check command: bash hi.sh (in {inside})" in by["ro-run"].evidence
+    assert any(e.startswith("check exit status: 127, expected 0") for e in by["ro-run"].evidence), by["ro-run"]
+
+
+@pytest.mark.parametrize("gen", ["v0", "v1"])
+def test_a_wrong_answer_fails_the_message_check(gen: str, v0_images: ImageSet, v1_images: ImageSet,
+                                                run_id: str) -> None:
+    """t07 with keyless steps that run the script and then say a wrong number: the check reads
+    what the agent said and fails, saying what it said."""
+    images = v0_images if gen == "v0" else v1_images
+    spec = next(s for s in taskfile.parse(tasks.upstream_text(), "up", "upstream") if s.name == "t07-interactive")
+    assert spec.steps is not None
+    wrong = replace(spec, name="t07-wrong-answer", catalog="file:wrong.toml",
+                    steps=(spec.steps[0], {"do": "say", "text": "The secret number is 123."}))
+    r = run(images, run_id, {"t07-wrong-answer": tasks.from_spec(wrong)})
+    assert r.connect.verdict == "pass", r.connect.explain()
+    [t] = r.tasks
+    assert t.verdict == "fail" and "never contain '707'" in (t.detail or ""), t
+    assert "agent said (message): The secret number is 123." in t.evidence, t.evidence
+    assert any("707" in e for e in t.evidence if e.startswith("runtime output:")), t.evidence  # the runtime said it
+
+
+WRONG_EXAMPLE = '''
+[[tasks]]
+name = "sum-numbers-wrong"
+instruction = "Write sum.py in your working directory: it prints the sum of the integers in numbers.txt there."
+[[tasks.files]]
+path = "numbers.txt"
+content = "4\\n8\\n15\\n16\\n23\\n42\\n"
+[tasks.check]
+run = "python3 sum.py"
+output = "108"
+[[tasks.steps]]
+create = "sum.py"
+text = "print(sum(int(line) for line in open('numbers.txt') if line.strip()) - 1)\\n"
+'''
+
+
+def test_the_example_task_file_through_the_cli(tmp_path: Path, run_id: str) -> None:
+    """`oh-matrix run` on a matrix naming tasks/example.toml and a copy whose keyless steps are
+    wrong, on 0.62 and latest, two workers: the three example tasks pass; the copy fails with
+    the check's command, its exit status and its output in the evidence."""
+    (tmp_path / "wrong.toml").write_text(WRONG_EXAMPLE)
+    m = tmp_path / "m.toml"
+    m.write_text(f'[run]\nbackend = "pypi"\ntasks = ["file:{ROOT}/tasks/example.toml", "file:wrong.toml"]\n'
+                 '[[targets]]\ntag = "0.62"\n[[targets]]\ntag = "latest"\n[modes.host-gateway]\n')
+    out = tmp_path / "out"
+    p = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--matrix", str(m), "--out", str(out), "-n", "2",
+                        "--llm", "scripted"], cwd=ROOT, capture_output=True, text=True, timeout=1500,
+                       env={**os.environ, "OH_MATRIX_RUN_ID": run_id})
+    assert p.returncode == 1, p.stdout[-3000:] + p.stderr[-2000:]  # the wrong copy fails the run
+    results = json.loads((out / "results.json").read_text())
+    assert [c["id"] for c in results["cells"]] == ["0.62-host-gateway", "latest-host-gateway"]
+    for cell in results["cells"]:
+        verdicts = {t["name"]: t["verdict"] for t in cell["tasks"]}
+        assert verdicts == {"sum-numbers": "pass", "greeting-file": "pass", "count-words": "pass",
+                            "sum-numbers-wrong": "fail"}, cell["tasks"]
+        wrong = next(t for t in cell["tasks"] if t["name"] == "sum-numbers-wrong")
+        assert wrong["catalog"] == "file:wrong.toml"
+        assert any(e.startswith("check command: python3 sum.py") for e in wrong["evidence"]), wrong
+        assert "check exit status: 0, expected 0" in wrong["evidence"], wrong
+        assert "check output (tail): 107" in wrong["evidence"], wrong
+    junit = (out / "junit.xml").read_text()
+    assert 'name="test_task[latest-host-gateway-count-words]"' in junit
+    assert "sum-numbers-wrong" in (out / "summary.md").read_text()
