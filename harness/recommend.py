@@ -107,8 +107,10 @@ def _plain(best: CellResult, cells: Sequence[CellResult]) -> Recommendation:
     older = sorted((c for c in cells if c.passed and version_key(cell_version(c)) < floor),
                    key=_plain_rank, reverse=True)
     mode = modes.MODES.get(best.mode)
+    ran = [t for t in best.tasks if t.verdict != "skip"]
+    skipped = f" ({len(best.tasks) - len(ran)} skipped: not applicable here)" if len(ran) < len(best.tasks) else ""
     why = [f"{_label(best)} is the newest release that connected"
-           + (f" and passed all {len(best.tasks)} tasks" if best.tasks else " (no tasks ran)"),
+           + (f" and passed all {len(ran)} tasks{skipped}" if ran else f" (no tasks ran{skipped})"),
            f"{best.mode} is {mode.why if mode else 'a mode this tool does not rank'}"]
     if best.connect.seconds is not None:
         why.append(f"runtime ready in {best.connect.seconds:.0f}s")

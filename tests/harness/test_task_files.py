@@ -448,3 +448,20 @@ def test_declared_secrets_are_redacted_whatever_their_names() -> None:
                                      evidence=["check output (tail): opensesame-42"])])
     out = redact_result(r, {}, ["opensesame-42"])
     assert "opensesame" not in out.model_dump_json()
+
+
+def test_a_skipped_task_counts_for_nothing_and_is_shown_apart() -> None:
+    from harness.recommend import recommend
+    from harness.report import grid, markdown
+
+    cell = CellResult(id="0.62-host", tag="0.62", mode="host", api="v0", resolved_version="0.62.0",
+                      connect=Connect(verdict="pass", seconds=20),
+                      tasks=[TaskResult(name="t01-fix-typos", verdict="pass", catalog="upstream"),
+                             TaskResult(name="t05-browse-local", verdict="skip", catalog="upstream",
+                                        detail="needs browser: the pypi backend's images of 0.62.0 lack it")])
+    assert cell.passed and cell.tasks_passed
+    assert grid.task_summary(cell) == "tasks 1/1 +1 skipped"
+    assert "passed all 1 tasks (1 skipped: not applicable here)" in recommend([cell]).why
+    assert markdown.failures([cell]) == []
+    assert markdown.skipped([cell]) == {"needs browser: the pypi backend's images of 0.62.0 lack it":
+                                        ["0.62-host-t05-browse-local"]}
