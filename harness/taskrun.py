@@ -227,7 +227,7 @@ class TaskRunner:
         budget = self.budget_of(name) if name else self.budget
         out = [] if turn.done else [f"the agent did not finish within {budget:.0f} s (state {turn.state})"]
         out += [f"runtime error: {e[:300]}" for e in turn.errors]
-        out += [f"runtime output: {o[:300]}" for o in turn.outputs[-2:]]
+        out += [f"runtime output: {o[:300]}" for o in [o for o in turn.outputs if o.strip()][-2:]]
         return out + [f"action: {a}" for a in turn.actions]
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import taskfile, tasks
+from harness import generations, taskfile, tasks
 from harness.cell import CellPlan
 from harness.matrix import Cell, ModeChoice, Target
 from harness.model import CellResult, ImageSet
@@ -73,48 +73,62 @@ def test_v1_runs_the_upstream_catalog(v1_images: ImageSet, run_id: str, leftover
 
 # -- negative controls -------------------------------------------------------------------------
 
-STATE_CHECKS = '''
+def state_checks(folder: str) -> str:
+    """A file check and a command check on files the agent writes in `folder` (relative to its
+    workspace; "" for the workspace itself)."""
+    return f'''
 [[tasks]]
 name = "ro-file"
-instruction = "Create out.txt in your working directory holding the line: written"
+instruction = "Create {folder}out.txt in your working directory holding the line: written"
 [tasks.check]
-file = "out.txt"
+file = "{folder}out.txt"
 content = "written\\n"
 [[tasks.steps]]
-create = "out.txt"
+create = "{folder}out.txt"
 text = "written\\n"
 
 [[tasks]]
 name = "ro-run"
-instruction = "Write a shell script hi.sh in your working directory that prints hi."
+instruction = "Write a shell script {folder}hi.sh in your working directory that prints hi."
 [tasks.check]
-run = "bash hi.sh"
+run = "bash {folder}hi.sh"
 output = "hi"
 [[tasks.steps]]
-create = "hi.sh"
+create = "{folder}hi.sh"
 text = "echo hi\\n"
 '''
+
+
+# V1 connects with its whole workspace read-only. V0 does not: its runtime exits at start
+# (exit code 3; it writes to /workspace as it starts, e.g. `git init`), so on V0 the agent
+# writes in a read-only folder inside the workspace.
+READ_ONLY = {"v0": ("/workspace/readonly", "readonly/"), "v1": ("/workspace/project", "")}
 
 
 @pytest.mark.parametrize("gen", ["v0", "v1"])
 def test_a_read_only_workspace_fails_the_state_checks_with_the_runtimes_error(
         gen: str, v0_images: ImageSet, v1_images: ImageSet, run_id: str) -> None:
-    """The app mounts a host folder read-only as the agent's workspace (SANDBOX_VOLUMES): the
+    """The app mounts a host folder read-only where the agent writes (SANDBOX_VOLUMES): the
     runtime connects, the agent tries, the runtime refuses, and each check (a file's content,
     a command's result) fails, with the runtime's error in the evidence."""
-    images, inside = (v0_images, "/workspace") if gen == "v0" else (v1_images, "/workspace/project")
-    catalog = {s.name: tasks.from_spec(s) for s in taskfile.parse(STATE_CHECKS, "ro.toml", "file:ro.toml")}
+    images = v0_images if gen == "v0" else v1_images
+    mount, folder = READ_ONLY[gen]
+    catalog = {s.name: tasks.from_spec(s) for s in taskfile.parse(state_checks(folder), "ro.toml", "file:ro.toml")}
     with tempfile.TemporaryDirectory(prefix="oh-matrix-ro-") as d:
         os.chmod(d, 0o777)
-        r = run(images, run_id, catalog, {"SANDBOX_VOLUMES": f"{d}:{inside}:ro"})
+        r = run(images, run_id, catalog, {"SANDBOX_VOLUMES": f"{d}:{mount}:ro"})
     assert r.connect.verdict == "pass", r.connect.explain()
     by = {t.name: t for t in r.tasks}
     for t in by.values():
         assert t.verdict == "fail", t.model_dump_json(indent=1)
-        assert any(e.startswith("runtime error:") and "Read-only file system" in e for e in t.evidence), t.evidence
+        # the runtime's own words: V1 an error observation, V0 its file editor's output ("ERROR: Ran into
+        # [Errno 30] Read-only file system: ...")
+        assert any(e.startswith(("runtime error:", "runtime output:")) and "Read-only file system" in e
+                   for e in t.evidence), t.evidence
         assert t.llm_calls and t.llm_calls >= 2  # the LLM was called: the action failed, not the model
-    assert "out.txt not in the runtime" in (by["ro-file"].detail or "")
-    assert f"check command: bash hi.sh (in {inside})" in by["ro-run"].evidence
+    assert f"{folder}out.txt not in the runtime" in (by["ro-file"].detail or "")
+    workspace = generations.get(gen).workspace
+    assert f"check command: bash {folder}hi.sh (in {workspace})" in by["ro-run"].evidence
     assert any(e.startswith("check exit status: 127, expected 0") for e in by["ro-run"].evidence), by["ro-run"]
 
 
