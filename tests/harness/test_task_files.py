@@ -465,3 +465,17 @@ def test_a_skipped_task_counts_for_nothing_and_is_shown_apart() -> None:
     assert markdown.failures([cell]) == []
     assert markdown.skipped([cell]) == {"needs browser: the pypi backend's images of 0.62.0 lack it":
                                         ["0.62-host-t05-browse-local"]}
+
+
+def test_a_secret_missing_from_the_environment_is_an_input_error(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness import workflow
+
+    (tmp_path / "t.toml").write_text(task(secrets='["OH_MATRIX_TEST_TOKEN"]') + CHECK)
+    (tmp_path / "m.toml").write_text('[run]\ntasks = ["file:t.toml"]\n[[targets]]\ntag = "0.62"\n[modes.host]\n')
+    monkeypatch.delenv("OH_MATRIX_TEST_TOKEN", raising=False)
+    s = workflow.State(workflow.Options(matrix=str(tmp_path / "m.toml"), llm="scripted"))
+    with pytest.raises(InputError, match=r"file:t.toml: task t1: secrets\[0\]: OH_MATRIX_TEST_TOKEN is not set"):
+        workflow.inputs(s)
+    monkeypatch.setenv("OH_MATRIX_TEST_TOKEN", "value")
+    workflow.inputs(s)
