@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import datetime as dt
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -20,7 +22,7 @@ import docker
 from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 
-from harness import cleanup, docker_host, modes
+from harness import admission, cleanup, docker_host, hostload, modes
 from harness.containers import CellResources, app_container, free_port
 from harness.diagnosis import Decision, Judge, Observation
 from harness.errors import AdapterError, InputError
@@ -28,7 +30,7 @@ from harness.generations import Generation
 from harness.matrix import Cell
 from harness.model import Cause, CellResult, Connect, Evidence, ImageSet, Source, TaskResult, Verdict, strip_ansi
 from harness.openhands import Adapter, LlmSettings, RuntimeState, adapter_for
-from harness.probes import probe_from, proxy_env
+from harness.probes import probe_from, proxy_env, proxy_for
 from harness.taskrun import LlmChoice, TaskRunner
 
 POLL = 2.0
@@ -51,6 +53,8 @@ class CellPlan:
     tasks: list[str] = field(default_factory=list)  # catalog names, run once connected
     llm: LlmChoice = field(default_factory=LlmChoice)
     task_budget: float = 120.0
+    boot_slots: int = 1  # boots this machine admits at once (admission.py)
+    alone: bool = False  # boot with the machine to itself: every slot held
 
 
 def runtime_kwargs(user_value: str | None, lbl: dict[str, str]) -> str:
@@ -109,6 +113,49 @@ def runtime_facts(runtime: Container) -> str:
             f"OOM {bool(state.get('OOMKilled'))}, network {net}, published: {published or 'nothing'}")
 
 
+def _started_at(runtime: Container) -> float | None:
+    """When the daemon started the container (epoch seconds), from its State.StartedAt."""
+    stamp = str((runtime.attrs.get("State") or {}).get("StartedAt") or "")
+    if not stamp or stamp.startswith("0001-"):
+        return None
+    head, _, frac = stamp.rstrip("Z").partition(".")
+    try:
+        started = dt.datetime.fromisoformat(head).replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
+    return started.timestamp() + (float(f"0.{frac[:6]}") if frac else 0.0)
+
+
+def cpu_and_memory(container: Container | None) -> tuple[float, float]:
+    """The container's CPU seconds since it started and its memory now, by the daemon's own
+    accounting (a one-shot stats call); zeros for a container that is gone."""
+    if container is None:
+        return 0.0, 0.0
+    try:
+        stats = container.stats(stream=False, one_shot=True)
+    except (NotFound, APIError):
+        return 0.0, 0.0
+    cpu = float(((stats.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage") or 0) / 1e9
+    return cpu, float((stats.get("memory_stats") or {}).get("usage") or 0)
+
+
+def daemon_events(client: docker.DockerClient, name: str, since: float) -> str:
+    """What the daemon's event stream says about a container since `since`: create, start,
+    die (with its exit code), oom, kill..., in order."""
+    try:
+        events = list(client.events(since=int(since), until=int(time.time()) + 1, decode=True,
+                                    filters={"container": name, "type": "container"}))
+    except (APIError, NotFound):
+        return ""
+    parts = []
+    for e in events:
+        attrs = (e.get("Actor") or {}).get("Attributes") or {}
+        extra = f" exitCode={attrs['exitCode']}" if "exitCode" in attrs else ""
+        when = dt.datetime.fromtimestamp(e.get("time", 0), dt.UTC).strftime("%H:%M:%S")
+        parts.append(f"{when} {e.get('Action') or e.get('status')}{extra}")
+    return ", ".join(parts)
+
+
 class Watch(Protocol):
     """What the connect watch needs to know about one runtime, per entry point."""
 
@@ -116,6 +163,7 @@ class Watch(Protocol):
     def state(self) -> RuntimeState: ...  # the app's own account; raises AdapterError
     def runtime_url(self, app_logs: str, runtime: Container | None) -> str | None: ...
     def callback_target(self) -> tuple[str, int] | None: ...
+    def runtime_failure(self, app_logs: str) -> str | None: ...  # the app's own line naming one
     def runtime_running(self, runtime: Container) -> None: ...  # on every look while it runs
 
 
@@ -132,6 +180,11 @@ class CellCore:
         self.resources = CellResources(self.client, self.labels, self.name)
         self.network: str | None = None
         self.launched = False
+        self.boot_start: hostload.CpuSample | None = None  # the machine when this boot began
+        self.app_started = 0.0  # monotonic, when the app container started
+        self.app_cpu_at_api = 0.0  # the app's CPU seconds when its API first answered
+        self.runtime_answered: float | None = None  # epoch seconds: first look where the runtime answered
+        self.conversation_at = 0.0  # epoch seconds: when the conversation was created
         self.app_env: dict[str, str] = {}
         self.runtime_name: str | None = None
         self.result = CellResult(
@@ -180,6 +233,7 @@ class CellCore:
             address = "0.0.0.0" if launch.publish_all else "127.0.0.1"
             app.ports[f"{launch.listen_port}/tcp"] = (address, launch.host_port)  # type: ignore[assignment]
         container = (stack or self.resources.stack).enter_context(app).get_wrapped_container()
+        self.app_started = time.monotonic()
         self.result.socket_mounted_in = [self.name]
         return container
 
@@ -201,6 +255,7 @@ class CellCore:
                                 f"app container {container.status} with exit code {code} before its API answered")
             if adapter.healthy():
                 self.result.app_seconds = round(time.monotonic() - t0, 1)
+                self.app_cpu_at_api = cpu_and_memory(container)[0]
                 return None
             time.sleep(1)
         return Decision(Verdict.FAIL, Cause.BUDGET_EXCEEDED,
@@ -224,12 +279,16 @@ class CellCore:
             state = runtime.attrs["State"]
             o.runtime_status, o.runtime_exit = runtime.status, state.get("ExitCode")
             o.runtime_oom = bool(state.get("OOMKilled"))
+            o.runtime_error = str(state.get("Error") or "")
+            o.runtime_restarts = int(runtime.attrs.get("RestartCount") or 0)
         if o.app_status == "running":
             try:
                 o.state = watch.state()
             except AdapterError as e:
                 o.api_error = str(e)[:300]
-            url = url or watch.runtime_url(strip_ansi(tail(app, 400)), runtime)
+            logs = strip_ansi(tail(app, 400))
+            url = url or watch.runtime_url(logs, runtime)
+            o.app_failure = watch.runtime_failure(logs)
             o.proxy = proxy_env(app)
         if o.state is None:  # a headless process may be done already: its log outlives it
             with contextlib.suppress(AdapterError):
@@ -244,6 +303,10 @@ class CellCore:
                 o.published_on = _published_on(runtime, u.port)
             if runtime is not None and runtime_up:
                 o.self_probe = probe_from(runtime, "runtime", "127.0.0.1", _inner_port(runtime, u.port))
+                if o.self_probe.tcp == "open" and self.runtime_answered is None:
+                    self.runtime_answered = time.time()
+            if (via := proxy_for(o.proxy)) is not None:
+                o.proxy_probe = probe_from(app, "app via its proxy", u.hostname, u.port, via=via)
         callback = watch.callback_target()
         if callback and runtime is not None and runtime_up:
             o.callback_probe = probe_from(runtime, "sandbox", callback[0], callback[1])
@@ -282,13 +345,15 @@ class CellCore:
             runtime = watch.runtime() if watch is not None else None
             if runtime is not None:
                 evidence.append(Evidence(source=Source.RUNTIME, text=runtime_facts(runtime)))
+                if events := daemon_events(self.client, str(runtime.name), self.conversation_at or time.time() - 300):
+                    evidence.append(Evidence(source=Source.DAEMON, text=f"{runtime.name}: {events}"))
                 evidence.append(Evidence(source=Source.RUNTIME_LOG, text=tail(runtime)))
             if app is not None:
                 evidence.append(Evidence(source=Source.APP_LOG, text=strip_ansi(tail(app))))
         self.result.connect = Connect(verdict=d.verdict, cause=d.cause,
                                       seconds=round(seconds, 1) if seconds is not None else None,
                                       runtime_url=self.result.connect.runtime_url, evidence=evidence,
-                                      direction=d.direction, transient=d.transient)
+                                      direction=d.direction, rerun=d.rerun)
 
     def error(self, cause: Cause, why: str) -> None:
         self.decide(Decision(Verdict.ERROR, cause, why), None)
@@ -330,6 +395,42 @@ class CellCore:
         locks.mkdir(exist_ok=True)
         return FileLock(str(locks / f"{self.gen.name}-host-network.lock"))
 
+    @contextlib.contextmanager
+    def booting(self) -> Iterator[None]:
+        """The boot phase (app, then runtime, up to the connect verdict) in an admission slot,
+        with what the machine did meanwhile recorded against the release's own clock."""
+        with admission.slot(self.plan.boot_slots, self.plan.alone) as waited:
+            self.result.boot.slot_wait, self.result.boot.slots = waited, self.plan.boot_slots
+            self.result.boot.alone = self.plan.alone
+            self.boot_start = hostload.sample()
+            try:
+                yield
+            finally:
+                self.measure_boot()
+
+    def measure_boot(self) -> None:
+        """The boot against the release's clock and the machine's load; a passing boot's CPU and
+        memory teach admission control what a boot needs here."""
+        b, runtime = self.result.boot, self.container(self.runtime_name)
+        b.grace = self.gen.grace(self.app_env)
+        if runtime is not None and self.runtime_answered is not None and (started := _started_at(runtime)):
+            b.runtime_seconds = round(self.runtime_answered - started, 1)
+        if self.boot_start is None:
+            return
+        end = hostload.sample()
+        busy, steal = hostload.busy_cores(self.boot_start, end)
+        app_cpu, app_memory = cpu_and_memory(self.container(self.name))
+        runtime_cpu, runtime_memory = cpu_and_memory(runtime)
+        wall = max(end.at - self.boot_start.at, 1e-6)
+        own = (app_cpu + runtime_cpu) / wall
+        b.cpu_cores, b.host_busy_cores = round(own, 2), round(busy, 2)
+        b.other_cores, b.steal_percent = round(max(busy - own, 0.0), 2), round(steal, 1)
+        b.load = hostload.load()
+        app_phase = self.app_cpu_at_api / max(self.result.app_seconds or 0.0, 1.0)
+        connect_phase = ((app_cpu - self.app_cpu_at_api) + runtime_cpu) / max(self.result.connect.seconds or 0.0, 1.0)
+        if self.result.connect.verdict == Verdict.PASS and self.result.app_seconds and self.result.connect.seconds:
+            admission.record(self.gen.name, max(app_phase, connect_phase), app_memory + runtime_memory)
+
     def run(self) -> CellResult:
         try:
             with self.exclusive(), self.resources:
@@ -362,6 +463,9 @@ class ApiWatch:
     def callback_target(self) -> tuple[str, int] | None:
         return self.adapter.callback_target(self.core.app_env)
 
+    def runtime_failure(self, app_logs: str) -> str | None:
+        return self.adapter.runtime_failure(app_logs)
+
     def runtime_running(self, runtime: Container) -> None:
         self.on_running(runtime)
 
@@ -375,28 +479,33 @@ class ApiCell(CellCore):
         self.task_error: str | None = None  # why the tasks cannot run although connect may pass
 
     def body(self) -> None:
+        with self.booting():
+            connected = self.connect()
+        if connected is not None and self.result.connect.verdict == Verdict.PASS and self.runner is not None:
+            self._run_tasks(*connected)
+
+    def connect(self) -> tuple[str, ApiWatch] | None:
+        """Start the app, create a conversation, watch its runtime come up: the boot phase."""
         launch = self.launch()
         app = self.start_app(launch)
         adapter = adapter_for(self.gen, self.app_url(launch, app))
+        self.resources.on_close(adapter.close)
+        early = self.wait_api(app, adapter)
+        if early:
+            self.decide(early, None, app)
+            return None
+        llm = self._prepare_tasks(adapter, app)
         try:
-            early = self.wait_api(app, adapter)
-            if early:
-                self.decide(early, None, app)
-                return
-            llm = self._prepare_tasks(adapter, app)
-            try:
-                adapter.store_settings(llm)
-                conversation = adapter.create_conversation(self.plan.message)
-                self.track_runtime(adapter.runtime_container_name(conversation))
-            except AdapterError as e:
-                self.decide(Decision(Verdict.FAIL, Cause.API_ERROR, str(e)[:400]), None, app)
-                return
-            watch = ApiWatch(self, adapter, conversation, self._runtime_running)
-            self.watch(watch, app)
-            if self.result.connect.verdict == Verdict.PASS and self.runner is not None:
-                self._run_tasks(conversation, watch)
-        finally:
-            adapter.close()
+            adapter.store_settings(llm)
+            self.conversation_at = time.time()
+            conversation = adapter.create_conversation(self.plan.message)
+            self.track_runtime(adapter.runtime_container_name(conversation))
+        except AdapterError as e:
+            self.decide(Decision(Verdict.FAIL, Cause.API_ERROR, str(e)[:400]), None, app)
+            return None
+        watch = ApiWatch(self, adapter, conversation, self._runtime_running)
+        self.watch(watch, app)
+        return conversation, watch
 
     def _prepare_tasks(self, adapter: Adapter, app: Container) -> LlmSettings:
         """The LLM settings for the conversation: NO_LLM for a connect-only cell, else the

@@ -76,6 +76,9 @@ class HeadlessWatch:
     def callback_target(self) -> tuple[str, int] | None:
         return None
 
+    def runtime_failure(self, app_logs: str) -> str | None:
+        return self.urls.runtime_failure(app_logs)
+
     def runtime_running(self, runtime: Container) -> None:
         self.cell.prepare(runtime)
 
@@ -142,14 +145,15 @@ class HeadlessCell(CellCore):
             self.result.app_env = dict(launch.env)
         else:
             self.result.docker_run, self.result.app_env = shown
-        app = self.start_app(launch, stack=process)
-        if runner:
-            process.callback(runner.close)  # the sidecars, before the app whose namespace the LLM shares
         t0 = time.monotonic()
         try:
-            if runner:
-                runner.start_llm(str(app.id))
-            self.watch(HeadlessWatch(self, app), app)
+            with self.booting():  # the process's boot, up to its connect verdict
+                app = self.start_app(launch, stack=process)
+                if runner:
+                    process.callback(runner.close)  # the sidecars, before the app whose namespace the LLM shares
+                    runner.start_llm(str(app.id))
+                self.conversation_at = time.time()
+                self.watch(HeadlessWatch(self, app), app)
             if not first and self.result.connect.verdict != Verdict.PASS:
                 return TaskResult(name=str(name), verdict=Verdict.ERROR,
                                   detail=f"this process's runtime did not connect: {self.result.connect.cause}")

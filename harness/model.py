@@ -46,6 +46,15 @@ class Cause(StrEnum):
     APP_EXITED = "app-exited"
     IMAGE_UNAVAILABLE = "image-unavailable"
     API_ERROR = "api-error"
+    # The release's own startup grace for its runtime ran out while the path to the runtime
+    # was open: the runtime was too slow, not unreachable (boot time against the grace, and
+    # the host's load, in the evidence).
+    STARTUP_GRACE = "startup-grace"
+    # The agent's LLM could not be used: its endpoint does not answer from the container that
+    # calls it, it refuses the key, or it does not know the model.
+    LLM_UNREACHABLE = "llm-unreachable"
+    LLM_AUTH = "llm-auth"
+    LLM_MODEL = "llm-model"
     BUDGET_EXCEEDED = "budget-exceeded"
     # The daemon refused the harness's own set-up for a reason that is none of the above:
     # kept apart so an infrastructure error is never reported as an OpenHands failure.
@@ -69,6 +78,8 @@ class Source(StrEnum):
     APP_LOG = "app-log"
     RUNTIME = "runtime"  # the daemon's account of the runtime container
     RUNTIME_LOG = "runtime-log"
+    DAEMON = "daemon"  # the daemon's event stream for the runtime
+    HOST = "host"  # this machine's load while the cell booted
 
 
 class _Model(BaseModel):
@@ -91,7 +102,10 @@ class Connect(_Model):
     evidence: list[Evidence] = Field(default_factory=list)
     reason: str | None = None  # for a skip: why not applicable
     direction: Direction | None = None  # when the network broke
-    transient: bool = False  # failed for a reason of the moment (see diagnosis.Decision)
+    # The cell is run once more before its verdict is written: "again" for a reason of the
+    # moment (a host port taken), "alone" when one of OpenHands' own clocks ran out and the
+    # machine's load may be why (see diagnosis.Decision and runner.run_cell).
+    rerun: Literal["again", "alone"] | None = None
 
     @model_validator(mode="after")
     def _cause_for_failures(self) -> Connect:
@@ -110,6 +124,7 @@ class TaskResult(_Model):
 
     name: str
     verdict: Verdict
+    cause: Cause | None = None  # when the task could not be judged by its effect (the LLM failed)
     seconds: float | None = None
     detail: str | None = None
     llm_calls: int | None = None  # scripted LLM only: requests it answered for this task
@@ -136,6 +151,37 @@ class RemedyTry(_Model):
         return " ".join(moved + [f"{k}={v}" for k, v in self.env.items()])
 
 
+class Boot(_Model):
+    """How the cell's boot went against OpenHands' own clocks, and what else the machine did
+    meanwhile: a verdict must be a property of the cell, not of the host's load."""
+
+    runtime_seconds: float | None = None  # runtime container started -> it answered on its own port
+    grace: float | None = None  # the release's own startup grace for its runtime, when it has one
+    cpu_cores: float | None = None  # the cell's app and runtime, averaged over the boot
+    host_busy_cores: float | None = None  # the whole machine over the same time
+    other_cores: float | None = None  # host_busy_cores minus the cell's own: everything else
+    steal_percent: float | None = None  # CPU time the hypervisor took
+    load: list[float] = Field(default_factory=list)  # 1/5/15-minute load averages at the verdict
+    slot_wait: float | None = None  # seconds spent waiting for an admission slot
+    slots: int | None = None  # how many boots this machine admits at once
+    alone: bool = False  # booted with the machine to itself (every slot held)
+
+    def summary(self) -> str:
+        """The machine while the cell booted, in one line."""
+        parts = []
+        if self.load:
+            parts.append("load " + "/".join(f"{x:.1f}" for x in self.load))
+        if self.host_busy_cores is not None:
+            parts.append(f"{self.host_busy_cores:.1f} cores busy, {self.cpu_cores:.1f} of them the cell's, "
+                         f"{self.other_cores:.1f} other processes")
+        if self.steal_percent:
+            parts.append(f"{self.steal_percent:.0f}% stolen")
+        if self.runtime_seconds is not None:
+            grace = f" (grace {self.grace:.0f} s)" if self.grace else ""
+            parts.append(f"runtime answered after {self.runtime_seconds:.0f} s{grace}")
+        return ", ".join(parts) or "not measured"
+
+
 class CellResult(_Model):
     """One target x mode (x entry point): its connect verdict, tasks and remedies."""
 
@@ -151,6 +197,7 @@ class CellResult(_Model):
     runtime_image: str | None = None
     runtime_container: str | None = None  # the runtime/sandbox OpenHands started for this cell
     app_seconds: float | None = None
+    boot: Boot = Field(default_factory=Boot)
     docker_run: str | None = None
     app_env: dict[str, str] = Field(default_factory=dict)
     tasks: list[TaskResult] = Field(default_factory=list)
@@ -296,6 +343,8 @@ class Run(_Model):
     app_env: dict[str, str] = Field(default_factory=dict)
     images: dict[str, ImageSet | ImageFailure] = Field(default_factory=dict)
     swept_at_start: str = ""
+    boot_slots: int | None = None  # boots the machine admitted at once (admission.py)
+    boot_slots_why: str = ""
     changes: Changes = Field(default_factory=Changes)
     trends: dict[str, str] = Field(default_factory=dict)
     # merged runs

@@ -10,6 +10,7 @@ directions it addresses. docs/remedies.md says where each comes from.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from harness.model import Cause, CellResult, Direction, RemedyTry
 @dataclass(frozen=True)
 class Context:
     gateway: str | None  # the default bridge's gateway (what host-gateway maps to)
+    runtime_seconds: float | None = None  # how long the failed cell's runtime took to answer
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,11 @@ def _gateway(key: str, fmt: str = "{gw}") -> Callable[[Context], dict[str, str] 
 def _no_proxy(ctx: Context) -> dict[str, str]:
     hosts = ",".join(h for h in ("host.docker.internal", "localhost", "127.0.0.1", ctx.gateway) if h)
     return {"NO_PROXY": hosts, "no_proxy": hosts}
+
+
+def _grace(ctx: Context) -> dict[str, str]:
+    """Three times what the runtime took here, at least a minute."""
+    return {"SANDBOX_STARTUP_GRACE_SECONDS": str(max(60, math.ceil(3 * (ctx.runtime_seconds or 0))))}
 
 
 DNS, TIMEOUT, REFUSED = Cause.DNS_UNRESOLVED, Cause.CONNECT_TIMEOUT, Cause.CONNECTION_REFUSED
@@ -64,9 +71,8 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
     Remedy("v1-url-pattern", (DNS, TIMEOUT),
            _gateway("SANDBOX_CONTAINER_URL_PATTERN", "http://{gw}:{{port}}"),
            "reach the sandbox at the bridge gateway instead of host.docker.internal"),
-    Remedy("v1-startup-grace", (Cause.BUDGET_EXCEEDED,),
-           lambda ctx: {"SANDBOX_STARTUP_GRACE_SECONDS": "90"},
-           "give a slow sandbox longer than the app's 15 s health grace"),
+    Remedy("v1-startup-grace", (Cause.STARTUP_GRACE,), _grace,
+           "give the sandbox longer than the app's default 15 s to answer /health on a host this slow"),
 )}
 
 

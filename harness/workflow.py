@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import cleanup, docker_host, history, images, matrix
+from harness import admission, cleanup, docker_host, history, images, matrix
 from harness.cell import runtime_kwargs
 from harness.context import RunContext
 from harness.errors import DockerUnavailable, HarnessError, InputError, OutputError
@@ -144,9 +144,11 @@ def context(s: State) -> None:
     run_id = os.environ.get("OH_MATRIX_RUN_ID") or uuid.uuid4().hex
     os.environ["OH_MATRIX_RUN_ID"] = run_id
     os.environ.setdefault("OH_MATRIX_OWNER_PID", str(os.getpid()))  # owner of what the run labels
+    slots, why = admission.slots()
     s.ctx = RunContext(run_id=run_id, out=o.out or default_out(run_id), matrix_path=m.path, matrix_text=m.text,
                        backend=o.backend or m.backend, app_env=s.app_env, only=list(o.only), started_at=now(),
-                       remedies=o.remedies, llm=llm_mode(m.llm, o.llm))
+                       remedies=o.remedies, llm=llm_mode(m.llm, o.llm), boot_slots=slots, boot_slots_why=why)
+    print(f"[oh-matrix] boots admitted at once: {slots} ({why})", file=sys.stderr)
 
 
 def sweep(s: State) -> None:
@@ -193,7 +195,8 @@ def collect(s: State) -> None:
     order = [c.id for c in s.cells]
     s.run = Run(run_id=ctx.run_id, started_at=ctx.started_at, finished_at=now(), backend=ctx.backend,
                 host=ctx.host, cells=[found[i] for i in order if i in found], matrix=ctx.matrix_path,
-                app_env=redact_env(ctx.app_env), images=ctx.images, swept_at_start=ctx.swept)
+                app_env=redact_env(ctx.app_env), images=ctx.images, swept_at_start=ctx.swept,
+                boot_slots=ctx.boot_slots, boot_slots_why=ctx.boot_slots_why)
 
 
 def record_history(s: State) -> None:

@@ -17,6 +17,10 @@ from harness.openhands import LlmSettings, RuntimeState, Turn
 from harness.openhands.http import AppClient
 
 _WAITING_RE = re.compile(r"Waiting for client to become ready at (\S+?)(?:\.\.\.)?\s*$", re.M)
+# What DockerRuntime and the session log when the runtime did not start (docker_runtime.py,
+# agent_session.py, session.py at 0.62.0); the runtime_status over REST stays STARTING_RUNTIME.
+_FAILED_RE = re.compile(r"^.*(?:FAILED to start container|Runtime initialization failed|Error creating agent_session)"
+                        r".*$", re.M)
 
 # AgentState values (openhands/core/schema/agent.py) after which the agent waits for the user
 _AGENT_STOPPED = {"finished", "awaiting_user_input", "error", "stopped", "rejected", "paused"}
@@ -97,6 +101,10 @@ class V0Adapter:
 
     def callback_target(self, app_env: dict[str, str]) -> tuple[str, int] | None:
         return None  # the V0 runtime never calls the app
+
+    def runtime_failure(self, app_logs: str) -> str | None:
+        found = _FAILED_RE.findall(app_logs)
+        return found[-1].strip()[:400] if found else None
 
     def close(self) -> None:
         self._app.close()

@@ -201,6 +201,9 @@ class V1Adapter:
             return (u.hostname or "", u.port or (443 if u.scheme == "https" else 80))
         return ("host.docker.internal", int(app_env.get("SANDBOX_HOST_PORT") or 3000))
 
+    def runtime_failure(self, app_logs: str) -> str | None:
+        return None  # 1.x reports a sandbox that failed to start in its start task (runtime_state)
+
     def close(self) -> None:
         for c, _ in self._agents.values():
             c.close()
