@@ -31,7 +31,8 @@ def test_each_cause_gets_its_fixes() -> None:
     assert names(failed("connection-refused")) == ["host-network-trio", "bind-all-addresses"]
     assert names(failed("proxy", api="v1")) == ["no-proxy"]
     assert names(failed("dns-unresolved", api="v1")) == ["v1-url-pattern"]
-    assert names(failed("budget-exceeded", api="v1")) == ["v1-startup-grace"]
+    assert names(failed("startup-grace", api="v1")) == ["v1-startup-grace"]
+    assert names(failed("budget-exceeded", api="v1")) == []
     assert names(failed("runtime-exited")) == []
 
 
