@@ -28,7 +28,19 @@ from harness.diagnosis import Decision, Judge, Observation
 from harness.errors import AdapterError, InputError
 from harness.generations import Generation
 from harness.matrix import Cell
-from harness.model import Cause, CellResult, Connect, Evidence, ImageSet, Source, TaskResult, Verdict, strip_ansi
+from harness.model import (
+    Cause,
+    CellResult,
+    Connect,
+    Direction,
+    Evidence,
+    ImageSet,
+    Source,
+    TaskResult,
+    Verdict,
+    strip_ansi,
+)
+from harness.netprobe import NetProbe
 from harness.openhands import Adapter, LlmSettings, RuntimeState, adapter_for
 from harness.probes import probe_from, proxy_env, proxy_for
 from harness.taskrun import LlmChoice, TaskRunner
@@ -100,6 +112,18 @@ def _inner_port(runtime: Container, host_port: int) -> int:
     return host_port
 
 
+def env_of(container: Container) -> dict[str, str]:
+    return dict(e.partition("=")[::2] for e in (container.attrs.get("Config") or {}).get("Env") or [])
+
+
+def where(container: Container, role: str) -> str:
+    """A probe's vantage point with the network it sees: on the host network, /etc/hosts is a
+    copy of the host's own file, not Docker's."""
+    mode = (container.attrs.get("HostConfig") or {}).get("NetworkMode") or "default"
+    note = ", /etc/hosts copied from the host" if mode == "host" else ""
+    return f"{role} (network {mode}{note})"
+
+
 def runtime_facts(runtime: Container) -> str:
     """State, exit code, OOM flag and where its ports are published, as the host sees it."""
     with contextlib.suppress(NotFound, APIError):
@@ -164,6 +188,8 @@ class Watch(Protocol):
     def runtime_url(self, app_logs: str, runtime: Container | None) -> str | None: ...
     def callback_target(self) -> tuple[str, int] | None: ...
     def runtime_failure(self, app_logs: str) -> str | None: ...  # the app's own line naming one
+    def callbacks(self, runtime: Container) -> list[tuple[str, str]]: ...  # (label, url) it calls the app at
+    def callback_story(self, runtime: Container) -> list[str]: ...  # its log of those calls, event counts
     def runtime_running(self, runtime: Container) -> None: ...  # on every look while it runs
 
 
@@ -215,7 +241,7 @@ class CellCore:
         return launch
 
     def start_app(self, launch: modes.AppLaunch, stack: contextlib.ExitStack | None = None) -> Container:
-        env = {**launch.harness_env, **launch.env}  # what the user sets wins
+        env = launch.container_env()  # what the user sets wins over the harness's own
         if self.gen.label_env:
             env[self.gen.label_env] = runtime_kwargs(env.get(self.gen.label_env), self.labels)
         self.app_env = env
@@ -293,12 +319,15 @@ class CellCore:
         if o.state is None:  # a headless process may be done already: its log outlives it
             with contextlib.suppress(AdapterError):
                 o.state = watch.state()
+        runtime_up = runtime is not None and o.runtime_status == "running"
+        if o.state and o.state.ready and runtime is not None and runtime_up:
+            o.webhook_probes = [self._probe_url(runtime, f"sandbox {label}", target)
+                                for label, target in watch.callbacks(runtime)]
         if o.app_status != "running" or (o.state and o.state.ready):
             return o, url
-        runtime_up = runtime is not None and o.runtime_status == "running"
         u = urlparse(url or "")
         if u.hostname and u.port:
-            o.app_probe = probe_from(app, "app", u.hostname, u.port)
+            o.app_probe = probe_from(app, where(app, "app"), u.hostname, u.port)
             if runtime is not None:
                 o.published_on = _published_on(runtime, u.port)
             if runtime is not None and runtime_up:
@@ -309,8 +338,14 @@ class CellCore:
                 o.proxy_probe = probe_from(app, "app via its proxy", u.hostname, u.port, via=via)
         callback = watch.callback_target()
         if callback and runtime is not None and runtime_up:
-            o.callback_probe = probe_from(runtime, "sandbox", callback[0], callback[1])
+            o.callback_probe = probe_from(runtime, where(runtime, "sandbox"), callback[0], callback[1])
         return o, url
+
+    @staticmethod
+    def _probe_url(container: Container, role: str, url: str) -> NetProbe:
+        u = urlparse(url)
+        port = u.port or (443 if u.scheme == "https" else 80)
+        return probe_from(container, where(container, role), u.hostname or "", port, u.path or "/")
 
     def watch(self, watch: Watch, app: Container) -> None:
         judge, url, t0 = Judge(), None, time.monotonic()
@@ -335,7 +370,7 @@ class CellCore:
         if obs is not None:
             if obs.state:
                 evidence.append(Evidence(source=Source.API, text=f"app reports {obs.state.status}"))
-            for probe in (obs.app_probe, obs.self_probe, obs.callback_probe):
+            for probe in (obs.app_probe, obs.self_probe, obs.callback_probe, obs.proxy_probe, *obs.webhook_probes):
                 if probe:
                     evidence.append(Evidence(source=Source.PROBE, text=probe.line()))
             if obs.proxy:
@@ -345,6 +380,9 @@ class CellCore:
             runtime = watch.runtime() if watch is not None else None
             if runtime is not None:
                 evidence.append(Evidence(source=Source.RUNTIME, text=runtime_facts(runtime)))
+                if d.direction == Direction.CALLBACK and watch is not None:
+                    evidence += [Evidence(source=Source.RUNTIME_LOG, text=line)
+                                 for line in watch.callback_story(runtime)]
                 if events := daemon_events(self.client, str(runtime.name), self.conversation_at or time.time() - 300):
                     evidence.append(Evidence(source=Source.DAEMON, text=f"{runtime.name}: {events}"))
                 evidence.append(Evidence(source=Source.RUNTIME_LOG, text=tail(runtime)))
@@ -465,6 +503,17 @@ class ApiWatch:
 
     def runtime_failure(self, app_logs: str) -> str | None:
         return self.adapter.runtime_failure(app_logs)
+
+    def callbacks(self, runtime: Container) -> list[tuple[str, str]]:
+        return self.adapter.callback_urls(env_of(runtime))
+
+    def callback_story(self, runtime: Container) -> list[str]:
+        story = self.adapter.callback_log(strip_ansi(tail(runtime, 400)))
+        sandbox, app = self.adapter.event_counts(self.conversation)
+        if sandbox is not None or app is not None:
+            story.append(f"events of the conversation: {sandbox if sandbox is not None else '?'} in the sandbox, "
+                         f"{app if app is not None else '?'} received by the app")
+        return story
 
     def runtime_running(self, runtime: Container) -> None:
         self.on_running(runtime)

@@ -43,6 +43,8 @@ class Observation:
     self_probe: NetProbe | None = None  # from inside the runtime, to its own port
     callback_probe: NetProbe | None = None  # V1: from the sandbox to the app's callback port
     proxy_probe: NetProbe | None = None  # from the app to its HTTP proxy, asking it for the runtime
+    # Once the app says ready (V1): from the sandbox to each webhook it posts events to.
+    webhook_probes: list[NetProbe] = field(default_factory=list)
     published_on: list[str] = field(default_factory=list)  # host addresses the probed port is published on
     proxy: dict[str, str] = field(default_factory=dict)
 
@@ -101,7 +103,7 @@ class Judge:
     def add(self, o: Observation) -> Decision | None:
         self.last = o
         if o.state and o.state.ready:
-            return Decision(Verdict.PASS, None, f"runtime ready ({o.state.status})")
+            return self._callbacks(o) or Decision(Verdict.PASS, None, f"runtime ready ({o.state.status})")
         if o.app_status not in ("running", "created", "restarting"):
             return Decision(Verdict.FAIL, Cause.APP_EXITED, f"app container {o.app_status}, exit code {o.app_exit}")
         if o.runtime_status != "absent":
@@ -154,6 +156,22 @@ class Judge:
                                 rerun="again" if taken else None)
             return Decision(Verdict.FAIL, Cause.API_ERROR, f"the app reports {o.state.error}")
         return None
+
+    def _callbacks(self, o: Observation) -> Decision | None:
+        """Ready as the app says, but a V1 cell passes only when the sandbox's calls back reach
+        the app too: none of its webhooks answering means the agent runs and the app never hears."""
+        hooks = o.webhook_probes
+        if not hooks or any(p.http for p in hooks):
+            return None
+        first = hooks[0]
+        cause = (Cause.DNS_UNRESOLVED if first.dns == "fail" else
+                 Cause.CONNECT_TIMEOUT if first.tcp == "timeout" else Cause.CONNECTION_REFUSED)
+        return Decision(Verdict.FAIL, cause,
+                        f"sandbox -> app (callback): the conversation started, but none of the sandbox's "
+                        f"{len(hooks)} webhook(s) reaches the app ({first.host}:{first.port}: "
+                        f"{'DNS ' + first.dns if first.dns != 'ok' else 'TCP ' + str(first.tcp)}): the agent runs in "
+                        f"the sandbox and the app never hears of it; the user sees a conversation that never updates",
+                        CALLBACK)
 
     def _daemon(self, o: Observation) -> Decision | None:
         """The daemon's own account of the runtime container, decided as soon as it has one."""

@@ -111,7 +111,8 @@ V1 = Generation(
     startup_grace=15.0,
     headless_skip=("the headless entry point is V0's `python -m openhands.core.main`; 1.x ships its CLI "
                    "as a separate package"),
-    remedies=("no-proxy", "v1-url-pattern", "v1-startup-grace"),
+    remedies=("no-proxy", "v1-url-pattern", "v1-startup-grace", "v1-web-url", "v1-extra-webhook", "v1-callback-urls",
+              "v1-hosts-entry"),
     latest=True,
 )
 

@@ -79,6 +79,12 @@ class HeadlessWatch:
     def runtime_failure(self, app_logs: str) -> str | None:
         return self.urls.runtime_failure(app_logs)
 
+    def callbacks(self, runtime: Container) -> list[tuple[str, str]]:
+        return []  # V0's runtime never calls its app
+
+    def callback_story(self, runtime: Container) -> list[str]:
+        return []
+
     def runtime_running(self, runtime: Container) -> None:
         self.cell.prepare(runtime)
 

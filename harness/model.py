@@ -141,9 +141,12 @@ class RemedyTry(_Model):
     why: str | None = None
     verdict: Verdict
     cause: Cause | None = None
+    direction: Direction | None = None
     seconds: float | None = None
     runtime_url: str | None = None
     docker_run: str | None = None
+    host_change: str | None = None  # what the remedy changed on this machine for the rerun, and undid
+    asks: int = 0  # of the host: 0 settings, 1 a move to another mode, 2 a change to the host itself
 
     def settings(self) -> str:
         """What it changed, for a line of text: `in mode host K=V ...`."""

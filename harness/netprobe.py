@@ -19,6 +19,10 @@ host, port, path, timeout = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sy
 via = (sys.argv[5], int(sys.argv[6])) if len(sys.argv) > 6 else None
 name, number = via or (host, port)
 out = {"host": name, "port": number}
+try:  # where the answer comes from: the container's own /etc/hosts, or DNS
+    out["hosts"] = [ln.split("#")[0].strip() for ln in open("/etc/hosts") if name in ln.split("#")[0].split()[1:]]
+except OSError:
+    out["hosts"] = None
 t = time.monotonic()
 try:
     out["addresses"] = sorted({a[4][0] for a in socket.getaddrinfo(name, number, socket.AF_INET, socket.SOCK_STREAM)})
@@ -63,11 +67,20 @@ class NetProbe:
     tcp_ms: int | None = None
     http: str | None = None
     error: str | None = None
+    hosts: list[str] | None = None  # the name's lines in the container's /etc/hosts (None: unreadable)
+
+    def resolver(self) -> str:
+        """Where the name was looked up: the container's /etc/hosts, or DNS."""
+        if self.hosts:
+            return f"/etc/hosts: {self.hosts[0]}"
+        return "not in /etc/hosts, asked DNS" if self.hosts is not None else "DNS"
 
     def line(self) -> str:
         parts = [f"from {self.where}: {self.host}:{self.port}"]
         if self.dns != "ok":
             parts.append(f"DNS {self.dns}" + (f" ({self.error})" if self.error else ""))
+            if self.dns == "fail":
+                parts.append(f"[{self.resolver()}]")
             return " ".join(parts)
         parts.append(f"-> {','.join(self.addresses or [])}")
         if self.tcp:
@@ -96,6 +109,7 @@ class NetProbe:
         result.tcp_ms = data.get("tcp_ms")
         result.http = data.get("http")
         result.error = data.get("dns_error") or data.get("tcp_error")
+        result.hosts = data.get("hosts")
         return result
 
 

@@ -85,12 +85,13 @@ def run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None = No
     # A grace that ran out with the machine to itself: the knob is tried whatever the flags say,
     # since the finding is only useful with the setting that makes the cell work here.
     if (ctx.remedies or result.connect.cause == Cause.STARTUP_GRACE) and result.connect.verdict == Verdict.FAIL:
-        fix_ctx = remedies.Context(gateway=ctx.host.bridge_gateway, runtime_seconds=result.boot.runtime_seconds)
+        fix_ctx = remedies.Context(gateway=ctx.host.bridge_gateway, runtime_seconds=result.boot.runtime_seconds,
+                                   mode=cell.mode.name)
 
-        def rerun(extra: dict[str, str], mode: str | None) -> CellResult:
+        def rerun(extra: dict[str, str], mode: str | None, alone: bool) -> CellResult:
             moved = cell if mode is None else replace(cell, mode=m.mode(mode), origin=cell.id)
             env2 = {**cell_env(m, moved, ctx), **extra}
-            return run_cell(replace(plan, cell=moved, env=env2, secrets=secret_names(env2), tasks=[]))
+            return run_cell(replace(plan, cell=moved, env=env2, secrets=secret_names(env2), tasks=[], alone=alone))
 
         result.remedies = remedies.search(result, fix_ctx, rerun)
     key = {"LLM_API_KEY": choice.real.api_key} if choice.real else {}

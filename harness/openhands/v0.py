@@ -106,6 +106,15 @@ class V0Adapter:
         found = _FAILED_RE.findall(app_logs)
         return found[-1].strip()[:400] if found else None
 
+    def callback_urls(self, runtime_env: dict[str, str]) -> list[tuple[str, str]]:
+        return []
+
+    def callback_log(self, runtime_logs: str) -> list[str]:
+        return []
+
+    def event_counts(self, conversation_id: str) -> tuple[int | None, int | None]:
+        return None, None
+
     def close(self) -> None:
         self._app.close()
 
