@@ -388,10 +388,24 @@ class CellCore:
                 evidence.append(Evidence(source=Source.RUNTIME_LOG, text=tail(runtime)))
             if app is not None:
                 evidence.append(Evidence(source=Source.APP_LOG, text=strip_ansi(tail(app))))
+        if d.verdict == Verdict.PASS and watch is not None and app is not None:
+            self._note_networks(app, watch.runtime())
         self.result.connect = Connect(verdict=d.verdict, cause=d.cause,
                                       seconds=round(seconds, 1) if seconds is not None else None,
                                       runtime_url=self.result.connect.runtime_url, evidence=evidence,
                                       direction=d.direction, rerun=d.rerun)
+
+    def _note_networks(self, app: Container, runtime: Container | None) -> None:
+        """Where the runtime ran when it is not where the app is (a custom network holds only
+        the app: neither generation has a setting to put its runtime there), and how the app
+        reached it, so a user knows what the pass means."""
+        if runtime is None:
+            return
+        ours = (app.attrs.get("HostConfig") or {}).get("NetworkMode")
+        theirs = (runtime.attrs.get("HostConfig") or {}).get("NetworkMode")
+        if ours != theirs:
+            self.result.notes.append(f"the app ran on network {ours}, its runtime {runtime.name} on {theirs}; the "
+                                     f"app reached it at {self.result.connect.runtime_url or '?'}")
 
     def error(self, cause: Cause, why: str) -> None:
         self.decide(Decision(Verdict.ERROR, cause, why), None)

@@ -27,6 +27,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     options = workflow.Options(matrix=args.matrix, out=args.out, backend=args.backend, app_env=args.app_env,
                                only=args.only, remedies=args.remedies, llm=args.llm, gate=args.gate,
+                               upgrade_from=args.upgrade_from,
                                workers=args.n or 1, k=args.k, pytest_args=args.pytest_args)
     return workflow.run(options, run_cells, report=lambda s: print(end_of_run(s)))
 
@@ -180,6 +181,8 @@ def parser() -> argparse.ArgumentParser:
                    help="LLM for the tasks: scripted (default without a key) or real (LLM_MODEL, LLM_API_KEY)")
     r.add_argument("--gate", choices=["failures", "regressions"], default="failures",
                    help="exit 1 on any failed cell (default) or only on a regression since the last run")
+    r.add_argument("--upgrade-from", metavar="TAG",
+                   help="the release deployed today: show what moving to the newest target does, per mode")
     r.add_argument("-n", type=int, default=2, help="cells in parallel (pytest-xdist workers)")
     r.add_argument("-k", help="pytest -k expression over cell ids")
     r.add_argument("pytest_args", nargs="*", help="after --: passed to pytest")

@@ -301,6 +301,34 @@ class Recommendation(_Model):
         return f"recommended: nothing. {self.why}"
 
 
+class UpgradeMode(_Model):
+    """One mode across an upgrade: the connect verdict before and after, and tasks that changed."""
+
+    mode: str
+    before: str  # "pass", "fail dns-unresolved (sandbox->app)", "not run"
+    after: str
+    move: str  # "pass -> pass", "pass -> fail", "fail -> pass", "fail -> fail" (tasks included)
+    tasks_changed: list[str] = Field(default_factory=list)  # "create-file: pass -> fail"
+
+
+class Upgrade(_Model):
+    """The move from one release to another on this host (upgrade.py)."""
+
+    before: str  # tags
+    after: str
+    before_version: str | None = None
+    after_version: str | None = None
+    modes: list[UpgradeMode] = Field(default_factory=list)
+    mode_before: str | None = None  # the mode each release is recommended in
+    mode_after: str | None = None
+    command_before: str | None = None  # the recommended docker run of each release
+    command_after: str | None = None
+    settings_added: list[str] = Field(default_factory=list)  # `-e K=V`, `--network host`... that appear
+    settings_removed: list[str] = Field(default_factory=list)  # ... and that go
+    image_before: str | None = None
+    image_after: str | None = None
+
+
 class HistoryCell(_Model):
     verdict: Verdict
     cause: Cause | None = None
@@ -348,6 +376,7 @@ class Run(_Model):
     swept_at_start: str = ""
     boot_slots: int | None = None  # boots the machine admitted at once (admission.py)
     boot_slots_why: str = ""
+    upgrade: Upgrade | None = None  # when asked for (--upgrade-from, run.upgrade_from)
     changes: Changes = Field(default_factory=Changes)
     trends: dict[str, str] = Field(default_factory=dict)
     # merged runs

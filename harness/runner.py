@@ -39,10 +39,14 @@ def run_cell(plan: CellPlan) -> CellResult:
                         f"({first.connect.evidence[0].text[:200]}){load}; "
                         + ("the rerun had the machine to itself" if rerun == "alone" else "ran again"))
     if rerun == "alone" and result.connect.cause == Cause.STARTUP_GRACE:
-        b = result.boot
-        finding = (f"this host is too slow for {plan.cell.target.tag}'s default startup grace ({b.grace or '?'} s): "
-                   f"with the machine to itself its runtime answered after {b.runtime_seconds or '?'} s "
-                   f"({b.summary()})")
+        b, gen = result.boot, plan.cell.target.generation
+        took = f"with the machine to itself its runtime answered after {b.runtime_seconds or '?'} s ({b.summary()})"
+        if gen.startup_grace_env and gen.startup_grace_env in plan.env:
+            finding = (f"the startup grace set here ({gen.startup_grace_env}={plan.env[gen.startup_grace_env]}) is "
+                       f"shorter than this host needs: {took}")
+        else:
+            finding = (f"this host is too slow for {plan.cell.target.tag}'s default startup grace "
+                       f"({b.grace or '?'} s): {took}")
         result.connect.evidence.insert(0, Evidence(source=Source.HARNESS, text=finding))
         result.notes.append(finding)
     return result

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import admission, cleanup, docker_host, history, images, matrix
+from harness import admission, cleanup, docker_host, history, images, matrix, upgrade
 from harness.cell import runtime_kwargs
 from harness.context import RunContext
 from harness.errors import DockerUnavailable, HarnessError, InputError, OutputError
@@ -71,6 +71,7 @@ class Options:
     remedies: bool = False
     llm: str | None = None
     gate: str = "failures"
+    upgrade_from: str | None = None  # the release deployed today (else the matrix's run.upgrade_from)
     workers: int = 1
     k: str | None = None
     pytest_args: list[str] = field(default_factory=list)
@@ -123,6 +124,12 @@ def inputs(s: State) -> None:
     llm_mode(m.llm, o.llm)
     s.app_env = matrix.parse_app_env(o.app_env)
     s.cells = m.select(o.only)
+    before = o.upgrade_from or m.upgrade_from
+    if o.upgrade_from and o.upgrade_from not in [t.tag for t in m.targets]:
+        raise InputError(f"--upgrade-from {o.upgrade_from}: not a target of {m.path} "
+                         f"({', '.join(t.tag for t in m.targets)})")
+    if before:
+        matrix.upgrade_target(m, before)
     for cell in s.cells:
         value = {**m.env, **cell.mode.env, **s.app_env}.get("SANDBOX_DOCKER_RUNTIME_KWARGS")
         if value:
@@ -208,8 +215,11 @@ def record_history(s: State) -> None:
 
 
 def decide(s: State) -> None:
-    assert s.run is not None
+    assert s.run is not None and s.matrix is not None
     s.run.recommendation = recommend(s.run.cells)
+    before = s.options.upgrade_from or s.matrix.upgrade_from
+    if before:
+        s.run.upgrade = upgrade.compare(s.run.cells, before, matrix.upgrade_target(s.matrix, before))
 
 
 def write(s: State) -> None:

@@ -21,7 +21,7 @@ def cell_text(cell: CellResult) -> str:
     c = cell.connect
     text = SYMBOL.get(c.verdict, str(c.verdict))
     if c.cause:
-        text += f" {c.cause}"
+        text += f" {c.cause}" + (f" ({c.direction})" if c.direction else "")
     if c.seconds is not None:
         text += f" {c.seconds:.0f}s"
     if tasks := task_summary(cell):

@@ -140,6 +140,7 @@ def cell_label(cell: CellResult) -> str:
         text = f"{EMOJI[c.verdict]} skip"
     else:
         text = f"{EMOJI.get(c.verdict, c.verdict)} {c.cause or c.verdict}"
+        text += f" ({c.direction})" if c.direction else ""
     if tasks := task_summary(cell):
         text += f", {tasks}"
     return text + (" 🔧" if remedy_passed(cell) else "")
