@@ -23,7 +23,7 @@ from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 
 from harness import admission, cleanup, docker_host, hostload, modes
-from harness.containers import CellResources, app_container, free_port
+from harness.containers import CellResources, app_container, free_port, tail
 from harness.diagnosis import Decision, Judge, Observation
 from harness.errors import AdapterError, InputError
 from harness.generations import Generation
@@ -46,7 +46,6 @@ from harness.probes import probe_from, proxy_env, proxy_for
 from harness.taskrun import LlmChoice, TaskRunner
 
 POLL = 2.0
-LOG_TAIL = 20
 # The connect verdict needs no model; a key must be non-empty for the API to accept the
 # conversation, and the base URL points at the app's own loopback where nothing listens.
 NO_LLM = LlmSettings(model="openai/gpt-4o", api_key="oh-matrix-no-llm", base_url="http://127.0.0.1:9/v1")
@@ -67,6 +66,7 @@ class CellPlan:
     task_budget: float = 120.0
     boot_slots: int = 1  # boots this machine admits at once (admission.py)
     alone: bool = False  # boot with the machine to itself: every slot held
+    app_port: int | None = None  # publish the app here instead of a port the harness or Docker picks
 
 
 def runtime_kwargs(user_value: str | None, lbl: dict[str, str]) -> str:
@@ -85,15 +85,6 @@ def runtime_kwargs(user_value: str | None, lbl: dict[str, str]) -> str:
         kwargs = parsed
     kwargs["labels"] = {**(kwargs.get("labels") or {}), **lbl}
     return repr(kwargs)
-
-
-def tail(container: Container | None, n: int = LOG_TAIL) -> str:
-    if container is None:
-        return ""
-    try:
-        return str(container.logs(tail=n).decode(errors="replace")).rstrip()
-    except (NotFound, APIError):
-        return "(container gone)"
 
 
 def _published_on(runtime: Container, host_port: int) -> list[str]:
@@ -233,7 +224,7 @@ class CellCore:
                 self.network = self.resources.network()
             self.resources.on_close(self._remove_runtimes)
         # Docker picks the published port unless the app must know it before it starts.
-        host_port = free_port() if self.mode.network == "host" or self.gen.callback else None
+        host_port = p.app_port or (free_port() if self.mode.network == "host" or self.gen.callback else None)
         launch = self.mode.launch(self.gen, image=p.images.app_image, env=env, host_port=host_port,
                                   network=self.network)
         self.result.docker_run = launch.docker_run(p.secrets)
@@ -362,7 +353,24 @@ class CellCore:
             if decision is None:
                 time.sleep(max(0.0, POLL - (time.monotonic() - tick)))
         self.result.connect.runtime_url = url
-        self.decide(decision, time.monotonic() - t0, app, judge.last, watch)
+        seconds = time.monotonic() - t0
+        if decision.cause == Cause.STARTUP_GRACE:
+            self._time_the_runtime(watch, url)
+        self.decide(decision, seconds, app, judge.last, watch)
+
+    def _time_the_runtime(self, watch: Watch, url: str | None, limit: float = 90.0) -> None:
+        """After a grace ran out: how long the runtime really takes to answer on its own port,
+        so the verdict can set it against the grace (the app has given up; the container runs)."""
+        u = urlparse(url or "")
+        t0 = time.monotonic()
+        while self.runtime_answered is None and u.port and time.monotonic() - t0 < limit:
+            runtime = watch.runtime()
+            if runtime is None or runtime.status != "running":
+                return
+            if probe_from(runtime, "runtime", "127.0.0.1", _inner_port(runtime, u.port)).tcp == "open":
+                self.runtime_answered = time.time()
+                return
+            time.sleep(1)
 
     def decide(self, d: Decision, seconds: float | None, app: Container | None = None,
                obs: Observation | None = None, watch: Watch | None = None) -> None:

@@ -24,8 +24,8 @@ from docker.errors import APIError, DockerException, NotFound
 from docker.models.containers import Container
 
 from harness import cleanup
-from harness.cell import NO_LLM, CellCore, CellPlan, tail
-from harness.containers import free_port
+from harness.cell import NO_LLM, CellCore, CellPlan
+from harness.containers import free_port, tail
 from harness.diagnosis import Decision
 from harness.model import Cause, Connect, TaskResult, Verdict, strip_ansi
 from harness.openhands import LlmSettings, RuntimeState, adapter_for
