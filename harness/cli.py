@@ -68,6 +68,15 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.compare import differences
+    from harness.model import read_run
+
+    found = differences(read_run(args.first), read_run(args.second), tuple(args.skip_tag))
+    print("\n".join(found) if found else "the same findings in every cell (times, ids and ports aside)")
+    return EXIT_FAILED if found else EXIT_OK
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     from harness import history
 
@@ -194,6 +203,11 @@ def parser() -> argparse.ArgumentParser:
     mg.add_argument("dirs", nargs="+", metavar="DIR")
     mg.add_argument("--out", required=True)
     mg.set_defaults(func=cmd_merge)
+    cmp = sub.add_parser("compare", help="two runs' findings side by side (exit 1 when they differ)")
+    cmp.add_argument("first", metavar="DIR")
+    cmp.add_argument("second", metavar="DIR")
+    cmp.add_argument("--skip-tag", action="append", default=[], metavar="TAG", help="leave this tag's cells out")
+    cmp.set_defaults(func=cmd_compare)
     h = sub.add_parser("history", help="per-cell verdicts over the last runs")
     h.add_argument("dir", nargs="?", default="reports")
     h.add_argument("--last", type=int, default=10)

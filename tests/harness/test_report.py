@@ -459,3 +459,20 @@ def test_tasks_that_change_across_the_upgrade_are_named() -> None:
     u = upgrade.compare(run.cells, "0.62", "latest")
     hg = next(m for m in u.modes if m.mode == "host-gateway")
     assert hg.tasks_changed == ["repo: pass -> fail"] and hg.move == "pass -> fail"
+
+
+def test_compare_names_what_differs_and_nothing_else() -> None:
+    from harness.compare import differences
+
+    a, b = decided(real_run()), decided(real_run())
+    b.run_id, b.started_at = "other", "2026-11-28T00:00:00+00:00"
+    for c in b.cells:
+        c.connect.seconds = (c.connect.seconds or 0) + 3  # times differ: not a finding
+    assert differences(a, b) == []
+    bridge = b.cells[4]
+    assert bridge.id == "0.62-bridge"
+    bridge.connect = bridge.connect.model_copy(update={"verdict": "pass", "cause": None})
+    bridge.tasks = [TaskResult(name="repo", verdict="fail")]  # type: ignore[arg-type]
+    assert differences(a, b) == ["0.62-bridge: connect: fail dns-unresolved -> pass",
+                                 "0.62-bridge: task repo: - -> fail"]
+    assert differences(a, b, skip_tags=("0.62",)) == []
