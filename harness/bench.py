@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import docker_host, images, matrix
+from harness import docker_host, generations, images, matrix
 from harness.errors import ImageUnavailable
 from harness.firewall import drop_bridge_to_host
 from harness.images import wheels
@@ -33,7 +33,7 @@ from harness.paths import cache_root
 # Bench runs break cells on purpose: they keep their own history (reports/bench/history.jsonl),
 # so the user's regressions and trends in reports/ only ever compare the user's runs.
 OUT = Path("reports") / "bench"
-TAGS = (("0.61", "v0"), ("0.62", "v0"), ("latest", "v1"))
+TAGS = tuple((tag, generations.for_tag(tag).name) for tag in ("0.61", "0.62", "latest"))
 
 
 def _image_sizes(client: Any, s: images.ImageSet) -> dict[str, int]:

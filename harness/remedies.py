@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness import generations, hostchange
+from harness import generations, hostchange, modes
 from harness.model import Cause, CellResult, Direction, RemedyTry
 from harness.modes import APP_PORT_TOKEN
 
@@ -62,10 +62,15 @@ def _grace(ctx: Context) -> dict[str, str]:
     return {"SANDBOX_STARTUP_GRACE_SECONDS": str(max(60, math.ceil(3 * (ctx.runtime_seconds or 0))))}
 
 
+def _on_host_network(ctx: Context) -> bool:
+    mode = modes.MODES.get(ctx.mode or "")
+    return mode is not None and mode.network == "host"
+
+
 def _app_address(ctx: Context) -> str | None:
     """Where the sandbox reaches the app without host.docker.internal: on the host network the
     app is on the host's loopback; elsewhere its port is published at the bridge gateway."""
-    return "127.0.0.1" if ctx.mode == "host" else ctx.gateway
+    return "127.0.0.1" if _on_host_network(ctx) else ctx.gateway
 
 
 def _web_url(ctx: Context) -> dict[str, str] | None:
@@ -125,7 +130,7 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
     Remedy("v1-callback-urls", (DNS, TIMEOUT, REFUSED), _both,
            "both calls back at an address the sandbox reaches: OH_WEB_URL for MCP, a second webhook "
            "through OH_AGENT_SERVER_ENV", directions=(Direction.CALLBACK,)),
-    Remedy("v1-hosts-entry", (DNS,), lambda ctx: {} if ctx.mode == "host" else None,
+    Remedy("v1-hosts-entry", (DNS,), lambda ctx: {} if _on_host_network(ctx) else None,
            "a host change: `127.0.0.1 host.docker.internal` in this machine's /etc/hosts, which a "
            "host-network sandbox copies; undone after the rerun", directions=(Direction.CALLBACK,),
            host_change=_hosts_line),
