@@ -7,6 +7,7 @@ made slow by CPU burners beside the cell."""
 from __future__ import annotations
 
 import io
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -108,20 +109,37 @@ def test_a_startup_grace_too_short_for_the_host_is_said_so_and_the_knob_is_prove
 
 
 @pytest.fixture
-def burners(client: docker.DockerClient, base_image: BaseImage) -> Iterator[int]:
-    """Six CPU burners beside the cell: a host busy with other work (two cores here)."""
+def burners(client: docker.DockerClient, base_image: BaseImage) -> Iterator[list[str]]:
+    """CPU burners beside the cell, started the moment a V1 sandbox appears, so the app boots as
+    usual and the sandbox boots on a host busy with other work (four burners on two cores)."""
     run_id = f"test-burn-{uuid.uuid4().hex[:8]}"
-    for _ in range(6):
-        client.containers.run(base_image.ref, ["python3", "-c", "while True: pass"], detach=True,
-                              labels=cleanup.labels(run_id), network_mode="none")
+    started: list[str] = []
+    stop = threading.Event()
+    before = {c.name for c in client.containers.list(all=True)}
+
+    def watch() -> None:
+        while not stop.wait(0.3):
+            if any(c.name.startswith("oh-agent-server-") and c.name not in before
+                   for c in client.containers.list(all=True)):
+                for _ in range(4):
+                    started.append(client.containers.run(
+                        base_image.ref, ["python3", "-c", "while True: pass"], detach=True,
+                        labels=cleanup.labels(run_id), network_mode="none").name)
+                return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     try:
-        yield 6
+        yield started
     finally:
+        stop.set()
+        watcher.join(timeout=10)
         cleanup.sweep(client, run_id)
 
 
 def test_a_host_busy_with_other_work_is_told_apart_from_a_broken_cell(
-        client: docker.DockerClient, v1_images: ImageSet, run_id: str, burners: int, leftovers: Leftovers) -> None:
+        client: docker.DockerClient, v1_images: ImageSet, run_id: str, burners: list[str],
+        leftovers: Leftovers) -> None:
     from harness.context import RunContext
     from harness.matrix import parse
     from harness.runner import run_one
@@ -131,6 +149,7 @@ def test_a_host_busy_with_other_work_is_told_apart_from_a_broken_cell(
                      app_env={}, started_at="now", images={"latest": v1_images})
     r = run_one(ctx, m, m.cells()[0])
     print(r.connect.explain(), r.notes, r.boot, sep="\n")
+    assert len(burners) == 4  # they ran while the sandbox booted
     assert (r.connect.verdict, r.connect.cause) == ("fail", "startup-grace"), r.connect.explain()
     assert r.connect.evidence[0].text.startswith("this host is too slow for latest's default startup grace (15.0 s)")
     assert r.boot.alone and r.boot.other_cores is not None and r.boot.other_cores > 1.0, r.boot

@@ -54,7 +54,7 @@ def test_callback_refused_names_the_sandbox_to_app_direction(client: docker.Dock
     assert r.connect.cause == "connection-refused", r.connect.explain()
     why = r.connect.evidence[0].text
     assert why.startswith("sandbox -> app (callback)") and f":{nothing}" in why
-    assert any(e.text.startswith("from sandbox:") for e in r.connect.evidence)
+    assert any(e.text.startswith("from sandbox (network default)") for e in r.connect.evidence)
     assert leftovers(run_id) == [] and gone(r.runtime_container)
 
 
