@@ -198,7 +198,6 @@ class CellCore:
         self.network: str | None = None
         self.launched = False
         self.boot_start: hostload.CpuSample | None = None  # the machine when this boot began
-        self.app_started = 0.0  # monotonic, when the app container started
         self.app_cpu_at_api = 0.0  # the app's CPU seconds when its API first answered
         self.runtime_answered: float | None = None  # epoch seconds: first look where the runtime answered
         self.conversation_at = 0.0  # epoch seconds: when the conversation was created
@@ -250,7 +249,6 @@ class CellCore:
             address = "0.0.0.0" if launch.publish_all else "127.0.0.1"
             app.ports[f"{launch.listen_port}/tcp"] = (address, launch.host_port)  # type: ignore[assignment]
         container = (stack or self.resources.stack).enter_context(app).get_wrapped_container()
-        self.app_started = time.monotonic()
         self.result.socket_mounted_in = [self.name]
         return container
 
@@ -311,6 +309,8 @@ class CellCore:
             with contextlib.suppress(AdapterError):
                 o.state = watch.state()
         runtime_up = runtime is not None and o.runtime_status == "running"
+        if o.state and o.state.ready and self.runtime_answered is None:
+            self.runtime_answered = time.time()  # it answered the app by now (to within a look)
         if o.state and o.state.ready and runtime is not None and runtime_up:
             o.webhook_probes = [self._probe_url(runtime, f"sandbox {label}", target)
                                 for label, target in watch.callbacks(runtime)]
