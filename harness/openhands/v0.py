@@ -8,6 +8,7 @@ conversation can be created; the runtime starts in the background after
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -49,7 +50,15 @@ class V0Adapter:
         })
 
     def create_conversation(self, message: str) -> str:
-        body = self._call("POST", "/api/conversations", json={"initial_user_msg": message})
+        return self._create({"initial_user_msg": message})
+
+    def replay_conversation(self, trajectory: list[dict[str, Any]]) -> str:
+        """A conversation that replays a recorded trajectory with no LLM (ReplayManager, 0.62.0):
+        `replay_json` is the list as a string, its first event the user's message."""
+        return self._create({"replay_json": json.dumps(trajectory)})
+
+    def _create(self, request: dict[str, Any]) -> str:
+        body = self._call("POST", "/api/conversations", json=request)
         cid = body.get("conversation_id")
         if not cid:
             raise ApiError("POST", "/api/conversations", 200, str(body))
