@@ -12,6 +12,15 @@ from docker.errors import DockerException
 
 from harness.errors import DockerUnavailable
 
+HOST_ENV = "OH_MATRIX_HOST"
+
+
+def host_label() -> str | None:
+    """The name the user gives this host (`OH_MATRIX_HOST`, the runner label in the nightly):
+    it names the host in results, history and merged reports where a hostname would change
+    from one night to the next (GitHub-hosted runners get a new one every job)."""
+    return os.environ.get(HOST_ENV, "").strip() or None
+
 _client: docker.DockerClient | None = None
 _client_pid: int | None = None
 
@@ -82,6 +91,7 @@ class HostFacts:
     proxies: dict[str, str] = field(default_factory=dict)
     docker_host: str = ""
     hostname: str = ""
+    label: str | None = None  # OH_MATRIX_HOST
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,4 +121,5 @@ def facts(c: docker.DockerClient | None = None) -> HostFacts:
         proxies=proxies,
         docker_host=os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
         hostname=socket.gethostname(),
+        label=host_label(),
     )

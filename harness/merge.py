@@ -28,7 +28,7 @@ def merge(runs: list[Run]) -> Run:
     hosts: dict[str, Host] = {}
     by_class: dict[str, list[CellResult]] = {}
     for run in runs:
-        label = run.host.hostname or run.run_id[:8]
+        label = run.host.name or run.run_id[:8]
         if label in hosts:  # two runs from one host: keep both, apart
             label = f"{label}-{run.run_id[:6]}"
         cls = host_class(run.host)

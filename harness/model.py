@@ -212,9 +212,17 @@ class Host(_Model):
     proxies: dict[str, str] = Field(default_factory=dict)
     docker_host: str | None = None
     hostname: str | None = None
+    # OH_MATRIX_HOST: a name the user gives the host (the nightly: its runner label); when
+    # set it, not the hostname, names the host in history and merged reports
+    label: str | None = None
     # on the hosts of a merged run
     run_id: str | None = None
     host_class: str | None = None
+
+    @property
+    def name(self) -> str | None:
+        """What the host is called: its label when the user gave one, else its hostname."""
+        return self.label or self.hostname
 
 
 class Alternative(_Model):

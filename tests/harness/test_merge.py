@@ -30,3 +30,13 @@ def test_hosts_become_a_dimension_and_recommendations_stay_per_host_class(tmp_pa
 def test_needs_two_runs_and_a_known_schema(synthetic_run: Run) -> None:
     with pytest.raises(InputError, match="at least two"):
         merge.merge([synthetic_run("a", "h", "1", {})])
+
+
+def test_a_host_label_names_the_host_instead_of_its_hostname(synthetic_run: Run) -> None:
+    a = synthetic_run("aaaa1111", "fv-az123-456", "28.2", {"0.62-host": "pass"})
+    a.host.label = "ubuntu-24.04"
+    b = synthetic_run("bbbb2222", "build-7", "28.2", {"0.62-host": "pass"})
+    merged = merge.merge([a, b])
+    assert list(merged.hosts) == ["ubuntu-24.04", "build-7"]
+    assert merged.hosts["ubuntu-24.04"].hostname == "fv-az123-456"  # still in the host's facts
+    assert merged.cells[0].id == "ubuntu-24.04/0.62-host"
