@@ -25,6 +25,12 @@ def strip_ansi(text: str | None) -> str:
     return _ANSI.sub("", text or "")
 
 
+def first_line(text: str | None, limit: int = 200) -> str:
+    """The first non-blank line, colour codes off, cut to `limit` characters."""
+    line = next((ln.strip() for ln in strip_ansi(text).splitlines() if ln.strip()), "")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 class Verdict(StrEnum):
     """A cell's connect verdict, or a task's (docs/words.md)."""
 
@@ -99,6 +105,13 @@ class Connect(_Model):
             raise ValueError(f"a {self.verdict} needs a cause")
         return self
 
+    def headline(self) -> str | None:
+        """The first non-empty line of evidence, as `source: line`."""
+        for e in self.evidence:
+            if line := first_line(e.text):
+                return f"{e.source}: {line}"
+        return None
+
     def explain(self) -> str:
         """The verdict and every piece of evidence, whole (an assertion message, a log line)."""
         head = f"{self.verdict} {self.cause or ''} after {self.seconds} s".replace("  ", " ")
@@ -171,6 +184,32 @@ class CellResult(_Model):
     def tasks_passed(self) -> bool:
         return all(t.verdict == Verdict.PASS for t in self.tasks)
 
+    @property
+    def failed_tasks(self) -> list[TaskResult]:
+        return [t for t in self.tasks if t.verdict in (Verdict.FAIL, Verdict.ERROR)]
+
+    @property
+    def outcome(self) -> str:
+        """What came out, in one comparable string: the verdict, its cause and direction, and
+        the tasks that failed (`fail connect-timeout (sandbox->app)`, `pass, tasks failed: repo`).
+        Hosts compare by it in a merged run."""
+        c = self.connect
+        text = " ".join(str(w) for w in (c.verdict, c.cause) if w)
+        if c.direction:
+            text += f" ({c.direction})"
+        if failed := self.failed_tasks:
+            text += ", tasks failed: " + ", ".join(t.name for t in failed)
+        return text
+
+    def why(self) -> str | None:
+        """The first line of evidence behind the outcome: a failed task's own when the cell
+        connected, else the connect's."""
+        if self.connect.verdict == Verdict.PASS and (failed := self.failed_tasks):
+            t = failed[0]
+            detail = first_line(t.detail) or first_line(t.evidence[0] if t.evidence else "")
+            return f"task {t.name}: {detail}" if detail else f"task {t.name} {t.verdict}"
+        return self.connect.headline()
+
     def task(self, name: str) -> TaskResult | None:
         return next((t for t in self.tasks if t.name == name), None)
 
@@ -223,6 +262,39 @@ class Host(_Model):
     def name(self) -> str | None:
         """What the host is called: its label when the user gave one, else its hostname."""
         return self.label or self.hostname
+
+
+class HostGroup(_Model):
+    """Hosts of a merged run whose every cell came out the same (CellResult.outcome): a
+    merged report shows the group once, by the cells of its first host."""
+
+    name: str  # A, B, ...: the largest group first
+    hosts: list[str]
+    host_classes: list[str] = Field(default_factory=list)
+
+
+class Side(_Model):
+    """One answer to a cell on which hosts disagree: the hosts that gave it, and why."""
+
+    outcome: str
+    verdict: Verdict
+    cause: Cause | None = None
+    hosts: list[str]
+    groups: list[str] = Field(default_factory=list)
+    host_classes: list[str] = Field(default_factory=list)
+    cell: str  # the merged cell shown for this side: the first host of its first group
+    why: str | None = None  # that cell's first line of evidence (CellResult.why)
+
+
+class Disagreement(_Model):
+    """A cell of the matrix whose outcome differs between the hosts that ran it."""
+
+    cell: str  # the matrix's cell id: 0.62-host-gateway
+    sides: list[Side]  # most hosts first
+    # Every host class stands on one side only: the split follows OS / Docker / rootless.
+    # False: hosts of one class disagree, so what differs is something the class does not
+    # name (the daemon's configuration, a firewall, the network).
+    by_host_class: bool = False
 
 
 class Alternative(_Model):
@@ -310,6 +382,8 @@ class Run(_Model):
     merged_from: list[str] = Field(default_factory=list)
     hosts: dict[str, Host] = Field(default_factory=dict)
     recommendation_per_host_class: dict[str, Recommendation] = Field(default_factory=dict)
+    host_groups: list[HostGroup] = Field(default_factory=list)
+    disagreements: list[Disagreement] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="ignore", validate_assignment=True, populate_by_name=True)
 
