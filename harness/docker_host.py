@@ -76,6 +76,21 @@ def bridge_gateway(c: docker.DockerClient) -> str | None:
     return None
 
 
+BRIDGE_OPTION = "com.docker.network.bridge."
+
+
+def bridge_options(c: docker.DockerClient) -> dict[str, str]:
+    """The default bridge's driver options, as the daemon was configured (`--icc`, `--ip-masq`,
+    `--ip`, `--bridge`): `{"enable_icc": "false", "name": "docker0", ...}`. Two daemons of one
+    version on one OS differ here, and their cells with them."""
+    try:
+        options = c.networks.get("bridge").attrs.get("Options") or {}
+    except DockerException:
+        return {}
+    return {k.removeprefix(BRIDGE_OPTION): str(v) for k, v in sorted(options.items())
+            if k.startswith(BRIDGE_OPTION) and k != BRIDGE_OPTION + "default_bridge"}
+
+
 @dataclass(frozen=True)
 class HostFacts:
     """What the daemon says about itself; results carry these so a verdict has its context."""
@@ -89,6 +104,7 @@ class HostFacts:
     storage_driver: str
     bridge_gateway: str | None
     proxies: dict[str, str] = field(default_factory=dict)
+    bridge: dict[str, str] = field(default_factory=dict)
     docker_host: str = ""
     hostname: str = ""
     label: str | None = None  # OH_MATRIX_HOST
@@ -119,6 +135,7 @@ def facts(c: docker.DockerClient | None = None) -> HostFacts:
         storage_driver=str(info.get("Driver", "?")),
         bridge_gateway=gateway,
         proxies=proxies,
+        bridge=bridge_options(c),
         docker_host=os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
         hostname=socket.gethostname(),
         label=host_label(),

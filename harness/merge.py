@@ -12,7 +12,8 @@ At fleet scale the report is read by what differs, so the merge also decides:
   of its first host, and list its members;
 - **disagreements**: each cell whose outcome differs between hosts, every side with its
   hosts, groups and host classes, and the first line of evidence of the side's shown cell;
-  whether the split follows the host classes or runs through one;
+  whether the split follows the host classes or runs through one, and the host facts each
+  side shares and the sides do not (the default bridge's options, its gateway, the socket);
 - **recommendations**: for the whole fleet and per host class (OS, daemon version,
   rootless), each from the cell's worst host in that set: a configuration counts only
   where it passed on every host that ran it.
@@ -78,9 +79,38 @@ def groups(runs: list[tuple[str, Run]], classes: dict[str, str]) -> list[HostGro
             for i, hosts in enumerate(ordered)]
 
 
+# Facts that name a host rather than describe it: they differ between any two hosts.
+NOT_FACTS = {"hostname", "label", "run_id", "host_class"}
+
+
+def facts(host: Host) -> dict[str, str]:
+    """A host's facts, flat: `bridge.enable_icc`, `proxies.HTTP_PROXY`, `kernel`, ..."""
+    out: dict[str, str] = {}
+    for key, value in host.model_dump().items():
+        if key in NOT_FACTS:
+            continue
+        if isinstance(value, dict):
+            out.update({f"{key}.{k}": str(v) for k, v in value.items()})
+        elif value is not None:
+            out[key] = str(value)
+    return out
+
+
+def distinguishing(sides: list[Side], host_facts: dict[str, dict[str, str]]) -> dict[str, list[str]]:
+    """The facts each side's hosts share and the sides do not: what may explain the split."""
+    keys = _unique(k for side in sides for h in side.hosts for k in host_facts[h])
+    out = {}
+    for key in keys:
+        per_side = [{host_facts[h].get(key, "—") for h in side.hosts} for side in sides]
+        if all(len(v) == 1 for v in per_side) and len({next(iter(v)) for v in per_side}) > 1:
+            out[key] = [next(iter(v)) for v in per_side]
+    return out
+
+
 def disagreements(runs: list[tuple[str, Run]], host_groups: list[HostGroup],
                   classes: dict[str, str]) -> list[Disagreement]:
     group_of = {h: g for g in host_groups for h in g.hosts}
+    host_facts = {label: facts(run.host) for label, run in runs}
     rank = {h: i for i, h in enumerate(h for g in host_groups for h in g.hosts)}
     cells: dict[str, dict[str, CellResult]] = {}  # matrix cell id -> host -> cell
     for label, run in runs:
@@ -103,7 +133,8 @@ def disagreements(runs: list[tuple[str, Run]], host_groups: list[HostGroup],
                               why=cell.why()))
         split = [set(s.host_classes) for s in sides]
         by_class = len(set().union(*split)) > 1 and sum(map(len, split)) == len(set().union(*split))
-        out.append(Disagreement(cell=cid, sides=sides, by_host_class=by_class))
+        out.append(Disagreement(cell=cid, sides=sides, by_host_class=by_class,
+                                host_facts=distinguishing(sides, host_facts)))
     return out
 
 

@@ -249,6 +249,7 @@ class Host(_Model):
     storage_driver: str | None = None
     bridge_gateway: str | None = None
     proxies: dict[str, str] = Field(default_factory=dict)
+    bridge: dict[str, str] = Field(default_factory=dict)  # the default bridge's options: enable_icc, name, ...
     docker_host: str | None = None
     hostname: str | None = None
     # OH_MATRIX_HOST: a name the user gives the host (the nightly: its runner label); when
@@ -295,6 +296,9 @@ class Disagreement(_Model):
     # False: hosts of one class disagree, so what differs is something the class does not
     # name (the daemon's configuration, a firewall, the network).
     by_host_class: bool = False
+    # Host facts that are the same on every host of a side and differ between the sides:
+    # {"bridge.enable_icc": ["true", "false"]}, one value per side, in the sides' order.
+    host_facts: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class Alternative(_Model):

@@ -70,7 +70,14 @@ def disagreement_text(run: Run) -> str:
         for s in d.sides:
             lines.append(f"  {s.outcome.ljust(width)}  {','.join(s.groups)} ({len(s.hosts)}): {names(s.hosts)}")
             lines.append(f"  {''.ljust(width)}  {_cut(s.why or '(no evidence)')}")
+        if d.host_facts:
+            lines.append(f"  {'hosts differ in'.ljust(width)}  {differing(d.host_facts)}")
     return "\n".join(lines)
+
+
+def differing(host_facts: dict[str, list[str]]) -> str:
+    """`bridge.enable_icc true / false; bridge_gateway 172.17.0.1 / 10.213.0.1`: per side, in order."""
+    return "; ".join(f"{k} {' / '.join(_cut(x, 60) for x in v)}" for k, v in host_facts.items())
 
 
 def recommendation_line(rec: Recommendation) -> str:

@@ -17,7 +17,7 @@ import jinja2
 
 from harness.model import CellResult, Run, TaskResult, strip_ansi
 from harness.model import first_line as _first_line
-from harness.report.fleet import same_cells, shown_cells
+from harness.report.fleet import differing, same_cells, shown_cells
 from harness.report.grid import column, label, task_summary
 
 EMOJI = {"pass": "✅", "fail": "❌", "error": "⚠️", "skip": "⏭️"}  # grid.SYMBOL, for Markdown
@@ -214,8 +214,8 @@ def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "templates"), autoescape=False,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True)
-    env.filters.update(code=code, table_code=table_code, fence=fence, md=md, secs=secs, shell_lines=shell_lines,
-                       label=cell_label)
+    env.filters.update(differing=differing, code=code, table_code=table_code, fence=fence, md=md, secs=secs,
+                       shell_lines=shell_lines, label=cell_label)
     env.globals["EMOJI"] = EMOJI
     return env
 

@@ -9,7 +9,7 @@ from harness import cli, merge
 from harness.errors import InputError
 from harness.model import Run as RunModel
 from harness.model import read_run
-from harness.report import screenshot
+from harness.report import fleet, screenshot
 from harness.report.render import render_all
 
 pytestmark = pytest.mark.unit
@@ -98,7 +98,8 @@ def fleet_runs() -> list[RunModel]:
             "run_id": f"{i:02d}" + "ab" * 15, "started_at": "2026-11-27T03:17:00+00:00",
             "finished_at": "2026-11-27T04:02:00+00:00", "backend": "pypi",
             "host": {"hostname": f"fv-az{i:03d}", "label": f"runner-{i:02d}", "os": os_, "server_version": docker,
-                     "rootless": rootless, "bridge_gateway": gateway},
+                     "rootless": rootless, "bridge_gateway": gateway,
+                     "bridge": {"enable_icc": "false" if i == 13 else "true", "name": "docker0"}},
             "cells": cells}))
     return runs
 
@@ -140,6 +141,10 @@ def test_a_fleet_merges_in_well_under_a_second_into_groups_and_disagreements(
     assert hg.sides[1].cell == "runner-14/latest-host-gateway"  # group B's first host: the cell shown
     assert not hg.by_host_class  # Ubuntu hosts on both sides
     assert by_cell["0.62-host"].by_host_class  # the rootless class, and only it, is refused
+    # what the sides' hosts share and the other side's do not
+    assert by_cell["0.62-host"].host_facts == {"rootless": ["False", "True"],
+                                               "bridge_gateway": ["172.17.0.1", "10.0.2.2"]}
+    assert hg.host_facts == {}  # B's and D's hosts fail for different reasons: nothing in common
     # no mode passed on every host; each class has its own pick
     assert merged.recommendation.cell is None
     assert merged.recommendation.why.startswith("every configuration failed on at least one of the 20 hosts")
@@ -159,3 +164,24 @@ def test_a_fleet_merges_in_well_under_a_second_into_groups_and_disagreements(
     # each group once: 4 groups x 3 tags grid rows, 4 x 12 cells in detail; every host's cell has its anchor
     assert summary.count("| 0.62 @ ") == 4 and html.count('<section class="cell ') == 48
     assert 'id="cell-runner-19_latest-host"' in html and 'href="#cell-runner-14_latest-host-gateway"' in html
+
+
+def test_hosts_of_one_class_that_disagree_show_the_daemon_facts_that_differ(synthetic_run: Run) -> None:
+    """Two daemons of one version on one machine: the class cannot tell them apart, their
+    default bridges' options can."""
+    a = synthetic_run("aaaa1111", "vm", "20.10.24", {"0.62-host": "pass", "0.62-host-gateway": "pass"})
+    b = synthetic_run("bbbb2222", "vm", "20.10.24", {"0.62-host": "pass", "0.62-host-gateway": "fail"})
+    a.host.label, b.host.label = "main", "d2-icc-off"
+    a.host.bridge = {"enable_icc": "true", "name": "docker0"}
+    b.host.bridge = {"enable_icc": "false", "name": "docker2"}
+    a.host.docker_host, b.host.docker_host = "unix:///var/run/docker.sock", "unix:///run/ohd2/docker.sock"
+    merged = merge.merge([a, b])
+    [d] = merged.disagreements
+    assert d.cell == "0.62-host-gateway" and not d.by_host_class
+    assert d.host_facts == {"docker_host": ["unix:///var/run/docker.sock", "unix:///run/ohd2/docker.sock"],
+                            "bridge.enable_icc": ["true", "false"], "bridge.name": ["docker0", "docker2"]}
+    assert merged.hosts["d2-icc-off"].bridge["enable_icc"] == "false"
+    text = fleet.disagreement_text(merged)
+    assert text.splitlines()[-1].split() == [
+        "hosts", "differ", "in", "bridge.enable_icc", "true", "/", "false;", "bridge.name", "docker0", "/", "docker2;",
+        "docker_host", "unix:///var/run/docker.sock", "/", "unix:///run/ohd2/docker.sock"]
