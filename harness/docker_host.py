@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -91,6 +92,24 @@ def bridge_options(c: docker.DockerClient) -> dict[str, str]:
             if k.startswith(BRIDGE_OPTION) and k != BRIDGE_OPTION + "default_bridge"}
 
 
+def userland_proxy() -> str | None:
+    """Whether the daemon answers published ports with docker-proxy (`on`) or by NAT alone
+    (`off`: --userland-proxy=false, which also NATs traffic between bridges to a published
+    port), read from the rule it puts in the nat table's OUTPUT chain of this network
+    namespace: only with the proxy does it skip `127.0.0.0/8`. None when that cannot be
+    read (not root, no iptables, a remote or rootless daemon whose rules live elsewhere) or
+    is ambiguous (two daemons' rules in one namespace)."""
+    if not os.environ.get("DOCKER_HOST", "unix://").startswith("unix://"):
+        return None
+    try:
+        out = subprocess.run(["iptables", "-t", "nat", "-S", "OUTPUT"], capture_output=True, text=True,
+                             timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    kinds = {"on" if "! -d 127.0.0.0/8" in rule else "off" for rule in out.splitlines() if rule.endswith("-j DOCKER")}
+    return kinds.pop() if len(kinds) == 1 else None
+
+
 @dataclass(frozen=True)
 class HostFacts:
     """What the daemon says about itself; results carry these so a verdict has its context."""
@@ -105,6 +124,7 @@ class HostFacts:
     bridge_gateway: str | None
     proxies: dict[str, str] = field(default_factory=dict)
     bridge: dict[str, str] = field(default_factory=dict)
+    userland_proxy: str | None = None
     docker_host: str = ""
     hostname: str = ""
     label: str | None = None  # OH_MATRIX_HOST
@@ -136,6 +156,7 @@ def facts(c: docker.DockerClient | None = None) -> HostFacts:
         bridge_gateway=gateway,
         proxies=proxies,
         bridge=bridge_options(c),
+        userland_proxy=userland_proxy(),
         docker_host=os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
         hostname=socket.gethostname(),
         label=host_label(),

@@ -93,7 +93,7 @@ def checks(client: docker.DockerClient | None = None) -> list[Finding]:
     out.append(Finding("iptables", backend or "not found",
                        "Docker's NAT rules; a daemon and a firewall on different backends (nf_tables vs "
                        "legacy) do not see each other's rules", warn=not backend))
-    out.append(Finding("userland-proxy", _userland_proxy(),
+    out.append(Finding("userland-proxy", facts.userland_proxy or _userland_proxy(),
                        "container-to-host traffic for published ports is answered by docker-proxy via INPUT"))
     drops = input_drops()
     out.append(Finding("INPUT drops from docker0", "; ".join(drops) or "none",

@@ -250,6 +250,7 @@ class Host(_Model):
     bridge_gateway: str | None = None
     proxies: dict[str, str] = Field(default_factory=dict)
     bridge: dict[str, str] = Field(default_factory=dict)  # the default bridge's options: enable_icc, name, ...
+    userland_proxy: str | None = None  # on | off, from the daemon's nat rules; None: not readable here
     docker_host: str | None = None
     hostname: str | None = None
     # OH_MATRIX_HOST: a name the user gives the host (the nightly: its runner label); when
