@@ -21,6 +21,7 @@ At fleet scale the report is read by what differs, so the merge also decides:
 
 from __future__ import annotations
 
+import itertools
 import string
 import uuid
 from collections.abc import Iterable
@@ -96,15 +97,30 @@ def facts(host: Host) -> dict[str, str]:
     return out
 
 
+SHOWN_FACTS = 4  # a disagreement lists at most this many facts (or pairs of facts)
+
+
 def distinguishing(sides: list[Side], host_facts: dict[str, dict[str, str]]) -> dict[str, list[str]]:
-    """The facts each side's hosts share and the sides do not: what may explain the split."""
+    """What may explain a split: host facts whose values on one side never occur on another
+    (`userland_proxy`: `on` / `off`); when no single fact does that, pairs of facts that do
+    together (`bridge.enable_icc & userland_proxy`: `true & on, false & on` / `false & off`,
+    a cause that needs both). {facts: each side's values, in the sides' order}."""
     keys = _unique(k for side in sides for h in side.hosts for k in host_facts[h])
-    out = {}
-    for key in keys:
-        per_side = [{host_facts[h].get(key, "—") for h in side.hosts} for side in sides]
-        if all(len(v) == 1 for v in per_side) and len({next(iter(v)) for v in per_side}) > 1:
-            out[key] = [next(iter(v)) for v in per_side]
-    return out
+
+    def values(side: Side, ks: tuple[str, ...]) -> list[str]:
+        return sorted({" & ".join(host_facts[h].get(k, "—") for k in ks) for h in side.hosts})
+
+    def separating(candidates: Iterable[tuple[str, ...]]) -> dict[str, list[str]]:
+        out = {}
+        for ks in candidates:
+            per_side = [values(side, ks) for side in sides]
+            seen = [v for vs in per_side for v in vs]
+            if len(seen) == len(set(seen)):  # no value (or pair of values) on two sides
+                out[" & ".join(ks)] = [", ".join(vs) for vs in per_side]
+        return out
+
+    found = separating((k,) for k in keys) or separating(itertools.combinations(keys, 2))
+    return dict(list(found.items())[:SHOWN_FACTS])
 
 
 def disagreements(runs: list[tuple[str, Run]], host_groups: list[HostGroup],

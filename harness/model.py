@@ -297,8 +297,10 @@ class Disagreement(_Model):
     # False: hosts of one class disagree, so what differs is something the class does not
     # name (the daemon's configuration, a firewall, the network).
     by_host_class: bool = False
-    # Host facts that are the same on every host of a side and differ between the sides:
-    # {"bridge.enable_icc": ["true", "false"]}, one value per side, in the sides' order.
+    # What may explain the split: host facts whose values on one side occur on no other
+    # side, or pairs of facts that do so together: {"userland_proxy": ["on", "off"],
+    # "bridge.enable_icc & userland_proxy": ["true & on, false & on", "false & off"]}, each
+    # side's values in the sides' order (merge.distinguishing).
     host_facts: dict[str, list[str]] = Field(default_factory=dict)
 
 

@@ -76,8 +76,13 @@ def disagreement_text(run: Run) -> str:
 
 
 def differing(host_facts: dict[str, list[str]]) -> str:
-    """`bridge.enable_icc true / false; bridge_gateway 172.17.0.1 / 10.213.0.1`: per side, in order."""
-    return "; ".join(f"{k} {' / '.join(_cut(x, 60) for x in v)}" for k, v in host_facts.items())
+    """`userland_proxy on / off; bridge.enable_icc & userland_proxy [false & on, true & on] / [false & off]`:
+    each side's values, in the sides' order (bracketed when a side has several)."""
+    def side(values: str, several: bool) -> str:
+        return f"[{_cut(values, 80)}]" if several else _cut(values, 60)
+
+    return "; ".join(f"{k} " + " / ".join(side(v, any(", " in x for x in vs)) for v in vs)
+                     for k, vs in host_facts.items())
 
 
 def recommendation_line(rec: Recommendation) -> str:

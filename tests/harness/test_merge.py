@@ -144,7 +144,11 @@ def test_a_fleet_merges_in_well_under_a_second_into_groups_and_disagreements(
     # what the sides' hosts share and the other side's do not
     assert by_cell["0.62-host"].host_facts == {"rootless": ["False", "True"],
                                                "bridge_gateway": ["172.17.0.1", "10.0.2.2"]}
-    assert hg.host_facts == {}  # B's and D's hosts fail for different reasons: nothing in common
+    # B's and D's hosts fail for different reasons (Fedora; the Ubuntu host with --icc=false):
+    # no one fact separates the sides, two together do
+    assert hg.host_facts == {
+        "os & bridge.enable_icc": ["Ubuntu 24.04 & true", "Fedora 40 & true, Ubuntu 24.04 & false"],
+        "server_version & bridge.enable_icc": ["28.2 & true", "27.1 & true, 28.2 & false"]}
     # no mode passed on every host; each class has its own pick
     assert merged.recommendation.cell is None
     assert merged.recommendation.why.startswith("every configuration failed on at least one of the 20 hosts")
