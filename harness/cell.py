@@ -242,7 +242,7 @@ class CellCore:
             kwargs["network"] = launch.network
         if launch.extra_hosts:
             kwargs["extra_hosts"] = launch.extra_hosts
-        app = app_container(launch.image, self.name, env, modes.docker_socket(),
+        app = app_container(launch.image, self.name, env, launch.socket,
                             launch.headless or launch.command, kwargs)
         if not launch.network_mode and not launch.headless:
             # Loopback only unless the generation's runtime calls the app back (publish_all).

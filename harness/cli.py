@@ -54,16 +54,17 @@ def cmd_merge(args: argparse.Namespace) -> int:
     from harness import merge
     from harness.model import read_run
     from harness.output import write_run
-    from harness.report import grid
+    from harness.report import fleet, grid
     from harness.report.render import render_all
 
     run = merge.merge([read_run(d) for d in args.dirs])
     out = Path(args.out)
     results = write_run(out, run)
     written = render_all(run, out)
-    print(grid.render(run))
+    print(fleet.disagreement_text(run), fleet.groups_text(run), grid.render(run), sep="\n\n")
+    print(f"\nrecommended for all {len(run.hosts)} hosts: " + fleet.recommendation_line(run.recommendation))
     for cls, rec in run.recommendation_per_host_class.items():
-        print(f"[{cls}] " + rec.text())
+        print(f"recommended for {cls}: " + fleet.recommendation_line(rec))
     print("reports: " + ", ".join(str(p) for p in [results, *written]))
     return EXIT_OK
 

@@ -25,6 +25,12 @@ def strip_ansi(text: str | None) -> str:
     return _ANSI.sub("", text or "")
 
 
+def first_line(text: str | None, limit: int = 200) -> str:
+    """The first non-blank line, colour codes off, cut to `limit` characters."""
+    line = next((ln.strip() for ln in strip_ansi(text).splitlines() if ln.strip()), "")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 class Verdict(StrEnum):
     """A cell's connect verdict, or a task's (docs/words.md)."""
 
@@ -112,6 +118,13 @@ class Connect(_Model):
         if self.verdict in (Verdict.FAIL, Verdict.ERROR) and self.cause is None:
             raise ValueError(f"a {self.verdict} needs a cause")
         return self
+
+    def headline(self) -> str | None:
+        """The first non-empty line of evidence, as `source: line`."""
+        for e in self.evidence:
+            if line := first_line(e.text):
+                return f"{e.source}: {line}"
+        return None
 
     def explain(self) -> str:
         """The verdict and every piece of evidence, whole (an assertion message, a log line)."""
@@ -221,6 +234,32 @@ class CellResult(_Model):
     def tasks_passed(self) -> bool:
         return all(t.verdict == Verdict.PASS for t in self.tasks)
 
+    @property
+    def failed_tasks(self) -> list[TaskResult]:
+        return [t for t in self.tasks if t.verdict in (Verdict.FAIL, Verdict.ERROR)]
+
+    @property
+    def outcome(self) -> str:
+        """What came out, in one comparable string: the verdict, its cause and direction, and
+        the tasks that failed (`fail connect-timeout (sandbox->app)`, `pass, tasks failed: repo`).
+        Hosts compare by it in a merged run."""
+        c = self.connect
+        text = " ".join(str(w) for w in (c.verdict, c.cause) if w)
+        if c.direction:
+            text += f" ({c.direction})"
+        if failed := self.failed_tasks:
+            text += ", tasks failed: " + ", ".join(t.name for t in failed)
+        return text
+
+    def why(self) -> str | None:
+        """The first line of evidence behind the outcome: a failed task's own when the cell
+        connected, else the connect's."""
+        if self.connect.verdict == Verdict.PASS and (failed := self.failed_tasks):
+            t = failed[0]
+            detail = first_line(t.detail) or first_line(t.evidence[0] if t.evidence else "")
+            return f"task {t.name}: {detail}" if detail else f"task {t.name} {t.verdict}"
+        return self.connect.headline()
+
     def task(self, name: str) -> TaskResult | None:
         return next((t for t in self.tasks if t.name == name), None)
 
@@ -260,11 +299,59 @@ class Host(_Model):
     storage_driver: str | None = None
     bridge_gateway: str | None = None
     proxies: dict[str, str] = Field(default_factory=dict)
+    bridge: dict[str, str] = Field(default_factory=dict)  # the default bridge's options: enable_icc, name, ...
+    userland_proxy: str | None = None  # on | off, from the daemon's nat rules; None: not readable here
     docker_host: str | None = None
     hostname: str | None = None
+    # OH_MATRIX_HOST: a name the user gives the host (the nightly: its runner label); when
+    # set it, not the hostname, names the host in history and merged reports
+    label: str | None = None
     # on the hosts of a merged run
     run_id: str | None = None
     host_class: str | None = None
+
+    @property
+    def name(self) -> str | None:
+        """What the host is called: its label when the user gave one, else its hostname."""
+        return self.label or self.hostname
+
+
+class HostGroup(_Model):
+    """Hosts of a merged run whose every cell came out the same (CellResult.outcome): a
+    merged report shows the group once, by the cells of its first host."""
+
+    name: str  # A, B, ...: the largest group first
+    hosts: list[str]
+    host_classes: list[str] = Field(default_factory=list)
+
+
+class Side(_Model):
+    """One answer to a cell on which hosts disagree: the hosts that gave it, and why."""
+
+    outcome: str
+    verdict: Verdict
+    cause: Cause | None = None
+    hosts: list[str]
+    groups: list[str] = Field(default_factory=list)
+    host_classes: list[str] = Field(default_factory=list)
+    cell: str  # the merged cell shown for this side: the first host of its first group
+    why: str | None = None  # that cell's first line of evidence (CellResult.why)
+
+
+class Disagreement(_Model):
+    """A cell of the matrix whose outcome differs between the hosts that ran it."""
+
+    cell: str  # the matrix's cell id: 0.62-host-gateway
+    sides: list[Side]  # most hosts first
+    # Every host class stands on one side only: the split follows OS / Docker / rootless.
+    # False: hosts of one class disagree, so what differs is something the class does not
+    # name (the daemon's configuration, a firewall, the network).
+    by_host_class: bool = False
+    # What may explain the split: host facts whose values on one side occur on no other
+    # side, or pairs of facts that do so together: {"userland_proxy": ["on", "off"],
+    # "bridge.enable_icc & userland_proxy": ["true & on, false & on", "false & off"]}, each
+    # side's values in the sides' order (merge.distinguishing).
+    host_facts: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class Alternative(_Model):
@@ -383,6 +470,8 @@ class Run(_Model):
     merged_from: list[str] = Field(default_factory=list)
     hosts: dict[str, Host] = Field(default_factory=dict)
     recommendation_per_host_class: dict[str, Recommendation] = Field(default_factory=dict)
+    host_groups: list[HostGroup] = Field(default_factory=list)
+    disagreements: list[Disagreement] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="ignore", validate_assignment=True, populate_by_name=True)
 

@@ -30,7 +30,9 @@ HOST_GATEWAY = {"host.docker.internal": "host-gateway"}
 
 
 def docker_socket() -> str:
-    """The daemon socket the harness talks to, which is also what the app gets mounted."""
+    """The daemon socket the harness talks to, which is also what the app gets mounted: the
+    app starts its runtime through it, on the daemon the cell runs on (`DOCKER_HOST=unix://...`:
+    a second daemon, a rootless one). A tcp:// daemon mounts its own host's default socket."""
     host = os.environ.get("DOCKER_HOST", "")
     return host.removeprefix("unix://") if host.startswith("unix://") else "/var/run/docker.sock"
 
@@ -61,6 +63,7 @@ class AppLaunch:
     harness_env: dict[str, str] = field(default_factory=dict)
     # The headless entry point's argv (`python -m openhands.core.main -t ...`): no API, no port.
     headless: list[str] | None = None
+    socket: str = field(default_factory=docker_socket)  # the daemon's socket, mounted at /var/run/docker.sock
 
     def container_env(self) -> dict[str, str]:
         """The env the container gets: the harness's own, then what a person sets, with the
@@ -76,7 +79,7 @@ class AppLaunch:
         for k, v in self.env.items():
             value = f"<{k}>" if k in secrets else v.replace(APP_PORT_TOKEN, str(APP_PORT))
             parts += ["-e", f"{k}={value}"]
-        parts += ["-v", "/var/run/docker.sock:/var/run/docker.sock"]
+        parts += ["-v", f"{self.socket}:/var/run/docker.sock"]
         if self.network_mode == "host":
             parts += ["--network", "host"]
         elif not self.headless:

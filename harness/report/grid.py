@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from harness.model import CellResult, Run
+from harness.report.fleet import shown_cells
 
 SYMBOL = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skip": "SKIP"}
 
@@ -35,7 +36,8 @@ def label(tag: str, version: str | None) -> str:
 
 
 def render(run: Run) -> str:
-    cells = run.cells
+    """The grid; a merged run's has one row per release and host group."""
+    cells = shown_cells(run)
     tags = list(dict.fromkeys(c.tag for c in cells))
     modes = list(dict.fromkeys(column(c) for c in cells))
     by = {(c.tag, column(c)): c for c in cells}
