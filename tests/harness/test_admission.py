@@ -60,3 +60,13 @@ def test_a_slot_is_exclusive_and_alone_takes_them_all() -> None:
     c.join()
     a.join()
     assert order.index("c in") > order.index("a out")
+
+
+def test_the_owner_may_set_the_slots(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.errors import InputError
+
+    monkeypatch.setenv("OH_MATRIX_BOOT_SLOTS", "2")
+    assert admission.slots() == (2, "set by OH_MATRIX_BOOT_SLOTS=2")
+    monkeypatch.setenv("OH_MATRIX_BOOT_SLOTS", "many")
+    with pytest.raises(InputError, match="OH_MATRIX_BOOT_SLOTS='many'"):
+        admission.slots()
