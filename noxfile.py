@@ -7,7 +7,7 @@
     nox -s engine        tests on the Docker engine, no OpenHands release (a minute)
     nox -s release       tests on the real releases, one at a time (builds them when cold)
     nox -s lint          ruff and mypy
-    nox -s soak          the smoke matrix 10 times: flips, leftovers, growth
+    nox -s soak          a matrix run again and again at -n 2 and -n 1: flips, leftovers, growth
     nox -s bench         timings: `-- images`, `-- matrix` (8 V0 cells at -n 1 and -n 2), `-- diagnosis`, `-- tasks`
 """
 
@@ -116,7 +116,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def soak(session: nox.Session) -> None:
-    """The smoke matrix N times (`-- N`, default 10): verdict flips, leftovers, disk/memory growth."""
+    """A matrix run again and again (`-- --matrix FILE --runs N --workers 2,1`): verdict flips, leftovers, growth."""
     _install(session)
     _sources(session)
     session.run("python", "-m", "harness.soak", *session.posargs)

@@ -2,7 +2,8 @@
 
     images        warm `prepare` of 0.61, 0.62 and latest (pypi backend): should take seconds
     images-cold   remove those releases' images and wheelhouses first, then build cold
-    matrix        the 8 V0 cells of the default matrix with -n 1 and -n 2 (warm images)
+    matrix        the 8 cells of 0.62 and latest (every mode) with -n 1 and -n 2 (warm
+                  images), tasks included, and the ratio of their wall times
     diagnosis     seconds from conversation to verdict for cells that fail for a known
                   reason (OpenHands itself waits 120 s and then reports nothing)
     tasks         the task catalog on 0.62 and latest (host-gateway, api and headless):
@@ -22,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import docker_host, images, matrix
+from harness import docker_host, generations, images, matrix
 from harness.errors import ImageUnavailable
 from harness.firewall import drop_bridge_to_host
 from harness.images import wheels
@@ -32,7 +33,7 @@ from harness.paths import cache_root
 # Bench runs break cells on purpose: they keep their own history (reports/bench/history.jsonl),
 # so the user's regressions and trends in reports/ only ever compare the user's runs.
 OUT = Path("reports") / "bench"
-TAGS = (("0.61", "v0"), ("0.62", "v0"), ("latest", "v1"))
+TAGS = tuple((tag, generations.for_tag(tag).name) for tag in ("0.61", "0.62", "latest"))
 
 
 def _image_sizes(client: Any, s: images.ImageSet) -> dict[str, int]:
@@ -68,8 +69,8 @@ def bench_images(cold: bool) -> list[dict[str, Any]]:
 
 def bench_matrix() -> list[dict[str, Any]]:
     m = matrix.load("matrices/default.toml")
-    only = [c.id for c in m.cells() if c.target.api == "v0"]
-    rows = []
+    only = [c.id for c in m.cells() if c.target.tag in ("0.62", "latest")]
+    rows: list[dict[str, Any]] = []
     for n in (1, 2):
         cmd = [sys.executable, "-m", "harness.cli", "run", "--matrix", "matrices/default.toml",
                "--backend", "pypi", "-n", str(n), "--out", str(OUT / f"matrix-n{n}")]
@@ -79,7 +80,12 @@ def bench_matrix() -> list[dict[str, Any]]:
         proc = subprocess.run(cmd)
         if proc.returncode not in (0, 1):
             raise SystemExit(f"bench: oh-matrix run exited {proc.returncode}")
-        rows.append({"cells": len(only), "workers": n, "seconds": round(time.monotonic() - t0, 1)})
+        seconds = round(time.monotonic() - t0, 1)
+        cells = json.loads((OUT / f"matrix-n{n}" / "results.json").read_text())["cells"]
+        verdicts = {c["id"]: f"{c['connect']['verdict']}/{c['connect']['cause']}" for c in cells}
+        rows.append({"cells": len(only), "workers": n, "seconds": seconds, "verdicts": verdicts})
+    rows.append({"ratio_n2_to_n1": round(rows[1]["seconds"] / rows[0]["seconds"], 2),
+                 "same_verdicts": rows[0]["verdicts"] == rows[1]["verdicts"]})
     return rows
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import datetime as dt
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -20,20 +22,30 @@ import docker
 from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 
-from harness import cleanup, docker_host, modes
-from harness.containers import CellResources, app_container, free_port
+from harness import admission, cleanup, docker_host, hostload, modes
+from harness.containers import CellResources, app_container, free_port, tail
 from harness.diagnosis import Decision, Judge, Observation
 from harness.errors import AdapterError, InputError
 from harness.generations import Generation
 from harness.matrix import Cell
-from harness.model import Cause, CellResult, Connect, Evidence, ImageSet, Source, Verdict, strip_ansi
+from harness.model import (
+    Cause,
+    CellResult,
+    Connect,
+    Direction,
+    Evidence,
+    ImageSet,
+    Source,
+    Verdict,
+    strip_ansi,
+)
+from harness.netprobe import NetProbe
 from harness.openhands import Adapter, LlmSettings, RuntimeState, adapter_for
-from harness.probes import probe_from, proxy_env
+from harness.probes import probe_from, proxy_env, proxy_for
 from harness.taskrun import LlmChoice, TaskRunner
 from harness.tasks import CATALOG, Task
 
 POLL = 2.0
-LOG_TAIL = 20
 # The connect verdict needs no model; a key must be non-empty for the API to accept the
 # conversation, and the base URL points at the app's own loopback where nothing listens.
 NO_LLM = LlmSettings(model="openai/gpt-4o", api_key="oh-matrix-no-llm", base_url="http://127.0.0.1:9/v1")
@@ -53,6 +65,9 @@ class CellPlan:
     catalog: dict[str, Task] = field(default_factory=lambda: dict(CATALOG))  # the run's tasks by name
     llm: LlmChoice = field(default_factory=LlmChoice)
     task_budget: float = 120.0
+    boot_slots: int = 1  # boots this machine admits at once (admission.py)
+    alone: bool = False  # boot with the machine to itself: every slot held
+    app_port: int | None = None  # publish the app here instead of a port the harness or Docker picks
 
 
 def runtime_kwargs(user_value: str | None, lbl: dict[str, str]) -> str:
@@ -73,15 +88,6 @@ def runtime_kwargs(user_value: str | None, lbl: dict[str, str]) -> str:
     return repr(kwargs)
 
 
-def tail(container: Container | None, n: int = LOG_TAIL) -> str:
-    if container is None:
-        return ""
-    try:
-        return str(container.logs(tail=n).decode(errors="replace")).rstrip()
-    except (NotFound, APIError):
-        return "(container gone)"
-
-
 def _published_on(runtime: Container, host_port: int) -> list[str]:
     """The host addresses a host port of the runtime is published on (HostIp '' = all)."""
     ports = (runtime.attrs.get("NetworkSettings") or {}).get("Ports") or {}
@@ -98,6 +104,18 @@ def _inner_port(runtime: Container, host_port: int) -> int:
     return host_port
 
 
+def env_of(container: Container) -> dict[str, str]:
+    return dict(e.partition("=")[::2] for e in (container.attrs.get("Config") or {}).get("Env") or [])
+
+
+def where(container: Container, role: str) -> str:
+    """A probe's vantage point with the network it sees: on the host network, /etc/hosts is a
+    copy of the host's own file, not Docker's."""
+    mode = (container.attrs.get("HostConfig") or {}).get("NetworkMode") or "default"
+    note = ", /etc/hosts copied from the host" if mode == "host" else ""
+    return f"{role} (network {mode}{note})"
+
+
 def runtime_facts(runtime: Container) -> str:
     """State, exit code, OOM flag and where its ports are published, as the host sees it."""
     with contextlib.suppress(NotFound, APIError):
@@ -111,6 +129,49 @@ def runtime_facts(runtime: Container) -> str:
             f"OOM {bool(state.get('OOMKilled'))}, network {net}, published: {published or 'nothing'}")
 
 
+def _started_at(runtime: Container) -> float | None:
+    """When the daemon started the container (epoch seconds), from its State.StartedAt."""
+    stamp = str((runtime.attrs.get("State") or {}).get("StartedAt") or "")
+    if not stamp or stamp.startswith("0001-"):
+        return None
+    head, _, frac = stamp.rstrip("Z").partition(".")
+    try:
+        started = dt.datetime.fromisoformat(head).replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
+    return started.timestamp() + (float(f"0.{frac[:6]}") if frac else 0.0)
+
+
+def cpu_and_memory(container: Container | None) -> tuple[float, float]:
+    """The container's CPU seconds since it started and its memory now, by the daemon's own
+    accounting (a one-shot stats call); zeros for a container that is gone."""
+    if container is None:
+        return 0.0, 0.0
+    try:
+        stats = container.stats(stream=False, one_shot=True)
+    except (NotFound, APIError):
+        return 0.0, 0.0
+    cpu = float(((stats.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage") or 0) / 1e9
+    return cpu, float((stats.get("memory_stats") or {}).get("usage") or 0)
+
+
+def daemon_events(client: docker.DockerClient, name: str, since: float) -> str:
+    """What the daemon's event stream says about a container since `since`: create, start,
+    die (with its exit code), oom, kill..., in order."""
+    try:
+        events = list(client.events(since=int(since), until=int(time.time()) + 1, decode=True,
+                                    filters={"container": name, "type": "container"}))
+    except (APIError, NotFound):
+        return ""
+    parts = []
+    for e in events:
+        attrs = (e.get("Actor") or {}).get("Attributes") or {}
+        extra = f" exitCode={attrs['exitCode']}" if "exitCode" in attrs else ""
+        when = dt.datetime.fromtimestamp(e.get("time", 0), dt.UTC).strftime("%H:%M:%S")
+        parts.append(f"{when} {e.get('Action') or e.get('status')}{extra}")
+    return ", ".join(parts)
+
+
 class Watch(Protocol):
     """What the connect watch needs to know about one runtime, per entry point."""
 
@@ -118,6 +179,9 @@ class Watch(Protocol):
     def state(self) -> RuntimeState: ...  # the app's own account; raises AdapterError
     def runtime_url(self, app_logs: str, runtime: Container | None) -> str | None: ...
     def callback_target(self) -> tuple[str, int] | None: ...
+    def runtime_failure(self, app_logs: str) -> str | None: ...  # the app's own line naming one
+    def callbacks(self, runtime: Container) -> list[tuple[str, str]]: ...  # (label, url) it calls the app at
+    def callback_story(self, runtime: Container) -> list[str]: ...  # its log of those calls, event counts
     def runtime_running(self, runtime: Container) -> None: ...  # on every look while it runs
 
 
@@ -134,6 +198,10 @@ class CellCore:
         self.resources = CellResources(self.client, self.labels, self.name)
         self.network: str | None = None
         self.launched = False
+        self.boot_start: hostload.CpuSample | None = None  # the machine when this boot began
+        self.app_cpu_at_api = 0.0  # the app's CPU seconds when its API first answered
+        self.runtime_answered: float | None = None  # epoch seconds: first look where the runtime answered
+        self.conversation_at = 0.0  # epoch seconds: when the conversation was created
         self.app_env: dict[str, str] = {}
         self.runtime_name: str | None = None
         self.result = CellResult(
@@ -156,7 +224,7 @@ class CellCore:
                 self.network = self.resources.network()
             self.resources.on_close(self._remove_runtimes)
         # Docker picks the published port unless the app must know it before it starts.
-        host_port = free_port() if self.mode.network == "host" or self.gen.callback else None
+        host_port = p.app_port or (free_port() if self.mode.network == "host" or self.gen.callback else None)
         launch = self.mode.launch(self.gen, image=p.images.app_image, env=env, host_port=host_port,
                                   network=self.network)
         self.result.docker_run = launch.docker_run(p.secrets)
@@ -164,7 +232,7 @@ class CellCore:
         return launch
 
     def start_app(self, launch: modes.AppLaunch, stack: contextlib.ExitStack | None = None) -> Container:
-        env = {**launch.harness_env, **launch.env}  # what the user sets wins
+        env = launch.container_env()  # what the user sets wins over the harness's own
         if self.gen.label_env:
             env[self.gen.label_env] = runtime_kwargs(env.get(self.gen.label_env), self.labels)
         self.app_env = env
@@ -175,7 +243,7 @@ class CellCore:
             kwargs["network"] = launch.network
         if launch.extra_hosts:
             kwargs["extra_hosts"] = launch.extra_hosts
-        app = app_container(launch.image, self.name, env, modes.docker_socket(),
+        app = app_container(launch.image, self.name, env, launch.socket,
                             launch.headless or launch.command, kwargs)
         if not launch.network_mode and not launch.headless:
             # Loopback only unless the generation's runtime calls the app back (publish_all).
@@ -203,6 +271,7 @@ class CellCore:
                                 f"app container {container.status} with exit code {code} before its API answered")
             if adapter.healthy():
                 self.result.app_seconds = round(time.monotonic() - t0, 1)
+                self.app_cpu_at_api = cpu_and_memory(container)[0]
                 return None
             time.sleep(1)
         return Decision(Verdict.FAIL, Cause.BUDGET_EXCEEDED,
@@ -226,30 +295,49 @@ class CellCore:
             state = runtime.attrs["State"]
             o.runtime_status, o.runtime_exit = runtime.status, state.get("ExitCode")
             o.runtime_oom = bool(state.get("OOMKilled"))
+            o.runtime_error = str(state.get("Error") or "")
+            o.runtime_restarts = int(runtime.attrs.get("RestartCount") or 0)
         if o.app_status == "running":
             try:
                 o.state = watch.state()
             except AdapterError as e:
                 o.api_error = str(e)[:300]
-            url = url or watch.runtime_url(strip_ansi(tail(app, 400)), runtime)
+            logs = strip_ansi(tail(app, 400))
+            url = url or watch.runtime_url(logs, runtime)
+            o.app_failure = watch.runtime_failure(logs)
             o.proxy = proxy_env(app)
         if o.state is None:  # a headless process may be done already: its log outlives it
             with contextlib.suppress(AdapterError):
                 o.state = watch.state()
+        runtime_up = runtime is not None and o.runtime_status == "running"
+        if o.state and o.state.ready and self.runtime_answered is None:
+            self.runtime_answered = time.time()  # it answered the app by now (to within a look)
+        if o.state and o.state.ready and runtime is not None and runtime_up:
+            o.webhook_probes = [self._probe_url(runtime, f"sandbox {label}", target)
+                                for label, target in watch.callbacks(runtime)]
         if o.app_status != "running" or (o.state and o.state.ready):
             return o, url
-        runtime_up = runtime is not None and o.runtime_status == "running"
         u = urlparse(url or "")
         if u.hostname and u.port:
-            o.app_probe = probe_from(app, "app", u.hostname, u.port)
+            o.app_probe = probe_from(app, where(app, "app"), u.hostname, u.port)
             if runtime is not None:
                 o.published_on = _published_on(runtime, u.port)
             if runtime is not None and runtime_up:
                 o.self_probe = probe_from(runtime, "runtime", "127.0.0.1", _inner_port(runtime, u.port))
+                if o.self_probe.tcp == "open" and self.runtime_answered is None:
+                    self.runtime_answered = time.time()
+            if (via := proxy_for(o.proxy)) is not None:
+                o.proxy_probe = probe_from(app, "app via its proxy", u.hostname, u.port, via=via)
         callback = watch.callback_target()
         if callback and runtime is not None and runtime_up:
-            o.callback_probe = probe_from(runtime, "sandbox", callback[0], callback[1])
+            o.callback_probe = probe_from(runtime, where(runtime, "sandbox"), callback[0], callback[1])
         return o, url
+
+    @staticmethod
+    def _probe_url(container: Container, role: str, url: str) -> NetProbe:
+        u = urlparse(url)
+        port = u.port or (443 if u.scheme == "https" else 80)
+        return probe_from(container, where(container, role), u.hostname or "", port, u.path or "/")
 
     def watch(self, watch: Watch, app: Container) -> None:
         judge, url, t0 = Judge(), None, time.monotonic()
@@ -266,7 +354,24 @@ class CellCore:
             if decision is None:
                 time.sleep(max(0.0, POLL - (time.monotonic() - tick)))
         self.result.connect.runtime_url = url
-        self.decide(decision, time.monotonic() - t0, app, judge.last, watch)
+        seconds = time.monotonic() - t0
+        if decision.cause == Cause.STARTUP_GRACE:
+            self._time_the_runtime(watch, url)
+        self.decide(decision, seconds, app, judge.last, watch)
+
+    def _time_the_runtime(self, watch: Watch, url: str | None, limit: float = 90.0) -> None:
+        """After a grace ran out: how long the runtime really takes to answer on its own port,
+        so the verdict can set it against the grace (the app has given up; the container runs)."""
+        u = urlparse(url or "")
+        t0 = time.monotonic()
+        while self.runtime_answered is None and u.port and time.monotonic() - t0 < limit:
+            runtime = watch.runtime()
+            if runtime is None or runtime.status != "running":
+                return
+            if probe_from(runtime, "runtime", "127.0.0.1", _inner_port(runtime, u.port)).tcp == "open":
+                self.runtime_answered = time.time()
+                return
+            time.sleep(1)
 
     def decide(self, d: Decision, seconds: float | None, app: Container | None = None,
                obs: Observation | None = None, watch: Watch | None = None) -> None:
@@ -274,7 +379,7 @@ class CellCore:
         if obs is not None:
             if obs.state:
                 evidence.append(Evidence(source=Source.API, text=f"app reports {obs.state.status}"))
-            for probe in (obs.app_probe, obs.self_probe, obs.callback_probe):
+            for probe in (obs.app_probe, obs.self_probe, obs.callback_probe, obs.proxy_probe, *obs.webhook_probes):
                 if probe:
                     evidence.append(Evidence(source=Source.PROBE, text=probe.line()))
             if obs.proxy:
@@ -284,13 +389,32 @@ class CellCore:
             runtime = watch.runtime() if watch is not None else None
             if runtime is not None:
                 evidence.append(Evidence(source=Source.RUNTIME, text=runtime_facts(runtime)))
+                if d.direction == Direction.CALLBACK and watch is not None:
+                    evidence += [Evidence(source=Source.RUNTIME_LOG, text=line)
+                                 for line in watch.callback_story(runtime)]
+                if events := daemon_events(self.client, str(runtime.name), self.conversation_at or time.time() - 300):
+                    evidence.append(Evidence(source=Source.DAEMON, text=f"{runtime.name}: {events}"))
                 evidence.append(Evidence(source=Source.RUNTIME_LOG, text=tail(runtime)))
             if app is not None:
                 evidence.append(Evidence(source=Source.APP_LOG, text=strip_ansi(tail(app))))
+        if d.verdict == Verdict.PASS and watch is not None and app is not None:
+            self._note_networks(app, watch.runtime())
         self.result.connect = Connect(verdict=d.verdict, cause=d.cause,
                                       seconds=round(seconds, 1) if seconds is not None else None,
                                       runtime_url=self.result.connect.runtime_url, evidence=evidence,
-                                      direction=d.direction, transient=d.transient)
+                                      direction=d.direction, rerun=d.rerun)
+
+    def _note_networks(self, app: Container, runtime: Container | None) -> None:
+        """Where the runtime ran when it is not where the app is (a custom network holds only
+        the app: neither generation has a setting to put its runtime there), and how the app
+        reached it, so a user knows what the pass means."""
+        if runtime is None:
+            return
+        ours = (app.attrs.get("HostConfig") or {}).get("NetworkMode")
+        theirs = (runtime.attrs.get("HostConfig") or {}).get("NetworkMode")
+        if ours != theirs:
+            self.result.notes.append(f"the app ran on network {ours}, its runtime {runtime.name} on {theirs}; the "
+                                     f"app reached it at {self.result.connect.runtime_url or '?'}")
 
     def error(self, cause: Cause, why: str) -> None:
         self.decide(Decision(Verdict.ERROR, cause, why), None)
@@ -332,6 +456,42 @@ class CellCore:
         locks.mkdir(exist_ok=True)
         return FileLock(str(locks / f"{self.gen.name}-host-network.lock"))
 
+    @contextlib.contextmanager
+    def booting(self) -> Iterator[None]:
+        """The boot phase (app, then runtime, up to the connect verdict) in an admission slot,
+        with what the machine did meanwhile recorded against the release's own clock."""
+        with admission.slot(self.plan.boot_slots, self.plan.alone) as waited:
+            self.result.boot.slot_wait, self.result.boot.slots = waited, self.plan.boot_slots
+            self.result.boot.alone = self.plan.alone
+            self.boot_start = hostload.sample()
+            try:
+                yield
+            finally:
+                self.measure_boot()
+
+    def measure_boot(self) -> None:
+        """The boot against the release's clock and the machine's load; a passing boot's CPU and
+        memory teach admission control what a boot needs here."""
+        b, runtime = self.result.boot, self.container(self.runtime_name)
+        b.grace = self.gen.grace(self.app_env)
+        if runtime is not None and self.runtime_answered is not None and (started := _started_at(runtime)):
+            b.runtime_seconds = round(self.runtime_answered - started, 1)
+        if self.boot_start is None:
+            return
+        end = hostload.sample()
+        busy, steal = hostload.busy_cores(self.boot_start, end)
+        app_cpu, app_memory = cpu_and_memory(self.container(self.name))
+        runtime_cpu, runtime_memory = cpu_and_memory(runtime)
+        wall = max(end.at - self.boot_start.at, 1e-6)
+        own = (app_cpu + runtime_cpu) / wall
+        b.cpu_cores, b.host_busy_cores = round(own, 2), round(busy, 2)
+        b.other_cores, b.steal_percent = round(max(busy - own, 0.0), 2), round(steal, 1)
+        b.load = hostload.load()
+        app_phase = self.app_cpu_at_api / max(self.result.app_seconds or 0.0, 1.0)
+        connect_phase = ((app_cpu - self.app_cpu_at_api) + runtime_cpu) / max(self.result.connect.seconds or 0.0, 1.0)
+        if self.result.connect.verdict == Verdict.PASS and self.result.app_seconds and self.result.connect.seconds:
+            admission.record(self.gen.name, max(app_phase, connect_phase), app_memory + runtime_memory)
+
     def run(self) -> CellResult:
         try:
             with self.exclusive(), self.resources:
@@ -364,6 +524,20 @@ class ApiWatch:
     def callback_target(self) -> tuple[str, int] | None:
         return self.adapter.callback_target(self.core.app_env)
 
+    def runtime_failure(self, app_logs: str) -> str | None:
+        return self.adapter.runtime_failure(app_logs)
+
+    def callbacks(self, runtime: Container) -> list[tuple[str, str]]:
+        return self.adapter.callback_urls(env_of(runtime))
+
+    def callback_story(self, runtime: Container) -> list[str]:
+        story = self.adapter.callback_log(strip_ansi(tail(runtime, 400)))
+        sandbox, app = self.adapter.event_counts(self.conversation)
+        if sandbox is not None or app is not None:
+            story.append(f"events of the conversation: {sandbox if sandbox is not None else '?'} in the sandbox, "
+                         f"{app if app is not None else '?'} received by the app")
+        return story
+
     def runtime_running(self, runtime: Container) -> None:
         self.on_running(runtime)
 
@@ -377,28 +551,33 @@ class ApiCell(CellCore):
         self.task_error: str | None = None  # why the tasks cannot run although connect may pass
 
     def body(self) -> None:
+        with self.booting():
+            connected = self.connect()
+        if connected is not None and self.result.connect.verdict == Verdict.PASS and self.runner is not None:
+            self._run_tasks(*connected)
+
+    def connect(self) -> tuple[str, ApiWatch] | None:
+        """Start the app, create a conversation, watch its runtime come up: the boot phase."""
         launch = self.launch()
         app = self.start_app(launch)
         adapter = adapter_for(self.gen, self.app_url(launch, app))
+        self.resources.on_close(adapter.close)
+        early = self.wait_api(app, adapter)
+        if early:
+            self.decide(early, None, app)
+            return None
+        llm = self._prepare_tasks(adapter, app)
         try:
-            early = self.wait_api(app, adapter)
-            if early:
-                self.decide(early, None, app)
-                return
-            llm = self._prepare_tasks(adapter, app)
-            try:
-                adapter.store_settings(llm)
-                conversation = adapter.create_conversation(self.plan.message)
-                self.track_runtime(adapter.runtime_container_name(conversation))
-            except AdapterError as e:
-                self.decide(Decision(Verdict.FAIL, Cause.API_ERROR, str(e)[:400]), None, app)
-                return
-            watch = ApiWatch(self, adapter, conversation, self._runtime_running)
-            self.watch(watch, app)
-            if self.result.connect.verdict == Verdict.PASS and self.runner is not None:
-                self._run_tasks(conversation, watch)
-        finally:
-            adapter.close()
+            adapter.store_settings(llm)
+            self.conversation_at = time.time()
+            conversation = adapter.create_conversation(self.plan.message)
+            self.track_runtime(adapter.runtime_container_name(conversation))
+        except AdapterError as e:
+            self.decide(Decision(Verdict.FAIL, Cause.API_ERROR, str(e)[:400]), None, app)
+            return None
+        watch = ApiWatch(self, adapter, conversation, self._runtime_running)
+        self.watch(watch, app)
+        return conversation, watch
 
     def _prepare_tasks(self, adapter: Adapter, app: Container) -> LlmSettings:
         """The LLM settings for the conversation: NO_LLM for a connect-only cell, else the

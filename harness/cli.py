@@ -27,6 +27,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     options = workflow.Options(matrix=args.matrix, out=args.out, backend=args.backend, app_env=args.app_env,
                                only=args.only, remedies=args.remedies, llm=args.llm, gate=args.gate,
+                               upgrade_from=args.upgrade_from,
                                workers=args.n or 1, k=args.k, pytest_args=args.pytest_args)
     return workflow.run(options, run_cells, report=lambda s: print(end_of_run(s)))
 
@@ -53,18 +54,28 @@ def cmd_merge(args: argparse.Namespace) -> int:
     from harness import merge
     from harness.model import read_run
     from harness.output import write_run
-    from harness.report import grid
+    from harness.report import fleet, grid
     from harness.report.render import render_all
 
     run = merge.merge([read_run(d) for d in args.dirs])
     out = Path(args.out)
     results = write_run(out, run)
     written = render_all(run, out)
-    print(grid.render(run))
+    print(fleet.disagreement_text(run), fleet.groups_text(run), grid.render(run), sep="\n\n")
+    print(f"\nrecommended for all {len(run.hosts)} hosts: " + fleet.recommendation_line(run.recommendation))
     for cls, rec in run.recommendation_per_host_class.items():
-        print(f"[{cls}] " + rec.text())
+        print(f"recommended for {cls}: " + fleet.recommendation_line(rec))
     print("reports: " + ", ".join(str(p) for p in [results, *written]))
     return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.compare import differences
+    from harness.model import read_run
+
+    found = differences(read_run(args.first), read_run(args.second), tuple(args.skip_tag))
+    print("\n".join(found) if found else "the same findings in every cell (times, ids and ports aside)")
+    return EXIT_FAILED if found else EXIT_OK
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -180,6 +191,8 @@ def parser() -> argparse.ArgumentParser:
                    help="LLM for the tasks: scripted (default without a key) or real (LLM_MODEL, LLM_API_KEY)")
     r.add_argument("--gate", choices=["failures", "regressions"], default="failures",
                    help="exit 1 on any failed cell (default) or only on a regression since the last run")
+    r.add_argument("--upgrade-from", metavar="TAG",
+                   help="the release deployed today: show what moving to the newest target does, per mode")
     r.add_argument("-n", type=int, default=2, help="cells in parallel (pytest-xdist workers)")
     r.add_argument("-k", help="pytest -k expression over cell ids")
     r.add_argument("pytest_args", nargs="*", help="after --: passed to pytest")
@@ -191,6 +204,11 @@ def parser() -> argparse.ArgumentParser:
     mg.add_argument("dirs", nargs="+", metavar="DIR")
     mg.add_argument("--out", required=True)
     mg.set_defaults(func=cmd_merge)
+    cmp = sub.add_parser("compare", help="two runs' findings side by side (exit 1 when they differ)")
+    cmp.add_argument("first", metavar="DIR")
+    cmp.add_argument("second", metavar="DIR")
+    cmp.add_argument("--skip-tag", action="append", default=[], metavar="TAG", help="leave this tag's cells out")
+    cmp.set_defaults(func=cmd_compare)
     h = sub.add_parser("history", help="per-cell verdicts over the last runs")
     h.add_argument("dir", nargs="?", default="reports")
     h.add_argument("--last", type=int, default=10)

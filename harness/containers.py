@@ -28,6 +28,7 @@ from harness import cleanup
 testcontainers_config.ryuk_disabled = True
 
 SIDECAR_READY = 30.0
+LOG_TAIL = 20
 
 
 def free_port() -> int:
@@ -37,6 +38,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def tail(container: Container | None, n: int = LOG_TAIL) -> str:
+    """The last `n` lines of a container's log; a container that is gone says so."""
+    if container is None:
+        return ""
+    try:
+        return str(container.logs(tail=n).decode(errors="replace")).rstrip()
+    except (NotFound, APIError):
+        return "(container gone)"
 
 
 class OwnedContainer(DockerContainer):

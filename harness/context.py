@@ -29,6 +29,8 @@ class RunContext(BaseModel):
     swept: str = ""
     remedies: bool = False  # rerun failed cells with the known fixes for their cause
     llm: str = "scripted"  # scripted | real (the key itself stays in the environment)
+    boot_slots: int = 1  # boots the machine admits at once (admission.py), decided once per run
+    boot_slots_why: str = ""
 
     def matrix(self) -> Matrix:
         return matrix.parse(tomllib.loads(self.matrix_text), self.matrix_path, self.task_files)

@@ -9,6 +9,7 @@ readiness or the budget.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from harness.model import Cause, Direction, Verdict
 from harness.netprobe import NetProbe, bypasses_proxy
@@ -30,14 +31,20 @@ class Observation:
     t: float  # seconds since the conversation was created
     app_status: str  # docker state of the app container
     app_exit: int | None = None
-    runtime_status: str = "absent"  # absent | created | running | exited | dead ...
+    runtime_status: str = "absent"  # absent | created | running | restarting | exited | dead
     runtime_exit: int | None = None
     runtime_oom: bool = False
+    runtime_error: str = ""  # the daemon's State.Error: why it could not start the container
+    runtime_restarts: int = 0
+    app_failure: str | None = None  # the app's own log line naming a runtime failure
     state: RuntimeState | None = None
     api_error: str | None = None
     app_probe: NetProbe | None = None
     self_probe: NetProbe | None = None  # from inside the runtime, to its own port
     callback_probe: NetProbe | None = None  # V1: from the sandbox to the app's callback port
+    proxy_probe: NetProbe | None = None  # from the app to its HTTP proxy, asking it for the runtime
+    # Once the app says ready (V1): from the sandbox to each webhook it posts events to.
+    webhook_probes: list[NetProbe] = field(default_factory=list)
     published_on: list[str] = field(default_factory=list)  # host addresses the probed port is published on
     proxy: dict[str, str] = field(default_factory=dict)
 
@@ -52,10 +59,10 @@ class Decision:
     cause: Cause | None
     why: str
     direction: Direction | None = None  # which way the network broke, when it did
-    # The app gave up on a runtime that was still booting, or picked a host port that was
-    # taken: a moment of this machine as likely as a property of the cell, so the cell is
-    # run once more (cell.run_cell).
-    transient: bool = False
+    # Run the cell once more before believing this: "alone" when one of OpenHands' own clocks
+    # ran out on a runtime that was still booting (the machine's load may be why: the rerun
+    # takes every boot slot), "again" for a host port that was taken at that moment.
+    rerun: Literal["again", "alone"] | None = None
 
 
 class _Direction:
@@ -96,17 +103,13 @@ class Judge:
     def add(self, o: Observation) -> Decision | None:
         self.last = o
         if o.state and o.state.ready:
-            return Decision(Verdict.PASS, None, f"runtime ready ({o.state.status})")
+            return self._callbacks(o) or Decision(Verdict.PASS, None, f"runtime ready ({o.state.status})")
         if o.app_status not in ("running", "created", "restarting"):
             return Decision(Verdict.FAIL, Cause.APP_EXITED, f"app container {o.app_status}, exit code {o.app_exit}")
         if o.runtime_status != "absent":
             self.runtime_seen = True
-        if o.runtime_status in ("exited", "dead"):
-            oom = ", OOM-killed" if o.runtime_oom else ""
-            return Decision(Verdict.FAIL, Cause.RUNTIME_EXITED,
-                            f"runtime container {o.runtime_status} with exit code {o.runtime_exit}{oom}")
-        if o.runtime_status == "absent" and self.runtime_seen:
-            return Decision(Verdict.FAIL, Cause.RUNTIME_MISSING, "the runtime container disappeared")
+        if decided := self._daemon(o):
+            return decided
         runtime_listens = bool(o.self_probe and o.self_probe.tcp == "open")
         p = o.app_probe
         if p and p.tcp == "refused" and _loopback(o.published_on) and not _loopback(p.addresses):
@@ -121,6 +124,8 @@ class Judge:
                    or self.callback.judge(o.callback_probe, target_listens=True))
         if decided:
             return decided
+        if decided := self._proxy(o, runtime_listens):
+            return decided
         p = o.app_probe
         open_path = bool(p and p.tcp == "open" and runtime_listens)
         self.proxied = self.proxied + 1 if open_path and p and o.proxy and _proxied(p.host, o.proxy) else 0
@@ -132,24 +137,84 @@ class Judge:
         if o.state and o.state.error:
             # The app gave up on its own and no probe shows a network cause.
             if o.runtime_status == "running" and o.self_probe and o.self_probe.tcp == "refused":
-                return Decision(Verdict.FAIL, Cause.BUDGET_EXCEEDED,
+                return Decision(Verdict.FAIL, Cause.STARTUP_GRACE,
                                 f"the app gave up while the runtime was still starting (its own port "
-                                f"refused): {o.state.error}", transient=True)
+                                f"refused): {o.state.error}", rerun="alone")
             if o.state.failure == "startup-grace" and not (o.app_probe and o.app_probe.tcp != "open"):
                 # Raised only when /health failed after the app's startup grace
                 # (docker_sandbox_service.py, SANDBOX_STARTUP_GRACE_SECONDS, default 15 s),
                 # and the network path is open: the sandbox was too slow, not unreachable.
-                return Decision(Verdict.FAIL, Cause.BUDGET_EXCEEDED,
+                return Decision(Verdict.FAIL, Cause.STARTUP_GRACE,
                                 f"the app's startup grace ran out before the sandbox answered /health, "
-                                f"with the path to it open: {o.state.error}", transient=True)
+                                f"with the path to it open: {o.state.error}", rerun="alone")
             if o.state.failure in ("start-failed", "port-taken"):
                 taken = o.state.failure == "port-taken"
                 hint = (" (the app chose the sandbox's host port inside its own network namespace, "
                         "where the host's ports in use are invisible)" if taken else "")
                 return Decision(Verdict.FAIL, Cause.RUNTIME_MISSING,
                                 f"the daemon refused to start the runtime the app asked for{hint}: {o.state.error}",
-                                transient=taken)
+                                rerun="again" if taken else None)
             return Decision(Verdict.FAIL, Cause.API_ERROR, f"the app reports {o.state.error}")
+        return None
+
+    def _callbacks(self, o: Observation) -> Decision | None:
+        """Ready as the app says, but a V1 cell passes only when the sandbox's calls back reach
+        the app too: none of its webhooks answering means the agent runs and the app never hears."""
+        hooks = o.webhook_probes
+        if not hooks or any(p.http for p in hooks):
+            return None
+        first = hooks[0]
+        cause = (Cause.DNS_UNRESOLVED if first.dns == "fail" else
+                 Cause.CONNECT_TIMEOUT if first.tcp == "timeout" else Cause.CONNECTION_REFUSED)
+        return Decision(Verdict.FAIL, cause,
+                        f"sandbox -> app (callback): the conversation started, but none of the sandbox's "
+                        f"{len(hooks)} webhook(s) reaches the app ({first.host}:{first.port}: "
+                        f"{'DNS ' + first.dns if first.dns != 'ok' else 'TCP ' + str(first.tcp)}): the agent runs in "
+                        f"the sandbox and the app never hears of it; the user sees a conversation that never updates",
+                        CALLBACK)
+
+    def _daemon(self, o: Observation) -> Decision | None:
+        """The daemon's own account of the runtime container, decided as soon as it has one."""
+        if o.runtime_status in ("exited", "dead"):
+            oom = ", OOM-killed" if o.runtime_oom else ""
+            restarts = f", restarted {o.runtime_restarts} times" if o.runtime_restarts else ""
+            error = f"; the daemon says: {o.runtime_error}" if o.runtime_error else ""
+            return Decision(Verdict.FAIL, Cause.RUNTIME_EXITED, f"runtime container {o.runtime_status} with exit "
+                            f"code {o.runtime_exit}{oom}{restarts}{error}")
+        if o.runtime_status == "restarting" or (o.runtime_restarts and o.runtime_status == "running"):
+            return Decision(Verdict.FAIL, Cause.RUNTIME_EXITED,
+                            f"runtime container keeps exiting: restarted {o.runtime_restarts} times, last exit "
+                            f"code {o.runtime_exit}")
+        if o.runtime_status == "created" and o.runtime_error:
+            # Created, never started: the daemon could not run its entrypoint or set it up.
+            return Decision(Verdict.FAIL, Cause.RUNTIME_MISSING,
+                            f"the daemon created the runtime container but could not start it: {o.runtime_error}")
+        if o.runtime_status == "absent" and self.runtime_seen:
+            return Decision(Verdict.FAIL, Cause.RUNTIME_MISSING, "the runtime container disappeared")
+        if o.runtime_status in ("absent", "created") and o.app_failure:
+            return Decision(Verdict.FAIL, Cause.RUNTIME_MISSING,
+                            f"the app reports its runtime failed to start, and the daemon has "
+                            f"{'no such container' if o.runtime_status == 'absent' else 'it created, not started'}: "
+                            f"{o.app_failure}")
+        return None
+
+    def _proxy(self, o: Observation, runtime_listens: bool) -> Decision | None:
+        """The app's HTTP client sends runtime requests to a proxy: decided as soon as the proxy
+        is shown unable to carry them (the runtime need not have booted for a dead proxy)."""
+        p, via = o.app_probe, o.proxy_probe
+        if not (p and via and o.proxy and _proxied(p.host, o.proxy)):
+            return None
+        target = f"{p.host}:{p.port}"
+        if via.dns != "ok" or via.tcp in ("refused", "timeout", "error"):
+            return Decision(Verdict.FAIL, Cause.PROXY,
+                            f"app -> runtime: the app's HTTP client sends {target} to its proxy {_proxy_url(o.proxy)} "
+                            f"(NO_PROXY does not cover it), and the proxy cannot be reached from the app: "
+                            f"{via.line()}", FORWARD)
+        if runtime_listens and p.tcp == "open" and via.http and via.http.split()[1:2] != ["200"]:
+            return Decision(Verdict.FAIL, Cause.PROXY,
+                            f"app -> runtime: the direct path to {target} is open and the runtime listens, but the "
+                            f"app's HTTP client goes through {_proxy_url(o.proxy)}, which answers '{via.http}' "
+                            f"for it", FORWARD)
         return None
 
     def at_budget(self, budget: float) -> Decision:
@@ -167,8 +232,14 @@ class Judge:
                             f"the direct path to {p.host}:{p.port} is open but the app's HTTP "
                             f"client goes through {_proxy_url(o.proxy)}")
         status = o.state.status if o.state else "unknown"
+        watched = [f"the runtime container {o.runtime_status}"]
+        if p:
+            watched.append(f"the app's path to {p.host}:{p.port} {p.tcp or 'DNS ' + p.dns}")
+        if o.self_probe:
+            watched.append(f"the runtime's own port {o.self_probe.tcp}")
         return Decision(Verdict.FAIL, Cause.BUDGET_EXCEEDED,
-                        f"not ready within {budget:.0f} s (app says {status})")
+                        f"not ready within {budget:.0f} s (app says {status}); nothing observed explains the wait "
+                        f"(watched every 2 s: {', '.join(watched)})")
 
 
 def _loopback(addresses: list[str] | None) -> bool:

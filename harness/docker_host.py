@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -11,6 +12,15 @@ import docker
 from docker.errors import DockerException
 
 from harness.errors import DockerUnavailable
+
+HOST_ENV = "OH_MATRIX_HOST"
+
+
+def host_label() -> str | None:
+    """The name the user gives this host (`OH_MATRIX_HOST`, the runner label in the nightly):
+    it names the host in results, history and merged reports where a hostname would change
+    from one night to the next (GitHub-hosted runners get a new one every job)."""
+    return os.environ.get(HOST_ENV, "").strip() or None
 
 _client: docker.DockerClient | None = None
 _client_pid: int | None = None
@@ -67,6 +77,39 @@ def bridge_gateway(c: docker.DockerClient) -> str | None:
     return None
 
 
+BRIDGE_OPTION = "com.docker.network.bridge."
+
+
+def bridge_options(c: docker.DockerClient) -> dict[str, str]:
+    """The default bridge's driver options, as the daemon was configured (`--icc`, `--ip-masq`,
+    `--ip`, `--bridge`): `{"enable_icc": "false", "name": "docker0", ...}`. Two daemons of one
+    version on one OS differ here, and their cells with them."""
+    try:
+        options = c.networks.get("bridge").attrs.get("Options") or {}
+    except DockerException:
+        return {}
+    return {k.removeprefix(BRIDGE_OPTION): str(v) for k, v in sorted(options.items())
+            if k.startswith(BRIDGE_OPTION) and k != BRIDGE_OPTION + "default_bridge"}
+
+
+def userland_proxy() -> str | None:
+    """Whether the daemon answers published ports with docker-proxy (`on`) or by NAT alone
+    (`off`: --userland-proxy=false, which also NATs traffic between bridges to a published
+    port), read from the rule it puts in the nat table's OUTPUT chain of this network
+    namespace: only with the proxy does it skip `127.0.0.0/8`. None when that cannot be
+    read (not root, no iptables, a remote or rootless daemon whose rules live elsewhere) or
+    is ambiguous (two daemons' rules in one namespace)."""
+    if not os.environ.get("DOCKER_HOST", "unix://").startswith("unix://"):
+        return None
+    try:
+        out = subprocess.run(["iptables", "-t", "nat", "-S", "OUTPUT"], capture_output=True, text=True,
+                             timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    kinds = {"on" if "! -d 127.0.0.0/8" in rule else "off" for rule in out.splitlines() if rule.endswith("-j DOCKER")}
+    return kinds.pop() if len(kinds) == 1 else None
+
+
 @dataclass(frozen=True)
 class HostFacts:
     """What the daemon says about itself; results carry these so a verdict has its context."""
@@ -80,8 +123,11 @@ class HostFacts:
     storage_driver: str
     bridge_gateway: str | None
     proxies: dict[str, str] = field(default_factory=dict)
+    bridge: dict[str, str] = field(default_factory=dict)
+    userland_proxy: str | None = None
     docker_host: str = ""
     hostname: str = ""
+    label: str | None = None  # OH_MATRIX_HOST
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,6 +155,9 @@ def facts(c: docker.DockerClient | None = None) -> HostFacts:
         storage_driver=str(info.get("Driver", "?")),
         bridge_gateway=gateway,
         proxies=proxies,
+        bridge=bridge_options(c),
+        userland_proxy=userland_proxy(),
         docker_host=os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
         hostname=socket.gethostname(),
+        label=host_label(),
     )

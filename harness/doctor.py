@@ -74,6 +74,10 @@ def checks(client: docker.DockerClient | None = None) -> list[Finding]:
         Finding("daemon", f"{facts.server_version} (API {facts.api_version}), {facts.os}",
                 "Docker Desktop runs containers in a VM: host and host-gateway mean the VM" if desktop
                 else "Docker Engine: host networking is this machine's"),
+        Finding("host label", facts.label or f"none ({docker_host.HOST_ENV} unset)",
+                "names this host in history and merged reports" if facts.label
+                else f"history knows this host as {facts.hostname}/{facts.server_version}: set "
+                f"{docker_host.HOST_ENV} where the hostname changes between runs (hosted CI runners)"),
         Finding("rootless", "yes" if facts.rootless else "no",
                 "host and host-gateway mean rootlesskit's namespace, not this host" if facts.rootless
                 else "containers share this host's network stack when asked", warn=facts.rootless),
@@ -89,7 +93,7 @@ def checks(client: docker.DockerClient | None = None) -> list[Finding]:
     out.append(Finding("iptables", backend or "not found",
                        "Docker's NAT rules; a daemon and a firewall on different backends (nf_tables vs "
                        "legacy) do not see each other's rules", warn=not backend))
-    out.append(Finding("userland-proxy", _userland_proxy(),
+    out.append(Finding("userland-proxy", facts.userland_proxy or _userland_proxy(),
                        "container-to-host traffic for published ports is answered by docker-proxy via INPUT"))
     drops = input_drops()
     out.append(Finding("INPUT drops from docker0", "; ".join(drops) or "none",

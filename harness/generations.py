@@ -64,12 +64,25 @@ class Generation:
     label_env: str | None = None  # env the app passes to containers.run: labels for sweeps
     host_network_env: dict[str, str] = field(default_factory=dict)  # needed in mode host
     host_network_ports: tuple[int, ...] = ()  # fixed host ports its runtime binds there
+    # The release's own clock for its runtime's boot: the env var that sets it and its default
+    # (V1 marks the sandbox ERROR when /health fails after this grace).
+    startup_grace_env: str | None = None
+    startup_grace: float | None = None
     headless_skip: str | None = None  # None: the headless entry point exists; else why not
     remedies: tuple[str, ...] = ()  # names in harness/remedies.py that apply to its cells
     latest: bool = False  # `latest` resolves to this generation today
     # What its agent can do for a task (keys of CAPABILITIES), and why it lacks the others.
     capabilities: tuple[str, ...] = ()
     lacks_why: dict[str, str] = field(default_factory=dict)
+
+    def grace(self, env: dict[str, str]) -> float | None:
+        """The startup grace a cell's app runs with: its env's value, else the release default."""
+        if self.startup_grace_env and env.get(self.startup_grace_env):
+            try:
+                return float(env[self.startup_grace_env])
+            except ValueError:
+                return self.startup_grace
+        return self.startup_grace
 
     def load(self, path: str) -> Any:
         module, _, name = path.partition(":")
@@ -114,9 +127,12 @@ V1 = Generation(
     # PR #12445: the sandbox joins the host network on fixed ports 8000/8001/8011/8012.
     host_network_env={"AGENT_SERVER_USE_HOST_NETWORK": "true"},
     host_network_ports=(8000, 8001, 8011, 8012),
+    startup_grace_env="SANDBOX_STARTUP_GRACE_SECONDS",  # app_server/sandbox/docker_sandbox_service.py
+    startup_grace=15.0,
     headless_skip=("the headless entry point is V0's `python -m openhands.core.main`; 1.x ships its CLI "
                    "as a separate package"),
-    remedies=("no-proxy", "v1-url-pattern", "v1-startup-grace"),
+    remedies=("no-proxy", "v1-url-pattern", "v1-startup-grace", "v1-web-url", "v1-extra-webhook", "v1-callback-urls",
+              "v1-hosts-entry"),
     latest=True,
     # The SDK agent's default tools (openhands-tools 1.34.0, tools/preset/default.py):
     # terminal, file_editor, task_tracker and the browser tool set; no IPython tool.

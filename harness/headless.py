@@ -24,8 +24,8 @@ from docker.errors import APIError, DockerException, NotFound
 from docker.models.containers import Container
 
 from harness import cleanup
-from harness.cell import NO_LLM, CellCore, CellPlan, tail
-from harness.containers import free_port
+from harness.cell import NO_LLM, CellCore, CellPlan
+from harness.containers import free_port, tail
 from harness.diagnosis import Decision
 from harness.model import Cause, Connect, TaskResult, Verdict, strip_ansi
 from harness.openhands import LlmSettings, RuntimeState, adapter_for
@@ -74,6 +74,15 @@ class HeadlessWatch:
 
     def callback_target(self) -> tuple[str, int] | None:
         return None
+
+    def runtime_failure(self, app_logs: str) -> str | None:
+        return self.urls.runtime_failure(app_logs)
+
+    def callbacks(self, runtime: Container) -> list[tuple[str, str]]:
+        return []  # V0's runtime never calls its app
+
+    def callback_story(self, runtime: Container) -> list[str]:
+        return []
 
     def runtime_running(self, runtime: Container) -> None:
         self.cell.prepare(runtime)
@@ -150,14 +159,15 @@ class HeadlessCell(CellCore):
             self.result.app_env = dict(launch.env)
         else:
             self.result.docker_run, self.result.app_env = shown
-        app = self.start_app(launch, stack=process)
-        if runner:
-            process.callback(runner.close)  # the sidecars, before the app whose namespace the LLM shares
         t0 = time.monotonic()
         try:
-            if runner:
-                runner.start_llm(str(app.id))
-            self.watch(HeadlessWatch(self, app), app)
+            with self.booting():  # the process's boot, up to its connect verdict
+                app = self.start_app(launch, stack=process)
+                if runner:
+                    process.callback(runner.close)  # the sidecars, before the app whose namespace the LLM shares
+                    runner.start_llm(str(app.id))
+                self.conversation_at = time.time()
+                self.watch(HeadlessWatch(self, app), app)
             if not first and self.result.connect.verdict != Verdict.PASS and name and runner:
                 return runner.result(name, Verdict.ERROR,
                                      detail=f"this process's runtime did not connect: {self.result.connect.cause}")

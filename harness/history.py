@@ -2,7 +2,8 @@
 
 A nightly job wants to know what changed since last night on the same host: a cell that
 passed last time and fails now is a **regression**, the reverse a **fix**. Runs are
-compared per host (hostname + daemon version), since a verdict belongs to its host.
+compared per host, since a verdict belongs to its host: the label the user gave it
+(`OH_MATRIX_HOST`) when set, else its hostname and daemon version.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ BAD = {Verdict.FAIL, Verdict.ERROR}
 
 
 def host_key(host: Host) -> str:
+    """Which runs are "the same host". A label is the user's word that it is, whatever the
+    hostname (a new one each night on GitHub-hosted runners) and the Docker version (an
+    upgrade that breaks a cell is a regression on that host, not a new host)."""
+    if host.label:
+        return host.label
     return f"{host.hostname or socket.gethostname()}/{host.server_version or '?'}"
 
 

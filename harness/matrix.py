@@ -12,6 +12,8 @@
     task_budget = 120           # seconds for the agent to finish one task
     llm = "auto"                # scripted | real | auto (real when LLM_MODEL and LLM_API_KEY are set)
     entrypoints = ["api"]       # api (the app server) and/or headless (V0 `python -m openhands.core.main -t`)
+    upgrade_from = "0.62"       # optional: the release deployed today; the run then shows what moving
+                                # to the newest target (latest) does, per mode (also --upgrade-from)
     [env]                       # set on every app container
     LOG_ALL_EVENTS = "true"
     [[targets]]
@@ -102,6 +104,7 @@ class Matrix:
     task_budget: float = 120.0
     llm: str = "auto"
     entrypoints: tuple[str, ...] = ("api",)
+    upgrade_from: str | None = None
     text: str = ""  # the file as read, so workers get the same matrix without reading it again
     task_defs: tuple[Task, ...] = ()  # the tasks themselves (built-in, upstream, task files)
     files: dict[str, str] = field(default_factory=dict)  # task files as read, by path, for the workers
@@ -199,7 +202,8 @@ def parse(data: dict[str, Any], path: str, files: dict[str, str] | None = None) 
     r = _Reader(path)
     r.unknown(data, "", {"run", "env", "targets", "modes"})
     run = r.table(data, "run", "run")
-    r.unknown(run, "run", {"backend", "connect_budget", "app_budget", "tasks", "task_budget", "llm", "entrypoints"})
+    r.unknown(run, "run", {"backend", "connect_budget", "app_budget", "tasks", "task_budget", "llm", "entrypoints",
+                           "upgrade_from"})
     targets_raw = data.get("targets")
     if not isinstance(targets_raw, list) or not targets_raw:
         raise r.fail("targets", "expected at least one [[targets]] table")
@@ -255,7 +259,28 @@ def parse(data: dict[str, Any], path: str, files: dict[str, str] | None = None) 
         task_budget=r.number(run, "run.task_budget", "task_budget", 120),
         llm=r.choice(run, "run.llm", "llm", LLMS, "auto"),
         entrypoints=_entrypoints(r, run),
+        upgrade_from=_upgrade_from(r, run, targets),
     )
+
+
+def _upgrade_from(r: _Reader, run: dict[str, Any], targets: list[Target]) -> str | None:
+    tag = run.get("upgrade_from")
+    if tag is None:
+        return None
+    if tag not in [t.tag for t in targets]:
+        known = ", ".join(t.tag for t in targets)
+        raise r.fail("run.upgrade_from", f"{tag!r} is not a target of this matrix ({known})")
+    return str(tag)
+
+
+def upgrade_target(m: Matrix, before: str) -> str:
+    """What an upgrade from `before` moves to: latest when the matrix has it, else its newest tag."""
+    tags = [t.tag for t in m.targets if t.tag != before]
+    if not tags:
+        raise InputError(f"--upgrade-from {before}: {m.path} has no other release to move to")
+    if "latest" in tags:
+        return "latest"
+    return max(tags, key=lambda t: tuple(int(x) for x in re.findall(r"\d+", t)))
 
 
 def _entrypoints(r: _Reader, run: dict[str, Any]) -> tuple[str, ...]:

@@ -25,6 +25,12 @@ def strip_ansi(text: str | None) -> str:
     return _ANSI.sub("", text or "")
 
 
+def first_line(text: str | None, limit: int = 200) -> str:
+    """The first non-blank line, colour codes off, cut to `limit` characters."""
+    line = next((ln.strip() for ln in strip_ansi(text).splitlines() if ln.strip()), "")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 class Verdict(StrEnum):
     """A cell's connect verdict, or a task's (docs/words.md)."""
 
@@ -46,6 +52,15 @@ class Cause(StrEnum):
     APP_EXITED = "app-exited"
     IMAGE_UNAVAILABLE = "image-unavailable"
     API_ERROR = "api-error"
+    # The release's own startup grace for its runtime ran out while the path to the runtime
+    # was open: the runtime was too slow, not unreachable (boot time against the grace, and
+    # the host's load, in the evidence).
+    STARTUP_GRACE = "startup-grace"
+    # The agent's LLM could not be used: its endpoint does not answer from the container that
+    # calls it, it refuses the key, or it does not know the model.
+    LLM_UNREACHABLE = "llm-unreachable"
+    LLM_AUTH = "llm-auth"
+    LLM_MODEL = "llm-model"
     BUDGET_EXCEEDED = "budget-exceeded"
     # The daemon refused the harness's own set-up for a reason that is none of the above:
     # kept apart so an infrastructure error is never reported as an OpenHands failure.
@@ -69,6 +84,8 @@ class Source(StrEnum):
     APP_LOG = "app-log"
     RUNTIME = "runtime"  # the daemon's account of the runtime container
     RUNTIME_LOG = "runtime-log"
+    DAEMON = "daemon"  # the daemon's event stream for the runtime
+    HOST = "host"  # this machine's load while the cell booted
 
 
 class _Model(BaseModel):
@@ -91,13 +108,23 @@ class Connect(_Model):
     evidence: list[Evidence] = Field(default_factory=list)
     reason: str | None = None  # for a skip: why not applicable
     direction: Direction | None = None  # when the network broke
-    transient: bool = False  # failed for a reason of the moment (see diagnosis.Decision)
+    # The cell is run once more before its verdict is written: "again" for a reason of the
+    # moment (a host port taken), "alone" when one of OpenHands' own clocks ran out and the
+    # machine's load may be why (see diagnosis.Decision and runner.run_cell).
+    rerun: Literal["again", "alone"] | None = None
 
     @model_validator(mode="after")
     def _cause_for_failures(self) -> Connect:
         if self.verdict in (Verdict.FAIL, Verdict.ERROR) and self.cause is None:
             raise ValueError(f"a {self.verdict} needs a cause")
         return self
+
+    def headline(self) -> str | None:
+        """The first non-empty line of evidence, as `source: line`."""
+        for e in self.evidence:
+            if line := first_line(e.text):
+                return f"{e.source}: {line}"
+        return None
 
     def explain(self) -> str:
         """The verdict and every piece of evidence, whole (an assertion message, a log line)."""
@@ -115,6 +142,7 @@ class TaskResult(_Model):
     # integration tests, harness/catalogs/upstream.toml) or `file:PATH` (a task file).
     catalog: str = "builtin"
     source: str | None = None  # provenance: repo@commit:path, when the task file gives one
+    cause: Cause | None = None  # when the task could not be judged by its effect (the LLM failed)
     seconds: float | None = None
     detail: str | None = None
     llm_calls: int | None = None  # scripted LLM only: requests it answered for this task
@@ -131,14 +159,48 @@ class RemedyTry(_Model):
     why: str | None = None
     verdict: Verdict
     cause: Cause | None = None
+    direction: Direction | None = None
     seconds: float | None = None
     runtime_url: str | None = None
     docker_run: str | None = None
+    host_change: str | None = None  # what the remedy changed on this machine for the rerun, and undid
+    asks: int = 0  # of the host: 0 settings, 1 a move to another mode, 2 a change to the host itself
 
     def settings(self) -> str:
         """What it changed, for a line of text: `in mode host K=V ...`."""
         moved = [f"in mode {self.mode}"] if self.mode else []
         return " ".join(moved + [f"{k}={v}" for k, v in self.env.items()])
+
+
+class Boot(_Model):
+    """How the cell's boot went against OpenHands' own clocks, and what else the machine did
+    meanwhile: a verdict must be a property of the cell, not of the host's load."""
+
+    runtime_seconds: float | None = None  # runtime container started -> it answered on its own port
+    grace: float | None = None  # the release's own startup grace for its runtime, when it has one
+    cpu_cores: float | None = None  # the cell's app and runtime, averaged over the boot
+    host_busy_cores: float | None = None  # the whole machine over the same time
+    other_cores: float | None = None  # host_busy_cores minus the cell's own: everything else
+    steal_percent: float | None = None  # CPU time the hypervisor took
+    load: list[float] = Field(default_factory=list)  # 1/5/15-minute load averages at the verdict
+    slot_wait: float | None = None  # seconds spent waiting for an admission slot
+    slots: int | None = None  # how many boots this machine admits at once
+    alone: bool = False  # booted with the machine to itself (every slot held)
+
+    def summary(self) -> str:
+        """The machine while the cell booted, in one line."""
+        parts = []
+        if self.load:
+            parts.append("load " + "/".join(f"{x:.1f}" for x in self.load))
+        if self.host_busy_cores is not None:
+            parts.append(f"{self.host_busy_cores:.1f} cores busy, {self.cpu_cores:.1f} of them the cell's, "
+                         f"{self.other_cores:.1f} other processes")
+        if self.steal_percent:
+            parts.append(f"{self.steal_percent:.0f}% stolen")
+        if self.runtime_seconds is not None:
+            grace = f" (grace {self.grace:.0f} s)" if self.grace else ""
+            parts.append(f"runtime answered after {self.runtime_seconds:.0f} s{grace}")
+        return ", ".join(parts) or "not measured"
 
 
 class CellResult(_Model):
@@ -156,6 +218,7 @@ class CellResult(_Model):
     runtime_image: str | None = None
     runtime_container: str | None = None  # the runtime/sandbox OpenHands started for this cell
     app_seconds: float | None = None
+    boot: Boot = Field(default_factory=Boot)
     docker_run: str | None = None
     app_env: dict[str, str] = Field(default_factory=dict)
     tasks: list[TaskResult] = Field(default_factory=list)
@@ -176,6 +239,32 @@ class CellResult(_Model):
     @property
     def tasks_passed(self) -> bool:
         return all(t.verdict in (Verdict.PASS, Verdict.SKIP) for t in self.tasks)
+
+    @property
+    def failed_tasks(self) -> list[TaskResult]:
+        return [t for t in self.tasks if t.verdict in (Verdict.FAIL, Verdict.ERROR)]
+
+    @property
+    def outcome(self) -> str:
+        """What came out, in one comparable string: the verdict, its cause and direction, and
+        the tasks that failed (`fail connect-timeout (sandbox->app)`, `pass, tasks failed: repo`).
+        Hosts compare by it in a merged run."""
+        c = self.connect
+        text = " ".join(str(w) for w in (c.verdict, c.cause) if w)
+        if c.direction:
+            text += f" ({c.direction})"
+        if failed := self.failed_tasks:
+            text += ", tasks failed: " + ", ".join(t.name for t in failed)
+        return text
+
+    def why(self) -> str | None:
+        """The first line of evidence behind the outcome: a failed task's own when the cell
+        connected, else the connect's."""
+        if self.connect.verdict == Verdict.PASS and (failed := self.failed_tasks):
+            t = failed[0]
+            detail = first_line(t.detail) or first_line(t.evidence[0] if t.evidence else "")
+            return f"task {t.name}: {detail}" if detail else f"task {t.name} {t.verdict}"
+        return self.connect.headline()
 
     def task(self, name: str) -> TaskResult | None:
         return next((t for t in self.tasks if t.name == name), None)
@@ -226,11 +315,59 @@ class Host(_Model):
     storage_driver: str | None = None
     bridge_gateway: str | None = None
     proxies: dict[str, str] = Field(default_factory=dict)
+    bridge: dict[str, str] = Field(default_factory=dict)  # the default bridge's options: enable_icc, name, ...
+    userland_proxy: str | None = None  # on | off, from the daemon's nat rules; None: not readable here
     docker_host: str | None = None
     hostname: str | None = None
+    # OH_MATRIX_HOST: a name the user gives the host (the nightly: its runner label); when
+    # set it, not the hostname, names the host in history and merged reports
+    label: str | None = None
     # on the hosts of a merged run
     run_id: str | None = None
     host_class: str | None = None
+
+    @property
+    def name(self) -> str | None:
+        """What the host is called: its label when the user gave one, else its hostname."""
+        return self.label or self.hostname
+
+
+class HostGroup(_Model):
+    """Hosts of a merged run whose every cell came out the same (CellResult.outcome): a
+    merged report shows the group once, by the cells of its first host."""
+
+    name: str  # A, B, ...: the largest group first
+    hosts: list[str]
+    host_classes: list[str] = Field(default_factory=list)
+
+
+class Side(_Model):
+    """One answer to a cell on which hosts disagree: the hosts that gave it, and why."""
+
+    outcome: str
+    verdict: Verdict
+    cause: Cause | None = None
+    hosts: list[str]
+    groups: list[str] = Field(default_factory=list)
+    host_classes: list[str] = Field(default_factory=list)
+    cell: str  # the merged cell shown for this side: the first host of its first group
+    why: str | None = None  # that cell's first line of evidence (CellResult.why)
+
+
+class Disagreement(_Model):
+    """A cell of the matrix whose outcome differs between the hosts that ran it."""
+
+    cell: str  # the matrix's cell id: 0.62-host-gateway
+    sides: list[Side]  # most hosts first
+    # Every host class stands on one side only: the split follows OS / Docker / rootless.
+    # False: hosts of one class disagree, so what differs is something the class does not
+    # name (the daemon's configuration, a firewall, the network).
+    by_host_class: bool = False
+    # What may explain the split: host facts whose values on one side occur on no other
+    # side, or pairs of facts that do so together: {"userland_proxy": ["on", "off"],
+    # "bridge.enable_icc & userland_proxy": ["true & on, false & on", "false & off"]}, each
+    # side's values in the sides' order (merge.distinguishing).
+    host_facts: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class Alternative(_Model):
@@ -265,6 +402,34 @@ class Recommendation(_Model):
         if self.best_remedy and self.docker_run:
             return f"recommended, with a remedy: {self.why}\n  {self.docker_run}"
         return f"recommended: nothing. {self.why}"
+
+
+class UpgradeMode(_Model):
+    """One mode across an upgrade: the connect verdict before and after, and tasks that changed."""
+
+    mode: str
+    before: str  # "pass", "fail dns-unresolved (sandbox->app)", "not run"
+    after: str
+    move: str  # "pass -> pass", "pass -> fail", "fail -> pass", "fail -> fail" (tasks included)
+    tasks_changed: list[str] = Field(default_factory=list)  # "create-file: pass -> fail"
+
+
+class Upgrade(_Model):
+    """The move from one release to another on this host (upgrade.py)."""
+
+    before: str  # tags
+    after: str
+    before_version: str | None = None
+    after_version: str | None = None
+    modes: list[UpgradeMode] = Field(default_factory=list)
+    mode_before: str | None = None  # the mode each release is recommended in
+    mode_after: str | None = None
+    command_before: str | None = None  # the recommended docker run of each release
+    command_after: str | None = None
+    settings_added: list[str] = Field(default_factory=list)  # `-e K=V`, `--network host`... that appear
+    settings_removed: list[str] = Field(default_factory=list)  # ... and that go
+    image_before: str | None = None
+    image_after: str | None = None
 
 
 class HistoryCell(_Model):
@@ -312,12 +477,17 @@ class Run(_Model):
     app_env: dict[str, str] = Field(default_factory=dict)
     images: dict[str, ImageSet | ImageFailure] = Field(default_factory=dict)
     swept_at_start: str = ""
+    boot_slots: int | None = None  # boots the machine admitted at once (admission.py)
+    boot_slots_why: str = ""
+    upgrade: Upgrade | None = None  # when asked for (--upgrade-from, run.upgrade_from)
     changes: Changes = Field(default_factory=Changes)
     trends: dict[str, str] = Field(default_factory=dict)
     # merged runs
     merged_from: list[str] = Field(default_factory=list)
     hosts: dict[str, Host] = Field(default_factory=dict)
     recommendation_per_host_class: dict[str, Recommendation] = Field(default_factory=dict)
+    host_groups: list[HostGroup] = Field(default_factory=list)
+    disagreements: list[Disagreement] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="ignore", validate_assignment=True, populate_by_name=True)
 

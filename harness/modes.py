@@ -23,11 +23,16 @@ from harness.errors import InputError
 from harness.generations import Generation
 
 APP_PORT = 3000
+# In an env value: the port the app is reached at, which the harness picks per cell (a person's
+# `-p 3000:3000` makes it 3000, and so does the docker run line shown to them).
+APP_PORT_TOKEN = "{app_port}"
 HOST_GATEWAY = {"host.docker.internal": "host-gateway"}
 
 
 def docker_socket() -> str:
-    """The daemon socket the harness talks to, which is also what the app gets mounted."""
+    """The daemon socket the harness talks to, which is also what the app gets mounted: the
+    app starts its runtime through it, on the daemon the cell runs on (`DOCKER_HOST=unix://...`:
+    a second daemon, a rootless one). A tcp:// daemon mounts its own host's default socket."""
     host = os.environ.get("DOCKER_HOST", "")
     return host.removeprefix("unix://") if host.startswith("unix://") else "/var/run/docker.sock"
 
@@ -58,6 +63,13 @@ class AppLaunch:
     harness_env: dict[str, str] = field(default_factory=dict)
     # The headless entry point's argv (`python -m openhands.core.main -t ...`): no API, no port.
     headless: list[str] | None = None
+    socket: str = field(default_factory=docker_socket)  # the daemon's socket, mounted at /var/run/docker.sock
+
+    def container_env(self) -> dict[str, str]:
+        """The env the container gets: the harness's own, then what a person sets, with the
+        app's port filled in where a setting names it."""
+        port = str(self.host_port if self.host_port is not None else APP_PORT)
+        return {k: v.replace(APP_PORT_TOKEN, port) for k, v in {**self.harness_env, **self.env}.items()}
 
     def docker_run(self, secrets: frozenset[str] = frozenset(), name: str = "openhands-app") -> str:
         """The equivalent command for a person, with secret values left as placeholders."""
@@ -65,9 +77,9 @@ class AppLaunch:
         if self.network:
             parts.insert(0, f"docker network create {self.network} &&")
         for k, v in self.env.items():
-            value = f"<{k}>" if k in secrets else v
+            value = f"<{k}>" if k in secrets else v.replace(APP_PORT_TOKEN, str(APP_PORT))
             parts += ["-e", f"{k}={value}"]
-        parts += ["-v", "/var/run/docker.sock:/var/run/docker.sock"]
+        parts += ["-v", f"{self.socket}:/var/run/docker.sock"]
         if self.network_mode == "host":
             parts += ["--network", "host"]
         elif not self.headless:

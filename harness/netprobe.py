@@ -10,21 +10,29 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 # Resolve, TCP connect (refused vs dropped vs reset, timed), then GET the health path.
-# Runs with no proxy on purpose: it tests the network path itself.
+# Runs with no proxy on purpose: it tests the network path itself. With a proxy host and port
+# after the usual arguments, it connects to the proxy instead and asks it for the URL, as an
+# HTTP client that honours HTTP_PROXY does.
 PROGRAM = r"""
 import json, socket, sys, time
 host, port, path, timeout = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
-out = {"host": host, "port": port}
+via = (sys.argv[5], int(sys.argv[6])) if len(sys.argv) > 6 else None
+name, number = via or (host, port)
+out = {"host": name, "port": number}
+try:  # where the answer comes from: the container's own /etc/hosts, or DNS
+    out["hosts"] = [ln.split("#")[0].strip() for ln in open("/etc/hosts") if name in ln.split("#")[0].split()[1:]]
+except OSError:
+    out["hosts"] = None
 t = time.monotonic()
 try:
-    out["addresses"] = sorted({a[4][0] for a in socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)})
+    out["addresses"] = sorted({a[4][0] for a in socket.getaddrinfo(name, number, socket.AF_INET, socket.SOCK_STREAM)})
     out["dns"] = "ok"
 except OSError as e:
     out["dns"] = "fail"; out["dns_error"] = str(e); print(json.dumps(out)); sys.exit(0)
 t = time.monotonic()
 s = socket.socket(); s.settimeout(timeout)
 try:
-    s.connect((out["addresses"][0], port)); out["tcp"] = "open"
+    s.connect((out["addresses"][0], number)); out["tcp"] = "open"
 except socket.timeout:
     out["tcp"] = "timeout"
 except ConnectionRefusedError:
@@ -33,8 +41,9 @@ except OSError as e:
     out["tcp"] = "error"; out["tcp_error"] = str(e)
 out["tcp_ms"] = round((time.monotonic() - t) * 1000)
 if out["tcp"] == "open":
+    target = f"http://{host}:{port}{path}" if via else path
     try:
-        s.sendall(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+        s.sendall(f"GET {target} HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n".encode())
         data = s.recv(300).decode(errors="replace")
         out["http"] = data.split("\r\n", 1)[0] if data else "closed without a response"
         out["http_body"] = data.split("\r\n\r\n", 1)[-1][:120] if data else ""
@@ -58,11 +67,20 @@ class NetProbe:
     tcp_ms: int | None = None
     http: str | None = None
     error: str | None = None
+    hosts: list[str] | None = None  # the name's lines in the container's /etc/hosts (None: unreadable)
+
+    def resolver(self) -> str:
+        """Where the name was looked up: the container's /etc/hosts, or DNS."""
+        if self.hosts:
+            return f"/etc/hosts: {self.hosts[0]}"
+        return "not in /etc/hosts, asked DNS" if self.hosts is not None else "DNS"
 
     def line(self) -> str:
         parts = [f"from {self.where}: {self.host}:{self.port}"]
         if self.dns != "ok":
             parts.append(f"DNS {self.dns}" + (f" ({self.error})" if self.error else ""))
+            if self.dns == "fail":
+                parts.append(f"[{self.resolver()}]")
             return " ".join(parts)
         parts.append(f"-> {','.join(self.addresses or [])}")
         if self.tcp:
@@ -91,6 +109,7 @@ class NetProbe:
         result.tcp_ms = data.get("tcp_ms")
         result.http = data.get("http")
         result.error = data.get("dns_error") or data.get("tcp_error")
+        result.hosts = data.get("hosts")
         return result
 
 

@@ -29,6 +29,7 @@ from harness.errors import DockerUnavailable, InfraError, InputError, OutputErro
 from harness.matrix import Cell
 from harness.model import CellResult, TaskResult, Verdict
 from harness.report import grid
+from harness.report.upgrade import lines as upgrade_lines
 from harness.runner import run_one
 
 PROPERTY = "oh-matrix-cell"  # the user_properties key a cell's result travels under
@@ -261,7 +262,8 @@ def end_of_run(s: workflow.State) -> str:
     """The grid, the recommendation, what changed since the last run, where the reports are."""
     run = s.run
     assert run is not None
-    lines = [grid.render(run) if run.cells else "(no cell ran)", run.recommendation.text()]
+    lines = upgrade_lines(run.upgrade) if run.upgrade else []  # asked for: shown first
+    lines += [grid.render(run) if run.cells else "(no cell ran)", run.recommendation.text()]
     for kind, word in (("regressions", "regression"), ("fixes", "fix")):
         for ch in getattr(run.changes, kind):
             lines.append(f"{word}: {ch.cell} was {ch.before.verdict} in {ch.since[:8]}, "

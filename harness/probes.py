@@ -35,17 +35,19 @@ def _in_namespace_of(container: docker.models.containers.Container, args: list[s
 
 
 def probe_from(container: docker.models.containers.Container, where: str, host: str, port: int,
-               path: str = "/alive", timeout: float = 2.0) -> NetProbe:
-    args = ["-c", PROGRAM, host, str(port), path, str(timeout)]
+               path: str = "/alive", timeout: float = 2.0, via: tuple[str, int] | None = None) -> NetProbe:
+    """A look from `container`'s namespace at host:port (through the proxy `via`, if given)."""
+    args = ["-c", PROGRAM, host, str(port), path, str(timeout), *([via[0], str(via[1])] if via else [])]
     try:
         code, output = container.exec_run(["python", *args], demux=False)
         if code in (126, 127) or b"executable file not found" in (output or b""):
             code, output = _in_namespace_of(container, args)
     except (APIError, NotFound) as e:
-        result = NetProbe(where=where, host=host, port=port)
+        result = NetProbe(where=where, host=(via or (host, port))[0], port=(via or (host, port))[1])
         result.dns, result.error = "not run", f"exec failed: {str(e)[:160]}"
         return result
-    return NetProbe.parse(where, host, port, code, (output or b"").decode(errors="replace").strip())
+    name, number = via or (host, port)
+    return NetProbe.parse(where, name, number, code, (output or b"").decode(errors="replace").strip())
 
 
 def proxy_env(container: docker.models.containers.Container) -> dict[str, str]:
@@ -58,3 +60,15 @@ def proxy_env(container: docker.models.containers.Container) -> dict[str, str]:
         if k.upper() in names and v:
             out[k] = v
     return out
+
+
+def proxy_for(proxy: dict[str, str]) -> tuple[str, int] | None:
+    """The proxy an HTTP client with these variables uses for http:// URLs (host, port)."""
+    from urllib.parse import urlparse
+
+    upper = {k.upper(): v for k, v in proxy.items()}
+    url = upper.get("HTTP_PROXY") or upper.get("ALL_PROXY")
+    if not url:
+        return None
+    u = urlparse(url if "://" in url else f"http://{url}")
+    return (u.hostname or "", u.port or (443 if u.scheme == "https" else 80)) if u.hostname else None

@@ -46,10 +46,13 @@ def _plain_rank(cell: CellResult) -> tuple[tuple[int, ...], int, float]:
     return _rank(cell, cell.mode, cell.connect.seconds)
 
 
-def _remedy_rank(cr: tuple[CellResult, RemedyTry]) -> tuple[tuple[int, ...], int, float]:
-    """Ranked in the mode the remedy ran in: a move to a network of its own beats --network host."""
+def _remedy_rank(cr: tuple[CellResult, RemedyTry]) -> tuple[tuple[int, ...], int, int, float]:
+    """Newest release first, then what the remedy asks of the host (settings before a move to
+    another mode before a change to the host itself), then the mode it ran in (a network of its
+    own beats --network host), then speed."""
     cell, remedy = cr
-    return _rank(cell, remedy.mode or cell.mode, remedy.seconds)
+    version, mode_cost, speed = _rank(cell, remedy.mode or cell.mode, remedy.seconds)
+    return version, -remedy.asks, mode_cost, speed
 
 
 def with_env(docker_run: str, env: dict[str, str]) -> str | None:
@@ -128,8 +131,9 @@ def _plain(best: CellResult, cells: Sequence[CellResult]) -> Recommendation:
 def _remedied(cell: CellResult, remedy: RemedyTry) -> Recommendation:
     # The rerun's own command when recorded (a remedy may change the mode); older runs: derived.
     hint = remedy.docker_run or (with_env(cell.docker_run, remedy.env) if cell.docker_run else None)
-    why = (f"no cell passed as is; {cell.id} passes with remedy {remedy.name} ({remedy.settings()})"
-           + (f": {remedy.why}" if remedy.why else "") + ".")
+    why = (f"no cell passed as is; {cell.id} passes with remedy {remedy.name} ({remedy.settings() or 'no settings'})"
+           + (f": {remedy.why}" if remedy.why else "")
+           + (f"; it needs a change to this host: {remedy.host_change}" if remedy.host_change else "") + ".")
     return Recommendation(tag=cell.tag, resolved_version=cell_version(cell), mode=remedy.mode or cell.mode,
                           docker_run=hint, why=why,
                           best_remedy=BestRemedy(cell=cell.id, name=remedy.name, env=remedy.env,

@@ -10,16 +10,24 @@ directions it addresses. docs/remedies.md says where each comes from.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness import generations
+from harness import generations, hostchange, modes
 from harness.model import Cause, CellResult, Direction, RemedyTry
+from harness.modes import APP_PORT_TOKEN
+
+APP_PORT = APP_PORT_TOKEN  # in a remedy's env: the port the rerun's app is reached at (3000 in a docker run)
 
 
 @dataclass(frozen=True)
 class Context:
     gateway: str | None  # the default bridge's gateway (what host-gateway maps to)
+    runtime_seconds: float | None = None  # how long the failed cell's runtime took to answer
+    mode: str | None = None  # the failed cell's mode
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,14 @@ class Remedy:
     why: str
     mode: str | None = None  # rerun the cell in this mode (None: its own)
     directions: tuple[Direction | None, ...] = (Direction.FORWARD, None)  # the callback needs its own fixes
+    # A change to this machine for the length of the rerun, undone after (hostchange.py): the
+    # remedy then asks the most of the host, and the rerun has the machine to itself.
+    host_change: Callable[[Context], contextlib.AbstractContextManager[str]] | None = None
+
+    @property
+    def asks(self) -> int:
+        """How much it asks of the host: 0 settings, 1 a move to another mode, 2 a change to the host."""
+        return 2 if self.host_change else 1 if self.mode else 0
 
 
 def _gateway(key: str, fmt: str = "{gw}") -> Callable[[Context], dict[str, str] | None]:
@@ -39,6 +55,42 @@ def _gateway(key: str, fmt: str = "{gw}") -> Callable[[Context], dict[str, str] 
 def _no_proxy(ctx: Context) -> dict[str, str]:
     hosts = ",".join(h for h in ("host.docker.internal", "localhost", "127.0.0.1", ctx.gateway) if h)
     return {"NO_PROXY": hosts, "no_proxy": hosts}
+
+
+def _grace(ctx: Context) -> dict[str, str]:
+    """Three times what the runtime took here, at least a minute."""
+    return {"SANDBOX_STARTUP_GRACE_SECONDS": str(max(60, math.ceil(3 * (ctx.runtime_seconds or 0))))}
+
+
+def _on_host_network(ctx: Context) -> bool:
+    mode = modes.MODES.get(ctx.mode or "")
+    return mode is not None and mode.network == "host"
+
+
+def _app_address(ctx: Context) -> str | None:
+    """Where the sandbox reaches the app without host.docker.internal: on the host network the
+    app is on the host's loopback; elsewhere its port is published at the bridge gateway."""
+    return "127.0.0.1" if _on_host_network(ctx) else ctx.gateway
+
+
+def _web_url(ctx: Context) -> dict[str, str] | None:
+    at = _app_address(ctx)
+    return {"OH_WEB_URL": f"http://{at}:{APP_PORT}"} if at else None
+
+
+def _extra_webhook(ctx: Context) -> dict[str, str] | None:
+    at = _app_address(ctx)
+    hook = {"OH_WEBHOOKS_1_BASE_URL": f"http://{at}:{APP_PORT}/api/v1/webhooks"}
+    return {"OH_AGENT_SERVER_ENV": json.dumps(hook)} if at else None
+
+
+def _both(ctx: Context) -> dict[str, str] | None:
+    web, hook = _web_url(ctx), _extra_webhook(ctx)
+    return {**web, **hook} if web and hook else None
+
+
+def _hosts_line(ctx: Context) -> contextlib.AbstractContextManager[str]:
+    return hostchange.hosts_entry("127.0.0.1", "host.docker.internal")
 
 
 DNS, TIMEOUT, REFUSED = Cause.DNS_UNRESOLVED, Cause.CONNECT_TIMEOUT, Cause.CONNECTION_REFUSED
@@ -64,9 +116,24 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
     Remedy("v1-url-pattern", (DNS, TIMEOUT),
            _gateway("SANDBOX_CONTAINER_URL_PATTERN", "http://{gw}:{{port}}"),
            "reach the sandbox at the bridge gateway instead of host.docker.internal"),
-    Remedy("v1-startup-grace", (Cause.BUDGET_EXCEEDED,),
-           lambda ctx: {"SANDBOX_STARTUP_GRACE_SECONDS": "90"},
-           "give a slow sandbox longer than the app's 15 s health grace"),
+    Remedy("v1-startup-grace", (Cause.STARTUP_GRACE,), _grace,
+           "give the sandbox longer than the app's default 15 s to answer /health on a host this slow"),
+    # The sandbox's calls back (V1, app_server/sandbox/docker_sandbox_service.py at 1.11.0): MCP and
+    # secrets at OH_WEB_URL (default http://host.docker.internal:SANDBOX_HOST_PORT); webhooks at a
+    # hard-coded host.docker.internal URL, to which OH_AGENT_SERVER_ENV can add a second one.
+    Remedy("v1-web-url", (DNS, TIMEOUT, REFUSED), _web_url,
+           "MCP and secrets at an address the sandbox reaches (OH_WEB_URL); webhooks still go to "
+           "host.docker.internal", directions=(Direction.CALLBACK,)),
+    Remedy("v1-extra-webhook", (DNS, TIMEOUT, REFUSED), _extra_webhook,
+           "a second webhook at an address the sandbox reaches (OH_AGENT_SERVER_ENV adds "
+           "OH_WEBHOOKS_1_BASE_URL); MCP still at host.docker.internal", directions=(Direction.CALLBACK,)),
+    Remedy("v1-callback-urls", (DNS, TIMEOUT, REFUSED), _both,
+           "both calls back at an address the sandbox reaches: OH_WEB_URL for MCP, a second webhook "
+           "through OH_AGENT_SERVER_ENV", directions=(Direction.CALLBACK,)),
+    Remedy("v1-hosts-entry", (DNS,), lambda ctx: {} if _on_host_network(ctx) else None,
+           "a host change: `127.0.0.1 host.docker.internal` in this machine's /etc/hosts, which a "
+           "host-network sandbox copies; undone after the rerun", directions=(Direction.CALLBACK,),
+           host_change=_hosts_line),
 )}
 
 
@@ -84,22 +151,30 @@ def applicable(result: CellResult, ctx: Context) -> list[tuple[Remedy, dict[str,
         if result.connect.direction not in r.directions:
             continue
         env = r.env(ctx)
-        if env is None or (r.mode == result.mode and not env):  # not here, or nothing would change
+        nothing = not env and not r.host_change and r.mode in (None, result.mode)
+        if env is None or nothing:  # not here, or nothing would change
             continue
         out.append((r, env))
     return out
 
 
-def search(result: CellResult, ctx: Context,
-           rerun: Callable[[dict[str, str], str | None], CellResult]) -> list[RemedyTry]:
-    """Rerun a failed cell once per applicable remedy (`rerun(env, mode)`, mode None: the
-    cell's own); record what each really did and the command that did it."""
+Rerun = Callable[[dict[str, str], str | None, bool], CellResult]
+
+
+def search(result: CellResult, ctx: Context, rerun: Rerun) -> list[RemedyTry]:
+    """Rerun a failed cell once per applicable remedy (`rerun(env, mode, alone)`, mode None:
+    the cell's own; alone: with the machine to itself, as a host change needs); record what
+    each really did and the command that did it."""
     tried = []
     for remedy, env in applicable(result, ctx):
         mode = remedy.mode if remedy.mode not in (None, result.mode) else None
-        again = rerun(env, mode)
+        changing = remedy.host_change(ctx) if remedy.host_change else contextlib.nullcontext("")
+        with changing as change:
+            again = rerun(env, mode, remedy.host_change is not None)
         tried.append(RemedyTry(name=remedy.name, env=env, mode=mode, why=remedy.why,
                                verdict=again.connect.verdict, cause=again.connect.cause,
-                               seconds=again.connect.seconds, runtime_url=again.connect.runtime_url,
-                               docker_run=again.docker_run))
+                               direction=again.connect.direction, seconds=again.connect.seconds,
+                               runtime_url=again.connect.runtime_url, docker_run=again.docker_run,
+                               host_change=f"{change}; removed after it, the file is as before" if change else None,
+                               asks=remedy.asks))
     return tried

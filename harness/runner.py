@@ -24,14 +24,31 @@ LOST_WORKER = ("the worker running this cell died before it wrote a result (kill
 
 
 def run_cell(plan: CellPlan) -> CellResult:
-    """One cell; once more when the first attempt failed for a reason of the moment (see
-    diagnosis.Decision.transient), with the first attempt in the notes."""
+    """One cell; once more before its verdict is written when the first attempt failed for a
+    reason of the moment (diagnosis.Decision.rerun): "again" as it was, "alone" with every boot
+    slot held, so the machine's load is not what ran one of OpenHands' own clocks out. A grace
+    that still runs out alone is a finding about this host, said in those words."""
     result = ENTRYPOINTS[plan.cell.entrypoint](plan).run()
-    if result.connect.transient:
-        first = result.connect
-        result = ENTRYPOINTS[plan.cell.entrypoint](plan).run()
-        result.notes.append(f"run twice: the first attempt failed {first.cause} after {first.seconds} s "
-                            f"({first.evidence[0].text[:200]})")
+    rerun = result.connect.rerun
+    if rerun is None:
+        return result
+    first = result
+    result = ENTRYPOINTS[plan.cell.entrypoint](replace(plan, alone=rerun == "alone")).run()
+    load = f"; the machine meanwhile: {first.boot.summary()}" if rerun == "alone" else ""
+    result.notes.append(f"run twice: the first attempt failed {first.connect.cause} after {first.connect.seconds} s "
+                        f"({first.connect.evidence[0].text[:200]}){load}; "
+                        + ("the rerun had the machine to itself" if rerun == "alone" else "ran again"))
+    if rerun == "alone" and result.connect.cause == Cause.STARTUP_GRACE:
+        b, gen = result.boot, plan.cell.target.generation
+        took = f"with the machine to itself its runtime answered after {b.runtime_seconds or '?'} s ({b.summary()})"
+        if gen.startup_grace_env and gen.startup_grace_env in plan.env:
+            finding = (f"the startup grace set here ({gen.startup_grace_env}={plan.env[gen.startup_grace_env]}) is "
+                       f"shorter than this host needs: {took}")
+        else:
+            finding = (f"this host is too slow for {plan.cell.target.tag}'s default startup grace "
+                       f"({b.grace or '?'} s): {took}")
+        result.connect.evidence.insert(0, Evidence(source=Source.HARNESS, text=finding))
+        result.notes.append(finding)
     return result
 
 
@@ -65,17 +82,20 @@ def run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None = No
     choice = llm_choice(ctx.llm)
     plan = CellPlan(ctx.run_id, cell, images, env, m.connect_budget, m.app_budget,
                     secrets=secret_names(env), tasks=list(m.tasks if tasks is None else tasks),
-                    catalog=m.catalog(), llm=choice, task_budget=m.task_budget)
+                    catalog=m.catalog(), llm=choice, task_budget=m.task_budget, boot_slots=ctx.boot_slots)
     result = run_cell(plan)
     if choice.real is not None:
         result.notes.append(f"tasks ran on the user's model {choice.real.model}")
-    if ctx.remedies and result.connect.verdict == Verdict.FAIL:
-        fix_ctx = remedies.Context(gateway=ctx.host.bridge_gateway)
+    # A grace that ran out with the machine to itself: the knob is tried whatever the flags say,
+    # since the finding is only useful with the setting that makes the cell work here.
+    if (ctx.remedies or result.connect.cause == Cause.STARTUP_GRACE) and result.connect.verdict == Verdict.FAIL:
+        fix_ctx = remedies.Context(gateway=ctx.host.bridge_gateway, runtime_seconds=result.boot.runtime_seconds,
+                                   mode=cell.mode.name)
 
-        def rerun(extra: dict[str, str], mode: str | None) -> CellResult:
+        def rerun(extra: dict[str, str], mode: str | None, alone: bool) -> CellResult:
             moved = cell if mode is None else replace(cell, mode=m.mode(mode), origin=cell.id)
             env2 = {**cell_env(m, moved, ctx), **extra}
-            return run_cell(replace(plan, cell=moved, env=env2, secrets=secret_names(env2), tasks=[]))
+            return run_cell(replace(plan, cell=moved, env=env2, secrets=secret_names(env2), tasks=[], alone=alone))
 
         result.remedies = remedies.search(result, fix_ctx, rerun)
     key = {"LLM_API_KEY": choice.real.api_key} if choice.real else {}

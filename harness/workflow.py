@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import cleanup, docker_host, history, images, matrix
+from harness import admission, cleanup, docker_host, history, images, matrix, upgrade
 from harness.cell import runtime_kwargs
 from harness.context import RunContext
 from harness.errors import DockerUnavailable, HarnessError, InputError, OutputError
@@ -71,6 +71,7 @@ class Options:
     remedies: bool = False
     llm: str | None = None
     gate: str = "failures"
+    upgrade_from: str | None = None  # the release deployed today (else the matrix's run.upgrade_from)
     workers: int = 1
     k: str | None = None
     pytest_args: list[str] = field(default_factory=list)
@@ -128,6 +129,12 @@ def inputs(s: State) -> None:
                                  "(its value goes to the task's setup and check)")
     s.app_env = matrix.parse_app_env(o.app_env)
     s.cells = m.select(o.only)
+    before = o.upgrade_from or m.upgrade_from
+    if o.upgrade_from and o.upgrade_from not in [t.tag for t in m.targets]:
+        raise InputError(f"--upgrade-from {o.upgrade_from}: not a target of {m.path} "
+                         f"({', '.join(t.tag for t in m.targets)})")
+    if before:
+        matrix.upgrade_target(m, before)
     for cell in s.cells:
         value = {**m.env, **cell.mode.env, **s.app_env}.get("SANDBOX_DOCKER_RUNTIME_KWARGS")
         if value:
@@ -149,10 +156,12 @@ def context(s: State) -> None:
     run_id = os.environ.get("OH_MATRIX_RUN_ID") or uuid.uuid4().hex
     os.environ["OH_MATRIX_RUN_ID"] = run_id
     os.environ.setdefault("OH_MATRIX_OWNER_PID", str(os.getpid()))  # owner of what the run labels
+    slots, why = admission.slots()
     s.ctx = RunContext(run_id=run_id, out=o.out or default_out(run_id), matrix_path=m.path, matrix_text=m.text,
                        task_files=m.files,
                        backend=o.backend or m.backend, app_env=s.app_env, only=list(o.only), started_at=now(),
-                       remedies=o.remedies, llm=llm_mode(m.llm, o.llm))
+                       remedies=o.remedies, llm=llm_mode(m.llm, o.llm), boot_slots=slots, boot_slots_why=why)
+    print(f"[oh-matrix] boots admitted at once: {slots} ({why})", file=sys.stderr)
 
 
 def sweep(s: State) -> None:
@@ -199,7 +208,8 @@ def collect(s: State) -> None:
     order = [c.id for c in s.cells]
     s.run = Run(run_id=ctx.run_id, started_at=ctx.started_at, finished_at=now(), backend=ctx.backend,
                 host=ctx.host, cells=[found[i] for i in order if i in found], matrix=ctx.matrix_path,
-                app_env=redact_env(ctx.app_env), images=ctx.images, swept_at_start=ctx.swept)
+                app_env=redact_env(ctx.app_env), images=ctx.images, swept_at_start=ctx.swept,
+                boot_slots=ctx.boot_slots, boot_slots_why=ctx.boot_slots_why)
 
 
 def record_history(s: State) -> None:
@@ -211,8 +221,11 @@ def record_history(s: State) -> None:
 
 
 def decide(s: State) -> None:
-    assert s.run is not None
+    assert s.run is not None and s.matrix is not None
     s.run.recommendation = recommend(s.run.cells)
+    before = s.options.upgrade_from or s.matrix.upgrade_from
+    if before:
+        s.run.upgrade = upgrade.compare(s.run.cells, before, matrix.upgrade_target(s.matrix, before))
 
 
 def write(s: State) -> None:

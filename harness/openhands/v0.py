@@ -8,6 +8,7 @@ conversation can be created; the runtime starts in the background after
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -17,6 +18,10 @@ from harness.openhands import LlmSettings, RuntimeState, Turn
 from harness.openhands.http import AppClient
 
 _WAITING_RE = re.compile(r"Waiting for client to become ready at (\S+?)(?:\.\.\.)?\s*$", re.M)
+# What DockerRuntime and the session log when the runtime did not start (docker_runtime.py,
+# agent_session.py, session.py at 0.62.0); the runtime_status over REST stays STARTING_RUNTIME.
+_FAILED_RE = re.compile(r"^.*(?:FAILED to start container|Runtime initialization failed|Error creating agent_session)"
+                        r".*$", re.M)
 
 # AgentState values (openhands/core/schema/agent.py) after which the agent waits for the user
 _AGENT_STOPPED = {"finished", "awaiting_user_input", "error", "stopped", "rejected", "paused"}
@@ -45,7 +50,15 @@ class V0Adapter:
         })
 
     def create_conversation(self, message: str) -> str:
-        body = self._call("POST", "/api/conversations", json={"initial_user_msg": message})
+        return self._create({"initial_user_msg": message})
+
+    def replay_conversation(self, trajectory: list[dict[str, Any]]) -> str:
+        """A conversation that replays a recorded trajectory with no LLM (ReplayManager, 0.62.0):
+        `replay_json` is the list as a string, its first event the user's message."""
+        return self._create({"replay_json": json.dumps(trajectory)})
+
+    def _create(self, request: dict[str, Any]) -> str:
+        body = self._call("POST", "/api/conversations", json=request)
         cid = body.get("conversation_id")
         if not cid:
             raise ApiError("POST", "/api/conversations", 200, str(body))
@@ -97,6 +110,19 @@ class V0Adapter:
 
     def callback_target(self, app_env: dict[str, str]) -> tuple[str, int] | None:
         return None  # the V0 runtime never calls the app
+
+    def runtime_failure(self, app_logs: str) -> str | None:
+        found = _FAILED_RE.findall(app_logs)
+        return found[-1].strip()[:400] if found else None
+
+    def callback_urls(self, runtime_env: dict[str, str]) -> list[tuple[str, str]]:
+        return []
+
+    def callback_log(self, runtime_logs: str) -> list[str]:
+        return []
+
+    def event_counts(self, conversation_id: str) -> tuple[int | None, int | None]:
+        return None, None
 
     def close(self) -> None:
         self._app.close()

@@ -17,11 +17,12 @@ agent-server in the sandbox at the conversation's `conversation_url` (a host por
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 from urllib.parse import urlparse
 
-from harness.errors import ApiError
+from harness.errors import AdapterError, ApiError
 from harness.generations import V1
 from harness.openhands import Failure, LlmSettings, RuntimeState, Turn
 from harness.openhands.http import AppClient
@@ -35,6 +36,11 @@ START_FAILED_MESSAGE = "Failed to start container"
 # ... because the host port the app picked (by binding port 0 in its OWN network
 # namespace, _find_unused_port) was taken on the host.
 PORT_TAKEN_MESSAGE = "port is already allocated"
+# What the agent-server logs when it cannot call the app back (agent_server/event_service.py,
+# conversation webhooks; mcp client): each attempt, the giving up, a failed MCP connect.
+_CALLBACK_LOG = re.compile(r"^.*(?:Webhook post attempt \d+ failed|Failed to post events to webhook|"
+                           r"Conversation webhook post attempt \d+ failed|MCP Connection Failure).*$", re.M)
+_WEBHOOK_ENV = re.compile(r"OH_WEBHOOKS_(\d+)_BASE_URL")
 # ConversationExecutionStatus.is_terminal (sdk/conversation/state.py) plus idle/paused: the
 # agent waits for the user.
 _STOPPED = {"finished", "error", "stuck", "idle", "paused", "waiting_for_confirmation"}
@@ -200,6 +206,34 @@ class V1Adapter:
             u = urlparse(web)
             return (u.hostname or "", u.port or (443 if u.scheme == "https" else 80))
         return ("host.docker.internal", int(app_env.get("SANDBOX_HOST_PORT") or 3000))
+
+    def runtime_failure(self, app_logs: str) -> str | None:
+        return None  # 1.x reports a sandbox that failed to start in its start task (runtime_state)
+
+    def callback_urls(self, runtime_env: dict[str, str]) -> list[tuple[str, str]]:
+        """The webhooks the sandbox posts the conversation's events to (OH_WEBHOOKS_n_BASE_URL,
+        read in order by the agent-server; the app sets _0, OH_AGENT_SERVER_ENV may add more)."""
+        hooks = sorted((int(m.group(1)), v) for k, v in runtime_env.items() if (m := _WEBHOOK_ENV.fullmatch(k)))
+        return [(f"webhook {n}", url) for n, url in hooks]
+
+    def callback_log(self, runtime_logs: str) -> list[str]:
+        lines = [ln.strip()[:300] for ln in _CALLBACK_LOG.findall(runtime_logs)]
+        if len(lines) > 3:
+            lines = [*lines[:2], f"... {len(lines) - 3} more ...", lines[-1]]
+        return lines
+
+    def event_counts(self, conversation_id: str) -> tuple[int | None, int | None]:
+        """(events in the sandbox, events the app received by webhook) for the conversation."""
+        def count(call: Any) -> int | None:
+            try:
+                value = call()
+                return int(value) if isinstance(value, int | str) else None
+            except (AdapterError, ValueError):
+                return None
+
+        sandbox = count(lambda: self._agent_call(conversation_id, "GET", "/events/count"))
+        app = count(lambda: self._call("GET", f"/api/v1/conversation/{conversation_id}/events/count"))
+        return sandbox, app
 
     def close(self) -> None:
         for c, _ in self._agents.values():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from harness.model import CellResult, Run
+from harness.report.fleet import shown_cells
 
 SYMBOL = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skip": "SKIP"}
 
@@ -26,7 +27,7 @@ def cell_text(cell: CellResult) -> str:
     c = cell.connect
     text = SYMBOL.get(c.verdict, str(c.verdict))
     if c.cause:
-        text += f" {c.cause}"
+        text += f" {c.cause}" + (f" ({c.direction})" if c.direction else "")
     if c.seconds is not None:
         text += f" {c.seconds:.0f}s"
     if tasks := task_summary(cell):
@@ -40,7 +41,8 @@ def label(tag: str, version: str | None) -> str:
 
 
 def render(run: Run) -> str:
-    cells = run.cells
+    """The grid; a merged run's has one row per release and host group."""
+    cells = shown_cells(run)
     tags = list(dict.fromkeys(c.tag for c in cells))
     modes = list(dict.fromkeys(column(c) for c in cells))
     by = {(c.tag, column(c)): c for c in cells}

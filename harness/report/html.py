@@ -12,6 +12,7 @@ from typing import Any
 import jinja2
 
 from harness.model import CellResult, Evidence, Run
+from harness.report.fleet import differing
 from harness.report.grid import task_summary
 from harness.report.markdown import EMOJI, clean, context, remedy_passed, secs, shell_lines
 
@@ -56,8 +57,8 @@ def fact(value: object) -> str:
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(anchor=anchor, verdict_class=verdict_class, evidence=evidence, fact=fact, secs=secs,
-                       shell_lines=shell_lines, task_summary=task_summary, remedy_passed=remedy_passed)
+    env.filters.update(differing=differing, anchor=anchor, verdict_class=verdict_class, evidence=evidence, fact=fact,
+                       secs=secs, shell_lines=shell_lines, task_summary=task_summary, remedy_passed=remedy_passed)
     return env
 
 

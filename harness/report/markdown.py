@@ -16,6 +16,8 @@ from typing import Any
 import jinja2
 
 from harness.model import CellResult, Run, TaskResult, strip_ansi
+from harness.model import first_line as _first_line
+from harness.report.fleet import differing, same_cells, shown_cells
 from harness.report.grid import column, label, task_summary
 
 EMOJI = {"pass": "✅", "fail": "❌", "error": "⚠️", "skip": "⏭️"}  # grid.SYMBOL, for Markdown
@@ -32,15 +34,12 @@ def truncate(text: str, limit: int = EVIDENCE_CHARS) -> str:
 
 def first_line(text: str | None) -> str:
     """The first non-blank line, cut to a size a summary can afford."""
-    return truncate(next((ln.strip() for ln in clean(text).splitlines() if ln.strip()), ""))
+    return _first_line(text, EVIDENCE_CHARS)
 
 
 def headline(cell: CellResult) -> str | None:
     """The cell's first non-empty evidence, as `source: line`."""
-    for e in cell.connect.evidence:
-        if line := first_line(e.text):
-            return f"{e.source}: {line}"
-    return None
+    return cell.connect.headline()
 
 
 def secs(seconds: float | None) -> str:
@@ -117,17 +116,20 @@ def duration(start: str | None, end: str | None) -> str | None:
 def context(run: Run) -> dict[str, Any]:
     """What both templates read: the run, its grid and its recommendation (decided before
     rendering, by recommend.py)."""
-    cells = run.cells
-    verdicts = [c.connect.verdict for c in cells]
-    latest = next((c.resolved_version for c in cells if c.tag == "latest" and c.resolved_version), None)
-    host = run.host.model_dump(exclude_defaults=True)
-    host_facts = host or {name: h.host_class for name, h in run.hosts.items()}
+    cells = shown_cells(run)  # a merged run: each host group's first host
+    verdicts = [c.connect.verdict for c in run.cells]  # counted on every host
+    latest = next((c.resolved_version for c in cells
+                   if (c.base_tag or c.tag) == "latest" and c.resolved_version), None)
+    group = {h: g.name for g in run.host_groups for h in g.hosts}
     return {
         "run": run, "cells": cells, "grid": grid(cells), "rec": run.recommendation,
         "counts": {v: sum(x == v for x in verdicts) for v in EMOJI}, "short_id": run.run_id[:8],
         "started": when(run.started_at), "finished": when(run.finished_at),
         "duration": duration(run.started_at, run.finished_at),
-        "resolved_latest": latest, "changes": run.changes, "host_facts": host_facts,
+        "resolved_latest": latest, "changes": run.changes, "host_facts": run.host.model_dump(exclude_defaults=True),
+        "merged": bool(run.host_groups), "group": group, "group_size": {g.name: len(g.hosts) for g in run.host_groups},
+        "same_cells": same_cells(run),
+        "matrix_cells": len({c.id.removeprefix(f"{c.host}/") for c in run.cells}),
     }
 
 
@@ -140,6 +142,7 @@ def cell_label(cell: CellResult) -> str:
         text = f"{EMOJI[c.verdict]} skip"
     else:
         text = f"{EMOJI.get(c.verdict, c.verdict)} {c.cause or c.verdict}"
+        text += f" ({c.direction})" if c.direction else ""
     if tasks := task_summary(cell):
         text += f", {tasks}"
     return text + (" 🔧" if remedy_passed(cell) else "")
@@ -196,6 +199,11 @@ def code(text: object) -> str:
     return f"{ticks}{pad}{s}{pad}{ticks}"
 
 
+def table_code(text: object) -> str:
+    """An inline code span inside a Markdown table row, where a bare `|` ends the cell."""
+    return code(text).replace("|", "\\|")
+
+
 def fence(text: str, lang: str = "") -> str:
     ticks = "`" * max(3, max((len(r) for r in re.findall(r"`{3,}", text)), default=0) + 1)
     return f"{ticks}{lang}\n{text}\n{ticks}"
@@ -210,7 +218,8 @@ def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "templates"), autoescape=False,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True)
-    env.filters.update(code=code, fence=fence, md=md, secs=secs, shell_lines=shell_lines, label=cell_label)
+    env.filters.update(differing=differing, code=code, table_code=table_code, fence=fence, md=md, secs=secs,
+                       shell_lines=shell_lines, label=cell_label)
     env.globals["EMOJI"] = EMOJI
     return env
 

@@ -95,15 +95,15 @@ def test_budget_causes() -> None:
 
 
 
-def test_app_giving_up_on_a_booting_runtime_is_its_budget_not_an_api_error() -> None:
+def test_app_giving_up_on_a_booting_runtime_is_its_grace_not_an_api_error() -> None:
     gave_up = v1_error("start task ERROR: Sandbox entered error state")
     d = Judge().add(obs(state=gave_up, self_probe=probe(where="runtime", tcp="refused")))
-    assert d is not None and d.cause == "budget-exceeded" and "still starting" in d.why and d.transient
+    assert d is not None and d.cause == "startup-grace" and "still starting" in d.why and d.rerun == "alone"
     d = Judge().add(obs(state=gave_up, self_probe=probe(where="runtime", tcp="open"), app_probe=probe(tcp="open")))
-    assert d is not None and d.cause == "budget-exceeded" and "startup grace" in d.why and d.transient
+    assert d is not None and d.cause == "startup-grace" and "startup grace" in d.why and d.rerun == "alone"
     other = v1_error("start task ERROR: MCP Connection Failure")
     d = Judge().add(obs(state=other, self_probe=probe(where="runtime", tcp="open")))
-    assert d is not None and d.cause == "api-error" and not d.transient
+    assert d is not None and d.cause == "api-error" and d.rerun is None
 
 
 def test_callback_direction_is_named() -> None:
@@ -150,7 +150,50 @@ def test_a_sandbox_the_daemon_would_not_start_is_missing_not_an_api_error() -> N
     d = Judge().add(obs(runtime_status="created", state=v1_error(detail)))
     assert d is not None and (d.verdict, d.cause) == ("fail", "runtime-missing")
     assert "own network namespace" in d.why and "0.0.0.0:40123" in d.why
-    assert d.transient  # a port pick of the moment: the cell is run once more
+    assert d.rerun == "again"  # a port pick of the moment: the cell is run once more
     other = detail.replace("port is already allocated", "no such image")
     d = Judge().add(obs(runtime_status="created", state=v1_error(other)))
-    assert d is not None and d.cause == "runtime-missing" and not d.transient
+    assert d is not None and d.cause == "runtime-missing" and d.rerun is None
+
+
+def test_the_daemons_own_account_decides_at_once() -> None:
+    # created, never started: the daemon's State.Error says why
+    err = 'exec: "/openhands/micromamba/bin/micromamba": stat /openhands/micromamba/bin/micromamba: no such file'
+    d = Judge().add(obs(runtime_status="created", runtime_error=err))
+    assert d is not None and (d.cause, d.verdict) == ("runtime-missing", "fail") and err in d.why
+    # created, no error yet: still starting
+    assert Judge().add(obs(runtime_status="created")) is None
+    # exited with the daemon's words and an OOM flag
+    d = Judge().add(obs(runtime_status="exited", runtime_exit=137, runtime_oom=True))
+    assert d is not None and d.cause == "runtime-exited" and "OOM-killed" in d.why and "137" in d.why
+    # a restart loop
+    d = Judge().add(obs(runtime_status="restarting", runtime_restarts=3, runtime_exit=1))
+    assert d is not None and d.cause == "runtime-exited" and "restarted 3 times" in d.why
+    # never created, and the app's own log says its start failed
+    line = "ERROR - [runtime abc] Error: Instance openhands-runtime-abc FAILED to start container!"
+    d = Judge().add(obs(runtime_status="absent", app_failure=line))
+    assert d is not None and d.cause == "runtime-missing" and line in d.why
+
+
+def test_a_proxy_the_app_cannot_reach_is_named_before_the_runtime_boots() -> None:
+    dead = probe(where="app via its proxy", host="127.0.0.1", port=9, tcp="refused", addresses=["127.0.0.1"])
+    d = Judge().add(obs(app_probe=probe(tcp="open"), self_probe=probe(where="runtime", tcp="refused"),
+                        proxy={"HTTP_PROXY": "http://127.0.0.1:9"}, proxy_probe=dead))
+    assert d is not None and d.cause == "proxy" and d.direction == "app->runtime" and "127.0.0.1:9" in d.why
+    # exempt by NO_PROXY: the proxy's state says nothing about the runtime path
+    assert Judge().add(obs(app_probe=probe(tcp="open"), proxy={"HTTP_PROXY": "http://127.0.0.1:9",
+                                                              "NO_PROXY": "host.docker.internal"},
+                           proxy_probe=dead)) is None
+    # a live proxy that answers 502 for the runtime, while the runtime listens
+    blind = probe(where="app via its proxy", host="proxy", port=3128, tcp="open", http="HTTP/1.1 502 Bad Gateway")
+    d = Judge().add(obs(app_probe=probe(tcp="open"), self_probe=probe(where="runtime", tcp="open"),
+                        proxy={"HTTP_PROXY": "http://proxy:3128"}, proxy_probe=blind))
+    assert d is not None and d.cause == "proxy" and "502" in d.why
+
+
+def test_the_budget_says_what_was_watched() -> None:
+    j = Judge()
+    j.add(obs(app_probe=probe(tcp="open"), self_probe=probe(where="runtime", tcp="open")))
+    d = j.at_budget(150)
+    assert d.cause == "budget-exceeded" and "nothing observed explains the wait" in d.why
+    assert "the runtime's own port open" in d.why

@@ -57,3 +57,31 @@ def test_html_grid_shows_the_trend() -> None:
     r = run("r9", {"0.62-host": "pass"})
     r.trends = {"0.62-host": "F P P"}
     assert "F P P" in render_html(r)
+
+
+def test_a_host_label_finds_last_night_across_a_new_hostname_and_docker_version(tmp_path: Path) -> None:
+    """GitHub-hosted runners get a new hostname every night: with OH_MATRIX_HOST (the
+    runner label) the runs are still one host's, and a Docker upgrade that breaks a cell
+    is a regression there, not a fresh start."""
+    path = tmp_path / "history.jsonl"
+    monday = run("r1", {"a": "pass"})
+    monday.host.hostname, monday.host.label = "fv-az123-456", "ubuntu-24.04"
+    history.record(monday, path)
+    tuesday = run("r2", {"a": "fail"}, server="28.0")
+    tuesday.host.hostname, tuesday.host.label = "fv-az987-001", "ubuntu-24.04"
+    assert [c.cell for c in history.record(tuesday, path).regressions] == ["a"]
+    assert history.host_key(tuesday.host) == "ubuntu-24.04"
+    unlabelled = run("r3", {"a": "pass"})
+    assert history.host_key(unlabelled.host) == "h1/20.10"  # as before: hostname and version
+    assert history.record(unlabelled, path).fixes == []  # not the labelled host's history
+
+
+def test_the_label_comes_from_oh_matrix_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness import docker_host
+
+    monkeypatch.setenv("OH_MATRIX_HOST", "  self-hosted+rootless ")
+    assert docker_host.host_label() == "self-hosted+rootless"
+    monkeypatch.setenv("OH_MATRIX_HOST", " ")
+    assert docker_host.host_label() is None
+    monkeypatch.delenv("OH_MATRIX_HOST")
+    assert docker_host.host_label() is None

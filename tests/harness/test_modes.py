@@ -13,7 +13,8 @@ def launch(mode: str, gen: str = "v0", **kw: object) -> modes.AppLaunch:
                                   host_port=41234, **kw)  # type: ignore[arg-type]
 
 
-def test_host_gateway_is_the_documented_command() -> None:
+def test_host_gateway_is_the_documented_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
     line = launch("host-gateway").docker_run()
     args = shlex.split(line)
     assert "--add-host" in args and args[args.index("--add-host") + 1] == "host.docker.internal:host-gateway"
@@ -85,3 +86,20 @@ def test_unknown_modes_and_generations_are_errors_not_defaults() -> None:
 def test_every_mode_has_a_distinct_rank() -> None:
     ranks = [m.rank for m in modes.MODES.values()]
     assert sorted(ranks) == list(range(len(ranks)))
+
+
+@pytest.mark.parametrize(("docker_host", "socket"), [
+    ("unix:///run/ohd2/docker.sock", "/run/ohd2/docker.sock"),  # a second daemon on the machine
+    ("unix:///run/user/1000/docker.sock", "/run/user/1000/docker.sock"),  # rootless
+    ("tcp://10.0.0.5:2375", "/var/run/docker.sock"),  # a remote daemon: its host's own socket
+])
+def test_the_app_gets_the_socket_of_the_daemon_the_cell_runs_on(
+        monkeypatch: pytest.MonkeyPatch, docker_host: str, socket: str) -> None:
+    """The app starts its runtime through the mounted socket: on the daemon the harness
+    talks to, and the line a person copies says which."""
+    monkeypatch.setenv("DOCKER_HOST", docker_host)
+    for mode in modes.MODES:
+        lau = launch(mode, "v1", network="net" if mode == "custom-network" else None)
+        assert lau.socket == socket
+        args = shlex.split(lau.docker_run())
+        assert args[args.index("-v") + 1] == f"{socket}:/var/run/docker.sock"

@@ -109,7 +109,7 @@ def test_a_real_llm_key_reaches_the_model_and_no_file_or_output(client: docker.D
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
     results = json.loads((out / "results.json").read_text())
     [cell] = results["cells"]
-    assert [(t.name, t.verdict) for t in cell["tasks"]] == [("create-file", "pass")]  # -k chose the task
+    assert [(t["name"], t["verdict"]) for t in cell["tasks"]] == [("create-file", "pass")]  # -k chose the task
     assert "openai/gpt-4o" in " ".join(cell["notes"])
     # The key went through the app to the model: the endpoint saw it (as a fingerprint).
     _, rec = client.containers.get(name).exec_run(["cat", "/tmp/oh-matrix-llm.jsonl"])

@@ -6,6 +6,7 @@ and a failure names the direction that broke."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import docker
 import pytest
@@ -54,7 +55,7 @@ def test_callback_refused_names_the_sandbox_to_app_direction(client: docker.Dock
     assert r.connect.cause == "connection-refused", r.connect.explain()
     why = r.connect.evidence[0].text
     assert why.startswith("sandbox -> app (callback)") and f":{nothing}" in why
-    assert any(e.text.startswith("from sandbox:") for e in r.connect.evidence)
+    assert any(e.text.startswith("from sandbox (network default)") for e in r.connect.evidence)
     assert leftovers(run_id) == [] and gone(r.runtime_container)
 
 
@@ -65,3 +66,34 @@ def test_bridge_cannot_resolve_the_sandbox_address(client: docker.DockerClient, 
     assert (r.connect.verdict, r.connect.cause) == ("fail", "dns-unresolved"), r.connect.explain()
     assert r.connect.evidence[0].text.startswith("app -> runtime")
     assert leftovers(run_id) == [] and gone(r.runtime_container)
+
+
+def test_latest_on_the_host_network_is_explained_and_the_callback_remedies_are_proven(
+        client: docker.DockerClient, v1_images: ImageSet, run_id: str, leftovers: Leftovers) -> None:
+    """`--network host` with 1.x: the sandbox joins the host network, gets a copy of the host's
+    /etc/hosts (no host.docker.internal), and cannot call the app back. Each callback setting is
+    tried alone and together by a real rerun; only both at once (MCP and a webhook the sandbox
+    reaches) make the cell pass, and the host change (a hosts line) does too."""
+    from harness import remedies
+
+    r = run(v1_images, run_id, "host")
+    assert (r.connect.verdict, r.connect.cause, r.connect.direction) == \
+        ("fail", "dns-unresolved", "sandbox->app"), r.connect.explain()
+    probe = next(e.text for e in r.connect.evidence if e.text.startswith("from sandbox"))
+    assert "network host, /etc/hosts copied from the host" in probe and "not in /etc/hosts" in probe, probe
+
+    def rerun(extra: dict[str, str], mode: str | None, alone: bool) -> CellResult:
+        return run_cell(CellPlan(run_id, Cell(Target("latest", "v1"), ModeChoice(mode or "host")), v1_images,
+                                 extra, connect_budget=150, app_budget=150, alone=alone))
+
+    tried = {t.name: t for t in remedies.search(r, remedies.Context(gateway="172.17.0.1", mode="host"), rerun)}
+    assert (tried["v1-web-url"].verdict, tried["v1-web-url"].direction) == ("fail", "sandbox->app")  # webhooks
+    assert tried["v1-extra-webhook"].verdict == "fail"  # MCP still unreachable
+    both = tried["v1-callback-urls"]
+    assert both.verdict == "pass", both
+    assert "OH_WEB_URL=http://127.0.0.1:3000" in (both.docker_run or "")
+    assert "OH_WEBHOOKS_1_BASE_URL" in (both.docker_run or "")
+    hosts = tried["v1-hosts-entry"]
+    assert hosts.verdict == "pass" and hosts.asks == 2 and "removed after it" in (hosts.host_change or ""), hosts
+    assert "host.docker.internal" not in Path("/etc/hosts").read_text()  # undone
+    assert leftovers(run_id) == []

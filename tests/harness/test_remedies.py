@@ -1,9 +1,11 @@
 """Which remedies a failed cell gets to try (whether they work is for the rerun to show:
 see test_release_v0.py, where DOCKER_HOST_ADDR turns bridge green on this host)."""
 
+from pathlib import Path
+
 import pytest
 
-from harness import remedies
+from harness import hostchange, remedies
 from harness.model import CellResult, Connect, Direction, RemedyTry
 
 pytestmark = pytest.mark.unit
@@ -31,14 +33,25 @@ def test_each_cause_gets_its_fixes() -> None:
     assert names(failed("connection-refused")) == ["host-network-trio", "bind-all-addresses"]
     assert names(failed("proxy", api="v1")) == ["no-proxy"]
     assert names(failed("dns-unresolved", api="v1")) == ["v1-url-pattern"]
-    assert names(failed("budget-exceeded", api="v1")) == ["v1-startup-grace"]
+    assert names(failed("startup-grace", api="v1")) == ["v1-startup-grace"]
+    assert names(failed("budget-exceeded", api="v1")) == []
     assert names(failed("runtime-exited")) == []
 
 
-def test_callback_failures_do_not_get_forward_fixes() -> None:
+def test_callback_failures_get_the_callback_fixes_not_the_forward_ones() -> None:
     r = failed("dns-unresolved", api="v1", mode="host")
     r.connect.direction = Direction.CALLBACK
-    assert names(r) == []
+    host = remedies.Context(gateway="172.17.0.1", mode="host")
+    assert names(r, host) == ["v1-web-url", "v1-extra-webhook", "v1-callback-urls", "v1-hosts-entry"]
+    by_name = {rem.name: e for rem, e in remedies.applicable(r, host)}
+    assert by_name["v1-web-url"] == {"OH_WEB_URL": "http://127.0.0.1:{app_port}"}  # on the host network: loopback
+    assert by_name["v1-hosts-entry"] == {}  # a host change, no settings
+    bridge = failed("connection-refused", api="v1", mode="host-gateway")
+    bridge.connect.direction = Direction.CALLBACK
+    env2 = {rem.name: e for rem, e in remedies.applicable(bridge, remedies.Context(gateway="172.17.0.1",
+                                                                                   mode="host-gateway"))}
+    assert env2["v1-web-url"] == {"OH_WEB_URL": "http://172.17.0.1:{app_port}"}  # elsewhere: the gateway
+    assert "v1-hosts-entry" not in env2  # only a host-network sandbox copies the host's /etc/hosts
 
 
 def test_env_comes_from_the_host_facts() -> None:
@@ -50,7 +63,7 @@ def test_env_comes_from_the_host_facts() -> None:
 def test_search_records_what_each_rerun_did() -> None:
     seen: list[dict[str, str]] = []
 
-    def rerun(env: dict[str, str], mode: str | None) -> CellResult:
+    def rerun(env: dict[str, str], mode: str | None, alone: bool = False) -> CellResult:
         seen.append(env)
         ok = "DOCKER_HOST_ADDR" in env and mode is None
         return CellResult(id="x-bridge", tag="x", mode="bridge", api="v0",
@@ -67,7 +80,7 @@ def test_search_records_what_each_rerun_did() -> None:
 def test_a_remedy_that_needs_another_mode_reruns_in_it_and_records_its_command() -> None:
     modes: list[str | None] = []
 
-    def rerun(env: dict[str, str], mode: str | None) -> CellResult:
+    def rerun(env: dict[str, str], mode: str | None, alone: bool = False) -> CellResult:
         modes.append(mode)
         return CellResult(id="x", tag="x", mode=mode or "host", api="v0",
                           connect=Connect(verdict="pass", seconds=9.0),  # type: ignore[arg-type]
@@ -88,3 +101,27 @@ def test_a_move_to_the_mode_the_cell_is_already_in_is_not_a_remedy() -> None:
     assert names(failed("connect-timeout", mode="custom-network")) == ["docker-host-addr", "host-network-trio"]
     assert RemedyTry(name="r", mode="host", env={"A": "1"}, verdict="pass").settings() == "in mode host A=1"  # type: ignore[arg-type]
     assert RemedyTry(name="r", env={"A": "1"}, verdict="pass").settings() == "A=1"  # type: ignore[arg-type]
+
+
+def test_a_host_change_is_made_for_the_rerun_only_and_the_rerun_has_the_machine(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n::1 localhost\n")
+    before = hosts.read_bytes()
+    monkeypatch.setattr(hostchange, "HOSTS", hosts)
+    seen: list[tuple[str, bool]] = []
+
+    def rerun(env: dict[str, str], mode: str | None, alone: bool) -> CellResult:
+        seen.append((hosts.read_text(), alone))
+        return CellResult(id="x", tag="x", mode="host", api="v1",
+                          connect=Connect(verdict="pass", seconds=9.0))  # type: ignore[arg-type]
+
+    r = failed("dns-unresolved", api="v1", mode="host")
+    r.connect.direction = Direction.CALLBACK
+    tried = {t.name: t for t in remedies.search(r, remedies.Context(gateway="172.17.0.1", mode="host"), rerun)}
+    during, alone = seen[-1]
+    assert "127.0.0.1 host.docker.internal" in during and alone
+    assert hosts.read_bytes() == before  # undone, byte for byte
+    t = tried["v1-hosts-entry"]
+    assert t.asks == 2 and t.host_change and "removed after it" in t.host_change
+    assert tried["v1-web-url"].asks == 0 and not seen[0][1]

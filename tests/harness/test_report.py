@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from harness.model import Recommendation, Run
+from harness.model import Recommendation, Run, TaskResult
 from harness.recommend import recommend as decide
 from harness.recommend import with_env
 from harness.report import render
@@ -423,3 +423,56 @@ def test_render_all_without_actions_touches_nothing_else(tmp_path: Path, monkeyp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "summary.md"]
     assert run == before  # rendering reads the run; the recommendation was decided before
 
+
+
+# -- the upgrade view ------------------------------------------------------------------------
+
+def test_the_upgrade_view_names_each_modes_move_and_the_command_difference() -> None:
+    from harness import upgrade
+    from harness.report.upgrade import lines
+
+    run = decided(real_run())
+    u = upgrade.compare(run.cells, "0.62", "latest")
+    moves = {m.mode: m.move for m in u.modes}
+    assert moves == {"bridge": "fail -> fail", "host": "pass -> fail", "custom-network": "pass -> pass",
+                     "host-gateway": "pass -> pass"}
+    assert {m.mode: m.after for m in u.modes}["host"] == "fail dns-unresolved"
+    assert (u.mode_before, u.mode_after) == ("host-gateway", "host-gateway")
+    assert u.settings_removed == ["-e SANDBOX_RUNTIME_CONTAINER_IMAGE=oh-matrix/runtime:0.62.0-f1a66f6255"]
+    assert u.settings_added == [] and u.image_after == V1_IMG
+    text = "\n".join(lines(u))
+    assert text.startswith("upgrade 0.62 (0.62.0) -> latest (1.11.0) on this host:")
+    run.upgrade = u
+    md = markdown_of(run)
+    assert md.index("## Upgrade") < md.index("## Recommendation")  # asked for: first
+    assert "| host | pass | fail dns-unresolved | ⚠️ pass → fail |" in md
+    assert html_of(run).index('id="upgrade"') < html_of(run).index('id="recommendation"')
+
+
+def test_tasks_that_change_across_the_upgrade_are_named() -> None:
+    from harness import upgrade
+
+    run = decided(real_run())
+    for c in run.cells:
+        if c.id in ("0.62-host-gateway", "latest-host-gateway"):
+            c.tasks = [TaskResult(name="repo", verdict="pass" if c.tag == "0.62" else "fail")]  # type: ignore[arg-type]
+    u = upgrade.compare(run.cells, "0.62", "latest")
+    hg = next(m for m in u.modes if m.mode == "host-gateway")
+    assert hg.tasks_changed == ["repo: pass -> fail"] and hg.move == "pass -> fail"
+
+
+def test_compare_names_what_differs_and_nothing_else() -> None:
+    from harness.compare import differences
+
+    a, b = decided(real_run()), decided(real_run())
+    b.run_id, b.started_at = "other", "2026-11-28T00:00:00+00:00"
+    for c in b.cells:
+        c.connect.seconds = (c.connect.seconds or 0) + 3  # times differ: not a finding
+    assert differences(a, b) == []
+    bridge = b.cells[4]
+    assert bridge.id == "0.62-bridge"
+    bridge.connect = bridge.connect.model_copy(update={"verdict": "pass", "cause": None})
+    bridge.tasks = [TaskResult(name="repo", verdict="fail")]  # type: ignore[arg-type]
+    assert differences(a, b) == ["0.62-bridge: connect: fail dns-unresolved -> pass",
+                                 "0.62-bridge: task repo: - -> fail"]
+    assert differences(a, b, skip_tags=("0.62",)) == []

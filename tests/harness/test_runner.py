@@ -41,13 +41,30 @@ class Attempts:
 
 
 def test_a_cell_whose_app_gave_up_on_a_booting_runtime_runs_once_more(monkeypatch: pytest.MonkeyPatch) -> None:
-    slow = result(verdict="fail", cause="budget-exceeded", seconds=19.0, transient=True,
+    slow = result(verdict="fail", cause="startup-grace", seconds=19.0, rerun="alone",
                   evidence=[Evidence(source="harness", text="the app gave up ...")])  # type: ignore[arg-type]
     attempts = Attempts([slow, result(verdict="pass", seconds=20.0)])
     monkeypatch.setitem(runner.ENTRYPOINTS, "api", attempts)  # type: ignore[arg-type]
     r = runner.run_one(ctx(), M, M.cells()[0])
     assert r.connect.verdict == "pass" and len(attempts.plans) == 2
-    assert any("run twice" in n and "budget-exceeded after 19.0 s" in n for n in r.notes)
+    assert [p.alone for p in attempts.plans] == [False, True]  # the rerun had every boot slot
+    assert any("run twice" in n and "startup-grace after 19.0 s" in n and "machine to itself" in n for n in r.notes)
+
+
+def test_a_grace_that_runs_out_alone_is_a_finding_about_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    def slow(**extra: object) -> CellResult:
+        r = result(verdict="fail", cause="startup-grace", seconds=19.0, rerun="alone",
+                   evidence=[Evidence(source="harness", text="the app's startup grace ran out")])  # type: ignore[arg-type]
+        r.boot.grace, r.boot.runtime_seconds, r.boot.load = 15.0, 31.0, [3.9, 2.0, 1.0]
+        return r
+
+    attempts = Attempts([slow(), slow()])
+    monkeypatch.setitem(runner.ENTRYPOINTS, "api", attempts)  # type: ignore[arg-type]
+    found = runner.run_cell(attempts.plans[0] if attempts.plans else runner.CellPlan(
+        "r", M.cells()[0], IMAGES, {}, 150, 150))
+    assert found.connect.cause == "startup-grace"
+    assert found.connect.evidence[0].text.startswith("this host is too slow for 0.62's default startup grace (15.0 s)")
+    assert "answered after 31.0 s" in found.connect.evidence[0].text
 
 
 def test_a_headless_cell_without_images_keeps_its_own_column() -> None:

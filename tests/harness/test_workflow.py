@@ -264,7 +264,9 @@ def test_nightly_runs_on_hosted_ubuntu_plus_the_input_and_the_variable(
     assert _evaluate(runner, {"inputs": inputs, "vars": variables}) == expected
 
 
-def test_a_runner_given_as_labels_gets_one_name_for_caches_and_artifacts() -> None:
-    label = _unwrap(_load(NIGHTLY)["jobs"]["run"]["env"]["RUNNER_LABEL"])
-    assert _evaluate(label, {"matrix": {"runner": ["self-hosted", "rootless"]}}) == "self-hosted+rootless"
-    assert _evaluate(label, {"matrix": {"runner": "ubuntu-24.04"}}) == "ubuntu-24.04"
+def test_a_runner_given_as_labels_gets_one_name_for_caches_artifacts_and_the_host() -> None:
+    env = _load(NIGHTLY)["jobs"]["run"]["env"]
+    for name in ("RUNNER_LABEL", "OH_MATRIX_HOST"):  # OH_MATRIX_HOST: history and merge know the runner by it
+        label = _unwrap(env[name])
+        assert _evaluate(label, {"matrix": {"runner": ["self-hosted", "rootless"]}}) == "self-hosted+rootless"
+        assert _evaluate(label, {"matrix": {"runner": "ubuntu-24.04"}}) == "ubuntu-24.04"

@@ -1,0 +1,34 @@
+"""Changes to this machine that a remedy may make for the length of one rerun, each undone
+afterwards and checked: the file is byte-identical to before, or the run says it is not."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from harness.errors import InputError, OutputError
+
+HOSTS = Path("/etc/hosts")
+
+
+@contextmanager
+def hosts_entry(ip: str, name: str, path: Path | None = None) -> Iterator[str]:
+    """`ip name` appended to the hosts file, removed after; yields what was done, in words.
+    Written in place: in a container /etc/hosts is a bind mount that cannot be renamed over."""
+    path = path or HOSTS
+    if os.geteuid() != 0 and not os.access(path, os.W_OK):
+        raise InputError(f"{path}: a host change needs write access (run as root)")
+    before = path.read_bytes()
+    line = f"{ip} {name}  # oh-matrix remedy, removed after the rerun (pid {os.getpid()})\n".encode()
+    sep = b"" if not before or before.endswith(b"\n") else b"\n"
+    path.write_bytes(before + sep + line)
+    try:
+        yield f"added '{ip} {name}' to {path} for the rerun"
+    finally:
+        now = path.read_bytes()
+        path.write_bytes(now.replace(sep + line, b"", 1))
+        if path.read_bytes() != before:
+            raise OutputError(f"{path}: could not restore it after a remedy's rerun; remove the line "
+                              f"'{line.decode().strip()}' by hand")

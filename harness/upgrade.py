@@ -1,0 +1,81 @@
+"""The upgrade question, answered from one run: "I run release A in mode X today; what
+happens if I move to release B?" Per mode, what the move does to the connect verdict (with the
+new cause and direction) and to each task, and the exact difference between the commands the
+run recommends for A and for B. A pure function of the results model, a step of its own.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+
+from harness.model import CellResult, Upgrade, UpgradeMode
+from harness.recommend import cell_version, recommend
+
+# `docker run` options that take a value: an option and its value are one setting.
+_VALUED = {"-e", "--env", "-v", "--volume", "-p", "--publish", "--network", "--add-host", "--name"}
+
+
+def _verdict(cell: CellResult | None) -> str:
+    if cell is None:
+        return "not run"
+    c = cell.connect
+    return str(c.verdict) + (f" {c.cause}" if c.cause else "") + (f" ({c.direction})" if c.direction else "")
+
+
+def _passed(cell: CellResult | None) -> str:
+    return "pass" if cell is not None and cell.passed else "fail"
+
+
+def settings(docker_run: str | None) -> tuple[list[str], str | None]:
+    """(the run's settings as `option value` strings, its image) from a docker run line."""
+    if not docker_run:
+        return [], None
+    try:
+        tokens = shlex.split(docker_run.split("&&")[-1])
+    except ValueError:
+        return [], None
+    out, image, i = [], None, 2  # after `docker run`
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok in _VALUED and i + 1 < len(tokens):
+            if tok not in ("--name",):
+                out.append(f"{tok} {tokens[i + 1]}")
+            i += 2
+        elif tok.startswith("-"):
+            out.append(tok)
+            i += 1
+        else:
+            image = tok
+            break
+    return out, image
+
+
+def compare(cells: Sequence[CellResult], before: str, after: str) -> Upgrade:
+    """The move from tag `before` to tag `after`, from the api cells of one run."""
+    mine = [c for c in cells if c.entrypoint == "api"]
+    old = {c.mode: c for c in mine if c.tag == before}
+    new = {c.mode: c for c in mine if c.tag == after}
+    if not old and not new:
+        return Upgrade(before=before, after=after)
+    modes = []
+    for mode in dict.fromkeys([*old, *new]):
+        a, b = old.get(mode), new.get(mode)
+        tasks_a = {t.name: t for t in (a.tasks if a else [])}
+        changed = [f"{t.name}: {tasks_a[t.name].verdict} -> {t.verdict}" for t in (b.tasks if b else [])
+                   if t.name in tasks_a and tasks_a[t.name].verdict != t.verdict]
+        changed += [f"{name}: {t.verdict} -> not run" for name, t in tasks_a.items()
+                    if b is None or b.task(name) is None]
+        move = f"{_passed(a)} -> {_passed(b)}"
+        modes.append(UpgradeMode(mode=mode, before=_verdict(a), after=_verdict(b), move=move, tasks_changed=changed))
+    rec_a, rec_b = recommend(list(old.values())), recommend(list(new.values()))
+    set_a, image_a = settings(rec_a.docker_run)
+    set_b, image_b = settings(rec_b.docker_run)
+    return Upgrade(
+        before=before, after=after,
+        before_version=cell_version(next(iter(old.values()))) if old else None,
+        after_version=cell_version(next(iter(new.values()))) if new else None,
+        modes=modes, command_before=rec_a.docker_run, command_after=rec_b.docker_run,
+        mode_before=rec_a.mode, mode_after=rec_b.mode,
+        settings_added=[x for x in set_b if x not in set_a], settings_removed=[x for x in set_a if x not in set_b],
+        image_before=image_a, image_after=image_b)
