@@ -96,7 +96,10 @@ def said(step: Step, last_result: str) -> str:
     m = re.search(pattern, last_result)
     if m is None:
         return f"I could not find /{pattern}/ in what the runtime printed: {last_result[-300:]!r}"
-    return m.expand(str(step["text"]))
+    try:
+        return m.expand(str(step["text"]))
+    except (re.error, IndexError) as e:  # e.g. \2 with one group: say so, as text
+        return f"{step['text']} (oh-matrix: cannot expand it from /{pattern}/: {e})"
 
 
 def tool_call(step: Step, offered: dict[str, dict[str, Any]],

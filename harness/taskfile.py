@@ -55,6 +55,7 @@ STEP_KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "say": ((), ("from_output",)),
     "finish": ((), ()),
 }
+GROUP_REF = re.compile(r"\\(\d+)|\\g<(\w+)>")  # \1, \g<1>, \g<name> in a say step's text
 MAY_BE_EMPTY = ("text", "new")  # a file's text and a replacement may be empty; a command may not
 LAST_ONLY = ("say", "finish")  # the agent's turn ends with them: nothing after would run
 # The capability a step kind needs of the generation's agent (harness/generations.py).
@@ -287,9 +288,14 @@ def _steps(r: _Task, t: dict[str, Any]) -> tuple[dict[str, Any], ...] | None:
             raise r.fail(key, f"a {kind} step ends the agent's turn: it must be the last step")
         if s.get("from_output") is not None:
             try:
-                re.compile(s["from_output"])
+                pattern = re.compile(s["from_output"])
             except re.error as e:
                 raise r.fail(f"{key}.from_output", f"not a regular expression: {e}") from None
+            for ref in GROUP_REF.findall(s["say"]):
+                name = ref[0] or ref[1]
+                if not ((name.isdigit() and int(name) <= pattern.groups) or name in pattern.groupindex):
+                    raise r.fail(f"{key}.say", f"refers to group {name}, which from_output does not have "
+                                               f"({pattern.groups} groups)")
         out.append(_neutral(kind, s))
     return tuple(out)
 

@@ -186,6 +186,9 @@ BAD: dict[str, tuple[str, str, bool]] = {
                                "agent has no IPython tool", False),
     "a bad regular expression": (task() + CHECK + "[[tasks.steps]]\nsay = 'x'\nfrom_output = '(('\n",
                                  "task t1: steps[0].from_output: not a regular expression", False),
+    "a say of a group the regex lacks": (task() + CHECK + "[[tasks.steps]]\nsay = 'n=\\2'\nfrom_output = '(\\d+)'\n",
+                                         "task t1: steps[0].say: refers to group 2, which from_output does not have",
+                                         False),
     "not TOML": ("[[tasks]\n", "invalid TOML", False),
 }
 
