@@ -27,6 +27,7 @@ from harness.containers import CellResources, app_container, free_port, tail
 from harness.diagnosis import Decision, Judge, Observation
 from harness.errors import AdapterError, InputError
 from harness.generations import Generation
+from harness.llmwatch import LlmWatch
 from harness.matrix import Cell
 from harness.model import (
     Cause,
@@ -615,4 +616,8 @@ class ApiCell(CellCore):
             self.result.tasks = [r.result(n, Verdict.SKIP, detail=skip) if (skip := r.skip_reason(n))
                                  else r.result(n, Verdict.ERROR, detail=why) for n in self.plan.tasks]
             return
+        if self.plan.llm.real is not None:  # the user's model: a dead endpoint is a cause in seconds
+            caller = runtime if self.gen.llm_caller == "sandbox" else self.container(self.name)
+            if caller is not None:
+                self.runner.llm_watch = LlmWatch(caller, self.plan.llm.real.base_url, log_of=caller)
         self.result.tasks = self.runner.run(conversation, runtime)

@@ -69,6 +69,12 @@ def _text(content: Any) -> str:
 
 def position(messages: list[Message]) -> tuple[str | None, int, str]:
     """(marker key, step index, last tool result) for the latest task in the conversation."""
+    key, results = progress(messages)
+    return key, len(results), results[-1] if results else ""
+
+
+def progress(messages: list[Message]) -> tuple[str | None, list[str]]:
+    """(marker key, the result of each tool call answered since its message, in order)."""
     for i in range(len(messages) - 1, -1, -1):
         m = messages[i]
         if m.get("role") != "user":
@@ -77,10 +83,24 @@ def position(messages: list[Message]) -> tuple[str | None, int, str]:
         if found:
             name, nonce = found[-1]
             after = messages[i + 1:]
-            steps = sum(1 for a in after if a.get("role") == "assistant" and a.get("tool_calls"))
+            calls = sum(1 for a in after if a.get("role") == "assistant" and a.get("tool_calls"))
             results = [_text(a.get("content")) for a in after if a.get("role") == "tool"]
-            return f"{name} {nonce}", steps, results[-1] if results else ""
-    return None, 0, ""
+            return f"{name} {nonce}", (results + [""] * calls)[:calls]
+    return None, []
+
+
+def step_index(script: list[Step], results: list[str]) -> int:
+    """The step to answer after these results. A step marked `look_again` whose result came
+    back empty is issued once more, as a model that expected output looks again (V0's bash
+    tool now and then returns nothing for a quick command)."""
+    index, again = 0, set()
+    for result in results:
+        step = script[min(index, len(script) - 1)]
+        if step.get("look_again") and not result.strip() and index not in again:
+            again.add(index)
+            continue
+        index += 1
+    return index
 
 
 def _offered(tools: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -147,7 +167,12 @@ class Scripts:
         """(assistant message, record line) for one chat-completions request."""
         messages = body.get("messages") or []
         tools = body.get("tools") or []
-        key, step, last_result = position(messages)
+        key, results = progress(messages)
+        last_result = results[-1] if results else ""
+        script = [*self.script(key), {"do": "finish", "message": "done"}]
+        if key is None:  # a greeting: nothing to do
+            script = [{"do": "finish", "message": "ready"}]
+        step = step_index(script, results)
         rec: dict[str, Any] = {"t": time.time(), "stream": bool(body.get("stream")),
                                "model": body.get("model"), "messages": len(messages),
                                "tools": sorted(_offered(tools)), "task": key, "step": step,
@@ -155,9 +180,6 @@ class Scripts:
         if not tools:
             rec["answer"] = "text"
             return {"role": "assistant", "content": "oh-matrix scripted task"}, rec
-        script = [*self.script(key), {"do": "finish", "message": "done"}]
-        if key is None:  # a greeting: nothing to do
-            script = [{"do": "finish", "message": "ready"}]
         current = script[min(step, len(script) - 1)]
         if current["do"] == "say":
             text = said(current, last_result)

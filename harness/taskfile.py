@@ -31,6 +31,7 @@ the file, the task and the key, raised while the matrix is loaded, before anythi
 
 from __future__ import annotations
 
+import itertools
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -297,6 +298,11 @@ def _steps(r: _Task, t: dict[str, Any]) -> tuple[dict[str, Any], ...] | None:
                     raise r.fail(f"{key}.say", f"refers to group {name}, which from_output does not have "
                                                f"({pattern.groups} groups)")
         out.append(_neutral(kind, s))
+    # A command whose output the next step reads: if the bash tool gives back nothing (V0's
+    # sometimes does for a quick command), the scripted LLM looks again, as a model would.
+    for here, after in itertools.pairwise(out):
+        if here["do"] == "bash" and after.get("from_output"):
+            here["look_again"] = True
     return tuple(out)
 
 

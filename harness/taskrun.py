@@ -26,7 +26,8 @@ from harness import llm
 from harness.containers import CellResources
 from harness.errors import AdapterError
 from harness.generations import Generation
-from harness.model import ImageSet, TaskResult, Verdict
+from harness.llmwatch import LlmWatch
+from harness.model import Cause, ImageSet, TaskResult, Verdict
 from harness.openhands import Adapter, LlmSettings, Turn
 from harness.tasks import CATALOG, GIT_REPO, Task, Where
 
@@ -73,6 +74,8 @@ class TaskRunner:
     sidecars: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     catalog: dict[str, Task] = field(default_factory=lambda: dict(CATALOG))  # the run's tasks by name
     images: ImageSet | None = None  # what the images lack (a task that needs it is skipped)
+    llm_watch: LlmWatch | None = None  # with the user's model: tells a dead endpoint in seconds
+    llm_failure: tuple[Cause, list[str]] | None = None  # what the watch found during the last turn
 
     def __post_init__(self) -> None:
         where = Where(self.gen.workspace, self.nonce, git_port=self.git_port)
@@ -149,10 +152,15 @@ class TaskRunner:
         them. V1's status and events are two calls, so one look can pair a stopped status
         with events read mid-turn (a task once 'failed' in 0.2 s with its error unseen)."""
         t0, last, error, settled = time.monotonic(), None, None, None
+        self.llm_failure = None
         while time.monotonic() - t0 < (budget or self.budget):
             try:
                 last = self.adapter.turn(self.conversation, after)
                 error = None
+                if self.llm_watch is not None and after is not None:
+                    self.llm_failure = self.llm_watch.check(last)
+                    if self.llm_failure is not None:
+                        return last, None
                 seen = (len(last.actions), len(last.outputs), len(last.errors), len(last.said)) if last.done else None
                 if seen is not None and seen == settled:
                     return last, None
@@ -201,7 +209,13 @@ class TaskRunner:
         except (AdapterError, DockerException, RuntimeError, TimeoutError) as e:
             return self.result(name, Verdict.ERROR, detail=f"could not start the task: {str(e)[:300]}")
         turn, api_error = self._wait_turn(self.key(name), self.budget_of(name))
-        return self.verdict(name, runtime, turn, time.monotonic() - t0, self._evidence(turn, api_error, name))
+        seconds = time.monotonic() - t0
+        if self.llm_failure is not None:  # the agent could not work: its effect is not the question
+            cause, evidence = self.llm_failure
+            return self.result(name, Verdict.FAIL, cause=cause, seconds=round(seconds, 1),
+                               detail=f"{cause}: {evidence[0]}", evidence=evidence,
+                               actions=turn.actions if turn else [])
+        return self.verdict(name, runtime, turn, seconds, self._evidence(turn, api_error, name))
 
     def verdict(self, name: str, runtime: Container | None, turn: Turn | None, seconds: float,
                 why: list[str]) -> TaskResult:

@@ -190,7 +190,9 @@ RUN_COMMAND = Task(
     "run-command",
     prompt=lambda w: (f"Run this shell command and show me its output: "
                       f"echo {w.nonce}:$(expr 6 \\* 7) | tee {_run_out(w)[0]}"),
-    steps=lambda w: [{"do": "bash", "command": f"echo {w.nonce}:$(expr 6 \\* 7) | tee {_run_out(w)[0]}"}],
+    # The check reads the runtime's output: if the bash tool gives back nothing, look again.
+    steps=lambda w: [{"do": "bash", "command": f"echo {w.nonce}:$(expr 6 \\* 7) | tee {_run_out(w)[0]}",
+                      "look_again": True}],
     check=_check_run,
 )
 

@@ -162,3 +162,33 @@ def test_a_say_step_answers_in_text_from_what_the_runtime_printed() -> None:
     assert "could not find" in message["content"] and "707" not in message["content"]
     fixed = {"do": "say", "text": "It is 123."}
     assert llm.said(fixed, "anything") == "It is 123."
+
+
+def test_a_step_that_expects_output_is_issued_again_when_the_tool_gave_back_nothing() -> None:
+    script = [{"do": "bash", "command": "echo x | tee f", "look_again": True}, {"do": "finish"}]
+    assert llm.step_index(script, []) == 0
+    assert llm.step_index(script, [""]) == 0  # empty: look again
+    assert llm.step_index(script, ["", "x"]) == 1  # then on
+    assert llm.step_index(script, ["", ""]) == 1  # once only: a model does not loop
+    assert llm.step_index(script, ["x"]) == 1
+    plain = [{"do": "bash", "command": "mkdir d"}, {"do": "finish"}]
+    assert llm.step_index(plain, [""]) == 1  # an empty result is fine for a step that expects none
+
+
+def test_a_task_file_command_whose_output_is_read_next_looks_again() -> None:
+    from harness.taskfile import parse
+
+    tasks = parse("""
+[[tasks]]
+name = "secret"
+instruction = "Tell me the number."
+check = { message_contains = "7" }
+[[tasks.steps]]
+bash = "echo 7"
+[[tasks.steps]]
+say = 'It is \\1.'
+from_output = '(\\d+)'
+""", "t.toml", "file:t.toml")
+    steps = tasks[0].steps
+    assert steps is not None
+    assert [s.get("look_again", False) for s in steps] == [True, False]
