@@ -185,10 +185,11 @@ class Judge:
             return Decision(Verdict.FAIL, Cause.RUNTIME_EXITED,
                             f"runtime container keeps exiting: restarted {o.runtime_restarts} times, last exit "
                             f"code {o.runtime_exit}")
-        if o.runtime_status == "created" and o.runtime_error:
+        if o.runtime_status == "created" and (o.runtime_error or o.runtime_exit not in (None, 0)):
             # Created, never started: the daemon could not run its entrypoint or set it up.
             return Decision(Verdict.FAIL, Cause.RUNTIME_MISSING,
-                            f"the daemon created the runtime container but could not start it: {o.runtime_error}")
+                            f"the daemon created the runtime container but could not start it (exit code "
+                            f"{o.runtime_exit}): {o.runtime_error or 'no error text from the daemon'}")
         if o.runtime_status == "absent" and self.runtime_seen:
             return Decision(Verdict.FAIL, Cause.RUNTIME_MISSING, "the runtime container disappeared")
         if o.runtime_status in ("absent", "created") and o.app_failure:

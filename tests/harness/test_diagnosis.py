@@ -163,6 +163,10 @@ def test_the_daemons_own_account_decides_at_once() -> None:
     assert d is not None and (d.cause, d.verdict) == ("runtime-missing", "fail") and err in d.why
     # created, no error yet: still starting
     assert Judge().add(obs(runtime_status="created")) is None
+    assert Judge().add(obs(runtime_status="created", runtime_exit=0)) is None
+    # created with an exit code the daemon set when its start failed, no text
+    d = Judge().add(obs(runtime_status="created", runtime_exit=128))
+    assert d is not None and d.cause == "runtime-missing" and "exit code 128" in d.why
     # exited with the daemon's words and an OOM flag
     d = Judge().add(obs(runtime_status="exited", runtime_exit=137, runtime_oom=True))
     assert d is not None and d.cause == "runtime-exited" and "OOM-killed" in d.why and "137" in d.why
