@@ -15,6 +15,7 @@ import datetime as dt
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
@@ -22,7 +23,7 @@ import docker
 from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 
-from harness import admission, cleanup, docker_host, hostload, modes
+from harness import admission, cleanup, docker_host, hostload, modes, replay
 from harness.containers import CellResources, app_container, free_port, tail
 from harness.diagnosis import Decision, Judge, Observation
 from harness.errors import AdapterError, InputError
@@ -37,6 +38,7 @@ from harness.model import (
     Evidence,
     ImageSet,
     Source,
+    TaskResult,
     Verdict,
     strip_ansi,
 )
@@ -69,6 +71,7 @@ class CellPlan:
     boot_slots: int = 1  # boots this machine admits at once (admission.py)
     alone: bool = False  # boot with the machine to itself: every slot held
     app_port: int | None = None  # publish the app here instead of a port the harness or Docker picks
+    record_to: Path | None = None  # save the passing tasks' trajectories here (python -m harness.replay record)
 
 
 def runtime_kwargs(user_value: str | None, lbl: dict[str, str]) -> str:
@@ -616,8 +619,58 @@ class ApiCell(CellCore):
             self.result.tasks = [r.result(n, Verdict.SKIP, detail=skip) if (skip := r.skip_reason(n))
                                  else r.result(n, Verdict.ERROR, detail=why) for n in self.plan.tasks]
             return
+        if self.plan.llm.replay:
+            self.result.tasks = [self._replay(watch.adapter, name) for name in self.plan.tasks]
+            return
         if self.plan.llm.real is not None:  # the user's model: a dead endpoint is a cause in seconds
             caller = runtime if self.gen.llm_caller == "sandbox" else self.container(self.name)
             if caller is not None:
                 self.runner.llm_watch = LlmWatch(caller, self.plan.llm.real.base_url, log_of=caller)
         self.result.tasks = self.runner.run(conversation, runtime)
+        if self.plan.record_to is not None:  # python -m harness.replay record
+            self._record(watch.adapter.events(conversation))
+
+    def _record(self, events: list[dict[str, Any]]) -> None:
+        assert self.runner is not None
+        for task in self.result.tasks:
+            recording = replay.extract(events, task.name, self.runner.where(name=task.name))
+            if task.verdict == Verdict.PASS and recording is not None and self.plan.record_to is not None:
+                replay.save(recording, self.plan.record_to)
+
+    def _replay(self, adapter: Adapter, name: str) -> TaskResult:
+        """One built-in task replayed from its recording in a conversation of its own, with a
+        runtime of its own, judged by the same effect check; the scripted LLM, the app's LLM
+        here, has no scripts and records any call (there should be none)."""
+        runner = self.runner
+        assert runner is not None
+        if self.gen.replay_skip:
+            return runner.result(name, Verdict.SKIP, detail=self.gen.replay_skip)
+        recording = replay.load(name)
+        if recording is None:
+            return runner.result(name, Verdict.SKIP, detail=f"no recorded trajectory of {name} (only the built-in "
+                                                            "tasks are recorded, in harness/catalogs/replay)")
+        runner.nonce, runner.git_port, runner.git = recording.nonce, recording.git_port, None
+        t0 = time.monotonic()
+        try:
+            runner.conversation = adapter.replay_conversation(recording.events)
+            name_of_runtime = adapter.runtime_container_name(runner.conversation)
+            cleanup.register(self.plan.run_id, name_of_runtime)
+            runtime = self._wait_running(name_of_runtime, runner.budget_of(name))
+            runner.prepare(name, runtime)
+        except (AdapterError, docker.errors.DockerException, RuntimeError, TimeoutError) as e:
+            return runner.result(name, Verdict.ERROR, detail=f"could not replay the task: {str(e)[:300]}")
+        turn, api_error = runner._wait_turn(runner.key(name), runner.budget_of(name))
+        try:
+            return runner.verdict(name, runtime, turn, time.monotonic() - t0,
+                                  runner._evidence(turn, api_error, name))
+        finally:
+            self.remove_runtime(name_of_runtime)
+
+    def _wait_running(self, name: str, budget: float) -> Container:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < budget:
+            runtime = self.container(name)
+            if runtime is not None and runtime.status == "running":
+                return runtime
+            time.sleep(1)
+        raise TimeoutError(f"the replay's runtime {name} was not running within {budget:.0f} s")

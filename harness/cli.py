@@ -187,8 +187,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--app-env", action="append", default=[], metavar="KEY=VAL")
     r.add_argument("--only", action="append", default=[], metavar="TAG-MODE")
     r.add_argument("--remedies", action="store_true", help="rerun failed cells with the known fixes")
-    r.add_argument("--llm", choices=["auto", "scripted", "real"],
-                   help="LLM for the tasks: scripted (default without a key) or real (LLM_MODEL, LLM_API_KEY)")
+    r.add_argument("--llm", choices=["auto", "scripted", "real", "replay"],
+                   help="LLM for the tasks: scripted (default without a key), real (LLM_MODEL, LLM_API_KEY), or "
+                        "replay (V0: recorded trajectories, no LLM at all)")
     r.add_argument("--gate", choices=["failures", "regressions"], default="failures",
                    help="exit 1 on any failed cell (default) or only on a regression since the last run")
     r.add_argument("--upgrade-from", metavar="TAG",

@@ -69,6 +69,7 @@ class Generation:
     startup_grace_env: str | None = None
     startup_grace: float | None = None
     headless_skip: str | None = None  # None: the headless entry point exists; else why not
+    replay_skip: str | None = None  # None: it replays recorded trajectories (--llm replay); else why not
     remedies: tuple[str, ...] = ()  # names in harness/remedies.py that apply to its cells
     latest: bool = False  # `latest` resolves to this generation today
     # What its agent can do for a task (keys of CAPABILITIES), and why it lacks the others.
@@ -131,6 +132,7 @@ V1 = Generation(
     startup_grace=15.0,
     headless_skip=("the headless entry point is V0's `python -m openhands.core.main`; 1.x ships its CLI "
                    "as a separate package"),
+    replay_skip="1.x has no replay of a recorded trajectory (V0's replay_json): run its tasks with an LLM",
     remedies=("no-proxy", "v1-url-pattern", "v1-startup-grace", "v1-web-url", "v1-extra-webhook", "v1-callback-urls",
               "v1-hosts-entry"),
     latest=True,

@@ -10,7 +10,8 @@
                                 # "file:PATH" (every task of a task file, PATH relative to this
                                 # file; docs/task-files.md). A name twice is an error.
     task_budget = 120           # seconds for the agent to finish one task
-    llm = "auto"                # scripted | real | auto (real when LLM_MODEL and LLM_API_KEY are set)
+    llm = "auto"                # scripted | real | auto (real when LLM_MODEL and LLM_API_KEY are set) |
+                                # replay (V0: the built-in tasks from recorded trajectories, no LLM)
     entrypoints = ["api"]       # api (the app server) and/or headless (V0 `python -m openhands.core.main -t`)
     upgrade_from = "0.62"       # optional: the release deployed today; the run then shows what moving
                                 # to the newest target (latest) does, per mode (also --upgrade-from)
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from harness.tasks import Task
 
 BACKENDS = ("auto", "official", "pypi")
-LLMS = ("auto", "scripted", "real")
+LLMS = ("auto", "scripted", "real", "replay")
 ENTRYPOINTS = ("api", "headless")
 _TAG_RE = re.compile(r"latest|\d+\.\d+(\.\d+)?")
 _ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

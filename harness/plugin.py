@@ -51,7 +51,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="run only this cell (repeatable)")
     g.addoption("--remedies", action="store_true",
                 help="rerun each failed cell with the known fixes for its cause")
-    g.addoption("--llm", choices=["auto", "scripted", "real"],
+    g.addoption("--llm", choices=["auto", "scripted", "real", "replay"],
                 help="the LLM for tasks: scripted (no key), real (LLM_MODEL, LLM_API_KEY[, LLM_BASE_URL])")
 
 

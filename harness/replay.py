@@ -8,7 +8,7 @@ the verdicts match the scripted ones, they never depended on our LLM stand-in.
 A replay starts acting the moment its runtime is ready, before the harness can put a task's
 files or its git server there, so for those tasks the recording gets one action of ours after
 the user's message: a shell loop that waits (60 s at most) for what the harness sets up.
-1.x has no replay: its cells skip with that reason.
+1.x has no replay: its tasks skip with that reason (harness/generations.py).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from harness.tasks import CATALOG, Where
 
 FOLDER = "catalogs/replay"
 KEEP = ("run", "run_ipython", "edit", "write", "read", "finish", "message", "think")
-V1_SKIP = "1.x has no replay of a recorded trajectory (V0's replay_json): run it with the scripted LLM"
 
 
 @dataclass(frozen=True)

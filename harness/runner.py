@@ -53,6 +53,8 @@ def run_cell(plan: CellPlan) -> CellResult:
 
 
 def llm_choice(mode: str) -> LlmChoice:
+    if mode == "replay":
+        return LlmChoice(replay=True)
     if mode != "real":
         return LlmChoice()
     return LlmChoice(LlmSettings(os.environ["LLM_MODEL"], os.environ["LLM_API_KEY"],

@@ -38,9 +38,12 @@ GIT_READY = "Ready to rumble"  # what `git daemon --verbose` logs once it listen
 
 @dataclass
 class LlmChoice:
-    """Scripted (no key, deterministic) or the user's real model."""
+    """Scripted (no key, deterministic), the user's real model, or none at all (a replay)."""
 
     real: LlmSettings | None = None  # None: the scripted LLM
+    # Recorded trajectories replayed by OpenHands itself (replay.py): the scripted LLM runs
+    # with no scripts, only to show that nobody called it.
+    replay: bool = False
 
     @property
     def scripted(self) -> bool:
@@ -79,7 +82,7 @@ class TaskRunner:
 
     def __post_init__(self) -> None:
         where = Where(self.gen.workspace, self.nonce, git_port=self.git_port)
-        for name in self.tasks:
+        for name in [] if self.choice.replay else self.tasks:
             task = self.task(name)
             if task.steps is not None and self.skip_reason(name) is None:
                 self.scripts[f"{name} {self.nonce}"] = task.steps(where)
@@ -222,7 +225,8 @@ class TaskRunner:
         """The task's effect, read back from the runtime (or the git server); on a failure,
         `why` (what the entry point saw) and what the LLM was asked, as evidence."""
         check = self.task(name).check(self.where(runtime, name), turn or Turn(done=False, state="?"))
-        calls = [r for r in self.records() if r.get("task") == f"{name} {self.nonce}"]
+        # The agent's calls: requests that offered it tools (a title request offers none).
+        calls = [r for r in self.records() if r.get("task") == f"{name} {self.nonce}" and r.get("tools")]
         r = self.result(name, Verdict.PASS if check.ok else Verdict.FAIL, seconds=round(seconds, 1),
                         detail=check.detail, llm_calls=len(calls) if self.choice.scripted else None,
                         actions=turn.actions if turn else [])

@@ -84,6 +84,9 @@ class V1Adapter:
         self._tasks[cid] = str(task["id"])
         return cid
 
+    def replay_conversation(self, trajectory: list[dict[str, Any]]) -> str:
+        raise AdapterError(V1.replay_skip or "no replay")
+
     def runtime_state(self, conversation_id: str) -> RuntimeState:
         [task] = self._call("GET", "/api/v1/app-conversations/start-tasks",
                             params={"ids": self._tasks[conversation_id]})

@@ -1,0 +1,43 @@
+"""`python -m harness.record [--out DIR]`: record the built-in tasks' trajectories for
+`--llm replay` from a real scripted run (0.62, host-gateway, pypi images). Only tasks that
+passed are saved; harness/catalogs/replay/ holds the ones that ship."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+from pathlib import Path
+
+from harness import cleanup, docker_host, images
+from harness.cell import CellPlan
+from harness.matrix import Cell, ModeChoice, Target
+from harness.model import Verdict
+from harness.runner import run_cell
+from harness.tasks import CATALOG
+
+OUT = Path(__file__).parent / "catalogs" / "replay"
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m harness.record")
+    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--tag", default="0.62")
+    a = ap.parse_args(argv)
+    client = docker_host.client()
+    target = Target(a.tag, "v0")
+    imgs = images.prepare(client, a.tag, target.api, "pypi")
+    run_id = f"record-{uuid.uuid4().hex}"
+    plan = CellPlan(run_id, Cell(target, ModeChoice("host-gateway")), imgs, {}, connect_budget=150,
+                    app_budget=150, tasks=list(CATALOG), record_to=a.out)
+    try:
+        result = run_cell(plan)
+    finally:
+        cleanup.sweep(client, run_id)
+    for t in result.tasks:
+        print(f"{t.name}: {t.verdict}" + ("" if t.verdict == Verdict.PASS else f" (not recorded: {t.detail})"))
+    return 0 if all(t.verdict == Verdict.PASS for t in result.tasks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
