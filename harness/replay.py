@@ -1,5 +1,5 @@
 """`--llm replay` (V0): the built-in tasks with no LLM at all. Each task's trajectory was
-recorded once from a scripted run's event stream (`python -m harness.replay record`) and
+recorded once from a scripted run's event stream (`python -m harness.record`) and
 ships in harness/catalogs/replay/; a replay creates one conversation per task with
 `replay_json` (POST /api/conversations, 0.62.0's ReplayManager), OpenHands re-executes the
 recorded actions in a fresh runtime, and the task's own effect check judges the result. If
