@@ -71,7 +71,7 @@ class CellPlan:
     boot_slots: int = 1  # boots this machine admits at once (admission.py)
     alone: bool = False  # boot with the machine to itself: every slot held
     app_port: int | None = None  # publish the app here instead of a port the harness or Docker picks
-    record_to: Path | None = None  # save the passing tasks' trajectories here (python -m harness.replay record)
+    record_to: Path | None = None  # save the passing tasks' trajectories here (python -m harness.record)
 
 
 def runtime_kwargs(user_value: str | None, lbl: dict[str, str]) -> str:
@@ -627,7 +627,7 @@ class ApiCell(CellCore):
             if caller is not None:
                 self.runner.llm_watch = LlmWatch(caller, self.plan.llm.real.base_url, log_of=caller)
         self.result.tasks = self.runner.run(conversation, runtime)
-        if self.plan.record_to is not None:  # python -m harness.replay record
+        if self.plan.record_to is not None:  # python -m harness.record
             self._record(watch.adapter.events(conversation))
 
     def _record(self, events: list[dict[str, Any]]) -> None:

@@ -51,6 +51,20 @@ def settings(docker_run: str | None) -> tuple[list[str], str | None]:
     return out, image
 
 
+def _tasks_changed(a: CellResult | None, b: CellResult | None) -> list[str]:
+    """Tasks whose outcome differs, those that moved alike (and, for a skip, for the same
+    reason) on one line: five tasks skipped on the new release for one reason read as one."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for t in a.tasks if a else []:
+        u = b.task(t.name) if b else None
+        if u is None:
+            groups.setdefault((f"{t.verdict} -> not run", ""), []).append(t.name)
+        elif u.verdict != t.verdict:
+            why = u.detail if u.verdict == "skip" else t.detail if t.verdict == "skip" else None
+            groups.setdefault((f"{t.verdict} -> {u.verdict}", f" ({why})" if why else ""), []).append(t.name)
+    return [f"{', '.join(names)}: {move}{why}" for (move, why), names in groups.items()]
+
+
 def compare(cells: Sequence[CellResult], before: str, after: str) -> Upgrade:
     """The move from tag `before` to tag `after`, from the api cells of one run."""
     mine = [c for c in cells if c.entrypoint == "api"]
@@ -61,13 +75,9 @@ def compare(cells: Sequence[CellResult], before: str, after: str) -> Upgrade:
     modes = []
     for mode in dict.fromkeys([*old, *new]):
         a, b = old.get(mode), new.get(mode)
-        tasks_a = {t.name: t for t in (a.tasks if a else [])}
-        changed = [f"{t.name}: {tasks_a[t.name].verdict} -> {t.verdict}" for t in (b.tasks if b else [])
-                   if t.name in tasks_a and tasks_a[t.name].verdict != t.verdict]
-        changed += [f"{name}: {t.verdict} -> not run" for name, t in tasks_a.items()
-                    if b is None or b.task(name) is None]
         move = f"{_passed(a)} -> {_passed(b)}"
-        modes.append(UpgradeMode(mode=mode, before=_verdict(a), after=_verdict(b), move=move, tasks_changed=changed))
+        modes.append(UpgradeMode(mode=mode, before=_verdict(a), after=_verdict(b), move=move,
+                                 tasks_changed=_tasks_changed(a, b)))
     rec_a, rec_b = recommend(list(old.values())), recommend(list(new.values()))
     set_a, image_a = settings(rec_a.docker_run)
     set_b, image_b = settings(rec_b.docker_run)

@@ -62,6 +62,35 @@ def test_v1_catalog_passes_through_the_real_agent_loop(v1_images: ImageSet, run_
     assert leftovers(run_id) == []
 
 
+def test_v0_replays_recorded_tasks_with_no_llm_and_judges_them_by_their_effect(
+        v0_images: ImageSet, run_id: str, leftovers: Leftovers, monkeypatch: pytest.MonkeyPatch) -> None:
+    # --llm replay: OpenHands re-executes a shipped trajectory (replay_json); nobody calls an
+    # LLM. A tampered recording (the edit writes the wrong word) must fail the same effect check.
+    from harness import replay
+    from harness.taskrun import LlmChoice
+
+    shipped = replay.load
+
+    def tampered(task: str) -> replay.Recording | None:
+        rec = shipped(task)
+        if rec is None or task != "edit-file":
+            return rec
+        text = json.dumps(rec.events).replace("goodbye", "farewell")
+        return replay.Recording(rec.task, rec.nonce, rec.git_port, json.loads(text))
+
+    monkeypatch.setattr(replay, "load", tampered)
+    cell = Cell(Target(v0_images.tag, v0_images.api), ModeChoice("host-gateway"))
+    r = run_cell(CellPlan(run_id, cell, v0_images, {}, connect_budget=150, app_budget=150,
+                          tasks=["repo", "edit-file"], task_budget=90, llm=LlmChoice(replay=True)))
+    assert r.connect.verdict == "pass", r.connect.explain()
+    repo, edit = r.tasks
+    assert repo.verdict == "pass" and repo.llm_calls == 0, repo.model_dump_json(indent=1)
+    assert any(a.startswith("run: git clone git://127.0.0.1:") for a in repo.actions), repo.actions
+    assert edit.verdict == "fail" and edit.llm_calls == 0, edit.model_dump_json(indent=1)
+    assert "farewell" in edit.detail, edit.detail
+    assert leftovers(run_id) == []  # each replay's own runtime is gone too
+
+
 def test_a_read_only_workspace_fails_create_file_with_the_runtime_error(v1_images: ImageSet, run_id: str) -> None:
     # The app mounts this host folder read-only as the sandbox's workspace (SANDBOX_VOLUMES):
     # the runtime still connects, but nothing can be written where the agent works.

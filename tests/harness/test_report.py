@@ -461,6 +461,22 @@ def test_tasks_that_change_across_the_upgrade_are_named() -> None:
     assert hg.tasks_changed == ["repo: pass -> fail"] and hg.move == "pass -> fail"
 
 
+def test_tasks_skipped_after_the_upgrade_for_one_reason_read_as_one_line() -> None:
+    from harness import upgrade
+
+    run = decided(real_run())
+    why = "1.x has no replay of a recorded trajectory"
+    for c in run.cells:
+        if c.id == "0.62-host-gateway":
+            c.tasks = [TaskResult(name=n, verdict="pass") for n in ("a", "b", "c")]  # type: ignore[arg-type]
+        if c.id == "latest-host-gateway":
+            c.tasks = [TaskResult(name="a", verdict="skip", detail=why),  # type: ignore[arg-type]
+                       TaskResult(name="b", verdict="skip", detail=why),  # type: ignore[arg-type]
+                       TaskResult(name="c", verdict="pass")]  # type: ignore[arg-type]
+    hg = next(m for m in upgrade.compare(run.cells, "0.62", "latest").modes if m.mode == "host-gateway")
+    assert hg.tasks_changed == [f"a, b: pass -> skip ({why})"]
+
+
 def test_compare_names_what_differs_and_nothing_else() -> None:
     from harness.compare import differences
 
