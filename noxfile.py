@@ -41,12 +41,11 @@ def _install_node_packages(session: nox.Session) -> None:
 
 
 def _sources(session: nox.Session) -> None:
-    """For the harness's own tests and measurements (the matrix takes the user's
-    environment as it is): OH_MATRIX_SOURCES, unless the caller chose one: the
-    shared/sources folder beside this
-    checkout's parent folder (a worktree under wt/), or beside the checkout, if there is
-    one. It holds the source archives of commits releases really ran with (0.61.0's sdk:
-    harness/images/true_sources.toml), for machines that cannot reach GitHub."""
+    """OH_MATRIX_SOURCES, unless the caller chose one: the shared/sources folder beside
+    this checkout's parent folder (a worktree under wt/), or beside the checkout, if there
+    is one. It holds the source archives of commits releases really ran with (0.61.0's sdk:
+    harness/images/true_sources.toml), for machines that cannot reach GitHub; an archive is
+    used only if it is that commit, so a folder found here can never change a verdict."""
     if os.environ.get("OH_MATRIX_SOURCES") or "OH_MATRIX_SOURCES" in session.env:
         return
     repo = Path(__file__).resolve().parent
@@ -60,6 +59,7 @@ def _sources(session: nox.Session) -> None:
 def matrix(session: nox.Session) -> None:
     """Run the matrix. Pass oh-matrix run flags after --, e.g. -- --only 0.62-host."""
     _install(session)
+    _sources(session)
     args = session.posargs or ["--matrix", "matrices/default.toml"]
     session.run("oh-matrix", "run", *args, external=False)
 

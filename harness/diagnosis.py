@@ -142,7 +142,7 @@ class Judge:
                                 f"refused): {o.state.error}", rerun="alone")
             if o.state.failure == "startup-grace" and not (o.app_probe and o.app_probe.tcp != "open"):
                 # Raised only when /health failed after the app's startup grace
-                # (docker_sandbox_service.py, SANDBOX_STARTUP_GRACE_SECONDS, default 15 s),
+                # (OpenHands' docker_sandbox_service.py, SANDBOX_STARTUP_GRACE_SECONDS, 15 s),
                 # and the network path is open: the sandbox was too slow, not unreachable.
                 return Decision(Verdict.FAIL, Cause.STARTUP_GRACE,
                                 f"the app's startup grace ran out before the sandbox answered /health, "

@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-V0_RUNTIME_PORTS = "30000:39999"  # DockerRuntime's execution-server range (docker_runtime.py L45-54)
+V0_RUNTIME_PORTS = "30000:39999"  # DockerRuntime's execution-server range (OpenHands' docker_runtime.py L45-54)
 
 
 @contextmanager

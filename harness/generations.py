@@ -128,7 +128,7 @@ V1 = Generation(
     # PR #12445: the sandbox joins the host network on fixed ports 8000/8001/8011/8012.
     host_network_env={"AGENT_SERVER_USE_HOST_NETWORK": "true"},
     host_network_ports=(8000, 8001, 8011, 8012),
-    startup_grace_env="SANDBOX_STARTUP_GRACE_SECONDS",  # app_server/sandbox/docker_sandbox_service.py
+    startup_grace_env="SANDBOX_STARTUP_GRACE_SECONDS",  # OpenHands' app_server/sandbox/docker_sandbox_service.py
     startup_grace=15.0,
     headless_skip=("the headless entry point is V0's `python -m openhands.core.main`; 1.x ships its CLI "
                    "as a separate package"),

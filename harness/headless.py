@@ -5,7 +5,7 @@ the original report's third approach did, configured by env with confirmation of
 It has no API: one process per task, which starts its own runtime through the same
 DockerRuntime and exits when the agent is done. So the first process also decides the
 connect verdict (the runtime is ready when the process logs `Runtime is ready.`,
-docker_runtime.py), with the same probes and rules as the API cells; each process's
+OpenHands' docker_runtime.py), with the same probes and rules as the API cells; each process's
 actions come from its saved trajectory, and its effect is read from its runtime, which
 `SANDBOX_KEEP_RUNTIME_ALIVE=true` keeps for the check (the harness removes it after).
 """

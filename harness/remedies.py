@@ -5,7 +5,8 @@ A remedy is a change of the app container's environment, and for some a change o
 the same real cell run again with that env added, in that mode; whether it turns the cell
 green is what the rerun shows, never what this table claims. Which remedies a cell may try
 is its generation's list (harness/generations.py); each remedy names the causes and the
-directions it addresses. docs/remedies.md says where each comes from.
+directions it addresses. docs/remedies.md says where each comes from; files named here without a path
+in this repository are OpenHands' own, in its openhands-ai wheel.
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ DNS, TIMEOUT, REFUSED = Cause.DNS_UNRESOLVED, Cause.CONNECT_TIMEOUT, Cause.CONNE
 REMEDIES: dict[str, Remedy] = {r.name: r for r in (
     Remedy("docker-host-addr", (DNS, TIMEOUT),
            _gateway("DOCKER_HOST_ADDR"),
-           "V0 polls http://$DOCKER_HOST_ADDR:PORT instead of host.docker.internal (docker_runtime.py L123-129)"),
+           "V0 polls http://$DOCKER_HOST_ADDR:PORT instead of host.docker.internal "
+           "(OpenHands' docker_runtime.py L123-129)"),
     Remedy("host-network-trio", (DNS, TIMEOUT, REFUSED),
            lambda ctx: {"SANDBOX_USE_HOST_NETWORK": "true", "DOCKER_HOST_ADDR": "127.0.0.1"},
            "the documented host-network setup: app and runtime on the host network, runtime "
@@ -118,7 +120,7 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
            "reach the sandbox at the bridge gateway instead of host.docker.internal"),
     Remedy("v1-startup-grace", (Cause.STARTUP_GRACE,), _grace,
            "give the sandbox longer than the app's default 15 s to answer /health on a host this slow"),
-    # The sandbox's calls back (V1, app_server/sandbox/docker_sandbox_service.py at 1.11.0): MCP and
+    # The sandbox's calls back (V1, OpenHands' app_server/sandbox/docker_sandbox_service.py at 1.11.0): MCP and
     # secrets at OH_WEB_URL (default http://host.docker.internal:SANDBOX_HOST_PORT); webhooks at a
     # hard-coded host.docker.internal URL, to which OH_AGENT_SERVER_ENV can add a second one.
     Remedy("v1-web-url", (DNS, TIMEOUT, REFUSED), _web_url,

@@ -18,7 +18,7 @@ from harness.openhands import LlmSettings, RuntimeState, Turn
 from harness.openhands.http import AppClient
 
 _WAITING_RE = re.compile(r"Waiting for client to become ready at (\S+?)(?:\.\.\.)?\s*$", re.M)
-# What DockerRuntime and the session log when the runtime did not start (docker_runtime.py,
+# What DockerRuntime and the session log when the runtime did not start (OpenHands' docker_runtime.py,
 # agent_session.py, session.py at 0.62.0); the runtime_status over REST stays STARTING_RUNTIME.
 _FAILED_RE = re.compile(r"^.*(?:FAILED to start container|Runtime initialization failed|Error creating agent_session)"
                         r".*$", re.M)

@@ -28,7 +28,7 @@ from harness.openhands import Failure, LlmSettings, RuntimeState, Turn
 from harness.openhands.http import AppClient
 
 SANDBOX_PORT = 8000
-# How 1.x words its runtime failures (app_server/sandbox/docker_sandbox_service.py):
+# How 1.x words its runtime failures (OpenHands' app_server/sandbox/docker_sandbox_service.py):
 # the /health check failed after SANDBOX_STARTUP_GRACE_SECONDS (default 15 s) ...
 STARTUP_GRACE_MESSAGE = "Sandbox entered error state"
 # ... the daemon refused to run the sandbox (start_sandbox wraps its error) ...
