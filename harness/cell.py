@@ -254,6 +254,10 @@ class CellCore:
             address = "0.0.0.0" if launch.publish_all else "127.0.0.1"
             app.ports[f"{launch.listen_port}/tcp"] = (address, launch.host_port)  # type: ignore[assignment]
         container = (stack or self.resources.stack).enter_context(app).get_wrapped_container()
+        # The process's whole environment: the image's ENV (V0's SANDBOX_LOCAL_RUNTIME_URL is
+        # there) under what was passed, so a URL formula read before its log line is right.
+        image_env = dict(e.partition("=")[::2] for e in (container.attrs.get("Config") or {}).get("Env") or [])
+        self.app_env = {**image_env, **env}
         self.result.socket_mounted_in = [self.name]
         return container
 
