@@ -23,8 +23,8 @@ def lines(u: Upgrade) -> list[str]:
     out.append(f"  recommended: {u.before} in {u.mode_before or 'no mode (nothing passed)'} -> "
                f"{u.after} in {u.mode_after or 'no mode (nothing passed)'}")
     if u.command_before and u.command_after:
-        out.append(f"  command: appear: {'; '.join(u.settings_added) or 'nothing'}")
-        out.append(f"           go: {'; '.join(u.settings_removed) or 'nothing'}")
+        out.append(f"  command, added:   {'; '.join(u.settings_added) or 'nothing'}")
+        out.append(f"  command, removed: {'; '.join(u.settings_removed) or 'nothing'}")
         if u.image_before != u.image_after:
-            out.append(f"           image: {u.image_before} -> {u.image_after}")
+            out.append(f"  command, image:   {u.image_before} -> {u.image_after}")
     return out
