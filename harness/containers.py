@@ -8,6 +8,7 @@ managers; the harness's label sweep (cleanup.py) covers what a killed process le
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -31,11 +32,25 @@ SIDECAR_READY = 30.0
 LOG_TAIL = 20
 
 
+# The harness's own listeners stay above OpenHands' runtime ports (V0 picks them in
+# 30000-59999, V1 from the kernel's ephemeral range): a port the harness holds is then never
+# one a runtime picks and the daemon refuses to bind (measured: a soak's -n 1 run lost a V0
+# runtime that way).
+HARNESS_PORTS = range(61000, 65500)
+
+
 def free_port() -> int:
     """A port free on this host now. Only for what must be chosen before a container starts
     and listens in the host's namespace (a V1 app, whose sandbox calls it back at that port;
     an app on the host network; a sidecar there); elsewhere Docker picks."""
-    with socket.socket() as s:
+    for port in random.sample(HARNESS_PORTS, 64):
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # that range is full: any port the kernel gives
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 

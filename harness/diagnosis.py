@@ -65,6 +65,15 @@ class Decision:
     rerun: Literal["again", "alone"] | None = None
 
 
+# How the daemon words a published port it cannot bind (the userland proxy's bind, or its
+# own allocator): a port pick of the moment, not a property of the mode.
+_PORT_TAKEN = ("address already in use", "port is already allocated")
+
+
+def _port_taken(error: str | None) -> bool:
+    return bool(error) and any(words in (error or "") for words in _PORT_TAKEN)
+
+
 class _Direction:
     """Streaks of one direction's probe outcomes; a decision needs a streak, not a blip."""
 
@@ -187,9 +196,13 @@ class Judge:
                             f"code {o.runtime_exit}")
         if o.runtime_status == "created" and (o.runtime_error or o.runtime_exit not in (None, 0)):
             # Created, never started: the daemon could not run its entrypoint or set it up.
+            taken = _port_taken(o.runtime_error)
+            hint = (" (a host port the app chose for it was in use on the host at that moment: the app checks "
+                    "a port is free in its own network namespace, which may not be the host's)" if taken else "")
             return Decision(Verdict.FAIL, Cause.RUNTIME_MISSING,
                             f"the daemon created the runtime container but could not start it (exit code "
-                            f"{o.runtime_exit}): {o.runtime_error or 'no error text from the daemon'}")
+                            f"{o.runtime_exit}){hint}: {o.runtime_error or 'no error text from the daemon'}",
+                            rerun="again" if taken else None)
         if o.runtime_status == "absent" and self.runtime_seen:
             return Decision(Verdict.FAIL, Cause.RUNTIME_MISSING, "the runtime container disappeared")
         if o.runtime_status in ("absent", "created") and o.app_failure:

@@ -161,6 +161,12 @@ def test_the_daemons_own_account_decides_at_once() -> None:
     err = 'exec: "/openhands/micromamba/bin/micromamba": stat /openhands/micromamba/bin/micromamba: no such file'
     d = Judge().add(obs(runtime_status="created", runtime_error=err))
     assert d is not None and (d.cause, d.verdict) == ("runtime-missing", "fail") and err in d.why
+    # created, never started because a host port the app picked was in use: run once more
+    taken = ("driver failed programming external connectivity on endpoint openhands-runtime-8780: Error starting "
+             "userland proxy: listen tcp4 0.0.0.0:40540: bind: address already in use")
+    d = Judge().add(obs(runtime_status="created", runtime_exit=128, runtime_error=taken))
+    assert d is not None and d.cause == "runtime-missing" and d.rerun == "again" and "0.0.0.0:40540" in d.why
+    assert Judge().add(obs(runtime_status="created", runtime_error=err)).rerun is None  # type: ignore[union-attr]
     # created, no error yet: still starting
     assert Judge().add(obs(runtime_status="created")) is None
     assert Judge().add(obs(runtime_status="created", runtime_exit=0)) is None

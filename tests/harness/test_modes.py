@@ -103,3 +103,17 @@ def test_the_app_gets_the_socket_of_the_daemon_the_cell_runs_on(
         assert lau.socket == socket
         args = shlex.split(lau.docker_run())
         assert args[args.index("-v") + 1] == f"{socket}:/var/run/docker.sock"
+
+
+def test_the_harness_listens_above_the_ports_openhands_picks_for_its_runtimes() -> None:
+    import socket
+
+    from harness.containers import HARNESS_PORTS, free_port
+
+    ports = {free_port() for _ in range(5)}
+    # V0 picks 30000-59999, V1 the kernel's ephemeral range (32768-60999 by default)
+    assert all(p in HARNESS_PORTS and p > 60999 for p in ports), ports
+    with socket.socket() as held:  # a port in use is never given
+        port = free_port()
+        held.bind(("0.0.0.0", port))
+        assert all(free_port() != port for _ in range(50))
