@@ -160,7 +160,9 @@ class TaskRunner:
             try:
                 last = self.adapter.turn(self.conversation, after)
                 error = None
-                if self.llm_watch is not None and after is not None:
+                # the greeting's turn too: a dead endpoint would hold it for OpenHands' whole
+                # retry backoff (measured: 140 s of a 160 s cell) before the first task is sent
+                if self.llm_watch is not None:
                     self.llm_failure = self.llm_watch.check(last)
                     if self.llm_failure is not None:
                         return last, None
