@@ -212,6 +212,13 @@ class TaskRunner:
             self.prepare(name, runtime)
             self.adapter.send_message(self.conversation, self.message(name))
         except (AdapterError, DockerException, RuntimeError, TimeoutError) as e:
+            # V1's agent-server holds the message while it retries a dead LLM: say so if it is
+            dead = self.llm_watch.check(None) if self.llm_watch is not None and isinstance(e, AdapterError) else None
+            if dead is not None:
+                cause, evidence = dead
+                return self.result(name, Verdict.FAIL, cause=cause, seconds=round(time.monotonic() - t0, 1),
+                                   detail=f"{cause}: {evidence[0]}",
+                                   evidence=[*evidence, f"sending the task failed meanwhile: {str(e)[:200]}"])
             return self.result(name, Verdict.ERROR, detail=f"could not start the task: {str(e)[:300]}")
         turn, api_error = self._wait_turn(self.key(name), self.budget_of(name))
         seconds = time.monotonic() - t0
