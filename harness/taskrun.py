@@ -26,7 +26,7 @@ from harness import llm
 from harness.containers import CellResources
 from harness.errors import AdapterError
 from harness.generations import Generation
-from harness.llmwatch import LlmWatch
+from harness.llmwatch import UNREACHABLE_TO_DECIDE, LlmWatch
 from harness.model import Cause, ImageSet, TaskResult, Verdict
 from harness.openhands import Adapter, LlmSettings, Turn
 from harness.tasks import CATALOG, GIT_REPO, Task, Where
@@ -208,6 +208,14 @@ class TaskRunner:
         if skip:
             return self.result(name, Verdict.SKIP, detail=skip)
         t0 = time.monotonic()
+        watch = self.llm_watch
+        if watch is not None and watch.failed_probes >= UNREACHABLE_TO_DECIDE and (dead := watch.check(None)):
+            # Still unreachable, probed again just now: the agent cannot work, and V1's
+            # agent-server would hold the message for its retries (a task took 31 s so).
+            cause, evidence = dead
+            return self.result(name, Verdict.FAIL, cause=cause, seconds=round(time.monotonic() - t0, 1),
+                               detail=f"{cause}: {evidence[0]}",
+                               evidence=[*evidence, "the task was not sent: the agent cannot work without its LLM"])
         try:
             self.prepare(name, runtime)
             self.adapter.send_message(self.conversation, self.message(name))

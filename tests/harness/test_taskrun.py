@@ -59,3 +59,37 @@ def test_a_turn_that_never_settles_returns_the_last_look_at_the_budget() -> None
     replay = Replay([Turn(done=False, state="running")])
     turn, error = runner(replay, budget=0.05)._wait_turn("marker")
     assert turn is not None and not turn.done and error is None
+
+
+class DeadLlm:
+    """An LLM watch whose endpoint refuses every probe (the two-look rule of llmwatch)."""
+
+    def __init__(self) -> None:
+        self.failed_probes, self.looks = 0, 0
+
+    def check(self, turn: Turn | None) -> tuple[str, list[str]] | None:
+        self.looks += 1
+        self.failed_probes += 1
+        return ("llm-unreachable", ["127.0.0.1:9 TCP refused"]) if self.failed_probes >= 2 else None
+
+
+class Sender(Replay):
+    def __init__(self, looks: list[Turn]) -> None:
+        super().__init__(looks)
+        self.sent: list[str] = []
+
+    def send_message(self, conversation: str, text: str) -> None:
+        self.sent.append(text)
+
+
+def test_a_dead_llm_ends_the_greetings_turn_and_the_tasks_in_seconds() -> None:
+    # The greeting's turn never ends while OpenHands retries: the watch ends the wait.
+    agent = Sender([Turn(done=False, state="running")])
+    r = runner(agent, budget=30.0)
+    r.llm_watch = DeadLlm()  # type: ignore[assignment]
+    r._wait_turn(None)
+    assert r.llm_failure is not None and r.llm_watch.looks == 2  # type: ignore[union-attr]
+    # Proven dead and still dead when probed again: the task fails with the cause, unsent.
+    result = r.one("create-file", None)  # type: ignore[arg-type]
+    assert (result.verdict, result.cause) == ("fail", "llm-unreachable") and agent.sent == []
+    assert result.seconds is not None and result.seconds < 1 and "not sent" in " ".join(result.evidence)
