@@ -201,6 +201,8 @@ class TaskRunner:
         # The conversation's first message (the connect check's greeting) ends its own turn
         # first; a task message sent while the agent still runs would mix the two turns.
         self._wait_turn(None)
+        if self.llm_watch is not None:  # the first task is sent whatever the greeting showed
+            self.llm_watch.failed_probes = 0
         return [self.one(name, runtime) for name in self.tasks]
 
     def one(self, name: str, runtime: Container) -> TaskResult:
