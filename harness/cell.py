@@ -649,11 +649,11 @@ class ApiCell(CellCore):
         assert runner is not None
         if self.gen.replay_skip:
             return runner.result(name, Verdict.SKIP, detail=self.gen.replay_skip)
-        recording = replay.load(name)
+        recording = replay.load(name, runner.nonce, runner.git_port)
         if recording is None:
             return runner.result(name, Verdict.SKIP, detail=f"no recorded trajectory of {name} (only the built-in "
                                                             "tasks are recorded, in harness/catalogs/replay)")
-        runner.nonce, runner.git_port, runner.git = recording.nonce, recording.git_port, None
+        runner.git = None  # each replay has a runtime of its own: its git server too
         t0 = time.monotonic()
         try:
             runner.conversation = adapter.replay_conversation(recording.events)

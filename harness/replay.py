@@ -66,18 +66,27 @@ def extract(events: list[dict[str, Any]], task: str, where: Where) -> Recording 
     return Recording(task, where.nonce, where.git_port, out)
 
 
+# A recording names no run's own values: the nonce and the git server's port it was made
+# with become these tokens, and a replay puts in its own (fresh names per run, and no path of
+# one long-gone run shipped in the package).
+NONCE_TOKEN, GIT_PORT_TOKEN = "{nonce}", "{git_port}"
+
+
 def save(recording: Recording, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{recording.task}.json"
-    path.write_text(json.dumps({"task": recording.task, "nonce": recording.nonce, "git_port": recording.git_port,
-                                "events": recording.events}, indent=1) + "\n")
+    events = json.dumps(recording.events, indent=1)
+    events = events.replace(recording.nonce, NONCE_TOKEN)
+    events = events.replace(f"127.0.0.1:{recording.git_port}", f"127.0.0.1:{GIT_PORT_TOKEN}")
+    path.write_text(f'{{"task": {json.dumps(recording.task)},\n "events": {events}}}\n')
     return path
 
 
-def load(task: str) -> Recording | None:
-    """The shipped recording of a built-in task, if there is one."""
+def load(task: str, nonce: str, git_port: int) -> Recording | None:
+    """The shipped recording of a built-in task, if there is one, for a replay whose names
+    carry `nonce` and whose git server listens on `git_port`."""
     item = resources.files("harness") / FOLDER / f"{task}.json"
     if not item.is_file():
         return None
-    data = json.loads(item.read_text())
-    return Recording(data["task"], data["nonce"], int(data["git_port"]), data["events"])
+    text = item.read_text().replace(NONCE_TOKEN, nonce).replace(GIT_PORT_TOKEN, str(git_port))
+    return Recording(task, nonce, git_port, json.loads(text)["events"])

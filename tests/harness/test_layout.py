@@ -93,6 +93,7 @@ def test_adapters_know_neither_images_nor_docker() -> None:
 def test_the_code_cites_only_documents_the_repository_has() -> None:
     tracked = subprocess.run(["git", "ls-files"], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     names = {Path(f).name for f in tracked.split()} | {Path(f).name for f in (ROOT / "docs").glob("*")}
-    cited = {m for p in PACKAGE.rglob("*.py") for m in re.findall(r"[\w/.-]+\.md\b", p.read_text())}
+    shipped = [p for p in PACKAGE.rglob("*") if p.suffix in (".py", ".json", ".toml", ".j2")]  # code and its data
+    cited = {m for p in shipped for m in re.findall(r"[\w/.-]+\.md\b", p.read_text())}
     missing = {c for c in cited if Path(c).name not in names | {"summary.md", "report.md", "README.md"}}
     assert not missing, missing

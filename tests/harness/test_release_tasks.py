@@ -71,8 +71,8 @@ def test_v0_replays_recorded_tasks_with_no_llm_and_judges_them_by_their_effect(
 
     shipped = replay.load
 
-    def tampered(task: str) -> replay.Recording | None:
-        rec = shipped(task)
+    def tampered(task: str, nonce: str, git_port: int) -> replay.Recording | None:
+        rec = shipped(task, nonce, git_port)
         if rec is None or task != "edit-file":
             return rec
         text = json.dumps(rec.events).replace("goodbye", "farewell")
