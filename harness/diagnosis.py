@@ -13,7 +13,7 @@ from typing import Literal
 
 from harness.model import Cause, Direction, Verdict
 from harness.netprobe import NetProbe, bypasses_proxy
-from harness.openhands import RuntimeState
+from harness.openhands import RuntimeState, port_taken
 
 # Consecutive dropped SYNs (each a full probe timeout) that prove a drop, not a hiccup.
 TIMEOUTS_TO_DECIDE = 3
@@ -63,15 +63,6 @@ class Decision:
     # ran out on a runtime that was still booting (the machine's load may be why: the rerun
     # takes every boot slot), "again" for a host port that was taken at that moment.
     rerun: Literal["again", "alone"] | None = None
-
-
-# How the daemon words a published port it cannot bind (the userland proxy's bind, or its
-# own allocator): a port pick of the moment, not a property of the mode.
-_PORT_TAKEN = ("address already in use", "port is already allocated")
-
-
-def _port_taken(error: str | None) -> bool:
-    return bool(error) and any(words in (error or "") for words in _PORT_TAKEN)
 
 
 class _Direction:
@@ -196,7 +187,7 @@ class Judge:
                             f"code {o.runtime_exit}")
         if o.runtime_status == "created" and (o.runtime_error or o.runtime_exit not in (None, 0)):
             # Created, never started: the daemon could not run its entrypoint or set it up.
-            taken = _port_taken(o.runtime_error)
+            taken = port_taken(o.runtime_error)  # a pick of the moment, not the mode's
             hint = (" (a host port the app chose for it was in use on the host at that moment: the app checks "
                     "a port is free in its own network namespace, which may not be the host's)" if taken else "")
             return Decision(Verdict.FAIL, Cause.RUNTIME_MISSING,

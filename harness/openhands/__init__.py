@@ -22,6 +22,13 @@ class LlmSettings:
 #   start-failed   the daemon refused to start the runtime the app asked for
 #   port-taken     ... because the host port the app chose was taken
 Failure = Literal["startup-grace", "start-failed", "port-taken"]
+# How the daemon words a host port it cannot publish (its allocator; the userland proxy's
+# bind), whether the app passes it on (V1) or the daemon's State.Error says it (V0).
+PORT_TAKEN_WORDS = ("port is already allocated", "address already in use")
+
+
+def port_taken(text: str | None) -> bool:
+    return any(words in (text or "") for words in PORT_TAKEN_WORDS)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 
 from harness.errors import AdapterError, ApiError
 from harness.generations import V1
-from harness.openhands import Failure, LlmSettings, RuntimeState, Turn
+from harness.openhands import Failure, LlmSettings, RuntimeState, Turn, port_taken
 from harness.openhands.http import AppClient
 
 SANDBOX_PORT = 8000
@@ -34,8 +34,7 @@ STARTUP_GRACE_MESSAGE = "Sandbox entered error state"
 # ... the daemon refused to run the sandbox (start_sandbox wraps its error) ...
 START_FAILED_MESSAGE = "Failed to start container"
 # ... because the host port the app picked (by binding port 0 in its OWN network
-# namespace, _find_unused_port) was taken on the host.
-PORT_TAKEN_MESSAGE = "port is already allocated"
+# namespace, _find_unused_port) was taken on the host: openhands.port_taken.
 # What the agent-server logs when it cannot call the app back (agent_server/event_service.py,
 # conversation webhooks; mcp client): each attempt, the giving up, a failed MCP connect.
 _CALLBACK_LOG = re.compile(r"^.*(?:Webhook post attempt \d+ failed|Failed to post events to webhook|"
@@ -47,7 +46,7 @@ _STOPPED = {"finished", "error", "stuck", "idle", "paused", "waiting_for_confirm
 
 
 def failure(detail: str) -> Failure | None:
-    if PORT_TAKEN_MESSAGE in detail:
+    if port_taken(detail):
         return "port-taken"
     if START_FAILED_MESSAGE in detail:
         return "start-failed"
