@@ -256,8 +256,7 @@ class CellCore:
         container = (stack or self.resources.stack).enter_context(app).get_wrapped_container()
         # The process's whole environment: the image's ENV (V0's SANDBOX_LOCAL_RUNTIME_URL is
         # there) under what was passed, so a URL formula read before its log line is right.
-        image_env = dict(e.partition("=")[::2] for e in (container.attrs.get("Config") or {}).get("Env") or [])
-        self.app_env = {**image_env, **env}
+        self.app_env = {**env_of(container), **env}
         self.result.socket_mounted_in = [self.name]
         return container
 

@@ -215,29 +215,23 @@ class TaskRunner:
             # Still unreachable, probed again just now: the agent cannot work, and V1's
             # agent-server would hold the message for its retries (a task took 31 s so).
             cause, evidence = dead
-            return self.result(name, Verdict.FAIL, cause=cause, seconds=round(time.monotonic() - t0, 1),
-                               detail=f"{cause}: {evidence[0]}",
-                               evidence=[*evidence, "the task was not sent: the agent cannot work without its LLM"])
+            return self._llm_failed(name, t0, cause, [*evidence, "the task was not sent: the agent cannot work "
+                                                                  "without its LLM"])
         try:
             self.prepare(name, runtime)
             self.adapter.send_message(self.conversation, self.message(name))
         except (AdapterError, DockerException, RuntimeError, TimeoutError) as e:
-            # V1's agent-server holds the message while it retries a dead LLM: say so if it is
-            dead = self.llm_watch.check(None) if self.llm_watch is not None and isinstance(e, AdapterError) else None
-            if dead is not None:
-                cause, evidence = dead
-                return self.result(name, Verdict.FAIL, cause=cause, seconds=round(time.monotonic() - t0, 1),
-                                   detail=f"{cause}: {evidence[0]}",
-                                   evidence=[*evidence, f"sending the task failed meanwhile: {str(e)[:200]}"])
             return self.result(name, Verdict.ERROR, detail=f"could not start the task: {str(e)[:300]}")
         turn, api_error = self._wait_turn(self.key(name), self.budget_of(name))
         seconds = time.monotonic() - t0
         if self.llm_failure is not None:  # the agent could not work: its effect is not the question
-            cause, evidence = self.llm_failure
-            return self.result(name, Verdict.FAIL, cause=cause, seconds=round(seconds, 1),
-                               detail=f"{cause}: {evidence[0]}", evidence=evidence,
-                               actions=turn.actions if turn else [])
+            return self._llm_failed(name, t0, *self.llm_failure, actions=turn.actions if turn else [])
         return self.verdict(name, runtime, turn, seconds, self._evidence(turn, api_error, name))
+
+    def _llm_failed(self, name: str, t0: float, cause: Cause, evidence: list[str],
+                    actions: list[str] | None = None) -> TaskResult:
+        return self.result(name, Verdict.FAIL, cause=cause, seconds=round(time.monotonic() - t0, 1),
+                           detail=f"{cause}: {evidence[0]}", evidence=evidence, actions=actions or [])
 
     def verdict(self, name: str, runtime: Container | None, turn: Turn | None, seconds: float,
                 why: list[str]) -> TaskResult:
