@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
 import time
 from collections.abc import Iterator
@@ -24,8 +23,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from harness import hostload
-from harness.errors import InputError
+from harness import hostload, knobs
 from harness.paths import cache_root
 
 RESERVE = 0.9  # of the cores and memory: the rest stays for the harness and the cells' tasks
@@ -59,10 +57,8 @@ def record(generation: str, cores: float, memory: float) -> None:
 def slots() -> tuple[int, str]:
     """How many boots this machine admits at once, and why (`OH_MATRIX_BOOT_SLOTS` overrides
     the measurement: for a comparison, or a host whose owner knows better)."""
-    if forced := os.environ.get("OH_MATRIX_BOOT_SLOTS"):
-        if not forced.isdigit() or int(forced) < 1:
-            raise InputError(f"OH_MATRIX_BOOT_SLOTS={forced!r}: expected a whole number of at least 1")
-        return min(int(forced), MAX_SLOTS), f"set by OH_MATRIX_BOOT_SLOTS={forced}"
+    if (forced := knobs.whole_number("OH_MATRIX_BOOT_SLOTS")) is not None:
+        return min(forced, MAX_SLOTS), f"set by OH_MATRIX_BOOT_SLOTS={forced}"
     data = _read()
     demand = max((statistics.median(g["cores"]) for g in data.values() if g.get("cores")), default=None)
     memory = max((max(g["memory"]) for g in data.values() if g.get("memory")), default=None)

@@ -7,12 +7,18 @@ Every failure the user can cause is one line on stderr; exit codes are decided i
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import importlib.metadata
+import os
 import sys
+import tempfile
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness import cleanup, docker_host, generations, matrix, workflow
+from harness import cleanup, docker_host, generations, knobs, matrix, workflow
 from harness.errors import HarnessError, InputError
+from harness.paths import cache_root
 from harness.workflow import EXIT_FAILED, EXIT_OK
 
 
@@ -116,11 +122,16 @@ def cmd_clean(args: argparse.Namespace) -> int:
 def cmd_images(args: argparse.Namespace) -> int:
     from harness import images
 
-    client = docker_host.client()
-    if args.action == "build":
+    if args.action == "build":  # the tags and knobs are checked before the daemon is asked
         if not args.tags:
             raise InputError("images build: name at least one tag (e.g. 0.62)")
+        for tag in args.tags:
+            if not matrix.TAG_RE.fullmatch(tag):
+                raise InputError(f"images build {tag}: expected MAJOR.MINOR, MAJOR.MINOR.PATCH or 'latest'")
         targets = [(tag, generations.for_tag(tag).name) for tag in args.tags]
+        knobs.check_all()
+    client = docker_host.client()
+    if args.action == "build":
         built = images.prepare_all(client, targets, args.backend,
                                    Path(args.constraints) if args.constraints else None, args.python312)
         print("\n".join(images.build_lines(built)))
@@ -179,6 +190,7 @@ def cmd_images(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="oh-matrix", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run a matrix (a pytest run underneath)")
     r.add_argument("--matrix", default="matrices/default.toml")
@@ -233,6 +245,30 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _write_traceback(args: argparse.Namespace) -> str:
+    """The full traceback of a harness bug, in the run's folder when one was named, else in
+    the cache's crashes/ folder (else the system's temporary folder): the path is returned."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = f"oh-matrix-crash-{stamp}-{os.getpid()}.txt"
+    text = f"oh-matrix {version()} {' '.join(sys.argv[1:])}\n\n{traceback.format_exc()}"
+    folders = [Path(args.out)] if getattr(args, "out", None) else []
+    for folder in [*folders, cache_root() / "crashes", Path(tempfile.gettempdir())]:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(text)
+            return str(folder / name)
+        except OSError:
+            continue
+    return "(nowhere writable: printed below)\n" + text
+
+
+def version() -> str:
+    try:
+        return importlib.metadata.version("oh-matrix")
+    except importlib.metadata.PackageNotFoundError:  # a checkout used without installing it
+        return "unknown"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)  # argparse's own usage errors exit 2 too
     try:
@@ -240,6 +276,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (HarnessError, KeyboardInterrupt) as e:
         _err(str(e) or "interrupted")
         return workflow.exit_code(e)
+    except Exception as e:  # a bug of the harness's, or a host it did not expect: one line, exit 4
+        where = _write_traceback(args)
+        _err(f"internal error: {type(e).__name__}: {e} (full traceback: {where})")
+        return workflow.EXIT_INTERNAL
 
 
 if __name__ == "__main__":

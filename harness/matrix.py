@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 BACKENDS = ("auto", "official", "pypi")
 LLMS = ("auto", "scripted", "real", "replay")
 ENTRYPOINTS = ("api", "headless")
-_TAG_RE = re.compile(r"latest|\d+\.\d+(\.\d+)?")
+TAG_RE = re.compile(r"latest|\d+\.\d+(\.\d+)?")
 _ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -215,7 +215,7 @@ def parse(data: dict[str, Any], path: str, files: dict[str, str] | None = None) 
             raise r.fail(key, "expected a table")
         r.unknown(t, key, {"tag", "api", "constraints"})
         tag = t.get("tag")
-        if not isinstance(tag, str) or not _TAG_RE.fullmatch(tag):
+        if not isinstance(tag, str) or not TAG_RE.fullmatch(tag):
             raise r.fail(f"{key}.tag", f"expected MAJOR.MINOR, MAJOR.MINOR.PATCH or 'latest', got {tag!r}")
         if any(x.tag == tag for x in targets):
             raise r.fail(f"{key}.tag", f"duplicate tag {tag!r}")

@@ -14,13 +14,14 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import admission, cleanup, docker_host, history, images, matrix, upgrade
+from harness import admission, cleanup, docker_host, history, images, knobs, matrix, upgrade
 from harness.cell import runtime_kwargs
 from harness.context import RunContext
 from harness.errors import DockerUnavailable, HarnessError, InputError, OutputError
@@ -117,6 +118,8 @@ def inputs(s: State) -> None:
     """Every input check, so bad input surfaces before anything is made."""
     o = s.options
     s.matrix = m = matrix.load(o.matrix)
+    knobs.check_all()
+    check_writable(o.out or default_out("x" * 8), "--out")
     if o.llm is not None and o.llm not in matrix.LLMS:
         raise InputError(f"--llm {o.llm}: expected one of {', '.join(matrix.LLMS)}")
     if o.backend is not None and o.backend not in matrix.BACKENDS:
@@ -139,6 +142,22 @@ def inputs(s: State) -> None:
         value = {**m.env, **cell.mode.env, **s.app_env}.get("SANDBOX_DOCKER_RUNTIME_KWARGS")
         if value:
             runtime_kwargs(value, {})
+
+
+def check_writable(folder: str, what: str) -> None:
+    """The report folder can be made and written: checked before the run, not at its end.
+    The nearest folder that exists must be a folder this process can write a file in."""
+    path = Path(folder).absolute()
+    probe = next((p for p in (path, *path.parents) if p.exists()), None)
+    if probe is None:
+        return
+    if not probe.is_dir():
+        raise InputError(f"{what} {folder}: {probe} is not a folder")
+    try:  # a real write: permission bits say nothing for root, a read-only mount or /proc
+        with tempfile.TemporaryFile(dir=probe, prefix=".oh-matrix-probe-"):
+            pass
+    except OSError as e:
+        raise InputError(f"{what} {folder}: cannot write in {probe}: {e.strerror or e}") from None
 
 
 def docker(s: State) -> None:
@@ -217,6 +236,8 @@ def record_history(s: State) -> None:
     assert run is not None
     past = Path(s.context.out).parent / "history.jsonl"
     run.changes = history.record(run, past)
+    for line in run.changes.unreadable:
+        print(f"[oh-matrix] history line skipped: {line}", file=sys.stderr)
     run.trends = history.trends(history.load(past), history.host_key(run.host))
 
 
@@ -260,7 +281,7 @@ def outcome(s: State) -> int:
     run = s.run
     assert run is not None
     if s.options.gate == "regressions":
-        return EXIT_FAILED if run.changes.regressions else EXIT_OK
+        return EXIT_FAILED if run.changes.regressions or run.changes.unreadable else EXIT_OK
     ok = all(c.passed or c.connect.verdict == Verdict.SKIP for c in run.cells)
     return EXIT_OK if ok and s.pytest_code in (0, None) else EXIT_FAILED
 

@@ -56,7 +56,7 @@ def prepare_all(client: docker.DockerClient, targets: Sequence[tuple[str, str] |
 
     One thread per release, so what can overlap does: one release's wheel downloads and
     image builds run while another's venv installs. The CPU-heavy venv installs take one
-    core each at most (pypi._INSTALL_SLOTS); the per-tag and base locks still hold, across
+    core each at most (pypi._slots); the per-tag and base locks still hold, across
     processes too. Each progress line is prefixed with its release. Any error other than
     ImageUnavailable (Docker gone, a bad tag) is raised once every release has stopped.
     """

@@ -36,7 +36,7 @@ from pathlib import Path
 import docker
 from docker.errors import APIError, BuildError, ImageNotFound
 
-from harness import generations
+from harness import generations, knobs
 from harness.cleanup import BUILD_LABEL, OWNER_LABEL, owner
 from harness.errors import ImageUnavailable
 from harness.images import failures, sources, wheels
@@ -56,8 +56,18 @@ VENV = "/opt/oh-venv"
 # core each): when releases build in parallel (images.prepare_all), at most one per core
 # runs at a time; downloads and image builds of the others go on meanwhile.
 # OH_MATRIX_INSTALL_SLOTS overrides the count (to measure the difference).
-_INSTALL_SLOTS = threading.BoundedSemaphore(
-    max(1, int(os.environ.get("OH_MATRIX_INSTALL_SLOTS") or 0) or os.cpu_count() or 1))
+# Made on first use, not at import: a bad value is the inputs step's one line (harness.knobs).
+_install_slots: threading.BoundedSemaphore | None = None
+_install_slots_made = threading.Lock()
+
+
+def _slots() -> threading.BoundedSemaphore:
+    global _install_slots
+    with _install_slots_made:
+        if _install_slots is None:
+            count = knobs.whole_number("OH_MATRIX_INSTALL_SLOTS") or os.cpu_count() or 1
+            _install_slots = threading.BoundedSemaphore(count)
+        return _install_slots
 
 
 def _labels(kind: str, release: str, key: str) -> dict[str, str]:
@@ -115,13 +125,14 @@ def _install_venv(client: docker.DockerClient, base: BaseImage, house: Path, pac
         )
     # The bytecode pip compiles stays: without it every container start recompiles the
     # whole venv, and the V1 sandbox then misses the app's 15 s health grace.
-    if not _INSTALL_SLOTS.acquire(blocking=False):
+    slots = _slots()
+    if not slots.acquire(blocking=False):
         log(f"{ref}: waiting for a free core (another release's venv is installing)")
-        _INSTALL_SLOTS.acquire()
+        slots.acquire()
     try:
         _run_install(client, base, house, script, ref, labels)
     finally:
-        _INSTALL_SLOTS.release()
+        slots.release()
 
 
 def _run_install(client: docker.DockerClient, base: BaseImage, house: Path, script: str, ref: str,

@@ -135,3 +135,50 @@ def test_a_bad_task_file_exit_2_one_line_before_docker(tmp_path: Path) -> None:
     assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
     assert f"{bad}: task greet: check.run: empty" in r.stderr
     assert "Docker" not in r.stderr and r.stdout == ""
+
+
+def _one_line(r: subprocess.CompletedProcess[str]) -> str:
+    assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr, r.stderr
+    return r.stderr
+
+
+NO_DAEMON = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}  # any daemon call would be exit 3
+
+
+@pytest.mark.parametrize(("knob", "value"), [("OH_MATRIX_BOOT_SLOTS", "abc"), ("OH_MATRIX_INSTALL_SLOTS", "abc"),
+                                             ("OH_MATRIX_INSTALL_SLOTS", "0")])
+def test_bad_knob_exit_2_before_the_daemon(knob: str, value: str) -> None:
+    r = oh_matrix("run", "--matrix", "matrices/smoke.toml", env={**NO_DAEMON, knob: value})
+    assert r.returncode == 2 and f"{knob}={value!r}" in _one_line(r)
+
+
+def test_unwritable_out_exit_2_before_the_daemon(tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    r = oh_matrix("run", "--matrix", "matrices/smoke.toml", "--out", str(a_file / "run"), env=NO_DAEMON)
+    assert r.returncode == 2 and f"--out {a_file / 'run'}" in _one_line(r) and "not a folder" in r.stderr
+    assert not (a_file.parent / "run").exists()
+
+
+@pytest.mark.parametrize("tag", ["0.62x", "banana", "9.1"])
+def test_images_build_bad_tag_exit_2_without_a_daemon(tag: str) -> None:
+    r = oh_matrix("images", "build", tag, env=NO_DAEMON)
+    assert r.returncode == 2 and tag in _one_line(r)
+
+
+def test_version() -> None:
+    r = oh_matrix("--version")
+    assert r.returncode == 0 and r.stdout.startswith("oh-matrix ")
+
+
+def test_unexpected_exception_exit_4_one_line_and_the_traceback_in_a_file(tmp_path: Path) -> None:
+    """A harness bug (here: history.jsonl is a folder, which load() does not expect) is one
+    line naming the exception and where its full traceback was written, exit 4."""
+    (tmp_path / "history.jsonl").mkdir()
+    cache = tmp_path / "cache"
+    r = oh_matrix("history", str(tmp_path), env={"OH_MATRIX_CACHE": str(cache)})
+    assert r.returncode == 4, r.stderr
+    line = _one_line(r)
+    assert "internal error: IsADirectoryError" in line
+    written = Path(line.rsplit("full traceback: ", 1)[1].rstrip(")\n"))
+    assert written.parent == cache / "crashes" and "Traceback" in written.read_text()
