@@ -37,15 +37,23 @@ def entry(run: Run) -> HistoryEntry:
 
 
 def load(path: Path) -> list[HistoryEntry]:
+    return read(path)[0]
+
+
+def read(path: Path) -> tuple[list[HistoryEntry], list[str]]:
+    """The runs recorded in `path`, and one line for each line that is not a run record (a
+    torn last line from a crash, a hand edit): the caller says so, never skips it silently."""
     if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
+        return [], []
+    out, bad = [], []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
         try:
             out.append(HistoryEntry.model_validate_json(line))
-        except ValidationError:  # a torn last line from a crash: skip it, keep the rest
-            continue
-    return out
+        except ValidationError as e:
+            bad.append(f"{path}:{n}: not a run record ({e.error_count()} error(s), first: {e.errors()[0]['msg']})")
+    return out, bad
 
 
 def changes(previous: HistoryEntry | None, current: HistoryEntry) -> Changes:
@@ -67,8 +75,10 @@ def record(run: Run, path: Path) -> Changes:
     """Compare with the last run on the same host, then append this run (one write of one
     line, so concurrent runs interleave whole lines)."""
     current = entry(run)
-    same_host = [e for e in load(path) if e.host == current.host]
+    entries, unreadable = read(path)
+    same_host = [e for e in entries if e.host == current.host]
     result = changes(same_host[-1] if same_host else None, current)
+    result.unreadable = unreadable
     path.parent.mkdir(parents=True, exist_ok=True)
     # After a crash mid-line, start on a fresh line so this run is not lost with it.
     torn = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")

@@ -450,6 +450,9 @@ class Change(_Model):
 class Changes(_Model):
     regressions: list[Change] = Field(default_factory=list)
     fixes: list[Change] = Field(default_factory=list)
+    # history lines that could not be read ("history.jsonl:3: ..."): the comparison ran
+    # without them, and `--gate regressions` fails rather than pass on a history it cannot read
+    unreadable: list[str] = Field(default_factory=list)
 
 
 class HistoryEntry(_Model):

@@ -268,6 +268,9 @@ def end_of_run(s: workflow.State) -> str:
         for ch in getattr(run.changes, kind):
             lines.append(f"{word}: {ch.cell} was {ch.before.verdict} in {ch.since[:8]}, "
                          f"now {ch.now.verdict} {ch.now.cause or ''}".rstrip())
+    if run.changes.unreadable:
+        lines.append(f"history: {len(run.changes.unreadable)} line(s) unreadable, compared without them "
+                     f"(--gate regressions fails on this): {run.changes.unreadable[0]}")
     out = s.context.out
     lines.append(f"results: {out}/results.json  report: {out}/report.html  summary: {out}/summary.md")
     return "\n".join(lines)

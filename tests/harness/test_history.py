@@ -85,3 +85,13 @@ def test_the_label_comes_from_oh_matrix_host(monkeypatch: pytest.MonkeyPatch) ->
     assert docker_host.host_label() is None
     monkeypatch.delenv("OH_MATRIX_HOST")
     assert docker_host.host_label() is None
+
+
+def test_an_unreadable_line_is_reported_not_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "history.jsonl"
+    history.record(run("r1", {"0.62-host": "pass"}), path)
+    with path.open("a") as f:
+        f.write("{not json\n")
+    changes = history.record(run("r2", {"0.62-host": "fail"}), path)
+    assert [c.cell for c in changes.regressions] == ["0.62-host"]  # the good lines still count
+    assert len(changes.unreadable) == 1 and f"{path}:2: not a run record" in changes.unreadable[0]
