@@ -14,8 +14,12 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+# Debian's and Ubuntu's package names, then Google's build (what hosted CI runners have).
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
 def chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
+    return next((path for name in BROWSERS if (path := shutil.which(name))), None)
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess[str] | None:
