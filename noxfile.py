@@ -7,6 +7,7 @@
     nox -s engine        tests on the Docker engine, no OpenHands release (a minute)
     nox -s release       tests on the real releases, one at a time (builds them when cold)
     nox -s lint          ruff and mypy
+    nox -s floors        unit and engine tests on the lowest declared versions of the dependencies
     nox -s soak          a matrix run again and again at -n 2 and -n 1: flips, leftovers, growth
     nox -s bench         timings: `-- images`, `-- matrix` (8 V0 cells at -n 1 and -n 2), `-- diagnosis`, `-- tasks`
 """
@@ -105,6 +106,37 @@ def engine(session: nox.Session) -> None:
 @nox.session
 def release(session: nox.Session) -> None:
     _tests(session, "release")
+
+
+def _floors() -> list[str]:
+    """The declared lowest version of each direct dependency, pinned (`name==floor`): what a
+    user with old packages may get, and so what the code must work with."""
+    import re
+    import tomllib
+
+    deps = tomllib.loads((Path(__file__).parent / "pyproject.toml").read_text())["project"]["dependencies"]
+    pins = []
+    for dep in deps:
+        m = re.fullmatch(r"([A-Za-z0-9_.-]+)(?:\[[^]]*\])?\s*(.*)", dep)
+        floor = m and re.search(r">=\s*([^,;\s]+)", m.group(2))
+        if not m or not floor:
+            raise ValueError(f"pyproject.toml: dependency {dep!r} declares no floor (>=)")
+        pins.append(f"{m.group(1)}=={floor.group(1)}")
+    return pins
+
+
+@nox.session
+def floors(session: nox.Session) -> None:
+    """The unit and engine tests on the declared lowest versions of the direct dependencies."""
+    pins = _floors()
+    constraints = Path(session.create_tmp()) / "floors.txt"
+    constraints.write_text("\n".join(pins) + "\n")
+    session.install("-e", ".[dev]", "-c", str(constraints))
+    _sources(session)
+    _install_node_packages(session)
+    session.run("python", "-m", "pip", "list", "--format=freeze", silent=False)
+    for kind in ("unit", "engine"):
+        session.run("pytest", "tests/harness", *KINDS[kind])
 
 
 @nox.session
