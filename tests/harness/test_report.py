@@ -492,3 +492,17 @@ def test_compare_names_what_differs_and_nothing_else() -> None:
     assert differences(a, b) == ["0.62-bridge: connect: fail dns-unresolved -> pass",
                                  "0.62-bridge: task repo: - -> fail"]
     assert differences(a, b, skip_tags=("0.62",)) == []
+
+
+def test_every_cause_has_a_troubleshooting_section_and_a_failing_cell_points_to_it() -> None:
+    from harness.model import Cause
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "troubleshooting.md").read_text()
+    missing = [c.value for c in Cause if f"## `{c.value}`\n" not in page]
+    assert not missing, f"docs/troubleshooting.md has no section for {missing}"
+    for c in Cause:  # each section says the three things
+        section = page.split(f"## `{c.value}`\n", 1)[1].split("\n## ", 1)[0]
+        assert all(k in section for k in ("**In OpenHands**", "**oh-matrix showed**", "**What to do**")), c
+    run = real_run()
+    failed = next(c for c in run["cells"] if c["connect"].get("cause"))
+    assert f"docs/troubleshooting.md#{failed['connect']['cause']}" in render_html(run)
