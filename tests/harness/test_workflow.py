@@ -270,3 +270,16 @@ def test_a_runner_given_as_labels_gets_one_name_for_caches_artifacts_and_the_hos
         label = _unwrap(env[name])
         assert _evaluate(label, {"matrix": {"runner": ["self-hosted", "rootless"]}}) == "self-hosted+rootless"
         assert _evaluate(label, {"matrix": {"runner": "ubuntu-24.04"}}) == "ubuntu-24.04"
+
+
+def test_every_action_is_pinned_to_a_commit() -> None:
+    """A tag can be moved under a workflow; a commit cannot (dependabot proposes updates)."""
+    unpinned = []
+    for path in WORKFLOWS:
+        for name, job in _load(path)["jobs"].items():
+            for step in job.get("steps", []):
+                uses = step.get("uses")
+                if uses and not uses.startswith("./") and not re.fullmatch(r"[^@]+@[0-9a-f]{40}", uses):
+                    unpinned.append(f"{path.name} {name}: {uses}")
+    assert not unpinned, unpinned
+    assert (ROOT / ".github" / "dependabot.yml").exists()
