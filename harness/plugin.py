@@ -14,6 +14,7 @@ Thin on purpose: the work is in workflow.py and runner.py, which run without pyt
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -55,10 +56,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="the LLM for tasks: scripted (no key), real (LLM_MODEL, LLM_API_KEY[, LLM_BASE_URL])")
 
 
+# Signals that stop a run from outside take the same path as Ctrl-C, so every cell's
+# teardown and the run's final steps still run: SIGTERM (CI cancelling a job, `kill`) and
+# SIGHUP (the terminal or session that started the run went away, as when a shell's
+# background job is ended with it: by default it killed the run with its containers up).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+_hung_up = False  # a SIGHUP arrived: the terminal, or the pipe of whoever started the run, is gone
+
+
+def _detach_output() -> None:
+    """Standard output and error to /dev/null, as under nohup: after a hangup, what the
+    teardown and the final steps print would raise BrokenPipeError and stop the run before
+    its results are written."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+
+
 def _terminate_as_interrupt(signum: int, frame: object) -> None:
-    # SIGTERM (CI cancelling a job, `kill`) takes the same path as Ctrl-C: every cell's
-    # teardown and the run's final steps still run.
-    raise KeyboardInterrupt(f"signal {signum}")
+    if signum == signal.SIGHUP:
+        global _hung_up
+        _hung_up = True
+        _detach_output()
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def _stop_as_interrupt() -> None:
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _terminate_as_interrupt)
 
 
 def _distributed(config: pytest.Config) -> bool:
@@ -69,7 +97,7 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:  # an xdist worker: the controller sent the context
         if WORKERINPUT in workerinput:
-            signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+            _stop_as_interrupt()
             CellRunner(RunContext.model_validate_json(workerinput[WORKERINPUT])).register(config)
         return
     controller = config.stash.get(CONTROLLER, None)
@@ -78,7 +106,7 @@ def pytest_configure(config: pytest.Config) -> None:
             return
         controller = MatrixController.from_options(config)  # `pytest --matrix FILE`: the steps before the cells here
         config.pluginmanager.register(controller, "oh-matrix-controller")  # pytest_configure is replayed to it
-    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    _stop_as_interrupt()
     if not _distributed(config):  # no workers: this process runs the cells too
         CellRunner(controller.state.context).register(config)
 
@@ -292,7 +320,15 @@ def run_cells(s: workflow.State) -> int | None:
     if o.k:
         args += ["-k", o.k]
     args += o.pytest_args
-    s.pytest_code = code = int(pytest.main(args, plugins=[MatrixController(s)]))
+    try:
+        code = int(pytest.main(args, plugins=[MatrixController(s)]))
+    except BrokenPipeError:
+        if not _hung_up:
+            raise
+        code = pytest.ExitCode.INTERRUPTED  # pytest could not print the interrupt: its terminal is gone
+    if _hung_up:  # pytest's capture, on its way out, gave back the descriptors of the dead terminal
+        _detach_output()
+    s.pytest_code = code
     if code == pytest.ExitCode.NO_TESTS_COLLECTED:
         print("oh-matrix: no cell or task test was selected (check --only and -k)", file=sys.stderr)
     return workflow.PYTEST_CODES.get(code)

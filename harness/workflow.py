@@ -38,7 +38,7 @@ EXIT_INPUT = 2  # bad input: a matrix or task file, a flag, a filter, pytest arg
 EXIT_DOCKER = 3  # Docker is not usable
 EXIT_INTERNAL = 4  # pytest or the harness itself broke (a bug, not a verdict)
 EXIT_NOTHING = 5  # no cell was selected (e.g. -k matched nothing)
-EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM
+EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM / SIGHUP
 
 REAL_LLM_ENV = ("LLM_MODEL", "LLM_API_KEY")  # plus optional LLM_BASE_URL
 

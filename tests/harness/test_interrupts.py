@@ -1,6 +1,7 @@
-"""A run that is stopped mid-cell leaves nothing behind: SIGINT and SIGTERM clean up on
-the way out; after SIGKILL, the next run's sweep (or `oh-matrix clean`) removes it all,
-the runtime OpenHands started included."""
+"""A run that is stopped mid-cell leaves nothing behind: SIGINT, SIGTERM and SIGHUP (to the
+whole process group, as when the session that started it ends) clean up on the way out;
+after SIGKILL, the next run's sweep (or `oh-matrix clean`) removes it all, the runtime
+OpenHands started included."""
 
 from __future__ import annotations
 
@@ -24,12 +25,12 @@ pytestmark = [pytest.mark.engine, pytest.mark.release]  # run one at a time: see
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_run(tmp_path: Path, run_id: str) -> subprocess.Popen[str]:
+def start_run(tmp_path: Path, run_id: str, own_group: bool = False) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "harness.cli", "run", "--matrix", "matrices/smoke.toml", "--backend", "pypi",
          "--only", "0.62-host-gateway", "--out", str(tmp_path / "run"), "-n", "1"],
         cwd=ROOT, env={**os.environ, "OH_MATRIX_RUN_ID": run_id},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=own_group,
     )
 
 
@@ -50,14 +51,26 @@ def exists(client: docker.DockerClient, name: str) -> bool:
     return bool(client.containers.list(all=True, filters={"name": f"^{name}$"}))
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(("sig", "group"), [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGHUP, True)],
+                         ids=["SIGINT", "SIGTERM", "SIGHUP-group"])
 def test_signal_mid_cell_cleans_up(client: docker.DockerClient, v0_images: ImageSet, tmp_path: Path,
-                                   leftovers: Callable[[str], list[str]], sig: int) -> None:
+                                   leftovers: Callable[[str], list[str]], sig: int, group: bool) -> None:
+    """SIGHUP goes to the whole group with the reader of the run's output gone: the way a
+    session's end reaches a run it started (it used to leave the app, its LLM sidecar and the
+    runtime up, and then, once handled, to stop on BrokenPipeError before writing results)."""
     run_id = f"test-{uuid.uuid4().hex}"
-    proc = start_run(tmp_path, run_id)
+    proc = start_run(tmp_path, run_id, own_group=group)
     runtime = wait_for_runtime(client, run_id, proc)
-    proc.send_signal(sig)
+    if group:
+        assert proc.stdout is not None
+        proc.stdout.close()  # whoever read the run's output is gone: its writes now fail
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
     proc.wait(timeout=120)
+    if group:
+        assert proc.returncode == 130
+        assert (tmp_path / "run" / "results.json").exists() and not list((tmp_path / "run").glob("*crash*"))
     assert leftovers(run_id) == []
     assert not exists(client, runtime)
 
