@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness import cleanup, docker_host, generations, knobs, matrix, workflow
+from harness import cleanup, docker_host, knobs, matrix, workflow
 from harness.errors import HarnessError, InputError
 from harness.paths import cache_root
 from harness.workflow import EXIT_FAILED, EXIT_OK
@@ -125,10 +125,12 @@ def cmd_images(args: argparse.Namespace) -> int:
     if args.action == "build":  # the tags and knobs are checked before the daemon is asked
         if not args.tags:
             raise InputError("images build: name at least one tag (e.g. 0.62)")
+        targets = []
         for tag in args.tags:
-            if not matrix.TAG_RE.fullmatch(tag):
-                raise InputError(f"images build {tag}: expected MAJOR.MINOR, MAJOR.MINOR.PATCH or 'latest'")
-        targets = [(tag, generations.for_tag(tag).name) for tag in args.tags]
+            try:
+                targets.append((tag, matrix.tag_generation(tag)))
+            except InputError as e:
+                raise InputError(f"images build {tag}: {e}") from None
         knobs.check_all()
     client = docker_host.client()
     if args.action == "build":

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 BACKENDS = ("auto", "official", "pypi")
 LLMS = ("auto", "scripted", "real", "replay")
 ENTRYPOINTS = ("api", "headless")
-TAG_RE = re.compile(r"latest|\d+\.\d+(\.\d+)?")
+_TAG_RE = re.compile(r"latest|\d+\.\d+(\.\d+)?")
 _ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -185,6 +185,13 @@ class _Reader:
             raise self.fail(where, f"unknown key (expected one of {', '.join(sorted(allowed))})")
 
 
+def tag_generation(tag: object) -> str:
+    """The API generation of a release tag, for the matrix's targets and `images build`."""
+    if not isinstance(tag, str) or not _TAG_RE.fullmatch(tag):
+        raise InputError(f"expected MAJOR.MINOR, MAJOR.MINOR.PATCH or 'latest', got {tag!r}")
+    return generations.for_tag(tag).name
+
+
 def load(path: str | Path) -> Matrix:
     p = Path(path)
     try:
@@ -214,15 +221,13 @@ def parse(data: dict[str, Any], path: str, files: dict[str, str] | None = None) 
         if not isinstance(t, dict):
             raise r.fail(key, "expected a table")
         r.unknown(t, key, {"tag", "api", "constraints"})
-        tag = t.get("tag")
-        if not isinstance(tag, str) or not TAG_RE.fullmatch(tag):
-            raise r.fail(f"{key}.tag", f"expected MAJOR.MINOR, MAJOR.MINOR.PATCH or 'latest', got {tag!r}")
-        if any(x.tag == tag for x in targets):
-            raise r.fail(f"{key}.tag", f"duplicate tag {tag!r}")
         try:
-            default = generations.for_tag(tag).name
+            default = tag_generation(t.get("tag"))
         except InputError as e:
             raise r.fail(f"{key}.tag", str(e)) from None
+        tag = str(t["tag"])  # a checked tag string from here on
+        if any(x.tag == tag for x in targets):
+            raise r.fail(f"{key}.tag", f"duplicate tag {tag!r}")
         api = r.choice(t, f"{key}.api", "api", tuple(generations.GENERATIONS), default)
         constraints = t.get("constraints")
         if constraints is not None:

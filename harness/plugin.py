@@ -298,7 +298,8 @@ def end_of_run(s: workflow.State) -> str:
                          f"now {ch.now.verdict} {ch.now.cause or ''}".rstrip())
     if run.changes.unreadable:
         lines.append(f"history: {len(run.changes.unreadable)} line(s) unreadable, compared without them "
-                     f"(--gate regressions fails on this): {run.changes.unreadable[0]}")
+                     "(--gate regressions fails on this):")
+        lines += [f"  {line}" for line in run.changes.unreadable]
     out = s.context.out
     lines.append(f"results: {out}/results.json  report: {out}/report.html  summary: {out}/summary.md")
     return "\n".join(lines)

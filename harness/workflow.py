@@ -119,7 +119,7 @@ def inputs(s: State) -> None:
     o = s.options
     s.matrix = m = matrix.load(o.matrix)
     knobs.check_all()
-    check_writable(o.out or default_out("x" * 8), "--out")
+    check_writable(o.out or str(REPORTS), "--out")
     if o.llm is not None and o.llm not in matrix.LLMS:
         raise InputError(f"--llm {o.llm}: expected one of {', '.join(matrix.LLMS)}")
     if o.backend is not None and o.backend not in matrix.BACKENDS:
@@ -164,9 +164,12 @@ def docker(s: State) -> None:
     s.client = docker_host.client()  # DockerUnavailable: one line, exit 3
 
 
+REPORTS = Path("reports")  # where run folders go unless --out names one
+
+
 def default_out(run_id: str) -> str:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return str(Path("reports") / f"{stamp}-{run_id[:8]}")
+    return str(REPORTS / f"{stamp}-{run_id[:8]}")
 
 
 def context(s: State) -> None:
@@ -236,8 +239,6 @@ def record_history(s: State) -> None:
     assert run is not None
     past = Path(s.context.out).parent / "history.jsonl"
     run.changes = history.record(run, past)
-    for line in run.changes.unreadable:
-        print(f"[oh-matrix] history line skipped: {line}", file=sys.stderr)
     run.trends = history.trends(history.load(past), history.host_key(run.host))
 
 

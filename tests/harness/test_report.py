@@ -506,3 +506,10 @@ def test_every_cause_has_a_troubleshooting_section_and_a_failing_cell_points_to_
     run = real_run()
     failed = next(c for c in run["cells"] if c["connect"].get("cause"))
     assert f"docs/troubleshooting.md#{failed['connect']['cause']}" in render_html(run)
+
+
+def test_an_unreadable_history_is_said_once_in_the_summary() -> None:
+    run = real_run()
+    run["changes"] = {"unreadable": ["reports/history.jsonl:3: not a run record (1 error(s), first: Invalid JSON)"]}
+    md = render_markdown(run)
+    assert md.count("could not be read") == 1 and "history.jsonl:3: not a run record" in md
