@@ -35,9 +35,10 @@ from pathlib import Path
 
 import docker
 from docker.errors import APIError, BuildError, ImageNotFound
+from docker.types import Mount
 
 from harness import generations, knobs
-from harness.cleanup import BUILD_LABEL, OWNER_LABEL, owner
+from harness.cleanup import BUILD_LABEL, OWNER_LABEL, owner, remove_container
 from harness.errors import ImageUnavailable
 from harness.images import failures, sources, wheels
 from harness.images.base import BaseImage, ensure_base
@@ -49,7 +50,7 @@ from harness.paths import cache_root
 
 # Bump VENV_RECIPE when the venv install changes (slow rebuild), IMAGE_RECIPE when only the
 # thin images over it change (seconds).
-VENV_RECIPE = "pypi-venv-4"
+VENV_RECIPE = "pypi-venv-5"  # 5: no VOLUME /wheels in the committed venv
 IMAGE_RECIPE = "images-2"
 VENV = "/opt/oh-venv"
 # The venv install is the CPU-heavy step (pip unpacks and byte-compiles ~340 wheels, one
@@ -138,9 +139,12 @@ def _install_venv(client: docker.DockerClient, base: BaseImage, house: Path, pac
 def _run_install(client: docker.DockerClient, base: BaseImage, house: Path, script: str, ref: str,
                  labels: dict[str, str]) -> None:
     t0 = time.monotonic()
+    # A Mount, not `volumes=`: docker-py's `volumes` also writes Config.Volumes, which the
+    # commit below kept, so every app and runtime container made an anonymous /wheels volume
+    # that outlived it wherever OpenHands removed its runtimes without their volumes.
     container = client.containers.run(
         base.ref, ["sh", "-c", script], detach=True, network_mode="none",
-        volumes={str(house): {"bind": "/wheels", "mode": "ro"}},
+        mounts=[Mount("/wheels", str(house), type="bind", read_only=True)],
         labels={BUILD_LABEL: ref, OWNER_LABEL: owner()},
     )
     try:
@@ -162,7 +166,7 @@ def _run_install(client: docker.DockerClient, base: BaseImage, house: Path, scri
         container.commit(repository=ref.split(":")[0], tag=ref.split(":")[1], changes=changes)
         log(f"{ref}: venv with {count} packages in {time.monotonic() - t0:.0f} s")
     finally:
-        container.remove(force=True)
+        remove_container(container)
 
 
 def _app_dockerfile(venv_ref: str, version: str, labels: dict[str, str], api: str) -> str:
