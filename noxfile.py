@@ -1,6 +1,6 @@
 """oh-matrix's front door.
 
-    nox                  the default matrix (matrices/default.toml, backend auto)
+    nox                  the default matrix (harness/matrices/default.toml, backend auto)
     nox -s tests         the harness's own tests: every kind below, in this order (the
                          workflows' validators are unit tests)
     nox -s unit          tests with no Docker (seconds)
@@ -61,7 +61,7 @@ def matrix(session: nox.Session) -> None:
     """Run the matrix. Pass oh-matrix run flags after --, e.g. -- --only 0.62-host."""
     _install(session)
     _sources(session)
-    args = session.posargs or ["--matrix", "matrices/default.toml"]
+    args = session.posargs or ["--matrix", "default"]
     session.run("oh-matrix", "run", *args, external=False)
 
 

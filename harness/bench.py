@@ -68,11 +68,11 @@ def bench_images(cold: bool) -> list[dict[str, Any]]:
 
 
 def bench_matrix() -> list[dict[str, Any]]:
-    m = matrix.load("matrices/default.toml")
+    m = matrix.load(matrix.DEFAULT)
     only = [c.id for c in m.cells() if c.target.tag in ("0.62", "latest")]
     rows: list[dict[str, Any]] = []
     for n in (1, 2):
-        cmd = [sys.executable, "-m", "harness.cli", "run", "--matrix", "matrices/default.toml",
+        cmd = [sys.executable, "-m", "harness.cli", "run", "--matrix", matrix.DEFAULT,
                "--backend", "pypi", "-n", str(n), "--out", str(OUT / f"matrix-n{n}")]
         for cid in only:
             cmd += ["--only", cid]
@@ -103,7 +103,7 @@ def bench_diagnosis() -> list[dict[str, Any]]:
     rows = []
     for i, (cell, env, firewall, expected) in enumerate(FAILING):
         out = OUT / f"diagnosis-{i}-{cell}"
-        cmd = [sys.executable, "-m", "harness.cli", "run", "--matrix", "matrices/default.toml",
+        cmd = [sys.executable, "-m", "harness.cli", "run", "--matrix", matrix.DEFAULT,
                "--backend", "pypi", "-n", "1", "--only", cell, "--out", str(out), "--remedies"]
         for k, v in env.items():
             cmd += ["--app-env", f"{k}={v}"]

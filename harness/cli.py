@@ -52,7 +52,30 @@ def cmd_report(args: argparse.Namespace) -> int:
     written = render_all(run, Path(args.dir))
     print(grid.render(run))
     print(run.recommendation.text())
-    print("reports: " + ", ".join(str(p) for p in written))
+    # the files are made again from results.json by this version's templates: say so, since
+    # they replace what the run itself wrote
+    print(f"re-rendered from {Path(args.dir) / 'results.json'} by oh-matrix {version()}, replacing: "
+          + ", ".join(str(p) for p in written))
+    return EXIT_OK
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """A shipped matrix (and the task files it names) copied into a folder, to edit."""
+    import re
+
+    source = matrix.locate(args.name)
+    if source.parent != matrix.PACKAGED:
+        raise InputError(f"init {args.name}: not a shipped matrix ({', '.join(matrix.packaged())})")
+    text = source.read_text()
+    files = [source, *(source.parent / f for f in re.findall(r'"file:([^"]+)"', text))]
+    dest = Path(args.to)
+    targets = [dest / f.relative_to(source.parent) for f in files]
+    if existing := [str(t) for t in targets if t.exists()]:
+        raise InputError(f"init: {', '.join(existing)} already exist(s): nothing written (choose another --to)")
+    for f, t in zip(files, targets, strict=True):
+        t.parent.mkdir(parents=True, exist_ok=True)
+        t.write_text(f.read_text())
+    print(f"wrote {', '.join(map(str, targets))}: run it with `oh-matrix run --matrix {targets[0]}`")
     return EXIT_OK
 
 
@@ -195,7 +218,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run a matrix (a pytest run underneath)")
-    r.add_argument("--matrix", default="matrices/default.toml")
+    r.add_argument("--matrix", default=matrix.DEFAULT,
+                   help=f"a matrix file, or a shipped one by name ({', '.join(matrix.packaged())}); "
+                        "default: %(default)s")
     r.add_argument("--out", help="report folder (default reports/<time>-<run>)")
     r.add_argument("--backend", choices=matrix.BACKENDS)
     r.add_argument("--app-env", action="append", default=[], metavar="KEY=VAL")
@@ -212,7 +237,11 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("-k", help="pytest -k expression over cell ids")
     r.add_argument("pytest_args", nargs="*", help="after --: passed to pytest")
     r.set_defaults(func=cmd_run)
-    rep = sub.add_parser("report", help="show a past run")
+    ini = sub.add_parser("init", help="copy a shipped matrix into a folder, to edit")
+    ini.add_argument("name", nargs="?", default=matrix.DEFAULT, help=f"{', '.join(matrix.packaged())}")
+    ini.add_argument("--to", default=".", help="the folder (default: this one)")
+    ini.set_defaults(func=cmd_init)
+    rep = sub.add_parser("report", help="render a past run's reports again from its results.json")
     rep.add_argument("dir")
     rep.set_defaults(func=cmd_report)
     mg = sub.add_parser("merge", help="one report from runs on several hosts")

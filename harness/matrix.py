@@ -192,8 +192,32 @@ def tag_generation(tag: object) -> str:
     return generations.for_tag(tag).name
 
 
+PACKAGED = Path(__file__).parent / "matrices"  # the matrices shipped with the package
+DEFAULT = "default"
+
+
+def packaged() -> list[str]:
+    return sorted(p.stem for p in PACKAGED.glob("*.toml"))
+
+
+def locate(spec: str | Path) -> Path:
+    """`--matrix`: a matrix file's path, or the name of one shipped with the package
+    (`default`, `smoke`, ...), so that an installed oh-matrix runs from any folder. A path is
+    anything with a slash or a .toml ending; a name that is also a file here means the file."""
+    s = str(spec)
+    if "/" in s or s.endswith(".toml") or Path(s).is_file():
+        p = Path(s)
+        if not p.exists() and not p.is_absolute() and (PACKAGED / p.name).is_file() and p.parent.name == "matrices":
+            raise InputError(f"{p}: no such matrix file (the shipped matrices moved into the package: "
+                             f"--matrix {p.stem}, or `oh-matrix init {p.stem}` for a copy to edit)")
+        return p
+    if (PACKAGED / f"{s}.toml").is_file():
+        return PACKAGED / f"{s}.toml"
+    raise InputError(f"--matrix {s}: neither a file nor a shipped matrix ({', '.join(packaged())})")
+
+
 def load(path: str | Path) -> Matrix:
-    p = Path(path)
+    p = locate(path)
     try:
         text = p.read_text()
         data = tomllib.loads(text)

@@ -33,6 +33,7 @@ from harness.report import grid
 from harness.report.upgrade import lines as upgrade_lines
 from harness.runner import run_one
 
+SUITE = Path(__file__).resolve().parent / "suite"  # the matrix tests (test_connect, test_tasks)
 PROPERTY = "oh-matrix-cell"  # the user_properties key a cell's result travels under
 WORKERINPUT = "oh_matrix_context"
 CELLS = pytest.StashKey[list[Cell]]()  # the selected cells, in any process that collects
@@ -43,7 +44,7 @@ CONTROLLER = pytest.StashKey["MatrixController"]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("oh-matrix")
-    g.addoption("--matrix", help="matrix file (e.g. matrices/default.toml)")
+    g.addoption("--matrix", help="a matrix file, or a shipped one by name (default, smoke, ...)")
     g.addoption("--out", help="report folder (default reports/<time>-<run>)")
     g.addoption("--backend", choices=["auto", "official", "pypi"], help="image backend")
     g.addoption("--app-env", action="append", default=[], metavar="KEY=VAL",
@@ -106,6 +107,8 @@ def pytest_configure(config: pytest.Config) -> None:
             return
         controller = MatrixController.from_options(config)  # `pytest --matrix FILE`: the steps before the cells here
         config.pluginmanager.register(controller, "oh-matrix-controller")  # pytest_configure is replayed to it
+        if config.args_source != pytest.Config.ArgsSource.ARGS:  # no test path given: the package's matrix tests
+            config.args = [str(SUITE)]
     _stop_as_interrupt()
     if not _distributed(config):  # no workers: this process runs the cells too
         CellRunner(controller.state.context).register(config)
@@ -309,11 +312,8 @@ def run_cells(s: workflow.State) -> int | None:
     """The workflow's cells step: the matrix as a pytest run, one test per cell and task,
     cells in parallel on xdist workers, results back on the test reports."""
     o, ctx = s.options, s.context
-    root = Path(__file__).resolve().parent.parent
-    tests = root / "tests" / "matrix"
-    if not tests.is_dir():
-        raise InputError(f"matrix tests not found at {tests} (install the project with pip -e)")
-    args = [str(tests), "--rootdir", str(root), "-c", str(root / "pyproject.toml"), "-p", "no:cacheprovider",
+    # the package's own tests and ini, whatever folder the run starts from
+    args = [str(SUITE), "--rootdir", str(SUITE), "-c", str(SUITE / "pytest.ini"),
             "--junitxml", str(Path(ctx.out) / "junit.xml"), "-o", "junit_family=xunit2",
             # this process imported the plugin (and xdist) to hand pytest the controller
             "-W", "ignore::pytest.PytestAssertRewriteWarning"]

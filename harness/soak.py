@@ -57,7 +57,7 @@ def _dockerd_rss_mb() -> float | None:
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="nox -s soak --")
-    ap.add_argument("--matrix", default="matrices/default.toml")
+    ap.add_argument("--matrix", default="default")
     ap.add_argument("--runs", type=int, default=4)
     ap.add_argument("--workers", default="2,1", help="worker counts, taken in turn (e.g. 2,1)")
     ap.add_argument("extra", nargs="*", help="more oh-matrix run flags (e.g. --only 0.62-host)")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from harness import matrix
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.unit  # every case ends before a container is made
@@ -28,23 +31,23 @@ def test_malformed_matrix_exit_2_one_line(tmp_path: Path) -> None:
 
 
 def test_unknown_cell_exit_2() -> None:
-    r = oh_matrix("run", "--matrix", "matrices/smoke.toml", "--only", "0.99-host")
+    r = oh_matrix("run", "--matrix", "smoke", "--only", "0.99-host")
     assert r.returncode == 2 and "--only 0.99-host" in r.stderr
 
 
 def test_real_llm_without_a_model_and_key_exit_2() -> None:
-    r = oh_matrix("run", "--matrix", "matrices/smoke.toml", "--llm", "real", env={"LLM_MODEL": "", "LLM_API_KEY": ""})
+    r = oh_matrix("run", "--matrix", "smoke", "--llm", "real", env={"LLM_MODEL": "", "LLM_API_KEY": ""})
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
     assert "--llm real" in r.stderr and "LLM_API_KEY" in r.stderr
 
 
 def test_bad_app_env_exit_2() -> None:
-    r = oh_matrix("run", "--matrix", "matrices/smoke.toml", "--app-env", "NOEQUALS")
+    r = oh_matrix("run", "--matrix", "smoke", "--app-env", "NOEQUALS")
     assert r.returncode == 2 and "--app-env" in r.stderr
 
 
 def test_bad_runtime_kwargs_exit_2() -> None:
-    r = oh_matrix("run", "--matrix", "matrices/smoke.toml", "--app-env", "SANDBOX_DOCKER_RUNTIME_KWARGS={oops")
+    r = oh_matrix("run", "--matrix", "smoke", "--app-env", "SANDBOX_DOCKER_RUNTIME_KWARGS={oops")
     assert r.returncode == 2 and "SANDBOX_DOCKER_RUNTIME_KWARGS" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -57,7 +60,7 @@ def test_a_missing_constraints_file_exit_2_before_docker(tmp_path: Path) -> None
 
 
 def test_docker_unreachable_exit_3(tmp_path: Path) -> None:
-    r = oh_matrix("run", "--matrix", "matrices/smoke.toml",
+    r = oh_matrix("run", "--matrix", "smoke",
                   env={"DOCKER_HOST": f"unix://{tmp_path}/no-daemon.sock"})
     assert r.returncode == 3
     assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
@@ -105,7 +108,7 @@ def test_pytests_own_outcomes_get_their_own_exit_codes(monkeypatch: pytest.Monke
     from harness.plugin import run_cells
 
     monkeypatch.setattr(pytest_module, "main", lambda *a, **k: pytest_code)
-    s = workflow.State(workflow.Options(matrix="matrices/smoke.toml"))
+    s = workflow.State(workflow.Options(matrix="smoke"))
     s.ctx = RunContext(run_id="r", out=str(tmp_path), matrix_path="m", matrix_text="", backend="pypi",
                        app_env={}, started_at="now")
     assert run_cells(s) == ours
@@ -148,14 +151,14 @@ NO_DAEMON = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}  # any daemon cal
 @pytest.mark.parametrize(("knob", "value"), [("OH_MATRIX_BOOT_SLOTS", "abc"), ("OH_MATRIX_INSTALL_SLOTS", "abc"),
                                              ("OH_MATRIX_INSTALL_SLOTS", "0")])
 def test_bad_knob_exit_2_before_the_daemon(knob: str, value: str) -> None:
-    r = oh_matrix("run", "--matrix", "matrices/smoke.toml", env={**NO_DAEMON, knob: value})
+    r = oh_matrix("run", "--matrix", "smoke", env={**NO_DAEMON, knob: value})
     assert r.returncode == 2 and f"{knob}={value!r}" in _one_line(r)
 
 
 def test_unwritable_out_exit_2_before_the_daemon(tmp_path: Path) -> None:
     a_file = tmp_path / "a-file"
     a_file.write_text("")
-    r = oh_matrix("run", "--matrix", "matrices/smoke.toml", "--out", str(a_file / "run"), env=NO_DAEMON)
+    r = oh_matrix("run", "--matrix", "smoke", "--out", str(a_file / "run"), env=NO_DAEMON)
     assert r.returncode == 2 and f"--out {a_file / 'run'}" in _one_line(r) and "not a folder" in r.stderr
     assert not (a_file.parent / "run").exists()
 
@@ -182,3 +185,26 @@ def test_unexpected_exception_exit_4_one_line_and_the_traceback_in_a_file(tmp_pa
     assert "internal error: IsADirectoryError" in line
     written = Path(line.rsplit("full traceback: ", 1)[1].rstrip(")\n"))
     assert written.parent == cache / "crashes" and "Traceback" in written.read_text()
+
+
+def test_init_copies_a_shipped_matrix_with_its_task_files_and_never_overwrites(tmp_path: Path) -> None:
+    r = oh_matrix("init", "example", "--to", str(tmp_path / "mine"))
+    assert r.returncode == 0, r.stderr
+    copied = tmp_path / "mine" / "example.toml"
+    assert copied.read_text() == (ROOT / "harness" / "matrices" / "example.toml").read_text()
+    assert (tmp_path / "mine" / "tasks" / "example.toml").is_file()  # the task file it names, beside it
+    # the copy loads on its own: its file: path still resolves
+    assert matrix.load(copied).tasks
+    again = oh_matrix("init", "example", "--to", str(tmp_path / "mine"))
+    assert again.returncode == 2 and "already exist" in again.stderr and again.stderr.count("\n") == 1
+    assert oh_matrix("init", "nope").returncode == 2
+
+
+def test_report_says_it_re_renders(tmp_path: Path) -> None:
+    from test_report import real_run
+
+    (tmp_path / "results.json").write_text(json.dumps(real_run()))
+    r = oh_matrix("report", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert f"re-rendered from {tmp_path / 'results.json'}" in r.stdout and "replacing:" in r.stdout
+    assert (tmp_path / "report.html").is_file()

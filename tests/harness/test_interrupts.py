@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def start_run(tmp_path: Path, run_id: str, own_group: bool = False) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "run", "--matrix", "matrices/smoke.toml", "--backend", "pypi",
+        [sys.executable, "-m", "harness.cli", "run", "--matrix", "smoke", "--backend", "pypi",
          "--only", "0.62-host-gateway", "--out", str(tmp_path / "run"), "-n", "1"],
         cwd=ROOT, env={**os.environ, "OH_MATRIX_RUN_ID": run_id},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=own_group,
@@ -97,7 +97,7 @@ def test_two_runs_at_once_keep_to_their_own(client: docker.DockerClient, v0_imag
     for name in ("a", "b"):
         run_id = f"test-{uuid.uuid4().hex}"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.cli", "run", "--matrix", "matrices/smoke.toml", "--backend", "pypi",
+            [sys.executable, "-m", "harness.cli", "run", "--matrix", "smoke", "--backend", "pypi",
              "--out", str(tmp_path / name), "-n", "1"],
             cwd=ROOT, env={**os.environ, "OH_MATRIX_RUN_ID": run_id},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -150,7 +150,7 @@ def test_a_killed_xdist_worker_is_an_error_and_its_leftovers_are_swept(
         leftovers: Callable[[str], list[str]]) -> None:
     run_id = f"test-{uuid.uuid4().hex}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "run", "--matrix", "matrices/smoke.toml", "--backend", "pypi",
+        [sys.executable, "-m", "harness.cli", "run", "--matrix", "smoke", "--backend", "pypi",
          "--only", "0.62-host-gateway", "--out", str(tmp_path / "run"), "-n", "2", "-k", "test_connect"],
         cwd=ROOT, env={**os.environ, "OH_MATRIX_RUN_ID": run_id},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

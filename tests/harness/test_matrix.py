@@ -16,7 +16,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_default_matrix_has_twelve_cells_in_file_order() -> None:
-    m = matrix.load(ROOT / "matrices" / "default.toml")
+    m = matrix.load(matrix.PACKAGED / "default.toml")
     ids = [c.id for c in m.cells()]
     assert len(ids) == 12
     assert ids[:4] == ["0.61-bridge", "0.61-host", "0.61-custom-network", "0.61-host-gateway"]
@@ -33,14 +33,14 @@ def test_tasks_default_to_the_whole_catalog_and_can_be_none(tmp_path: Path) -> N
 
 
 def test_headless_is_an_axis_with_its_own_cell_ids() -> None:
-    m = matrix.load(ROOT / "matrices" / "headless.toml")
+    m = matrix.load(matrix.PACKAGED / "headless.toml")
     ids = [c.id for c in m.cells()]
     assert ids[:4] == ["0.62-bridge", "0.62-bridge-headless", "0.62-host-gateway", "0.62-host-gateway-headless"]
     assert m.select(["0.62-bridge-headless"])[0].entrypoint == "headless"
 
 
 def test_smoke_matrix_loads() -> None:
-    m = matrix.load(ROOT / "matrices" / "smoke.toml")
+    m = matrix.load(matrix.PACKAGED / "smoke.toml")
     assert [c.id for c in m.cells()] == ["0.62-bridge", "0.62-host-gateway"]
 
 
@@ -97,7 +97,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_select_only_and_unknown_cell() -> None:
-    m = matrix.load(ROOT / "matrices" / "default.toml")
+    m = matrix.load(matrix.PACKAGED / "default.toml")
     assert [c.id for c in m.select(["0.62-host"])] == ["0.62-host"]
     with pytest.raises(InputError, match=r"--only 0\.63-host: no such cell"):
         m.select(["0.63-host"])
@@ -113,3 +113,16 @@ def test_constraints_are_found_next_to_the_matrix_file(tmp_path: Path) -> None:
     (tmp_path / "lock.txt").write_text("httpx==0.28.1\n")
     m = matrix.load(write(tmp_path, "[[targets]]\ntag = '0.62'\nconstraints = 'lock.txt'\n[modes.host]\n"))
     assert m.targets[0].constraints == str(tmp_path / "lock.txt")
+
+
+def test_matrix_by_name_or_path_and_the_old_checkout_path_is_explained(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # any folder: the shipped matrices come with the package
+    assert matrix.locate("smoke") == matrix.PACKAGED / "smoke.toml"
+    assert matrix.load("default").select([])  # by name, from an empty folder
+    (tmp_path / "smoke").write_text("")  # a file of that name here is the file, not the shipped one
+    assert matrix.locate("smoke") == Path("smoke")
+    with pytest.raises(InputError, match=r"matrices/default.toml: no such matrix file .*--matrix default"):
+        matrix.locate("matrices/default.toml")
+    with pytest.raises(InputError, match=r"--matrix nope: neither a file nor a shipped matrix \(default, "):
+        matrix.locate("nope")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import generations, taskfile, tasks
+from harness import generations, matrix, taskfile, tasks
 from harness.cell import CellPlan
 from harness.matrix import Cell, ModeChoice, Target
 from harness.model import CellResult, ImageSet
@@ -172,7 +172,7 @@ def test_the_example_task_file_through_the_cli(tmp_path: Path, run_id: str) -> N
     the check's command, its exit status and its output in the evidence."""
     (tmp_path / "wrong.toml").write_text(WRONG_EXAMPLE)
     m = tmp_path / "m.toml"
-    m.write_text(f'[run]\nbackend = "pypi"\ntasks = ["file:{ROOT}/tasks/example.toml", "file:wrong.toml"]\n'
+    m.write_text(f'[run]\nbackend = "pypi"\ntasks = ["file:{matrix.PACKAGED}/tasks/example.toml", "file:wrong.toml"]\n'
                  '[[targets]]\ntag = "0.62"\n[[targets]]\ntag = "latest"\n[modes.host-gateway]\n')
     out = tmp_path / "out"
     p = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--matrix", str(m), "--out", str(out), "-n", "2",

@@ -81,7 +81,7 @@ def test_cli_run_writes_results_and_exits_1_on_a_failed_cell(client: docker.Dock
     out = tmp_path / "run"
     canaries = {"OPENAI_API_KEY": "sk-canary-5f1e0c", "GITHUB_TOKEN": "ghp_canary_93ab1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "run", "--matrix", "matrices/smoke.toml", "--backend", "pypi",
+        [sys.executable, "-m", "harness.cli", "run", "--matrix", "smoke", "--backend", "pypi",
          "--only", "0.62-bridge", "--out", str(out), "-n", "1",
          *[a for k, v in canaries.items() for a in ("--app-env", f"{k}={v}")]],
         cwd=ROOT, capture_output=True, text=True, timeout=900,

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def oh_matrix_run(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", "run", "--matrix", "matrices/smoke.toml", "--backend", "pypi",
+        [sys.executable, "-m", "harness.cli", "run", "--matrix", "smoke", "--backend", "pypi",
          "--only", "0.62-host-gateway", "--out", str(out), "-n", "1", *extra],
         cwd=ROOT, capture_output=True, text=True, timeout=900,
     )

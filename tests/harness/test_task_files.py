@@ -24,7 +24,7 @@ from harness.tasks import Where
 pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "docs" / "task-file.schema.json").read_text())
-EXAMPLE = ROOT / "tasks" / "example.toml"
+EXAMPLE = matrix.PACKAGED / "tasks" / "example.toml"
 UPSTREAM = ROOT / "harness" / "catalogs" / "upstream.toml"
 
 GOOD_TASK = '''
@@ -287,8 +287,8 @@ def test_a_matrix_names_built_in_upstream_and_file_tasks(tmp_path: Path) -> None
 
 def test_upstream_alone_is_the_whole_catalog(tmp_path: Path) -> None:
     assert matrix_with(tmp_path, ["upstream"]).tasks == tuple(upstream())
-    assert matrix.load(ROOT / "matrices" / "upstream.toml").tasks == tuple(upstream())
-    example = matrix.load(ROOT / "matrices" / "example.toml")
+    assert matrix.load(matrix.PACKAGED / "upstream.toml").tasks == tuple(upstream())
+    example = matrix.load(matrix.PACKAGED / "example.toml")
     assert example.tasks == ("sum-numbers", "greeting-file", "count-words")
 
 

@@ -1,2 +1,0 @@
-# The oh-matrix pytest plugin: --matrix and friends, the `cell` parametrization.
-pytest_plugins = ["harness.plugin"]

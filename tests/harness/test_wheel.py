@@ -1,0 +1,88 @@
+"""The package as a user installs it: the built wheel, in a fresh virtual environment, run
+from an empty folder. Everything a run needs (the matrix tests and their pytest.ini, the
+shipped matrices and task files, the pytest plugin's entry point) must be inside it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import clirun
+import pytest
+
+from harness.model import ImageSet
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    # a copy, so that building writes no build/ or egg-info into the checkout under test
+    src = out / "src"
+    files = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                           check=True, capture_output=True).stdout.decode().split("\0")
+    for f in filter(None, files):
+        if (ROOT / f).is_file():
+            (src / f).parent.mkdir(parents=True, exist_ok=True)
+            (src / f).write_bytes((ROOT / f).read_bytes())
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(src)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    [whl] = out.glob("oh_matrix-*.whl")
+    return whl
+
+
+@pytest.mark.unit
+def test_the_wheel_ships_the_suite_the_matrices_and_the_plugin(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        for f in ("harness/suite/test_connect.py", "harness/suite/test_tasks.py", "harness/suite/pytest.ini",
+                  "harness/matrices/default.toml", "harness/matrices/smoke.toml",
+                  "harness/matrices/tasks/example.toml", "harness/report/templates/report.html.j2"):
+            assert f in names, f"{f} is not in {wheel.name}"
+        [meta] = [n for n in names if n.endswith(".dist-info/METADATA")]
+        [entry] = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+        entry_points = z.read(entry).decode()
+        metadata = z.read(meta).decode()
+    assert "[pytest11]\noh-matrix = harness.plugin" in entry_points
+    assert "oh-matrix = harness.cli:main" in entry_points
+    assert "License-Expression: MIT" in metadata
+
+
+@pytest.mark.engine
+@pytest.mark.release
+def test_the_wheel_runs_a_cell_from_an_empty_folder(wheel: Path, v0_images: ImageSet, tmp_path: Path) -> None:
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    bin_ = env_dir / "bin"
+    r = subprocess.run([str(bin_ / "pip"), "install", "-q", str(wheel)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    here = tmp_path / "empty"
+    here.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env["PATH"] = f"{bin_}:{env['PATH']}"
+
+    version = clirun.run([str(bin_ / "oh-matrix"), "--version"], cwd=here, timeout=60, env=env)
+    assert version.returncode == 0 and version.stdout.startswith("oh-matrix 0."), version
+    # plain pytest: the plugin through its entry point, the matrix tests found in the package
+    collected = clirun.run([str(bin_ / "pytest"), "--matrix", "smoke", "--backend", "pypi", "--only",
+                            "0.62-host-gateway", "--collect-only", "-q", "-p", "no:xdist", "--out", "collected"],
+                           cwd=here, timeout=300, env=env)
+    assert collected.returncode == 0, collected.stdout[-2000:] + collected.stderr[-2000:]
+    assert "test_connect.py::test_connect[0.62-host-gateway]" in collected.stdout, collected.stdout[-2000:]
+
+    run = clirun.run([str(bin_ / "oh-matrix"), "run", "--matrix", "smoke", "--backend", "pypi",
+                      "--only", "0.62-host-gateway", "--out", "out", "-n", "1"], cwd=here, timeout=900, env=env)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    data = json.loads((here / "out" / "results.json").read_text())
+    [cell] = data["cells"]
+    assert cell["id"] == "0.62-host-gateway" and cell["connect"]["verdict"] == "pass"
+    assert [t["verdict"] for t in cell["tasks"]] == ["pass"] * 5, cell["tasks"]
+    assert not (ROOT / "reports" / "out").exists()  # nothing written into the checkout
+    assert sorted(p.name for p in here.iterdir()) == ["collected", "history.jsonl", "out"]
