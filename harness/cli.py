@@ -29,13 +29,13 @@ def _err(msg: str) -> None:
 # -- run ---------------------------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.plugin import end_of_run, run_cells
+    from harness.plugin import check_selection, end_of_run, run_cells
 
     options = workflow.Options(matrix=args.matrix, out=args.out, backend=args.backend, app_env=args.app_env,
                                only=args.only, remedies=args.remedies, llm=args.llm, gate=args.gate,
                                upgrade_from=args.upgrade_from,
                                workers=args.n or 1, k=args.k, pytest_args=args.pytest_args)
-    return workflow.run(options, run_cells, report=lambda s: print(end_of_run(s)))
+    return workflow.run(options, run_cells, report=lambda s: print(end_of_run(s)), selection=check_selection)
 
 
 # -- report / doctor / clean -------------------------------------------------------------

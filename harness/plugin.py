@@ -14,6 +14,8 @@ Thin on purpose: the work is in workflow.py and runner.py, which run without pyt
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import signal
 import sys
@@ -308,15 +310,70 @@ def end_of_run(s: workflow.State) -> str:
     return "\n".join(lines)
 
 
+class _Preselection:
+    """The plugin of check_selection's collect-only run: the matrix's cells and tasks, as
+    the real run's controller would stash them, and what survived -k."""
+
+    def __init__(self, s: workflow.State) -> None:
+        self.s = s
+        self.selected = 0
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config: pytest.Config) -> None:
+        assert self.s.matrix is not None
+        config.stash[CELLS], config.stash[TASKS] = self.s.cells, self.s.matrix.tasks
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.selected = len(session.items)
+
+
+def _pytest_error(text: str) -> str:
+    """pytest's own one-line account of a usage error, from what it printed."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:  # argparse's line ("pytest: error: unrecognized arguments: ...") over its usage line
+        if ": error: " in line:
+            return line.split(": error: ", 1)[1]
+    for line in lines:
+        if line.startswith("ERROR: "):
+            return line.removeprefix("ERROR: ")
+    return lines[-1] if lines else "refused"
+
+
+def check_selection(s: workflow.State) -> int | None:
+    """-k and the pytest arguments after --, checked by pytest itself before any image is
+    built: the cells' pytest run, collect-only, with no image and no container. A bad
+    expression or argument is bad input (exit 2), a selection of nothing exits 5, here and
+    not after minutes of builds."""
+    o = s.options
+    if not o.k and not o.pytest_args:
+        return None  # --only was checked with the matrix; nothing else can deselect
+    probe = _Preselection(s)
+    args = [*_suite_args(), "--collect-only", "-q", *(["-k", o.k] if o.k else []), *o.pytest_args]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = pytest.main(args, plugins=[probe])
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED or (code == pytest.ExitCode.OK and not probe.selected):
+        print("oh-matrix: no cell or task test was selected (check --only, -k and the pytest arguments)",
+              file=sys.stderr)
+        return workflow.EXIT_NOTHING
+    if code != pytest.ExitCode.OK:
+        given = " ".join([*(["-k", repr(o.k)] if o.k else []), *o.pytest_args])
+        raise InputError(f"{given}: refused by pytest: {_pytest_error(out.getvalue())}")
+    return None
+
+
+def _suite_args() -> list[str]:
+    """The package's own tests and ini, whatever folder the run starts from."""
+    return [str(SUITE), "--rootdir", str(SUITE), "-c", str(SUITE / "pytest.ini"),
+            # this process imported the plugin (and xdist) to hand pytest the controller
+            "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+
+
 def run_cells(s: workflow.State) -> int | None:
     """The workflow's cells step: the matrix as a pytest run, one test per cell and task,
     cells in parallel on xdist workers, results back on the test reports."""
     o, ctx = s.options, s.context
-    # the package's own tests and ini, whatever folder the run starts from
-    args = [str(SUITE), "--rootdir", str(SUITE), "-c", str(SUITE / "pytest.ini"),
-            "--junitxml", str(Path(ctx.out) / "junit.xml"), "-o", "junit_family=xunit2",
-            # this process imported the plugin (and xdist) to hand pytest the controller
-            "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+    args = [*_suite_args(), "--junitxml", str(Path(ctx.out) / "junit.xml"), "-o", "junit_family=xunit2"]
     args += ["-n", str(o.workers)] if o.workers > 1 else ["-p", "no:xdist"]
     if o.k:
         args += ["-k", o.k]

@@ -295,12 +295,16 @@ def walk(steps: Sequence[Step], s: State) -> int | None:
     return None
 
 
-def run(options: Options, cells: Step, report: Callable[[State], None] | None = None) -> int:
+def run(options: Options, cells: Step, report: Callable[[State], None] | None = None,
+        selection: Step | None = None) -> int:
     """`oh-matrix run`: every step, then the exit code. `cells` runs the cells (the pytest
-    run, plugin.run_cells); `report` prints the end of the run."""
+    run, plugin.run_cells); `selection` checks right after the inputs what the cells' run
+    will select (-k, pytest's arguments: plugin.check_selection); `report` prints the end of
+    the run."""
     s = State(options)
+    first, *rest = BEFORE_CELLS
     try:
-        code = walk(BEFORE_CELLS, s)
+        code = walk((first, *([selection] if selection else []), *rest), s)
         if code is None:
             code = walk((cells,), s)
         if s.ctx is not None and code in (None, EXIT_INTERRUPTED):

@@ -208,3 +208,23 @@ def test_report_says_it_re_renders(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert f"re-rendered from {tmp_path / 'results.json'}" in r.stdout and "replacing:" in r.stdout
     assert (tmp_path / "report.html").is_file()
+
+
+@pytest.mark.parametrize(("args", "code", "said"), [
+    (["-k", "host and"], 2, "-k 'host and': refused by pytest: Wrong expression passed to '-k'"),
+    (["--", "--bogus"], 2, "--bogus: refused by pytest: unrecognized arguments: --bogus"),
+    (["--", "-p", "nosuch"], 2, 'refused by pytest: Error importing plugin "nosuch"'),
+    (["-k", "no-such-cell"], 5, "no cell or task test was selected"),
+])
+def test_k_and_pytest_arguments_are_checked_before_the_daemon(args: list[str], code: int, said: str,
+                                                              tmp_path: Path) -> None:
+    """pytest's own verdict on -k and the arguments after --, from a collect-only pass:
+    before any image (a cold cache here: nothing to build from) and before the daemon."""
+    r = oh_matrix("run", "--matrix", "smoke", *args, env={**NO_DAEMON, "OH_MATRIX_CACHE": str(tmp_path)})
+    assert r.returncode == code and said in _one_line(r), r.stderr
+    assert r.stdout == ""
+
+
+def test_a_selection_that_survives_goes_on_to_the_daemon() -> None:
+    r = oh_matrix("run", "--matrix", "smoke", "-k", "host-gateway and create-file", "--", "-x", env=NO_DAEMON)
+    assert r.returncode == 3 and "Docker is not usable" in _one_line(r)
