@@ -24,7 +24,10 @@ def _verdict(cell: CellResult | None) -> str:
 
 
 def _passed(cell: CellResult | None) -> str:
-    return "pass" if cell is not None and cell.passed else "fail"
+    """A side of a move: a cell that was not run (left out by --only or -k) is no fail."""
+    if cell is None:
+        return "not run"
+    return "pass" if cell.passed else "fail"
 
 
 def settings(docker_run: str | None) -> tuple[list[str], str | None]:

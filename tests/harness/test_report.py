@@ -513,3 +513,13 @@ def test_an_unreadable_history_is_said_once_in_the_summary() -> None:
     run["changes"] = {"unreadable": ["reports/history.jsonl:3: not a run record (1 error(s), first: Invalid JSON)"]}
     md = render_markdown(run)
     assert md.count("could not be read") == 1 and "history.jsonl:3: not a run record" in md
+
+
+def test_a_cell_left_out_of_the_run_is_not_run_in_the_upgrade_not_a_fail() -> None:
+    """--only 0.62-host-gateway --only latest-bridge: host-gateway has no latest cell."""
+    from harness import upgrade
+
+    run = decided(real_run())
+    cells = [c for c in run.cells if c.id in ("0.62-host-gateway", "latest-bridge")]
+    moves = {m.mode: m.move for m in upgrade.compare(cells, "0.62", "latest").modes}
+    assert moves == {"host-gateway": "pass -> not run", "bridge": "not run -> fail"}
