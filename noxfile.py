@@ -41,6 +41,26 @@ def _install_node_packages(session: nox.Session) -> None:
     session.env["OH_MATRIX_NODE_MODULES"] = str(NODE_PREFIX / "node_modules")
 
 
+# distribution's registry server, for the mirror test (tests/harness/test_release_mirror.py):
+# the binary of Debian's docker-registry package, unpacked, never installed (installing the
+# package starts a registry service on port 5000 of every address).
+REGISTRY_DIR = Path(__file__).parent / ".cache" / "registry"
+
+
+def _registry_binary(session: nox.Session) -> None:
+    if os.environ.get("OH_MATRIX_REGISTRY_BIN"):
+        return
+    binary = REGISTRY_DIR / "usr" / "bin" / "docker-registry"
+    if not binary.is_file():
+        download = REGISTRY_DIR / "download"
+        download.mkdir(parents=True, exist_ok=True)
+        with session.chdir(download):
+            session.run("apt-get", "download", "-q", "docker-registry", external=True)
+        [deb] = download.glob("docker-registry_*.deb")
+        session.run("dpkg-deb", "-x", str(deb), str(REGISTRY_DIR), external=True)
+    session.env["OH_MATRIX_REGISTRY_BIN"] = str(binary)
+
+
 def _sources(session: nox.Session) -> None:
     """OH_MATRIX_SOURCES, unless the caller chose one: the shared/sources folder beside
     this checkout's parent folder (a worktree under wt/), or beside the checkout, if there
@@ -80,6 +100,8 @@ def _tests(session: nox.Session, *kinds: str) -> None:
     _sources(session)
     if "unit" in kinds or session.posargs:
         _install_node_packages(session)
+    if "release" in kinds or session.posargs:
+        _registry_binary(session)
     if session.posargs:
         session.run("pytest", "tests/harness", *session.posargs)
         return

@@ -219,7 +219,7 @@ class CellCore:
 
     def launch(self) -> modes.AppLaunch:
         p = self.plan
-        env = dict(p.env)
+        env = {**p.images.app_env, **p.env}
         if self.gen.runtime_image_env:  # V0 is told its runtime image, as the documented command does
             env = {self.gen.runtime_image_env: p.images.runtime_image, **env}
         if not self.launched:  # the cell's network, and the runtimes' removal after the app, before it

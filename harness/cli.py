@@ -174,42 +174,12 @@ def cmd_images(args: argparse.Namespace) -> int:
         return EXIT_OK
     listed = client.images.list(filters={"label": "oh-matrix.image"})
     if args.action == "list":
-        print("\n".join(images.image_rows(listed)))
+        print("\n".join(images.image_rows(listed) + images.pulled_rows(client)))
         return EXIT_OK
     if args.failures:
         print(f"forgot {images.forget_failures()} remembered build failures")
         return EXIT_OK
-    # prune: dangling leftovers and superseded builds (an older image of the same kind and
-    # release, left by a recipe or dependency change); every oh-matrix image with --all
-    from docker.errors import APIError
-
-    removed = 0
-    newest: dict[tuple[str, str], str] = {}
-    for img in sorted(listed, key=lambda i: i.attrs["Created"]):
-        kind, release = img.labels.get("oh-matrix.image", ""), img.labels.get("oh-matrix.release", "")
-        if release:
-            newest[(kind, release)] = img.id
-    for img in listed:
-        kind, release = img.labels.get("oh-matrix.image", ""), img.labels.get("oh-matrix.release", "")
-        if release and newest.get((kind, release)) != img.id and not args.all:
-            for tag in img.tags:
-                try:
-                    client.images.remove(tag)
-                    removed += 1
-                except APIError:  # a newer image is built on it, or a container uses it
-                    pass
-    for img in client.images.list(filters={"dangling": True}):
-        try:
-            client.images.remove(img.id, force=False)
-            removed += 1
-        except APIError:  # still used by a container or a child image: leave it
-            pass
-    if args.all:
-        for img in listed:
-            for tag in img.tags:
-                client.images.remove(tag, force=True)
-            removed += 1
-    print(f"removed {removed} images")
+    print(f"removed {images.prune(client, listed, every=args.all)} images")
     return EXIT_OK
 
 
@@ -267,7 +237,8 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--backend", choices=matrix.BACKENDS, default="auto")
     i.add_argument("--constraints", help="pip constraints instead of the release's own lock")
     i.add_argument("--python312", help="CPython 3.12 interpreter for the pypi backend")
-    i.add_argument("--all", action="store_true", help="prune: every oh-matrix image")
+    i.add_argument("--all", action="store_true",
+                   help="prune: every image oh-matrix built, and every official image it pulled")
     i.add_argument("--to", help="save: the folder for the base image tars")
     i.add_argument("--from", dest="from_", help="load: the folder of image tars")
     i.add_argument("--failures", action="store_true",

@@ -1,10 +1,11 @@
-"""The `OH_MATRIX_*` environment knobs that take a number, read in one place so that a bad
-value is one input line (exit 2) in the inputs step, before anything is built or started,
-and never a traceback at import."""
+"""The `OH_MATRIX_*` environment knobs that take a number or an image repository, read in
+one place so that a bad value is one input line (exit 2) in the inputs step, before anything
+is built or started, and never a traceback at import."""
 
 from __future__ import annotations
 
 import os
+import re
 
 from harness.errors import InputError
 
@@ -25,7 +26,31 @@ def whole_number(name: str) -> int | None:
     return int(raw)
 
 
+# name -> what it names (the official backend's mirror: docs/images.md)
+REPOSITORIES = {
+    "OH_MATRIX_REGISTRY": "the registry (or mirror) and namespace of the app and runtime images, "
+                          "e.g. registry.example:5000/openhands",
+    "OH_MATRIX_AGENT_SERVER_REPOSITORY": "the repository of the 1.x agent-server (sandbox) image, "
+                                         "e.g. registry.example:5000/openhands/agent-server",
+}
+# A repository as Docker's reference grammar has it: [host[:port]/]path, lower case, no tag.
+_REPOSITORY = re.compile(r"(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+                         r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
+
+
+def repository(name: str) -> str | None:
+    """The knob's value as an image repository (no tag, no trailing slash), or None when unset."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    if not _REPOSITORY.fullmatch(raw.removesuffix("/")):
+        raise InputError(f"{name}={raw!r}: expected an image repository without a tag ({REPOSITORIES[name]})")
+    return raw.removesuffix("/")
+
+
 def check_all() -> None:
-    """Every numeric knob parsed: the inputs step of `run` and `images build` call this."""
+    """Every knob parsed: the inputs step of `run` and `images build` call this."""
     for name in WHOLE_NUMBERS:
         whole_number(name)
+    for name in REPOSITORIES:
+        repository(name)

@@ -279,6 +279,9 @@ class ImageSet(_Model):
     api: str
     app_image: str
     runtime_image: str
+    # Settings the app needs to find these images (a mirror's agent-server repository):
+    # set on the app container and shown in its `docker run` line.
+    app_env: dict[str, str] = Field(default_factory=dict)
     deps_hash: str = ""
     notes: list[str] = Field(default_factory=list)
     # Packages built from a git commit instead of the registry (harness/images/sources.py):
@@ -410,7 +413,8 @@ class UpgradeMode(_Model):
     mode: str
     before: str  # "pass", "fail dns-unresolved (sandbox->app)", "not run"
     after: str
-    move: str  # "pass -> pass", "pass -> fail", "fail -> pass", "fail -> fail" (tasks included)
+    move: str  # "pass -> pass", "pass -> fail", "fail -> pass", "fail -> fail" (tasks included); a side
+    # whose cell was left out of the run (--only, -k) is "not run"
     tasks_changed: list[str] = Field(default_factory=list)  # "create-file: pass -> fail"
 
 

@@ -21,12 +21,13 @@ from filelock import FileLock
 from harness import generations
 from harness.errors import ImageUnavailable, InputError
 from harness.images.failures import forget_all as forget_failures
-from harness.images.listing import build_lines, image_rows
+from harness.images.listing import build_lines, image_rows, prune, pulled_rows
 from harness.images.wheels import current_tag, log
 from harness.model import ImageSet
 from harness.paths import cache_root
 
-__all__ = ["ImageSet", "ImageUnavailable", "build_lines", "forget_failures", "image_rows", "prepare", "prepare_all"]
+__all__ = ["ImageSet", "ImageUnavailable", "build_lines", "forget_failures", "image_rows", "prepare", "prepare_all",
+           "prune", "pulled_rows"]
 
 _registry_unreachable: str | None = None
 

@@ -1,13 +1,18 @@
-"""What `oh-matrix images list` and `images build` print (the CLI only prints these lines)."""
+"""What `oh-matrix images list`, `images build` and `images prune` do and print (the CLI
+only prints these lines)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+from docker.errors import APIError, ImageNotFound
+
 from harness.errors import ImageUnavailable
-from harness.images import sources
+from harness.images import pulled, sources
 from harness.model import ImageSet
+
+LABEL = "oh-matrix.image"  # on every image the harness built
 
 
 def image_rows(listed: list[Any]) -> list[str]:
@@ -22,6 +27,65 @@ def image_rows(listed: list[Any]) -> list[str]:
                         f"{lb.get('oh-matrix.deps', '-'):13} {img.attrs['Size'] / 1e6:7.0f}M  "
                         f"{img.short_id[7:]:12}  {from_git}")
     return rows
+
+
+def pulled_rows(client: Any) -> list[str]:
+    """One row per official image the harness pulled that is still here (images/pulled.py)."""
+    rows = []
+    for ref, ids in sorted(pulled.remembered().items()):
+        try:
+            img = client.images.get(ref)
+        except ImageNotFound:
+            continue
+        if img.id not in ids:  # the name now points at an image someone else pulled or built
+            continue
+        rows.append(f"{ref:46} {'official':12} {'-':8} {'pulled':13} {img.attrs['Size'] / 1e6:7.0f}M  "
+                    f"{img.short_id[7:]:12}  -")
+    return rows
+
+
+def _remove(client: Any, ref: str, force: bool = False) -> int:
+    try:
+        client.images.remove(ref, force=force)
+        return 1
+    except ImageNotFound:
+        return 0
+    except APIError:  # a newer image is built on it, or a container uses it: leave it
+        return 0
+
+
+def prune(client: Any, listed: list[Any], every: bool) -> int:
+    """Superseded builds (an older image of the same kind and release, left by a recipe or
+    dependency change), the harness's dangling leftovers, and pulls the same name has moved
+    on from; with `every`, every image the harness built or pulled. Nothing else: an image
+    without the harness's label that it did not pull is the user's. Returns how many went."""
+    removed = 0
+    newest: dict[tuple[str, str], str] = {}
+    for img in sorted(listed, key=lambda i: i.attrs["Created"]):
+        if release := img.labels.get("oh-matrix.release", ""):
+            newest[(img.labels.get(LABEL, ""), release)] = img.id
+    for img in listed:
+        kind, release = img.labels.get(LABEL, ""), img.labels.get("oh-matrix.release", "")
+        if every or (release and newest.get((kind, release)) != img.id):
+            removed += sum(_remove(client, tag, force=every) for tag in img.tags)
+    for img in client.images.list(filters={"dangling": True, "label": LABEL}):
+        removed += _remove(client, img.id)
+    for ref, ids in pulled.remembered().items():
+        current = _image_id(client, ref)
+        for old in ids:  # earlier pulls of a moving tag (latest), once nothing names them
+            if old != current and _image_id(client, old) is not None and not client.images.get(old).tags:
+                removed += _remove(client, old)
+        if every and current in ids:  # the name still points at what the harness pulled
+            removed += _remove(client, ref, force=True)
+        pulled.keep(ref, [i for i in ids if _image_id(client, i) is not None])
+    return removed
+
+
+def _image_id(client: Any, ref: str) -> str | None:
+    try:
+        return str(client.images.get(ref).id)
+    except ImageNotFound:
+        return None
 
 
 def build_lines(results: Mapping[str, ImageSet | ImageUnavailable]) -> list[str]:

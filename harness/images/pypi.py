@@ -43,6 +43,7 @@ from harness.errors import ImageUnavailable
 from harness.images import failures, sources, wheels
 from harness.images.base import BaseImage, ensure_base
 from harness.images.failures import BuildFailed
+from harness.images.official import AGENT_SERVER_REPO
 from harness.images.wheels import log
 from harness.model import ImageSet
 from harness.modes import app_command
@@ -422,8 +423,6 @@ def _build_v0(client: docker.DockerClient, tag: str, plan: _Plan) -> ImageSet:
 
 
 # -- V1: app server + agent-server sandbox -------------------------------------------------
-
-AGENT_SERVER_REPO = "ghcr.io/openhands/agent-server"
 
 
 def _pin(constraints: list[str], package: str) -> str:

@@ -149,7 +149,9 @@ NO_DAEMON = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}  # any daemon cal
 
 
 @pytest.mark.parametrize(("knob", "value"), [("OH_MATRIX_BOOT_SLOTS", "abc"), ("OH_MATRIX_INSTALL_SLOTS", "abc"),
-                                             ("OH_MATRIX_INSTALL_SLOTS", "0")])
+                                             ("OH_MATRIX_INSTALL_SLOTS", "0"),
+                                             ("OH_MATRIX_REGISTRY", "https://mirror.example/openhands"),
+                                             ("OH_MATRIX_AGENT_SERVER_REPOSITORY", "mirror:5000/agent-server:1.0")])
 def test_bad_knob_exit_2_before_the_daemon(knob: str, value: str) -> None:
     r = oh_matrix("run", "--matrix", "smoke", env={**NO_DAEMON, knob: value})
     assert r.returncode == 2 and f"{knob}={value!r}" in _one_line(r)
