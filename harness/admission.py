@@ -17,7 +17,7 @@ import json
 import math
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -79,11 +79,14 @@ def _lock(i: int) -> FileLock:
 
 
 @contextmanager
-def slot(n: int, alone: bool = False) -> Iterator[float]:
-    """Hold one of `n` boot slots (every one of them when `alone`); yields the seconds waited."""
+def slot(n: int, alone: bool = False, waiting: Callable[[], None] | None = None) -> Iterator[float]:
+    """Hold one of `n` boot slots (every one of them when `alone`); yields the seconds waited.
+    `waiting` is called once if the slot is not free at once (a phase line for the user)."""
     t0 = time.monotonic()
     with ExitStack() as held:
         if alone:
+            if waiting is not None:
+                waiting()
             for i in range(n):  # in order: two cells asking to be alone cannot deadlock
                 held.enter_context(_lock(i))
         else:
@@ -100,5 +103,8 @@ def slot(n: int, alone: bool = False) -> Iterator[float]:
                 if got is not None:
                     held.callback(got.release)
                     break
+                if waiting is not None:
+                    waiting()
+                    waiting = None
                 time.sleep(POLL)
         yield round(time.monotonic() - t0, 1)

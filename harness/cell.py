@@ -23,7 +23,7 @@ import docker
 from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 
-from harness import admission, cleanup, docker_host, hostload, modes, replay
+from harness import admission, cleanup, docker_host, hostload, modes, progress, replay
 from harness.containers import CellResources, app_container, free_port, tail
 from harness.diagnosis import Decision, Judge, Observation
 from harness.errors import AdapterError, InputError
@@ -258,7 +258,12 @@ class CellCore:
         # there) under what was passed, so a URL formula read before its log line is right.
         self.app_env = {**env_of(container), **env}
         self.result.socket_mounted_in = [self.name]
+        self.phase(f"app {self.name} started from {launch.image}")
         return container
+
+    def phase(self, text: str) -> None:
+        """A phase line for the user watching the run (progress.py)."""
+        progress.phase(self.plan.cell.id, text)
 
     def app_url(self, launch: modes.AppLaunch, app: Container) -> str:
         """Where the harness reaches the app: the host port chosen, or the one Docker chose."""
@@ -278,6 +283,7 @@ class CellCore:
                                 f"app container {container.status} with exit code {code} before its API answered")
             if adapter.healthy():
                 self.result.app_seconds = round(time.monotonic() - t0, 1)
+                self.phase(f"app's API up after {self.result.app_seconds} s")
                 self.app_cpu_at_api = cpu_and_memory(container)[0]
                 return None
             time.sleep(1)
@@ -349,11 +355,15 @@ class CellCore:
     def watch(self, watch: Watch, app: Container) -> None:
         judge, url, t0 = Judge(), None, time.monotonic()
         decision: Decision | None = None
+        seen_running = False
         while decision is None:
             tick = time.monotonic()
             obs, url = self.observe(watch, app, t0, url)
             runtime = watch.runtime() if obs.runtime_status == "running" else None
             if runtime is not None:
+                if not seen_running:
+                    seen_running = True
+                    self.phase(f"runtime {runtime.name} running after {obs.t:.0f} s: waiting for the app to reach it")
                 watch.runtime_running(runtime)
             decision = judge.add(obs)
             if decision is None and time.monotonic() - t0 >= self.plan.connect_budget:
@@ -406,6 +416,9 @@ class CellCore:
                 evidence.append(Evidence(source=Source.APP_LOG, text=strip_ansi(tail(app))))
         if d.verdict == Verdict.PASS and watch is not None and app is not None:
             self._note_networks(app, watch.runtime())
+        after = f" after {seconds:.1f} s" if seconds is not None else ""
+        self.phase(f"connect: {d.verdict}{' ' + d.cause if d.cause else ''}{after}"
+                   + (f" ({d.why[:120]})" if d.verdict != Verdict.PASS else ""))
         self.result.connect = Connect(verdict=d.verdict, cause=d.cause,
                                       seconds=round(seconds, 1) if seconds is not None else None,
                                       runtime_url=self.result.connect.runtime_url, evidence=evidence,
@@ -434,6 +447,7 @@ class CellCore:
         self.runtime_name = name
         self.result.runtime_container = name
         cleanup.register(self.plan.run_id, name)
+        self.phase(f"conversation created: its runtime {name} is starting")
 
     def remove_runtime(self, name: str | None) -> None:
         if name:
@@ -467,7 +481,9 @@ class CellCore:
     def booting(self) -> Iterator[None]:
         """The boot phase (app, then runtime, up to the connect verdict) in an admission slot,
         with what the machine did meanwhile recorded against the release's own clock."""
-        with admission.slot(self.plan.boot_slots, self.plan.alone) as waited:
+        waiting = "waiting for every boot slot (this boot runs alone)" if self.plan.alone else \
+            f"waiting for a boot slot ({self.plan.boot_slots} on this machine)"
+        with admission.slot(self.plan.boot_slots, self.plan.alone, lambda: self.phase(waiting)) as waited:
             self.result.boot.slot_wait, self.result.boot.slots = waited, self.plan.boot_slots
             self.result.boot.alone = self.plan.alone
             self.boot_start = hostload.sample()
@@ -629,7 +645,7 @@ class ApiCell(CellCore):
             caller = runtime if self.gen.llm_caller == "sandbox" else self.container(self.name)
             if caller is not None:
                 self.runner.llm_watch = LlmWatch(caller, self.plan.llm.real.base_url, log_of=caller)
-        self.result.tasks = self.runner.run(conversation, runtime)
+        self.result.tasks = self.runner.run(conversation, runtime, self.phase)
         if self.plan.record_to is not None:  # python -m harness.record
             self._record(watch.adapter.events(conversation))
 

@@ -19,6 +19,7 @@ import io
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 import pytest
 from xdist.scheduler import LoadScopeScheduling
 
-from harness import workflow
+from harness import progress, workflow
 from harness.context import RunContext
 from harness.errors import DockerUnavailable, InfraError, InputError, OutputError
 from harness.matrix import Cell
@@ -175,6 +176,7 @@ class CellRunner:
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
         self.matrix = ctx.matrix()
+        progress.open_log(ctx.out)  # this process's phase lines, for the controller to show
         self.results: dict[str, CellResult] = {}
         self.tasks: dict[str, list[str]] = {}  # cell id -> its task tests that survived -k
 
@@ -207,6 +209,8 @@ class MatrixController:
         self.plain = plain  # under plain pytest: this plugin walks the workflow's steps
         self.cell_of: Callable[[str], str | None] = lambda nodeid: None
         self.config: pytest.Config | None = None
+        self.follower: progress.Follower | None = None
+        self.shown = threading.Lock()  # verdict lines (main thread) and phase lines (follower)
 
     @classmethod
     def from_options(cls, config: pytest.Config) -> MatrixController:
@@ -256,8 +260,16 @@ class MatrixController:
     def show(self, line: str) -> None:
         terminal = self.config.pluginmanager.get_plugin("terminalreporter") if self.config else None
         if terminal is not None:
-            terminal.ensure_newline()
-            terminal.write_line(line)
+            with self.shown:
+                terminal.ensure_newline()
+                terminal.write_line(line)
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Each cell's phases as they happen, between the verdict lines (progress.py)."""
+        if session.config.option.collectonly:
+            return
+        self.follower = progress.Follower(self.state.context.out, lambda line: self.show(f"  {line}"))
+        self.follower.start()
 
     @pytest.hookimpl(optionalhook=True)  # xdist's hook: absent with -p no:xdist
     def pytest_handlecrashitem(self, crashitem: str, report: Any, sched: Any) -> None:
@@ -275,6 +287,9 @@ class MatrixController:
         return category, "", category.upper()
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.follower is not None:  # the last phase lines, before the end of the run
+            self.follower.stop()
+            self.follower = None
         if not self.plain:
             return  # `oh-matrix run` walks the steps after the cells itself
         self.state.pytest_code = int(exitstatus)

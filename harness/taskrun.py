@@ -15,6 +15,7 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,14 +197,24 @@ class TaskRunner:
         if task.needs_git and self.git is None:
             self.start_git(runtime)
 
-    def run(self, conversation: str, runtime: Container) -> list[TaskResult]:
+    def run(self, conversation: str, runtime: Container,
+            phase: Callable[[str], None] = lambda text: None) -> list[TaskResult]:
+        """Every task in turn; `phase` hears each one start and end (progress.py)."""
         self.conversation = conversation
         # The conversation's first message (the connect check's greeting) ends its own turn
         # first; a task message sent while the agent still runs would mix the two turns.
         self._wait_turn(None)
         if self.llm_watch is not None:  # the first task is sent whatever the greeting showed
             self.llm_watch.failed_probes = 0
-        return [self.one(name, runtime) for name in self.tasks]
+        results = []
+        for name in self.tasks:
+            phase(f"task {name}: started")
+            r = self.one(name, runtime)
+            after = f" after {r.seconds} s" if r.seconds is not None else ""
+            phase(f"task {name}: {r.verdict}{after}" + (f" ({r.detail[:120]})" if r.detail and r.verdict != "pass"
+                                                         else ""))
+            results.append(r)
+        return results
 
     def one(self, name: str, runtime: Container) -> TaskResult:
         skip = self.skip_reason(name)

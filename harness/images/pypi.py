@@ -98,9 +98,15 @@ def _context(dockerfile: str, files: dict[str, bytes]) -> io.BytesIO:
 
 def _build(client: docker.DockerClient, ref: str, dockerfile: str,
            files: dict[str, bytes] | None = None) -> None:
+    """`docker build` of one image, its output streamed into the build's progress lines."""
     try:
-        client.images.build(fileobj=_context(dockerfile, files or {}), custom_context=True,
-                            tag=ref, rm=True, forcerm=True, network_mode="none")
+        for chunk in client.api.build(fileobj=_context(dockerfile, files or {}), custom_context=True, tag=ref,
+                                      rm=True, forcerm=True, network_mode="none", decode=True):
+            if "error" in chunk or "errorDetail" in chunk:
+                raise BuildError(chunk.get("error") or chunk["errorDetail"].get("message", ""), [])
+            for line in str(chunk.get("stream", "")).splitlines():
+                if line.strip():
+                    log(f"{ref}: {line.strip()}")
     except (BuildError, APIError) as e:
         raise ImageUnavailable(f"building {ref} failed: {str(e)[:300]}") from None
 

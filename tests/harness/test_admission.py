@@ -70,3 +70,24 @@ def test_the_owner_may_set_the_slots(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OH_MATRIX_BOOT_SLOTS", "many")
     with pytest.raises(InputError, match="OH_MATRIX_BOOT_SLOTS='many'"):
         admission.slots()
+
+
+def test_the_wait_for_a_slot_is_said_once_and_only_when_there_is_one() -> None:
+    said: list[str] = []
+    with admission.slot(1, waiting=lambda: said.append("free?")):
+        pass
+    assert said == []  # free at once: no line
+    inside = threading.Event()
+
+    def hold() -> None:
+        with admission.slot(1):
+            inside.set()
+            time.sleep(0.8)
+
+    a = threading.Thread(target=hold)
+    a.start()
+    inside.wait(5)
+    with admission.slot(1, waiting=lambda: said.append("waiting")) as waited:
+        assert waited >= 0.3
+    a.join()
+    assert said == ["waiting"]

@@ -84,5 +84,11 @@ def test_the_wheel_runs_a_cell_from_an_empty_folder(wheel: Path, v0_images: Imag
     [cell] = data["cells"]
     assert cell["id"] == "0.62-host-gateway" and cell["connect"]["verdict"] == "pass"
     assert [t["verdict"] for t in cell["tasks"]] == ["pass"] * 5, cell["tasks"]
+    # the phases as they happened, in the terminal and in the report folder
+    phases = (here / "out" / "progress.log").read_text()
+    for said in ("0.62-host-gateway", "app oh-matrix-", "app's API up after", "conversation created",
+                 "connect: pass after", "task create-file: started", "task repo: pass after"):
+        assert said in phases and said in run.stdout, said
+    assert run.stdout.index("connect: pass after") < run.stdout.index("0.62-host-gateway                PASS")
     assert not (ROOT / "reports" / "out").exists()  # nothing written into the checkout
     assert sorted(p.name for p in here.iterdir()) == ["collected", "history.jsonl", "out"]
