@@ -14,7 +14,7 @@ import contextlib
 import datetime as dt
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -237,22 +237,12 @@ class CellCore:
 
     def start_app(self, launch: modes.AppLaunch, stack: contextlib.ExitStack | None = None) -> Container:
         env = launch.container_env()  # what the user sets wins over the harness's own
-        if self.gen.label_env:
-            env[self.gen.label_env] = runtime_kwargs(env.get(self.gen.label_env), self.labels)
+        if self.gen.label_env:  # OpenHands passes the cell's labels on to the runtimes it starts
+            merged = runtime_kwargs(env.get(self.gen.label_env), self.labels)  # the user's value, with our labels
+            launch = replace(launch, env={**launch.env, self.gen.label_env: merged})
+            env = launch.container_env()
         self.app_env = env
-        kwargs: dict[str, Any] = {"labels": self.labels}
-        if launch.network_mode:
-            kwargs["network_mode"] = launch.network_mode
-        if launch.network:
-            kwargs["network"] = launch.network
-        if launch.extra_hosts:
-            kwargs["extra_hosts"] = launch.extra_hosts
-        app = app_container(launch.image, self.name, env, launch.socket,
-                            launch.headless or launch.command, kwargs)
-        if not launch.network_mode and not launch.headless:
-            # Loopback only unless the generation's runtime calls the app back (publish_all).
-            address = "0.0.0.0" if launch.publish_all else "127.0.0.1"
-            app.ports[f"{launch.listen_port}/tcp"] = (address, launch.host_port)  # type: ignore[assignment]
+        app = app_container(launch.image, launch.options(placed=True, name=self.name), launch.argv(), self.labels)
         container = (stack or self.resources.stack).enter_context(app).get_wrapped_container()
         # The process's whole environment: the image's ENV (V0's SANDBOX_LOCAL_RUNTIME_URL is
         # there) under what was passed, so a URL formula read before its log line is right.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import random
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import docker
@@ -23,6 +23,7 @@ from testcontainers.core.network import Network
 from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
 from harness import cleanup
+from harness.modes import Publish
 
 # Ryuk's image cannot be pulled where there is no registry, and its per-process reaper
 # adds nothing to the harness's own label sweep (cleanup.py), which also survives SIGKILL.
@@ -131,10 +132,34 @@ class CellResources:
         return c.get_wrapped_container()
 
 
-def app_container(image: str, name: str, env: dict[str, str], socket_path: str,
-                  command: list[str] | None, kwargs: dict[str, Any]) -> OwnedContainer:
-    app = OwnedContainer(image).with_name(name).with_envs(**env)
-    app.with_volume_mapping(socket_path, "/var/run/docker.sock", "rw")
+def app_container(image: str, options: Sequence[tuple[str, str]], command: list[str],
+                  labels: dict[str, str]) -> OwnedContainer:
+    """The container of a launch's `docker run` options (modes.AppLaunch.options), each
+    applied as docker run applies it: the line shown to people and the container that runs
+    are one description. An option this does not know is a bug here, not something to drop."""
+    app = OwnedContainer(image)
+    kwargs: dict[str, Any] = {"labels": labels}
+    for flag, value in options:
+        if flag == "-e":
+            key, _, val = value.partition("=")
+            app.with_env(key, val)
+        elif flag == "-v":
+            source, target, *mode = value.split(":")
+            app.with_volume_mapping(source, target, mode[0] if mode else "rw")
+        elif flag == "-p":
+            p = Publish.parse(value)
+            app.ports[f"{p.container}/tcp"] = (p.address or "0.0.0.0", p.host)  # type: ignore[assignment]
+        elif flag == "--network" and value == "host":
+            kwargs["network_mode"] = "host"
+        elif flag == "--network":
+            kwargs["network"] = value
+        elif flag == "--add-host":
+            host, _, ip = value.partition(":")
+            kwargs.setdefault("extra_hosts", {})[host] = ip
+        elif flag == "--name":
+            app.with_name(value)
+        else:
+            raise ValueError(f"app_container: no rendering for docker run option {flag}")
     if command:
         app.with_command(command)
     app.with_kwargs(**kwargs)  # one call: with_kwargs replaces, it does not merge

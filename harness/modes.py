@@ -43,8 +43,37 @@ def app_command(gen: Generation, port: int) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Publish:
+    """One published port, `-p [address:]host:container`; host None lets Docker pick."""
+
+    container: int
+    host: int | None
+    address: str = ""  # "": every address
+
+    def option(self) -> str:
+        host = "" if self.host is None else str(self.host)
+        if self.address:
+            return f"{self.address}:{host}:{self.container}"
+        return f"{host}:{self.container}" if host else str(self.container)
+
+    @classmethod
+    def parse(cls, value: str) -> Publish:
+        """`-p`'s value as docker run reads it: [[address:]host:]container."""
+        *front, container = value.split(":")
+        address, host = (front if len(front) == 2 else ["", *front]) if front else ["", ""]
+        return cls(int(container), int(host) if host else None, address)
+
+
+Option = tuple[str, str]  # one `docker run` option and its value, e.g. ("-e", "KEY=value")
+
+
+@dataclass(frozen=True)
 class AppLaunch:
-    """Everything needed to start one cell's app container."""
+    """One cell's app container, described once. `options(placed=False)` is the command a
+    person types (`docker_run`); `options(placed=True)` the container the harness starts
+    (`container`): the same description with the harness's placement, the host port it picked,
+    the address it publishes on and the settings that follow from them. Both renderings come
+    from the one function, so the line people copy is the container that ran."""
 
     mode: str
     image: str
@@ -65,31 +94,52 @@ class AppLaunch:
     headless: list[str] | None = None
     socket: str = field(default_factory=docker_socket)  # the daemon's socket, mounted at /var/run/docker.sock
 
+    def publishes(self, placed: bool) -> tuple[Publish, ...]:
+        if self.network_mode == "host" or self.headless:
+            return ()
+        if not placed:
+            return (Publish(APP_PORT, APP_PORT),)
+        # Loopback only unless the generation's runtime calls the app back (publish_all).
+        return (Publish(self.listen_port, self.host_port, "0.0.0.0" if self.publish_all else "127.0.0.1"),)
+
     def container_env(self) -> dict[str, str]:
         """The env the container gets: the harness's own, then what a person sets, with the
         app's port filled in where a setting names it."""
         port = str(self.host_port if self.host_port is not None else APP_PORT)
         return {k: v.replace(APP_PORT_TOKEN, port) for k, v in {**self.harness_env, **self.env}.items()}
 
+    def options(self, placed: bool, secrets: frozenset[str] = frozenset(),
+                name: str = "openhands-app") -> list[Option]:
+        """The container as `docker run` options: as a person runs it, or (`placed`) as the
+        harness does. Secret values are placeholders in a person's line only."""
+        if placed:
+            env = self.container_env()
+        else:
+            env = {k: f"<{k}>" if k in secrets else v.replace(APP_PORT_TOKEN, str(APP_PORT))
+                   for k, v in self.env.items()}
+        opts: list[Option] = [("-e", f"{k}={v}") for k, v in env.items()]
+        opts.append(("-v", f"{self.socket}:/var/run/docker.sock"))
+        if self.network_mode:
+            opts.append(("--network", self.network_mode))
+        opts += [("-p", p.option()) for p in self.publishes(placed)]
+        if self.network:
+            opts.append(("--network", self.network))
+        opts += [("--add-host", f"{h}:{ip}") for h, ip in self.extra_hosts.items()]
+        opts.append(("--name", name))
+        return opts
+
+    def argv(self) -> list[str]:
+        """What follows the image: the headless entry point, or the command the mode needs."""
+        return list(self.headless or self.command or [])
+
     def docker_run(self, secrets: frozenset[str] = frozenset(), name: str = "openhands-app") -> str:
         """The equivalent command for a person, with secret values left as placeholders."""
         parts = ["docker", "run", "-it", "--rm"]
-        if self.network:
-            parts.insert(0, f"docker network create {self.network} &&")
-        for k, v in self.env.items():
-            value = f"<{k}>" if k in secrets else v.replace(APP_PORT_TOKEN, str(APP_PORT))
-            parts += ["-e", f"{k}={value}"]
-        parts += ["-v", f"{self.socket}:/var/run/docker.sock"]
-        if self.network_mode == "host":
-            parts += ["--network", "host"]
-        elif not self.headless:
-            parts += ["-p", f"{APP_PORT}:{APP_PORT}"]
-        if self.network:
-            parts += ["--network", self.network]
-        for h, ip in self.extra_hosts.items():
-            parts += ["--add-host", f"{h}:{ip}"]
-        parts += ["--name", name, self.image, *(self.headless or [])]
-        return " ".join(p if p.endswith("&&") else shlex.quote(p) for p in parts)
+        for flag, value in self.options(placed=False, secrets=secrets, name=name):
+            parts += [flag, value]
+        parts += [self.image, *(self.headless or [])]
+        line = " ".join(shlex.quote(p) for p in parts)
+        return f"docker network create {shlex.quote(self.network)} && {line}" if self.network else line
 
 
 @dataclass(frozen=True)

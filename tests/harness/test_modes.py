@@ -83,9 +83,12 @@ def test_unknown_modes_and_generations_are_errors_not_defaults() -> None:
     assert generations.for_tag("latest").name == "v1" and generations.for_tag("0.61").name == "v0"
 
 
-def test_every_mode_has_a_distinct_rank() -> None:
+def test_every_mode_has_a_distinct_rank_and_every_remedy_names_a_mode_of_the_registry() -> None:
+    from harness import remedies
+
     ranks = [m.rank for m in modes.MODES.values()]
-    assert sorted(ranks) == list(range(len(ranks)))
+    assert len(set(ranks)) == len(ranks)  # they only sort: a new mode may take any free number
+    assert all(r.mode is None or r.mode in modes.MODES for r in remedies.REMEDIES.values())
 
 
 @pytest.mark.parametrize(("docker_host", "socket"), [
@@ -117,3 +120,31 @@ def test_the_harness_listens_above_the_ports_openhands_picks_for_its_runtimes() 
         port = free_port()
         held.bind(("0.0.0.0", port))
         assert all(free_port() != port for _ in range(50))
+
+
+@pytest.mark.parametrize("gen", ["v0", "v1"])
+@pytest.mark.parametrize("mode", list(modes.MODES))
+def test_the_container_that_runs_is_the_line_people_read_placed(mode: str, gen: str) -> None:
+    """One description, two renderings: the container the harness starts has every setting
+    of the docker run line a person reads, and differs only by the harness's placement (the
+    host port it picked and the address it publishes on, the settings that follow from them,
+    the cell's name)."""
+    from harness.containers import app_container
+
+    lau = launch(mode, gen, network="oh-matrix-net" if mode == "custom-network" else None)
+    person = shlex.split(lau.docker_run().split(" && ")[-1])
+    app = app_container(lau.image, lau.options(placed=True, name="oh-matrix-cell"), lau.argv(), {"l": "1"})
+    env = {k: v for k, v in (a.split("=", 1) for a, f in zip(person[1:], person, strict=False) if f == "-e")}
+    assert {k: v for k, v in app.env.items() if k not in lau.harness_env} == env
+    assert app._name == "oh-matrix-cell" and app._kwargs["labels"] == {"l": "1"}
+    assert app.volumes == {lau.socket: {"bind": "/var/run/docker.sock", "mode": "rw"}}
+    hosts = [a for a, f in zip(person[1:], person, strict=False) if f == "--add-host"]
+    assert [f"{h}:{ip}" for h, ip in app._kwargs.get("extra_hosts", {}).items()] == hosts
+    networks = [a for a, f in zip(person[1:], person, strict=False) if f == "--network"]
+    assert networks == ([app._kwargs["network_mode"]] if "network_mode" in app._kwargs else []) + \
+        ([app._kwargs["network"]] if "network" in app._kwargs else [])
+    if mode == "host":
+        assert app.ports == {} and "-p" not in person and app._command == lau.command
+    else:  # a person's -p 3000:3000; the harness's own free port, on loopback unless the sandbox calls back
+        assert person[person.index("-p") + 1] == "3000:3000"
+        assert app.ports == {"3000/tcp": ("0.0.0.0" if gen == "v1" else "127.0.0.1", 41234)}
