@@ -195,12 +195,12 @@ class CellCore:
     def __init__(self, plan: CellPlan) -> None:
         self.plan = plan
         self.gen: Generation = plan.cell.target.generation
-        self.mode: modes.Mode = plan.cell.mode.spec
+        self.mode: modes.ModeSpec = plan.cell.mode.spec
         self.client = docker_host.client()
         self.labels = cleanup.labels(plan.run_id, plan.cell.id)
         self.name = f"oh-matrix-{plan.run_id[:8]}-{plan.cell.id}".replace(".", "_")
         self.resources = CellResources(self.client, self.labels, self.name)
-        self.network: str | None = None
+        self.networks: dict[str, str] = {}  # the mode's networks -> the cell's own
         self.launched = False
         self.boot_start: hostload.CpuSample | None = None  # the machine when this boot began
         self.app_cpu_at_api = 0.0  # the app's CPU seconds when its API first answered
@@ -213,6 +213,7 @@ class CellCore:
             connect=Connect(verdict=Verdict.SKIP, reason="not run"), entrypoint=plan.cell.entrypoint,
             resolved_version=plan.images.resolved_version, backend=plan.images.backend,
             app_image=plan.images.app_image, runtime_image=plan.images.runtime_image,
+            deployment=plan.cell.mode.deployment.origin if plan.cell.mode.deployment else None,
         )
 
     # -- set-up ---------------------------------------------------------------------------
@@ -222,15 +223,17 @@ class CellCore:
         env = {**p.images.app_env, **p.env}
         if self.gen.runtime_image_env:  # V0 is told its runtime image, as the documented command does
             env = {self.gen.runtime_image_env: p.images.runtime_image, **env}
-        if not self.launched:  # the cell's network, and the runtimes' removal after the app, before it
+        if not self.launched:  # the cell's networks, and the runtimes' removal after the app, before it
             self.launched = True
-            if self.mode.network == "own":
-                self.network = self.resources.network()
+            self.networks = {n: self.resources.network("" if n == modes.OWN_NETWORK else n)
+                             for n in self.mode.networks}
             self.resources.on_close(self._remove_runtimes)
         # Docker picks the published port unless the app must know it before it starts.
-        host_port = p.app_port or (free_port() if self.mode.network == "host" or self.gen.callback else None)
+        chosen = self.mode.network == "host" or self.gen.callback or self.mode.places_ports
+        host_port = p.app_port or (free_port() if chosen else None)
         launch = self.mode.launch(self.gen, image=p.images.app_image, env=env, host_port=host_port,
-                                  network=self.network)
+                                  networks=self.networks, site=self)
+        self.result.notes += [n for n in launch.placement if n not in self.result.notes]
         self.result.docker_run = launch.docker_run(p.secrets)
         self.result.app_env = dict(launch.env)  # redacted by the caller (secrets.py)
         return launch
@@ -250,6 +253,12 @@ class CellCore:
         self.result.socket_mounted_in = [self.name]
         self.phase(f"app {self.name} started from {launch.image}")
         return container
+
+    def free_port(self) -> int:  # modes.CellSite
+        return free_port()
+
+    def scratch(self, why: str) -> str:  # modes.CellSite
+        return self.resources.scratch(why)
 
     def phase(self, text: str) -> None:
         """A phase line for the user watching the run (progress.py)."""

@@ -8,8 +8,11 @@ managers; the harness's label sweep (cleanup.py) covers what a killed process le
 from __future__ import annotations
 
 import contextlib
+import os
 import random
+import shutil
 import socket
+import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -104,13 +107,22 @@ class CellResources:
     def close(self) -> None:
         self.stack.close()
 
-    def network(self) -> str:
-        """A user-defined bridge network of the cell's own, named after the cell."""
+    def network(self, suffix: str = "") -> str:
+        """A user-defined bridge network of the cell's own, named after the cell (and, for
+        a deployment's network, after that network too)."""
         net = OwnedNetwork(docker_network_kw={"labels": self.labels, "driver": "bridge"})
-        net.name = self.name
+        net.name = f"{self.name}-{suffix}" if suffix else self.name
         self.stack.enter_context(net)
         self.network_name = net.name
         return net.name
+
+    def scratch(self, why: str) -> str:
+        """A temporary folder of the cell's own (a user's host path stands in it), removed
+        with the cell; open to every user, as the container's user may be anyone."""
+        folder = tempfile.mkdtemp(prefix=f"{self.name}-")
+        os.chmod(folder, 0o777)
+        self.stack.callback(shutil.rmtree, folder, True)
+        return folder
 
     def on_close(self, callback: Callable[[], None]) -> None:
         """Run `callback` when the cell closes, before what was made earlier goes."""
@@ -158,6 +170,8 @@ def app_container(image: str, options: Sequence[tuple[str, str]], command: list[
             kwargs.setdefault("extra_hosts", {})[host] = ip
         elif flag == "--name":
             app.with_name(value)
+        elif flag == "-u":
+            kwargs["user"] = value
         else:
             raise ValueError(f"app_container: no rendering for docker run option {flag}")
     if command:

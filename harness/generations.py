@@ -60,6 +60,9 @@ class Generation:
     # The sandbox calls the app back (webhooks, MCP): the app's port must be published
     # where the sandbox reaches it, and SANDBOX_HOST_PORT must name it.
     callback: bool = False
+    # The app's setting for the host port the sandbox calls it back at, and its default.
+    callback_port_env: str | None = None
+    callback_port_default: int = 3000
     runtime_image_env: str | None = None  # env that tells the app its runtime image
     label_env: str | None = None  # env the app passes to containers.run: labels for sweeps
     host_network_env: dict[str, str] = field(default_factory=dict)  # needed in mode host
@@ -125,6 +128,7 @@ V1 = Generation(
     llm_caller="sandbox",
     tools=Tools(bash="terminal", edit="file_editor"),
     callback=True,
+    callback_port_env="SANDBOX_HOST_PORT",  # app_server/sandbox/docker_sandbox_service.py, default 3000
     # PR #12445: the sandbox joins the host network on fixed ports 8000/8001/8011/8012.
     host_network_env={"AGENT_SERVER_USE_HOST_NETWORK": "true"},
     host_network_ports=(8000, 8001, 8011, 8012),

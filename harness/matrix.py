@@ -43,6 +43,7 @@ from harness.errors import InputError
 from harness.generations import Generation
 
 if TYPE_CHECKING:
+    from harness.deployments import Deployment
     from harness.tasks import Task
 
 BACKENDS = ("auto", "official", "pypi")
@@ -65,14 +66,16 @@ class Target:
 
 @dataclass(frozen=True)
 class ModeChoice:
-    """A mode as a matrix file chose it: the registry's mode plus this matrix's env for it."""
+    """A mode as a matrix file chose it: the registry's mode plus this matrix's env for it,
+    or one of the user's deployments (`[deployments.NAME]`, harness/deployments)."""
 
     name: str
     env: dict[str, str] = field(default_factory=dict)
+    deployment: Deployment | None = None
 
     @property
-    def spec(self) -> modes.Mode:
-        return modes.get(self.name)
+    def spec(self) -> modes.ModeSpec:
+        return self.deployment if self.deployment is not None else modes.get(self.name)
 
 
 @dataclass(frozen=True)
@@ -115,8 +118,11 @@ class Matrix:
 
     def mode(self, name: str) -> ModeChoice:
         """The matrix's mode of that name (with its env), or the bare mode when it lists none."""
+        chosen = next((m for m in self.modes if m.name == name), None)
+        if chosen is not None:
+            return chosen
         modes.get(name)  # an unknown mode is an error, never a default
-        return next((m for m in self.modes if m.name == name), ModeChoice(name))
+        return ModeChoice(name)
 
     def cells(self) -> list[Cell]:
         return [Cell(t, m, e) for t in self.targets for m in self.modes for e in self.entrypoints]
@@ -232,7 +238,7 @@ def parse(data: dict[str, Any], path: str, files: dict[str, str] | None = None) 
     """The matrix in `data` (read from `path`); task files are read from disk unless `files`
     holds their texts (a worker gets them from the controller)."""
     r = _Reader(path)
-    r.unknown(data, "", {"run", "env", "targets", "modes"})
+    r.unknown(data, "", {"run", "env", "targets", "modes", "deployments"})
     run = r.table(data, "run", "run")
     r.unknown(run, "run", {"backend", "connect_budget", "app_budget", "tasks", "task_budget", "llm", "entrypoints",
                            "upgrade_from"})
@@ -262,9 +268,11 @@ def parse(data: dict[str, Any], path: str, files: dict[str, str] | None = None) 
                 raise r.fail(f"{key}.constraints", f"no such file: {found}")
             constraints = str(found)
         targets.append(Target(tag, api, constraints))
-    modes_raw = data.get("modes")
-    if not isinstance(modes_raw, dict) or not modes_raw:
-        raise r.fail("modes", f"expected at least one [modes.NAME] table ({', '.join(modes.MODES)})")
+    modes_raw = data.get("modes", {})
+    deployments_raw = data.get("deployments", {})
+    if not isinstance(modes_raw, dict) or not isinstance(deployments_raw, dict) or not (modes_raw or deployments_raw):
+        raise r.fail("modes", f"expected at least one [modes.NAME] ({', '.join(modes.MODES)}) "
+                              "or [deployments.NAME] table")
     chosen = []
     for name, body in modes_raw.items():
         key = f"modes.{name}"
@@ -274,7 +282,11 @@ def parse(data: dict[str, Any], path: str, files: dict[str, str] | None = None) 
             raise r.fail(key, "expected a table")
         r.unknown(body, key, {"env"})
         chosen.append(ModeChoice(name, r.env(body.get("env", {}), f"{key}.env")))
+    deployment_files: dict[str, str] = {}
+    for name, body in deployments_raw.items():
+        chosen.append(_deployment(r, name, body, path, files, deployment_files))
     task_defs, texts = _tasks(r, run, files)
+    texts = {**texts, **deployment_files}
     return Matrix(
         path=path,
         backend=r.choice(run, "run.backend", "backend", BACKENDS, "auto"),
@@ -291,6 +303,26 @@ def parse(data: dict[str, Any], path: str, files: dict[str, str] | None = None) 
         entrypoints=_entrypoints(r, run),
         upgrade_from=_upgrade_from(r, run, targets),
     )
+
+
+_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
+def _deployment(r: _Reader, name: str, body: Any, path: str, files: dict[str, str] | None,
+                read: dict[str, str]) -> ModeChoice:
+    """A `[deployments.NAME]` table: the user's deployment as a mode named NAME."""
+    from harness import deployments
+
+    key = f"deployments.{name}"
+    if not isinstance(body, dict):
+        raise r.fail(key, "expected a table")
+    if name in modes.MODES:
+        raise r.fail(key, f"{name} is a built-in mode: give your deployment another name")
+    if not _NAME_RE.fullmatch(name):
+        raise r.fail(key, "a deployment's name is lower case letters, digits, - and _ (it names its cells)")
+    dep = deployments.load(name, {k: v for k, v in body.items() if k != "env"}, path, files)
+    read.update(dep.files)
+    return ModeChoice(name, r.env(body.get("env", {}), f"{key}.env"), dep)
 
 
 def _upgrade_from(r: _Reader, run: dict[str, Any], targets: list[Target]) -> str | None:

@@ -212,6 +212,8 @@ class CellResult(_Model):
     api: str
     connect: Connect
     entrypoint: str = "api"  # api (the app server) | headless (V0's openhands.core.main)
+    # The mode is the user's own deployment (harness/deployments): which file or line, in words
+    deployment: str | None = None
     resolved_version: str | None = None
     backend: str | None = None
     app_image: str | None = None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import shlex
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, Protocol
 
 from harness.errors import InputError
 from harness.generations import Generation
@@ -27,6 +27,16 @@ APP_PORT = 3000
 # `-p 3000:3000` makes it 3000, and so does the docker run line shown to them).
 APP_PORT_TOKEN = "{app_port}"
 HOST_GATEWAY = {"host.docker.internal": "host-gateway"}
+OWN_NETWORK = "own"  # custom-network's network, as the mode names it
+
+
+class CellSite(Protocol):
+    """What a cell offers a mode that places a user's deployment: free host ports and
+    temporary folders of its own, removed with the cell."""
+
+    def free_port(self) -> int: ...
+
+    def scratch(self, why: str) -> str: ...
 
 
 def docker_socket() -> str:
@@ -40,6 +50,14 @@ def docker_socket() -> str:
 def app_command(gen: Generation, port: int) -> list[str]:
     """The app image's own CMD, with the listen port made explicit (needed on the host network)."""
     return ["uvicorn", gen.app_module, "--host", "0.0.0.0", "--port", str(port)]
+
+
+def _quote(word: str) -> str:
+    """shlex.quote, but a leading `~/` stays outside the quotes: the shell expands it, as in
+    the line the user wrote (`-v ~/.openhands:/.openhands`)."""
+    if word.startswith("~/"):
+        return "~/" + shlex.quote(word[2:])
+    return shlex.quote(word)
 
 
 @dataclass(frozen=True)
@@ -93,10 +111,27 @@ class AppLaunch:
     # The headless entry point's argv (`python -m openhands.core.main -t ...`): no API, no port.
     headless: list[str] | None = None
     socket: str = field(default_factory=docker_socket)  # the daemon's socket, mounted at /var/run/docker.sock
+    # A user's deployment (harness/deployments) says more than a built-in mode: its own
+    # published ports, mounts, user, container name and command, as written, and where the
+    # harness placed each for the cell (another host port, a temporary folder, the cell's
+    # network and name) with the settings that moved with them.
+    publish: tuple[Publish, ...] | None = None  # as written; None: the mode's own (-p 3000:3000)
+    placed_publish: tuple[Publish, ...] | None = None
+    volumes: tuple[str, ...] = ()  # -v values besides the socket, as written
+    placed_volumes: tuple[str, ...] = ()
+    placed_network: str | None = None  # the cell's own network for the one the line names
+    user: str | None = None
+    person_name: str | None = None  # the container name as written
+    person_command: tuple[str, ...] = ()  # the command as written, after the image
+    moved_env: dict[str, str] = field(default_factory=dict)  # settings that moved with a port or path
+    placement: tuple[str, ...] = ()  # what the harness changed for the cell, in words (the report)
 
     def publishes(self, placed: bool) -> tuple[Publish, ...]:
         if self.network_mode == "host" or self.headless:
             return ()
+        chosen = self.placed_publish if placed else self.publish
+        if chosen is not None:
+            return chosen
         if not placed:
             return (Publish(APP_PORT, APP_PORT),)
         # Loopback only unless the generation's runtime calls the app back (publish_all).
@@ -106,7 +141,8 @@ class AppLaunch:
         """The env the container gets: the harness's own, then what a person sets, with the
         app's port filled in where a setting names it."""
         port = str(self.host_port if self.host_port is not None else APP_PORT)
-        return {k: v.replace(APP_PORT_TOKEN, port) for k, v in {**self.harness_env, **self.env}.items()}
+        env = {k: v.replace(APP_PORT_TOKEN, port) for k, v in {**self.harness_env, **self.env}.items()}
+        return {**env, **self.moved_env}
 
     def options(self, placed: bool, secrets: frozenset[str] = frozenset(),
                 name: str = "openhands-app") -> list[Option]:
@@ -119,27 +155,62 @@ class AppLaunch:
                    for k, v in self.env.items()}
         opts: list[Option] = [("-e", f"{k}={v}") for k, v in env.items()]
         opts.append(("-v", f"{self.socket}:/var/run/docker.sock"))
+        opts += [("-v", v) for v in (self.placed_volumes if placed else self.volumes)]
         if self.network_mode:
             opts.append(("--network", self.network_mode))
         opts += [("-p", p.option()) for p in self.publishes(placed)]
-        if self.network:
-            opts.append(("--network", self.network))
+        network = (self.placed_network or self.network) if placed else self.network
+        if network:
+            opts.append(("--network", network))
         opts += [("--add-host", f"{h}:{ip}") for h, ip in self.extra_hosts.items()]
-        opts.append(("--name", name))
+        if self.user is not None:
+            opts.append(("-u", self.user))
+        opts.append(("--name", name if placed or self.person_name is None else self.person_name))
         return opts
 
     def argv(self) -> list[str]:
         """What follows the image: the headless entry point, or the command the mode needs."""
-        return list(self.headless or self.command or [])
+        return list(self.headless or self.command or self.person_command or [])
 
     def docker_run(self, secrets: frozenset[str] = frozenset(), name: str = "openhands-app") -> str:
         """The equivalent command for a person, with secret values left as placeholders."""
         parts = ["docker", "run", "-it", "--rm"]
         for flag, value in self.options(placed=False, secrets=secrets, name=name):
             parts += [flag, value]
-        parts += [self.image, *(self.headless or [])]
-        line = " ".join(shlex.quote(p) for p in parts)
+        parts += [self.image, *(self.headless or self.person_command)]
+        line = " ".join(_quote(p) for p in parts)
         return f"docker network create {shlex.quote(self.network)} && {line}" if self.network else line
+
+
+class ModeSpec(Protocol):
+    """What a cell needs of its mode: a built-in Mode below, or a user's deployment
+    (harness/deployments), which is a mode of the same kind."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def summary(self) -> str: ...
+
+    @property
+    def rank(self) -> int: ...
+
+    @property
+    def why(self) -> str: ...
+
+    @property
+    def network(self) -> Literal["default", "host", "own"]: ...
+
+    @property
+    def networks(self) -> tuple[str, ...]: ...
+
+    @property
+    def places_ports(self) -> bool: ...  # the mode moves published host ports itself
+
+    def must_run_alone(self, gen: Generation) -> bool: ...
+
+    def launch(self, gen: Generation, *, image: str, env: dict[str, str], host_port: int | None,
+               networks: dict[str, str] | None = None, site: CellSite | None = None) -> AppLaunch: ...
 
 
 @dataclass(frozen=True)
@@ -155,14 +226,25 @@ class Mode:
     def shares_host_ports(self) -> bool:
         return self.network == "host"
 
+    @property
+    def networks(self) -> tuple[str, ...]:
+        """The networks a cell of this mode creates for itself (by their names in the mode)."""
+        return (OWN_NETWORK,) if self.network == "own" else ()
+
+    @property
+    def places_ports(self) -> bool:
+        return False
+
     def must_run_alone(self, gen: Generation) -> bool:
         """On the host network, a runtime that binds fixed host ports allows one cell at a time."""
         return self.shares_host_ports and bool(gen.host_network_ports)
 
     def launch(self, gen: Generation, *, image: str, env: dict[str, str], host_port: int | None,
-               network: str | None = None) -> AppLaunch:
+               networks: dict[str, str] | None = None, site: CellSite | None = None) -> AppLaunch:
         """The app container for a cell of this mode and generation. `host_port` None lets
-        Docker pick the published port, where the generation allows it."""
+        Docker pick the published port, where the generation allows it; `networks` maps the
+        mode's networks to the cell's (a built-in mode needs nothing of `site`)."""
+        network = (networks or {}).get(OWN_NETWORK)
         if self.network == "own" and network is None:
             raise ValueError(f"{self.name} needs the cell's network name")
         extra_hosts = dict(HOST_GATEWAY) if self.add_host_gateway else {}
@@ -178,7 +260,8 @@ class Mode:
             if launch.host_port is None:
                 raise ValueError(f"{gen.name} calls the app back: its port must be chosen before it starts")
             # The sandbox calls back host.docker.internal:SANDBOX_HOST_PORT (default 3000).
-            launch = replace(launch, publish_all=True, harness_env={"SANDBOX_HOST_PORT": str(launch.host_port)})
+            port_env = {gen.callback_port_env: str(launch.host_port)} if gen.callback_port_env else {}
+            launch = replace(launch, publish_all=True, harness_env=port_env)
         return launch
 
 

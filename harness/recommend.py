@@ -32,14 +32,19 @@ def cell_version(cell: CellResult) -> str | None:
     return cell.resolved_version or (cell.tag if version_key(cell.tag) else None)
 
 
-def _mode_cost(name: str) -> int:
+DEPLOYMENT_RANK = -1  # the user's own deployment as it is asks least of anyone: nothing to change
+
+
+def _mode_cost(cell: CellResult, name: str) -> int:
+    if cell.deployment and name == cell.mode:
+        return DEPLOYMENT_RANK
     mode = modes.MODES.get(name)  # a mode this version does not know (an old run) ranks last
     return mode.rank if mode else len(modes.MODES)
 
 
 def _rank(cell: CellResult, mode: str, seconds: float | None) -> tuple[tuple[int, ...], int, float]:
     """Higher is better: newer release, then fewer host changes, then faster."""
-    return version_key(cell_version(cell)), -_mode_cost(mode), -(seconds if seconds is not None else math.inf)
+    return version_key(cell_version(cell)), -_mode_cost(cell, mode), -(seconds if seconds is not None else math.inf)
 
 
 def _plain_rank(cell: CellResult) -> tuple[tuple[int, ...], int, float]:
@@ -114,7 +119,8 @@ def _plain(best: CellResult, cells: Sequence[CellResult]) -> Recommendation:
     skipped = f" ({len(best.tasks) - len(ran)} skipped: not applicable here)" if len(ran) < len(best.tasks) else ""
     why = [f"{_label(best)} is the newest release that connected"
            + (f" and passed all {len(ran)} tasks{skipped}" if ran else f" (no tasks ran{skipped})"),
-           f"{best.mode} is {mode.why if mode else 'a mode this tool does not rank'}"]
+           f"{best.mode} is " + (f"your own deployment ({best.deployment}), as you run it: keep it"
+                                 if best.deployment else mode.why if mode else "a mode this tool does not rank")]
     if best.connect.seconds is not None:
         why.append(f"runtime ready in {best.connect.seconds:.0f}s")
     if missing := _not_deployable(best, cells):

@@ -42,7 +42,7 @@ def test_host_mode_listens_on_its_own_port_and_publishes_nothing() -> None:
 def test_custom_network_needs_and_uses_its_network() -> None:
     with pytest.raises(ValueError):
         launch("custom-network")
-    lau = launch("custom-network", network="oh-matrix-x")
+    lau = launch("custom-network", networks={"own": "oh-matrix-x"})
     line = lau.docker_run()
     assert line.startswith("docker network create oh-matrix-x && docker run")
     assert "--network oh-matrix-x" in line and "host.docker.internal:host-gateway" in line
@@ -102,7 +102,7 @@ def test_the_app_gets_the_socket_of_the_daemon_the_cell_runs_on(
     talks to, and the line a person copies says which."""
     monkeypatch.setenv("DOCKER_HOST", docker_host)
     for mode in modes.MODES:
-        lau = launch(mode, "v1", network="net" if mode == "custom-network" else None)
+        lau = launch(mode, "v1", networks={"own": "net"} if mode == "custom-network" else None)
         assert lau.socket == socket
         args = shlex.split(lau.docker_run())
         assert args[args.index("-v") + 1] == f"{socket}:/var/run/docker.sock"
@@ -131,7 +131,7 @@ def test_the_container_that_runs_is_the_line_people_read_placed(mode: str, gen: 
     the cell's name)."""
     from harness.containers import app_container
 
-    lau = launch(mode, gen, network="oh-matrix-net" if mode == "custom-network" else None)
+    lau = launch(mode, gen, networks={"own": "oh-matrix-net"} if mode == "custom-network" else None)
     person = shlex.split(lau.docker_run().split(" && ")[-1])
     app = app_container(lau.image, lau.options(placed=True, name="oh-matrix-cell"), lau.argv(), {"l": "1"})
     env = {k: v for k, v in (a.split("=", 1) for a, f in zip(person[1:], person, strict=False) if f == "-e")}

@@ -1,0 +1,259 @@
+"""Your own deployment as a cell (docs/deployments.md): a compose service or a `docker run`
+line, named in a matrix (`[deployments.NAME]`), is a mode like the built-in ones. Its cells
+`TAG-NAME` run each target's image with everything else as written; the harness only places
+the deployment on this machine without touching anything of the user's:
+
+- each published host port is a free port of the cell's (the API's too), and every setting
+  that names that port moves with it (OH_WEB_URL, SANDBOX_HOST_PORT, a URL pattern);
+- each host path or named volume it mounts is a temporary folder of the cell's, at the same
+  container path, and a setting that names the host path (WORKSPACE_MOUNT_PATH) moves with it;
+  the daemon's socket is the socket of the daemon the cell runs on;
+- its networks are networks of the cell's own; its container name is the cell's;
+- for 0.x, the runtime image setting names the target's runtime image.
+
+Each change is said in the cell's notes, and the `docker run` line shown is the deployment as
+written, with the target's image.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from harness.deployments import compose, dockerrun
+from harness.deployments.compose import ComposeFiles
+from harness.deployments.spec import APP_CONTAINER_PORT, Port, ServiceSpec, Volume
+from harness.errors import InputError
+from harness.generations import Generation
+from harness.modes import AppLaunch, CellSite, Publish, app_command, docker_socket
+
+KEYS = frozenset({"compose", "service", "docker_run", "docker_run_file", "env"})
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A user's deployment, as a mode of the matrix (modes.ModeSpec)."""
+
+    name: str
+    origin: str  # in words: which file (and service), or which line
+    kind: Literal["compose", "docker_run"]
+    service: ServiceSpec
+    source: str = ""  # the compose file or the file holding the line, for the fix as a diff
+    service_name: str = ""
+    # The texts of the files read (compose, env files, .env), by path: the workers get them
+    # from the controller and never read the user's files themselves.
+    files: dict[str, str] = field(default_factory=dict)
+    rank: int = -1  # your own deployment, as it is, asks least of anyone: nothing to change
+
+    @property
+    def summary(self) -> str:
+        return f"your deployment {self.name} ({self.origin})"
+
+    @property
+    def why(self) -> str:
+        return f"your own deployment {self.name} as you run it ({self.origin})"
+
+    @property
+    def network(self) -> Literal["default", "host", "own"]:
+        if self.service.network_mode == "host":
+            return "host"
+        return "own" if self.service.networks else "default"
+
+    @property
+    def networks(self) -> tuple[str, ...]:
+        return tuple(n.name for n in self.service.networks)
+
+    @property
+    def places_ports(self) -> bool:
+        return True
+
+    @property
+    def shares_host_ports(self) -> bool:
+        return self.network == "host"
+
+    def must_run_alone(self, gen: Generation) -> bool:
+        return self.shares_host_ports and bool(gen.host_network_ports)
+
+    def launch(self, gen: Generation, *, image: str, env: dict[str, str], host_port: int | None,
+               networks: dict[str, str] | None = None, site: CellSite | None = None) -> AppLaunch:
+        if host_port is None or site is None:
+            raise ValueError("a deployment's cell chooses its ports and folders")
+        return _place(self, gen, image, env, host_port, networks or {}, site)
+
+
+def _place(d: Deployment, gen: Generation, image: str, env: dict[str, str], api_port: int,
+           networks: dict[str, str], site: CellSite) -> AppLaunch:
+    s = d.service
+    said: list[str] = []
+    # What a person sets: the deployment's environment, then the matrix's (and --app-env);
+    # the target's runtime image comes first in `env` and wins over the deployment's own.
+    person_env = {**s.environment, **{k: v for k, v in env.items() if k != gen.runtime_image_env}}
+    if gen.runtime_image_env and gen.runtime_image_env in env:
+        mine = s.environment.get(gen.runtime_image_env)
+        person_env[gen.runtime_image_env] = env[gen.runtime_image_env]
+        if mine and mine != env[gen.runtime_image_env]:
+            said.append(f"{gen.runtime_image_env}: yours ({mine}) is the target's runtime image for this cell")
+    moves: dict[int, int] = {}  # a host port as written -> the cell's
+    person_publish, placed_publish = [], []
+    for p in s.ports:
+        placed = api_port if p.container == APP_CONTAINER_PORT else site.free_port()
+        if p.host is not None:
+            moves[p.host] = placed
+        person_publish.append(Publish(p.container, p.host, p.address))
+        # As written where an address is given; else loopback, unless the sandbox calls the
+        # app back (it comes from the bridge gateway, as to any port published on every address)
+        address = p.address or ("0.0.0.0" if gen.callback else "127.0.0.1")
+        placed_publish.append(Publish(p.container, placed, address))
+    command: list[str] | None = None
+    if s.network_mode == "host":  # the app listens on the host's 3000 itself: the cell's port instead
+        moves[APP_CONTAINER_PORT] = api_port
+        command = app_command(gen, api_port)
+    moved_env = _move_ports(person_env, moves, said)
+    if gen.callback and gen.callback_port_env and gen.callback_port_env not in person_env:
+        default = gen.callback_port_default  # the sandbox calls back this port, unless told another
+        if default in moves:
+            moved_env[gen.callback_port_env] = str(moves[default])
+            said.append(f"{gen.callback_port_env}: its default {default} names host port {default}, "
+                        f"which is {moves[default]} for this cell")
+        elif _listening(default):
+            closed = site.free_port()
+            moved_env[gen.callback_port_env] = str(closed)
+            said.append(f"{gen.callback_port_env}: its default {default} is in use on this machine by something "
+                        f"else; the cell's sandbox calls back {closed}, where nothing listens, as at {default} "
+                        "on a host where it is free")
+    for host, placed in moves.items():
+        if host != placed:
+            said.append(f"host port {host} is {placed} for this cell")
+    person_volumes, placed_volumes = [], []
+    for v in s.volumes:
+        if v.is_socket:
+            if v.source and v.source != docker_socket():
+                said.append(f"{v.source}:{v.target}: the socket of the daemon the cell runs on, {docker_socket()}")
+            continue  # the launch mounts the daemon's socket itself
+        folder = site.scratch(f"{v.source or 'anonymous volume'} at {v.target}")
+        person_volumes.append(_volume_option(v, v.source))
+        placed_volumes.append(_volume_option(v, folder))
+        if v.source:
+            said.append(f"{v.source} ({v.kind}) is a temporary folder at {v.target} for this cell")
+            _move_path(person_env, moved_env, v.source, folder, said)
+    network = d.service.networks[0].name if d.service.networks else None
+    if network is not None and len(d.service.networks) > 1:
+        raise InputError(f"{d.origin}: networks: a service on more than one network cannot be honoured yet")
+    placed_network = networks.get(network) if network else None
+    if placed_network:
+        said.append(f"network {network} is the cell's own {placed_network}")
+    if s.container_name:
+        said.append(f"container_name {s.container_name} is the cell's own name")
+    return AppLaunch(
+        mode=d.name, image=image, env=person_env, listen_port=api_port if s.network_mode == "host"
+        else APP_CONTAINER_PORT, host_port=api_port,
+        network_mode="host" if s.network_mode == "host" else None,
+        network=_shown_network(d, network), extra_hosts=dict(s.extra_hosts), command=command,
+        publish_all=False, publish=tuple(person_publish), placed_publish=tuple(placed_publish),
+        volumes=tuple(person_volumes), placed_volumes=tuple(placed_volumes), placed_network=placed_network,
+        user=s.user, person_name=s.container_name, person_command=tuple(s.command or ()), moved_env=moved_env,
+        placement=tuple(said),
+    )
+
+
+def _shown_network(d: Deployment, network: str | None) -> str | None:
+    """The network in the line people read: compose's project network is `<folder>_default`."""
+    if network is None:
+        return None
+    if d.kind == "compose" and network == "default":
+        return f"{Path(d.source).parent.name or 'project'}_default"
+    return network
+
+
+def _volume_option(v: Volume, source: str) -> str:
+    return f"{source}:{v.target}" + (":ro" if v.read_only else "") if source else v.target
+
+
+def _move_ports(env: dict[str, str], moves: dict[int, int], said: list[str]) -> dict[str, str]:
+    """The settings that name a moved host port (the port alone, or `:PORT` in a URL)."""
+    out: dict[str, str] = {}
+    for key, value in env.items():
+        new = value
+        for host, placed in moves.items():
+            if host == placed:
+                continue
+            new = str(placed) if new.strip() == str(host) else re.sub(rf":{host}(?![0-9])", f":{placed}", new)
+        if new != value:
+            out[key] = new
+            said.append(f"{key} moved with its port: {new}")
+    return out
+
+
+def _move_path(env: dict[str, str], moved: dict[str, str], source: str, folder: str, said: list[str]) -> None:
+    """A setting that names a host path the cell replaced (WORKSPACE_MOUNT_PATH) names the folder."""
+    forms = {source, os.path.expanduser(source)}
+    for key, value in env.items():
+        current = moved.get(key, value)
+        for form in forms:
+            if current == form or current.startswith(form.rstrip("/") + "/"):
+                moved[key] = folder + current[len(form.rstrip("/")):]
+                said.append(f"{key} moved with {source}: {moved[key]}")
+                break
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def load(name: str, table: dict[str, Any], matrix_path: str, files: dict[str, str] | None = None) -> Deployment:
+    """The deployment of a matrix's `[deployments.NAME]` table: read (or, in a worker, from
+    the texts the controller read) and checked, every problem one line naming the file."""
+    where = f"{matrix_path}: deployments.{name}"
+    for key in table:
+        if key not in KEYS:
+            raise InputError(f"{where}.{key}: unknown key (expected one of {', '.join(sorted(KEYS))})")
+    kinds = [k for k in ("compose", "docker_run", "docker_run_file") if k in table]
+    if len(kinds) != 1:
+        raise InputError(f"{where}: name exactly one of compose, docker_run, docker_run_file")
+    folder = Path(matrix_path).parent
+    reader = ComposeFiles(files)
+    if kinds[0] == "compose":
+        raw = table["compose"]
+        given = [raw] if isinstance(raw, str) else raw
+        if not isinstance(given, list) or not given or not all(isinstance(p, str) for p in given):
+            raise InputError(f"{where}.compose: expected a path or a list of paths")
+        paths = [folder / p for p in given]
+        service = table.get("service")
+        if service is not None and not isinstance(service, str):
+            raise InputError(f"{where}.service: expected a service name")
+        spec, chosen = compose.load(paths, service, reader)
+        origin = f"{', '.join(str(p) for p in paths)}, service {chosen}"
+        dep = Deployment(name, origin, "compose", spec, str(paths[0]), chosen)
+    else:
+        if kinds[0] == "docker_run_file":
+            path = folder / str(table["docker_run_file"])
+            line, origin, source = reader.read(path, "docker run file"), str(path), str(path)
+        else:
+            line, origin, source = str(table["docker_run"]), f"{matrix_path} deployments.{name}.docker_run", ""
+        spec = dockerrun.parse(line, origin, folder, reader)
+        dep = Deployment(name, origin, "docker_run", spec, source)
+    _check(dep)
+    return replace(dep, files=reader.texts)
+
+
+def _check(d: Deployment) -> None:
+    s = d.service
+    if s.network_mode != "host" and s.api_port() is None:
+        raise InputError(f"{d.origin}: publishes no port for the app's {APP_CONTAINER_PORT} and is not on the host "
+                         "network: neither you nor the harness could reach its API")
+    if s.network_mode == "host" and s.command:
+        raise InputError(f"{d.origin}: command: with the host network the harness must choose the app's port, "
+                         "which a command of your own fixes")
+    ports = [p.host for p in s.ports if p.host is not None]
+    if len(set(ports)) != len(ports):
+        raise InputError(f"{d.origin}: ports: a host port is published twice")
+
+
+__all__ = ["Deployment", "Port", "ServiceSpec", "load"]

@@ -1,0 +1,108 @@
+"""A `docker run` line as a deployment: split as a shell splits it (shlex), read by an
+argparse parser of the flags the harness honours. Any other flag, or a line that does not
+parse, is an input error naming it (docs/deployments.md), before anything starts."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
+from typing import NoReturn
+
+from harness.deployments.compose import ComposeFiles, _dotenv, _port
+from harness.deployments.spec import Network, ServiceSpec, Volume
+from harness.errors import InputError
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, where: str) -> None:
+        super().__init__(prog="docker run", add_help=False, allow_abbrev=False, exit_on_error=False)
+        self.where = where
+
+    def error(self, message: str) -> NoReturn:
+        raise InputError(f"{self.where}: {message}")
+
+
+def _parser(where: str) -> _Parser:
+    p = _Parser(where)
+    p.add_argument("-e", "--env", action="append", default=[])
+    p.add_argument("--env-file", action="append", default=[])
+    p.add_argument("-p", "--publish", action="append", default=[])
+    p.add_argument("-v", "--volume", action="append", default=[])
+    p.add_argument("--network", "--net")
+    p.add_argument("--add-host", action="append", default=[])
+    p.add_argument("--name")
+    p.add_argument("-u", "--user")
+    # No bearing on a cell (it runs detached, is removed after, pulls nothing).
+    for flag in ("-i", "--interactive", "-t", "--tty", "--rm", "-d", "--detach", "--init"):
+        p.add_argument(flag, action="store_true")
+    p.add_argument("--pull")
+    p.add_argument("--restart")
+    p.add_argument("image")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+    return p
+
+
+def parse(line: str, where: str, folder: Path, files: ComposeFiles,
+          environ: Mapping[str, str] | None = None) -> ServiceSpec:
+    env_in = dict(os.environ if environ is None else environ)
+    try:
+        words = shlex.split(line.replace("\\\n", " "), comments=True)
+    except ValueError as e:
+        raise InputError(f"{where}: the docker run line does not parse as a shell would: {e}") from None
+    if words[:2] == ["docker", "container"]:
+        words = ["docker", *words[2:]]
+    if words[:2] != ["docker", "run"]:
+        raise InputError(f"{where}: expected a line starting with `docker run`, got {' '.join(words[:2])!r}")
+    try:
+        a = _parser(where).parse_args(words[2:])
+    except argparse.ArgumentError as e:
+        raise InputError(f"{where}: {e}") from None
+    environment: dict[str, str] = {}
+    for path in a.env_file:
+        full = Path(path) if Path(path).is_absolute() else folder / path
+        environment.update(_dotenv(files.read(full, "env file"), env_in))
+    for item in a.env:
+        key, found, value = item.partition("=")
+        if found:
+            environment[key] = value
+        elif key in env_in:  # `-e KEY`: the value of the shell that runs the line
+            environment[key] = env_in[key]
+    extra_hosts = {}
+    for item in a.add_host:
+        host, sep, ip = item.partition(":") if "=" not in item else item.partition("=")
+        if not sep:
+            raise InputError(f"{where}: --add-host {item}: expected HOST:IP")
+        extra_hosts[host] = ip
+    network_mode: str | None = None
+    networks: tuple[Network, ...] = ()
+    if a.network in ("host", "bridge"):
+        network_mode = a.network
+    elif a.network is not None:
+        if a.network.startswith(("container:", "none")):
+            raise InputError(f"{where}: --network {a.network}: only host, bridge or a network of your own "
+                             "can be honoured")
+        networks = (Network(a.network),)
+    else:
+        network_mode = "bridge"  # docker run's default: the default bridge
+    return ServiceSpec(
+        image=a.image, environment=environment,
+        ports=tuple(_port(p, f"{where}: -p") for p in a.publish),
+        network_mode=network_mode, networks=networks, extra_hosts=extra_hosts, user=a.user,
+        volumes=tuple(_volume(v, where, folder) for v in a.volume), container_name=a.name,
+        command=tuple(a.command) if a.command else None,
+    )
+
+
+def _volume(v: str, where: str, folder: Path) -> Volume:
+    parts = v.split(":")
+    if len(parts) == 1:
+        return Volume("", parts[0], kind="volume")
+    source, target, *mode = parts
+    read_only = bool(mode) and "ro" in mode[0].split(",")
+    if source.startswith(("/", ".", "~")):
+        path = source if source.startswith(("/", "~")) else str(folder / source)
+        return Volume(path, target, read_only, "bind")
+    return Volume(source, target, read_only, "volume")

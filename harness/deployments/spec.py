@@ -1,0 +1,66 @@
+"""A user's deployment of the OpenHands app, as the harness honours it: the settings of one
+container, read from a compose service or a `docker run` line (compose.py, dockerrun.py).
+
+Only what changes how the app runs and reaches its runtime is here; every other key or flag
+is refused where it is read (docs/deployments.md lists the subset), never dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+APP_CONTAINER_PORT = 3000  # where the OpenHands app listens in its container (the images' CMD)
+SOCKET = "/var/run/docker.sock"  # where the app expects the daemon's socket
+
+
+@dataclass(frozen=True)
+class Port:
+    """A published port: `[address:]host:container`; host None lets Docker pick."""
+
+    container: int
+    host: int | None = None
+    address: str = ""
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A mount: a host path (bind) or a named volume, at `target` in the container."""
+
+    source: str
+    target: str
+    read_only: bool = False
+    kind: str = "bind"  # "bind" or "volume"
+
+    @property
+    def is_socket(self) -> bool:
+        """The daemon's socket, which the app needs to start its runtime: the harness mounts
+        the socket of the daemon the cell runs on, never a copy."""
+        return self.target == SOCKET
+
+
+@dataclass(frozen=True)
+class Network:
+    """A user-defined network the service joins, as the file declares it."""
+
+    name: str  # the key in the file (`networks: {mine: ...}`) or the docker run --network value
+    driver: str = "bridge"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One app container as its owner wrote it (values interpolated, env files read)."""
+
+    image: str | None
+    environment: dict[str, str] = field(default_factory=dict)
+    ports: tuple[Port, ...] = ()
+    network_mode: str | None = None  # "host", "bridge" or None (compose's default network)
+    networks: tuple[Network, ...] = ()
+    extra_hosts: dict[str, str] = field(default_factory=dict)
+    user: str | None = None
+    volumes: tuple[Volume, ...] = ()
+    container_name: str | None = None
+    command: tuple[str, ...] | None = None
+
+    def api_port(self) -> Port | None:
+        """The published port the app's API is reached at (container port 3000)."""
+        return next((p for p in self.ports if p.container == APP_CONTAINER_PORT), None)

@@ -1,0 +1,202 @@
+"""Deployments read as compose and docker read them, placed on this machine without touching
+anything of the user's, and refused in one line when the harness cannot honour them."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from harness import deployments, generations, matrix
+from harness.deployments import compose
+from harness.errors import InputError
+
+pytestmark = pytest.mark.unit
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    (folder / name).write_text(text)
+    return folder / name
+
+
+def matrix_with(folder: Path, table: str) -> Path:
+    return write(folder, "m.toml", f'[[targets]]\ntag = "0.62"\n[[targets]]\ntag = "latest"\n{table}')
+
+
+class Site:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp, self.port, self.made = tmp, 62000, list[str]()
+
+    def free_port(self) -> int:
+        self.port += 1
+        return self.port
+
+    def scratch(self, why: str) -> str:
+        folder = self.tmp / f"scratch{len(self.made)}"
+        folder.mkdir()
+        self.made.append(str(folder))
+        return str(folder)
+
+
+COMPOSE = """
+services:
+  openhands:
+    image: docker.openhands.dev/openhands/openhands:${OH_TAG:-0.59}
+    ports: ["127.0.0.1:4000:3000", "22:22"]
+    env_file: [oh.env]
+    environment:
+      OH_WEB_URL: http://localhost:4000
+      WORKSPACE_MOUNT_PATH: ${HOME}/work
+      SANDBOX_USER_ID: 1000
+      LOG_JSON: true
+      FROM_SHELL:
+    volumes:
+      - /var/run/docker.sock:/var/run/docker.sock
+      - ~/work:/opt/workspace_base
+      - state:/.openhands
+    extra_hosts: ["host.docker.internal=host-gateway"]
+    restart: unless-stopped
+volumes:
+  state: {}
+"""
+
+
+def test_a_compose_service_is_read_as_compose_reads_it(tmp_path: Path) -> None:
+    write(tmp_path, "oh.env", "LLM_API_KEY=sk-in-env-file\nLOG_JSON=false\n")
+    path = write(tmp_path, "compose.yml", COMPOSE)
+    env = {"HOME": "/home/ann", "FROM_SHELL": "yes"}
+    spec, name = compose.load([path], None, compose.ComposeFiles(), environ=env)
+    assert name == "openhands" and spec.image == "docker.openhands.dev/openhands/openhands:0.59"
+    assert spec.environment == {"LLM_API_KEY": "sk-in-env-file", "LOG_JSON": "true", "OH_WEB_URL":
+                                "http://localhost:4000", "WORKSPACE_MOUNT_PATH": "/home/ann/work",
+                                "SANDBOX_USER_ID": "1000", "FROM_SHELL": "yes"}  # environment over env_file
+    assert [(p.address, p.host, p.container) for p in spec.ports] == [("127.0.0.1", 4000, 3000), ("", 22, 22)]
+    assert spec.extra_hosts == {"host.docker.internal": "host-gateway"}
+    assert [(v.source, v.target, v.kind) for v in spec.volumes] == [
+        ("/var/run/docker.sock", "/var/run/docker.sock", "bind"), ("~/work", "/opt/workspace_base", "bind"),
+        ("state", "/.openhands", "volume")]
+    assert [n.name for n in spec.networks] == ["default"]  # compose's project network
+
+
+def test_compose_files_merge_in_order_and_the_project_env_file_interpolates(tmp_path: Path) -> None:
+    write(tmp_path, ".env", "PORT=4100\n")
+    base = write(tmp_path, "compose.yml", "services:\n  oh:\n    image: x\n    ports: ['${PORT}:3000']\n"
+                                          "    environment: [A=1, B=2]\n")
+    over = write(tmp_path, "compose.override.yml", "services:\n  oh:\n    environment: {B: 3, C: 4}\n"
+                                                   "    extra_hosts: ['h:1.2.3.4']\n")
+    spec, _ = compose.load([base, over], "oh", compose.ComposeFiles(), environ={})
+    assert spec.environment == {"A": "1", "B": "3", "C": "4"} and spec.ports[0].host == 4100
+    assert spec.extra_hosts == {"h": "1.2.3.4"}
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("services:\n  oh:\n    image: x\n    ports: ['3000:3000']\n    privileged: true\n",
+     "services.oh.privileged: the harness cannot honour this key"),
+    ("services:\n  oh:\n    image: x\n    ports: ['3000:3000']\n    network_mode: service:db\n",
+     "services.oh.network_mode: 'service:db'"),
+    ("services:\n  oh:\n    image: x\n    ports: ['3000-3001:3000-3001']\n", "a port range cannot be honoured"),
+    ("services:\n  oh:\n    image: x\n    ports: ['4000:3000']\n    networks: [nope]\n",
+     "'nope' is not declared under the top-level networks"),
+    ("services:\n  oh:\n    image: x\n    environment: [A=1]\n", "publishes no port for the app's 3000"),
+    ("services:\n  oh:\n    image: x\n    ports: 3000\n", "services.oh.ports: 3000 is not of type 'array'"),
+    ("services:\n  oh: [\n", "not valid YAML (line 3)"),
+    ("services:\n  oh:\n    image: ${TAG:?set TAG first}\n    ports: ['3000:3000']\n", "TAG: set TAG first"),
+])
+def test_what_cannot_be_honoured_is_one_line_naming_file_service_and_key(tmp_path: Path, text: str,
+                                                                         said: str) -> None:
+    write(tmp_path, "compose.yml", text)
+    with pytest.raises(InputError, match=None) as e:
+        deployments.load("mine", {"compose": "compose.yml"}, str(matrix_with(tmp_path, "")), None)
+    assert said in str(e.value) and str(tmp_path / "compose.yml") in str(e.value) and "\n" not in str(e.value)
+
+
+def test_yaml_1_2_keeps_a_port_mapping_a_string(tmp_path: Path) -> None:
+    """PyYAML (YAML 1.1) reads 22:22 as the base-60 number 1342; compose does not."""
+    path = write(tmp_path, "compose.yml", "services:\n  oh:\n    image: x\n    ports:\n      - 22:22\n"
+                                          "      - 3000:3000\n")
+    spec, _ = compose.load([path], "oh", compose.ComposeFiles(), environ={})
+    assert [(p.host, p.container) for p in spec.ports] == [(22, 22), (3000, 3000)]
+
+
+@pytest.mark.parametrize(("line", "said"), [
+    ("docker run --privileged -p 3000:3000 img", "unrecognized arguments: --privileged"),
+    ("docker run -p 3000:3000 -e 'A=1 img", "does not parse as a shell would"),
+    ("podman run -p 3000:3000 img", "expected a line starting with `docker run`"),
+    ("docker run -p 3000:3000 --network container:db img", "--network container:db"),
+])
+def test_a_docker_run_line_that_cannot_be_honoured_is_one_line(tmp_path: Path, line: str, said: str) -> None:
+    with pytest.raises(InputError) as e:
+        deployments.load("readme", {"docker_run": line}, str(tmp_path / "m.toml"), None)
+    assert said in str(e.value) and "deployments.readme" in str(e.value)
+
+
+def test_a_docker_run_line_is_read_as_docker_reads_it(tmp_path: Path) -> None:
+    write(tmp_path, "run.sh", "# how we run it\ndocker run -it --rm --pull=always \\\n"
+                              "  -e SANDBOX_USER_ID=$(id -u) -e LOG_ALL_EVENTS=true -v ~/.openhands:/.openhands \\\n"
+                              "  -p 3000:3000 --name openhands-app docker.openhands.dev/openhands/openhands:0.62\n")
+    d = deployments.load("script", {"docker_run_file": "run.sh"}, str(tmp_path / "m.toml"), None)
+    s = d.service
+    assert s.network_mode == "bridge" and not s.networks and s.extra_hosts == {}  # no --add-host: as written
+    assert s.environment["LOG_ALL_EVENTS"] == "true" and s.container_name == "openhands-app"
+    assert d.files == {str(tmp_path / "run.sh"): (tmp_path / "run.sh").read_text()}
+
+
+def test_the_placement_moves_ports_paths_and_names_and_says_so(tmp_path: Path) -> None:
+    write(tmp_path, "oh.env", "LLM_API_KEY=sk-in-env-file\n")
+    write(tmp_path, "compose.yml", COMPOSE.replace("127.0.0.1:4000:3000", "4000:3000"))
+    os.environ.setdefault("HOME", "/root")
+    d = deployments.load("mine", {"compose": "compose.yml"}, str(matrix_with(tmp_path, "")), None)
+    site = Site(tmp_path)
+    lau = d.launch(generations.V1, image="app:1.11", env={"LOG_ALL_EVENTS": "true"}, host_port=61111,
+                   networks={"default": "oh-matrix-x-latest-mine-default"}, site=site)
+    placed = dict(o for o in lau.options(placed=True, name="oh-matrix-x-latest-mine"))
+    env = lau.container_env()
+    assert env["OH_WEB_URL"] == "http://localhost:61111"  # moved with host port 4000
+    assert env["WORKSPACE_MOUNT_PATH"] == site.made[0]  # moved with ~/work
+    assert "SANDBOX_HOST_PORT" not in env  # 4000:3000 leaves the 1.x callback at 3000, as on the user's host
+    assert ("-p", "0.0.0.0:61111:3000") in lau.options(placed=True) and ("-p", "4000:3000") in lau.options(False)
+    assert placed["--network"] == "oh-matrix-x-latest-mine-default" and placed["--name"] == "oh-matrix-x-latest-mine"
+    volumes = [v for f, v in lau.options(placed=True) if f == "-v"]
+    assert volumes[1:] == [f"{site.made[0]}:/opt/workspace_base", f"{site.made[1]}:/.openhands"]
+    line = shlex.split(lau.docker_run(frozenset({"LLM_API_KEY"})).split(" && ")[-1])
+    assert "-v" in line and "~/work:/opt/workspace_base" in line and "LLM_API_KEY=<LLM_API_KEY>" in line
+    assert line[line.index("--name") + 1] == "openhands-app" and line[-1] == "app:1.11"
+    assert any("host port 4000 is 61111" in n for n in lau.placement)
+    assert any("~/work (bind) is a temporary folder" in n for n in lau.placement)
+
+
+def test_a_1x_deployment_publishing_3000_moves_the_callback_default_with_it(tmp_path: Path) -> None:
+    d = deployments.load("readme", {"docker_run": "docker run -p 3000:3000 --add-host "
+                                                  "host.docker.internal:host-gateway img"},
+                         str(tmp_path / "m.toml"), None)
+    lau = d.launch(generations.V1, image="app", env={}, host_port=61200, networks={}, site=Site(tmp_path))
+    assert lau.container_env()["SANDBOX_HOST_PORT"] == "61200"
+    assert "SANDBOX_HOST_PORT" not in lau.docker_run()  # not in what the user wrote
+
+
+def test_deployments_are_modes_of_the_matrix(tmp_path: Path) -> None:
+    write(tmp_path, "compose.yml", "services:\n  oh:\n    image: x\n    ports: ['4000:3000']\n")
+    m = matrix.load(matrix_with(tmp_path, '[modes.host-gateway]\n[deployments.mine]\ncompose = "compose.yml"\n'))
+    assert [c.id for c in m.cells()] == ["0.62-host-gateway", "0.62-mine", "latest-host-gateway", "latest-mine"]
+    again = matrix.parse(tomllib.loads(m.text), m.path, m.files)  # a worker: from the texts
+    assert again.modes[1].deployment == m.modes[1].deployment
+    with pytest.raises(InputError, match="host is a built-in mode"):
+        matrix.load(matrix_with(tmp_path, '[deployments.host]\ncompose = "compose.yml"\n'))
+
+
+def test_bad_deployments_stop_the_cli_before_the_daemon(tmp_path: Path) -> None:
+    write(tmp_path, "compose.yml", "services:\n  oh:\n    image: x\n    ports: ['4000:3000']\n    privileged: true\n")
+    for table, said in (('compose = "compose.yml"', "services.oh.privileged"),
+                        ('compose = "compose.yml"\nservice = "web"', "service 'web' is not in the file"),
+                        ('docker_run = "docker run -p 3000:3000 --cap-add NET_ADMIN img"', "--cap-add")):
+        m = matrix_with(tmp_path, f"[deployments.mine]\n{table}\n")
+        r = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--matrix", str(m)], capture_output=True,
+                           text=True, cwd=ROOT, timeout=60,
+                           env={**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+        assert r.returncode == 2 and said in r.stderr and r.stderr.count("\n") == 1, r.stderr
