@@ -138,7 +138,7 @@ V1 = Generation(
                    "as a separate package"),
     replay_skip="1.x has no replay of a recorded trajectory (V0's replay_json): run its tasks with an LLM",
     remedies=("no-proxy", "v1-url-pattern", "v1-startup-grace", "v1-web-url", "v1-extra-webhook", "v1-callback-urls",
-              "v1-hosts-entry"),
+              "v1-published-port", "v1-hosts-entry"),
     latest=True,
     # The SDK agent's default tools (openhands-tools 1.34.0, tools/preset/default.py):
     # terminal, file_editor, task_tracker and the browser tool set; no IPython tool.

@@ -165,6 +165,9 @@ class RemedyTry(_Model):
     docker_run: str | None = None
     host_change: str | None = None  # what the remedy changed on this machine for the rerun, and undid
     asks: int = 0  # of the host: 0 settings, 1 a move to another mode, 2 a change to the host itself
+    # On a user's deployment, the fix as a change to their file: a unified diff of the compose
+    # file, or their docker run line with the flags added (harness/deployments/fixes.py)
+    fix: str | None = None
 
     def settings(self) -> str:
         """What it changed, for a line of text: `in mode host K=V ...`."""

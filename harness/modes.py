@@ -124,6 +124,7 @@ class AppLaunch:
     person_name: str | None = None  # the container name as written
     person_command: tuple[str, ...] = ()  # the command as written, after the image
     moved_env: dict[str, str] = field(default_factory=dict)  # settings that moved with a port or path
+    person_port: int = APP_PORT  # the host port the person reaches the API at (APP_PORT_TOKEN in their line)
     placement: tuple[str, ...] = ()  # what the harness changed for the cell, in words (the report)
 
     def publishes(self, placed: bool) -> tuple[Publish, ...]:
@@ -151,7 +152,7 @@ class AppLaunch:
         if placed:
             env = self.container_env()
         else:
-            env = {k: f"<{k}>" if k in secrets else v.replace(APP_PORT_TOKEN, str(APP_PORT))
+            env = {k: f"<{k}>" if k in secrets else v.replace(APP_PORT_TOKEN, str(self.person_port))
                    for k, v in self.env.items()}
         opts: list[Option] = [("-e", f"{k}={v}") for k, v in env.items()]
         opts.append(("-v", f"{self.socket}:/var/run/docker.sock"))

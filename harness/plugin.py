@@ -321,6 +321,9 @@ def end_of_run(s: workflow.State) -> str:
                      "(--gate regressions fails on this):")
         lines += [f"  {line}" for line in run.changes.unreadable]
     out = s.context.out
+    for cell, remedy, path in workflow.fixes(run):  # a user's deployment: the change a real rerun proved
+        lines.append(f"fix for {cell.id} ({remedy.name}, proven by a rerun): {out}/{path}")
+        lines += [f"  {line}" for line in (remedy.fix or "").rstrip().splitlines()]
     lines.append(f"results: {out}/results.json  report: {out}/report.html  summary: {out}/summary.md")
     return "\n".join(lines)
 

@@ -29,6 +29,10 @@ class Context:
     gateway: str | None  # the default bridge's gateway (what host-gateway maps to)
     runtime_seconds: float | None = None  # how long the failed cell's runtime took to answer
     mode: str | None = None  # the failed cell's mode
+    # The failed cell is a user's deployment (harness/deployments): a remedy is a change to
+    # it, never a move to a built-in mode; `app_port` is the host port its API is published at.
+    deployment: bool = False
+    app_port: int = 3000
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,14 @@ def _both(ctx: Context) -> dict[str, str] | None:
     return {**web, **hook} if web and hook else None
 
 
+def _callback_port(ctx: Context) -> dict[str, str] | None:
+    """A deployment that publishes the app elsewhere than 3000 (`4000:3000`): the 1.x sandbox
+    calls back SANDBOX_HOST_PORT, default 3000, and OH_WEB_URL: both at the published port."""
+    if not ctx.deployment or ctx.app_port == 3000:
+        return None
+    return {"SANDBOX_HOST_PORT": APP_PORT, "OH_WEB_URL": f"http://host.docker.internal:{APP_PORT}"}
+
+
 def _hosts_line(ctx: Context) -> contextlib.AbstractContextManager[str]:
     return hostchange.hosts_entry("127.0.0.1", "host.docker.internal")
 
@@ -132,6 +144,9 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
     Remedy("v1-callback-urls", (DNS, TIMEOUT, REFUSED), _both,
            "both calls back at an address the sandbox reaches: OH_WEB_URL for MCP, a second webhook "
            "through OH_AGENT_SERVER_ENV", directions=(Direction.CALLBACK,)),
+    Remedy("v1-published-port", (DNS, TIMEOUT, REFUSED), _callback_port,
+           "the sandbox calls the app back at the port it is published at: SANDBOX_HOST_PORT (default 3000) "
+           "and OH_WEB_URL name it", directions=(Direction.CALLBACK,)),
     Remedy("v1-hosts-entry", (DNS,), lambda ctx: {} if _on_host_network(ctx) else None,
            "a host change: `127.0.0.1 host.docker.internal` in this machine's /etc/hosts, which a "
            "host-network sandbox copies; undone after the rerun", directions=(Direction.CALLBACK,),
@@ -152,6 +167,8 @@ def applicable(result: CellResult, ctx: Context) -> list[tuple[Remedy, dict[str,
             continue
         if result.connect.direction not in r.directions:
             continue
+        if ctx.deployment and r.mode not in (None, result.mode):
+            continue  # a deployment is fixed in its own file, not replaced by a built-in mode
         env = r.env(ctx)
         nothing = not env and not r.host_change and r.mode in (None, result.mode)
         if env is None or nothing:  # not here, or nothing would change

@@ -82,8 +82,10 @@ def run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None = No
         return error_cell(cell, ctx, Cause.IMAGE_UNAVAILABLE, images.error if images else "images were not prepared")
     env = cell_env(m, cell, ctx)
     choice = llm_choice(ctx.llm)
+    # A deployment's own environment (env files included) holds secrets too: redacted alike.
+    own = cell.mode.deployment.service.environment if cell.mode.deployment else {}
     plan = CellPlan(ctx.run_id, cell, images, env, m.connect_budget, m.app_budget,
-                    secrets=secret_names(env), tasks=list(m.tasks if tasks is None else tasks),
+                    secrets=secret_names({**own, **env}), tasks=list(m.tasks if tasks is None else tasks),
                     catalog=m.catalog(), llm=choice, task_budget=m.task_budget, boot_slots=ctx.boot_slots)
     result = run_cell(plan)
     if choice.real is not None:
@@ -91,16 +93,25 @@ def run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None = No
     # A grace that ran out with the machine to itself: the knob is tried whatever the flags say,
     # since the finding is only useful with the setting that makes the cell work here.
     if (ctx.remedies or result.connect.cause == Cause.STARTUP_GRACE) and result.connect.verdict == Verdict.FAIL:
+        dep = cell.mode.deployment
         fix_ctx = remedies.Context(gateway=ctx.host.bridge_gateway, runtime_seconds=result.boot.runtime_seconds,
-                                   mode=cell.mode.name)
+                                   mode=cell.mode.name, deployment=dep is not None,
+                                   app_port=dep.api_host_port if dep else 3000)
 
         def rerun(extra: dict[str, str], mode: str | None, alone: bool) -> CellResult:
             moved = cell if mode is None else replace(cell, mode=m.mode(mode), origin=cell.id)
             env2 = {**cell_env(m, moved, ctx), **extra}
-            return run_cell(replace(plan, cell=moved, env=env2, secrets=secret_names(env2), tasks=[], alone=alone))
+            return run_cell(replace(plan, cell=moved, env=env2, secrets=secret_names({**own, **env2}), tasks=[],
+                                    alone=alone))
 
         result.remedies = remedies.search(result, fix_ctx, rerun)
+        if dep is not None:  # what passed, as a change to the user's own file
+            from harness.deployments.fixes import fix
+
+            for r in result.remedies:
+                if r.verdict == Verdict.PASS and not r.host_change:
+                    r.fix = fix(dep, r.env)
     key = {"LLM_API_KEY": choice.real.api_key} if choice.real else {}
     # A task file's secrets are secret whatever their names: redacted like the key.
     declared = [os.environ[n] for t in m.task_defs for n in t.secrets if os.environ.get(n)]
-    return redact_result(result, {**env, **key}, declared)
+    return redact_result(result, {**own, **env, **key}, declared)

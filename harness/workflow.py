@@ -26,7 +26,7 @@ from harness.cell import runtime_kwargs
 from harness.context import RunContext
 from harness.errors import DockerUnavailable, HarnessError, InputError, OutputError
 from harness.matrix import Cell, Matrix
-from harness.model import Cause, CellResult, Host, ImageFailure, ImageSet, Run, Verdict
+from harness.model import Cause, CellResult, Host, ImageFailure, ImageSet, RemedyTry, Run, Verdict
 from harness.recommend import recommend
 from harness.runner import LOST_WORKER, error_cell
 from harness.secrets import redact_env
@@ -251,10 +251,25 @@ def decide(s: State) -> None:
 
 
 def write(s: State) -> None:
-    from harness.output import write_run
+    from harness.output import write_run, write_text_atomic
 
     assert s.run is not None
-    write_run(Path(s.context.out), s.run)
+    out = Path(s.context.out)
+    write_run(out, s.run)
+    for _cell, remedy, path in fixes(s.run):  # each proven fix to a user's deployment, as a file to apply
+        write_text_atomic(out / path, remedy.fix or "")
+
+
+def fixes(run: Run) -> list[tuple[CellResult, RemedyTry, str]]:
+    """(cell, remedy, path in the run folder) of every remedy that passed with a fix to the
+    user's deployment: `fixes/CELL-REMEDY.diff` for a compose file, `.sh` for a docker run line."""
+    out = []
+    for c in run.cells:
+        for r in c.remedies:
+            if r.fix:
+                suffix = "diff" if r.fix.startswith("---") else "sh"
+                out.append((c, r, f"fixes/{c.id}-{r.name}.{suffix}"))
+    return out
 
 
 def render(s: State) -> None:

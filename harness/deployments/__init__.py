@@ -43,10 +43,17 @@ class Deployment:
     service: ServiceSpec
     source: str = ""  # the compose file or the file holding the line, for the fix as a diff
     service_name: str = ""
+    line: str = ""  # a docker run line written in the matrix itself
     # The texts of the files read (compose, env files, .env), by path: the workers get them
     # from the controller and never read the user's files themselves.
     files: dict[str, str] = field(default_factory=dict)
     rank: int = -1  # your own deployment, as it is, asks least of anyone: nothing to change
+
+    @property
+    def api_host_port(self) -> int:
+        """The host port the user reaches the app's API at, as written (3000 on the host network)."""
+        port = self.service.api_port()
+        return port.host if port is not None and port.host is not None else APP_CONTAINER_PORT
 
     @property
     def summary(self) -> str:
@@ -155,7 +162,7 @@ def _place(d: Deployment, gen: Generation, image: str, env: dict[str, str], api_
         publish_all=False, publish=tuple(person_publish), placed_publish=tuple(placed_publish),
         volumes=tuple(person_volumes), placed_volumes=tuple(placed_volumes), placed_network=placed_network,
         user=s.user, person_name=s.container_name, person_command=tuple(s.command or ()), moved_env=moved_env,
-        placement=tuple(said),
+        placement=tuple(said), person_port=d.api_host_port,
     )
 
 
@@ -238,7 +245,7 @@ def load(name: str, table: dict[str, Any], matrix_path: str, files: dict[str, st
         else:
             line, origin, source = str(table["docker_run"]), f"{matrix_path} deployments.{name}.docker_run", ""
         spec = dockerrun.parse(line, origin, folder, reader)
-        dep = Deployment(name, origin, "docker_run", spec, source)
+        dep = Deployment(name, origin, "docker_run", spec, source, line="" if source else line)
     _check(dep)
     return replace(dep, files=reader.texts)
 

@@ -200,3 +200,30 @@ def test_bad_deployments_stop_the_cli_before_the_daemon(tmp_path: Path) -> None:
                            text=True, cwd=ROOT, timeout=60,
                            env={**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"})
         assert r.returncode == 2 and said in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_a_proven_fix_is_a_diff_of_the_compose_file_that_keeps_the_rest_as_written(tmp_path: Path) -> None:
+    from harness.deployments.fixes import fix
+    from harness.modes import APP_PORT_TOKEN
+
+    text = ("# our stack\nservices:\n  openhands:\n    image: x   # pinned by ops\n    ports: ['4000:3000']\n"
+            "    environment:\n      - LOG_ALL_EVENTS=true\n      - SANDBOX_HOST_PORT=3000\n")
+    write(tmp_path, "compose.yml", text)
+    d = deployments.load("mine", {"compose": "compose.yml"}, str(matrix_with(tmp_path, "")), None)
+    diff = fix(d, {"SANDBOX_HOST_PORT": APP_PORT_TOKEN, "OH_WEB_URL": f"http://host.docker.internal:{APP_PORT_TOKEN}"})
+    assert diff.startswith(f"--- {tmp_path / 'compose.yml'}")
+    assert "-      - SANDBOX_HOST_PORT=3000\n+      - SANDBOX_HOST_PORT=4000\n" in diff
+    assert "+      - OH_WEB_URL=http://host.docker.internal:4000\n" in diff
+    changed = [ln for ln in diff.splitlines() if ln[:1] in "+-" and ln[:3] not in ("+++", "---")]
+    assert len(changed) == 3  # one line changed, one added: comments and the rest as written
+    assert (tmp_path / "compose.yml").read_text() == text  # the user's file itself is never written
+
+
+def test_a_proven_fix_to_a_docker_run_line_is_the_line_with_the_flags_added(tmp_path: Path) -> None:
+    from harness.deployments.fixes import fix
+
+    line = "docker run -it --rm -e DOCKER_HOST_ADDR=x -p 3000:3000 -v ~/.openhands:/.openhands img:0.62"
+    d = deployments.load("readme", {"docker_run": line}, str(tmp_path / "m.toml"), None)
+    line = fix(d, {"DOCKER_HOST_ADDR": "172.17.0.1"})
+    assert line == ("docker run -e DOCKER_HOST_ADDR=172.17.0.1 -it --rm -p 3000:3000 -v ~/.openhands:/.openhands "
+                    "img:0.62")

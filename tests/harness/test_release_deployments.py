@@ -1,0 +1,94 @@
+"""Users' own deployments as cells, for real: examples/deployments on 0.62 and latest in one
+run with --remedies (five of its ten cells, one of each mechanism, for CI's minutes; the
+whole matrix: `oh-matrix run --matrix examples/deployments/matrix.toml -n 2 --remedies`).
+Each verdict is checked for its mechanism, each proven fix against the user's file, and the
+run against the user's files and host paths, which it must leave exactly as they were."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import clirun
+import docker
+import pytest
+
+from harness import cleanup
+from harness.model import ImageSet
+from harness.paths import cache_root
+
+pytestmark = [pytest.mark.engine, pytest.mark.release]
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples" / "deployments"
+SECRET = "sk-example-not-a-real-key"  # examples/deployments/openhands.env
+CELLS = ("latest-documented", "0.62-stack", "latest-stack", "0.62-workspace", "0.62-old-readme")
+
+
+def hashes() -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(EXAMPLES.iterdir())}
+
+
+def test_five_deployments_on_two_releases(client: docker.DockerClient, v0_images: ImageSet, v1_images: ImageSet,
+                                          tmp_path: Path) -> None:
+    home = tmp_path / "home"  # ~ and ${HOME} of the deployments: the run must create nothing there
+    home.mkdir()
+    before = hashes()
+    env = {**os.environ, "HOME": str(home), "OH_MATRIX_CACHE": str(cache_root())}
+    out = tmp_path / "run"
+    only = [a for c in CELLS for a in ("--only", c)]
+    run = clirun.run([sys.executable, "-m", "harness.cli", "run", "--matrix", str(EXAMPLES / "matrix.toml"),
+                      "--backend", "pypi", "--remedies", "--out", str(out), "-n", "2", *only],
+                     cwd=ROOT, timeout=2400, env=env)
+    assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-2000:]  # some deployments fail: that is the point
+    assert hashes() == before  # the user's files, byte for byte
+    # nothing at the host paths they mount (the report's browser may keep a profile in ~/.cache)
+    assert not (home / ".openhands").exists() and not (home / "workspace").exists()
+    data = json.loads((out / "results.json").read_text())
+    cells = {c["id"]: c for c in data["cells"]}
+    assert sorted(cells) == sorted(CELLS)
+    for c in cells.values():
+        assert c["deployment"] and c["docker_run"], c["id"]
+        if c["connect"]["verdict"] == "fail":  # every fail is a cause with a direction, from what was observed
+            assert c["connect"]["cause"] and c["connect"]["direction"] and c["connect"]["evidence"], c["id"]
+        if c["connect"]["verdict"] == "pass":
+            assert [t["verdict"] for t in c["tasks"]] == ["pass", "pass"], (c["id"], c["tasks"])
+
+    # (a) the documented line works, and is shown as written with the target's image
+    assert cells["latest-documented"]["connect"]["verdict"] == "pass"
+    assert "-v ~/.openhands:/.openhands" in cells["latest-documented"]["docker_run"]
+    assert cells["latest-documented"]["docker_run"].endswith(v1_images.app_image)
+
+    # (b) 4000:3000 on 1.x: the sandbox calls the app back at the default 3000, where nothing of it
+    # listens; publishing the callback port is the proven fix, as a diff of stack.yml
+    stack = cells["latest-stack"]
+    assert (stack["connect"]["cause"], stack["connect"]["direction"]) == ("connection-refused", "sandbox->app")
+    assert cells["0.62-stack"]["connect"]["verdict"] == "pass"  # V0 is never called back
+    fixed = next(r for r in stack["remedies"] if r["name"] == "v1-published-port")
+    assert fixed["verdict"] == "pass" and "+      - SANDBOX_HOST_PORT=4000" in fixed["fix"], fixed
+    diff = (out / "fixes" / "latest-stack-v1-published-port.diff").read_text()
+    assert diff == fixed["fix"] and diff.startswith(f"--- {EXAMPLES / 'stack.yml'}")
+    assert "host port 4000 is" in " ".join(stack["notes"])
+
+    # (e) no --add-host on 0.x: host.docker.internal does not resolve in the app; DOCKER_HOST_ADDR is the
+    # proven fix, as the user's own line with the flag added
+    old = cells["0.62-old-readme"]
+    assert (old["connect"]["cause"], old["connect"]["direction"]) == ("dns-unresolved", "app->runtime")
+    line = next(r for r in old["remedies"] if r["name"] == "docker-host-addr" and r["verdict"] == "pass")["fix"]
+    assert line.startswith("docker run -e DOCKER_HOST_ADDR=") and line.endswith("openhands/openhands:0.62")
+
+    # (d) the env file's key is a secret: nowhere in what the run wrote
+    for f in out.rglob("*"):
+        if f.is_file() and f.suffix in (".json", ".xml", ".md", ".html", ".log", ".diff", ".sh"):
+            assert SECRET not in f.read_text(errors="replace"), f
+    assert SECRET not in run.stdout + run.stderr
+    assert any("temporary folder at /opt/workspace_base" in n for n in cells["0.62-workspace"]["notes"])
+
+    # the terminal named each proven fix; nothing of the run is left
+    assert "fix for latest-stack (v1-published-port, proven by a rerun)" in run.stdout
+    assert not client.containers.list(all=True, filters={"label": f"{cleanup.RUN_LABEL}={data['run_id']}"})
+    assert not client.networks.list(filters={"label": f"{cleanup.RUN_LABEL}={data['run_id']}"})
+    print(json.dumps({c: (v["connect"]["verdict"], v["connect"]["cause"], v["connect"]["direction"],
+                          [(r["name"], r["verdict"]) for r in v["remedies"]]) for c, v in cells.items()}, indent=1))
