@@ -22,7 +22,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 from xdist.scheduler import LoadScopeScheduling
@@ -210,6 +210,7 @@ class MatrixController:
         self.cell_of: Callable[[str], str | None] = lambda nodeid: None
         self.config: pytest.Config | None = None
         self.follower: progress.Follower | None = None
+        self.phases: IO[str] | None = None  # where phase lines are written (the terminal, duplicated)
         self.shown = threading.Lock()  # verdict lines (main thread) and phase lines (follower)
 
     @classmethod
@@ -233,6 +234,11 @@ class MatrixController:
         config.stash[CELLS], config.stash[TASKS] = self.state.cells, m.tasks
         self.cell_of = cell_index(self.state.cells, m.tasks)
         self.config = config
+        if not config.option.collectonly and self.phases is None:
+            # The terminal as it is now, between pytest's captures: with no workers the cells run
+            # in this process, where a test's output is captured, and phase lines would land there.
+            with contextlib.suppress(OSError, ValueError):
+                self.phases = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
 
     @pytest.hookimpl(optionalhook=True)  # xdist's hook: absent with -p no:xdist
     def pytest_configure_node(self, node: Any) -> None:
@@ -268,8 +274,19 @@ class MatrixController:
         """Each cell's phases as they happen, between the verdict lines (progress.py)."""
         if session.config.option.collectonly:
             return
-        self.follower = progress.Follower(self.state.context.out, lambda line: self.show(f"  {line}"))
+        self.follower = progress.Follower(self.state.context.out, self.show_phase)
         self.follower.start()
+
+    def show_phase(self, line: str) -> None:
+        if self.phases is None:
+            self.show(f"  {line}")
+            return
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter") if self.config else None
+        with self.shown, contextlib.suppress(OSError, ValueError):  # a terminal gone (SIGHUP): lines are in the file
+            if terminal is not None and getattr(terminal, "currentfspath", None):
+                self.phases.write("\n")  # pytest left a test file's name on the line
+                terminal.currentfspath = None
+            self.phases.write(f"  {line}\n")
 
     @pytest.hookimpl(optionalhook=True)  # xdist's hook: absent with -p no:xdist
     def pytest_handlecrashitem(self, crashitem: str, report: Any, sched: Any) -> None:
@@ -290,6 +307,10 @@ class MatrixController:
         if self.follower is not None:  # the last phase lines, before the end of the run
             self.follower.stop()
             self.follower = None
+        if self.phases is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.phases.close()
+            self.phases = None
         if not self.plain:
             return  # `oh-matrix run` walks the steps after the cells itself
         self.state.pytest_code = int(exitstatus)

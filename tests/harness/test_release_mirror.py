@@ -123,7 +123,7 @@ def test_official_backend_from_a_mirror(client: docker.DockerClient, v0_images: 
     served = log.read_text()
     for ref in refs.values():
         repo, _, tag = ref.removeprefix(f"{address}/").rpartition(":")
-        assert f"GET /v2/{repo}/manifests/{tag}" in served, (ref, served[-3000:])
+        assert f"/v2/{repo}/manifests/{tag} HTTP" in served, (ref, served[-3000:])  # HEAD or GET by tag
     for ref in refs.values():  # images list names what it pulled
         assert ref in listed.stdout, listed.stdout
     print(f"pushed 4 images in {pushed_in:.0f} s")
