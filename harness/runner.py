@@ -5,7 +5,9 @@ whichever process runs the cell."""
 from __future__ import annotations
 
 import os
+import traceback
 from dataclasses import replace
+from pathlib import Path
 
 from harness import remedies
 from harness.cell import ApiCell, CellCore, CellPlan
@@ -76,7 +78,29 @@ def error_cell(cell: Cell, ctx: RunContext, cause: Cause, why: str) -> CellResul
 
 def run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None = None) -> CellResult:
     """Run one cell (any process): connect, then `tasks` (default: the matrix's) if it
-    connected; with --remedies, a failed cell is rerun once per known fix."""
+    connected; with --remedies, a failed cell is rerun once per known fix. Whatever goes wrong
+    inside is this cell's result, `error harness-error` naming the exception and where in the
+    harness it was raised: never another cell's, never the run's."""
+    try:
+        return _run_one(ctx, m, cell, tasks)
+    except Exception as e:  # a bug of the harness's, or a host it did not expect
+        result = error_cell(cell, ctx, Cause.HARNESS_ERROR, f"the harness failed inside this cell: {describe(e)}")
+        own = cell.mode.deployment.service.environment if cell.mode.deployment else {}
+        return redact_result(result, {**own, **cell_env(m, cell, ctx)}, [])  # a message may quote a setting
+
+
+def describe(e: BaseException) -> str:
+    """`Type: message (at harness/FILE.py:LINE in FUNCTION)`, the last frame of the harness's own."""
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if Path(f.filename).is_relative_to(PACKAGE)]
+    at = f" (at harness/{Path(frames[-1].filename).relative_to(PACKAGE)}:{frames[-1].lineno} in " \
+         f"{frames[-1].name})" if frames else ""
+    return f"{type(e).__name__}: {str(e)[:300]}{at}"
+
+
+PACKAGE = Path(__file__).resolve().parent
+
+
+def _run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None) -> CellResult:
     images = ctx.images.get(cell.target.tag)
     if images is None or isinstance(images, ImageFailure):
         return error_cell(cell, ctx, Cause.IMAGE_UNAVAILABLE, images.error if images else "images were not prepared")

@@ -82,3 +82,47 @@ def test_a_real_failure_is_not_run_again(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setitem(runner.ENTRYPOINTS, "api", attempts)  # type: ignore[arg-type]
     assert runner.run_one(ctx(), M, M.cells()[0]).connect.cause == "dns-unresolved"
     assert len(attempts.plans) == 1
+
+
+def test_an_exception_inside_one_cell_is_that_cells_error_and_no_other_cells(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three cells; the second one's entry point raises. It is `error harness-error` naming
+    the exception and the harness frame that raised it, run once; the other two are as they
+    were; the run's exit code is 1."""
+    from harness import workflow
+    from harness.model import Run
+
+    m = matrix.parse({"run": {"tasks": []}, "targets": [{"tag": "0.62"}],
+                      "modes": {"host-gateway": {}, "bridge": {}, "custom-network": {}}}, "m.toml")
+    calls: list[str] = []
+
+    class Entry:
+        def __init__(self, plan: CellPlan) -> None:
+            self.plan = plan
+
+        def run(self) -> CellResult:
+            calls.append(self.plan.cell.id)
+            if self.plan.cell.mode.name == "bridge":
+                return {}["no such key"]  # type: ignore[no-any-return]  # a bug of the harness's
+            return CellResult(id=self.plan.cell.id, tag="0.62", mode=self.plan.cell.mode.name, api="v0",
+                              connect=Connect(verdict="pass", seconds=9.0))  # type: ignore[arg-type]
+
+    monkeypatch.setitem(runner.ENTRYPOINTS, "api", Entry)
+    results = [runner.run_one(ctx(), m, c) for c in m.cells()]
+    by_id = {r.id: r for r in results}
+    bad = by_id["0.62-bridge"].connect
+    assert (bad.verdict, bad.cause) == ("error", "harness-error")
+    assert "(at harness/runner.py:" in bad.evidence[0].text  # the last frame of the harness's own code
+    assert bad.evidence[0].text.startswith("the harness failed inside this cell: KeyError: 'no such key'")
+    assert calls.count("0.62-bridge") == 1  # run once: an exception is not a reason of the moment
+    assert [by_id[i].connect.verdict for i in ("0.62-host-gateway", "0.62-custom-network")] == ["pass", "pass"]
+    s = workflow.State(workflow.Options(matrix="m.toml"))
+    s.run = Run(run_id="r", started_at="now", finished_at="now", backend="pypi", cells=results)
+    assert workflow.outcome(s) == workflow.EXIT_FAILED
+
+
+def test_the_harness_frame_that_raised_is_named() -> None:
+    try:
+        matrix.tag_generation(7)
+    except Exception as e:
+        said = runner.describe(e)
+    assert said.startswith("InputError: expected MAJOR.MINOR") and "(at harness/matrix.py:" in said
