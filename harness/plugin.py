@@ -389,14 +389,17 @@ def check_selection(s: workflow.State) -> int | None:
     probe = _Preselection(s)
     args = [*_suite_args(), "--collect-only", "-q", *(["-k", o.k] if o.k else []), *o.pytest_args]
     out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        code = pytest.main(args, plugins=[probe])
+    given = " ".join([*(["-k", repr(o.k)] if o.k else []), *o.pytest_args])
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            code = pytest.main(args, plugins=[probe])
+    except Exception as e:  # pytest < 8.4 raises a bad `-p PLUGIN` instead of reporting it
+        raise InputError(f"{given}: refused by pytest: {e}") from None
     if code == pytest.ExitCode.NO_TESTS_COLLECTED or (code == pytest.ExitCode.OK and not probe.selected):
         print("oh-matrix: no cell or task test was selected (check --only, -k and the pytest arguments)",
               file=sys.stderr)
         return workflow.EXIT_NOTHING
     if code != pytest.ExitCode.OK:
-        given = " ".join([*(["-k", repr(o.k)] if o.k else []), *o.pytest_args])
         raise InputError(f"{given}: refused by pytest: {_pytest_error(out.getvalue())}")
     return None
 
