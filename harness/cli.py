@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness import cleanup, docker_host, knobs, matrix, workflow
+from harness import options as run_options
 from harness.errors import HarnessError, InputError
 from harness.paths import cache_root
 from harness.workflow import EXIT_FAILED, EXIT_OK
@@ -31,10 +32,8 @@ def _err(msg: str) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.plugin import check_selection, end_of_run, run_cells
 
-    options = workflow.Options(matrix=args.matrix, out=args.out, backend=args.backend, app_env=args.app_env,
-                               only=args.only, remedies=args.remedies, llm=args.llm, gate=args.gate,
-                               upgrade_from=args.upgrade_from,
-                               workers=args.n or 1, k=args.k, pytest_args=args.pytest_args)
+    options = run_options.to_options(lambda dest: getattr(args, dest), workers=args.n or 1, k=args.k,
+                                     pytest_args=args.pytest_args)
     return workflow.run(options, run_cells, report=lambda s: print(end_of_run(s)), selection=check_selection)
 
 
@@ -188,21 +187,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run a matrix (a pytest run underneath)")
-    r.add_argument("--matrix", default=matrix.DEFAULT,
-                   help=f"a matrix file, or a shipped one by name ({', '.join(matrix.packaged())}); "
-                        "default: %(default)s")
-    r.add_argument("--out", help="report folder (default reports/<time>-<run>)")
-    r.add_argument("--backend", choices=matrix.BACKENDS)
-    r.add_argument("--app-env", action="append", default=[], metavar="KEY=VAL")
-    r.add_argument("--only", action="append", default=[], metavar="TAG-MODE")
-    r.add_argument("--remedies", action="store_true", help="rerun failed cells with the known fixes")
-    r.add_argument("--llm", choices=["auto", "scripted", "real", "replay"],
-                   help="LLM for the tasks: scripted (default without a key), real (LLM_MODEL, LLM_API_KEY), or "
-                        "replay (V0: recorded trajectories, no LLM at all)")
-    r.add_argument("--gate", choices=["failures", "regressions"], default="failures",
-                   help="exit 1 on any failed cell (default) or only on a regression since the last run")
-    r.add_argument("--upgrade-from", metavar="TAG",
-                   help="the release deployed today: show what moving to the newest target does, per mode")
+    run_options.add_to(r.add_argument)  # the same table as plain pytest's (harness/options.py)
     r.add_argument("-n", type=int, default=2, help="cells in parallel (pytest-xdist workers)")
     r.add_argument("-k", help="pytest -k expression over cell ids")
     r.add_argument("pytest_args", nargs="*", help="after --: passed to pytest")

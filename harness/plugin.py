@@ -27,7 +27,7 @@ from typing import IO, Any
 import pytest
 from xdist.scheduler import LoadScopeScheduling
 
-from harness import progress, workflow
+from harness import options, progress, workflow
 from harness.context import RunContext
 from harness.errors import DockerUnavailable, InfraError, InputError, OutputError
 from harness.matrix import Cell
@@ -46,18 +46,7 @@ CONTROLLER = pytest.StashKey["MatrixController"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    g = parser.getgroup("oh-matrix")
-    g.addoption("--matrix", help="a matrix file, or a shipped one by name (default, smoke, ...)")
-    g.addoption("--out", help="report folder (default reports/<time>-<run>)")
-    g.addoption("--backend", choices=["auto", "official", "pypi"], help="image backend")
-    g.addoption("--app-env", action="append", default=[], metavar="KEY=VAL",
-                help="env var for every app container (repeatable)")
-    g.addoption("--only", action="append", default=[], metavar="TAG-MODE",
-                help="run only this cell (repeatable)")
-    g.addoption("--remedies", action="store_true",
-                help="rerun each failed cell with the known fixes for its cause")
-    g.addoption("--llm", choices=["auto", "scripted", "real", "replay"],
-                help="the LLM for tasks: scripted (no key), real (LLM_MODEL, LLM_API_KEY[, LLM_BASE_URL])")
+    options.add_to(parser.getgroup("oh-matrix").addoption)  # the same table as `oh-matrix run`'s
 
 
 # Signals that stop a run from outside take the same path as Ctrl-C, so every cell's
@@ -215,10 +204,7 @@ class MatrixController:
 
     @classmethod
     def from_options(cls, config: pytest.Config) -> MatrixController:
-        o = workflow.Options(matrix=config.getoption("matrix"), out=config.getoption("out"),
-                             backend=config.getoption("backend"), app_env=config.getoption("app_env"),
-                             only=config.getoption("only"), remedies=config.getoption("remedies"),
-                             llm=config.getoption("llm"))
+        o = options.to_options(config.getoption)
         state = workflow.State(o)
         try:
             workflow.walk(workflow.BEFORE_CELLS, state)
@@ -319,6 +305,12 @@ class MatrixController:
         except OutputError as e:  # e.g. a full disk: one line, not a traceback
             print(f"oh-matrix: {e}")
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            return
+        if self.state.options.gate == "regressions" and exitstatus in (pytest.ExitCode.OK,
+                                                                        pytest.ExitCode.TESTS_FAILED):
+            # --gate regressions: only a regression (or a history it cannot read) fails the run
+            failed = workflow.outcome(self.state) != workflow.EXIT_OK
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED if failed else pytest.ExitCode.OK
 
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
         if self.plain and self.state.run is not None:

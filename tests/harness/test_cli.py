@@ -230,3 +230,15 @@ def test_k_and_pytest_arguments_are_checked_before_the_daemon(args: list[str], c
 def test_a_selection_that_survives_goes_on_to_the_daemon() -> None:
     r = oh_matrix("run", "--matrix", "smoke", "-k", "host-gateway and create-file", "--", "-x", env=NO_DAEMON)
     assert r.returncode == 3 and "Docker is not usable" in _one_line(r)
+
+
+def test_both_front_doors_take_the_same_options() -> None:
+    """One table (harness/options.py) for `oh-matrix run` and plain `pytest --matrix`."""
+    from harness import options
+
+    cli = oh_matrix("run", "--help")
+    plain = subprocess.run([sys.executable, "-m", "pytest", "--help"], capture_output=True, text=True, cwd=ROOT,
+                           timeout=120)
+    for o in options.RUN:
+        assert o.flag in cli.stdout and o.flag in plain.stdout, o.flag
+        assert " ".join(o.help.split()[:4]) in " ".join(plain.stdout.split()), o.flag
