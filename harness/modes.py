@@ -52,7 +52,7 @@ def app_command(gen: Generation, port: int) -> list[str]:
     return ["uvicorn", gen.app_module, "--host", "0.0.0.0", "--port", str(port)]
 
 
-def _quote(word: str) -> str:
+def quote(word: str) -> str:
     """shlex.quote, but a leading `~/` stays outside the quotes: the shell expands it, as in
     the line the user wrote (`-v ~/.openhands:/.openhands`)."""
     if word.startswith("~/"):
@@ -179,7 +179,7 @@ class AppLaunch:
         for flag, value in self.options(placed=False, secrets=secrets, name=name):
             parts += [flag, value]
         parts += [self.image, *(self.headless or self.person_command)]
-        line = " ".join(_quote(p) for p in parts)
+        line = " ".join(quote(p) for p in parts)
         return f"docker network create {shlex.quote(self.network)} && {line}" if self.network else line
 
 

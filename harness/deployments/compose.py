@@ -312,15 +312,22 @@ def _volume(v: Any, where: str, folder: Path, doc: dict[str, Any]) -> Volume:
         source = str(v.get("source") or "")
         return Volume(_host_path(source, folder) if kind == "bind" else source, str(v["target"]),
                       bool(v.get("read_only")), kind)
-    parts = str(v).split(":")
+    vol = short_volume(str(v), folder)
+    if vol.kind == "volume" and vol.source and vol.source not in (doc.get("volumes") or {}):
+        raise InputError(f"{where}: volume {vol.source!r} is not declared under the top-level volumes")
+    return vol
+
+
+def short_volume(text: str, folder: Path) -> Volume:
+    """`[source:]target[:mode]`, as compose and docker run read it: a source that is a path
+    (`/`, `.`, `~`) is a bind mount, relative to `folder`; a name is a named volume."""
+    parts = text.split(":")
     if len(parts) == 1:  # an anonymous volume
         return Volume("", parts[0], kind="volume")
     source, target, *mode = parts
     read_only = bool(mode) and "ro" in mode[0].split(",")
     if source.startswith((".", "/", "~")):
         return Volume(_host_path(source, folder), target, read_only, "bind")
-    if source not in (doc.get("volumes") or {}):
-        raise InputError(f"{where}: volume {source!r} is not declared under the top-level volumes")
     return Volume(source, target, read_only, "volume")
 
 

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import NoReturn
 
-from harness.deployments.compose import ComposeFiles, _dotenv, _port
-from harness.deployments.spec import Network, ServiceSpec, Volume
+from harness.deployments.compose import ComposeFiles, _dotenv, _port, short_volume
+from harness.deployments.spec import Network, ServiceSpec
 from harness.errors import InputError
 
 
@@ -91,18 +91,7 @@ def parse(line: str, where: str, folder: Path, files: ComposeFiles,
         image=a.image, environment=environment,
         ports=tuple(_port(p, f"{where}: -p") for p in a.publish),
         network_mode=network_mode, networks=networks, extra_hosts=extra_hosts, user=a.user,
-        volumes=tuple(_volume(v, where, folder) for v in a.volume), container_name=a.name,
+        volumes=tuple(short_volume(v, folder) for v in a.volume), container_name=a.name,
         command=tuple(a.command) if a.command else None,
     )
 
-
-def _volume(v: str, where: str, folder: Path) -> Volume:
-    parts = v.split(":")
-    if len(parts) == 1:
-        return Volume("", parts[0], kind="volume")
-    source, target, *mode = parts
-    read_only = bool(mode) and "ro" in mode[0].split(",")
-    if source.startswith(("/", ".", "~")):
-        path = source if source.startswith(("/", "~")) else str(folder / source)
-        return Volume(path, target, read_only, "bind")
-    return Volume(source, target, read_only, "volume")

@@ -11,7 +11,7 @@ import shlex
 from typing import Any
 
 from harness.deployments import Deployment
-from harness.modes import APP_PORT_TOKEN
+from harness.modes import APP_PORT_TOKEN, quote
 
 
 def fix(d: Deployment, env: dict[str, str]) -> str:
@@ -76,4 +76,4 @@ def _docker_run_line(d: Deployment, env: dict[str, str]) -> str:
         kept.append(w)
     at = kept.index("run") + 1
     kept[at:at] = [part for k, v in env.items() for part in ("-e", f"{k}={v}")]
-    return " ".join(shlex.quote(w) if not w.startswith("~/") else "~/" + shlex.quote(w[2:]) for w in kept)
+    return " ".join(quote(w) for w in kept)
