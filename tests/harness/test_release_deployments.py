@@ -31,7 +31,7 @@ def hashes() -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(EXAMPLES.iterdir())}
 
 
-def test_five_deployments_on_two_releases(client: docker.DockerClient, v0_images: ImageSet, v1_images: ImageSet,
+def test_the_example_deployments_on_two_releases(client: docker.DockerClient, v0_images: ImageSet, v1_images: ImageSet,
                                           tmp_path: Path) -> None:
     home = tmp_path / "home"  # ~ and ${HOME} of the deployments: the run must create nothing there
     home.mkdir()
