@@ -299,6 +299,8 @@ class MatrixController:
             self.phases = None
         if not self.plain:
             return  # `oh-matrix run` walks the steps after the cells itself
+        if session.config.option.collectonly:
+            return  # nothing ran: no results to write, no line for the history
         self.state.pytest_code = int(exitstatus)
         try:
             workflow.walk(workflow.AFTER_CELLS, self.state)

@@ -92,3 +92,5 @@ def test_the_wheel_runs_a_cell_from_an_empty_folder(wheel: Path, v0_images: Imag
     assert run.stdout.index("connect: pass after") < run.stdout.index("0.62-host-gateway                PASS")
     assert not (ROOT / "reports" / "out").exists()  # nothing written into the checkout
     assert sorted(p.name for p in here.iterdir()) == ["collected", "history.jsonl", "out"]
+    assert not (here / "collected" / "results.json").exists()  # a collect-only run writes no results
+    assert len((here / "history.jsonl").read_text().splitlines()) == 1  # and no history line: only the run
