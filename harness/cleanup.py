@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,12 +83,14 @@ def unregister(run_id: str, container_name: str) -> None:
 class SweepReport:
     containers: list[str] = field(default_factory=list)
     networks: list[str] = field(default_factory=list)
+    folders: list[str] = field(default_factory=list)  # cells' temporary folders (a deployment's mounts)
 
     def __bool__(self) -> bool:
-        return bool(self.containers or self.networks)
+        return bool(self.containers or self.networks or self.folders)
 
     def summary(self) -> str:
-        return f"{len(self.containers)} containers, {len(self.networks)} networks"
+        folders = f", {len(self.folders)} folders" if self.folders else ""
+        return f"{len(self.containers)} containers, {len(self.networks)} networks{folders}"
 
 
 def remove_container(c: docker.models.containers.Container) -> bool:
@@ -108,6 +111,17 @@ def remove_network(n: docker.models.networks.Network) -> bool:
         return True
     except NotFound:
         return False
+
+
+def scratch_folders(run_id: str) -> list[str]:
+    """Remove the temporary folders the run's cells made (CellResources.scratch: a deployment's
+    mounts), which a worker that died never removed; the ones removed are returned."""
+    gone = []
+    for folder in Path(tempfile.gettempdir()).glob(f"oh-matrix-{run_id[:8]}-*"):
+        if folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            gone.append(str(folder))
+    return gone
 
 
 def sweep(client: docker.DockerClient, run_id: str | None = None, *,
@@ -143,6 +157,7 @@ def sweep(client: docker.DockerClient, run_id: str | None = None, *,
                     report.containers.append(f.read_text().strip())
             except NotFound:
                 pass
+        report.folders += scratch_folders(d.name)
         shutil.rmtree(d, ignore_errors=True)
     for n in client.networks.list(filters=filt):
         if ours(n.attrs.get("Labels") or {}) and remove_network(n):

@@ -227,3 +227,19 @@ def test_a_proven_fix_to_a_docker_run_line_is_the_line_with_the_flags_added(tmp_
     line = fix(d, {"DOCKER_HOST_ADDR": "172.17.0.1"})
     assert line == ("docker run -e DOCKER_HOST_ADDR=172.17.0.1 -it --rm -p 3000:3000 -v ~/.openhands:/.openhands "
                     "img:0.62")
+
+
+def test_a_dead_workers_temporary_folders_are_swept_with_its_run(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cell removes its folders itself; a worker that died cannot: the run's sweep does."""
+    import tempfile
+
+    from harness import cleanup
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    mine = tmp_path / "oh-matrix-3e9fb741-0_62-mine-abc123"
+    other = tmp_path / "oh-matrix-aaaaaaaa-0_62-mine-def456"  # another run's: left alone
+    for folder in (mine, other):
+        (folder / "state").mkdir(parents=True)
+    assert cleanup.scratch_folders("3e9fb741d0a94b4c") == [str(mine)]
+    assert not mine.exists() and other.exists()
