@@ -198,7 +198,7 @@ class CellCore:
         self.mode: modes.ModeSpec = plan.cell.mode.spec
         self.client = docker_host.client()
         self.labels = cleanup.labels(plan.run_id, plan.cell.id)
-        self.name = f"oh-matrix-{plan.run_id[:8]}-{plan.cell.id}".replace(".", "_")
+        self.name = f"{cleanup.name_prefix(plan.run_id)}-{plan.cell.id}".replace(".", "_")
         self.resources = CellResources(self.client, self.labels, self.name)
         self.networks: dict[str, str] = {}  # the mode's networks -> the cell's own
         self.launched = False

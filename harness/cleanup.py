@@ -113,11 +113,16 @@ def remove_network(n: docker.models.networks.Network) -> bool:
         return False
 
 
+def name_prefix(run_id: str) -> str:
+    """What the names of a run's containers, networks and folders start with."""
+    return f"oh-matrix-{run_id[:8]}"
+
+
 def scratch_folders(run_id: str) -> list[str]:
     """Remove the temporary folders the run's cells made (CellResources.scratch: a deployment's
     mounts), which a worker that died never removed; the ones removed are returned."""
     gone = []
-    for folder in Path(tempfile.gettempdir()).glob(f"oh-matrix-{run_id[:8]}-*"):
+    for folder in Path(tempfile.gettempdir()).glob(f"{name_prefix(run_id)}-*"):
         if folder.is_dir():
             shutil.rmtree(folder, ignore_errors=True)
             gone.append(str(folder))

@@ -140,13 +140,10 @@ def _remedied(cell: CellResult, remedy: RemedyTry) -> Recommendation:
     if cell.deployment and remedy.fix:  # the user's own deployment, with a change a rerun proved
         why = (f"no cell passed as is; keep your deployment {cell.mode} ({cell.deployment}) on {_label(cell)} and "
                f"change this (remedy {remedy.name}, proven by a rerun): {remedy.settings()}.")
-        return Recommendation(tag=cell.tag, resolved_version=cell_version(cell), mode=cell.mode,
-                              docker_run=hint, why=why,
-                              best_remedy=BestRemedy(cell=cell.id, name=remedy.name, env=remedy.env,
-                                                     docker_run_hint=hint))
-    why = (f"no cell passed as is; {cell.id} passes with remedy {remedy.name} ({remedy.settings() or 'no settings'})"
-           + (f": {remedy.why}" if remedy.why else "")
-           + (f"; it needs a change to this host: {remedy.host_change}" if remedy.host_change else "") + ".")
+    else:
+        why = (f"no cell passed as is; {cell.id} passes with remedy {remedy.name} "
+               f"({remedy.settings() or 'no settings'})" + (f": {remedy.why}" if remedy.why else "")
+               + (f"; it needs a change to this host: {remedy.host_change}" if remedy.host_change else "") + ".")
     return Recommendation(tag=cell.tag, resolved_version=cell_version(cell), mode=remedy.mode or cell.mode,
                           docker_run=hint, why=why,
                           best_remedy=BestRemedy(cell=cell.id, name=remedy.name, env=remedy.env,

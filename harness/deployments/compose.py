@@ -175,7 +175,7 @@ def load(paths: list[Path], service: str | None, files: ComposeFiles,
     env = dict(os.environ if environ is None else environ)
     dot_env = paths[0].parent / ".env"  # compose's project .env: the environment wins over it
     if files.exists(dot_env):
-        env = {**_dotenv(files.read(dot_env, "the compose project's .env"), env), **env}
+        env = {**read_env_file(files.read(dot_env, "the compose project's .env"), env, str(dot_env)), **env}
     doc: Any = None
     for path in paths:
         raw = _yaml(files.read(path, "compose file"), path)
@@ -223,7 +223,7 @@ def _service(body: dict[str, Any], doc: dict[str, Any], where: str, folder: Path
     return ServiceSpec(
         image=body.get("image"),
         environment=environment,
-        ports=tuple(_port(p, f"{where}.ports[{i}]") for i, p in enumerate(body.get("ports") or [])),
+        ports=tuple(parse_port(p, f"{where}.ports[{i}]") for i, p in enumerate(body.get("ports") or [])),
         network_mode=mode,
         networks=networks,
         extra_hosts={k: str(v) for k, v in _as_mapping(body.get("extra_hosts") or [], "=").items()},
@@ -235,20 +235,17 @@ def _service(body: dict[str, Any], doc: dict[str, Any], where: str, folder: Path
     )
 
 
-def _dotenv(text: str, env: Mapping[str, str]) -> dict[str, str]:
-    """An env file's variables as compose reads them (python-dotenv, interpolating with
-    `env` and the file's own earlier lines)."""
+def read_env_file(text: str, env: Mapping[str, str], where: str) -> dict[str, str]:
+    """An env file's variables: parsed by python-dotenv, each value interpolated as compose
+    does (interpolate() above), from the environment and the file's own earlier lines, which
+    win, as they do in compose."""
     from dotenv import dotenv_values
 
-    saved = dict(os.environ)
-    try:  # python-dotenv interpolates from os.environ: give it the environment compose would see
-        os.environ.clear()
-        os.environ.update(env)
-        values = dotenv_values(stream=io.StringIO(text), interpolate=True)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    return {k: v for k, v in values.items() if v is not None}
+    values: dict[str, str] = {}
+    for key, raw in dotenv_values(stream=io.StringIO(text), interpolate=False).items():
+        if raw is not None:
+            values[key] = interpolate(raw, {**env, **values}, f"{where}: {key}")
+    return values
 
 
 def _environment(body: dict[str, Any], where: str, folder: Path, files: ComposeFiles,
@@ -263,7 +260,7 @@ def _environment(body: dict[str, Any], where: str, folder: Path, files: ComposeF
             if required:
                 raise InputError(f"{where}.env_file[{i}]: {full}: no such file")
             continue
-        out.update(_dotenv(files.read(full, "env file"), env))
+        out.update(read_env_file(files.read(full, "env file"), env, str(full)))
     for key, value in _as_mapping(body.get("environment") or {}, "=").items():
         if value is None:  # `- KEY` / `KEY:`: the value of the environment compose runs in, if any
             if key in env:
@@ -273,7 +270,7 @@ def _environment(body: dict[str, Any], where: str, folder: Path, files: ComposeF
     return out
 
 
-def _port(p: Any, where: str) -> Port:
+def parse_port(p: Any, where: str) -> Port:
     if isinstance(p, dict):
         if p.get("protocol", "tcp") != "tcp":
             raise InputError(f"{where}.protocol: only tcp ports can be honoured")

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import NoReturn
 
-from harness.deployments.compose import ComposeFiles, _dotenv, _port, short_volume
+from harness.deployments.compose import ComposeFiles, parse_port, read_env_file, short_volume
 from harness.deployments.spec import Network, ServiceSpec
 from harness.errors import InputError
 
@@ -63,7 +63,7 @@ def parse(line: str, where: str, folder: Path, files: ComposeFiles,
     environment: dict[str, str] = {}
     for path in a.env_file:
         full = Path(path) if Path(path).is_absolute() else folder / path
-        environment.update(_dotenv(files.read(full, "env file"), env_in))
+        environment.update(read_env_file(files.read(full, "env file"), env_in, str(full)))
     for item in a.env:
         key, found, value = item.partition("=")
         if found:
@@ -89,7 +89,7 @@ def parse(line: str, where: str, folder: Path, files: ComposeFiles,
         network_mode = "bridge"  # docker run's default: the default bridge
     return ServiceSpec(
         image=a.image, environment=environment,
-        ports=tuple(_port(p, f"{where}: -p") for p in a.publish),
+        ports=tuple(parse_port(p, f"{where}: -p") for p in a.publish),
         network_mode=network_mode, networks=networks, extra_hosts=extra_hosts, user=a.user,
         volumes=tuple(short_volume(v, folder) for v in a.volume), container_name=a.name,
         command=tuple(a.command) if a.command else None,

@@ -71,19 +71,20 @@ def prune(client: Any, listed: list[Any], every: bool) -> int:
     for img in client.images.list(filters={"dangling": True, "label": LABEL}):
         removed += _remove(client, img.id)
     for ref, ids in pulled.remembered().items():
-        current = _image_id(client, ref)
+        current = _image(client, ref)
         for old in ids:  # earlier pulls of a moving tag (latest), once nothing names them
-            if old != current and _image_id(client, old) is not None and not client.images.get(old).tags:
+            image = _image(client, old) if current is None or old != current.id else None
+            if image is not None and not image.tags:
                 removed += _remove(client, old)
-        if every and current in ids:  # the name still points at what the harness pulled
+        if every and current is not None and current.id in ids:  # the name still points at the harness's pull
             removed += _remove(client, ref, force=True)
-        pulled.keep(ref, [i for i in ids if _image_id(client, i) is not None])
+        pulled.keep(ref, [i for i in ids if _image(client, i) is not None])
     return removed
 
 
-def _image_id(client: Any, ref: str) -> str | None:
+def _image(client: Any, ref: str) -> Any:
     try:
-        return str(client.images.get(ref).id)
+        return client.images.get(ref)
     except ImageNotFound:
         return None
 

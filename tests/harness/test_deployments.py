@@ -243,3 +243,13 @@ def test_a_dead_workers_temporary_folders_are_swept_with_its_run(tmp_path: Path,
         (folder / "state").mkdir(parents=True)
     assert cleanup.scratch_folders("3e9fb741d0a94b4c") == [str(mine)]
     assert not mine.exists() and other.exists()
+
+
+def test_an_env_file_is_interpolated_as_compose_does_without_touching_the_process_environment() -> None:
+    before = dict(os.environ)
+    text = "BASE=http://${HOST:-localhost}:3000\nURL=${BASE}/api\nNEED=${MISSING:-fallback}\n"
+    assert compose.read_env_file(text, {"HOST": "gw"}, "oh.env") == {
+        "BASE": "http://gw:3000", "URL": "http://gw:3000/api", "NEED": "fallback"}
+    assert dict(os.environ) == before
+    with pytest.raises(InputError, match=r"oh.env: X: X: set X"):
+        compose.read_env_file("X=${X:?set X}\n", {}, "oh.env")
