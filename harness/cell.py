@@ -221,7 +221,7 @@ class CellCore:
     def launch(self) -> modes.AppLaunch:
         p = self.plan
         env = {**p.images.app_env, **p.env}
-        if self.gen.runtime_image_env:  # V0 is told its runtime image, as the documented command does
+        if self.gen.runtime_image_env and p.images.runtime_image:  # V0 is told its runtime image, as documented
             env = {self.gen.runtime_image_env: p.images.runtime_image, **env}
         if not self.launched:  # the cell's networks, and the runtimes' removal after the app, before it
             self.launched = True

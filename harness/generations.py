@@ -108,7 +108,8 @@ V0 = Generation(
     tools=Tools(bash="execute_bash", edit="str_replace_editor", ipython="execute_ipython_cell"),
     runtime_image_env="SANDBOX_RUNTIME_CONTAINER_IMAGE",
     label_env="SANDBOX_DOCKER_RUNTIME_KWARGS",
-    remedies=("docker-host-addr", "host-network-trio", "own-network", "bind-all-addresses", "no-proxy"),
+    remedies=("add-host-gateway", "docker-host-addr", "host-network-trio", "own-network", "bind-all-addresses",
+              "no-proxy"),
     # CodeActAgent 0.62 offers execute_ipython_cell (AgentConfig.enable_jupyter, default True)
     # and browser (enable_browsing, default True): codeact_agent.py _get_tools.
     capabilities=("ipython", "browser"),
@@ -137,8 +138,8 @@ V1 = Generation(
     headless_skip=("the headless entry point is V0's `python -m openhands.core.main`; 1.x ships its CLI "
                    "as a separate package"),
     replay_skip="1.x has no replay of a recorded trajectory (V0's replay_json): run its tasks with an LLM",
-    remedies=("no-proxy", "v1-url-pattern", "v1-startup-grace", "v1-web-url", "v1-extra-webhook", "v1-callback-urls",
-              "v1-published-port", "v1-hosts-entry"),
+    remedies=("add-host-gateway", "no-proxy", "v1-url-pattern", "v1-startup-grace", "v1-web-url", "v1-extra-webhook",
+              "v1-callback-urls", "v1-published-port", "v1-hosts-entry"),
     latest=True,
     # The SDK agent's default tools (openhands-tools 1.34.0, tools/preset/default.py):
     # terminal, file_editor, task_tracker and the browser tool set; no IPython tool.

@@ -58,6 +58,10 @@ class Target:
     tag: str
     api: str  # a name in the generations registry
     constraints: str | None = None
+    # A deployment's own image as a target of its own (`own-NAME`, docs/deployments.md): the
+    # image as the deployment names it, run in that deployment only.
+    image: str | None = None
+    deployment: str | None = None
 
     @property
     def generation(self) -> Generation:
@@ -92,6 +96,8 @@ class Cell:
         if self.origin:
             return f"{self.origin}-in-{self.mode.name}"
         suffix = "" if self.entrypoint == "api" else f"-{self.entrypoint}"
+        if self.target.deployment:  # own-NAME: the deployment on its own image says it all
+            return f"{self.target.tag}{suffix}"
         return f"{self.target.tag}-{self.mode.name}{suffix}"
 
 
@@ -125,7 +131,8 @@ class Matrix:
         return ModeChoice(name)
 
     def cells(self) -> list[Cell]:
-        return [Cell(t, m, e) for t in self.targets for m in self.modes for e in self.entrypoints]
+        return [Cell(t, m, e) for t in self.targets for m in self.modes for e in self.entrypoints
+                if t.deployment in (None, m.name)]
 
     def select(self, only: Iterable[str]) -> list[Cell]:
         """Cells whose id is in `only` (all cells when empty); unknown ids are an input error."""
@@ -284,7 +291,9 @@ def parse(data: dict[str, Any], path: str, files: dict[str, str] | None = None) 
         chosen.append(ModeChoice(name, r.env(body.get("env", {}), f"{key}.env")))
     deployment_files: dict[str, str] = {}
     for name, body in deployments_raw.items():
-        chosen.append(_deployment(r, name, body, path, files, deployment_files))
+        choice, own = _deployment(r, name, body, path, files, deployment_files)
+        chosen.append(choice)
+        targets += [own] if own else []
     task_defs, texts = _tasks(r, run, files)
     texts = {**texts, **deployment_files}
     return Matrix(
@@ -308,9 +317,13 @@ def parse(data: dict[str, Any], path: str, files: dict[str, str] | None = None) 
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 
+OWN_KEYS = ("env", "own_image", "api")  # a deployment's keys the matrix reads itself
+
+
 def _deployment(r: _Reader, name: str, body: Any, path: str, files: dict[str, str] | None,
-                read: dict[str, str]) -> ModeChoice:
-    """A `[deployments.NAME]` table: the user's deployment as a mode named NAME."""
+                read: dict[str, str]) -> tuple[ModeChoice, Target | None]:
+    """A `[deployments.NAME]` table: the user's deployment as a mode named NAME, and the
+    target `own-NAME` of the image it names (unless `own_image = false`)."""
     from harness import deployments
 
     key = f"deployments.{name}"
@@ -320,9 +333,36 @@ def _deployment(r: _Reader, name: str, body: Any, path: str, files: dict[str, st
         raise r.fail(key, f"{name} is a built-in mode: give your deployment another name")
     if not _NAME_RE.fullmatch(name):
         raise r.fail(key, "a deployment's name is lower case letters, digits, - and _ (it names its cells)")
-    dep = deployments.load(name, {k: v for k, v in body.items() if k != "env"}, path, files)
+    dep = deployments.load(name, {k: v for k, v in body.items() if k not in OWN_KEYS}, path, files)
     read.update(dep.files)
-    return ModeChoice(name, r.env(body.get("env", {}), f"{key}.env"), dep)
+    choice = ModeChoice(name, r.env(body.get("env", {}), f"{key}.env"), dep)
+    wanted = body.get("own_image", True)
+    if not isinstance(wanted, bool):
+        raise r.fail(f"{key}.own_image", "expected true or false")
+    if not wanted or not dep.service.image:
+        if "api" in body:
+            raise r.fail(f"{key}.api", "names the generation of the deployment's own image, which is not run")
+        return choice, None
+    return choice, Target(f"own-{name}", _own_api(r, key, body, dep.service.image), image=dep.service.image,
+                          deployment=name)
+
+
+def _own_api(r: _Reader, key: str, body: dict[str, Any], image: str) -> str:
+    """The API generation of a deployment's own image: `api` when given, else its tag's
+    (`:0.62`, `:1.11.0`; `:latest`, `:main` or none: the newest); the image's own version
+    is checked against it once it is on the daemon (images.prepare_own)."""
+    name = image.split("@", 1)[0]  # a digest pins the image, not the release
+    last = name.rpartition("/")[2]
+    tag = last.partition(":")[2] or "latest"  # a registry's host:port is before the last slash
+    version = re.match(r"v?(\d+\.\d+(\.\d+)?)", tag)
+    if "api" not in body and not version and tag not in ("latest", "main"):
+        raise r.fail(f"{key}.api", f"the deployment's image {image} has a tag that names no release: say which "
+                                   f"API generation it is ({', '.join(generations.GENERATIONS)}), or own_image = false")
+    try:
+        default = tag_generation(version.group(1) if version else "latest")
+    except InputError as e:
+        raise r.fail(f"{key}.api", f"{image}: {e}") from None
+    return r.choice(body, f"{key}.api", "api", tuple(generations.GENERATIONS), default)
 
 
 def _upgrade_from(r: _Reader, run: dict[str, Any], targets: list[Target]) -> str | None:
@@ -337,7 +377,7 @@ def _upgrade_from(r: _Reader, run: dict[str, Any], targets: list[Target]) -> str
 
 def upgrade_target(m: Matrix, before: str) -> str:
     """What an upgrade from `before` moves to: latest when the matrix has it, else its newest tag."""
-    tags = [t.tag for t in m.targets if t.tag != before]
+    tags = [t.tag for t in m.targets if t.tag != before and not t.deployment]  # to a release, not an image
     if not tags:
         raise InputError(f"--upgrade-from {before}: {m.path} has no other release to move to")
     if "latest" in tags:

@@ -168,10 +168,16 @@ class RemedyTry(_Model):
     # On a user's deployment, the fix as a change to their file: a unified diff of the compose
     # file, or their docker run line with the flags added (harness/deployments/fixes.py)
     fix: str | None = None
+    # A deployment's own container changed besides its env: hosts it gains (`extra_hosts`,
+    # `--add-host`), and its network (`network_mode: host`) instead of a move to a built-in mode
+    extra_hosts: dict[str, str] = Field(default_factory=dict)
+    network_mode: str | None = None
 
     def settings(self) -> str:
         """What it changed, for a line of text: `in mode host K=V ...`."""
         moved = [f"in mode {self.mode}"] if self.mode else []
+        moved += [f"network_mode {self.network_mode}"] if self.network_mode else []
+        moved += [f"extra host {k}:{v}" for k, v in self.extra_hosts.items()]
         return " ".join(moved + [f"{k}={v}" for k, v in self.env.items()])
 
 

@@ -15,7 +15,7 @@ import contextlib
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from harness import generations, hostchange, modes
 from harness.model import Cause, CellResult, Direction, RemedyTry
@@ -33,6 +33,9 @@ class Context:
     # it, never a move to a built-in mode; `app_port` is the host port its API is published at.
     deployment: bool = False
     app_port: int = 3000
+    network: str = ""  # a deployment's network kind (modes.ModeSpec.network): default, host or own
+    extra_hosts: tuple[str, ...] = ()  # the names the deployment maps already (extra_hosts, --add-host)
+    own_command: bool = False  # the deployment sets the app's command (so the harness cannot move its port)
 
 
 @dataclass(frozen=True)
@@ -46,11 +49,25 @@ class Remedy:
     # A change to this machine for the length of the rerun, undone after (hostchange.py): the
     # remedy then asks the most of the host, and the rerun has the machine to itself.
     host_change: Callable[[Context], contextlib.AbstractContextManager[str]] | None = None
+    # Names the app container gains (`--add-host NAME:ADDRESS`); None: not applicable here.
+    hosts: Callable[[Context], dict[str, str] | None] | None = None
 
     @property
     def asks(self) -> int:
         """How much it asks of the host: 0 settings, 1 a move to another mode, 2 a change to the host."""
         return 2 if self.host_change else 1 if self.mode else 0
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one rerun changes: env added; the mode it moves to (a built-in cell), or for a
+    user's deployment its own network (`host`) and the hosts its container gains, since a
+    deployment is fixed in its own file rather than replaced by a built-in mode."""
+
+    env: dict[str, str]
+    mode: str | None = None
+    network_mode: str | None = None
+    extra_hosts: dict[str, str] = field(default_factory=dict)
 
 
 def _gateway(key: str, fmt: str = "{gw}") -> Callable[[Context], dict[str, str] | None]:
@@ -69,7 +86,7 @@ def _grace(ctx: Context) -> dict[str, str]:
 
 def _on_host_network(ctx: Context) -> bool:
     mode = modes.MODES.get(ctx.mode or "")
-    return mode is not None and mode.network == "host"
+    return ctx.network == "host" if ctx.deployment else mode is not None and mode.network == "host"
 
 
 def _app_address(ctx: Context) -> str | None:
@@ -102,6 +119,14 @@ def _callback_port(ctx: Context) -> dict[str, str] | None:
     return {"SANDBOX_HOST_PORT": APP_PORT, "OH_WEB_URL": f"http://host.docker.internal:{APP_PORT}"}
 
 
+def _host_gateway(ctx: Context) -> dict[str, str] | None:
+    """A deployment that does not map host.docker.internal (a `docker run` line without
+    `--add-host`): Docker on Linux adds no such name by itself."""
+    if not ctx.deployment or "host.docker.internal" in ctx.extra_hosts or _on_host_network(ctx):
+        return None
+    return {"host.docker.internal": "host-gateway"}
+
+
 def _hosts_line(ctx: Context) -> contextlib.AbstractContextManager[str]:
     return hostchange.hosts_entry("127.0.0.1", "host.docker.internal")
 
@@ -109,6 +134,10 @@ def _hosts_line(ctx: Context) -> contextlib.AbstractContextManager[str]:
 DNS, TIMEOUT, REFUSED = Cause.DNS_UNRESOLVED, Cause.CONNECT_TIMEOUT, Cause.CONNECTION_REFUSED
 
 REMEDIES: dict[str, Remedy] = {r.name: r for r in (
+    Remedy("add-host-gateway", (DNS,), lambda ctx: {},
+           "the documented `--add-host host.docker.internal:host-gateway`: Docker on Linux does not "
+           "give a container that name, so neither the app's polls nor its sandbox URL resolve",
+           directions=(Direction.FORWARD, Direction.CALLBACK, None), hosts=_host_gateway),
     Remedy("docker-host-addr", (DNS, TIMEOUT),
            _gateway("DOCKER_HOST_ADDR"),
            "V0 polls http://$DOCKER_HOST_ADDR:PORT instead of host.docker.internal "
@@ -159,7 +188,7 @@ def unknown_names() -> list[str]:
     return [f"{g.name}: {n}" for g in generations.GENERATIONS.values() for n in g.remedies if n not in REMEDIES]
 
 
-def applicable(result: CellResult, ctx: Context) -> list[tuple[Remedy, dict[str, str]]]:
+def applicable(result: CellResult, ctx: Context) -> list[tuple[Remedy, Change]]:
     out = []
     for name in generations.get(result.api).remedies:
         r = REMEDIES[name]
@@ -167,33 +196,48 @@ def applicable(result: CellResult, ctx: Context) -> list[tuple[Remedy, dict[str,
             continue
         if result.connect.direction not in r.directions:
             continue
-        if ctx.deployment and r.mode not in (None, result.mode):
-            continue  # a deployment is fixed in its own file, not replaced by a built-in mode
-        env = r.env(ctx)
-        nothing = not env and not r.host_change and r.mode in (None, result.mode)
-        if env is None or nothing:  # not here, or nothing would change
+        change = _change(r, result, ctx)
+        if change is None:  # not here, or nothing would change
             continue
-        out.append((r, env))
+        out.append((r, change))
     return out
 
 
-Rerun = Callable[[dict[str, str], str | None, bool], CellResult]
+def _change(r: Remedy, result: CellResult, ctx: Context) -> Change | None:
+    env = r.env(ctx)
+    hosts = r.hosts(ctx) if r.hosts else {}
+    if env is None or hosts is None:
+        return None
+    mode = r.mode if r.mode not in (None, result.mode) else None
+    network_mode = None
+    if ctx.deployment and mode is not None:
+        # A deployment is fixed in its own file, not replaced by a built-in mode: it takes the
+        # mode's host network itself (its command must leave the port to the harness), no other.
+        if modes.get(mode).network != "host" or ctx.network == "host" or ctx.own_command:
+            return None
+        mode, network_mode = None, "host"
+    if not env and not hosts and not r.host_change and mode is None and network_mode is None:
+        return None
+    return Change(env, mode, network_mode, hosts)
+
+
+Rerun = Callable[[Change, bool], CellResult]
 
 
 def search(result: CellResult, ctx: Context, rerun: Rerun) -> list[RemedyTry]:
-    """Rerun a failed cell once per applicable remedy (`rerun(env, mode, alone)`, mode None:
-    the cell's own; alone: with the machine to itself, as a host change needs); record what
-    each really did and the command that did it."""
+    """Rerun a failed cell once per applicable remedy (`rerun(change, alone)`; alone: with the
+    machine to itself, as a host change needs); record what each really did and the command
+    that did it."""
     tried = []
-    for remedy, env in applicable(result, ctx):
-        mode = remedy.mode if remedy.mode not in (None, result.mode) else None
+    for remedy, todo in applicable(result, ctx):
         changing = remedy.host_change(ctx) if remedy.host_change else contextlib.nullcontext("")
         with changing as change:
-            again = rerun(env, mode, remedy.host_change is not None)
-        tried.append(RemedyTry(name=remedy.name, env=env, mode=mode, why=remedy.why,
+            again = rerun(todo, remedy.host_change is not None)
+        tried.append(RemedyTry(name=remedy.name, env=todo.env, mode=todo.mode, why=remedy.why,
+                               extra_hosts=todo.extra_hosts, network_mode=todo.network_mode,
                                verdict=again.connect.verdict, cause=again.connect.cause,
                                direction=again.connect.direction, seconds=again.connect.seconds,
                                runtime_url=again.connect.runtime_url, docker_run=again.docker_run,
                                host_change=f"{change}; removed after it, the file is as before" if change else None,
-                               asks=remedy.asks))
+                               asks=1 if todo.network_mode else remedy.asks))
     return tried

@@ -120,11 +120,17 @@ def _run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None) ->
         dep = cell.mode.deployment
         fix_ctx = remedies.Context(gateway=ctx.host.bridge_gateway, runtime_seconds=result.boot.runtime_seconds,
                                    mode=cell.mode.name, deployment=dep is not None,
-                                   app_port=dep.api_host_port if dep else 3000)
+                                   app_port=dep.api_host_port if dep else 3000,
+                                   network=dep.network if dep else "",
+                                   extra_hosts=tuple(dep.service.extra_hosts) if dep else (),
+                                   own_command=bool(dep and dep.service.command))
 
-        def rerun(extra: dict[str, str], mode: str | None, alone: bool) -> CellResult:
-            moved = cell if mode is None else replace(cell, mode=m.mode(mode), origin=cell.id)
-            env2 = {**cell_env(m, moved, ctx), **extra}
+        def rerun(change: remedies.Change, alone: bool) -> CellResult:
+            moved = cell if change.mode is None else replace(cell, mode=m.mode(change.mode), origin=cell.id)
+            if dep is not None and (change.extra_hosts or change.network_mode):
+                moved = replace(moved, mode=replace(moved.mode, deployment=dep.changed(change.extra_hosts,
+                                                                                      change.network_mode)))
+            env2 = {**cell_env(m, moved, ctx), **change.env}
             return run_cell(replace(plan, cell=moved, env=env2, secrets=secret_names({**own, **env2}), tasks=[],
                                     alone=alone))
 
@@ -134,7 +140,7 @@ def _run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None) ->
 
             for r in result.remedies:
                 if r.verdict == Verdict.PASS and not r.host_change:
-                    r.fix = fix(dep, r.env)
+                    r.fix = fix(dep, r.env, r.extra_hosts, r.network_mode)
     key = {"LLM_API_KEY": choice.real.api_key} if choice.real else {}
     # A task file's secrets are secret whatever their names: redacted like the key.
     declared = [os.environ[n] for t in m.task_defs for n in t.secrets if os.environ.get(n)]

@@ -197,11 +197,22 @@ def sweep(s: State) -> None:
 def prepare_images(s: State) -> None:
     """Every target's images, the releases overlapping (images.prepare_all)."""
     ctx = s.context
-    targets = [(t.tag, t.api, Path(t.constraints) if t.constraints else None)
-               for t in dict.fromkeys(c.target for c in s.cells)]
-    for tag, got in images.prepare_all(s.client, targets, ctx.backend).items():
-        ctx.images[tag] = (got if isinstance(got, ImageSet)
-                           else ImageFailure(error=str(got), resolved_version=got.resolved_version))
+    chosen = list(dict.fromkeys(c.target for c in s.cells))
+    targets = [(t.tag, t.api, Path(t.constraints) if t.constraints else None) for t in chosen if not t.image]
+    got: dict[str, ImageSet | images.ImageUnavailable] = dict(images.prepare_all(s.client, targets, ctx.backend))
+    for t in chosen:
+        if t.image and t.deployment:  # a deployment's own image, with the runtime its settings name
+            assert s.matrix is not None, "the inputs step has not run"
+            choice = s.matrix.mode(t.deployment)
+            assert choice.deployment is not None, "an own image's target names its deployment"
+            environment = {**choice.deployment.service.environment, **s.matrix.env, **choice.env, **ctx.app_env}
+            try:
+                got[t.tag] = images.prepare_own(s.client, t.tag, t.api, t.image, environment)
+            except images.ImageUnavailable as e:
+                got[t.tag] = e
+    for tag, one in got.items():
+        ctx.images[tag] = (one if isinstance(one, ImageSet)
+                           else ImageFailure(error=str(one), resolved_version=one.resolved_version))
 
 
 BEFORE_CELLS: tuple[Step, ...] = (inputs, docker, context, sweep, prepare_images)

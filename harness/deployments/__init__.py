@@ -81,6 +81,14 @@ class Deployment:
     def shares_host_ports(self) -> bool:
         return self.network == "host"
 
+    def changed(self, extra_hosts: dict[str, str], network_mode: str | None) -> Deployment:
+        """This deployment with a remedy's change to its container (remedies.Change): hosts it
+        gains; the host network instead of its ports and networks, as compose requires."""
+        s = replace(self.service, extra_hosts={**self.service.extra_hosts, **extra_hosts})
+        if network_mode == "host":
+            s = replace(s, network_mode="host", ports=(), networks=())
+        return replace(self, service=s)
+
     def must_run_alone(self, gen: Generation) -> bool:
         return self.shares_host_ports and bool(gen.host_network_ports)
 

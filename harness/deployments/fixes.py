@@ -1,7 +1,9 @@
 """A remedy that a real rerun proved, as a change to the user's own file: a unified diff of
-the compose file (the service's `environment` gains or changes the entries, edited with
-ruamel.yaml's round trip so the rest of the file, comments included, stays as written), or
-the user's `docker run` line with the flags added."""
+the compose file (the service's `environment` gains or changes the entries, `extra_hosts`
+gains names, `network_mode: host` replaces `ports` and `networks`; edited with ruamel.yaml's
+round trip so the rest of the file, comments included, stays as written), or the user's
+`docker run` line with the flags added (`-e`, `--add-host`, `--network host` instead of its
+`-p` and `--network`)."""
 
 from __future__ import annotations
 
@@ -11,18 +13,21 @@ import shlex
 from typing import Any
 
 from harness.deployments import Deployment
+from harness.deployments.spec import APP_CONTAINER_PORT
 from harness.modes import APP_PORT_TOKEN, quote
 
 
-def fix(d: Deployment, env: dict[str, str]) -> str:
-    """The change that applies `env` to the deployment, as the user would make it."""
-    shown = {k: v.replace(APP_PORT_TOKEN, str(d.api_host_port)) for k, v in env.items()}
+def fix(d: Deployment, env: dict[str, str], extra_hosts: dict[str, str] | None = None,
+        network_mode: str | None = None) -> str:
+    """The change that applies a remedy to the deployment, as the user would make it."""
+    port = APP_CONTAINER_PORT if network_mode == "host" else d.api_host_port
+    shown = {k: v.replace(APP_PORT_TOKEN, str(port)) for k, v in env.items()}
     if d.kind == "compose":
-        return _compose_diff(d, shown)
-    return _docker_run_line(d, shown)
+        return _compose_diff(d, shown, extra_hosts or {}, network_mode)
+    return _docker_run_line(d, shown, extra_hosts or {}, network_mode)
 
 
-def _compose_diff(d: Deployment, env: dict[str, str]) -> str:
+def _compose_diff(d: Deployment, env: dict[str, str], hosts: dict[str, str], network_mode: str | None) -> str:
     from ruamel.yaml import YAML
     from ruamel.yaml.util import load_yaml_guess_indent
 
@@ -50,6 +55,18 @@ def _compose_diff(d: Deployment, env: dict[str, str]) -> str:
     else:
         for key, value in env.items():
             current[key] = value
+    if hosts:
+        mapped = service.get("extra_hosts")
+        if mapped is None:
+            service["extra_hosts"] = [f"{k}:{v}" for k, v in hosts.items()]
+        elif isinstance(mapped, list):
+            mapped.extend(f"{k}:{v}" for k, v in hosts.items())
+        else:
+            mapped.update(hosts)
+    if network_mode:
+        for key in ("ports", "networks"):  # compose: network_mode excludes networks; host ignores ports
+            service.pop(key, None)
+        service["network_mode"] = network_mode
     out = io.StringIO()
     yaml.dump(doc, out)
     after = out.getvalue()
@@ -57,9 +74,12 @@ def _compose_diff(d: Deployment, env: dict[str, str]) -> str:
                                         fromfile=d.source, tofile=d.source))
 
 
-def _docker_run_line(d: Deployment, env: dict[str, str]) -> str:
-    """The line as written (its own words, in a file or the matrix), with `-e KEY=VALUE`
-    added right after `docker run` and any earlier value of the same keys left out."""
+_DROPPED_WITH_HOST = ("-p", "--publish", "--network", "--net")  # what --network host replaces
+
+
+def _docker_run_line(d: Deployment, env: dict[str, str], hosts: dict[str, str], network_mode: str | None) -> str:
+    """The line as written (its own words, in a file or the matrix), with the flags added
+    right after `docker run` and any earlier value of the same keys left out."""
     line = d.files[d.source] if d.source else d.line
     words = shlex.split(line.replace("\\\n", " "), comments=True)
     kept: list[str] = []
@@ -68,12 +88,16 @@ def _docker_run_line(d: Deployment, env: dict[str, str]) -> str:
         if skip:
             skip = False
             continue
-        if w in ("-e", "--env") and i + 1 < len(words) and words[i + 1].split("=", 1)[0] in env:
-            skip = True
-            continue
-        if w.startswith(("-e=", "--env=")) and w.split("=", 1)[1].split("=", 1)[0] in env:
+        flag, _, attached = w.partition("=")
+        value = attached or (words[i + 1] if i + 1 < len(words) else "")
+        if (flag in ("-e", "--env") and value.split("=", 1)[0] in env) or (
+                network_mode and flag in _DROPPED_WITH_HOST):
+            skip = not attached
             continue
         kept.append(w)
     at = kept.index("run") + 1
-    kept[at:at] = [part for k, v in env.items() for part in ("-e", f"{k}={v}")]
+    added = [part for k, v in env.items() for part in ("-e", f"{k}={v}")]
+    added += [part for k, v in hosts.items() for part in ("--add-host", f"{k}:{v}")]
+    added += ["--network", network_mode] if network_mode else []
+    kept[at:at] = added
     return " ".join(quote(w) for w in kept)

@@ -27,7 +27,7 @@ from harness.model import ImageSet
 from harness.paths import cache_root
 
 __all__ = ["ImageSet", "ImageUnavailable", "build_lines", "forget_failures", "image_rows", "prepare", "prepare_all",
-           "prune", "pulled_rows"]
+           "prepare_own", "prune", "pulled_rows"]
 
 _registry_unreachable: str | None = None
 
@@ -43,6 +43,19 @@ def prepare(client: docker.DockerClient, tag: str, api: str, backend: str,
         with FileLock(str(locks / f"images-{tag}.lock")):
             images = _prepare(client, tag, api, backend, constraints, python312)
         _check_generation(images)
+        return images
+    finally:
+        current_tag.reset(token)
+
+
+def prepare_own(client: docker.DockerClient, tag: str, api: str, ref: str, environment: dict[str, str]) -> ImageSet:
+    """A deployment's own image as a target (harness/images/own.py), checked like a release's."""
+    from harness.images import own
+
+    token = current_tag.set(tag)
+    try:
+        images = own.prepare(client, tag, api, ref, environment)
+        _check_generation(images, "say which with `api` in the deployment's table of the matrix")
         return images
     finally:
         current_tag.reset(token)
@@ -109,7 +122,7 @@ def _prepare(client: docker.DockerClient, tag: str, api: str, backend: str,
     return images
 
 
-def _check_generation(images: ImageSet) -> None:
+def _check_generation(images: ImageSet, fix: str = "add or point an entry in harness/generations.py") -> None:
     """`latest` (or a tag the matrix pinned to a generation) must have resolved to a release
     of that generation: an adapter for the wrong API would report nonsense, not a verdict."""
     try:
@@ -120,4 +133,4 @@ def _check_generation(images: ImageSet) -> None:
         found = actual.name if actual else "none"
         raise ImageUnavailable(
             f"{images.tag} resolved to {images.resolved_version}, whose API generation is {found}, "
-            f"not {images.api}: add or point an entry in harness/generations.py", images.resolved_version)
+            f"not {images.api}: {fix}", images.resolved_version)

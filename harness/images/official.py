@@ -16,6 +16,7 @@ import time
 
 import docker
 from docker.errors import APIError, ImageNotFound
+from docker.utils import parse_repository_tag
 
 from harness import knobs
 from harness.errors import ImageUnavailable
@@ -26,6 +27,7 @@ from harness.model import ImageSet
 REGISTRY = "docker.openhands.dev/openhands"  # the app (openhands) and V0 runtime (runtime) images
 AGENT_SERVER_REPO = "ghcr.io/openhands/agent-server"  # the V1 sandbox image, as the app names it
 AGENT_SERVER_ENV = "AGENT_SERVER_IMAGE_REPOSITORY"  # the 1.x app's setting for another repository
+AGENT_SERVER_TAG_ENV = "AGENT_SERVER_IMAGE_TAG"  # ... and for another tag (default: its own version-python)
 
 
 def registry() -> str:
@@ -42,15 +44,16 @@ def _where() -> str:
     return f" from {registry()}" if registry() != REGISTRY else ""
 
 
-def _pull(client: docker.DockerClient, ref: str) -> docker.models.images.Image:
+def fetch(client: docker.DockerClient, ref: str) -> docker.models.images.Image:
+    """The image `ref` as the daemon has it, else pulled (and remembered as the harness's)."""
     try:
         return client.images.get(ref)
     except ImageNotFound:
         pass
-    repo, _, tag = ref.rpartition(":")
+    repo, tag = parse_repository_tag(ref)  # a registry's :port, a digest and no tag alike
     t0, last = time.monotonic(), 0.0
     try:
-        for event in client.api.pull(repo, tag=tag, stream=True, decode=True):
+        for event in client.api.pull(repo, tag=tag or "latest", stream=True, decode=True):
             if "error" in event:
                 raise ImageUnavailable(f"pull {ref}: {event['error'][:200]}")
             if time.monotonic() - last > 10:
@@ -64,40 +67,49 @@ def _pull(client: docker.DockerClient, ref: str) -> docker.models.images.Image:
     return image
 
 
+def image_version(image: docker.models.images.Image, tag: str) -> str:
+    """The release an app image is, as it says itself (OCI label, the build's env), else its tag."""
+    cfg = image.attrs.get("Config") or {}
+    env = dict(e.partition("=")[::2] for e in cfg.get("Env") or [])
+    label = (cfg.get("Labels") or {}).get("org.opencontainers.image.version")
+    return str(label or env.get("OPENHANDS_BUILD_VERSION") or tag)
+
+
+def installed(client: docker.DockerClient, ref: str, package: str) -> str:
+    """The version of `package` installed in image `ref`, read by its own Python (no network)."""
+    probe = f"import importlib.metadata as m; print(m.version({package!r}))"
+    try:
+        out = client.containers.run(ref, ["python", "-c", probe], entrypoint=[], remove=True, network_mode="none")
+    except APIError as e:
+        raise ImageUnavailable(f"{ref}: cannot read its {package} version: {str(e)[:200]}") from None
+    return str(out.decode().strip().splitlines()[-1])
+
+
+def sandbox_image(client: docker.DockerClient, app_ref: str, repository: str, tag: str | None = None) -> str:
+    """The agent-server image a 1.x app asks for (sandbox_spec_service.get_agent_server_image):
+    REPOSITORY:TAG, TAG by default the app's own openhands-agent-server version + `-python`;
+    pulled unless the daemon has it."""
+    sandbox_ref = f"{repository}:{tag or installed(client, app_ref, 'openhands-agent-server') + '-python'}"
+    fetch(client, sandbox_ref)
+    return sandbox_ref
+
+
 def pull_v0(client: docker.DockerClient, tag: str) -> ImageSet:
     app_ref = f"{registry()}/openhands:{tag}"
     runtime_ref = f"{registry()}/runtime:{tag}-nikolaik"
-    app = _pull(client, app_ref)
-    _pull(client, runtime_ref)
-    cfg = app.attrs.get("Config") or {}
-    labels = cfg.get("Labels") or {}
-    env = dict(e.partition("=")[::2] for e in cfg.get("Env") or [])
-    version = (labels.get("org.opencontainers.image.version")
-               or env.get("OPENHANDS_BUILD_VERSION") or tag)
-    return ImageSet(tag=tag, resolved_version=version, backend="official", api="v0", app_image=app_ref,
-                    runtime_image=runtime_ref, notes=[f"pulled{_where()}"])
+    app = fetch(client, app_ref)
+    fetch(client, runtime_ref)
+    return ImageSet(tag=tag, resolved_version=image_version(app, tag), backend="official", api="v0",
+                    app_image=app_ref, runtime_image=runtime_ref, notes=[f"pulled{_where()}"])
 
 
 def pull_v1(client: docker.DockerClient, tag: str) -> ImageSet:
-    """The 1.x app, then the agent-server image it will ask for: named after the
-    openhands-agent-server version installed in the app image (sandbox_spec_service.py)."""
+    """The 1.x app, then the agent-server image it will ask for."""
     app_ref = f"{registry()}/openhands:{tag}"
-    app = _pull(client, app_ref)
-    probe = "import importlib.metadata as m; print(m.version('openhands-agent-server'))"
-    try:
-        out = client.containers.run(app_ref, ["python", "-c", probe], entrypoint=[], remove=True,
-                                    network_mode="none")
-    except APIError as e:
-        raise ImageUnavailable(f"{app_ref}: cannot read its agent-server version: {str(e)[:200]}") from None
-    agent_version = out.decode().strip().splitlines()[-1]
+    app = fetch(client, app_ref)
     repository = agent_server_repository()
-    sandbox_ref = f"{repository}:{agent_version}-python"
-    _pull(client, sandbox_ref)
+    sandbox_ref = sandbox_image(client, app_ref, repository)
     app_env = {AGENT_SERVER_ENV: repository} if repository != AGENT_SERVER_REPO else {}
-    cfg = app.attrs.get("Config") or {}
-    env = dict(e.partition("=")[::2] for e in cfg.get("Env") or [])
-    version = ((cfg.get("Labels") or {}).get("org.opencontainers.image.version")
-               or env.get("OPENHANDS_BUILD_VERSION") or tag)
-    return ImageSet(tag=tag, resolved_version=version, backend="official", api="v1", app_image=app_ref,
-                    runtime_image=sandbox_ref, app_env=app_env,
-                    notes=[f"pulled{_where()}", f"agent-server {agent_version} from {repository}"])
+    return ImageSet(tag=tag, resolved_version=image_version(app, tag), backend="official", api="v1",
+                    app_image=app_ref, runtime_image=sandbox_ref, app_env=app_env,
+                    notes=[f"pulled{_where()}", f"agent-server {sandbox_ref.rpartition(':')[2]} from {repository}"])

@@ -183,11 +183,38 @@ def test_a_1x_deployment_publishing_3000_moves_the_callback_default_with_it(tmp_
 def test_deployments_are_modes_of_the_matrix(tmp_path: Path) -> None:
     write(tmp_path, "compose.yml", "services:\n  oh:\n    image: x\n    ports: ['4000:3000']\n")
     m = matrix.load(matrix_with(tmp_path, '[modes.host-gateway]\n[deployments.mine]\ncompose = "compose.yml"\n'))
-    assert [c.id for c in m.cells()] == ["0.62-host-gateway", "0.62-mine", "latest-host-gateway", "latest-mine"]
+    assert [c.id for c in m.cells()] == ["0.62-host-gateway", "0.62-mine", "latest-host-gateway", "latest-mine",
+                                         "own-mine"]
     again = matrix.parse(tomllib.loads(m.text), m.path, m.files)  # a worker: from the texts
     assert again.modes[1].deployment == m.modes[1].deployment
     with pytest.raises(InputError, match="host is a built-in mode"):
         matrix.load(matrix_with(tmp_path, '[deployments.host]\ncompose = "compose.yml"\n'))
+
+
+@pytest.mark.parametrize(("image", "extra", "api"), [
+    ("docker.openhands.dev/openhands/openhands:0.59", "", "v0"),
+    ("registry.local:5000/oh/openhands:1.9.3", "", "v1"),
+    ("openhands@sha256:" + "a" * 64, "", "v1"),  # no tag: latest's generation, checked on the image
+    ("ours/openhands:prod", 'api = "v0"', "v0"),
+])
+def test_a_deployments_own_image_is_a_target_of_that_deployment_only(tmp_path: Path, image: str, extra: str,
+                                                                      api: str) -> None:
+    write(tmp_path, "compose.yml", f"services:\n  oh:\n    image: {image}\n    ports: ['4000:3000']\n")
+    m = matrix.load(matrix_with(tmp_path, f'[modes.bridge]\n[deployments.mine]\ncompose = "compose.yml"\n{extra}\n'))
+    own = m.targets[-1]
+    assert (own.tag, own.image, own.deployment, own.api) == ("own-mine", image, "mine", api)
+    assert [c.id for c in m.cells() if c.target == own] == ["own-mine"]  # not in the built-in modes
+    assert matrix.upgrade_target(m, "own-mine") == "latest"  # from the image deployed today to a release
+
+
+def test_a_deployments_own_image_needs_a_generation_and_can_be_left_out(tmp_path: Path) -> None:
+    write(tmp_path, "compose.yml", "services:\n  oh:\n    image: ours/openhands:prod\n    ports: ['4000:3000']\n")
+    with pytest.raises(InputError, match=r"deployments\.mine\.api: the deployment's image ours/openhands:prod has"):
+        matrix.load(matrix_with(tmp_path, '[deployments.mine]\ncompose = "compose.yml"\n'))
+    m = matrix.load(matrix_with(tmp_path, '[deployments.mine]\ncompose = "compose.yml"\nown_image = false\n'))
+    assert [t.tag for t in m.targets] == ["0.62", "latest"]
+    with pytest.raises(InputError, match=r"own_image: expected true or false"):
+        matrix.load(matrix_with(tmp_path, '[deployments.mine]\ncompose = "compose.yml"\nown_image = "no"\n'))
 
 
 def test_bad_deployments_stop_the_cli_before_the_daemon(tmp_path: Path) -> None:
@@ -227,6 +254,31 @@ def test_a_proven_fix_to_a_docker_run_line_is_the_line_with_the_flags_added(tmp_
     line = fix(d, {"DOCKER_HOST_ADDR": "172.17.0.1"})
     assert line == ("docker run -e DOCKER_HOST_ADDR=172.17.0.1 -it --rm -p 3000:3000 -v ~/.openhands:/.openhands "
                     "img:0.62")
+
+
+def test_a_fix_that_changes_the_container_itself_is_a_diff_and_a_line_too(tmp_path: Path) -> None:
+    from harness.deployments.fixes import fix
+
+    text = ("services:\n  openhands:\n    image: x\n    ports: ['4000:3000']\n    networks: [stack]\n"
+            "    environment:\n      LOG_ALL_EVENTS: 'true'\nnetworks:\n  stack: {}\n")
+    write(tmp_path, "compose.yml", text)
+    d = deployments.load("mine", {"compose": "compose.yml"}, str(matrix_with(tmp_path, "")), None)
+    hosts = {"host.docker.internal": "host-gateway"}
+    assert "+    extra_hosts:\n+    - host.docker.internal:host-gateway\n" in fix(d, {}, hosts)
+    host = fix(d, {"SANDBOX_USE_HOST_NETWORK": "true"}, None, "host")
+    assert "-    ports: ['4000:3000']\n-    networks: [stack]\n" in host and "+    network_mode: host\n" in host
+    assert "+      SANDBOX_USE_HOST_NETWORK: 'true'\n" in host or "+      SANDBOX_USE_HOST_NETWORK: true\n" in host
+    # the deployment itself, changed for the rerun: what compose would run after the diff
+    changed = d.changed(hosts, "host")
+    assert (changed.service.network_mode, changed.service.ports, changed.service.networks) == ("host", (), ())
+    assert changed.service.extra_hosts == hosts and d.service.extra_hosts == {}
+
+    line = "docker run -it --rm -p 3000:3000 --network=mine -v /var/run/docker.sock:/var/run/docker.sock img:0.62"
+    r = deployments.load("readme", {"docker_run": line}, str(tmp_path / "m.toml"), None)
+    assert fix(r, {}, hosts) == ("docker run --add-host host.docker.internal:host-gateway -it --rm -p 3000:3000 "
+                                 "--network=mine -v /var/run/docker.sock:/var/run/docker.sock img:0.62")
+    assert fix(r, {"A": "1"}, None, "host") == ("docker run -e A=1 --network host -it --rm "
+                                              "-v /var/run/docker.sock:/var/run/docker.sock img:0.62")
 
 
 def test_a_dead_workers_temporary_folders_are_swept_with_its_run(tmp_path: Path,

@@ -43,29 +43,29 @@ def test_callback_failures_get_the_callback_fixes_not_the_forward_ones() -> None
     r.connect.direction = Direction.CALLBACK
     host = remedies.Context(gateway="172.17.0.1", mode="host")
     assert names(r, host) == ["v1-web-url", "v1-extra-webhook", "v1-callback-urls", "v1-hosts-entry"]
-    by_name = {rem.name: e for rem, e in remedies.applicable(r, host)}
+    by_name = {rem.name: c.env for rem, c in remedies.applicable(r, host)}
     assert by_name["v1-web-url"] == {"OH_WEB_URL": "http://127.0.0.1:{app_port}"}  # on the host network: loopback
     assert by_name["v1-hosts-entry"] == {}  # a host change, no settings
     bridge = failed("connection-refused", api="v1", mode="host-gateway")
     bridge.connect.direction = Direction.CALLBACK
-    env2 = {rem.name: e for rem, e in remedies.applicable(bridge, remedies.Context(gateway="172.17.0.1",
+    env2 = {rem.name: c.env for rem, c in remedies.applicable(bridge, remedies.Context(gateway="172.17.0.1",
                                                                                    mode="host-gateway"))}
     assert env2["v1-web-url"] == {"OH_WEB_URL": "http://172.17.0.1:{app_port}"}  # elsewhere: the gateway
     assert "v1-hosts-entry" not in env2  # only a host-network sandbox copies the host's /etc/hosts
 
 
 def test_env_comes_from_the_host_facts() -> None:
-    [(_, env)] = remedies.applicable(failed("dns-unresolved", api="v1"), CTX)
-    assert env == {"SANDBOX_CONTAINER_URL_PATTERN": "http://172.17.0.1:{port}"}
+    [(_, change)] = remedies.applicable(failed("dns-unresolved", api="v1"), CTX)
+    assert change.env == {"SANDBOX_CONTAINER_URL_PATTERN": "http://172.17.0.1:{port}"}
     assert names(failed("dns-unresolved"), remedies.Context(gateway=None)) == ["host-network-trio"]
 
 
 def test_search_records_what_each_rerun_did() -> None:
     seen: list[dict[str, str]] = []
 
-    def rerun(env: dict[str, str], mode: str | None, alone: bool = False) -> CellResult:
-        seen.append(env)
-        ok = "DOCKER_HOST_ADDR" in env and mode is None
+    def rerun(change: remedies.Change, alone: bool = False) -> CellResult:
+        seen.append(change.env)
+        ok = "DOCKER_HOST_ADDR" in change.env and change.mode is None
         return CellResult(id="x-bridge", tag="x", mode="bridge", api="v0",
                           connect=Connect(verdict="pass", seconds=12.0, runtime_url="http://172.17.0.1:30001")
                           if ok else Connect(verdict="fail", cause="runtime-exited"))  # type: ignore[arg-type]
@@ -80,11 +80,11 @@ def test_search_records_what_each_rerun_did() -> None:
 def test_a_remedy_that_needs_another_mode_reruns_in_it_and_records_its_command() -> None:
     modes: list[str | None] = []
 
-    def rerun(env: dict[str, str], mode: str | None, alone: bool = False) -> CellResult:
-        modes.append(mode)
-        return CellResult(id="x", tag="x", mode=mode or "host", api="v0",
+    def rerun(change: remedies.Change, alone: bool = False) -> CellResult:
+        modes.append(change.mode)
+        return CellResult(id="x", tag="x", mode=change.mode or "host", api="v0",
                           connect=Connect(verdict="pass", seconds=9.0),  # type: ignore[arg-type]
-                          docker_run=f"docker run --network {mode or 'host'} img")
+                          docker_run=f"docker run --network {change.mode or 'host'} img")
 
     tried = remedies.search(failed("connect-timeout", mode="host-gateway"), CTX, rerun)
     assert modes == [None, "host", "custom-network"]
@@ -95,6 +95,24 @@ def test_a_remedy_that_needs_another_mode_reruns_in_it_and_records_its_command()
     modes.clear()
     remedies.search(failed("dns-unresolved", mode="host"), CTX, rerun)
     assert modes == [None, None]
+
+
+def test_a_deployment_is_fixed_in_itself_never_moved_to_a_built_in_mode() -> None:
+    dep = remedies.Context(gateway="172.17.0.1", mode="old-readme", deployment=True, network="default")
+    found = {r.name: c for r, c in remedies.applicable(failed("dns-unresolved", mode="old-readme"), dep)}
+    assert list(found) == ["add-host-gateway", "docker-host-addr", "host-network-trio"]
+    assert found["add-host-gateway"].extra_hosts == {"host.docker.internal": "host-gateway"}
+    trio = found["host-network-trio"]  # the deployment's own network becomes the host's: no move
+    assert (trio.mode, trio.network_mode) == (None, "host")
+    # what it maps already, or a host network, or a command of its own that fixes the port: not offered
+    mapped = remedies.Context(gateway="172.17.0.1", mode="x", deployment=True, network="default",
+                              extra_hosts=("host.docker.internal",), own_command=True)
+    assert names(failed("dns-unresolved", mode="x"), mapped) == ["docker-host-addr"]
+    timeout = names(failed("connect-timeout", mode="x"), dep)
+    assert "own-network" not in timeout and "add-host-gateway" not in timeout
+    tried = RemedyTry(name="r", verdict="pass", extra_hosts={"host.docker.internal": "host-gateway"},  # type: ignore[arg-type]
+                      network_mode="host", env={"A": "1"})
+    assert tried.settings() == "network_mode host extra host host.docker.internal:host-gateway A=1"
 
 
 def test_a_move_to_the_mode_the_cell_is_already_in_is_not_a_remedy() -> None:
@@ -111,7 +129,7 @@ def test_a_host_change_is_made_for_the_rerun_only_and_the_rerun_has_the_machine(
     monkeypatch.setattr(hostchange, "HOSTS", hosts)
     seen: list[tuple[str, bool]] = []
 
-    def rerun(env: dict[str, str], mode: str | None, alone: bool) -> CellResult:
+    def rerun(change: remedies.Change, alone: bool) -> CellResult:
         seen.append((hosts.read_text(), alone))
         return CellResult(id="x", tag="x", mode="host", api="v1",
                           connect=Connect(verdict="pass", seconds=9.0))  # type: ignore[arg-type]
