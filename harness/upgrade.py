@@ -73,6 +73,9 @@ def compare(cells: Sequence[CellResult], before: str, after: str) -> Upgrade:
     mine = [c for c in cells if c.entrypoint == "api"]
     old = {c.mode: c for c in mine if c.tag == before}
     new = {c.mode: c for c in mine if c.tag == after}
+    if old and all(c.backend == "own" for c in old.values()):
+        # from a deployment on its own image (own-NAME): that deployment as it is -> on `after`
+        new = {m: c for m, c in new.items() if m in old}
     if not old and not new:
         return Upgrade(before=before, after=after)
     modes = []

@@ -207,7 +207,7 @@ def prepare_images(s: State) -> None:
             assert choice.deployment is not None, "an own image's target names its deployment"
             environment = {**choice.deployment.service.environment, **s.matrix.env, **choice.env, **ctx.app_env}
             try:
-                got[t.tag] = images.prepare_own(s.client, t.tag, t.api, t.image, environment)
+                got[t.tag] = images.prepare_own(s.client, t.tag, t.api, t.image, environment, ctx.backend)
             except images.ImageUnavailable as e:
                 got[t.tag] = e
     for tag, one in got.items():

@@ -155,8 +155,6 @@ def _place(d: Deployment, gen: Generation, image: str, env: dict[str, str], api_
             said.append(f"{v.source} ({v.kind}) is a temporary folder at {v.target} for this cell")
             _move_path(person_env, moved_env, v.source, folder, said)
     network = d.service.networks[0].name if d.service.networks else None
-    if network is not None and len(d.service.networks) > 1:
-        raise InputError(f"{d.origin}: networks: a service on more than one network cannot be honoured yet")
     placed_network = networks.get(network) if network else None
     if placed_network:
         said.append(f"network {network} is the cell's own {placed_network}")
@@ -266,6 +264,9 @@ def _check(d: Deployment) -> None:
     if s.network_mode == "host" and s.command:
         raise InputError(f"{d.origin}: command: with the host network the harness must choose the app's port, "
                          "which a command of your own fixes")
+    if len(s.networks) > 1:
+        raise InputError(f"{d.origin}: networks: a service on more than one network cannot be honoured yet "
+                         "(give the app one of them)")
     ports = [p.host for p in s.ports if p.host is not None]
     if len(set(ports)) != len(ports):
         raise InputError(f"{d.origin}: ports: a host port is published twice")

@@ -48,13 +48,14 @@ def prepare(client: docker.DockerClient, tag: str, api: str, backend: str,
         current_tag.reset(token)
 
 
-def prepare_own(client: docker.DockerClient, tag: str, api: str, ref: str, environment: dict[str, str]) -> ImageSet:
+def prepare_own(client: docker.DockerClient, tag: str, api: str, ref: str, environment: dict[str, str],
+                backend: str) -> ImageSet:
     """A deployment's own image as a target (harness/images/own.py), checked like a release's."""
     from harness.images import own
 
     token = current_tag.set(tag)
     try:
-        images = own.prepare(client, tag, api, ref, environment)
+        images = own.prepare(client, tag, api, ref, environment, pull=backend != "pypi")
         _check_generation(images, "say which with `api` in the deployment's table of the matrix")
         return images
     finally:

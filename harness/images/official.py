@@ -13,6 +13,7 @@ the cell sets and the `docker run` line shows (ImageSet.app_env).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import docker
 from docker.errors import APIError, ImageNotFound
@@ -85,12 +86,13 @@ def installed(client: docker.DockerClient, ref: str, package: str) -> str:
     return str(out.decode().strip().splitlines()[-1])
 
 
-def sandbox_image(client: docker.DockerClient, app_ref: str, repository: str, tag: str | None = None) -> str:
+def sandbox_image(client: docker.DockerClient, app_ref: str, repository: str, tag: str | None = None,
+                  get: Callable[[str], object] | None = None) -> str:
     """The agent-server image a 1.x app asks for (sandbox_spec_service.get_agent_server_image):
     REPOSITORY:TAG, TAG by default the app's own openhands-agent-server version + `-python`;
-    pulled unless the daemon has it."""
+    got with `get` (default: pulled unless the daemon has it)."""
     sandbox_ref = f"{repository}:{tag or installed(client, app_ref, 'openhands-agent-server') + '-python'}"
-    fetch(client, sandbox_ref)
+    (get or (lambda ref: fetch(client, ref)))(sandbox_ref)
     return sandbox_ref
 
 

@@ -1,7 +1,8 @@
 """A deployment's own image as a target of its own (docs/deployments.md): the image the
 user's compose service or `docker run` line names, run as they run it.
 
-The image is the daemon's if it has it, else pulled (harness/images/official.fetch); its
+The image is the daemon's if it has it, else pulled (harness/images/official.fetch), except
+with the `pypi` backend, which pulls nothing (an air-gapped host builds its releases); its
 release is what the image says of itself, or its tag. The runtime it will start is the one
 the deployment names, so it is fetched before the cell starts, and a runtime that cannot be
 had is this target's `image-unavailable` in seconds instead of the app's own wait on a pull:
@@ -16,15 +17,28 @@ had is this target's `image-unavailable` in seconds instead of the app's own wai
 from __future__ import annotations
 
 import docker
+from docker.errors import ImageNotFound
 
 from harness import generations
+from harness.errors import ImageUnavailable
 from harness.images import official
 from harness.model import ImageSet
 
 
-def prepare(client: docker.DockerClient, tag: str, api: str, ref: str, environment: dict[str, str]) -> ImageSet:
+def prepare(client: docker.DockerClient, tag: str, api: str, ref: str, environment: dict[str, str],
+            pull: bool = True) -> ImageSet:
     gen = generations.get(api)
-    image = official.fetch(client, ref)
+
+    def fetch(wanted: str) -> docker.models.images.Image:
+        if not pull:
+            try:
+                return client.images.get(wanted)
+            except ImageNotFound:
+                raise ImageUnavailable(f"{wanted}: not on this daemon, and the pypi backend pulls nothing "
+                                       "(the auto and official backends pull it)") from None
+        return official.fetch(client, wanted)
+
+    image = fetch(ref)
     version = official.image_version(image, "")
     if not version:
         version = official.installed(client, ref, "openhands-ai")
@@ -34,12 +48,12 @@ def prepare(client: docker.DockerClient, tag: str, api: str, ref: str, environme
         baked = dict(e.partition("=")[::2] for e in (image.attrs.get("Config") or {}).get("Env") or [])
         runtime = environment.get(gen.runtime_image_env) or baked.get(gen.runtime_image_env, "")
         if runtime:
-            official.fetch(client, runtime)
+            fetch(runtime)
         else:
             notes.append(f"no {gen.runtime_image_env}: the app builds its own runtime image, as on your host")
     else:
         repository = environment.get(official.AGENT_SERVER_ENV) or official.AGENT_SERVER_REPO
-        runtime = official.sandbox_image(client, ref, repository, environment.get(official.AGENT_SERVER_TAG_ENV))
+        runtime = official.sandbox_image(client, ref, repository, environment.get(official.AGENT_SERVER_TAG_ENV), fetch)
         notes.append(f"the sandbox image it asks for: {runtime}")
     return ImageSet(tag=tag, resolved_version=version, backend="own", api=api, app_image=ref,
                     runtime_image=runtime, notes=notes)

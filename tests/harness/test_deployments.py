@@ -107,6 +107,8 @@ def test_compose_files_merge_in_order_and_the_project_env_file_interpolates(tmp_
     ("services:\n  oh:\n    image: x\n    ports: 3000\n", "services.oh.ports: 3000 is not of type 'array'"),
     ("services:\n  oh: [\n", "not valid YAML (line 3)"),
     ("services:\n  oh:\n    image: ${TAG:?set TAG first}\n    ports: ['3000:3000']\n", "TAG: set TAG first"),
+    ("services:\n  oh:\n    image: x\n    ports: ['3000:3000']\n    networks: [a, b]\nnetworks: {a: {}, b: {}}\n",
+     "networks: a service on more than one network cannot be honoured yet"),
 ])
 def test_what_cannot_be_honoured_is_one_line_naming_file_service_and_key(tmp_path: Path, text: str,
                                                                          said: str) -> None:

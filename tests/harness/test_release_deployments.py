@@ -77,6 +77,15 @@ def test_the_example_deployments_on_two_releases(client: docker.DockerClient, v0
     assert (old["connect"]["cause"], old["connect"]["direction"]) == ("dns-unresolved", "app->runtime")
     line = next(r for r in old["remedies"] if r["name"] == "docker-host-addr" and r["verdict"] == "pass")["fix"]
     assert line.startswith("docker run -e DOCKER_HOST_ADDR=") and line.endswith("openhands/openhands:0.62")
+    # ... and so is the flag the line lacks, and the host network, each as the user's line changed
+    tried = {r["name"]: r for r in old["remedies"]}
+    added = tried["add-host-gateway"]
+    assert added["verdict"] == "pass", added
+    assert added["fix"].startswith("docker run --add-host host.docker.internal:host-gateway -it --rm")
+    trio = tried["host-network-trio"]
+    assert (trio["mode"], trio["network_mode"], trio["asks"]) == (None, "host", 1)
+    if trio["verdict"] == "pass":
+        assert "--network host" in trio["fix"] and "-p 3000:3000" not in trio["fix"], trio["fix"]
 
     # (d) the env file's key is a secret: nowhere in what the run wrote
     for f in out.rglob("*"):

@@ -523,3 +523,17 @@ def test_a_cell_left_out_of_the_run_is_not_run_in_the_upgrade_not_a_fail() -> No
     cells = [c for c in run.cells if c.id in ("0.62-host-gateway", "latest-bridge")]
     moves = {m.mode: m.move for m in upgrade.compare(cells, "0.62", "latest").modes}
     assert moves == {"host-gateway": "pass -> not run", "bridge": "not run -> fail"}
+
+
+def test_an_upgrade_from_a_deployments_own_image_is_that_deployment_on_the_new_release() -> None:
+    """upgrade_from = "own-mine": mine as it runs today -> mine on latest; other modes aside."""
+    from harness import upgrade
+    from harness.model import CellResult
+
+    own = {**cell("own-mine", "0.62.0", "mine", "pass", seconds=20), "id": "own-mine", "backend": "own"}
+    cells = [CellResult.model_validate(c) for c in (
+        own, cell("latest", "1.11.0", "mine", "fail", cause="connection-refused", seconds=5),
+        cell("latest", "1.11.0", "bridge", "pass", seconds=9))]
+    u = upgrade.compare(cells, "own-mine", "latest")
+    assert [(m.mode, m.move) for m in u.modes] == [("mine", "pass -> fail")]
+    assert (u.before_version, u.after_version) == ("0.62.0", "1.11.0")
