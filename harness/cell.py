@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import datetime as dt
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -23,7 +24,7 @@ import docker
 from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 
-from harness import admission, cleanup, docker_host, hostload, modes, progress, replay
+from harness import admission, cleanup, docker_host, firewall, hostload, modes, progress, replay
 from harness.containers import CellResources, app_container, free_port, tail
 from harness.diagnosis import Decision, Judge, Observation
 from harness.errors import AdapterError, InputError
@@ -208,6 +209,8 @@ class CellCore:
         self.conversation_at = 0.0  # epoch seconds: when the conversation was created
         self.app_env: dict[str, str] = {}
         self.runtime_name: str | None = None
+        self.firewall_read = False
+        self.firewall_rules: list[firewall.Rule] | None = None
         self.result = CellResult(
             id=plan.cell.id, tag=plan.cell.target.tag, mode=plan.cell.mode.name, api=plan.images.api,
             connect=Connect(verdict=Verdict.SKIP, reason="not run"), entrypoint=plan.cell.entrypoint,
@@ -343,7 +346,36 @@ class CellCore:
         callback = watch.callback_target()
         if callback and runtime is not None and runtime_up:
             o.callback_probe = probe_from(runtime, where(runtime, "sandbox"), callback[0], callback[1])
+            o.callback_published_on = _published_on(app, callback[1])
+        o.app_rules = self._rules_on(app, o.app_probe)
+        o.callback_rules = self._rules_on(runtime, o.callback_probe) if runtime is not None else None
         return o, url
+
+    def _rules_on(self, caller: Container, p: NetProbe | None) -> list[firewall.Rule] | None:
+        """The host firewall's rules that meet a probe that did not get through (read once per
+        cell, and only then: a look at the rules is a subprocess each)."""
+        if p is None or p.tcp not in ("refused", "unreachable", "timeout"):
+            return None
+        if not self.firewall_read:
+            self.firewall_read = True
+            local = os.environ.get("DOCKER_HOST", "unix://").startswith("unix://")
+            self.firewall_rules = firewall.rules() if local else None  # a remote daemon's rules live there
+        if self.firewall_rules is None:
+            return None
+        return firewall.matching(self.firewall_rules, self._bridge(caller), p.port)
+
+    def _bridge(self, c: Container) -> str:
+        """The interface a container's packets to the host arrive on: its network's bridge."""
+        nets: dict[str, dict[str, Any]] = (c.attrs.get("NetworkSettings") or {}).get("Networks") or {}
+        name, info = next(iter(nets.items()), ("host", dict[str, Any]()))
+        if name == "host" or (c.attrs.get("HostConfig") or {}).get("NetworkMode") == "host":
+            return "lo"
+        try:
+            options = self.client.networks.get(info.get("NetworkID") or name).attrs.get("Options") or {}
+        except docker.errors.DockerException:
+            options = {}
+        net_id = str(info.get("NetworkID") or "")
+        return str(options.get("com.docker.network.bridge.name") or f"br-{net_id[:12]}")
 
     @staticmethod
     def _probe_url(container: Container, role: str, url: str) -> NetProbe:

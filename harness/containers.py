@@ -160,7 +160,9 @@ def app_container(image: str, options: Sequence[tuple[str, str]], command: list[
             app.with_volume_mapping(source, target, mode[0] if mode else "rw")
         elif flag == "-p":
             p = Publish.parse(value)
-            app.ports[f"{p.container}/tcp"] = (p.address or "0.0.0.0", p.host)  # type: ignore[assignment]
+            binding = (p.address or "0.0.0.0", p.host)
+            bound = app.ports.get(f"{p.container}/tcp")  # a port published on two addresses: both
+            app.ports[f"{p.container}/tcp"] = [*bound, binding] if isinstance(bound, list) else [binding]  # type: ignore[assignment]
         elif flag == "--network" and value == "host":
             kwargs["network_mode"] = "host"
         elif flag == "--network":

@@ -11,12 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from harness.firewall import Rule
 from harness.model import Cause, Direction, Verdict
 from harness.netprobe import NetProbe, bypasses_proxy
 from harness.openhands import RuntimeState, port_taken
 
-# Consecutive dropped SYNs (each a full probe timeout) that prove a drop, not a hiccup.
+# Consecutive dropped SYNs (each a full probe timeout) that prove a drop, not a hiccup; one
+# is proof once the target answers on its own port from inside (it listens, its port is
+# published before it starts: a SYN unanswered for the probe's whole timeout was dropped).
 TIMEOUTS_TO_DECIDE = 3
+TIMEOUTS_TO_DECIDE_LISTENING = 1
 # Refusals while the runtime answers from its own namespace: it listens, but not where the
 # app is knocking.
 REFUSALS_TO_DECIDE = 2
@@ -46,6 +50,11 @@ class Observation:
     # Once the app says ready (V1): from the sandbox to each webhook it posts events to.
     webhook_probes: list[NetProbe] = field(default_factory=list)
     published_on: list[str] = field(default_factory=list)  # host addresses the probed port is published on
+    callback_published_on: list[str] = field(default_factory=list)  # ... and the app's port the sandbox calls
+    # The host firewall's rules that meet each probe's path (firewall.matching), read by the
+    # cell once a probe was refused, rejected or dropped; None: not read (not root, remote).
+    app_rules: list[Rule] | None = None
+    callback_rules: list[Rule] | None = None
     proxy: dict[str, str] = field(default_factory=dict)
 
 
@@ -74,22 +83,48 @@ class _Direction:
         self.timeouts = 0
         self.refusals = 0
 
-    def judge(self, p: NetProbe | None, target_listens: bool) -> Decision | None:
+    def judge(self, p: NetProbe | None, target_listens: bool, rules: list[Rule] | None = None) -> Decision | None:
         if p is None:
             return None
         if p.dns == "fail":
             return Decision(Verdict.FAIL, Cause.DNS_UNRESOLVED,
                             f"{self.label}: {p.host} does not resolve in the {p.where} container", self.direction)
+        at = f"{p.host}:{p.port}" + (f" ({', '.join(p.addresses)})" if p.addresses else "")
+        if p.tcp == "unreachable":  # an ICMP answer is an answer: one is proof
+            return Decision(Verdict.FAIL, Cause.CONNECTION_REJECTED,
+                            f"{self.label}: the connect to {at} from the {_caller(p)} was rejected on the way: "
+                            f"an ICMP unreachable answered the SYN ({p.error}), not the target, not a timeout"
+                            + _quoted(rules, "reject"), self.direction)
+        if p.tcp == "refused" and target_listens and (resets := [r for r in rules or [] if r.resets]):
+            return Decision(Verdict.FAIL, Cause.CONNECTION_REJECTED,
+                            f"{self.label}: the connect to {at} from the {_caller(p)} was reset while the target "
+                            f"listens: the host firewall rejects it with a TCP reset" + _quoted(resets, "reject"),
+                            self.direction)
         self.timeouts = self.timeouts + 1 if p.tcp == "timeout" else 0
-        if self.timeouts >= TIMEOUTS_TO_DECIDE:
+        if self.timeouts >= (TIMEOUTS_TO_DECIDE_LISTENING if target_listens else TIMEOUTS_TO_DECIDE):
+            listening = ", while the target listens on its own port" if target_listens else ""
             return Decision(Verdict.FAIL, Cause.CONNECT_TIMEOUT,
                             f"{self.label}: {self.timeouts} connects to {p.host}:{p.port} dropped "
-                            "(no answer, no refusal)", self.direction)
+                            f"(no answer, no refusal){listening}" + _quoted(rules, "drop"), self.direction)
         self.refusals = self.refusals + 1 if (p.tcp == "refused" and target_listens) else 0
         if self.refusals >= REFUSALS_TO_DECIDE:
             return Decision(Verdict.FAIL, Cause.CONNECTION_REFUSED,
                             f"{self.label}: {p.host}:{p.port} refused while the target listens", self.direction)
         return None
+
+
+def _caller(p: NetProbe) -> str:
+    return p.where.split(" (")[0]
+
+
+def _quoted(rules: list[Rule] | None, action: str) -> str:
+    """The firewall's own rule on that path, when the harness could read it."""
+    if rules is None:
+        return "; the host's firewall rules could not be read here"
+    hits = [r for r in rules if r.action == action] or rules
+    if not hits:
+        return "; no rule of the host's firewall (iptables, nftables) on that path does it"
+    return "; the host firewall's rule on that path: " + " | ".join(f"{r.source} {r.text}" for r in hits[:2])
 
 
 class Judge:
@@ -111,17 +146,15 @@ class Judge:
         if decided := self._daemon(o):
             return decided
         runtime_listens = bool(o.self_probe and o.self_probe.tcp == "open")
-        p = o.app_probe
-        if p and p.tcp == "refused" and _loopback(o.published_on) and not _loopback(p.addresses):
-            # Refused, and the daemon publishes the port on loopback only while the app
-            # knocks at another address: no packet can reach the runtime, booted or not.
-            return Decision(Verdict.FAIL, Cause.CONNECTION_REFUSED,
-                            f"app -> runtime: {p.host}:{p.port} refused; the runtime's port is published "
-                            f"on {', '.join(o.published_on)} only, the app connects to {', '.join(p.addresses or [])}",
-                            FORWARD)
+        # Refused, and the daemon publishes the port on loopback only while the caller knocks
+        # at another address: no packet can reach the target, booted or not.
+        if decided := (_loopback_only(o.app_probe, o.published_on, "app -> runtime", "the runtime's", "app", FORWARD)
+                       or _loopback_only(o.callback_probe, o.callback_published_on, "sandbox -> app (callback)",
+                                         "the app's", "sandbox", CALLBACK)):
+            return decided
         # The app is up (its API answered the harness), so it listens for callbacks.
-        decided = (self.forward.judge(o.app_probe, runtime_listens)
-                   or self.callback.judge(o.callback_probe, target_listens=True))
+        decided = (self.forward.judge(o.app_probe, runtime_listens, o.app_rules)
+                   or self.callback.judge(o.callback_probe, True, o.callback_rules))
         if decided:
             return decided
         if decided := self._proxy(o, runtime_listens):
@@ -165,7 +198,8 @@ class Judge:
             return None
         first = hooks[0]
         cause = (Cause.DNS_UNRESOLVED if first.dns == "fail" else
-                 Cause.CONNECT_TIMEOUT if first.tcp == "timeout" else Cause.CONNECTION_REFUSED)
+                 Cause.CONNECT_TIMEOUT if first.tcp == "timeout" else
+                 Cause.CONNECTION_REJECTED if first.tcp == "unreachable" else Cause.CONNECTION_REFUSED)
         return Decision(Verdict.FAIL, cause,
                         f"sandbox -> app (callback): the conversation started, but none of the sandbox's "
                         f"{len(hooks)} webhook(s) reaches the app ({first.host}:{first.port}: "
@@ -245,6 +279,15 @@ class Judge:
         return Decision(Verdict.FAIL, Cause.BUDGET_EXCEEDED,
                         f"not ready within {budget:.0f} s (app says {status}); nothing observed explains the wait "
                         f"(watched every 2 s: {', '.join(watched)})")
+
+
+def _loopback_only(p: NetProbe | None, published: list[str], label: str, whose: str, caller: str,
+                   direction: Direction) -> Decision | None:
+    if not (p and p.tcp == "refused" and _loopback(published) and not _loopback(p.addresses)):
+        return None
+    return Decision(Verdict.FAIL, Cause.CONNECTION_REFUSED,
+                    f"{label}: {p.host}:{p.port} refused; {whose} port is published on {', '.join(published)} "
+                    f"only, the {caller} connects to {', '.join(p.addresses or [])}", direction)
 
 
 def _loopback(addresses: list[str] | None) -> bool:

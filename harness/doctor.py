@@ -14,7 +14,7 @@ from pathlib import Path
 
 import docker
 
-from harness import docker_host
+from harness import docker_host, firewall
 from harness.modes import docker_socket
 
 
@@ -34,14 +34,13 @@ def _run(*cmd: str) -> str:
 
 
 def input_drops(bridge: str = "docker0") -> list[str]:
-    """INPUT-chain rules (and policy) that drop what a container on `bridge` sends to the
-    host: the ufw/firewalld default deny behind `ConnectTimeout` (docs/words.md, connect-timeout)."""
-    rules = _run("iptables", "-S", "INPUT").splitlines()
-    hits = [r for r in rules if re.search(r"-j (DROP|REJECT)", r)
-            and ("-i " not in r or f"-i {bridge}" in r or "-i docker+" in r)]
-    if "-P INPUT DROP" in rules:
-        hits.insert(0, "-P INPUT DROP")
-    return hits
+    """The host firewall's rules (iptables and nftables alike) that drop or reject what a
+    container on `bridge` sends to the host: behind `connect-timeout` and
+    `connection-rejected` (docs/words.md); `not readable here` when neither could be read."""
+    found = firewall.rules()
+    if found is None:
+        return []
+    return [f"{r.source}: {r.text}" for r in firewall.matching(found, bridge, None)]
 
 
 def _userland_proxy() -> str:
@@ -95,11 +94,16 @@ def checks(client: docker.DockerClient | None = None) -> list[Finding]:
                        "legacy) do not see each other's rules", warn=not backend))
     out.append(Finding("userland-proxy", facts.userland_proxy or _userland_proxy(),
                        "container-to-host traffic for published ports is answered by docker-proxy via INPUT"))
+    out.append(Finding("firewall", firewall.front_ends(),
+                       "where firewall rules live here: iptables (as `iptables -S` prints them) and nftables "
+                       "tables of their own (nftables.conf, firewalld), which `iptables -S` does not show"))
     drops = input_drops()
-    out.append(Finding("INPUT drops from docker0", "; ".join(drops) or "none",
-                       "these drop app->runtime SYNs on the default bridge (connect-timeout); "
-                       "allow docker0 to the runtime ports or use a user-defined network" if drops
-                       else "nothing in INPUT drops bridge-to-host traffic", warn=bool(drops)))
+    readable = firewall.rules() is not None
+    out.append(Finding("INPUT drops from docker0", "; ".join(drops) or ("none" if readable else "not readable here"),
+                       "these drop or reject app->runtime connects on the default bridge (connect-timeout, "
+                       "connection-rejected); allow docker0 to the runtime ports or use a user-defined network"
+                       if drops else "nothing in INPUT drops or rejects bridge-to-host traffic" if readable
+                       else "run as root to read iptables and nftables", warn=bool(drops)))
     for tool in ("ufw", "firewall-cmd", "nft"):
         if shutil.which(tool):
             out.append(Finding(tool, "installed", "a firewall front-end: check its rules for docker0"))

@@ -67,6 +67,9 @@ class Generation:
     label_env: str | None = None  # env the app passes to containers.run: labels for sweeps
     host_network_env: dict[str, str] = field(default_factory=dict)  # needed in mode host
     host_network_ports: tuple[int, ...] = ()  # fixed host ports its runtime binds there
+    # The host ports its runtime is published on (iptables' `LO:HI`); None: the kernel's
+    # ephemeral range, where the app's own finder picks them.
+    runtime_host_ports: str | None = None
     # The release's own clock for its runtime's boot: the env var that sets it and its default
     # (V1 marks the sandbox ERROR when /health fails after this grace).
     startup_grace_env: str | None = None
@@ -108,8 +111,10 @@ V0 = Generation(
     tools=Tools(bash="execute_bash", edit="str_replace_editor", ipython="execute_ipython_cell"),
     runtime_image_env="SANDBOX_RUNTIME_CONTAINER_IMAGE",
     label_env="SANDBOX_DOCKER_RUNTIME_KWARGS",
+    # DockerRuntime's execution-server range (openhands/runtime/impl/docker/docker_runtime.py L45-54)
+    runtime_host_ports="30000:39999",
     remedies=("add-host-gateway", "docker-host-addr", "host-network-trio", "own-network", "bind-all-addresses",
-              "no-proxy"),
+              "no-proxy", "firewall-accept"),
     # CodeActAgent 0.62 offers execute_ipython_cell (AgentConfig.enable_jupyter, default True)
     # and browser (enable_browsing, default True): codeact_agent.py _get_tools.
     capabilities=("ipython", "browser"),
@@ -139,7 +144,8 @@ V1 = Generation(
                    "as a separate package"),
     replay_skip="1.x has no replay of a recorded trajectory (V0's replay_json): run its tasks with an LLM",
     remedies=("add-host-gateway", "no-proxy", "v1-url-pattern", "v1-startup-grace", "v1-web-url", "v1-extra-webhook",
-              "v1-callback-urls", "v1-published-port", "v1-hosts-entry"),
+              "v1-callback-urls", "v1-published-port", "publish-on-gateway", "v1-hosts-entry",
+              "firewall-accept"),
     latest=True,
     # The SDK agent's default tools (openhands-tools 1.34.0, tools/preset/default.py):
     # terminal, file_editor, task_tracker and the browser tool set; no IPython tool.

@@ -46,6 +46,9 @@ class Cause(StrEnum):
     DNS_UNRESOLVED = "dns-unresolved"
     CONNECTION_REFUSED = "connection-refused"
     CONNECT_TIMEOUT = "connect-timeout"
+    # Something on the way answered the connect with a rejection: an ICMP unreachable (a
+    # firewall's REJECT), or a reset while the target listens and a firewall rule resets it.
+    CONNECTION_REJECTED = "connection-rejected"
     PROXY = "proxy"
     RUNTIME_EXITED = "runtime-exited"
     RUNTIME_MISSING = "runtime-missing"
@@ -172,12 +175,14 @@ class RemedyTry(_Model):
     # `--add-host`), and its network (`network_mode: host`) instead of a move to a built-in mode
     extra_hosts: dict[str, str] = Field(default_factory=dict)
     network_mode: str | None = None
+    also_publish: str | None = None  # an address the app's port is published on too
 
     def settings(self) -> str:
         """What it changed, for a line of text: `in mode host K=V ...`."""
         moved = [f"in mode {self.mode}"] if self.mode else []
         moved += [f"network_mode {self.network_mode}"] if self.network_mode else []
         moved += [f"extra host {k}:{v}" for k, v in self.extra_hosts.items()]
+        moved += [f"the app's port published on {self.also_publish} too"] if self.also_publish else []
         return " ".join(moved + [f"{k}={v}" for k, v in self.env.items()])
 
 

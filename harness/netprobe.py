@@ -37,8 +37,8 @@ except socket.timeout:
     out["tcp"] = "timeout"
 except ConnectionRefusedError:
     out["tcp"] = "refused"
-except OSError as e:
-    out["tcp"] = "error"; out["tcp_error"] = str(e)
+except OSError as e:  # an ICMP unreachable (a firewall's REJECT, no route) is an answer: said as one
+    out["tcp"] = "unreachable" if e.errno in (101, 113) else "error"; out["tcp_error"] = str(e)
 out["tcp_ms"] = round((time.monotonic() - t) * 1000)
 if out["tcp"] == "open":
     target = f"http://{host}:{port}{path}" if via else path
@@ -63,7 +63,7 @@ class NetProbe:
     port: int
     dns: str = "?"
     addresses: list[str] | None = None
-    tcp: str | None = None  # open | refused | timeout | error
+    tcp: str | None = None  # open | refused | timeout | unreachable (EHOSTUNREACH, ENETUNREACH) | error
     tcp_ms: int | None = None
     http: str | None = None
     error: str | None = None
@@ -85,7 +85,7 @@ class NetProbe:
         parts.append(f"-> {','.join(self.addresses or [])}")
         if self.tcp:
             parts.append(f"TCP {self.tcp} in {self.tcp_ms} ms")
-        if self.tcp == "error" and self.error:
+        if self.tcp in ("error", "unreachable") and self.error:
             parts.append(f"({self.error})")
         if self.http:
             parts.append(f"HTTP '{self.http}'")

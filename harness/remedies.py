@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from harness import generations, hostchange, modes
+from harness import firewall, generations, hostchange, modes
 from harness.model import Cause, CellResult, Direction, RemedyTry
 from harness.modes import APP_PORT_TOKEN
 
@@ -36,6 +36,13 @@ class Context:
     network: str = ""  # a deployment's network kind (modes.ModeSpec.network): default, host or own
     extra_hosts: tuple[str, ...] = ()  # the names the deployment maps already (extra_hosts, --add-host)
     own_command: bool = False  # the deployment sets the app's command (so the harness cannot move its port)
+    api_on_loopback: bool = False  # the deployment publishes the app's port on loopback only (127.0.0.1:3000:3000)
+    # The host firewall's rules that stopped the failed cell's connects, the bridge they came
+    # from (a pattern: `br-+` for a network of the cell's own, made anew by the rerun) and the
+    # host ports the rerun's runtime or app will use.
+    firewall: tuple[firewall.Rule, ...] = ()
+    bridge: str = "docker0"
+    ports: str = ""
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,8 @@ class Remedy:
     host_change: Callable[[Context], contextlib.AbstractContextManager[str]] | None = None
     # Names the app container gains (`--add-host NAME:ADDRESS`); None: not applicable here.
     hosts: Callable[[Context], dict[str, str] | None] | None = None
+    # An address the deployment's app port is published on too (`-p ADDRESS:PORT:3000`).
+    publish: Callable[[Context], str | None] | None = None
 
     @property
     def asks(self) -> int:
@@ -68,6 +77,7 @@ class Change:
     mode: str | None = None
     network_mode: str | None = None
     extra_hosts: dict[str, str] = field(default_factory=dict)
+    also_publish: str | None = None  # an address the app's port is published on as well
 
 
 def _gateway(key: str, fmt: str = "{gw}") -> Callable[[Context], dict[str, str] | None]:
@@ -127,6 +137,16 @@ def _host_gateway(ctx: Context) -> dict[str, str] | None:
     return {"host.docker.internal": "host-gateway"}
 
 
+def _gateway_publish(ctx: Context) -> str | None:
+    """A deployment that publishes the app on loopback only: the sandbox calls it back at the
+    bridge gateway, so the port is published there too (still not on the host's other addresses)."""
+    return ctx.gateway if ctx.deployment and ctx.api_on_loopback and ctx.network != "host" else None
+
+
+def _firewall_accept(ctx: Context) -> contextlib.AbstractContextManager[str]:
+    return firewall.accept_bridge_to_host(ctx.ports, ctx.bridge, list(ctx.firewall))
+
+
 def _hosts_line(ctx: Context) -> contextlib.AbstractContextManager[str]:
     return hostchange.hosts_entry("127.0.0.1", "host.docker.internal")
 
@@ -176,6 +196,15 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
     Remedy("v1-published-port", (DNS, TIMEOUT, REFUSED), _callback_port,
            "the sandbox calls the app back at the port it is published at: SANDBOX_HOST_PORT (default 3000) "
            "and OH_WEB_URL name it", directions=(Direction.CALLBACK,)),
+    Remedy("publish-on-gateway", (REFUSED,), lambda ctx: {},
+           "the app's port published on the bridge gateway too: the sandbox calls the app back at "
+           "host.docker.internal, which is the gateway, where a port published on 127.0.0.1 does not answer",
+           directions=(Direction.CALLBACK,), publish=_gateway_publish),
+    Remedy("firewall-accept", (Cause.CONNECTION_REJECTED,), lambda ctx: {} if ctx.firewall and ctx.ports else None,
+           "a host change: an accept rule for TCP from the bridge to the runtime's (and, for 1.x, the app's) "
+           "host ports, ahead of the firewall rule that rejected them, in each front end holding one; "
+           "made for the rerun only and deleted after it", directions=(Direction.FORWARD, Direction.CALLBACK, None),
+           host_change=_firewall_accept),
     Remedy("v1-hosts-entry", (DNS,), lambda ctx: {} if _on_host_network(ctx) else None,
            "a host change: `127.0.0.1 host.docker.internal` in this machine's /etc/hosts, which a "
            "host-network sandbox copies; undone after the rerun", directions=(Direction.CALLBACK,),
@@ -206,19 +235,22 @@ def applicable(result: CellResult, ctx: Context) -> list[tuple[Remedy, Change]]:
 def _change(r: Remedy, result: CellResult, ctx: Context) -> Change | None:
     env = r.env(ctx)
     hosts = r.hosts(ctx) if r.hosts else {}
-    if env is None or hosts is None:
+    publish = r.publish(ctx) if r.publish else ""
+    if env is None or hosts is None or publish is None:
         return None
     mode = r.mode if r.mode not in (None, result.mode) else None
     network_mode = None
     if ctx.deployment and mode is not None:
         # A deployment is fixed in its own file, not replaced by a built-in mode: it takes the
         # mode's host network itself (its command must leave the port to the harness), no other.
-        if modes.get(mode).network != "host" or ctx.network == "host" or ctx.own_command:
+        if modes.get(mode).network != "host":
             return None
-        mode, network_mode = None, "host"
-    if not env and not hosts and not r.host_change and mode is None and network_mode is None:
+        if ctx.network != "host" and ctx.own_command:
+            return None
+        mode, network_mode = None, None if ctx.network == "host" else "host"
+    if not env and not hosts and not publish and not r.host_change and mode is None and network_mode is None:
         return None
-    return Change(env, mode, network_mode, hosts)
+    return Change(env, mode, network_mode, hosts, publish or None)
 
 
 Rerun = Callable[[Change, bool], CellResult]
@@ -235,6 +267,7 @@ def search(result: CellResult, ctx: Context, rerun: Rerun) -> list[RemedyTry]:
             again = rerun(todo, remedy.host_change is not None)
         tried.append(RemedyTry(name=remedy.name, env=todo.env, mode=todo.mode, why=remedy.why,
                                extra_hosts=todo.extra_hosts, network_mode=todo.network_mode,
+                               also_publish=todo.also_publish,
                                verdict=again.connect.verdict, cause=again.connect.cause,
                                direction=again.connect.direction, seconds=again.connect.seconds,
                                runtime_url=again.connect.runtime_url, docker_run=again.docker_run,

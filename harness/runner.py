@@ -8,13 +8,14 @@ import os
 import traceback
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from harness import remedies
+from harness import firewall, generations, remedies
 from harness.cell import ApiCell, CellCore, CellPlan
 from harness.context import RunContext
 from harness.headless import HeadlessCell
 from harness.matrix import Cell, Matrix
-from harness.model import Cause, CellResult, Connect, Evidence, ImageFailure, Source, Verdict
+from harness.model import Cause, CellResult, Connect, Direction, Evidence, ImageFailure, Source, Verdict
 from harness.openhands import LlmSettings
 from harness.secrets import redact_result, secret_names
 from harness.taskrun import LlmChoice
@@ -100,6 +101,23 @@ def describe(e: BaseException) -> str:
 PACKAGE = Path(__file__).resolve().parent
 
 
+def _firewall_context(result: CellResult, cell: Cell, ctx: RunContext) -> dict[str, Any]:
+    """For a cell a firewall rejected: the rules that did it, the bridge its connects came
+    from and the host ports the rerun will use (remedies.Context), read from this machine
+    only when its daemon is local."""
+    if result.connect.cause != Cause.CONNECTION_REJECTED or not os.environ.get(
+            "DOCKER_HOST", "unix://").startswith("unix://"):
+        return {}
+    callback = result.connect.direction == Direction.CALLBACK
+    default = ctx.host.bridge.get("name") or "docker0"
+    network = cell.mode.spec.network
+    bridge = default if callback or network == "default" else "lo" if network == "host" else "br-+"
+    gen = generations.get(result.api)
+    ports = (None if callback else gen.runtime_host_ports) or firewall.ephemeral_ports()
+    sample = bridge.replace("+", "0")
+    return {"firewall": tuple(firewall.matching(firewall.rules(), sample, None)), "bridge": bridge, "ports": ports}
+
+
 def _run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None) -> CellResult:
     images = ctx.images.get(cell.target.tag)
     if images is None or isinstance(images, ImageFailure):
@@ -123,13 +141,15 @@ def _run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None) ->
                                    app_port=dep.api_host_port if dep else 3000,
                                    network=dep.network if dep else "",
                                    extra_hosts=tuple(dep.service.extra_hosts) if dep else (),
-                                   own_command=bool(dep and dep.service.command))
+                                   own_command=bool(dep and dep.service.command),
+                                   api_on_loopback=bool(dep and dep.api_on_loopback),
+                                   **_firewall_context(result, cell, ctx))
 
         def rerun(change: remedies.Change, alone: bool) -> CellResult:
             moved = cell if change.mode is None else replace(cell, mode=m.mode(change.mode), origin=cell.id)
-            if dep is not None and (change.extra_hosts or change.network_mode):
-                moved = replace(moved, mode=replace(moved.mode, deployment=dep.changed(change.extra_hosts,
-                                                                                      change.network_mode)))
+            if dep is not None and (change.extra_hosts or change.network_mode or change.also_publish):
+                changed = dep.changed(change.extra_hosts, change.network_mode, change.also_publish)
+                moved = replace(moved, mode=replace(moved.mode, deployment=changed))
             env2 = {**cell_env(m, moved, ctx), **change.env}
             return run_cell(replace(plan, cell=moved, env=env2, secrets=secret_names({**own, **env2}), tasks=[],
                                     alone=alone))
@@ -140,7 +160,7 @@ def _run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None) ->
 
             for r in result.remedies:
                 if r.verdict == Verdict.PASS and not r.host_change:
-                    r.fix = fix(dep, r.env, r.extra_hosts, r.network_mode)
+                    r.fix = fix(dep, r.env, r.extra_hosts, r.network_mode, r.also_publish)
     key = {"LLM_API_KEY": choice.real.api_key} if choice.real else {}
     # A task file's secrets are secret whatever their names: redacted like the key.
     declared = [os.environ[n] for t in m.task_defs for n in t.secrets if os.environ.get(n)]

@@ -81,12 +81,22 @@ class Deployment:
     def shares_host_ports(self) -> bool:
         return self.network == "host"
 
-    def changed(self, extra_hosts: dict[str, str], network_mode: str | None) -> Deployment:
+    @property
+    def api_on_loopback(self) -> bool:
+        """The app's port is published on a loopback address only (`127.0.0.1:3000:3000`)."""
+        port = self.service.api_port()
+        return port is not None and port.address.startswith("127.")
+
+    def changed(self, extra_hosts: dict[str, str], network_mode: str | None = None,
+                also_publish: str | None = None) -> Deployment:
         """This deployment with a remedy's change to its container (remedies.Change): hosts it
-        gains; the host network instead of its ports and networks, as compose requires."""
+        gains; the host network instead of its ports and networks, as compose requires; the
+        app's port published on one more address."""
         s = replace(self.service, extra_hosts={**self.service.extra_hosts, **extra_hosts})
         if network_mode == "host":
             s = replace(s, network_mode="host", ports=(), networks=())
+        if also_publish and (api := s.api_port()) is not None:
+            s = replace(s, ports=(*s.ports, replace(api, address=also_publish)))
         return replace(self, service=s)
 
     def must_run_alone(self, gen: Generation) -> bool:

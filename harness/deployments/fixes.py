@@ -18,16 +18,18 @@ from harness.modes import APP_PORT_TOKEN, quote
 
 
 def fix(d: Deployment, env: dict[str, str], extra_hosts: dict[str, str] | None = None,
-        network_mode: str | None = None) -> str:
+        network_mode: str | None = None, also_publish: str | None = None) -> str:
     """The change that applies a remedy to the deployment, as the user would make it."""
     port = APP_CONTAINER_PORT if network_mode == "host" else d.api_host_port
     shown = {k: v.replace(APP_PORT_TOKEN, str(port)) for k, v in env.items()}
+    publish = f"{also_publish}:{d.api_host_port}:{APP_CONTAINER_PORT}" if also_publish else None
     if d.kind == "compose":
-        return _compose_diff(d, shown, extra_hosts or {}, network_mode)
-    return _docker_run_line(d, shown, extra_hosts or {}, network_mode)
+        return _compose_diff(d, shown, extra_hosts or {}, network_mode, publish)
+    return _docker_run_line(d, shown, extra_hosts or {}, network_mode, publish)
 
 
-def _compose_diff(d: Deployment, env: dict[str, str], hosts: dict[str, str], network_mode: str | None) -> str:
+def _compose_diff(d: Deployment, env: dict[str, str], hosts: dict[str, str], network_mode: str | None,
+                  publish: str | None) -> str:
     from ruamel.yaml import YAML
     from ruamel.yaml.util import load_yaml_guess_indent
 
@@ -63,6 +65,8 @@ def _compose_diff(d: Deployment, env: dict[str, str], hosts: dict[str, str], net
             mapped.extend(f"{k}:{v}" for k, v in hosts.items())
         else:
             mapped.update(hosts)
+    if publish:
+        service.setdefault("ports", []).append(publish)  # (a file merged after it may hold the rest)
     if network_mode:
         for key in ("ports", "networks"):  # compose: network_mode excludes networks; host ignores ports
             service.pop(key, None)
@@ -77,7 +81,8 @@ def _compose_diff(d: Deployment, env: dict[str, str], hosts: dict[str, str], net
 _DROPPED_WITH_HOST = ("-p", "--publish", "--network", "--net")  # what --network host replaces
 
 
-def _docker_run_line(d: Deployment, env: dict[str, str], hosts: dict[str, str], network_mode: str | None) -> str:
+def _docker_run_line(d: Deployment, env: dict[str, str], hosts: dict[str, str], network_mode: str | None,
+                     publish: str | None) -> str:
     """The line as written (its own words, in a file or the matrix), with the flags added
     right after `docker run` and any earlier value of the same keys left out."""
     line = d.files[d.source] if d.source else d.line
@@ -99,5 +104,6 @@ def _docker_run_line(d: Deployment, env: dict[str, str], hosts: dict[str, str], 
     added = [part for k, v in env.items() for part in ("-e", f"{k}={v}")]
     added += [part for k, v in hosts.items() for part in ("--add-host", f"{k}:{v}")]
     added += ["--network", network_mode] if network_mode else []
+    added += ["-p", publish] if publish else []
     kept[at:at] = added
     return " ".join(quote(w) for w in kept)

@@ -283,6 +283,20 @@ def test_a_fix_that_changes_the_container_itself_is_a_diff_and_a_line_too(tmp_pa
                                               "-v /var/run/docker.sock:/var/run/docker.sock img:0.62")
 
 
+def test_an_app_published_on_loopback_only_is_published_on_the_gateway_too(tmp_path: Path) -> None:
+    from harness.deployments.fixes import fix
+
+    write(tmp_path, "compose.yml", "services:\n  oh:\n    image: x\n    ports:\n      - 127.0.0.1:3000:3000\n")
+    d = deployments.load("mine", {"compose": "compose.yml"}, str(matrix_with(tmp_path, "")), None)
+    assert d.api_on_loopback
+    assert "       - 127.0.0.1:3000:3000\n+      - 172.17.0.1:3000:3000\n" in fix(d, {}, None, None, "172.17.0.1")
+    changed = d.changed({}, None, "172.17.0.1")
+    assert [(p.address, p.host) for p in changed.service.ports] == [("127.0.0.1", 3000), ("172.17.0.1", 3000)]
+    line = deployments.load("l", {"docker_run": "docker run -p 127.0.0.1:3000:3000 img"}, str(tmp_path / "m.toml"),
+                            None)
+    assert fix(line, {}, None, None, "172.17.0.1") == "docker run -p 172.17.0.1:3000:3000 -p 127.0.0.1:3000:3000 img"
+
+
 def test_a_dead_workers_temporary_folders_are_swept_with_its_run(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A cell removes its folders itself; a worker that died cannot: the run's sweep does."""

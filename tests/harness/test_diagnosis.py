@@ -125,6 +125,16 @@ def test_refused_on_a_loopback_only_port_decides_before_the_runtime_boots() -> N
                            published_on=["0.0.0.0"])) is None
 
 
+def test_a_callback_to_an_app_published_on_loopback_only_is_named_at_once() -> None:
+    """`127.0.0.1:3000:3000`: the sandbox calls the app back at the bridge gateway, where no packet
+    reaches it; one refusal is proof, and the evidence says why."""
+    cb = probe(where="sandbox", port=3000, tcp="refused")
+    d = Judge().add(obs(app_probe=probe(tcp="open"), self_probe=probe(where="runtime", tcp="open"), callback_probe=cb,
+                        callback_published_on=["127.0.0.1"]))
+    assert d is not None and (d.cause, d.direction) == ("connection-refused", "sandbox->app")
+    assert "the app's port is published on 127.0.0.1 only, the sandbox connects to" in d.why
+
+
 def test_a_proxy_that_keeps_an_open_path_from_working_is_named() -> None:
     from harness.diagnosis import PROXIED_TO_DECIDE
 

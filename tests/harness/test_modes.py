@@ -147,4 +147,4 @@ def test_the_container_that_runs_is_the_line_people_read_placed(mode: str, gen: 
         assert app.ports == {} and "-p" not in person and app._command == lau.command
     else:  # a person's -p 3000:3000; the harness's own free port, on loopback unless the sandbox calls back
         assert person[person.index("-p") + 1] == "3000:3000"
-        assert app.ports == {"3000/tcp": ("0.0.0.0" if gen == "v1" else "127.0.0.1", 41234)}
+        assert app.ports == {"3000/tcp": [("0.0.0.0" if gen == "v1" else "127.0.0.1", 41234)]}

@@ -108,6 +108,16 @@ def test_a_deployment_is_fixed_in_itself_never_moved_to_a_built_in_mode() -> Non
     mapped = remedies.Context(gateway="172.17.0.1", mode="x", deployment=True, network="default",
                               extra_hosts=("host.docker.internal",), own_command=True)
     assert names(failed("dns-unresolved", mode="x"), mapped) == ["docker-host-addr"]
+    on_host = remedies.Context(gateway="172.17.0.1", mode="x", deployment=True, network="host")
+    found = {r.name: c for r, c in remedies.applicable(failed("dns-unresolved", mode="x"), on_host)}
+    trio = found["host-network-trio"]  # on the host network already: the trio's env alone
+    assert (trio.mode, trio.network_mode, trio.env["SANDBOX_USE_HOST_NETWORK"]) == (None, None, "true")
+    loop = remedies.Context(gateway="172.17.0.1", mode="x", deployment=True, network="own", api_on_loopback=True)
+    refused = failed("connection-refused", api="v1", mode="x")
+    refused.connect.direction = Direction.CALLBACK
+    found = {r.name: c for r, c in remedies.applicable(refused, loop)}
+    assert found["publish-on-gateway"].also_publish == "172.17.0.1"
+    assert "publish-on-gateway" not in names(refused, remedies.Context(gateway="172.17.0.1", mode="x", deployment=True))
     timeout = names(failed("connect-timeout", mode="x"), dep)
     assert "own-network" not in timeout and "add-host-gateway" not in timeout
     tried = RemedyTry(name="r", verdict="pass", extra_hosts={"host.docker.internal": "host-gateway"},  # type: ignore[arg-type]

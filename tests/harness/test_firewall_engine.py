@@ -1,0 +1,96 @@
+"""Firewalls that reject, for real: rules in iptables and in a native nftables table on the
+path from the default bridge to this host, each scoped to ports no cell uses and removed
+after. The kernel's answers are what the probes see; the rules are what the harness reads;
+the accept rule the firewall-accept remedy makes lets exactly that traffic through."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+
+import docker
+import pytest
+
+from harness import cleanup, docker_host, firewall
+from harness.images.base import BaseImage
+from harness.probes import probe_from
+
+pytestmark = pytest.mark.engine
+ICMP_PORT, RESET_PORT = 65010, 65012  # ports no cell uses: a concurrent run is unaffected
+
+
+@pytest.fixture
+def caller(client: docker.DockerClient, base_image: BaseImage, run_id: str) -> Iterator[docker.models.containers.Container]:
+    """A container on the default bridge, as the app is in host-gateway mode."""
+    c = client.containers.run(base_image.ref, ["sleep", "300"], detach=True, labels=cleanup.labels(run_id, "fw"))
+    yield c
+    cleanup.remove_container(c)
+
+
+@pytest.fixture
+def listening() -> Iterator[None]:
+    """The host listens on both ports, as docker-proxy does for a published port: a refusal or
+    an ICMP answer is then the firewall's, never a closed port's."""
+    servers = []
+    for port in (ICMP_PORT, RESET_PORT):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("0.0.0.0", port))
+        s.listen(8)
+        servers.append(s)
+        threading.Thread(target=lambda s=s: _accept(s), daemon=True).start()
+    yield
+    for s in servers:
+        s.close()
+
+
+def _accept(s: socket.socket) -> None:
+    try:
+        while True:
+            s.accept()[0].close()
+    except OSError:
+        return
+
+
+@pytest.fixture
+def nft_reset() -> Iterator[None]:
+    """A table of its own, as nftables.conf or firewalld make one: reset TCP from docker0."""
+    if shutil.which("nft") is None:
+        pytest.fail("nft is not installed: scripts/setup installs nftables")
+    script = (f"table inet oh_matrix_test {{\n chain input {{\n  type filter hook input priority 0; policy accept;\n"
+              f'  iifname "docker0" tcp dport {RESET_PORT} reject with tcp reset\n }}\n}}\n')
+    subprocess.run(["nft", "-f", "-"], input=script, text=True, check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["nft", "delete", "table", "inet", "oh_matrix_test"], check=False)
+
+
+def test_rejections_are_seen_as_what_they_are_and_read_from_both_front_ends(
+        client: docker.DockerClient, caller: docker.models.containers.Container, listening: None,
+        nft_reset: None) -> None:
+    gateway = docker_host.bridge_gateway(client)
+    assert gateway
+    assert probe_from(caller, "app", gateway, ICMP_PORT).tcp == "open"  # the path itself is open
+    with firewall.reject_bridge_to_host(str(ICMP_PORT)):
+        p = probe_from(caller, "app", gateway, ICMP_PORT)
+        assert (p.tcp, p.tcp_ms is not None and p.tcp_ms < 1000) == ("unreachable", True), p
+        assert "113" in (p.error or "") or "No route to host" in (p.error or ""), p
+        found = firewall.matching(firewall.rules(), "docker0", ICMP_PORT)
+        assert [(r.source, r.action, r.reject_with) for r in found] == [("iptables", "reject", "icmp-host-prohibited")]
+        with firewall.accept_bridge_to_host(f"{ICMP_PORT}:{ICMP_PORT}", "docker0", found) as done:
+            assert probe_from(caller, "app", gateway, ICMP_PORT).tcp == "open"
+            assert "iptables -I INPUT -i docker0" in done
+    assert probe_from(caller, "app", gateway, ICMP_PORT).tcp == "open"  # both rules gone
+
+    reset = probe_from(caller, "app", gateway, RESET_PORT)
+    assert reset.tcp == "refused", reset  # while the host listens: the nft table's reset
+    found = firewall.matching(firewall.rules(), "docker0", RESET_PORT)
+    assert [(r.source, r.chain, r.resets) for r in found] == [("nft", "inet oh_matrix_test input", True)]
+    with firewall.accept_bridge_to_host(f"{RESET_PORT}:{RESET_PORT}", "docker0", found):
+        assert probe_from(caller, "app", gateway, RESET_PORT).tcp == "open"
+    assert probe_from(caller, "app", gateway, RESET_PORT).tcp == "refused"  # the accept rule deleted
+    assert "oh-matrix" not in subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
