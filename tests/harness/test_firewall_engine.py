@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import docker
 import pytest
+from docker.models.containers import Container
 
 from harness import cleanup, docker_host, firewall
 from harness.images.base import BaseImage
@@ -23,7 +24,7 @@ ICMP_PORT, RESET_PORT = 65010, 65012  # ports no cell uses: a concurrent run is 
 
 
 @pytest.fixture
-def caller(client: docker.DockerClient, base_image: BaseImage, run_id: str) -> Iterator[docker.models.containers.Container]:
+def caller(client: docker.DockerClient, base_image: BaseImage, run_id: str) -> Iterator[Container]:
     """A container on the default bridge, as the app is in host-gateway mode."""
     c = client.containers.run(base_image.ref, ["sleep", "300"], detach=True, labels=cleanup.labels(run_id, "fw"))
     yield c
@@ -70,7 +71,7 @@ def nft_reset() -> Iterator[None]:
 
 
 def test_rejections_are_seen_as_what_they_are_and_read_from_both_front_ends(
-        client: docker.DockerClient, caller: docker.models.containers.Container, listening: None,
+        client: docker.DockerClient, caller: Container, listening: None,
         nft_reset: None) -> None:
     gateway = docker_host.bridge_gateway(client)
     assert gateway
