@@ -25,7 +25,7 @@ def hosts_entry(ip: str, name: str, path: Path | None = None) -> Iterator[str]:
     sep = b"" if not before or before.endswith(b"\n") else b"\n"
     path.write_bytes(before + sep + line)
     try:
-        yield f"added '{ip} {name}' to {path} for the rerun"
+        yield f"added '{ip} {name}' to {path} for the rerun; removed after it, the file is as before"
     finally:
         now = path.read_bytes()
         path.write_bytes(now.replace(sep + line, b"", 1))

@@ -132,6 +132,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("task_case", cases, ids=[f"{c.id}-{t}" for c, t in cases])
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A matrix with no tasks (`tasks = []`) has no task tests: pytest's placeholder for an
+    empty parameter set would be a test of nothing, so it is deselected."""
+    empty = [i for i in items if "task_case" in getattr(getattr(i, "callspec", None), "params", {})
+             and not isinstance(i.callspec.params["task_case"], tuple)]  # type: ignore[attr-defined]
+    if empty:
+        config.hook.pytest_deselected(items=empty)
+        items[:] = [i for i in items if i not in empty]
+
+
 class CellScheduling(LoadScopeScheduling):  # type: ignore[misc]
     """xdist's loadscope with a cell as the scope: a cell's connect and task tests go to one
     worker, in collection order. A cell whose worker died is not sent elsewhere (it would run

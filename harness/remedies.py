@@ -152,6 +152,7 @@ def _hosts_line(ctx: Context) -> contextlib.AbstractContextManager[str]:
 
 
 DNS, TIMEOUT, REFUSED = Cause.DNS_UNRESOLVED, Cause.CONNECT_TIMEOUT, Cause.CONNECTION_REFUSED
+REJECTED = Cause.CONNECTION_REJECTED
 
 REMEDIES: dict[str, Remedy] = {r.name: r for r in (
     Remedy("add-host-gateway", (DNS,), lambda ctx: {},
@@ -162,14 +163,15 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
            _gateway("DOCKER_HOST_ADDR"),
            "V0 polls http://$DOCKER_HOST_ADDR:PORT instead of host.docker.internal "
            "(OpenHands' docker_runtime.py L123-129)"),
-    Remedy("host-network-trio", (DNS, TIMEOUT, REFUSED),
+    Remedy("host-network-trio", (DNS, TIMEOUT, REFUSED, REJECTED),
            lambda ctx: {"SANDBOX_USE_HOST_NETWORK": "true", "DOCKER_HOST_ADDR": "127.0.0.1"},
            "the documented host-network setup: app and runtime on the host network, runtime "
            "polled on 127.0.0.1, so no packet crosses a bridge or the host's INPUT chain",
            mode="host"),
-    Remedy("own-network", (TIMEOUT,), lambda ctx: {},
+    Remedy("own-network", (TIMEOUT, REJECTED), lambda ctx: {},
            "the app on a user-defined network: its SYNs reach the published port through that "
-           "network's own bridge, not docker0, which host firewalls (ufw, firewalld) tend to drop",
+           "network's own bridge and Docker's NAT, not docker0 to the host's INPUT chain, where host "
+           "firewalls (ufw, firewalld, a cloud image's REJECT) drop or reject them",
            mode="custom-network"),
     Remedy("bind-all-addresses", (REFUSED,),
            lambda ctx: {"SANDBOX_RUNTIME_BINDING_ADDRESS": "0.0.0.0"},
@@ -200,7 +202,7 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
            "the app's port published on the bridge gateway too: the sandbox calls the app back at "
            "host.docker.internal, which is the gateway, where a port published on 127.0.0.1 does not answer",
            directions=(Direction.CALLBACK,), publish=_gateway_publish),
-    Remedy("firewall-accept", (Cause.CONNECTION_REJECTED,), lambda ctx: {} if ctx.firewall and ctx.ports else None,
+    Remedy("firewall-accept", (REJECTED,), lambda ctx: {} if ctx.firewall and ctx.ports else None,
            "a host change: an accept rule for TCP from the bridge to the runtime's (and, for 1.x, the app's) "
            "host ports, ahead of the firewall rule that rejected them, in each front end holding one; "
            "made for the rerun only and deleted after it", directions=(Direction.FORWARD, Direction.CALLBACK, None),
@@ -271,6 +273,6 @@ def search(result: CellResult, ctx: Context, rerun: Rerun) -> list[RemedyTry]:
                                verdict=again.connect.verdict, cause=again.connect.cause,
                                direction=again.connect.direction, seconds=again.connect.seconds,
                                runtime_url=again.connect.runtime_url, docker_run=again.docker_run,
-                               host_change=f"{change}; removed after it, the file is as before" if change else None,
+                               host_change=change or None,
                                asks=1 if todo.network_mode else remedy.asks))
     return tried

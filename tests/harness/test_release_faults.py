@@ -38,8 +38,8 @@ def text(r: CellResult) -> str:
 
 
 def rerun_with(images: ImageSet, run_id: str, mode: str, env: dict[str, str]) -> remedies.Rerun:
-    def rerun(extra: dict[str, str], moved: str | None, alone: bool) -> CellResult:
-        return run_cell(plan(images, run_id, moved or mode, {**env, **extra}, alone=alone))
+    def rerun(change: remedies.Change, alone: bool) -> CellResult:
+        return run_cell(plan(images, run_id, change.mode or mode, {**env, **change.env}, alone=alone))
     return rerun
 
 

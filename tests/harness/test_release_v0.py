@@ -116,7 +116,7 @@ def test_firewall_drop_is_a_fast_connect_timeout_and_only_for_bridge_to_host(
     with drop_bridge_to_host():
         blocked = run(v0_images, run_id, "host-gateway")
         tried = remedies.search(blocked, remedies.Context(gateway=docker_host.bridge_gateway(client)),
-                                lambda extra, mode, _alone: run(v0_images, run_id, mode or "host-gateway", extra))
+                                lambda change, _alone: run(v0_images, run_id, change.mode or "host-gateway", change.env))
     assert (blocked.connect.verdict, blocked.connect.cause) == ("fail", "connect-timeout"), blocked.connect.explain()
     assert blocked.connect.direction == "app->runtime"
     assert any("TCP timeout" in e.text for e in blocked.connect.evidence)
@@ -139,7 +139,7 @@ def test_a_proxy_the_app_must_not_use_is_named_and_no_proxy_fixes_it(
     assert (r.connect.verdict, r.connect.cause) == ("fail", "proxy"), r.connect.explain()
     assert r.connect.seconds is not None and r.connect.seconds < 90  # not OpenHands' 120 s
     tried = remedies.search(r, remedies.Context(gateway=docker_host.bridge_gateway(client)),
-                            lambda extra, _mode, _alone: run(v0_images, run_id, "host-gateway", {**env, **extra}))
+                            lambda change, _alone: run(v0_images, run_id, "host-gateway", {**env, **change.env}))
     assert [(t.name, t.verdict) for t in tried] == [("no-proxy", "pass")]
     assert leftovers(run_id) == []
 

@@ -82,9 +82,9 @@ def test_latest_on_the_host_network_is_explained_and_the_callback_remedies_are_p
     probe = next(e.text for e in r.connect.evidence if e.text.startswith("from sandbox"))
     assert "network host, /etc/hosts copied from the host" in probe and "not in /etc/hosts" in probe, probe
 
-    def rerun(extra: dict[str, str], mode: str | None, alone: bool) -> CellResult:
-        return run_cell(CellPlan(run_id, Cell(Target("latest", "v1"), ModeChoice(mode or "host")), v1_images,
-                                 extra, connect_budget=150, app_budget=150, alone=alone))
+    def rerun(change: remedies.Change, alone: bool) -> CellResult:
+        return run_cell(CellPlan(run_id, Cell(Target("latest", "v1"), ModeChoice(change.mode or "host")), v1_images,
+                                 change.env, connect_budget=150, app_budget=150, alone=alone))
 
     tried = {t.name: t for t in remedies.search(r, remedies.Context(gateway="172.17.0.1", mode="host"), rerun)}
     assert (tried["v1-web-url"].verdict, tried["v1-web-url"].direction) == ("fail", "sandbox->app")  # webhooks

@@ -1,0 +1,69 @@
+"""A firewall that rejects instead of dropping, on the real releases, in one run: the INPUT
+rule some cloud images end with (`REJECT --reject-with icmp-host-prohibited` on NEW
+connections), scoped to the bridge's traffic to the host ports the runtimes and the apps use
+(V0's 30000-39999 and the ephemeral range), made for this test and removed after. Both
+releases must be `connection-rejected` within seconds with the rule quoted, never a timeout
+or OpenHands' own error after its wait, and the firewall-accept remedy proven by a rerun and
+undone. (The `tcp-reset` variant and the figures per release: by hand, see the note.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import clirun
+import docker
+import pytest
+
+from harness import cleanup, firewall
+from harness.model import ImageSet
+from harness.paths import cache_root
+
+pytestmark = [pytest.mark.engine, pytest.mark.release]
+ROOT = Path(__file__).resolve().parents[2]
+DECIDED = 10.0
+MATRIX = """[run]
+tasks = []
+[[targets]]
+tag = "0.62"
+[[targets]]
+tag = "latest"
+[modes.host-gateway]
+"""
+
+
+def test_a_rejecting_firewall_is_named_with_its_rule_and_the_accept_rule_proven(
+        client: docker.DockerClient, v0_images: ImageSet, v1_images: ImageSet, tmp_path: Path) -> None:
+    (tmp_path / "matrix.toml").write_text(MATRIX)
+    low = firewall.V0_RUNTIME_PORTS.split(":")[0]
+    ports = f"{low}:{firewall.ephemeral_ports().split(':')[1]}"
+    out = tmp_path / "run"
+    with firewall.reject_bridge_to_host(ports) as rule:
+        run = clirun.run([sys.executable, "-m", "harness.cli", "run", "--matrix", str(tmp_path / "matrix.toml"),
+                          "--backend", "pypi", "--remedies", "--out", str(out), "-n", "2"],
+                         cwd=ROOT, timeout=1500, env={**os.environ, "OH_MATRIX_CACHE": str(cache_root())})
+    assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-2000:]
+    data = json.loads((out / "results.json").read_text())
+    cells = {c["id"]: c for c in data["cells"]}
+    for cid in ("0.62-host-gateway", "latest-host-gateway"):
+        c = cells[cid]["connect"]
+        assert (c["verdict"], c["cause"]) == ("fail", "connection-rejected"), (cid, c)
+        assert c["seconds"] is not None and c["seconds"] <= DECIDED, (cid, c["seconds"])
+        why = c["evidence"][0]["text"]
+        assert "an ICMP unreachable answered the SYN" in why and "No route to host" in why, why
+        assert f"--dport {ports}" in why and "icmp-host-prohibited" in why, why  # the rule, quoted
+        tried = {r["name"]: r for r in cells[cid]["remedies"]}
+        accept = tried["firewall-accept"]
+        assert accept["verdict"] == "pass" and accept["asks"] == 2, accept
+        assert "iptables -I INPUT -i docker0 -p tcp" in accept["host_change"], accept
+    assert cells["0.62-host-gateway"]["connect"]["direction"] == "app->runtime"
+    # the host as it was: only the test's own rule was there, and it is gone now too
+    left = subprocess.run(["iptables", "-S", "INPUT"], capture_output=True, text=True).stdout
+    assert firewall.COMMENT not in left and " ".join(rule[1:4]) not in left, left
+    assert not client.containers.list(all=True, filters={"label": f"{cleanup.RUN_LABEL}={data['run_id']}"})
+    print(json.dumps({k: (v["connect"]["cause"], v["connect"]["direction"], v["connect"]["seconds"],
+                          [(r["name"], r["verdict"], r["seconds"]) for r in v["remedies"]])
+                      for k, v in cells.items()}, indent=1))
