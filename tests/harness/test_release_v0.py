@@ -116,7 +116,8 @@ def test_firewall_drop_is_a_fast_connect_timeout_and_only_for_bridge_to_host(
     with drop_bridge_to_host():
         blocked = run(v0_images, run_id, "host-gateway")
         tried = remedies.search(blocked, remedies.Context(gateway=docker_host.bridge_gateway(client)),
-                                lambda change, _alone: run(v0_images, run_id, change.mode or "host-gateway", change.env))
+                                lambda change, _alone: run(v0_images, run_id, change.mode or "host-gateway",
+                                                           change.env))
     assert (blocked.connect.verdict, blocked.connect.cause) == ("fail", "connect-timeout"), blocked.connect.explain()
     assert blocked.connect.direction == "app->runtime"
     assert any("TCP timeout" in e.text for e in blocked.connect.evidence)
