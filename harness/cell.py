@@ -12,7 +12,6 @@ from __future__ import annotations
 import ast
 import contextlib
 import datetime as dt
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -358,8 +357,7 @@ class CellCore:
             return None
         if not self.firewall_read:
             self.firewall_read = True
-            local = os.environ.get("DOCKER_HOST", "unix://").startswith("unix://")
-            self.firewall_rules = firewall.rules() if local else None  # a remote daemon's rules live there
+            self.firewall_rules = None if docker_host.remote() else firewall.rules()  # a remote daemon's live there
         if self.firewall_rules is None:
             return None
         return firewall.matching(self.firewall_rules, self._bridge(caller), p.port)

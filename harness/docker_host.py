@@ -11,6 +11,7 @@ from typing import Any
 import docker
 from docker.errors import DockerException
 
+from harness import firewall
 from harness.errors import DockerUnavailable
 
 HOST_ENV = "OH_MATRIX_HOST"
@@ -92,6 +93,11 @@ def bridge_options(c: docker.DockerClient) -> dict[str, str]:
             if k.startswith(BRIDGE_OPTION) and k != BRIDGE_OPTION + "default_bridge"}
 
 
+def remote() -> bool:
+    """The daemon is elsewhere: facts of this machine (its firewall, its iptables) are not its."""
+    return not os.environ.get("DOCKER_HOST", "unix://").startswith("unix://")
+
+
 def userland_proxy() -> str | None:
     """Whether the daemon answers published ports with docker-proxy (`on`) or by NAT alone
     (`off`: --userland-proxy=false, which also NATs traffic between bridges to a published
@@ -99,7 +105,7 @@ def userland_proxy() -> str | None:
     namespace: only with the proxy does it skip `127.0.0.0/8`. None when that cannot be
     read (not root, no iptables, a remote or rootless daemon whose rules live elsewhere) or
     is ambiguous (two daemons' rules in one namespace)."""
-    if not os.environ.get("DOCKER_HOST", "unix://").startswith("unix://"):
+    if remote():
         return None
     try:
         out = subprocess.run(["iptables", "-t", "nat", "-S", "OUTPUT"], capture_output=True, text=True,
@@ -125,6 +131,8 @@ class HostFacts:
     proxies: dict[str, str] = field(default_factory=dict)
     bridge: dict[str, str] = field(default_factory=dict)
     userland_proxy: str | None = None
+    firewall: str | None = None  # where firewall rules live here (firewall.front_ends); None: a remote daemon's
+    remote: bool = False  # the daemon is not on this machine's socket (DOCKER_HOST tcp:// or ssh://)
     docker_host: str = ""
     hostname: str = ""
     label: str | None = None  # OH_MATRIX_HOST
@@ -157,6 +165,8 @@ def facts(c: docker.DockerClient | None = None) -> HostFacts:
         proxies=proxies,
         bridge=bridge_options(c),
         userland_proxy=userland_proxy(),
+        firewall=None if remote() else firewall.front_ends(),
+        remote=remote(),
         docker_host=os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
         hostname=socket.gethostname(),
         label=host_label(),

@@ -336,6 +336,8 @@ class Host(_Model):
     proxies: dict[str, str] = Field(default_factory=dict)
     bridge: dict[str, str] = Field(default_factory=dict)  # the default bridge's options: enable_icc, name, ...
     userland_proxy: str | None = None  # on | off, from the daemon's nat rules; None: not readable here
+    firewall: str | None = None  # where firewall rules live (iptables' backend, nftables' own tables); None: not read
+    remote: bool | None = None  # the daemon is not on this machine's socket
     docker_host: str | None = None
     hostname: str | None = None
     # OH_MATRIX_HOST: a name the user gives the host (the nightly: its runner label); when

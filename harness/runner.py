@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from harness import firewall, generations, remedies
+from harness import docker_host, firewall, generations, remedies
 from harness.cell import ApiCell, CellCore, CellPlan
 from harness.context import RunContext
 from harness.headless import HeadlessCell
@@ -105,8 +105,7 @@ def _firewall_context(result: CellResult, cell: Cell, ctx: RunContext) -> dict[s
     """For a cell a firewall rejected: the rules that did it, the bridge its connects came
     from and the host ports the rerun will use (remedies.Context), read from this machine
     only when its daemon is local."""
-    if result.connect.cause != Cause.CONNECTION_REJECTED or not os.environ.get(
-            "DOCKER_HOST", "unix://").startswith("unix://"):
+    if result.connect.cause != Cause.CONNECTION_REJECTED or docker_host.remote():
         return {}
     callback = result.connect.direction == Direction.CALLBACK
     default = ctx.host.bridge.get("name") or "docker0"
