@@ -358,9 +358,13 @@ class CellCore:
         if not self.firewall_read:
             self.firewall_read = True
             self.firewall_rules = None if docker_host.remote() else firewall.rules()  # a remote daemon's live there
-        if self.firewall_rules is None:
+        bridge = self._bridge(caller)
+        # Only the default bridge's (and the host network's) connects to the host meet INPUT:
+        # Docker NATs other networks' to a published port, through FORWARD, which is not read.
+        if self.firewall_rules is None or bridge not in ("lo", docker_host.bridge_options(self.client).get("name",
+                                                                                                         "docker0")):
             return None
-        return firewall.matching(self.firewall_rules, self._bridge(caller), p.port)
+        return firewall.matching(self.firewall_rules, bridge, p.port)
 
     def _bridge(self, c: Container) -> str:
         """The interface a container's packets to the host arrive on: its network's bridge."""

@@ -95,11 +95,12 @@ class _Direction:
                             f"{self.label}: the connect to {at} from the {_caller(p)} was rejected on the way: "
                             f"an ICMP unreachable answered the SYN ({p.error}), not the target, not a timeout"
                             + _quoted(rules, "reject"), self.direction)
-        if p.tcp == "refused" and target_listens and (resets := [r for r in rules or [] if r.resets]):
+        if p.tcp == "refused" and (resets := [r for r in rules or [] if r.resets]):
+            # The first rule this connect meets resets it: INPUT comes before any socket, so the
+            # reset is the rule's, whether the target listens yet or not.
             return Decision(Verdict.FAIL, Cause.CONNECTION_REJECTED,
-                            f"{self.label}: the connect to {at} from the {_caller(p)} was reset while the target "
-                            f"listens: the host firewall rejects it with a TCP reset" + _quoted(resets, "reject"),
-                            self.direction)
+                            f"{self.label}: the connect to {at} from the {_caller(p)} was reset by the host "
+                            f"firewall, not by the target" + _quoted(resets, "reject"), self.direction)
         self.timeouts = self.timeouts + 1 if p.tcp == "timeout" else 0
         if self.timeouts >= (TIMEOUTS_TO_DECIDE_LISTENING if target_listens else TIMEOUTS_TO_DECIDE):
             listening = ", while the target listens on its own port" if target_listens else ""
@@ -120,7 +121,8 @@ def _caller(p: NetProbe) -> str:
 def _quoted(rules: list[Rule] | None, action: str) -> str:
     """The firewall's own rule on that path, when the harness could read it."""
     if rules is None:
-        return "; the host's firewall rules could not be read here"
+        return ("; the host firewall's rules on this path were not read (not root, a remote daemon, "
+                "or a path through NAT)")
     hits = [r for r in rules if r.action == action] or rules
     if not hits:
         return "; no rule of the host's firewall (iptables, nftables) on that path does it"

@@ -33,11 +33,12 @@ class Rule:
     text: str
     source: str  # "iptables" or "nft"
     chain: str  # INPUT, or `inet filter input` for nft
-    action: str  # "drop" or "reject"
+    action: str  # "drop", "reject", or "accept" (read to know what comes first)
     reject_with: str = ""  # icmp-host-prohibited, tcp-reset, ... ("" : the front end's default)
     iface: str | None = None  # the input interface it is limited to (None: any)
     ports: tuple[tuple[int, int], ...] | None = None  # TCP destination port ranges (None: any)
     protocol: str | None = None  # tcp, udp, ... (None: any)
+    policy: bool = False  # the chain's policy: what comes to a packet no rule took
 
     def covers(self, bridge: str, port: int | None) -> bool:
         """Whether TCP from `bridge` to the host's `port` (None: some port) meets this rule."""
@@ -101,20 +102,29 @@ def _xtables_table(line: str) -> bool:
 
 
 def parse_iptables(text: str) -> list[Rule]:
-    out = []
+    """INPUT's rules in order (its policy last, where it applies): the accepts that a new
+    connection can meet, and the drops and rejects."""
+    out, policy = [], None
     for line in text.splitlines():
         words = line.split()
         if line.startswith("-P INPUT ") and words[-1] in ("DROP", "REJECT"):
-            out.append(Rule(line, "iptables", "INPUT", words[-1].lower()))
+            policy = Rule(line, "iptables", "INPUT", words[-1].lower(), policy=True)
             continue
         if not line.startswith("-A INPUT ") or "-j" not in words:
             continue
         target = words[words.index("-j") + 1]
-        if target not in ("DROP", "REJECT"):
+        if target not in ("DROP", "REJECT", "ACCEPT") or (target == "ACCEPT" and not _new_may_match(words)):
             continue
         out.append(Rule(line, "iptables", "INPUT", target.lower(), reject_with=_after(words, "--reject-with") or "",
                         iface=_iface(words), ports=_iptables_ports(words), protocol=_after(words, "-p")))
-    return out
+    return [*out, *([policy] if policy else [])]
+
+
+def _new_may_match(words: list[str]) -> bool:
+    """An accept that a new connection from a bridge can meet: not one for established
+    connections only, and none limited by an address this reading does not weigh."""
+    state = _after(words, "--ctstate") or _after(words, "--state")
+    return (state is None or "NEW" in state) and not {"-s", "-d", "--src-range", "--dst-range"} & set(words)
 
 
 def _after(words: list[str], flag: str) -> str | None:
@@ -159,8 +169,11 @@ def parse_nft(text: str) -> list[Rule]:
             hooked = True
             policy = re.search(r"policy (drop|accept)", line)
             if policy and policy[1] == "drop" and not skip:
-                out.append(Rule(line, "nft", f"{table} {chain}", "drop"))
-        elif hooked and not skip and (verdict := re.search(r"\b(drop|reject)\b(.*)$", line)):
+                out.append(Rule(line, "nft", f"{table} {chain}", "drop", policy=True))
+        elif hooked and not skip and (verdict := re.search(r"\b(drop|reject|accept)\b(.*)$", line)):
+            if verdict[1] == "accept" and ((re.search(r"\bct state\b", line) and "new" not in line)
+                                           or re.search(r"\b(ip|ip6) (s|d)addr\b", line)):
+                continue  # established connections only, or an address this reading does not weigh
             ports = re.search(r"tcp dport (\{[^}]*\}|\S+)", line)
             iface = re.search(r"\biifname (!= )?\"?([^\s\"]+)\"?", line)
             out.append(Rule(line, "nft", f"{table} {chain}", verdict[1],
@@ -179,8 +192,20 @@ def _nft_reject(rest: str) -> str:
 
 
 def matching(found: list[Rule] | None, bridge: str, port: int | None) -> list[Rule]:
-    """The rules that meet TCP from `bridge` to the host's `port`."""
-    return [r for r in found or [] if r.covers(bridge, port)]
+    """The rules that stop TCP from `bridge` to the host's `port` (None: some port): in each
+    chain, the first rule that meets it, unless that one accepts; a drop policy when none
+    does. A packet must pass every chain (iptables' INPUT, each nftables input chain)."""
+    out = []
+    for chain in dict.fromkeys(r.chain for r in found or []):
+        rules = [x for x in found or [] if x.chain == chain]
+        for r in [x for x in rules if not x.policy] + [x for x in rules if x.policy]:
+            if r.action == "accept":
+                if r.covers(bridge, port) and (r.ports is None or port is not None):
+                    break  # let through before any stopping rule
+            elif r.covers(bridge, port):
+                out.append(r)
+                break
+    return out
 
 
 # -- changes, each undone after its block ------------------------------------------------------

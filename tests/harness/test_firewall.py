@@ -51,6 +51,29 @@ def test_iptables_rules_are_read_with_their_interface_ports_and_reject_kind() ->
     assert [r.resets for r in firewall.matching(rules, "br-1a2b", 4000)] == [True]
 
 
+def test_the_first_rule_a_connect_meets_decides_as_in_the_kernel() -> None:
+    """An accept ahead of a reject lets that traffic through; one for established connections
+    only does not; the policy comes last."""
+    rules = firewall.parse_iptables("""-P INPUT DROP
+-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A INPUT -i docker0 -p tcp -m tcp --dport 3000 -j ACCEPT
+-A INPUT -i docker0 -j REJECT --reject-with icmp-host-prohibited
+""")
+    assert firewall.matching(rules, "docker0", 3000) == []
+    assert [r.reject_with for r in firewall.matching(rules, "docker0", 31000)] == ["icmp-host-prohibited"]
+    assert [(r.policy, r.text) for r in firewall.matching(rules, "br-9", 3000)] == [(True, "-P INPUT DROP")]
+    nft = firewall.parse_nft("""table inet f {
+	chain input {
+		type filter hook input priority filter; policy drop;
+		ct state established,related accept
+		iifname "docker0" tcp dport 3000 accept
+	}
+}
+""")
+    assert firewall.matching(nft, "docker0", 3000) == []
+    assert [r.policy for r in firewall.matching(nft, "docker0", 31000)] == [True]
+
+
 def test_nft_rules_of_input_hooks_are_read_and_iptables_nfts_own_tables_left_to_iptables() -> None:
     rules = firewall.parse_nft(NFT)
     assert [(r.chain, r.action, r.iface, r.ports, r.reject_with) for r in rules] == [
@@ -85,13 +108,16 @@ def test_an_icmp_reject_is_a_rejection_on_the_first_probe_with_the_rule_quoted()
     assert "ICMP unreachable answered the SYN ([Errno 113] No route to host)" in d.why
     assert "iptables -A INPUT -i docker0 -p tcp -m tcp --dport 30000:39999" in d.why
     unread = Judge().add(obs(app_probe=p, app_rules=None))
-    assert unread is not None and unread.cause == "connection-rejected" and "could not be read here" in unread.why
+    assert unread is not None and unread.cause == "connection-rejected" and "were not read" in unread.why
 
 
 def test_a_reset_while_the_target_listens_is_a_rejection_only_with_a_resetting_rule() -> None:
     refused, listening = probe(tcp="refused"), probe(where="runtime", tcp="open")
     d = Judge().add(obs(app_probe=refused, self_probe=listening, app_rules=[RESET]))
-    assert d is not None and d.cause == "connection-rejected" and "TCP reset" in d.why and "tcp-reset" in d.why
+    assert d is not None and d.cause == "connection-rejected" and "reset by the host firewall" in d.why
+    assert "tcp-reset" in d.why
+    booting = Judge().add(obs(app_probe=refused, self_probe=probe(where="runtime", tcp="refused"), app_rules=[RESET]))
+    assert booting is not None and booting.cause == "connection-rejected"  # the rule resets before any socket
     # no such rule: nothing listens where the app knocks, proven by a second refusal as before
     j = Judge()
     assert j.add(obs(app_probe=refused, self_probe=listening, app_rules=[REJECT])) is None
