@@ -70,6 +70,9 @@ class CellPlan:
     task_budget: float = 120.0
     boot_slots: int = 1  # boots this machine admits at once (admission.py)
     alone: bool = False  # boot with the machine to itself: every slot held
+    # ... held by the caller already (remedies.search holds them around a host change, so no
+    # other cell boots while this machine is changed): the boot does not ask for them again
+    slots_held: bool = False
     app_port: int | None = None  # publish the app here instead of a port the harness or Docker picks
     record_to: Path | None = None  # save the passing tasks' trajectories here (python -m harness.record)
 
@@ -516,7 +519,9 @@ class CellCore:
         with what the machine did meanwhile recorded against the release's own clock."""
         waiting = "waiting for every boot slot (this boot runs alone)" if self.plan.alone else \
             f"waiting for a boot slot ({self.plan.boot_slots} on this machine)"
-        with admission.slot(self.plan.boot_slots, self.plan.alone, lambda: self.phase(waiting)) as waited:
+        held = contextlib.nullcontext(0.0) if self.plan.slots_held else \
+            admission.slot(self.plan.boot_slots, self.plan.alone, lambda: self.phase(waiting))
+        with held as waited:
             self.result.boot.slot_wait, self.result.boot.slots = waited, self.plan.boot_slots
             self.result.boot.alone = self.plan.alone
             self.boot_start = hostload.sample()

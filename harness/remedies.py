@@ -258,14 +258,17 @@ def _change(r: Remedy, result: CellResult, ctx: Context) -> Change | None:
 Rerun = Callable[[Change, bool], CellResult]
 
 
-def search(result: CellResult, ctx: Context, rerun: Rerun) -> list[RemedyTry]:
+def search(result: CellResult, ctx: Context, rerun: Rerun,
+           machine: Callable[[], contextlib.AbstractContextManager[object]] | None = None) -> list[RemedyTry]:
     """Rerun a failed cell once per applicable remedy (`rerun(change, alone)`; alone: with the
     machine to itself, as a host change needs); record what each really did and the command
-    that did it."""
+    that did it. `machine` holds every boot slot: a host change is made only inside it, so no
+    other cell boots on the changed machine (its verdict would be the change's, not its own)."""
     tried = []
     for remedy, todo in applicable(result, ctx):
         changing = remedy.host_change(ctx) if remedy.host_change else contextlib.nullcontext("")
-        with changing as change:
+        holding = machine() if remedy.host_change and machine else contextlib.nullcontext()
+        with holding, changing as change:
             again = rerun(todo, remedy.host_change is not None)
         tried.append(RemedyTry(name=remedy.name, env=todo.env, mode=todo.mode, why=remedy.why,
                                extra_hosts=todo.extra_hosts, network_mode=todo.network_mode,

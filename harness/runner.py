@@ -4,13 +4,14 @@ whichever process runs the cell."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import traceback
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from harness import docker_host, firewall, generations, remedies
+from harness import admission, docker_host, firewall, generations, remedies
 from harness.cell import ApiCell, CellCore, CellPlan
 from harness.context import RunContext
 from harness.headless import HeadlessCell
@@ -151,9 +152,12 @@ def _run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None) ->
                 moved = replace(moved, mode=replace(moved.mode, deployment=changed))
             env2 = {**cell_env(m, moved, ctx), **change.env}
             return run_cell(replace(plan, cell=moved, env=env2, secrets=secret_names({**own, **env2}), tasks=[],
-                                    alone=alone))
+                                    alone=alone, slots_held=alone))
 
-        result.remedies = remedies.search(result, fix_ctx, rerun)
+        def machine() -> contextlib.AbstractContextManager[object]:
+            return admission.slot(plan.boot_slots, alone=True)
+
+        result.remedies = remedies.search(result, fix_ctx, rerun, machine)
         if dep is not None:  # what passed, as a change to the user's own file
             from harness.deployments.fixes import fix
 

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.release]
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "deployments"
 SECRET = "sk-example-not-a-real-key"  # examples/deployments/openhands.env
-CELLS = ("latest-documented", "latest-stack", "0.62-workspace", "0.62-old-readme")
+CELLS = ("latest-documented", "latest-stack", "latest-workspace", "0.62-old-readme")
 
 
 def hashes() -> dict[str, str]:
@@ -92,7 +92,14 @@ def test_the_example_deployments_on_two_releases(client: docker.DockerClient, v0
         if f.is_file() and f.suffix in (".json", ".xml", ".md", ".html", ".log", ".diff", ".sh"):
             assert SECRET not in f.read_text(errors="replace"), f
     assert SECRET not in run.stdout + run.stderr
-    assert any("temporary folder at /opt/workspace_base" in n for n in cells["0.62-workspace"]["notes"])
+    work = cells["latest-workspace"]
+    assert any("temporary folder at /opt/workspace_base" in n for n in work["notes"])
+    # ... and it publishes the app on 127.0.0.1 only: the 1.x sandbox's call back at the gateway is
+    # refused, said at once; publishing it on the gateway too is the proven fix, as a diff
+    assert (work["connect"]["cause"], work["connect"]["direction"]) == ("connection-refused", "sandbox->app")
+    assert "published on 127.0.0.1 only" in work["connect"]["evidence"][0]["text"]
+    gw = next(r for r in work["remedies"] if r["name"] == "publish-on-gateway")
+    assert gw["verdict"] == "pass" and '       - "127.0.0.1:3000:3000"\n+      - ' in gw["fix"], gw
 
     # the terminal named each proven fix; nothing of the run is left
     assert "fix for latest-stack (v1-published-port, proven by a rerun)" in run.stdout

@@ -1,6 +1,8 @@
 """Which remedies a failed cell gets to try (whether they work is for the rerun to show:
 see test_release_v0.py, where DOCKER_HOST_ADDR turns bridge green on this host)."""
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -144,9 +146,19 @@ def test_a_host_change_is_made_for_the_rerun_only_and_the_rerun_has_the_machine(
         return CellResult(id="x", tag="x", mode="host", api="v1",
                           connect=Connect(verdict="pass", seconds=9.0))  # type: ignore[arg-type]
 
+    held: list[str] = []
+
+    @contextlib.contextmanager
+    def machine() -> Iterator[None]:  # every boot slot, held around the change: no other cell boots meanwhile
+        held.append(f"held with {hosts.read_text().count('host.docker.internal')} hosts lines")
+        yield
+        held.append(f"released with {hosts.read_text().count('host.docker.internal')} hosts lines")
+
     r = failed("dns-unresolved", api="v1", mode="host")
     r.connect.direction = Direction.CALLBACK
-    tried = {t.name: t for t in remedies.search(r, remedies.Context(gateway="172.17.0.1", mode="host"), rerun)}
+    tried = {t.name: t for t in remedies.search(r, remedies.Context(gateway="172.17.0.1", mode="host"), rerun,
+                                                machine)}
+    assert held == ["held with 0 hosts lines", "released with 0 hosts lines"]  # the change inside, only for it
     during, alone = seen[-1]
     assert "127.0.0.1 host.docker.internal" in during and alone
     assert hosts.read_bytes() == before  # undone, byte for byte
