@@ -131,7 +131,18 @@ def _place(d: Deployment, gen: Generation, image: str, env: dict[str, str], api_
         # As written where an address is given; else loopback, unless the sandbox calls the
         # app back (it comes from the bridge gateway, as to any port published on every address)
         address = p.address or ("0.0.0.0" if gen.callback else "127.0.0.1")
+        if not _wildcard(address) and not address.startswith("127.") and not _local(address):
+            said.append(f"{address}:{p.host}:{p.container}: {address} is not an address of this machine; published "
+                        "on 127.0.0.1 for this cell, which the bridge gateway does not reach, as it does not reach "
+                        f"{address} on your host")
+            address = "127.0.0.1"
         placed_publish.append(Publish(p.container, placed, address))
+    api = [x for x in placed_publish if x.container == APP_CONTAINER_PORT]
+    if api and not any(_wildcard(x.address) or x.address.startswith("127.") for x in api):
+        # published on one address of this machine only (the gateway, say): the harness reaches
+        # the API on loopback, so it is published there too, where no container reaches it
+        placed_publish.append(Publish(APP_CONTAINER_PORT, api_port, "127.0.0.1"))
+        said.append(f"the app's port is also published on 127.0.0.1:{api_port}, where the harness reaches its API")
     command: list[str] | None = None
     if s.network_mode == "host":  # the app listens on the host's 3000 itself: the cell's port instead
         moves[APP_CONTAINER_PORT] = api_port
@@ -220,6 +231,23 @@ def _move_path(env: dict[str, str], moved: dict[str, str], source: str, folder: 
                 moved[key] = folder + current[len(form.rstrip("/")):]
                 said.append(f"{key} moved with {source}: {moved[key]}")
                 break
+
+
+def _wildcard(address: str) -> bool:
+    return address in ("", "0.0.0.0", "::")
+
+
+def _local(address: str) -> bool:
+    """An address of this machine: one a socket can be bound to here."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        with socket.socket(family) as s:
+            s.bind((address, 0))
+        return True
+    except OSError:
+        return False
 
 
 def _listening(port: int) -> bool:

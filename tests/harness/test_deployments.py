@@ -173,6 +173,28 @@ def test_the_placement_moves_ports_paths_and_names_and_says_so(tmp_path: Path) -
     assert any("~/work (bind) is a temporary folder" in n for n in lau.placement)
 
 
+def test_a_port_published_on_one_address_is_reached_by_the_harness_and_not_by_containers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`192.0.2.7:3000:3000` (the user's LAN address, absent here): loopback for the cell, which
+    the gateway does not reach either; `127.0.0.2:...` is this machine's: as written, plus the
+    loopback binding the harness reaches the API at, where no container reaches it."""
+    for address, placed in (("192.0.2.7", ["127.0.0.1"]), ("127.0.0.1", ["127.0.0.1"]),
+                            ("0.0.0.0", ["0.0.0.0"])):
+        write(tmp_path, "compose.yml", f"services:\n  oh:\n    image: x\n    ports: ['{address}:3000:3000']\n")
+        d = deployments.load("mine", {"compose": "compose.yml"}, str(matrix_with(tmp_path, "")), None)
+        lau = d.launch(generations.V1, image="app:1.11", env={}, host_port=61112, networks={"default": "n"},
+                       site=Site(tmp_path))
+        assert [v.split(":")[0] for f, v in lau.options(placed=True) if f == "-p"] == placed, address
+        assert ("-p", f"{address}:3000:3000") in lau.options(False)  # the line people read: as written
+        assert any("is not an address of this machine" in n for n in lau.placement) == (address == "192.0.2.7")
+    # published on an address of this machine's that is not loopback (the bridge gateway, say)
+    monkeypatch.setattr(deployments, "_local", lambda a: a == "198.51.100.9")
+    only = deployments.load("g", {"docker_run": "docker run -p 198.51.100.9:3000:3000 img"}, str(tmp_path / "m"), None)
+    lau = only.launch(generations.V1, image="a", env={}, host_port=61113, site=Site(tmp_path))
+    assert [v for f, v in lau.options(placed=True) if f == "-p"] == ["198.51.100.9:61113:3000", "127.0.0.1:61113:3000"]
+    assert any("also published on 127.0.0.1:61113" in n for n in lau.placement)
+
+
 def test_a_1x_deployment_publishing_3000_moves_the_callback_default_with_it(tmp_path: Path) -> None:
     d = deployments.load("readme", {"docker_run": "docker run -p 3000:3000 --add-host "
                                                   "host.docker.internal:host-gateway img"},
