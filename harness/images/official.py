@@ -114,4 +114,5 @@ def pull_v1(client: docker.DockerClient, tag: str) -> ImageSet:
     app_env = {AGENT_SERVER_ENV: repository} if repository != AGENT_SERVER_REPO else {}
     return ImageSet(tag=tag, resolved_version=image_version(app, tag), backend="official", api="v1",
                     app_image=app_ref, runtime_image=sandbox_ref, app_env=app_env,
-                    notes=[f"pulled{_where()}", f"agent-server {sandbox_ref.rpartition(':')[2]} from {repository}"])
+                    notes=[f"pulled{_where()}",
+                           f"agent-server {sandbox_ref.rpartition(':')[2].removesuffix('-python')} from {repository}"])
