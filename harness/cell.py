@@ -213,6 +213,8 @@ class CellCore:
         self.runtime_name: str | None = None
         self.firewall_read = False
         self.firewall_rules: list[firewall.Rule] | None = None
+        self.default_bridge = "docker0"
+        self.bridges: dict[str, str] = {}  # container id -> the bridge its packets to the host arrive on
         self.result = CellResult(
             id=plan.cell.id, tag=plan.cell.target.tag, mode=plan.cell.mode.name, api=plan.images.api,
             connect=Connect(verdict=Verdict.SKIP, reason="not run"), entrypoint=plan.cell.entrypoint,
@@ -358,14 +360,16 @@ class CellCore:
         cell, and only then: a look at the rules is a subprocess each)."""
         if p is None or p.tcp not in ("refused", "unreachable", "timeout"):
             return None
-        if not self.firewall_read:
+        if not self.firewall_read:  # once per cell: the rules, and the default bridge's name
             self.firewall_read = True
             self.firewall_rules = None if docker_host.remote() else firewall.rules()  # a remote daemon's live there
-        bridge = self._bridge(caller)
+            self.default_bridge = docker_host.bridge_options(self.client).get("name", "docker0")
+        if caller.id not in self.bridges:
+            self.bridges[caller.id] = self._bridge(caller)
+        bridge = self.bridges[caller.id]
         # Only the default bridge's (and the host network's) connects to the host meet INPUT:
         # Docker NATs other networks' to a published port, through FORWARD, which is not read.
-        if self.firewall_rules is None or bridge not in ("lo", docker_host.bridge_options(self.client).get("name",
-                                                                                                         "docker0")):
+        if self.firewall_rules is None or bridge not in ("lo", self.default_bridge):
             return None
         return firewall.matching(self.firewall_rules, bridge, p.port)
 

@@ -33,13 +33,13 @@ def _run(*cmd: str) -> str:
         return ""
 
 
-def input_drops(bridge: str = "docker0") -> list[str]:
+def input_drops(bridge: str = "docker0") -> list[str] | None:
     """The host firewall's rules (iptables and nftables alike) that drop or reject what a
     container on `bridge` sends to the host: behind `connect-timeout` and
-    `connection-rejected` (docs/words.md); `not readable here` when neither could be read."""
+    `connection-rejected` (docs/words.md); None when neither front end could be read."""
     found = firewall.rules()
     if found is None:
-        return []
+        return None
     return [f"{r.source}: {r.text}" for r in firewall.matching(found, bridge, None)]
 
 
@@ -97,8 +97,8 @@ def checks(client: docker.DockerClient | None = None) -> list[Finding]:
     out.append(Finding("firewall", firewall.front_ends(),
                        "where firewall rules live here: iptables (as `iptables -S` prints them) and nftables "
                        "tables of their own (nftables.conf, firewalld), which `iptables -S` does not show"))
-    drops = input_drops()
-    readable = firewall.rules() is not None
+    found = input_drops()
+    readable, drops = found is not None, found or []
     out.append(Finding("INPUT drops from docker0", "; ".join(drops) or ("none" if readable else "not readable here"),
                        "these drop or reject app->runtime connects on the default bridge (connect-timeout, "
                        "connection-rejected); allow docker0 to the runtime ports or use a user-defined network"

@@ -68,12 +68,15 @@ def fetch(client: docker.DockerClient, ref: str) -> docker.models.images.Image:
     return image
 
 
+def image_env(image: docker.models.images.Image) -> dict[str, str]:
+    """The environment an image bakes in (its Config.Env)."""
+    return dict(e.partition("=")[::2] for e in (image.attrs.get("Config") or {}).get("Env") or [])
+
+
 def image_version(image: docker.models.images.Image, tag: str) -> str:
     """The release an app image is, as it says itself (OCI label, the build's env), else its tag."""
-    cfg = image.attrs.get("Config") or {}
-    env = dict(e.partition("=")[::2] for e in cfg.get("Env") or [])
-    label = (cfg.get("Labels") or {}).get("org.opencontainers.image.version")
-    return str(label or env.get("OPENHANDS_BUILD_VERSION") or tag)
+    label = ((image.attrs.get("Config") or {}).get("Labels") or {}).get("org.opencontainers.image.version")
+    return str(label or image_env(image).get("OPENHANDS_BUILD_VERSION") or tag)
 
 
 def installed(client: docker.DockerClient, ref: str, package: str) -> str:

@@ -45,8 +45,7 @@ def prepare(client: docker.DockerClient, tag: str, api: str, ref: str, environme
     notes = [f"your deployment's own image {ref}, as this daemon has it or pulled it"]
     runtime = ""
     if gen.runtime_image_env:
-        baked = dict(e.partition("=")[::2] for e in (image.attrs.get("Config") or {}).get("Env") or [])
-        runtime = environment.get(gen.runtime_image_env) or baked.get(gen.runtime_image_env, "")
+        runtime = environment.get(gen.runtime_image_env) or official.image_env(image).get(gen.runtime_image_env, "")
         if runtime:
             fetch(runtime)
         else:
