@@ -20,7 +20,10 @@ def test_the_venv_install_commits_an_image_with_no_volume(client: docker.DockerC
                                                           tmp_path: Path) -> None:
     ref = f"oh-matrix-test/venv:{uuid.uuid4().hex[:12]}"
     (tmp_path / "constraints.txt").write_text("")
-    pypi._run_install(client, base_image, tmp_path, "test -f /wheels/constraints.txt", ref, {"oh-matrix.test": "1"})
+    # its own kind: committed from the base, it would otherwise carry the base's label, and
+    # `images save` (run by another worker at the same time) would take it for a base
+    pypi._run_install(client, base_image, tmp_path, "test -f /wheels/constraints.txt", ref,
+                      {"oh-matrix.test": "1", "oh-matrix.image": "test"})
     try:
         image = client.images.get(ref)
         assert not image.attrs["Config"].get("Volumes"), image.attrs["Config"]["Volumes"]
