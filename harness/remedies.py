@@ -99,9 +99,18 @@ def _on_host_network(ctx: Context) -> bool:
     return ctx.network == "host" if ctx.deployment else mode is not None and mode.network == "host"
 
 
+def _loopback_only(ctx: Context) -> bool:
+    """A deployment publishes the app on 127.0.0.1 only, off the host network: no address a
+    sandbox can name reaches it (host.docker.internal and the gateway are the same address),
+    so a callback remedy that only changes the URL cannot pass and is not rerun."""
+    return ctx.deployment and ctx.api_on_loopback and not _on_host_network(ctx)
+
+
 def _app_address(ctx: Context) -> str | None:
     """Where the sandbox reaches the app without host.docker.internal: on the host network the
     app is on the host's loopback; elsewhere its port is published at the bridge gateway."""
+    if _loopback_only(ctx):
+        return None
     return "127.0.0.1" if _on_host_network(ctx) else ctx.gateway
 
 
@@ -124,7 +133,7 @@ def _both(ctx: Context) -> dict[str, str] | None:
 def _callback_port(ctx: Context) -> dict[str, str] | None:
     """A deployment that publishes the app elsewhere than 3000 (`4000:3000`): the 1.x sandbox
     calls back SANDBOX_HOST_PORT, default 3000, and OH_WEB_URL: both at the published port."""
-    if not ctx.deployment or ctx.app_port == 3000:
+    if not ctx.deployment or ctx.app_port == 3000 or _loopback_only(ctx):
         return None
     return {"SANDBOX_HOST_PORT": APP_PORT, "OH_WEB_URL": f"http://host.docker.internal:{APP_PORT}"}
 
@@ -140,7 +149,7 @@ def _host_gateway(ctx: Context) -> dict[str, str] | None:
 def _gateway_publish(ctx: Context) -> str | None:
     """A deployment that publishes the app on loopback only: the sandbox calls it back at the
     bridge gateway, so the port is published there too (still not on the host's other addresses)."""
-    return ctx.gateway if ctx.deployment and ctx.api_on_loopback and ctx.network != "host" else None
+    return ctx.gateway if _loopback_only(ctx) else None
 
 
 def _firewall_accept(ctx: Context) -> contextlib.AbstractContextManager[str]:

@@ -119,6 +119,9 @@ def test_a_deployment_is_fixed_in_itself_never_moved_to_a_built_in_mode() -> Non
     refused.connect.direction = Direction.CALLBACK
     found = {r.name: c for r, c in remedies.applicable(refused, loop)}
     assert found["publish-on-gateway"].also_publish == "172.17.0.1"
+    # the URL changes point the sandbox at the gateway, where a loopback-only port does not answer
+    assert list(found) == ["publish-on-gateway"], list(found)
+    assert "v1-callback-urls" in names(refused, remedies.Context(gateway="172.17.0.1", mode="x", deployment=True))
     assert "publish-on-gateway" not in names(refused, remedies.Context(gateway="172.17.0.1", mode="x", deployment=True))
     timeout = names(failed("connect-timeout", mode="x"), dep)
     assert "own-network" not in timeout and "add-host-gateway" not in timeout
