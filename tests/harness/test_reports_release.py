@@ -26,10 +26,19 @@ def oh_matrix_run(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_a_regression_is_named_everywhere_and_junit_matches(client: docker.DockerClient, v0_images: ImageSet,
-                                                            tmp_path: Path) -> None:
-    first = oh_matrix_run(tmp_path / "night-1")
+@pytest.fixture(scope="module")
+def night_one(v0_images: ImageSet, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first night, shared: the regression's "before" and the recommendation that is pasted."""
+    out = tmp_path_factory.mktemp("night") / "night-1"
+    first = oh_matrix_run(out)
     assert first.returncode == 0, first.stdout[-2000:]
+    return out
+
+
+def test_a_regression_is_named_everywhere_and_junit_matches(client: docker.DockerClient, night_one: Path,
+                                                            tmp_path: Path) -> None:
+    # the history of night 1, so that night 2 has a night before it
+    (tmp_path / "history.jsonl").write_bytes((night_one.parent / "history.jsonl").read_bytes())
     # The second night someone "hardens" the runtime binding: the cell breaks.
     second = oh_matrix_run(tmp_path / "night-2", "--app-env", "SANDBOX_RUNTIME_BINDING_ADDRESS=127.0.0.1")
     assert second.returncode == 1
@@ -61,8 +70,7 @@ def test_a_regression_is_named_everywhere_and_junit_matches(client: docker.Docke
     assert "connection-refused" in failed[0].result[0].message
 
 
-def test_the_recommended_command_works_when_pasted(client: docker.DockerClient, v0_images: ImageSet,
-                                                   tmp_path: Path) -> None:
+def test_the_recommended_command_works_when_pasted(client: docker.DockerClient, night_one: Path) -> None:
     """The recommendation's `docker run`, run through a shell as printed (detached instead of
     -it, with a name and label of the test's own), gives an app whose runtime connects."""
     import shlex
@@ -73,9 +81,7 @@ def test_the_recommended_command_works_when_pasted(client: docker.DockerClient, 
     from harness.cell import NO_LLM
     from harness.openhands.v0 import V0Adapter
 
-    r = oh_matrix_run(tmp_path / "run")
-    assert r.returncode == 0, r.stdout[-2000:]
-    rec = json.loads((tmp_path / "run" / "results.json").read_text())["recommendation"]
+    rec = json.loads((night_one / "results.json").read_text())["recommendation"]
     assert rec["cell"] == "0.62-host-gateway"
     run_id = f"test-{uuid.uuid4().hex}"
     name = f"oh-matrix-pasted-{run_id[5:13]}"
