@@ -173,7 +173,7 @@ def soak(session: nox.Session) -> None:
     """A matrix run again and again (`-- --matrix FILE --runs N --workers 2,1`): verdict flips, leftovers, growth."""
     _install(session)
     _sources(session)
-    session.run("python", "-m", "harness.soak", *session.posargs)
+    session.run("python", "-m", "harness.devtools.soak", *session.posargs)
 
 
 @nox.session
@@ -182,4 +182,4 @@ def bench(session: nox.Session) -> None:
     _install(session)
     _sources(session)
     what = session.posargs or ["images", "matrix"]
-    session.run("python", "-m", "harness.bench", *what)
+    session.run("python", "-m", "harness.devtools.bench", *what)

@@ -16,9 +16,10 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness import cleanup, docker_host, knobs, matrix, workflow
+from harness import knobs, matrix, workflow
 from harness import options as run_options
 from harness.errors import HarnessError, InputError
+from harness.host import cleanup, docker_host
 from harness.paths import cache_root
 from harness.workflow import EXIT_FAILED, EXIT_OK
 
@@ -41,9 +42,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.model import read_run
-    from harness.recommend import recommend
     from harness.report import grid
     from harness.report.render import render_all
+    from harness.results.recommend import recommend
 
     run = read_run(args.dir)
     if run.recommendation.cell is None and not run.recommendation.why:  # a run from before the step
@@ -79,11 +80,11 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from harness import merge
     from harness.model import read_run
     from harness.output import write_run
     from harness.report import fleet, grid
     from harness.report.render import render_all
+    from harness.results import merge
 
     run = merge.merge([read_run(d) for d in args.dirs])
     out = Path(args.out)
@@ -98,8 +99,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from harness.compare import differences
     from harness.model import read_run
+    from harness.results.compare import differences
 
     found = differences(read_run(args.first), read_run(args.second), tuple(args.skip_tag))
     print("\n".join(found) if found else "the same findings in every cell (times, ids and ports aside)")
@@ -107,7 +108,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from harness import history
+    from harness.results import history
 
     path = Path(args.dir) / "history.jsonl"
     entries = history.load(path)
@@ -118,7 +119,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from harness import doctor
+    from harness.host import doctor
     from harness.images import wheels
 
     for f in doctor.checks():

@@ -5,8 +5,8 @@
     connect_budget = 150        # seconds from conversation creation to a verdict
     app_budget = 150            # seconds for the app's API to answer
     tasks = ["create-file"]     # tasks on each connected cell (default: the five built-in; [] none):
-                                # built-in names (harness/tasks.py), upstream catalog names
-                                # (harness/catalogs/upstream.toml; "upstream" alone: all of it),
+                                # built-in names (harness/tasks/__init__.py), upstream catalog names
+                                # (harness/tasks/catalogs/upstream.toml; "upstream" alone: all of it),
                                 # "file:PATH" (every task of a task file, PATH relative to this
                                 # file; docs/task-files.md). A name twice is an error.
     task_budget = 120           # seconds for the agent to finish one task

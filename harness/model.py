@@ -141,8 +141,8 @@ class TaskResult(_Model):
 
     name: str
     verdict: Verdict
-    # Where the task comes from: `builtin` (harness/tasks.py), `upstream` (OpenHands' own
-    # integration tests, harness/catalogs/upstream.toml) or `file:PATH` (a task file).
+    # Where the task comes from: `builtin` (harness/tasks/__init__.py), `upstream` (OpenHands' own
+    # integration tests, harness/tasks/catalogs/upstream.toml) or `file:PATH` (a task file).
     catalog: str = "builtin"
     source: str | None = None  # provenance: repo@commit:path, when the task file gives one
     cause: Cause | None = None  # when the task could not be judged by its effect (the LLM failed)

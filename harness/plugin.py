@@ -28,13 +28,13 @@ import pytest
 from xdist.scheduler import LoadScopeScheduling
 
 from harness import options, progress, workflow
+from harness.cells.runner import run_one
 from harness.context import RunContext
 from harness.errors import DockerUnavailable, InfraError, InputError, OutputError
 from harness.matrix import Cell
 from harness.model import CellResult, TaskResult, Verdict
 from harness.report import grid
 from harness.report.upgrade import lines as upgrade_lines
-from harness.runner import run_one
 
 SUITE = Path(__file__).resolve().parent / "suite"  # the matrix tests (test_connect, test_tasks)
 PROPERTY = "oh-matrix-cell"  # the user_properties key a cell's result travels under

@@ -17,7 +17,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from harness import firewall, generations, hostchange, modes
+from harness import generations, modes
+from harness.host import firewall, hostchange
 from harness.model import Cause, CellResult, Direction, RemedyTry
 from harness.modes import APP_PORT_TOKEN
 

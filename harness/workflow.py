@@ -21,14 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import admission, cleanup, docker_host, history, images, knobs, matrix, upgrade
-from harness.cell import runtime_kwargs
+from harness import images, knobs, matrix
+from harness.cells import admission
+from harness.cells.cell import runtime_kwargs
+from harness.cells.runner import LOST_WORKER, error_cell
 from harness.context import RunContext
 from harness.errors import DockerUnavailable, HarnessError, InputError, OutputError
+from harness.host import cleanup, docker_host
 from harness.matrix import Cell, Matrix
 from harness.model import Cause, CellResult, Host, ImageFailure, ImageSet, RemedyTry, Run, Verdict
-from harness.recommend import recommend
-from harness.runner import LOST_WORKER, error_cell
+from harness.results import history, upgrade
+from harness.results.recommend import recommend
 from harness.secrets import redact_env
 
 # Exit codes of `oh-matrix` (docs/exit-codes.md).

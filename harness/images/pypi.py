@@ -38,8 +38,8 @@ from docker.errors import APIError, BuildError, ImageNotFound
 from docker.types import Mount
 
 from harness import generations, knobs
-from harness.cleanup import BUILD_LABEL, OWNER_LABEL, owner, remove_container
 from harness.errors import ImageUnavailable
+from harness.host.cleanup import BUILD_LABEL, OWNER_LABEL, owner, remove_container
 from harness.images import failures, sources, wheels
 from harness.images.base import BaseImage, ensure_base
 from harness.images.failures import BuildFailed

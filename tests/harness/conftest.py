@@ -13,7 +13,8 @@ from typing import Any
 import docker
 import pytest
 
-from harness import cleanup, docker_host, images
+from harness import images
+from harness.host import cleanup, docker_host
 from harness.images import wheels
 from harness.images.base import BaseImage, ensure_base
 from harness.model import ImageSet, Run

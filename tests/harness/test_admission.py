@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import admission, hostload
+from harness.cells import admission
+from harness.host import hostload
 
 pytestmark = pytest.mark.unit
 

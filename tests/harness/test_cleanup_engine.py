@@ -8,7 +8,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from harness import cleanup
+from harness.host import cleanup
 from harness.images.base import BaseImage
 
 pytestmark = pytest.mark.engine

@@ -324,7 +324,7 @@ def test_a_dead_workers_temporary_folders_are_swept_with_its_run(tmp_path: Path,
     """A cell removes its folders itself; a worker that died cannot: the run's sweep does."""
     import tempfile
 
-    from harness import cleanup
+    from harness.host import cleanup
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     mine = tmp_path / "oh-matrix-3e9fb741-0_62-mine-abc123"

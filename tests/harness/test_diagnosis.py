@@ -3,8 +3,8 @@ the engine tests and the matrix)."""
 
 import pytest
 
-from harness.diagnosis import REFUSALS_TO_DECIDE, TIMEOUTS_TO_DECIDE, Judge, Observation
-from harness.netprobe import NetProbe
+from harness.cells.diagnosis import REFUSALS_TO_DECIDE, TIMEOUTS_TO_DECIDE, Judge, Observation
+from harness.host.netprobe import NetProbe
 from harness.openhands import RuntimeState
 from harness.openhands.v1 import failure
 
@@ -136,7 +136,7 @@ def test_a_callback_to_an_app_published_on_loopback_only_is_named_at_once() -> N
 
 
 def test_a_proxy_that_keeps_an_open_path_from_working_is_named() -> None:
-    from harness.diagnosis import PROXIED_TO_DECIDE
+    from harness.cells.diagnosis import PROXIED_TO_DECIDE
 
     j = Judge()
     seen = [j.add(obs(app_probe=probe(tcp="open"), self_probe=probe(where="runtime", tcp="open"),

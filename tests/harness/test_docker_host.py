@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from harness import docker_host
+from harness.host import docker_host
 
 pytestmark = pytest.mark.unit
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import docker
 import pytest
 
-from harness import docker_host, doctor
-from harness.firewall import drop_bridge_to_host
+from harness.host import docker_host, doctor
+from harness.host.firewall import drop_bridge_to_host
 
 pytestmark = pytest.mark.engine
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness import firewall
-from harness.diagnosis import Judge, Observation
-from harness.netprobe import NetProbe
+from harness.cells.diagnosis import Judge, Observation
+from harness.host import firewall
+from harness.host.netprobe import NetProbe
 
 pytestmark = pytest.mark.unit
 # ruff: noqa: E501  (iptables -S prints a rule per line, however long)

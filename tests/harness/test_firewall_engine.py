@@ -15,9 +15,9 @@ import docker
 import pytest
 from docker.models.containers import Container
 
-from harness import cleanup, docker_host, firewall
+from harness.host import cleanup, docker_host, firewall
+from harness.host.probes import probe_from
 from harness.images.base import BaseImage
-from harness.probes import probe_from
 
 pytestmark = pytest.mark.engine
 ICMP_PORT, RESET_PORT = 65010, 65012  # ports no cell uses: a concurrent run is unaffected

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import history
 from harness.model import Run
+from harness.results import history
 
 pytestmark = pytest.mark.unit
 
@@ -77,7 +77,7 @@ def test_a_host_label_finds_last_night_across_a_new_hostname_and_docker_version(
 
 
 def test_the_label_comes_from_oh_matrix_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness import docker_host
+    from harness.host import docker_host
 
     monkeypatch.setenv("OH_MATRIX_HOST", "  self-hosted+rootless ")
     assert docker_host.host_label() == "self-hosted+rootless"

@@ -18,7 +18,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from harness import cleanup
+from harness.host import cleanup
 from harness.model import ImageSet
 
 pytestmark = [pytest.mark.engine, pytest.mark.release]  # run one at a time: see noxfile.py
@@ -119,10 +119,10 @@ def test_app_dying_while_its_runtime_lives(client: docker.DockerClient, v0_image
     had started (still running) is removed with the cell."""
     import threading
 
-    from harness.cell import CellPlan
+    from harness.cells.cell import CellPlan
+    from harness.cells.runner import run_cell
     from harness.matrix import Cell, ModeChoice, Target
     from harness.model import CellResult
-    from harness.runner import run_cell
 
     run_id = f"test-{uuid.uuid4().hex}"
     plan = CellPlan(run_id, Cell(Target("0.62", "v0"), ModeChoice("host-gateway")), v0_images, {},

@@ -72,8 +72,9 @@ def loaded_by(*modules: str) -> set[str]:
     return set(out.stdout.split())
 
 
-@pytest.mark.parametrize("module", ["harness.matrix", "harness.model", "harness.diagnosis", "harness.generations",
-                                    "harness.modes", "harness.recommend", "harness.tasks", "harness.taskfile"])
+@pytest.mark.parametrize("module", ["harness.matrix", "harness.model", "harness.cells.diagnosis",
+                                    "harness.generations", "harness.modes", "harness.results.recommend",
+                                    "harness.tasks", "harness.tasks.taskfile"])
 def test_data_modules_import_neither_docker_nor_httpx(module: str) -> None:
     loaded = loaded_by(module)
     assert not {"docker", "httpx", "testcontainers"} & loaded, module
@@ -97,3 +98,50 @@ def test_the_code_cites_only_documents_the_repository_has() -> None:
     cited = {m for p in shipped for m in re.findall(r"[\w/.-]+\.md\b", p.read_text())}
     missing = {c for c in cited if Path(c).name not in names | {"summary.md", "report.md", "README.md"}}
     assert not missing, missing
+
+
+# The folders of harness/ (docs/architecture.md, "The folders") and the folders each may
+# import; "" is the top level. A folder's own modules and its parents are always allowed.
+FOLDERS: dict[str, set[str]] = {
+    "": set(),  # the data and the run's plumbing; exceptions below
+    "deployments": {""},
+    "images": {"", "host"},
+    "openhands": {""},
+    "host": {""},
+    "tasks": {"", "host", "openhands"},
+    "cells": {"", "host", "tasks", "openhands", "deployments"},
+    "results": {""},
+    "report": {""},
+    "suite": {""},
+    "devtools": {"", "host", "tasks", "cells", "images"},
+}
+# Top-level modules that reach into folders: the front doors and the run's steps drive
+# everything but the developer tools; the matrix loads deployments and task files; the
+# remedies table makes its host changes through host/.
+REACHES = {"harness.cli": set(FOLDERS) - {"devtools"}, "harness.plugin": set(FOLDERS) - {"devtools"},
+           "harness.workflow": set(FOLDERS) - {"devtools"},
+           "harness.matrix": {"deployments", "tasks"}, "harness.remedies": {"host"}}
+
+
+def folder_of(module: str) -> str:
+    parts = module.split(".")[1:]
+    if parts and (PACKAGE / parts[0]).is_dir():
+        return parts[0]
+    return ""
+
+
+def test_each_folder_imports_only_the_folders_below_it() -> None:
+    assert {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()} == set(FOLDERS) - {""}
+    wrong = []
+    for m, deps in graph().items():
+        allowed = REACHES.get(m, FOLDERS[folder_of(m)])
+        wrong += [f"{m} -> {d}" for d in sorted(deps) if folder_of(d) not in allowed | {folder_of(m), ""}]
+    assert not wrong, wrong
+
+
+def test_the_top_level_is_short_and_no_name_is_a_prefix_of_another() -> None:
+    top = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
+    assert len(top) <= 18, top
+    names = top + sorted(set(FOLDERS) - {""})
+    clashes = [(a, b) for a in names for b in names if a != b and b.startswith(a)]
+    assert not clashes, clashes

@@ -13,8 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from harness import generations, llm
-from harness.taskrun import llm_env
+from harness import generations
+from harness.tasks import llm
+from harness.tasks.taskrun import llm_env
 
 pytestmark = pytest.mark.unit
 # what the harness hands the sidecar: each generation's names for bash, edit and finish
@@ -176,7 +177,7 @@ def test_a_step_that_expects_output_is_issued_again_when_the_tool_gave_back_noth
 
 
 def test_a_task_file_command_whose_output_is_read_next_looks_again() -> None:
-    from harness.taskfile import parse
+    from harness.tasks.taskfile import parse
 
     tasks = parse("""
 [[tasks]]

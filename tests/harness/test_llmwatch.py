@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from harness import llmwatch
-from harness.netprobe import NetProbe
+from harness.host.netprobe import NetProbe
 from harness.openhands import Turn
+from harness.tasks import llmwatch
 
 pytestmark = pytest.mark.unit
 

@@ -5,12 +5,13 @@ from typing import Any
 
 import pytest
 
-from harness import cli, merge
+from harness import cli
 from harness.errors import InputError
 from harness.model import Run as RunModel
 from harness.model import read_run
 from harness.report import fleet, screenshot
 from harness.report.render import render_all
+from harness.results import merge
 
 pytestmark = pytest.mark.unit
 Run = Callable[..., RunModel]

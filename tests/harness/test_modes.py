@@ -111,7 +111,7 @@ def test_the_app_gets_the_socket_of_the_daemon_the_cell_runs_on(
 def test_the_harness_listens_above_the_ports_openhands_picks_for_its_runtimes() -> None:
     import socket
 
-    from harness.containers import HARNESS_PORTS, free_port
+    from harness.host.containers import HARNESS_PORTS, free_port
 
     ports = {free_port() for _ in range(5)}
     # V0 picks 30000-59999, V1 the kernel's ephemeral range (32768-60999 by default)
@@ -129,7 +129,7 @@ def test_the_container_that_runs_is_the_line_people_read_placed(mode: str, gen: 
     of the docker run line a person reads, and differs only by the harness's placement (the
     host port it picked and the address it publishes on, the settings that follow from them,
     the cell's name)."""
-    from harness.containers import app_container
+    from harness.host.containers import app_container
 
     lau = launch(mode, gen, networks={"own": "oh-matrix-net"} if mode == "custom-network" else None)
     person = shlex.split(lau.docker_run().split(" && ")[-1])

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from harness import cleanup
+from harness.host import cleanup
+from harness.host.probes import probe_from, proxy_env
 from harness.images.base import BaseImage
-from harness.probes import probe_from, proxy_env
 
 pytestmark = pytest.mark.engine
 

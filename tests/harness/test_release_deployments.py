@@ -16,7 +16,7 @@ import clirun
 import docker
 import pytest
 
-from harness import cleanup
+from harness.host import cleanup
 from harness.model import ImageSet
 from harness.paths import cache_root
 

@@ -14,14 +14,15 @@ from collections.abc import Callable, Iterator
 import docker
 import pytest
 
-from harness import cleanup, docker_host, remedies
-from harness.cell import CellPlan
-from harness.containers import free_port
-from harness.firewall import drop_bridge_to_host
+from harness import remedies
+from harness.cells.cell import CellPlan
+from harness.cells.runner import run_cell
+from harness.host import cleanup, docker_host
+from harness.host.containers import free_port
+from harness.host.firewall import drop_bridge_to_host
 from harness.images.base import BaseImage
 from harness.matrix import Cell, ModeChoice, Target
 from harness.model import CellResult, ImageSet
-from harness.runner import run_cell
 
 pytestmark = [pytest.mark.engine, pytest.mark.release]  # run one at a time: see noxfile.py
 Leftovers = Callable[[str], list[str]]
@@ -90,9 +91,9 @@ def test_v1_callback_port_dropped_by_a_firewall_is_a_timeout_on_the_callback_dir
 
 def test_a_startup_grace_too_short_for_the_host_is_said_so_and_the_knob_is_proven(
         client: docker.DockerClient, v1_images: ImageSet, run_id: str, leftovers: Leftovers) -> None:
+    from harness.cells.runner import run_one
     from harness.context import RunContext
     from harness.matrix import parse
-    from harness.runner import run_one
 
     m = parse({"run": {"tasks": []}, "targets": [{"tag": "latest"}], "modes": {"host-gateway": {}}}, "m.toml")
     ctx = RunContext(run_id=run_id, out="/nonexistent", matrix_path="m.toml", matrix_text="", backend="pypi",
@@ -140,9 +141,9 @@ def burners(client: docker.DockerClient, base_image: BaseImage) -> Iterator[list
 def test_a_host_busy_with_other_work_is_told_apart_from_a_broken_cell(
         client: docker.DockerClient, v1_images: ImageSet, run_id: str, burners: list[str],
         leftovers: Leftovers) -> None:
+    from harness.cells.runner import run_one
     from harness.context import RunContext
     from harness.matrix import parse
-    from harness.runner import run_one
 
     m = parse({"run": {"tasks": []}, "targets": [{"tag": "latest"}], "modes": {"host-gateway": {}}}, "m.toml")
     ctx = RunContext(run_id=run_id, out="/nonexistent", matrix_path="m.toml", matrix_text="", backend="pypi",

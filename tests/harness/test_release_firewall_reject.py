@@ -18,7 +18,7 @@ import clirun
 import docker
 import pytest
 
-from harness import cleanup, firewall
+from harness.host import cleanup, firewall
 from harness.model import ImageSet
 from harness.paths import cache_root
 

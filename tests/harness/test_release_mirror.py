@@ -21,7 +21,7 @@ import docker
 import httpx
 import pytest
 
-from harness.containers import free_port
+from harness.host.containers import free_port
 from harness.images import official, pulled
 from harness.model import ImageSet
 

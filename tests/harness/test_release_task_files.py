@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import generations, matrix, taskfile, tasks
-from harness.cell import CellPlan
+from harness import generations, matrix, tasks
+from harness.cells.cell import CellPlan
+from harness.cells.runner import run_cell
 from harness.matrix import Cell, ModeChoice, Target
 from harness.model import CellResult, ImageSet
-from harness.runner import run_cell
-from harness.tasks import Task
+from harness.tasks import Task, taskfile
 
 pytestmark = [pytest.mark.engine, pytest.mark.release]  # run one at a time: see noxfile.py
 ROOT = Path(__file__).resolve().parents[2]

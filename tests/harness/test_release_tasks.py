@@ -16,15 +16,15 @@ from pathlib import Path
 import docker
 import pytest
 
-from harness import cleanup, docker_host, llm
-from harness.cell import CellPlan
-from harness.containers import free_port
+from harness.cells.cell import CellPlan
+from harness.cells.runner import run_cell
 from harness.generations import V0
+from harness.host import cleanup, docker_host
+from harness.host.containers import free_port
 from harness.matrix import Cell, ModeChoice, Target
 from harness.model import CellResult, ImageSet
-from harness.runner import run_cell
-from harness.taskrun import LLM_SOURCE, llm_env
-from harness.tasks import CATALOG, DEFAULT, Where
+from harness.tasks import CATALOG, DEFAULT, Where, llm
+from harness.tasks.taskrun import LLM_SOURCE, llm_env
 
 pytestmark = [pytest.mark.engine, pytest.mark.release]  # run one at a time: see noxfile.py
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,8 +66,8 @@ def test_v0_replays_recorded_tasks_with_no_llm_and_judges_them_by_their_effect(
         v0_images: ImageSet, run_id: str, leftovers: Leftovers, monkeypatch: pytest.MonkeyPatch) -> None:
     # --llm replay: OpenHands re-executes a shipped trajectory (replay_json); nobody calls an
     # LLM. A tampered recording (the edit writes the wrong word) must fail the same effect check.
-    from harness import replay
-    from harness.taskrun import LlmChoice
+    from harness.tasks import replay
+    from harness.tasks.taskrun import LlmChoice
 
     shipped = replay.load
 

@@ -9,10 +9,10 @@ from collections.abc import Callable
 import docker
 import pytest
 
-from harness.cell import CellPlan
+from harness.cells.cell import CellPlan
+from harness.cells.runner import run_cell
 from harness.matrix import Cell, ModeChoice, Target
 from harness.model import ImageSet
-from harness.runner import run_cell
 
 pytestmark = [pytest.mark.engine, pytest.mark.release]  # run one at a time: see noxfile.py
 

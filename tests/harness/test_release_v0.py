@@ -14,12 +14,12 @@ from pathlib import Path
 import docker
 import pytest
 
-from harness import docker_host
-from harness.cell import CellPlan
-from harness.firewall import drop_bridge_to_host
+from harness.cells.cell import CellPlan
+from harness.cells.runner import run_cell
+from harness.host import docker_host
+from harness.host.firewall import drop_bridge_to_host
 from harness.matrix import Cell, ModeChoice, Target
 from harness.model import CellResult, ImageSet
-from harness.runner import run_cell
 
 Leftovers = Callable[[str], list[str]]
 Gone = Callable[[str | None], bool]

@@ -11,11 +11,11 @@ from pathlib import Path
 import docker
 import pytest
 
-from harness.cell import CellPlan
-from harness.containers import free_port
+from harness.cells.cell import CellPlan
+from harness.cells.runner import run_cell
+from harness.host.containers import free_port
 from harness.matrix import Cell, ModeChoice, Target
 from harness.model import CellResult, ImageSet
-from harness.runner import run_cell
 
 pytestmark = [pytest.mark.engine, pytest.mark.release]  # run one at a time: see noxfile.py
 Leftovers = Callable[[str], list[str]]

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import hostchange, remedies
+from harness import remedies
+from harness.host import hostchange
 from harness.model import CellResult, Connect, Direction, RemedyTry
 
 pytestmark = pytest.mark.unit

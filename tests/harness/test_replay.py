@@ -5,8 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import replay
-from harness.tasks import CATALOG
+from harness.tasks import CATALOG, replay
 
 pytestmark = pytest.mark.unit
 
@@ -25,7 +24,7 @@ def test_a_recording_takes_the_replays_own_nonce_and_git_port(task: str) -> None
 
 
 def test_saving_puts_the_tokens_back(tmp_path: Path) -> None:
-    # what python -m harness.record writes is the shipped file, to the byte
+    # what python -m harness.devtools.record writes is the shipped file, to the byte
     rec = replay.load("repo", "0123abcdef", 61234)
     assert rec is not None
     written = replay.save(rec, tmp_path).read_text()

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 from harness.model import Recommendation, Run, TaskResult
-from harness.recommend import recommend as decide
-from harness.recommend import with_env
 from harness.report import render
 from harness.report.html import render_html as html_of
 from harness.report.markdown import render_markdown as markdown_of
 from harness.report.markdown import shell_lines
+from harness.results.recommend import recommend as decide
+from harness.results.recommend import with_env
 
 pytestmark = pytest.mark.unit
 
@@ -428,8 +428,8 @@ def test_render_all_without_actions_touches_nothing_else(tmp_path: Path, monkeyp
 # -- the upgrade view ------------------------------------------------------------------------
 
 def test_the_upgrade_view_names_each_modes_move_and_the_command_difference() -> None:
-    from harness import upgrade
     from harness.report.upgrade import lines
+    from harness.results import upgrade
 
     run = decided(real_run())
     u = upgrade.compare(run.cells, "0.62", "latest")
@@ -450,7 +450,7 @@ def test_the_upgrade_view_names_each_modes_move_and_the_command_difference() -> 
 
 
 def test_tasks_that_change_across_the_upgrade_are_named() -> None:
-    from harness import upgrade
+    from harness.results import upgrade
 
     run = decided(real_run())
     for c in run.cells:
@@ -462,7 +462,7 @@ def test_tasks_that_change_across_the_upgrade_are_named() -> None:
 
 
 def test_tasks_skipped_after_the_upgrade_for_one_reason_read_as_one_line() -> None:
-    from harness import upgrade
+    from harness.results import upgrade
 
     run = decided(real_run())
     why = "1.x has no replay of a recorded trajectory"
@@ -478,7 +478,7 @@ def test_tasks_skipped_after_the_upgrade_for_one_reason_read_as_one_line() -> No
 
 
 def test_compare_names_what_differs_and_nothing_else() -> None:
-    from harness.compare import differences
+    from harness.results.compare import differences
 
     a, b = decided(real_run()), decided(real_run())
     b.run_id, b.started_at = "other", "2026-11-28T00:00:00+00:00"
@@ -517,7 +517,7 @@ def test_an_unreadable_history_is_said_once_in_the_summary() -> None:
 
 def test_a_cell_left_out_of_the_run_is_not_run_in_the_upgrade_not_a_fail() -> None:
     """--only 0.62-host-gateway --only latest-bridge: host-gateway has no latest cell."""
-    from harness import upgrade
+    from harness.results import upgrade
 
     run = decided(real_run())
     cells = [c for c in run.cells if c.id in ("0.62-host-gateway", "latest-bridge")]
@@ -527,8 +527,8 @@ def test_a_cell_left_out_of_the_run_is_not_run_in_the_upgrade_not_a_fail() -> No
 
 def test_an_upgrade_from_a_deployments_own_image_is_that_deployment_on_the_new_release() -> None:
     """upgrade_from = "own-mine": mine as it runs today -> mine on latest; other modes aside."""
-    from harness import upgrade
     from harness.model import CellResult
+    from harness.results import upgrade
 
     own = {**cell("own-mine", "0.62.0", "mine", "pass", seconds=20), "id": "own-mine", "backend": "own"}
     cells = [CellResult.model_validate(c) for c in (

@@ -77,8 +77,8 @@ def test_the_recommended_command_works_when_pasted(client: docker.DockerClient, 
     import time
     import uuid
 
-    from harness import cleanup
-    from harness.cell import NO_LLM
+    from harness.cells.cell import NO_LLM
+    from harness.host import cleanup
     from harness.openhands.v0 import V0Adapter
 
     rec = json.loads((night_one / "results.json").read_text())["recommendation"]

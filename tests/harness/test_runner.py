@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness import matrix, runner
-from harness.cell import CellPlan
+from harness import matrix
+from harness.cells import runner
+from harness.cells.cell import CellPlan
 from harness.context import RunContext
 from harness.model import CellResult, Connect, Evidence, ImageFailure, ImageSet
 
@@ -111,7 +112,7 @@ def test_an_exception_inside_one_cell_is_that_cells_error_and_no_other_cells(mon
     by_id = {r.id: r for r in results}
     bad = by_id["0.62-bridge"].connect
     assert (bad.verdict, bad.cause) == ("error", "harness-error")
-    assert "(at harness/runner.py:" in bad.evidence[0].text  # the last frame of the harness's own code
+    assert "(at harness/cells/runner.py:" in bad.evidence[0].text  # the last frame of the harness's own code
     assert bad.evidence[0].text.startswith("the harness failed inside this cell: KeyError: 'no such key'")
     assert calls.count("0.62-bridge") == 1  # run once: an exception is not a reason of the moment
     assert [by_id[i].connect.verdict for i in ("0.62-host-gateway", "0.62-custom-network")] == ["pass", "pass"]

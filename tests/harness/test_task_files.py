@@ -14,18 +14,18 @@ from typing import Any
 import jsonschema
 import pytest
 
-from harness import generations, llm, matrix, taskfile, tasks
+from harness import generations, matrix, tasks
 from harness.errors import InputError
 from harness.model import CellResult, Connect, ImageSet, TaskResult
 from harness.openhands import SAID_KINDS, Turn
 from harness.secrets import redact_result
-from harness.tasks import Where
+from harness.tasks import Where, llm, taskfile
 
 pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "docs" / "task-file.schema.json").read_text())
 EXAMPLE = matrix.PACKAGED / "tasks" / "example.toml"
-UPSTREAM = ROOT / "harness" / "catalogs" / "upstream.toml"
+UPSTREAM = ROOT / "harness" / "tasks" / "catalogs" / "upstream.toml"
 
 GOOD_TASK = '''
 [[tasks]]
@@ -454,8 +454,8 @@ def test_declared_secrets_are_redacted_whatever_their_names() -> None:
 
 
 def test_a_skipped_task_counts_for_nothing_and_is_shown_apart() -> None:
-    from harness.recommend import recommend
     from harness.report import grid, markdown
+    from harness.results.recommend import recommend
 
     cell = CellResult(id="0.62-host", tag="0.62", mode="host", api="v0", resolved_version="0.62.0",
                       connect=Connect(verdict="pass", seconds=20),

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from harness import generations, taskrun
+from harness import generations
 from harness.openhands import Turn
-from harness.taskrun import LlmChoice, TaskRunner
+from harness.tasks import taskrun
+from harness.tasks.taskrun import LlmChoice, TaskRunner
 
 pytestmark = pytest.mark.unit
 

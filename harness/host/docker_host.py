@@ -11,8 +11,8 @@ from typing import Any
 import docker
 from docker.errors import DockerException
 
-from harness import firewall
 from harness.errors import DockerUnavailable
+from harness.host import firewall
 
 HOST_ENV = "OH_MATRIX_HOST"
 

@@ -264,7 +264,7 @@ def _check(r: _Task, raw: Any) -> CheckSpec:
 
 
 def _steps(r: _Task, t: dict[str, Any]) -> tuple[dict[str, Any], ...] | None:
-    """Keyless steps as the scripted LLM's neutral steps (harness/llm.py)."""
+    """Keyless steps as the scripted LLM's neutral steps (harness/tasks/llm.py)."""
     raw = t.get("steps")
     if raw is None:
         return None

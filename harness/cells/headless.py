@@ -23,14 +23,14 @@ from typing import Any
 from docker.errors import APIError, DockerException, NotFound
 from docker.models.containers import Container
 
-from harness import cleanup
-from harness.cell import NO_LLM, CellCore, CellPlan
-from harness.containers import free_port, tail
-from harness.diagnosis import Decision
+from harness.cells.cell import NO_LLM, CellCore, CellPlan
+from harness.cells.diagnosis import Decision
+from harness.host import cleanup
+from harness.host.containers import free_port, tail
 from harness.model import Cause, Connect, TaskResult, Verdict, strip_ansi
 from harness.openhands import LlmSettings, RuntimeState, adapter_for
 from harness.openhands.v0 import turn_from_events
-from harness.taskrun import TaskRunner
+from harness.tasks.taskrun import TaskRunner
 
 READY_LINE = "Runtime is ready."
 TRAJECTORY = "/tmp/oh-matrix-trajectory.json"

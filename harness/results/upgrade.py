@@ -10,7 +10,7 @@ import shlex
 from collections.abc import Sequence
 
 from harness.model import CellResult, Upgrade, UpgradeMode
-from harness.recommend import cell_version, recommend
+from harness.results.recommend import cell_version, recommend
 
 # `docker run` options that take a value: an option and its value are one setting.
 _VALUED = {"-e", "--env", "-v", "--volume", "-p", "--publish", "--network", "--add-host", "--name"}

@@ -23,9 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import docker_host, generations, images, matrix
+from harness import generations, images, matrix
 from harness.errors import ImageUnavailable
-from harness.firewall import drop_bridge_to_host
+from harness.host import docker_host
+from harness.host.firewall import drop_bridge_to_host
 from harness.images import wheels
 from harness.output import write_json
 from harness.paths import cache_root

@@ -11,15 +11,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from harness import admission, docker_host, firewall, generations, remedies
-from harness.cell import ApiCell, CellCore, CellPlan
+from harness import generations, remedies
+from harness.cells import admission
+from harness.cells.cell import ApiCell, CellCore, CellPlan
+from harness.cells.headless import HeadlessCell
 from harness.context import RunContext
-from harness.headless import HeadlessCell
+from harness.host import docker_host, firewall
 from harness.matrix import Cell, Matrix
 from harness.model import Cause, CellResult, Connect, Direction, Evidence, ImageFailure, Source, Verdict
 from harness.openhands import LlmSettings
 from harness.secrets import redact_result, secret_names
-from harness.taskrun import LlmChoice
+from harness.tasks.taskrun import LlmChoice
 
 # The entry points a matrix may name (`run.entrypoints`), and who runs each.
 ENTRYPOINTS: dict[str, type[CellCore]] = {"api": ApiCell, "headless": HeadlessCell}
@@ -99,7 +101,7 @@ def describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {str(e)[:300]}{at}"
 
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]  # harness/
 
 
 def _firewall_context(result: CellResult, cell: Cell, ctx: RunContext) -> dict[str, Any]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import docker
 from docker.errors import APIError, NotFound
 
-from harness import cleanup
-from harness.netprobe import PROGRAM, NetProbe
+from harness.host import cleanup
+from harness.host.netprobe import PROGRAM, NetProbe
 
 
 def _in_namespace_of(container: docker.models.containers.Container, args: list[str]) -> tuple[int, bytes]:

@@ -1,6 +1,6 @@
 """`--llm replay` (V0): the built-in tasks with no LLM at all. Each task's trajectory was
-recorded once from a scripted run's event stream (`python -m harness.record`) and
-ships in harness/catalogs/replay/; a replay creates one conversation per task with
+recorded once from a scripted run's event stream (`python -m harness.devtools.record`) and
+ships in harness/tasks/catalogs/replay/; a replay creates one conversation per task with
 `replay_json` (POST /api/conversations, 0.62.0's ReplayManager), OpenHands re-executes the
 recorded actions in a fresh runtime, and the task's own effect check judges the result. If
 the verdicts match the scripted ones, they never depended on our LLM stand-in.
@@ -20,10 +20,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from harness import llm
-from harness.tasks import CATALOG, Where
+from harness.tasks import CATALOG, Where, llm
 
-FOLDER = "catalogs/replay"
+FOLDER = "tasks/catalogs/replay"  # inside the harness package
 KEEP = ("run", "run_ipython", "edit", "write", "read", "finish", "message", "think")
 
 
@@ -55,7 +54,7 @@ def extract(events: list[dict[str, Any]], task: str, where: Where) -> Recording 
         return None
     out = [{"action": "message", "source": "user", "args": {"content": events[start]["args"]["content"]}}]
     if wait := _wait_for_setup(task, where):
-        thought = "oh-matrix: wait for the harness's setup (see harness/replay.py)"
+        thought = "oh-matrix: wait for the harness's setup (see harness/tasks/replay.py)"
         out.append({"action": "run", "source": "agent", "args": {"command": wait, "thought": thought}})
     for e in events[start + 1:]:
         if e.get("source") == "user" and e.get("action") == "message":

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness import cleanup, docker_host
+from harness.host import cleanup, docker_host
 from harness.output import write_json
 
 GROWTH_MB = 50  # tolerated drift over the whole soak (logs, SQLite pages, allocator noise)

@@ -25,7 +25,7 @@ from testcontainers.core.exceptions import ContainerStartException
 from testcontainers.core.network import Network
 from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
-from harness import cleanup
+from harness.host import cleanup
 from harness.modes import Publish
 
 # Ryuk's image cannot be pulled where there is no registry, and its per-process reaper

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from harness import hostload, knobs
+from harness import knobs
+from harness.host import hostload
 from harness.paths import cache_root
 
 RESERVE = 0.9  # of the cores and memory: the rest stays for the harness and the cells' tasks

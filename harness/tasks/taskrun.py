@@ -23,14 +23,13 @@ from typing import Any
 from docker.errors import DockerException
 from docker.models.containers import Container
 
-from harness import llm
-from harness.containers import CellResources
 from harness.errors import AdapterError
 from harness.generations import Generation
-from harness.llmwatch import UNREACHABLE_TO_DECIDE, LlmWatch
+from harness.host.containers import CellResources
 from harness.model import Cause, ImageSet, TaskResult, Verdict
 from harness.openhands import Adapter, LlmSettings, Turn
-from harness.tasks import CATALOG, GIT_REPO, Task, Where
+from harness.tasks import CATALOG, GIT_REPO, Task, Where, llm
+from harness.tasks.llmwatch import UNREACHABLE_TO_DECIDE, LlmWatch
 
 POLL = 1.0
 LLM_SOURCE = Path(llm.__file__).read_text()

@@ -23,12 +23,15 @@ import docker
 from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 
-from harness import admission, cleanup, docker_host, firewall, hostload, modes, progress, replay
-from harness.containers import CellResources, app_container, free_port, tail
-from harness.diagnosis import Decision, Judge, Observation
+from harness import modes, progress
+from harness.cells import admission
+from harness.cells.diagnosis import Decision, Judge, Observation
 from harness.errors import AdapterError, InputError
 from harness.generations import Generation
-from harness.llmwatch import LlmWatch
+from harness.host import cleanup, docker_host, firewall, hostload
+from harness.host.containers import CellResources, app_container, free_port, tail
+from harness.host.netprobe import NetProbe
+from harness.host.probes import probe_from, proxy_env, proxy_for
 from harness.matrix import Cell
 from harness.model import (
     Cause,
@@ -42,11 +45,10 @@ from harness.model import (
     Verdict,
     strip_ansi,
 )
-from harness.netprobe import NetProbe
 from harness.openhands import Adapter, LlmSettings, RuntimeState, adapter_for
-from harness.probes import probe_from, proxy_env, proxy_for
-from harness.taskrun import LlmChoice, TaskRunner
-from harness.tasks import CATALOG, Task
+from harness.tasks import CATALOG, Task, replay
+from harness.tasks.llmwatch import LlmWatch
+from harness.tasks.taskrun import LlmChoice, TaskRunner
 
 POLL = 2.0
 # The connect verdict needs no model; a key must be non-empty for the API to accept the
@@ -74,7 +76,7 @@ class CellPlan:
     # other cell boots while this machine is changed): the boot does not ask for them again
     slots_held: bool = False
     app_port: int | None = None  # publish the app here instead of a port the harness or Docker picks
-    record_to: Path | None = None  # save the passing tasks' trajectories here (python -m harness.record)
+    record_to: Path | None = None  # save the passing tasks' trajectories here (python -m harness.devtools.record)
 
 
 def runtime_kwargs(user_value: str | None, lbl: dict[str, str]) -> str:
@@ -688,7 +690,7 @@ class ApiCell(CellCore):
             if caller is not None:
                 self.runner.llm_watch = LlmWatch(caller, self.plan.llm.real.base_url, log_of=caller)
         self.result.tasks = self.runner.run(conversation, runtime, self.phase)
-        if self.plan.record_to is not None:  # python -m harness.record
+        if self.plan.record_to is not None:  # python -m harness.devtools.record
             self._record(watch.adapter.events(conversation))
 
     def _record(self, events: list[dict[str, Any]]) -> None:
@@ -709,7 +711,7 @@ class ApiCell(CellCore):
         recording = replay.load(name, runner.nonce, runner.git_port)
         if recording is None:
             return runner.result(name, Verdict.SKIP, detail=f"no recorded trajectory of {name} (only the built-in "
-                                                            "tasks are recorded, in harness/catalogs/replay)")
+                                                            "tasks are recorded, in harness/tasks/catalogs/replay)")
         runner.git = None  # each replay has a runtime of its own: its git server too
         t0 = time.monotonic()
         try:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from harness.firewall import Rule
+from harness.host.firewall import Rule
+from harness.host.netprobe import NetProbe, bypasses_proxy
 from harness.model import Cause, Direction, Verdict
-from harness.netprobe import NetProbe, bypasses_proxy
 from harness.openhands import RuntimeState, port_taken
 
 # Consecutive dropped SYNs (each a full probe timeout) that prove a drop, not a hiccup; one

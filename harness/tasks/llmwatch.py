@@ -13,11 +13,11 @@ from urllib.parse import urlparse
 
 from docker.models.containers import Container
 
-from harness.containers import tail
+from harness.host.containers import tail
+from harness.host.netprobe import NetProbe
+from harness.host.probes import probe_from
 from harness.model import Cause, strip_ansi
-from harness.netprobe import NetProbe
 from harness.openhands import Turn
-from harness.probes import probe_from
 
 UNREACHABLE_TO_DECIDE = 2  # consecutive failed probes, with the agent showing no step meanwhile
 DEFAULT_ENDPOINT = "https://api.openai.com/v1"  # litellm's, when no base URL is set

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 
 from harness.errors import InputError
 from harness.model import CellResult, Disagreement, Host, HostGroup, Recommendation, Run, Side
-from harness.recommend import recommend
+from harness.results.recommend import recommend
 
 
 def host_class(host: Host) -> str:

@@ -4,9 +4,9 @@
   container, a commit read back from the git server), never by what the agent says; every
   name and content carries a per-run nonce, so a file left by an earlier run can never make
   a task pass;
-- the upstream catalog (harness/catalogs/upstream.toml): OpenHands' own integration tests
+- the upstream catalog (harness/tasks/catalogs/upstream.toml): OpenHands' own integration tests
   t01-t07, as task files;
-- task files (harness/taskfile.py, docs/task-files.md): your own, named in a matrix as
+- task files (harness/tasks/taskfile.py, docs/task-files.md): your own, named in a matrix as
   `file:PATH`. Each starts in an empty workspace, as each upstream test had a fresh sandbox.
 
 A task is a prompt a real LLM can follow, a marker the scripted LLM (llm.py) keys its
@@ -24,12 +24,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness import generations, llm, taskfile
+from harness import generations
 from harness.errors import InputError
 from harness.generations import Generation
 from harness.model import ImageSet
 from harness.openhands import Turn
-from harness.taskfile import CheckSpec, Spec
+from harness.tasks import llm, taskfile
+from harness.tasks.taskfile import CheckSpec, Spec
 
 Step = dict[str, Any]
 GIT_REPO = "oh-matrix.git"
@@ -385,13 +386,13 @@ def from_spec(spec: Spec) -> Task:
 
 # -- run.tasks -> tasks ---------------------------------------------------------------------
 
-UPSTREAM = "upstream"  # OpenHands' own integration tests (harness/catalogs/upstream.toml)
-UPSTREAM_FILE = "harness/catalogs/upstream.toml"
+UPSTREAM = "upstream"  # OpenHands' own integration tests (harness/tasks/catalogs/upstream.toml)
+UPSTREAM_FILE = "harness/tasks/catalogs/upstream.toml"
 FILE_PREFIX = "file:"
 
 
 def upstream_text() -> str:
-    return (resources.files("harness") / "catalogs" / "upstream.toml").read_text()
+    return (resources.files("harness.tasks") / "catalogs" / "upstream.toml").read_text()
 
 
 def upstream() -> dict[str, Task]:

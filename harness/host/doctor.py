@@ -14,7 +14,7 @@ from pathlib import Path
 
 import docker
 
-from harness import docker_host, firewall
+from harness.host import docker_host, firewall
 from harness.modes import docker_socket
 
 

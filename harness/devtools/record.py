@@ -1,6 +1,6 @@
-"""`python -m harness.record [--out DIR]`: record the built-in tasks' trajectories for
+"""`python -m harness.devtools.record [--out DIR]`: record the built-in tasks' trajectories for
 `--llm replay` from a real scripted run (0.62, host-gateway, pypi images). Only tasks that
-passed are saved; harness/catalogs/replay/ holds the ones that ship."""
+passed are saved; harness/tasks/catalogs/replay/ holds the ones that ship."""
 
 from __future__ import annotations
 
@@ -9,18 +9,19 @@ import sys
 import uuid
 from pathlib import Path
 
-from harness import cleanup, docker_host, images
-from harness.cell import CellPlan
+from harness import images
+from harness.cells.cell import CellPlan
+from harness.cells.runner import run_cell
+from harness.host import cleanup, docker_host
 from harness.matrix import Cell, ModeChoice, Target
 from harness.model import Verdict
-from harness.runner import run_cell
 from harness.tasks import CATALOG
 
-OUT = Path(__file__).parent / "catalogs" / "replay"
+OUT = Path(__file__).resolve().parents[1] / "tasks" / "catalogs" / "replay"
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python -m harness.record")
+    ap = argparse.ArgumentParser(prog="python -m harness.devtools.record")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--tag", default="0.62")
     a = ap.parse_args(argv)
