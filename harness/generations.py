@@ -51,8 +51,8 @@ class Generation:
     app_module: str  # what the app image's uvicorn serves
     health_path: str  # answers once the app's API is up
     adapter: str  # "module:Class" implementing harness.openhands.Adapter
-    official_images: str  # "module:function(client, tag) -> ImageSet"
-    pypi_images: str  # "module:function(client, tag, constraints, python312) -> ImageSet"
+    official_images: str  # "module:function(client, tag, generation) -> ImageSet"
+    pypi_images: str  # "module:function(client, tag, generation, constraints, python312) -> ImageSet"
     runtime_prefix: str  # the runtime/sandbox container's name before its id
     workspace: str  # the runtime's working directory, where tasks work
     llm_caller: Literal["app", "sandbox"]  # whose network namespace calls the LLM
@@ -75,6 +75,8 @@ class Generation:
     startup_grace_env: str | None = None
     startup_grace: float | None = None
     headless_skip: str | None = None  # None: the headless entry point exists; else why not
+    # "module:function(events, after) -> Turn": reads a saved trajectory (the headless run's)
+    trajectory_reader: str | None = None
     replay_skip: str | None = None  # None: it replays recorded trajectories (--llm replay); else why not
     remedies: tuple[str, ...] = ()  # names in harness/remedies.py that apply to its cells
     latest: bool = False  # `latest` resolves to this generation today
@@ -113,6 +115,7 @@ V0 = Generation(
     label_env="SANDBOX_DOCKER_RUNTIME_KWARGS",
     # DockerRuntime's execution-server range (openhands/runtime/impl/docker/docker_runtime.py L45-54)
     runtime_host_ports="30000:39999",
+    trajectory_reader="harness.openhands.v0:turn_from_events",
     remedies=("add-host-gateway", "docker-host-addr", "host-network-trio", "own-network", "bind-all-addresses",
               "no-proxy", "firewall-accept"),
     # CodeActAgent 0.62 offers execute_ipython_cell (AgentConfig.enable_jupyter, default True)

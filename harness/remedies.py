@@ -15,7 +15,7 @@ import contextlib
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from harness import generations, modes
 from harness.host import firewall, hostchange
@@ -30,6 +30,7 @@ class Context:
     gateway: str | None  # the default bridge's gateway (what host-gateway maps to)
     runtime_seconds: float | None = None  # how long the failed cell's runtime took to answer
     mode: str | None = None  # the failed cell's mode
+    api: str = ""  # the failed cell's API generation (set from its result by `applicable`)
     # The failed cell is a user's deployment (harness/deployments): a remedy is a change to
     # it, never a move to a built-in mode; `app_port` is the host port its API is published at.
     deployment: bool = False
@@ -90,9 +91,10 @@ def _no_proxy(ctx: Context) -> dict[str, str]:
     return {"NO_PROXY": hosts, "no_proxy": hosts}
 
 
-def _grace(ctx: Context) -> dict[str, str]:
-    """Three times what the runtime took here, at least a minute."""
-    return {"SANDBOX_STARTUP_GRACE_SECONDS": str(max(60, math.ceil(3 * (ctx.runtime_seconds or 0))))}
+def _grace(ctx: Context) -> dict[str, str] | None:
+    """Three times what the runtime took here, at least a minute, in the generation's setting."""
+    setting = generations.get(ctx.api).startup_grace_env
+    return {setting: str(max(60, math.ceil(3 * (ctx.runtime_seconds or 0))))} if setting else None
 
 
 def _on_host_network(ctx: Context) -> bool:
@@ -134,9 +136,10 @@ def _both(ctx: Context) -> dict[str, str] | None:
 def _callback_port(ctx: Context) -> dict[str, str] | None:
     """A deployment that publishes the app elsewhere than 3000 (`4000:3000`): the 1.x sandbox
     calls back SANDBOX_HOST_PORT, default 3000, and OH_WEB_URL: both at the published port."""
-    if not ctx.deployment or ctx.app_port == 3000 or _loopback_only(ctx):
+    setting = generations.get(ctx.api).callback_port_env
+    if not setting or not ctx.deployment or ctx.app_port == 3000 or _loopback_only(ctx):
         return None
-    return {"SANDBOX_HOST_PORT": APP_PORT, "OH_WEB_URL": f"http://host.docker.internal:{APP_PORT}"}
+    return {setting: APP_PORT, "OH_WEB_URL": f"http://host.docker.internal:{APP_PORT}"}
 
 
 def _host_gateway(ctx: Context) -> dict[str, str] | None:
@@ -230,6 +233,7 @@ def unknown_names() -> list[str]:
 
 
 def applicable(result: CellResult, ctx: Context) -> list[tuple[Remedy, Change]]:
+    ctx = replace(ctx, api=result.api)
     out = []
     for name in generations.get(result.api).remedies:
         r = REMEDIES[name]

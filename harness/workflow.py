@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import images, knobs, matrix
+from harness import generations, images, knobs, matrix
 from harness.cells import admission
 from harness.cells.cell import runtime_kwargs
 from harness.cells.runner import LOST_WORKER, error_cell
@@ -141,10 +141,11 @@ def inputs(s: State) -> None:
                          f"({', '.join(t.tag for t in m.targets)})")
     if before:
         matrix.upgrade_target(m, before)
-    for cell in s.cells:
-        value = {**m.env, **cell.mode.env, **s.app_env}.get("SANDBOX_DOCKER_RUNTIME_KWARGS")
-        if value:
-            runtime_kwargs(value, {})
+    for cell in s.cells:  # a runtime-kwargs setting the release would not parse: bad input, now
+        setting = generations.get(cell.target.api).label_env
+        value = {**m.env, **cell.mode.env, **s.app_env}.get(setting) if setting else None
+        if setting and value:
+            runtime_kwargs(value, {}, setting)
 
 
 def check_writable(folder: str, what: str) -> None:

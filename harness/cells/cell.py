@@ -79,10 +79,11 @@ class CellPlan:
     record_to: Path | None = None  # save the passing tasks' trajectories here (python -m harness.devtools.record)
 
 
-def runtime_kwargs(user_value: str | None, lbl: dict[str, str]) -> str:
+def runtime_kwargs(user_value: str | None, lbl: dict[str, str], setting: str) -> str:
     """Labels on the runtimes OpenHands starts, through its own pass-through
     (`sandbox.docker_runtime_kwargs`, a dict handed to `containers.run`): lets a sweep find
-    a runtime whose cell died. A user's own kwargs are kept; labels don't touch networking."""
+    a runtime whose cell died. A user's own kwargs are kept; labels don't touch networking.
+    `setting`: the generation's name for it (Generation.label_env), for the error."""
     kwargs: dict[str, Any] = {}
     if user_value:
         try:
@@ -90,7 +91,7 @@ def runtime_kwargs(user_value: str | None, lbl: dict[str, str]) -> str:
         except (ValueError, SyntaxError):
             parsed = None
         if not isinstance(parsed, dict):
-            raise InputError(f"SANDBOX_DOCKER_RUNTIME_KWARGS={user_value!r}: expected a Python dict literal, "
+            raise InputError(f"{setting}={user_value!r}: expected a Python dict literal, "
                              "as OpenHands reads it")
         kwargs = parsed
     kwargs["labels"] = {**(kwargs.get("labels") or {}), **lbl}
@@ -250,7 +251,8 @@ class CellCore:
     def start_app(self, launch: modes.AppLaunch, stack: contextlib.ExitStack | None = None) -> Container:
         env = launch.container_env()  # what the user sets wins over the harness's own
         if self.gen.label_env:  # OpenHands passes the cell's labels on to the runtimes it starts
-            merged = runtime_kwargs(env.get(self.gen.label_env), self.labels)  # the user's value, with our labels
+            # the user's value, with our labels
+            merged = runtime_kwargs(env.get(self.gen.label_env), self.labels, self.gen.label_env)
             launch = replace(launch, env={**launch.env, self.gen.label_env: merged})
             env = launch.container_env()
         self.app_env = env

@@ -17,6 +17,7 @@ import io
 import json
 import tarfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -28,8 +29,7 @@ from harness.cells.diagnosis import Decision
 from harness.host import cleanup
 from harness.host.containers import free_port, tail
 from harness.model import Cause, Connect, TaskResult, Verdict, strip_ansi
-from harness.openhands import LlmSettings, RuntimeState, adapter_for
-from harness.openhands.v0 import turn_from_events
+from harness.openhands import LlmSettings, RuntimeState, Turn, adapter_for
 from harness.tasks.taskrun import TaskRunner
 
 READY_LINE = "Runtime is ready."
@@ -95,6 +95,7 @@ class HeadlessCell(CellCore):
         self.seen: set[str] = set()  # runtimes of earlier processes (each is removed after its task)
         self.current: str | None = None  # the task of the running process
         self.prepared = False  # its runtime has what the task needs
+        self.read_turn: Callable[[list[dict[str, Any]], str | None], Turn] | None = None  # the generation's reader
         self.prepare_error: str | None = None
 
     def prepare(self, runtime: Container | None) -> str | None:
@@ -112,9 +113,11 @@ class HeadlessCell(CellCore):
 
     def body(self) -> None:
         p = self.plan
-        if self.gen.headless_skip:
-            self.result.connect = Connect(verdict=Verdict.SKIP, reason=self.gen.headless_skip)
+        if self.gen.headless_skip or not self.gen.trajectory_reader:
+            reason = self.gen.headless_skip or f"{self.gen.name} names no reader of a saved trajectory"
+            self.result.connect = Connect(verdict=Verdict.SKIP, reason=reason)
             return
+        self.read_turn = self.gen.load(self.gen.trajectory_reader)
         runner = None
         if p.tasks:
             self.runner = runner = TaskRunner(self.resources, adapter_for(self.gen, "http://127.0.0.1:9"), self.gen,
@@ -191,7 +194,8 @@ class HeadlessCell(CellCore):
                 break
             time.sleep(1)
         code = app.attrs["State"].get("ExitCode")
-        turn = turn_from_events(self._trajectory(app), None)
+        assert self.read_turn, "body() loads the reader before any task runs"
+        turn = self.read_turn(self._trajectory(app), None)
         turn.done = exited
         why = [f"the headless process {'exited with code ' + str(code) if exited else 'was still running'}",
                *(f"runtime error: {e[:300]}" for e in turn.errors),

@@ -26,7 +26,7 @@ from typing import Any
 from harness import generations, images, matrix
 from harness.errors import ImageUnavailable
 from harness.host import docker_host
-from harness.host.firewall import drop_bridge_to_host
+from harness.host.firewall import drop_bridge_to_host, ephemeral_ports
 from harness.images import wheels
 from harness.output import write_json
 from harness.paths import cache_root
@@ -96,7 +96,8 @@ FAILING: tuple[tuple[str, dict[str, str], bool, str], ...] = (
     ("0.62-host-gateway", {"SANDBOX_RUNTIME_BINDING_ADDRESS": "127.0.0.1"}, False, "connection-refused"),
     ("0.62-host-gateway", {}, True, "connect-timeout"),
     ("latest-bridge", {}, False, "dns-unresolved"),
-    ("latest-host-gateway", {"SANDBOX_HOST_PORT": "9"}, False, "connection-refused"),
+    # the sandbox calls the app back at a port where nothing listens
+    ("latest-host-gateway", {generations.for_tag("latest").callback_port_env or "": "9"}, False, "connection-refused"),
 )
 
 
@@ -108,7 +109,9 @@ def bench_diagnosis() -> list[dict[str, Any]]:
                "--backend", "pypi", "-n", "1", "--only", cell, "--out", str(out), "--remedies"]
         for k, v in env.items():
             cmd += ["--app-env", f"{k}={v}"]
-        with drop_bridge_to_host() if firewall else contextlib.nullcontext():
+        # the host ports the cell's runtimes are published on, as ufw's deny would cover them
+        ports = generations.for_tag(cell.split("-")[0]).runtime_host_ports or ephemeral_ports()
+        with drop_bridge_to_host(ports) if firewall else contextlib.nullcontext():
             subprocess.run(cmd, stdout=subprocess.DEVNULL)
         [c] = json.loads((out / "results.json").read_text())["cells"]
         rows.append({"cell": cell, "env": env, "firewall": firewall, "expected": expected,

@@ -9,7 +9,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from harness import images
+from harness import generations, images
 from harness.cells.cell import CellPlan
 from harness.cells.runner import run_cell
 from harness.host import cleanup, docker_host
@@ -25,8 +25,12 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--tag", default="0.62")
     a = ap.parse_args(argv)
+    gen = generations.for_tag(a.tag)
+    if gen.replay_skip:  # recordings are for the generations that replay them
+        print(f"--tag {a.tag}: {gen.replay_skip}", file=sys.stderr)
+        return 2
     client = docker_host.client()
-    target = Target(a.tag, "v0")
+    target = Target(a.tag, gen.name)
     imgs = images.prepare(client, a.tag, target.api, "pypi")
     run_id = f"record-{uuid.uuid4().hex}"
     plan = CellPlan(run_id, Cell(target, ModeChoice("host-gateway")), imgs, {}, connect_budget=150,

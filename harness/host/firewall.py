@@ -20,9 +20,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import generations
-
-V0_RUNTIME_PORTS = generations.get("v0").runtime_host_ports or ""  # where V0 publishes its runtimes
 COMMENT = "oh-matrix"  # on every rule the harness inserts, so a leftover is recognisable
 
 
@@ -211,7 +208,7 @@ def matching(found: list[Rule] | None, bridge: str, port: int | None) -> list[Ru
 # -- changes, each undone after its block ------------------------------------------------------
 
 @contextmanager
-def drop_bridge_to_host(ports: str = V0_RUNTIME_PORTS, bridge: str = "docker0") -> Iterator[list[str]]:
+def drop_bridge_to_host(ports: str, bridge: str = "docker0") -> Iterator[list[str]]:
     """A stand-in for ufw's default deny: drop TCP from the bridge to the host on a port range."""
     with _iptables_rule(["-i", bridge, "-p", "tcp", "--dport", ports, "-j", "DROP"]) as rule:
         yield rule

@@ -107,17 +107,17 @@ def _prepare(client: docker.DockerClient, tag: str, api: str, backend: str,
     pull = gen.load(gen.official_images)
     build = gen.load(gen.pypi_images)
     if backend == "official":
-        pulled: ImageSet = pull(client, tag)
+        pulled: ImageSet = pull(client, tag, gen)
         return pulled
     if backend == "auto" and _registry_unreachable is None:
         try:
-            pulled = pull(client, tag)
+            pulled = pull(client, tag, gen)
             return pulled
         except ImageUnavailable as e:
             # One failed pull settles it for the whole run: no point asking per tag.
             _registry_unreachable = str(e)
             log(f"official images not available ({e}); building from PyPI instead")
-    images: ImageSet = build(client, tag, constraints, python312)
+    images: ImageSet = build(client, tag, gen, constraints, python312)
     if backend == "auto":
         images.notes.append("auto: official images could not be pulled, built from PyPI")
     return images

@@ -21,6 +21,7 @@ from docker.utils import parse_repository_tag
 
 from harness import knobs
 from harness.errors import ImageUnavailable
+from harness.generations import Generation
 from harness.images import pulled
 from harness.images.wheels import log
 from harness.model import ImageSet
@@ -99,23 +100,23 @@ def sandbox_image(client: docker.DockerClient, app_ref: str, repository: str, ta
     return sandbox_ref
 
 
-def pull_v0(client: docker.DockerClient, tag: str) -> ImageSet:
+def pull_v0(client: docker.DockerClient, tag: str, gen: Generation) -> ImageSet:
     app_ref = f"{registry()}/openhands:{tag}"
     runtime_ref = f"{registry()}/runtime:{tag}-nikolaik"
     app = fetch(client, app_ref)
     fetch(client, runtime_ref)
-    return ImageSet(tag=tag, resolved_version=image_version(app, tag), backend="official", api="v0",
+    return ImageSet(tag=tag, resolved_version=image_version(app, tag), backend="official", api=gen.name,
                     app_image=app_ref, runtime_image=runtime_ref, notes=[f"pulled{_where()}"])
 
 
-def pull_v1(client: docker.DockerClient, tag: str) -> ImageSet:
+def pull_v1(client: docker.DockerClient, tag: str, gen: Generation) -> ImageSet:
     """The 1.x app, then the agent-server image it will ask for."""
     app_ref = f"{registry()}/openhands:{tag}"
     app = fetch(client, app_ref)
     repository = agent_server_repository()
     sandbox_ref = sandbox_image(client, app_ref, repository)
     app_env = {AGENT_SERVER_ENV: repository} if repository != AGENT_SERVER_REPO else {}
-    return ImageSet(tag=tag, resolved_version=image_version(app, tag), backend="official", api="v1",
+    return ImageSet(tag=tag, resolved_version=image_version(app, tag), backend="official", api=gen.name,
                     app_image=app_ref, runtime_image=sandbox_ref, app_env=app_env,
                     notes=[f"pulled{_where()}",
                            f"agent-server {sandbox_ref.rpartition(':')[2].removesuffix('-python')} from {repository}"])

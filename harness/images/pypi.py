@@ -37,8 +37,9 @@ import docker
 from docker.errors import APIError, BuildError, ImageNotFound
 from docker.types import Mount
 
-from harness import generations, knobs
+from harness import knobs
 from harness.errors import ImageUnavailable
+from harness.generations import Generation
 from harness.host.cleanup import BUILD_LABEL, OWNER_LABEL, owner, remove_container
 from harness.images import failures, sources, wheels
 from harness.images.base import BaseImage, ensure_base
@@ -176,7 +177,7 @@ def _run_install(client: docker.DockerClient, base: BaseImage, house: Path, scri
         remove_container(container)
 
 
-def _app_dockerfile(venv_ref: str, version: str, labels: dict[str, str], api: str) -> str:
+def _app_dockerfile(venv_ref: str, version: str, labels: dict[str, str], gen: Generation) -> str:
     label_lines = " ".join(f'{k}="{v}"' for k, v in labels.items())
     return f"""FROM {venv_ref}
 # What the official image (containers/app/Dockerfile) sets. Its entrypoint.sh turns
@@ -205,7 +206,7 @@ RUN mkdir -p /.openhands /app
 WORKDIR /app
 EXPOSE 3000
 LABEL {label_lines}
-CMD {json.dumps(app_command(generations.get(api), 3000))}
+CMD {json.dumps(app_command(gen, 3000))}
 """
 
 
@@ -335,7 +336,7 @@ def _plan(client: docker.DockerClient, tag: str, constraints_file: Path | None,
     return _Plan(python, release, constraints, deps, base, key, archives)
 
 
-def _app_images(client: docker.DockerClient, plan: _Plan, api: str) -> tuple[str, str]:
+def _app_images(client: docker.DockerClient, plan: _Plan, gen: Generation) -> tuple[str, str]:
     """The venv with openhands-ai and the app image over it (both cached)."""
     venv_ref, app_ref = f"oh-matrix/venv:{plan.venv_name}", f"oh-matrix/openhands:{plan.name}"
     if not _exists(client, app_ref):
@@ -352,7 +353,7 @@ def _app_images(client: docker.DockerClient, plan: _Plan, api: str) -> tuple[str
                           venv_ref, labels, overrides)
             plan.built.append("venv")
         log(f"{app_ref}: building")
-        _build(client, app_ref, _app_dockerfile(venv_ref, plan.release.version, plan.labels("app"), api))
+        _build(client, app_ref, _app_dockerfile(venv_ref, plan.release.version, plan.labels("app"), gen))
         plan.built.append("app")
     return venv_ref, app_ref
 
@@ -402,15 +403,15 @@ def _asset(name: str) -> bytes:
     return (resources.files("harness.images") / "assets" / name).read_bytes()
 
 
-def build_v0(client: docker.DockerClient, tag: str, constraints_file: Path | None = None,
+def build_v0(client: docker.DockerClient, tag: str, gen: Generation, constraints_file: Path | None = None,
              python312: str | None = None) -> ImageSet:
     plan = _plan(client, tag, constraints_file, python312)
-    return _remembered(plan, lambda: _build_v0(client, tag, plan))
+    return _remembered(plan, lambda: _build_v0(client, tag, plan, gen))
 
 
-def _build_v0(client: docker.DockerClient, tag: str, plan: _Plan) -> ImageSet:
+def _build_v0(client: docker.DockerClient, tag: str, plan: _Plan, gen: Generation) -> ImageSet:
     version = plan.release.version
-    venv_ref, app_ref = _app_images(client, plan, "v0")
+    venv_ref, app_ref = _app_images(client, plan, gen)
     runtime_ref = f"oh-matrix/runtime:{plan.name}"
     if not _exists(client, runtime_ref):
         log(f"{runtime_ref}: building")
@@ -422,8 +423,8 @@ def _build_v0(client: docker.DockerClient, tag: str, plan: _Plan) -> ImageSet:
         _build(client, placeholder, _placeholder_dockerfile(plan.base.ref, placeholder))
         plan.built.append("agent-server placeholder")
     items = _sources_of(client, app_ref)
-    _verify_app(client, app_ref, version, "openhands.server.listen", _built_from(items))
-    return ImageSet(tag=tag, resolved_version=version, backend="pypi", api="v0", app_image=app_ref,
+    _verify_app(client, app_ref, version, gen.app_module.partition(":")[0], _built_from(items))
+    return ImageSet(tag=tag, resolved_version=version, backend="pypi", api=gen.name, app_image=app_ref,
                     runtime_image=runtime_ref, deps_hash=plan.deps, notes=_notes(plan, items), sources=items,
                     lacks=list(LACKS))
 
@@ -461,7 +462,7 @@ CMD ["--port", "8000"]
 """
 
 
-def build_v1(client: docker.DockerClient, tag: str, constraints_file: Path | None = None,
+def build_v1(client: docker.DockerClient, tag: str, gen: Generation, constraints_file: Path | None = None,
              python312: str | None = None) -> ImageSet:
     """The 1.x app server and the agent-server image it starts, from one pinned wheel set.
 
@@ -470,12 +471,12 @@ def build_v1(client: docker.DockerClient, tag: str, constraints_file: Path | Non
     carries that one tag only: the app looks its spec up by `image.tags[0]`.
     """
     plan = _plan(client, tag, constraints_file, python312)
-    return _remembered(plan, lambda: _build_v1(client, tag, plan))
+    return _remembered(plan, lambda: _build_v1(client, tag, plan, gen))
 
 
-def _build_v1(client: docker.DockerClient, tag: str, plan: _Plan) -> ImageSet:
+def _build_v1(client: docker.DockerClient, tag: str, plan: _Plan, gen: Generation) -> ImageSet:
     version = plan.release.version
-    venv_ref, app_ref = _app_images(client, plan, "v1")
+    venv_ref, app_ref = _app_images(client, plan, gen)
     items = _sources_of(client, app_ref)
     # The app names its sandbox after the agent-server it has installed: the true
     # sources' build when there is one, else the lock's pin.
@@ -493,8 +494,8 @@ def _build_v1(client: docker.DockerClient, tag: str, plan: _Plan) -> ImageSet:
         _build(client, sandbox_ref, _agent_server_dockerfile(venv_ref, labels),
                {"chromium": _asset("chromium")})
         plan.built.append("agent-server")
-    _verify_app(client, app_ref, version, "openhands.app_server.app", _built_from(items))
-    return ImageSet(tag=tag, resolved_version=version, backend="pypi", api="v1", app_image=app_ref,
+    _verify_app(client, app_ref, version, gen.app_module.partition(":")[0], _built_from(items))
+    return ImageSet(tag=tag, resolved_version=version, backend="pypi", api=gen.name, app_image=app_ref,
                     runtime_image=sandbox_ref, deps_hash=plan.deps,
                     notes=[*_notes(plan, items), f"agent-server {agent_version}"], sources=items,
                     lacks=list(LACKS))

@@ -18,6 +18,7 @@ import clirun
 import docker
 import pytest
 
+from harness import generations
 from harness.host import cleanup, firewall
 from harness.model import ImageSet
 from harness.paths import cache_root
@@ -38,7 +39,7 @@ tag = "latest"
 def test_a_rejecting_firewall_is_named_with_its_rule_and_the_accept_rule_proven(
         client: docker.DockerClient, v0_images: ImageSet, v1_images: ImageSet, tmp_path: Path) -> None:
     (tmp_path / "matrix.toml").write_text(MATRIX)
-    low = firewall.V0_RUNTIME_PORTS.split(":")[0]
+    low = (generations.V0.runtime_host_ports or "").split(":")[0]
     ports = f"{low}:{firewall.ephemeral_ports().split(':')[1]}"
     out = tmp_path / "run"
     with firewall.reject_bridge_to_host(ports) as rule:

@@ -14,6 +14,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from harness import generations
 from harness.cells.cell import CellPlan
 from harness.cells.runner import run_cell
 from harness.host import docker_host
@@ -113,7 +114,7 @@ def test_firewall_drop_is_a_fast_connect_timeout_and_only_for_bridge_to_host(
     the host network, and a user-defined network (Docker's DNAT, not docker0)."""
     from harness import remedies
 
-    with drop_bridge_to_host():
+    with drop_bridge_to_host(generations.V0.runtime_host_ports or ""):
         blocked = run(v0_images, run_id, "host-gateway")
         tried = remedies.search(blocked, remedies.Context(gateway=docker_host.bridge_gateway(client)),
                                 lambda change, _alone: run(v0_images, run_id, change.mode or "host-gateway",

@@ -1,0 +1,44 @@
+"""The registry of API generations is the one place that knows them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import generations
+
+pytestmark = pytest.mark.unit
+
+
+def test_no_generation_is_named_outside_its_registry_and_adapter() -> None:
+    """What differs between generations lives in harness/generations.py and harness/openhands/
+    (and the fixes' table, remedies.py, whose settings are OpenHands' own): anywhere else a
+    generation's name or one of its settings in code (not a docstring) is a branch a new
+    generation would have to find."""
+    import ast
+
+    names = set(generations.GENERATIONS)
+    settings: set[str] = set()
+    for g in generations.GENERATIONS.values():
+        settings |= {v for v in (g.callback_port_env, g.runtime_image_env, g.label_env, g.startup_grace_env) if v}
+        settings |= set(g.host_network_env)
+    package = Path(generations.__file__).parent
+    exempt = {package / "generations.py", package / "remedies.py"}
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        if path in exempt or (package / "openhands") in path.parents:
+            continue
+        tree = ast.parse(path.read_text())
+        docs = {id(n.body[0].value) for n in ast.walk(tree)
+                if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+                and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            where = f"{path.relative_to(package.parent)}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs \
+                    and (node.value in names or any(s in node.value for s in settings)):
+                found.append(f"{where} {node.value[:60]!r}")
+            elif isinstance(node, ast.ImportFrom) and node.module and (
+                    node.module.rpartition(".")[2] in names or {a.name for a in node.names} & names):
+                found.append(f"{where} imports {node.module}")
+    assert not found, found
