@@ -339,6 +339,7 @@ class Host(_Model):
     firewall: str | None = None  # where firewall rules live (iptables' backend, nftables' own tables); None: not read
     remote: bool | None = None  # the daemon is not on this machine's socket
     docker_host: str | None = None
+    docker_context: str | None = None  # the docker context docker_host was taken from (none: DOCKER_HOST or default)
     hostname: str | None = None
     # OH_MATRIX_HOST: a name the user gives the host (the nightly: its runner label); when
     # set it, not the hostname, names the host in history and merged reports

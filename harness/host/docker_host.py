@@ -25,6 +25,38 @@ def host_label() -> str | None:
 
 _client: docker.DockerClient | None = None
 _client_pid: int | None = None
+CONTEXT_ENV = "OH_MATRIX_DOCKER_CONTEXT"  # the context DOCKER_HOST was taken from (children read it)
+
+
+def adopt_context() -> str | None:
+    """One daemon for every client of this run, resolved as the Docker CLI resolves it:
+    DOCKER_HOST, else the context DOCKER_CONTEXT or ~/.docker/config.json's currentContext
+    names (docker-py's own ContextAPI reads it). A context's endpoint is written into this
+    process's DOCKER_HOST (and its TLS files into DOCKER_TLS_VERIFY/DOCKER_CERT_PATH), which
+    the CLI also takes over any context: docker-py, the `docker` shell-outs, the xdist
+    workers and the socket a cell mounts then all name the same daemon. Returns the
+    context's name, None when DOCKER_HOST or the default context decides."""
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ.get(CONTEXT_ENV) or None
+    from docker.context import ContextAPI
+
+    name = os.environ.get("DOCKER_CONTEXT") or None
+    try:
+        ctx = ContextAPI.get_context(name)
+    except (DockerException, OSError, ValueError) as e:  # not there, or its meta.json unreadable
+        raise DockerUnavailable(f"docker context {name or '(current)'}: {e}") from None
+    if ctx is None:  # named but not there: the CLI refuses it too
+        raise DockerUnavailable(f"DOCKER_CONTEXT={name}: no such docker context "
+                                "(`docker context ls` lists them)")
+    if ctx.name == "default" or not ctx.Host:
+        return None
+    os.environ["DOCKER_HOST"] = ctx.Host
+    os.environ[CONTEXT_ENV] = ctx.name
+    tls = ctx.TLSConfig
+    if tls is not None and getattr(tls, "ca_cert", None):
+        os.environ["DOCKER_TLS_VERIFY"] = "1" if getattr(tls, "verify", True) else ""
+        os.environ["DOCKER_CERT_PATH"] = os.path.dirname(tls.ca_cert)
+    return str(ctx.name)
 
 
 def client() -> docker.DockerClient:
@@ -36,9 +68,11 @@ def client() -> docker.DockerClient:
     global _client, _client_pid
     if _client is not None and _client_pid == os.getpid():
         return _client
-    where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    context = adopt_context()
+    where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock") + (f" (docker context {context})"
+                                                                           if context else "")
     try:
-        c = docker.from_env(timeout=120)
+        c = docker.from_env(timeout=120)  # DOCKER_HOST is set whenever a context decides
         c.ping()
     except DockerException as e:
         reason = _short_reason(e)
@@ -134,6 +168,7 @@ class HostFacts:
     firewall: str | None = None  # where firewall rules live here (firewall.front_ends); None: a remote daemon's
     remote: bool = False  # the daemon is not on this machine's socket (DOCKER_HOST tcp:// or ssh://)
     docker_host: str = ""
+    docker_context: str | None = None  # the docker context docker_host was taken from
     hostname: str = ""
     label: str | None = None  # OH_MATRIX_HOST
 
@@ -168,6 +203,7 @@ def facts(c: docker.DockerClient | None = None) -> HostFacts:
         firewall=None if remote() else firewall.front_ends(),
         remote=remote(),
         docker_host=os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
+        docker_context=os.environ.get(CONTEXT_ENV) or None,
         hostname=socket.gethostname(),
         label=host_label(),
     )

@@ -73,6 +73,11 @@ def checks(client: docker.DockerClient | None = None) -> list[Finding]:
         Finding("daemon", f"{facts.server_version} (API {facts.api_version}), {facts.os}",
                 "Docker Desktop runs containers in a VM: host and host-gateway mean the VM" if desktop
                 else "Docker Engine: host networking is this machine's"),
+        Finding("endpoint", facts.docker_host + (f" (docker context {facts.docker_context})"
+                                                 if facts.docker_context else ""),
+                "a remote daemon: published ports are on its host, not this machine's, and this "
+                "machine's firewall and load are not its own (not read below)" if facts.remote
+                else "this machine's daemon: its published ports are on this machine", warn=facts.remote),
         Finding("host label", facts.label or f"none ({docker_host.HOST_ENV} unset)",
                 "names this host in history and merged reports" if facts.label
                 else f"history knows this host as {facts.hostname}/{facts.server_version}: set "
@@ -88,6 +93,33 @@ def checks(client: docker.DockerClient | None = None) -> list[Finding]:
                 "what host.docker.internal maps to; DOCKER_HOST_ADDR can name it for V0"),
         Finding("cgroup", facts.cgroup, "the daemon's cgroup version and driver"),
     ]
+    if facts.remote:  # the rules and the socket are this machine's, not the daemon's host's
+        out.append(Finding("firewall", "not read: remote daemon",
+                           "its host's iptables and nftables decide its containers' traffic; read them there"))
+    else:
+        out += _local(facts)
+    env_proxies = {k: v for k, v in os.environ.items() if k.upper() in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")}
+    cfg_proxies = _docker_config_proxies()
+    out.append(Finding("proxies", ", ".join(f"{k}={v}" for k, v in {**env_proxies, **cfg_proxies,
+                                                                    **facts.proxies}.items()) or "none",
+                       "~/.docker/config.json proxies are injected into every container: the app's httpx "
+                       "then sends runtime requests to the proxy unless NO_PROXY covers them"
+                       if cfg_proxies else "no proxy reaches the containers", warn=bool(cfg_proxies)))
+    if not facts.remote:
+        sock = docker_socket()
+        try:
+            st = os.stat(sock)
+            perms = f"{sock} {stat.filemode(st.st_mode)} uid={st.st_uid} gid={st.st_gid}"
+        except OSError as e:
+            perms = f"{sock}: {e.strerror}"
+        out.append(Finding("socket", perms, "mounted into every app container: root-equivalent on this host"))
+    return out
+
+
+def _local(facts: docker_host.HostFacts) -> list[Finding]:
+    """What only this machine can tell of a local daemon: its iptables backend, the userland
+    proxy, the firewall's front ends and rules on the bridge's path."""
+    out = []
     backend = _run("iptables", "-V").strip()
     out.append(Finding("iptables", backend or "not found",
                        "Docker's NAT rules; a daemon and a firewall on different backends (nf_tables vs "
@@ -107,18 +139,4 @@ def checks(client: docker.DockerClient | None = None) -> list[Finding]:
     for tool in ("ufw", "firewall-cmd", "nft"):
         if shutil.which(tool):
             out.append(Finding(tool, "installed", "a firewall front-end: check its rules for docker0"))
-    env_proxies = {k: v for k, v in os.environ.items() if k.upper() in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")}
-    cfg_proxies = _docker_config_proxies()
-    out.append(Finding("proxies", ", ".join(f"{k}={v}" for k, v in {**env_proxies, **cfg_proxies,
-                                                                    **facts.proxies}.items()) or "none",
-                       "~/.docker/config.json proxies are injected into every container: the app's httpx "
-                       "then sends runtime requests to the proxy unless NO_PROXY covers them"
-                       if cfg_proxies else "no proxy reaches the containers", warn=bool(cfg_proxies)))
-    sock = docker_socket()
-    try:
-        st = os.stat(sock)
-        perms = f"{sock} {stat.filemode(st.st_mode)} uid={st.st_uid} gid={st.st_gid}"
-    except OSError as e:
-        perms = f"{sock}: {e.strerror}"
-    out.append(Finding("socket", perms, "mounted into every app container: root-equivalent on this host"))
     return out
