@@ -6,12 +6,16 @@ HarnessError
  ├── InfraError            the harness could not do its job
  │    ├── DockerUnavailable    no daemon, no permission, DOCKER_HOST nowhere
  │    ├── ImageUnavailable     an image could not be pulled or built (its cells are `error`)
- │    └── OutputError          a result or report could not be written (disk full...)
- └── ProductError          OpenHands ran and misbehaved (a cell `fail`)
-      └── AdapterError         talking to an app or agent-server failed (translated from
-           │                   httpx at the adapters' boundary, never leaked)
-           ├── ApiError            it answered with an error status (status + body)
-           └── AppUnreachable      no answer at all (refused, timed out, reset)
+ │    ├── OutputError          a result or report could not be written (disk full...)
+ │    └── TaskSetupError       a task's files, commands or secrets could not be put in place
+ │                             (that task is `error`)
+ └── AdapterError          talking to an app or agent-server failed (translated from
+      │                    httpx and from the answers' shapes in harness/openhands/, never
+      │                    leaked as httpx's, KeyError or ValueError)
+      ├── ApiError             it answered with an error status
+      ├── UnexpectedAnswer     it answered 2xx with a body of another shape than the
+      │                        release's API gives (a field missing, a list not of one)
+      └── AppUnreachable       no answer at all (refused, timed out, reset)
 
 Budget overruns are not exceptions: a cell that runs out of time gets the cause
 `budget-exceeded` in its verdict.
@@ -48,11 +52,12 @@ class OutputError(InfraError):
     """A result or report file could not be written; the previous file, if any, is intact."""
 
 
-class ProductError(HarnessError):
-    """OpenHands itself did something that stops the cell."""
+class TaskSetupError(InfraError):
+    """What a task needs in the runtime (a seeded file, a setup command, a secret) could
+    not be put there: the task is `error`, never a `fail` of OpenHands'."""
 
 
-class AdapterError(ProductError):
+class AdapterError(HarnessError):
     """A call to an app's (or agent-server's) API did not give a usable answer."""
 
 
@@ -61,8 +66,13 @@ class ApiError(AdapterError):
 
     def __init__(self, method: str, url: str, status: int, body: str) -> None:
         super().__init__(f"{method} {url} -> HTTP {status}: {body[:300]}")
-        self.status = status
-        self.body = body
+
+
+class UnexpectedAnswer(AdapterError):
+    """The API answered, successfully, with a body the adapter's facts do not describe."""
+
+    def __init__(self, method: str, url: str, what: str, body: object) -> None:
+        super().__init__(f"{method} {url}: {what} (answer: {str(body)[:300]})")
 
 
 class AppUnreachable(AdapterError):

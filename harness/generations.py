@@ -1,7 +1,7 @@
 """The registry of OpenHands API generations: everything that differs between V0 (0.6x)
 and V1 (1.x) is one entry here plus one adapter module in harness/openhands/.
 
-Adding a generation: write its adapter (the `Adapter` protocol in harness/openhands/), add
+Adding a generation: write its adapter (`Rules` and `Client` in harness/openhands/), add
 an entry below (its app module, image recipes, who calls the LLM, callback settings,
 headless support, remedies), and point `latest` at it when it becomes the newest. Nothing
 else branches on a generation's name; an unknown name is an error, never a default.
@@ -50,7 +50,8 @@ class Generation:
     majors: tuple[int, ...]  # release majors it covers (0 -> 0.x)
     app_module: str  # what the app image's uvicorn serves
     health_path: str  # answers once the app's API is up
-    adapter: str  # "module:Class" implementing harness.openhands.Adapter
+    rules: str  # "module:Class" implementing harness.openhands.Rules (pure)
+    client: str  # "module:Class(base_url)" implementing harness.openhands.Client (its HTTP API)
     official_images: str  # "module:function(client, tag, generation) -> ImageSet"
     pypi_images: str  # "module:function(client, tag, generation, constraints, python312) -> ImageSet"
     runtime_prefix: str  # the runtime/sandbox container's name before its id
@@ -104,7 +105,8 @@ V0 = Generation(
     majors=(0,),
     app_module="openhands.server.listen:app",
     health_path="/api/options/config",
-    adapter="harness.openhands.v0:V0Adapter",
+    rules="harness.openhands.v0:V0Rules",
+    client="harness.openhands.v0:V0Client",
     official_images="harness.images.official:pull_v0",
     pypi_images="harness.images.pypi:build_v0",
     runtime_prefix="openhands-runtime-",
@@ -129,7 +131,8 @@ V1 = Generation(
     majors=(1,),
     app_module="openhands.app_server.app:app",
     health_path="/health",
-    adapter="harness.openhands.v1:V1Adapter",
+    rules="harness.openhands.v1:V1Rules",
+    client="harness.openhands.v1:V1Client",
     official_images="harness.images.official:pull_v1",
     pypi_images="harness.images.pypi:build_v1",
     runtime_prefix="oh-agent-server-",

@@ -23,7 +23,7 @@ from typing import Any
 
 from harness import generations, images, knobs, matrix
 from harness.cells import admission
-from harness.cells.cell import runtime_kwargs
+from harness.cells.plan import runtime_kwargs
 from harness.cells.runner import LOST_WORKER, error_cell
 from harness.context import RunContext
 from harness.errors import DockerUnavailable, HarnessError, InputError, OutputError

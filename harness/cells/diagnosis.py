@@ -1,7 +1,9 @@
 """From what was observed to a verdict and a cause (the vocabulary of docs/words.md).
 
-Pure logic over observations, so every rule is unit-testable; the cell runner
-(cell.py) gathers the observations from the daemon, the app's API and the probes.
+No I/O: the watch (watch.py) gathers the observations from the daemon, the app's API and
+the probes, and `Judge` turns them into a decision, so every rule is unit-testable. `Judge`
+is not a pure function but a small state machine: it counts streaks of probe outcomes
+across looks (a decision needs a streak, not a blip), one Judge per watch.
 A rule decides early only on what is already proven; everything else waits for
 readiness or the budget.
 """
@@ -56,6 +58,10 @@ class Observation:
     app_rules: list[Rule] | None = None
     callback_rules: list[Rule] | None = None
     proxy: dict[str, str] = field(default_factory=dict)
+    runtime_url: str | None = None  # where the app reaches its runtime, as far as known by now
+    # The runtime answered by now, to the app (ready) or on its own port from inside: the
+    # boot meter's runtime clock stops at the first look that says so.
+    runtime_answered: bool = False
 
 
 FORWARD = Direction.FORWARD

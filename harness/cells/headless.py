@@ -24,13 +24,16 @@ from typing import Any
 from docker.errors import APIError, DockerException, NotFound
 from docker.models.containers import Container
 
-from harness.cells.cell import NO_LLM, CellCore, CellPlan
+from harness.cells.cell import CellCore
 from harness.cells.diagnosis import Decision
+from harness.cells.plan import NO_LLM, CellPlan
+from harness.cells.watch import RulesWatch
+from harness.errors import TaskSetupError
 from harness.host import cleanup
 from harness.host.containers import free_port, tail
 from harness.model import Cause, Connect, TaskResult, Verdict, strip_ansi
-from harness.openhands import LlmSettings, RuntimeState, Turn, adapter_for
-from harness.tasks.taskrun import TaskRunner
+from harness.openhands import LlmSettings, RuntimeState, Turn, rules_for
+from harness.tasks.taskrun import TaskKit
 
 READY_LINE = "Runtime is ready."
 TRAJECTORY = "/tmp/oh-matrix-trajectory.json"
@@ -46,22 +49,23 @@ def headless_env(llm: LlmSettings) -> dict[str, str]:
             "SAVE_TRAJECTORY_PATH": TRAJECTORY}
 
 
-class HeadlessWatch:
+class HeadlessWatch(RulesWatch):
     """The connect watch for one process: its state is its log, its runtime the one it made
-    (named by a hash OpenHands makes, found by the cell label it passes through)."""
+    (named by a hash OpenHands makes, found by the cell label it passes through). The
+    generation's rules say where the process reaches that runtime; it has no API to call."""
 
     def __init__(self, cell: HeadlessCell, app: Container) -> None:
+        super().__init__(rules_for(cell.gen), lambda: cell.app.app_env)
         self.cell, self.app = cell, app
-        self.urls = adapter_for(cell.gen, "http://127.0.0.1:9")  # its runtime_url rule; never called
 
     def runtime(self) -> Container | None:
-        c = self.cell
-        if c.runtime_name:
-            return c.container(c.runtime_name)
+        c, launcher = self.cell, self.cell.app
+        if launcher.runtime_name:
+            return launcher.container(launcher.runtime_name)
         for found in c.client.containers.list(all=True, filters={"label": f"{cleanup.CELL_LABEL}={c.plan.cell.id}"}):
             if (found.name.startswith(c.gen.runtime_prefix) and found.labels.get(cleanup.RUN_LABEL) == c.plan.run_id
                     and found.name not in c.seen):
-                c.runtime_name = c.result.runtime_container = found.name
+                launcher.runtime_name = c.result.runtime_container = found.name
                 return found
         return None
 
@@ -69,17 +73,8 @@ class HeadlessWatch:
         ready = READY_LINE in strip_ansi(tail(self.app, 400))
         return RuntimeState(ready=ready, status="runtime ready" if ready else "starting the runtime")
 
-    def runtime_url(self, app_logs: str, runtime: Container | None) -> str | None:
-        return self.urls.runtime_url(app_logs, self.cell.app_env, runtime.attrs if runtime is not None else None)
-
-    def callback_target(self) -> tuple[str, int] | None:
-        return None
-
-    def runtime_failure(self, app_logs: str) -> str | None:
-        return self.urls.runtime_failure(app_logs)
-
     def callbacks(self, runtime: Container) -> list[tuple[str, str]]:
-        return []  # V0's runtime never calls its app
+        return []  # a headless process has no webhook of an app server to be called at
 
     def callback_story(self, runtime: Container) -> list[str]:
         return []
@@ -91,7 +86,7 @@ class HeadlessWatch:
 class HeadlessCell(CellCore):
     def __init__(self, plan: CellPlan) -> None:
         super().__init__(plan)
-        self.runner: TaskRunner | None = None
+        self.kit: TaskKit | None = None
         self.seen: set[str] = set()  # runtimes of earlier processes (each is removed after its task)
         self.current: str | None = None  # the task of the running process
         self.prepared = False  # its runtime has what the task needs
@@ -102,12 +97,12 @@ class HeadlessCell(CellCore):
         """What a task needs in its runtime (a seeded file, the git server), put there as
         soon as this process's runtime runs: the process gives the agent its task at once.
         Returns why that failed, if it did."""
-        if self.prepared or not (self.current and self.runner and runtime):
+        if self.prepared or not (self.current and self.kit and runtime):
             return self.prepare_error
         self.prepared = True
         try:
-            self.runner.prepare(self.current, runtime)
-        except (DockerException, TimeoutError, RuntimeError) as e:
+            self.kit.prepare(self.current, runtime)
+        except (DockerException, TimeoutError, TaskSetupError) as e:
             self.prepare_error = f"could not prepare the task in the runtime: {str(e)[:300]}"
         return self.prepare_error
 
@@ -120,9 +115,9 @@ class HeadlessCell(CellCore):
         self.read_turn = self.gen.load(self.gen.trajectory_reader)
         runner = None
         if p.tasks:
-            self.runner = runner = TaskRunner(self.resources, adapter_for(self.gen, "http://127.0.0.1:9"), self.gen,
-                                              p.images.app_image, self.name, p.tasks, p.llm, p.task_budget,
-                                              free_port(), free_port(), catalog=p.catalog, images=p.images)
+            self.kit = runner = TaskKit(self.resources, self.gen, p.images.app_image, self.resources.name, p.tasks,
+                                        p.llm, p.task_budget, free_port(), free_port(), catalog=p.catalog,
+                                        images=p.images)
         results: list[TaskResult] = []
         # A task this cell cannot run is a skip, with no process; the first process started
         # decides connect (with no task at all when every one is skipped).
@@ -145,13 +140,13 @@ class HeadlessCell(CellCore):
         """One `openhands.core.main -t` process: start, watch its runtime come up (the first
         one decides connect), wait for it to exit, check the task's effect. Everything it
         made goes when `process` closes: sidecars, the app, then its runtime."""
-        p, runner = self.plan, self.runner
+        p, runner = self.plan, self.kit
         self.current, self.prepared, self.prepare_error = name, False, None
         process.callback(self._end_process)
         prompt = runner.message(name) if name and runner else NO_TASK
         llm = runner.settings() if runner else NO_LLM
         shown = self.result.docker_run, self.result.app_env
-        launch = self.launch()
+        launch = self.app.launch()
         env = {**headless_env(llm), **launch.env}
         launch = replace(launch, env=env, headless=["python", "-m", "openhands.core.main", "-t", prompt,
                                                     "-i", MAX_ITERATIONS])
@@ -164,19 +159,19 @@ class HeadlessCell(CellCore):
             self.result.docker_run, self.result.app_env = shown
         t0 = time.monotonic()
         try:
-            with self.booting():  # the process's boot, up to its connect verdict
-                app = self.start_app(launch, stack=process)
+            with self.booting() as clock:  # the process's boot, up to its connect verdict
+                app = self.app.start(launch, stack=process)
                 if runner:
                     process.callback(runner.close)  # the sidecars, before the app whose namespace the LLM shares
                     runner.start_llm(str(app.id))
                 self.conversation_at = time.time()
-                self.watch(HeadlessWatch(self, app), app)
+                self.watch(HeadlessWatch(self, app), app, clock)
             if not first and self.result.connect.verdict != Verdict.PASS and name and runner:
                 return runner.result(name, Verdict.ERROR,
                                      detail=f"this process's runtime did not connect: {self.result.connect.cause}")
             if name is None or runner is None or self.result.connect.verdict != Verdict.PASS:
                 return None
-            problem = self.prepare(self.container(self.runtime_name))  # the watch may have decided first
+            problem = self.prepare(self.app.container(self.app.runtime_name))  # the watch may have decided first
             if problem:
                 return runner.result(name, Verdict.ERROR, detail=problem)
             return self._finish(name, app, runner, t0)
@@ -185,7 +180,7 @@ class HeadlessCell(CellCore):
                 self.decide(Decision(Verdict.ERROR, Cause.HARNESS_ERROR, f"Docker: {str(e)[:300]}"), None)
             return runner.result(name, Verdict.ERROR, detail=str(e)[:300]) if name and runner else None
 
-    def _finish(self, name: str, app: Container, runner: TaskRunner, t0: float) -> TaskResult:
+    def _finish(self, name: str, app: Container, runner: TaskKit, t0: float) -> TaskResult:
         exited = False
         while time.monotonic() - t0 < runner.budget_of(name):
             app.reload()
@@ -200,7 +195,7 @@ class HeadlessCell(CellCore):
         why = [f"the headless process {'exited with code ' + str(code) if exited else 'was still running'}",
                *(f"runtime error: {e[:300]}" for e in turn.errors),
                f"app log: {strip_ansi(tail(app, 400))[-600:]}"]
-        return runner.verdict(name, self.container(self.runtime_name), turn, time.monotonic() - t0, why)
+        return runner.verdict(name, self.app.container(self.app.runtime_name), turn, time.monotonic() - t0, why)
 
     def _trajectory(self, app: Container) -> list[dict[str, Any]]:
         """The events the process saved on exit (SAVE_TRAJECTORY_PATH), read from the
@@ -215,7 +210,8 @@ class HeadlessCell(CellCore):
 
     def _end_process(self) -> None:
         """After the process's app is gone: its runtime; the next task gets a fresh one."""
-        if self.runtime_name:
-            self.seen.add(self.runtime_name)
-        self.remove_runtime(self.runtime_name)
-        self.runtime_name = None
+        launcher = self.app
+        if launcher.runtime_name:
+            self.seen.add(launcher.runtime_name)
+        launcher.remove_runtime(launcher.runtime_name)
+        launcher.runtime_name = None

@@ -13,8 +13,10 @@ from typing import Any
 
 from harness import generations, remedies
 from harness.cells import admission
-from harness.cells.cell import ApiCell, CellCore, CellPlan
+from harness.cells.api import ApiCell
+from harness.cells.cell import CellCore
 from harness.cells.headless import HeadlessCell
+from harness.cells.plan import CellPlan
 from harness.context import RunContext
 from harness.host import docker_host, firewall
 from harness.matrix import Cell, Matrix

@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 from harness import generations, images
-from harness.cells.cell import CellPlan
+from harness.cells.plan import CellPlan
 from harness.cells.runner import run_cell
 from harness.host import cleanup, docker_host
 from harness.matrix import Cell, ModeChoice, Target

@@ -4,7 +4,7 @@ A run is owned by one process (the `oh-matrix run` / pytest controller). Its res
 carry `oh-matrix.run=<run_id>` and `oh-matrix.owner=<host>:<pid>`; a sweep removes only
 resources whose owner process is gone, so two runs on one daemon never remove each
 other's live containers. Runtimes that OpenHands creates get the same labels where
-OpenHands passes them through (V0: `SANDBOX_DOCKER_RUNTIME_KWARGS`, see cell.py); where it
+OpenHands passes them through (V0: `SANDBOX_DOCKER_RUNTIME_KWARGS`, see cells/plan.py); where it
 cannot (the V1 sandbox), their names go into a run registry on disk as soon as they are
 known, so a sweep after a crash still finds them, and never touches an OpenHands
 container that is not the harness's.

@@ -128,11 +128,6 @@ class CellResources:
         """Run `callback` when the cell closes, before what was made earlier goes."""
         self.stack.callback(callback)
 
-    def start(self, container: DockerContainer) -> Container:
-        """Start a container the cell owns until it closes (removed first if it fails to start)."""
-        self.stack.enter_context(container)
-        return container.get_wrapped_container()
-
     def sidecar(self, image: str, name: str, netns_of: str, command: list[str], ready: str,
                 env: dict[str, str] | None = None, stack: contextlib.ExitStack | None = None) -> Container:
         """A helper container in another container's network namespace, up when it logs `ready`."""

@@ -1,11 +1,22 @@
-"""Adapters: one per OpenHands API generation (harness/generations.py names them), same
-interface, blind to the image backend. They import neither docker nor the image code, and
-translate httpx's errors into harness.errors.AdapterError at their boundary."""
+"""One adapter per OpenHands API generation (harness/generations.py names them), in two
+parts of one interface each, blind to the image backend and importing neither docker nor
+the image code:
+
+- its rules (`Rules`): pure functions of what the app and its runtime show (names, URLs,
+  log lines, environments), needing no app to call, so the headless entry point and the
+  tests use them alone;
+- its client (`Client`): the app's HTTP API, which translates httpx's errors and answers
+  of the wrong shape into harness.errors.AdapterError at its boundary.
+
+What only one generation has is a part of its own, never a stub in the other's: the
+callbacks a V1 sandbox makes (`Rules.callbacks`), the failure line a V0 app logs
+(`Rules.failure_log`), V0's replay of a trajectory (`Replays`), V1's two event counts
+(`CountsEvents`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from harness.generations import Generation
 
@@ -71,31 +82,65 @@ class Turn:
             self.said.append((kind, text))
 
 
-class Adapter(Protocol):
-    api: str
-    health_path: str
+class Callbacks(Protocol):
+    """Where a runtime calls its app back, and what it logs of those calls (V1)."""
+
+    def target(self, app_env: dict[str, str]) -> tuple[str, int]: ...  # the app's host and port, from the sandbox
+    def urls(self, runtime_env: dict[str, str]) -> list[tuple[str, str]]: ...  # (label, url) it posts to
+    def log(self, runtime_logs: str) -> list[str]: ...  # its own lines about those calls
+
+
+class FailureLog(Protocol):
+    """The app's own log line naming a runtime that did not start (V0: its REST status
+    stays STARTING_RUNTIME, the log says why)."""
+
+    def line(self, app_logs: str) -> str | None: ...
+
+
+class Rules(Protocol):
+    """A generation's pure facts about its runtime: no app is called."""
+
+    callbacks: Callbacks | None
+    failure_log: FailureLog | None
+
+    def runtime_container_name(self, conversation_id: str) -> str: ...
+    def runtime_url(self, app_logs: str, app_env: dict[str, str],
+                    runtime_attrs: dict[str, Any] | None) -> str | None: ...
+
+
+class Client(Protocol):
+    """A generation's app API, for one app."""
 
     def healthy(self) -> bool: ...
     def store_settings(self, llm: LlmSettings) -> None: ...
     def create_conversation(self, message: str) -> str: ...
-    def replay_conversation(self, trajectory: list[dict[str, Any]]) -> str: ...  # V0: no LLM
     def runtime_state(self, conversation_id: str) -> RuntimeState: ...
     def events(self, conversation_id: str) -> list[dict[str, Any]]: ...
     def send_message(self, conversation_id: str, text: str) -> None: ...
     def turn(self, conversation_id: str, after: str | None) -> Turn: ...
-    def runtime_container_name(self, conversation_id: str) -> str: ...
-    def runtime_url(self, app_logs: str, app_env: dict[str, str],
-                    runtime_attrs: dict[str, Any] | None) -> str | None: ...
-    def callback_target(self, app_env: dict[str, str]) -> tuple[str, int] | None: ...
-    def runtime_failure(self, app_logs: str) -> str | None: ...  # the app's own line naming one
-    # The generation's callbacks (V1: webhooks, MCP): where the runtime calls the app, what its
-    # log says of those calls, and how many events each side holds for the conversation.
-    def callback_urls(self, runtime_env: dict[str, str]) -> list[tuple[str, str]]: ...
-    def callback_log(self, runtime_logs: str) -> list[str]: ...
-    def event_counts(self, conversation_id: str) -> tuple[int | None, int | None]: ...
     def close(self) -> None: ...
 
 
-def adapter_for(gen: Generation, base_url: str) -> Adapter:
-    adapter: Adapter = gen.load(gen.adapter)(base_url)
-    return adapter
+@runtime_checkable
+class Replays(Protocol):
+    """A client whose app replays a recorded trajectory with no LLM (V0's replay_json)."""
+
+    def replay_conversation(self, trajectory: list[dict[str, Any]]) -> str: ...
+
+
+@runtime_checkable
+class CountsEvents(Protocol):
+    """A client that tells how many events of a conversation the sandbox holds and how many
+    reached the app (V1: the webhook's delivery, side by side)."""
+
+    def event_counts(self, conversation_id: str) -> tuple[int | None, int | None]: ...
+
+
+def rules_for(gen: Generation) -> Rules:
+    rules: Rules = gen.load(gen.rules)()
+    return rules
+
+
+def client_for(gen: Generation, base_url: str) -> Client:
+    client: Client = gen.load(gen.client)(base_url)
+    return client

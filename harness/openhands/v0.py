@@ -12,9 +12,9 @@ import json
 import re
 from typing import Any
 
-from harness.errors import ApiError
+from harness.errors import UnexpectedAnswer
 from harness.generations import V0
-from harness.openhands import LlmSettings, RuntimeState, Turn
+from harness.openhands import Callbacks, FailureLog, LlmSettings, RuntimeState, Turn
 from harness.openhands.http import AppClient
 
 _WAITING_RE = re.compile(r"Waiting for client to become ready at (\S+?)(?:\.\.\.)?\s*$", re.M)
@@ -32,16 +32,43 @@ _TERMINAL = {
 }
 
 
-class V0Adapter:
-    api = V0.name
-    health_path = V0.health_path
+class V0FailureLog:
+    def line(self, app_logs: str) -> str | None:
+        found = _FAILED_RE.findall(app_logs)
+        return found[-1].strip()[:400] if found else None
 
+
+class V0Rules:
+    """Where a V0 app looks for its runtime; its runtime never calls the app back."""
+
+    callbacks: Callbacks | None = None
+    failure_log: FailureLog | None = V0FailureLog()
+
+    def runtime_container_name(self, conversation_id: str) -> str:
+        return f"{V0.runtime_prefix}{conversation_id}"
+
+    def runtime_url(self, app_logs: str, app_env: dict[str, str],
+                    runtime_attrs: dict[str, Any] | None) -> str | None:
+        """The URL DockerRuntime polls: from its own log line when present, else its
+        formula (`local_runtime_url` or `http://$DOCKER_HOST_ADDR`, then `:port`)."""
+        found = _WAITING_RE.findall(app_logs)
+        if found:
+            return str(found[-1])
+        if runtime_attrs is None:
+            return None
+        env = dict(e.partition("=")[::2] for e in (runtime_attrs.get("Config") or {}).get("Env") or [])
+        base = (f"http://{app_env['DOCKER_HOST_ADDR']}" if app_env.get("DOCKER_HOST_ADDR")
+                else app_env.get("SANDBOX_LOCAL_RUNTIME_URL", "http://localhost"))
+        return f"{base}:{env['port']}" if env.get("port") else None
+
+
+class V0Client:
     def __init__(self, base_url: str, timeout: float = 15.0) -> None:
         self._app = AppClient(base_url, timeout)
         self._call = self._app.call
 
     def healthy(self) -> bool:
-        return self._app.answers(self.health_path)
+        return self._app.answers(V0.health_path)
 
     def store_settings(self, llm: LlmSettings) -> None:
         self._call("POST", "/api/settings", json={
@@ -59,13 +86,15 @@ class V0Adapter:
 
     def _create(self, request: dict[str, Any]) -> str:
         body = self._call("POST", "/api/conversations", json=request)
-        cid = body.get("conversation_id")
+        cid = body.get("conversation_id") if isinstance(body, dict) else None
         if not cid:
-            raise ApiError("POST", "/api/conversations", 200, str(body))
+            raise UnexpectedAnswer("POST", "/api/conversations", "no conversation_id", body)
         return str(cid)
 
     def runtime_state(self, conversation_id: str) -> RuntimeState:
         info = self._call("GET", f"/api/conversations/{conversation_id}")
+        if not isinstance(info, dict):
+            raise UnexpectedAnswer("GET", f"/api/conversations/{conversation_id}", "not an object", info)
         status = str(info.get("status"))
         runtime = str(info.get("runtime_status"))
         error = runtime if runtime in _TERMINAL or status == "ERROR" else None
@@ -75,10 +104,12 @@ class V0Adapter:
     def events(self, conversation_id: str) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         start = 0
+        path = f"/api/conversations/{conversation_id}/events"
         while True:
-            page = self._call("GET", f"/api/conversations/{conversation_id}/events",
-                              params={"start_id": start, "limit": 100})
-            events = page.get("events", [])
+            page = self._call("GET", path, params={"start_id": start, "limit": 100})
+            events = page.get("events") if isinstance(page, dict) else None
+            if not isinstance(events, list) or not all(isinstance(e, dict) and "id" in e for e in events):
+                raise UnexpectedAnswer("GET", path, "no list of events with ids", page)
             out += events
             if not page.get("has_more") or not events:
                 return out
@@ -90,39 +121,6 @@ class V0Adapter:
 
     def turn(self, conversation_id: str, after: str | None) -> Turn:
         return turn_from_events(self.events(conversation_id), after)
-
-    def runtime_container_name(self, conversation_id: str) -> str:
-        return f"{V0.runtime_prefix}{conversation_id}"
-
-    def runtime_url(self, app_logs: str, app_env: dict[str, str],
-                    runtime_attrs: dict[str, Any] | None) -> str | None:
-        """The URL DockerRuntime polls: from its own log line when present, else its
-        formula (`local_runtime_url` or `http://$DOCKER_HOST_ADDR`, then `:port`)."""
-        found = _WAITING_RE.findall(app_logs)
-        if found:
-            return str(found[-1])
-        if runtime_attrs is None:
-            return None
-        env = dict(e.partition("=")[::2] for e in runtime_attrs["Config"]["Env"])
-        base = (f"http://{app_env['DOCKER_HOST_ADDR']}" if app_env.get("DOCKER_HOST_ADDR")
-                else app_env.get("SANDBOX_LOCAL_RUNTIME_URL", "http://localhost"))
-        return f"{base}:{env['port']}" if env.get("port") else None
-
-    def callback_target(self, app_env: dict[str, str]) -> tuple[str, int] | None:
-        return None  # the V0 runtime never calls the app
-
-    def runtime_failure(self, app_logs: str) -> str | None:
-        found = _FAILED_RE.findall(app_logs)
-        return found[-1].strip()[:400] if found else None
-
-    def callback_urls(self, runtime_env: dict[str, str]) -> list[tuple[str, str]]:
-        return []
-
-    def callback_log(self, runtime_logs: str) -> list[str]:
-        return []
-
-    def event_counts(self, conversation_id: str) -> tuple[int | None, int | None]:
-        return None, None
 
     def close(self) -> None:
         self._app.close()

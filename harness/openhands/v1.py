@@ -22,9 +22,9 @@ import uuid
 from typing import Any
 from urllib.parse import urlparse
 
-from harness.errors import AdapterError, ApiError
+from harness.errors import AdapterError, UnexpectedAnswer
 from harness.generations import V1
-from harness.openhands import Failure, LlmSettings, RuntimeState, Turn, port_taken
+from harness.openhands import Callbacks, Failure, FailureLog, LlmSettings, RuntimeState, Turn, port_taken
 from harness.openhands.http import AppClient
 
 SANDBOX_PORT = 8000
@@ -55,127 +55,35 @@ def failure(detail: str) -> Failure | None:
     return None
 
 
-class V1Adapter:
-    api = V1.name
-    health_path = V1.health_path
+class V1Callbacks:
+    def target(self, app_env: dict[str, str]) -> tuple[str, int]:
+        """Where the sandbox calls the app back (MCP at web_url, webhooks)."""
+        web = app_env.get("OH_WEB_URL")
+        if web:
+            u = urlparse(web)
+            return (u.hostname or "", u.port or (443 if u.scheme == "https" else 80))
+        port = app_env.get(V1.callback_port_env or "") or V1.callback_port_default
+        return ("host.docker.internal", int(port))
 
-    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
-        self._app = AppClient(base_url, timeout)
-        self._call = self._app.call
-        self._tasks: dict[str, str] = {}  # conversation id -> start task id
-        self._agents: dict[str, tuple[AppClient, str]] = {}  # conversation id -> its agent-server, path
+    def urls(self, runtime_env: dict[str, str]) -> list[tuple[str, str]]:
+        """The webhooks the sandbox posts the conversation's events to (OH_WEBHOOKS_n_BASE_URL,
+        read in order by the agent-server; the app sets _0, OH_AGENT_SERVER_ENV may add more)."""
+        hooks = sorted((int(m.group(1)), v) for k, v in runtime_env.items() if (m := _WEBHOOK_ENV.fullmatch(k)))
+        return [(f"webhook {n}", url) for n, url in hooks]
 
-    def healthy(self) -> bool:
-        return self._app.answers(self.health_path)
+    def log(self, runtime_logs: str) -> list[str]:
+        lines = [ln.strip()[:300] for ln in _CALLBACK_LOG.findall(runtime_logs)]
+        if len(lines) > 3:
+            lines = [*lines[:2], f"... {len(lines) - 3} more ...", lines[-1]]
+        return lines
 
-    def store_settings(self, llm: LlmSettings) -> None:
-        self._call("POST", "/api/v1/settings", json={"agent_settings_diff": {"llm": {
-            "model": llm.model, "api_key": llm.api_key, "base_url": llm.base_url}}})
 
-    def create_conversation(self, message: str) -> str:
-        cid = uuid.uuid4().hex
-        task = self._call("POST", "/api/v1/app-conversations", json={
-            "conversation_id": str(uuid.UUID(cid)),
-            "initial_message": {"role": "user", "content": [{"type": "text", "text": message}]},
-        })
-        if not task.get("id"):
-            raise ApiError("POST", "/api/v1/app-conversations", 200, str(task))
-        self._tasks[cid] = str(task["id"])
-        return cid
+class V1Rules:
+    """Where a 1.x app reaches its sandbox, and where the sandbox calls it back. A sandbox
+    that failed to start is said in the start task (V1Client.runtime_state), not a log line."""
 
-    def replay_conversation(self, trajectory: list[dict[str, Any]]) -> str:
-        raise AdapterError(V1.replay_skip or "no replay")
-
-    def runtime_state(self, conversation_id: str) -> RuntimeState:
-        [task] = self._call("GET", "/api/v1/app-conversations/start-tasks",
-                            params={"ids": self._tasks[conversation_id]})
-        task = task or {}
-        status = str(task.get("status"))
-        raw: dict[str, Any] = {"start_task": task}
-        sandbox = ""
-        if status in ("READY", "ERROR"):
-            [conv] = self._call("GET", "/api/v1/app-conversations", params={"ids": conversation_id})
-            if conv:
-                raw["conversation"] = conv
-                sandbox = f" sandbox={conv.get('sandbox_status')} execution={conv.get('execution_status')}"
-        error = f"start task ERROR: {task.get('detail')}" if status == "ERROR" else None
-        return RuntimeState(ready=status == "READY", status=f"start task {status}{sandbox}",
-                            error=error, failure=failure(error) if error else None, raw=raw)
-
-    def events(self, conversation_id: str) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        page: str | None = None
-        while True:
-            params: dict[str, Any] = {"limit": 100}
-            if page:
-                params["page_id"] = page
-            data = self._call("GET", f"/api/v1/conversation/{conversation_id}/events/search", params=params)
-            out += data.get("items", [])
-            page = data.get("next_page_id")
-            if not page:
-                return out
-
-    def _agent(self, conversation_id: str) -> tuple[AppClient, str]:
-        if conversation_id not in self._agents:
-            [conv] = self._call("GET", "/api/v1/app-conversations", params={"ids": conversation_id})
-            url, key = (conv or {}).get("conversation_url"), (conv or {}).get("session_api_key")
-            if not url or not key:
-                raise ApiError("GET", "/api/v1/app-conversations", 200, "no conversation_url/session_api_key yet")
-            u = urlparse(str(url))
-            client = AppClient(f"{u.scheme}://{u.netloc}", 30, {"X-Session-API-Key": key})
-            self._agents[conversation_id] = (client, u.path.rstrip("/"))
-        return self._agents[conversation_id]
-
-    def _agent_call(self, conversation_id: str, method: str, path: str, **kw: Any) -> Any:
-        client, prefix = self._agent(conversation_id)
-        return client.call(method, prefix + path, **kw)
-
-    def send_message(self, conversation_id: str, text: str) -> None:
-        # agent_server/event_router.py send_message: SendMessageRequest, run=True
-        self._agent_call(conversation_id, "POST", "/events", json={
-            "role": "user", "content": [{"type": "text", "text": text}], "run": True})
-
-    def turn(self, conversation_id: str, after: str | None) -> Turn:
-        # The status first: once stopped, every event of the turn is already stored.
-        info = self._agent_call(conversation_id, "GET", "")
-        events: list[dict[str, Any]] = []
-        page: str | None = None
-        while True:
-            params: dict[str, Any] = {"limit": 100, **({"page_id": page} if page else {})}
-            data = self._agent_call(conversation_id, "GET", "/events/search", params=params)
-            events += data.get("items", [])
-            page = data.get("next_page_id")
-            if not page:
-                break
-        t = Turn(done=False, state=str(info.get("execution_status")))
-        starts = [i for i, e in enumerate(events) if _is_user_message(e, after)]
-        if not starts:
-            t.state = "waiting for the message"
-            return t
-        fresh = events[(starts[0] if after is None else starts[-1]) + 1:]
-        for e in fresh:
-            kind = e.get("kind")
-            if kind == "ActionEvent":
-                action = e.get("action") or {}
-                what = " ".join(str(action[k]) for k in ("command", "path") if action.get(k)) or action.get("message")
-                t.actions.append(f"{e.get('tool_name')}: {str(what or '')[:120]}")
-                if e.get("tool_name") == V1.tools.finish:  # sdk event/llm_convertible/action.py ActionEvent
-                    t.say("finish", str(action.get("message") or ""))
-                    t.say("finish_thought", _text(e.get("thought")))
-            elif kind == "MessageEvent" and e.get("source") == "agent":
-                t.say("message", _text((e.get("llm_message") or {}).get("content")))
-            elif kind == "ObservationEvent":
-                obs = e.get("observation") or {}
-                text = "".join(c.get("text", "") for c in obs.get("content") or [] if isinstance(c, dict))
-                (t.errors if obs.get("is_error") else t.outputs).append(text)
-            elif kind in ("AgentErrorEvent", "ConversationErrorEvent"):
-                t.errors.append(str(e.get("error") or e.get("detail") or e))
-        # The status flips back to running only once the message is picked up: a turn is
-        # over when the agent answered after the message and the status says it stopped.
-        answered = any(e.get("source") == "agent" or e.get("kind") in ("AgentErrorEvent", "ConversationErrorEvent")
-                       for e in fresh)
-        t.done = answered and t.state in _STOPPED
-        return t
+    callbacks: Callbacks | None = V1Callbacks()
+    failure_log: FailureLog | None = None
 
     def runtime_container_name(self, conversation_id: str) -> str:
         return f"{V1.runtime_prefix}{conversation_id}"
@@ -201,28 +109,105 @@ class V1Adapter:
             url = url.replace("//localhost", "//host.docker.internal", 1)
         return url
 
-    def callback_target(self, app_env: dict[str, str]) -> tuple[str, int] | None:
-        """Where the sandbox calls the app back (MCP at web_url, webhooks)."""
-        web = app_env.get("OH_WEB_URL")
-        if web:
-            u = urlparse(web)
-            return (u.hostname or "", u.port or (443 if u.scheme == "https" else 80))
-        return ("host.docker.internal", int(app_env.get("SANDBOX_HOST_PORT") or 3000))
 
-    def runtime_failure(self, app_logs: str) -> str | None:
-        return None  # 1.x reports a sandbox that failed to start in its start task (runtime_state)
+def _one(answer: Any, method: str, path: str) -> dict[str, Any]:
+    """The single item of a batch-get answer (`?ids=ONE` gives a list of one, null when unknown)."""
+    if not isinstance(answer, list) or len(answer) != 1 or not isinstance(answer[0], dict | None):
+        raise UnexpectedAnswer(method, path, "not a list of one", answer)
+    return answer[0] or {}
 
-    def callback_urls(self, runtime_env: dict[str, str]) -> list[tuple[str, str]]:
-        """The webhooks the sandbox posts the conversation's events to (OH_WEBHOOKS_n_BASE_URL,
-        read in order by the agent-server; the app sets _0, OH_AGENT_SERVER_ENV may add more)."""
-        hooks = sorted((int(m.group(1)), v) for k, v in runtime_env.items() if (m := _WEBHOOK_ENV.fullmatch(k)))
-        return [(f"webhook {n}", url) for n, url in hooks]
 
-    def callback_log(self, runtime_logs: str) -> list[str]:
-        lines = [ln.strip()[:300] for ln in _CALLBACK_LOG.findall(runtime_logs)]
-        if len(lines) > 3:
-            lines = [*lines[:2], f"... {len(lines) - 3} more ...", lines[-1]]
-        return lines
+class V1Client:
+    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+        self._app = AppClient(base_url, timeout)
+        self._call = self._app.call
+        self._tasks: dict[str, str] = {}  # conversation id -> start task id
+        self._agents: dict[str, tuple[AppClient, str]] = {}  # conversation id -> its agent-server, path
+
+    def healthy(self) -> bool:
+        return self._app.answers(V1.health_path)
+
+    def store_settings(self, llm: LlmSettings) -> None:
+        self._call("POST", "/api/v1/settings", json={"agent_settings_diff": {"llm": {
+            "model": llm.model, "api_key": llm.api_key, "base_url": llm.base_url}}})
+
+    def create_conversation(self, message: str) -> str:
+        cid = uuid.uuid4().hex
+        path = "/api/v1/app-conversations"
+        task = self._call("POST", path, json={
+            "conversation_id": str(uuid.UUID(cid)),
+            "initial_message": {"role": "user", "content": [{"type": "text", "text": message}]},
+        })
+        if not isinstance(task, dict) or not task.get("id"):
+            raise UnexpectedAnswer("POST", path, "no start task id", task)
+        self._tasks[cid] = str(task["id"])
+        return cid
+
+    def _conversation(self, conversation_id: str) -> dict[str, Any]:
+        path = "/api/v1/app-conversations"
+        return _one(self._call("GET", path, params={"ids": conversation_id}), "GET", path)
+
+    def runtime_state(self, conversation_id: str) -> RuntimeState:
+        path = "/api/v1/app-conversations/start-tasks"
+        if conversation_id not in self._tasks:
+            raise UnexpectedAnswer("GET", path, f"no start task known for conversation {conversation_id}", "")
+        task = _one(self._call("GET", path, params={"ids": self._tasks[conversation_id]}), "GET", path)
+        status = str(task.get("status"))
+        raw: dict[str, Any] = {"start_task": task}
+        sandbox = ""
+        if status in ("READY", "ERROR") and (conv := self._conversation(conversation_id)):
+            raw["conversation"] = conv
+            sandbox = f" sandbox={conv.get('sandbox_status')} execution={conv.get('execution_status')}"
+        error = f"start task ERROR: {task.get('detail')}" if status == "ERROR" else None
+        return RuntimeState(ready=status == "READY", status=f"start task {status}{sandbox}",
+                            error=error, failure=failure(error) if error else None, raw=raw)
+
+    def _pages(self, call: Any, path: str) -> list[dict[str, Any]]:
+        """Every item of a paged search (`items`, `next_page_id`)."""
+        out: list[dict[str, Any]] = []
+        page: str | None = None
+        while True:
+            data = call("GET", path, params={"limit": 100, **({"page_id": page} if page else {})})
+            items = data.get("items") if isinstance(data, dict) else None
+            if not isinstance(items, list):
+                raise UnexpectedAnswer("GET", path, "no list of items", data)
+            out += [e for e in items if isinstance(e, dict)]
+            page = data.get("next_page_id")
+            if not page:
+                return out
+
+    def events(self, conversation_id: str) -> list[dict[str, Any]]:
+        return self._pages(self._call, f"/api/v1/conversation/{conversation_id}/events/search")
+
+    def _agent(self, conversation_id: str) -> tuple[AppClient, str]:
+        if conversation_id not in self._agents:
+            conv = self._conversation(conversation_id)
+            url, key = conv.get("conversation_url"), conv.get("session_api_key")
+            if not url or not key:
+                raise UnexpectedAnswer("GET", "/api/v1/app-conversations", "no conversation_url/session_api_key yet",
+                                       {k: v for k, v in conv.items() if k != "session_api_key"})
+            u = urlparse(str(url))
+            client = AppClient(f"{u.scheme}://{u.netloc}", 30, {"X-Session-API-Key": key})
+            self._agents[conversation_id] = (client, u.path.rstrip("/"))
+        return self._agents[conversation_id]
+
+    def _agent_call(self, conversation_id: str, method: str, path: str, **kw: Any) -> Any:
+        client, prefix = self._agent(conversation_id)
+        return client.call(method, prefix + path, **kw)
+
+    def send_message(self, conversation_id: str, text: str) -> None:
+        # agent_server/event_router.py send_message: SendMessageRequest, run=True
+        self._agent_call(conversation_id, "POST", "/events", json={
+            "role": "user", "content": [{"type": "text", "text": text}], "run": True})
+
+    def turn(self, conversation_id: str, after: str | None) -> Turn:
+        # The status first: once stopped, every event of the turn is already stored.
+        info = self._agent_call(conversation_id, "GET", "")
+        if not isinstance(info, dict):
+            raise UnexpectedAnswer("GET", "the conversation on its agent-server", "not an object", info)
+        events = self._pages(lambda method, path, **kw: self._agent_call(conversation_id, method, path, **kw),
+                             "/events/search")
+        return turn_from_events(events, after, str(info.get("execution_status")))
 
     def event_counts(self, conversation_id: str) -> tuple[int | None, int | None]:
         """(events in the sandbox, events the app received by webhook) for the conversation."""
@@ -241,6 +226,39 @@ class V1Adapter:
         for c, _ in self._agents.values():
             c.close()
         self._app.close()
+
+
+def turn_from_events(events: list[dict[str, Any]], after: str | None, execution_status: str) -> Turn:
+    """A turn from the agent-server's events and its execution status."""
+    t = Turn(done=False, state=execution_status)
+    starts = [i for i, e in enumerate(events) if _is_user_message(e, after)]
+    if not starts:
+        t.state = "waiting for the message"
+        return t
+    fresh = events[(starts[0] if after is None else starts[-1]) + 1:]
+    for e in fresh:
+        kind = e.get("kind")
+        if kind == "ActionEvent":
+            action = e.get("action") or {}
+            what = " ".join(str(action[k]) for k in ("command", "path") if action.get(k)) or action.get("message")
+            t.actions.append(f"{e.get('tool_name')}: {str(what or '')[:120]}")
+            if e.get("tool_name") == V1.tools.finish:  # sdk event/llm_convertible/action.py ActionEvent
+                t.say("finish", str(action.get("message") or ""))
+                t.say("finish_thought", _text(e.get("thought")))
+        elif kind == "MessageEvent" and e.get("source") == "agent":
+            t.say("message", _text((e.get("llm_message") or {}).get("content")))
+        elif kind == "ObservationEvent":
+            obs = e.get("observation") or {}
+            text = "".join(c.get("text", "") for c in obs.get("content") or [] if isinstance(c, dict))
+            (t.errors if obs.get("is_error") else t.outputs).append(text)
+        elif kind in ("AgentErrorEvent", "ConversationErrorEvent"):
+            t.errors.append(str(e.get("error") or e.get("detail") or e))
+    # The status flips back to running only once the message is picked up: a turn is
+    # over when the agent answered after the message and the status says it stopped.
+    answered = any(e.get("source") == "agent" or e.get("kind") in ("AgentErrorEvent", "ConversationErrorEvent")
+                   for e in fresh)
+    t.done = answered and t.state in _STOPPED
+    return t
 
 
 def _text(content: Any) -> str:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harness import generations
-from harness.errors import InputError
+from harness.errors import InputError, TaskSetupError
 from harness.generations import Generation
 from harness.model import ImageSet
 from harness.openhands import Turn
@@ -212,7 +212,7 @@ def _seed_edit(w: Where) -> None:
     code, out = sh(w.runtime, f"mkdir -p {w.workspace} && printf %s {shlex.quote(before)} > {path} "
                               f"&& chmod 666 {path}")
     if code != 0:
-        raise RuntimeError(f"could not seed {path} in the runtime: {out.strip()[:200]}")
+        raise TaskSetupError(f"could not seed {path} in the runtime: {out.strip()[:200]}")
 
 
 EDIT_FILE = Task(
@@ -316,11 +316,11 @@ def _setup_of(spec: Spec) -> Callable[[Where], None]:
             code, out = run_in(w, f"mkdir -p -- {shlex.quote(str(Path(path).parent))} && "
                                   f"printf %s {data} | base64 -d > {shlex.quote(path)}")
             if code != 0:
-                raise RuntimeError(f"could not seed {path} in the runtime (exit {code}): {tail(out, 200)}")
+                raise TaskSetupError(f"could not seed {path} in the runtime (exit {code}): {tail(out, 200)}")
         for i, command in enumerate(spec.setup):
             code, out = run_in(w, command)
             if code != 0:
-                raise RuntimeError(f"setup[{i}] `{command}` exited {code} in the runtime: {tail(out, 200)}")
+                raise TaskSetupError(f"setup[{i}] `{command}` exited {code} in the runtime: {tail(out, 200)}")
 
     return setup
 

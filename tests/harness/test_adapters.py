@@ -1,7 +1,15 @@
-"""The adapters' pure rules: where each generation's app looks for its runtime."""
+"""The adapters: each generation's pure rules (where its app looks for its runtime, where
+its sandbox calls back), and its client's one boundary, where an answer of another shape
+than the release's API gives becomes an UnexpectedAnswer, never a KeyError or ValueError."""
+from typing import Any
+
 import pytest
 
-from harness.openhands.v0 import V0Adapter
+from harness import generations
+from harness.errors import AdapterError, UnexpectedAnswer
+from harness.openhands import Client, CountsEvents, Replays, Rules, client_for, rules_for
+from harness.openhands.v0 import V0Client, V0Rules
+from harness.openhands.v1 import V1Client, V1Rules
 
 pytestmark = pytest.mark.unit
 
@@ -10,7 +18,7 @@ IMAGE_ENV = {"SANDBOX_LOCAL_RUNTIME_URL": "http://host.docker.internal"}  # as t
 
 
 def test_v0_runtime_url_before_its_log_line_follows_the_apps_whole_environment() -> None:
-    v0 = V0Adapter("http://127.0.0.1:9")
+    v0 = V0Rules()
     # the probe may look before DockerRuntime logs the URL: the formula must give the same one
     assert v0.runtime_url("", IMAGE_ENV, RUNTIME) == "http://host.docker.internal:37395"
     assert v0.runtime_url("", {**IMAGE_ENV, "DOCKER_HOST_ADDR": "172.17.0.1"}, RUNTIME) == "http://172.17.0.1:37395"
@@ -18,4 +26,61 @@ def test_v0_runtime_url_before_its_log_line_follows_the_apps_whole_environment()
     logged = "Waiting for client to become ready at http://10.0.0.5:37395...\n"
     assert v0.runtime_url(logged, IMAGE_ENV, RUNTIME) == "http://10.0.0.5:37395"
     assert v0.runtime_url("", IMAGE_ENV, None) is None
-    v0.close()
+
+
+def test_v1_callback_target_follows_the_apps_settings() -> None:
+    callbacks = V1Rules().callbacks
+    assert callbacks is not None
+    assert callbacks.target({}) == ("host.docker.internal", 3000)
+    assert callbacks.target({"SANDBOX_HOST_PORT": "4000"}) == ("host.docker.internal", 4000)
+    web = {"OH_WEB_URL": "http://172.17.0.1:4000", "SANDBOX_HOST_PORT": "4000"}
+    assert callbacks.target(web) == ("172.17.0.1", 4000)
+    assert callbacks.urls({"OH_WEBHOOKS_1_BASE_URL": "http://b", "OH_WEBHOOKS_0_BASE_URL": "http://a"}) == [
+        ("webhook 0", "http://a"), ("webhook 1", "http://b")]
+
+
+@pytest.mark.parametrize("gen", list(generations.GENERATIONS.values()), ids=lambda g: g.name)
+def test_a_generation_has_only_the_parts_it_really_has(gen: generations.Generation) -> None:
+    """No stubs of the other generation's methods: a part a generation lacks is absent."""
+    rules: Rules = rules_for(gen)
+    client: Client = client_for(gen, "http://127.0.0.1:9")
+    try:
+        assert (rules.callbacks is not None) == gen.callback
+        assert isinstance(client, Replays) == (gen.replay_skip is None)
+        assert isinstance(client, CountsEvents) == gen.callback  # the webhook's delivery, side by side
+    finally:
+        client.close()
+
+
+def answering(client: Any, *answers: Any) -> Any:
+    """The client with its app answering `answers` in turn (2xx, so only the shape is wrong)."""
+    queue = list(answers)
+    client._call = lambda method, path, **kw: queue.pop(0)
+    return client
+
+
+@pytest.mark.parametrize("answers, call", [
+    ((["not", "a dict"],), lambda c: c.create_conversation("hi")),
+    (({"conversation_id": ""},), lambda c: c.create_conversation("hi")),
+    (({"events": [{"no": "id"}], "has_more": True},), lambda c: c.events("abc")),
+    (("plain text",), lambda c: c.runtime_state("abc")),
+], ids=["v0-create-list", "v0-create-empty-id", "v0-events-without-ids", "v0-state-text"])
+def test_v0_answers_of_the_wrong_shape_are_unexpected_answers(answers: tuple[Any, ...], call: Any) -> None:
+    client = answering(V0Client("http://127.0.0.1:9"), *answers)
+    with pytest.raises(UnexpectedAnswer):
+        call(client)
+    client.close()
+
+
+def test_v1_answers_of_the_wrong_shape_are_unexpected_answers() -> None:
+    client = answering(V1Client("http://127.0.0.1:9"), {"id": "task-1"}, [], [{"status": "READY"}, {"x": 1}])
+    cid = client.create_conversation("hi")
+    with pytest.raises(UnexpectedAnswer, match="not a list of one"):
+        client.runtime_state(cid)  # an empty list for the start task
+    with pytest.raises(UnexpectedAnswer, match="not a list of one"):
+        client.runtime_state(cid)  # two
+    with pytest.raises(UnexpectedAnswer, match="no start task known"):
+        client.runtime_state("never-created")
+    with pytest.raises(AdapterError):
+        answering(client, [{"conversation_url": None}]).send_message(cid, "hi")
+    client.close()

@@ -119,7 +119,7 @@ def test_app_dying_while_its_runtime_lives(client: docker.DockerClient, v0_image
     had started (still running) is removed with the cell."""
     import threading
 
-    from harness.cells.cell import CellPlan
+    from harness.cells.plan import CellPlan
     from harness.cells.runner import run_cell
     from harness.matrix import Cell, ModeChoice, Target
     from harness.model import CellResult

@@ -145,3 +145,15 @@ def test_the_top_level_is_short_and_no_name_is_a_prefix_of_another() -> None:
     names = top + sorted(set(FOLDERS) - {""})
     clashes = [(a, b) for a in names for b in names if a != b and b.startswith(a)]
     assert not clashes, clashes
+
+
+MAX_CLASS_LINES = 160  # docs/architecture.md: a class that grows past it holds more than one part
+
+
+def test_no_class_is_longer_than_the_limit() -> None:
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and (n := (node.end_lineno or 0) - node.lineno + 1) > MAX_CLASS_LINES:
+                long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {n} lines")
+    assert not long, "split these into parts: " + "; ".join(long)

@@ -15,7 +15,7 @@ import docker
 import pytest
 
 from harness import remedies
-from harness.cells.cell import CellPlan
+from harness.cells.plan import CellPlan
 from harness.cells.runner import run_cell
 from harness.host import cleanup, docker_host
 from harness.host.containers import free_port

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness import generations, matrix, tasks
-from harness.cells.cell import CellPlan
+from harness.cells.plan import CellPlan
 from harness.cells.runner import run_cell
 from harness.matrix import Cell, ModeChoice, Target
 from harness.model import CellResult, ImageSet

@@ -16,7 +16,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from harness.cells.cell import CellPlan
+from harness.cells.plan import CellPlan
 from harness.cells.runner import run_cell
 from harness.generations import V0
 from harness.host import cleanup, docker_host

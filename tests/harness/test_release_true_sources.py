@@ -9,7 +9,7 @@ from collections.abc import Callable
 import docker
 import pytest
 
-from harness.cells.cell import CellPlan
+from harness.cells.plan import CellPlan
 from harness.cells.runner import run_cell
 from harness.matrix import Cell, ModeChoice, Target
 from harness.model import ImageSet

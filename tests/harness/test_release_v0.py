@@ -15,7 +15,7 @@ import docker
 import pytest
 
 from harness import generations
-from harness.cells.cell import CellPlan
+from harness.cells.plan import CellPlan
 from harness.cells.runner import run_cell
 from harness.host import docker_host
 from harness.host.firewall import drop_bridge_to_host

@@ -11,7 +11,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from harness.cells.cell import CellPlan
+from harness.cells.plan import CellPlan
 from harness.cells.runner import run_cell
 from harness.host.containers import free_port
 from harness.matrix import Cell, ModeChoice, Target

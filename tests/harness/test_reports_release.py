@@ -77,9 +77,9 @@ def test_the_recommended_command_works_when_pasted(client: docker.DockerClient, 
     import time
     import uuid
 
-    from harness.cells.cell import NO_LLM
+    from harness.cells.plan import NO_LLM
     from harness.host import cleanup
-    from harness.openhands.v0 import V0Adapter
+    from harness.openhands.v0 import V0Client, V0Rules
 
     rec = json.loads((night_one / "results.json").read_text())["recommendation"]
     assert rec["cell"] == "0.62-host-gateway"
@@ -91,7 +91,7 @@ def test_the_recommended_command_works_when_pasted(client: docker.DockerClient, 
     runtime = None
     try:
         subprocess.run(["sh", "-c", command], check=True, capture_output=True, timeout=60)
-        app = V0Adapter("http://127.0.0.1:3000")
+        app = V0Client("http://127.0.0.1:3000")
         deadline = time.monotonic() + 150
         while time.monotonic() < deadline:
             try:
@@ -100,7 +100,7 @@ def test_the_recommended_command_works_when_pasted(client: docker.DockerClient, 
             except Exception:
                 time.sleep(1)
         cid = app.create_conversation("Say hello.")
-        runtime = app.runtime_container_name(cid)
+        runtime = V0Rules().runtime_container_name(cid)
         while time.monotonic() < deadline and not app.runtime_state(cid).ready:
             time.sleep(2)
         assert app.runtime_state(cid).ready

@@ -7,7 +7,7 @@ import pytest
 
 from harness import matrix
 from harness.cells import runner
-from harness.cells.cell import CellPlan
+from harness.cells.plan import CellPlan
 from harness.context import RunContext
 from harness.model import CellResult, Connect, Evidence, ImageFailure, ImageSet
 

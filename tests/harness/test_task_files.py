@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 
 from harness import generations, matrix, tasks
-from harness.errors import InputError
+from harness.errors import InputError, TaskSetupError
 from harness.model import CellResult, Connect, ImageSet, TaskResult
 from harness.openhands import SAID_KINDS, Turn
 from harness.secrets import redact_result
@@ -389,7 +389,7 @@ def test_a_task_starts_in_an_emptied_workspace_with_its_files_and_setup(tmp_path
 
 
 def test_a_failing_setup_stops_the_task_with_the_command_and_its_output(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match=r"setup\[0\] `echo broken >&2; false` exited 1 in the runtime: broken"):
+    with pytest.raises(TaskSetupError, match=r"setup\[0\] `echo broken >&2; false` exited 1 in the runtime: broken"):
         run_task(task(setup='["echo broken >&2; false"]') + CHECK, tmp_path)
 
 

@@ -9,13 +9,13 @@ import pytest
 from harness import generations
 from harness.openhands import Turn
 from harness.tasks import taskrun
-from harness.tasks.taskrun import LlmChoice, TaskRunner
+from harness.tasks.taskrun import ConversationTasks, LlmChoice, TaskKit
 
 pytestmark = pytest.mark.unit
 
 
 class Replay:
-    """An adapter whose turn() answers from a script, one look per call."""
+    """A client whose turn() answers from a script, one look per call."""
 
     def __init__(self, looks: list[Turn]) -> None:
         self.looks, self.calls = looks, 0
@@ -26,9 +26,9 @@ class Replay:
         return look
 
 
-def runner(adapter: Any, budget: float = 5.0) -> TaskRunner:
-    return TaskRunner(None, adapter, generations.V1, "img", "cell", ["create-file"],  # type: ignore[arg-type]
-                      LlmChoice(), budget, conversation="c1")
+def runner(client: Any, budget: float = 5.0) -> ConversationTasks:
+    kit = TaskKit(None, generations.V1, "img", "cell", ["create-file"], LlmChoice(), budget)  # type: ignore[arg-type]
+    return ConversationTasks(kit, client, "c1")
 
 
 def stopped(actions: int, errors: int = 0) -> Turn:
@@ -44,22 +44,22 @@ def no_wait(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_stopped_look_with_events_still_arriving_is_not_the_end() -> None:
     # Look 1 paired a stopped status with events read mid-turn; the error came after.
     replay = Replay([stopped(1), stopped(2, errors=1), stopped(2, errors=1)])
-    turn, error = runner(replay)._wait_turn("marker")
-    assert error is None and turn is not None
+    waited = runner(replay).wait_turn("marker")
+    turn = waited.turn
+    assert waited.api_error is None and turn is not None
     assert (turn.actions, turn.errors, replay.calls) == (["a0", "a1"], ["e0"], 3)
 
 
 def test_a_running_look_between_two_stopped_ones_starts_over() -> None:
     running = Turn(done=False, state="running", actions=["a0"])
     replay = Replay([stopped(1), running, stopped(1), stopped(1)])
-    turn, _ = runner(replay)._wait_turn("marker")
-    assert turn is not None and replay.calls == 4
+    assert runner(replay).wait_turn("marker").turn is not None and replay.calls == 4
 
 
 def test_a_turn_that_never_settles_returns_the_last_look_at_the_budget() -> None:
     replay = Replay([Turn(done=False, state="running")])
-    turn, error = runner(replay, budget=0.05)._wait_turn("marker")
-    assert turn is not None and not turn.done and error is None
+    waited = runner(replay, budget=0.05).wait_turn("marker")
+    assert waited.turn is not None and not waited.turn.done and waited.api_error is None
 
 
 class DeadLlm:
@@ -88,8 +88,7 @@ def test_a_dead_llm_ends_the_greetings_turn_and_the_tasks_in_seconds() -> None:
     agent = Sender([Turn(done=False, state="running")])
     r = runner(agent, budget=30.0)
     r.llm_watch = DeadLlm()  # type: ignore[assignment]
-    r._wait_turn(None)
-    assert r.llm_failure is not None and r.llm_watch.looks == 2  # type: ignore[union-attr]
+    assert r.wait_turn(None).llm_failure is not None and r.llm_watch.looks == 2  # type: ignore[union-attr]
     # Proven dead and still dead when probed again: the task fails with the cause, unsent.
     result = r.one("create-file", None)  # type: ignore[arg-type]
     assert (result.verdict, result.cause) == ("fail", "llm-unreachable") and agent.sent == []

@@ -1,0 +1,90 @@
+"""The machine's share of a cell's boot, as one context manager (`boot`): the host-port
+lock a runtime on fixed host ports needs, an admission slot (admission.py), and the meter
+that sets the boot against the release's own clock and the machine's load, and teaches
+admission what a passing boot needs here.
+
+The lock outlives the boot: it is handed to the cell's own ExitStack, so it goes only
+once the runtime holding those ports is gone (the stack removes the runtimes first).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from harness.cells import admission
+from harness.cells.facts import cpu_and_memory, started_at
+from harness.cells.launch import AppLauncher
+from harness.host import hostload
+from harness.model import Verdict
+
+
+@dataclass
+class BootClock:
+    """What the cell tells the meter while it boots."""
+
+    start: hostload.CpuSample
+    answered_at: float | None = None  # epoch seconds: the runtime first answered
+
+
+def host_port_lock(launcher: AppLauncher) -> contextlib.AbstractContextManager[object]:
+    """Cells whose runtime binds fixed host ports (the V1 sandbox on the host network) run
+    one at a time on this machine, across xdist workers and concurrent runs alike."""
+    gen, result = launcher.gen, launcher.result
+    if not launcher.mode.must_run_alone(gen):
+        return contextlib.nullcontext()
+    from filelock import FileLock
+
+    from harness.paths import cache_root
+
+    ports = ", ".join(str(p) for p in gen.host_network_ports)
+    note = f"serialized: the {gen.name.upper()} runtime binds fixed host ports ({ports})"
+    if note not in result.notes:
+        result.notes.append(note)
+    locks = cache_root() / "locks"
+    locks.mkdir(exist_ok=True)
+    return FileLock(str(locks / f"{gen.name}-host-network.lock"))
+
+
+@contextlib.contextmanager
+def boot(launcher: AppLauncher, holder: contextlib.ExitStack) -> Iterator[BootClock]:
+    """The boot (app, then runtime, up to the connect verdict) with the machine's share of
+    it; `holder` keeps the host-port lock until what the cell started is gone."""
+    plan, result = launcher.plan, launcher.result
+    holder.enter_context(host_port_lock(launcher))
+    waiting = "waiting for every boot slot (this boot runs alone)" if plan.alone else \
+        f"waiting for a boot slot ({plan.boot_slots} on this machine)"
+    held = contextlib.nullcontext(0.0) if plan.slots_held else \
+        admission.slot(plan.boot_slots, plan.alone, lambda: launcher.phase(waiting))
+    with held as waited:
+        result.boot.slot_wait, result.boot.slots, result.boot.alone = waited, plan.boot_slots, plan.alone
+        clock = BootClock(hostload.sample())
+        try:
+            yield clock
+        finally:
+            measure(launcher, clock)
+
+
+def measure(launcher: AppLauncher, clock: BootClock) -> None:
+    """The boot against the release's clock and the machine's load; a passing boot's CPU and
+    memory teach admission control what a boot needs here."""
+    result, gen = launcher.result, launcher.gen
+    b, runtime = result.boot, launcher.container(launcher.runtime_name)
+    b.grace = gen.grace(launcher.app_env)
+    if runtime is not None and clock.answered_at is not None and (started := started_at(runtime)):
+        b.runtime_seconds = round(clock.answered_at - started, 1)
+    end = hostload.sample()
+    busy, steal = hostload.busy_cores(clock.start, end)
+    app_cpu, app_memory = cpu_and_memory(launcher.container(launcher.name))
+    runtime_cpu, runtime_memory = cpu_and_memory(runtime)
+    wall = max(end.at - clock.start.at, 1e-6)
+    own = (app_cpu + runtime_cpu) / wall
+    b.cpu_cores, b.host_busy_cores = round(own, 2), round(busy, 2)
+    b.other_cores, b.steal_percent = round(max(busy - own, 0.0), 2), round(steal, 1)
+    b.load = hostload.load()
+    at_api = launcher.app_cpu_at_api
+    app_phase = at_api / max(result.app_seconds or 0.0, 1.0)
+    connect_phase = ((app_cpu - at_api) + runtime_cpu) / max(result.connect.seconds or 0.0, 1.0)
+    if result.connect.verdict == Verdict.PASS and result.app_seconds and result.connect.seconds:
+        admission.record(gen.name, max(app_phase, connect_phase), app_memory + runtime_memory)

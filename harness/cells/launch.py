@@ -1,0 +1,141 @@
+"""A cell's app container and what OpenHands starts from it: the mode's networks, the app
+started as its launch describes it (the line people read and the container are one
+description, modes.AppLaunch), the wait for its API, and the runtimes it starts, named in
+the run registry at once and removed after the app."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import replace
+
+import docker
+from docker.errors import NotFound
+from docker.models.containers import Container
+
+from harness import modes, progress
+from harness.cells.diagnosis import Decision
+from harness.cells.facts import cpu_and_memory, env_of
+from harness.cells.plan import CellPlan, runtime_kwargs
+from harness.host import cleanup
+from harness.host.containers import CellResources, app_container, free_port
+from harness.model import Cause, CellResult, Verdict
+from harness.openhands import Client
+
+
+class AppLauncher:
+    """One cell's app and the runtimes it starts; a modes.CellSite for modes that place a
+    user's deployment (free ports, scratch folders of the cell's own)."""
+
+    def __init__(self, plan: CellPlan, result: CellResult, client: docker.DockerClient,
+                 resources: CellResources) -> None:
+        self.plan, self.result, self.client, self.resources = plan, result, client, resources
+        self.gen = plan.cell.target.generation
+        self.mode: modes.ModeSpec = plan.cell.mode.spec
+        self.name, self.labels = resources.name, resources.labels
+        self.networks: dict[str, str] = {}  # the mode's networks -> the cell's own
+        self.app_env: dict[str, str] = {}  # the app process's whole environment, once started
+        self.runtime_name: str | None = None
+        self.app_cpu_at_api = 0.0  # the app's CPU seconds when its API first answered
+        self._launched = False
+
+    def phase(self, text: str) -> None:
+        """A phase line for the user watching the run (progress.py)."""
+        progress.phase(self.plan.cell.id, text)
+
+    def free_port(self) -> int:  # modes.CellSite
+        return free_port()
+
+    def scratch(self, why: str) -> str:  # modes.CellSite
+        return self.resources.scratch(why)
+
+    def container(self, name: str | None) -> Container | None:
+        if not name:
+            return None
+        try:
+            return self.client.containers.get(name)
+        except NotFound:
+            return None
+
+    def launch(self) -> modes.AppLaunch:
+        p = self.plan
+        env = {**p.images.app_env, **p.env}
+        if self.gen.runtime_image_env and p.images.runtime_image:  # V0 is told its runtime image, as documented
+            env = {self.gen.runtime_image_env: p.images.runtime_image, **env}
+        if not self._launched:  # the cell's networks, and the runtimes' removal after the app, before it
+            self._launched = True
+            self.networks = {n: self.resources.network("" if n == modes.OWN_NETWORK else n)
+                             for n in self.mode.networks}
+            self.resources.on_close(self._remove_runtimes)
+        # Docker picks the published port unless the app must know it before it starts.
+        chosen = self.mode.network == "host" or self.gen.callback or self.mode.places_ports
+        host_port = p.app_port or (free_port() if chosen else None)
+        launch = self.mode.launch(self.gen, image=p.images.app_image, env=env, host_port=host_port,
+                                  networks=self.networks, site=self)
+        self.result.notes += [n for n in launch.placement if n not in self.result.notes]
+        self.result.docker_run = launch.docker_run(p.secrets)
+        self.result.app_env = dict(launch.env)  # redacted by the caller (secrets.py)
+        return launch
+
+    def start(self, launch: modes.AppLaunch, stack: contextlib.ExitStack | None = None) -> Container:
+        env = launch.container_env()  # what the user sets wins over the harness's own
+        if self.gen.label_env:  # OpenHands passes the cell's labels on to the runtimes it starts
+            merged = runtime_kwargs(env.get(self.gen.label_env), self.labels, self.gen.label_env)
+            launch = replace(launch, env={**launch.env, self.gen.label_env: merged})
+            env = launch.container_env()
+        app = app_container(launch.image, launch.options(placed=True, name=self.name), launch.argv(), self.labels)
+        container = (stack or self.resources.stack).enter_context(app).get_wrapped_container()
+        # The process's whole environment: the image's ENV (V0's SANDBOX_LOCAL_RUNTIME_URL is
+        # there) under what was passed, so a URL formula read before its log line is right.
+        self.app_env = {**env_of(container), **env}
+        self.result.socket_mounted_in = [self.name]
+        self.phase(f"app {self.name} started from {launch.image}")
+        return container
+
+    def app_url(self, launch: modes.AppLaunch, app: Container) -> str:
+        """Where the harness reaches the app: the host port chosen, or the one Docker chose."""
+        if launch.host_port is not None:
+            return f"http://127.0.0.1:{launch.host_port}"
+        app.reload()
+        binds = (app.attrs.get("NetworkSettings") or {}).get("Ports", {}).get(f"{launch.listen_port}/tcp") or []
+        return f"http://127.0.0.1:{binds[0]['HostPort']}"
+
+    def wait_api(self, container: Container, client: Client) -> Decision | None:
+        """None once the app's API answers; else why not, within the app budget."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < self.plan.app_budget:
+            container.reload()
+            if container.status not in ("running", "created"):
+                code = container.attrs["State"].get("ExitCode")
+                return Decision(Verdict.FAIL, Cause.APP_EXITED,
+                                f"app container {container.status} with exit code {code} before its API answered")
+            if client.healthy():
+                self.result.app_seconds = round(time.monotonic() - t0, 1)
+                self.phase(f"app's API up after {self.result.app_seconds} s")
+                self.app_cpu_at_api = cpu_and_memory(container)[0]
+                return None
+            time.sleep(1)
+        return Decision(Verdict.FAIL, Cause.BUDGET_EXCEEDED,
+                        f"the app's API did not answer within {self.plan.app_budget:.0f} s")
+
+    # -- the runtimes OpenHands starts ----------------------------------------------------
+
+    def track_runtime(self, name: str) -> None:
+        """A runtime OpenHands will create for this cell: named in the run registry at once,
+        so a sweep after a crash still finds it (V1 sandboxes carry no label of ours)."""
+        self.runtime_name = self.result.runtime_container = name
+        cleanup.register(self.plan.run_id, name)
+        self.phase(f"conversation created: its runtime {name} is starting")
+
+    def remove_runtime(self, name: str | None) -> None:
+        if name:
+            if (c := self.container(name)) is not None:
+                cleanup.remove_container(c)
+            cleanup.unregister(self.plan.run_id, name)
+
+    def _remove_runtimes(self) -> None:
+        """After the app: every runtime it started, by label (V0 passes ours on) and by name."""
+        for c in self.client.containers.list(all=True, filters={"label": f"{cleanup.CELL_LABEL}={self.plan.cell.id}"}):
+            if c.labels.get(cleanup.RUN_LABEL) == self.plan.run_id and c.labels.get(cleanup.ROLE_LABEL) != "sidecar":
+                cleanup.remove_container(c)
+        self.remove_runtime(self.runtime_name)

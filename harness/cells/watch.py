@@ -1,0 +1,206 @@
+"""Watching a runtime come up, on the harness's own clock: one look is an `Observation`
+(the daemon's state of both containers, the app's own account, the probes along each
+path), the `Judge` (diagnosis.py) turns looks into a decision, and the loop stops at the
+first decision or at the connect budget.
+
+A `Watch` is what an entry point knows of its runtime (the API cell's conversation, the
+headless cell's process); `look` asks it and the containers, and returns what it saw and
+nothing else. The only thing a look remembers across looks is the host firewall's rules,
+read once per cell (`FirewallView`): a look at them is a subprocess.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import urlparse
+
+import docker
+from docker.models.containers import Container
+
+from harness.cells.diagnosis import Decision, Judge, Observation
+from harness.cells.facts import bridge_of, inner_port, published_on, where
+from harness.errors import AdapterError
+from harness.host import docker_host, firewall
+from harness.host.containers import tail
+from harness.host.netprobe import NetProbe
+from harness.host.probes import probe_from, proxy_env, proxy_for
+from harness.model import Cause, strip_ansi
+from harness.openhands import Rules, RuntimeState
+
+POLL = 2.0
+
+
+class Watch(Protocol):
+    """What the connect watch needs to know about one runtime, per entry point."""
+
+    def runtime(self) -> Container | None: ...
+    def state(self) -> RuntimeState: ...  # the app's own account; raises AdapterError
+    def runtime_url(self, app_logs: str, runtime: Container | None) -> str | None: ...
+    def callback_target(self) -> tuple[str, int] | None: ...
+    def runtime_failure(self, app_logs: str) -> str | None: ...  # the app's own line naming one
+    def callbacks(self, runtime: Container) -> list[tuple[str, str]]: ...  # (label, url) it calls the app at
+    def callback_story(self, runtime: Container) -> list[str]: ...  # its log of those calls, event counts
+    def runtime_running(self, runtime: Container) -> None: ...  # on every look while it runs
+
+
+class RulesWatch:
+    """The parts of a Watch that the generation's rules answer from what the app shows (its
+    log, its environment), shared by the entry points; they add the runtime and its state."""
+
+    def __init__(self, rules: Rules, app_env: Callable[[], dict[str, str]]) -> None:
+        self.rules, self.app_env = rules, app_env
+
+    def runtime_url(self, app_logs: str, runtime: Container | None) -> str | None:
+        return self.rules.runtime_url(app_logs, self.app_env(), runtime.attrs if runtime is not None else None)
+
+    def callback_target(self) -> tuple[str, int] | None:
+        return self.rules.callbacks.target(self.app_env()) if self.rules.callbacks else None
+
+    def runtime_failure(self, app_logs: str) -> str | None:
+        return self.rules.failure_log.line(app_logs) if self.rules.failure_log else None
+
+
+class FirewallView:
+    """The host firewall's rules that meet a probe that did not get through: read once per
+    cell and only then, with the bridge each caller's packets arrive on."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self.client = client
+        self.read = False
+        self.rules: list[firewall.Rule] | None = None
+        self.default_bridge = "docker0"
+        self.bridges: dict[str, str] = {}  # container id -> its bridge
+
+    def on(self, caller: Container, p: NetProbe | None) -> list[firewall.Rule] | None:
+        if p is None or p.tcp not in ("refused", "unreachable", "timeout"):
+            return None
+        if not self.read:
+            self.read = True
+            self.rules = None if docker_host.remote() else firewall.rules()  # a remote daemon's live there
+            self.default_bridge = docker_host.bridge_options(self.client).get("name", "docker0")
+        if caller.id not in self.bridges:
+            self.bridges[caller.id] = bridge_of(self.client, caller)
+        bridge = self.bridges[caller.id]
+        # Only the default bridge's (and the host network's) connects to the host meet INPUT:
+        # Docker NATs other networks' to a published port, through FORWARD, which is not read.
+        if self.rules is None or bridge not in ("lo", self.default_bridge):
+            return None
+        return firewall.matching(self.rules, bridge, p.port)
+
+
+def probe_url(container: Container, role: str, url: str) -> NetProbe:
+    u = urlparse(url)
+    port = u.port or (443 if u.scheme == "https" else 80)
+    return probe_from(container, where(container, role), u.hostname or "", port, u.path or "/")
+
+
+def look(watch: Watch, app: Container, t: float, url: str | None, view: FirewallView) -> Observation:
+    """One look at the app, its runtime and the paths between them, `t` s into the watch;
+    `url` is where the app reaches the runtime as far as an earlier look knew."""
+    app.reload()
+    o = Observation(t=t, app_status=app.status, app_exit=app.attrs["State"].get("ExitCode"), runtime_url=url)
+    runtime = watch.runtime()
+    if runtime is not None:
+        state = runtime.attrs["State"]
+        o.runtime_status, o.runtime_exit = runtime.status, state.get("ExitCode")
+        o.runtime_oom = bool(state.get("OOMKilled"))
+        o.runtime_error = str(state.get("Error") or "")
+        o.runtime_restarts = int(runtime.attrs.get("RestartCount") or 0)
+    if o.app_status == "running":
+        try:
+            o.state = watch.state()
+        except AdapterError as e:
+            o.api_error = str(e)[:300]
+        logs = strip_ansi(tail(app, 400))
+        o.runtime_url = url or watch.runtime_url(logs, runtime)
+        o.app_failure = watch.runtime_failure(logs)
+        o.proxy = proxy_env(app)
+    if o.state is None:  # a headless process may be done already: its log outlives it
+        with contextlib.suppress(AdapterError):
+            o.state = watch.state()
+    runtime_up = runtime is not None and o.runtime_status == "running"
+    ready = bool(o.state and o.state.ready)
+    o.runtime_answered = ready
+    if ready and runtime is not None and runtime_up:
+        o.webhook_probes = [probe_url(runtime, f"sandbox {label}", target)
+                            for label, target in watch.callbacks(runtime)]
+    if o.app_status != "running" or ready:
+        return o
+    u = urlparse(o.runtime_url or "")
+    if u.hostname and u.port:
+        o.app_probe = probe_from(app, where(app, "app"), u.hostname, u.port)
+        if runtime is not None:
+            o.published_on = published_on(runtime, u.port)
+        if runtime is not None and runtime_up:
+            o.self_probe = probe_from(runtime, "runtime", "127.0.0.1", inner_port(runtime, u.port))
+            o.runtime_answered = o.self_probe.tcp == "open"
+        if (via := proxy_for(o.proxy)) is not None:
+            o.proxy_probe = probe_from(app, "app via its proxy", u.hostname, u.port, via=via)
+    callback = watch.callback_target()
+    if callback and runtime is not None and runtime_up:
+        o.callback_probe = probe_from(runtime, where(runtime, "sandbox"), callback[0], callback[1])
+        o.callback_published_on = published_on(app, callback[1])
+    o.app_rules = view.on(app, o.app_probe)
+    o.callback_rules = view.on(runtime, o.callback_probe) if runtime is not None else None
+    return o
+
+
+@dataclass
+class Watched:
+    """How a watch ended: the decision, the look it was made on, and the runtime's clock."""
+
+    decision: Decision
+    last: Observation | None
+    runtime_url: str | None
+    seconds: float
+    answered_at: float | None  # epoch seconds of the first look where the runtime answered
+
+
+def watch_connect(watch: Watch, app: Container, view: FirewallView, budget: float,
+                  phase: Callable[[str], None]) -> Watched:
+    """Looks every POLL s until the Judge decides or `budget` runs out."""
+    judge, url, t0 = Judge(), None, time.monotonic()
+    answered_at: float | None = None
+    decision: Decision | None = None
+    seen_running = False
+    while decision is None:
+        tick = time.monotonic()
+        obs = look(watch, app, tick - t0, url, view)
+        url = obs.runtime_url
+        if obs.runtime_answered and answered_at is None:
+            answered_at = time.time()  # it answered by now (to within a look)
+        runtime = watch.runtime() if obs.runtime_status == "running" else None
+        if runtime is not None:
+            if not seen_running:
+                seen_running = True
+                phase(f"runtime {runtime.name} running after {obs.t:.0f} s: waiting for the app to reach it")
+            watch.runtime_running(runtime)
+        decision = judge.add(obs)
+        if decision is None and time.monotonic() - t0 >= budget:
+            decision = judge.at_budget(budget)
+        if decision is None:
+            time.sleep(max(0.0, POLL - (time.monotonic() - tick)))
+    watched = Watched(decision, judge.last, url, time.monotonic() - t0, answered_at)
+    if decision.cause == Cause.STARTUP_GRACE and watched.answered_at is None:
+        watched.answered_at = time_the_runtime(watch, url)
+    return watched
+
+
+def time_the_runtime(watch: Watch, url: str | None, limit: float = 90.0) -> float | None:
+    """After a grace ran out: when the runtime really answers on its own port (epoch
+    seconds), so the verdict can set it against the grace (the app has given up; the
+    container runs)."""
+    u = urlparse(url or "")
+    t0 = time.monotonic()
+    while u.port and time.monotonic() - t0 < limit:
+        runtime = watch.runtime()
+        if runtime is None or runtime.status != "running":
+            return None
+        if probe_from(runtime, "runtime", "127.0.0.1", inner_port(runtime, u.port)).tcp == "open":
+            return time.time()
+        time.sleep(1)
+    return None
