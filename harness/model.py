@@ -151,6 +151,10 @@ class TaskResult(_Model):
     llm_calls: int | None = None  # scripted LLM only: requests it answered for this task
     actions: list[str] = Field(default_factory=list)
     evidence: list[str] = Field(default_factory=list)
+    # A pass whose effect is there although the release misbehaved on the way (the agent
+    # never saw a command's output, which the events prove: `evidence`), so the verdict
+    # stays the effect's, the same whatever the machine's load, and the misstep is said.
+    finding: str | None = None
 
 
 class RemedyTry(_Model):

@@ -75,6 +75,9 @@ class Turn:
     errors: list[str] = field(default_factory=list)  # error observations / agent errors
     messages: list[str] = field(default_factory=list)  # what the agent said, every kind, in order
     said: list[tuple[str, str]] = field(default_factory=list)  # the same, as (kind in SAID_KINDS, text)
+    # Commands the runtime answered with no output while its own framing says it never read
+    # the command's (V0: a "truncated" prefix on an empty observation), as evidence lines.
+    unread: list[str] = field(default_factory=list)
 
     def say(self, kind: str, text: str) -> None:
         if text:

@@ -154,6 +154,32 @@ def turn_from_events(events: list[dict[str, Any]], after: str | None) -> Turn:
                 t.say("finish_thought", str(args.get("thought") or ""))
         elif e.get("observation") == "error":
             t.errors.append(str(e.get("content") or e.get("message")))
+        elif e.get("observation") in _NOT_ANSWERS:
+            continue
         elif e.get("observation") and e.get("source") != "user":
             t.outputs.append(str(e.get("content") or ""))
+            if (why := _unread(e)) is not None:
+                t.unread.append(why)
     return t
+
+
+# Observations that answer no action of the agent's: the recall's (NullObservation, content '').
+_NOT_ANSWERS = {"null"}
+# BashSession.execute (runtime/utils/bash.py at 0.62.0) takes a pane that still ends with the
+# previous prompt for the command's end when it looks before tmux has echoed the command: it
+# then answers at once with the text before that prompt (nothing, after the screen was
+# cleared) under this prefix, while the command goes on to run in the shell.
+_TRUNCATED = "[Previous command outputs are truncated."
+
+
+def _unread(e: dict[str, Any]) -> str | None:
+    """Why a command's observation holds none of its output, when the release's own
+    metadata shows the output was never read."""
+    extras = e.get("extras") or {}
+    meta = extras.get("metadata") or {}
+    if e.get("observation") != "run" or str(e.get("content") or "").strip() or \
+            not str(meta.get("prefix") or "").startswith(_TRUNCATED):
+        return None
+    return (f"event {e.get('id')} at {e.get('timestamp')}: OpenHands answered `{str(extras.get('command'))[:120]}` "
+            f"with no output and the prefix {str(meta.get('prefix')).strip()!r} (exit code {meta.get('exit_code')}, "
+            f"pid {meta.get('pid')}): its bash session read the prompt before the command, not the command's output")

@@ -68,6 +68,9 @@ class Check:
     ok: bool
     detail: str
     evidence: list[str] = field(default_factory=list)  # what the check saw, for a failure
+    # What the release got wrong although the effect is there (TaskResult.finding), with the
+    # events that prove it in `evidence`.
+    finding: str | None = None
 
 
 @dataclass(frozen=True)
@@ -182,9 +185,19 @@ def _run_out(w: Where) -> tuple[str, str]:
 
 def _check_run(w: Where, turn: Turn) -> Check:
     path, want = _run_out(w)
-    if not any(want in o for o in turn.outputs):
-        return Check(False, f"the runtime's output never showed {want!r} (outputs: {[o[:80] for o in turn.outputs]})")
-    return _expect_file(w, path, want + "\n")
+    if any(want in o for o in turn.outputs):
+        return _expect_file(w, path, want + "\n")
+    never = f"the runtime's output never showed {want!r} (outputs: {[o[:80] for o in turn.outputs]})"
+    if not turn.unread:
+        return Check(False, never)
+    # The release answered every run of the command without reading its output: whether the
+    # command ran is then the file's to say, and the lost output is the release's finding.
+    ran = _expect_file(w, path, want + "\n")
+    if not ran.ok:
+        return Check(False, f"{never}; {ran.detail}", [*turn.unread, *ran.evidence])
+    return Check(True, ran.detail, list(turn.unread), finding=(
+        f"the command ran (its file holds the output) but the agent never saw its output: {never}; "
+        "OpenHands answered it before reading it"))
 
 
 RUN_COMMAND = Task(

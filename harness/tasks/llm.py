@@ -89,14 +89,25 @@ def progress(messages: list[Message]) -> tuple[str | None, list[str]]:
     return None, []
 
 
+# The lines a release frames a tool result with (V0: "[The command completed with exit code
+# 0.]", "[Previous command outputs are truncated. ...]", "[Current working directory: ...]").
+FRAME_LINE = re.compile(r"^\[[^\n]*\]$", re.M)
+
+
+def unframed(result: str) -> str:
+    """What the tool itself printed: the result without the release's bracketed lines."""
+    return FRAME_LINE.sub("", result).strip()
+
+
 def step_index(script: list[Step], results: list[str]) -> int:
     """The step to answer after these results. A step marked `look_again` whose result came
-    back empty is issued once more, as a model that expected output looks again (V0's bash
-    tool now and then returns nothing for a quick command)."""
+    back with no output of its own (only the release's framing) is issued once more, as a
+    model that expected output looks again: V0's bash tool can answer a quick command on a
+    busy machine before the shell has echoed it (OpenHands' runtime/utils/bash.py at 0.62.0)."""
     index, again = 0, set()
     for result in results:
         step = script[min(index, len(script) - 1)]
-        if step.get("look_again") and not result.strip() and index not in again:
+        if step.get("look_again") and not unframed(result) and index not in again:
             again.add(index)
             continue
         index += 1

@@ -188,7 +188,9 @@ class TaskKit:
         calls = [r for r in self.records() if r.get("task") == f"{name} {self.nonce}" and r.get("tools")]
         r = self.result(name, Verdict.PASS if check.ok else Verdict.FAIL, seconds=round(seconds, 1),
                         detail=check.detail, llm_calls=len(calls) if self.choice.scripted else None,
-                        actions=turn.actions if turn else [])
+                        actions=turn.actions if turn else [], finding=check.finding)
+        if check.ok and check.finding:
+            r.evidence = check.evidence
         if not check.ok:
             never = ["the LLM was never called for this task"] if self.choice.scripted and not calls else []
             r.evidence = never + why + check.evidence + [
@@ -259,8 +261,8 @@ class ConversationTasks:
             phase(f"task {name}: started")
             r = self.one(name, runtime)
             after = f" after {r.seconds} s" if r.seconds is not None else ""
-            phase(f"task {name}: {r.verdict}{after}" + (f" ({r.detail[:120]})" if r.detail and r.verdict != "pass"
-                                                         else ""))
+            why = r.detail if r.verdict != "pass" else r.finding and f"finding: {r.finding}"
+            phase(f"task {name}: {r.verdict}{after}" + (f" ({why[:160]})" if why else ""))
             results.append(r)
         return results
 

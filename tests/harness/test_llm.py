@@ -176,6 +176,17 @@ def test_a_step_that_expects_output_is_issued_again_when_the_tool_gave_back_noth
     assert llm.step_index(plain, [""]) == 1  # an empty result is fine for a step that expects none
 
 
+def test_a_result_of_nothing_but_the_releases_framing_is_nothing() -> None:
+    """What V0's agent sent the LLM for a command its bash session answered unread (0.62.0,
+    tests/harness/data/v0-run-command-unread.json): a prefix, no output, the exit code."""
+    script = [{"do": "bash", "command": "echo x | tee f", "look_again": True}, {"do": "finish"}]
+    framed = ("[Previous command outputs are truncated. Showing the last 1 lines of the output below.]\n\n"
+              "[The command completed with exit code 0.]")
+    assert llm.unframed(framed) == ""
+    assert llm.step_index(script, [framed]) == 0  # looks again
+    assert llm.step_index(script, [framed + "\nx:42\n[The command completed with exit code 0.]"]) == 1
+
+
 def test_a_task_file_command_whose_output_is_read_next_looks_again() -> None:
     from harness.tasks.taskfile import parse
 
