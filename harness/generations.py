@@ -119,7 +119,7 @@ V0 = Generation(
     runtime_host_ports="30000:39999",
     trajectory_reader="harness.openhands.v0:turn_from_events",
     remedies=("add-host-gateway", "docker-host-addr", "host-network-trio", "own-network", "bind-all-addresses",
-              "no-proxy", "firewall-accept"),
+              "no-proxy", "firewall-accept", "rootless-host-alias"),
     # CodeActAgent 0.62 offers execute_ipython_cell (AgentConfig.enable_jupyter, default True)
     # and browser (enable_browsing, default True): codeact_agent.py _get_tools.
     capabilities=("ipython", "browser"),
@@ -151,7 +151,7 @@ V1 = Generation(
     replay_skip="1.x has no replay of a recorded trajectory (V0's replay_json): run its tasks with an LLM",
     remedies=("add-host-gateway", "no-proxy", "v1-url-pattern", "v1-startup-grace", "v1-web-url", "v1-extra-webhook",
               "v1-callback-urls", "v1-published-port", "publish-on-gateway", "v1-hosts-entry",
-              "firewall-accept"),
+              "firewall-accept", "rootless-host-alias"),
     latest=True,
     # The SDK agent's default tools (openhands-tools 1.34.0, tools/preset/default.py):
     # terminal, file_editor, task_tracker and the browser tool set; no IPython tool.

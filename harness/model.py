@@ -326,6 +326,17 @@ class ImageFailure(_Model):
     resolved_version: str | None = None
 
 
+class RootlessKitInfo(_Model):
+    """A rootless daemon's RootlessKit as its API describes it (host/rootlesskit.py)."""
+
+    version: str | None = None
+    network_driver: str | None = None  # slirp4netns, vpnkit, pasta, lxc-user-nic
+    port_driver: str | None = None  # builtin, slirp4netns
+    child_ip: str | None = None  # the namespace's own address
+    host_alias: str | None = None  # this machine as a container reaches it (the namespace's default gateway)
+    host_loopback: bool | None = None  # the host alias reaches this machine's loopback (no --disable-host-loopback)
+
+
 class Host(_Model):
     """What the daemon says about itself; a verdict belongs to its host."""
 
@@ -334,6 +345,7 @@ class Host(_Model):
     os: str | None = None
     kernel: str | None = None
     rootless: bool | None = None
+    rootlesskit: RootlessKitInfo | None = None  # a rootless daemon on this machine: its RootlessKit
     cgroup: str | None = None
     storage_driver: str | None = None
     bridge_gateway: str | None = None

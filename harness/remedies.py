@@ -45,6 +45,17 @@ class Context:
     firewall: tuple[firewall.Rule, ...] = ()
     bridge: str = "docker0"
     ports: str = ""
+    # A rootless daemon: the gateway is a bridge inside RootlessKit's namespace, where its
+    # docker-proxy does not listen; this machine's published ports are at the host alias, when
+    # slirp4netns maps it to the loopback (host/rootlesskit.py). None: not rootless, or no alias
+    # that reaches the loopback (then no address here reaches them without this machine's own).
+    rootless: bool = False
+    host_alias: str | None = None
+
+    @property
+    def published_at(self) -> str | None:
+        """Where a container reaches a port published on the daemon's host."""
+        return self.host_alias if self.rootless else self.gateway
 
 
 @dataclass(frozen=True)
@@ -83,7 +94,7 @@ class Change:
 
 
 def _gateway(key: str, fmt: str = "{gw}") -> Callable[[Context], dict[str, str] | None]:
-    return lambda ctx: {key: fmt.format(gw=ctx.gateway)} if ctx.gateway else None
+    return lambda ctx: {key: fmt.format(gw=ctx.published_at)} if ctx.published_at else None
 
 
 def _no_proxy(ctx: Context) -> dict[str, str]:
@@ -114,7 +125,7 @@ def _app_address(ctx: Context) -> str | None:
     app is on the host's loopback; elsewhere its port is published at the bridge gateway."""
     if _loopback_only(ctx):
         return None
-    return "127.0.0.1" if _on_host_network(ctx) else ctx.gateway
+    return "127.0.0.1" if _on_host_network(ctx) else ctx.published_at
 
 
 def _web_url(ctx: Context) -> dict[str, str] | None:
@@ -154,6 +165,18 @@ def _gateway_publish(ctx: Context) -> str | None:
     """A deployment that publishes the app on loopback only: the sandbox calls it back at the
     bridge gateway, so the port is published there too (still not on the host's other addresses)."""
     return ctx.gateway if _loopback_only(ctx) else None
+
+
+def _host_alias(ctx: Context) -> dict[str, str] | None:
+    """On a rootless daemon whose host alias reaches this machine's loopback: the app reaches
+    its runtime's published port there, and (1.x) the sandbox the app's, both ways at once,
+    since both stop at RootlessKit's gateway."""
+    if not ctx.rootless or not ctx.host_alias or _on_host_network(ctx):
+        return None
+    gen = generations.get(ctx.api)
+    if not gen.callback:
+        return {"DOCKER_HOST_ADDR": ctx.host_alias}
+    return {"SANDBOX_CONTAINER_URL_PATTERN": f"http://{ctx.host_alias}:{{port}}", **(_both(ctx) or {})}
 
 
 def _firewall_accept(ctx: Context) -> contextlib.AbstractContextManager[str]:
@@ -215,6 +238,11 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
            "the app's port published on the bridge gateway too: the sandbox calls the app back at "
            "host.docker.internal, which is the gateway, where a port published on 127.0.0.1 does not answer",
            directions=(Direction.CALLBACK,), publish=_gateway_publish),
+    Remedy("rootless-host-alias", (REFUSED, DNS, TIMEOUT), _host_alias,
+           "on a rootless daemon host.docker.internal (host-gateway) is a bridge inside RootlessKit's namespace, "
+           "where its docker-proxy does not listen: the published ports at slirp4netns' host alias instead, "
+           "which maps to this machine's loopback, where RootlessKit's port driver publishes them",
+           directions=(Direction.FORWARD, Direction.CALLBACK, None)),
     Remedy("firewall-accept", (REJECTED,), lambda ctx: {} if ctx.firewall and ctx.ports else None,
            "a host change: an accept rule for TCP from the bridge to the runtime's (and, for 1.x, the app's) "
            "host ports, ahead of the firewall rule that rejected them, in each front end holding one; "

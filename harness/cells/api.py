@@ -74,9 +74,10 @@ class ApiCell(CellCore):
         """Start the app, create a conversation, watch its runtime come up: the boot phase."""
         launch = self.app.launch()
         app = self.app.start(launch)
-        client = client_for(self.gen, self.app.app_url(launch, app))
+        url = self.app.app_url(launch, app)
+        client = client_for(self.gen, url)
         self.resources.on_close(client.close)
-        early = self.app.wait_api(app, client)
+        early = self.app.wait_api(app, client, launch, url)
         if early:
             self.decide(early, None, app)
             return None

@@ -58,7 +58,7 @@ class CellCore:
 
     def decide(self, d: Decision, seconds: float | None, app: docker.models.containers.Container | None = None,
                obs: Observation | None = None, watch: Watch | None = None) -> None:
-        facts = evidence.gather(self.client, d, watch, app, self.conversation_at or None)
+        facts = evidence.gather(self.client, d, watch, app, self.conversation_at or None, obs)
         shown = evidence.evidence(d, obs, facts)
         if d.verdict == Verdict.PASS and watch is not None and app is not None:
             note = evidence.network_note(app, watch.runtime(), self.result.connect.runtime_url)

@@ -14,8 +14,9 @@ from docker.models.containers import Container
 from harness.cells.diagnosis import Decision, Observation
 from harness.cells.facts import daemon_events, network_mode, state_line
 from harness.cells.watch import Watch
+from harness.host import docker_host, rootlesskit
 from harness.host.containers import tail
-from harness.model import Direction, Evidence, Source, Verdict, strip_ansi
+from harness.model import Cause, Direction, Evidence, Source, Verdict, strip_ansi
 
 
 @dataclass(frozen=True)
@@ -28,27 +29,43 @@ class Facts:
     runtime_name: str | None = None
     runtime_log: str | None = None
     app_log: str | None = None
+    # The daemon's own mechanism behind the decision, where the harness knows it (a rootless
+    # daemon's gateway, host/rootlesskit.py): said after the decision's words.
+    mechanism: str | None = None
 
 
 def gather(client: docker.DockerClient, d: Decision, watch: Watch | None, app: Container | None,
-           since: float | None) -> Facts:
+           since: float | None, obs: Observation | None = None) -> Facts:
     """The facts a failing verdict shows; `since`: when the conversation was created."""
     if d.verdict == Verdict.PASS:
         return Facts()
     runtime = watch.runtime() if watch is not None else None
     app_log = strip_ansi(tail(app)) if app is not None else None
+    why = mechanism(client, d, obs)
     if runtime is None:
-        return Facts(app_log=app_log)
-    return Facts(runtime_state=state_line(runtime),
+        return Facts(app_log=app_log, mechanism=why)
+    return Facts(mechanism=why, runtime_state=state_line(runtime),
                  callback_story=watch.callback_story(runtime) if watch and d.direction == Direction.CALLBACK else [],
                  daemon_events=daemon_events(client, str(runtime.name), since or time.time() - 300),
                  runtime_name=str(runtime.name), runtime_log=tail(runtime), app_log=app_log)
 
 
+def mechanism(client: docker.DockerClient, d: Decision, obs: Observation | None) -> str | None:
+    """A refused connect on a rootless daemon to a bridge gateway: RootlessKit's namespace,
+    where its docker-proxy listens on the loopback only."""
+    if d.cause != Cause.CONNECTION_REFUSED or obs is None or not docker_host.rootless(client):
+        return None
+    probe = obs.callback_probe if d.direction == Direction.CALLBACK else obs.app_probe
+    kit = docker_host.rootless_kit(client)
+    if kit is None or probe is None or not probe.addresses or probe.addresses[0] not in docker_host.gateways(client):
+        return None
+    return rootlesskit.refused_at_gateway(kit, probe.host, probe.addresses[0], probe.port)
+
+
 def evidence(d: Decision, obs: Observation | None, facts: Facts) -> list[Evidence]:
     """The decision's own words, the app's account, every probe of the last look, the
     proxy it runs behind, then (failing) the runtime's state, story, events and logs."""
-    out = [Evidence(source=Source.HARNESS, text=d.why)]
+    out = [Evidence(source=Source.HARNESS, text=d.why + (f"; {facts.mechanism}" if facts.mechanism else ""))]
     if obs is not None:
         if obs.state:
             out.append(Evidence(source=Source.API, text=f"app reports {obs.state.status}"))

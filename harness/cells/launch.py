@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import replace
+from urllib.parse import urlsplit
 
 import docker
 from docker.errors import NotFound
@@ -17,10 +18,57 @@ from harness import modes, progress
 from harness.cells.diagnosis import Decision
 from harness.cells.facts import cpu_and_memory, env_of
 from harness.cells.plan import CellPlan, runtime_kwargs
-from harness.host import cleanup
+from harness.host import cleanup, docker_host
 from harness.host.containers import CellResources, app_container, free_port
+from harness.host.netprobe import NetProbe
+from harness.host.probes import probe_from, probe_here
 from harness.model import Cause, CellResult, Verdict
 from harness.openhands import Client
+
+
+class HarnessPath:
+    """The harness's own path to the app's API, checked while the API does not answer: once
+    the app answers on its own port from inside its namespace, two more misses of the
+    harness's (a look apart, so an API that was just coming up is not cut) prove that the
+    path from this machine is what fails."""
+
+    FIRST_LOOK = 5.0  # seconds after the app started: before that, not answering is booting
+    EVERY = 3.0
+    MISSES = 2
+
+    def __init__(self, app: Container, port: int, health: str, url: str) -> None:
+        self.app, self.port, self.health = app, port, health
+        u = urlsplit(url)
+        self.host, self.harness_port = u.hostname or "127.0.0.1", u.port or 80
+        self.next_look, self.misses = self.FIRST_LOOK, 0
+
+    def look(self, elapsed: float, why: str) -> Decision | None:
+        if elapsed < self.next_look:
+            return None
+        self.next_look = elapsed + self.EVERY
+        inside = probe_from(self.app, "app (its own port, inside its namespace)", "127.0.0.1", self.port, self.health)
+        if not _answers(inside):
+            self.misses = 0
+            return None
+        mine = probe_here("the harness (this machine)", self.host, self.harness_port, self.health)
+        self.misses = 0 if _answers(mine) else self.misses + 1
+        if self.misses < self.MISSES:
+            return None
+        return Decision(Verdict.ERROR, Cause.HARNESS_ERROR,
+                        f"the harness cannot reach the app's API at {self.host}:{self.harness_port} "
+                        f"({_what(mine)}) while the app answers on its own port {self.port} inside its namespace"
+                        + (f": {why}" if why else "") + f". Probes: {mine.line()} | {inside.line()}")
+
+
+def _answers(p: NetProbe) -> bool:
+    return p.tcp == "open" and (p.http or "").startswith("HTTP/")
+
+
+def _what(p: NetProbe) -> str:
+    if p.tcp == "open":
+        return f"connected, then {p.http or 'no HTTP answer'}"
+    return {"refused": "refused", "timeout": "no answer to its connects", "unreachable": "rejected"}.get(
+        p.tcp or "", p.error or p.dns)
 
 
 class AppLauncher:
@@ -100,9 +148,13 @@ class AppLauncher:
         binds = (app.attrs.get("NetworkSettings") or {}).get("Ports", {}).get(f"{launch.listen_port}/tcp") or []
         return f"http://127.0.0.1:{binds[0]['HostPort']}"
 
-    def wait_api(self, container: Container, client: Client) -> Decision | None:
-        """None once the app's API answers; else why not, within the app budget."""
+    def wait_api(self, container: Container, client: Client, launch: modes.AppLaunch, url: str) -> Decision | None:
+        """None once the app's API answers; else why not, within the app budget. When the app
+        answers on its own port inside its namespace while the harness's connects to `url`
+        still fail, the harness's path is what is broken: an `error` saying so in seconds,
+        never an OpenHands failure after the whole budget."""
         t0 = time.monotonic()
+        path = HarnessPath(container, launch.listen_port, self.gen.health_path, url)
         while time.monotonic() - t0 < self.plan.app_budget:
             container.reload()
             if container.status not in ("running", "created"):
@@ -114,9 +166,22 @@ class AppLauncher:
                 self.phase(f"app's API up after {self.result.app_seconds} s")
                 self.app_cpu_at_api = cpu_and_memory(container)[0]
                 return None
+            if (cut := path.look(time.monotonic() - t0, self.why_unreachable(launch))) is not None:
+                return cut
             time.sleep(1)
         return Decision(Verdict.FAIL, Cause.BUDGET_EXCEEDED,
                         f"the app's API did not answer within {self.plan.app_budget:.0f} s")
+
+    def why_unreachable(self, launch: modes.AppLaunch) -> str:
+        """The daemon's mechanism that keeps the harness off the app's port, where it knows one."""
+        if docker_host.remote():
+            return ("the daemon is remote (DOCKER_HOST), so the app's port is published on the daemon's "
+                    "host, not at this machine's 127.0.0.1")
+        if launch.network_mode == "host" and docker_host.rootless(self.client):
+            return ("on a rootless daemon `--network host` is RootlessKit's network namespace, not this "
+                    "machine's: a port the app listens on there is published nowhere, so neither the harness "
+                    "nor a browser on this machine reaches it")
+        return ""
 
     # -- the runtimes OpenHands starts ----------------------------------------------------
 

@@ -20,7 +20,7 @@ from harness.cells.plan import CellPlan
 from harness.context import RunContext
 from harness.host import docker_host, firewall
 from harness.matrix import Cell, Matrix
-from harness.model import Cause, CellResult, Connect, Direction, Evidence, ImageFailure, Source, Verdict
+from harness.model import Cause, CellResult, Connect, Direction, Evidence, Host, ImageFailure, Source, Verdict
 from harness.openhands import LlmSettings
 from harness.secrets import redact_result, secret_names
 from harness.tasks.taskrun import LlmChoice
@@ -122,6 +122,12 @@ def _firewall_context(result: CellResult, cell: Cell, ctx: RunContext) -> dict[s
     return {"firewall": tuple(firewall.matching(firewall.rules(), sample, None)), "bridge": bridge, "ports": ports}
 
 
+def _loopback_alias(host: Host) -> str | None:
+    """A rootless daemon's host alias, when it reaches this machine's loopback (remedies.Context)."""
+    kit = host.rootlesskit
+    return kit.host_alias if kit is not None and kit.host_loopback else None
+
+
 def _run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None) -> CellResult:
     images = ctx.images.get(cell.target.tag)
     if images is None or isinstance(images, ImageFailure):
@@ -147,6 +153,7 @@ def _run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None) ->
                                    extra_hosts=tuple(dep.service.extra_hosts) if dep else (),
                                    own_command=bool(dep and dep.service.command),
                                    api_on_loopback=bool(dep and dep.api_on_loopback),
+                                   rootless=bool(ctx.host.rootless), host_alias=_loopback_alias(ctx.host),
                                    **_firewall_context(result, cell, ctx))
 
         def rerun(change: remedies.Change, alone: bool) -> CellResult:

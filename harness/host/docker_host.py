@@ -12,7 +12,8 @@ import docker
 from docker.errors import DockerException
 
 from harness.errors import DockerUnavailable
-from harness.host import firewall
+from harness.host import firewall, rootlesskit
+from harness.host.rootlesskit import RootlessKit
 
 HOST_ENV = "OH_MATRIX_HOST"
 
@@ -127,6 +128,50 @@ def bridge_options(c: docker.DockerClient) -> dict[str, str]:
             if k.startswith(BRIDGE_OPTION) and k != BRIDGE_OPTION + "default_bridge"}
 
 
+_rootless: dict[tuple[int, str], bool] = {}
+
+
+def rootless(c: docker.DockerClient) -> bool:
+    """The daemon runs rootless (in RootlessKit's user and network namespaces), by its own
+    security options; asked once per process and daemon."""
+    key = (os.getpid(), os.environ.get("DOCKER_HOST", ""))
+    if key not in _rootless:
+        _rootless[key] = _is_rootless(c.info())
+    return _rootless[key]
+
+
+_kits: dict[tuple[int, str], RootlessKit | None] = {}
+
+
+def rootless_kit(c: docker.DockerClient) -> RootlessKit | None:
+    """A rootless daemon's RootlessKit (host/rootlesskit.py), when the daemon is on this
+    machine's socket and its API can be read; asked once per process and daemon."""
+    key = (os.getpid(), os.environ.get("DOCKER_HOST", ""))
+    if key not in _kits:
+        from harness.modes import docker_socket
+
+        _kits[key] = rootlesskit.read(docker_socket()) if rootless(c) and not remote() else None
+    return _kits[key]
+
+
+def gateways(c: docker.DockerClient) -> set[str]:
+    """Every network's gateway address on the daemon (the default bridge's included)."""
+    out = {g for g in [bridge_gateway(c)] if g}
+    try:
+        nets = c.networks.list()
+    except DockerException:
+        return out
+    for net in nets:
+        for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
+            if cfg.get("Gateway"):
+                out.add(str(cfg["Gateway"]).split("/")[0])
+    return out
+
+
+def _is_rootless(info: dict[str, Any]) -> bool:
+    return any("rootless" in str(o) for o in info.get("SecurityOptions") or [])
+
+
 def remote() -> bool:
     """The daemon is elsewhere: facts of this machine (its firewall, its iptables) are not its."""
     return not os.environ.get("DOCKER_HOST", "unix://").startswith("unix://")
@@ -166,6 +211,7 @@ class HostFacts:
     bridge: dict[str, str] = field(default_factory=dict)
     userland_proxy: str | None = None
     firewall: str | None = None  # where firewall rules live here (firewall.front_ends); None: a remote daemon's
+    rootlesskit: dict[str, Any] | None = None  # a rootless daemon's RootlessKit (host/rootlesskit.py)
     remote: bool = False  # the daemon is not on this machine's socket (DOCKER_HOST tcp:// or ssh://)
     docker_host: str = ""
     docker_context: str | None = None  # the docker context docker_host was taken from
@@ -180,7 +226,6 @@ def facts(c: docker.DockerClient | None = None) -> HostFacts:
     c = c or client()
     info = c.info()
     version = c.version()
-    options = info.get("SecurityOptions") or []
     gateway = bridge_gateway(c)
     proxies = {
         k: v
@@ -193,14 +238,16 @@ def facts(c: docker.DockerClient | None = None) -> HostFacts:
         api_version=str(version.get("ApiVersion", "?")),
         os=str(info.get("OperatingSystem", "?")),
         kernel=str(info.get("KernelVersion", "?")),
-        rootless=any("rootless" in str(o) for o in options),
+        rootless=_is_rootless(info),
         cgroup=f"v{info.get('CgroupVersion', '?')}/{info.get('CgroupDriver', '?')}",
         storage_driver=str(info.get("Driver", "?")),
         bridge_gateway=gateway,
         proxies=proxies,
         bridge=bridge_options(c),
-        userland_proxy=userland_proxy(),
+        # a rootless daemon's NAT rules are in RootlessKit's namespace, not this machine's
+        userland_proxy=None if _is_rootless(info) else userland_proxy(),
         firewall=None if remote() else firewall.front_ends(),
+        rootlesskit=kit.to_dict() if (kit := rootless_kit(c)) else None,
         remote=remote(),
         docker_host=os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
         docker_context=os.environ.get(CONTEXT_ENV) or None,

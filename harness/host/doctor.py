@@ -15,6 +15,7 @@ from pathlib import Path
 import docker
 
 from harness.host import docker_host, firewall
+from harness.host.rootlesskit import RootlessKit
 from harness.modes import docker_socket
 
 
@@ -72,6 +73,7 @@ def checks(client: docker.DockerClient | None = None) -> list[Finding]:
     out = [
         Finding("daemon", f"{facts.server_version} (API {facts.api_version}), {facts.os}",
                 "Docker Desktop runs containers in a VM: host and host-gateway mean the VM" if desktop
+                else "Docker Engine, rootless: host networking is RootlessKit's namespace" if facts.rootless
                 else "Docker Engine: host networking is this machine's"),
         Finding("endpoint", facts.docker_host + (f" (docker context {facts.docker_context})"
                                                  if facts.docker_context else ""),
@@ -82,9 +84,7 @@ def checks(client: docker.DockerClient | None = None) -> list[Finding]:
                 "names this host in history and merged reports" if facts.label
                 else f"history knows this host as {facts.hostname}/{facts.server_version}: set "
                 f"{docker_host.HOST_ENV} where the hostname changes between runs (hosted CI runners)"),
-        Finding("rootless", "yes" if facts.rootless else "no",
-                "host and host-gateway mean rootlesskit's namespace, not this host" if facts.rootless
-                else "containers share this host's network stack when asked", warn=facts.rootless),
+        _rootless(facts),
         Finding("host-gateway", "supported" if version >= (20, 10) else "not supported",
                 "--add-host host.docker.internal:host-gateway resolves to the bridge gateway"
                 if version >= (20, 10) else "needs Docker 20.10+: the documented command fails",
@@ -116,6 +116,20 @@ def checks(client: docker.DockerClient | None = None) -> list[Finding]:
     return out
 
 
+def _rootless(facts: docker_host.HostFacts) -> Finding:
+    if not facts.rootless:
+        return Finding("rootless", "no", "containers share this host's network stack when asked")
+    kit = RootlessKit(**facts.rootlesskit) if facts.rootlesskit else None
+    reach = ("" if kit is None or not kit.host_alias else
+             f"; containers reach this machine's published ports at {kit.host_alias}" if kit.host_loopback else
+             f"; {kit.host_alias} does not reach this machine's loopback (--disable-host-loopback), so no address "
+             "but this machine's own reaches its published ports from a container")
+    return Finding("rootless", "yes: " + (kit.describe() if kit else "RootlessKit's API not readable here"),
+                   "--network host and host-gateway mean RootlessKit's network namespace, not this machine; its "
+                   "docker-proxy listens for published ports on the namespace's loopback only, so a container is "
+                   "refused at host-gateway" + reach, warn=True)
+
+
 def _local(facts: docker_host.HostFacts) -> list[Finding]:
     """What only this machine can tell of a local daemon: its iptables backend, the userland
     proxy, the firewall's front ends and rules on the bridge's path."""
@@ -124,11 +138,21 @@ def _local(facts: docker_host.HostFacts) -> list[Finding]:
     out.append(Finding("iptables", backend or "not found",
                        "Docker's NAT rules; a daemon and a firewall on different backends (nf_tables vs "
                        "legacy) do not see each other's rules", warn=not backend))
-    out.append(Finding("userland-proxy", facts.userland_proxy or _userland_proxy(),
-                       "container-to-host traffic for published ports is answered by docker-proxy via INPUT"))
+    if facts.rootless:  # its bridge and NAT rules are in RootlessKit's namespace, not this machine's
+        out.append(Finding("userland-proxy", "RootlessKit's docker-proxy",
+                           "published ports are forwarded by RootlessKit's port driver from this machine into its "
+                           "namespace, where docker-proxy answers on the loopback"))
+    else:
+        out.append(Finding("userland-proxy", facts.userland_proxy or _userland_proxy(),
+                           "container-to-host traffic for published ports is answered by docker-proxy via INPUT"))
     out.append(Finding("firewall", firewall.front_ends(),
                        "where firewall rules live here: iptables (as `iptables -S` prints them) and nftables "
                        "tables of their own (nftables.conf, firewalld), which `iptables -S` does not show"))
+    if facts.rootless:
+        out.append(Finding("INPUT drops from docker0", "not read: rootless daemon",
+                           "its docker0 is in RootlessKit's namespace; its containers reach this machine through "
+                           "slirp4netns, as this machine's own processes, on the loopback"))
+        return out
     found = input_drops()
     readable, drops = found is not None, found or []
     out.append(Finding("INPUT drops from docker0", "; ".join(drops) or ("none" if readable else "not readable here"),

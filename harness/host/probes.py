@@ -8,6 +8,9 @@ what the probes saw into a cause lives in diagnosis.py.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import docker
 from docker.errors import APIError, NotFound
 
@@ -48,6 +51,20 @@ def probe_from(container: docker.models.containers.Container, where: str, host: 
         return result
     name, number = via or (host, port)
     return NetProbe.parse(where, name, number, code, (output or b"").decode(errors="replace").strip())
+
+
+def probe_here(where: str, host: str, port: int, path: str = "/", timeout: float = 2.0) -> NetProbe:
+    """The same look from the harness's own namespace (this machine, where it reaches the
+    apps): the probe program run by the harness's interpreter, so both ends of a path that
+    works for one and not the other are told in one language."""
+    try:
+        out = subprocess.run([sys.executable, "-c", PROGRAM, host, str(port), path, str(timeout)],
+                             capture_output=True, text=True, timeout=timeout + 10)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        result = NetProbe(where=where, host=host, port=port)
+        result.dns, result.error = "not run", str(e)[:160]
+        return result
+    return NetProbe.parse(where, host, port, out.returncode, out.stdout.strip())
 
 
 def proxy_env(container: docker.models.containers.Container) -> dict[str, str]:
