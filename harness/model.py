@@ -397,7 +397,8 @@ class Disagreement(_Model):
 
     cell: str  # the matrix's cell id: 0.62-host-gateway
     sides: list[Side]  # most hosts first
-    # Every host class stands on one side only: the split follows OS / Docker / rootless.
+    # Every host class stands on one side only: the split follows OS / Docker / rootless /
+    # remote / nftables (merge.host_class).
     # False: hosts of one class disagree, so what differs is something the class does not
     # name (the daemon's configuration, a firewall, the network).
     by_host_class: bool = False

@@ -18,10 +18,11 @@ from harness import modes, progress
 from harness.cells.diagnosis import Decision
 from harness.cells.facts import cpu_and_memory, env_of
 from harness.cells.plan import CellPlan, runtime_kwargs
-from harness.host import cleanup, docker_host
+from harness.host import cleanup, docker_host, rootlesskit
 from harness.host.containers import CellResources, app_container, free_port
 from harness.host.netprobe import NetProbe
 from harness.host.probes import probe_from, probe_here
+from harness.host.rootlesskit import RootlessKit
 from harness.model import Cause, CellResult, Verdict
 from harness.openhands import Client
 
@@ -138,7 +139,27 @@ class AppLauncher:
         self.app_env = {**env_of(container), **env}
         self.result.socket_mounted_in = [self.name]
         self.phase(f"app {self.name} started from {launch.image}")
+        if launch.network_mode == "host" and launch.host_port and (kit := docker_host.rootless_kit(self.client)):
+            self._forward(kit, launch.host_port)
         return container
+
+    def _forward(self, kit: RootlessKit, port: int) -> None:
+        """A rootless daemon's host network is RootlessKit's namespace: the app's port there is
+        forwarded to this machine's loopback through RootlessKit's port API, as a user reaching
+        it would (`rootlessctl add-ports`), for the cell only and named in the run registry."""
+        forward_id = rootlesskit.forward(kit, port)
+        key = cleanup.register_forward(self.plan.run_id, kit.api_socket, forward_id)
+
+        def unforward() -> None:
+            rootlesskit.unforward(kit.api_socket, forward_id)
+            cleanup.unregister_forward(self.plan.run_id, key)
+
+        self.resources.on_close(unforward)
+        self.result.notes.append(
+            f"on this rootless daemon `--network host` is RootlessKit's namespace: the app's port {port} there was "
+            f"forwarded to this machine's 127.0.0.1:{port} through RootlessKit's port API for the cell, as "
+            f"`rootlessctl add-ports 127.0.0.1:{port}:{port}/tcp` does; without it nothing on this machine reaches "
+            "the app")
 
     def app_url(self, launch: modes.AppLaunch, app: Container) -> str:
         """Where the harness reaches the app: the host port chosen, or the one Docker chose."""

@@ -12,6 +12,8 @@ container that is not the harness's.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import socket
@@ -73,10 +75,40 @@ def register(run_id: str, container_name: str) -> None:
 
 def unregister(run_id: str, container_name: str) -> None:
     """Forget a container its cell has removed; the run's folder goes with its last name."""
-    d = _registry(run_id)
-    (d / f"{container_name}.name").unlink(missing_ok=True)
-    if d.is_dir() and not any(d.glob("*.name")):
+    (_registry(run_id) / f"{container_name}.name").unlink(missing_ok=True)
+    _forget_if_empty(_registry(run_id))
+
+
+def _forget_if_empty(d: Path) -> None:
+    """The run's folder goes with its last name or forward."""
+    if d.is_dir() and not any(d.glob("*.name")) and not any(d.glob("*.forward")):
         shutil.rmtree(d, ignore_errors=True)
+
+
+def register_forward(run_id: str, api_socket: str, forward_id: int) -> str:
+    """Remember a port forward a cell asked a rootless daemon's RootlessKit for (it carries no
+    label), so the sweep after a crash removes it too; returns its registry key."""
+    d = _registry(run_id)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "owner").write_text(owner())
+    key = f"rootlesskit-{forward_id}"
+    (d / f"{key}.forward").write_text(json.dumps({"api_socket": api_socket, "id": forward_id}))
+    return key
+
+
+def unregister_forward(run_id: str, key: str) -> None:
+    (_registry(run_id) / f"{key}.forward").unlink(missing_ok=True)
+    _forget_if_empty(_registry(run_id))
+
+
+def _remove_forwards(d: Path) -> None:
+    from harness.host import rootlesskit
+
+    for f in d.glob("*.forward"):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            entry = json.loads(f.read_text())
+            rootlesskit.unforward(str(entry["api_socket"]), int(entry["id"]))
+        f.unlink(missing_ok=True)
 
 
 @dataclass
@@ -162,6 +194,7 @@ def sweep(client: docker.DockerClient, run_id: str | None = None, *,
                     report.containers.append(f.read_text().strip())
             except NotFound:
                 pass
+        _remove_forwards(d)
         report.folders += scratch_folders(d.name)
         shutil.rmtree(d, ignore_errors=True)
     for n in client.networks.list(filters=filt):

@@ -141,3 +141,28 @@ def _slirp_loopback(child: int) -> bool | None:
         if args and os.path.basename(args[0]) == b"slirp4netns" and str(child).encode() in args:
             return b"--disable-host-loopback" not in args
     return None
+
+
+def _api(sock: str) -> httpx.Client:
+    return httpx.Client(transport=httpx.HTTPTransport(uds=sock), base_url="http://rootlesskit", timeout=10)
+
+
+def forward(kit: RootlessKit, port: int) -> int:
+    """This machine's 127.0.0.1:`port` forwarded to `port` in RootlessKit's namespace through
+    its port driver (what `rootlessctl add-ports 127.0.0.1:PORT:PORT/tcp` does): how anything on
+    this machine reaches a `--network host` container of a rootless daemon. Returns its id."""
+    with _api(kit.api_socket) as http:
+        resp = http.post("/v1/ports", json={"proto": "tcp", "parentIP": "127.0.0.1", "parentPort": port,
+                                             "childPort": port})
+    if resp.status_code >= 300:
+        raise OSError(f"RootlessKit refused to forward 127.0.0.1:{port}: {resp.text[:200]}")
+    return int(resp.json()["id"])
+
+
+def unforward(api_socket: str, forward_id: int) -> None:
+    """Remove a forward made by `forward` (gone already, or RootlessKit stopped: nothing to do)."""
+    try:
+        with _api(api_socket) as http:
+            http.delete(f"/v1/ports/{forward_id}")
+    except httpx.HTTPError:
+        pass

@@ -64,7 +64,7 @@ def disagreement_text(run: Run) -> str:
              f"{len(run.hosts)} hosts (why: the first line of evidence of the cell shown for each side)"]
     for d in run.disagreements:
         split = ("split by host class" if d.by_host_class
-                 else "hosts of one class disagree (not OS, Docker version or rootless)")
+                 else "hosts of one class disagree (not OS, Docker version, rootless, remote or nftables)")
         lines.append(f"{d.cell}: {split}")
         width = max(len(s.outcome) for s in d.sides)
         for s in d.sides:

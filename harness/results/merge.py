@@ -15,7 +15,7 @@ At fleet scale the report is read by what differs, so the merge also decides:
   whether the split follows the host classes or runs through one, and the host facts each
   side shares and the sides do not (the default bridge's options, its gateway, the socket);
 - **recommendations**: for the whole fleet and per host class (OS, daemon version,
-  rootless), each from the cell's worst host in that set: a configuration counts only
+  rootless, remote, native nftables tables), each from the cell's worst host in that set: a configuration counts only
   where it passed on every host that ran it.
 """
 
@@ -32,8 +32,18 @@ from harness.results.recommend import recommend
 
 
 def host_class(host: Host) -> str:
-    rootless = " rootless" if host.rootless else ""
-    return f"{host.os or '?'} / Docker {host.server_version or '?'}{rootless}"
+    """OS / Docker version, then what changes every path a cell's packets take: a rootless
+    daemon, a remote one, and the firewall's front end when it holds tables of its own."""
+    kind = "".join(word for word, on in ((" rootless", host.rootless), (" remote", host.remote)) if on)
+    return f"{host.os or '?'} / Docker {host.server_version or '?'}{kind}{_firewall_kind(host.firewall)}"
+
+
+def _firewall_kind(firewall: str | None) -> str:
+    """` / nftables` when native nftables tables (nftables.conf, firewalld) hold rules beside
+    iptables', whose rules the harness reads as iptables prints them; nothing otherwise."""
+    if not firewall or "nftables (" not in firewall or "no tables of its own" in firewall:
+        return ""
+    return " / nftables"
 
 
 def _group_name(i: int) -> str:

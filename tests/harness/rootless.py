@@ -104,7 +104,9 @@ def rootless_daemon(*flags: str, host_loopback: bool = True) -> Iterator[Rootles
         runtime = f"/run/user/{user.pw_uid}"
         env = {"HOME": user.pw_dir, "USER": USER, "XDG_RUNTIME_DIR": runtime,
                "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-               "DOCKERD_ROOTLESS_ROOTLESSKIT_DISABLE_HOST_LOOPBACK": "false" if host_loopback else "true"}
+               # docker.io 20.10's script passes --disable-host-loopback itself; its extra flags
+               # come later on RootlessKit's command line, and the last one wins
+               "DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS": "" if not host_loopback else "--disable-host-loopback=false"}
         log = open(Path(user.pw_dir) / "dockerd.log", "wb")  # noqa: SIM115 (closed below)
         proc = subprocess.Popen([str(SCRIPT), "--data-root", f"{user.pw_dir}/data", *flags],
                                 env=env, cwd=user.pw_dir, user=user.pw_uid, group=user.pw_gid,

@@ -190,3 +190,15 @@ def test_hosts_of_one_class_that_disagree_show_the_daemon_facts_that_differ(synt
     assert text.splitlines()[-1].split() == [
         "hosts", "differ", "in", "bridge.enable_icc", "true", "/", "false;", "bridge.name", "docker0", "/", "docker2;",
         "docker_host", "unix:///var/run/docker.sock", "/", "unix:///run/ohd2/docker.sock"]
+
+
+def test_a_host_class_names_rootless_remote_and_native_nftables_tables() -> None:
+    from harness.model import Host
+    from harness.results.merge import host_class
+
+    plain = Host(os="Debian 12", server_version="20.10", firewall="iptables v1.8.9 (nf_tables); nftables "
+                 "(no tables of its own)")
+    assert host_class(plain) == "Debian 12 / Docker 20.10"
+    odd = Host(os="Debian 12", server_version="20.10", rootless=True, remote=True,
+               firewall="iptables v1.8.9 (nf_tables); nftables (inet filter)")
+    assert host_class(odd) == "Debian 12 / Docker 20.10 rootless remote / nftables"

@@ -1,0 +1,123 @@
+"""A rootless daemon as the harness reads it (host/rootlesskit.py) and what follows from it:
+the listeners of a namespace from its /proc, the explanation of a refusal at RootlessKit's
+gateway, the remedy through the loopback-backed host alias (and none without one), and
+doctor's words."""
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+from harness import remedies
+from harness.host import doctor, rootlesskit
+from harness.host.docker_host import HostFacts
+from harness.host.rootlesskit import RootlessKit
+from harness.model import Cause, CellResult, Connect, Direction, Verdict
+
+pytestmark = pytest.mark.unit
+
+
+def kit(loopback: bool | None = True, pid: int | None = None) -> RootlessKit:
+    return RootlessKit(version="1.1.0", network_driver="slirp4netns", port_driver="builtin", child_ip="10.0.2.100",
+                       host_alias="10.0.2.2", host_loopback=loopback, api_socket="/tmp/rootlesskit1/api.sock",
+                       child_pid=pid)
+
+
+def test_the_listeners_of_a_namespace_are_read_from_its_proc() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert rootlesskit.listeners(os.getpid(), port) == ["127.0.0.1"]
+    assert rootlesskit.listeners(os.getpid(), port) == []
+    assert rootlesskit.listeners(2**22 + 17, port) is None  # no such process: not readable
+
+
+def test_a_refusal_at_the_gateway_says_what_listens_instead_and_where_this_machine_is() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        why = rootlesskit.refused_at_gateway(kit(False, os.getpid()), "host.docker.internal", "172.17.0.1", port)
+    assert why.startswith("on this rootless daemon host.docker.internal is 172.17.0.1, a bridge gateway inside "
+                          "RootlessKit's network namespace, not this machine"), why
+    assert f"port {port} there: RootlessKit's docker-proxy listens for it on 127.0.0.1 only" in why
+    assert "10.0.2.2" in why and "does not reach its loopback here (--disable-host-loopback)" in why
+
+
+def failed(api: str, direction: Direction, mode: str = "host-gateway") -> CellResult:
+    return CellResult(id=f"x-{mode}", tag="x", mode=mode, api=api,
+                      connect=Connect(verdict=Verdict.FAIL, cause=Cause.CONNECTION_REFUSED, direction=direction))
+
+
+@pytest.mark.parametrize(("api", "direction", "env"), [
+    ("v0", Direction.FORWARD, {"DOCKER_HOST_ADDR": "10.0.2.2"}),
+    ("v1", Direction.CALLBACK, {"SANDBOX_CONTAINER_URL_PATTERN": "http://10.0.2.2:{port}",
+                                "OH_WEB_URL": "http://10.0.2.2:{app_port}"}),
+])
+def test_the_rootless_remedy_goes_through_the_loopback_backed_alias_both_ways(
+        api: str, direction: Direction, env: dict[str, str]) -> None:
+    ctx = remedies.Context(gateway="172.17.0.1", mode="host-gateway", rootless=True, host_alias="10.0.2.2")
+    found = {r.name: c for r, c in remedies.applicable(failed(api, direction), ctx)}
+    change = found["rootless-host-alias"]
+    assert env.items() <= change.env.items(), change.env
+    assert "172.17.0.1" not in str(change.env)  # RootlessKit's gateway is where it failed
+
+
+def test_without_a_loopback_backed_alias_no_rootless_remedy_and_no_gateway_remedy_is_tried() -> None:
+    ctx = remedies.Context(gateway="172.17.0.1", mode="bridge", rootless=True, host_alias=None)
+    result = failed("v0", Direction.FORWARD, "bridge")
+    result.connect.cause = Cause.DNS_UNRESOLVED
+    names = {r.name for r, _ in remedies.applicable(result, ctx)}
+    assert "rootless-host-alias" not in names and "docker-host-addr" not in names, names
+
+
+def test_on_a_rootful_daemon_the_rootless_remedy_is_never_tried() -> None:
+    ctx = remedies.Context(gateway="172.17.0.1", mode="host-gateway")
+    names = {r.name for r, _ in remedies.applicable(failed("v0", Direction.FORWARD), ctx)}
+    assert "rootless-host-alias" not in names
+
+
+def test_doctor_names_rootlesskit_and_reads_none_of_this_machines_bridge_rules() -> None:
+    facts = HostFacts(server_version="20.10.24", api_version="1.41", os="Debian", kernel="6", rootless=True,
+                      cgroup="v1/none", storage_driver="overlay2", bridge_gateway="172.17.0.1",
+                      rootlesskit=kit(True).to_dict())
+    rootless = doctor._rootless(facts)
+    assert rootless.warn and rootless.value.startswith("yes: RootlessKit 1.1.0: network slirp4netns")
+    assert "containers reach this machine's published ports at 10.0.2.2" in rootless.meaning
+    names = {f.name: f.value for f in doctor._local(facts)}
+    assert names["INPUT drops from docker0"] == "not read: rootless daemon"
+    assert names["userland-proxy"] == "RootlessKit's docker-proxy"
+
+
+def test_a_forward_a_crashed_cell_left_is_removed_by_the_next_sweep(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    from harness.host import cleanup
+
+    monkeypatch.setenv("OH_MATRIX_CACHE", str(tmp_path))
+    removed: list[tuple[str, int]] = []
+    monkeypatch.setattr(rootlesskit, "unforward", lambda sock, fid: removed.append((sock, fid)))
+    monkeypatch.setattr(cleanup, "_owner_alive", lambda owner: False)  # its worker died
+    cleanup.register_forward("run-1", "/tmp/rootlesskit1/api.sock", 7)
+
+    class NoDaemon:  # the sweep's container and network reads find nothing
+        class containers:
+            list = staticmethod(lambda **k: [])
+
+        class networks:
+            list = staticmethod(lambda **k: [])
+
+    cleanup.sweep(NoDaemon())  # type: ignore[arg-type]
+    assert removed == [("/tmp/rootlesskit1/api.sock", 7)]
+    assert not (cleanup.cache_root() / "runs" / "run-1").exists()
+
+
+def test_a_cell_that_removed_its_forward_leaves_no_registry(monkeypatch: pytest.MonkeyPatch,
+                                                             tmp_path: object) -> None:
+    from harness.host import cleanup
+
+    monkeypatch.setenv("OH_MATRIX_CACHE", str(tmp_path))
+    key = cleanup.register_forward("run-2", "/tmp/rootlesskit1/api.sock", 8)
+    cleanup.unregister_forward("run-2", key)
+    assert not (cleanup.cache_root() / "runs" / "run-2").exists()
