@@ -28,6 +28,7 @@ class RunContext(BaseModel):
     images: dict[str, ImageSet | ImageFailure] = Field(default_factory=dict)
     swept: str = ""
     remedies: bool = False  # rerun failed cells with the known fixes for their cause
+    remedy_names: list[str] = Field(default_factory=list)  # --remedy: only these (empty: every known one)
     llm: str = "scripted"  # scripted | real (the key itself stays in the environment)
     boot_slots: int = 1  # boots the machine admits at once (admission.py), decided once per run
     boot_slots_why: str = ""

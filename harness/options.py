@@ -32,6 +32,8 @@ RUN: tuple[Option, ...] = (
            {"action": "append", "default": [], "metavar": "KEY=VAL"}),
     Option("--only", "run only this cell (repeatable)", {"action": "append", "default": [], "metavar": "TAG-MODE"}),
     Option("--remedies", "rerun failed cells with the known fixes for their cause", {"action": "store_true"}),
+    Option("--remedy", "with --remedies: try only this fix (repeatable; docs/remedies.md names them)",
+           {"action": "append", "default": [], "metavar": "NAME"}),
     Option("--llm", "the LLM for the tasks: scripted (default without a key), real (LLM_MODEL, LLM_API_KEY[, "
                     "LLM_BASE_URL]), or replay (V0: recorded trajectories, no LLM at all)",
            {"choices": matrix.LLMS}),

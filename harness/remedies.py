@@ -301,13 +301,16 @@ Rerun = Callable[[Change, bool], CellResult]
 
 
 def search(result: CellResult, ctx: Context, rerun: Rerun,
-           machine: Callable[[], contextlib.AbstractContextManager[object]] | None = None) -> list[RemedyTry]:
+           machine: Callable[[], contextlib.AbstractContextManager[object]] | None = None,
+           only: frozenset[str] = frozenset()) -> list[RemedyTry]:
     """Rerun a failed cell once per applicable remedy (`rerun(change, alone)`; alone: with the
     machine to itself, as a host change needs); record what each really did and the command
     that did it. `machine` holds every boot slot: a host change is made only inside it, so no
     other cell boots on the changed machine (its verdict would be the change's, not its own)."""
     tried = []
     for remedy, todo in applicable(result, ctx):
+        if only and remedy.name not in only:  # --remedy: the user asked for these alone
+            continue
         changing = remedy.host_change(ctx) if remedy.host_change else contextlib.nullcontext("")
         holding = machine() if remedy.host_change and machine else contextlib.nullcontext()
         with holding, changing as change:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import generations, images, knobs, matrix
+from harness import generations, images, knobs, matrix, remedies
 from harness.cells import admission
 from harness.cells.plan import runtime_kwargs
 from harness.cells.runner import LOST_WORKER, error_cell
@@ -73,6 +73,7 @@ class Options:
     app_env: list[str] = field(default_factory=list)
     only: list[str] = field(default_factory=list)
     remedies: bool = False
+    remedy: list[str] = field(default_factory=list)  # with remedies: only these fixes
     llm: str | None = None
     gate: str = "failures"
     upgrade_from: str | None = None  # the release deployed today (else the matrix's run.upgrade_from)
@@ -128,6 +129,10 @@ def inputs(s: State) -> None:
     if o.backend is not None and o.backend not in matrix.BACKENDS:
         raise InputError(f"--backend {o.backend}: expected one of {', '.join(matrix.BACKENDS)}")
     llm_mode(m.llm, o.llm)
+    if o.remedy and not o.remedies:
+        raise InputError(f"--remedy {o.remedy[0]}: only with --remedies")
+    if unknown := [n for n in o.remedy if n not in remedies.REMEDIES]:
+        raise InputError(f"--remedy {unknown[0]}: no such remedy (known: {', '.join(remedies.REMEDIES)})")
     for t in m.task_defs:  # a task file's secrets come from the harness's own environment
         for j, name in enumerate(t.secrets):
             if name not in os.environ:
@@ -186,7 +191,8 @@ def context(s: State) -> None:
     s.ctx = RunContext(run_id=run_id, out=o.out or default_out(run_id), matrix_path=m.path, matrix_text=m.text,
                        task_files=m.files,
                        backend=o.backend or m.backend, app_env=s.app_env, only=list(o.only), started_at=now(),
-                       remedies=o.remedies, llm=llm_mode(m.llm, o.llm), boot_slots=slots, boot_slots_why=why)
+                       remedies=o.remedies, remedy_names=list(o.remedy), llm=llm_mode(m.llm, o.llm),
+                       boot_slots=slots, boot_slots_why=why)
     print(f"[oh-matrix] boots admitted at once: {slots} ({why})", file=sys.stderr)
 
 

@@ -168,7 +168,10 @@ def _run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None) ->
         def machine() -> contextlib.AbstractContextManager[object]:
             return admission.slot(plan.boot_slots, alone=True)
 
-        result.remedies = remedies.search(result, fix_ctx, rerun, machine)
+        # --remedy narrows what --remedies tries; the startup-grace knob is tried whatever the flags say
+        grace = result.connect.cause == Cause.STARTUP_GRACE
+        only = frozenset(ctx.remedy_names) if ctx.remedies and not grace else frozenset()
+        result.remedies = remedies.search(result, fix_ctx, rerun, machine, only)
         if dep is not None:  # what passed, as a change to the user's own file
             from harness.deployments.fixes import fix
 

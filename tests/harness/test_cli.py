@@ -165,6 +165,32 @@ def test_unwritable_out_exit_2_before_the_daemon(tmp_path: Path) -> None:
     assert not (a_file.parent / "run").exists()
 
 
+@pytest.mark.parametrize(("args", "said"), [
+    (["--remedies", "--remedy", "rootless-host-aliases"], "--remedy rootless-host-aliases: no such remedy"),
+    (["--remedy", "docker-host-addr"], "--remedy docker-host-addr: only with --remedies"),
+])
+def test_a_bad_remedy_name_is_exit_2_before_the_daemon(args: list[str], said: str) -> None:
+    r = oh_matrix("run", "--matrix", "smoke", *args, env=NO_DAEMON)
+    assert r.returncode == 2 and said in _one_line(r), r.stderr
+
+
+def test_only_the_named_remedies_are_tried() -> None:
+    from harness import remedies
+    from harness.model import Cause, CellResult, Connect, Direction, Verdict
+
+    failed = CellResult(id="0.62-bridge", tag="0.62", mode="bridge", api="v0",
+                        connect=Connect(verdict=Verdict.FAIL, cause=Cause.DNS_UNRESOLVED, direction=Direction.FORWARD))
+    ran: list[dict[str, str]] = []
+
+    def rerun(change: remedies.Change, alone: bool) -> CellResult:
+        ran.append(change.env)
+        return failed
+
+    tried = remedies.search(failed, remedies.Context(gateway="172.17.0.1", mode="bridge"), rerun,
+                            only=frozenset({"docker-host-addr"}))
+    assert [t.name for t in tried] == ["docker-host-addr"] and ran == [{"DOCKER_HOST_ADDR": "172.17.0.1"}]
+
+
 @pytest.mark.parametrize("tag", ["0.62x", "banana", "9.1"])
 def test_images_build_bad_tag_exit_2_without_a_daemon(tag: str) -> None:
     r = oh_matrix("images", "build", tag, env=NO_DAEMON)

@@ -1,5 +1,6 @@
 """The real releases on a real rootless daemon (#25, item 1), in one run: 0.62 and latest in
-every mode with `--remedies`, on docker.io's rootless script behind RootlessKit and
+every mode with `--remedies` (the fix through the host alias only, for CI's minutes; every fix
+of the whole grid: by hand, see the closing note), on docker.io's rootless script behind RootlessKit and
 slirp4netns, run by an unprivileged user of the test's own (tests/harness/rootless.py),
 with the harness's images loaded into it. slirp4netns maps its host alias to this
 machine's loopback (the test's choice of flags), so every remedy reaches this machine only
@@ -60,7 +61,8 @@ def test_0_62_and_latest_on_a_rootless_daemon_in_every_mode(daemon: rootless.Roo
     out = tmp_path / "run"
     env = {**os.environ, "DOCKER_HOST": daemon.docker_host, "OH_MATRIX_CACHE": str(cache_root())}
     run = clirun.run([sys.executable, "-m", "harness.cli", "run", "--matrix", str(tmp_path / "matrix.toml"),
-                      "--backend", "pypi", "--remedies", "--out", str(out), "-n", "2"],
+                      "--backend", "pypi", "--remedies", "--remedy", "rootless-host-alias", "--out", str(out),
+                      "-n", "2"],
                      cwd=ROOT, timeout=2400, env=env)
     assert run.returncode in (0, 1), run.stdout[-3000:] + run.stderr[-2000:]
     data = json.loads((out / "results.json").read_text())
