@@ -44,7 +44,8 @@ def test_a_rejecting_firewall_is_named_with_its_rule_and_the_accept_rule_proven(
     out = tmp_path / "run"
     with firewall.reject_bridge_to_host(ports) as rule:
         run = clirun.run([sys.executable, "-m", "harness.cli", "run", "--matrix", str(tmp_path / "matrix.toml"),
-                          "--backend", "pypi", "--remedies", "--out", str(out), "-n", "2"],
+                          "--backend", "pypi", "--remedies", "--remedy", "firewall-accept", "--out", str(out),
+                          "-n", "2"],
                          cwd=ROOT, timeout=1500, env={**os.environ, "OH_MATRIX_CACHE": str(cache_root())})
     assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-2000:]
     data = json.loads((out / "results.json").read_text())

@@ -60,7 +60,8 @@ docker_run = "docker run -p 3000:3000 --add-host host.docker.internal:host-gatew
     out = tmp_path / "run"
     only = [a for c in ("own-mine", "latest-mine", "latest-noadd", "own-gone") for a in ("--only", c)]
     run = clirun.run([sys.executable, "-m", "harness.cli", "run", "--matrix", str(tmp_path / "matrix.toml"),
-                      "--backend", "pypi", "--remedies", "--out", str(out), "-n", "2", *only],
+                      "--backend", "pypi", "--remedies", "--remedy", "add-host-gateway", "--out", str(out), "-n", "2",
+                      *only],
                      cwd=ROOT, timeout=1800, env=env)
     assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-2000:]  # noadd fails, gone errs
     data = json.loads((out / "results.json").read_text())
