@@ -204,10 +204,11 @@ class Boot(_Model):
     slot_wait: float | None = None  # seconds spent waiting for an admission slot
     slots: int | None = None  # how many boots this machine admits at once
     alone: bool = False  # booted with the machine to itself (every slot held)
+    remote: bool = False  # on a remote daemon: its host's load is not this machine's, so not read
 
     def summary(self) -> str:
         """The machine while the cell booted, in one line."""
-        parts = []
+        parts = ["the daemon host's load not read: remote daemon"] if self.remote else []
         if self.load:
             parts.append("load " + "/".join(f"{x:.1f}" for x in self.load))
         if self.host_busy_cores is not None:

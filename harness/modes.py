@@ -14,11 +14,11 @@ would type. Adding a mode: one entry here. An unknown mode is an error, never a 
 
 from __future__ import annotations
 
-import os
 import shlex
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
+from harness.endpoint import app_socket
 from harness.errors import InputError
 from harness.generations import Generation
 
@@ -37,14 +37,6 @@ class CellSite(Protocol):
     def free_port(self) -> int: ...
 
     def scratch(self, why: str) -> str: ...
-
-
-def docker_socket() -> str:
-    """The daemon socket the harness talks to, which is also what the app gets mounted: the
-    app starts its runtime through it, on the daemon the cell runs on (`DOCKER_HOST=unix://...`:
-    a second daemon, a rootless one). A tcp:// daemon mounts its own host's default socket."""
-    host = os.environ.get("DOCKER_HOST", "")
-    return host.removeprefix("unix://") if host.startswith("unix://") else "/var/run/docker.sock"
 
 
 def app_command(gen: Generation, port: int) -> list[str]:
@@ -110,7 +102,8 @@ class AppLaunch:
     harness_env: dict[str, str] = field(default_factory=dict)
     # The headless entry point's argv (`python -m openhands.core.main -t ...`): no API, no port.
     headless: list[str] | None = None
-    socket: str = field(default_factory=docker_socket)  # the daemon's socket, mounted at /var/run/docker.sock
+    # the daemon's socket, mounted at /var/run/docker.sock; None: a tcp:// daemon, named by DOCKER_HOST
+    socket: str | None = field(default_factory=app_socket)
     # A user's deployment (harness/deployments) says more than a built-in mode: its own
     # published ports, mounts, user, container name and command, as written, and where the
     # harness placed each for the cell (another host port, a temporary folder, the cell's
@@ -155,7 +148,8 @@ class AppLaunch:
             env = {k: f"<{k}>" if k in secrets else v.replace(APP_PORT_TOKEN, str(self.person_port))
                    for k, v in self.env.items()}
         opts: list[Option] = [("-e", f"{k}={v}") for k, v in env.items()]
-        opts.append(("-v", f"{self.socket}:/var/run/docker.sock"))
+        if self.socket is not None:
+            opts.append(("-v", f"{self.socket}:/var/run/docker.sock"))
         opts += [("-v", v) for v in (self.placed_volumes if placed else self.volumes)]
         if self.network_mode:
             opts.append(("--network", self.network_mode))

@@ -51,6 +51,9 @@ class Context:
     # that reaches the loopback (then no address here reaches them without this machine's own).
     rootless: bool = False
     host_alias: str | None = None
+    # A remote daemon: a host change (this machine's /etc/hosts, its firewall) is not a change
+    # to the daemon's host, so none is tried there.
+    remote: bool = False
 
     @property
     def published_at(self) -> str | None:
@@ -277,6 +280,8 @@ def applicable(result: CellResult, ctx: Context) -> list[tuple[Remedy, Change]]:
 
 
 def _change(r: Remedy, result: CellResult, ctx: Context) -> Change | None:
+    if r.host_change and ctx.remote:
+        return None
     env = r.env(ctx)
     hosts = r.hosts(ctx) if r.hosts else {}
     publish = r.publish(ctx) if r.publish else ""

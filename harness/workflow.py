@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import generations, images, knobs, matrix, remedies
+from harness import endpoint, generations, images, knobs, matrix, remedies
 from harness.cells import admission
 from harness.cells.plan import runtime_kwargs
 from harness.cells.runner import LOST_WORKER, error_cell
@@ -171,6 +171,25 @@ def check_writable(folder: str, what: str) -> None:
 
 def docker(s: State) -> None:
     s.client = docker_host.client()  # DockerUnavailable: one line, exit 3
+    if (why := docker_host.unusable_remote()) is not None:
+        raise DockerUnavailable(why)
+    if s.matrix is not None:
+        remote_binds(s.matrix)
+
+
+def remote_binds(m: Matrix) -> None:
+    """A deployment's host folder is a temporary folder of the cell's, made on this machine: a
+    remote daemon would mount its own host's path of that name, which the harness cannot
+    make, fill or remove. Refused before anything is built, naming the deployment and mount."""
+    if not endpoint.remote():
+        return
+    for d in (c.deployment for c in m.modes if c.deployment is not None):
+        for v in d.service.volumes:
+            if v.kind == "bind" and v.source and not v.is_socket:
+                raise InputError(f"{d.origin}: volume {v.source}:{v.target}: a host folder cannot be placed "
+                                 f"for a cell on a remote daemon ({os.environ.get('DOCKER_HOST')}): the "
+                                 "harness makes it on this machine, and the daemon would mount its own "
+                                 "host's path; use a named volume, or run oh-matrix on the daemon's host")
 
 
 REPORTS = Path("reports")  # where run folders go unless --out names one

@@ -24,6 +24,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from harness import knobs
+from harness.endpoint import remote
 from harness.host import hostload
 from harness.paths import cache_root
 
@@ -63,14 +64,26 @@ def slots() -> tuple[int, str]:
     data = _read()
     demand = max((statistics.median(g["cores"]) for g in data.values() if g.get("cores")), default=None)
     memory = max((max(g["memory"]) for g in data.values() if g.get("memory")), default=None)
-    cores = hostload.cores()
+    cores, available, where = _machine()
     if demand is None:
-        return 1, f"no boot measured on this machine yet: one at a time ({cores} cores)"
+        return 1, f"no boot measured on this machine yet: one at a time ({cores} cores{where})"
     by_cpu = max(1, math.floor(cores * RESERVE / max(demand, 0.1)))
-    by_memory = max(1, math.floor(hostload.memory_available() * RESERVE / memory)) if memory else by_cpu
+    by_memory = max(1, math.floor(available * RESERVE / memory)) if memory else by_cpu
     n = min(by_cpu, by_memory, MAX_SLOTS)
-    return n, (f"{cores} cores x {RESERVE} / {demand:.2f} cores per boot (median of the busiest phase of "
+    return n, (f"{cores} cores{where} x {RESERVE} / {demand:.2f} cores per boot (median of the busiest phase of "
                f"recent boots here)" + (f", {memory / 1e9:.1f} GB per boot" if memory else ""))
+
+
+def _machine() -> tuple[int, int, str]:
+    """(cores, bytes of memory, in words whose) of the machine the cells boot on: this one's
+    affinity and MemAvailable, or a remote daemon's host as the daemon reports it (its cores and
+    total memory: what is free there is not read from here)."""
+    from harness.host import docker_host
+
+    if not remote():
+        return hostload.cores(), hostload.memory_available(), ""
+    info = docker_host.client().info()
+    return int(info.get("NCPU") or 1), int(info.get("MemTotal") or 0), " of the remote daemon's host (its total memory)"
 
 
 def _lock(i: int) -> FileLock:

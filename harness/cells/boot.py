@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from harness import endpoint
 from harness.cells import admission
 from harness.cells.facts import cpu_and_memory, started_at
 from harness.cells.launch import AppLauncher
@@ -75,14 +76,17 @@ def measure(launcher: AppLauncher, clock: BootClock) -> None:
     if runtime is not None and clock.answered_at is not None and (started := started_at(runtime)):
         b.runtime_seconds = round(clock.answered_at - started, 1)
     end = hostload.sample()
-    busy, steal = hostload.busy_cores(clock.start, end)
     app_cpu, app_memory = cpu_and_memory(launcher.container(launcher.name))
     runtime_cpu, runtime_memory = cpu_and_memory(runtime)
     wall = max(end.at - clock.start.at, 1e-6)
-    own = (app_cpu + runtime_cpu) / wall
-    b.cpu_cores, b.host_busy_cores = round(own, 2), round(busy, 2)
-    b.other_cores, b.steal_percent = round(max(busy - own, 0.0), 2), round(steal, 1)
-    b.load = hostload.load()
+    own = (app_cpu + runtime_cpu) / wall  # the daemon's own account: right on any daemon
+    b.cpu_cores = round(own, 2)
+    b.remote = endpoint.remote()
+    if not b.remote:  # /proc is this machine's, not a remote daemon's host
+        busy, steal = hostload.busy_cores(clock.start, end)
+        b.host_busy_cores = round(busy, 2)
+        b.other_cores, b.steal_percent = round(max(busy - own, 0.0), 2), round(steal, 1)
+        b.load = hostload.load()
     at_api = launcher.app_cpu_at_api
     app_phase = at_api / max(result.app_seconds or 0.0, 1.0)
     connect_phase = ((app_cpu - at_api) + runtime_cpu) / max(result.connect.seconds or 0.0, 1.0)

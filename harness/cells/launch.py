@@ -14,7 +14,7 @@ import docker
 from docker.errors import NotFound
 from docker.models.containers import Container
 
-from harness import modes, progress
+from harness import endpoint, modes, progress
 from harness.cells.diagnosis import Decision
 from harness.cells.facts import cpu_and_memory, env_of
 from harness.cells.plan import CellPlan, runtime_kwargs
@@ -108,7 +108,7 @@ class AppLauncher:
 
     def launch(self) -> modes.AppLaunch:
         p = self.plan
-        env = {**p.images.app_env, **p.env}
+        env = {**p.images.app_env, **endpoint.app_env(), **p.env}  # a tcp:// daemon: DOCKER_HOST for the app
         if self.gen.runtime_image_env and p.images.runtime_image:  # V0 is told its runtime image, as documented
             env = {self.gen.runtime_image_env: p.images.runtime_image, **env}
         if not self._launched:  # the cell's networks, and the runtimes' removal after the app, before it
@@ -121,6 +121,11 @@ class AppLauncher:
         host_port = p.app_port or (free_port() if chosen else None)
         launch = self.mode.launch(self.gen, image=p.images.app_image, env=env, host_port=host_port,
                                   networks=self.networks, site=self)
+        if endpoint.remote() and not launch.publish_all and launch.publish is None:
+            # the harness reaches the app from this machine, so not on the daemon's loopback
+            launch = replace(launch, publish_all=True, placement=(
+                *launch.placement, f"published on every address of the daemon's host "
+                f"({endpoint.daemon_address()}), not its loopback: the harness reaches the app from this machine"))
         self.result.notes += [n for n in launch.placement if n not in self.result.notes]
         self.result.docker_run = launch.docker_run(p.secrets)
         self.result.app_env = dict(launch.env)  # redacted by the caller (secrets.py)
@@ -163,11 +168,12 @@ class AppLauncher:
 
     def app_url(self, launch: modes.AppLaunch, app: Container) -> str:
         """Where the harness reaches the app: the host port chosen, or the one Docker chose."""
+        at = endpoint.daemon_address()  # a remote daemon publishes on its own host
         if launch.host_port is not None:
-            return f"http://127.0.0.1:{launch.host_port}"
+            return f"http://{at}:{launch.host_port}"
         app.reload()
         binds = (app.attrs.get("NetworkSettings") or {}).get("Ports", {}).get(f"{launch.listen_port}/tcp") or []
-        return f"http://127.0.0.1:{binds[0]['HostPort']}"
+        return f"http://{at}:{binds[0]['HostPort']}"
 
     def wait_api(self, container: Container, client: Client, launch: modes.AppLaunch, url: str) -> Decision | None:
         """None once the app's API answers; else why not, within the app budget. When the app
@@ -195,7 +201,7 @@ class AppLauncher:
 
     def why_unreachable(self, launch: modes.AppLaunch) -> str:
         """The daemon's mechanism that keeps the harness off the app's port, where it knows one."""
-        if docker_host.remote():
+        if endpoint.remote():
             return ("the daemon is remote (DOCKER_HOST), so the app's port is published on the daemon's "
                     "host, not at this machine's 127.0.0.1")
         if launch.network_mode == "host" and docker_host.rootless(self.client):

@@ -11,14 +11,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from harness import generations, remedies
+from harness import endpoint, generations, remedies
 from harness.cells import admission
 from harness.cells.api import ApiCell
 from harness.cells.cell import CellCore
 from harness.cells.headless import HeadlessCell
 from harness.cells.plan import CellPlan
 from harness.context import RunContext
-from harness.host import docker_host, firewall
+from harness.host import firewall
 from harness.matrix import Cell, Matrix
 from harness.model import Cause, CellResult, Connect, Direction, Evidence, Host, ImageFailure, Source, Verdict
 from harness.openhands import LlmSettings
@@ -110,7 +110,7 @@ def _firewall_context(result: CellResult, cell: Cell, ctx: RunContext) -> dict[s
     """For a cell a firewall rejected: the rules that did it, the bridge its connects came
     from and the host ports the rerun will use (remedies.Context), read from this machine
     only when its daemon is local."""
-    if result.connect.cause != Cause.CONNECTION_REJECTED or docker_host.remote():
+    if result.connect.cause != Cause.CONNECTION_REJECTED or endpoint.remote():
         return {}
     callback = result.connect.direction == Direction.CALLBACK
     default = ctx.host.bridge.get("name") or "docker0"
@@ -154,6 +154,7 @@ def _run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None) ->
                                    own_command=bool(dep and dep.service.command),
                                    api_on_loopback=bool(dep and dep.api_on_loopback),
                                    rootless=bool(ctx.host.rootless), host_alias=_loopback_alias(ctx.host),
+                                   remote=bool(ctx.host.remote),
                                    **_firewall_context(result, cell, ctx))
 
         def rerun(change: remedies.Change, alone: bool) -> CellResult:

@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 import docker
 from docker.models.containers import Container
 
+from harness import endpoint
 from harness.cells.diagnosis import Decision, Judge, Observation
 from harness.cells.facts import bridge_of, inner_port, published_on, where
 from harness.errors import AdapterError
@@ -80,7 +81,7 @@ class FirewallView:
             return None
         if not self.read:
             self.read = True
-            self.rules = None if docker_host.remote() else firewall.rules()  # a remote daemon's live there
+            self.rules = None if endpoint.remote() else firewall.rules()  # a remote daemon's live there
             self.default_bridge = docker_host.bridge_options(self.client).get("name", "docker0")
         if caller.id not in self.bridges:
             self.bridges[caller.id] = bridge_of(self.client, caller)

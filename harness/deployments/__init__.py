@@ -23,12 +23,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from harness import endpoint
 from harness.deployments import compose, dockerrun
 from harness.deployments.compose import ComposeFiles
 from harness.deployments.spec import APP_CONTAINER_PORT, Port, ServiceSpec, Volume
+from harness.endpoint import app_socket, docker_socket
 from harness.errors import InputError
 from harness.generations import Generation
-from harness.modes import AppLaunch, CellSite, Publish, app_command, docker_socket
+from harness.modes import AppLaunch, CellSite, Publish, app_command
 
 KEYS = frozenset({"compose", "service", "docker_run", "docker_run_file", "env"})
 
@@ -130,7 +132,8 @@ def _place(d: Deployment, gen: Generation, image: str, env: dict[str, str], api_
         person_publish.append(Publish(p.container, p.host, p.address))
         # As written where an address is given; else loopback, unless the sandbox calls the
         # app back (it comes from the bridge gateway, as to any port published on every address)
-        address = p.address or ("0.0.0.0" if gen.callback else "127.0.0.1")
+        # or the daemon is remote (the harness reaches its host from this machine)
+        address = p.address or ("0.0.0.0" if gen.callback or endpoint.remote() else "127.0.0.1")
         if not _wildcard(address) and not address.startswith("127.") and not _local(address):
             said.append(f"{address}:{p.host}:{p.container}: {address} is not an address of this machine; published "
                         "on 127.0.0.1 for this cell, which the bridge gateway does not reach, as it does not reach "
@@ -166,7 +169,10 @@ def _place(d: Deployment, gen: Generation, image: str, env: dict[str, str], api_
     person_volumes, placed_volumes = [], []
     for v in s.volumes:
         if v.is_socket:
-            if v.source and v.source != docker_socket():
+            if app_socket() is None:  # a tcp:// daemon: the app is told DOCKER_HOST instead
+                said.append(f"{v.source}:{v.target}: not mounted; the app reaches the daemon the cell runs on "
+                            f"at DOCKER_HOST={endpoint.app_env()['DOCKER_HOST']}")
+            elif v.source and v.source != docker_socket():
                 said.append(f"{v.source}:{v.target}: the socket of the daemon the cell runs on, {docker_socket()}")
             continue  # the launch mounts the daemon's socket itself
         folder = site.scratch(f"{v.source or 'anonymous volume'} at {v.target}")
@@ -251,11 +257,12 @@ def _local(address: str) -> bool:
 
 
 def _listening(port: int) -> bool:
+    """Something accepts on `port` of the daemon's host (this machine, or a remote daemon's)."""
     import socket
 
     with socket.socket() as s:
         s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        return s.connect_ex((endpoint.daemon_address(), port)) == 0
 
 
 def load(name: str, table: dict[str, Any], matrix_path: str, files: dict[str, str] | None = None) -> Deployment:

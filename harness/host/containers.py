@@ -25,6 +25,7 @@ from testcontainers.core.exceptions import ContainerStartException
 from testcontainers.core.network import Network
 from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
+from harness import endpoint
 from harness.host import cleanup
 from harness.modes import Publish
 
@@ -46,7 +47,10 @@ HARNESS_PORTS = range(61000, 65500)
 def free_port() -> int:
     """A port free on this host now. Only for what must be chosen before a container starts
     and listens in the host's namespace (a V1 app, whose sandbox calls it back at that port;
-    an app on the host network; a sidecar there); elsewhere Docker picks."""
+    an app on the host network; a sidecar there); elsewhere Docker picks. On a remote daemon
+    the port must be free on the daemon's host: one nothing there accepts on."""
+    if endpoint.remote():
+        return _free_at(endpoint.daemon_address())
     for port in random.sample(HARNESS_PORTS, 64):
         with socket.socket() as s:
             try:
@@ -57,6 +61,22 @@ def free_port() -> int:
     with socket.socket() as s:  # that range is full: any port the kernel gives
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _free_at(host: str) -> int:
+    """A port of HARNESS_PORTS the daemon's host refuses a connect on (nothing listens there);
+    the last one tried when none is refused (a firewall that drops: the cell then says so)."""
+    port = HARNESS_PORTS[0]
+    for port in random.sample(HARNESS_PORTS, 16):
+        with socket.socket() as s:
+            s.settimeout(1.0)
+            try:
+                s.connect((host, port))
+            except ConnectionRefusedError:
+                return port
+            except OSError:
+                continue
+    return port
 
 
 def tail(container: Container | None, n: int = LOG_TAIL) -> str:

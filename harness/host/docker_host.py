@@ -11,6 +11,7 @@ from typing import Any
 import docker
 from docker.errors import DockerException
 
+from harness.endpoint import docker_socket, remote
 from harness.errors import DockerUnavailable
 from harness.host import firewall, rootlesskit
 from harness.host.rootlesskit import RootlessKit
@@ -148,8 +149,6 @@ def rootless_kit(c: docker.DockerClient) -> RootlessKit | None:
     machine's socket and its API can be read; asked once per process and daemon."""
     key = (os.getpid(), os.environ.get("DOCKER_HOST", ""))
     if key not in _kits:
-        from harness.modes import docker_socket
-
         _kits[key] = rootlesskit.read(docker_socket()) if rootless(c) and not remote() else None
     return _kits[key]
 
@@ -172,9 +171,16 @@ def _is_rootless(info: dict[str, Any]) -> bool:
     return any("rootless" in str(o) for o in info.get("SecurityOptions") or [])
 
 
-def remote() -> bool:
-    """The daemon is elsewhere: facts of this machine (its firewall, its iptables) are not its."""
-    return not os.environ.get("DOCKER_HOST", "unix://").startswith("unix://")
+def unusable_remote() -> str | None:
+    """Why the cells cannot run on this daemon at all, in one line; None when they can. A
+    TLS daemon's client certificates are this machine's files: an app on the daemon's host
+    has none, so it could not start a single runtime."""
+    host = os.environ.get("DOCKER_HOST", "")
+    if host.startswith("tcp://") and os.environ.get("DOCKER_TLS_VERIFY"):
+        return (f"DOCKER_HOST={host} with DOCKER_TLS_VERIFY: the app runs on the daemon's host and would "
+                "need this machine's client certificates (DOCKER_CERT_PATH) there to start its runtime; "
+                "run oh-matrix on the daemon's host, or point it at the daemon's socket (ssh://)")
+    return None
 
 
 def userland_proxy() -> str | None:

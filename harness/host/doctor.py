@@ -14,9 +14,9 @@ from pathlib import Path
 
 import docker
 
+from harness.endpoint import docker_socket
 from harness.host import docker_host, firewall
 from harness.host.rootlesskit import RootlessKit
-from harness.modes import docker_socket
 
 
 @dataclass(frozen=True)

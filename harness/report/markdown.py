@@ -28,6 +28,18 @@ VALUE_OPTIONS = frozenset({"-e", "--env", "-v", "--volume", "-p", "--publish", "
 clean = strip_ansi  # older runs stored log tails with colour codes
 
 
+
+# What the harness reads on this machine and so cannot read for a remote daemon's host.
+NOT_READ_REMOTE = "this machine's firewall rules, userland proxy and load are not the daemon host's (remote daemon)"
+
+
+def host_facts(run: Run) -> dict[str, Any]:
+    """The Docker host's facts as the report lists them, with what was not read, and why."""
+    facts = run.host.model_dump(exclude_defaults=True)
+    if run.host.remote:
+        facts["not_read"] = NOT_READ_REMOTE
+    return facts
+
 def truncate(text: str, limit: int = EVIDENCE_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -126,7 +138,7 @@ def context(run: Run) -> dict[str, Any]:
         "counts": {v: sum(x == v for x in verdicts) for v in EMOJI}, "short_id": run.run_id[:8],
         "started": when(run.started_at), "finished": when(run.finished_at),
         "duration": duration(run.started_at, run.finished_at),
-        "resolved_latest": latest, "changes": run.changes, "host_facts": run.host.model_dump(exclude_defaults=True),
+        "resolved_latest": latest, "changes": run.changes, "host_facts": host_facts(run),
         "merged": bool(run.host_groups), "group": group, "group_size": {g.name: len(g.hosts) for g in run.host_groups},
         "same_cells": same_cells(run),
         "matrix_cells": len({c.id.removeprefix(f"{c.host}/") for c in run.cells}),

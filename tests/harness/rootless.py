@@ -25,6 +25,8 @@ from pathlib import Path
 
 import docker
 
+from harness.model import ImageSet
+
 USER = "oh-matrix-rootless"
 PACKAGES = {"rootlesskit": "rootlesskit", "slirp4netns": "slirp4netns", "newuidmap": "uidmap"}
 SCRIPT = Path("/usr/share/docker.io/contrib/dockerd-rootless.sh")  # docker.io ships it, not on PATH
@@ -136,11 +138,20 @@ def rootless_daemon(*flags: str, host_loopback: bool = True) -> Iterator[Rootles
             log.close()
 
 
-def load_images(daemon: RootlessDaemon, *images: str) -> None:
-    """The rootful daemon's images, copied into the rootless one in one `docker save | docker
-    load`, so the layers they share (the base) are copied once."""
+def harness_images(client: docker.DockerClient, *sets: ImageSet) -> list[str]:
+    """What a cell needs on another daemon: the sets' app and runtime images, the base and
+    placeholder images the harness builds, by tag."""
+    images = {i for s in sets for i in (s.app_image, s.runtime_image) if i}
+    images |= {i.tags[0] for i in client.images.list(filters={"label": "oh-matrix.image=base"})}
+    images |= {t for i in client.images.list(filters={"label": "oh-matrix.image=placeholder"}) for t in i.tags}
+    return sorted(images)
+
+
+def load_images(docker_host: str, *images: str) -> None:
+    """This machine's daemon's images, copied into another daemon (rootless, remote) in one
+    `docker save | docker load`, so the layers they share (the base) are copied once."""
     save = subprocess.Popen(["docker", "save", *images], stdout=subprocess.PIPE)
-    subprocess.run(["docker", "-H", daemon.docker_host, "load", "-q"], stdin=save.stdout,
+    subprocess.run(["docker", "-H", docker_host, "load", "-q"], stdin=save.stdout,
                    check=True, capture_output=True, timeout=900)
     if save.wait() != 0:
         raise RuntimeError(f"docker save {' '.join(images)} failed")

@@ -73,7 +73,7 @@ def test_the_current_context_is_the_daemon_of_every_client(docker_config: Path) 
     docker-py, the `docker` shell-outs and the workers all read; its daemon is remote."""
     import os
 
-    from harness.modes import docker_socket
+    from harness.endpoint import docker_socket
 
     _context(docker_config, "far", "tcp://10.9.9.9:2375")
     assert docker_host.adopt_context() == "far"
@@ -83,7 +83,7 @@ def test_the_current_context_is_the_daemon_of_every_client(docker_config: Path) 
 
 
 def test_a_rootless_context_mounts_its_socket(docker_config: Path) -> None:
-    from harness.modes import docker_socket
+    from harness.endpoint import docker_socket
 
     _context(docker_config, "rootless", "unix:///run/user/1000/docker.sock")
     assert docker_host.adopt_context() == "rootless"

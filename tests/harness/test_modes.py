@@ -94,7 +94,7 @@ def test_every_mode_has_a_distinct_rank_and_every_remedy_names_a_mode_of_the_reg
 @pytest.mark.parametrize(("docker_host", "socket"), [
     ("unix:///run/ohd2/docker.sock", "/run/ohd2/docker.sock"),  # a second daemon on the machine
     ("unix:///run/user/1000/docker.sock", "/run/user/1000/docker.sock"),  # rootless
-    ("tcp://10.0.0.5:2375", "/var/run/docker.sock"),  # a remote daemon: its host's own socket
+    ("ssh://me@10.0.0.5", "/var/run/docker.sock"),  # a remote daemon over ssh: its host's own socket
 ])
 def test_the_app_gets_the_socket_of_the_daemon_the_cell_runs_on(
         monkeypatch: pytest.MonkeyPatch, docker_host: str, socket: str) -> None:

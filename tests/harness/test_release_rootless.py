@@ -47,11 +47,9 @@ tag = "latest"
 @pytest.fixture(scope="module")
 def daemon(client: docker.DockerClient, v0_images: ImageSet, v1_images: ImageSet,
            base_image: object) -> Iterator[rootless.RootlessDaemon]:
-    images = {v0_images.app_image, v0_images.runtime_image, v1_images.app_image, v1_images.runtime_image,
-              *(i.tags[0] for i in client.images.list(filters={"label": "oh-matrix.image=base"}))}
-    images |= {t for i in client.images.list(filters={"label": "oh-matrix.image=placeholder"}) for t in i.tags}
+    images = rootless.harness_images(client, v0_images, v1_images)
     with rootless.rootless_daemon(host_loopback=True) as d:
-        rootless.load_images(d, *sorted(images))
+        rootless.load_images(d.docker_host, *images)
         yield d
 
 

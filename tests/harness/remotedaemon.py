@@ -1,0 +1,116 @@
+"""A real remote daemon for tests: a second rootful dockerd listening on TCP inside a network
+namespace the test creates, reached over a veth pair of the test's own (this machine
+10.213.0.1, the daemon's host 10.213.0.2; no other route out of the namespace), with its own
+data root, exec root and default bridge, and the harness's images loaded into it. To the
+harness it is a daemon on another host: its published ports, its NAT rules and its bridges
+live in that namespace, not in this machine's. Traffic goes only to the pair's addresses.
+
+Everything it changes on this machine is undone after: the daemon (and the containerd it
+supervises) stops, its folders are removed, and the namespace goes, with the veth pair."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+
+NETNS = "oh-matrix-remote"
+HOST_END, DAEMON_END = "omr-here", "omr-there"  # the veth pair's two ends
+HERE, THERE = "10.213.0.1", "10.213.0.2"  # a /30 of the test's own
+PORT = 2375
+BRIDGE = "10.214.0.1/24"  # the daemon's docker0, unlike this machine's, so evidence says which
+POOL = "base=10.215.0.0/16,size=24"  # its networks of their own (custom-network)
+
+
+@dataclass(frozen=True)
+class RemoteDaemon:
+    socket: str  # its own unix socket, for loading images only: the harness gets the TCP endpoint
+
+    @property
+    def docker_host(self) -> str:
+        return f"tcp://{THERE}:{PORT}"
+
+    def client(self) -> docker.DockerClient:
+        return docker.DockerClient(base_url=self.docker_host, timeout=300)
+
+
+def _ip(*args: str, check: bool = True) -> None:
+    subprocess.run(["ip", *args], check=check, capture_output=True, timeout=30)
+
+
+def _in_ns(*args: str) -> None:
+    _ip("netns", "exec", NETNS, "ip", *args)
+
+
+@contextlib.contextmanager
+def _namespace() -> Iterator[None]:
+    _ip("netns", "del", NETNS, check=False)  # a crashed earlier test's: start clean
+    _ip("link", "del", HOST_END, check=False)
+    _ip("netns", "add", NETNS)
+    try:
+        _ip("link", "add", HOST_END, "type", "veth", "peer", "name", DAEMON_END)
+        _ip("link", "set", DAEMON_END, "netns", NETNS)
+        _ip("addr", "add", f"{HERE}/30", "dev", HOST_END)
+        _ip("link", "set", HOST_END, "up")
+        _in_ns("addr", "add", f"{THERE}/30", "dev", DAEMON_END)
+        _in_ns("link", "set", DAEMON_END, "up")
+        _in_ns("link", "set", "lo", "up")
+        yield
+    finally:
+        _ip("netns", "del", NETNS, check=False)  # takes the veth pair with it
+        _ip("link", "del", HOST_END, check=False)
+
+
+@contextlib.contextmanager
+def tcp_daemon() -> Iterator[RemoteDaemon]:
+    """The daemon up and answering on its TCP endpoint; stopped and removed after, on any exit."""
+    root = Path(tempfile.mkdtemp(prefix="oh-matrix-remote-"))
+    with _namespace():
+        log = open(root / "dockerd.log", "wb")  # noqa: SIM115 (closed below)
+        # nsenter enters the network namespace only: `ip netns exec` would also mount a sysfs
+        # of its own, without the cgroup filesystems dockerd needs
+        sock = root / "exec" / "docker.sock"
+        proc = subprocess.Popen(
+            ["nsenter", f"--net=/run/netns/{NETNS}", "dockerd", "--data-root", str(root / "data"),
+             "--exec-root", str(root / "exec"), "--pidfile", str(root / "dockerd.pid"),
+             "-H", f"unix://{sock}", "-H", f"tcp://{THERE}:{PORT}", "--tls=false",
+             "--bip", BRIDGE, "--default-address-pool", POOL],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        daemon = RemoteDaemon(str(sock))
+        try:
+            deadline = time.monotonic() + 90  # 20.10 waits 15 s on a TCP endpoint without TLS, on purpose
+            while True:
+                with contextlib.suppress(docker.errors.DockerException):
+                    daemon.client().ping()
+                    break
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    tail = (root / "dockerd.log").read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"the remote daemon did not come up:\n{tail}")
+                time.sleep(0.5)
+            yield daemon
+        finally:
+            with contextlib.suppress(docker.errors.DockerException):  # what a failed test left
+                c = docker.DockerClient(base_url=f"unix://{sock}", timeout=60)
+                for container in c.containers.list(all=True):
+                    container.remove(force=True)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            log.close()
+            subprocess.run(["umount", "-R", str(root / "exec")], capture_output=True)
+            shutil.rmtree(root, ignore_errors=True)
+
