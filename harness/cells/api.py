@@ -20,7 +20,16 @@ from harness.errors import AdapterError, TaskSetupError
 from harness.host import cleanup
 from harness.host.containers import free_port, tail
 from harness.model import Cause, TaskResult, Verdict, strip_ansi
-from harness.openhands import Client, CountsEvents, LlmSettings, Replays, RuntimeState, client_for, rules_for
+from harness.openhands import (
+    Client,
+    CountsEvents,
+    LlmSettings,
+    Replays,
+    RuntimeState,
+    client_for,
+    missing_call,
+    rules_for,
+)
 from harness.tasks import replay
 from harness.tasks.llmwatch import LlmWatch
 from harness.tasks.taskrun import ConversationTasks, TaskKit
@@ -128,6 +137,11 @@ class ApiCell(CellCore):
             return
         if self.plan.llm.replay:
             self.result.tasks = [self.replay(client, name) for name in self.plan.tasks]
+            return
+        if lacks := missing_call(self.gen, self.plan.images.resolved_version, "send_message"):
+            # a task is a message to the connected conversation: never sent with a later release's call
+            self.result.tasks = [kit.result(n, Verdict.SKIP, detail=kit.skip_reason(n) or f"sends its message with "
+                                            f"the app's message call, and {lacks}") for n in self.plan.tasks]
             return
         watch = None
         if self.plan.llm.real is not None:  # the user's model: a dead endpoint is a cause in seconds

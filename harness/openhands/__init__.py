@@ -147,3 +147,17 @@ def rules_for(gen: Generation) -> Rules:
 def client_for(gen: Generation, base_url: str) -> Client:
     client: Client = gen.load(gen.client)(base_url)
     return client
+
+
+def missing_call(gen: Generation, version: str | None, call: str) -> str | None:
+    """Why `gen`'s client cannot make `call` on release `version` (a release older than the
+    one its adapter's `SINCE` names for it), or None: it can, or the version is unknown."""
+    since: dict[str, tuple[tuple[int, ...], str]] = getattr(gen.load(gen.client), "SINCE", {})
+    if call not in since or not version:
+        return None
+    first, why = since[call]
+    try:
+        mine = tuple(int(x) for x in version.split(".")[:3])
+    except ValueError:  # not MAJOR.MINOR.PATCH (an own image's `main`): not known to lack it
+        return None
+    return f"{version} lacks it: {why}" if mine < first else None

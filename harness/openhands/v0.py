@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from harness.errors import UnexpectedAnswer
 from harness.generations import V0
@@ -63,6 +63,17 @@ class V0Rules:
 
 
 class V0Client:
+    # The calls 0.x releases differ in, by the first release that has each, read from the
+    # releases' own wheels (openhands-ai on PyPI, 0.50.0 to 0.62.0): a call a release lacks is
+    # never made on it (openhands.missing_call). The other calls' routes are in every one of
+    # them (their request bodies were not compared).
+    SINCE: ClassVar[dict[str, tuple[tuple[int, ...], str]]] = {
+        "send_message": ((0, 59, 0), "POST /api/conversations/ID/message (openhands/server/routes/conversation.py "
+                                     "`add_message`) first ships in openhands-ai 0.59.0; an older release takes a "
+                                     "conversation's next message over its socket.io events only, which this "
+                                     "adapter does not drive"),
+    }
+
     def __init__(self, base_url: str, timeout: float = 15.0) -> None:
         self._app = AppClient(base_url, timeout)
         self._call = self._app.call

@@ -84,3 +84,17 @@ def test_v1_answers_of_the_wrong_shape_are_unexpected_answers() -> None:
     with pytest.raises(AdapterError):
         answering(client, [{"conversation_url": None}]).send_message(cid, "hi")
     client.close()
+
+
+@pytest.mark.parametrize(("version", "lacks"), [
+    ("0.57.2", True), ("0.58.0", True), ("0.59.0", False), ("0.62.0", False), (None, False), ("main", False)])
+def test_a_call_a_release_lacks_is_named_with_the_release_it_came_in(version: str | None, lacks: bool) -> None:
+    """0.x's message call came with 0.59.0 (its route, read from the wheels): a task on 0.57 is
+    a skip saying so, never a 404 from a later release's call."""
+    from harness.openhands import missing_call
+
+    why = missing_call(generations.V0, version, "send_message")
+    assert (why is not None) is lacks, why
+    if why:
+        assert why.startswith(f"{version} lacks it") and "0.59.0" in why and "add_message" in why
+    assert missing_call(generations.V1, "1.0.0", "send_message") is None  # no such fact for 1.x
