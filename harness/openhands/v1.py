@@ -121,6 +121,7 @@ class V1Client:
     def __init__(self, base_url: str, timeout: float = 30.0) -> None:
         self._app = AppClient(base_url, timeout)
         self._call = self._app.call
+        self._host = urlparse(base_url).hostname or "localhost"  # where the app's ports are published
         self._tasks: dict[str, str] = {}  # conversation id -> start task id
         self._agents: dict[str, tuple[AppClient, str]] = {}  # conversation id -> its agent-server, path
 
@@ -187,7 +188,10 @@ class V1Client:
                 raise UnexpectedAnswer("GET", "/api/v1/app-conversations", "no conversation_url/session_api_key yet",
                                        {k: v for k, v in conv.items() if k != "session_api_key"})
             u = urlparse(str(url))
-            client = AppClient(f"{u.scheme}://{u.netloc}", 30, {"X-Session-API-Key": key})
+            # `localhost` is the machine the app's ports are published on, as for the browser
+            # that reached the app there: a remote daemon's host, not the harness's own
+            netloc = f"{self._host}:{u.port}" if u.hostname == "localhost" and u.port else u.netloc
+            client = AppClient(f"{u.scheme}://{netloc}", 30, {"X-Session-API-Key": key})
             self._agents[conversation_id] = (client, u.path.rstrip("/"))
         return self._agents[conversation_id]
 

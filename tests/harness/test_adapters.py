@@ -98,3 +98,16 @@ def test_a_call_a_release_lacks_is_named_with_the_release_it_came_in(version: st
     if why:
         assert why.startswith(f"{version} lacks it") and "0.59.0" in why and "add_message" in why
     assert missing_call(generations.V1, "1.0.0", "send_message") is None  # no such fact for 1.x
+
+
+@pytest.mark.parametrize(("app", "agent"), [("http://10.213.0.2:61000", "http://10.213.0.2:35001"),
+                                            ("http://127.0.0.1:61000", "http://127.0.0.1:35001")])
+def test_v1_reaches_the_sandbox_where_the_apps_ports_are_published(app: str, agent: str) -> None:
+    """The app says `http://localhost:PORT` for the sandbox: localhost of the machine its ports
+    are published on (a remote daemon's host), as for a browser that reached the app there."""
+    c = V1Client(app)
+    c._conversation = lambda _id: {"conversation_url": "http://localhost:35001/api/conversations/abc",  # type: ignore[method-assign]
+                                   "session_api_key": "k"}
+    client, prefix = c._agent("abc")
+    assert str(client._http.base_url).rstrip("/") == agent and prefix == "/api/conversations/abc"
+    c.close()
