@@ -48,9 +48,27 @@ def repository(name: str) -> str | None:
     return raw.removesuffix("/")
 
 
+APP_ENV = "OH_MATRIX_APP_ENV"  # KEY=VALUE pairs, whitespace-separated
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def app_env() -> dict[str, str]:
+    """`OH_MATRIX_APP_ENV`: settings for every app container, below the matrix's, a mode's and
+    `--app-env` (a CI job sets it where it cannot pass flags: the harness's own release tests
+    give 1.x a startup grace sized for a slow machine with it, tests/harness/conftest.py)."""
+    out = {}
+    for pair in os.environ.get(APP_ENV, "").split():
+        key, sep, value = pair.partition("=")
+        if not sep or not _ENV_KEY.fullmatch(key):
+            raise InputError(f"{APP_ENV}: {pair!r}: expected KEY=VALUE pairs separated by spaces")
+        out[key] = value
+    return out
+
+
 def check_all() -> None:
     """Every knob parsed: the inputs step of `run` and `images build` call this."""
     for name in WHOLE_NUMBERS:
         whole_number(name)
     for name in REPOSITORIES:
         repository(name)
+    app_env()

@@ -14,10 +14,11 @@ import docker
 from docker.errors import NotFound
 from docker.models.containers import Container
 
-from harness import endpoint, modes, progress
+from harness import endpoint, knobs, modes, progress
 from harness.cells.diagnosis import Decision
 from harness.cells.facts import cpu_and_memory, env_of
 from harness.cells.plan import CellPlan, runtime_kwargs
+from harness.deployments import Deployment
 from harness.host import cleanup, docker_host, rootlesskit
 from harness.host.containers import CellResources, app_container, free_port
 from harness.host.netprobe import NetProbe
@@ -72,6 +73,13 @@ def _what(p: NetProbe) -> str:
         p.tcp or "", p.error or p.dns)
 
 
+def below_the_cell(mode: modes.ModeSpec) -> dict[str, str]:
+    """Settings every app gets below what its cell sets: a tcp:// daemon's DOCKER_HOST, and
+    OH_MATRIX_APP_ENV (also below what a user's deployment sets in its own file)."""
+    own = mode.service.environment if isinstance(mode, Deployment) else {}
+    return {**endpoint.app_env(), **{k: v for k, v in knobs.app_env().items() if k not in own}}
+
+
 class AppLauncher:
     """One cell's app and the runtimes it starts; a modes.CellSite for modes that place a
     user's deployment (free ports, scratch folders of the cell's own)."""
@@ -108,7 +116,7 @@ class AppLauncher:
 
     def launch(self) -> modes.AppLaunch:
         p = self.plan
-        env = {**p.images.app_env, **endpoint.app_env(), **p.env}  # a tcp:// daemon: DOCKER_HOST for the app
+        env = {**p.images.app_env, **below_the_cell(self.mode), **p.env}
         if self.gen.runtime_image_env and p.images.runtime_image:  # V0 is told its runtime image, as documented
             env = {self.gen.runtime_image_env: p.images.runtime_image, **env}
         if not self._launched:  # the cell's networks, and the runtimes' removal after the app, before it

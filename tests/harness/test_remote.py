@@ -89,7 +89,7 @@ def test_a_free_port_on_a_remote_daemon_is_one_its_host_refuses(monkeypatch: pyt
 
 def test_host_changes_are_not_tried_for_a_remote_daemon() -> None:
     """/etc/hosts and the firewall of this machine are not the daemon's host's."""
-    from tests.harness.test_remedies import failed
+    from test_remedies import failed
 
     r = failed("dns-unresolved", api="v1", mode="host")
     r.connect.direction = Direction.CALLBACK
@@ -108,3 +108,15 @@ def test_what_is_not_read_is_said() -> None:
     run = Run(**at, host=Host(remote=True, docker_host="tcp://x:2375"))
     assert markdown.host_facts(run)["not_read"] == markdown.NOT_READ_REMOTE
     assert "not_read" not in markdown.host_facts(Run(**at))
+
+
+def test_app_env_from_the_environment_is_pairs_and_a_bad_one_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness import knobs
+
+    monkeypatch.setenv("OH_MATRIX_APP_ENV", "SANDBOX_STARTUP_GRACE_SECONDS=60  LOG_LEVEL=debug")
+    assert knobs.app_env() == {"SANDBOX_STARTUP_GRACE_SECONDS": "60", "LOG_LEVEL": "debug"}
+    monkeypatch.setenv("OH_MATRIX_APP_ENV", "NOVALUE")
+    with pytest.raises(InputError, match="OH_MATRIX_APP_ENV: 'NOVALUE'"):
+        knobs.check_all()
+    monkeypatch.delenv("OH_MATRIX_APP_ENV")
+    assert knobs.app_env() == {}
