@@ -1,10 +1,10 @@
-"""The real releases on a real rootless daemon (#25, item 1), in one run: 0.62 and latest in
-every mode with `--remedies` (the fix through the host alias only, for CI's minutes; every fix
-of the whole grid: by hand, see the closing note), on docker.io's rootless script behind RootlessKit and
-slirp4netns, run by an unprivileged user of the test's own (tests/harness/rootless.py),
-with the harness's images loaded into it. slirp4netns maps its host alias to this
-machine's loopback (the test's choice of flags), so every remedy reaches this machine only
-through the loopback.
+"""The real releases on a real rootless daemon (#25, item 1), in one run: 0.62 in every mode and
+latest in host and host-gateway (CELLS) with `--remedies` (the fix through the host alias
+only, for CI's minutes; every fix of the whole grid: by hand, see the closing note), on
+docker.io's rootless script behind RootlessKit and slirp4netns, run by an unprivileged user
+of the test's own (tests/harness/rootless.py), with the harness's images loaded into it.
+slirp4netns maps its host alias to this machine's loopback (the test's choice of flags), so
+every remedy reaches this machine only through the loopback.
 
 What must hold: the run knows its daemon is rootless and reads RootlessKit; no cell waits
 out a budget (a `--network host` app is reached through RootlessKit's port API, and
@@ -31,6 +31,10 @@ from harness.paths import cache_root
 
 pytestmark = [pytest.mark.engine, pytest.mark.release]
 ROOT = Path(__file__).resolve().parents[2]
+# 0.62 in every mode, latest in the two whose mechanism differs from 0.62's there (its bridge and
+# custom-network cells fail as 0.62's do: dns-unresolved, and refused at a gateway inside
+# RootlessKit's namespace), for CI's minutes; the whole grid with every fix: by hand.
+CELLS = ("0.62-bridge", "0.62-host", "0.62-custom-network", "0.62-host-gateway", "latest-host", "latest-host-gateway")
 MATRIX = """[run]
 tasks = ["create-file"]
 [[targets]]
@@ -60,7 +64,7 @@ def test_0_62_and_latest_on_a_rootless_daemon_in_every_mode(daemon: rootless.Roo
     env = {**os.environ, "DOCKER_HOST": daemon.docker_host, "OH_MATRIX_CACHE": str(cache_root())}
     run = clirun.run([sys.executable, "-m", "harness.cli", "run", "--matrix", str(tmp_path / "matrix.toml"),
                       "--backend", "pypi", "--remedies", "--remedy", "rootless-host-alias", "--out", str(out),
-                      "-n", "2"],
+                      "-n", "2", *(a for c in CELLS for a in ("--only", c))],
                      cwd=ROOT, timeout=2400, env=env)
     assert run.returncode in (0, 1), run.stdout[-3000:] + run.stderr[-2000:]
     data = json.loads((out / "results.json").read_text())
@@ -68,26 +72,26 @@ def test_0_62_and_latest_on_a_rootless_daemon_in_every_mode(daemon: rootless.Roo
     assert host["rootless"] is True and host["docker_host"] == daemon.docker_host
     assert host["rootlesskit"]["network_driver"] == "slirp4netns" and host["rootlesskit"]["host_loopback"] is True
     cells = {c["id"]: c for c in data["cells"]}
-    assert len(cells) == 8, sorted(cells)
+    assert sorted(cells) == sorted(CELLS)
     for cid, c in cells.items():
         connect = c["connect"]
         assert connect["cause"] != "budget-exceeded" and connect["verdict"] in ("pass", "fail"), (cid, connect)
         if connect["verdict"] == "pass":
             assert [t["verdict"] for t in c["tasks"]] == ["pass"], (cid, c["tasks"])
+    assert cells["0.62-bridge"]["connect"]["cause"] == "dns-unresolved"
     for tag in ("0.62", "latest"):
-        assert cells[f"{tag}-bridge"]["connect"]["cause"] == "dns-unresolved"
         host_cell = cells[f"{tag}-host"]
         assert any("forwarded to this machine's 127.0.0.1" in n for n in host_cell["notes"]), host_cell["notes"]
-        for mode in ("host-gateway", "custom-network"):
-            c = cells[f"{tag}-{mode}"]
-            assert c["connect"]["cause"] == "connection-refused", (c["id"], c["connect"])
-            why = c["connect"]["evidence"][0]["text"]
-            assert "a bridge gateway inside RootlessKit's network namespace" in why, why
-            assert "RootlessKit's docker-proxy listens for it on 127.0.0.1 only" in why, why
-            tried = {r["name"]: r for r in c["remedies"]}
-            alias = tried["rootless-host-alias"]
-            assert alias["verdict"] == "pass", (c["id"], alias)
-            assert "10.0.2.2" in json.dumps(alias["env"]) and "172.17.0.1" not in json.dumps(alias["env"])
+    for cid in ("0.62-host-gateway", "0.62-custom-network", "latest-host-gateway"):
+        c = cells[cid]
+        assert c["connect"]["cause"] == "connection-refused", (c["id"], c["connect"])
+        why = c["connect"]["evidence"][0]["text"]
+        assert "a bridge gateway inside RootlessKit's network namespace" in why, why
+        assert "RootlessKit's docker-proxy listens for it on 127.0.0.1 only" in why, why
+        tried = {r["name"]: r for r in c["remedies"]}
+        alias = tried["rootless-host-alias"]
+        assert alias["verdict"] == "pass", (c["id"], alias)
+        assert "10.0.2.2" in json.dumps(alias["env"]) and "172.17.0.1" not in json.dumps(alias["env"])
     assert cells["0.62-host"]["connect"]["verdict"] == "pass", cells["0.62-host"]["connect"]
     # Nothing left: the daemon's containers and networks, RootlessKit's forwards, the registry.
     c = daemon.client()
