@@ -11,17 +11,15 @@ supervises) stops, its folders are removed, and the namespace goes, with the vet
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import docker
+import rootless
 
 NETNS = "oh-matrix-remote"
 HOST_END, DAEMON_END = "omr-here", "omr-there"  # the veth pair's two ends
@@ -87,29 +85,15 @@ def tcp_daemon() -> Iterator[RemoteDaemon]:
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         daemon = RemoteDaemon(str(sock))
         try:
-            deadline = time.monotonic() + 90  # 20.10 waits 15 s on a TCP endpoint without TLS, on purpose
-            while True:
-                with contextlib.suppress(docker.errors.DockerException):
-                    daemon.client().ping()
-                    break
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    tail = (root / "dockerd.log").read_text(errors="replace")[-2000:]
-                    raise RuntimeError(f"the remote daemon did not come up:\n{tail}")
-                time.sleep(0.5)
+            # 90 s: 20.10 may wait 15 s on purpose on a TCP endpoint without TLS
+            rootless.wait_up(daemon.client, proc, root / "dockerd.log", "the remote daemon", 90)
             yield daemon
         finally:
             with contextlib.suppress(docker.errors.DockerException):  # what a failed test left
                 c = docker.DockerClient(base_url=f"unix://{sock}", timeout=60)
                 for container in c.containers.list(all=True):
                     container.remove(force=True)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            rootless.stop(proc, 60)
             log.close()
             subprocess.run(["umount", "-R", str(root / "exec")], capture_output=True)
             shutil.rmtree(root, ignore_errors=True)

@@ -19,7 +19,7 @@ import signal
 import stat
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,26 +116,36 @@ def rootless_daemon(*flags: str, host_loopback: bool = True) -> Iterator[Rootles
                                 start_new_session=True)
         daemon = RootlessDaemon(user.pw_uid, f"{runtime}/docker.sock")
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                with contextlib.suppress(docker.errors.DockerException):
-                    daemon.client().ping()
-                    break
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    tail = (Path(user.pw_dir) / "dockerd.log").read_text(errors="replace")[-2000:]
-                    raise RuntimeError(f"the rootless daemon did not come up:\n{tail}")
-                time.sleep(0.5)
+            wait_up(daemon.client, proc, Path(user.pw_dir) / "dockerd.log", "the rootless daemon", 60)
             yield daemon
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop(proc, 30)
             log.close()
+
+
+def wait_up(client: Callable[[], docker.DockerClient], proc: subprocess.Popen[bytes], log: Path,
+            what: str, seconds: float) -> None:
+    """Until a daemon started as `proc` answers a ping; its log's tail if it exits or never does."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with contextlib.suppress(docker.errors.DockerException):
+            client().ping()
+            return
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not come up:\n{log.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.5)
+
+
+def stop(proc: subprocess.Popen[bytes], seconds: float) -> None:
+    """A daemon's process group: SIGTERM, then SIGKILL after `seconds`."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def harness_images(client: docker.DockerClient, *sets: ImageSet) -> list[str]:
