@@ -68,6 +68,10 @@ class Generation:
     label_env: str | None = None  # env the app passes to containers.run: labels for sweeps
     host_network_env: dict[str, str] = field(default_factory=dict)  # needed in mode host
     host_network_ports: tuple[int, ...] = ()  # fixed host ports its runtime binds there
+    # The oldest release whose API the adapter's facts were read from: an older one is
+    # refused, never driven with a newer release's calls.
+    oldest: tuple[int, ...] = (0,)
+    oldest_why: str = ""
     # The host ports its runtime is published on (iptables' `LO:HI`); None: the kernel's
     # ephemeral range, where the app's own finder picks them.
     runtime_host_ports: str | None = None
@@ -103,6 +107,9 @@ V0 = Generation(
     name="v0",
     title="V0 (0.6x): /api/conversations, action-execution runtime the app polls",
     majors=(0,),
+    oldest=(0, 50, 0),
+    oldest_why=("the V0 adapter's calls were compared with the wheels of openhands-ai 0.50.0 to 0.62.0 "
+                "(harness/openhands/v0.py V0Client.SINCE); an older release's API was not read"),
     app_module="openhands.server.listen:app",
     health_path="/api/options/config",
     rules="harness.openhands.v0:V0Rules",
@@ -179,6 +186,10 @@ def for_tag(tag: str) -> Generation:
     major = int(m.group(1)) if m else -1
     for g in GENERATIONS.values():
         if major in g.majors:
+            given = tuple(int(x) for x in tag.split(".")[:3])
+            if given < g.oldest[:len(given)]:
+                raise InputError(f"tag {tag!r}: older than {'.'.join(map(str, g.oldest))}, the oldest release "
+                                 f"the {g.name} adapter knows: {g.oldest_why}")
             return g
     raise InputError(f"tag {tag!r}: no API generation covers major version {major} "
                      f"(known: {', '.join(f'{g.name} {g.majors}' for g in GENERATIONS.values())})")

@@ -18,7 +18,7 @@
     [env]                       # set on every app container
     LOG_ALL_EVENTS = "true"
     [[targets]]
-    tag = "0.62"                # MAJOR.MINOR, MAJOR.MINOR.PATCH or "latest"
+    tag = "0.62"                # MAJOR.MINOR, MAJOR.MINOR.PATCH, "latest" or "latest-N" (N releases back)
     api = "v0"                  # optional: the API generation (harness/generations.py); by default
                                 # the one that covers the tag's major version, for latest the newest
     constraints = "lock.txt"    # optional: pip constraints instead of the release's own lock,
@@ -38,8 +38,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import generations, modes
-from harness.errors import InputError
+from harness import generations, modes, releases
+from harness.errors import ImageUnavailable, InputError
 from harness.generations import Generation
 
 if TYPE_CHECKING:
@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 BACKENDS = ("auto", "official", "pypi")
 LLMS = ("auto", "scripted", "real", "replay")
 ENTRYPOINTS = ("api", "headless")
-_TAG_RE = re.compile(r"latest|\d+\.\d+(\.\d+)?")
 _ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -199,9 +198,16 @@ class _Reader:
 
 
 def tag_generation(tag: object) -> str:
-    """The API generation of a release tag, for the matrix's targets and `images build`."""
-    if not isinstance(tag, str) or not _TAG_RE.fullmatch(tag):
-        raise InputError(f"expected MAJOR.MINOR, MAJOR.MINOR.PATCH or 'latest', got {tag!r}")
+    """The API generation of a release tag, for the matrix's targets and `images build`.
+    `latest-N` is the generation of the release the index names for it today; when no index
+    or listing can be read, the newest generation's, and the image step then says why the
+    release cannot be had (images._check_generation refuses a mismatch)."""
+    tag = releases.check_tag(tag)
+    if tag.startswith("latest-"):
+        try:
+            tag = releases.resolve(tag, releases.versions())
+        except ImageUnavailable:
+            tag = "latest"
     return generations.for_tag(tag).name
 
 

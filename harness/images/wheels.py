@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
-import os
 import re
 import shutil
 import subprocess
@@ -19,11 +18,13 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from harness import releases
 from harness.errors import ImageUnavailable, InputError
 from harness.images.failures import BuildFailed, transient
 from harness.paths import cache_root
 
-PACKAGE = "openhands-ai"
+PACKAGE = releases.PACKAGE
+find_python312 = releases.find_python312  # where the builds' callers have always found it
 _WHEEL_RE = re.compile(r"openhands_ai-(?P<version>[0-9][^-]*)-.*\.whl$")
 
 
@@ -36,45 +37,19 @@ def log(msg: str) -> None:
     print(f"[oh-matrix images{' ' + tag if tag else ''}] {msg}", file=sys.stderr, flush=True)
 
 
-def find_python312(explicit: str | None = None) -> Path:
-    """The CPython 3.12 that fetches wheels and, on the offline base, runs inside the images.
-
-    The 0.6x wheels are cp312-only, so the host's own interpreter is not enough.
-    """
-    candidates: list[Path] = []
-    if explicit or os.environ.get("OH_MATRIX_PYTHON312"):
-        candidates.append(Path(explicit or os.environ["OH_MATRIX_PYTHON312"]))
-    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-    if (pyenv_root / "versions").is_dir():
-        candidates += sorted(pyenv_root.glob("versions/3.12.*/bin/python3.12"), reverse=True)
-    found = shutil.which("python3.12")
-    if found:
-        candidates.append(Path(found))
-    for c in candidates:
-        if c.exists():
-            return c.resolve() if c.is_symlink() else c
-    raise ImageUnavailable(
-        "no CPython 3.12 found for the pypi backend (set OH_MATRIX_PYTHON312 or --python312)"
-    )
-
-
-def spec_for_tag(tag: str) -> str:
-    """`0.62` -> newest 0.62.x, `0.62.0` -> exactly that, `latest` -> newest release."""
+def spec_for_tag(tag: str, python: Path) -> tuple[str, str | None]:
+    """The pip requirement a tag means, and the exact version when the index had to be read
+    to know it: `0.62` -> newest 0.62.x, `0.62.0` -> exactly that, `latest` -> newest
+    release, `latest-N` -> the release N before the newest on the index (releases.py)."""
+    releases.check_tag(tag)
     if tag == "latest":
-        return PACKAGE
-    if re.fullmatch(r"\d+\.\d+", tag):
-        return f"{PACKAGE}=={tag}.*"
-    if re.fullmatch(r"\d+\.\d+\.\d+", tag):
-        return f"{PACKAGE}=={tag}"
-    raise InputError(f"tag {tag!r}: expected MAJOR.MINOR, MAJOR.MINOR.PATCH or 'latest'")
-
-
-def _version_key(v: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in re.findall(r"\d+", v))
-
-
-def _matches(tag: str, version: str) -> bool:
-    return tag == "latest" or version == tag or version.startswith(tag + ".")
+        return PACKAGE, None
+    if tag.startswith("latest-"):
+        exact = releases.resolve(tag, releases.versions(python))
+        return f"{PACKAGE}=={exact}", exact
+    if tag.count(".") == 1:
+        return f"{PACKAGE}=={tag}.*", None
+    return f"{PACKAGE}=={tag}", None
 
 
 @dataclass(frozen=True)
@@ -90,7 +65,7 @@ def resolve_release(tag: str, python: Path) -> Release:
     Asks PyPI through pip; with no index reachable, falls back to the newest wheel
     already cached for that tag (and says so).
     """
-    spec = spec_for_tag(tag)
+    spec, exact = spec_for_tag(tag, python)
     dest = cache_root() / "release-wheels"
     dest.mkdir(exist_ok=True)
     proc = subprocess.run(
@@ -106,10 +81,10 @@ def resolve_release(tag: str, python: Path) -> Release:
             return Release(tag, m["version"], wheel)
     cached = [
         (m["version"], p) for p in dest.glob("openhands_ai-*.whl")
-        if (m := _WHEEL_RE.search(p.name)) and _matches(tag, m["version"])
+        if (m := _WHEEL_RE.search(p.name)) and releases.matches(exact or tag, m["version"])
     ]
     if cached:
-        version, wheel = max(cached, key=lambda vp: _version_key(vp[0]))
+        version, wheel = max(cached, key=lambda vp: releases.key(vp[0]))
         log(f"{tag}: PyPI not reachable, using cached wheel {wheel.name}")
         return Release(tag, version, wheel)
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]

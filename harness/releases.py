@@ -1,0 +1,166 @@
+"""The openhands-ai releases on the package index: which exist, and which one a tag names.
+
+A tag is `latest`, `latest-N` (the release N before the newest on the same index),
+`MAJOR.MINOR` (that minor's newest patch) or `MAJOR.MINOR.PATCH`. The list is what pip sees
+on the index it is configured with (PyPI, or a mirror), final releases with a wheel only:
+those are the ones the pypi backend can build (images/wheels.py). A bisect's range is a
+slice of that list.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from packaging.version import InvalidVersion, Version
+
+from harness.errors import ImageUnavailable, InputError
+from harness.paths import cache_root
+
+PACKAGE = "openhands-ai"
+TAG_RE = re.compile(r"latest(?:-(?P<back>[1-9]\d*))?|\d+\.\d+(?:\.\d+)?")
+TAG_WORDS = "MAJOR.MINOR, MAJOR.MINOR.PATCH, 'latest' or 'latest-N'"
+# A run asks from its inputs step, then from every xdist worker, then per bisect step: one
+# listing serves them all for this long. Older than that, the index is asked again.
+FRESH_SECONDS = 15 * 60
+_FROM_VERSIONS = re.compile(r"\(from versions: ([^)]*)\)")
+
+
+def find_python312(explicit: str | None = None) -> Path:
+    """The CPython 3.12 that fetches wheels and, on the offline base, runs inside the images.
+
+    The 0.6x wheels are cp312-only, so the host's own interpreter is not enough; the index
+    is also asked through it, so that it lists what a 3.12 can install.
+    """
+    candidates: list[Path] = []
+    if explicit or os.environ.get("OH_MATRIX_PYTHON312"):
+        candidates.append(Path(explicit or os.environ["OH_MATRIX_PYTHON312"]))
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    if (pyenv_root / "versions").is_dir():
+        candidates += sorted(pyenv_root.glob("versions/3.12.*/bin/python3.12"), reverse=True)
+    found = shutil.which("python3.12")
+    if found:
+        candidates.append(Path(found))
+    for c in candidates:
+        if c.exists():
+            return c.resolve() if c.is_symlink() else c
+    raise ImageUnavailable(
+        "no CPython 3.12 found for the pypi backend (set OH_MATRIX_PYTHON312 or --python312)"
+    )
+
+
+def check_tag(tag: object) -> str:
+    if not isinstance(tag, str) or not TAG_RE.fullmatch(tag):
+        raise InputError(f"expected {TAG_WORDS}, got {tag!r}")
+    return tag
+
+
+def key(version: str) -> Version:
+    return Version(version)
+
+
+def _final(names: list[str]) -> list[str]:
+    out = []
+    for n in names:
+        try:
+            v = Version(n)
+        except InvalidVersion:
+            continue
+        if not (v.is_prerelease or v.is_devrelease):
+            out.append(n)
+    return sorted(set(out), key=Version)
+
+
+def _ask_index(python: Path) -> list[str] | str:
+    """The versions pip can install, from pip itself: asked for a version no release has,
+    pip names every candidate it found ("from versions: ..."), which is the index's list
+    filtered by wheel tags and Requires-Python. A string: why the index could not be read."""
+    proc = subprocess.run(
+        [str(python), "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
+         "-d", str(cache_root() / "release-wheels"), f"{PACKAGE}<0"],
+        capture_output=True, text=True, timeout=120,
+    )
+    m = _FROM_VERSIONS.search(proc.stderr + proc.stdout)
+    if m and m.group(1).strip() not in ("", "none"):
+        return _final([v.strip() for v in m.group(1).split(",")])
+    tail = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()][-1:] or ["no output"]
+    return tail[0][:200]
+
+
+def _listing_file() -> Path:
+    return cache_root() / "index" / f"{PACKAGE}.json"
+
+
+def _saved(path: Path) -> tuple[float, list[str] | None]:
+    """(when, versions) of the last listing kept on disk; (0, None) when there is none."""
+    try:
+        data = json.loads(path.read_text())
+        return float(data["at"]), [str(v) for v in data["versions"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0, None
+
+
+def versions(python: Path | None = None, fresh: bool = False) -> list[str]:
+    """Every final openhands-ai release with a wheel on the index, oldest first.
+
+    Kept on disk for FRESH_SECONDS (a run's processes share one listing); with no index
+    reachable, the last listing this machine read, whatever its age (the build step then
+    says so when a wheel is missing), else the releases whose wheels are cached here."""
+    path = _listing_file()
+    at, listed = _saved(path)
+    if not fresh and listed is not None and time.time() - at < FRESH_SECONDS:
+        return listed
+    asked = _ask_index(python or find_python312())
+    if isinstance(asked, list):
+        path.parent.mkdir(exist_ok=True)
+        tmp = path.with_suffix(".partial")
+        tmp.write_text(json.dumps({"at": time.time(), "versions": asked}))
+        tmp.replace(path)
+        return asked
+    if listed is not None:
+        print(f"[oh-matrix] the index cannot be read ({asked}); using its listing from "
+              f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(at))}", file=sys.stderr)
+        return listed
+    cached = _final([m.group(1) for p in (cache_root() / "release-wheels").glob("openhands_ai-*.whl")
+                     if (m := re.match(r"openhands_ai-([^-]+)-", p.name))])
+    if cached:
+        return cached
+    raise ImageUnavailable(f"the index lists no {PACKAGE} release: {asked}")
+
+
+def matches(tag: str, version: str) -> bool:
+    """Whether `version` is one a fixed tag names (`0.62` -> any 0.62.x)."""
+    return tag == "latest" or version == tag or version.startswith(tag + ".")
+
+
+def resolve(tag: str, listed: list[str]) -> str:
+    """The exact release a tag names in `listed` (oldest first)."""
+    check_tag(tag)
+    m = TAG_RE.fullmatch(tag)
+    assert m is not None
+    if tag.startswith("latest"):
+        back = int(m.group("back") or 0)
+        if back >= len(listed):
+            raise InputError(f"tag {tag!r}: the index lists {len(listed)} releases of {PACKAGE}, "
+                             f"so there is no release {back} before the newest")
+        return listed[-1 - back]
+    found = [v for v in listed if matches(tag, v)]
+    if not found:
+        raise InputError(f"tag {tag!r}: no {PACKAGE} release on the index is {tag}"
+                         f"{'.x' if tag.count('.') == 1 else ''} (newest: {listed[-1] if listed else 'none'})")
+    return found[-1]
+
+
+def between(start: str, end: str, listed: list[str]) -> list[str]:
+    """The releases from the one `start` names to the one `end` names, both included, oldest
+    first: a bisect's range."""
+    lo, hi = resolve(start, listed), resolve(end, listed)
+    if Version(lo) >= Version(hi):
+        raise InputError(f"--from {start} ({lo}) is not older than --to {end} ({hi})")
+    return [v for v in listed if Version(lo) <= Version(v) <= Version(hi)]
