@@ -140,6 +140,22 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- bisect ------------------------------------------------------------------------------
+
+def cmd_bisect(args: argparse.Namespace) -> int:
+    from harness import bisect
+    from harness.model import Host
+
+    bisect.check(args.mode, args.from_, args.to, args.task)
+    knobs.check_all()
+    out = Path(args.out or workflow.REPORTS / f"{dt.datetime.now():%Y%m%d-%H%M%S}-bisect-{args.mode}")
+    workflow.check_writable(str(out), "--out")
+    client = docker_host.client()  # DockerUnavailable: one line, exit 3
+    host = Host.model_validate(docker_host.facts(client).to_dict())
+    ask = bisect.Ask(args.mode, args.from_, args.to, args.task, args.backend, out, args.fresh, version())
+    return bisect.run(ask, client, host)
+
+
 # -- images ------------------------------------------------------------------------------
 
 def cmd_images(args: argparse.Namespace) -> int:
@@ -217,6 +233,15 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("clean", help="remove what finished or crashed runs left")
     c.add_argument("--all", action="store_true", help="also runs whose process still lives")
     c.set_defaults(func=cmd_clean)
+    b = sub.add_parser("bisect", help="the first release whose verdict in a mode differs, by real runs")
+    b.add_argument("--mode", required=True, help="a built-in networking mode")
+    b.add_argument("--from", dest="from_", required=True, metavar="TAG", help="the range's start (e.g. 0.62)")
+    b.add_argument("--to", default="latest", metavar="TAG", help="the range's end (default: latest)")
+    b.add_argument("--task", help="bisect on this built-in task's verdict instead of the connect verdict")
+    b.add_argument("--backend", choices=matrix.BACKENDS, default="auto")
+    b.add_argument("--out", help="the bisect's folder (default: reports/<time>-bisect-MODE)")
+    b.add_argument("--fresh", action="store_true", help="run every step again, reusing no earlier step")
+    b.set_defaults(func=cmd_bisect)
     i = sub.add_parser("images", help="build, list or prune the OpenHands images")
     i.add_argument("action", choices=["build", "list", "prune", "save", "load"])
     i.add_argument("tags", nargs="*")

@@ -136,6 +136,12 @@ V1 = Generation(
     name="v1",
     title="V1 (1.x): /api/v1/app-conversations, agent-server sandbox that calls the app back",
     majors=(1,),
+    oldest=(1, 8, 0),
+    oldest_why=("the V1 adapter's calls were compared with the wheels of openhands-ai 1.0.0 to 1.11.0, and "
+                "1.8.0 is the first whose app server takes them all: openhands/app_server/app.py (the app this "
+                "adapter serves) first ships in 1.8.0, POST /api/v1/settings with agent_settings_diff in 1.7.0, "
+                "the events at /api/v1/conversation/ID/events in 1.2.0 (before: /api/v1/events?conversation_id__eq=),"
+                " and before 1.5.0 the agent-server image is a commit-hash tag the app hard-codes"),
     app_module="openhands.app_server.app:app",
     health_path="/health",
     rules="harness.openhands.v1:V1Rules",

@@ -111,6 +111,7 @@ FOLDERS: dict[str, set[str]] = {
     "tasks": {"", "host", "openhands"},
     "cells": {"", "host", "tasks", "openhands", "deployments"},
     "results": {""},
+    "bisect": {"", "results", "tasks"},
     "report": {""},
     "suite": {""},
     "devtools": {"", "host", "tasks", "cells", "images"},

@@ -14,7 +14,7 @@ from harness import generations, matrix, releases
 from harness.errors import ImageUnavailable, InputError
 
 pytestmark = pytest.mark.unit
-LISTED = ["0.50.0", "0.57.0", "0.57.2", "0.62.0", "1.0.0", "1.9.2", "1.9.3", "1.10.0", "1.11.0"]
+LISTED = ["0.50.0", "0.57.0", "0.57.2", "0.62.0", "1.8.0", "1.9.2", "1.9.3", "1.10.0", "1.11.0"]
 
 
 @pytest.mark.parametrize(("tag", "version"), [("latest", "1.11.0"), ("latest-1", "1.10.0"), ("latest-3", "1.9.2"),
@@ -33,7 +33,7 @@ def test_a_tag_the_listing_cannot_name_is_one_line(tag: str, words: str) -> None
 
 
 def test_a_range_holds_both_ends_and_what_is_between() -> None:
-    assert releases.between("0.62", "latest", LISTED) == ["0.62.0", "1.0.0", "1.9.2", "1.9.3", "1.10.0", "1.11.0"]
+    assert releases.between("0.62", "latest", LISTED) == ["0.62.0", "1.8.0", "1.9.2", "1.9.3", "1.10.0", "1.11.0"]
     assert releases.between("latest-2", "latest", LISTED) == ["1.9.3", "1.10.0", "1.11.0"]
     with pytest.raises(InputError, match="is not older than"):
         releases.between("latest", "0.62", LISTED)
