@@ -44,7 +44,7 @@ def test_the_first_release_that_differs_in_at_most_the_promised_runs(first_bad: 
 
 
 def test_a_release_that_cannot_be_judged_is_skipped_for_its_neighbour() -> None:
-    probe, seen = prober(5, unjudged={4, 8})
+    probe, _ = prober(5, unjudged={4, 8})
     found = search(RANGE, probe)
     assert (found.last_same.version, found.first_different.version) == ("1.3.0", "1.5.0")  # type: ignore[union-attr]
     assert [p.version for p in found.skipped] == ["1.4.0"]
@@ -54,15 +54,16 @@ def test_ends_that_agree_or_cannot_be_judged_give_no_answer_and_say_why() -> Non
     probe, _ = prober(99)
     found = search(RANGE, probe)
     assert found.first_different is None and "agree" in (found.why_undecided or "")
-    probe, seen = prober(3, unjudged={0})
+    probe, _ = prober(3, unjudged={0})
     found = search(RANGE, probe)
     assert found.last_same is None and "start, 1.0.0, could not be judged" in (found.why_undecided or "")
 
 
 def cell(verdict: str, cause: str | None = None, tasks: list[TaskResult] | None = None) -> CellResult:
+    seen = [Evidence(source="probe", text="DNS failure for host.docker.internal")]
     return CellResult(id="1.9.0-host", tag="1.9.0", mode="host", api="v1", tasks=tasks or [],
-                      connect=Connect(verdict=verdict, cause=cause, seconds=4.0, direction="sandbox->app" if cause else None,
-                                      evidence=[Evidence(source="probe", text="DNS failure for host.docker.internal")]))
+                      connect=Connect(verdict=verdict, cause=cause, seconds=4.0, evidence=seen,
+                                      direction="sandbox->app" if cause else None))
 
 
 def test_what_a_step_compares() -> None:
@@ -108,7 +109,7 @@ def test_a_step_run_before_on_this_host_is_reused_unless_fresh(tmp_path: Path, m
     assert probe.reused and probe.outcome == "fail dns-unresolved" and probe.folder == str(earlier)
     for other in (bisect.Steps(ask(tmp_path), "host-b/20.10"), bisect.Steps(ask(tmp_path, fresh=True), "host-a/20.10"),
                   bisect.Steps(ask(tmp_path, task="create-file"), "host-a/20.10")):
-        with pytest.raises(pytest.fail.Exception, match="ran 1.9.0"):
+        with pytest.raises(pytest.fail.Exception, match=r"ran 1\.9\.0"):
             other("1.9.0")
 
 
@@ -127,7 +128,8 @@ def test_the_neighbours_settings_are_looked_up_in_their_own_wheels(tmp_path: Pat
     a = Probe("0.62.0", "pass", "pass", ("SANDBOX_USE_HOST_NETWORK=true was set",))
     b = Probe("1.9.0", "fail dns-unresolved", "fail", ("the sandbox called OH_WEB_URL's host",))
     said = differences.between(Finding(["0.62.0", "1.9.0"], [a, b], a, b))
-    assert said[0] == "API generation: 0.62.0 v0 (adapter harness.openhands.v0), 1.9.0 v1 (adapter harness.openhands.v1)"
+    assert said[0] == ("API generation: 0.62.0 v0 (adapter harness.openhands.v0), "
+                       "1.9.0 v1 (adapter harness.openhands.v1)")
     assert ("OH_WEB_URL: 0.62.0 has no mention of it; 1.9.0 reads it (openhands/app_server/config.py)") in said
     assert ("SANDBOX_USE_HOST_NETWORK: 0.62.0 reads it (openhands/core/config/sandbox_config.py); "
             "1.9.0 has no mention of it") in said

@@ -77,7 +77,7 @@ def test_latest_n_in_a_matrix_is_the_generation_of_the_release_it_names(monkeypa
 
 @pytest.mark.parametrize("tag", ["0.49", "0.49.1", "0.9"])
 def test_a_release_older_than_the_adapter_knows_is_refused_with_why(tag: str) -> None:
-    with pytest.raises(InputError, match="oldest release the v0 adapter knows.*0.50.0 to 0.62.0"):
+    with pytest.raises(InputError, match=r"oldest release the v0 adapter knows.*0\.50\.0 to 0\.62\.0"):
         generations.for_tag(tag)
     with pytest.raises(InputError, match=r"targets\[0\]\.tag: .*older than 0.50.0"):
         matrix.parse({"targets": [{"tag": tag}], "modes": {"host": {}}}, "m.toml")
