@@ -189,10 +189,12 @@ def run(ask: Ask, client: object, host_facts: object) -> int:
 
 def text(ask: Ask, found: Finding, diff: list[str], seconds: float) -> str:
     """The short report: in the terminal and, as markdown, in bisect.md."""
-    runs = sum(1 for p in found.probes if not p.reused)
+    runs = sum(1 for p in found.probes if p.folder and not p.reused)
+    reused = sum(1 for p in found.probes if p.reused)
+    refused = len(found.probes) - runs - reused
     head = (f"bisect {ask.mode}{' task ' + ask.task if ask.task else ''} over {len(found.releases)} releases "
-            f"{found.releases[0]} .. {found.releases[-1]}: {len(found.probes)} steps ({runs} run, "
-            f"{len(found.probes) - runs} reused) in {seconds:.0f} s")
+            f"{found.releases[0]} .. {found.releases[-1]}: {len(found.probes)} steps ({runs} run, {reused} reused"
+            + (f", {refused} refused before a build" if refused else "") + f") in {seconds:.0f} s")
     lines = [head]
     if found.first_different is None:
         lines.append(f"no answer: {found.why_undecided}")

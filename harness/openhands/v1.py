@@ -9,10 +9,15 @@ sandbox at `SANDBOX_CONTAINER_URL_PATTERN` (default `http://localhost:{port}`), 
 `host.docker.internal` when it runs in Docker; the sandbox calls the app back (MCP,
 webhooks) at `http://host.docker.internal:{SANDBOX_HOST_PORT:-3000}` unless `OH_WEB_URL`.
 
-After the start, the app has no route for a follow-up message: its frontend talks to the
-agent-server in the sandbox at the conversation's `conversation_url` (a host port, so
-`localhost` from the host) with the `session_api_key`, and so do `send_message` and
-`turn` here (the app's own event copy arrives by webhook in batches of up to 30 s).
+After the start, the frontend talks to the agent-server in the sandbox at the
+conversation's `conversation_url` (a host port, so `localhost` from the host) with the
+`session_api_key`, and so do `send_message` and `turn` here (the app's own event copy
+arrives by webhook in batches of up to 30 s). From 1.7.0 the app also forwards one
+(`POST /api/v1/app-conversations/ID/send-message`), which the harness does not use: the
+sandbox's own route is in every 1.x release.
+
+Releases before 1.8.0 serve another app and other routes (generations.V1.oldest says which):
+they are refused, not driven with these calls.
 """
 
 from __future__ import annotations
