@@ -121,9 +121,10 @@ class Steps:
         try:  # a release whose API no adapter knows is never built or driven: skipped at once
             generations.for_tag(version)
         except InputError as e:
-            line = f"not judged: refused: {str(e).partition(': ')[2]}"
-            print(f"[oh-matrix bisect] step {self.count}: {version}: {line[:160]}", file=sys.stderr, flush=True)
-            return Probe(version, None, line)
+            said, _, why = str(e).partition(": ")[2].partition(": ")
+            print(f"[oh-matrix bisect] step {self.count}: {version}: not judged: refused, {said}",
+                  file=sys.stderr, flush=True)
+            return Probe(version, None, f"not judged: refused, {said}", (why,) if why else ())
         folder = self._earlier(version)
         reused = folder is not None
         if folder is None:
