@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from harness.errors import InputError
@@ -41,6 +41,27 @@ NEVER_HERE: dict[str, str] = {
     "internet": ("oh-matrix runs tasks offline: a task verdict must not depend on the internet "
                  "(the scripted LLM and the git server sit on the runtime's loopback)"),
 }
+
+
+@dataclass(frozen=True)
+class Before:
+    """What releases older than `first` have instead of the newest releases' facts: the
+    Generation's fields that differ there, and where in those releases' code it is read."""
+
+    first: tuple[int, ...]
+    changes: dict[str, Any]
+    source: str
+
+
+def version_tuple(version: str | None) -> tuple[int, ...] | None:
+    """(1, 5, 0) of a release's version; None for one that is no MAJOR.MINOR[.PATCH]
+    (an own image's `main`), which is taken to have the newest facts."""
+    if not version:
+        return None
+    try:
+        return tuple(int(x) for x in version.split(".")[:3])
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -72,12 +93,17 @@ class Generation:
     # refused, never driven with a newer release's calls.
     oldest: tuple[int, ...] = (0,)
     oldest_why: str = ""
+    # How the releases between `oldest` and the newest differ, oldest change last (at()).
+    before: tuple[Before, ...] = ()
     # The host ports its runtime is published on (iptables' `LO:HI`); None: the kernel's
     # ephemeral range, where the app's own finder picks them.
     runtime_host_ports: str | None = None
     # The release's own clock for its runtime's boot: the env var that sets it and its default
     # (V1 marks the sandbox ERROR when /health fails after this grace).
     startup_grace_env: str | None = None
+    # How its client stores the LLM settings, where releases differ (V1Client.store_settings):
+    # "diff" (POST /api/v1/settings, agent_settings_diff) or "flat" (POST /api/settings)
+    settings_call: str = "diff"
     startup_grace: float | None = None
     headless_skip: str | None = None  # None: the headless entry point exists; else why not
     # "module:function(events, after) -> Turn": reads a saved trajectory (the headless run's)
@@ -88,6 +114,24 @@ class Generation:
     # What its agent can do for a task (keys of CAPABILITIES), and why it lacks the others.
     capabilities: tuple[str, ...] = ()
     lacks_why: dict[str, str] = field(default_factory=dict)
+
+    def at(self, version: str | None) -> Generation:
+        """This generation as release `version` has it: every `before` entry that release is
+        older than applied, the oldest change last, so it wins where two name one field."""
+        mine = version_tuple(version)
+        if mine is None:
+            return self
+        changes: dict[str, Any] = {}
+        for b in sorted(self.before, key=lambda b: b.first, reverse=True):
+            if mine < b.first:
+                changes.update(b.changes)
+        return replace(self, **changes) if changes else self
+
+    def differences(self, version: str | None) -> list[str]:
+        """What release `version` has otherwise than the newest, each with its source."""
+        mine = version_tuple(version)
+        return [f"before {'.'.join(map(str, b.first))}: {b.source}" for b in self.before
+                if mine is not None and mine < b.first]
 
     def grace(self, env: dict[str, str]) -> float | None:
         """The startup grace a cell's app runs with: its env's value, else the release default."""
@@ -136,12 +180,35 @@ V1 = Generation(
     name="v1",
     title="V1 (1.x): /api/v1/app-conversations, agent-server sandbox that calls the app back",
     majors=(1,),
-    oldest=(1, 8, 0),
-    oldest_why=("the V1 adapter's calls were compared with the wheels of openhands-ai 1.0.0 to 1.11.0, and "
-                "1.8.0 is the first whose app server takes them all: openhands/app_server/app.py (the app this "
-                "adapter serves) first ships in 1.8.0, POST /api/v1/settings with agent_settings_diff in 1.7.0, "
-                "the events at /api/v1/conversation/ID/events in 1.2.0 (before: /api/v1/events?conversation_id__eq=),"
-                " and before 1.5.0 the agent-server image is a commit-hash tag the app hard-codes"),
+    oldest=(1, 2, 0),
+    oldest_why=("the V1 adapter's calls were compared with the wheels of openhands-ai 1.0.0 to 1.11.0; before "
+                "1.2.0 the conversation's events are at /api/v1/events?conversation_id__eq= (not "
+                "/api/v1/conversation/ID/events), the sandbox container is named at random (not after the "
+                "conversation), there is no startup grace and SANDBOX_HOST_PORT and "
+                "SANDBOX_CONTAINER_URL_PATTERN are not read (openhands/app_server/event/event_router.py, "
+                "sandbox/docker_sandbox_service.py, config.py of 1.0.0 and 1.1.0)"),
+    before=(
+        Before((1, 8, 0), {"app_module": "openhands.server.listen:app"},
+               "the app is openhands.server.listen:app, which serves /api/v1 beside the V0 routes "
+               "(openhands/server/app.py includes app_server.v1_router); openhands/app_server/app.py first "
+               "ships in 1.8.0"),
+        Before((1, 7, 0), {"settings_call": "flat"},
+               "the LLM settings are POST /api/settings with llm_model, llm_api_key, llm_base_url "
+               "(openhands/server/routes/settings.py); POST /api/v1/settings first ships in 1.7.0 "
+               "(openhands/app_server/settings/settings_router.py)"),
+        Before((1, 6, 0), {"host_network_env": {"SANDBOX_USE_HOST_NETWORK": "true"},
+                           "host_network_ports": (8000, 8001, 8011)},
+               "the sandbox joins the host network with SANDBOX_USE_HOST_NETWORK (1.3.0-1.5.0, "
+               "DockerSandboxServiceInjector.use_host_network) on ports 8000, 8001, 8011; "
+               "AGENT_SERVER_USE_HOST_NETWORK and port 8012 first in 1.6.0 "
+               "(openhands/app_server/sandbox/docker_sandbox_service.py)"),
+        Before((1, 4, 0), {"startup_grace_env": None},
+               "the sandbox's startup grace is a fixed 15 s: SANDBOX_STARTUP_GRACE_SECONDS is first read in "
+               "1.4.0 (openhands/app_server/config.py)"),
+        Before((1, 3, 0), {"host_network_env": {}, "host_network_ports": ()},
+               "the sandbox cannot join the host network: use_host_network first ships in 1.3.0 "
+               "(openhands/app_server/sandbox/docker_sandbox_service.py)"),
+    ),
     app_module="openhands.app_server.app:app",
     health_path="/health",
     rules="harness.openhands.v1:V1Rules",

@@ -31,6 +31,7 @@ class Context:
     runtime_seconds: float | None = None  # how long the failed cell's runtime took to answer
     mode: str | None = None  # the failed cell's mode
     api: str = ""  # the failed cell's API generation (set from its result by `applicable`)
+    version: str | None = None  # ... and its release, whose facts may differ (Generation.at)
     # The failed cell is a user's deployment (harness/deployments): a remedy is a change to
     # it, never a move to a built-in mode; `app_port` is the host port its API is published at.
     deployment: bool = False
@@ -100,6 +101,10 @@ def _gateway(key: str, fmt: str = "{gw}") -> Callable[[Context], dict[str, str] 
     return lambda ctx: {key: fmt.format(gw=ctx.published_at)} if ctx.published_at else None
 
 
+def _gen(ctx: Context) -> generations.Generation:
+    return generations.get(ctx.api).at(ctx.version)
+
+
 def _no_proxy(ctx: Context) -> dict[str, str]:
     hosts = ",".join(h for h in ("host.docker.internal", "localhost", "127.0.0.1", ctx.gateway) if h)
     return {"NO_PROXY": hosts, "no_proxy": hosts}
@@ -107,7 +112,7 @@ def _no_proxy(ctx: Context) -> dict[str, str]:
 
 def _grace(ctx: Context) -> dict[str, str] | None:
     """Three times what the runtime took here, at least a minute, in the generation's setting."""
-    setting = generations.get(ctx.api).startup_grace_env
+    setting = _gen(ctx).startup_grace_env
     return {setting: str(max(60, math.ceil(3 * (ctx.runtime_seconds or 0))))} if setting else None
 
 
@@ -150,7 +155,7 @@ def _both(ctx: Context) -> dict[str, str] | None:
 def _callback_port(ctx: Context) -> dict[str, str] | None:
     """A deployment that publishes the app elsewhere than 3000 (`4000:3000`): the 1.x sandbox
     calls back SANDBOX_HOST_PORT, default 3000, and OH_WEB_URL: both at the published port."""
-    setting = generations.get(ctx.api).callback_port_env
+    setting = _gen(ctx).callback_port_env
     if not setting or not ctx.deployment or ctx.app_port == 3000 or _loopback_only(ctx):
         return None
     return {setting: APP_PORT, "OH_WEB_URL": f"http://host.docker.internal:{APP_PORT}"}
@@ -176,7 +181,7 @@ def _host_alias(ctx: Context) -> dict[str, str] | None:
     since both stop at RootlessKit's gateway."""
     if not ctx.rootless or not ctx.host_alias or _on_host_network(ctx):
         return None
-    gen = generations.get(ctx.api)
+    gen = _gen(ctx)
     if not gen.callback:
         return {"DOCKER_HOST_ADDR": ctx.host_alias}
     return {"SANDBOX_CONTAINER_URL_PATTERN": f"http://{ctx.host_alias}:{{port}}", **(_both(ctx) or {})}
@@ -264,7 +269,7 @@ def unknown_names() -> list[str]:
 
 
 def applicable(result: CellResult, ctx: Context) -> list[tuple[Remedy, Change]]:
-    ctx = replace(ctx, api=result.api)
+    ctx = replace(ctx, api=result.api, version=result.resolved_version)
     out = []
     for name in generations.get(result.api).remedies:
         r = REMEDIES[name]

@@ -132,8 +132,8 @@ class Steps:
         run = read_run(folder)
         if not run.cells:
             return Probe(version, None, f"not judged: the step's run in {folder} holds no cell", folder=str(folder))
-        said, line, evidence = outcome(run.cells[0], self.ask.task)
-        probe = Probe(version, said, line, evidence, str(folder), reused)
+        compared, line, evidence = outcome(run.cells[0], self.ask.task)
+        probe = Probe(version, compared, line, evidence, str(folder), reused)
         print(f"[oh-matrix bisect] step {self.count}: {version}: {line}"
               + (f" (reused from {folder})" if reused else ""), file=sys.stderr, flush=True)
         return probe
@@ -206,8 +206,11 @@ def text(ask: Ask, found: Finding, diff: list[str], seconds: float) -> str:
             lines.append(f"  {label:6} {p.version:8} {p.line}")
             lines += [f"           {e[:200]}" for e in p.evidence[:2]]
         if found.skipped:
+            why: dict[str, list[str]] = {}
+            for p in sorted(found.skipped, key=lambda p: releases.key(p.version)):
+                why.setdefault(p.line, []).append(p.version)
             lines.append("  could not be judged between them (the change may be in one of these): "
-                         + ", ".join(f"{p.version} ({p.line})" for p in found.skipped))
+                         + "; ".join(f"{', '.join(vs)} ({line})" for line, vs in why.items()))
         lines += ["what differs between them, as the harness reads it:", *(f"  {d}" for d in diff)]
     lines.append("steps: " + ", ".join(f"{p.version} {p.outcome or 'not judged'}" for p in found.probes))
     return "\n".join(lines)

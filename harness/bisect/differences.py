@@ -47,15 +47,16 @@ def _names(probe: Probe) -> set[str]:
 
 
 def _where(wheel: zipfile.ZipFile, name: str) -> list[str]:
-    """The wheel's Python files that name the setting: as written, or as V0's config field
-    (SANDBOX_USE_HOST_NETWORK is `use_host_network` of the sandbox section)."""
+    """The wheel's Python files that read the setting: as a string (os.getenv('NAME')), or as
+    V0's config field (SANDBOX_USE_HOST_NETWORK is `use_host_network` of the sandbox section).
+    A name in the evidence that the code never quotes (AF_INET) is no setting."""
     field = next((name[len(s):].lower() for s in _SECTIONS if name.startswith(s)), None)
     hits = []
     for info in wheel.infolist():
         if not info.filename.endswith(".py") or not info.filename.startswith("openhands/"):
             continue
         text = wheel.read(info).decode(errors="replace")
-        if name in text or (field and re.search(rf"\b{field}\s*:", text)):
+        if f"'{name}'" in text or f'"{name}"' in text or (field and re.search(rf"\b{field}\s*:", text)):
             hits.append(info.filename)
     return hits
 
@@ -67,6 +68,12 @@ def between(found: Finding) -> list[str]:
     ga, gb = _generation(a.version), _generation(b.version)
     out.append(f"API generation: {a.version} {ga}, {b.version} {gb}" if ga != gb
                else f"API generation: the same ({ga})")
+    for p in (a, b):  # the facts that differ within its generation (generations.Generation.before)
+        try:
+            known = generations.for_tag(p.version).differences(p.version)
+        except InputError:
+            known = []
+        out += [f"{p.version}, {k}" for k in known]
     wheels = {v: _wheel(v) for v in (a.version, b.version)}
     if missing := [v for v, w in wheels.items() if w is None]:
         out.append(f"settings: not read: no wheel of {', '.join(missing)} on this machine (built by the official "
@@ -79,7 +86,9 @@ def between(found: Finding) -> list[str]:
         for n in names:
             where = {v: _where(z, n) for v, z in opened.items()}
             wa, wb = where[a.version], where[b.version]
-            if bool(wa) == bool(wb):
+            if not wa and not wb:  # read by neither: not a setting of OpenHands'
+                continue
+            if wa and wb:
                 same.append(n)
                 continue
             told = [f"{v} " + (f"reads it ({', '.join(w[:2])})" if w else "has no mention of it")
@@ -89,7 +98,7 @@ def between(found: Finding) -> list[str]:
         for z in opened.values():
             z.close()
     if same:
-        out.append("named in both releases' code: " + ", ".join(same))
+        out.append("read by both releases' code alike: " + ", ".join(same))
     if not names:
         out.append("settings: the two cells name none")
     return out

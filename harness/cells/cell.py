@@ -31,7 +31,7 @@ class CellCore:
 
     def __init__(self, plan: CellPlan) -> None:
         self.plan = plan
-        self.gen = plan.cell.target.generation
+        self.gen = plan.gen
         self.client = docker_host.client()
         name = f"{cleanup.name_prefix(plan.run_id)}-{plan.cell.id}".replace(".", "_")
         self.resources = CellResources(self.client, cleanup.labels(plan.run_id, plan.cell.id), name)

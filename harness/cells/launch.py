@@ -87,7 +87,7 @@ class AppLauncher:
     def __init__(self, plan: CellPlan, result: CellResult, client: docker.DockerClient,
                  resources: CellResources) -> None:
         self.plan, self.result, self.client, self.resources = plan, result, client, resources
-        self.gen = plan.cell.target.generation
+        self.gen = plan.gen
         self.mode: modes.ModeSpec = plan.cell.mode.spec
         self.name, self.labels = resources.name, resources.labels
         self.networks: dict[str, str] = {}  # the mode's networks -> the cell's own
@@ -134,7 +134,11 @@ class AppLauncher:
             launch = replace(launch, publish_all=True, placement=(
                 *launch.placement, f"published on every address of the daemon's host "
                 f"({endpoint.daemon_address()}), not its loopback: the harness reaches the app from this machine"))
-        self.result.notes += [n for n in launch.placement if n not in self.result.notes]
+        notes = list(launch.placement)
+        if self.mode.network == "host" and self.gen.callback and not self.gen.host_network_env:
+            notes.append(f"{p.images.resolved_version}'s sandbox cannot join the host network (generations.V1.before): "
+                         "the app is on it, its sandbox on the default bridge")
+        self.result.notes += [n for n in notes if n not in self.result.notes]
         self.result.docker_run = launch.docker_run(p.secrets)
         self.result.app_env = dict(launch.env)  # redacted by the caller (secrets.py)
         return launch

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import InputError
+from harness.generations import Generation
 from harness.matrix import Cell
 from harness.model import ImageSet
 from harness.openhands import LlmSettings
@@ -41,6 +42,12 @@ class CellPlan:
     slots_held: bool = False
     app_port: int | None = None  # publish the app here instead of a port the harness or Docker picks
     record_to: Path | None = None  # save the passing tasks' trajectories here (python -m harness.devtools.record)
+
+    @property
+    def gen(self) -> Generation:
+        """The cell's API generation as its release has it (Generation.at): the facts that
+        differ between releases of one generation are the resolved version's."""
+        return self.cell.target.generation.at(self.images.resolved_version)
 
 
 def runtime_kwargs(user_value: str | None, lbl: dict[str, str], setting: str) -> str:

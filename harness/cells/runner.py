@@ -47,7 +47,7 @@ def run_cell(plan: CellPlan) -> CellResult:
                         f"({first.connect.evidence[0].text[:200]}){load}; "
                         + ("the rerun had the machine to itself" if rerun == "alone" else "ran again"))
     if rerun == "alone" and result.connect.cause == Cause.STARTUP_GRACE:
-        b, gen = result.boot, plan.cell.target.generation
+        b, gen = result.boot, plan.gen
         took = f"with the machine to itself its runtime answered after {b.runtime_seconds or '?'} s ({b.summary()})"
         if gen.startup_grace_env and gen.startup_grace_env in plan.env:
             finding = (f"the startup grace set here ({gen.startup_grace_env}={plan.env[gen.startup_grace_env]}) is "

@@ -476,13 +476,16 @@ def build_v1(client: docker.DockerClient, tag: str, gen: Generation, constraints
 
 def _build_v1(client: docker.DockerClient, tag: str, plan: _Plan, gen: Generation) -> ImageSet:
     version = plan.release.version
+    gen = gen.at(version)  # the app this release serves (generations.V1.before)
     venv_ref, app_ref = _app_images(client, plan, gen)
     items = _sources_of(client, app_ref)
     # The app names its sandbox after the agent-server it has installed: the true
     # sources' build when there is one, else the lock's pin.
     agent_version = next((e["version"] for e in items if e["package"] == "openhands-agent-server"), None) \
         or _pin(plan.constraints, "openhands-agent-server")
-    sandbox_ref = f"{AGENT_SERVER_REPO}:{agent_version}-python"
+    # A release that hard-codes its image (AGENT_SERVER_IMAGE, 1.0-1.8: before 1.5 a commit
+    # tag, not a version) asks for that name; the newer ones for the installed version's.
+    sandbox_ref = _agent_server_image(plan.release.wheel) or f"{AGENT_SERVER_REPO}:{agent_version}-python"
     # Its name is fixed by the app, so the cache key lives in a label instead.
     current = client.images.get(sandbox_ref).labels.get("oh-matrix.key") if _exists(client, sandbox_ref) else None
     if current != plan.name:

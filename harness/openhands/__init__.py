@@ -145,7 +145,9 @@ def rules_for(gen: Generation) -> Rules:
 
 
 def client_for(gen: Generation, base_url: str) -> Client:
-    client: Client = gen.load(gen.client)(base_url)
+    """The generation's client, for the release `gen` describes (Generation.at): the calls
+    releases of one generation make differently are chosen from its facts."""
+    client: Client = gen.load(gen.client)(base_url, gen=gen)
     return client
 
 

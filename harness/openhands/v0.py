@@ -13,7 +13,7 @@ import re
 from typing import Any, ClassVar
 
 from harness.errors import UnexpectedAnswer
-from harness.generations import V0
+from harness.generations import V0, Generation
 from harness.openhands import Callbacks, FailureLog, LlmSettings, RuntimeState, Turn
 from harness.openhands.http import AppClient
 
@@ -74,12 +74,13 @@ class V0Client:
                                      "adapter does not drive"),
     }
 
-    def __init__(self, base_url: str, timeout: float = 15.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 15.0, gen: Generation = V0) -> None:
+        self._gen = gen  # V0 as the cell's release has it (Generation.at)
         self._app = AppClient(base_url, timeout)
         self._call = self._app.call
 
     def healthy(self) -> bool:
-        return self._app.answers(V0.health_path)
+        return self._app.answers(self._gen.health_path)
 
     def store_settings(self, llm: LlmSettings) -> None:
         self._call("POST", "/api/settings", json={

@@ -16,8 +16,10 @@ arrives by webhook in batches of up to 30 s). From 1.7.0 the app also forwards o
 (`POST /api/v1/app-conversations/ID/send-message`), which the harness does not use: the
 sandbox's own route is in every 1.x release.
 
-Releases before 1.8.0 serve another app and other routes (generations.V1.oldest says which):
-they are refused, not driven with these calls.
+Older 1.x releases differ in facts this adapter keys by version (generations.V1.before: the
+app they serve, how the LLM settings are stored, how the sandbox joins the host network, its
+startup grace), each with the release code it was read from; before 1.2.0 (V1.oldest) they
+are refused, not driven with these calls.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from harness.errors import AdapterError, UnexpectedAnswer
-from harness.generations import V1
+from harness.generations import V1, Generation
 from harness.openhands import Callbacks, Failure, FailureLog, LlmSettings, RuntimeState, Turn, port_taken
 from harness.openhands.http import AppClient
 
@@ -123,7 +125,8 @@ def _one(answer: Any, method: str, path: str) -> dict[str, Any]:
 
 
 class V1Client:
-    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 30.0, gen: Generation = V1) -> None:
+        self._gen = gen  # V1 as the cell's release has it (Generation.at)
         self._app = AppClient(base_url, timeout)
         self._call = self._app.call
         self._host = urlparse(base_url).hostname or "localhost"  # where the app's ports are published
@@ -131,9 +134,13 @@ class V1Client:
         self._agents: dict[str, tuple[AppClient, str]] = {}  # conversation id -> its agent-server, path
 
     def healthy(self) -> bool:
-        return self._app.answers(V1.health_path)
+        return self._app.answers(self._gen.health_path)
 
     def store_settings(self, llm: LlmSettings) -> None:
+        if self._gen.settings_call == "flat":  # before 1.7.0 (generations.V1.before)
+            self._call("POST", "/api/settings", json={
+                "llm_model": llm.model, "llm_api_key": llm.api_key, "llm_base_url": llm.base_url})
+            return
         self._call("POST", "/api/v1/settings", json={"agent_settings_diff": {"llm": {
             "model": llm.model, "api_key": llm.api_key, "base_url": llm.base_url}}})
 

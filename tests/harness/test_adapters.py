@@ -111,3 +111,20 @@ def test_v1_reaches_the_sandbox_where_the_apps_ports_are_published(app: str, age
     client, prefix = c._agent("abc")
     assert str(client._http.base_url).rstrip("/") == agent and prefix == "/api/conversations/abc"
     c.close()
+
+
+@pytest.mark.parametrize(("version", "route", "body"), [
+    ("1.11.0", "/api/v1/settings", {"agent_settings_diff": {"llm": {"model": "m", "api_key": "k", "base_url": "u"}}}),
+    ("1.7.0", "/api/v1/settings", {"agent_settings_diff": {"llm": {"model": "m", "api_key": "k", "base_url": "u"}}}),
+    ("1.6.0", "/api/settings", {"llm_model": "m", "llm_api_key": "k", "llm_base_url": "u"}),
+])
+def test_v1_stores_the_llm_settings_the_way_its_release_takes_them(version: str, route: str,
+                                                                   body: dict[str, Any]) -> None:
+    from harness.openhands import LlmSettings
+
+    calls: list[tuple[str, str, Any]] = []
+    client = client_for(generations.V1.at(version), "http://127.0.0.1:9")
+    client._call = lambda method, path, **kw: calls.append((method, path, kw.get("json")))  # type: ignore[attr-defined]
+    client.store_settings(LlmSettings(model="m", api_key="k", base_url="u"))
+    assert calls == [("POST", route, body)]
+    client.close()

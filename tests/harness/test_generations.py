@@ -42,3 +42,20 @@ def test_no_generation_is_named_outside_its_registry_and_adapter() -> None:
                     node.module.rpartition(".")[2] in names or {a.name for a in node.names} & names):
                 found.append(f"{where} imports {node.module}")
     assert not found, found
+
+
+def test_a_1x_release_has_the_facts_its_own_code_has() -> None:
+    """generations.V1.before, checked at each release where a fact changes."""
+    from harness.generations import V1
+
+    newest = V1.at("1.11.0")
+    assert newest == V1 and V1.at(None) == V1 and V1.at("main") == V1
+    assert V1.at("1.8.0") == V1
+    assert V1.at("1.7.0").app_module == "openhands.server.listen:app" and V1.at("1.7.0").settings_call == "diff"
+    r15 = V1.at("1.5.0")
+    assert (r15.settings_call, r15.host_network_env, r15.host_network_ports, r15.startup_grace_env) == (
+        "flat", {"SANDBOX_USE_HOST_NETWORK": "true"}, (8000, 8001, 8011), "SANDBOX_STARTUP_GRACE_SECONDS")
+    r12 = V1.at("1.2.0")
+    assert (r12.host_network_env, r12.host_network_ports, r12.startup_grace_env, r12.startup_grace) == (
+        {}, (), None, 15.0)
+    assert len(V1.differences("1.2.0")) == 5 and V1.differences("1.9.3") == []
