@@ -246,8 +246,12 @@ class Mode:
         if self.network == "host":
             if host_port is None:
                 raise ValueError("on the host network the app listens on the host port itself")
+            # A release whose sandbox cannot join the host network (generations.Generation.before)
+            alone = ("this release's sandbox cannot join the host network: the app is on it, its sandbox "
+                     "on the default bridge",) if gen.callback and not gen.host_network_env else ()
             launch = AppLaunch(self.name, image, {**gen.host_network_env, **env}, host_port, host_port,
-                               network_mode="host", extra_hosts=extra_hosts, command=app_command(gen, host_port))
+                               network_mode="host", extra_hosts=extra_hosts, command=app_command(gen, host_port),
+                               placement=alone)
         else:
             launch = AppLaunch(self.name, image, env, APP_PORT, host_port, extra_hosts=extra_hosts,
                                network=network if self.network == "own" else None)

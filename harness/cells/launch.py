@@ -134,11 +134,7 @@ class AppLauncher:
             launch = replace(launch, publish_all=True, placement=(
                 *launch.placement, f"published on every address of the daemon's host "
                 f"({endpoint.daemon_address()}), not its loopback: the harness reaches the app from this machine"))
-        notes = list(launch.placement)
-        if self.mode.network == "host" and self.gen.callback and not self.gen.host_network_env:
-            notes.append(f"{p.images.resolved_version}'s sandbox cannot join the host network (generations.V1.before): "
-                         "the app is on it, its sandbox on the default bridge")
-        self.result.notes += [n for n in notes if n not in self.result.notes]
+        self.result.notes += [n for n in launch.placement if n not in self.result.notes]
         self.result.docker_run = launch.docker_run(p.secrets)
         self.result.app_env = dict(launch.env)  # redacted by the caller (secrets.py)
         return launch

@@ -148,3 +148,13 @@ def test_the_container_that_runs_is_the_line_people_read_placed(mode: str, gen: 
     else:  # a person's -p 3000:3000; the harness's own free port, on loopback unless the sandbox calls back
         assert person[person.index("-p") + 1] == "3000:3000"
         assert app.ports == {"3000/tcp": [("0.0.0.0" if gen == "v1" else "127.0.0.1", 41234)]}
+
+
+def test_a_release_whose_sandbox_cannot_join_the_host_network_is_said_so() -> None:
+    host = modes.get("host")
+    old = host.launch(generations.V1.at("1.2.0"), image="app", env={}, host_port=3000)
+    assert "AGENT_SERVER_USE_HOST_NETWORK" not in old.env and "SANDBOX_USE_HOST_NETWORK" not in old.env
+    assert any("cannot join the host network" in n for n in old.placement)
+    mid = host.launch(generations.V1.at("1.5.0"), image="app", env={}, host_port=3000)
+    assert mid.env["SANDBOX_USE_HOST_NETWORK"] == "true" and not mid.placement
+    assert host.launch(generations.V1, image="app", env={}, host_port=3000).env["AGENT_SERVER_USE_HOST_NETWORK"] == "true"
