@@ -12,7 +12,8 @@
     task_budget = 120           # seconds for the agent to finish one task
     llm = "auto"                # scripted | real | auto (real when LLM_MODEL and LLM_API_KEY are set) |
                                 # replay (V0: the built-in tasks from recorded trajectories, no LLM)
-    entrypoints = ["api"]       # api (the app server) and/or headless (V0 `python -m openhands.core.main -t`)
+    entrypoints = ["api"]       # api (the app server), headless (V0 `python -m openhands.core.main -t`)
+                                # and/or cli (the `openhands` CLI paired with the release, --headless)
     upgrade_from = "0.62"       # optional: the release deployed today; the run then shows what moving
                                 # to the newest target (latest) does, per mode (also --upgrade-from)
     [env]                       # set on every app container
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 
 BACKENDS = ("auto", "official", "pypi")
 LLMS = ("auto", "scripted", "real", "replay")
-ENTRYPOINTS = ("api", "headless")
+ENTRYPOINTS = ("api", "headless", "cli")
 _ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 

@@ -311,6 +311,12 @@ class ImageSet(_Model):
     # Capabilities a task may need (harness/generations.py CAPABILITIES) that these images
     # lack, each explained by a note `lacks NAME: why`; a task that needs one is skipped.
     lacks: list[str] = Field(default_factory=list)
+    # The `cli` entry point's CLI (harness/images/cli.py): the `openhands` release paired with
+    # this target and why, its image, or why it could not be built.
+    cli_version: str | None = None
+    cli_pair: str | None = None
+    cli_image: str | None = None
+    cli_error: str | None = None
 
     def lack_reason(self, capability: str) -> str | None:
         """Why these images lack `capability` (None: they have it)."""

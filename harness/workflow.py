@@ -239,9 +239,32 @@ def prepare_images(s: State) -> None:
                 got[t.tag] = images.prepare_own(s.client, t.tag, t.api, t.image, environment, ctx.backend)
             except images.ImageUnavailable as e:
                 got[t.tag] = e
+    clis = {c.target.tag for c in s.cells if c.entrypoint == "cli"}
     for tag, one in got.items():
+        if isinstance(one, ImageSet) and tag in clis:
+            one = with_cli(s.client, one)
         ctx.images[tag] = (one if isinstance(one, ImageSet)
                            else ImageFailure(error=str(one), resolved_version=one.resolved_version))
+
+
+def with_cli(client: Any, one: ImageSet) -> ImageSet:
+    """The target's images with the CLI release paired with it (images/cli.py), built unless
+    that release has no headless mode the cell can run (the cell then says why)."""
+    from harness.images import cli
+    from harness.openhands.cli import headless_lack
+
+    try:
+        pair = cli.paired(one.resolved_version)
+    except images.ImageUnavailable as e:  # the index lists no CLI
+        return one.model_copy(update={"cli_error": str(e)})
+    update: dict[str, Any] = {"cli_version": pair.cli, "cli_pair": pair.why}
+    if headless_lack(pair.cli) is None:
+        try:
+            built = cli.prepare_cli(client, pair.cli)
+            update |= {"cli_image": built.ref, "notes": [*one.notes, *built.notes]}
+        except images.ImageUnavailable as e:  # a build that failed too (BuildFailed is one)
+            update["cli_error"] = str(e)
+    return one.model_copy(update=update)
 
 
 BEFORE_CELLS: tuple[Step, ...] = (inputs, docker, context, sweep, prepare_images)

@@ -15,6 +15,7 @@ from harness import endpoint, generations, remedies
 from harness.cells import admission
 from harness.cells.api import ApiCell
 from harness.cells.cell import CellCore
+from harness.cells.cli import CliCell
 from harness.cells.headless import HeadlessCell
 from harness.cells.plan import CellPlan
 from harness.context import RunContext
@@ -26,7 +27,7 @@ from harness.secrets import redact_result, secret_names
 from harness.tasks.taskrun import LlmChoice
 
 # The entry points a matrix may name (`run.entrypoints`), and who runs each.
-ENTRYPOINTS: dict[str, type[CellCore]] = {"api": ApiCell, "headless": HeadlessCell}
+ENTRYPOINTS: dict[str, type[CellCore]] = {"api": ApiCell, "headless": HeadlessCell, "cli": CliCell}
 LOST_WORKER = ("the worker running this cell died before it wrote a result (killed or crashed); "
                "what it started was swept at the end of the run")
 

@@ -176,7 +176,9 @@ def _fill(tmp: Path, release: Release, constraints: list[str], python: Path,
     (tmp / "constraints.txt").write_text("\n".join(constraints) + "\n")
     shutil.copy2(release.wheel, tmp / release.wheel.name)
     py = builder_python(python)
-    log(f"{release.version}: fetching and building wheels (pinned by its lock; ~2 min cold)")
+    pinned = "pinned by its lock" if constraints else "resolved by pip: its wheel ships no lock"
+    package = release.wheel.name.split("-")[0].replace("_", "-")  # openhands-ai, or the CLI's openhands
+    log(f"{package} {release.version}: fetching and building wheels ({pinned}; ~2 min cold)")
     t0 = time.monotonic()
     proc = subprocess.Popen(
         [str(py), "-m", "pip", "wheel", "--disable-pip-version-check", "-w", str(tmp),

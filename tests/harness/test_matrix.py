@@ -76,7 +76,7 @@ env = { B = "2" }
     ("[run]\ntasks = ['create-fil']\n[[targets]]\ntag = '0.62'\n[modes.host]\n", "run.tasks[0]: unknown task"),
     ("[run]\ntasks = ['repo', 'repo']\n[[targets]]\ntag = '0.62'\n[modes.host]\n", "run.tasks[1]: duplicate"),
     ("[run]\ntasks = 'repo'\n[[targets]]\ntag = '0.62'\n[modes.host]\n", "run.tasks: expected a list"),
-    ("[run]\nentrypoints = ['cli']\n[[targets]]\ntag = '0.62'\n[modes.host]\n", "run.entrypoints"),
+    ("[run]\nentrypoints = ['tui']\n[[targets]]\ntag = '0.62'\n[modes.host]\n", "run.entrypoints"),
     ("[run]\nllm = 'gpt'\n[[targets]]\ntag = '0.62'\n[modes.host]\n", "run.llm: expected one of"),
     ("[[targets]]\ntag = '7.0'\n[modes.host]\n", "targets[0].tag: tag '7.0': no API generation covers"),
     ("[[targets]]\ntag = '0.62'\nconstraints = 'no-such-lock.txt'\n[modes.host]\n",
