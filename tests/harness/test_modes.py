@@ -157,4 +157,5 @@ def test_a_release_whose_sandbox_cannot_join_the_host_network_is_said_so() -> No
     assert any("cannot join the host network" in n for n in old.placement)
     mid = host.launch(generations.V1.at("1.5.0"), image="app", env={}, host_port=3000)
     assert mid.env["SANDBOX_USE_HOST_NETWORK"] == "true" and not mid.placement
-    assert host.launch(generations.V1, image="app", env={}, host_port=3000).env["AGENT_SERVER_USE_HOST_NETWORK"] == "true"
+    newest = host.launch(generations.V1, image="app", env={}, host_port=3000)
+    assert newest.env["AGENT_SERVER_USE_HOST_NETWORK"] == "true"

@@ -70,6 +70,16 @@ def mirror(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         shutil.rmtree(storage, ignore_errors=True)  # gigabytes of layers: not kept by pytest's tmp retention
 
 
+MATRIX = """[run]
+tasks = ["create-file"]
+[[targets]]
+tag = "0.62"
+[[targets]]
+tag = "latest"
+[modes.host-gateway]
+"""
+
+
 def push(client: docker.DockerClient, image: str, ref: str) -> None:
     """`image` pushed as `ref`, then the local name `ref` removed, so the backend must pull it."""
     repo, _, tag = ref.rpartition(":")
@@ -94,9 +104,10 @@ def test_official_backend_from_a_mirror(client: docker.DockerClient, v0_images: 
     pushed_in = time.monotonic() - t0
     env = {**os.environ, "OH_MATRIX_REGISTRY": ns}
     try:
-        run = clirun.run([sys.executable, "-m", "harness.cli", "run", "--matrix", "default", "--backend", "official",
-                          "--only", "0.62-host-gateway", "--only", "latest-host-gateway",
-                          "--out", str(tmp_path / "run"), "-n", "2"], cwd=ROOT, timeout=1500, env=env)
+        (tmp_path / "m.toml").write_text(MATRIX)  # one task: the pulled images run an agent's work
+        run = clirun.run([sys.executable, "-m", "harness.cli", "run", "--matrix", str(tmp_path / "m.toml"),
+                          "--backend", "official", "--out", str(tmp_path / "run"), "-n", "2"],
+                         cwd=ROOT, timeout=1500, env=env)
         listed = clirun.run([sys.executable, "-m", "harness.cli", "images", "list"], cwd=ROOT, timeout=120, env=env)
     finally:
         for ref in refs.values():  # the mirror's names go; the pypi backend's images stay cached
