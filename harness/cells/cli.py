@@ -24,7 +24,6 @@ from docker.models.containers import Container
 
 from harness.cells.cell import CellCore
 from harness.cells.diagnosis import Decision
-from harness.cells.launch import below_the_cell
 from harness.errors import TaskSetupError
 from harness.host.containers import free_port
 from harness.model import Cause, Connect, Evidence, Source, TaskResult, Verdict, strip_ansi
@@ -85,8 +84,10 @@ class CliCell(CellCore):
         assert p.images.cli_image is not None
         prompt = kit.message(name) if name and kit else NO_TASK
         llm = kit.settings() if kit else LlmSettings(model="openai/none", api_key="none", base_url=DEAD_PROXY + "/v1")
+        before = self.result.docker_run, self.result.app_env
         app = self.app.launch()  # the mode's networking, as for the app; the app's own settings left out
-        env = {**below_the_cell(self.app.mode), **p.env, **cli_env(llm)}
+        self.result.docker_run, self.result.app_env = before
+        env = {**p.env, **cli_env(llm)}  # the matrix's, the mode's and --app-env's settings, and the CLI's
         shown = replace(app, image=p.images.cli_image, env=env, socket=None, host_port=None,
                         headless=command(prompt), harness_env={}, moved_env={})
         if first:  # the line an automation runs; the scripted LLM's address means nothing to a person
@@ -101,6 +102,7 @@ class CliCell(CellCore):
         with self.booting() if first else contextlib.nullcontext():
             container = self.app.start(launch, stack=process)
             self.result.socket_mounted_in = []  # the CLI is given no Docker socket
+            container.exec_run(["mkdir", "-p", WORKDIR, CONVERSATIONS])  # its working folder, before the task's files
             self.conversation_at = time.time()
             if kit:
                 process.callback(kit.close)  # the sidecars, before the container whose namespace they share
@@ -130,7 +132,7 @@ class CliCell(CellCore):
         """The CLI in the container, as `docker exec` runs it, with no TTY: (its exit code,
         None when it overran the budget; the tail of its output)."""
         api = self.client.api
-        script = f"mkdir -p {CONVERSATIONS} {WORKDIR}; {shlex.join(command(prompt))} > {LOG} 2>&1; echo $? > {RC}"
+        script = f"{shlex.join(command(prompt))} > {LOG} 2>&1; echo $? > {RC}"
         exec_id = api.exec_create(container.id, ["sh", "-c", script], environment=env, workdir=WORKDIR)["Id"]
         api.exec_start(exec_id, detach=True)
         self.app.phase("the CLI runs headless")

@@ -102,7 +102,7 @@ def prepare_cli(client: docker.DockerClient, version: str) -> CliImage:
     base = ensure_base(client, python)
     key = hashlib.sha256(f"{VENV_RECIPE}|{RECIPE}|{deps}|{base.ref}".encode()).hexdigest()[:10]
     venv_ref, ref = f"oh-matrix/cli-venv:{version}-{key}", f"oh-matrix/cli:{version}-{key}"
-    labels = {"oh-matrix.image": "cli", "oh-matrix.release": f"openhands-cli {version}", "oh-matrix.deps": deps,
+    labels = {"oh-matrix.image": "cli", "oh-matrix.release": f"cli-{version}", "oh-matrix.deps": deps,
               "oh-matrix.backend": "pypi"}
     if not _exists(client, ref):
         if not _exists(client, venv_ref):
