@@ -160,4 +160,7 @@ def recommend(cells: Sequence[CellResult]) -> Recommendation:
     fixed = [(c, r) for c in api_cells if c.tasks_passed for r in c.remedies if r.verdict == "pass"]
     if fixed:
         return _remedied(*max(fixed, key=_remedy_rank))
+    if not api_cells and cells:  # a run of the headless or CLI entry points only
+        return Recommendation(why=f"no app server was run: the {', '.join(sorted({c.entrypoint for c in cells}))} "
+                                  "cells prove an entry point, not a deployment")
     return Recommendation(why="no cell passed")

@@ -69,3 +69,13 @@ def test_the_persisted_events_are_read_in_their_order_with_the_status() -> None:
                    f"{conv}/base_state.json": {"execution_status": "finished"}})
     events, state = cell.read_conversation(tar)
     assert [e["n"] for e in events] == [0, 1] and state == "finished"
+
+
+def test_a_run_of_cli_cells_only_recommends_no_deployment_and_says_why() -> None:
+    from harness.model import CellResult, Connect
+    from harness.results.recommend import recommend
+
+    cell = CellResult(id="latest-bridge-cli", tag="latest", mode="bridge", api="v1", entrypoint="cli",
+                      connect=Connect(verdict="pass"))
+    r = recommend([cell])
+    assert r.cell is None and r.why == "no app server was run: the cli cells prove an entry point, not a deployment"
