@@ -35,6 +35,7 @@ from harness.openhands.cli import (
     WORKDIR,
     cli_env,
     command,
+    harness_env,
     headless_lack,
     read_conversation,
     turn,
@@ -89,7 +90,7 @@ class CliCell(CellCore):
         self.result.docker_run, self.result.app_env = before
         env = {**p.env, **cli_env(llm)}  # the matrix's, the mode's and --app-env's settings, and the CLI's
         shown = replace(app, image=p.images.cli_image, env=env, socket=None, host_port=None,
-                        headless=command(prompt), harness_env={}, moved_env={})
+                        headless=command(prompt), harness_env=harness_env(), moved_env={})
         if first:  # the line an automation runs; the scripted LLM's address means nothing to a person
             mine = {"LLM_API_KEY"} if p.llm.real else {"LLM_API_KEY", "LLM_BASE_URL", "LLM_MODEL"}
             self.result.docker_run = shown.docker_run(p.secrets | mine, name="openhands-cli").replace(
@@ -116,7 +117,7 @@ class CliCell(CellCore):
                                     None)
                     return kit.result(name, Verdict.ERROR, detail=f"could not prepare the task: {str(e)[:300]}")
             budget = kit.budget_of(name) if name and kit else p.connect_budget
-            code, log = self._run_cli(container, prompt, env, budget)
+            code, log = self._run_cli(container, prompt, shown.container_env(), budget)
             events, state = self._events(container)
             seconds = time.monotonic() - t0
             told = [f"the CLI {'exited with code ' + str(code) if code is not None else 'was still running'} after "

@@ -57,8 +57,13 @@ def command(prompt: str) -> list[str]:
 
 def cli_env(llm: LlmSettings) -> dict[str, str]:
     """How the CLI is configured with no settings file (--override-with-envs reads LLM_*)."""
-    return {"LLM_MODEL": llm.model, "LLM_API_KEY": llm.api_key, "LLM_BASE_URL": llm.base_url,
-            "OPENHANDS_CONVERSATIONS_DIR": CONVERSATIONS, "OPENHANDS_WORK_DIR": WORKDIR,
+    return {"LLM_MODEL": llm.model, "LLM_API_KEY": llm.api_key, "LLM_BASE_URL": llm.base_url}
+
+
+def harness_env() -> dict[str, str]:
+    """What the harness adds for its own reading and for this machine, not part of the line a
+    person runs: where the conversation is kept and the CLI works, and the dead proxy."""
+    return {"OPENHANDS_CONVERSATIONS_DIR": CONVERSATIONS, "OPENHANDS_WORK_DIR": WORKDIR,
             "HTTPS_PROXY": DEAD_PROXY, "https_proxy": DEAD_PROXY, "HTTP_PROXY": DEAD_PROXY,
             "http_proxy": DEAD_PROXY, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
 

@@ -40,8 +40,9 @@ def test_the_cli_is_run_as_an_automation_runs_it_and_calls_nothing_off_the_machi
     assert cell.command("do it") == ["openhands", "--headless", "--override-with-envs", "-t", "do it"]
     env = cell.cli_env(LlmSettings(model="openai/m", api_key="k", base_url="http://127.0.0.1:5000/v1"))
     assert (env["LLM_MODEL"], env["LLM_API_KEY"], env["LLM_BASE_URL"]) == ("openai/m", "k", "http://127.0.0.1:5000/v1")
-    assert env["HTTPS_PROXY"] == env["https_proxy"] == "http://127.0.0.1:9"  # PyPI's and GitHub's calls go nowhere
-    assert "127.0.0.1" in env["NO_PROXY"].split(",")  # ... but the LLM on the loopback is reached
+    own = cell.harness_env()  # on the container, not in the line a person runs
+    assert own["HTTPS_PROXY"] == own["https_proxy"] == "http://127.0.0.1:9"  # PyPI's and GitHub's calls go nowhere
+    assert "127.0.0.1" in own["NO_PROXY"].split(",")  # ... but the LLM on the loopback is reached
 
 
 def test_a_matrix_names_the_cli_entry_point() -> None:
