@@ -152,7 +152,8 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     workflow.check_writable(str(out), "--out")
     client = docker_host.client()  # DockerUnavailable: one line, exit 3
     host = Host.model_validate(docker_host.facts(client).to_dict())
-    ask = bisect.Ask(args.mode, args.from_, args.to, args.task, args.backend, out, args.fresh, version())
+    ask = bisect.Ask(args.mode, args.from_, args.to, args.task, args.backend, out, args.fresh,
+                     bisect.code_id(version()))
     return bisect.run(ask, client, host)
 
 

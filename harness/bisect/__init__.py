@@ -11,6 +11,7 @@ differences.py.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -44,7 +45,18 @@ class Ask:
     backend: str
     out: Path
     fresh: bool
-    harness: str  # oh-matrix's version: a step of another version is not reused
+    harness: str  # oh-matrix's version and code (code_id): a step another harness ran is not reused
+
+
+def code_id(version: str) -> str:
+    """oh-matrix's version and a hash of its own code and data: a checkout's version stays
+    0.1.0 from commit to commit, and a step run by other code is not this code's verdict."""
+    h = hashlib.sha256()
+    package = Path(__file__).resolve().parents[1]
+    for path in sorted(package.rglob("*")):
+        if path.is_file() and path.suffix in (".py", ".toml", ".json", ".j2"):
+            h.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
+    return f"{version}+{h.hexdigest()[:12]}"
 
 
 def check(mode: str, start: str, end: str, task: str | None) -> None:

@@ -156,3 +156,8 @@ def test_a_release_the_adapter_refuses_is_skipped_without_a_build_or_a_run(tmp_p
     probe = bisect.Steps(ask(tmp_path), "host-a/20.10")("1.1.0")
     assert probe.outcome is None and "before 1.2.0 the conversation's events are at" in probe.evidence[0]
     assert probe.line == "not judged: refused, older than 1.2.0, the oldest release the v1 adapter knows"
+
+
+def test_a_step_of_other_harness_code_is_not_this_codes(tmp_path: Path) -> None:
+    here = bisect.code_id("0.1.0")
+    assert here.startswith("0.1.0+") and bisect.code_id("0.1.0") == here and bisect.code_id("0.2.0") != here
