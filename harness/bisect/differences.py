@@ -28,6 +28,13 @@ def _generation(version: str) -> str:
     return f"{g.name} (adapter {g.client.partition(':')[0]})"
 
 
+def _facts(version: str) -> list[str]:
+    try:
+        return generations.for_tag(version).differences(version)
+    except InputError:
+        return []
+
+
 def _wheel(version: str) -> Path | None:
     found = sorted((cache_root() / "release-wheels").glob(f"openhands_ai-{version}-*.whl"))
     return found[-1] if found else None
@@ -68,12 +75,9 @@ def between(found: Finding) -> list[str]:
     ga, gb = _generation(a.version), _generation(b.version)
     out.append(f"API generation: {a.version} {ga}, {b.version} {gb}" if ga != gb
                else f"API generation: the same ({ga})")
-    for p in (a, b):  # the facts that differ within its generation (generations.Generation.before)
-        try:
-            known = generations.for_tag(p.version).differences(p.version)
-        except InputError:
-            known = []
-        out += [f"{p.version}, {k}" for k in known]
+    facts = {p.version: _facts(p.version) for p in (a, b)}  # generations.Generation.before
+    for p, other in ((a, b), (b, a)):  # what one release has otherwise and the other not
+        out += [f"{p.version} only, {k}" for k in facts[p.version] if k not in facts[other.version]]
     wheels = {v: _wheel(v) for v in (a.version, b.version)}
     if missing := [v for v, w in wheels.items() if w is None]:
         out.append(f"settings: not read: no wheel of {', '.join(missing)} on this machine (built by the official "
