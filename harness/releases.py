@@ -77,13 +77,14 @@ def _final(names: list[str]) -> list[str]:
     return sorted(set(out), key=Version)
 
 
-def _ask_index(python: Path) -> list[str] | str:
-    """The versions pip can install, from pip itself: asked for a version no release has,
-    pip names every candidate it found ("from versions: ..."), which is the index's list
-    filtered by wheel tags and Requires-Python. A string: why the index could not be read."""
+def ask_index(python: Path, package: str = PACKAGE) -> list[str] | str:
+    """The versions of `package` pip can install, from pip itself: asked for a version no
+    release has, pip names every candidate it found ("from versions: ..."), which is the
+    index's list filtered by wheel tags and Requires-Python; final releases, oldest first.
+    A string: why the index could not be read."""
     proc = subprocess.run(
         [str(python), "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
-         "-d", str(cache_root() / "release-wheels"), f"{PACKAGE}<0"],
+         "-d", str(cache_root() / "release-wheels"), f"{package}<0"],
         capture_output=True, text=True, timeout=120,
     )
     m = _FROM_VERSIONS.search(proc.stderr + proc.stdout)
@@ -116,7 +117,7 @@ def versions(python: Path | None = None, fresh: bool = False) -> list[str]:
     at, listed = _saved(path)
     if not fresh and listed is not None and time.time() - at < FRESH_SECONDS:
         return listed
-    asked = _ask_index(python or find_python312())
+    asked = ask_index(python or find_python312())
     if isinstance(asked, list):
         path.parent.mkdir(exist_ok=True)
         tmp = path.with_suffix(".partial")

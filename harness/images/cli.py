@@ -15,7 +15,6 @@ first build, kept in the wheelhouse and named in the image's label `oh-matrix.re
 from __future__ import annotations
 
 import hashlib
-import re
 import subprocess
 import tomllib
 from dataclasses import dataclass
@@ -54,15 +53,10 @@ def paired(app_version: str, listed: list[str] | None = None) -> Pair:
 
 def cli_versions() -> list[str]:
     """The CLI's final releases with a wheel, oldest first, as pip lists them."""
-    proc = subprocess.run([str(releases.find_python312()), "-m", "pip", "download", "--no-deps",
-                           "--only-binary=:all:", "--disable-pip-version-check", "-d", str(_wheel_dir()),
-                           f"{PACKAGE}<0"], capture_output=True, text=True, timeout=120)
-    m = re.search(r"\(from versions: ([^)]*)\)", proc.stderr + proc.stdout)
-    found = [v.strip() for v in m.group(1).split(",")] if m else []
-    final = sorted((v for v in found if re.fullmatch(r"\d+\.\d+\.\d+", v)), key=releases.key)
-    if not final:
-        raise ImageUnavailable(f"the index lists no {PACKAGE} (CLI) release")
-    return final
+    listed = releases.ask_index(releases.find_python312(), PACKAGE)
+    if isinstance(listed, str):
+        raise ImageUnavailable(f"the index lists no {PACKAGE} (CLI) release: {listed}")
+    return listed
 
 
 def _wheel_dir() -> Path:
