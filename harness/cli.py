@@ -154,7 +154,7 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     host = Host.model_validate(docker_host.facts(client).to_dict())
     ask = bisect.Ask(args.mode, args.from_, args.to, args.task, args.backend, out, args.fresh,
                      bisect.code_id(version()))
-    return bisect.run(ask, client, host)
+    return bisect.run(ask, host)
 
 
 # -- images ------------------------------------------------------------------------------

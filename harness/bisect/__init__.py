@@ -3,7 +3,7 @@
 Each step is a real run of one cell, `oh-matrix run` on a matrix of one release and one
 mode, in a folder of the bisect's own (`<out>/steps/<version>/`); the images are the build
 cache's, so a release built once is never built again. A step already run on this host
-(the same mode, task, backend, harness version and host, see history.host_key) is reused
+(the same mode, task, backend, harness code and host, see code_id and history.host_key) is reused
 from its folder unless --fresh, and the report says which were. The search itself is
 search.py; what the two neighbours differ in, as far as the harness can read it, is
 differences.py.
@@ -25,7 +25,7 @@ from harness import generations, modes, releases
 from harness.bisect import differences
 from harness.bisect.search import Finding, Probe, bisect, most_runs
 from harness.errors import HarnessError, InputError
-from harness.model import Cause, CellResult, Verdict, read_run
+from harness.model import Cause, CellResult, Host, Verdict, read_run
 from harness.paths import cache_root
 from harness.results.history import host_key
 
@@ -158,16 +158,12 @@ class Steps:
               + (f" with task {self.ask.task}" if self.ask.task else ""), file=sys.stderr, flush=True)
         env = {k: v for k, v in os.environ.items() if k not in ("OH_MATRIX_RUN_ID", "OH_MATRIX_OWNER_PID")}
         # The step is `oh-matrix run` in a process of its own: its pytest, its run id and its
-        # sweep are its own, and a Ctrl-C reaches it (same process group) and is waited for,
-        # so the step removes what it made before the bisect ends.
+        # sweep are its own. It runs in a session of its own, so a Ctrl-C at the terminal
+        # reaches it once, from here (wait_step), never twice: a second SIGINT would cut its
+        # cell's teardown short and leave the app, its sidecars and its runtime behind.
         proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "--matrix", str(folder / "matrix.toml"),
-                                 "--out", str(folder), "-n", "1"], env=env)
-        try:
-            code = proc.wait()
-        except KeyboardInterrupt:
-            proc.send_signal(signal.SIGINT)
-            proc.wait()
-            raise
+                                 "--out", str(folder), "-n", "1"], env=env, start_new_session=True)
+        code = wait_step(proc)
         if code == 130:
             raise KeyboardInterrupt
         if code not in (0, 1) or not (folder / "results.json").is_file():
@@ -179,11 +175,30 @@ class Steps:
         return folder
 
 
-def run(ask: Ask, client: object, host_facts: object) -> int:
-    """The bisect, its report written to `ask.out`; the exit code."""
-    from harness.model import Host
+def wait_step(proc: subprocess.Popen[bytes]) -> int:
+    """The step's exit code. An interrupt here (Ctrl-C; SIGTERM and SIGHUP while a bisect
+    runs, see run) is passed to the step once, as SIGINT, and the step is waited for through
+    any further one, so it removes what it made; then the interrupt goes on."""
+    interrupted = False
+    while True:
+        try:
+            code = proc.wait()
+            break
+        except KeyboardInterrupt:
+            if not interrupted:
+                interrupted = True
+                proc.send_signal(signal.SIGINT)
+    if interrupted:
+        raise KeyboardInterrupt
+    return code
 
-    assert isinstance(host_facts, Host)
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def run(ask: Ask, host_facts: Host) -> int:
+    """The bisect, its report written to `ask.out`; the exit code."""
     listed = releases.versions()
     span = releases.between(ask.start, ask.end, listed)
     ask.out.mkdir(parents=True, exist_ok=True)
@@ -192,6 +207,8 @@ def run(ask: Ask, client: object, host_facts: object) -> int:
           file=sys.stderr, flush=True)
     t0 = time.monotonic()
     steps = Steps(ask, host_key(host_facts))
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # stopped from outside: as Ctrl-C, so the step is told
+        signal.signal(sig, _interrupt)
     found = bisect(span, steps)
     seconds = time.monotonic() - t0
     diff = differences.between(found) if found.first_different and found.last_same else []

@@ -161,3 +161,23 @@ def test_a_release_the_adapter_refuses_is_skipped_without_a_build_or_a_run(tmp_p
 def test_a_step_of_other_harness_code_is_not_this_codes(tmp_path: Path) -> None:
     here = bisect.code_id("0.1.0")
     assert here.startswith("0.1.0+") and bisect.code_id("0.1.0") == here and bisect.code_id("0.2.0") != here
+
+
+def test_an_interrupt_reaches_the_step_once_and_the_step_is_waited_for() -> None:
+    """Two Ctrl-Cs at the bisect: the step (in a session of its own) gets one SIGINT, so its
+    teardown is not cut short by a second, and the bisect waits for it to end."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    child = ("import signal, sys, time\nn = [0]\nsignal.signal(signal.SIGINT, lambda *a: n.__setitem__(0, n[0] + 1))\n"
+             "print('ready', flush=True)\ntime.sleep(1.5)\nsys.exit(10 + n[0])\n")
+    proc = subprocess.Popen([sys.executable, "-c", child], start_new_session=True, stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    for delay in (0.1, 0.3):
+        threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        bisect.wait_step(proc)
+    assert proc.returncode == 11  # one SIGINT, and the step ran to its own end
