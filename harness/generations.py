@@ -259,7 +259,7 @@ def for_tag(tag: str) -> Generation:
     major = int(m.group(1)) if m else -1
     for g in GENERATIONS.values():
         if major in g.majors:
-            given = tuple(int(x) for x in tag.split(".")[:3])
+            given = version_tuple(tag) or ()
             if given < g.oldest[:len(given)]:
                 raise InputError(f"tag {tag!r}: older than {'.'.join(map(str, g.oldest))}, the oldest release "
                                  f"the {g.name} adapter knows: {g.oldest_why}")

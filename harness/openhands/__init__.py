@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from harness.generations import Generation
+from harness.generations import Generation, version_tuple
 
 
 @dataclass(frozen=True)
@@ -158,8 +158,5 @@ def missing_call(gen: Generation, version: str | None, call: str) -> str | None:
     if call not in since or not version:
         return None
     first, why = since[call]
-    try:
-        mine = tuple(int(x) for x in version.split(".")[:3])
-    except ValueError:  # not MAJOR.MINOR.PATCH (an own image's `main`): not known to lack it
-        return None
-    return f"{version} lacks it: {why}" if mine < first else None
+    mine = version_tuple(version)  # None: not MAJOR.MINOR.PATCH (an own image's `main`), not known to lack it
+    return f"{version} lacks it: {why}" if mine is not None and mine < first else None

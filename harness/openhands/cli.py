@@ -22,7 +22,7 @@ import tarfile
 from dataclasses import replace
 from typing import Any
 
-from harness.generations import V1
+from harness.generations import V1, version_tuple
 from harness.openhands import LlmSettings, Turn
 from harness.openhands.v1 import turn_from_events
 
@@ -47,8 +47,8 @@ DEAD_PROXY = "http://127.0.0.1:9"
 
 def headless_lack(version: str) -> str | None:
     """Why this CLI release cannot run the way an automation runs it, or None."""
-    mine = tuple(int(x) for x in version.split(".")[:3])
-    return None if mine >= HEADLESS_FROM else f"openhands {version}: {HEADLESS_WHY}"
+    mine = version_tuple(version)
+    return None if mine is None or mine >= HEADLESS_FROM else f"openhands {version}: {HEADLESS_WHY}"
 
 
 def command(prompt: str) -> list[str]:

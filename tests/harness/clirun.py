@@ -32,3 +32,10 @@ def run(cmd: Sequence[str], *, cwd: str | Path, timeout: float,
         raise AssertionError(f"{' '.join(cmd)}: still running after {timeout} s (stopped)\n"
                              f"{out[-2000:]}\n{err[-2000:]}") from None
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def matrix(*modes: str, tasks: Sequence[str] = ("create-file",), tags: Sequence[str] = ("0.62", "latest")) -> str:
+    """A matrix file's text for a child run: these releases in these built-in modes, these tasks."""
+    listed = ", ".join(f'"{t}"' for t in tasks)
+    return (f"[run]\ntasks = [{listed}]\n" + "".join(f'[[targets]]\ntag = "{t}"\n' for t in tags)
+            + "".join(f"[modes.{m}]\n" for m in modes))

@@ -26,14 +26,7 @@ from harness.paths import cache_root
 pytestmark = [pytest.mark.engine, pytest.mark.release]
 ROOT = Path(__file__).resolve().parents[2]
 DECIDED = 10.0
-MATRIX = """[run]
-tasks = []
-[[targets]]
-tag = "0.62"
-[[targets]]
-tag = "latest"
-[modes.host-gateway]
-"""
+MATRIX = clirun.matrix("host-gateway", tasks=())
 
 
 def test_a_rejecting_firewall_is_named_with_its_rule_and_the_accept_rule_proven(

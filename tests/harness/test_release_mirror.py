@@ -70,14 +70,7 @@ def mirror(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         shutil.rmtree(storage, ignore_errors=True)  # gigabytes of layers: not kept by pytest's tmp retention
 
 
-MATRIX = """[run]
-tasks = ["create-file"]
-[[targets]]
-tag = "0.62"
-[[targets]]
-tag = "latest"
-[modes.host-gateway]
-"""
+MATRIX = clirun.matrix("host-gateway")
 
 
 def push(client: docker.DockerClient, image: str, ref: str) -> None:

@@ -30,15 +30,7 @@ from harness.paths import cache_root
 pytestmark = [pytest.mark.engine, pytest.mark.release]
 ROOT = Path(__file__).resolve().parents[2]
 CELLS = ("0.62-bridge", "0.62-host-gateway", "latest-host-gateway")  # latest's bridge fails as 0.62's
-MATRIX = """[run]
-tasks = ["create-file"]
-[[targets]]
-tag = "0.62"
-[[targets]]
-tag = "latest"
-[modes.bridge]
-[modes.host-gateway]
-"""
+MATRIX = clirun.matrix("bridge", "host-gateway")
 
 
 @pytest.fixture(scope="module")

@@ -35,17 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # custom-network cells fail as 0.62's do: dns-unresolved, and refused at a gateway inside
 # RootlessKit's namespace), for CI's minutes; the whole grid with every fix: by hand.
 CELLS = ("0.62-bridge", "0.62-host", "0.62-custom-network", "0.62-host-gateway", "latest-host", "latest-host-gateway")
-MATRIX = """[run]
-tasks = ["create-file"]
-[[targets]]
-tag = "0.62"
-[[targets]]
-tag = "latest"
-[modes.bridge]
-[modes.host]
-[modes.custom-network]
-[modes.host-gateway]
-"""
+MATRIX = clirun.matrix("bridge", "host", "custom-network", "host-gateway")
 
 
 @pytest.fixture(scope="module")
