@@ -81,3 +81,8 @@ def test_a_release_older_than_the_adapter_knows_is_refused_with_why(tag: str) ->
         generations.for_tag(tag)
     with pytest.raises(InputError, match=r"targets\[0\]\.tag: .*older than 0.50.0"):
         matrix.parse({"targets": [{"tag": tag}], "modes": {"host": {}}}, "m.toml")
+
+
+def test_a_version_that_is_no_plain_release_is_read_without_a_crash() -> None:
+    assert generations.version_tuple("1.2.3rc1") is None and generations.version_tuple("main") is None
+    assert generations.for_tag("1.2.3rc1").name == "v1"  # its generation by major; no floor to compare
