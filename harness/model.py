@@ -169,6 +169,9 @@ class RemedyTry(_Model):
     direction: Direction | None = None
     seconds: float | None = None
     runtime_url: str | None = None
+    # The rerun's own decision when it did not pass (its first evidence line): a fix that
+    # failed says why, as a cell does
+    evidence: str | None = None
     docker_run: str | None = None
     host_change: str | None = None  # what the remedy changed on this machine for the rerun, and undid
     asks: int = 0  # of the host: 0 settings, 1 a move to another mode, 2 a change to the host itself

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 
 from harness import generations, modes
 from harness.host import firewall, hostchange
-from harness.model import Cause, CellResult, Direction, RemedyTry
+from harness.model import Cause, CellResult, Direction, RemedyTry, Verdict
 from harness.modes import APP_PORT_TOKEN
 
 APP_PORT = APP_PORT_TOKEN  # in a remedy's env: the port the rerun's app is reached at (3000 in a docker run)
@@ -310,6 +310,13 @@ def _change(r: Remedy, result: CellResult, ctx: Context) -> Change | None:
 Rerun = Callable[[Change, bool], CellResult]
 
 
+def _decision(again: CellResult) -> str | None:
+    """The rerun's own reason when it did not pass: the harness's decision, first in its evidence."""
+    if again.connect.verdict == Verdict.PASS:
+        return None
+    return again.connect.evidence[0].text if again.connect.evidence else again.connect.reason
+
+
 def search(result: CellResult, ctx: Context, rerun: Rerun,
            machine: Callable[[], contextlib.AbstractContextManager[object]] | None = None,
            only: frozenset[str] = frozenset()) -> list[RemedyTry]:
@@ -331,6 +338,7 @@ def search(result: CellResult, ctx: Context, rerun: Rerun,
                                verdict=again.connect.verdict, cause=again.connect.cause,
                                direction=again.connect.direction, seconds=again.connect.seconds,
                                runtime_url=again.connect.runtime_url, docker_run=again.docker_run,
+                               evidence=_decision(again),
                                host_change=change or None,
                                asks=1 if todo.network_mode else remedy.asks))
     return tried

@@ -51,6 +51,8 @@ def redact_result(result: CellResult, env: dict[str, str], also: Iterable[str] =
         r.env = redact_env(r.env)
         if r.docker_run:
             r.docker_run = redact_text(r.docker_run, values)
+        if r.evidence:
+            r.evidence = redact_text(r.evidence, values)
     for t in result.tasks:  # an agent may echo anything it was given
         if t.detail:
             t.detail = redact_text(t.detail, values)

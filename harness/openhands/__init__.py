@@ -34,8 +34,11 @@ class LlmSettings:
 #   port-taken     ... because the host port the app chose was taken
 Failure = Literal["startup-grace", "start-failed", "port-taken"]
 # How the daemon words a host port it cannot publish (its allocator; the userland proxy's
-# bind), whether the app passes it on (V1) or the daemon's State.Error says it (V0).
-PORT_TAKEN_WORDS = ("port is already allocated", "address already in use")
+# bind; on a rootless daemon RootlessKit's port driver, whose PortManager.AddPort refuses a
+# parent port it still holds for another spec with "conflict with ID N", from its
+# portutil.ValidatePortSpec), whether the app passes it on (V1) or the daemon's State.Error
+# says it (V0).
+PORT_TAKEN_WORDS = ("port is already allocated", "address already in use", "conflict with ID")
 
 
 def port_taken(text: str | None) -> bool:

@@ -176,6 +176,11 @@ def test_the_daemons_own_account_decides_at_once() -> None:
              "userland proxy: listen tcp4 0.0.0.0:40540: bind: address already in use")
     d = Judge().add(obs(runtime_status="created", runtime_exit=128, runtime_error=taken))
     assert d is not None and d.cause == "runtime-missing" and d.rerun == "again" and "0.0.0.0:40540" in d.why
+    # RootlessKit's port driver still holding the port for another spec: taken as well
+    held = ("driver failed programming external connectivity on endpoint openhands-runtime-8780: Error starting "
+            "userland proxy: error while calling PortManager.AddPort(): conflict with ID 7")
+    d = Judge().add(obs(runtime_status="created", runtime_exit=128, runtime_error=held))
+    assert d is not None and d.rerun == "again" and "conflict with ID 7" in d.why
     assert Judge().add(obs(runtime_status="created", runtime_error=err)).rerun is None  # type: ignore[union-attr]
     # created, no error yet: still starting
     assert Judge().add(obs(runtime_status="created")) is None

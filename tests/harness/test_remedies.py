@@ -9,7 +9,7 @@ import pytest
 
 from harness import remedies
 from harness.host import hostchange
-from harness.model import CellResult, Connect, Direction, RemedyTry
+from harness.model import CellResult, Connect, Direction, Evidence, RemedyTry
 
 pytestmark = pytest.mark.unit
 
@@ -71,13 +71,16 @@ def test_search_records_what_each_rerun_did() -> None:
         ok = "DOCKER_HOST_ADDR" in change.env and change.mode is None
         return CellResult(id="x-bridge", tag="x", mode="bridge", api="v0",
                           connect=Connect(verdict="pass", seconds=12.0, runtime_url="http://172.17.0.1:30001")
-                          if ok else Connect(verdict="fail", cause="runtime-exited"))  # type: ignore[arg-type]
+                          if ok else Connect(verdict="fail", cause="runtime-exited", evidence=[  # type: ignore[arg-type]
+                              Evidence(source="harness", text="runtime container exited with exit code 3")]))  # type: ignore[arg-type]
 
     tried = remedies.search(failed("dns-unresolved"), CTX, rerun)
     assert seen == [{"DOCKER_HOST_ADDR": "172.17.0.1"},
                     {"SANDBOX_USE_HOST_NETWORK": "true", "DOCKER_HOST_ADDR": "127.0.0.1"}]
     assert [(t.name, t.verdict, t.cause) for t in tried] == [
         ("docker-host-addr", "pass", None), ("host-network-trio", "fail", "runtime-exited")]
+    # a rerun that did not pass keeps its own reason, as a cell does; a pass needs none
+    assert [t.evidence for t in tried] == [None, "runtime container exited with exit code 3"]
 
 
 def test_a_remedy_that_needs_another_mode_reruns_in_it_and_records_its_command() -> None:

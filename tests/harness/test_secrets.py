@@ -24,7 +24,9 @@ def test_result_is_scrubbed_everywhere() -> None:
                                    evidence=[Evidence(source="app-log",  # type: ignore[arg-type]
                                                       text="auth failed for key sk-live-123456")]),
                    remedies=[RemedyTry(name="no-proxy", env={"LLM_API_KEY": "sk-live-123456"},
-                                       verdict="pass", docker_run="docker run -e K=sk-live-123456")],  # type: ignore[arg-type]
+                                       verdict="pass", docker_run="docker run -e K=sk-live-123456"),  # type: ignore[arg-type]
+                             RemedyTry(name="host-alias", verdict="fail", cause="api-error",  # type: ignore[arg-type]
+                                       evidence="the app says: bad key sk-live-123456")],
                    tasks=[TaskResult(name="t", verdict="fail", detail="echoed sk-live-123456",  # type: ignore[arg-type]
                                      actions=["run: echo sk-live-123456"], evidence=["out sk-live-123456"])],
                    notes=["key sk-live-123456"])
