@@ -113,7 +113,11 @@ class AppLaunch:
     volumes: tuple[str, ...] = ()  # -v values besides the socket, as written
     placed_volumes: tuple[str, ...] = ()
     placed_network: str | None = None  # the cell's own network for the one the line names
+    # a compose service on more networks than one: the others, as written and as the cell's
+    more_networks: tuple[str, ...] = ()
+    placed_more_networks: tuple[str, ...] = ()
     user: str | None = None
+    flags: tuple[tuple[str, str], ...] = ()  # further options as written (--hostname, --cap-add, ...)
     person_name: str | None = None  # the container name as written
     person_command: tuple[str, ...] = ()  # the command as written, after the image
     moved_env: dict[str, str] = field(default_factory=dict)  # settings that moved with a port or path
@@ -157,9 +161,13 @@ class AppLaunch:
         network = (self.placed_network or self.network) if placed else self.network
         if network:
             opts.append(("--network", network))
+        # docker run takes --network again for each further network (Docker 25 on; before,
+        # `docker network connect` after the start); the harness connects them before the app starts
+        opts += [("--network", n) for n in (self.placed_more_networks if placed else self.more_networks)]
         opts += [("--add-host", f"{h}:{ip}") for h, ip in self.extra_hosts.items()]
         if self.user is not None:
             opts.append(("-u", self.user))
+        opts += self.flags
         opts.append(("--name", name if placed or self.person_name is None else self.person_name))
         return opts
 
@@ -171,10 +179,11 @@ class AppLaunch:
         """The equivalent command for a person, with secret values left as placeholders."""
         parts = ["docker", "run", "-it", "--rm"]
         for flag, value in self.options(placed=False, secrets=secrets, name=name):
-            parts += [flag, value]
+            parts += [flag, value] if value else [flag]  # --privileged takes none
         parts += [self.image, *(self.headless or self.person_command)]
         line = " ".join(quote(p) for p in parts)
-        return f"docker network create {shlex.quote(self.network)} && {line}" if self.network else line
+        made = [n for n in (self.network, *self.more_networks) if n]
+        return " && ".join([*(f"docker network create {shlex.quote(n)}" for n in made), line])
 
 
 class ModeSpec(Protocol):

@@ -181,20 +181,25 @@ def _place(d: Deployment, gen: Generation, image: str, env: dict[str, str], api_
         if v.source:
             said.append(f"{v.source} ({v.kind}) is a temporary folder at {v.target} for this cell")
             _move_path(person_env, moved_env, v.source, folder, said)
-    network = d.service.networks[0].name if d.service.networks else None
+    names = [n.name for n in d.service.networks]
+    network, more = (names[0], names[1:]) if names else (None, [])
     placed_network = networks.get(network) if network else None
-    if placed_network:
-        said.append(f"network {network} is the cell's own {placed_network}")
+    for name in names:
+        if networks.get(name):
+            said.append(f"network {name} is the cell's own {networks[name]}")
     if s.container_name:
         said.append(f"container_name {s.container_name} is the cell's own name")
+    said += s.notes
     return AppLaunch(
         mode=d.name, image=image, env=person_env, listen_port=api_port if s.network_mode == "host"
         else APP_CONTAINER_PORT, host_port=api_port,
         network_mode="host" if s.network_mode == "host" else None,
         network=_shown_network(d, network), extra_hosts=dict(s.extra_hosts), command=command,
+        more_networks=tuple(more), placed_more_networks=tuple(networks[n] for n in more),
         publish_all=False, publish=tuple(person_publish), placed_publish=tuple(placed_publish),
         volumes=tuple(person_volumes), placed_volumes=tuple(placed_volumes), placed_network=placed_network,
-        user=s.user, person_name=s.container_name, person_command=tuple(s.command or ()), moved_env=moved_env,
+        user=s.user, flags=s.flags, person_name=s.container_name, person_command=tuple(s.command or ()),
+        moved_env=moved_env,
         placement=tuple(said), person_port=d.api_host_port,
     )
 
@@ -309,9 +314,6 @@ def _check(d: Deployment) -> None:
     if s.network_mode == "host" and s.command:
         raise InputError(f"{d.origin}: command: with the host network the harness must choose the app's port, "
                          "which a command of your own fixes")
-    if len(s.networks) > 1:
-        raise InputError(f"{d.origin}: networks: a service on more than one network cannot be honoured yet "
-                         "(give the app one of them)")
     ports = [p.host for p in s.ports if p.host is not None]
     if len(set(ports)) != len(ports):
         raise InputError(f"{d.origin}: ports: a host port is published twice")

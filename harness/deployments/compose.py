@@ -17,14 +17,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.deployments.spec import Network, Port, ServiceSpec, Volume
+from harness.deployments.spec import FLAGS, Network, Port, ServiceSpec, Volume
 from harness.errors import InputError
 
 # The service keys the harness honours, and those with no bearing on a cell that it accepts.
 HONOURED = frozenset({"image", "environment", "env_file", "ports", "networks", "network_mode", "extra_hosts",
-                      "user", "volumes", "container_name", "command"})
+                      "user", "volumes", "container_name", "command", *FLAGS.values()})
 INERT = frozenset({"restart", "stdin_open", "tty", "init", "labels", "logging", "pull_policy",
-                   "stop_grace_period", "stop_signal"})
+                   "stop_grace_period", "stop_signal", "healthcheck", "expose"})
+# Accepted, and said in the cell's notes: what the cell does not do of them.
+SAID = {"depends_on": "the services it depends on ({}) are not started: the cell runs this service alone, "
+                      "with the harness's LLM",
+        "build": "its build is not run: each target's image stands in (and the own-image cell takes the image "
+                 "as the daemon has it)"}
 TOP_LEVEL = frozenset({"services", "networks", "volumes", "name", "version"})
 NETWORK_KEYS = frozenset({"driver", "name", "external", "labels"})
 
@@ -206,7 +211,7 @@ def load(paths: list[Path], service: str | None, files: ComposeFiles,
 def _service(body: dict[str, Any], doc: dict[str, Any], where: str, folder: Path, files: ComposeFiles,
              env: Mapping[str, str]) -> ServiceSpec:
     for key in body:
-        if key not in HONOURED and key not in INERT and not str(key).startswith("x-"):
+        if key not in HONOURED and key not in INERT and key not in SAID and not str(key).startswith("x-"):
             raise InputError(f"{where}.{key}: the harness cannot honour this key in a cell "
                              "(docs/deployments.md lists what it honours)")
     environment = _environment(body, where, folder, files, env)
@@ -220,6 +225,15 @@ def _service(body: dict[str, Any], doc: dict[str, Any], where: str, folder: Path
         import shlex
 
         command = shlex.split(command)
+    flags: list[tuple[str, str]] = []
+    for flag, key in FLAGS.items():
+        value = body.get(key)
+        if flag == "--privileged":
+            flags += [(flag, "")] if value else []
+        elif value is not None:
+            flags += [(flag, str(v)) for v in _as_list(value)]
+    depends = body.get("depends_on") or []
+    notes = [f"{key}: " + SAID[key].format(", ".join(map(str, depends))) for key in SAID if key in body]
     return ServiceSpec(
         image=body.get("image"),
         environment=environment,
@@ -232,6 +246,7 @@ def _service(body: dict[str, Any], doc: dict[str, Any], where: str, folder: Path
                       for i, v in enumerate(body.get("volumes") or [])),
         container_name=body.get("container_name"),
         command=tuple(str(c) for c in command) if command is not None else None,
+        flags=tuple(flags), notes=tuple(notes),
     )
 
 
@@ -319,18 +334,20 @@ def short_volume(text: str, folder: Path) -> Volume:
     """`[source:]target[:mode]`, as compose and docker run read it: a source that is a path
     (`/`, `.`, `~`) is a bind mount, relative to `folder`; a name is a named volume."""
     parts = text.split(":")
+    if len(parts) > 2 and len(parts[0]) == 1 and parts[1][:1] in ("\\", "/"):  # C:\\work: Docker Desktop's host path
+        parts = [f"{parts[0]}:{parts[1]}", *parts[2:]]
     if len(parts) == 1:  # an anonymous volume
         return Volume("", parts[0], kind="volume")
     source, target, *mode = parts
     read_only = bool(mode) and "ro" in mode[0].split(",")
-    if source.startswith((".", "/", "~")):
+    if source.startswith((".", "/", "~")) or source[1:2] == ":":
         return Volume(_host_path(source, folder), target, read_only, "bind")
     return Volume(source, target, read_only, "volume")
 
 
 def _host_path(source: str, folder: Path) -> str:
-    if source.startswith("~"):
-        return source  # the user's home, as theirs: never touched, only named
+    if source.startswith("~") or source[1:2] == ":":
+        return source  # the user's home (or a Windows drive), as theirs: never touched, only named
     return str(Path(source) if source.startswith("/") else (folder / source))
 
 

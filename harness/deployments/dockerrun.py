@@ -1,18 +1,19 @@
-"""A `docker run` line as a deployment: split as a shell splits it (shlex), read by an
-argparse parser of the flags the harness honours. Any other flag, or a line that does not
-parse, is an input error naming it (docs/deployments.md), before anything starts."""
+"""A `docker run` line as a deployment: expanded as the shell that runs it would (shell.py),
+split as it splits it (shlex), read by an argparse parser of the flags the harness honours.
+Any other flag, or a line that does not parse, is an input error naming it
+(docs/deployments.md), before anything starts."""
 
 from __future__ import annotations
 
 import argparse
 import os
-import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NoReturn
 
+from harness.deployments import shell
 from harness.deployments.compose import ComposeFiles, parse_port, read_env_file, short_volume
-from harness.deployments.spec import Network, ServiceSpec
+from harness.deployments.spec import FLAGS, Network, ServiceSpec
 from harness.errors import InputError
 
 
@@ -35,6 +36,10 @@ def _parser(where: str) -> _Parser:
     p.add_argument("--add-host", action="append", default=[])
     p.add_argument("--name")
     p.add_argument("-u", "--user")
+    p.add_argument("-h", "--hostname")
+    p.add_argument("--privileged", action="store_true")
+    for flag in ("--cap-add", "--cap-drop", "--group-add", "--security-opt"):
+        p.add_argument(flag, action="append", default=[])
     # No bearing on a cell (it runs detached, is removed after, pulls nothing).
     for flag in ("-i", "--interactive", "-t", "--tty", "--rm", "-d", "--detach", "--init"):
         p.add_argument(flag, action="store_true")
@@ -48,14 +53,7 @@ def _parser(where: str) -> _Parser:
 def parse(line: str, where: str, folder: Path, files: ComposeFiles,
           environ: Mapping[str, str] | None = None) -> ServiceSpec:
     env_in = dict(os.environ if environ is None else environ)
-    try:
-        words = shlex.split(line.replace("\\\n", " "), comments=True)
-    except ValueError as e:
-        raise InputError(f"{where}: the docker run line does not parse as a shell would: {e}") from None
-    if words[:2] == ["docker", "container"]:
-        words = ["docker", *words[2:]]
-    if words[:2] != ["docker", "run"]:
-        raise InputError(f"{where}: expected a line starting with `docker run`, got {' '.join(words[:2])!r}")
+    words = shell.docker_run_words(line, env_in, folder, where)
     try:
         a = _parser(where).parse_args(words[2:])
     except argparse.ArgumentError as e:
@@ -93,5 +91,11 @@ def parse(line: str, where: str, folder: Path, files: ComposeFiles,
         network_mode=network_mode, networks=networks, extra_hosts=extra_hosts, user=a.user,
         volumes=tuple(short_volume(v, folder) for v in a.volume), container_name=a.name,
         command=tuple(a.command) if a.command else None,
+        flags=tuple((flag, "" if value is True else str(value)) for flag in FLAGS
+                    for value in _as_list(getattr(a, flag[2:].replace("-", "_"))) if value),
     )
+
+
+def _as_list(value: object) -> list[object]:
+    return value if isinstance(value, list) else [value]
 

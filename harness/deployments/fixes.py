@@ -12,7 +12,7 @@ import io
 import shlex
 from typing import Any
 
-from harness.deployments import Deployment
+from harness.deployments import Deployment, shell
 from harness.deployments.spec import APP_CONTAINER_PORT
 from harness.modes import APP_PORT_TOKEN, quote
 
@@ -83,27 +83,42 @@ _DROPPED_WITH_HOST = ("-p", "--publish", "--network", "--net")  # what --network
 
 def _docker_run_line(d: Deployment, env: dict[str, str], hosts: dict[str, str], network_mode: str | None,
                      publish: str | None) -> str:
-    """The line as written (its own words, in a file or the matrix), with the flags added
-    right after `docker run` and any earlier value of the same keys left out."""
-    line = d.files[d.source] if d.source else d.line
-    words = shlex.split(line.replace("\\\n", " "), comments=True)
-    kept: list[str] = []
+    """The user's script as they run it, with its `docker run` line edited in place: the
+    flags added right after `docker run`, any earlier value of the same keys taken out, and
+    every other character (continuations, quotes, `$(id -u)`) as written. The lines that set
+    variables before it come along, as the line needs them; comments do not."""
+    text = (d.files[d.source] if d.source else d.line).replace("\r\n", "\n")
+    start, end = shell.run_line(text)
+    line = text[start:end]
+    words = shell.spans(line)
+    raw = [line[a:b] for a, b in words]
+    cut: list[tuple[int, int]] = []  # spans of the line to take out: a flag, its value, the blank after
     skip = False
-    for i, w in enumerate(words):
+    for i, w in enumerate(raw):
         if skip:
             skip = False
             continue
         flag, _, attached = w.partition("=")
-        value = attached or (words[i + 1] if i + 1 < len(words) else "")
+        value = _unquoted(attached or (raw[i + 1] if i + 1 < len(raw) else ""))
         if (flag in ("-e", "--env") and value.split("=", 1)[0] in env) or (
                 network_mode and flag in _DROPPED_WITH_HOST):
+            last = i if attached else i + 1
+            cut.append((words[i][0], words[last + 1][0] if last + 1 < len(words) else words[last][1]))
             skip = not attached
-            continue
-        kept.append(w)
-    at = kept.index("run") + 1
     added = [part for k, v in env.items() for part in ("-e", f"{k}={v}")]
     added += [part for k, v in hosts.items() for part in ("--add-host", f"{k}:{v}")]
     added += ["--network", network_mode] if network_mode else []
     added += ["-p", publish] if publish else []
-    kept[at:at] = added
-    return " ".join(quote(w) for w in kept)
+    at = words[raw.index("run")][1]
+    for a, b in sorted(cut, reverse=True):
+        line = line[:a] + line[b:]
+    line = line[:at] + "".join(" " + quote(w) for w in added) + line[at:]
+    before = [text[a:b] for a, b in shell.logical_lines(text[:start]) if shell.spans(text[a:b])]
+    return "\n".join([*before, line.rstrip()])
+
+
+def _unquoted(word: str) -> str:
+    try:
+        return " ".join(shlex.split(word))
+    except ValueError:
+        return word

@@ -46,6 +46,12 @@ class Network:
     driver: str = "bridge"
 
 
+# Options of the container honoured as written, with no placement: the name of the option in
+# docker run, and the compose key that says the same. `--privileged` takes no value.
+FLAGS = {"--hostname": "hostname", "--privileged": "privileged", "--cap-add": "cap_add",
+         "--cap-drop": "cap_drop", "--group-add": "group_add", "--security-opt": "security_opt"}
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     """One app container as its owner wrote it (values interpolated, env files read)."""
@@ -60,6 +66,10 @@ class ServiceSpec:
     volumes: tuple[Volume, ...] = ()
     container_name: str | None = None
     command: tuple[str, ...] | None = None
+    # further docker run options as written, applied as docker applies them (FLAGS)
+    flags: tuple[tuple[str, str], ...] = ()
+    notes: tuple[str, ...] = ()  # what the cell does not do of the file, said in its notes
+
 
     def api_port(self) -> Port | None:
         """The published port the app's API is reached at (container port 3000)."""

@@ -90,7 +90,19 @@ def tail(container: Container | None, n: int = LOG_TAIL) -> str:
 
 
 class OwnedContainer(DockerContainer):
-    """testcontainers' container, removed the harness's way: one already gone is fine."""
+    """testcontainers' container, removed the harness's way: one already gone is fine. A
+    container on more user-defined networks than one (a compose service on two) is created on
+    the first (before API 1.44, Docker 25, a create takes one) and joins the others right
+    after its start, seconds before the app starts any runtime."""
+
+    more_networks: tuple[str, ...] = ()
+
+    def start(self) -> OwnedContainer:
+        super().start()
+        client = self.get_docker_client().client
+        for name in self.more_networks:
+            client.networks.get(name).connect(self.get_wrapped_container())
+        return self
 
     def stop(self, force: bool = True, delete_volume: bool = True) -> None:
         try:
@@ -116,7 +128,6 @@ class CellResources:
         self.labels = labels
         self.name = name
         self.stack = contextlib.ExitStack()
-        self.network_name: str | None = None
 
     def __enter__(self) -> CellResources:
         return self
@@ -133,7 +144,6 @@ class CellResources:
         net = OwnedNetwork(docker_network_kw={"labels": self.labels, "driver": "bridge"})
         net.name = f"{self.name}-{suffix}" if suffix else self.name
         self.stack.enter_context(net)
-        self.network_name = net.name
         return net.name
 
     def scratch(self, why: str) -> str:
@@ -180,6 +190,8 @@ def app_container(image: str, options: Sequence[tuple[str, str]], command: list[
             app.ports[f"{p.container}/tcp"] = [*bound, binding] if isinstance(bound, list) else [binding]  # type: ignore[assignment]
         elif flag == "--network" and value == "host":
             kwargs["network_mode"] = "host"
+        elif flag == "--network" and "network" in kwargs:  # a further network: joined before the start
+            app.more_networks = (*app.more_networks, value)
         elif flag == "--network":
             kwargs["network"] = value
         elif flag == "--add-host":
@@ -189,6 +201,12 @@ def app_container(image: str, options: Sequence[tuple[str, str]], command: list[
             app.with_name(value)
         elif flag == "-u":
             kwargs["user"] = value
+        elif flag == "--hostname":
+            kwargs["hostname"] = value
+        elif flag == "--privileged":
+            kwargs["privileged"] = True
+        elif flag in ("--cap-add", "--cap-drop", "--group-add", "--security-opt"):
+            kwargs.setdefault(flag[2:].replace("-", "_"), []).append(value)
         else:
             raise ValueError(f"app_container: no rendering for docker run option {flag}")
     if command:

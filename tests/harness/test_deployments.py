@@ -96,8 +96,8 @@ def test_compose_files_merge_in_order_and_the_project_env_file_interpolates(tmp_
 
 
 @pytest.mark.parametrize(("text", "said"), [
-    ("services:\n  oh:\n    image: x\n    ports: ['3000:3000']\n    privileged: true\n",
-     "services.oh.privileged: the harness cannot honour this key"),
+    ("services:\n  oh:\n    image: x\n    ports: ['3000:3000']\n    runtime: nvidia\n",
+     "services.oh.runtime: the harness cannot honour this key"),
     ("services:\n  oh:\n    image: x\n    ports: ['3000:3000']\n    network_mode: service:db\n",
      "services.oh.network_mode: 'service:db'"),
     ("services:\n  oh:\n    image: x\n    ports: ['3000-3001:3000-3001']\n", "a port range cannot be honoured"),
@@ -107,8 +107,6 @@ def test_compose_files_merge_in_order_and_the_project_env_file_interpolates(tmp_
     ("services:\n  oh:\n    image: x\n    ports: 3000\n", "services.oh.ports: 3000 is not of type 'array'"),
     ("services:\n  oh: [\n", "not valid YAML (line 3)"),
     ("services:\n  oh:\n    image: ${TAG:?set TAG first}\n    ports: ['3000:3000']\n", "TAG: set TAG first"),
-    ("services:\n  oh:\n    image: x\n    ports: ['3000:3000']\n    networks: [a, b]\nnetworks: {a: {}, b: {}}\n",
-     "networks: a service on more than one network cannot be honoured yet"),
 ])
 def test_what_cannot_be_honoured_is_one_line_naming_file_service_and_key(tmp_path: Path, text: str,
                                                                          said: str) -> None:
@@ -127,9 +125,9 @@ def test_yaml_1_2_keeps_a_port_mapping_a_string(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("line", "said"), [
-    ("docker run --privileged -p 3000:3000 img", "unrecognized arguments: --privileged"),
+    ("docker run --gpus all -p 3000:3000 img", "unrecognized arguments: --gpus"),
     ("docker run -p 3000:3000 -e 'A=1 img", "does not parse as a shell would"),
-    ("podman run -p 3000:3000 img", "expected a line starting with `docker run`"),
+    ("podman run -p 3000:3000 img", "'podman run -p 3000:3000 img': expected the docker run line"),
     ("docker run -p 3000:3000 --network container:db img", "--network container:db"),
 ])
 def test_a_docker_run_line_that_cannot_be_honoured_is_one_line(tmp_path: Path, line: str, said: str) -> None:
@@ -195,6 +193,21 @@ def test_a_port_published_on_one_address_is_reached_by_the_harness_and_not_by_co
     assert any("also published on 127.0.0.1:61113" in n for n in lau.placement)
 
 
+def test_a_service_on_two_networks_joins_both_as_the_cells_own(tmp_path: Path) -> None:
+    """A stack behind a reverse proxy: the app on the proxy's network and the stack's own."""
+    write(tmp_path, "compose.yml", "services:\n  oh:\n    image: x\n    ports: ['3000:3000']\n"
+                                   "    networks: [traefik, stack]\nnetworks:\n  traefik: {external: true}\n  stack: {}\n")
+    d = deployments.load("mine", {"compose": "compose.yml"}, str(matrix_with(tmp_path, "")), None)
+    assert d.networks == ("traefik", "stack")
+    lau = d.launch(generations.V0, image="app", env={}, host_port=61300,
+                   networks={"traefik": "cell-traefik", "stack": "cell-stack"}, site=Site(tmp_path))
+    assert [v for f, v in lau.options(placed=True) if f == "--network"] == ["cell-traefik", "cell-stack"]
+    assert [v for f, v in lau.options(placed=False) if f == "--network"] == ["traefik", "stack"]
+    assert lau.docker_run().startswith("docker network create traefik && docker network create stack && docker run")
+    assert {"network traefik is the cell's own cell-traefik", "network stack is the cell's own cell-stack"} <= set(
+        lau.placement)
+
+
 def test_a_1x_deployment_publishing_3000_moves_the_callback_default_with_it(tmp_path: Path) -> None:
     d = deployments.load("readme", {"docker_run": "docker run -p 3000:3000 --add-host "
                                                   "host.docker.internal:host-gateway img"},
@@ -242,10 +255,10 @@ def test_a_deployments_own_image_needs_a_generation_and_can_be_left_out(tmp_path
 
 
 def test_bad_deployments_stop_the_cli_before_the_daemon(tmp_path: Path) -> None:
-    write(tmp_path, "compose.yml", "services:\n  oh:\n    image: x\n    ports: ['4000:3000']\n    privileged: true\n")
-    for table, said in (('compose = "compose.yml"', "services.oh.privileged"),
+    write(tmp_path, "compose.yml", "services:\n  oh:\n    image: x\n    ports: ['4000:3000']\n    runtime: nvidia\n")
+    for table, said in (('compose = "compose.yml"', "services.oh.runtime"),
                         ('compose = "compose.yml"\nservice = "web"', "service 'web' is not in the file"),
-                        ('docker_run = "docker run -p 3000:3000 --cap-add NET_ADMIN img"', "--cap-add")):
+                        ('docker_run = "docker run -p 3000:3000 --gpus all img"', "--gpus")):
         m = matrix_with(tmp_path, f"[deployments.mine]\n{table}\n")
         r = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--matrix", str(m)], capture_output=True,
                            text=True, cwd=ROOT, timeout=60,
@@ -343,3 +356,82 @@ def test_an_env_file_is_interpolated_as_compose_does_without_touching_the_proces
     assert dict(os.environ) == before
     with pytest.raises(InputError, match=r"oh.env: X: X: set X"):
         compose.read_env_file("X=${X:?set X}\n", {}, "oh.env")
+
+
+def test_a_script_from_openhands_old_instructions_is_expanded_as_its_shell_would(tmp_path: Path) -> None:
+    """`export WORKSPACE_BASE=$(pwd)/workspace` then a line with `$(id -u)`, `$WORKSPACE_BASE` and a
+    dated name (OpenHands 0.9's README): without the shell's expansions the app would be handed
+    `SANDBOX_USER_ID=$(id -u)` and fail on the harness's misreading."""
+    write(tmp_path, "run.sh", "#!/bin/sh\nexport WORKSPACE_BASE=$(pwd)/workspace\nmkdir -p $WORKSPACE_BASE\n\n"
+                              "sudo -E docker run -it --pull=always \\\n  -e SANDBOX_USER_ID=$(id -u) \\\n"
+                              "  -e WORKSPACE_MOUNT_PATH=$WORKSPACE_BASE -e 'LITERAL=$HOME' \\\n"
+                              "  -v $WORKSPACE_BASE:/opt/workspace_base -p 3000:3000 \\\n"
+                              "  --name openhands-app-$(date +%Y%m%d) ghcr.io/all-hands-ai/openhands:0.9\n")
+    d = deployments.load("old", {"docker_run_file": "run.sh"}, str(tmp_path / "m.toml"), None)
+    env = d.service.environment
+    assert env["SANDBOX_USER_ID"] == str(os.getuid()) and env["LITERAL"] == "$HOME"
+    assert env["WORKSPACE_MOUNT_PATH"] == f"{tmp_path}/workspace"  # $(pwd): the line's own folder
+    assert d.service.volumes[0].source == f"{tmp_path}/workspace"
+    assert d.service.container_name is not None and d.service.container_name[len("openhands-app-"):].isdigit()
+    # the fix is the user's script with the flag added, everything else as written: the variables
+    # and the substitutions stay theirs, the comment and the blank line go
+    assert fixes_line(d) == ("export WORKSPACE_BASE=$(pwd)/workspace\nmkdir -p $WORKSPACE_BASE\n"
+                             "sudo -E docker run -e DOCKER_HOST_ADDR=172.17.0.1 -it --pull=always \\\n"
+                             "  -e SANDBOX_USER_ID=$(id -u) \\\n  -e WORKSPACE_MOUNT_PATH=$WORKSPACE_BASE "
+                             "-e 'LITERAL=$HOME' \\\n  -v $WORKSPACE_BASE:/opt/workspace_base -p 3000:3000 \\\n"
+                             "  --name openhands-app-$(date +%Y%m%d) ghcr.io/all-hands-ai/openhands:0.9")
+
+
+def fixes_line(d: deployments.Deployment) -> str:
+    from harness.deployments import fixes
+
+    return fixes.fix(d, env={"DOCKER_HOST_ADDR": "172.17.0.1"})
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("docker run -e X=$(curl -s http://x) -p 3000:3000 img", "$(curl -s http://x): the harness runs no command"),
+    ("docker run -e X=$(date -s 2020-01-01) -p 3000:3000 img", "$(date -s 2020-01-01): the harness runs no command"),
+    ("rm -rf ~/x\ndocker run -p 3000:3000 img", "line 1: 'rm -rf ~/x': expected the docker run line"),
+    ("export A=\"$(pwd)/w\ndocker run -p 3000:3000 img", "does not parse as a shell would"),
+    ("docker run -p 3000:3000 a\ndocker run -p 3000:3000 b", "line 2: a second docker run line"),
+])
+def test_a_script_that_would_run_anything_else_is_refused_in_one_line(tmp_path: Path, text: str, said: str) -> None:
+    write(tmp_path, "run.sh", text)
+    with pytest.raises(InputError) as e:
+        deployments.load("s", {"docker_run_file": "run.sh"}, str(tmp_path / "m.toml"), None)
+    assert said in str(e.value) and str(tmp_path / "run.sh") in str(e.value) and "\n" not in str(e.value)
+
+
+def test_the_container_options_users_set_are_honoured_as_written(tmp_path: Path) -> None:
+    """hostname, privileged, capabilities, groups and security options (a stack on a NAS, a
+    line run with sudo --privileged): set on the cell's app as written, in its line too;
+    depends_on and build are accepted and the cell says what it does not do of them."""
+    from harness.host.containers import app_container
+
+    write(tmp_path, "compose.yml", "services:\n  oh:\n    image: x\n    build: .\n    hostname: openhands\n"
+                                   "    privileged: true\n    cap_add: [NET_ADMIN]\n    group_add: ['998']\n"
+                                   "    security_opt: ['apparmor:unconfined']\n    depends_on: [ollama]\n"
+                                   "    healthcheck: {test: [CMD, curl, -f, http://localhost:3000]}\n"
+                                   "    ports: ['3000:3000']\n  ollama:\n    image: ollama/ollama\n")
+    d = deployments.load("nas", {"compose": "compose.yml", "service": "oh"}, str(matrix_with(tmp_path, "")), None)
+    line = deployments.load("sudo", {"docker_run": "sudo docker run --privileged -h oh --cap-add=NET_ADMIN "
+                                                   "--group-add 998 --security-opt apparmor:unconfined -p 3000:3000 img"},
+                            str(tmp_path / "m.toml"), None)
+    want = (("--hostname", "openhands"), ("--privileged", ""), ("--cap-add", "NET_ADMIN"), ("--group-add", "998"),
+            ("--security-opt", "apparmor:unconfined"))
+    assert d.service.flags == want and line.service.flags == (("--hostname", "oh"), *want[1:])
+    lau = d.launch(generations.V0, image="app", env={}, host_port=61400, networks={"default": "n"}, site=Site(tmp_path))
+    assert "--hostname openhands --privileged --cap-add NET_ADMIN --group-add 998" in lau.docker_run()
+    assert any(n.startswith("depends_on: the services it depends on (ollama) are not started") for n in lau.placement)
+    assert any(n.startswith("build: its build is not run") for n in lau.placement)
+    kwargs = app_container("app", lau.options(placed=True), [], {})._kwargs
+    assert (kwargs["hostname"], kwargs["privileged"], kwargs["cap_add"], kwargs["group_add"], kwargs["security_opt"]) == (
+        "openhands", True, ["NET_ADMIN"], ["998"], ["apparmor:unconfined"])
+
+
+def test_a_windows_host_path_is_a_bind_mount_like_any_other(tmp_path: Path) -> None:
+    write(tmp_path, "compose.yml", "services:\n  oh:\n    image: x\n    ports: ['3000:3000']\n"
+                                   "    volumes: ['C:\\OpenHands:/.openhands']\n")
+    d = deployments.load("win", {"compose": "compose.yml"}, str(matrix_with(tmp_path, "")), None)
+    [v] = d.service.volumes
+    assert (v.source, v.target, v.kind) == ("C:\\OpenHands", "/.openhands", "bind")
