@@ -38,6 +38,8 @@ class CellSite(Protocol):
 
     def scratch(self, why: str) -> str: ...
 
+    def subnet(self, network: str) -> tuple[str, str] | None: ...  # a cell network's subnet and gateway
+
 
 def app_command(gen: Generation, port: int) -> list[str]:
     """The app image's own CMD, with the listen port made explicit (needed on the host network)."""
@@ -93,6 +95,7 @@ class AppLaunch:
     network_mode: str | None = None  # "host" or None
     network: str | None = None  # user-defined network name (custom-network)
     extra_hosts: dict[str, str] = field(default_factory=dict)
+    moved_hosts: dict[str, str] = field(default_factory=dict)  # extra hosts that moved with a network's subnet
     command: list[str] | None = None
     # The generation's runtime calls the app back at the gateway address: publish on all
     # addresses, as `-p 3000:3000` does (otherwise loopback keeps the API private).
@@ -123,6 +126,9 @@ class AppLaunch:
     moved_env: dict[str, str] = field(default_factory=dict)  # settings that moved with a port or path
     person_port: int = APP_PORT  # the host port the person reaches the API at (APP_PORT_TOKEN in their line)
     placement: tuple[str, ...] = ()  # what the harness changed for the cell, in words (the report)
+    # the app publishes no port (a proxy on its network reaches it): the harness reaches the
+    # app at its address on this network of the cell's
+    reach_at: str | None = None
 
     def publishes(self, placed: bool) -> tuple[Publish, ...]:
         if self.network_mode == "host" or self.headless:
@@ -164,7 +170,8 @@ class AppLaunch:
         # docker run takes --network again for each further network (Docker 25 on; before,
         # `docker network connect` after the start); the harness connects them before the app starts
         opts += [("--network", n) for n in (self.placed_more_networks if placed else self.more_networks)]
-        opts += [("--add-host", f"{h}:{ip}") for h, ip in self.extra_hosts.items()]
+        hosts = {**self.extra_hosts, **self.moved_hosts} if placed else self.extra_hosts
+        opts += [("--add-host", f"{h}:{ip}") for h, ip in hosts.items()]
         if self.user is not None:
             opts.append(("-u", self.user))
         opts += self.flags

@@ -106,6 +106,11 @@ class AppLauncher:
     def scratch(self, why: str) -> str:  # modes.CellSite
         return self.resources.scratch(why)
 
+    def subnet(self, network: str) -> tuple[str, str] | None:  # modes.CellSite
+        """The subnet and gateway the daemon gave one of the cell's networks."""
+        config = (self.client.networks.get(network).attrs.get("IPAM") or {}).get("Config") or []
+        return (config[0]["Subnet"], config[0]["Gateway"]) if config and config[0].get("Gateway") else None
+
     def container(self, name: str | None) -> Container | None:
         if not name:
             return None
@@ -175,7 +180,13 @@ class AppLauncher:
             "the app")
 
     def app_url(self, launch: modes.AppLaunch, app: Container) -> str:
-        """Where the harness reaches the app: the host port chosen, or the one Docker chose."""
+        """Where the harness reaches the app: the host port chosen, or the one Docker chose;
+        for an app published nowhere, its address on its network (a local daemon's bridges are
+        this machine's: elsewhere the harness's path is cut and said so by wait_api)."""
+        if launch.reach_at is not None:
+            app.reload()
+            nets = (app.attrs.get("NetworkSettings") or {}).get("Networks") or {}
+            return f"http://{(nets.get(launch.reach_at) or {}).get('IPAddress') or '0.0.0.0'}:{launch.listen_port}"
         at = endpoint.daemon_address()  # a remote daemon publishes on its own host
         if launch.host_port is not None:
             return f"http://{at}:{launch.host_port}"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -140,6 +141,14 @@ def _place(d: Deployment, gen: Generation, image: str, env: dict[str, str], api_
                         f"{address} on your host")
             address = "127.0.0.1"
         placed_publish.append(Publish(p.container, placed, address))
+    reach_at: str | None = None
+    if s.network_mode != "host" and s.api_port() is None:
+        # behind a proxy on its network: the harness reaches the app where the proxy does
+        names = [n.name for n in s.networks]
+        reach_at = networks.get(names[0], names[0]) if names else "bridge"
+        said.append(f"the app's port {APP_CONTAINER_PORT} is published nowhere: the harness reaches its API at the "
+                    f"app's address on {'network ' + names[0] if names else 'the default bridge'}, as a proxy "
+                    "there does (your browser reaches it through that proxy)")
     api = [x for x in placed_publish if x.container == APP_CONTAINER_PORT]
     if api and not any(_wildcard(x.address) or x.address.startswith("127.") for x in api):
         # published on one address of this machine only (the gateway, say): the harness reaches
@@ -187,6 +196,7 @@ def _place(d: Deployment, gen: Generation, image: str, env: dict[str, str], api_
     for name in names:
         if networks.get(name):
             said.append(f"network {name} is the cell's own {networks[name]}")
+    moved_hosts = _move_subnets(d, networks, site, person_env, moved_env, said)
     if s.container_name:
         said.append(f"container_name {s.container_name} is the cell's own name")
     said += s.notes
@@ -194,14 +204,59 @@ def _place(d: Deployment, gen: Generation, image: str, env: dict[str, str], api_
         mode=d.name, image=image, env=person_env, listen_port=api_port if s.network_mode == "host"
         else APP_CONTAINER_PORT, host_port=api_port,
         network_mode="host" if s.network_mode == "host" else None,
-        network=_shown_network(d, network), extra_hosts=dict(s.extra_hosts), command=command,
+        network=_shown_network(d, network), extra_hosts=dict(s.extra_hosts), moved_hosts=moved_hosts, command=command,
         more_networks=tuple(more), placed_more_networks=tuple(networks[n] for n in more),
         publish_all=False, publish=tuple(person_publish), placed_publish=tuple(placed_publish),
         volumes=tuple(person_volumes), placed_volumes=tuple(placed_volumes), placed_network=placed_network,
         user=s.user, flags=s.flags, person_name=s.container_name, person_command=tuple(s.command or ()),
         moved_env=moved_env,
-        placement=tuple(said), person_port=d.api_host_port,
+        placement=tuple(said), person_port=d.api_host_port, reach_at=reach_at,
     )
+
+
+def _move_subnets(d: Deployment, networks: dict[str, str], site: CellSite, env: dict[str, str],
+                  moved_env: dict[str, str], said: list[str]) -> dict[str, str]:
+    """A network whose subnet the file fixes (ipam) is the cell's own, on a subnet the daemon
+    chose (two cells cannot share one): every extra host and setting that names an address of
+    the file's subnet (its gateway, as host.docker.internal often is) names the same place in
+    the cell's. Returns the extra hosts that moved."""
+    hosts: dict[str, str] = {}
+    for net in d.service.networks:
+        placed = site.subnet(networks[net.name]) if net.subnet and networks.get(net.name) else None
+        if placed is None:
+            continue
+        moved = _subnet_mover(net.subnet, net.gateway, *placed)
+        said.append(f"network {net.name}'s subnet {net.subnet} (gateway {net.gateway}) is {placed[0]} (gateway "
+                    f"{placed[1]}) for this cell, as the daemon chose it")
+        for host, ip in {**d.service.extra_hosts, **hosts}.items():
+            if moved(ip) != ip:
+                hosts[host] = moved(ip)
+                said.append(f"extra host {host}:{ip} moved with its subnet: {hosts[host]}")
+        for key, value in env.items():
+            current = moved_env.get(key, value)
+            if moved(current) != current:
+                moved_env[key] = moved(current)
+                said.append(f"{key} moved with its subnet: {moved_env[key]}")
+    return hosts
+
+
+def _subnet_mover(subnet: str, gateway: str, cell_subnet: str, cell_gateway: str) -> Callable[[str], str]:
+    """Rewrites each IPv4 address of `subnet` in a text to the same place in the cell's: the
+    gateway to its gateway, any other by its offset (kept when the cell's is too small)."""
+    import ipaddress
+
+    mine, theirs = ipaddress.ip_network(subnet), ipaddress.ip_network(cell_subnet, strict=False)
+
+    def move(m: re.Match[str]) -> str:
+        ip = ipaddress.ip_address(m.group(1))
+        if ip not in mine:
+            return m.group(1)
+        if ip == ipaddress.ip_address(gateway):
+            return cell_gateway
+        offset = int(ip) - int(mine.network_address)
+        return str(theirs.network_address + offset) if offset < theirs.num_addresses else m.group(1)
+
+    return lambda text: re.sub(r"(?<![\d.])(\d+\.\d+\.\d+\.\d+)(?![\d.])", move, text)
 
 
 def _shown_network(d: Deployment, network: str | None) -> str | None:
@@ -308,9 +363,10 @@ def load(name: str, table: dict[str, Any], matrix_path: str, files: dict[str, st
 
 def _check(d: Deployment) -> None:
     s = d.service
-    if s.network_mode != "host" and s.api_port() is None:
-        raise InputError(f"{d.origin}: publishes no port for the app's {APP_CONTAINER_PORT} and is not on the host "
-                         "network: neither you nor the harness could reach its API")
+    if s.network_mode != "host" and s.ports and s.api_port() is None:
+        shown = ", ".join(f"{p.host}:{p.container}" if p.host else str(p.container) for p in s.ports)
+        raise InputError(f"{d.origin}: ports: publishes {shown} but not the app's {APP_CONTAINER_PORT}, where it "
+                         "listens in its container: neither you nor the harness could reach its API there")
     if s.network_mode == "host" and s.command:
         raise InputError(f"{d.origin}: command: with the host network the harness must choose the app's port, "
                          "which a command of your own fixes")

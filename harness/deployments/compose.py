@@ -31,7 +31,7 @@ SAID = {"depends_on": "the services it depends on ({}) are not started: the cell
         "build": "its build is not run: each target's image stands in (and the own-image cell takes the image "
                  "as the daemon has it)"}
 TOP_LEVEL = frozenset({"services", "networks", "volumes", "name", "version"})
-NETWORK_KEYS = frozenset({"driver", "name", "external", "labels"})
+NETWORK_KEYS = frozenset({"driver", "name", "external", "labels", "ipam"})
 
 _VAR = re.compile(r"\$(?:(?P<escaped>\$)|\{(?P<braced>[^}]*)\}|(?P<named>[A-Za-z_][A-Za-z0-9_]*))")
 _BRACED = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>.*))?", re.S)
@@ -372,5 +372,27 @@ def _networks(body: dict[str, Any], doc: dict[str, Any], where: str) -> tuple[Ne
         driver = top.get("driver") or "bridge"
         if driver != "bridge":
             raise InputError(f"networks.{name}.driver: {driver}: only bridge networks can be honoured")
-        out.append(Network(name, driver))
+        out.append(Network(name, driver, *_ipam(top.get("ipam"), f"networks.{name}.ipam")))
     return tuple(out)
+
+
+def _ipam(ipam: Any, where: str) -> tuple[str, str]:
+    """A fixed subnet and its gateway (`ipam: {config: [{subnet, gateway}]}`): the cell's network
+    gets one of its own from the daemon, and the addresses that name this one move with it."""
+    import ipaddress
+
+    if not ipam:
+        return "", ""
+    if (ipam.get("driver") or "default") != "default":
+        raise InputError(f"{where}.driver: {ipam['driver']}: only the default IPAM driver can be honoured")
+    configs = [c for c in ipam.get("config") or [] if c.get("subnet")]
+    if len(configs) > 1:
+        raise InputError(f"{where}.config: one subnet per network can be honoured")
+    if not configs:
+        return "", ""
+    try:
+        subnet = ipaddress.ip_network(str(configs[0]["subnet"]), strict=False)
+        gateway = ipaddress.ip_address(str(configs[0].get("gateway") or next(subnet.hosts())))
+    except ValueError as e:
+        raise InputError(f"{where}.config: {e}") from None
+    return str(subnet), str(gateway)

@@ -44,6 +44,8 @@ class Network:
 
     name: str  # the key in the file (`networks: {mine: ...}`) or the docker run --network value
     driver: str = "bridge"
+    subnet: str = ""  # ipam's, when the file fixes one (`172.22.0.0/24`)
+    gateway: str = ""  # ipam's gateway, or the subnet's first address when only the subnet is fixed
 
 
 # Options of the container honoured as written, with no placement: the name of the option in

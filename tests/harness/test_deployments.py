@@ -43,6 +43,9 @@ class Site:
         self.made.append(str(folder))
         return str(folder)
 
+    def subnet(self, network: str) -> tuple[str, str] | None:
+        return ("172.30.0.0/16", "172.30.0.1")  # what a daemon gives a new network
+
 
 COMPOSE = """
 services:
@@ -103,7 +106,8 @@ def test_compose_files_merge_in_order_and_the_project_env_file_interpolates(tmp_
     ("services:\n  oh:\n    image: x\n    ports: ['3000-3001:3000-3001']\n", "a port range cannot be honoured"),
     ("services:\n  oh:\n    image: x\n    ports: ['4000:3000']\n    networks: [nope]\n",
      "'nope' is not declared under the top-level networks"),
-    ("services:\n  oh:\n    image: x\n    environment: [A=1]\n", "publishes no port for the app's 3000"),
+    ("services:\n  oh:\n    image: x\n    ports: ['3012:3012']\n",
+     "ports: publishes 3012:3012 but not the app's 3000, where it listens in its container"),
     ("services:\n  oh:\n    image: x\n    ports: 3000\n", "services.oh.ports: 3000 is not of type 'array'"),
     ("services:\n  oh: [\n", "not valid YAML (line 3)"),
     ("services:\n  oh:\n    image: ${TAG:?set TAG first}\n    ports: ['3000:3000']\n", "TAG: set TAG first"),
@@ -196,7 +200,8 @@ def test_a_port_published_on_one_address_is_reached_by_the_harness_and_not_by_co
 def test_a_service_on_two_networks_joins_both_as_the_cells_own(tmp_path: Path) -> None:
     """A stack behind a reverse proxy: the app on the proxy's network and the stack's own."""
     write(tmp_path, "compose.yml", "services:\n  oh:\n    image: x\n    ports: ['3000:3000']\n"
-                                   "    networks: [traefik, stack]\nnetworks:\n  traefik: {external: true}\n  stack: {}\n")
+                                   "    networks: [traefik, stack]\n"
+                                   "networks:\n  traefik: {external: true}\n  stack: {}\n")
     d = deployments.load("mine", {"compose": "compose.yml"}, str(matrix_with(tmp_path, "")), None)
     assert d.networks == ("traefik", "stack")
     lau = d.launch(generations.V0, image="app", env={}, host_port=61300,
@@ -414,9 +419,9 @@ def test_the_container_options_users_set_are_honoured_as_written(tmp_path: Path)
                                    "    healthcheck: {test: [CMD, curl, -f, http://localhost:3000]}\n"
                                    "    ports: ['3000:3000']\n  ollama:\n    image: ollama/ollama\n")
     d = deployments.load("nas", {"compose": "compose.yml", "service": "oh"}, str(matrix_with(tmp_path, "")), None)
-    line = deployments.load("sudo", {"docker_run": "sudo docker run --privileged -h oh --cap-add=NET_ADMIN "
-                                                   "--group-add 998 --security-opt apparmor:unconfined -p 3000:3000 img"},
-                            str(tmp_path / "m.toml"), None)
+    run = ("sudo docker run --privileged -h oh --cap-add=NET_ADMIN --group-add 998 "
+           "--security-opt apparmor:unconfined -p 3000:3000 img")
+    line = deployments.load("sudo", {"docker_run": run}, str(tmp_path / "m.toml"), None)
     want = (("--hostname", "openhands"), ("--privileged", ""), ("--cap-add", "NET_ADMIN"), ("--group-add", "998"),
             ("--security-opt", "apparmor:unconfined"))
     assert d.service.flags == want and line.service.flags == (("--hostname", "oh"), *want[1:])
@@ -425,8 +430,8 @@ def test_the_container_options_users_set_are_honoured_as_written(tmp_path: Path)
     assert any(n.startswith("depends_on: the services it depends on (ollama) are not started") for n in lau.placement)
     assert any(n.startswith("build: its build is not run") for n in lau.placement)
     kwargs = app_container("app", lau.options(placed=True), [], {})._kwargs
-    assert (kwargs["hostname"], kwargs["privileged"], kwargs["cap_add"], kwargs["group_add"], kwargs["security_opt"]) == (
-        "openhands", True, ["NET_ADMIN"], ["998"], ["apparmor:unconfined"])
+    got = [kwargs[k] for k in ("hostname", "privileged", "cap_add", "group_add", "security_opt")]
+    assert got == ["openhands", True, ["NET_ADMIN"], ["998"], ["apparmor:unconfined"]]
 
 
 def test_a_windows_host_path_is_a_bind_mount_like_any_other(tmp_path: Path) -> None:
@@ -435,3 +440,44 @@ def test_a_windows_host_path_is_a_bind_mount_like_any_other(tmp_path: Path) -> N
     d = deployments.load("win", {"compose": "compose.yml"}, str(matrix_with(tmp_path, "")), None)
     [v] = d.service.volumes
     assert (v.source, v.target, v.kind) == ("C:\\OpenHands", "/.openhands", "bind")
+
+
+def test_a_fixed_subnet_is_the_cells_own_and_what_names_its_addresses_moves(tmp_path: Path) -> None:
+    """A NAS's stack: its network on 172.22.0.0/24 and host.docker.internal pinned to that
+    network's gateway. Two cells cannot share one subnet: the daemon picks the cell's, and the
+    gateway (and any address of the subnet a setting names) follows."""
+    write(tmp_path, "compose.yml", "services:\n  oh:\n    image: x\n    ports: ['3000:3000']\n    networks: [oh]\n"
+                                   "    extra_hosts: ['host.docker.internal:172.22.0.1', 'lan:192.168.1.5']\n"
+                                   "    environment: {SANDBOX_API_HOSTNAME: 172.22.0.1, OTHER: 172.22.0.77:8000}\n"
+                                   "networks:\n  oh:\n    ipam:\n      driver: default\n      config:\n"
+                                   "        - subnet: 172.22.0.0/24\n          gateway: 172.22.0.1\n")
+    d = deployments.load("nas", {"compose": "compose.yml"}, str(matrix_with(tmp_path, "")), None)
+    assert (d.service.networks[0].subnet, d.service.networks[0].gateway) == ("172.22.0.0/24", "172.22.0.1")
+    lau = d.launch(generations.V0, image="app", env={}, host_port=61500, networks={"oh": "cell-oh"},
+                   site=Site(tmp_path))
+    placed = [v for f, v in lau.options(placed=True) if f == "--add-host"]
+    assert placed == ["host.docker.internal:172.30.0.1", "lan:192.168.1.5"]
+    assert next(v for f, v in lau.options(placed=False) if f == "--add-host") == "host.docker.internal:172.22.0.1"
+    env = lau.container_env()
+    assert (env["SANDBOX_API_HOSTNAME"], env["OTHER"]) == ("172.30.0.1", "172.30.0.77:8000")
+    assert any("subnet 172.22.0.0/24 (gateway 172.22.0.1) is 172.30.0.0/16" in n for n in lau.placement)
+    for bad, said in (("ipam: {driver: macvlan}", "only the default IPAM driver"),
+                      ("ipam: {config: [{subnet: 10.0.0.0/33}]}", "ipam.config")):
+        write(tmp_path, "compose.yml", f"services:\n  oh:\n    image: x\n    ports: ['3000:3000']\n"
+                                       f"    networks: [oh]\nnetworks:\n  oh: {{{bad}}}\n")
+        with pytest.raises(InputError, match=said):
+            deployments.load("nas", {"compose": "compose.yml"}, str(matrix_with(tmp_path, "")), None)
+
+
+def test_an_app_behind_a_proxy_is_reached_at_its_address_on_its_network(tmp_path: Path) -> None:
+    """No port published (a reverse proxy on the stack's network reaches the app): the harness
+    reaches it as the proxy does, and says so; it is no input error."""
+    write(tmp_path, "compose.yml", "services:\n  oh:\n    image: x\n    networks: [proxy]\nnetworks:\n  proxy: {}\n")
+    d = deployments.load("behind", {"compose": "compose.yml"}, str(matrix_with(tmp_path, "")), None)
+    lau = d.launch(generations.V1, image="app", env={}, host_port=61600, networks={"proxy": "cell-proxy"},
+                   site=Site(tmp_path))
+    assert lau.reach_at == "cell-proxy" and not [v for f, v in lau.options(placed=True) if f == "-p"]
+    assert any("published nowhere: the harness reaches its API at the app's address on network proxy" in n
+               for n in lau.placement)
+    line = deployments.load("l", {"docker_run": "docker run img"}, str(tmp_path / "m.toml"), None)
+    assert line.launch(generations.V0, image="a", env={}, host_port=61601, site=Site(tmp_path)).reach_at == "bridge"
