@@ -96,7 +96,7 @@ def expand(line: str, env: Mapping[str, str], folder: Path, where: str) -> str:
             end = line.find("}", i) + 1 if line[i + 1] == "{" else _name_end(line, i + 1)
             if end <= 0:
                 raise InputError(f"{where}: {line[i:i + 20]!r}: an unclosed ${{")
-            value = interpolate(line[i:end], {**env, "PWD": str(folder)}, where)
+            value = interpolate(line[i:end], {**env, "PWD": str(folder.resolve())}, where)
             out.append(_as_word(value, quote))
             i = end
         else:
@@ -197,7 +197,7 @@ def _run(body: str, env: Mapping[str, str], folder: Path, where: str) -> str:
         raise InputError(f"{where}: $({body}): the harness runs no command of your line but "
                          f"{', '.join(sorted(READ_ONLY))} (date with a +FORMAT only); put the value in the line")
     if argv[0] == "pwd":  # the line's folder ($PWD too): where it is run from, as compose's project folder
-        return str(folder)
+        return str(folder.resolve())
     done = subprocess.run(argv, capture_output=True, text=True, timeout=10, env=dict(env), check=False)
     if done.returncode != 0:
         raise InputError(f"{where}: $({body}): exit {done.returncode}: {done.stderr.strip()[:200]}")

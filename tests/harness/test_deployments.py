@@ -363,7 +363,8 @@ def test_an_env_file_is_interpolated_as_compose_does_without_touching_the_proces
         compose.read_env_file("X=${X:?set X}\n", {}, "oh.env")
 
 
-def test_a_script_from_openhands_old_instructions_is_expanded_as_its_shell_would(tmp_path: Path) -> None:
+def test_a_script_from_openhands_old_instructions_is_expanded_as_its_shell_would(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`export WORKSPACE_BASE=$(pwd)/workspace` then a line with `$(id -u)`, `$WORKSPACE_BASE` and a
     dated name (OpenHands 0.9's README): without the shell's expansions the app would be handed
     `SANDBOX_USER_ID=$(id -u)` and fail on the harness's misreading."""
@@ -372,7 +373,8 @@ def test_a_script_from_openhands_old_instructions_is_expanded_as_its_shell_would
                               "  -e WORKSPACE_MOUNT_PATH=$WORKSPACE_BASE -e 'LITERAL=$HOME' \\\n"
                               "  -v $WORKSPACE_BASE:/opt/workspace_base -p 3000:3000 \\\n"
                               "  --name openhands-app-$(date +%Y%m%d) ghcr.io/all-hands-ai/openhands:0.9\n")
-    d = deployments.load("old", {"docker_run_file": "run.sh"}, str(tmp_path / "m.toml"), None)
+    monkeypatch.chdir(tmp_path.parent)  # the matrix named relative to where oh-matrix runs: $(pwd) is still absolute
+    d = deployments.load("old", {"docker_run_file": "run.sh"}, f"{tmp_path.name}/m.toml", None)
     env = d.service.environment
     assert env["SANDBOX_USER_ID"] == str(os.getuid()) and env["LITERAL"] == "$HOME"
     assert env["WORKSPACE_MOUNT_PATH"] == f"{tmp_path}/workspace"  # $(pwd): the line's own folder
