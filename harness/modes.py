@@ -119,6 +119,7 @@ class AppLaunch:
     # a compose service on more networks than one: the others, as written and as the cell's
     more_networks: tuple[str, ...] = ()
     placed_more_networks: tuple[str, ...] = ()
+    subnets: dict[str, tuple[str, str]] = field(default_factory=dict)  # a network's fixed subnet and gateway
     user: str | None = None
     flags: tuple[tuple[str, str], ...] = ()  # further options as written (--hostname, --cap-add, ...)
     person_name: str | None = None  # the container name as written
@@ -190,7 +191,12 @@ class AppLaunch:
         parts += [self.image, *(self.headless or self.person_command)]
         line = " ".join(quote(p) for p in parts)
         made = [n for n in (self.network, *self.more_networks) if n]
-        return " && ".join([*(f"docker network create {shlex.quote(n)}" for n in made), line])
+        return " && ".join([*(f"docker network create {_subnet_flags(self.subnets.get(n))}{shlex.quote(n)}"
+                              for n in made), line])
+
+
+def _subnet_flags(subnet: tuple[str, str] | None) -> str:
+    return f"--subnet {subnet[0]} --gateway {subnet[1]} " if subnet else ""
 
 
 class ModeSpec(Protocol):

@@ -206,6 +206,7 @@ def _place(d: Deployment, gen: Generation, image: str, env: dict[str, str], api_
         network_mode="host" if s.network_mode == "host" else None,
         network=_shown_network(d, network), extra_hosts=dict(s.extra_hosts), moved_hosts=moved_hosts, command=command,
         more_networks=tuple(more), placed_more_networks=tuple(networks[n] for n in more),
+        subnets={n.name: (n.subnet, n.gateway) for n in s.networks if n.subnet},
         publish_all=False, publish=tuple(person_publish), placed_publish=tuple(placed_publish),
         volumes=tuple(person_volumes), placed_volumes=tuple(placed_volumes), placed_network=placed_network,
         user=s.user, flags=s.flags, person_name=s.container_name, person_command=tuple(s.command or ()),

@@ -463,6 +463,7 @@ def test_a_fixed_subnet_is_the_cells_own_and_what_names_its_addresses_moves(tmp_
     env = lau.container_env()
     assert (env["SANDBOX_API_HOSTNAME"], env["OTHER"]) == ("172.30.0.1", "172.30.0.77:8000")
     assert any("subnet 172.22.0.0/24 (gateway 172.22.0.1) is 172.30.0.0/16" in n for n in lau.placement)
+    assert lau.docker_run().startswith("docker network create --subnet 172.22.0.0/24 --gateway 172.22.0.1 oh && ")
     for bad, said in (("ipam: {driver: macvlan}", "only the default IPAM driver"),
                       ("ipam: {config: [{subnet: 10.0.0.0/33}]}", "ipam.config")):
         write(tmp_path, "compose.yml", f"services:\n  oh:\n    image: x\n    ports: ['3000:3000']\n"
