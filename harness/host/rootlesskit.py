@@ -166,3 +166,30 @@ def unforward(api_socket: str, forward_id: int) -> None:
             http.delete(f"/v1/ports/{forward_id}")
     except httpx.HTTPError:
         pass
+
+
+def uid_map(pid: int) -> list[tuple[int, int, int]] | None:
+    """The user namespace's uid map of `pid` (/proc/PID/uid_map: inside, outside, count), as
+    newuidmap wrote it from /etc/subuid; None when it cannot be read."""
+    try:
+        lines = Path(f"/proc/{pid}/uid_map").read_text().splitlines()
+    except OSError:
+        return None
+    return [(int(a), int(b), int(c)) for a, b, c in (line.split() for line in lines if len(line.split()) == 3)]
+
+
+def user_id_on_host(kit: RootlessKit, user_id: int) -> str | None:
+    """What a container's uid `user_id` (SANDBOX_USER_ID: the runtime's user) is on this
+    machine through the daemon's user namespace: a subordinate uid, or none at all."""
+    ranges = uid_map(kit.child_pid) if kit.child_pid else None
+    if ranges is None:
+        return None
+    shown = ", ".join(f"{a}-{a + c - 1} -> {b}-{b + c - 1}" for a, b, c in ranges)
+    for inside, outside, count in ranges:
+        if inside <= user_id < inside + count:
+            owner = ("the daemon's own user" if user_id == 0 else
+                     "a subordinate uid of the daemon's user (/etc/subuid), not the daemon's user itself")
+            return (f"on this rootless daemon uid {user_id} in a container is uid {outside + user_id - inside} on "
+                    f"this machine, {owner} (the daemon's uid map: {shown})")
+    return (f"on this rootless daemon uid {user_id} in a container has no uid on this machine: the daemon's user "
+            f"namespace maps {shown} (/etc/subuid), so a chown or setuid to {user_id} fails with EINVAL")

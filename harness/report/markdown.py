@@ -83,9 +83,15 @@ def shell_lines(command: str) -> str:
         i += 1
     out: list[str] = []
     for cmd in commands:
-        lines = [" ".join(t if t == "&&" else shlex.quote(t) for t in line) for line in cmd if line]
+        lines = [" ".join(t if t == "&&" else _quote(t) for t in line) for line in cmd if line]
         out += [("  " if j else "") + line + (" \\" if j < len(lines) - 1 else "") for j, line in enumerate(lines)]
     return "\n".join(out)
+
+
+def _quote(word: str) -> str:
+    """shlex.quote, with a leading `~/` left outside the quotes for the shell to expand, as in
+    the line it came from (`-v ~/.openhands:/.openhands`, which quoted would name a folder `~`)."""
+    return "~/" + shlex.quote(word[2:]) if word.startswith("~/") else shlex.quote(word)
 
 
 @dataclass(frozen=True)

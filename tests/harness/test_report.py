@@ -394,6 +394,9 @@ def test_shell_lines_is_the_same_command() -> None:
     shown = shell_lines(line)
     assert shown.splitlines()[0] == "docker network create oh-matrix-672c3d41-0_62-custom-network &&"
     assert " ".join(p.strip().rstrip("\\").strip() for p in shown.splitlines()) == line
+    # the home folder stays the shell's to expand: quoted, `~` would be a folder of that name
+    home = shell_lines("docker run -it -v ~/.openhands:/.openhands img").splitlines()
+    assert "  -v ~/.openhands:/.openhands \\" in home
 
 
 # -- render_all ------------------------------------------------------------------------

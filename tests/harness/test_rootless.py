@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -121,3 +122,21 @@ def test_a_cell_that_removed_its_forward_leaves_no_registry(monkeypatch: pytest.
     key = cleanup.register_forward("run-2", "/tmp/rootlesskit1/api.sock", 8)
     cleanup.unregister_forward("run-2", key)
     assert not (cleanup.cache_root() / "runs" / "run-2").exists()
+
+
+def test_a_containers_uid_on_this_machine_is_read_from_the_daemons_uid_map(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """SANDBOX_USER_ID through a rootless daemon's user namespace: 0 is the daemon's user, 1000
+    a subordinate uid, and one past the subordinate range none at all."""
+    real = Path.read_text
+    maps = "         0       1001          1\n         1     100000      65536\n"
+    monkeypatch.setattr(Path, "read_text",
+                        lambda self, *a, **k: maps if str(self) == "/proc/4242/uid_map" else real(self, *a, **k))
+    k = kit(True, 4242)
+    assert rootlesskit.uid_map(4242) == [(0, 1001, 1), (1, 100000, 65536)]
+    assert "uid 0 in a container is uid 1001 on this machine, the daemon's own user" in (
+        rootlesskit.user_id_on_host(k, 0) or "")
+    assert "uid 1000 in a container is uid 100999 on this machine, a subordinate uid" in (
+        rootlesskit.user_id_on_host(k, 1000) or "")
+    assert "uid 70000 in a container has no uid on this machine" in (rootlesskit.user_id_on_host(k, 70000) or "")
+    assert rootlesskit.uid_map(2**22 + 17) is None
