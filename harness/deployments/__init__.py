@@ -176,6 +176,7 @@ def _place(d: Deployment, gen: Generation, image: str, env: dict[str, str], api_
         if host != placed:
             said.append(f"host port {host} is {placed} for this cell")
     person_volumes, placed_volumes = [], []
+    folders: dict[str, str] = {}  # host path as written -> the cell's folder
     for v in s.volumes:
         if v.is_socket:
             if app_socket() is None:  # a tcp:// daemon: the app is told DOCKER_HOST instead
@@ -185,11 +186,14 @@ def _place(d: Deployment, gen: Generation, image: str, env: dict[str, str], api_
                 said.append(f"{v.source}:{v.target}: the socket of the daemon the cell runs on, {docker_socket()}")
             continue  # the launch mounts the daemon's socket itself
         folder = site.scratch(f"{v.source or 'anonymous volume'} at {v.target}")
+        if v.kind == "bind":
+            folders[os.path.expanduser(v.source)] = folder
         person_volumes.append(_volume_option(v, v.source))
         placed_volumes.append(_volume_option(v, folder))
         if v.source:
             said.append(f"{v.source} ({v.kind}) is a temporary folder at {v.target} for this cell")
             _move_path(person_env, moved_env, v.source, folder, said)
+    _place_runtime_paths(person_env, moved_env, folders, site, said)
     names = [n.name for n in d.service.networks]
     network, more = (names[0], names[1:]) if names else (None, [])
     placed_network = networks.get(network) if network else None
@@ -298,6 +302,38 @@ def _move_path(env: dict[str, str], moved: dict[str, str], source: str, folder: 
                 moved[key] = folder + current[len(form.rstrip("/")):]
                 said.append(f"{key} moved with {source}: {moved[key]}")
                 break
+
+
+# Host paths OpenHands mounts into its runtime itself, not into the app: SANDBOX_VOLUMES
+# (`host:container[:mode]`, comma-separated), and for 0.x the workspace's host path.
+RUNTIME_PATHS = ("SANDBOX_VOLUMES", "WORKSPACE_MOUNT_PATH", "WORKSPACE_BASE")
+
+
+def _place_runtime_paths(env: dict[str, str], moved: dict[str, str], folders: dict[str, str], site: CellSite,
+                         said: list[str]) -> None:
+    """Each host path a setting has OpenHands mount into its runtime is a temporary folder of
+    the cell's, as the app's own mounts are: the agent's work never lands in the user's folder."""
+    for key in RUNTIME_PATHS:
+        value = moved.get(key, env.get(key))
+        if not value:
+            continue
+        entries = value.split(",") if key == "SANDBOX_VOLUMES" else [value]
+        out = []
+        for entry in entries:
+            host, sep, rest = entry.partition(":") if key == "SANDBOX_VOLUMES" else (entry, "", "")
+            full = os.path.expanduser(host)
+            under = next((src for src in folders if full == src or full.startswith(src.rstrip("/") + "/")), None)
+            placed = any(full == f or full.startswith(f + "/") for f in folders.values())
+            if under is not None:  # a folder the app mounts too: the same folder of the cell's
+                host = folders[under] + full[len(under.rstrip("/")):]
+            elif full.startswith("/") and not placed:
+                folders[full] = site.scratch(f"{host} in {key}")
+                said.append(f"{key}: {host}, which OpenHands mounts into its runtime, is a temporary folder "
+                            f"{folders[full]} for this cell")
+                host = folders[full]
+            out.append(host + sep + rest)
+        if ",".join(out) != value:
+            moved[key] = ",".join(out)
 
 
 def _wildcard(address: str) -> bool:

@@ -484,3 +484,22 @@ def test_an_app_behind_a_proxy_is_reached_at_its_address_on_its_network(tmp_path
                for n in lau.placement)
     line = deployments.load("l", {"docker_run": "docker run img"}, str(tmp_path / "m.toml"), None)
     assert line.launch(generations.V0, image="a", env={}, host_port=61601, site=Site(tmp_path)).reach_at == "bridge"
+
+
+def test_host_paths_openhands_mounts_into_its_runtime_are_the_cells_folders(tmp_path: Path) -> None:
+    """SANDBOX_VOLUMES (and a 0.x workspace path with no mount of its own) name folders of the
+    user's that the runtime, not the app, mounts: the agent would write there. Each is a folder
+    of the cell's; one the app mounts too is the same folder."""
+    write(tmp_path, "run.sh", "docker run -p 3000:3000 -v /srv/ws:/opt/workspace_base "
+                              "-e SANDBOX_VOLUMES=/home/u/project:/workspace:rw,/srv/ws/data:/data:ro,./rel:/r "
+                              "-e WORKSPACE_MOUNT_PATH=/home/u/other img")
+    d = deployments.load("vols", {"docker_run_file": "run.sh"}, str(tmp_path / "m.toml"), None)
+    site = Site(tmp_path)
+    lau = d.launch(generations.V0, image="a", env={}, host_port=61700, site=site)
+    env = lau.container_env()
+    ws, project, other = site.made
+    assert env["SANDBOX_VOLUMES"] == f"{project}:/workspace:rw,{ws}/data:/data:ro,./rel:/r"
+    assert env["WORKSPACE_MOUNT_PATH"] == other
+    assert "SANDBOX_VOLUMES=/home/u/project:/workspace:rw" in lau.docker_run()  # the line people read: as written
+    assert any(n.startswith("SANDBOX_VOLUMES: /home/u/project, which OpenHands mounts into its runtime") for n in
+               lau.placement)
