@@ -34,6 +34,13 @@ def env_of(container: Container) -> dict[str, str]:
     return dict(e.partition("=")[::2] for e in (container.attrs.get("Config") or {}).get("Env") or [])
 
 
+def address_on(container: Container, network: str) -> str:
+    """The container's address on one of its networks (0.0.0.0 where it has none there)."""
+    container.reload()
+    nets = (container.attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    return str((nets.get(network) or {}).get("IPAddress") or "0.0.0.0")
+
+
 def network_mode(container: Container) -> str:
     return str((container.attrs.get("HostConfig") or {}).get("NetworkMode") or "default")
 

@@ -16,7 +16,7 @@ from docker.models.containers import Container
 
 from harness import endpoint, knobs, modes, progress
 from harness.cells.diagnosis import Decision
-from harness.cells.facts import cpu_and_memory, env_of
+from harness.cells.facts import address_on, cpu_and_memory, env_of
 from harness.cells.plan import CellPlan, runtime_kwargs
 from harness.deployments import Deployment
 from harness.host import cleanup, docker_host, rootlesskit
@@ -81,8 +81,8 @@ def below_the_cell(mode: modes.ModeSpec) -> dict[str, str]:
 
 
 class AppLauncher:
-    """One cell's app and the runtimes it starts; a modes.CellSite for modes that place a
-    user's deployment (free ports, scratch folders of the cell's own)."""
+    """One cell's app and the runtimes it starts (its CellResources are the modes.CellSite of
+    a mode that places a user's deployment: free ports, folders and subnets of the cell's own)."""
 
     def __init__(self, plan: CellPlan, result: CellResult, client: docker.DockerClient,
                  resources: CellResources) -> None:
@@ -99,17 +99,6 @@ class AppLauncher:
     def phase(self, text: str) -> None:
         """A phase line for the user watching the run (progress.py)."""
         progress.phase(self.plan.cell.id, text)
-
-    def free_port(self) -> int:  # modes.CellSite
-        return free_port()
-
-    def scratch(self, why: str) -> str:  # modes.CellSite
-        return self.resources.scratch(why)
-
-    def subnet(self, network: str) -> tuple[str, str] | None:  # modes.CellSite
-        """The subnet and gateway the daemon gave one of the cell's networks."""
-        config = (self.client.networks.get(network).attrs.get("IPAM") or {}).get("Config") or []
-        return (config[0]["Subnet"], config[0]["Gateway"]) if config and config[0].get("Gateway") else None
 
     def container(self, name: str | None) -> Container | None:
         if not name:
@@ -133,7 +122,7 @@ class AppLauncher:
         chosen = self.mode.network == "host" or self.gen.callback or self.mode.places_ports
         host_port = p.app_port or (free_port() if chosen else None)
         launch = self.mode.launch(self.gen, image=p.images.app_image, env=env, host_port=host_port,
-                                  networks=self.networks, site=self)
+                                  networks=self.networks, site=self.resources)
         if endpoint.remote() and not launch.publish_all and launch.publish is None:
             # the harness reaches the app from this machine, so not on the daemon's loopback
             launch = replace(launch, publish_all=True, placement=(
@@ -184,9 +173,7 @@ class AppLauncher:
         for an app published nowhere, its address on its network (a local daemon's bridges are
         this machine's: elsewhere the harness's path is cut and said so by wait_api)."""
         if launch.reach_at is not None:
-            app.reload()
-            nets = (app.attrs.get("NetworkSettings") or {}).get("Networks") or {}
-            return f"http://{(nets.get(launch.reach_at) or {}).get('IPAddress') or '0.0.0.0'}:{launch.listen_port}"
+            return f"http://{address_on(app, launch.reach_at)}:{launch.listen_port}"
         at = endpoint.daemon_address()  # a remote daemon publishes on its own host
         if launch.host_port is not None:
             return f"http://{at}:{launch.host_port}"

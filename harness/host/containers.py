@@ -146,6 +146,14 @@ class CellResources:
         self.stack.enter_context(net)
         return net.name
 
+    def free_port(self) -> int:  # modes.CellSite
+        return free_port()
+
+    def subnet(self, network: str) -> tuple[str, str] | None:  # modes.CellSite
+        """The subnet and gateway the daemon gave one of the cell's networks."""
+        config = (self.client.networks.get(network).attrs.get("IPAM") or {}).get("Config") or []
+        return (config[0]["Subnet"], config[0]["Gateway"]) if config and config[0].get("Gateway") else None
+
     def scratch(self, why: str) -> str:
         """A temporary folder of the cell's own (a user's host path stands in it), removed
         with the cell; open to every user, as the container's user may be anyone."""
