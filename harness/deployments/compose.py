@@ -28,8 +28,8 @@ INERT = frozenset({"restart", "stdin_open", "tty", "init", "labels", "logging", 
 # Accepted, and said in the cell's notes: what the cell does not do of them.
 SAID = {"depends_on": "the services it depends on ({}) are not started: the cell runs this service alone, "
                       "with the harness's LLM",
-        "build": "its build is not run: each target's image stands in (and the own-image cell takes the image "
-                 "as the daemon has it)"}
+        "build": "its build is not run: each target's image stands in (an own-image cell runs the service's "
+                 "image as this daemon has it)"}
 TOP_LEVEL = frozenset({"services", "networks", "volumes", "name", "version"})
 NETWORK_KEYS = frozenset({"driver", "name", "external", "labels", "ipam"})
 

@@ -113,8 +113,8 @@ def _docker_run_line(d: Deployment, env: dict[str, str], hosts: dict[str, str], 
     for a, b in sorted(cut, reverse=True):
         line = line[:a] + line[b:]
     line = line[:at] + "".join(" " + quote(w) for w in added) + line[at:]
-    before = [text[a:b] for a, b in shell.logical_lines(text[:start]) if shell.spans(text[a:b])]
-    return "\n".join([*before, line.rstrip()])
+    script = text[:start] + line.rstrip()
+    return "\n".join(script[a:b] for a, b in shell.logical_lines(script) if shell.spans(script[a:b]))
 
 
 def _unquoted(word: str) -> str:

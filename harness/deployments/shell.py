@@ -36,31 +36,20 @@ def docker_run_words(text: str, env: dict[str, str], folder: Path, where: str) -
     found: list[str] | None = None
     text = text.replace("\r\n", "\n")
     for start, end in logical_lines(text):
-        logical = text[start:end]
         number = text.count("\n", 0, start) + 1
-        try:
-            words = shlex.split(expand(logical.replace("\\\n", " "), env, folder, where), comments=True)
-        except ValueError as e:
-            raise InputError(f"{where}: line {number}: does not parse as a shell would: {e}") from None
-        if words[:1] == ["sudo"]:  # `sudo docker run`, `sudo -E docker run`: the same daemon's line
-            words = words[1:]
-            while words and words[0].startswith("-"):
-                words = words[1:]
-        if words[:2] == ["docker", "container"]:
-            words = ["docker", *words[2:]]
-        if not words or words[0] in ("set", "mkdir"):  # the cell's own folders stand for what mkdir makes
-            continue
-        if words[:2] == ["docker", "run"]:
-            if found is not None:
-                raise InputError(f"{where}: line {number}: a second docker run line (a deployment is one)")
-            found = words
-            continue
-        assignments = words[1:] if words[0] == "export" else words
-        if assignments and all(_NAME.fullmatch(w.partition("=")[0]) and "=" in w for w in assignments):
-            env.update(w.split("=", 1) for w in assignments)  # type: ignore[misc]
-            continue
-        raise InputError(f"{where}: line {number}: {' '.join(words)[:60]!r}: expected the docker run line, or "
-                         "variables set before it (the harness runs no other command)")
+        line = text[start:end]
+        for a, b in _commands(line):  # `export A=1; docker run ...`, `mkdir -p x && docker run ...`
+            words = _words(line[a:b], env, folder, f"{where}: line {number}")
+            if words[:2] == ["docker", "run"]:
+                if found is not None:
+                    raise InputError(f"{where}: line {number}: a second docker run line (a deployment is one)")
+                found = words
+            elif words and words[0] not in ("set", "mkdir"):  # the cell's own folders stand for what mkdir makes
+                assignments = words[1:] if words[0] == "export" else words
+                if not assignments or not all(_NAME.fullmatch(w.partition("=")[0]) and "=" in w for w in assignments):
+                    raise InputError(f"{where}: line {number}: {' '.join(words)[:60]!r}: expected the docker run "
+                                     "line, or variables set before it (the harness runs no other command)")
+                env.update(w.split("=", 1) for w in assignments)  # type: ignore[misc]
     if found is None:
         raise InputError(f"{where}: no line starting with `docker run`")
     return found
@@ -154,14 +143,63 @@ def logical_lines(text: str) -> list[tuple[int, int]]:
     return [*out, (start, len(text))]
 
 
+def _words(command: str, env: dict[str, str], folder: Path, where: str) -> list[str]:
+    """One command's words, expanded, with `sudo` (and its flags) and `container` dropped."""
+    try:
+        words = shlex.split(expand(command.replace("\\\n", " "), env, folder, where), comments=True)
+    except ValueError as e:
+        raise InputError(f"{where}: does not parse as a shell would: {e}") from None
+    if words[:1] == ["sudo"]:  # `sudo docker run`, `sudo -E docker run`: the same daemon's line
+        words = words[1:]
+        while words and words[0].startswith("-"):
+            words = words[1:]
+    if words[:2] == ["docker", "container"]:
+        words = ["docker", *words[2:]]
+    return words
+
+
+def _commands(line: str) -> list[tuple[int, int]]:
+    """Where a logical line's commands start and end: it is split at each `;` and `&&`
+    outside quotes and substitutions."""
+    out, start = [], 0
+    for a, b in spans(line):
+        word = line[a:b]
+        cut = next((i for i in range(len(word)) if word.startswith((";", "&&"), i) and _bare(word, i)), None)
+        if cut is not None:
+            out.append((start, a + cut))
+            start = a + cut + (1 if word[cut] == ";" else 2)
+    return [(a, b) for a, b in [*out, (start, len(line))] if line[a:b].strip()]
+
+
+def _bare(word: str, i: int) -> bool:
+    """Whether position `i` of a word is outside its quotes and substitutions."""
+    quote, depth, j = "", 0, 0
+    while j < i:
+        c = word[j]
+        if quote:
+            quote = "" if c == quote else quote
+        elif c == "\\":
+            j += 1
+        elif c in "'\"`":
+            quote = c
+        elif word.startswith("$(", j):
+            depth += 1
+            j += 1
+        elif c == ")" and depth:
+            depth -= 1
+        j += 1
+    return not quote and not depth
+
+
 def run_line(text: str) -> tuple[int, int]:
-    """Where the `docker run` line of a script (read by docker_run_words) starts and ends."""
+    """Where the `docker run` command of a script (read by docker_run_words) starts and ends."""
     for start, end in logical_lines(text):
-        words = [text[start + a:start + b] for a, b in spans(text[start:end])]
-        if words[:1] == ["sudo"]:
-            words = [w for w in words[1:] if not w.startswith("-")]
-        if words[:2] in (["docker", "run"], ["docker", "container"]):
-            return start, end
+        for a, b in _commands(text[start:end]):
+            words = [text[start + a + x:start + a + y] for x, y in spans(text[start + a:start + b])]
+            if words[:1] == ["sudo"]:
+                words = [w for w in words[1:] if not w.startswith("-")]
+            if words[:2] in (["docker", "run"], ["docker", "container"]):
+                return start + a + len(text[start + a:start + b]) - len(text[start + a:start + b].lstrip()), start + b
     raise ValueError("no docker run line")
 
 

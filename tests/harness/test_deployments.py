@@ -395,6 +395,16 @@ def fixes_line(d: deployments.Deployment) -> str:
     return fixes.fix(d, env={"DOCKER_HOST_ADDR": "172.17.0.1"})
 
 
+def test_commands_on_one_line_are_read_in_order_and_the_fix_edits_the_docker_run_one(tmp_path: Path) -> None:
+    write(tmp_path, "run.sh", "export WORKSPACE_BASE=$(pwd)/workspace; mkdir -p $WORKSPACE_BASE && "
+                              "docker run -e 'A=x;y' -e WORKSPACE_MOUNT_PATH=$WORKSPACE_BASE -p 3000:3000 img\n")
+    d = deployments.load("one", {"docker_run_file": "run.sh"}, str(tmp_path / "m.toml"), None)
+    assert d.service.environment == {"A": "x;y", "WORKSPACE_MOUNT_PATH": f"{tmp_path}/workspace"}
+    assert fixes_line(d) == ("export WORKSPACE_BASE=$(pwd)/workspace; mkdir -p $WORKSPACE_BASE && docker run "
+                             "-e DOCKER_HOST_ADDR=172.17.0.1 -e 'A=x;y' -e WORKSPACE_MOUNT_PATH=$WORKSPACE_BASE "
+                             "-p 3000:3000 img")
+
+
 @pytest.mark.parametrize(("text", "said"), [
     ("docker run -e X=$(curl -s http://x) -p 3000:3000 img", "$(curl -s http://x): the harness runs no command"),
     ("docker run -e X=$(date -s 2020-01-01) -p 3000:3000 img", "$(date -s 2020-01-01): the harness runs no command"),
