@@ -19,6 +19,7 @@ from harness.cells.diagnosis import Decision
 from harness.cells.facts import address_on, cpu_and_memory, env_of
 from harness.cells.plan import CellPlan, runtime_kwargs
 from harness.deployments import Deployment
+from harness.generations import Generation
 from harness.host import cleanup, docker_host, rootlesskit
 from harness.host.containers import CellResources, app_container, free_port
 from harness.host.netprobe import NetProbe
@@ -80,6 +81,16 @@ def below_the_cell(mode: modes.ModeSpec) -> dict[str, str]:
     return {**endpoint.app_env(), **{k: v for k, v in knobs.app_env().items() if k not in own}}
 
 
+def user_id_note(client: docker.DockerClient, gen: Generation, env: dict[str, str]) -> str | None:
+    """On a rootless daemon, the uid the runtime's user (SANDBOX_USER_ID) is on this machine:
+    the owner of what the agent writes in a mounted folder, or no uid at all."""
+    raw = env.get(gen.user_id_env or "", "")
+    if not raw.isdigit() or (kit := docker_host.rootless_kit(client)) is None:
+        return None
+    said = rootlesskit.user_id_on_host(kit, int(raw))
+    return f"{gen.user_id_env}={raw}: {said}" if said else None
+
+
 class AppLauncher:
     """One cell's app and the runtimes it starts (its CellResources are the modes.CellSite of
     a mode that places a user's deployment: free ports, folders and subnets of the cell's own)."""
@@ -128,7 +139,8 @@ class AppLauncher:
             launch = replace(launch, publish_all=True, placement=(
                 *launch.placement, f"published on every address of the daemon's host "
                 f"({endpoint.daemon_address()}), not its loopback: the harness reaches the app from this machine"))
-        self.result.notes += [n for n in launch.placement if n not in self.result.notes]
+        said = (*launch.placement, user_id_note(self.client, self.gen, launch.container_env()))
+        self.result.notes += [n for n in said if n and n not in self.result.notes]
         self.result.docker_run = launch.docker_run(p.secrets)
         self.result.app_env = dict(launch.env)  # redacted by the caller (secrets.py)
         return launch

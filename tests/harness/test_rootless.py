@@ -140,3 +140,19 @@ def test_a_containers_uid_on_this_machine_is_read_from_the_daemons_uid_map(tmp_p
         rootlesskit.user_id_on_host(k, 1000) or "")
     assert "uid 70000 in a container has no uid on this machine" in (rootlesskit.user_id_on_host(k, 70000) or "")
     assert rootlesskit.uid_map(2**22 + 17) is None
+
+
+def test_a_rootless_cell_says_what_its_sandbox_user_id_is_on_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness import generations
+    from harness.cells import launch
+    from harness.host import docker_host
+
+    monkeypatch.setattr(docker_host, "rootless_kit", lambda client: kit(True, 4242))
+    monkeypatch.setattr(rootlesskit, "uid_map", lambda pid: [(0, 1001, 1), (1, 100000, 65536)])
+    note = launch.user_id_note(object(), generations.V0, {"SANDBOX_USER_ID": "70000"})  # type: ignore[arg-type]
+    assert note is not None and note.startswith("SANDBOX_USER_ID=70000: on this rootless daemon uid 70000 in a "
+                                                "container has no uid on this machine")
+    assert launch.user_id_note(object(), generations.V0, {}) is None  # type: ignore[arg-type]
+    assert launch.user_id_note(object(), generations.V1, {"SANDBOX_USER_ID": "1000"}) is None  # type: ignore[arg-type]
+    monkeypatch.setattr(docker_host, "rootless_kit", lambda client: None)  # a rootful daemon: nothing to say
+    assert launch.user_id_note(object(), generations.V0, {"SANDBOX_USER_ID": "1000"}) is None  # type: ignore[arg-type]
