@@ -209,8 +209,12 @@ def matching(found: list[Rule] | None, bridge: str, port: int | None) -> list[Ru
 
 @contextmanager
 def drop_bridge_to_host(ports: str, bridge: str = "docker0") -> Iterator[list[str]]:
-    """A stand-in for ufw's default deny: drop TCP from the bridge to the host on a port range."""
-    with _iptables_rule(["-i", bridge, "-p", "tcp", "--dport", ports, "-j", "DROP"]) as rule:
+    """A stand-in for ufw's default deny: drop NEW TCP connections from the bridge to the host
+    on a port range. ufw accepts established and related traffic before its default deny, so
+    replies to the host's own connections into a container (a published port's docker-proxy,
+    whose source port may fall in the range) still pass, as on a host with ufw."""
+    with _iptables_rule(["-i", bridge, "-p", "tcp", "--dport", ports, "-m", "conntrack", "--ctstate", "NEW",
+                         "-j", "DROP"]) as rule:
         yield rule
 
 
