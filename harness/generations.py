@@ -87,9 +87,9 @@ class Generation:
     callback_port_default: int = 3000
     runtime_image_env: str | None = None  # env that tells the app its runtime image
     label_env: str | None = None  # env the app passes to containers.run: labels for sweeps
-    # The setting for the uid its runtime's user gets (on a rootless daemon a container's uid is
-    # a subordinate uid on the host, or none: host/rootlesskit.py user_id_on_host)
-    user_id_env: str | None = None
+    # "module:function(app env) -> (uid, why)": the uid its runtime's user gets (on a rootless
+    # daemon a container's uid is a subordinate uid on the host: host/rootlesskit.py user_id_on_host)
+    runtime_uid: str | None = None
     host_network_env: dict[str, str] = field(default_factory=dict)  # needed in mode host
     host_network_ports: tuple[int, ...] = ()  # fixed host ports its runtime binds there
     # The oldest release whose API the adapter's facts were read from: an older one is
@@ -169,9 +169,7 @@ V0 = Generation(
     tools=Tools(bash="execute_bash", edit="str_replace_editor", ipython="execute_ipython_cell"),
     runtime_image_env="SANDBOX_RUNTIME_CONTAINER_IMAGE",
     label_env="SANDBOX_DOCKER_RUNTIME_KWARGS",
-    # the runtime creates its user with this uid and chowns its workspace to it
-    # (openhands/runtime/utils/runtime_init.py init_user_and_working_directory)
-    user_id_env="SANDBOX_USER_ID",
+    runtime_uid="harness.openhands.v0:runtime_uid",
     # DockerRuntime's execution-server range (openhands/runtime/impl/docker/docker_runtime.py L45-54)
     runtime_host_ports="30000:39999",
     trajectory_reader="harness.openhands.v0:turn_from_events",

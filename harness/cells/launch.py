@@ -82,13 +82,13 @@ def below_the_cell(mode: modes.ModeSpec) -> dict[str, str]:
 
 
 def user_id_note(client: docker.DockerClient, gen: Generation, env: dict[str, str]) -> str | None:
-    """On a rootless daemon, the uid the runtime's user (SANDBOX_USER_ID) is on this machine:
-    the owner of what the agent writes in a mounted folder, or no uid at all."""
-    raw = env.get(gen.user_id_env or "", "")
-    if not raw.isdigit() or (kit := docker_host.rootless_kit(client)) is None:
+    """On a rootless daemon, what the runtime's user is on this machine: the owner there of
+    what the agent writes in a mounted folder."""
+    if gen.runtime_uid is None or (kit := docker_host.rootless_kit(client)) is None:
         return None
-    said = rootlesskit.user_id_on_host(kit, int(raw))
-    return f"{gen.user_id_env}={raw}: {said}" if said else None
+    uid, why = gen.load(gen.runtime_uid)(env)
+    said = rootlesskit.user_id_on_host(kit, uid)
+    return f"the runtime's user is uid {uid} in its container ({why}); {said}" if said else None
 
 
 class AppLauncher:

@@ -179,8 +179,8 @@ def uid_map(pid: int) -> list[tuple[int, int, int]] | None:
 
 
 def user_id_on_host(kit: RootlessKit, user_id: int) -> str | None:
-    """What a container's uid `user_id` (SANDBOX_USER_ID: the runtime's user) is on this
-    machine through the daemon's user namespace: a subordinate uid, or none at all."""
+    """What a container's uid `user_id` (the runtime's user) is on this machine through the
+    daemon's user namespace: a subordinate uid, or none at all."""
     ranges = uid_map(kit.child_pid) if kit.child_pid else None
     if ranges is None:
         return None
@@ -188,8 +188,9 @@ def user_id_on_host(kit: RootlessKit, user_id: int) -> str | None:
     for inside, outside, count in ranges:
         if inside <= user_id < inside + count:
             owner = ("the daemon's own user" if user_id == 0 else
-                     "a subordinate uid of the daemon's user (/etc/subuid), not the daemon's user itself")
+                     "a subordinate uid of the daemon's user (/etc/subuid), not the daemon's user itself: what it "
+                     "writes in a mounted folder is not the daemon user's own there")
             return (f"on this rootless daemon uid {user_id} in a container is uid {outside + user_id - inside} on "
                     f"this machine, {owner} (the daemon's uid map: {shown})")
     return (f"on this rootless daemon uid {user_id} in a container has no uid on this machine: the daemon's user "
-            f"namespace maps {shown} (/etc/subuid), so a chown or setuid to {user_id} fails with EINVAL")
+            f"namespace maps {shown} (/etc/subuid)")

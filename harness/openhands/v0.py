@@ -138,6 +138,20 @@ class V0Client:
         self._app.close()
 
 
+def runtime_uid(env: dict[str, str]) -> tuple[int, str]:
+    """The uid of the user the docker runtime runs the agent as, and why: RUNTIME_UID, else
+    1000 (`openhands`) unless RUN_AS_OPENHANDS is false (root). SANDBOX_USER_ID does not set
+    it: DockerRuntime passes no override (openhands/runtime/utils/command.py
+    get_action_execution_server_startup_command, runtime/impl/docker/docker_runtime.py, 0.62.0);
+    the runtime creates that user and chowns its workspace to it (runtime_init.py)."""
+    if (raw := env.get("RUNTIME_UID", "")).isdigit() and int(raw):
+        return int(raw), f"RUNTIME_UID={raw}"
+    if env.get("RUN_AS_OPENHANDS", "true").lower() in ("false", "0", "no"):
+        return 0, "root: RUN_AS_OPENHANDS=false"
+    return 1000, "openhands, as RUN_AS_OPENHANDS defaults" + (
+        f"; SANDBOX_USER_ID={env['SANDBOX_USER_ID']} does not set it" if env.get("SANDBOX_USER_ID") else "")
+
+
 def _is_user_message(e: dict[str, Any], text: str | None) -> bool:
     return (e.get("source") == "user" and e.get("action") == "message"
             and (text is None or text in str((e.get("args") or {}).get("content"))))

@@ -142,17 +142,25 @@ def test_a_containers_uid_on_this_machine_is_read_from_the_daemons_uid_map(tmp_p
     assert rootlesskit.uid_map(2**22 + 17) is None
 
 
-def test_a_rootless_cell_says_what_its_sandbox_user_id_is_on_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_rootless_cell_says_what_its_runtimes_user_is_on_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """0.62's runtime runs the agent as uid 1000 (openhands) whatever SANDBOX_USER_ID says; on a
+    rootless daemon that is a subordinate uid of this machine: the owner of what it writes."""
     from harness import generations
     from harness.cells import launch
     from harness.host import docker_host
 
     monkeypatch.setattr(docker_host, "rootless_kit", lambda client: kit(True, 4242))
     monkeypatch.setattr(rootlesskit, "uid_map", lambda pid: [(0, 1001, 1), (1, 100000, 65536)])
-    note = launch.user_id_note(object(), generations.V0, {"SANDBOX_USER_ID": "70000"})  # type: ignore[arg-type]
-    assert note is not None and note.startswith("SANDBOX_USER_ID=70000: on this rootless daemon uid 70000 in a "
-                                                "container has no uid on this machine")
-    assert launch.user_id_note(object(), generations.V0, {}) is None  # type: ignore[arg-type]
-    assert launch.user_id_note(object(), generations.V1, {"SANDBOX_USER_ID": "1000"}) is None  # type: ignore[arg-type]
+    note = launch.user_id_note(object(), generations.V0, {"SANDBOX_USER_ID": "1001"})  # type: ignore[arg-type]
+    assert note == ("the runtime's user is uid 1000 in its container (openhands, as RUN_AS_OPENHANDS defaults; "
+                    "SANDBOX_USER_ID=1001 does not set it); on this rootless daemon uid 1000 in a container is uid "
+                    "100999 on this machine, a subordinate uid of the daemon's user (/etc/subuid), not the daemon's "
+                    "user itself: what it writes in a mounted folder is not the daemon user's own there (the daemon's "
+                    "uid map: 0-0 -> 1001-1001, 1-65536 -> 100000-165535)")
+    root = launch.user_id_note(object(), generations.V0, {"RUN_AS_OPENHANDS": "false"})  # type: ignore[arg-type]
+    assert root is not None and "uid 0 in a container is uid 1001 on this machine, the daemon's own user" in root
+    far = launch.user_id_note(object(), generations.V0, {"RUNTIME_UID": "70000"})  # type: ignore[arg-type]
+    assert far is not None and "(RUNTIME_UID=70000); on this rootless daemon uid 70000 in a container has no uid" in far
+    assert launch.user_id_note(object(), generations.V1, {}) is None  # type: ignore[arg-type]
     monkeypatch.setattr(docker_host, "rootless_kit", lambda client: None)  # a rootful daemon: nothing to say
-    assert launch.user_id_note(object(), generations.V0, {"SANDBOX_USER_ID": "1000"}) is None  # type: ignore[arg-type]
+    assert launch.user_id_note(object(), generations.V0, {}) is None  # type: ignore[arg-type]
