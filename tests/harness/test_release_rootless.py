@@ -83,6 +83,9 @@ def test_0_62_and_latest_on_a_rootless_daemon_in_every_mode(daemon: rootless.Roo
         assert alias["verdict"] == "pass", (c["id"], alias)
         assert "10.0.2.2" in json.dumps(alias["env"]) and "172.17.0.1" not in json.dumps(alias["env"])
     assert cells["0.62-host"]["connect"]["verdict"] == "pass", cells["0.62-host"]["connect"]
+    # whose files the agent writes are on this machine: the runtime's user through the uid map
+    user = [n for n in cells["0.62-host-gateway"]["notes"] if n.startswith("the runtime's user is uid 1000")]
+    assert user and "on this rootless daemon uid 1000 in a container is uid 1" in user[0], cells["0.62-host-gateway"]
     # Nothing left: the daemon's containers and networks, RootlessKit's forwards, the registry.
     c = daemon.client()
     assert c.containers.list(all=True, filters={"label": "oh-matrix.run"}) == []
