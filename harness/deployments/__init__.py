@@ -294,14 +294,21 @@ def _move_ports(env: dict[str, str], moves: dict[int, int], said: list[str]) -> 
 
 def _move_path(env: dict[str, str], moved: dict[str, str], source: str, folder: str, said: list[str]) -> None:
     """A setting that names a host path the cell replaced (WORKSPACE_MOUNT_PATH) names the folder."""
-    forms = {source, os.path.expanduser(source)}
     for key, value in env.items():
         current = moved.get(key, value)
-        for form in forms:
-            if current == form or current.startswith(form.rstrip("/") + "/"):
-                moved[key] = folder + current[len(form.rstrip("/")):]
+        for form in {source, os.path.expanduser(source)}:
+            if (rebased := _rebase(current, form, folder)) is not None:
+                moved[key] = rebased
                 said.append(f"{key} moved with {source}: {moved[key]}")
                 break
+
+
+def _rebase(path: str, source: str, folder: str) -> str | None:
+    """`path` with `source` (the path itself or a folder above it) replaced by `folder`; None
+    when `path` is not under `source`."""
+    if path == source or path.startswith(source.rstrip("/") + "/"):
+        return folder + path[len(source.rstrip("/")):]
+    return None
 
 
 # Host paths OpenHands mounts into its runtime itself, not into the app: SANDBOX_VOLUMES
@@ -322,10 +329,11 @@ def _place_runtime_paths(env: dict[str, str], moved: dict[str, str], folders: di
         for entry in entries:
             host, sep, rest = entry.partition(":") if key == "SANDBOX_VOLUMES" else (entry, "", "")
             full = os.path.expanduser(host)
-            under = next((src for src in folders if full == src or full.startswith(src.rstrip("/") + "/")), None)
-            placed = any(full == f or full.startswith(f + "/") for f in folders.values())
-            if under is not None:  # a folder the app mounts too: the same folder of the cell's
-                host = folders[under] + full[len(under.rstrip("/")):]
+            # a folder the app mounts too: the same folder of the cell's
+            under = next((r for src, f in folders.items() if (r := _rebase(full, src, f)) is not None), None)
+            placed = any(_rebase(full, f, f) is not None for f in folders.values())
+            if under is not None:
+                host = under
             elif full.startswith("/") and not placed:
                 folders[full] = site.scratch(f"{host} in {key}")
                 said.append(f"{key}: {host}, which OpenHands mounts into its runtime, is a temporary folder "

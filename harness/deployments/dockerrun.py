@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from harness.deployments import shell
-from harness.deployments.compose import ComposeFiles, parse_port, read_env_file, short_volume
+from harness.deployments.compose import ComposeFiles, _as_list, parse_port, read_env_file, short_volume
 from harness.deployments.spec import FLAGS, Network, ServiceSpec
 from harness.errors import InputError
 
@@ -94,8 +94,3 @@ def parse(line: str, where: str, folder: Path, files: ComposeFiles,
         flags=tuple((flag, "" if value is True else str(value)) for flag in FLAGS
                     for value in _as_list(getattr(a, flag[2:].replace("-", "_"))) if value),
     )
-
-
-def _as_list(value: object) -> list[object]:
-    return value if isinstance(value, list) else [value]
-

@@ -25,6 +25,8 @@ from harness.errors import InputError
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
+SEPARATORS = ("&&", ";")  # between the commands of one line, outside quotes
+
 # Commands a substitution may run: they only read (`date` only prints: no -s/--set).
 READ_ONLY = frozenset({"id", "pwd", "whoami", "date"})
 
@@ -96,8 +98,9 @@ def expand(line: str, env: Mapping[str, str], folder: Path, where: str) -> str:
 
 def spans(text: str) -> list[tuple[int, int]]:
     """Where each word of `text` starts and ends, as the shell delimits them (quotes, `$(...)`
-    and backquotes inside a word, `\\` + newline as a blank, comments skipped): so a fix can
-    edit the user's line in place and leave every other character as written."""
+    and backquotes inside a word, `\\` + newline as a blank, comments skipped, and `;` or `&&`
+    a word of its own): so a fix can edit the user's line in place and leave every other
+    character as written."""
     out: list[tuple[int, int]] = []
     i, n, start, quote = 0, len(text), -1, ""
     while i < n:
@@ -118,6 +121,12 @@ def spans(text: str) -> list[tuple[int, int]]:
         if c == "#" and start < 0:
             end = text.find("\n", i)
             i = n if end < 0 else end
+            continue
+        if sep := next((x for x in SEPARATORS if text.startswith(x, i)), None):  # ends a command
+            if start >= 0:
+                out.append((start, i))
+            out.append((i, i + len(sep)))
+            i, start = i + len(sep), -1
             continue
         start = i if start < 0 else start
         if c == "\\":
@@ -149,57 +158,36 @@ def _words(command: str, env: dict[str, str], folder: Path, where: str) -> list[
         words = shlex.split(expand(command.replace("\\\n", " "), env, folder, where), comments=True)
     except ValueError as e:
         raise InputError(f"{where}: does not parse as a shell would: {e}") from None
-    if words[:1] == ["sudo"]:  # `sudo docker run`, `sudo -E docker run`: the same daemon's line
+    return _docker_command(words)
+
+
+def _docker_command(words: list[str]) -> list[str]:
+    """A command's words with `sudo` (and its flags) and `docker container run`'s `container`
+    dropped: `sudo -E docker container run` is the same daemon's `docker run`."""
+    if words[:1] == ["sudo"]:
         words = words[1:]
         while words and words[0].startswith("-"):
             words = words[1:]
-    if words[:2] == ["docker", "container"]:
-        words = ["docker", *words[2:]]
-    return words
+    return ["docker", *words[2:]] if words[:2] == ["docker", "container"] else words
 
 
 def _commands(line: str) -> list[tuple[int, int]]:
-    """Where a logical line's commands start and end: it is split at each `;` and `&&`
-    outside quotes and substitutions."""
+    """Where a logical line's commands start and end: between its `;` and `&&` words."""
     out, start = [], 0
     for a, b in spans(line):
-        word = line[a:b]
-        cut = next((i for i in range(len(word)) if word.startswith((";", "&&"), i) and _bare(word, i)), None)
-        if cut is not None:
-            out.append((start, a + cut))
-            start = a + cut + (1 if word[cut] == ";" else 2)
+        if line[a:b] in SEPARATORS:
+            out.append((start, a))
+            start = b
     return [(a, b) for a, b in [*out, (start, len(line))] if line[a:b].strip()]
-
-
-def _bare(word: str, i: int) -> bool:
-    """Whether position `i` of a word is outside its quotes and substitutions."""
-    quote, depth, j = "", 0, 0
-    while j < i:
-        c = word[j]
-        if quote:
-            quote = "" if c == quote else quote
-        elif c == "\\":
-            j += 1
-        elif c in "'\"`":
-            quote = c
-        elif word.startswith("$(", j):
-            depth += 1
-            j += 1
-        elif c == ")" and depth:
-            depth -= 1
-        j += 1
-    return not quote and not depth
 
 
 def run_line(text: str) -> tuple[int, int]:
     """Where the `docker run` command of a script (read by docker_run_words) starts and ends."""
     for start, end in logical_lines(text):
         for a, b in _commands(text[start:end]):
-            words = [text[start + a + x:start + a + y] for x, y in spans(text[start + a:start + b])]
-            if words[:1] == ["sudo"]:
-                words = [w for w in words[1:] if not w.startswith("-")]
-            if words[:2] in (["docker", "run"], ["docker", "container"]):
-                return start + a + len(text[start + a:start + b]) - len(text[start + a:start + b].lstrip()), start + b
+            command = text[start + a:start + b]
+            if _docker_command([command[x:y] for x, y in spans(command)])[:2] == ["docker", "run"]:
+                return start + a + len(command) - len(command.lstrip()), start + b
     raise ValueError("no docker run line")
 
 
