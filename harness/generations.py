@@ -85,6 +85,16 @@ class Generation:
     # The app's setting for the host port the sandbox calls it back at, and its default.
     callback_port_env: str | None = None
     callback_port_default: int = 3000
+    # The app's setting for the URL it reaches its runtime at ({port}: the runtime's host port).
+    url_pattern_env: str | None = None
+    # The app's setting that adds env to its sandbox (a second webhook); None: there is none.
+    sandbox_env_setting: str | None = None
+    # The app's setting for its runtimes' name prefix, when it names them at random (not after
+    # the conversation): the harness gives each cell's app a prefix of its own to find its runtime.
+    runtime_prefix_env: str | None = None
+    # Where the app keeps its copy of a conversation's events: "path" (/conversation/ID/events)
+    # or "query" (/events?conversation_id__eq=ID).
+    app_events: str = "path"
     runtime_image_env: str | None = None  # env that tells the app its runtime image
     label_env: str | None = None  # env the app passes to containers.run: labels for sweeps
     # "module:function(app env) -> (uid, why)": the uid its runtime's user gets (on a rootless
@@ -184,13 +194,8 @@ V1 = Generation(
     name="v1",
     title="V1 (1.x): /api/v1/app-conversations, agent-server sandbox that calls the app back",
     majors=(1,),
-    oldest=(1, 2, 0),
-    oldest_why=("the V1 adapter's calls were compared with the wheels of openhands-ai 1.0.0 to 1.11.0; before "
-                "1.2.0 the conversation's events are at /api/v1/events?conversation_id__eq= (not "
-                "/api/v1/conversation/ID/events), the sandbox container is named at random (not after the "
-                "conversation), there is no startup grace and SANDBOX_HOST_PORT and "
-                "SANDBOX_CONTAINER_URL_PATTERN are not read (openhands/app_server/event/event_router.py, "
-                "sandbox/docker_sandbox_service.py, config.py of 1.0.0 and 1.1.0)"),
+    oldest=(1, 0, 0),
+    oldest_why=("the V1 adapter's calls were compared with the wheels of openhands-ai 1.0.0 to 1.11.0"),
     before=(
         Before((1, 8, 0), {"app_module": "openhands.server.listen:app"},
                "the app is openhands.server.listen:app, which serves /api/v1 beside the V0 routes "
@@ -212,6 +217,22 @@ V1 = Generation(
         Before((1, 3, 0), {"host_network_env": {}, "host_network_ports": ()},
                "the sandbox cannot join the host network: use_host_network first ships in 1.3.0 "
                "(openhands/app_server/sandbox/docker_sandbox_service.py)"),
+        Before((1, 2, 0), {"callback_port_env": "OH_SANDBOX_HOST_PORT",
+                           "url_pattern_env": "OH_SANDBOX_CONTAINER_URL_PATTERN",
+                           "runtime_prefix_env": "OH_SANDBOX_CONTAINER_NAME_PREFIX",
+                           "app_events": "query", "startup_grace": None},
+               "the sandbox is named oh-agent-server-<16 random bytes>, not after the conversation, with "
+               "OH_SANDBOX_CONTAINER_NAME_PREFIX as its prefix; the app reads OH_SANDBOX_HOST_PORT and "
+               "OH_SANDBOX_CONTAINER_URL_PATTERN (config.py, from_env(AppServerConfig, 'OH')), not "
+               "SANDBOX_HOST_PORT and SANDBOX_CONTAINER_URL_PATTERN; the sandbox gets no "
+               "host.docker.internal:host-gateway entry; there is no startup grace (a start fails only after "
+               "sandbox_startup_timeout, 120 s); the app's events are /api/v1/events/search?conversation_id__eq= "
+               "(openhands/app_server/sandbox/docker_sandbox_service.py start_sandbox, "
+               "app_conversation/live_status_app_conversation_service.py, event/event_router.py of 1.0.0 and "
+               "1.1.0; extra_hosts and the legacy settings first ship in 1.2.0)"),
+        Before((1, 1, 0), {"sandbox_env_setting": None},
+               "OH_AGENT_SERVER_ENV is not read, so no second webhook can be added: the sandbox's one webhook is "
+               "host.docker.internal (sandbox_spec_service.get_agent_server_env first ships in 1.1.0)"),
     ),
     app_module="openhands.app_server.app:app",
     health_path="/health",
@@ -225,6 +246,8 @@ V1 = Generation(
     tools=Tools(bash="terminal", edit="file_editor"),
     callback=True,
     callback_port_env="SANDBOX_HOST_PORT",  # app_server/sandbox/docker_sandbox_service.py, default 3000
+    url_pattern_env="SANDBOX_CONTAINER_URL_PATTERN",  # app_server/config.py, default http://localhost:{port}
+    sandbox_env_setting="OH_AGENT_SERVER_ENV",  # sandbox_spec_service.get_agent_server_env (JSON)
     # PR #12445: the sandbox joins the host network on fixed ports 8000/8001/8011/8012.
     host_network_env={"AGENT_SERVER_USE_HOST_NETWORK": "true"},
     host_network_ports=(8000, 8001, 8011, 8012),

@@ -97,8 +97,8 @@ class Change:
     also_publish: str | None = None  # an address the app's port is published on as well
 
 
-def _gateway(key: str, fmt: str = "{gw}") -> Callable[[Context], dict[str, str] | None]:
-    return lambda ctx: {key: fmt.format(gw=ctx.published_at)} if ctx.published_at else None
+def _gateway(key: str) -> Callable[[Context], dict[str, str] | None]:
+    return lambda ctx: {key: ctx.published_at} if ctx.published_at else None
 
 
 def _gen(ctx: Context) -> generations.Generation:
@@ -142,9 +142,16 @@ def _web_url(ctx: Context) -> dict[str, str] | None:
 
 
 def _extra_webhook(ctx: Context) -> dict[str, str] | None:
-    at = _app_address(ctx)
+    """A second webhook, through the app's setting for its sandbox's env (none before 1.1.0)."""
+    at, setting = _app_address(ctx), _gen(ctx).sandbox_env_setting
     hook = {"OH_WEBHOOKS_1_BASE_URL": f"http://{at}:{APP_PORT}/api/v1/webhooks"}
-    return {"OH_AGENT_SERVER_ENV": json.dumps(hook)} if at else None
+    return {setting: json.dumps(hook)} if at and setting else None
+
+
+def _url_pattern(ctx: Context, host: str | None) -> dict[str, str] | None:
+    """The app reaches its sandbox's published port at `host`, in the release's own setting."""
+    setting = _gen(ctx).url_pattern_env
+    return {setting: f"http://{host}:{{port}}"} if setting and host else None
 
 
 def _both(ctx: Context) -> dict[str, str] | None:
@@ -184,7 +191,7 @@ def _host_alias(ctx: Context) -> dict[str, str] | None:
     gen = _gen(ctx)
     if not gen.callback:
         return {"DOCKER_HOST_ADDR": ctx.host_alias}
-    return {"SANDBOX_CONTAINER_URL_PATTERN": f"http://{ctx.host_alias}:{{port}}", **(_both(ctx) or {})}
+    return {**(_url_pattern(ctx, ctx.host_alias) or {}), **(_both(ctx) or {})}
 
 
 def _firewall_accept(ctx: Context) -> contextlib.AbstractContextManager[str]:
@@ -223,7 +230,7 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
     Remedy("no-proxy", (Cause.PROXY,), _no_proxy,
            "keep the runtime host out of the app's HTTP(S)_PROXY (httpx honours NO_PROXY)"),
     Remedy("v1-url-pattern", (DNS, TIMEOUT),
-           _gateway("SANDBOX_CONTAINER_URL_PATTERN", "http://{gw}:{{port}}"),
+           lambda ctx: _url_pattern(ctx, ctx.published_at),
            "reach the sandbox at the bridge gateway instead of host.docker.internal"),
     Remedy("v1-startup-grace", (Cause.STARTUP_GRACE,), _grace,
            "give the sandbox longer than the app's default 15 s to answer /health on a host this slow"),

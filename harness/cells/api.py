@@ -43,7 +43,7 @@ class ApiWatch(RulesWatch):
         self.cell, self.client, self.conversation = cell, client, conversation
 
     def runtime(self) -> Container | None:
-        return self.cell.app.container(self.cell.app.runtime_name)
+        return self.cell.app.container(self.cell.app.find_runtime())
 
     def state(self) -> RuntimeState:
         return self.client.runtime_state(self.conversation)
@@ -95,7 +95,8 @@ class ApiCell(CellCore):
             client.store_settings(llm)
             self.conversation_at = time.time()
             conversation = client.create_conversation(self.plan.message)
-            self.app.track_runtime(self.rules.runtime_container_name(conversation))
+            if (name := self.rules.runtime_container_name(conversation)) is not None:
+                self.app.track_runtime(name)  # else named at random: found by the cell's prefix
         except AdapterError as e:
             self.decide(Decision(Verdict.FAIL, Cause.API_ERROR, str(e)[:400]), None, app)
             return None
@@ -174,6 +175,8 @@ class ApiCell(CellCore):
         try:
             conversation = client.replay_conversation(recording.events)
             runtime_name = self.rules.runtime_container_name(conversation)
+            if runtime_name is None:
+                raise TaskSetupError("the app names the replay's runtime at random: no name to wait for")
             cleanup.register(self.plan.run_id, runtime_name)
             runtime = self.wait_running(runtime_name, kit.budget_of(name))
             kit.prepare(name, runtime)

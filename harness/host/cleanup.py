@@ -64,13 +64,33 @@ def _registry(run_id: str) -> Path:
     return cache_root() / "runs" / run_id
 
 
-def register(run_id: str, container_name: str) -> None:
-    """Remember a container OpenHands will create for this run (one file per name: xdist
-    workers write concurrently)."""
+def _owned_registry(run_id: str) -> Path:
     d = _registry(run_id)
     d.mkdir(parents=True, exist_ok=True)
     (d / "owner").write_text(owner())
-    (d / f"{container_name}.name").write_text(container_name)
+    return d
+
+
+def register(run_id: str, container_name: str) -> None:
+    """Remember a container OpenHands will create for this run (one file per name: xdist
+    workers write concurrently)."""
+    (_owned_registry(run_id) / f"{container_name}.name").write_text(container_name)
+
+
+def register_prefix(run_id: str, prefix: str) -> None:
+    """Remember the name prefix of the containers an app will name at random (1.0/1.1 sandboxes)."""
+    (_owned_registry(run_id) / f"{prefix}.prefix").write_text(prefix)
+
+
+def unregister_prefix(run_id: str, prefix: str) -> None:
+    (_registry(run_id) / f"{prefix}.prefix").unlink(missing_ok=True)
+    _forget_if_empty(_registry(run_id))
+
+
+def remove_prefixed(client: docker.DockerClient, prefix: str) -> list[str]:
+    """Remove every container whose name starts with `prefix`; the names removed."""
+    return [c.name for c in client.containers.list(all=True, filters={"name": prefix})
+            if c.name.startswith(prefix) and remove_container(c)]
 
 
 def unregister(run_id: str, container_name: str) -> None:
@@ -81,18 +101,15 @@ def unregister(run_id: str, container_name: str) -> None:
 
 def _forget_if_empty(d: Path) -> None:
     """The run's folder goes with its last name or forward."""
-    if d.is_dir() and not any(d.glob("*.name")) and not any(d.glob("*.forward")):
+    if d.is_dir() and not any(any(d.glob(f"*.{kind}")) for kind in ("name", "prefix", "forward")):
         shutil.rmtree(d, ignore_errors=True)
 
 
 def register_forward(run_id: str, api_socket: str, forward_id: int) -> str:
     """Remember a port forward a cell asked a rootless daemon's RootlessKit for (it carries no
     label), so the sweep after a crash removes it too; returns its registry key."""
-    d = _registry(run_id)
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "owner").write_text(owner())
     key = f"rootlesskit-{forward_id}"
-    (d / f"{key}.forward").write_text(json.dumps({"api_socket": api_socket, "id": forward_id}))
+    (_owned_registry(run_id) / f"{key}.forward").write_text(json.dumps({"api_socket": api_socket, "id": forward_id}))
     return key
 
 
@@ -194,6 +211,8 @@ def sweep(client: docker.DockerClient, run_id: str | None = None, *,
                     report.containers.append(f.read_text().strip())
             except NotFound:
                 pass
+        for f in d.glob("*.prefix"):
+            report.containers += remove_prefixed(client, f.read_text().strip())
         _remove_forwards(d)
         report.folders += scratch_folders(d.name)
         shutil.rmtree(d, ignore_errors=True)

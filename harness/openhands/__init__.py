@@ -109,7 +109,7 @@ class Rules(Protocol):
     callbacks: Callbacks | None
     failure_log: FailureLog | None
 
-    def runtime_container_name(self, conversation_id: str) -> str: ...
+    def runtime_container_name(self, conversation_id: str) -> str | None: ...
     def runtime_url(self, app_logs: str, app_env: dict[str, str],
                     runtime_attrs: dict[str, Any] | None) -> str | None: ...
 
@@ -143,7 +143,8 @@ class CountsEvents(Protocol):
 
 
 def rules_for(gen: Generation) -> Rules:
-    rules: Rules = gen.load(gen.rules)()
+    """The generation's rules for the release `gen` describes (Generation.at)."""
+    rules: Rules = gen.load(gen.rules)(gen)
     return rules
 
 

@@ -44,6 +44,9 @@ class V0Rules:
     callbacks: Callbacks | None = None
     failure_log: FailureLog | None = V0FailureLog()
 
+    def __init__(self, gen: Generation = V0) -> None:
+        self.gen = gen
+
     def runtime_container_name(self, conversation_id: str) -> str:
         return f"{V0.runtime_prefix}{conversation_id}"
 

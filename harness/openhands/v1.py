@@ -63,13 +63,16 @@ def failure(detail: str) -> Failure | None:
 
 
 class V1Callbacks:
+    def __init__(self, gen: Generation = V1) -> None:
+        self.gen = gen  # V1 as the cell's release has it: its callback port's setting
+
     def target(self, app_env: dict[str, str]) -> tuple[str, int]:
         """Where the sandbox calls the app back (MCP at web_url, webhooks)."""
         web = app_env.get("OH_WEB_URL")
         if web:
             u = urlparse(web)
             return (u.hostname or "", u.port or (443 if u.scheme == "https" else 80))
-        port = app_env.get(V1.callback_port_env or "") or V1.callback_port_default
+        port = app_env.get(self.gen.callback_port_env or "") or self.gen.callback_port_default
         return ("host.docker.internal", int(port))
 
     def urls(self, runtime_env: dict[str, str]) -> list[tuple[str, str]]:
@@ -89,11 +92,15 @@ class V1Rules:
     """Where a 1.x app reaches its sandbox, and where the sandbox calls it back. A sandbox
     that failed to start is said in the start task (V1Client.runtime_state), not a log line."""
 
-    callbacks: Callbacks | None = V1Callbacks()
     failure_log: FailureLog | None = None
 
-    def runtime_container_name(self, conversation_id: str) -> str:
-        return f"{V1.runtime_prefix}{conversation_id}"
+    def __init__(self, gen: Generation = V1) -> None:
+        self.gen = gen
+        self.callbacks: Callbacks | None = V1Callbacks(gen)
+
+    def runtime_container_name(self, conversation_id: str) -> str | None:
+        """The sandbox's name, from 1.2.0 the conversation's; before, random (the start task names it)."""
+        return None if self.gen.runtime_prefix_env else f"{V1.runtime_prefix}{conversation_id}"
 
     def runtime_url(self, app_logs: str, app_env: dict[str, str],
                     runtime_attrs: dict[str, Any] | None) -> str | None:
@@ -109,7 +116,7 @@ class V1Rules:
             port = SANDBOX_PORT
         else:
             return None
-        pattern = app_env.get("SANDBOX_CONTAINER_URL_PATTERN") or "http://localhost:{port}"
+        pattern = app_env.get(self.gen.url_pattern_env or "") or "http://localhost:{port}"
         url = pattern.format(port=port)
         u = urlparse(url)
         if u.hostname == "localhost":  # replace_localhost_hostname_for_docker
@@ -175,12 +182,12 @@ class V1Client:
         return RuntimeState(ready=status == "READY", status=f"start task {status}{sandbox}",
                             error=error, failure=failure(error) if error else None, raw=raw)
 
-    def _pages(self, call: Any, path: str) -> list[dict[str, Any]]:
+    def _pages(self, call: Any, path: str, params: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """Every item of a paged search (`items`, `next_page_id`)."""
         out: list[dict[str, Any]] = []
         page: str | None = None
         while True:
-            data = call("GET", path, params={"limit": 100, **({"page_id": page} if page else {})})
+            data = call("GET", path, params={**(params or {}), "limit": 100, **({"page_id": page} if page else {})})
             items = data.get("items") if isinstance(data, dict) else None
             if not isinstance(items, list):
                 raise UnexpectedAnswer("GET", path, "no list of items", data)
@@ -189,8 +196,15 @@ class V1Client:
             if not page:
                 return out
 
+    def _app_events(self, conversation_id: str, call: str) -> tuple[str, dict[str, str]]:
+        """The app's own copy of a conversation's events: `call` (search, count) by path from
+        1.2.0, by query before (generations.V1.before)."""
+        if self._gen.app_events == "query":
+            return f"/api/v1/events/{call}", {"conversation_id__eq": conversation_id}
+        return f"/api/v1/conversation/{conversation_id}/events/{call}", {}
+
     def events(self, conversation_id: str) -> list[dict[str, Any]]:
-        return self._pages(self._call, f"/api/v1/conversation/{conversation_id}/events/search")
+        return self._pages(self._call, *self._app_events(conversation_id, "search"))
 
     def _agent(self, conversation_id: str) -> tuple[AppClient, str]:
         if conversation_id not in self._agents:
@@ -235,7 +249,8 @@ class V1Client:
                 return None
 
         sandbox = count(lambda: self._agent_call(conversation_id, "GET", "/events/count"))
-        app = count(lambda: self._call("GET", f"/api/v1/conversation/{conversation_id}/events/count"))
+        path, params = self._app_events(conversation_id, "count")
+        app = count(lambda: self._call("GET", path, params=params))
         return sandbox, app
 
     def close(self) -> None:

@@ -39,6 +39,34 @@ def test_v1_callback_target_follows_the_apps_settings() -> None:
         ("webhook 0", "http://a"), ("webhook 1", "http://b")]
 
 
+def test_v1_before_1_2_is_read_in_its_own_settings_and_names_its_sandbox_at_random() -> None:
+    """1.0.0/1.1.0 (openhands/app_server/config.py, sandbox/docker_sandbox_service.py): the
+    OH_-prefixed settings only, and no name to expect for the sandbox (the cell's prefix finds it)."""
+    old, new = rules_for(generations.V1.at("1.0.0")), rules_for(generations.V1.at("1.2.0"))
+    assert old.runtime_container_name("abc") is None and new.runtime_container_name("abc") == "oh-agent-server-abc"
+    assert old.callbacks is not None and new.callbacks is not None
+    both = {"SANDBOX_HOST_PORT": "4000", "OH_SANDBOX_HOST_PORT": "4001"}
+    assert old.callbacks.target(both) == ("host.docker.internal", 4001)
+    assert new.callbacks.target(both) == ("host.docker.internal", 4000)
+    sandbox = {"NetworkSettings": {"Ports": {"8000/tcp": [{"HostPort": "35001"}]}}}
+    patterns = {"SANDBOX_CONTAINER_URL_PATTERN": "http://a:{port}", "OH_SANDBOX_CONTAINER_URL_PATTERN": "http://b:{port}"}
+    assert old.runtime_url("", patterns, sandbox) == "http://b:35001"
+    assert new.runtime_url("", patterns, sandbox) == "http://a:35001"
+
+
+@pytest.mark.parametrize(("version", "path", "params"), [
+    ("1.1.0", "/api/v1/events/search", {"conversation_id__eq": "abc"}),
+    ("1.2.0", "/api/v1/conversation/abc/events/search", {}),
+])
+def test_v1_reads_the_apps_events_where_its_release_keeps_them(version: str, path: str, params: dict[str, str]) -> None:
+    calls: list[tuple[str, Any]] = []
+    client = client_for(generations.V1.at(version), "http://127.0.0.1:9")
+    client._call = lambda method, p, **kw: calls.append((p, kw["params"])) or {"items": []}  # type: ignore[attr-defined]
+    assert client.events("abc") == []
+    assert calls == [(path, {**params, "limit": 100})]
+    client.close()
+
+
 @pytest.mark.parametrize("gen", list(generations.GENERATIONS.values()), ids=lambda g: g.name)
 def test_a_generation_has_only_the_parts_it_really_has(gen: generations.Generation) -> None:
     """No stubs of the other generation's methods: a part a generation lacks is absent."""

@@ -153,9 +153,9 @@ def test_a_release_the_adapter_refuses_is_skipped_without_a_build_or_a_run(tmp_p
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OH_MATRIX_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(bisect.Steps, "_run", lambda self, v: pytest.fail(f"ran {v}"))
-    probe = bisect.Steps(ask(tmp_path), "host-a/20.10")("1.1.0")
-    assert probe.outcome is None and "before 1.2.0 the conversation's events are at" in probe.evidence[0]
-    assert probe.line == "not judged: refused, older than 1.2.0, the oldest release the v1 adapter knows"
+    probe = bisect.Steps(ask(tmp_path), "host-a/20.10")("0.49.0")
+    assert probe.outcome is None and "an older release's API was not read" in probe.evidence[0]
+    assert probe.line == "not judged: refused, older than 0.50.0, the oldest release the v0 adapter knows"
 
 
 def test_a_step_of_other_harness_code_is_not_this_codes(tmp_path: Path) -> None:
