@@ -92,6 +92,9 @@ class Generation:
     # The app's setting for its runtimes' name prefix, when it names them at random (not after
     # the conversation): the harness gives each cell's app a prefix of its own to find its runtime.
     runtime_prefix_env: str | None = None
+    # How a conversation's next message reaches the app: "route" (a REST call) or "socket"
+    # (the socket.io event the frontend emits).
+    message_call: str = "route"
     # Where the app keeps its copy of a conversation's events: "path" (/conversation/ID/events)
     # or "query" (/events?conversation_id__eq=ID).
     app_events: str = "path"
@@ -165,8 +168,14 @@ V0 = Generation(
     title="V0 (0.6x): /api/conversations, action-execution runtime the app polls",
     majors=(0,),
     oldest=(0, 50, 0),
-    oldest_why=("the V0 adapter's calls were compared with the wheels of openhands-ai 0.50.0 to 0.62.0 "
-                "(harness/openhands/v0.py V0Client.SINCE); an older release's API was not read"),
+    oldest_why=("the V0 adapter's calls were compared with the wheels of openhands-ai 0.50.0 to 0.62.0; "
+                "an older release's API was not read"),
+    before=(
+        Before((0, 59, 0), {"message_call": "socket"},
+               "a message to a running conversation is the socket.io event oh_user_action, as the frontend "
+               "sends it (openhands/server/listen_socket.py): POST /api/conversations/ID/message "
+               "(routes/conversation.py add_message) first ships in 0.59.0"),
+    ),
     app_module="openhands.server.listen:app",
     health_path="/api/options/config",
     rules="harness.openhands.v0:V0Rules",

@@ -27,7 +27,6 @@ from harness.openhands import (
     Replays,
     RuntimeState,
     client_for,
-    missing_call,
     rules_for,
 )
 from harness.tasks import replay
@@ -138,11 +137,6 @@ class ApiCell(CellCore):
             return
         if self.plan.llm.replay:
             self.result.tasks = [self.replay(client, name) for name in self.plan.tasks]
-            return
-        if lacks := missing_call(self.gen, self.plan.images.resolved_version, "send_message"):
-            # a task is a message to the connected conversation: never sent with a later release's call
-            self.result.tasks = [kit.result(n, Verdict.SKIP, detail=kit.skip_reason(n) or f"sends its message with "
-                                            f"the app's message call, and {lacks}") for n in self.plan.tasks]
             return
         watch = None
         if self.plan.llm.real is not None:  # the user's model: a dead endpoint is a cause in seconds

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from harness.generations import Generation, version_tuple
+from harness.generations import Generation
 
 
 @dataclass(frozen=True)
@@ -153,14 +153,3 @@ def client_for(gen: Generation, base_url: str) -> Client:
     releases of one generation make differently are chosen from its facts."""
     client: Client = gen.load(gen.client)(base_url, gen=gen)
     return client
-
-
-def missing_call(gen: Generation, version: str | None, call: str) -> str | None:
-    """Why `gen`'s client cannot make `call` on release `version` (a release older than the
-    one its adapter's `SINCE` names for it), or None: it can, or the version is unknown."""
-    since: dict[str, tuple[tuple[int, ...], str]] = getattr(gen.load(gen.client), "SINCE", {})
-    if call not in since or not version:
-        return None
-    first, why = since[call]
-    mine = version_tuple(version)  # None: not MAJOR.MINOR.PATCH (an own image's `main`), not known to lack it
-    return f"{version} lacks it: {why}" if mine is not None and mine < first else None

@@ -4,6 +4,7 @@ httpx's errors become the harness's (AdapterError: ApiError or AppUnreachable)."
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -41,3 +42,27 @@ class AppClient:
 
     def close(self) -> None:
         self._http.close()
+
+
+def socket_call(base_url: str, query: dict[str, str], event: str, data: dict[str, Any], timeout: float) -> None:
+    """Emit `event` on an app's socket.io endpoint (`/socket.io`, with `query` on the connect)
+    and wait for its acknowledgement: the server acknowledges once its handler has run. Long
+    polling over a session that ignores the harness's proxy variables, as AppClient does;
+    socket.io's errors become AppUnreachable."""
+    import requests
+    import socketio
+    from socketio.exceptions import SocketIOError
+
+    session = requests.Session()
+    session.trust_env = False
+    # handle_sigint=False: Ctrl-C stays the harness's (cells/runner.py), not the client's
+    sio = socketio.SimpleClient(handle_sigint=False, http_session=session, request_timeout=timeout)
+    url = f"{base_url.rstrip('/')}/?{urlencode(query)}"
+    try:
+        sio.connect(url, transports=["polling"], wait_timeout=timeout)
+        sio.call(event, data, timeout=timeout)
+    except (SocketIOError, OSError) as e:
+        raise AppUnreachable(f"socket.io {event} at {url}: {type(e).__name__}: {e}") from None
+    finally:
+        sio.disconnect()
+        session.close()

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, ClassVar
+from typing import Any
 
 from harness.errors import UnexpectedAnswer
 from harness.generations import V0, Generation
 from harness.openhands import Callbacks, FailureLog, LlmSettings, RuntimeState, Turn
-from harness.openhands.http import AppClient
+from harness.openhands.http import AppClient, socket_call
 
 _WAITING_RE = re.compile(r"Waiting for client to become ready at (\S+?)(?:\.\.\.)?\s*$", re.M)
 # What DockerRuntime and the session log when the runtime did not start (OpenHands' docker_runtime.py,
@@ -66,20 +66,10 @@ class V0Rules:
 
 
 class V0Client:
-    # The calls 0.x releases differ in, by the first release that has each, read from the
-    # releases' own wheels (openhands-ai on PyPI, 0.50.0 to 0.62.0): a call a release lacks is
-    # never made on it (openhands.missing_call). The other calls' routes are in every one of
-    # them (their request bodies were not compared).
-    SINCE: ClassVar[dict[str, tuple[tuple[int, ...], str]]] = {
-        "send_message": ((0, 59, 0), "POST /api/conversations/ID/message (openhands/server/routes/conversation.py "
-                                     "`add_message`) first ships in openhands-ai 0.59.0; an older release takes a "
-                                     "conversation's next message over its socket.io events only, which this "
-                                     "adapter does not drive"),
-    }
-
     def __init__(self, base_url: str, timeout: float = 15.0, gen: Generation = V0) -> None:
         self._gen = gen  # V0 as the cell's release has it (Generation.at)
         self._app = AppClient(base_url, timeout)
+        self._base_url, self._timeout = base_url, timeout
         self._call = self._app.call
 
     def healthy(self) -> bool:
@@ -131,6 +121,14 @@ class V0Client:
             start = int(events[-1]["id"]) + 1
 
     def send_message(self, conversation_id: str, text: str) -> None:
+        if self._gen.message_call == "socket":  # before 0.59.0 (generations.V0.before)
+            # listen_socket.py: joined with the conversation's id, the events after
+            # latest_event_id replayed to us (none: an id past them), then a MessageAction
+            # as the frontend's createChatMessage words it
+            message = {"action": "message", "args": {"content": text, "image_urls": [], "file_urls": []}}
+            socket_call(self._base_url, {"conversation_id": conversation_id, "latest_event_id": str(2**31)},
+                        "oh_user_action", message, self._timeout)
+            return
         # routes/conversation.py add_message: a MessageAction from the user
         self._call("POST", f"/api/conversations/{conversation_id}/message", json={"message": text})
 

@@ -114,18 +114,28 @@ def test_v1_answers_of_the_wrong_shape_are_unexpected_answers() -> None:
     client.close()
 
 
-@pytest.mark.parametrize(("version", "lacks"), [
-    ("0.57.2", True), ("0.58.0", True), ("0.59.0", False), ("0.62.0", False), (None, False), ("main", False)])
-def test_a_call_a_release_lacks_is_named_with_the_release_it_came_in(version: str | None, lacks: bool) -> None:
-    """0.x's message call came with 0.59.0 (its route, read from the wheels): a task on 0.57 is
-    a skip saying so, never a 404 from a later release's call."""
-    from harness.openhands import missing_call
+@pytest.mark.parametrize(("version", "socket"), [
+    ("0.50.0", True), ("0.57.2", True), ("0.58.0", True), ("0.59.0", False), ("0.62.0", False), (None, False),
+    ("main", False)])
+def test_a_message_goes_the_way_its_release_takes_it(version: str | None, socket: bool,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """0.x's REST message call came with 0.59.0 (routes/conversation.py add_message, read from the
+    wheels); before, the frontend's socket.io event oh_user_action is the only way in: never a
+    404 from a later release's call."""
+    from harness.openhands import v0
 
-    why = missing_call(generations.V0, version, "send_message")
-    assert (why is not None) is lacks, why
-    if why:
-        assert why.startswith(f"{version} lacks it") and "0.59.0" in why and "add_message" in why
-    assert missing_call(generations.V1, "1.0.0", "send_message") is None  # no such fact for 1.x
+    sent: list[tuple[str, Any]] = []
+    monkeypatch.setattr(v0, "socket_call", lambda url, query, event, data, timeout: sent.append((event, (query, data))))
+    client = client_for(generations.V0.at(version), "http://127.0.0.1:9")
+    client._call = lambda method, path, **kw: sent.append((f"{method} {path}", kw["json"]))  # type: ignore[attr-defined]
+    client.send_message("c1", "hi")
+    if socket:
+        assert sent == [("oh_user_action", ({"conversation_id": "c1", "latest_event_id": str(2**31)},
+                                            {"action": "message", "args": {"content": "hi", "image_urls": [],
+                                                                           "file_urls": []}}))]
+    else:
+        assert sent == [("POST /api/conversations/c1/message", {"message": "hi"})]
+    client.close()
 
 
 @pytest.mark.parametrize(("app", "agent"), [("http://10.213.0.2:61000", "http://10.213.0.2:35001"),
