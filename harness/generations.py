@@ -89,9 +89,9 @@ class Generation:
     url_pattern_env: str | None = None
     # The app's setting that adds env to its sandbox (a second webhook); None: there is none.
     sandbox_env_setting: str | None = None
-    # The app's setting for its runtimes' name prefix, when it names them at random (not after
-    # the conversation): the harness gives each cell's app a prefix of its own to find its runtime.
-    runtime_prefix_env: str | None = None
+    # The app names its runtime at random, not after the conversation: the harness learns the
+    # name from the app (V1's start task), not before.
+    runtime_named_at_random: bool = False
     # How a conversation's next message reaches the app: "route" (a REST call) or "socket"
     # (the socket.io event the frontend emits).
     message_call: str = "route"
@@ -226,19 +226,19 @@ V1 = Generation(
         Before((1, 3, 0), {"host_network_env": {}, "host_network_ports": ()},
                "the sandbox cannot join the host network: use_host_network first ships in 1.3.0 "
                "(openhands/app_server/sandbox/docker_sandbox_service.py)"),
-        Before((1, 2, 0), {"callback_port_env": "OH_SANDBOX_HOST_PORT",
-                           "url_pattern_env": "OH_SANDBOX_CONTAINER_URL_PATTERN",
-                           "runtime_prefix_env": "OH_SANDBOX_CONTAINER_NAME_PREFIX",
+        Before((1, 2, 0), {"callback_port_env": None, "url_pattern_env": None, "runtime_named_at_random": True,
                            "app_events": "query", "startup_grace": None},
-               "the sandbox is named oh-agent-server-<16 random bytes>, not after the conversation, with "
-               "OH_SANDBOX_CONTAINER_NAME_PREFIX as its prefix; the app reads OH_SANDBOX_HOST_PORT and "
-               "OH_SANDBOX_CONTAINER_URL_PATTERN (config.py, from_env(AppServerConfig, 'OH')), not "
-               "SANDBOX_HOST_PORT and SANDBOX_CONTAINER_URL_PATTERN; the sandbox gets no "
+               "the sandbox is named oh-agent-server-<16 random bytes>, not after the conversation (the start "
+               "task's sandbox_id names it); no setting moves the port the sandbox calls the app back at "
+               "(host.docker.internal:3000) or the URL the app reaches the sandbox at: SANDBOX_HOST_PORT and "
+               "SANDBOX_CONTAINER_URL_PATTERN are not read, and any OH_SANDBOX_* setting makes the app exit "
+               "before its API answers (its env parser builds the abstract SandboxServiceInjector: \"Can't "
+               "instantiate abstract class\", seen on 1.0.0); the sandbox gets no "
                "host.docker.internal:host-gateway entry; there is no startup grace (a start fails only after "
                "sandbox_startup_timeout, 120 s); the app's events are /api/v1/events/search?conversation_id__eq= "
-               "(openhands/app_server/sandbox/docker_sandbox_service.py start_sandbox, "
-               "app_conversation/live_status_app_conversation_service.py, event/event_router.py of 1.0.0 and "
-               "1.1.0; extra_hosts and the legacy settings first ship in 1.2.0)"),
+               "(openhands/app_server/sandbox/docker_sandbox_service.py start_sandbox, config.py "
+               "config_from_env, event/event_router.py of 1.0.0 and 1.1.0; extra_hosts and the legacy "
+               "settings first ship in 1.2.0)"),
         Before((1, 1, 0), {"sandbox_env_setting": None},
                "OH_AGENT_SERVER_ENV is not read, so no second webhook can be added: the sandbox's one webhook is "
                "host.docker.internal (sandbox_spec_service.get_agent_server_env first ships in 1.1.0)"),

@@ -224,10 +224,17 @@ class ModeSpec(Protocol):
     @property
     def places_ports(self) -> bool: ...  # the mode moves published host ports itself
 
-    def must_run_alone(self, gen: Generation) -> bool: ...
+    def fixed_host_ports(self, gen: Generation) -> tuple[int, ...]: ...  # its cells run one at a time
+
+    def fixed_app_port(self, gen: Generation) -> int | None: ...  # the app's host port, where none other works
 
     def launch(self, gen: Generation, *, image: str, env: dict[str, str], host_port: int | None,
                networks: dict[str, str] | None = None, site: CellSite | None = None) -> AppLaunch: ...
+
+
+def fixed_callback(gen: Generation) -> bool:
+    """The sandbox calls the app back at a host port no setting moves (1.0, 1.1)."""
+    return gen.callback and not gen.callback_port_env
 
 
 @dataclass(frozen=True)
@@ -252,9 +259,15 @@ class Mode:
     def places_ports(self) -> bool:
         return False
 
-    def must_run_alone(self, gen: Generation) -> bool:
-        """On the host network, a runtime that binds fixed host ports allows one cell at a time."""
-        return self.shares_host_ports and bool(gen.host_network_ports)
+    def fixed_host_ports(self, gen: Generation) -> tuple[int, ...]:
+        """Host ports a cell binds whatever it is told, so one cell at a time: a runtime's on the
+        host network; the app's where its sandbox calls it back at a port no setting moves."""
+        runtime = gen.host_network_ports if self.shares_host_ports else ()
+        app = self.fixed_app_port(gen)
+        return (*runtime, *((app,) if app else ()))
+
+    def fixed_app_port(self, gen: Generation) -> int | None:
+        return gen.callback_port_default if fixed_callback(gen) else None
 
     def launch(self, gen: Generation, *, image: str, env: dict[str, str], host_port: int | None,
                networks: dict[str, str] | None = None, site: CellSite | None = None) -> AppLaunch:

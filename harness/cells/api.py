@@ -24,6 +24,7 @@ from harness.openhands import (
     Client,
     CountsEvents,
     LlmSettings,
+    NamesRuntime,
     Replays,
     RuntimeState,
     client_for,
@@ -42,7 +43,11 @@ class ApiWatch(RulesWatch):
         self.cell, self.client, self.conversation = cell, client, conversation
 
     def runtime(self) -> Container | None:
-        return self.cell.app.container(self.cell.app.find_runtime())
+        app = self.cell.app
+        named = isinstance(self.client, NamesRuntime) and self.client.runtime_name(self.conversation)
+        if app.runtime_name is None and named:  # named by the app at random: as soon as it says
+            app.track_runtime(named)
+        return app.container(app.runtime_name)
 
     def state(self) -> RuntimeState:
         return self.client.runtime_state(self.conversation)
@@ -95,7 +100,7 @@ class ApiCell(CellCore):
             self.conversation_at = time.time()
             conversation = client.create_conversation(self.plan.message)
             if (name := self.rules.runtime_container_name(conversation)) is not None:
-                self.app.track_runtime(name)  # else named at random: found by the cell's prefix
+                self.app.track_runtime(name)  # else named at random: the app says it later (ApiWatch)
         except AdapterError as e:
             self.decide(Decision(Verdict.FAIL, Cause.API_ERROR, str(e)[:400]), None, app)
             return None

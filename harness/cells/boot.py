@@ -30,22 +30,29 @@ class BootClock:
 
 
 def host_port_lock(launcher: AppLauncher) -> contextlib.AbstractContextManager[object]:
-    """Cells whose runtime binds fixed host ports (the V1 sandbox on the host network) run
-    one at a time on this machine, across xdist workers and concurrent runs alike."""
+    """Cells that bind fixed host ports (the V1 sandbox on the host network; a 1.0/1.1 app,
+    whose sandbox calls it back at a port no setting moves) run one at a time on this
+    machine, across xdist workers and concurrent runs alike: a lock per port, in order."""
     gen, result = launcher.gen, launcher.result
-    if not launcher.mode.must_run_alone(gen):
+    ports = sorted(set(launcher.mode.fixed_host_ports(gen)))
+    if not ports:
         return contextlib.nullcontext()
     from filelock import FileLock
 
     from harness.paths import cache_root
 
-    ports = ", ".join(str(p) for p in gen.host_network_ports)
-    note = f"serialized: the {gen.name.upper()} runtime binds fixed host ports ({ports})"
+    note = f"serialized: the cell binds fixed host ports ({', '.join(map(str, ports))})"
+    if app := launcher.mode.fixed_app_port(gen):
+        note += (f"; the app's is {app}, because this release's sandbox calls the app back at "
+                 f"host.docker.internal:{gen.callback_port_default} and no setting moves it")
     if note not in result.notes:
         result.notes.append(note)
     locks = cache_root() / "locks"
     locks.mkdir(exist_ok=True)
-    return FileLock(str(locks / f"{gen.name}-host-network.lock"))
+    held = contextlib.ExitStack()
+    for port in ports:  # one order for every cell: no two wait on each other
+        held.enter_context(FileLock(str(locks / f"host-port-{port}.lock")))
+    return held
 
 
 @contextlib.contextmanager

@@ -100,7 +100,6 @@ class AppRuntimes:
     gen: Generation
     name: str
     runtime_name: str | None
-    runtime_prefix: str | None  # where the app names its runtimes at random: the cell's prefix
 
     def phase(self, text: str) -> None:
         """A phase line for the user watching the run (progress.py)."""
@@ -114,30 +113,12 @@ class AppRuntimes:
         except NotFound:
             return None
 
-    def name_runtimes(self, env: dict[str, str]) -> dict[str, str] | None:
-        """1.0/1.1 name a sandbox at random: a prefix of the cell's own finds its one (and keeps
-        the app's pause of old sandboxes to its own), and the run registry sweeps by it."""
-        if (setting := self.gen.runtime_prefix_env) is None:
-            return None
-        self.runtime_prefix = env.get(setting) or f"{self.gen.runtime_prefix}{self.name}-"
-        cleanup.register_prefix(self.plan.run_id, self.runtime_prefix)
-        return {setting: self.runtime_prefix}
-
     def track_runtime(self, name: str) -> None:
         """A runtime OpenHands will create for this cell: named in the run registry at once,
         so a sweep after a crash still finds it (V1 sandboxes carry no label of ours)."""
         self.runtime_name = self.result.runtime_container = name
         cleanup.register(self.plan.run_id, name)
         self.phase(f"conversation created: its runtime {name} is starting")
-
-    def find_runtime(self) -> str | None:
-        """The runtime the app named at random, by the cell's prefix; tracked once found."""
-        if self.runtime_name is None and self.runtime_prefix:
-            found = [c.name for c in self.client.containers.list(all=True, filters={"name": self.runtime_prefix})
-                     if c.name.startswith(self.runtime_prefix)]
-            if found:
-                self.track_runtime(sorted(found)[0])
-        return self.runtime_name
 
     def remove_runtime(self, name: str | None) -> None:
         if name:
@@ -151,9 +132,6 @@ class AppRuntimes:
             if c.labels.get(cleanup.RUN_LABEL) == self.plan.run_id and c.labels.get(cleanup.ROLE_LABEL) != "sidecar":
                 cleanup.remove_container(c)
         self.remove_runtime(self.runtime_name)
-        if self.runtime_prefix:  # and any the app named at random, tracked or not
-            cleanup.remove_prefixed(self.client, self.runtime_prefix)
-            cleanup.unregister_prefix(self.plan.run_id, self.runtime_prefix)
 
 
 class AppLauncher(AppRuntimes):
@@ -169,7 +147,6 @@ class AppLauncher(AppRuntimes):
         self.networks: dict[str, str] = {}  # the mode's networks -> the cell's own
         self.app_env: dict[str, str] = {}  # the app process's whole environment, once started
         self.runtime_name: str | None = None
-        self.runtime_prefix: str | None = None  # where the app names its runtimes at random: the cell's prefix
         self.app_cpu_at_api = 0.0  # the app's CPU seconds when its API first answered
         self._launched = False
 
@@ -185,7 +162,7 @@ class AppLauncher(AppRuntimes):
             self.resources.on_close(self._remove_runtimes)
         # Docker picks the published port unless the app must know it before it starts.
         chosen = self.mode.network == "host" or self.gen.callback or self.mode.places_ports
-        host_port = p.app_port or (free_port() if chosen else None)
+        host_port = p.app_port or self.mode.fixed_app_port(self.gen) or (free_port() if chosen else None)
         launch = self.mode.launch(self.gen, image=p.images.app_image, env=env, host_port=host_port,
                                   networks=self.networks, site=self.resources)
         if endpoint.remote() and not launch.publish_all and launch.publish is None:
@@ -204,9 +181,6 @@ class AppLauncher(AppRuntimes):
         if self.gen.label_env:  # OpenHands passes the cell's labels on to the runtimes it starts
             merged = runtime_kwargs(env.get(self.gen.label_env), self.labels, self.gen.label_env)
             launch = replace(launch, env={**launch.env, self.gen.label_env: merged})
-            env = launch.container_env()
-        if (named := self.name_runtimes(env)) is not None:
-            launch = replace(launch, env={**named, **launch.env})
             env = launch.container_env()
         app = app_container(launch.image, launch.options(placed=True, name=self.name), launch.argv(), self.labels)
         container = (stack or self.resources.stack).enter_context(app).get_wrapped_container()

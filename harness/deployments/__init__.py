@@ -31,7 +31,7 @@ from harness.deployments.spec import APP_CONTAINER_PORT, Port, ServiceSpec, Volu
 from harness.endpoint import app_socket, docker_socket
 from harness.errors import InputError
 from harness.generations import Generation
-from harness.modes import AppLaunch, CellSite, Publish, app_command
+from harness.modes import AppLaunch, CellSite, Publish, app_command, fixed_callback
 
 KEYS = frozenset({"compose", "service", "docker_run", "docker_run_file", "env"})
 
@@ -102,8 +102,20 @@ class Deployment:
             s = replace(s, ports=(*s.ports, replace(api, address=also_publish)))
         return replace(self, service=s)
 
-    def must_run_alone(self, gen: Generation) -> bool:
-        return self.shares_host_ports and bool(gen.host_network_ports)
+    def fixed_host_ports(self, gen: Generation) -> tuple[int, ...]:
+        runtime = gen.host_network_ports if self.shares_host_ports else ()
+        app = self.fixed_app_port(gen)
+        return (*runtime, *((app,) if app else ()))
+
+    def fixed_app_port(self, gen: Generation) -> int | None:
+        """Where the sandbox calls the app back at a port no setting moves, the app keeps the
+        host port it is published on as written: moved, its callbacks would not be yours."""
+        if not fixed_callback(gen):
+            return None
+        if self.shares_host_ports:
+            return APP_CONTAINER_PORT
+        api = self.service.api_port()
+        return api.host if api is not None else None
 
     def launch(self, gen: Generation, *, image: str, env: dict[str, str], host_port: int | None,
                networks: dict[str, str] | None = None, site: CellSite | None = None) -> AppLaunch:

@@ -77,22 +77,6 @@ def register(run_id: str, container_name: str) -> None:
     (_owned_registry(run_id) / f"{container_name}.name").write_text(container_name)
 
 
-def register_prefix(run_id: str, prefix: str) -> None:
-    """Remember the name prefix of the containers an app will name at random (1.0/1.1 sandboxes)."""
-    (_owned_registry(run_id) / f"{prefix}.prefix").write_text(prefix)
-
-
-def unregister_prefix(run_id: str, prefix: str) -> None:
-    (_registry(run_id) / f"{prefix}.prefix").unlink(missing_ok=True)
-    _forget_if_empty(_registry(run_id))
-
-
-def remove_prefixed(client: docker.DockerClient, prefix: str) -> list[str]:
-    """Remove every container whose name starts with `prefix`; the names removed."""
-    return [c.name for c in client.containers.list(all=True, filters={"name": prefix})
-            if c.name.startswith(prefix) and remove_container(c)]
-
-
 def unregister(run_id: str, container_name: str) -> None:
     """Forget a container its cell has removed; the run's folder goes with its last name."""
     (_registry(run_id) / f"{container_name}.name").unlink(missing_ok=True)
@@ -101,7 +85,7 @@ def unregister(run_id: str, container_name: str) -> None:
 
 def _forget_if_empty(d: Path) -> None:
     """The run's folder goes with its last name or forward."""
-    if d.is_dir() and not any(any(d.glob(f"*.{kind}")) for kind in ("name", "prefix", "forward")):
+    if d.is_dir() and not any(any(d.glob(f"*.{kind}")) for kind in ("name", "forward")):
         shutil.rmtree(d, ignore_errors=True)
 
 
@@ -211,8 +195,6 @@ def sweep(client: docker.DockerClient, run_id: str | None = None, *,
                     report.containers.append(f.read_text().strip())
             except NotFound:
                 pass
-        for f in d.glob("*.prefix"):
-            report.containers += remove_prefixed(client, f.read_text().strip())
         _remove_forwards(d)
         report.folders += scratch_folders(d.name)
         shutil.rmtree(d, ignore_errors=True)

@@ -135,6 +135,13 @@ class Replays(Protocol):
 
 
 @runtime_checkable
+class NamesRuntime(Protocol):
+    """A client that tells the runtime's name as the app says it (an app that names it at random)."""
+
+    def runtime_name(self, conversation_id: str) -> str | None: ...
+
+
+@runtime_checkable
 class CountsEvents(Protocol):
     """A client that tells how many events of a conversation the sandbox holds and how many
     reached the app (V1: the webhook's delivery, side by side)."""

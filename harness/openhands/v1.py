@@ -100,7 +100,7 @@ class V1Rules:
 
     def runtime_container_name(self, conversation_id: str) -> str | None:
         """The sandbox's name, from 1.2.0 the conversation's; before, random (the start task names it)."""
-        return None if self.gen.runtime_prefix_env else f"{V1.runtime_prefix}{conversation_id}"
+        return None if self.gen.runtime_named_at_random else f"{V1.runtime_prefix}{conversation_id}"
 
     def runtime_url(self, app_logs: str, app_env: dict[str, str],
                     runtime_attrs: dict[str, Any] | None) -> str | None:
@@ -138,6 +138,7 @@ class V1Client:
         self._call = self._app.call
         self._host = urlparse(base_url).hostname or "localhost"  # where the app's ports are published
         self._tasks: dict[str, str] = {}  # conversation id -> start task id
+        self._sandboxes: dict[str, str] = {}  # conversation id -> its sandbox's name, as its start task says
         self._agents: dict[str, tuple[AppClient, str]] = {}  # conversation id -> its agent-server, path
 
     def healthy(self) -> bool:
@@ -173,6 +174,8 @@ class V1Client:
             raise UnexpectedAnswer("GET", path, f"no start task known for conversation {conversation_id}", "")
         task = _one(self._call("GET", path, params={"ids": self._tasks[conversation_id]}), "GET", path)
         status = str(task.get("status"))
+        if task.get("sandbox_id"):  # the sandbox's container name, once it was started
+            self._sandboxes[conversation_id] = str(task["sandbox_id"])
         raw: dict[str, Any] = {"start_task": task}
         sandbox = ""
         if status in ("READY", "ERROR") and (conv := self._conversation(conversation_id)):
@@ -181,6 +184,11 @@ class V1Client:
         error = f"start task ERROR: {task.get('detail')}" if status == "ERROR" else None
         return RuntimeState(ready=status == "READY", status=f"start task {status}{sandbox}",
                             error=error, failure=failure(error) if error else None, raw=raw)
+
+    def runtime_name(self, conversation_id: str) -> str | None:
+        """The sandbox's name as the app said it (its start task, read by runtime_state): a
+        release that names it at random (before 1.2.0) is known to the harness no sooner."""
+        return self._sandboxes.get(conversation_id)
 
     def _pages(self, call: Any, path: str, params: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """Every item of a paged search (`items`, `next_page_id`)."""

@@ -7,7 +7,7 @@ import pytest
 
 from harness import generations
 from harness.errors import AdapterError, UnexpectedAnswer
-from harness.openhands import Client, CountsEvents, Replays, Rules, client_for, rules_for
+from harness.openhands import Client, CountsEvents, NamesRuntime, Replays, Rules, client_for, rules_for
 from harness.openhands.v0 import V0Client, V0Rules
 from harness.openhands.v1 import V1Client, V1Rules
 
@@ -39,19 +39,29 @@ def test_v1_callback_target_follows_the_apps_settings() -> None:
         ("webhook 0", "http://a"), ("webhook 1", "http://b")]
 
 
-def test_v1_before_1_2_is_read_in_its_own_settings_and_names_its_sandbox_at_random() -> None:
+def test_v1_before_1_2_takes_no_sandbox_settings_and_names_its_sandbox_at_random() -> None:
     """1.0.0/1.1.0 (openhands/app_server/config.py, sandbox/docker_sandbox_service.py): the
-    OH_-prefixed settings only, and no name to expect for the sandbox (the cell's prefix finds it)."""
+    callback port and the URL pattern are fixed, and the sandbox's name is the start task's word."""
     old, new = rules_for(generations.V1.at("1.0.0")), rules_for(generations.V1.at("1.2.0"))
     assert old.runtime_container_name("abc") is None and new.runtime_container_name("abc") == "oh-agent-server-abc"
     assert old.callbacks is not None and new.callbacks is not None
-    both = {"SANDBOX_HOST_PORT": "4000", "OH_SANDBOX_HOST_PORT": "4001"}
-    assert old.callbacks.target(both) == ("host.docker.internal", 4001)
-    assert new.callbacks.target(both) == ("host.docker.internal", 4000)
+    assert old.callbacks.target({"SANDBOX_HOST_PORT": "4000"}) == ("host.docker.internal", 3000)
+    assert new.callbacks.target({"SANDBOX_HOST_PORT": "4000"}) == ("host.docker.internal", 4000)
     sandbox = {"NetworkSettings": {"Ports": {"8000/tcp": [{"HostPort": "35001"}]}}}
-    patterns = {"SANDBOX_CONTAINER_URL_PATTERN": "http://a:{port}", "OH_SANDBOX_CONTAINER_URL_PATTERN": "http://b:{port}"}
-    assert old.runtime_url("", patterns, sandbox) == "http://b:35001"
-    assert new.runtime_url("", patterns, sandbox) == "http://a:35001"
+    pattern = {"SANDBOX_CONTAINER_URL_PATTERN": "http://a:{port}"}
+    assert old.runtime_url("", pattern, sandbox) == "http://host.docker.internal:35001"
+    assert new.runtime_url("", pattern, sandbox) == "http://a:35001"
+    client = client_for(generations.V1.at("1.0.0"), "http://127.0.0.1:9")
+    assert isinstance(client, NamesRuntime)
+    cid = "c1"
+    client._tasks[cid] = "t1"  # type: ignore[attr-defined]
+    answering(client, [{"status": "WORKING", "sandbox_id": None}],
+              [{"status": "WAITING_FOR_SANDBOX", "sandbox_id": "oh-agent-server-3kX"}])
+    client.runtime_state(cid)
+    assert client.runtime_name(cid) is None
+    client.runtime_state(cid)
+    assert client.runtime_name(cid) == "oh-agent-server-3kX"
+    client.close()
 
 
 @pytest.mark.parametrize(("version", "path", "params"), [

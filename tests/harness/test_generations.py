@@ -60,8 +60,8 @@ def test_a_1x_release_has_the_facts_its_own_code_has() -> None:
         {}, (), None, 15.0)
     assert len(V1.differences("1.2.0")) == 5 and V1.differences("1.9.3") == []
     r11, r10 = V1.at("1.1.0"), V1.at("1.0.0")
-    assert (r11.callback_port_env, r11.url_pattern_env, r11.runtime_prefix_env, r11.app_events, r11.startup_grace) == (
-        "OH_SANDBOX_HOST_PORT", "OH_SANDBOX_CONTAINER_URL_PATTERN", "OH_SANDBOX_CONTAINER_NAME_PREFIX", "query", None)
+    assert (r11.callback_port_env, r11.url_pattern_env, r11.runtime_named_at_random, r11.app_events,
+            r11.startup_grace) == (None, None, True, "query", None)
     assert r11.sandbox_env_setting == "OH_AGENT_SERVER_ENV" and r10.sandbox_env_setting is None
-    assert r12.runtime_prefix_env is None and r12.url_pattern_env == "SANDBOX_CONTAINER_URL_PATTERN"
+    assert not r12.runtime_named_at_random and r12.url_pattern_env == "SANDBOX_CONTAINER_URL_PATTERN"
     assert len(V1.differences("1.0.0")) == 7

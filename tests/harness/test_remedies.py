@@ -174,16 +174,16 @@ def test_a_host_change_is_made_for_the_rerun_only_and_the_rerun_has_the_machine(
     assert tried["v1-web-url"].asks == 0 and not seen[0][1]
 
 
-def test_a_release_before_1_2_is_fixed_in_its_own_settings() -> None:
-    """1.0/1.1 read OH_SANDBOX_CONTAINER_URL_PATTERN (not SANDBOX_...), and 1.0.0 has no setting
-    that adds a webhook (OH_AGENT_SERVER_ENV first in 1.1.0): that fix is not offered there."""
+def test_a_release_before_1_2_gets_only_the_fixes_it_can_take() -> None:
+    """1.0/1.1 read no URL pattern (any OH_SANDBOX_* setting makes the app exit), so no
+    forward fix by a setting; 1.0.0 reads no OH_AGENT_SERVER_ENV (first in 1.1.0), so no
+    second webhook either: OH_WEB_URL is the one setting left there."""
     def on(version: str, direction: Direction | None = None) -> CellResult:
         r = failed("dns-unresolved", api="v1", mode="host-gateway")
         r.resolved_version, r.connect.direction = version, direction
         return r
 
     ctx = remedies.Context(gateway="172.17.0.1", mode="host-gateway")
-    [(_, change)] = remedies.applicable(on("1.0.0"), ctx)
-    assert change.env == {"OH_SANDBOX_CONTAINER_URL_PATTERN": "http://172.17.0.1:{port}"}
+    assert names(on("1.0.0"), ctx) == [] and names(on("1.2.0"), ctx) == ["v1-url-pattern"]
     assert names(on("1.0.0", Direction.CALLBACK), ctx) == ["v1-web-url"]
     assert names(on("1.1.0", Direction.CALLBACK), ctx) == ["v1-web-url", "v1-extra-webhook", "v1-callback-urls"]
