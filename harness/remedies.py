@@ -258,9 +258,9 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
            "where its docker-proxy does not listen: the published ports at slirp4netns' host alias instead, "
            "which maps to this machine's loopback, where RootlessKit's port driver publishes them",
            directions=(Direction.FORWARD, Direction.CALLBACK, None)),
-    Remedy("firewall-accept", (REJECTED,), lambda ctx: {} if ctx.firewall and ctx.ports else None,
+    Remedy("firewall-accept", (REJECTED, TIMEOUT), lambda ctx: {} if ctx.firewall and ctx.ports else None,
            "a host change: an accept rule for TCP from the bridge to the runtime's (and, for 1.x, the app's) "
-           "host ports, ahead of the firewall rule that rejected them, in each front end holding one; "
+           "host ports, ahead of the firewall rule that rejected or dropped them, in each front end holding one; "
            "made for the rerun only and deleted after it", directions=(Direction.FORWARD, Direction.CALLBACK, None),
            host_change=_firewall_accept),
     Remedy("v1-hosts-entry", (DNS,), lambda ctx: {} if _on_host_network(ctx) else None,

@@ -108,10 +108,10 @@ PACKAGE = Path(__file__).resolve().parents[1]  # harness/
 
 
 def _firewall_context(result: CellResult, cell: Cell, ctx: RunContext) -> dict[str, Any]:
-    """For a cell a firewall rejected: the rules that did it, the bridge its connects came
-    from and the host ports the rerun will use (remedies.Context), read from this machine
-    only when its daemon is local."""
-    if result.connect.cause != Cause.CONNECTION_REJECTED or endpoint.remote():
+    """For a cell a firewall rejected or dropped: the rules that did it, the bridge its
+    connects came from and the host ports the rerun will use (remedies.Context), read from
+    this machine only when its daemon is local."""
+    if result.connect.cause not in (Cause.CONNECTION_REJECTED, Cause.CONNECT_TIMEOUT) or endpoint.remote():
         return {}
     callback = result.connect.direction == Direction.CALLBACK
     default = ctx.host.bridge.get("name") or "docker0"

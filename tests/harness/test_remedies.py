@@ -187,3 +187,17 @@ def test_a_release_before_1_2_gets_only_the_fixes_it_can_take() -> None:
     assert names(on("1.0.0"), ctx) == [] and names(on("1.2.0"), ctx) == ["v1-url-pattern"]
     assert names(on("1.0.0", Direction.CALLBACK), ctx) == ["v1-web-url"]
     assert names(on("1.1.0", Direction.CALLBACK), ctx) == ["v1-web-url", "v1-extra-webhook", "v1-callback-urls"]
+
+
+def test_a_firewall_that_drops_or_rejects_gets_the_scoped_accept_only_with_its_rule_read() -> None:
+    """firewall-accept is offered for a timeout as for a rejection, once the rule that stopped
+    the connects was read on this machine; without it nothing says the firewall did it."""
+    from harness.host.firewall import Rule
+
+    drop = Rule(text="-A INPUT -i docker0 -p tcp --dport 32768:60999 -j DROP", source="iptables", chain="INPUT",
+                action="drop", iface="docker0", ports=((32768, 60999),), protocol="tcp")
+    read = remedies.Context(gateway="172.17.0.1", mode="host-gateway", firewall=(drop,), ports="32768:60999")
+    for cause in ("connect-timeout", "connection-rejected"):
+        assert "firewall-accept" in names(failed(cause, api="v1", mode="host-gateway"), read)
+        assert "firewall-accept" not in names(failed(cause, api="v1", mode="host-gateway"),
+                                              remedies.Context(gateway="172.17.0.1", mode="host-gateway"))
