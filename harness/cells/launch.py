@@ -91,50 +91,7 @@ def user_id_note(client: docker.DockerClient, gen: Generation, env: dict[str, st
     return f"the runtime's user is uid {uid} in its container ({why}); {said}" if said else None
 
 
-class AppRuntimes:
-    """The runtimes a cell's app starts: found, named in the run registry, removed after it."""
-
-    plan: CellPlan
-    result: CellResult
-    client: docker.DockerClient
-    gen: Generation
-    name: str
-    runtime_name: str | None
-
-    def phase(self, text: str) -> None:
-        """A phase line for the user watching the run (progress.py)."""
-        progress.phase(self.plan.cell.id, text)
-
-    def container(self, name: str | None) -> Container | None:
-        if not name:
-            return None
-        try:
-            return self.client.containers.get(name)
-        except NotFound:
-            return None
-
-    def track_runtime(self, name: str) -> None:
-        """A runtime OpenHands will create for this cell: named in the run registry at once,
-        so a sweep after a crash still finds it (V1 sandboxes carry no label of ours)."""
-        self.runtime_name = self.result.runtime_container = name
-        cleanup.register(self.plan.run_id, name)
-        self.phase(f"conversation created: its runtime {name} is starting")
-
-    def remove_runtime(self, name: str | None) -> None:
-        if name:
-            if (c := self.container(name)) is not None:
-                cleanup.remove_container(c)
-            cleanup.unregister(self.plan.run_id, name)
-
-    def _remove_runtimes(self) -> None:
-        """After the app: every runtime it started, by label (V0 passes ours on) and by name."""
-        for c in self.client.containers.list(all=True, filters={"label": f"{cleanup.CELL_LABEL}={self.plan.cell.id}"}):
-            if c.labels.get(cleanup.RUN_LABEL) == self.plan.run_id and c.labels.get(cleanup.ROLE_LABEL) != "sidecar":
-                cleanup.remove_container(c)
-        self.remove_runtime(self.runtime_name)
-
-
-class AppLauncher(AppRuntimes):
+class AppLauncher:
     """One cell's app and the runtimes it starts (its CellResources are the modes.CellSite of
     a mode that places a user's deployment: free ports, folders and subnets of the cell's own)."""
 
@@ -149,6 +106,18 @@ class AppLauncher(AppRuntimes):
         self.runtime_name: str | None = None
         self.app_cpu_at_api = 0.0  # the app's CPU seconds when its API first answered
         self._launched = False
+
+    def phase(self, text: str) -> None:
+        """A phase line for the user watching the run (progress.py)."""
+        progress.phase(self.plan.cell.id, text)
+
+    def container(self, name: str | None) -> Container | None:
+        if not name:
+            return None
+        try:
+            return self.client.containers.get(name)
+        except NotFound:
+            return None
 
     def launch(self) -> modes.AppLaunch:
         p = self.plan
@@ -258,3 +227,25 @@ class AppLauncher(AppRuntimes):
                     "machine's: a port the app listens on there is published nowhere, so neither the harness "
                     "nor a browser on this machine reaches it")
         return ""
+
+    # -- the runtimes OpenHands starts ----------------------------------------------------
+
+    def track_runtime(self, name: str) -> None:
+        """A runtime OpenHands will create for this cell: named in the run registry at once,
+        so a sweep after a crash still finds it (V1 sandboxes carry no label of ours)."""
+        self.runtime_name = self.result.runtime_container = name
+        cleanup.register(self.plan.run_id, name)
+        self.phase(f"conversation created: its runtime {name} is starting")
+
+    def remove_runtime(self, name: str | None) -> None:
+        if name:
+            if (c := self.container(name)) is not None:
+                cleanup.remove_container(c)
+            cleanup.unregister(self.plan.run_id, name)
+
+    def _remove_runtimes(self) -> None:
+        """After the app: every runtime it started, by label (V0 passes ours on) and by name."""
+        for c in self.client.containers.list(all=True, filters={"label": f"{cleanup.CELL_LABEL}={self.plan.cell.id}"}):
+            if c.labels.get(cleanup.RUN_LABEL) == self.plan.run_id and c.labels.get(cleanup.ROLE_LABEL) != "sidecar":
+                cleanup.remove_container(c)
+        self.remove_runtime(self.runtime_name)
