@@ -379,6 +379,12 @@ class Host(_Model):
         """What the host is called: its label when the user gave one, else its hostname."""
         return self.label or self.hostname
 
+    @property
+    def daemon_kind(self) -> str:
+        """` rootless`, ` remote`, both or nothing: a daemon of another kind on one machine is
+        another host, whose every path differs (history, merge and bisect keep them apart)."""
+        return "".join(f" {word}" for word, on in (("rootless", self.rootless), ("remote", self.remote)) if on)
+
 
 class HostGroup(_Model):
     """Hosts of a merged run whose every cell came out the same (CellResult.outcome): a

@@ -24,10 +24,13 @@ BAD = {Verdict.FAIL, Verdict.ERROR}
 def host_key(host: Host) -> str:
     """Which runs are "the same host". A label is the user's word that it is, whatever the
     hostname (a new one each night on GitHub-hosted runners) and the Docker version (an
-    upgrade that breaks a cell is a regression on that host, not a new host)."""
+    upgrade that breaks a cell is a regression on that host, not a new host). A rootless or
+    remote daemon is another host beside the machine's own: its cells' paths all differ, so a
+    verdict there is no regression of the rootful one's (seen: a rootless grid called four
+    cells regressions of the rootful run before it)."""
     if host.label:
-        return host.label
-    return f"{host.hostname or socket.gethostname()}/{host.server_version or '?'}"
+        return host.label + host.daemon_kind
+    return f"{host.hostname or socket.gethostname()}/{host.server_version or '?'}{host.daemon_kind}"
 
 
 def entry(run: Run) -> HistoryEntry:

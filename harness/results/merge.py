@@ -34,8 +34,7 @@ from harness.results.recommend import recommend
 def host_class(host: Host) -> str:
     """OS / Docker version, then what changes every path a cell's packets take: a rootless
     daemon, a remote one, and the firewall's front end when it holds tables of its own."""
-    kind = "".join(word for word, on in ((" rootless", host.rootless), (" remote", host.remote)) if on)
-    return f"{host.os or '?'} / Docker {host.server_version or '?'}{kind}{_firewall_kind(host.firewall)}"
+    return f"{host.os or '?'} / Docker {host.server_version or '?'}{host.daemon_kind}{_firewall_kind(host.firewall)}"
 
 
 def _firewall_kind(firewall: str | None) -> str:

@@ -95,3 +95,17 @@ def test_an_unreadable_line_is_reported_not_skipped(tmp_path: Path) -> None:
     changes = history.record(run("r2", {"0.62-host": "fail"}), path)
     assert [c.cell for c in changes.regressions] == ["0.62-host"]  # the good lines still count
     assert len(changes.unreadable) == 1 and f"{path}:2: not a run record" in changes.unreadable[0]
+
+
+def test_a_rootless_or_remote_daemon_on_the_same_machine_is_another_host(tmp_path: Path) -> None:
+    """A rootless grid after the rootful one on one machine is no regression of it: every
+    path its cells take differs (RootlessKit's namespace), so its history is its own."""
+    path = tmp_path / "history.jsonl"
+    history.record(run("r1", {"a": "pass"}), path)
+    rootless = run("r2", {"a": "fail"})
+    rootless.host.rootless = True
+    assert history.record(rootless, path).regressions == []
+    assert history.host_key(rootless.host) == "h1/20.10 rootless"
+    remote = run("r3", {"a": "fail"})
+    remote.host.remote, remote.host.label = True, "ci"
+    assert history.host_key(remote.host) == "ci remote"
