@@ -263,7 +263,10 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
            "host ports, ahead of the firewall rule that rejected or dropped them, in each front end holding one; "
            "made for the rerun only and deleted after it", directions=(Direction.FORWARD, Direction.CALLBACK, None),
            host_change=_firewall_accept),
-    Remedy("v1-hosts-entry", (DNS,), lambda ctx: {} if _on_host_network(ctx) else None,
+    # Not on a rootless daemon: dockerd-rootless.sh runs RootlessKit with --copy-up=/etc, so the
+    # daemon's /etc is a copy taken when it started, and this machine's /etc/hosts changed later
+    # never reaches its containers (measured: the rerun stayed dns-unresolved).
+    Remedy("v1-hosts-entry", (DNS,), lambda ctx: {} if _on_host_network(ctx) and not ctx.rootless else None,
            "a host change: `127.0.0.1 host.docker.internal` in this machine's /etc/hosts, which a "
            "host-network sandbox copies; undone after the rerun", directions=(Direction.CALLBACK,),
            host_change=_hosts_line),

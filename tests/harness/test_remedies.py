@@ -201,3 +201,11 @@ def test_a_firewall_that_drops_or_rejects_gets_the_scoped_accept_only_with_its_r
         assert "firewall-accept" in names(failed(cause, api="v1", mode="host-gateway"), read)
         assert "firewall-accept" not in names(failed(cause, api="v1", mode="host-gateway"),
                                               remedies.Context(gateway="172.17.0.1", mode="host-gateway"))
+
+
+def test_the_hosts_line_is_not_offered_where_the_daemon_never_reads_this_machines_etc() -> None:
+    r = failed("dns-unresolved", api="v1", mode="host")
+    r.connect.direction = Direction.CALLBACK
+    rootless = remedies.Context(gateway="172.17.0.1", mode="host", rootless=True, host_alias="10.0.2.2")
+    assert "v1-hosts-entry" not in names(r, rootless)
+    assert "v1-hosts-entry" in names(r, remedies.Context(gateway="172.17.0.1", mode="host"))
