@@ -74,6 +74,7 @@ def checks(client: docker.DockerClient | None = None) -> list[Finding]:
         Finding("daemon", f"{facts.server_version} (API {facts.api_version}), {facts.os}",
                 "Docker Desktop runs containers in a VM: host and host-gateway mean the VM" if desktop
                 else "Docker Engine, rootless: host networking is RootlessKit's namespace" if facts.rootless
+                else "Docker Engine, remote: host networking is its host's, not this machine's" if facts.remote
                 else "Docker Engine: host networking is this machine's"),
         Finding("endpoint", facts.docker_host + (f" (docker context {facts.docker_context})"
                                                  if facts.docker_context else ""),
