@@ -128,12 +128,19 @@ def _loopback_only(ctx: Context) -> bool:
     return ctx.deployment and ctx.api_on_loopback and not _on_host_network(ctx)
 
 
+def _sandbox_on_host_network(ctx: Context) -> bool:
+    """The sandbox shares the host's network with the app: not before 1.3.0, whose sandbox
+    stays on the default bridge while the app is on the host network."""
+    return _on_host_network(ctx) and bool(_gen(ctx).host_network_env)
+
+
 def _app_address(ctx: Context) -> str | None:
-    """Where the sandbox reaches the app without host.docker.internal: on the host network the
-    app is on the host's loopback; elsewhere its port is published at the bridge gateway."""
+    """Where the sandbox reaches the app without host.docker.internal: beside the app on the
+    host network, the host's loopback; from a bridge, the gateway, where the app's port is
+    published or (an app on the host network) where it listens too."""
     if _loopback_only(ctx):
         return None
-    return "127.0.0.1" if _on_host_network(ctx) else ctx.published_at
+    return "127.0.0.1" if _sandbox_on_host_network(ctx) else ctx.published_at
 
 
 def _web_url(ctx: Context) -> dict[str, str] | None:
@@ -266,7 +273,7 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
     # Not on a rootless daemon: dockerd-rootless.sh runs RootlessKit with --copy-up=/etc, so the
     # daemon's /etc is a copy taken when it started, and this machine's /etc/hosts changed later
     # never reaches its containers (measured: the rerun stayed dns-unresolved).
-    Remedy("v1-hosts-entry", (DNS,), lambda ctx: {} if _on_host_network(ctx) and not ctx.rootless else None,
+    Remedy("v1-hosts-entry", (DNS,), lambda ctx: {} if _sandbox_on_host_network(ctx) and not ctx.rootless else None,
            "a host change: `127.0.0.1 host.docker.internal` in this machine's /etc/hosts, which a "
            "host-network sandbox copies; undone after the rerun", directions=(Direction.CALLBACK,),
            host_change=_hosts_line),

@@ -209,3 +209,12 @@ def test_the_hosts_line_is_not_offered_where_the_daemon_never_reads_this_machine
     rootless = remedies.Context(gateway="172.17.0.1", mode="host", rootless=True, host_alias="10.0.2.2")
     assert "v1-hosts-entry" not in names(r, rootless)
     assert "v1-hosts-entry" in names(r, remedies.Context(gateway="172.17.0.1", mode="host"))
+
+
+def test_a_sandbox_left_on_the_bridge_by_a_host_network_app_is_sent_to_the_gateway() -> None:
+    """Before 1.3.0 the sandbox cannot join the host network: with the app there, 127.0.0.1 is
+    the sandbox's own loopback (measured on 1.1-host: refused), and no hosts line reaches it."""
+    r = failed("dns-unresolved", api="v1", mode="host")
+    r.resolved_version, r.connect.direction = "1.1.0", Direction.CALLBACK
+    fixes = {rem.name: c.env for rem, c in remedies.applicable(r, remedies.Context(gateway="172.17.0.1", mode="host"))}
+    assert fixes["v1-web-url"] == {"OH_WEB_URL": "http://172.17.0.1:{app_port}"} and "v1-hosts-entry" not in fixes
