@@ -176,8 +176,15 @@ def test_an_interrupt_reaches_the_step_once_and_the_step_is_waited_for() -> None
              "print('ready', flush=True)\ntime.sleep(1.5)\nsys.exit(10 + n[0])\n")
     proc = subprocess.Popen([sys.executable, "-c", child], start_new_session=True, stdout=subprocess.PIPE)
     assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
-    for delay in (0.1, 0.3):
-        threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT)).start()
-    with pytest.raises(KeyboardInterrupt):
-        bisect.wait_step(proc)
+    # Python's own Ctrl-C handler, whatever this process inherited: started in the background
+    # by a non-interactive shell (`.ci/run &`), SIGINT comes ignored, and no KeyboardInterrupt
+    # would be raised (seen in a by-hand CI run)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        for delay in (0.1, 0.3):
+            threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT)).start()
+        with pytest.raises(KeyboardInterrupt):
+            bisect.wait_step(proc)
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert proc.returncode == 11  # one SIGINT, and the step ran to its own end
