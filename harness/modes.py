@@ -224,7 +224,8 @@ class ModeSpec(Protocol):
     @property
     def places_ports(self) -> bool: ...  # the mode moves published host ports itself
 
-    def fixed_host_ports(self, gen: Generation) -> tuple[int, ...]: ...  # its cells run one at a time
+    @property
+    def shares_host_ports(self) -> bool: ...  # the app is on the host network
 
     def fixed_app_port(self, gen: Generation) -> int | None: ...  # the app's host port, where none other works
 
@@ -235,6 +236,14 @@ class ModeSpec(Protocol):
 def fixed_callback(gen: Generation) -> bool:
     """The sandbox calls the app back at a host port no setting moves (1.0, 1.1)."""
     return gen.callback and not gen.callback_port_env
+
+
+def fixed_host_ports(mode: ModeSpec, gen: Generation) -> tuple[int, ...]:
+    """Host ports a cell binds whatever it is told, so one cell at a time: a runtime's on the
+    host network; the app's where its sandbox calls it back at a port no setting moves."""
+    runtime = gen.host_network_ports if mode.shares_host_ports else ()
+    app = mode.fixed_app_port(gen)
+    return (*runtime, *((app,) if app else ()))
 
 
 @dataclass(frozen=True)
@@ -258,13 +267,6 @@ class Mode:
     @property
     def places_ports(self) -> bool:
         return False
-
-    def fixed_host_ports(self, gen: Generation) -> tuple[int, ...]:
-        """Host ports a cell binds whatever it is told, so one cell at a time: a runtime's on the
-        host network; the app's where its sandbox calls it back at a port no setting moves."""
-        runtime = gen.host_network_ports if self.shares_host_ports else ()
-        app = self.fixed_app_port(gen)
-        return (*runtime, *((app,) if app else ()))
 
     def fixed_app_port(self, gen: Generation) -> int | None:
         return gen.callback_port_default if fixed_callback(gen) else None

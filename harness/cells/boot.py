@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from harness import endpoint
+from harness import endpoint, modes
 from harness.cells import admission
 from harness.cells.facts import cpu_and_memory, started_at
 from harness.cells.launch import AppLauncher
@@ -34,7 +34,7 @@ def host_port_lock(launcher: AppLauncher) -> contextlib.AbstractContextManager[o
     whose sandbox calls it back at a port no setting moves) run one at a time on this
     machine, across xdist workers and concurrent runs alike: a lock per port, in order."""
     gen, result = launcher.gen, launcher.result
-    ports = sorted(set(launcher.mode.fixed_host_ports(gen)))
+    ports = sorted(set(modes.fixed_host_ports(launcher.mode, gen)))
     if not ports:
         return contextlib.nullcontext()
     from filelock import FileLock

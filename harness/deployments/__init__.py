@@ -102,11 +102,6 @@ class Deployment:
             s = replace(s, ports=(*s.ports, replace(api, address=also_publish)))
         return replace(self, service=s)
 
-    def fixed_host_ports(self, gen: Generation) -> tuple[int, ...]:
-        runtime = gen.host_network_ports if self.shares_host_ports else ()
-        app = self.fixed_app_port(gen)
-        return (*runtime, *((app,) if app else ()))
-
     def fixed_app_port(self, gen: Generation) -> int | None:
         """Where the sandbox calls the app back at a port no setting moves, the app keeps the
         host port it is published on as written: moved, its callbacks would not be yours."""

@@ -140,7 +140,7 @@ def merge(base: Any, over: Any) -> Any:
             if k in out and k in ("environment", "extra_hosts"):
                 out[k] = {**_as_mapping(out[k], "="), **_as_mapping(v, "=")}
             elif k in out and k in ("ports", "env_file") and isinstance(out[k], list | str):
-                out[k] = [*_as_list(out[k]), *[x for x in _as_list(v) if x not in _as_list(out[k])]]
+                out[k] = [*as_list(out[k]), *[x for x in as_list(v) if x not in as_list(out[k])]]
             elif k in out and k == "volumes" and isinstance(out[k], list) and isinstance(v, list):
                 later = {_volume_target(x) for x in v}
                 out[k] = [x for x in out[k] if _volume_target(x) not in later] + v
@@ -150,7 +150,8 @@ def merge(base: Any, over: Any) -> Any:
     return over
 
 
-def _as_list(v: Any) -> list[Any]:
+def as_list(v: Any) -> list[Any]:
+    """A compose value that may be one item or a list of them, as a list."""
     return v if isinstance(v, list) else [v]
 
 
@@ -231,7 +232,7 @@ def _service(body: dict[str, Any], doc: dict[str, Any], where: str, folder: Path
         if flag == "--privileged":
             flags += [(flag, "")] if value else []
         elif value is not None:
-            flags += [(flag, str(v)) for v in _as_list(value)]
+            flags += [(flag, str(v)) for v in as_list(value)]
     depends = body.get("depends_on") or []
     notes = [f"{key}: " + SAID[key].format(", ".join(map(str, depends))) for key in SAID if key in body]
     return ServiceSpec(
@@ -266,7 +267,7 @@ def read_env_file(text: str, env: Mapping[str, str], where: str) -> dict[str, st
 def _environment(body: dict[str, Any], where: str, folder: Path, files: ComposeFiles,
                  env: Mapping[str, str]) -> dict[str, str]:
     out: dict[str, str] = {}
-    for i, item in enumerate(_as_list(body.get("env_file") or [])):
+    for i, item in enumerate(as_list(body.get("env_file") or [])):
         path, required = (item, True) if isinstance(item, str) else (item.get("path"), item.get("required", True))
         if item is None or path is None:
             continue

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from harness.deployments import shell
-from harness.deployments.compose import ComposeFiles, _as_list, parse_port, read_env_file, short_volume
+from harness.deployments.compose import ComposeFiles, as_list, parse_port, read_env_file, short_volume
 from harness.deployments.spec import FLAGS, Network, ServiceSpec
 from harness.errors import InputError
 
@@ -92,5 +92,5 @@ def parse(line: str, where: str, folder: Path, files: ComposeFiles,
         volumes=tuple(short_volume(v, folder) for v in a.volume), container_name=a.name,
         command=tuple(a.command) if a.command else None,
         flags=tuple((flag, "" if value is True else str(value)) for flag in FLAGS
-                    for value in _as_list(getattr(a, flag[2:].replace("-", "_"))) if value),
+                    for value in as_list(getattr(a, flag[2:].replace("-", "_"))) if value),
     )

@@ -68,14 +68,14 @@ def test_host_mode_adds_what_the_generation_needs_and_may_have_to_run_alone() ->
     v1 = launch("host", gen="v1")
     assert v1.env["AGENT_SERVER_USE_HOST_NETWORK"] == "true"
     assert v1.command is not None and "openhands.app_server.app:app" in v1.command
-    assert modes.get("host").fixed_host_ports(generations.V1) == (8000, 8001, 8011, 8012)
-    assert modes.get("host").fixed_host_ports(generations.V0) == ()
-    assert modes.get("host-gateway").fixed_host_ports(generations.V1) == ()
+    assert modes.fixed_host_ports(modes.get("host"), generations.V1) == (8000, 8001, 8011, 8012)
+    assert modes.fixed_host_ports(modes.get("host"), generations.V0) == ()
+    assert modes.fixed_host_ports(modes.get("host-gateway"), generations.V1) == ()
     # 1.0/1.1: the sandbox calls back host port 3000 whatever the app is told
     old = generations.V1.at("1.1.0")
-    assert modes.get("host-gateway").fixed_host_ports(old) == (3000,)
+    assert modes.fixed_host_ports(modes.get("host-gateway"), old) == (3000,)
     assert modes.get("bridge").fixed_app_port(old) == 3000
-    assert modes.get("host").fixed_host_ports(old) == (3000,)  # and its sandbox cannot join the host network
+    assert modes.fixed_host_ports(modes.get("host"), old) == (3000,)  # and its sandbox cannot join the host network
 
 
 def test_unknown_modes_and_generations_are_errors_not_defaults() -> None:
