@@ -208,8 +208,9 @@ def soak(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Timings anyone can rerun: `-- matrix` and/or `-- images` (default both)."""
+    """Timings anyone can rerun (harness/devtools/bench.py): `-- images` (a cold build, pip and
+    uv side by side), `-- images-warm`, `-- matrix`, `-- diagnosis`, `-- tasks`."""
     _install(session)
     _sources(session)
-    what = session.posargs or ["images", "matrix"]
+    what = session.posargs or ["images-warm", "matrix"]
     session.run("python", "-m", "harness.devtools.bench", *what)

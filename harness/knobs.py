@@ -26,6 +26,24 @@ def whole_number(name: str) -> int | None:
     return int(raw)
 
 
+# name -> (the values it takes, the default first; what it chooses)
+CHOICES = {
+    "OH_MATRIX_INSTALLER": (("uv", "pip"), "what collects a release's wheels and installs its venv in a pypi build "
+                                           "(pip: the old way, kept to measure against: nox -s bench -- images)"),
+}
+
+
+def choice(name: str) -> str:
+    """The knob's value, one of its choices; the first choice when it is unset or empty."""
+    values, what = CHOICES[name]
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return values[0]
+    if raw not in values:
+        raise InputError(f"{name}={raw!r}: expected one of {', '.join(values)} ({what})")
+    return raw
+
+
 # name -> what it names (the official backend's mirror: docs/images.md)
 REPOSITORIES = {
     "OH_MATRIX_REGISTRY": "the registry (or mirror) and namespace of the app and runtime images, "
@@ -69,6 +87,8 @@ def check_all() -> None:
     """Every knob parsed: the inputs step of `run` and `images build` call this."""
     for name in WHOLE_NUMBERS:
         whole_number(name)
+    for name in CHOICES:
+        choice(name)
     for name in REPOSITORIES:
         repository(name)
     app_env()

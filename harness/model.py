@@ -320,6 +320,9 @@ class ImageSet(_Model):
     cli_pair: str | None = None
     cli_image: str | None = None
     cli_error: str | None = None
+    # Seconds of each build step when this run built the images (pypi backend: collect,
+    # sources, venv, images); empty when they were cached or pulled.
+    build_seconds: dict[str, float] = Field(default_factory=dict)
 
     def lack_reason(self, capability: str) -> str | None:
         """Why these images lack `capability` (None: they have it)."""

@@ -1,7 +1,9 @@
 """Timings anyone can rerun (`nox -s bench -- WHAT...`):
 
-    images        warm `prepare` of 0.61, 0.62 and latest (pypi backend): should take seconds
-    images-cold   remove those releases' images and wheelhouses first, then build cold
+    images        a cold build of 0.61, 0.62 and latest (pypi backend) at once, with pip and
+                  with uv side by side: each step's seconds (collect, sources, venv, images)
+                  and whether the installed set of each release is the same
+    images-warm   `prepare` of the same releases with everything cached: should take seconds
     matrix        the 8 cells of 0.62 and latest (every mode) with -n 1 and -n 2 (warm
                   images), tasks included, and the ratio of their wall times
     diagnosis     seconds from conversation to verdict for cells that fail for a known
@@ -16,10 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +31,8 @@ from harness import generations, images, matrix
 from harness.errors import ImageUnavailable
 from harness.host import docker_host
 from harness.host.firewall import drop_bridge_to_host, ephemeral_ports
-from harness.images import wheels
+from harness.images import pypi, wheels
 from harness.output import write_json
-from harness.paths import cache_root
 
 # Bench runs break cells on purpose: they keep their own history (reports/bench/history.jsonl),
 # so the user's regressions and trends in reports/ only ever compare the user's runs.
@@ -44,28 +47,91 @@ def _image_sizes(client: Any, s: images.ImageSet) -> dict[str, int]:
     return {"app_mb": mb(s.app_image), "runtime_mb": mb(s.runtime_image)}
 
 
-def bench_images(cold: bool) -> list[dict[str, Any]]:
+def bench_images_warm() -> list[dict[str, Any]]:
+    """`prepare` of the three releases with everything cached: should take seconds."""
     client = docker_host.client()
     rows = []
     for tag, api in TAGS:
-        if cold:
-            py = wheels.find_python312()
-            release = wheels.resolve_release(tag, py)
-            for img in client.images.list(filters={"label": f"oh-matrix.release={release.version}"}):
-                for ref in img.tags:
-                    client.images.remove(ref, force=True)
-            for house in (cache_root() / "wheelhouse").glob(f"{release.version}-*"):
-                shutil.rmtree(house)
         t0 = time.monotonic()
-        try:
-            s = images.prepare(client, tag, api, "pypi")
-        except ImageUnavailable as e:  # still timed: the build ran, the release does not start
-            rows.append({"tag": tag, "version": e.resolved_version, "cold": cold,
-                         "seconds": round(time.monotonic() - t0, 1), "unavailable": str(e)[:120]})
-            continue
-        rows.append({"tag": tag, "version": s.resolved_version, "cold": cold,
-                     "seconds": round(time.monotonic() - t0, 1), **_image_sizes(client, s)})
+        s = images.prepare(client, tag, api, "pypi")
+        rows.append({"tag": tag, "version": s.resolved_version, "seconds": round(time.monotonic() - t0, 1),
+                     **_image_sizes(client, s)})
     return rows
+
+
+INSTALLERS = ("pip", "uv")  # the old way first, then the new one, in the same run
+STEPS = pypi.STEPS
+
+
+def bench_images_cold() -> list[dict[str, Any]]:
+    """A cold build of the three releases at once, as the first `nox` makes them, once per
+    installer: each with an empty cache of its own and none of the releases' images (the
+    base image stays: it is the same debootstrap for both, and timed apart when missing).
+    Each release's steps come from the build itself (ImageSet.build_seconds). Then the
+    installed set (name==version) of each release's image, which must not change with
+    the installer."""
+    client = docker_host.client()
+    rows: list[dict[str, Any]] = []
+    installed: dict[str, dict[str, list[str]]] = {}
+    for installer in INSTALLERS:
+        cache = OUT / f"cache-{installer}"
+        shutil.rmtree(cache, ignore_errors=True)
+        with _env(OH_MATRIX_CACHE=str(cache.resolve()), OH_MATRIX_INSTALLER=installer):
+            _remove_release_images(client)
+            t0 = time.monotonic()
+            built = images.prepare_all(client, TAGS, "pypi")
+            wall = round(time.monotonic() - t0, 1)
+        installed[installer] = {}
+        for tag, s in built.items():
+            if isinstance(s, ImageUnavailable):
+                rows.append({"installer": installer, "tag": tag, "unavailable": str(s)[:160]})
+                continue
+            installed[installer][tag] = _installed(client, s.app_image)
+            rows.append({"installer": installer, "tag": tag, "version": s.resolved_version, "wall_s": wall,
+                         **{f"{step}_s": s.build_seconds.get(step, 0.0) for step in STEPS},
+                         "packages": len(installed[installer][tag]), **_image_sizes(client, s)})
+        shutil.rmtree(cache, ignore_errors=True)
+    for tag, _ in TAGS:
+        a, b = (set(installed[i].get(tag, [])) for i in INSTALLERS)
+        rows.append({"tag": tag, "same_installed_set": a == b and bool(a),
+                     "only_pip": sorted(a - b), "only_uv": sorted(b - a)})
+    return rows
+
+
+@contextlib.contextmanager
+def _env(**values: str) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _remove_release_images(client: Any) -> None:
+    """Every image a pypi build made of the three releases (not the base)."""
+    py = wheels.find_python312()
+    for tag, _ in TAGS:
+        version = wheels.resolve_release(tag, py).version
+        for img in client.images.list(filters={"label": [f"oh-matrix.release={version}",
+                                                          "oh-matrix.backend=pypi"]}):
+            for ref in img.tags:
+                client.images.remove(ref, force=True)
+
+
+# The installed distributions, read by the image's own Python (not pip: it lists itself apart).
+_INSTALLED = ("import importlib.metadata as m; print('\\n'.join(sorted({"
+              "d.metadata['Name'].lower().replace('_', '-') + '==' + d.version for d in m.distributions()})))")
+
+
+def _installed(client: Any, ref: str) -> list[str]:
+    out = client.containers.run(ref, ["-c", _INSTALLED], entrypoint="/opt/oh-venv/bin/python",
+                                network_mode="none", remove=True)
+    return [line for line in out.decode().split() if line]
 
 
 def bench_matrix() -> list[dict[str, Any]]:
@@ -142,8 +208,10 @@ def bench_tasks() -> list[dict[str, Any]]:
 
 def main(argv: list[str]) -> int:
     for what in argv or ["images", "matrix"]:
-        if what in ("images", "images-cold"):
-            rows = bench_images(cold=what == "images-cold")
+        if what == "images":
+            rows = bench_images_cold()
+        elif what == "images-warm":
+            rows = bench_images_warm()
         elif what == "matrix":
             rows = bench_matrix()
         elif what == "diagnosis":
@@ -151,7 +219,7 @@ def main(argv: list[str]) -> int:
         elif what == "tasks":
             rows = bench_tasks()
         else:
-            print(f"bench: unknown benchmark {what!r} (images, images-cold, matrix, diagnosis, tasks)",
+            print(f"bench: unknown benchmark {what!r} (images, images-warm, matrix, diagnosis, tasks)",
                   file=sys.stderr)
             return 2
         write_json(OUT / f"{what}.json", rows)

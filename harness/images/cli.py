@@ -3,8 +3,9 @@
 The CLI is a package of its own, which runs the agent in its own process (the SDK's
 LocalConversation: no sandbox, no runtime to reach). Which CLI release goes with an
 openhands-ai release is data (cli_pairs.toml, with PyPI's upload times as evidence). Its
-wheel ships no lock, so its dependencies are the ones pip resolves from the index on the
-first build, kept in the wheelhouse and named in the image's label `oh-matrix.resolved`:
+wheel ships no lock, so its dependencies are the ones the installer (uv, or pip with
+OH_MATRIX_INSTALLER=pip) resolves from the index on the first build, kept in the wheelhouse
+and named in the image's label `oh-matrix.resolved`:
 
     oh-matrix/cli-venv:<version>-<key>   base + one venv with the CLI, installed offline
     oh-matrix/cli:<version>-<key>        its settings, and `sleep` as its command: the cell
@@ -27,7 +28,7 @@ from harness import releases
 from harness.errors import ImageUnavailable
 from harness.images import wheels
 from harness.images.base import ensure_base
-from harness.images.pypi import VENV, VENV_RECIPE, _build, _exists, _install_venv
+from harness.images.pypi import VENV, _build, _exists, _install_venv, venv_recipe
 from harness.paths import cache_root
 
 PACKAGE = "openhands"
@@ -94,7 +95,7 @@ def prepare_cli(client: docker.DockerClient, version: str) -> CliImage:
     release = wheels.Release(f"cli-{version}", version, wheel)
     deps = wheels.deps_hash(release, [], [PACKAGE])  # no lock: the wheel alone names the inputs
     base = ensure_base(client, python)
-    key = hashlib.sha256(f"{VENV_RECIPE}|{RECIPE}|{deps}|{base.ref}".encode()).hexdigest()[:10]
+    key = hashlib.sha256(f"{venv_recipe()}|{RECIPE}|{deps}|{base.ref}".encode()).hexdigest()[:10]
     venv_ref, ref = f"oh-matrix/cli-venv:{version}-{key}", f"oh-matrix/cli:{version}-{key}"
     labels = {"oh-matrix.image": "cli", "oh-matrix.release": f"cli-{version}", "oh-matrix.deps": deps,
               "oh-matrix.backend": "pypi"}
@@ -109,7 +110,7 @@ def prepare_cli(client: docker.DockerClient, version: str) -> CliImage:
         _build(client, ref, _dockerfile(venv_ref, {**labels, "oh-matrix.resolved": resolved}))
     resolved = client.images.get(ref).labels.get("oh-matrix.resolved", "")
     return CliImage(ref, version, (f"the CLI openhands {version} from its PyPI wheel; its wheel ships no lock, so its "
-                                   f"dependencies are pip's resolution at the first build: {resolved}",))
+                                   f"dependencies are the index's resolution at the first build: {resolved}",))
 
 
 def _dockerfile(venv_ref: str, labels: dict[str, str]) -> str:

@@ -41,7 +41,7 @@ from harness import knobs
 from harness.errors import ImageUnavailable
 from harness.generations import Generation
 from harness.host.cleanup import BUILD_LABEL, OWNER_LABEL, owner, remove_container
-from harness.images import failures, sources, wheels
+from harness.images import failures, sources, wheels, wheelstore
 from harness.images.base import BaseImage, ensure_base
 from harness.images.failures import BuildFailed
 from harness.images.official import AGENT_SERVER_REPO
@@ -53,6 +53,13 @@ from harness.paths import cache_root
 # Bump VENV_RECIPE when the venv install changes (slow rebuild), IMAGE_RECIPE when only the
 # thin images over it change (seconds).
 VENV_RECIPE = "pypi-venv-5"  # 5: no VOLUME /wheels in the committed venv
+
+
+def venv_recipe() -> str:
+    """The recipe in the venv's key: pip's keeps the name it always had (its images stay
+    valid), another installer's is apart, so the two are never taken for each other."""
+    installer = knobs.choice("OH_MATRIX_INSTALLER")
+    return VENV_RECIPE if installer == "pip" else f"{VENV_RECIPE}-{installer}"
 IMAGE_RECIPE = "images-2"
 VENV = "/opt/oh-venv"
 # The venv install is the CPU-heavy step (pip unpacks and byte-compiles ~340 wheels, one
@@ -114,45 +121,64 @@ def _build(client: docker.DockerClient, ref: str, dockerfile: str,
 
 def _install_venv(client: docker.DockerClient, base: BaseImage, house: Path, packages: list[str],
                   ref: str, labels: dict[str, str], overrides: list[str] | None = None) -> None:
-    """pip-install the release into a venv inside a container with no network at all,
-    from the wheelhouse mounted read-only, then commit that container as an image.
-    (A bind mount keeps the 300 MB of wheels out of every layer.)
+    """Install the release into a venv inside a container with no network at all, from the
+    wheelhouse mounted read-only, then commit that container as an image. (A bind mount
+    keeps the 300 MB of wheels out of every layer.)
 
     `overrides` (wheelhouse-relative wheel files: the true sources) are installed after,
-    over the locked set, with --no-deps: the release's exact pins (==1.0.0a6 for 0.61.0)
-    would otherwise make pip refuse them. --force-reinstall keeps that true when a git
-    build carries the same version string as the PyPI release it replaces."""
-    script = (
-        f"set -e; {base.python} -m venv {VENV}; "
-        f"{VENV}/bin/pip install --no-index --no-cache-dir --disable-pip-version-check "
-        f"--find-links /wheels -c /wheels/constraints.txt {' '.join(packages)}"
-    )
-    if overrides:
-        script += (
-            f"; {VENV}/bin/pip install --no-index --no-cache-dir --disable-pip-version-check "
-            f"--no-deps --force-reinstall {' '.join('/wheels/' + w for w in overrides)}"
-        )
-    # The bytecode pip compiles stays: without it every container start recompiles the
+    over the locked set, with no dependencies: the release's exact pins (==1.0.0a6 for
+    0.61.0) would otherwise make the installer refuse them; a reinstall keeps that true when
+    a git build carries the same version string as the PyPI release it replaces.
+
+    The venv is made by the base's own `python -m venv` either way (so it has the pip that
+    Python ships, as before); uv, when it installs, is a static binary mounted beside the
+    wheels, never part of the image."""
+    installer = knobs.choice("OH_MATRIX_INSTALLER")
+    script = f"set -e; {base.python} -m venv {VENV}; " + (
+        _uv_script(packages, overrides) if installer == "uv" else _pip_script(packages, overrides))
+    # The bytecode both compile stays: without it every container start recompiles the
     # whole venv, and the V1 sandbox then misses the app's 15 s health grace.
     slots = _slots()
     if not slots.acquire(blocking=False):
         log(f"{ref}: waiting for a free core (another release's venv is installing)")
         slots.acquire()
     try:
-        _run_install(client, base, house, script, ref, labels)
+        _run_install(client, base, house, script, ref, labels, installer)
     finally:
         slots.release()
 
 
+UV = "/opt/oh-matrix-uv"  # where the build container sees uv (a read-only bind, not committed)
+
+
+def _uv_script(packages: list[str], overrides: list[str] | None) -> str:
+    # --no-cache: uv unpacks into a temporary folder it removes, so nothing of it is committed
+    common = f"{UV} pip install --python {VENV}/bin/python --offline --no-index --no-cache --compile-bytecode"
+    script = f"{common} --find-links /wheels -c /wheels/constraints.txt {' '.join(packages)}"
+    if overrides:
+        script += f"; {common} --no-deps --reinstall {' '.join('/wheels/' + w for w in overrides)}"
+    return script
+
+
+def _pip_script(packages: list[str], overrides: list[str] | None) -> str:
+    common = f"{VENV}/bin/pip install --no-index --no-cache-dir --disable-pip-version-check"
+    script = f"{common} --find-links /wheels -c /wheels/constraints.txt {' '.join(packages)}"
+    if overrides:
+        script += f"; {common} --no-deps --force-reinstall {' '.join('/wheels/' + w for w in overrides)}"
+    return script
+
+
 def _run_install(client: docker.DockerClient, base: BaseImage, house: Path, script: str, ref: str,
-                 labels: dict[str, str]) -> None:
+                 labels: dict[str, str], installer: str) -> None:
     t0 = time.monotonic()
     # A Mount, not `volumes=`: docker-py's `volumes` also writes Config.Volumes, which the
     # commit below kept, so every app and runtime container made an anonymous /wheels volume
     # that outlived it wherever OpenHands removed its runtimes without their volumes.
+    mounts = [Mount("/wheels", str(house), type="bind", read_only=True)]
+    if installer == "uv":
+        mounts.append(Mount(UV, str(wheelstore.uv_binary()), type="bind", read_only=True))
     container = client.containers.run(
-        base.ref, ["sh", "-c", script], detach=True, network_mode="none",
-        mounts=[Mount("/wheels", str(house), type="bind", read_only=True)],
+        base.ref, ["sh", "-c", script], detach=True, network_mode="none", mounts=mounts,
         labels={BUILD_LABEL: ref, OWNER_LABEL: owner()},
     )
     try:
@@ -160,19 +186,21 @@ def _run_install(client: docker.DockerClient, base: BaseImage, house: Path, scri
         for raw in container.logs(stream=True, follow=True):
             for line in raw.decode(errors="replace").splitlines():
                 tail = ([*tail, line])[-5:]
-                if line.startswith("Processing "):
+                if line.startswith("Processing "):  # pip, one line a package
                     count += 1
                     if count % 100 == 0:
                         log(f"{ref}: {count} packages installed ({time.monotonic() - t0:.0f} s)")
+                elif m := re.match(r"Installed (\d+) packages? in", line):  # uv, once at the end
+                    count += int(m.group(1))
         code = container.wait()["StatusCode"]
         if code != 0:
-            message = f"{ref}: pip install in {base.ref} exited {code}: {' | '.join(tail)}"
+            message = f"{ref}: {installer} install in {base.ref} exited {code}: {' | '.join(tail)}"
             if failures.transient(message):
                 raise ImageUnavailable(message)
             raise BuildFailed(message)
         changes = [f"LABEL {k}={v}" for k, v in labels.items()]
         container.commit(repository=ref.split(":")[0], tag=ref.split(":")[1], changes=changes)
-        log(f"{ref}: venv with {count} packages in {time.monotonic() - t0:.0f} s")
+        log(f"{ref}: venv with {count} packages by {installer} in {time.monotonic() - t0:.0f} s")
     finally:
         remove_container(container)
 
@@ -297,6 +325,7 @@ class _Plan:
     key: str  # the venv: deps + base + install recipe
     archives: tuple[sources.Archive, ...] = ()  # the release's true sources, if it has any
     built: list[str] = field(default_factory=list)  # what this call had to build
+    steps: dict[str, float] = field(default_factory=dict)  # seconds of each step this call ran
 
     @property
     def venv_name(self) -> str:
@@ -311,11 +340,16 @@ class _Plan:
 
     def house(self) -> Path:
         def build_sources(folder: Path, builder: Path) -> None:
+            t0 = time.monotonic()
             for archive in self.archives:
                 sources.build_wheels(archive, builder, folder / "sources")
+            self.steps["sources"] = time.monotonic() - t0
 
-        return wheels.wheelhouse(self.release, self.constraints, self.python, self.deps,
-                                 build_sources if self.archives else None)
+        t0 = time.monotonic()
+        house = wheels.wheelhouse(self.release, self.constraints, self.python, self.deps,
+                                  build_sources if self.archives else None)
+        self.steps["collect"] = time.monotonic() - t0 - self.steps.get("sources", 0.0)
+        return house
 
     def overrides(self, house: Path) -> list[str]:
         """The true sources' wheels, relative to the wheelhouse."""
@@ -332,7 +366,7 @@ def _plan(client: docker.DockerClient, tag: str, constraints_file: Path | None,
     archives = (sources.obtain(true),) if true else ()
     deps = wheels.deps_hash(release, constraints, [a.hash_part() for a in archives])
     base = ensure_base(client, python)
-    key = hashlib.sha256(f"{VENV_RECIPE}|{deps}|{base.ref}".encode()).hexdigest()[:10]
+    key = hashlib.sha256(f"{venv_recipe()}|{deps}|{base.ref}".encode()).hexdigest()[:10]
     return _Plan(python, release, constraints, deps, base, key, archives)
 
 
@@ -349,8 +383,10 @@ def _app_images(client: docker.DockerClient, plan: _Plan, gen: Generation) -> tu
                 built = [p for p in (house / "sources").glob("*.whl")]
                 labels[sources.LABEL] = sources.label_value(
                     [e for a in plan.archives for e in sources.entries(built, a.source)])
+            t0 = time.monotonic()
             _install_venv(client, plan.base, house, [f"/wheels/{plan.release.wheel.name}"],
                           venv_ref, labels, overrides)
+            plan.steps["venv"] = time.monotonic() - t0
             plan.built.append("venv")
         log(f"{app_ref}: building")
         _build(client, app_ref, _app_dockerfile(venv_ref, plan.release.version, plan.labels("app"), gen))
@@ -361,6 +397,9 @@ def _app_images(client: docker.DockerClient, plan: _Plan, gen: Generation) -> tu
 def _sources_of(client: docker.DockerClient, app_ref: str) -> list[dict[str, str]]:
     """What ImageSet.sources says: read back from the image, as `images list` shows it."""
     return sources.parse_label(client.images.get(app_ref).labels.get(sources.LABEL))
+
+
+STEPS = ("collect", "sources", "venv", "images")  # a cold build's steps, as ImageSet.build_seconds names them
 
 
 def _remembered(plan: _Plan, build: Callable[[], ImageSet]) -> ImageSet:
@@ -374,11 +413,15 @@ def _remembered(plan: _Plan, build: Callable[[], ImageSet]) -> ImageSet:
         log(f"{plan.release.version}: failed; remembered in {mark}")
         raise
     version = plan.release.version
-    if plan.built:
-        log(f"{version}: built {', '.join(plan.built)} in {time.monotonic() - t0:.0f} s")
-    else:
+    if not plan.built:
         log(f"{version}: nothing rebuilt, all images cached (deps {plan.deps})")
-    return images
+        return images
+    total = time.monotonic() - t0
+    plan.steps["images"] = total - sum(plan.steps.values())  # the images over the venv, and their checks
+    steps = {name: round(plan.steps[name], 1) for name in STEPS if name in plan.steps}
+    log(f"{version}: built {', '.join(plan.built)} in {total:.0f} s ("
+        + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in steps.items()) + ")")
+    return images.model_copy(update={"build_seconds": steps})
 
 
 # What these images lack that a task may need (ImageSet.lacks; a note says why).

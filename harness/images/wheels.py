@@ -18,8 +18,9 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from harness import releases
+from harness import knobs, releases
 from harness.errors import ImageUnavailable, InputError
+from harness.images import wheelstore
 from harness.images.failures import BuildFailed, transient
 from harness.paths import cache_root
 
@@ -153,7 +154,10 @@ def wheelhouse(release: Release, constraints: list[str], python: Path, key: str,
     `extra(folder, builder_python)` adds wheels of its own (the true sources, into
     `folder/sources/`). Built in `<house>.partial` and renamed when whole: a failure leaves
     no partial wheelhouse behind."""
-    house = cache_root() / "wheelhouse" / f"{release.version}-{key}"
+    installer = knobs.choice("OH_MATRIX_INSTALLER")
+    # pip's houses keep the name they always had; uv's are apart, so a comparison of the two
+    # never takes one's wheels for the other's
+    house = cache_root() / "wheelhouse" / f"{release.version}-{key}{'' if installer == 'pip' else '-' + installer}"
     locks = cache_root() / "locks"
     locks.mkdir(exist_ok=True)
     with FileLock(str(locks / f"wheelhouse-{house.name}.lock")):
@@ -161,7 +165,8 @@ def wheelhouse(release: Release, constraints: list[str], python: Path, key: str,
             return house
         tmp = house.with_name(house.name + ".partial")
         try:
-            _fill(tmp, release, constraints, python, extra)
+            fill = _fill_pip if installer == "pip" else _fill_uv
+            fill(tmp, release, constraints, python, extra)
             shutil.rmtree(house, ignore_errors=True)
             tmp.rename(house)
         finally:
@@ -169,15 +174,46 @@ def wheelhouse(release: Release, constraints: list[str], python: Path, key: str,
     return house
 
 
-def _fill(tmp: Path, release: Release, constraints: list[str], python: Path,
-          extra: Callable[[Path, Path], None] | None) -> None:
+def _package(release: Release) -> str:
+    return release.wheel.name.split("-")[0].replace("_", "-")  # openhands-ai, or the CLI's openhands
+
+
+def _fill_uv(tmp: Path, release: Release, constraints: list[str], python: Path,
+             extra: Callable[[Path, Path], None] | None) -> None:
+    """uv resolves, the store fetches in parallel, the house links (wheelstore.py)."""
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    plat = wheelstore.Platform.of(python)
+    package = _package(release)
+    t0 = time.monotonic()
+    lock = wheelstore.resolve(f"{package} @ {release.wheel.resolve().as_uri()}", constraints, plat, tmp)
+    (tmp / "requirements.in").unlink()
+    pkgs = wheelstore.packages(lock, plat, skip=[package])
+    resolved = time.monotonic() - t0
+    count, size = wheelstore.fetch([f for p in pkgs if (f := p.wheel or p.sdist)])
+    builder = builder_python(python) if extra is not None or any(p.wheel is None for p in pkgs) else None
+    stored = [p.wheel.stored if p.wheel else wheelstore.built_wheel(p.sdist, builder)  # type: ignore[arg-type]
+              for p in pkgs]
+    list(wheelstore.link(stored, tmp))
+    shutil.copy2(release.wheel, tmp / release.wheel.name)
+    log(f"{package} {release.version}: {len(pkgs)} packages resolved by uv for {plat.uv_name} in {resolved:.0f} s, "
+        f"{count} fetched ({size / 1e6:.0f} MB), {len(pkgs) - count} already in the store, "
+        f"in {time.monotonic() - t0:.0f} s")
+    if extra is not None:
+        assert builder is not None
+        extra(tmp, builder)
+    (tmp / ".complete").write_text(f"{len(pkgs) + 1} wheels\n")
+
+
+def _fill_pip(tmp: Path, release: Release, constraints: list[str], python: Path,
+              extra: Callable[[Path, Path], None] | None) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     (tmp / "constraints.txt").write_text("\n".join(constraints) + "\n")
     shutil.copy2(release.wheel, tmp / release.wheel.name)
     py = builder_python(python)
     pinned = "pinned by its lock" if constraints else "resolved by pip: its wheel ships no lock"
-    package = release.wheel.name.split("-")[0].replace("_", "-")  # openhands-ai, or the CLI's openhands
+    package = _package(release)
     log(f"{package} {release.version}: fetching and building wheels ({pinned}; ~2 min cold)")
     t0 = time.monotonic()
     proc = subprocess.Popen(

@@ -88,8 +88,10 @@ def test_a_warm_build_says_nothing_was_rebuilt(tmp_path: Path, capsys: pytest.Ca
     pypi._remembered(p, image_set)
     assert "9.9.9: nothing rebuilt, all images cached (deps deps0123abcd)" in capsys.readouterr().err
     p.built.extend(["venv", "app"])
-    pypi._remembered(p, image_set)
+    p.steps.update({"collect": 12.0, "venv": 30.0})
+    built = pypi._remembered(p, image_set)
     assert "9.9.9: built venv, app in" in capsys.readouterr().err
+    assert list(built.build_seconds) == ["collect", "venv", "images"]  # each step the build ran, timed
 
 
 @pytest.mark.parametrize(("output", "remembered"), [
@@ -101,6 +103,7 @@ def test_a_warm_build_says_nothing_was_rebuilt(tmp_path: Path, capsys: pytest.Ca
 def test_a_failed_pip_wheel_leaves_no_partial_wheelhouse(tmp_path: Path, cache: Path,
                                                           monkeypatch: pytest.MonkeyPatch,
                                                           output: str, remembered: bool) -> None:
+    monkeypatch.setenv("OH_MATRIX_INSTALLER", "pip")
     fake = tmp_path / "python"
     fake.write_text(f"#!/bin/sh\necho \"{output}\"\nexit 1\n")
     fake.chmod(0o755)
@@ -141,11 +144,40 @@ class FakeClient:
 
     def run(self, image: str, command: list[str], **kw: Any) -> FakeContainer:
         self.command = command
+        self.mounts = kw["mounts"]
         assert kw["network_mode"] == "none"
         return FakeContainer(self)
 
 
-def test_true_sources_go_over_the_locked_set_with_no_deps(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("output", "remembered"), [
+    ("error: No solution found when resolving dependencies: nosuch==1.0", True),
+    ("error: Failed to fetch: `https://pypi.org/simple/x/` | Caused by: Connection refused", False),
+])
+def test_a_failed_uv_resolve_leaves_no_partial_wheelhouse(tmp_path: Path, cache: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          output: str, remembered: bool) -> None:
+    from harness.images import wheelstore
+
+    fake = tmp_path / "uv"
+    fake.write_text(f"#!/bin/sh\necho \"{output}\" >&2\nexit 2\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(wheelstore, "uv_binary", lambda: fake)
+    monkeypatch.setattr(wheelstore.Platform, "of", classmethod(lambda cls, py: cls("3.12.1", "x86_64", (2, 36))))
+    p = plan(tmp_path)
+    with pytest.raises(ImageUnavailable) as e:
+        wheels.wheelhouse(p.release, p.constraints, p.python, p.deps)
+    assert isinstance(e.value, BuildFailed) is remembered
+    assert str(e.value).startswith("uv pip compile failed:") and "\n" not in str(e.value)
+    assert [d.name for d in (cache / "wheelhouse").iterdir()] == []
+
+
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_true_sources_go_over_the_locked_set_with_no_deps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          installer: str) -> None:
+    from harness.images import wheelstore
+
+    monkeypatch.setenv("OH_MATRIX_INSTALLER", installer)
+    monkeypatch.setattr(wheelstore, "uv_binary", lambda: tmp_path / "uv")
     client = FakeClient()
     overrides = ["sources/openhands_sdk-1.0.0a5-py3-none-any.whl",
                  "sources/openhands_tools-1.0.0a5-py3-none-any.whl"]
@@ -154,10 +186,16 @@ def test_true_sources_go_over_the_locked_set_with_no_deps(tmp_path: Path) -> Non
                        ["/wheels/openhands_ai-0.61.0.whl"], "oh-matrix/venv:0.61.0-k",
                        {"oh-matrix.image": "venv", "oh-matrix.sources": label}, overrides)
     script = client.command[-1]
-    locked, _, over = script.partition("; /opt/oh-venv/bin/pip install --no-index --no-cache-dir "
-                                       "--disable-pip-version-check --no-deps --force-reinstall ")
+    assert script.startswith("set -e; /py/bin/python3.12 -m venv /opt/oh-venv; ")  # the venv has pip either way
+    reinstall = {"pip": "; /opt/oh-venv/bin/pip install --no-index --no-cache-dir --disable-pip-version-check "
+                        "--no-deps --force-reinstall ",
+                 "uv": "; /opt/oh-matrix-uv pip install --python /opt/oh-venv/bin/python --offline --no-index "
+                       "--no-cache --compile-bytecode --no-deps --reinstall "}[installer]
+    locked, _, over = script.partition(reinstall)
     assert "-c /wheels/constraints.txt /wheels/openhands_ai-0.61.0.whl" in locked
     assert over.split() == ["/wheels/" + w for w in overrides]
+    mounts = [m["Target"] for m in client.mounts]
+    assert mounts == (["/wheels", "/opt/oh-matrix-uv"] if installer == "uv" else ["/wheels"])
     assert f"LABEL oh-matrix.sources={label}" in client.committed["changes"]
     assert client.removed
     # a release without true sources installs as it always did
