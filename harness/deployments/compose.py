@@ -33,8 +33,13 @@ SAID = {"depends_on": "the services it depends on ({}) are not started: the cell
 TOP_LEVEL = frozenset({"services", "networks", "volumes", "name", "version"})
 NETWORK_KEYS = frozenset({"driver", "name", "external", "labels", "ipam"})
 
-_VAR = re.compile(r"\$(?:(?P<escaped>\$)|\{(?P<braced>[^}]*)\}|(?P<named>[A-Za-z_][A-Za-z0-9_]*))")
-_BRACED = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>.*))?", re.S)
+# Compose's own pattern (compose-go's template package): `$$`, `$NAME`, `${NAME}` and
+# `${NAME<op>ARG}`, names in any case; a `${` that is none of these is an invalid template,
+# never text. `.*` is greedy and stops at a line's end, as Go's does: the braces are then
+# counted (closing_brace) to find where a nested `${...}` ends.
+_TEMPLATE = re.compile(r"\$(?i:(?P<escaped>\$)|(?P<named>[_a-z][_a-z0-9]*)"
+                       r"|\{(?:(?P<braced>[_a-z][_a-z0-9]*(?::?[-+?].*)?)\}|(?P<invalid>)))")
+_BRACED = re.compile(r"(?P<name>[_a-z][_a-z0-9]*)(?P<op>:?[-+?])?(?P<arg>.*)", re.I | re.S)
 
 
 class ComposeFiles:
@@ -61,40 +66,77 @@ class ComposeFiles:
 
 
 def interpolate(value: str, env: Mapping[str, str], where: str) -> str:
-    """Compose's interpolation of one string: $VAR, ${VAR}, ${VAR:-default}, ${VAR-default},
-    ${VAR:?error}, ${VAR?error}, ${VAR:+other}, ${VAR+other}, and $$ for a literal $."""
-
-    def one(m: re.Match[str]) -> str:
-        if m.group("escaped"):
-            return "$"
-        if m.group("named"):
-            return env.get(m.group("named"), "")
-        b = _BRACED.fullmatch(m.group("braced"))
-        if not b:
-            raise InputError(f"{where}: invalid interpolation ${{{m.group('braced')}}}")
-        name, op, arg = b.group("name"), b.group("op"), interpolate(b.group("arg") or "", env, where)
-        value = env.get(name)
-        unset = value is None or (op is not None and op.startswith(":") and value == "")
-        if op in (":-", "-"):
-            return arg if unset else str(value)
-        if op in (":?", "?"):
-            if unset:
-                raise InputError(f"{where}: {name}: {arg or 'required variable is not set'}")
-            return str(value)
-        if op in (":+", "+"):
-            return "" if unset else arg
-        return value or ""
-
-    return _VAR.sub(one, value)
+    """Compose's interpolation of one string, as the Compose Specification defines it
+    (12-interpolation.md) and compose-go does it: `$VAR`, `${VAR}`, `${VAR:-default}`,
+    `${VAR-default}`, `${VAR:?error}`, `${VAR?error}`, `${VAR:+other}`, `${VAR+other}`, nested
+    in a default, an error or an other (`${A:-${B:-x}}`), evaluated only when used; `$$` is a
+    literal `$`, a `$` before anything else stays as written, and a `${` that is not one of
+    these (unterminated, `${}`, `${ A}`) is an input error, as compose refuses the file."""
+    return _TEMPLATE.sub(lambda m: _expand(m.group(0), value, env, where), value)
 
 
-def _interpolate_all(node: Any, env: Mapping[str, str], where: str) -> Any:
+def _expand(matched: str, value: str, env: Mapping[str, str], where: str) -> str:
+    """The text for one match of _TEMPLATE: greedy, it may run past its closing brace; what
+    follows that brace is interpolated on its own, as compose-go does."""
+    close = closing_brace(matched)
+    rest = ""
+    if close >= 0:
+        matched, rest = matched[:close + 1], matched[close + 1:]
+    m = _TEMPLATE.match(matched)
+    assert m is not None  # a prefix of a match that starts with `$`
+    if m.group("escaped"):
+        return "$"
+    if m.group("named"):
+        return env.get(m.group("named"), "")
+    if not m.group("braced"):
+        raise InputError(f"{where}: {value!r}: not an interpolation compose reads (after `${{` it takes NAME}}, "
+                         "NAME:-default} and the like, and refuses the file otherwise; $$ is a literal $)")
+    return _braced(m.group("braced"), env, where) + interpolate(rest, env, where)
+
+
+def closing_brace(text: str) -> int:
+    """compose-go's getFirstBraceClosingIndex: where the `${` at the start of `text` closes,
+    counting each `{` (and skipping the character after it) against each `}`; -1 if never."""
+    depth, i = 0, 0
+    while i < len(text):
+        if text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        if text[i] == "{":
+            depth += 1
+            i += 1
+        i += 1
+    return -1
+
+
+def _braced(body: str, env: Mapping[str, str], where: str) -> str:
+    """`NAME`, or `NAME<op>ARG` with ARG interpolated only when the operator uses it."""
+    m = _BRACED.fullmatch(body)
+    assert m is not None  # _TEMPLATE's braced group has this shape
+    name, op, arg = m.group("name", "op", "arg")
+    if op is None:
+        return env.get(name, "")
+    value = env.get(name)
+    unset = value is None or (op.startswith(":") and value == "")
+    if op.endswith("-"):
+        return interpolate(arg, env, where) if unset else str(value)
+    if op.endswith("+"):
+        return "" if unset else interpolate(arg, env, where)
+    if unset:  # `?`: a required variable
+        raise InputError(f"{where}: {name}: {interpolate(arg, env, where) or 'required variable is not set'}")
+    return str(value)
+
+
+def _interpolate_all(node: Any, env: Mapping[str, str], path: Path, key: str = "") -> Any:
+    """Every string value of a file interpolated (keys are not, as in compose); an error names
+    the file and the key it is under (`compose.yml: services.app.image`)."""
     if isinstance(node, str):
-        return interpolate(node, env, where)
+        return interpolate(node, env, f"{path}: {key or '(top level)'}")
     if isinstance(node, list):
-        return [_interpolate_all(v, env, where) for v in node]
+        return [_interpolate_all(v, env, path, f"{key}[{i}]") for i, v in enumerate(node)]
     if isinstance(node, dict):
-        return {k: _interpolate_all(v, env, f"{where}.{k}") for k, v in node.items()}
+        return {k: _interpolate_all(v, env, path, f"{key}.{k}" if key else str(k)) for k, v in node.items()}
     return node
 
 
@@ -187,7 +229,7 @@ def load(paths: list[Path], service: str | None, files: ComposeFiles,
         raw = _yaml(files.read(path, "compose file"), path)
         if not isinstance(raw, dict):
             raise InputError(f"{path}: expected a compose file (a mapping with services)")
-        raw = _interpolate_all(raw, env, str(path))
+        raw = _interpolate_all(raw, env, path)
         if (err := _schema_error(raw, path)) is not None:
             raise InputError(err)
         doc = raw if doc is None else merge(doc, raw)

@@ -20,7 +20,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from harness.deployments.compose import interpolate
+from harness.deployments.compose import closing_brace, interpolate
 from harness.errors import InputError
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -84,8 +84,9 @@ def expand(line: str, env: Mapping[str, str], folder: Path, where: str) -> str:
             out.append(_as_word(_run(body, env, folder, where), quote))
             i = close + 1
         elif c == "$" and i + 1 < n and (line[i + 1] == "{" or line[i + 1].isalpha() or line[i + 1] == "_"):
-            end = line.find("}", i) + 1 if line[i + 1] == "{" else _name_end(line, i + 1)
-            if end <= 0:
+            # `${A:-${B:-x}}` ends at its own brace, not the first
+            end = i + closing_brace(line[i:]) + 1 if line[i + 1] == "{" else _name_end(line, i + 1)
+            if end <= i:
                 raise InputError(f"{where}: {line[i:i + 20]!r}: an unclosed ${{")
             value = interpolate(line[i:end], {**env, "PWD": str(folder.resolve())}, where)
             out.append(_as_word(value, quote))

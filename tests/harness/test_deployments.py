@@ -120,6 +120,60 @@ def test_what_cannot_be_honoured_is_one_line_naming_file_service_and_key(tmp_pat
     assert said in str(e.value) and str(tmp_path / "compose.yml") in str(e.value) and "\n" not in str(e.value)
 
 
+# The Compose Specification's own examples (12-interpolation.md), then compose-go's template
+# tests, which are what compose does where the text says less: FOO set, EMPTY set but empty.
+SPEC_ENV = {"FOO": "first", "EMPTY": "", "VARIABLE": "set"}
+
+
+@pytest.mark.parametrize(("text", "read"), [
+    ("${UNSET:-default}", "default"), ("${EMPTY:-default}", "default"), ("${VARIABLE:-default}", "set"),
+    ("${UNSET-default}", "default"), ("${EMPTY-default}", ""),
+    ("${VARIABLE:?err}", "set"), ("${VARIABLE?err}", "set"), ("${EMPTY?err}", ""),
+    ("${UNSET:+other}", ""), ("${EMPTY:+other}", ""), ("${EMPTY+other}", "other"), ("${FOO:+other}", "other"),
+    ("${UNSET:-${FOO}}", "first"), ("${UNSET?$FOO}", "ERR"), ("${UNSET:-${FOO:-default}}", "first"),
+    ("${UNSET:-${NOPE:-default}}", "default"), ("${A:-${B:-x}}", "x"), ("${A:-${B:-${C:-deep}}}!", "deep!"),
+    ("ok ${UNSET-${FOO} ${FOO}}", "ok first first"), ("ok ${EMPTY+$FOO ${FOO:+second}}", "ok first second"),
+    ("${A:+${A},}B", "B"), ("${UNSET:-/non:-alphanumeric}", "/non:-alphanumeric"),
+    ("$$VAR_NOT_INTERPOLATED_BY_COMPOSE", "$VAR_NOT_INTERPOLATED_BY_COMPOSE"), ("$${FOO}", "${FOO}"),
+    ("$FOO-bar", "first-bar"), ("$foo ${foo:-low}", " low"), ("${UNSET} and $UNSET", " and "),
+    ("a $ string", "a $ string"), ("^REGEX$", "^REGEX$"), ("$}", "$}"), ("$1 $-", "$1 $-"),
+    ("${A:-x}} $FOO", "x} first"), ('${A:-{"a":{"b":1}}}', '{"a":{"b":1}}'),
+])
+def test_interpolation_is_the_compose_specifications(text: str, read: str) -> None:
+    if read == "ERR":
+        with pytest.raises(InputError, match=r"^f.yml: k: UNSET: first$"):  # the message is interpolated too
+            compose.interpolate(text, SPEC_ENV, "f.yml: k")
+    else:
+        assert compose.interpolate(text, SPEC_ENV, "f.yml: k") == read
+
+
+@pytest.mark.parametrize("text", ["${", "${FOO", "${}", "${ FOO}", "${FOO }", "${FOO!}", "${FOO/a/b}",
+                                  "${UNSET:-${FOO}", "x ${UNSET:-${} y"])
+def test_a_brace_compose_would_call_an_invalid_template_is_an_input_error(text: str) -> None:
+    with pytest.raises(InputError, match=r"^f.yml: k: .*not an interpolation compose reads"):
+        compose.interpolate(text, SPEC_ENV, "f.yml: k")
+
+
+def test_defaults_and_messages_are_read_only_when_used() -> None:
+    """`${A?${B?unset}}` with A set is A: compose evaluates the nested template lazily."""
+    assert compose.interpolate("${A?${B?unset}}", {"A": "a"}, "f") == "a"
+    assert compose.interpolate("${A:-${B:?}}", {"A": "a"}, "f") == "a"
+    with pytest.raises(InputError, match=r"^f: B: required variable is not set$"):
+        compose.interpolate("${A:-${B:?}}", {}, "f")
+
+
+def test_a_required_variable_unset_names_the_file_the_key_and_the_message(tmp_path: Path) -> None:
+    path = write(tmp_path, "compose.yml", "services:\n  oh:\n    image: x\n    ports: ['3000:3000']\n"
+                                          "    environment:\n      - KEY=${LLM_KEY:?set LLM_KEY to your key}\n")
+    with pytest.raises(InputError) as e:
+        compose.load([path], "oh", compose.ComposeFiles(), environ={})
+    assert str(e.value) == f"{path}: services.oh.environment[0]: LLM_KEY: set LLM_KEY to your key"
+    nested = write(tmp_path, "nested.yml", "services:\n  oh:\n    image: oh:${TAG:-${CHANNEL:-0.62}}\n"
+                                           "    ports: ['3000:3000']\n")
+    assert compose.load([nested], "oh", compose.ComposeFiles(), environ={})[0].image == "oh:0.62"
+    assert compose.load([nested], "oh", compose.ComposeFiles(), environ={"CHANNEL": "1.0"})[0].image == "oh:1.0"
+
+
 def test_yaml_1_2_keeps_a_port_mapping_a_string(tmp_path: Path) -> None:
     """PyYAML (YAML 1.1) reads 22:22 as the base-60 number 1342; compose does not."""
     path = write(tmp_path, "compose.yml", "services:\n  oh:\n    image: x\n    ports:\n      - 22:22\n"
@@ -261,9 +315,11 @@ def test_a_deployments_own_image_needs_a_generation_and_can_be_left_out(tmp_path
 
 def test_bad_deployments_stop_the_cli_before_the_daemon(tmp_path: Path) -> None:
     write(tmp_path, "compose.yml", "services:\n  oh:\n    image: x\n    ports: ['4000:3000']\n    runtime: nvidia\n")
+    write(tmp_path, "required.yml", "services:\n  oh:\n    image: ${TAG:?set TAG}\n    ports: ['4000:3000']\n")
     for table, said in (('compose = "compose.yml"', "services.oh.runtime"),
                         ('compose = "compose.yml"\nservice = "web"', "service 'web' is not in the file"),
-                        ('docker_run = "docker run -p 3000:3000 --gpus all img"', "--gpus")):
+                        ('docker_run = "docker run -p 3000:3000 --gpus all img"', "--gpus"),
+                        ('compose = "required.yml"', "required.yml: services.oh.image: TAG: set TAG")):
         m = matrix_with(tmp_path, f"[deployments.mine]\n{table}\n")
         r = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--matrix", str(m)], capture_output=True,
                            text=True, cwd=ROOT, timeout=60,
