@@ -140,16 +140,101 @@ def _interpolate_all(node: Any, env: Mapping[str, str], path: Path, key: str = "
     return node
 
 
+class _Reset:
+    """A value tagged `!reset`: compose's merge takes the key out (13-merge.md)."""
+
+
+class _Override:
+    """A value tagged `!override`: compose's merge puts it in place of the earlier files' one."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
 def _yaml(text: str, path: Path) -> Any:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
+    yaml = YAML(typ="safe", pure=True)
+    yaml.Constructor = _merge_tag_constructor()
     try:
-        return YAML(typ="safe", pure=True).load(io.StringIO(text))
+        return yaml.load(io.StringIO(text))
     except YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f" (line {mark.line + 1})" if mark is not None else ""
         raise InputError(f"{path}: not valid YAML{line}: {getattr(e, 'problem', None) or e}") from None
+
+
+def _merge_tag_constructor() -> Any:
+    """ruamel.yaml's safe constructor knowing compose's own tags, `!reset` and `!override`:
+    valid compose, which a plain YAML reader refuses as an unknown tag. A subclass, so that
+    the tags stay compose's alone."""
+    from ruamel.yaml.constructor import SafeConstructor
+    from ruamel.yaml.nodes import CollectionNode, MappingNode, Node, ScalarNode
+
+    def untagged(c: SafeConstructor, node: Node) -> Any:
+        """The value under the tag: a mapping or a list as if untagged; a scalar as its text,
+        as compose's YAML reader (go-yaml) reads a scalar under a tag it does not know."""
+        if isinstance(node, ScalarNode):
+            return str(node.value)
+        assert isinstance(node, CollectionNode)
+        tag = "tag:yaml.org,2002:map" if isinstance(node, MappingNode) else "tag:yaml.org,2002:seq"
+        plain = type(node)(tag, node.value, node.start_mark, node.end_mark, node.flow_style)
+        return c.construct_object(plain, True)
+
+    class ComposeConstructor(SafeConstructor):
+        pass
+
+    ComposeConstructor.add_constructor("!reset", lambda c, node: _Reset())
+    ComposeConstructor.add_constructor("!override", lambda c, node: _Override(untagged(c, node)))
+    return ComposeConstructor
+
+
+Where = tuple[str | int, ...]  # a key's place in a file: services, oh, ports
+
+
+def merge_tags(node: Any, at: Where = ()) -> tuple[Any, list[Where]]:
+    """A file's tree as compose merges it (13-merge.md): each `!reset` key (or list item)
+    taken out, each `!override` value as written; with the places both tags were, where the
+    earlier files' values are taken out before this file is merged over them."""
+    if isinstance(node, _Override):
+        value, inner = merge_tags(node.value, at)
+        return value, [at, *inner]
+    places: list[Where] = []
+    if isinstance(node, dict):
+        out: dict[Any, Any] = {}
+        for key, value in node.items():
+            if isinstance(value, _Reset):
+                places.append((*at, key))
+                continue
+            out[key], inner = merge_tags(value, (*at, key))
+            places += inner
+        return out, places
+    if isinstance(node, list):
+        items = []
+        for i, value in enumerate(node):
+            if not isinstance(value, _Reset):  # a reset item is only taken out of this file's list
+                item, inner = merge_tags(value, (*at, i))
+                items.append(item)
+                places += inner
+        return items, places
+    return node, places
+
+
+def without(doc: Any, at: Where) -> Any:
+    """`doc` with the value at `at` taken out (compose-go's ResetProcessor.Apply): keys of
+    mappings only, a list of `KEY=VALUE` read as the mapping compose makes of it first
+    (`environment: [FOO=BAR]` loses FOO to `FOO: !reset`); nothing inside a list."""
+    if not at or isinstance(at[0], int):
+        return doc
+    if isinstance(doc, list):
+        doc = _as_mapping(doc, "=")
+    if not isinstance(doc, dict) or at[0] not in doc:
+        return doc
+    key, rest = at[0], at[1:]
+    if not rest:
+        return {k: v for k, v in doc.items() if k != key}
+    return {**doc, key: without(doc[key], rest)}
 
 
 def _schema_error(doc: Any, path: Path) -> str | None:
@@ -226,12 +311,14 @@ def load(paths: list[Path], service: str | None, files: ComposeFiles,
         env = {**read_env_file(files.read(dot_env, "the compose project's .env"), env, str(dot_env)), **env}
     doc: Any = None
     for path in paths:
-        raw = _yaml(files.read(path, "compose file"), path)
+        raw, tagged = merge_tags(_yaml(files.read(path, "compose file"), path))
         if not isinstance(raw, dict):
             raise InputError(f"{path}: expected a compose file (a mapping with services)")
         raw = _interpolate_all(raw, env, path)
         if (err := _schema_error(raw, path)) is not None:
             raise InputError(err)
+        for at in tagged:  # `!reset` and `!override`: the earlier files' value goes
+            doc = without(doc, at)
         doc = raw if doc is None else merge(doc, raw)
     assert isinstance(doc, dict)
     where = ", ".join(map(str, paths))

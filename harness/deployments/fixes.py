@@ -44,6 +44,7 @@ def _compose_diff(d: Deployment, env: dict[str, str], hosts: dict[str, str], net
     yaml.indent(mapping=min(keys) if keys else 2, sequence=sequence or 2, offset=offset or 0)
     doc: Any = yaml.load(before)
     service = doc["services"][d.service_name]
+    _drop_resets(service)
     current = service.get("environment")
     if current is None:
         service["environment"] = dict(env)
@@ -76,6 +77,14 @@ def _compose_diff(d: Deployment, env: dict[str, str], hosts: dict[str, str], net
     after = out.getvalue()
     return "".join(difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
                                         fromfile=d.source, tofile=d.source))
+
+
+def _drop_resets(service: Any) -> None:
+    """A key tagged `!reset` is no key at all for compose: a fix writes a plain one in its
+    place, never into the value compose throws away."""
+    for key in ("environment", "extra_hosts", "ports", "networks", "network_mode"):
+        if getattr(getattr(service.get(key), "tag", None), "value", None) == "!reset":
+            del service[key]
 
 
 _DROPPED_WITH_HOST = ("-p", "--publish", "--network", "--net")  # what --network host replaces

@@ -174,6 +174,41 @@ def test_a_required_variable_unset_names_the_file_the_key_and_the_message(tmp_pa
     assert compose.load([nested], "oh", compose.ComposeFiles(), environ={"CHANNEL": "1.0"})[0].image == "oh:1.0"
 
 
+def test_reset_and_override_are_compose_merge_tags_and_honoured_as_compose_merges(tmp_path: Path) -> None:
+    """The Compose Specification's own examples (13-merge.md): `!reset` clears what an earlier
+    file set, `!override` replaces it instead of merging; neither is "not valid YAML"."""
+    base = write(tmp_path, "compose.yaml", "services:\n  app:\n    image: myapp\n    ports:\n      - \"8080:80\"\n"
+                                           "    environment:\n      FOO: BAR\n      KEEP: 1\n")
+    reset = write(tmp_path, "reset.yaml", "services:\n  app:\n    image: myapp\n    ports: !reset []\n"
+                                          "    environment:\n      FOO: !reset null\n")
+    spec, _ = compose.load([base, reset], "app", compose.ComposeFiles(), environ={})
+    assert spec.ports == () and spec.environment == {"KEEP": "1"}
+    override = write(tmp_path, "override.yaml", "services:\n  app:\n    ports: !override\n      - \"8443:443\"\n")
+    spec, _ = compose.load([base, override], "app", compose.ComposeFiles(), environ={})
+    assert [(p.host, p.container) for p in spec.ports] == [(8443, 443)]  # not 8080:80 as well
+    # a list base is compose's mapping for a reset by name; a reset item leaves its own file's list
+    listed = write(tmp_path, "listed.yaml", "services:\n  app:\n    image: x\n    environment: [FOO=1, B=2]\n"
+                                            "    cap_add: [NET_ADMIN]\n")
+    over = write(tmp_path, "over.yaml", "services:\n  app:\n    environment:\n      FOO: !reset\n"
+                                        "    cap_add: !override [SYS_TIME, !reset X]\n    user: !override 1000\n")
+    spec, _ = compose.load([listed, over], "app", compose.ComposeFiles(), environ={})
+    assert spec.environment == {"B": "2"} and spec.flags == (("--cap-add", "SYS_TIME"),) and spec.user == "1000"
+    # in one file alone: a reset key is no key, an override value is the value
+    alone, _ = compose.load([reset], "app", compose.ComposeFiles(), environ={})
+    assert alone.ports == () and alone.environment == {}
+
+
+def test_a_fix_writes_a_plain_key_where_the_file_resets_it(tmp_path: Path) -> None:
+    from harness.deployments.fixes import fix
+
+    write(tmp_path, "compose.yml", "services:\n  oh:\n    image: x\n    ports: ['3000:3000']\n"
+                                   "    extra_hosts: !reset []\n")
+    d = deployments.load("mine", {"compose": "compose.yml"}, str(matrix_with(tmp_path, "")), None)
+    diff = fix(d, {}, {"host.docker.internal": "host-gateway"})
+    assert "-    extra_hosts: !reset []\n" in diff and "+    - host.docker.internal:host-gateway\n" in diff
+    assert "!reset" not in "".join(ln for ln in diff.splitlines() if ln.startswith("+"))
+
+
 def test_yaml_1_2_keeps_a_port_mapping_a_string(tmp_path: Path) -> None:
     """PyYAML (YAML 1.1) reads 22:22 as the base-60 number 1342; compose does not."""
     path = write(tmp_path, "compose.yml", "services:\n  oh:\n    image: x\n    ports:\n      - 22:22\n"
