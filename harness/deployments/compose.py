@@ -257,24 +257,46 @@ def _schema_error(doc: Any, path: Path) -> str | None:
     return f"{path}: {where}: {e.message[:300]} (the Compose Specification, as check-jsonschema {version} ships it)"
 
 
+# Lists a later file replaces rather than appends to (13-merge.md, "Shell commands").
+REPLACED = frozenset({"command", "entrypoint", "test"})
+
+
 def merge(base: Any, over: Any) -> Any:
-    """Compose's merge of a later file over an earlier one, for the keys the harness reads:
-    mappings merged key by key, `environment`/`extra_hosts` (list or mapping) by name,
-    `ports` and `env_file` appended, `volumes` by target, anything else replaced."""
+    """Compose's merge of a later file over an earlier one (13-merge.md, compose-go's
+    override.Merge): mappings merged key by key, a null keeping what was set; lists
+    appended without repeats, but `command`, `entrypoint` and a healthcheck's `test`
+    replaced; `environment`/`extra_hosts` (list or mapping) by name, `volumes` by target,
+    a service's `networks` (list or mapping) by name; any other value replaced."""
+    if over is None:
+        return base
     if isinstance(base, dict) and isinstance(over, dict):
         out = dict(base)
         for k, v in over.items():
-            if k in out and k in ("environment", "extra_hosts"):
-                out[k] = {**_as_mapping(out[k], "="), **_as_mapping(v, "=")}
-            elif k in out and k in ("ports", "env_file") and isinstance(out[k], list | str):
-                out[k] = [*as_list(out[k]), *[x for x in as_list(v) if x not in as_list(out[k])]]
-            elif k in out and k == "volumes" and isinstance(out[k], list) and isinstance(v, list):
-                later = {_volume_target(x) for x in v}
-                out[k] = [x for x in out[k] if _volume_target(x) not in later] + v
-            else:
-                out[k] = merge(out[k], v) if k in out else v
+            out[k] = _merge_key(k, out[k], v) if k in out else v
         return out
+    if isinstance(base, list) and isinstance(over, list):
+        return [*base, *[x for x in over if x not in base]]
     return over
+
+
+def _merge_key(key: str, base: Any, over: Any) -> Any:
+    if over is None or key in REPLACED:
+        return base if over is None else over
+    if key in ("environment", "extra_hosts"):
+        return {**_as_mapping(base, "="), **_as_mapping(over, "=")}
+    if key in ("ports", "env_file") and isinstance(base, list | str):
+        return [*as_list(base), *[x for x in as_list(over) if x not in as_list(base)]]
+    if key == "volumes" and isinstance(base, list) and isinstance(over, list):
+        later = {_volume_target(x) for x in over}
+        return [x for x in base if _volume_target(x) not in later] + over
+    if key == "networks" and (isinstance(base, list) or isinstance(over, list)):
+        return merge(_named(base), _named(over))
+    return merge(base, over)
+
+
+def _named(v: Any) -> Any:
+    """A service's `networks` as the mapping compose makes of a list: each name, no options."""
+    return {name: None for name in v} if isinstance(v, list) else v
 
 
 def as_list(v: Any) -> list[Any]:

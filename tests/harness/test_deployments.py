@@ -174,6 +174,21 @@ def test_a_required_variable_unset_names_the_file_the_key_and_the_message(tmp_pa
     assert compose.load([nested], "oh", compose.ComposeFiles(), environ={"CHANNEL": "1.0"})[0].image == "oh:1.0"
 
 
+def test_files_merge_as_compose_merges_lists_and_nulls(tmp_path: Path) -> None:
+    """13-merge.md: a later file's list is appended (cap_add, networks), not put in place of
+    the earlier one, but a command is replaced."""
+    base = write(tmp_path, "compose.yml", "services:\n  oh:\n    image: x\n    ports: ['3000:3000']\n"
+                                          "    cap_add: [NET_ADMIN]\n    networks: [front]\n"
+                                          "    command: [a, b]\n    environment: {A: 1}\n"
+                                          "networks:\n  front: {}\n  back: {}\n")
+    over = write(tmp_path, "over.yml", "services:\n  oh:\n    cap_add: [SYS_TIME, NET_ADMIN]\n"
+                                       "    networks: {back: {aliases: [oh]}}\n    command: [c]\n")
+    spec, _ = compose.load([base, over], "oh", compose.ComposeFiles(), environ={})
+    assert spec.flags == (("--cap-add", "NET_ADMIN"), ("--cap-add", "SYS_TIME"))
+    assert [n.name for n in spec.networks] == ["front", "back"] and spec.command == ("c",)
+    assert compose.merge({"a": [1], "b": {"c": 1}}, {"a": None, "b": {"c": None}}) == {"a": [1], "b": {"c": 1}}
+
+
 def test_reset_and_override_are_compose_merge_tags_and_honoured_as_compose_merges(tmp_path: Path) -> None:
     """The Compose Specification's own examples (13-merge.md): `!reset` clears what an earlier
     file set, `!override` replaces it instead of merging; neither is "not valid YAML"."""
