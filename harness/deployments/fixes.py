@@ -97,7 +97,7 @@ def _docker_run_line(d: Deployment, env: dict[str, str], hosts: dict[str, str], 
     every other character (continuations, quotes, `$(id -u)`) as written. The lines that set
     variables before it come along, as the line needs them; comments do not."""
     text = (d.files[d.source] if d.source else d.line).replace("\r\n", "\n")
-    start, end = shell.run_line(text)
+    start, end, tail = shell.run_line(text)
     line = text[start:end]
     words = shell.spans(line)
     raw = [line[a:b] for a, b in words]
@@ -122,8 +122,9 @@ def _docker_run_line(d: Deployment, env: dict[str, str], hosts: dict[str, str], 
     for a, b in sorted(cut, reverse=True):
         line = line[:a] + line[b:]
     line = line[:at] + "".join(" " + quote(w) for w in added) + line[at:]
-    script = text[:start] + line.rstrip()
-    return "\n".join(script[a:b] for a, b in shell.logical_lines(script) if shell.spans(script[a:b]))
+    before, _, same_line = text[:start].rpartition("\n")
+    kept = [ln for ln in before.split("\n") if ln.strip() and not ln.lstrip().startswith("#")]
+    return "\n".join([*kept, same_line + line.rstrip() + text[end:tail]])
 
 
 def _unquoted(word: str) -> str:

@@ -525,6 +525,58 @@ def test_a_script_that_would_run_anything_else_is_refused_in_one_line(tmp_path: 
     assert said in str(e.value) and str(tmp_path / "run.sh") in str(e.value) and "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize(("text", "command", "said"), [
+    ("docker run -p 3000:3000 img | tee log", None, "docker run's output, piped to `tee log`, is not part"),
+    ("sudo docker run -p 3000:3000 img python -c 'print(1)' |& tee -a log | grep x", ("python", "-c", "print(1)"),
+     "piped to `tee -a log | grep x`, is not part of the deployment"),
+    ("docker run -p 3000:3000 img>oh.log 2>&1 &", None, "docker run's own output, redirected (`>oh.log 2>&1`), is"),
+    ("docker run -p 3000:3000 \\\n  img &>> oh.log", None, "redirected (`&>> oh.log`), is not part"),
+    ("docker run -p 3000:3000 img || echo 'it failed'", None, "`echo 'it failed'`, run only if docker run fails,"),
+    ("docker run -p 3000:3000 img < /dev/null", None, "`< /dev/null`: input docker run does not pass to the container"),
+    ("echo y | docker run -p 3000:3000 img", None, "`echo y |`: input docker run does not pass"),
+    ("docker run -p 3000:3000 img sh <<'EOF'\nrm -rf /\nEOF\n", ("sh",), "`<<'EOF'`: input docker run does not"),
+    ("docker run -p 3000:3000 -e 'A=x|y;z' -e B=a#b img # our start line", None, ""),
+])
+def test_the_shells_operators_end_the_docker_run_command_and_what_they_drop_is_said(
+        tmp_path: Path, text: str, command: tuple[str, ...] | None, said: str) -> None:
+    """A shell ends `docker run ... IMG | tee log` before the `|`: the pipe, a redirection of
+    docker's own output and a command run only if it fails are no part of the container."""
+    write(tmp_path, "run.sh", text)
+    d = deployments.load("s", {"docker_run_file": "run.sh"}, str(tmp_path / "m.toml"), None)
+    assert d.service.image == "img" and d.service.command == command
+    assert d.service.environment == ({"A": "x|y;z", "B": "a#b"} if not said else {})  # `#` inside a word is text
+    assert all(said in n for n in d.service.notes[:1]) and len(d.service.notes) == (1 if said else 0)
+    # the fix edits the docker run command in place and keeps what is around it
+    fixed = fixes_line(d)
+    assert fixed.replace(" -e DOCKER_HOST_ADDR=172.17.0.1", "", 1) == text.split(" # ")[0].rstrip("\n")
+    placed = d.launch(generations.V1, image="img", env={}, host_port=62000, site=Site(tmp_path))
+    assert all(n in placed.placement for n in d.service.notes)
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("docker run -it -p 3000:3000 img < cmds.txt", "line 1: `< cmds.txt`: input the container reads (-i)"),
+    ("docker run -i -p 3000:3000 img sh <<EOF\necho hi\nEOF", "`<<EOF`: input the container reads (-i)"),
+    ("echo y | docker run -i -p 3000:3000 img", "`echo y |`: input the container reads (-i)"),
+    ("mkdir -p ws || docker run -p 3000:3000 img", "line 1: `||`: what follows runs only if `mkdir -p ws` fails"),
+    ("docker run -p 3000:3000 img | xargs echo", "line 1: `|`: docker run's output piped to `xargs echo`"),
+    ("docker run -p 3000:3000 img || docker start oh", "`||`: `docker start oh` runs if docker run fails"),
+    ("export A=1 & docker run -p 3000:3000 img", "`&`: `export A=1` runs in the background"),
+    ("echo y | cat | docker run -p 3000:3000 img", "line 1: `|`: a pipe between commands"),
+    ("docker run -p 3000:3000 --env-file <(env) img", "`<(env)`: a process substitution runs a command"),
+    ("docker run -p 3000:3000 img > >(tee log)", "`>(tee log)`: a process substitution"),
+    ("(docker run -p 3000:3000 img)", "line 1: `(`: a subshell, group or case"),
+    ("docker run -p 3000:3000 img |", "`|`: does not parse as a shell would (no command after it)"),
+    ("docker run -p 3000:3000 img <<EOF\nno end", "`<<EOF`: the here-document never ends"),
+    ("docker run -p 3000:3000 img | tee log && docker network connect n oh", "'docker network connect n oh'"),
+])
+def test_an_operator_that_would_change_the_deployment_is_refused_naming_it(tmp_path: Path, text: str,
+                                                                          said: str) -> None:
+    write(tmp_path, "run.sh", text)
+    with pytest.raises(InputError) as e:
+        deployments.load("s", {"docker_run_file": "run.sh"}, str(tmp_path / "m.toml"), None)
+    assert said in str(e.value) and str(tmp_path / "run.sh") in str(e.value) and "\n" not in str(e.value)
+
+
 def test_the_container_options_users_set_are_honoured_as_written(tmp_path: Path) -> None:
     """hostname, privileged, capabilities, groups and security options (a stack on a NAS, a
     line run with sudo --privileged): set on the cell's app as written, in its line too;
