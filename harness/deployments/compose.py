@@ -67,7 +67,7 @@ class ComposeFiles:
 
 def interpolate(value: str, env: Mapping[str, str], where: str) -> str:
     """Compose's interpolation of one string, as the Compose Specification defines it
-    (12-interpolation.md) and compose-go does it: `$VAR`, `${VAR}`, `${VAR:-default}`,
+    (its Interpolation section) and compose-go does it: `$VAR`, `${VAR}`, `${VAR:-default}`,
     `${VAR-default}`, `${VAR:?error}`, `${VAR?error}`, `${VAR:+other}`, `${VAR+other}`, nested
     in a default, an error or an other (`${A:-${B:-x}}`), evaluated only when used; `$$` is a
     literal `$`, a `$` before anything else stays as written, and a `${` that is not one of
@@ -141,7 +141,7 @@ def _interpolate_all(node: Any, env: Mapping[str, str], path: Path, key: str = "
 
 
 class _Reset:
-    """A value tagged `!reset`: compose's merge takes the key out (13-merge.md)."""
+    """A value tagged `!reset`: compose's merge takes the key out (the specification's Merge section)."""
 
 
 class _Override:
@@ -194,7 +194,7 @@ Where = tuple[str | int, ...]  # a key's place in a file: services, oh, ports
 
 
 def merge_tags(node: Any, at: Where = ()) -> tuple[Any, list[Where]]:
-    """A file's tree as compose merges it (13-merge.md): each `!reset` key (or list item)
+    """A file's tree as compose merges it (the specification's Merge section): each `!reset` key (or list item)
     taken out, each `!override` value as written; with the places both tags were, where the
     earlier files' values are taken out before this file is merged over them."""
     if isinstance(node, _Override):
@@ -257,12 +257,12 @@ def _schema_error(doc: Any, path: Path) -> str | None:
     return f"{path}: {where}: {e.message[:300]} (the Compose Specification, as check-jsonschema {version} ships it)"
 
 
-# Lists a later file replaces rather than appends to (13-merge.md, "Shell commands").
+# Lists a later file replaces rather than appends to (the specification's Merge section, "Shell commands").
 REPLACED = frozenset({"command", "entrypoint", "test"})
 
 
 def merge(base: Any, over: Any) -> Any:
-    """Compose's merge of a later file over an earlier one (13-merge.md, compose-go's
+    """Compose's merge of a later file over an earlier one (the specification's Merge section, compose-go's
     override.Merge): mappings merged key by key, a null keeping what was set; lists
     appended without repeats, but `command`, `entrypoint` and a healthcheck's `test`
     replaced; `environment`/`extra_hosts` (list or mapping) by name, `volumes` by target,

@@ -120,7 +120,7 @@ def test_what_cannot_be_honoured_is_one_line_naming_file_service_and_key(tmp_pat
     assert said in str(e.value) and str(tmp_path / "compose.yml") in str(e.value) and "\n" not in str(e.value)
 
 
-# The Compose Specification's own examples (12-interpolation.md), then compose-go's template
+# The Compose Specification's own examples (its Interpolation section), then compose-go's template
 # tests, which are what compose does where the text says less: FOO set, EMPTY set but empty.
 SPEC_ENV = {"FOO": "first", "EMPTY": "", "VARIABLE": "set"}
 
@@ -175,7 +175,7 @@ def test_a_required_variable_unset_names_the_file_the_key_and_the_message(tmp_pa
 
 
 def test_files_merge_as_compose_merges_lists_and_nulls(tmp_path: Path) -> None:
-    """13-merge.md: a later file's list is appended (cap_add, networks), not put in place of
+    """The Merge section: a later file's list is appended (cap_add, networks), not put in place of
     the earlier one, but a command is replaced."""
     base = write(tmp_path, "compose.yml", "services:\n  oh:\n    image: x\n    ports: ['3000:3000']\n"
                                           "    cap_add: [NET_ADMIN]\n    networks: [front]\n"
@@ -190,7 +190,7 @@ def test_files_merge_as_compose_merges_lists_and_nulls(tmp_path: Path) -> None:
 
 
 def test_reset_and_override_are_compose_merge_tags_and_honoured_as_compose_merges(tmp_path: Path) -> None:
-    """The Compose Specification's own examples (13-merge.md): `!reset` clears what an earlier
+    """The Compose Specification's own examples (its Merge section): `!reset` clears what an earlier
     file set, `!override` replaces it instead of merging; neither is "not valid YAML"."""
     base = write(tmp_path, "compose.yaml", "services:\n  app:\n    image: myapp\n    ports:\n      - \"8080:80\"\n"
                                            "    environment:\n      FOO: BAR\n      KEEP: 1\n")
