@@ -33,8 +33,13 @@ SAID = {"depends_on": "the services it depends on ({}) are not started: the cell
 TOP_LEVEL = frozenset({"services", "networks", "volumes", "name", "version"})
 NETWORK_KEYS = frozenset({"driver", "name", "external", "labels", "ipam"})
 
-_VAR = re.compile(r"\$(?:(?P<escaped>\$)|\{(?P<braced>[^}]*)\}|(?P<named>[A-Za-z_][A-Za-z0-9_]*))")
-_BRACED = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>.*))?", re.S)
+# Compose's own pattern (compose-go's template package): `$$`, `$NAME`, `${NAME}` and
+# `${NAME<op>ARG}`, names in any case; a `${` that is none of these is an invalid template,
+# never text. `.*` is greedy and stops at a line's end, as Go's does: the braces are then
+# counted (closing_brace) to find where a nested `${...}` ends.
+_TEMPLATE = re.compile(r"\$(?i:(?P<escaped>\$)|(?P<named>[_a-z][_a-z0-9]*)"
+                       r"|\{(?:(?P<braced>[_a-z][_a-z0-9]*(?::?[-+?].*)?)\}|(?P<invalid>)))")
+_BRACED = re.compile(r"(?P<name>[_a-z][_a-z0-9]*)(?P<op>:?[-+?])?(?P<arg>.*)", re.I | re.S)
 
 
 class ComposeFiles:
@@ -61,53 +66,175 @@ class ComposeFiles:
 
 
 def interpolate(value: str, env: Mapping[str, str], where: str) -> str:
-    """Compose's interpolation of one string: $VAR, ${VAR}, ${VAR:-default}, ${VAR-default},
-    ${VAR:?error}, ${VAR?error}, ${VAR:+other}, ${VAR+other}, and $$ for a literal $."""
-
-    def one(m: re.Match[str]) -> str:
-        if m.group("escaped"):
-            return "$"
-        if m.group("named"):
-            return env.get(m.group("named"), "")
-        b = _BRACED.fullmatch(m.group("braced"))
-        if not b:
-            raise InputError(f"{where}: invalid interpolation ${{{m.group('braced')}}}")
-        name, op, arg = b.group("name"), b.group("op"), interpolate(b.group("arg") or "", env, where)
-        value = env.get(name)
-        unset = value is None or (op is not None and op.startswith(":") and value == "")
-        if op in (":-", "-"):
-            return arg if unset else str(value)
-        if op in (":?", "?"):
-            if unset:
-                raise InputError(f"{where}: {name}: {arg or 'required variable is not set'}")
-            return str(value)
-        if op in (":+", "+"):
-            return "" if unset else arg
-        return value or ""
-
-    return _VAR.sub(one, value)
+    """Compose's interpolation of one string, as the Compose Specification defines it
+    (its Interpolation section) and compose-go does it: `$VAR`, `${VAR}`, `${VAR:-default}`,
+    `${VAR-default}`, `${VAR:?error}`, `${VAR?error}`, `${VAR:+other}`, `${VAR+other}`, nested
+    in a default, an error or an other (`${A:-${B:-x}}`), evaluated only when used; `$$` is a
+    literal `$`, a `$` before anything else stays as written, and a `${` that is not one of
+    these (unterminated, `${}`, `${ A}`) is an input error, as compose refuses the file."""
+    return _TEMPLATE.sub(lambda m: _expand(m.group(0), value, env, where), value)
 
 
-def _interpolate_all(node: Any, env: Mapping[str, str], where: str) -> Any:
+def _expand(matched: str, value: str, env: Mapping[str, str], where: str) -> str:
+    """The text for one match of _TEMPLATE: greedy, it may run past its closing brace; what
+    follows that brace is interpolated on its own, as compose-go does."""
+    close = closing_brace(matched)
+    rest = ""
+    if close >= 0:
+        matched, rest = matched[:close + 1], matched[close + 1:]
+    m = _TEMPLATE.match(matched)
+    assert m is not None  # a prefix of a match that starts with `$`
+    if m.group("escaped"):
+        return "$"
+    if m.group("named"):
+        return env.get(m.group("named"), "")
+    if not m.group("braced"):
+        raise InputError(f"{where}: {value!r}: not an interpolation compose reads (after `${{` it takes NAME}}, "
+                         "NAME:-default} and the like, and refuses the file otherwise; $$ is a literal $)")
+    return _braced(m.group("braced"), env, where) + interpolate(rest, env, where)
+
+
+def closing_brace(text: str) -> int:
+    """compose-go's getFirstBraceClosingIndex: where the `${` at the start of `text` closes,
+    counting each `{` (and skipping the character after it) against each `}`; -1 if never."""
+    depth, i = 0, 0
+    while i < len(text):
+        if text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        if text[i] == "{":
+            depth += 1
+            i += 1
+        i += 1
+    return -1
+
+
+def _braced(body: str, env: Mapping[str, str], where: str) -> str:
+    """`NAME`, or `NAME<op>ARG` with ARG interpolated only when the operator uses it."""
+    m = _BRACED.fullmatch(body)
+    assert m is not None  # _TEMPLATE's braced group has this shape
+    name, op, arg = m.group("name", "op", "arg")
+    if op is None:
+        return env.get(name, "")
+    value = env.get(name)
+    unset = value is None or (op.startswith(":") and value == "")
+    if op.endswith("-"):
+        return interpolate(arg, env, where) if unset else str(value)
+    if op.endswith("+"):
+        return "" if unset else interpolate(arg, env, where)
+    if unset:  # `?`: a required variable
+        raise InputError(f"{where}: {name}: {interpolate(arg, env, where) or 'required variable is not set'}")
+    return str(value)
+
+
+def _interpolate_all(node: Any, env: Mapping[str, str], path: Path, key: str = "") -> Any:
+    """Every string value of a file interpolated (keys are not, as in compose); an error names
+    the file and the key it is under (`compose.yml: services.app.image`)."""
     if isinstance(node, str):
-        return interpolate(node, env, where)
+        return interpolate(node, env, f"{path}: {key or '(top level)'}")
     if isinstance(node, list):
-        return [_interpolate_all(v, env, where) for v in node]
+        return [_interpolate_all(v, env, path, f"{key}[{i}]") for i, v in enumerate(node)]
     if isinstance(node, dict):
-        return {k: _interpolate_all(v, env, f"{where}.{k}") for k, v in node.items()}
+        return {k: _interpolate_all(v, env, path, f"{key}.{k}" if key else str(k)) for k, v in node.items()}
     return node
+
+
+class _Reset:
+    """A value tagged `!reset`: compose's merge takes the key out (the specification's Merge section)."""
+
+
+class _Override:
+    """A value tagged `!override`: compose's merge puts it in place of the earlier files' one."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
 def _yaml(text: str, path: Path) -> Any:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
+    yaml = YAML(typ="safe", pure=True)
+    yaml.Constructor = _merge_tag_constructor()
     try:
-        return YAML(typ="safe", pure=True).load(io.StringIO(text))
+        return yaml.load(io.StringIO(text))
     except YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f" (line {mark.line + 1})" if mark is not None else ""
         raise InputError(f"{path}: not valid YAML{line}: {getattr(e, 'problem', None) or e}") from None
+
+
+def _merge_tag_constructor() -> Any:
+    """ruamel.yaml's safe constructor knowing compose's own tags, `!reset` and `!override`:
+    valid compose, which a plain YAML reader refuses as an unknown tag. A subclass, so that
+    the tags stay compose's alone."""
+    from ruamel.yaml.constructor import SafeConstructor
+    from ruamel.yaml.nodes import CollectionNode, MappingNode, Node, ScalarNode
+
+    def untagged(c: SafeConstructor, node: Node) -> Any:
+        """The value under the tag: a mapping or a list as if untagged; a scalar as its text,
+        as compose's YAML reader (go-yaml) reads a scalar under a tag it does not know."""
+        if isinstance(node, ScalarNode):
+            return str(node.value)
+        assert isinstance(node, CollectionNode)
+        tag = "tag:yaml.org,2002:map" if isinstance(node, MappingNode) else "tag:yaml.org,2002:seq"
+        plain = type(node)(tag, node.value, node.start_mark, node.end_mark, node.flow_style)
+        return c.construct_object(plain, True)
+
+    class ComposeConstructor(SafeConstructor):
+        pass
+
+    ComposeConstructor.add_constructor("!reset", lambda c, node: _Reset())
+    ComposeConstructor.add_constructor("!override", lambda c, node: _Override(untagged(c, node)))
+    return ComposeConstructor
+
+
+Where = tuple[str | int, ...]  # a key's place in a file: services, oh, ports
+
+
+def merge_tags(node: Any, at: Where = ()) -> tuple[Any, list[Where]]:
+    """A file's tree as compose merges it (the specification's Merge section): each `!reset` key (or list item)
+    taken out, each `!override` value as written; with the places both tags were, where the
+    earlier files' values are taken out before this file is merged over them."""
+    if isinstance(node, _Override):
+        value, inner = merge_tags(node.value, at)
+        return value, [at, *inner]
+    places: list[Where] = []
+    if isinstance(node, dict):
+        out: dict[Any, Any] = {}
+        for key, value in node.items():
+            if isinstance(value, _Reset):
+                places.append((*at, key))
+                continue
+            out[key], inner = merge_tags(value, (*at, key))
+            places += inner
+        return out, places
+    if isinstance(node, list):
+        items = []
+        for i, value in enumerate(node):
+            if not isinstance(value, _Reset):  # a reset item is only taken out of this file's list
+                item, inner = merge_tags(value, (*at, i))
+                items.append(item)
+                places += inner
+        return items, places
+    return node, places
+
+
+def without(doc: Any, at: Where) -> Any:
+    """`doc` with the value at `at` taken out (compose-go's ResetProcessor.Apply): keys of
+    mappings only, a list of `KEY=VALUE` read as the mapping compose makes of it first
+    (`environment: [FOO=BAR]` loses FOO to `FOO: !reset`); nothing inside a list."""
+    if not at or isinstance(at[0], int):
+        return doc
+    if isinstance(doc, list):
+        doc = _as_mapping(doc, "=")
+    if not isinstance(doc, dict) or at[0] not in doc:
+        return doc
+    key, rest = at[0], at[1:]
+    if not rest:
+        return {k: v for k, v in doc.items() if k != key}
+    return {**doc, key: without(doc[key], rest)}
 
 
 def _schema_error(doc: Any, path: Path) -> str | None:
@@ -130,24 +257,46 @@ def _schema_error(doc: Any, path: Path) -> str | None:
     return f"{path}: {where}: {e.message[:300]} (the Compose Specification, as check-jsonschema {version} ships it)"
 
 
+# Lists a later file replaces rather than appends to (the specification's Merge section, "Shell commands").
+REPLACED = frozenset({"command", "entrypoint", "test"})
+
+
 def merge(base: Any, over: Any) -> Any:
-    """Compose's merge of a later file over an earlier one, for the keys the harness reads:
-    mappings merged key by key, `environment`/`extra_hosts` (list or mapping) by name,
-    `ports` and `env_file` appended, `volumes` by target, anything else replaced."""
+    """Compose's merge of a later file over an earlier one (the specification's Merge section, compose-go's
+    override.Merge): mappings merged key by key, a null keeping what was set; lists
+    appended without repeats, but `command`, `entrypoint` and a healthcheck's `test`
+    replaced; `environment`/`extra_hosts` (list or mapping) by name, `volumes` by target,
+    a service's `networks` (list or mapping) by name; any other value replaced."""
+    if over is None:
+        return base
     if isinstance(base, dict) and isinstance(over, dict):
         out = dict(base)
         for k, v in over.items():
-            if k in out and k in ("environment", "extra_hosts"):
-                out[k] = {**_as_mapping(out[k], "="), **_as_mapping(v, "=")}
-            elif k in out and k in ("ports", "env_file") and isinstance(out[k], list | str):
-                out[k] = [*as_list(out[k]), *[x for x in as_list(v) if x not in as_list(out[k])]]
-            elif k in out and k == "volumes" and isinstance(out[k], list) and isinstance(v, list):
-                later = {_volume_target(x) for x in v}
-                out[k] = [x for x in out[k] if _volume_target(x) not in later] + v
-            else:
-                out[k] = merge(out[k], v) if k in out else v
+            out[k] = _merge_key(k, out[k], v) if k in out else v
         return out
+    if isinstance(base, list) and isinstance(over, list):
+        return [*base, *[x for x in over if x not in base]]
     return over
+
+
+def _merge_key(key: str, base: Any, over: Any) -> Any:
+    if over is None or key in REPLACED:
+        return base if over is None else over
+    if key in ("environment", "extra_hosts"):
+        return {**_as_mapping(base, "="), **_as_mapping(over, "=")}
+    if key in ("ports", "env_file") and isinstance(base, list | str):
+        return [*as_list(base), *[x for x in as_list(over) if x not in as_list(base)]]
+    if key == "volumes" and isinstance(base, list) and isinstance(over, list):
+        later = {_volume_target(x) for x in over}
+        return [x for x in base if _volume_target(x) not in later] + over
+    if key == "networks" and (isinstance(base, list) or isinstance(over, list)):
+        return merge(_named(base), _named(over))
+    return merge(base, over)
+
+
+def _named(v: Any) -> Any:
+    """A service's `networks` as the mapping compose makes of a list: each name, no options."""
+    return {name: None for name in v} if isinstance(v, list) else v
 
 
 def as_list(v: Any) -> list[Any]:
@@ -184,12 +333,14 @@ def load(paths: list[Path], service: str | None, files: ComposeFiles,
         env = {**read_env_file(files.read(dot_env, "the compose project's .env"), env, str(dot_env)), **env}
     doc: Any = None
     for path in paths:
-        raw = _yaml(files.read(path, "compose file"), path)
+        raw, tagged = merge_tags(_yaml(files.read(path, "compose file"), path))
         if not isinstance(raw, dict):
             raise InputError(f"{path}: expected a compose file (a mapping with services)")
-        raw = _interpolate_all(raw, env, str(path))
+        raw = _interpolate_all(raw, env, path)
         if (err := _schema_error(raw, path)) is not None:
             raise InputError(err)
+        for at in tagged:  # `!reset` and `!override`: the earlier files' value goes
+            doc = without(doc, at)
         doc = raw if doc is None else merge(doc, raw)
     assert isinstance(doc, dict)
     where = ", ".join(map(str, paths))

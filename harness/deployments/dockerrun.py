@@ -53,11 +53,17 @@ def _parser(where: str) -> _Parser:
 def parse(line: str, where: str, folder: Path, files: ComposeFiles,
           environ: Mapping[str, str] | None = None) -> ServiceSpec:
     env_in = dict(os.environ if environ is None else environ)
-    words = shell.docker_run_words(line, env_in, folder, where)
+    run = shell.docker_run_words(line, env_in, folder, where)
     try:
-        a = _parser(where).parse_args(words[2:])
+        a = _parser(where).parse_args(run.words[2:])
     except argparse.ArgumentError as e:
         raise InputError(f"{where}: {e}") from None
+    notes = list(run.notes)
+    if run.stdin and (a.i or a.interactive):  # the container reads it, and a cell's app is given nothing
+        raise InputError(f"{where}: line {run.line}: `{run.stdin}`: input the container reads (-i), which a cell "
+                         "does not give it; the reader cannot follow it")
+    if run.stdin:
+        notes.append(f"`{run.stdin}`: input docker run does not pass to the container without -i")
     environment: dict[str, str] = {}
     for path in a.env_file:
         full = Path(path) if Path(path).is_absolute() else folder / path
@@ -93,4 +99,5 @@ def parse(line: str, where: str, folder: Path, files: ComposeFiles,
         command=tuple(a.command) if a.command else None,
         flags=tuple((flag, "" if value is True else str(value)) for flag in FLAGS
                     for value in as_list(getattr(a, flag[2:].replace("-", "_"))) if value),
+        notes=tuple(notes),
     )

@@ -44,6 +44,7 @@ def _compose_diff(d: Deployment, env: dict[str, str], hosts: dict[str, str], net
     yaml.indent(mapping=min(keys) if keys else 2, sequence=sequence or 2, offset=offset or 0)
     doc: Any = yaml.load(before)
     service = doc["services"][d.service_name]
+    _drop_resets(service)
     current = service.get("environment")
     if current is None:
         service["environment"] = dict(env)
@@ -78,6 +79,14 @@ def _compose_diff(d: Deployment, env: dict[str, str], hosts: dict[str, str], net
                                         fromfile=d.source, tofile=d.source))
 
 
+def _drop_resets(service: Any) -> None:
+    """A key tagged `!reset` is no key at all for compose: a fix writes a plain one in its
+    place, never into the value compose throws away."""
+    for key in ("environment", "extra_hosts", "ports", "networks", "network_mode"):
+        if getattr(getattr(service.get(key), "tag", None), "value", None) == "!reset":
+            del service[key]
+
+
 _DROPPED_WITH_HOST = ("-p", "--publish", "--network", "--net")  # what --network host replaces
 
 
@@ -88,7 +97,7 @@ def _docker_run_line(d: Deployment, env: dict[str, str], hosts: dict[str, str], 
     every other character (continuations, quotes, `$(id -u)`) as written. The lines that set
     variables before it come along, as the line needs them; comments do not."""
     text = (d.files[d.source] if d.source else d.line).replace("\r\n", "\n")
-    start, end = shell.run_line(text)
+    start, end, tail = shell.run_line(text)
     line = text[start:end]
     words = shell.spans(line)
     raw = [line[a:b] for a, b in words]
@@ -113,8 +122,9 @@ def _docker_run_line(d: Deployment, env: dict[str, str], hosts: dict[str, str], 
     for a, b in sorted(cut, reverse=True):
         line = line[:a] + line[b:]
     line = line[:at] + "".join(" " + quote(w) for w in added) + line[at:]
-    script = text[:start] + line.rstrip()
-    return "\n".join(script[a:b] for a, b in shell.logical_lines(script) if shell.spans(script[a:b]))
+    before, _, same_line = text[:start].rpartition("\n")
+    kept = [ln for ln in before.split("\n") if ln.strip() and not ln.lstrip().startswith("#")]
+    return "\n".join([*kept, same_line + line.rstrip() + text[end:tail]])
 
 
 def _unquoted(word: str) -> str:

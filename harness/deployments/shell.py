@@ -10,6 +10,13 @@ Only commands that read and change nothing are run (`id`, `pwd`, `whoami`, `date
 format); any other substitution is an input error naming it: a run never executes the
 user's commands. Single quotes keep `$` literal, as in the shell; an expansion's result is
 one word (no field splitting), as it is in the double quotes people should have used.
+
+The operators around the line are read as the shell reads them (script.py delimits them):
+`docker run ... | tee log` ends before the `|`, and what reads its output, a redirection of
+docker's own output and a command run only if it fails (`|| echo failed`) are no part of the
+deployment: each is said in the cell's notes. What would change the deployment, or what the
+reader cannot follow (input the container would read, a pipe or `||` elsewhere, a command in
+the background before it, a subshell), is an input error naming the file and the operator.
 """
 
 from __future__ import annotations
@@ -18,43 +25,147 @@ import re
 import shlex
 import subprocess
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
-from harness.deployments.compose import interpolate
+from harness.deployments import script
+from harness.deployments.compose import closing_brace, interpolate
+from harness.deployments.script import INPUTS, PIPES, Command
 from harness.errors import InputError
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-SEPARATORS = ("&&", ";")  # between the commands of one line, outside quotes
+# What may read docker's output through a pipe: they show or save it, and run nothing.
+CONSUMERS = frozenset({"tee", "cat", "grep", "less", "more", "head", "tail", "ts"})
+# What may run when docker run fails (`|| echo failed`): they say so, and run nothing.
+FALLBACKS = frozenset({"echo", "printf", "true", "false", "exit", ":"})
 
 # Commands a substitution may run: they only read (`date` only prints: no -s/--set).
 READ_ONLY = frozenset({"id", "pwd", "whoami", "date"})
 
 
-def docker_run_words(text: str, env: dict[str, str], folder: Path, where: str) -> list[str]:
-    """The words of the one `docker run` line of `text` (a line, or a script that sets
-    variables before it, as OpenHands' instructions long did), expanded; `env` gains the
-    variables the script sets. Any other command is an input error: the harness runs none."""
-    found: list[str] | None = None
+@dataclass(frozen=True)
+class RunLine:
+    """The `docker run` command of a script as the shell runs it."""
+
+    words: list[str]  # expanded, `sudo` dropped
+    notes: tuple[str, ...]  # what around it is no part of the deployment, for the cell's notes
+    stdin: str  # what the script feeds docker run's input (`< file`, `cmd |`), as written; "" if nothing
+    line: int = 1  # where the docker run command starts
+
+
+def docker_run_words(text: str, env: dict[str, str], folder: Path, where: str) -> RunLine:
+    """The one `docker run` command of `text` (a line, or a script that sets variables
+    before it, as OpenHands' instructions long did), expanded; `env` gains the variables the
+    script sets. Any other command is an input error: the harness runs none."""
     text = text.replace("\r\n", "\n")
-    for start, end in logical_lines(text):
-        number = text.count("\n", 0, start) + 1
-        line = text[start:end]
-        for a, b in _commands(line):  # `export A=1; docker run ...`, `mkdir -p x && docker run ...`
-            words = _words(line[a:b], env, folder, f"{where}: line {number}")
-            if words[:2] == ["docker", "run"]:
-                if found is not None:
-                    raise InputError(f"{where}: line {number}: a second docker run line (a deployment is one)")
-                found = words
-            elif words and words[0] not in ("set", "mkdir"):  # the cell's own folders stand for what mkdir makes
-                assignments = words[1:] if words[0] == "export" else words
-                if not assignments or not all(_NAME.fullmatch(w.partition("=")[0]) and "=" in w for w in assignments):
-                    raise InputError(f"{where}: line {number}: {' '.join(words)[:60]!r}: expected the docker run "
-                                     "line, or variables set before it (the harness runs no other command)")
-                env.update(w.split("=", 1) for w in assignments)  # type: ignore[misc]
-    if found is None:
+    cmds = script.commands(text, where)
+    at = next((i for i, c in enumerate(cmds) if _is_docker_run(text, c)), None)
+    if at is None:
+        for c in cmds:  # the first command that is not the line says more than its absence
+            _variables(text, c, env, folder, where)
         raise InputError(f"{where}: no line starting with `docker run`")
-    return found
+    notes: list[str] = []
+    stdin = _before(text, cmds[:at], env, folder, where)
+    run = cmds[at]
+    words = _words(_raw(run), env, folder, f"{where}: line {run.line}")
+    stdin = _redirects(text, run, notes) or stdin
+    rest = at + 1 + _after(text, cmds[at:], notes, where)
+    for c in cmds[rest:]:
+        if c.before in PIPES or c.after in PIPES:
+            raise _cannot(where, c, c.before if c.before in PIPES else c.after, "a pipe between commands the harness "
+                          "does not run")
+        if _is_docker_run(text, c):
+            raise InputError(f"{where}: line {c.line}: a second docker run line (a deployment is one)")
+        _variables(text, c, env, folder, where)
+    return RunLine(words, tuple(notes), stdin, run.line)
+
+
+def _is_docker_run(text: str, c: Command) -> bool:
+    return _docker_command([w.text for w in c.words])[:2] == ["docker", "run"]
+
+
+def _raw(c: Command) -> str:
+    """A command's words as written, without its redirections."""
+    return " ".join(w.text for w in c.words)
+
+
+def _shown(text: str, c: Command) -> str:
+    """A command as written, redirections included, on one line."""
+    return " ".join(text[c.start:c.end].replace("\\\n", " ").split())
+
+
+def _cannot(where: str, c: Command, word: str, why: str) -> InputError:
+    return InputError(f"{where}: line {c.line}: `{word}`: {why}; the reader cannot follow it")
+
+
+def _before(text: str, cmds: list[Command], env: dict[str, str], folder: Path, where: str) -> str:
+    """Reads the commands before docker run (variables it uses); returns what one pipes into it."""
+    for i, c in enumerate(cmds):
+        if c.after == "||":  # what follows runs only if this fails, which the harness cannot tell
+            raise _cannot(where, c, "||", f"what follows runs only if `{_shown(text, c)}` fails")
+        if c.after == "&":  # run in a subshell of its own: its variables are not the line's
+            raise _cannot(where, c, "&", f"`{_shown(text, c)}` runs in the background")
+        if c.after in PIPES:
+            if i == len(cmds) - 1:  # into docker run: the container's input, if -i passes it on
+                return f"{_shown(text, c)} {c.after}"
+            raise _cannot(where, c, c.after, "a pipe between commands the harness does not run")
+        _variables(text, c, env, folder, where)
+    return ""
+
+
+def _redirects(text: str, run: Command, notes: list[str]) -> str:
+    """docker run's own redirections: its output's are noted; returns the input one, if any."""
+    stdin = ""
+    out = []
+    for op, target in run.redirects:
+        shown = text[op.start:target.end]
+        bare = script.redirect(op.text)
+        if bare in INPUTS and op.text[:-len(bare)] in ("", "0"):  # file descriptor 0, docker's input
+            stdin = shown
+        else:
+            out.append(shown)
+    if out:
+        notes.append(f"docker run's own output, redirected (`{' '.join(out)}`), is not part of the deployment")
+    return stdin
+
+
+def _after(text: str, cmds: list[Command], notes: list[str], where: str) -> int:
+    """Reads what reads docker run's output (`| tee log`) and what runs only if it fails
+    (`|| echo failed`), noting each; returns how many commands after docker run that is."""
+    k = 0
+    readers = []
+    while cmds[k].after in PIPES:
+        k += 1
+        name = cmds[k].words[0].text if cmds[k].words else ""
+        if name not in CONSUMERS:
+            raise _cannot(where, cmds[k], cmds[k - 1].after, f"docker run's output piped to `{_shown(text, cmds[k])}`, "
+                          f"which may do anything with it (read here: {', '.join(sorted(CONSUMERS))})")
+        readers.append(_shown(text, cmds[k]))
+    if readers:
+        notes.append(f"docker run's output, piped to `{' | '.join(readers)}`, is not part of the deployment")
+    while cmds[k].after == "||":
+        k += 1
+        name = cmds[k].words[0].text if cmds[k].words else ""
+        if name not in FALLBACKS or cmds[k].after in PIPES:
+            raise _cannot(where, cmds[k], "||", f"`{_shown(text, cmds[k])}` runs if docker run fails, and may "
+                          f"change what runs (read here: {', '.join(sorted(FALLBACKS))})")
+        notes.append(f"`{_shown(text, cmds[k])}`, run only if docker run fails, is not part of the deployment")
+    return k
+
+
+def _variables(text: str, c: Command, env: dict[str, str], folder: Path, where: str) -> None:
+    """A command around docker run: variables set (`env` gains them), `set` or `mkdir`; any
+    other is an input error, as the harness runs none."""
+    number = c.line
+    words = _words(_raw(c), env, folder, f"{where}: line {number}")
+    if not words or words[0] in ("set", "mkdir"):  # the cell's own folders stand for what mkdir makes
+        return
+    assignments = words[1:] if words[0] == "export" else words
+    if not assignments or not all(_NAME.fullmatch(w.partition("=")[0]) and "=" in w for w in assignments):
+        raise InputError(f"{where}: line {number}: {' '.join(words)[:60]!r}: expected the docker run "
+                         "line, or variables set before it (the harness runs no other command)")
+    env.update(w.split("=", 1) for w in assignments)  # type: ignore[misc]
 
 
 def expand(line: str, env: Mapping[str, str], folder: Path, where: str) -> str:
@@ -84,8 +195,9 @@ def expand(line: str, env: Mapping[str, str], folder: Path, where: str) -> str:
             out.append(_as_word(_run(body, env, folder, where), quote))
             i = close + 1
         elif c == "$" and i + 1 < n and (line[i + 1] == "{" or line[i + 1].isalpha() or line[i + 1] == "_"):
-            end = line.find("}", i) + 1 if line[i + 1] == "{" else _name_end(line, i + 1)
-            if end <= 0:
+            # `${A:-${B:-x}}` ends at its own brace, not the first
+            end = i + closing_brace(line[i:]) + 1 if line[i + 1] == "{" else _name_end(line, i + 1)
+            if end <= i:
                 raise InputError(f"{where}: {line[i:i + 20]!r}: an unclosed ${{")
             value = interpolate(line[i:end], {**env, "PWD": str(folder.resolve())}, where)
             out.append(_as_word(value, quote))
@@ -97,65 +209,16 @@ def expand(line: str, env: Mapping[str, str], folder: Path, where: str) -> str:
 
 
 def spans(text: str) -> list[tuple[int, int]]:
-    """Where each word of `text` starts and ends, as the shell delimits them (quotes, `$(...)`
-    and backquotes inside a word, `\\` + newline as a blank, comments skipped, and `;` or `&&`
-    a word of its own): so a fix can edit the user's line in place and leave every other
+    """Where each word and operator of `text` starts and ends, as the shell delimits them
+    (script.tokens): so a fix can edit the user's line in place and leave every other
     character as written."""
-    out: list[tuple[int, int]] = []
-    i, n, start, quote = 0, len(text), -1, ""
-    while i < n:
-        c = text[i]
-        if quote:
-            if c == "\\" and quote == '"':
-                i += 1
-            elif c == quote:
-                quote = ""
-            i += 1
-            continue
-        if c.isspace() or (c == "\\" and text[i + 1:i + 2] == "\n"):
-            if start >= 0:
-                out.append((start, i))
-                start = -1
-            i += 2 if c == "\\" else 1
-            continue
-        if c == "#" and start < 0:
-            end = text.find("\n", i)
-            i = n if end < 0 else end
-            continue
-        if sep := next((x for x in SEPARATORS if text.startswith(x, i)), None):  # ends a command
-            if start >= 0:
-                out.append((start, i))
-            out.append((i, i + len(sep)))
-            i, start = i + len(sep), -1
-            continue
-        start = i if start < 0 else start
-        if c == "\\":
-            i += 2
-        elif c in "'\"":
-            quote = c
-            i += 1
-        elif c == "`" or text.startswith("$(", i):
-            i = _closing(text, i, "") + 1
-        else:
-            i += 1
-    if start >= 0:
-        out.append((start, n))
-    return out
-
-
-def logical_lines(text: str) -> list[tuple[int, int]]:
-    """Where each logical line of a script starts and ends (a `\\` + newline continues one)."""
-    out, start = [], 0
-    for m in re.finditer(r"(?<!\\)\n", text):
-        out.append((start, m.start()))
-        start = m.end()
-    return [*out, (start, len(text))]
+    return [(t.start, t.end) for t in script.tokens(text, "") if t.kind != "newline"]
 
 
 def _words(command: str, env: dict[str, str], folder: Path, where: str) -> list[str]:
     """One command's words, expanded, with `sudo` (and its flags) and `container` dropped."""
     try:
-        words = shlex.split(expand(command.replace("\\\n", " "), env, folder, where), comments=True)
+        words = shlex.split(expand(command.replace("\\\n", " "), env, folder, where), comments=False)
     except ValueError as e:
         raise InputError(f"{where}: does not parse as a shell would: {e}") from None
     return _docker_command(words)
@@ -171,23 +234,21 @@ def _docker_command(words: list[str]) -> list[str]:
     return ["docker", *words[2:]] if words[:2] == ["docker", "container"] else words
 
 
-def _commands(line: str) -> list[tuple[int, int]]:
-    """Where a logical line's commands start and end: between its `;` and `&&` words."""
-    out, start = [], 0
-    for a, b in spans(line):
-        if line[a:b] in SEPARATORS:
-            out.append((start, a))
-            start = b
-    return [(a, b) for a, b in [*out, (start, len(line))] if line[a:b].strip()]
-
-
-def run_line(text: str) -> tuple[int, int]:
-    """Where the `docker run` command of a script (read by docker_run_words) starts and ends."""
-    for start, end in logical_lines(text):
-        for a, b in _commands(text[start:end]):
-            command = text[start + a:start + b]
-            if _docker_command([command[x:y] for x, y in spans(command)])[:2] == ["docker", "run"]:
-                return start + a + len(command) - len(command.lstrip()), start + b
+def run_line(text: str) -> tuple[int, int, int]:
+    """Where the `docker run` command of a script (read by docker_run_words) starts and
+    ends, and where what follows it on its line ends (`| tee log`, `> log 2>&1 &`, a
+    here-document's body; a comment not)."""
+    toks = script.tokens(text, "")
+    for c in script.commands(text, ""):
+        if _is_docker_run(text, c):
+            end = max(w.end for w in c.words)
+            tail = end
+            for t in (t for t in toks if t.start >= end):
+                if t.kind == "newline":
+                    tail = t.end if t.end > t.start + 1 else tail  # a here-document's body comes along
+                    break
+                tail = t.end
+            return c.words[0].start, end, tail
     raise ValueError("no docker run line")
 
 

@@ -120,6 +120,110 @@ def test_what_cannot_be_honoured_is_one_line_naming_file_service_and_key(tmp_pat
     assert said in str(e.value) and str(tmp_path / "compose.yml") in str(e.value) and "\n" not in str(e.value)
 
 
+# The Compose Specification's own examples (its Interpolation section), then compose-go's template
+# tests, which are what compose does where the text says less: FOO set, EMPTY set but empty.
+SPEC_ENV = {"FOO": "first", "EMPTY": "", "VARIABLE": "set"}
+
+
+@pytest.mark.parametrize(("text", "read"), [
+    ("${UNSET:-default}", "default"), ("${EMPTY:-default}", "default"), ("${VARIABLE:-default}", "set"),
+    ("${UNSET-default}", "default"), ("${EMPTY-default}", ""),
+    ("${VARIABLE:?err}", "set"), ("${VARIABLE?err}", "set"), ("${EMPTY?err}", ""),
+    ("${UNSET:+other}", ""), ("${EMPTY:+other}", ""), ("${EMPTY+other}", "other"), ("${FOO:+other}", "other"),
+    ("${UNSET:-${FOO}}", "first"), ("${UNSET?$FOO}", "ERR"), ("${UNSET:-${FOO:-default}}", "first"),
+    ("${UNSET:-${NOPE:-default}}", "default"), ("${A:-${B:-x}}", "x"), ("${A:-${B:-${C:-deep}}}!", "deep!"),
+    ("ok ${UNSET-${FOO} ${FOO}}", "ok first first"), ("ok ${EMPTY+$FOO ${FOO:+second}}", "ok first second"),
+    ("${A:+${A},}B", "B"), ("${UNSET:-/non:-alphanumeric}", "/non:-alphanumeric"),
+    ("$$VAR_NOT_INTERPOLATED_BY_COMPOSE", "$VAR_NOT_INTERPOLATED_BY_COMPOSE"), ("$${FOO}", "${FOO}"),
+    ("$FOO-bar", "first-bar"), ("$foo ${foo:-low}", " low"), ("${UNSET} and $UNSET", " and "),
+    ("a $ string", "a $ string"), ("^REGEX$", "^REGEX$"), ("$}", "$}"), ("$1 $-", "$1 $-"),
+    ("${A:-x}} $FOO", "x} first"), ('${A:-{"a":{"b":1}}}', '{"a":{"b":1}}'),
+])
+def test_interpolation_is_the_compose_specifications(text: str, read: str) -> None:
+    if read == "ERR":
+        with pytest.raises(InputError, match=r"^f.yml: k: UNSET: first$"):  # the message is interpolated too
+            compose.interpolate(text, SPEC_ENV, "f.yml: k")
+    else:
+        assert compose.interpolate(text, SPEC_ENV, "f.yml: k") == read
+
+
+@pytest.mark.parametrize("text", ["${", "${FOO", "${}", "${ FOO}", "${FOO }", "${FOO!}", "${FOO/a/b}",
+                                  "${UNSET:-${FOO}", "x ${UNSET:-${} y"])
+def test_a_brace_compose_would_call_an_invalid_template_is_an_input_error(text: str) -> None:
+    with pytest.raises(InputError, match=r"^f.yml: k: .*not an interpolation compose reads"):
+        compose.interpolate(text, SPEC_ENV, "f.yml: k")
+
+
+def test_defaults_and_messages_are_read_only_when_used() -> None:
+    """`${A?${B?unset}}` with A set is A: compose evaluates the nested template lazily."""
+    assert compose.interpolate("${A?${B?unset}}", {"A": "a"}, "f") == "a"
+    assert compose.interpolate("${A:-${B:?}}", {"A": "a"}, "f") == "a"
+    with pytest.raises(InputError, match=r"^f: B: required variable is not set$"):
+        compose.interpolate("${A:-${B:?}}", {}, "f")
+
+
+def test_a_required_variable_unset_names_the_file_the_key_and_the_message(tmp_path: Path) -> None:
+    path = write(tmp_path, "compose.yml", "services:\n  oh:\n    image: x\n    ports: ['3000:3000']\n"
+                                          "    environment:\n      - KEY=${LLM_KEY:?set LLM_KEY to your key}\n")
+    with pytest.raises(InputError) as e:
+        compose.load([path], "oh", compose.ComposeFiles(), environ={})
+    assert str(e.value) == f"{path}: services.oh.environment[0]: LLM_KEY: set LLM_KEY to your key"
+    nested = write(tmp_path, "nested.yml", "services:\n  oh:\n    image: oh:${TAG:-${CHANNEL:-0.62}}\n"
+                                           "    ports: ['3000:3000']\n")
+    assert compose.load([nested], "oh", compose.ComposeFiles(), environ={})[0].image == "oh:0.62"
+    assert compose.load([nested], "oh", compose.ComposeFiles(), environ={"CHANNEL": "1.0"})[0].image == "oh:1.0"
+
+
+def test_files_merge_as_compose_merges_lists_and_nulls(tmp_path: Path) -> None:
+    """The Merge section: a later file's list is appended (cap_add, networks), not put in place of
+    the earlier one, but a command is replaced."""
+    base = write(tmp_path, "compose.yml", "services:\n  oh:\n    image: x\n    ports: ['3000:3000']\n"
+                                          "    cap_add: [NET_ADMIN]\n    networks: [front]\n"
+                                          "    command: [a, b]\n    environment: {A: 1}\n"
+                                          "networks:\n  front: {}\n  back: {}\n")
+    over = write(tmp_path, "over.yml", "services:\n  oh:\n    cap_add: [SYS_TIME, NET_ADMIN]\n"
+                                       "    networks: {back: {aliases: [oh]}}\n    command: [c]\n")
+    spec, _ = compose.load([base, over], "oh", compose.ComposeFiles(), environ={})
+    assert spec.flags == (("--cap-add", "NET_ADMIN"), ("--cap-add", "SYS_TIME"))
+    assert [n.name for n in spec.networks] == ["front", "back"] and spec.command == ("c",)
+    assert compose.merge({"a": [1], "b": {"c": 1}}, {"a": None, "b": {"c": None}}) == {"a": [1], "b": {"c": 1}}
+
+
+def test_reset_and_override_are_compose_merge_tags_and_honoured_as_compose_merges(tmp_path: Path) -> None:
+    """The Compose Specification's own examples (its Merge section): `!reset` clears what an earlier
+    file set, `!override` replaces it instead of merging; neither is "not valid YAML"."""
+    base = write(tmp_path, "compose.yaml", "services:\n  app:\n    image: myapp\n    ports:\n      - \"8080:80\"\n"
+                                           "    environment:\n      FOO: BAR\n      KEEP: 1\n")
+    reset = write(tmp_path, "reset.yaml", "services:\n  app:\n    image: myapp\n    ports: !reset []\n"
+                                          "    environment:\n      FOO: !reset null\n")
+    spec, _ = compose.load([base, reset], "app", compose.ComposeFiles(), environ={})
+    assert spec.ports == () and spec.environment == {"KEEP": "1"}
+    override = write(tmp_path, "override.yaml", "services:\n  app:\n    ports: !override\n      - \"8443:443\"\n")
+    spec, _ = compose.load([base, override], "app", compose.ComposeFiles(), environ={})
+    assert [(p.host, p.container) for p in spec.ports] == [(8443, 443)]  # not 8080:80 as well
+    # a list base is compose's mapping for a reset by name; a reset item leaves its own file's list
+    listed = write(tmp_path, "listed.yaml", "services:\n  app:\n    image: x\n    environment: [FOO=1, B=2]\n"
+                                            "    cap_add: [NET_ADMIN]\n")
+    over = write(tmp_path, "over.yaml", "services:\n  app:\n    environment:\n      FOO: !reset\n"
+                                        "    cap_add: !override [SYS_TIME, !reset X]\n    user: !override 1000\n")
+    spec, _ = compose.load([listed, over], "app", compose.ComposeFiles(), environ={})
+    assert spec.environment == {"B": "2"} and spec.flags == (("--cap-add", "SYS_TIME"),) and spec.user == "1000"
+    # in one file alone: a reset key is no key, an override value is the value
+    alone, _ = compose.load([reset], "app", compose.ComposeFiles(), environ={})
+    assert alone.ports == () and alone.environment == {}
+
+
+def test_a_fix_writes_a_plain_key_where_the_file_resets_it(tmp_path: Path) -> None:
+    from harness.deployments.fixes import fix
+
+    write(tmp_path, "compose.yml", "services:\n  oh:\n    image: x\n    ports: ['3000:3000']\n"
+                                   "    extra_hosts: !reset []\n")
+    d = deployments.load("mine", {"compose": "compose.yml"}, str(matrix_with(tmp_path, "")), None)
+    diff = fix(d, {}, {"host.docker.internal": "host-gateway"})
+    assert "-    extra_hosts: !reset []\n" in diff and "+    - host.docker.internal:host-gateway\n" in diff
+    assert "!reset" not in "".join(ln for ln in diff.splitlines() if ln.startswith("+"))
+
+
 def test_yaml_1_2_keeps_a_port_mapping_a_string(tmp_path: Path) -> None:
     """PyYAML (YAML 1.1) reads 22:22 as the base-60 number 1342; compose does not."""
     path = write(tmp_path, "compose.yml", "services:\n  oh:\n    image: x\n    ports:\n      - 22:22\n"
@@ -261,9 +365,11 @@ def test_a_deployments_own_image_needs_a_generation_and_can_be_left_out(tmp_path
 
 def test_bad_deployments_stop_the_cli_before_the_daemon(tmp_path: Path) -> None:
     write(tmp_path, "compose.yml", "services:\n  oh:\n    image: x\n    ports: ['4000:3000']\n    runtime: nvidia\n")
+    write(tmp_path, "required.yml", "services:\n  oh:\n    image: ${TAG:?set TAG}\n    ports: ['4000:3000']\n")
     for table, said in (('compose = "compose.yml"', "services.oh.runtime"),
                         ('compose = "compose.yml"\nservice = "web"', "service 'web' is not in the file"),
-                        ('docker_run = "docker run -p 3000:3000 --gpus all img"', "--gpus")):
+                        ('docker_run = "docker run -p 3000:3000 --gpus all img"', "--gpus"),
+                        ('compose = "required.yml"', "required.yml: services.oh.image: TAG: set TAG")):
         m = matrix_with(tmp_path, f"[deployments.mine]\n{table}\n")
         r = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--matrix", str(m)], capture_output=True,
                            text=True, cwd=ROOT, timeout=60,
@@ -413,6 +519,58 @@ def test_commands_on_one_line_are_read_in_order_and_the_fix_edits_the_docker_run
     ("docker run -p 3000:3000 a\ndocker run -p 3000:3000 b", "line 2: a second docker run line"),
 ])
 def test_a_script_that_would_run_anything_else_is_refused_in_one_line(tmp_path: Path, text: str, said: str) -> None:
+    write(tmp_path, "run.sh", text)
+    with pytest.raises(InputError) as e:
+        deployments.load("s", {"docker_run_file": "run.sh"}, str(tmp_path / "m.toml"), None)
+    assert said in str(e.value) and str(tmp_path / "run.sh") in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(("text", "command", "said"), [
+    ("docker run -p 3000:3000 img | tee log", None, "docker run's output, piped to `tee log`, is not part"),
+    ("sudo docker run -p 3000:3000 img python -c 'print(1)' |& tee -a log | grep x", ("python", "-c", "print(1)"),
+     "piped to `tee -a log | grep x`, is not part of the deployment"),
+    ("docker run -p 3000:3000 img>oh.log 2>&1 &", None, "docker run's own output, redirected (`>oh.log 2>&1`), is"),
+    ("docker run -p 3000:3000 \\\n  img &>> oh.log", None, "redirected (`&>> oh.log`), is not part"),
+    ("docker run -p 3000:3000 img || echo 'it failed'", None, "`echo 'it failed'`, run only if docker run fails,"),
+    ("docker run -p 3000:3000 img < /dev/null", None, "`< /dev/null`: input docker run does not pass to the container"),
+    ("echo y | docker run -p 3000:3000 img", None, "`echo y |`: input docker run does not pass"),
+    ("docker run -p 3000:3000 img sh <<'EOF'\nrm -rf /\nEOF\n", ("sh",), "`<<'EOF'`: input docker run does not"),
+    ("docker run -p 3000:3000 -e 'A=x|y;z' -e B=a#b img # our start line", None, ""),
+])
+def test_the_shells_operators_end_the_docker_run_command_and_what_they_drop_is_said(
+        tmp_path: Path, text: str, command: tuple[str, ...] | None, said: str) -> None:
+    """A shell ends `docker run ... IMG | tee log` before the `|`: the pipe, a redirection of
+    docker's own output and a command run only if it fails are no part of the container."""
+    write(tmp_path, "run.sh", text)
+    d = deployments.load("s", {"docker_run_file": "run.sh"}, str(tmp_path / "m.toml"), None)
+    assert d.service.image == "img" and d.service.command == command
+    assert d.service.environment == ({"A": "x|y;z", "B": "a#b"} if not said else {})  # `#` inside a word is text
+    assert all(said in n for n in d.service.notes[:1]) and len(d.service.notes) == (1 if said else 0)
+    # the fix edits the docker run command in place and keeps what is around it
+    fixed = fixes_line(d)
+    assert fixed.replace(" -e DOCKER_HOST_ADDR=172.17.0.1", "", 1) == text.split(" # ")[0].rstrip("\n")
+    placed = d.launch(generations.V1, image="img", env={}, host_port=62000, site=Site(tmp_path))
+    assert all(n in placed.placement for n in d.service.notes)
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("docker run -it -p 3000:3000 img < cmds.txt", "line 1: `< cmds.txt`: input the container reads (-i)"),
+    ("docker run -i -p 3000:3000 img sh <<EOF\necho hi\nEOF", "`<<EOF`: input the container reads (-i)"),
+    ("echo y | docker run -i -p 3000:3000 img", "`echo y |`: input the container reads (-i)"),
+    ("mkdir -p ws || docker run -p 3000:3000 img", "line 1: `||`: what follows runs only if `mkdir -p ws` fails"),
+    ("docker run -p 3000:3000 img | xargs echo", "line 1: `|`: docker run's output piped to `xargs echo`"),
+    ("docker run -p 3000:3000 img || docker start oh", "`||`: `docker start oh` runs if docker run fails"),
+    ("export A=1 & docker run -p 3000:3000 img", "`&`: `export A=1` runs in the background"),
+    ("echo y | cat | docker run -p 3000:3000 img", "line 1: `|`: a pipe between commands"),
+    ("docker run -p 3000:3000 --env-file <(env) img", "`<(env)`: a process substitution runs a command"),
+    ("docker run -p 3000:3000 img > >(tee log)", "`>(tee log)`: a process substitution"),
+    ("(docker run -p 3000:3000 img)", "line 1: `(`: a subshell, group or case"),
+    ("docker run -p 3000:3000 img |", "`|`: does not parse as a shell would (no command after it)"),
+    ("docker run -p 3000:3000 img <<EOF\nno end", "`<<EOF`: the here-document never ends"),
+    ("docker run -p 3000:3000 img | tee log && docker network connect n oh", "'docker network connect n oh'"),
+])
+def test_an_operator_that_would_change_the_deployment_is_refused_naming_it(tmp_path: Path, text: str,
+                                                                          said: str) -> None:
     write(tmp_path, "run.sh", text)
     with pytest.raises(InputError) as e:
         deployments.load("s", {"docker_run_file": "run.sh"}, str(tmp_path / "m.toml"), None)
