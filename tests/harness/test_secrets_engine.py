@@ -35,15 +35,15 @@ APP = "oh-matrix-test/canary-app:0.62"  # its tag makes it a 0.62 (V0) own image
 PYTEST_AT_ITS_WORST = ["--", "-vv", "--showlocals", "--tb=long", "--fulltrace"]
 
 
-def leaks(texts: dict[str, str], *folders: Path) -> list[str]:
+def leaks(texts: dict[str, str], *folders: Path, canary: str = CANARY, since: float = 0.0) -> list[str]:
     """`where:line: text` for each line holding the canary, in `texts` (what was printed, by
-    name) and in every file under `folders`."""
+    name) and in every file under `folders` (changed since `since`: a shared cache's)."""
     found = [f"{name}:{i}: {line[:200]}" for name, text in texts.items()
-             for i, line in enumerate(text.splitlines(), 1) if CANARY in line]
+             for i, line in enumerate(text.splitlines(), 1) if canary in line]
     for folder in folders:
-        for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        for f in sorted(p for p in folder.rglob("*") if p.is_file() and p.stat().st_mtime >= since):
             lines = f.read_bytes().decode(errors="replace").splitlines()
-            found += [f"{f}:{i}: {line[:200]}" for i, line in enumerate(lines, 1) if CANARY in line]
+            found += [f"{f}:{i}: {line[:200]}" for i, line in enumerate(lines, 1) if canary in line]
     return found
 
 
