@@ -25,6 +25,7 @@ through a file.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,17 +36,31 @@ HINTS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
 MASK = "<redacted>"
 # OpenHands settings the harness itself reads, moves or explains (their values are ports,
 # paths, image names and switches): shown as written. Every other value a user gives is secret.
+# The generations' own (runtime image, callback port, URL pattern, labels, grace, host network)
+# are added from their registry (`plain()`), where alone a generation's settings are named.
 PLAIN = frozenset({
-    "SANDBOX_RUNTIME_CONTAINER_IMAGE", "SANDBOX_USER_ID", "SANDBOX_VOLUMES", "SANDBOX_HOST_PORT",
-    "SANDBOX_CONTAINER_URL_PATTERN", "SANDBOX_LOCAL_RUNTIME_URL", "SANDBOX_USE_HOST_NETWORK",
-    "SANDBOX_STARTUP_GRACE_SECONDS", "SANDBOX_DOCKER_RUNTIME_KWARGS", "SANDBOX_KEEP_RUNTIME_ALIVE",
-    "AGENT_SERVER_IMAGE_REPOSITORY", "AGENT_SERVER_IMAGE_TAG", "AGENT_SERVER_USE_HOST_NETWORK",
+    "SANDBOX_USER_ID", "SANDBOX_VOLUMES", "SANDBOX_LOCAL_RUNTIME_URL", "SANDBOX_KEEP_RUNTIME_ALIVE",
+    "AGENT_SERVER_IMAGE_REPOSITORY", "AGENT_SERVER_IMAGE_TAG",
     "WORKSPACE_BASE", "WORKSPACE_MOUNT_PATH", "WORKSPACE_MOUNT_PATH_IN_SANDBOX", "OH_WEB_URL",
     "DOCKER_HOST_ADDR", "LOG_ALL_EVENTS", "LOG_LEVEL", "DEBUG", "RUNTIME", "NO_PROXY", "no_proxy",
 })
+_SETTINGS = ("runtime_image_env", "callback_port_env", "url_pattern_env", "label_env", "startup_grace_env")
 SHORTEST = 4  # a secret-named value this short is still scrubbed from free text
 SHORTEST_UNNAMED = 8  # any other secret: shorter ones ("true", "1000") would mask ordinary words
 _seen: set[str] = set()  # every secret value made in this process, for scrub()
+
+
+@functools.cache
+def plain() -> frozenset[str]:
+    """PLAIN and every setting a generation's registry entry names (its older releases' too)."""
+    from harness import generations
+
+    named: set[str] = set(PLAIN)
+    for gen in generations.GENERATIONS.values():
+        for facts in (vars(gen), *(b.changes for b in gen.before)):
+            named |= {facts[f] for f in _SETTINGS if facts.get(f)}
+            named |= set(facts.get("host_network_env") or {})
+    return frozenset(named)
 
 
 def hinted(name: str) -> bool:
@@ -87,7 +102,7 @@ def reveal(value: str) -> str:
 
 def secret(name: str, value: str, origin: str) -> str:
     """`value` of the user's setting `name` as it is kept: a Secret unless the name is PLAIN."""
-    if name in PLAIN and not hinted(name):
+    if name in plain() and not hinted(name):
         return reveal(value)
     return Secret(value, name, origin)
 
