@@ -21,11 +21,12 @@ from harness import options as run_options
 from harness.errors import HarnessError, InputError
 from harness.host import cleanup, docker_host
 from harness.paths import cache_root
+from harness.secrets import scrub, scrub_argv
 from harness.workflow import EXIT_FAILED, EXIT_OK
 
 
 def _err(msg: str) -> None:
-    print(f"oh-matrix: {msg}", file=sys.stderr)
+    print(f"oh-matrix: {scrub(msg)}", file=sys.stderr)  # an exception's message may quote a setting
 
 
 # -- run ---------------------------------------------------------------------------------
@@ -264,7 +265,8 @@ def _write_traceback(args: argparse.Namespace) -> str:
     the cache's crashes/ folder (else the system's temporary folder): the path is returned."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     name = f"oh-matrix-crash-{stamp}-{os.getpid()}.txt"
-    text = f"oh-matrix {version()} {' '.join(sys.argv[1:])}\n\n{traceback.format_exc()}"
+    # the command line and the exception's messages, without any secret (--app-env's values)
+    text = scrub(f"oh-matrix {version()} {' '.join(scrub_argv(sys.argv[1:]))}\n\n{traceback.format_exc()}")
     folders = [Path(args.out)] if getattr(args, "out", None) else []
     for folder in [*folders, cache_root() / "crashes", Path(tempfile.gettempdir())]:
         try:

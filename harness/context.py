@@ -7,21 +7,23 @@ from __future__ import annotations
 
 import tomllib
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from harness import matrix
 from harness.matrix import Matrix
 from harness.model import Host, ImageFailure, ImageSet
+from harness.secrets import conceal
 
 
 class RunContext(BaseModel):
     run_id: str
     out: str
     matrix_path: str
-    matrix_text: str  # parsed again in each worker from this text, not from the file
-    task_files: dict[str, str] = Field(default_factory=dict)  # the task files it names, as read
+    # parsed again in each worker from this text, not from the file (its lines may hold values)
+    matrix_text: str = Field(repr=False)
+    task_files: dict[str, str] = Field(default_factory=dict, repr=False)  # the task files it names, as read
     backend: str
-    app_env: dict[str, str]  # unredacted: it lives in memory only
+    app_env: dict[str, str] = Field(repr=False)  # --app-env: Secrets, in memory only (secrets.py)
     only: list[str] = Field(default_factory=list)
     started_at: str
     host: Host = Field(default_factory=Host)
@@ -32,6 +34,12 @@ class RunContext(BaseModel):
     llm: str = "scripted"  # scripted | real (the key itself stays in the environment)
     boot_slots: int = 1  # boots the machine admits at once (admission.py), decided once per run
     boot_slots_why: str = ""
+
+    @field_validator("app_env")
+    @classmethod
+    def _secret(cls, env: dict[str, str]) -> dict[str, str]:
+        # JSON from the controller gives plain strings: each worker keeps them secret again
+        return conceal(env, "--app-env")
 
     def matrix(self) -> Matrix:
         return matrix.parse(tomllib.loads(self.matrix_text), self.matrix_path, self.task_files)

@@ -74,12 +74,14 @@ def app_env() -> dict[str, str]:
     """`OH_MATRIX_APP_ENV`: settings for every app container, below the matrix's, a mode's and
     `--app-env` (a CI job sets it where it cannot pass flags: the harness's own release tests
     give 1.x a startup grace sized for a slow machine with it, tests/harness/conftest.py)."""
+    from harness.secrets import secret
+
     out = {}
     for pair in os.environ.get(APP_ENV, "").split():
         key, sep, value = pair.partition("=")
-        if not sep or not _ENV_KEY.fullmatch(key):
-            raise InputError(f"{APP_ENV}: {pair!r}: expected KEY=VALUE pairs separated by spaces")
-        out[key] = value
+        if not sep or not _ENV_KEY.fullmatch(key):  # the key, never the value
+            raise InputError(f"{APP_ENV}: {key!r}{'=...' if sep else ''}: expected KEY=VALUE pairs separated by spaces")
+        out[key] = secret(key, value, APP_ENV)
     return out
 
 

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from harness import generations, modes, releases
 from harness.errors import ImageUnavailable, InputError
 from harness.generations import Generation
+from harness.secrets import Secret, hinted
 
 if TYPE_CHECKING:
     from harness.deployments import Deployment
@@ -91,6 +92,11 @@ class Cell:
     # containers never share a name or label with the matrix's own cell of that mode.
     origin: str = ""
 
+    def __repr__(self) -> str:
+        # what pytest shows of a `cell` parameter (errors, JUnit, --showlocals): its id, never
+        # the deployment and its environment behind it
+        return f"Cell({self.id!r})"
+
     @property
     def id(self) -> str:
         if self.origin:
@@ -115,9 +121,11 @@ class Matrix:
     llm: str = "auto"
     entrypoints: tuple[str, ...] = ("api",)
     upgrade_from: str | None = None
-    text: str = ""  # the file as read, so workers get the same matrix without reading it again
+    # the file as read, so workers get the same matrix without reading it again (not in a repr:
+    # a docker run line in it may hold values)
+    text: str = field(default="", repr=False)
     task_defs: tuple[Task, ...] = ()  # the tasks themselves (built-in, upstream, task files)
-    files: dict[str, str] = field(default_factory=dict)  # task files as read, by path, for the workers
+    files: dict[str, str] = field(default_factory=dict, repr=False)  # task and deployment files as read
 
     def catalog(self) -> dict[str, Task]:
         return {t.name: t for t in self.task_defs}
@@ -188,7 +196,7 @@ class _Reader:
                 v = "true" if v else "false"
             if not isinstance(v, str | int | float):
                 raise self.fail(f"{key}.{k}", f"expected a string, got {type(v).__name__}")
-            out[k] = str(v)
+            out[k] = Secret(str(v), k, key) if hinted(k) else str(v)  # written in the matrix: secret by its name
         return out
 
     def unknown(self, data: dict[str, Any], key: str, allowed: set[str]) -> None:
@@ -418,11 +426,14 @@ def _tasks(r: _Reader, run: dict[str, Any], files: dict[str, str] | None) -> tup
 
 
 def parse_app_env(pairs: Iterable[str]) -> dict[str, str]:
-    """`--app-env KEY=VAL` flags into a dict; a malformed one is an input error."""
+    """`--app-env KEY=VAL` flags into a dict of secrets (secrets.py); a malformed one is an
+    input error that names the key, never the value."""
+    from harness.secrets import secret
+
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not _ENV_KEY_RE.fullmatch(key):
-            raise InputError(f"--app-env {pair!r}: expected KEY=VALUE")
-        out[key] = value
+            raise InputError(f"--app-env {key!r}{'=...' if sep else ''}: expected KEY=VALUE")
+        out[key] = secret(key, value, "--app-env")
     return out

@@ -21,6 +21,7 @@ from typing import Literal, Protocol
 from harness.endpoint import app_socket
 from harness.errors import InputError
 from harness.generations import Generation
+from harness.secrets import Secret, is_secret, reveal
 
 APP_PORT = 3000
 # In an env value: the port the app is reached at, which the harness picks per cell (a person's
@@ -125,6 +126,7 @@ class AppLaunch:
     person_name: str | None = None  # the container name as written
     person_command: tuple[str, ...] = ()  # the command as written, after the image
     moved_env: dict[str, str] = field(default_factory=dict)  # settings that moved with a port or path
+    env_files: tuple[str, ...] = ()  # a deployment's env files as written (`--env-file` in the line people read)
     person_port: int = APP_PORT  # the host port the person reaches the API at (APP_PORT_TOKEN in their line)
     placement: tuple[str, ...] = ()  # what the harness changed for the cell, in words (the report)
     # the app publishes no port (a proxy on its network reaches it): the harness reaches the
@@ -146,19 +148,18 @@ class AppLaunch:
         """The env the container gets: the harness's own, then what a person sets, with the
         app's port filled in where a setting names it."""
         port = str(self.host_port if self.host_port is not None else APP_PORT)
-        env = {k: v.replace(APP_PORT_TOKEN, port) for k, v in {**self.harness_env, **self.env}.items()}
-        return {**env, **self.moved_env}
+        env = {k: reveal(v).replace(APP_PORT_TOKEN, port) for k, v in {**self.harness_env, **self.env}.items()}
+        return {**env, **{k: reveal(v) for k, v in self.moved_env.items()}}  # real values: for the container only
 
     def options(self, placed: bool, secrets: frozenset[str] = frozenset(),
                 name: str = "openhands-app") -> list[Option]:
         """The container as `docker run` options: as a person runs it, or (`placed`) as the
-        harness does. Secret values are placeholders in a person's line only."""
+        harness does. In a person's line a secret is named, never valued (`-e NAME`, or the
+        `--env-file` it was written in), so the line still runs where the user's settings are."""
         if placed:
-            env = self.container_env()
+            opts: list[Option] = [("-e", f"{k}={v}") for k, v in self.container_env().items()]
         else:
-            env = {k: f"<{k}>" if k in secrets else v.replace(APP_PORT_TOKEN, str(self.person_port))
-                   for k, v in self.env.items()}
-        opts: list[Option] = [("-e", f"{k}={v}") for k, v in env.items()]
+            opts = self._person_env(secrets)
         if self.socket is not None:
             opts.append(("-v", f"{self.socket}:/var/run/docker.sock"))
         opts += [("-v", v) for v in (self.placed_volumes if placed else self.volumes)]
@@ -177,6 +178,19 @@ class AppLaunch:
             opts.append(("-u", self.user))
         opts += self.flags
         opts.append(("--name", name if placed or self.person_name is None else self.person_name))
+        return opts
+
+    def _person_env(self, secrets: frozenset[str]) -> list[Option]:
+        """The settings of the line people read: an env file as written, then each setting by
+        value, or by name alone when secret; one read from an env file is that file's."""
+        opts: list[Option] = [("--env-file", f) for f in self.env_files]
+        for k, v in self.env.items():
+            if isinstance(v, Secret) and v.origin in self.env_files:
+                continue
+            if k in secrets or is_secret(k, v):
+                opts.append(("-e", k))
+            else:
+                opts.append(("-e", f"{k}={v.replace(APP_PORT_TOKEN, str(self.person_port))}"))
         return opts
 
     def argv(self) -> list[str]:

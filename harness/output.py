@@ -11,11 +11,13 @@ from typing import Any
 
 from harness.errors import OutputError
 from harness.model import Run
+from harness.secrets import scrub
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Temp file + rename: a crash or a full disk leaves the old file, never half a new one."""
-    write_bytes_atomic(path, text.encode("utf-8"))
+    """Temp file + rename: a crash or a full disk leaves the old file, never half a new one.
+    Every report, result and fix is written here: the last net for a secret (secrets.scrub)."""
+    write_bytes_atomic(path, scrub(text).encode("utf-8"))
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:

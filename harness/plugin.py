@@ -35,6 +35,7 @@ from harness.matrix import Cell
 from harness.model import CellResult, TaskResult, Verdict
 from harness.report import grid
 from harness.report.upgrade import lines as upgrade_lines
+from harness.secrets import scrub
 
 SUITE = Path(__file__).resolve().parent / "suite"  # the matrix tests (test_connect, test_tasks)
 PROPERTY = "oh-matrix-cell"  # the user_properties key a cell's result travels under
@@ -219,7 +220,7 @@ class MatrixController:
         try:
             workflow.walk(workflow.BEFORE_CELLS, state)
         except (InputError, DockerUnavailable) as e:  # one line; pytest's own exit code (docs/exit-codes.md)
-            raise pytest.UsageError(str(e)) from None
+            raise pytest.UsageError(scrub(str(e))) from None
         return cls(state, plain=True)
 
     @pytest.hookimpl(tryfirst=True)
@@ -315,7 +316,7 @@ class MatrixController:
         try:
             workflow.walk(workflow.AFTER_CELLS, self.state)
         except OutputError as e:  # e.g. a full disk: one line, not a traceback
-            print(f"oh-matrix: {e}")
+            print(f"oh-matrix: {scrub(str(e))}")
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
             return
         if self.state.options.gate == "regressions" and exitstatus in (pytest.ExitCode.OK,
@@ -450,7 +451,7 @@ def connect_result(cell: Cell, request: pytest.FixtureRequest) -> CellResult:
     if c.verdict == Verdict.SKIP:
         pytest.skip(c.reason or "not applicable")
     if c.verdict == Verdict.ERROR:
-        raise InfraError(f"{cell.id}: {c.cause}: " + "; ".join(e.text for e in c.evidence[:2]))
+        raise InfraError(scrub(f"{cell.id}: {c.cause}: " + "; ".join(e.text for e in c.evidence[:2])))
     return result
 
 
@@ -468,7 +469,7 @@ def task_result(task_case: tuple[Cell, str], request: pytest.FixtureRequest) -> 
     if task.verdict == Verdict.SKIP:
         pytest.skip(task.detail or "not applicable")
     if task.verdict == Verdict.ERROR:
-        raise InfraError(f"{cell.id} {name}: {task.detail}")
+        raise InfraError(scrub(f"{cell.id} {name}: {task.detail}"))
     return task
 
 

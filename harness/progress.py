@@ -18,6 +18,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from harness.secrets import scrub
+
 NAME = "progress.log"
 _fd: int | None = None
 _pid: int | None = None
@@ -38,7 +40,7 @@ def phase(cell: str, text: str) -> None:
     if _fd is None or _pid != os.getpid():
         return
     stamp = dt.datetime.now().strftime("%H:%M:%S")
-    line = f"{stamp} {cell:<32} {' '.join(text.split())}"[:400] + "\n"
+    line = f"{stamp} {cell:<32} {' '.join(scrub(text).split())}"[:400] + "\n"  # a task's detail may echo a secret
     with contextlib.suppress(OSError):
         os.write(_fd, line.encode())
 

@@ -32,7 +32,7 @@ from harness.matrix import Cell, Matrix
 from harness.model import Cause, CellResult, Host, ImageFailure, ImageSet, RemedyTry, Run, Verdict
 from harness.results import history, upgrade
 from harness.results.recommend import recommend
-from harness.secrets import redact_env
+from harness.secrets import redact_env, remember, scrub
 
 # Exit codes of `oh-matrix` (docs/exit-codes.md).
 EXIT_OK = 0  # every cell (and task) passed; or, with --gate regressions, nothing regressed
@@ -138,6 +138,10 @@ def inputs(s: State) -> None:
             if name not in os.environ:
                 raise InputError(f"{t.catalog}: task {t.name}: secrets[{j}]: {name} is not set in the environment "
                                  "(its value goes to the task's setup and check)")
+            remember(name, os.environ[name])  # what the controller prints is scrubbed of it too
+    if llm_mode(m.llm, o.llm) == "real":
+        for name in ("LLM_API_KEY", "LLM_BASE_URL"):
+            remember(name, os.environ.get(name, ""))
     s.app_env = matrix.parse_app_env(o.app_env)
     s.cells = m.select(o.only)
     before = o.upgrade_from or m.upgrade_from
@@ -389,12 +393,12 @@ def run(options: Options, cells: Step, report: Callable[[State], None] | None = 
             try:
                 walk(AFTER_CELLS, s)  # an interrupted run still writes what it found
             except OutputError as e:
-                print(f"oh-matrix: {e}", file=sys.stderr)
+                print(f"oh-matrix: {scrub(str(e))}", file=sys.stderr)
                 return EXIT_FAILED
         if code is not None:
             return code
     except (HarnessError, KeyboardInterrupt) as e:
-        print(f"oh-matrix: {e}" if str(e) else "oh-matrix: interrupted", file=sys.stderr)
+        print(f"oh-matrix: {scrub(str(e))}" if str(e) else "oh-matrix: interrupted", file=sys.stderr)
         return exit_code(e)
     if report is not None:
         report(s)

@@ -40,6 +40,7 @@ from harness.openhands.cli import (
     read_conversation,
     turn,
 )
+from harness.secrets import redact_env
 from harness.tasks.taskrun import TaskKit
 
 NO_TASK = "Say hello."
@@ -95,7 +96,7 @@ class CliCell(CellCore):
             mine = {"LLM_API_KEY"} if p.llm.real else {"LLM_API_KEY", "LLM_BASE_URL", "LLM_MODEL"}
             self.result.docker_run = shown.docker_run(p.secrets | mine, name="openhands-cli").replace(
                 "docker run -it --rm", "docker run --rm", 1)
-            self.result.app_env = dict(shown.env)
+            self.result.app_env = redact_env(shown.env)
         launch = replace(shown, headless=["sleep", "infinity"])
         t0 = time.monotonic()
         # The first process is the cell's boot: its container, the CLI's start and its first

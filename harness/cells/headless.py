@@ -33,6 +33,7 @@ from harness.host import cleanup
 from harness.host.containers import free_port, tail
 from harness.model import Cause, Connect, TaskResult, Verdict, strip_ansi
 from harness.openhands import LlmSettings, RuntimeState, Turn, rules_for
+from harness.secrets import redact_env
 from harness.tasks.taskrun import TaskKit
 
 READY_LINE = "Runtime is ready."
@@ -154,7 +155,7 @@ class HeadlessCell(CellCore):
             # The scripted LLM's address means nothing to a person: their model goes there.
             mine = {"LLM_API_KEY"} if p.llm.real else {"LLM_API_KEY", "LLM_BASE_URL", "LLM_MODEL"}
             self.result.docker_run = launch.docker_run(p.secrets | mine)
-            self.result.app_env = dict(launch.env)
+            self.result.app_env = redact_env(launch.env)
         else:
             self.result.docker_run, self.result.app_env = shown
         t0 = time.monotonic()

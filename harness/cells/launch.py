@@ -27,6 +27,7 @@ from harness.host.probes import probe_from, probe_here
 from harness.host.rootlesskit import RootlessKit
 from harness.model import Cause, CellResult, Verdict
 from harness.openhands import Client
+from harness.secrets import redact_env
 
 
 class HarnessPath:
@@ -142,7 +143,7 @@ class AppLauncher:
         said = (*launch.placement, user_id_note(self.client, self.gen, launch.container_env()))
         self.result.notes += [n for n in said if n and n not in self.result.notes]
         self.result.docker_run = launch.docker_run(p.secrets)
-        self.result.app_env = dict(launch.env)  # redacted by the caller (secrets.py)
+        self.result.app_env = redact_env(launch.env)  # a result is validated: a Secret would be a plain str
         return launch
 
     def start(self, launch: modes.AppLaunch, stack: contextlib.ExitStack | None = None) -> Container:

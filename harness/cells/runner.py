@@ -23,7 +23,7 @@ from harness.host import firewall
 from harness.matrix import Cell, Matrix
 from harness.model import Cause, CellResult, Connect, Direction, Evidence, Host, ImageFailure, Source, Verdict
 from harness.openhands import LlmSettings
-from harness.secrets import redact_result, secret_names
+from harness.secrets import Secret, redact_result, secret_names
 from harness.tasks.taskrun import LlmChoice
 
 # The entry points a matrix may name (`run.entrypoints`), and who runs each.
@@ -66,8 +66,9 @@ def llm_choice(mode: str) -> LlmChoice:
         return LlmChoice(replay=True)
     if mode != "real":
         return LlmChoice()
-    return LlmChoice(LlmSettings(os.environ["LLM_MODEL"], os.environ["LLM_API_KEY"],
-                                 os.environ.get("LLM_BASE_URL", "")))
+    # the key and the endpoint are the user's secrets; the model is said in the cell's notes
+    key, url = (Secret(os.environ.get(n, ""), n, n) for n in ("LLM_API_KEY", "LLM_BASE_URL"))
+    return LlmChoice(LlmSettings(os.environ["LLM_MODEL"], key, url))
 
 
 def cell_env(m: Matrix, cell: Cell, ctx: RunContext) -> dict[str, str]:
@@ -180,7 +181,7 @@ def _run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None) ->
             for r in result.remedies:
                 if r.verdict == Verdict.PASS and not r.host_change:
                     r.fix = fix(dep, r.env, r.extra_hosts, r.network_mode, r.also_publish)
-    key = {"LLM_API_KEY": choice.real.api_key} if choice.real else {}
+    key = {"LLM_API_KEY": choice.real.api_key, "LLM_BASE_URL": choice.real.base_url} if choice.real else {}
     # A task file's secrets are secret whatever their names: redacted like the key.
     declared = [os.environ[n] for t in m.task_defs for n in t.secrets if os.environ.get(n)]
     return redact_result(result, {**own, **env, **key}, declared)

@@ -32,6 +32,7 @@ from harness.endpoint import app_socket, docker_socket
 from harness.errors import InputError
 from harness.generations import Generation
 from harness.modes import AppLaunch, CellSite, Publish, app_command, fixed_callback
+from harness.secrets import like
 
 KEYS = frozenset({"compose", "service", "docker_run", "docker_run_file", "env"})
 
@@ -46,10 +47,10 @@ class Deployment:
     service: ServiceSpec
     source: str = ""  # the compose file or the file holding the line, for the fix as a diff
     service_name: str = ""
-    line: str = ""  # a docker run line written in the matrix itself
+    line: str = field(default="", repr=False)  # a docker run line written in the matrix itself
     # The texts of the files read (compose, env files, .env), by path: the workers get them
     # from the controller and never read the user's files themselves.
-    files: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict, repr=False)  # (their values: never in a repr)
     rank: int = -1  # your own deployment, as it is, asks least of anyone: nothing to change
 
     @property
@@ -221,6 +222,7 @@ def _place(d: Deployment, gen: Generation, image: str, env: dict[str, str], api_
         publish_all=False, publish=tuple(person_publish), placed_publish=tuple(placed_publish),
         volumes=tuple(person_volumes), placed_volumes=tuple(placed_volumes), placed_network=placed_network,
         user=s.user, flags=s.flags, person_name=s.container_name, person_command=tuple(s.command or ()),
+        env_files=s.env_files,
         moved_env=moved_env,
         placement=tuple(said), person_port=d.api_host_port, reach_at=reach_at,
     )
@@ -247,7 +249,7 @@ def _move_subnets(d: Deployment, networks: dict[str, str], site: CellSite, env: 
         for key, value in env.items():
             current = moved_env.get(key, value)
             if moved(current) != current:
-                moved_env[key] = moved(current)
+                moved_env[key] = like(value, moved(current))
                 said.append(f"{key} moved with its subnet: {moved_env[key]}")
     return hosts
 
@@ -294,7 +296,7 @@ def _move_ports(env: dict[str, str], moves: dict[int, int], said: list[str]) -> 
                 continue
             new = str(placed) if new.strip() == str(host) else re.sub(rf":{host}(?![0-9])", f":{placed}", new)
         if new != value:
-            out[key] = new
+            out[key] = like(value, new)  # a secret's moved value is as secret
             said.append(f"{key} moved with its port: {new}")
     return out
 
@@ -305,7 +307,7 @@ def _move_path(env: dict[str, str], moved: dict[str, str], source: str, folder: 
         current = moved.get(key, value)
         for form in {source, os.path.expanduser(source)}:
             if (rebased := _rebase(current, form, folder)) is not None:
-                moved[key] = rebased
+                moved[key] = like(value, rebased)
                 said.append(f"{key} moved with {source}: {moved[key]}")
                 break
 
@@ -335,6 +337,7 @@ def _place_runtime_paths(env: dict[str, str], moved: dict[str, str], folders: di
         out = []
         for entry in entries:
             host, sep, rest = entry.partition(":") if key == "SANDBOX_VOLUMES" else (entry, "", "")
+            host = like(value, host)  # said in a note: as secret as the setting
             full = os.path.expanduser(host)
             # a folder the app mounts too: the same folder of the cell's
             under = next((r for src, f in folders.items() if (r := _rebase(full, src, f)) is not None), None)
@@ -348,7 +351,7 @@ def _place_runtime_paths(env: dict[str, str], moved: dict[str, str], folders: di
                 host = folders[full]
             out.append(host + sep + rest)
         if ",".join(out) != value:
-            moved[key] = ",".join(out)
+            moved[key] = like(value, ",".join(out))
 
 
 def _wildcard(address: str) -> bool:

@@ -19,6 +19,7 @@ from typing import Any
 
 from harness.deployments.spec import FLAGS, Network, Port, ServiceSpec, Volume
 from harness.errors import InputError
+from harness.secrets import conceal, secret
 
 # The service keys the harness honours, and those with no bearing on a cell that it accepts.
 HONOURED = frozenset({"image", "environment", "env_file", "ports", "networks", "network_mode", "extra_hosts",
@@ -389,6 +390,7 @@ def _service(body: dict[str, Any], doc: dict[str, Any], where: str, folder: Path
     return ServiceSpec(
         image=body.get("image"),
         environment=environment,
+        env_files=tuple(path for path, _ in env_files(body, where, folder, files)),
         ports=tuple(parse_port(p, f"{where}.ports[{i}]") for i, p in enumerate(body.get("ports") or [])),
         network_mode=mode,
         networks=networks,
@@ -417,7 +419,24 @@ def read_env_file(text: str, env: Mapping[str, str], where: str) -> dict[str, st
 
 def _environment(body: dict[str, Any], where: str, folder: Path, files: ComposeFiles,
                  env: Mapping[str, str]) -> dict[str, str]:
+    """The service's settings, each value a secret (secrets.py) that remembers where it was
+    written: an env file (by its path as written, for the line people read) or `environment`."""
     out: dict[str, str] = {}
+    for path, full in env_files(body, where, folder, files):
+        out.update(conceal(read_env_file(files.read(full, "env file"), env, str(full)), path))
+    for key, value in _as_mapping(body.get("environment") or {}, "=").items():
+        if value is None:  # `- KEY` / `KEY:`: the value of the environment compose runs in, if any
+            if key in env:
+                out[key] = secret(key, env[key], "environment")
+            continue
+        out[key] = secret(key, ("true" if value else "false") if isinstance(value, bool) else str(value),
+                          "environment")
+    return out
+
+
+def env_files(body: dict[str, Any], where: str, folder: Path, files: ComposeFiles) -> list[tuple[str, Path]]:
+    """The service's env files that exist: (the path as written, the file)."""
+    found = []
     for i, item in enumerate(as_list(body.get("env_file") or [])):
         path, required = (item, True) if isinstance(item, str) else (item.get("path"), item.get("required", True))
         if item is None or path is None:
@@ -427,14 +446,8 @@ def _environment(body: dict[str, Any], where: str, folder: Path, files: ComposeF
             if required:
                 raise InputError(f"{where}.env_file[{i}]: {full}: no such file")
             continue
-        out.update(read_env_file(files.read(full, "env file"), env, str(full)))
-    for key, value in _as_mapping(body.get("environment") or {}, "=").items():
-        if value is None:  # `- KEY` / `KEY:`: the value of the environment compose runs in, if any
-            if key in env:
-                out[key] = env[key]
-            continue
-        out[key] = ("true" if value else "false") if isinstance(value, bool) else str(value)
-    return out
+        found.append((str(path), full))
+    return found
 
 
 def parse_port(p: Any, where: str) -> Port:

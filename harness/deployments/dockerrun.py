@@ -15,6 +15,7 @@ from harness.deployments import shell
 from harness.deployments.compose import ComposeFiles, as_list, parse_port, read_env_file, short_volume
 from harness.deployments.spec import FLAGS, Network, ServiceSpec
 from harness.errors import InputError
+from harness.secrets import conceal, secret
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,16 +65,16 @@ def parse(line: str, where: str, folder: Path, files: ComposeFiles,
                          "does not give it; the reader cannot follow it")
     if run.stdin:
         notes.append(f"`{run.stdin}`: input docker run does not pass to the container without -i")
-    environment: dict[str, str] = {}
+    environment: dict[str, str] = {}  # each value a secret that remembers where it was written
     for path in a.env_file:
         full = Path(path) if Path(path).is_absolute() else folder / path
-        environment.update(read_env_file(files.read(full, "env file"), env_in, str(full)))
+        environment.update(conceal(read_env_file(files.read(full, "env file"), env_in, str(full)), path))
     for item in a.env:
         key, found, value = item.partition("=")
         if found:
-            environment[key] = value
+            environment[key] = secret(key, value, "-e")
         elif key in env_in:  # `-e KEY`: the value of the shell that runs the line
-            environment[key] = env_in[key]
+            environment[key] = secret(key, env_in[key], "-e")
     extra_hosts = {}
     for item in a.add_host:
         host, sep, ip = item.partition(":") if "=" not in item else item.partition("=")
@@ -92,7 +93,7 @@ def parse(line: str, where: str, folder: Path, files: ComposeFiles,
     else:
         network_mode = "bridge"  # docker run's default: the default bridge
     return ServiceSpec(
-        image=a.image, environment=environment,
+        image=a.image, environment=environment, env_files=tuple(a.env_file),
         ports=tuple(parse_port(p, f"{where}: -p") for p in a.publish),
         network_mode=network_mode, networks=networks, extra_hosts=extra_hosts, user=a.user,
         volumes=tuple(short_volume(v, folder) for v in a.volume), container_name=a.name,

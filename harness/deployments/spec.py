@@ -59,7 +59,8 @@ class ServiceSpec:
     """One app container as its owner wrote it (values interpolated, env files read)."""
 
     image: str | None
-    environment: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)  # values are secrets (harness/secrets.py)
+    env_files: tuple[str, ...] = ()  # the env files read, as written (the line people read names them)
     ports: tuple[Port, ...] = ()
     network_mode: str | None = None  # "host", "bridge" or None (compose's default network)
     networks: tuple[Network, ...] = ()

@@ -23,7 +23,8 @@ from harness.report.grid import column, label, task_summary
 EMOJI = {"pass": "✅", "fail": "❌", "error": "⚠️", "skip": "⏭️"}  # grid.SYMBOL, for Markdown
 EVIDENCE_CHARS = 200
 # `docker run` options that take a value: each goes on its own line in a displayed command.
-VALUE_OPTIONS = frozenset({"-e", "--env", "-v", "--volume", "-p", "--publish", "--network", "--add-host", "--name"})
+VALUE_OPTIONS = frozenset({"-e", "--env", "--env-file", "-v", "--volume", "-p", "--publish", "--network",
+                           "--add-host", "--name"})
 
 clean = strip_ansi  # older runs stored log tails with colour codes
 

@@ -13,7 +13,7 @@ from harness.model import CellResult, Upgrade, UpgradeMode
 from harness.results.recommend import cell_version, recommend
 
 # `docker run` options that take a value: an option and its value are one setting.
-_VALUED = {"-e", "--env", "-v", "--volume", "-p", "--publish", "--network", "--add-host", "--name"}
+_VALUED = {"-e", "--env", "--env-file", "-v", "--volume", "-p", "--publish", "--network", "--add-host", "--name"}
 
 
 def _verdict(cell: CellResult | None) -> str:

@@ -29,6 +29,7 @@ from harness.errors import InputError, TaskSetupError
 from harness.generations import Generation
 from harness.model import ImageSet
 from harness.openhands import Turn
+from harness.secrets import reveal
 from harness.tasks import llm, taskfile
 from harness.tasks.taskfile import CheckSpec, Spec
 
@@ -144,7 +145,9 @@ def run_in(w: Where, command: str) -> tuple[int, str]:
     """(exit status, output) of a task file's command in the runtime."""
     if w.runtime is None:
         return -1, "(no runtime container)"
-    env = {**w.env, "OH_MATRIX_WORKSPACE": w.workspace, "OH_MATRIX_TIMEOUT": str(int(w.timeout))}
+    # the task's secrets as their real values: for the command's process only
+    env = {**{k: reveal(v) for k, v in w.env.items()}, "OH_MATRIX_WORKSPACE": w.workspace,
+           "OH_MATRIX_TIMEOUT": str(int(w.timeout))}
     code, out = w.runtime.exec_run(["sh", "-c", RUN, "sh", command], demux=False, environment=env)
     return int(code), (out or b"").decode(errors="replace")
 

@@ -29,6 +29,7 @@ from harness.generations import Generation
 from harness.host.containers import CellResources
 from harness.model import Cause, ImageSet, TaskResult, Verdict
 from harness.openhands import Client, LlmSettings, Turn
+from harness.secrets import Secret
 from harness.tasks import CATALOG, GIT_REPO, Task, Where, llm
 from harness.tasks.llmwatch import UNREACHABLE_TO_DECIDE, LlmWatch
 
@@ -161,7 +162,7 @@ class TaskKit:
         """The cell as task `name` sees it: with its secrets' values (from the harness's own
         environment, for setup and check only) and its budget for one command."""
         task = self.task(name) if name else None
-        env = {k: os.environ.get(k, "") for k in (task.secrets if task else ())}
+        env: dict[str, str] = {k: Secret(os.environ.get(k, ""), k, "secrets") for k in (task.secrets if task else ())}
         git = self.gits.get(str(runtime.id)) if runtime is not None else None
         return Where(self.gen.workspace, self.nonce, runtime, git, self.git_port, env=env,
                      timeout=self.budget_of(name) if name else self.budget)
