@@ -17,7 +17,7 @@ import jinja2
 
 from harness.model import CellResult, Run, TaskResult, oh_matrix_label, strip_ansi
 from harness.model import first_line as _first_line
-from harness.report.fleet import differing, same_cells, shown_cells
+from harness.report.fleet import differing, group_oh_matrix, same_cells, shown_cells
 from harness.report.grid import column, label, task_summary
 
 EMOJI = {"pass": "✅", "fail": "❌", "error": "⚠️", "skip": "⏭️"}  # grid.SYMBOL, for Markdown
@@ -159,17 +159,6 @@ def made_by(run: Run) -> str | None:
         return None
     return oh_matrix_label(run.oh_matrix_version, run.oh_matrix_commit)
 
-
-def group_oh_matrix(run: Run) -> dict[str, str]:
-    """A merged run's host group -> the oh-matrix its hosts ran (`?` for a run from before it
-    was recorded), each distinct one once."""
-    out = {}
-    for g in run.host_groups:
-        hosts = [run.hosts[h] for h in g.hosts if h in run.hosts]
-        labels = [oh_matrix_label(h.oh_matrix_version, h.oh_matrix_commit)
-                  if h.oh_matrix_version or h.oh_matrix_commit else "?" for h in hosts]
-        out[g.name] = ", ".join(dict.fromkeys(labels))
-    return out
 
 
 def cell_label(cell: CellResult) -> str:

@@ -92,4 +92,8 @@ def test_a_merged_run_keeps_each_hosts_oh_matrix(synthetic_run: MakeRun) -> None
     md = render_markdown(merged)
     assert "| group | hosts | host classes | oh-matrix |" in md and "0.2.dev250+g1a2b3c4d5" in md
     assert "merged by oh-matrix" in md
+    from harness.report import fleet
+
+    table = fleet.groups_text(merged).splitlines()
+    assert table[1].split()[-1] == "oh-matrix" and any(line.endswith(" ?") for line in table)
     assert "0.2.dev245+g57800d444" in render_html(merged)
