@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.metadata
 import os
 import sys
 import tempfile
@@ -16,7 +15,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness import knobs, matrix, workflow
+from harness import commit, knobs, matrix, version, workflow
 from harness import options as run_options
 from harness.errors import HarnessError, InputError
 from harness.host import cleanup, docker_host
@@ -55,7 +54,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(run.recommendation.text())
     # the files are made again from results.json by this version's templates: say so, since
     # they replace what the run itself wrote
-    print(f"re-rendered from {Path(args.dir) / 'results.json'} by oh-matrix {version()}, replacing: "
+    print(f"re-rendered from {Path(args.dir) / 'results.json'} by oh-matrix {describe()}, replacing: "
           + ", ".join(str(p) for p in written))
     return EXIT_OK
 
@@ -203,7 +202,7 @@ def cmd_images(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="oh-matrix", description=__doc__.splitlines()[0])
-    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    p.add_argument("--version", action=_Version)
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run a matrix (a pytest run underneath)")
     run_options.add_to(r.add_argument)  # the same table as plain pytest's (harness/options.py)
@@ -266,7 +265,7 @@ def _write_traceback(args: argparse.Namespace) -> str:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     name = f"oh-matrix-crash-{stamp}-{os.getpid()}.txt"
     # the command line and the exception's messages, without any secret (--app-env's values)
-    text = scrub(f"oh-matrix {version()} {' '.join(scrub_argv(sys.argv[1:]))}\n\n{traceback.format_exc()}")
+    text = scrub(f"oh-matrix {describe()} {' '.join(scrub_argv(sys.argv[1:]))}\n\n{traceback.format_exc()}")
     folders = [Path(args.out)] if getattr(args, "out", None) else []
     for folder in [*folders, cache_root() / "crashes", Path(tempfile.gettempdir())]:
         try:
@@ -278,11 +277,25 @@ def _write_traceback(args: argparse.Namespace) -> str:
     return "(nowhere writable: printed below)\n" + text
 
 
-def version() -> str:
-    try:
-        return importlib.metadata.version("oh-matrix")
-    except importlib.metadata.PackageNotFoundError:  # a checkout used without installing it
-        return "unknown"
+def describe() -> str:
+    """This oh-matrix: its version and, run from a checkout whose commit the version does not
+    name, that commit (model.oh_matrix_label)."""
+    from harness.model import oh_matrix_label
+
+    return oh_matrix_label(version(), commit())
+
+
+class _Version(argparse.Action):
+    """`--version`, asked of git only when given (argparse's own action formats it up front)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="the version (git's; and the commit of a checkout it runs from)")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        print(f"{parser.prog} {describe()}")
+        parser.exit()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

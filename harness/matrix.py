@@ -1,4 +1,6 @@
 """Matrix files: which targets (release tags) meet which modes, with what env and budgets.
+Every key is in docs/matrix-files.md, and docs/matrix.schema.json is their JSON Schema (a unit
+test holds it to the keys this loader accepts):
 
     [run]
     backend = "auto"            # auto | official | pypi

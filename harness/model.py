@@ -31,6 +31,18 @@ def first_line(text: str | None, limit: int = 200) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+def oh_matrix_label(version: str | None, commit: str | None) -> str:
+    """The oh-matrix that made a run, in one phrase: its version, and the commit it ran from
+    when the version does not name that commit already (an editable install's version is the
+    commit it was installed at; a tree with changes is `-dirty`):
+    `0.1.dev245+g57800d444`, `0.1.dev245+g57800d444 (commit 9a8b7c6-dirty)`, `0.1.0 (commit 1a2b3c4)`."""
+    if not version:
+        return f"unknown (commit {commit})" if commit else "unknown"
+    named = re.search(r"\+g([0-9a-f]+)", version)
+    same = bool(named and commit and (named.group(1).startswith(commit) or commit.startswith(named.group(1))))
+    return version if not commit or same else f"{version} (commit {commit})"
+
+
 class Verdict(StrEnum):
     """A cell's connect verdict, or a task's (docs/words.md)."""
 
@@ -376,6 +388,8 @@ class Host(_Model):
     # on the hosts of a merged run
     run_id: str | None = None
     host_class: str | None = None
+    oh_matrix_version: str | None = None  # the oh-matrix that ran that host's run (Run.oh_matrix_version)
+    oh_matrix_commit: str | None = None
 
     @property
     def name(self) -> str | None:
@@ -522,6 +536,8 @@ class HistoryEntry(_Model):
     host: str
     matrix: str | None = None
     cells: dict[str, HistoryCell] = Field(default_factory=dict)
+    oh_matrix_version: str | None = None  # the oh-matrix that ran it (Run.oh_matrix_version); none in older lines
+    oh_matrix_commit: str | None = None
 
 
 class Run(_Model):
@@ -541,6 +557,11 @@ class Run(_Model):
     swept_at_start: str = ""
     boot_slots: int | None = None  # boots the machine admitted at once (admission.py)
     boot_slots_why: str = ""
+    # The oh-matrix that made this file: its version (git's, through setuptools-scm: `0.1.0`,
+    # `0.1.dev245+g57800d444`) and the commit it ran from where it ran from a checkout (`-dirty`
+    # when the checkout had changes); a merged run's are the merge's. None in older results.
+    oh_matrix_version: str | None = None
+    oh_matrix_commit: str | None = None
     upgrade: Upgrade | None = None  # when asked for (--upgrade-from, run.upgrade_from)
     changes: Changes = Field(default_factory=Changes)
     trends: dict[str, str] = Field(default_factory=dict)

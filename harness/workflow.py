@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import endpoint, generations, images, knobs, matrix, remedies
+from harness import commit, endpoint, generations, images, knobs, matrix, remedies, version
 from harness.cells import admission
 from harness.cells.plan import runtime_kwargs
 from harness.cells.runner import LOST_WORKER, error_cell
@@ -298,7 +298,8 @@ def collect(s: State) -> None:
     s.run = Run(run_id=ctx.run_id, started_at=ctx.started_at, finished_at=now(), backend=ctx.backend,
                 host=ctx.host, cells=[found[i] for i in order if i in found], matrix=ctx.matrix_path,
                 app_env=redact_env(ctx.app_env), images=ctx.images, swept_at_start=ctx.swept,
-                boot_slots=ctx.boot_slots, boot_slots_why=ctx.boot_slots_why)
+                boot_slots=ctx.boot_slots, boot_slots_why=ctx.boot_slots_why,
+                oh_matrix_version=version(), oh_matrix_commit=commit())
 
 
 def record_history(s: State) -> None:

@@ -49,14 +49,17 @@ class Ask:
 
 
 def code_id(version: str) -> str:
-    """oh-matrix's version and a hash of its own code and data: a checkout's version stays
-    0.1.0 from commit to commit, and a step run by other code is not this code's verdict."""
+    """oh-matrix's version, without its local part, and a hash of its own code and data: a
+    step run by other code is not this code's verdict. The version is git's as it was at
+    install time (an editable install keeps it while the checkout moves on), and its local part
+    (`+g<commit>`, `.d<date>` when the tree had changes) would change with the day a dirty tree
+    was installed: the hash of the code, not the install, tells two harnesses apart."""
     h = hashlib.sha256()
     package = Path(__file__).resolve().parents[1]
     for path in sorted(package.rglob("*")):
         if path.is_file() and path.suffix in (".py", ".toml", ".json", ".j2"):
             h.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
-    return f"{version}+{h.hexdigest()[:12]}"
+    return f"{version.partition('+')[0]}+{h.hexdigest()[:12]}"
 
 
 def check(mode: str, start: str, end: str, task: str | None) -> None:

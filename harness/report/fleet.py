@@ -3,7 +3,7 @@ then each host group once (the cells of its first host, grid rows `TAG @ GROUP`)
 
 from __future__ import annotations
 
-from harness.model import CellResult, Recommendation, Run
+from harness.model import CellResult, Recommendation, Run, oh_matrix_label
 
 HOSTS_SHOWN = 4  # host names listed in a terminal line before `+N`
 WHY_CHARS = 110  # a line of evidence in the terminal's table
@@ -94,10 +94,23 @@ def recommendation_line(rec: Recommendation) -> str:
     return f"{rec.tag}{version} in mode {rec.mode}{remedy}" + (f"\n  {rec.docker_run}" if rec.docker_run else "")
 
 
+def group_oh_matrix(run: Run) -> dict[str, str]:
+    """A merged run's host group -> the oh-matrix its hosts ran (`?` for a run from before it
+    was recorded), each distinct one once: hosts that ran other code may judge a cell otherwise."""
+    out = {}
+    for g in run.host_groups:
+        hosts = [run.hosts[h] for h in g.hosts if h in run.hosts]
+        labels = [oh_matrix_label(h.oh_matrix_version, h.oh_matrix_commit)
+                  if h.oh_matrix_version or h.oh_matrix_commit else "?" for h in hosts]
+        out[g.name] = ", ".join(dict.fromkeys(labels))
+    return out
+
+
 def groups_text(run: Run) -> str:
     head = (f"host groups: {len(run.hosts)} hosts in {len(run.host_groups)} group(s); "
             "a group's hosts agree on every cell, its first host's cells are shown")
-    rows = [["group", "hosts", "names", "host classes"]]
+    rows = [["group", "hosts", "names", "host classes", "oh-matrix"]]
+    ran = group_oh_matrix(run)
     for g in run.host_groups:
-        rows.append([g.name, str(len(g.hosts)), names(g.hosts), "; ".join(g.host_classes)])
+        rows.append([g.name, str(len(g.hosts)), names(g.hosts), "; ".join(g.host_classes), ran[g.name]])
     return "\n".join([head, *_table(rows)])

@@ -11,7 +11,7 @@ from typing import Any
 
 import jinja2
 
-from harness.model import CellResult, Evidence, Run
+from harness.model import CellResult, Evidence, Run, oh_matrix_label
 from harness.report.fleet import differing
 from harness.report.grid import task_summary
 from harness.report.markdown import EMOJI, clean, context, remedy_passed, secs, shell_lines
@@ -58,7 +58,8 @@ def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(differing=differing, anchor=anchor, verdict_class=verdict_class, evidence=evidence, fact=fact,
-                       secs=secs, shell_lines=shell_lines, task_summary=task_summary, remedy_passed=remedy_passed)
+                       secs=secs, shell_lines=shell_lines, task_summary=task_summary, remedy_passed=remedy_passed,
+                       oh_matrix_label=oh_matrix_label)
     return env
 
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import jinja2
 
-from harness.model import CellResult, Run, TaskResult, strip_ansi
+from harness.model import CellResult, Run, TaskResult, oh_matrix_label, strip_ansi
 from harness.model import first_line as _first_line
-from harness.report.fleet import differing, same_cells, shown_cells
+from harness.report.fleet import differing, group_oh_matrix, same_cells, shown_cells
 from harness.report.grid import column, label, task_summary
 
 EMOJI = {"pass": "✅", "fail": "❌", "error": "⚠️", "skip": "⏭️"}  # grid.SYMBOL, for Markdown
@@ -149,7 +149,17 @@ def context(run: Run) -> dict[str, Any]:
         "merged": bool(run.host_groups), "group": group, "group_size": {g.name: len(g.hosts) for g in run.host_groups},
         "same_cells": same_cells(run),
         "matrix_cells": len({c.id.removeprefix(f"{c.host}/") for c in run.cells}),
+        "oh_matrix": made_by(run), "group_oh_matrix": group_oh_matrix(run),
     }
+
+
+def made_by(run: Run) -> str | None:
+    """The oh-matrix that wrote the run (a merged run: that merged it), or None for results
+    from before it was recorded."""
+    if not run.oh_matrix_version and not run.oh_matrix_commit:
+        return None
+    return oh_matrix_label(run.oh_matrix_version, run.oh_matrix_commit)
+
 
 
 def cell_label(cell: CellResult) -> str:

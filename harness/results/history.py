@@ -36,7 +36,8 @@ def host_key(host: Host) -> str:
 def entry(run: Run) -> HistoryEntry:
     return HistoryEntry(run_id=run.run_id, finished_at=run.finished_at, host=host_key(run.host), matrix=run.matrix,
                         cells={c.id: HistoryCell(verdict=c.connect.verdict, cause=c.connect.cause,
-                                                 version=c.resolved_version) for c in run.cells})
+                                                 version=c.resolved_version) for c in run.cells},
+                        oh_matrix_version=run.oh_matrix_version, oh_matrix_commit=run.oh_matrix_commit)
 
 
 def load(path: Path) -> list[HistoryEntry]:

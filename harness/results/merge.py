@@ -26,6 +26,7 @@ import string
 import uuid
 from collections.abc import Iterable
 
+from harness import commit, version
 from harness.errors import InputError
 from harness.model import CellResult, Disagreement, Host, HostGroup, Recommendation, Run, Side
 from harness.results.recommend import recommend
@@ -89,8 +90,10 @@ def groups(runs: list[tuple[str, Run]], classes: dict[str, str]) -> list[HostGro
             for i, hosts in enumerate(ordered)]
 
 
-# Facts that name a host rather than describe it: they differ between any two hosts.
-NOT_FACTS = {"hostname", "label", "run_id", "host_class"}
+# Facts that name a host rather than describe it: they differ between any two hosts. The
+# oh-matrix version stays a fact: hosts that ran another harness may judge a cell otherwise
+# (its commit says the same again, and a dirty one differs everywhere).
+NOT_FACTS = {"hostname", "label", "run_id", "host_class", "oh_matrix_commit"}
 
 
 def facts(host: Host) -> dict[str, str]:
@@ -135,7 +138,8 @@ def distinguishing(sides: list[Side], host_facts: dict[str, dict[str, str]]) -> 
 def disagreements(runs: list[tuple[str, Run]], host_groups: list[HostGroup],
                   classes: dict[str, str]) -> list[Disagreement]:
     group_of = {h: g for g in host_groups for h in g.hosts}
-    host_facts = {label: facts(run.host) for label, run in runs}
+    host_facts = {label: facts(run.host.model_copy(update={"oh_matrix_version": run.oh_matrix_version}))
+                  for label, run in runs}
     rank = {h: i for i, h in enumerate(h for g in host_groups for h in g.hosts)}
     cells: dict[str, dict[str, CellResult]] = {}  # matrix cell id -> host -> cell
     for label, run in runs:
@@ -175,7 +179,9 @@ def merge(runs: list[Run]) -> Run:
         if label in hosts:  # two runs from one host: keep both, apart
             label = f"{label}-{run.run_id[:6]}"
         cls = classes[label] = host_class(run.host)
-        hosts[label] = run.host.model_copy(update={"run_id": run.run_id, "host_class": cls})
+        hosts[label] = run.host.model_copy(update={"run_id": run.run_id, "host_class": cls,
+                                                   "oh_matrix_version": run.oh_matrix_version,
+                                                   "oh_matrix_commit": run.oh_matrix_commit})
         labelled.append((label, run))
         for cell in run.cells:
             cells.append(cell.model_copy(update={
@@ -191,4 +197,5 @@ def merge(runs: list[Run]) -> Run:
                backend=",".join(sorted({r.backend for r in runs})), cells=cells, hosts=hosts,
                merged_from=[r.run_id for r in runs], recommendation=across(cells, len(hosts)),
                recommendation_per_host_class=per_class, host_groups=host_groups,
-               disagreements=disagreements(labelled, host_groups, classes))
+               disagreements=disagreements(labelled, host_groups, classes),
+               oh_matrix_version=version(), oh_matrix_commit=commit())

@@ -161,6 +161,12 @@ def test_a_release_the_adapter_refuses_is_skipped_without_a_build_or_a_run(tmp_p
 def test_a_step_of_other_harness_code_is_not_this_codes(tmp_path: Path) -> None:
     here = bisect.code_id("0.1.0")
     assert here.startswith("0.1.0+") and bisect.code_id("0.1.0") == here and bisect.code_id("0.2.0") != here
+    # git's versions (setuptools-scm): the local part is the install's, not the code's, so a
+    # dirty tree installed on another day is the same harness while its code is the same
+    dev = bisect.code_id("0.1.dev245+g57800d444.d20250101")
+    assert dev.startswith("0.1.dev245+") and dev.count("+") == 1
+    assert dev == bisect.code_id("0.1.dev245+g57800d444") == bisect.code_id("0.1.dev245+g57800d444.d20250102")
+    assert dev != bisect.code_id("0.1.dev246+g1a2b3c4d5")
 
 
 def test_an_interrupt_reaches_the_step_once_and_the_step_is_waited_for() -> None:
