@@ -37,8 +37,10 @@ RUN: tuple[Option, ...] = (
     Option("--llm", "the LLM for the tasks: scripted (default without a key), real (LLM_MODEL, LLM_API_KEY[, "
                     "LLM_BASE_URL]), or replay (V0: recorded trajectories, no LLM at all)",
            {"choices": matrix.LLMS}),
-    Option("--gate", "fail on any failed cell (default) or only on a regression since the last run",
-           {"choices": ["failures", "regressions"], "default": "failures"}),
+    Option("--gate", "what fails the run: a cell that surprised, i.e. differs from what the matrix expects "
+                     "or regressed since the last run here (surprises, the default); any cell that did not pass "
+                     "(all-pass; failures is its old name); or only a regression (regressions)",
+           {"choices": list(workflow.GATES), "default": "surprises"}),
     Option("--upgrade-from", "the release deployed today: show what moving to the newest target does, per mode",
            {"metavar": "TAG"}),
 )

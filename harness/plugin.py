@@ -32,7 +32,7 @@ from harness.cells.runner import run_one
 from harness.context import RunContext
 from harness.errors import DockerUnavailable, InfraError, InputError, OutputError
 from harness.matrix import Cell
-from harness.model import CellResult, TaskResult, Verdict
+from harness.model import CellResult, Expected, TaskResult, Verdict
 from harness.report import grid
 from harness.report.upgrade import lines as upgrade_lines
 
@@ -318,9 +318,8 @@ class MatrixController:
             print(f"oh-matrix: {e}")
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
             return
-        if self.state.options.gate == "regressions" and exitstatus in (pytest.ExitCode.OK,
-                                                                        pytest.ExitCode.TESTS_FAILED):
-            # --gate regressions: only a regression (or a history it cannot read) fails the run
+        if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            # the run finished: its gate decides, as for `oh-matrix run` (workflow.outcome)
             failed = workflow.outcome(self.state) != workflow.EXIT_OK
             session.exitstatus = pytest.ExitCode.TESTS_FAILED if failed else pytest.ExitCode.OK
 
@@ -343,14 +342,14 @@ def end_of_run(s: workflow.State) -> str:
                          f"now {ch.now.verdict} {ch.now.cause or ''}".rstrip())
     if run.changes.unreadable:
         lines.append(f"history: {len(run.changes.unreadable)} line(s) unreadable, compared without them "
-                     "(--gate regressions fails on this):")
+                     "(the gate fails on this, but for --gate all-pass):")
         lines += [f"  {line}" for line in run.changes.unreadable]
     out = s.context.out
     for cell, remedy, path in workflow.fixes(run):  # a user's deployment: the change a real rerun proved
         lines.append(f"fix for {cell.id} ({remedy.name}, proven by a rerun): {out}/{path}")
         lines += [f"  {line}" for line in (remedy.fix or "").rstrip().splitlines()]
     lines.append(f"results: {out}/results.json  report: {out}/report.html  summary: {out}/summary.md")
-    return "\n".join(lines)
+    return "\n".join(lines + workflow.gate_lines(s))
 
 
 class _Preselection:
@@ -445,13 +444,27 @@ def _runner(request: pytest.FixtureRequest) -> CellRunner:
 @pytest.fixture
 def connect_result(cell: Cell, request: pytest.FixtureRequest) -> CellResult:
     """Run the cell. Harness failures surface here, as a pytest *error*, not a test failure."""
-    result = _runner(request).result(cell, request.node)
+    runner = _runner(request)
+    result = runner.result(cell, request.node)
+    expect_as_pytest(runner.matrix.expected(cell, runner.ctx.host), result)
     c = result.connect
     if c.verdict == Verdict.SKIP:
         pytest.skip(c.reason or "not applicable")
     if c.verdict == Verdict.ERROR:
         raise InfraError(f"{cell.id}: {c.cause}: " + "; ".join(e.text for e in c.evidence[:2]))
     return result
+
+
+def expect_as_pytest(expected: Expected, result: CellResult) -> None:
+    """What the matrix expects, as pytest's xfail: a cell that fails as expected is xfailed,
+    with the reason; one expected to fail strictly that passes fails its test."""
+    if expected.verdict == Verdict.PASS:
+        return
+    said = expected.surprise(result)
+    if said is None and result.connect.verdict != Verdict.PASS:
+        pytest.xfail(f"{result.id}: {result.outcome}, as expected on this host: {expected.reason}")
+    if said is not None and result.connect.verdict == Verdict.PASS:
+        pytest.fail(f"{result.id}: {said}: {expected.reason}", pytrace=False)
 
 
 @pytest.fixture

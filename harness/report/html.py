@@ -14,7 +14,7 @@ import jinja2
 from harness.model import CellResult, Evidence, Run
 from harness.report.fleet import differing
 from harness.report.grid import task_summary
-from harness.report.markdown import EMOJI, clean, context, remedy_passed, secs, shell_lines
+from harness.report.markdown import EMOJI, clean, context, failed_as_expected, remedy_passed, secs, shell_lines
 
 INLINE_CHARS = 1000  # a single line longer than this folds into <details> like a log tail
 
@@ -58,7 +58,8 @@ def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(differing=differing, anchor=anchor, verdict_class=verdict_class, evidence=evidence, fact=fact,
-                       secs=secs, shell_lines=shell_lines, task_summary=task_summary, remedy_passed=remedy_passed)
+                       secs=secs, shell_lines=shell_lines, task_summary=task_summary, remedy_passed=remedy_passed,
+                       failed_as_expected=failed_as_expected)
     return env
 
 

@@ -148,7 +148,21 @@ def context(run: Run) -> dict[str, Any]:
         "merged": bool(run.host_groups), "group": group, "group_size": {g.name: len(g.hosts) for g in run.host_groups},
         "same_cells": same_cells(run),
         "matrix_cells": len({c.id.removeprefix(f"{c.host}/") for c in run.cells}),
+        "surprised": [c for c in run.cells if c.surprise], "as_expected": as_expected(run.cells),
     }
+
+
+def failed_as_expected(cell: CellResult) -> bool:
+    return cell.failed_as_expected
+
+
+def as_expected(cells: list[CellResult]) -> dict[str, list[str]]:
+    """Why the matrix expects them to fail -> the cells that failed so."""
+    out: dict[str, list[str]] = {}
+    for c in cells:
+        if c.failed_as_expected and c.expected:
+            out.setdefault(c.expected.reason or c.expected.text(), []).append(c.id)
+    return out
 
 
 def cell_label(cell: CellResult) -> str:
@@ -163,6 +177,7 @@ def cell_label(cell: CellResult) -> str:
         text += f" ({c.direction})" if c.direction else ""
     if tasks := task_summary(cell):
         text += f", {tasks}"
+    text += " (expected)" if cell.failed_as_expected else " ❗" if cell.surprise else ""
     return text + (" 🔧" if remedy_passed(cell) else "")
 
 
