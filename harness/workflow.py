@@ -75,7 +75,7 @@ class Options:
     remedies: bool = False
     remedy: list[str] = field(default_factory=list)  # with remedies: only these fixes
     llm: str | None = None
-    gate: str = "surprises"  # GATES
+    gate: str = "surprises"  # options.GATES
     upgrade_from: str | None = None  # the release deployed today (else the matrix's run.upgrade_from)
     workers: int = 1
     k: str | None = None
@@ -373,11 +373,6 @@ def final_sweep(s: State) -> None:
 
 
 AFTER_CELLS: tuple[Step, ...] = (collect, record_history, judge, decide, write, render, final_sweep)
-
-# --gate: what a finished run's exit code answers (docs/exit-codes.md). `failures` is the old
-# name of `all-pass`, kept so that jobs written for it keep their meaning.
-GATES = ("surprises", "all-pass", "regressions", "failures")
-
 
 def surprises(run: Run) -> list[tuple[str, str]]:
     """(cell, how) for each cell that surprised; a cell not judged (a run that skipped the
