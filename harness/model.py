@@ -283,6 +283,9 @@ class CellResult(_Model):
     # Both None in runs from before expectations.
     expected: Expected | None = None
     surprise: str | None = None
+    # This cell on this host over the last runs, oldest first, this run last (history.jsonl):
+    # what the report's charts draw. Empty in runs from before it.
+    nights: list[Night] = Field(default_factory=list)
     # set on merged runs: the host this cell ran on
     host: str | None = None
     host_class: str | None = None
@@ -541,6 +544,21 @@ class HistoryCell(_Model):
     verdict: Verdict
     cause: Cause | None = None
     version: str | None = None
+    seconds: float | None = None  # connect seconds (Connect.seconds); None in lines from before
+    grace: float | None = None  # the release's own startup grace the cell ran with (Boot.grace)
+
+
+class Night(_Model):
+    """One run of a cell on its host, as history.jsonl keeps it: a point of the report's
+    verdict-by-night and seconds-against-grace charts."""
+
+    run_id: str
+    finished_at: str
+    verdict: Verdict
+    cause: Cause | None = None
+    seconds: float | None = None
+    grace: float | None = None
+    version: str | None = None
 
 
 class Change(_Model):
@@ -567,6 +585,7 @@ class HistoryEntry(_Model):
     finished_at: str
     host: str
     matrix: str | None = None
+    oh_matrix: str | None = None  # the version of oh-matrix that ran it, when installed
     cells: dict[str, HistoryCell] = Field(default_factory=dict)
 
 

@@ -302,7 +302,11 @@ def record_history(s: State) -> None:
     assert run is not None
     past = Path(s.context.out).parent / "history.jsonl"
     run.changes = history.record(run, past)
-    run.trends = history.trends(history.load(past), history.host_key(run.host))
+    entries, here = history.load(past), history.host_key(run.host)
+    run.trends = history.trends(entries, here)
+    found = history.nights(entries, here)
+    for c in run.cells:  # this run is the last line: every cell has at least its own night
+        c.nights = found.get(c.id, [])
 
 
 def judge(s: State) -> None:
