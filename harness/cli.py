@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import sys
 import tempfile
 import traceback
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from harness import commit, knobs, matrix, version, workflow
@@ -26,6 +28,12 @@ from harness.workflow import EXIT_FAILED, EXIT_OK
 
 def _err(msg: str) -> None:
     print(f"oh-matrix: {scrub(msg)}", file=sys.stderr)  # an exception's message may quote a setting
+
+
+def _json(data: object) -> int:
+    """`--json`: what the command prints, as one JSON document on stdout."""
+    print(json.dumps(data, indent=2))
+    return EXIT_OK
 
 
 # -- run ---------------------------------------------------------------------------------
@@ -100,10 +108,13 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from harness.model import read_run
-    from harness.results.compare import differences
+    from harness.results.compare import changes, line
 
-    found = differences(read_run(args.first), read_run(args.second), tuple(args.skip_tag))
-    print("\n".join(found) if found else "the same findings in every cell (times, ids and ports aside)")
+    found = changes(read_run(args.first), read_run(args.second), tuple(args.skip_tag))
+    if args.json:
+        _json({"first": args.first, "second": args.second, "same": not found, "differences": found})
+    else:
+        print("\n".join(map(line, found)) if found else "the same findings in every cell (times, ids and ports aside)")
     return EXIT_FAILED if found else EXIT_OK
 
 
@@ -111,10 +122,15 @@ def cmd_history(args: argparse.Namespace) -> int:
     from harness.results import history
 
     path = Path(args.dir) / "history.jsonl"
-    entries = history.load(path)
+    entries, unreadable = history.read(path)
     if not entries:
         raise InputError(f"{path}: no runs recorded")
+    entries = history.of_host(entries, args.host)
+    if args.json:
+        return _json(history.as_json(entries, unreadable, args.last))
     print(history.trend_table(entries, args.last))
+    for line in unreadable:  # named, never skipped silently (a torn line, a hand edit)
+        _err(f"unreadable: {line}")
     return EXIT_OK
 
 
@@ -122,13 +138,17 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from harness.host import doctor
     from harness.images import wheels
 
-    for f in doctor.checks():
-        mark = "!" if f.warn else " "
-        print(f"{mark} {f.name:26} {f.value}\n  {'':26} {f.meaning}")
+    found = [asdict(f) for f in doctor.checks()]
     try:
-        print(f"  {'python3.12 (pypi backend)':26} {wheels.find_python312()}")
+        python = {"name": "python3.12 (pypi backend)", "value": str(wheels.find_python312()), "warn": False}
     except HarnessError as e:
-        print(f"! {'python3.12 (pypi backend)':26} {e}")
+        python = {"name": "python3.12 (pypi backend)", "value": str(e), "warn": True}
+    if args.json:
+        return _json({"findings": found, "python312": python})
+    for f in found:
+        mark = "!" if f["warn"] else " "
+        print(f"{mark} {f['name']:26} {f['value']}\n  {'':26} {f['meaning']}")
+    print(f"{'!' if python['warn'] else ' '} {python['name']:26} {python['value']}")
     return EXIT_OK
 
 
@@ -191,7 +211,12 @@ def cmd_images(args: argparse.Namespace) -> int:
         return EXIT_OK
     listed = client.images.list(filters={"label": "oh-matrix.image"})
     if args.action == "list":
-        print("\n".join(images.image_rows(listed) + images.pulled_rows(client)))
+        from harness.images import listing
+
+        records = listing.image_records(listed) + listing.pulled_records(client)
+        if args.json:
+            return _json({"images": records})
+        print("\n".join(listing.rows(records)))
         return EXIT_OK
     if args.failures:
         print(f"forgot {images.forget_failures()} remembered build failures")
@@ -225,12 +250,17 @@ def parser() -> argparse.ArgumentParser:
     cmp.add_argument("first", metavar="DIR")
     cmp.add_argument("second", metavar="DIR")
     cmp.add_argument("--skip-tag", action="append", default=[], metavar="TAG", help="leave this tag's cells out")
+    cmp.add_argument("--json", action="store_true", help="the differences as JSON (exit 1 when there are any)")
     cmp.set_defaults(func=cmd_compare)
     h = sub.add_parser("history", help="per-cell verdicts over the last runs")
     h.add_argument("dir", nargs="?", default="reports")
     h.add_argument("--last", type=int, default=10)
+    h.add_argument("--host", help="only this host's runs (as the tables head them)")
+    h.add_argument("--json", action="store_true", help="the runs and the unreadable lines, as JSON")
     h.set_defaults(func=cmd_history)
-    sub.add_parser("doctor", help="facts about this Docker host").set_defaults(func=cmd_doctor)
+    doc = sub.add_parser("doctor", help="facts about this Docker host")
+    doc.add_argument("--json", action="store_true", help="the findings as JSON")
+    doc.set_defaults(func=cmd_doctor)
     c = sub.add_parser("clean", help="remove what finished or crashed runs left")
     c.add_argument("--all", action="store_true", help="also runs whose process still lives")
     c.set_defaults(func=cmd_clean)
@@ -253,6 +283,7 @@ def parser() -> argparse.ArgumentParser:
                    help="prune: every image oh-matrix built, and every official image it pulled")
     i.add_argument("--to", help="save: the folder for the base image tars")
     i.add_argument("--from", dest="from_", help="load: the folder of image tars")
+    i.add_argument("--json", action="store_true", help="list: the images as JSON")
     i.add_argument("--failures", action="store_true",
                    help="prune: forget remembered build failures (the next build tries again)")
     i.set_defaults(func=cmd_images)

@@ -28,6 +28,15 @@ test holds it to the keys this loader accepts):
                                 # relative to this file
     [modes.host-gateway]        # one table per mode (harness/modes.py), in the order to run them
     env = { KEY = "value" }     # optional, this mode only
+    [[expect]]                  # a cell known not to pass, as pytest's xfail marks a test: a run in
+                                # which it comes out so is green (docs/exit-codes.md)
+    mode = "bridge"             # which cells: any of cell = "TAG-MODE", target = "TAG", mode = "NAME"
+    on = "linux"                # optional: only on this kind of host (linux: a Docker engine on Linux;
+                                # desktop: Docker Desktop, OrbStack)
+    verdict = "fail"            # fail | error
+    cause = "dns-unresolved"    # optional: only this cause (docs/words.md)
+    reason = "..."              # why, shown with the cell
+    strict = false              # optional: true makes a pass a surprise too
 
 Data only: loading a matrix imports neither docker nor httpx.
 """
@@ -48,11 +57,14 @@ from harness.secrets import Secret, hinted
 
 if TYPE_CHECKING:
     from harness.deployments import Deployment
+    from harness.model import Expected, Host
     from harness.tasks import Task
 
 BACKENDS = ("auto", "official", "pypi")
 LLMS = ("auto", "scripted", "real", "replay")
 ENTRYPOINTS = ("api", "headless", "cli")
+PLATFORMS = ("linux", "desktop")  # kinds of host an expectation may be limited to (model.Host.platform)
+EXPECTED_VERDICTS = ("fail", "error")
 _ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -110,6 +122,24 @@ class Cell:
 
 
 @dataclass(frozen=True)
+class Expectation:
+    """An `[[expect]]` entry: the cells it names (every selector given must match), on which
+    kind of host, and what they are expected to do there."""
+
+    expected: Expected
+    cell: str | None = None
+    target: str | None = None
+    mode: str | None = None
+    on: str | None = None  # a PLATFORMS name; None: every host
+
+    def names(self, cell: Cell, platform: str | None) -> bool:
+        return ((self.cell is None or self.cell == cell.id)
+                and (self.target is None or self.target == cell.target.tag)
+                and (self.mode is None or self.mode == cell.mode.name)
+                and (self.on is None or self.on == platform))
+
+
+@dataclass(frozen=True)
 class Matrix:
     path: str
     backend: str
@@ -128,6 +158,16 @@ class Matrix:
     text: str = field(default="", repr=False)
     task_defs: tuple[Task, ...] = ()  # the tasks themselves (built-in, upstream, task files)
     files: dict[str, str] = field(default_factory=dict, repr=False)  # task and deployment files as read
+    expectations: tuple[Expectation, ...] = ()
+
+    def expected(self, cell: Cell, host: Host | None) -> Expected:
+        """What the matrix expects of the cell on this host: the first `[[expect]]` entry that
+        names it, else a pass."""
+        from harness.model import Expected
+
+        platform = host.platform if host is not None else None
+        found = next((e for e in self.expectations if e.names(cell, platform)), None)
+        return found.expected if found is not None else Expected()
 
     def catalog(self) -> dict[str, Task]:
         return {t.name: t for t in self.task_defs}
@@ -262,7 +302,7 @@ def parse(data: dict[str, Any], path: str, files: dict[str, str] | None = None) 
     """The matrix in `data` (read from `path`); task files are read from disk unless `files`
     holds their texts (a worker gets them from the controller)."""
     r = _Reader(path)
-    r.unknown(data, "", {"run", "env", "targets", "modes", "deployments"})
+    r.unknown(data, "", {"run", "env", "targets", "modes", "deployments", "expect"})
     run = r.table(data, "run", "run")
     r.unknown(run, "run", {"backend", "connect_budget", "app_budget", "tasks", "task_budget", "llm", "entrypoints",
                            "upgrade_from"})
@@ -313,7 +353,7 @@ def parse(data: dict[str, Any], path: str, files: dict[str, str] | None = None) 
         targets += [own] if own else []
     task_defs, texts = _tasks(r, run, files)
     texts = {**texts, **deployment_files}
-    return Matrix(
+    m = Matrix(
         path=path,
         backend=r.choice(run, "run.backend", "backend", BACKENDS, "auto"),
         connect_budget=r.number(run, "run.connect_budget", "connect_budget", 150),
@@ -329,6 +369,7 @@ def parse(data: dict[str, Any], path: str, files: dict[str, str] | None = None) 
         entrypoints=_entrypoints(r, run),
         upgrade_from=_upgrade_from(r, run, targets),
     )
+    return replace(m, expectations=_expectations(r, data.get("expect", []), m))
 
 
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
@@ -380,6 +421,42 @@ def _own_api(r: _Reader, key: str, body: dict[str, Any], image: str) -> str:
     except InputError as e:
         raise r.fail(f"{key}.api", f"{image}: {e}") from None
     return r.choice(body, f"{key}.api", "api", tuple(generations.GENERATIONS), default)
+
+
+EXPECT_KEYS = {"cell", "target", "mode", "on", "verdict", "cause", "reason", "strict"}
+
+
+def _expectations(r: _Reader, raw: Any, m: Matrix) -> tuple[Expectation, ...]:
+    if not isinstance(raw, list):
+        raise r.fail("expect", "expected [[expect]] tables")
+    return tuple(_expectation(r, f"expect[{i}]", e, m) for i, e in enumerate(raw))
+
+
+def _expectation(r: _Reader, key: str, e: Any, m: Matrix) -> Expectation:
+    """One `[[expect]]` entry, each name it gives checked against the matrix: an entry that
+    names nothing would hide nothing, silently."""
+    from harness.model import Cause, Expected
+
+    if not isinstance(e, dict):
+        raise r.fail(key, "expected a table")
+    r.unknown(e, key, EXPECT_KEYS)
+    known = {"cell": [c.id for c in m.cells()], "target": [t.tag for t in m.targets], "mode": [c.name for c in m.modes]}
+    if not any(k in e for k in known):
+        raise r.fail(key, "name the cells it is about: cell, target and/or mode")
+    for k, names in known.items():
+        if k in e and e[k] not in names:
+            raise r.fail(f"{key}.{k}", f"{e[k]!r} is not a {k} of this matrix ({', '.join(names)})")
+    on = r.choice(e, f"{key}.on", "on", PLATFORMS, None) if "on" in e else None
+    verdict = r.choice(e, f"{key}.verdict", "verdict", EXPECTED_VERDICTS, None)
+    cause = r.choice(e, f"{key}.cause", "cause", tuple(Cause), None) if "cause" in e else None
+    reason, strict = e.get("reason"), e.get("strict", False)
+    if not isinstance(reason, str) or not reason.strip():
+        raise r.fail(f"{key}.reason", "say why the cells are expected to do so (a sentence)")
+    if not isinstance(strict, bool):
+        raise r.fail(f"{key}.strict", "expected true or false")
+    expected = Expected.model_validate({"verdict": verdict, "cause": cause, "reason": reason.strip(), "strict": strict})
+    return Expectation(expected,
+                       cell=e.get("cell"), target=e.get("target"), mode=e.get("mode"), on=on)
 
 
 def _upgrade_from(r: _Reader, run: dict[str, Any], targets: list[Target]) -> str | None:

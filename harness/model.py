@@ -237,6 +237,35 @@ class Boot(_Model):
         return ", ".join(parts) or "not measured"
 
 
+class Expected(_Model):
+    """What the matrix expects of a cell on this host (its `[[expect]]` entries): a pass
+    unless an entry says the cell fails, with why, as pytest's xfail marks a test. A cell
+    that comes out otherwise surprised; a pass of a cell expected to fail surprises only
+    when the entry is strict."""
+
+    verdict: Verdict = Verdict.PASS
+    cause: Cause | None = None  # None: any cause
+    reason: str | None = None
+    strict: bool = False
+
+    def text(self) -> str:
+        return " ".join(str(w) for w in (self.verdict, self.cause) if w)
+
+    def surprise(self, cell: CellResult) -> str | None:
+        """How the cell differs from this expectation, in words; None when it does not (a
+        skip never does: it says why it did not apply)."""
+        c = cell.connect
+        if c.verdict == Verdict.SKIP:
+            return None
+        if self.verdict == Verdict.PASS:
+            return None if cell.passed else f"expected to pass, got {cell.outcome}"
+        if c.verdict == Verdict.PASS:
+            return f"passed, where the matrix expects {self.text()} (strict)" if self.strict else None
+        if c.verdict != self.verdict or (self.cause is not None and c.cause != self.cause):
+            return f"expected {self.text()}, got {cell.outcome}"
+        return None
+
+
 class CellResult(_Model):
     """One target x mode (x entry point): its connect verdict, tasks and remedies."""
 
@@ -261,6 +290,14 @@ class CellResult(_Model):
     remedies: list[RemedyTry] = Field(default_factory=list)
     socket_mounted_in: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
+    # What the matrix expects of this cell on this host, and how the cell surprised: it
+    # differs from that, or regressed since the last run on this host (None: it did not).
+    # Both None in runs from before expectations.
+    expected: Expected | None = None
+    surprise: str | None = None
+    # This cell on this host over the last runs, oldest first, this run last (history.jsonl):
+    # what the report's charts draw. Empty in runs from before it.
+    nights: list[Night] = Field(default_factory=list)
     # set on merged runs: the host this cell ran on
     host: str | None = None
     host_class: str | None = None
@@ -271,6 +308,12 @@ class CellResult(_Model):
         """Connected, and every task it ran passed (none run: vacuously; a task it could not
         run here is a skip, with its reason, and counts for nothing)."""
         return self.connect.verdict == Verdict.PASS and self.tasks_passed
+
+    @property
+    def failed_as_expected(self) -> bool:
+        """It did not pass, as the matrix expects on its host: a known failure, no surprise."""
+        e = self.expected
+        return bool(e and e.verdict != Verdict.PASS and not self.surprise and self.connect.verdict == e.verdict)
 
     @property
     def tasks_passed(self) -> bool:
@@ -397,6 +440,15 @@ class Host(_Model):
         return self.label or self.hostname
 
     @property
+    def platform(self) -> str | None:
+        """`desktop` for Docker Desktop and OrbStack, whose containers get
+        host.docker.internal from the daemon; `linux` for a Docker engine on Linux, whose
+        containers do not; None when the daemon did not say (matrix.PLATFORMS)."""
+        if not self.os or self.os == "?":
+            return None
+        return "desktop" if self.os.startswith(("Docker Desktop", "OrbStack")) else "linux"
+
+    @property
     def daemon_kind(self) -> str:
         """` rootless`, ` remote`, both or nothing: a daemon of another kind on one machine is
         another host, whose every path differs (history, merge and bisect keep them apart)."""
@@ -508,6 +560,21 @@ class Upgrade(_Model):
 class HistoryCell(_Model):
     verdict: Verdict
     cause: Cause | None = None
+    version: str | None = None
+    seconds: float | None = None  # connect seconds (Connect.seconds); None in lines from before
+    grace: float | None = None  # the release's own startup grace the cell ran with (Boot.grace)
+
+
+class Night(_Model):
+    """One run of a cell on its host, as history.jsonl keeps it: a point of the report's
+    verdict-by-night and seconds-against-grace charts."""
+
+    run_id: str
+    finished_at: str
+    verdict: Verdict
+    cause: Cause | None = None
+    seconds: float | None = None
+    grace: float | None = None
     version: str | None = None
 
 

@@ -10,11 +10,18 @@
   an error, not run again.
 
 Thin on purpose: the work is in workflow.py and runner.py, which run without pytest.
+
+Inert until asked: the `pytest11` entry point loads this module in every pytest of the
+environment, so at load it imports nothing heavy (no docker, no testcontainers, whose import
+disables its Ryuk for the user's own tests), declares its options with the prefix `oh-`
+(options.py), and acts only in a run that names a matrix (`--oh-matrix`), an `oh-matrix run`,
+or on the package's own matrix tests (harness/suite/, whose conftest holds their fixtures).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import signal
@@ -22,32 +29,30 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import pytest
-from xdist.scheduler import LoadScopeScheduling
 
-from harness import options, progress, workflow
-from harness.cells.runner import run_one
-from harness.context import RunContext
-from harness.errors import DockerUnavailable, InfraError, InputError, OutputError
-from harness.matrix import Cell
-from harness.model import CellResult, TaskResult, Verdict
-from harness.report import grid
-from harness.report.upgrade import lines as upgrade_lines
-from harness.secrets import scrub
+from harness import options
+
+if TYPE_CHECKING:
+    from harness import progress, workflow
+    from harness.context import RunContext
+    from harness.matrix import Cell
+    from harness.model import CellResult, Expected, TaskResult
 
 SUITE = Path(__file__).resolve().parent / "suite"  # the matrix tests (test_connect, test_tasks)
 PROPERTY = "oh-matrix-cell"  # the user_properties key a cell's result travels under
 WORKERINPUT = "oh_matrix_context"
-CELLS = pytest.StashKey[list[Cell]]()  # the selected cells, in any process that collects
+CELLS = pytest.StashKey["list[Cell]"]()  # the selected cells, in any process that collects
 TASKS = pytest.StashKey[tuple[str, ...]]()  # the matrix's tasks, likewise
 RUNNER = pytest.StashKey["CellRunner"]()
 CONTROLLER = pytest.StashKey["MatrixController"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    options.add_to(parser.getgroup("oh-matrix").addoption)  # the same table as `oh-matrix run`'s
+    # the same table as `oh-matrix run`'s, prefixed: --oh-matrix, --oh-out, ...
+    options.add_to(parser.getgroup("oh-matrix").addoption, options.PYTEST_PREFIX)
 
 
 # Signals that stop a run from outside take the same path as Ctrl-C, so every cell's
@@ -91,14 +96,16 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:  # an xdist worker: the controller sent the context
         if WORKERINPUT in workerinput:
+            from harness.context import RunContext
+
             _stop_as_interrupt()
             CellRunner(RunContext.model_validate_json(workerinput[WORKERINPUT])).register(config)
         return
     controller = config.stash.get(CONTROLLER, None)
     if controller is None:
-        if not config.getoption("matrix"):
-            return
-        controller = MatrixController.from_options(config)  # `pytest --matrix FILE`: the steps before the cells here
+        if not config.getoption(options.RUN[0].named(options.PYTEST_PREFIX)[1]):
+            return  # a pytest that names no matrix: none of this plugin's business
+        controller = MatrixController.from_options(config)  # `pytest --oh-matrix FILE`: steps before the cells here
         config.pluginmanager.register(controller, "oh-matrix-controller")  # pytest_configure is replayed to it
         if config.args_source != pytest.Config.ArgsSource.ARGS:  # no test path given: the package's matrix tests
             config.args = [str(SUITE)]
@@ -119,13 +126,18 @@ def cell_index(cells: list[Cell], tasks: tuple[str, ...]) -> Callable[[str], str
     return cell_of
 
 
+def _in_suite(path: Path) -> bool:
+    """A test of the package's own matrix tests (a user's test may have a `cell` argument too)."""
+    return path.is_relative_to(SUITE)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     wants_cell, wants_task = "cell" in metafunc.fixturenames, "task_case" in metafunc.fixturenames
-    if not (wants_cell or wants_task):
+    if not (wants_cell or wants_task) or not _in_suite(metafunc.definition.path):
         return
     cells = metafunc.config.stash.get(CELLS, None)
     if cells is None:
-        raise pytest.UsageError("the matrix tests need --matrix FILE (or run `oh-matrix run` / `nox`)")
+        raise pytest.UsageError("the matrix tests need --oh-matrix FILE (or run `oh-matrix run` / `nox`)")
     if wants_cell:
         metafunc.parametrize("cell", cells, ids=[c.id for c in cells])
     else:
@@ -136,37 +148,45 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A matrix with no tasks (`tasks = []`) has no task tests: pytest's placeholder for an
     empty parameter set would be a test of nothing, so it is deselected."""
-    empty = [i for i in items if "task_case" in getattr(getattr(i, "callspec", None), "params", {})
-             and not isinstance(i.callspec.params["task_case"], tuple)]  # type: ignore[attr-defined]
+    params = {i: getattr(getattr(i, "callspec", None), "params", {}) for i in items if _in_suite(i.path)}
+    empty = [i for i, p in params.items() if "task_case" in p and not isinstance(p["task_case"], tuple)]
     if empty:
         config.hook.pytest_deselected(items=empty)
         items[:] = [i for i in items if i not in empty]
 
 
-class CellScheduling(LoadScopeScheduling):  # type: ignore[misc]
-    """xdist's loadscope with a cell as the scope: a cell's connect and task tests go to one
-    worker, in collection order. A cell whose worker died is not sent elsewhere (it would run
-    the whole cell again, and a cell that kills its worker would kill the next one too)."""
+@functools.cache
+def _cell_scheduling() -> type[Any]:
+    """CellScheduling, made when a distributed matrix run first asks: xdist's scheduler
+    module is not imported by a pytest that runs no matrix."""
+    from xdist.scheduler import LoadScopeScheduling
 
-    def __init__(self, config: pytest.Config, log: Any, cell_of: Callable[[str], str | None]) -> None:
-        super().__init__(config, log)
-        self.cell_of = cell_of
+    class CellScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        """xdist's loadscope with a cell as the scope: a cell's connect and task tests go to one
+        worker, in collection order. A cell whose worker died is not sent elsewhere (it would run
+        the whole cell again, and a cell that kills its worker would kill the next one too)."""
 
-    def _split_scope(self, nodeid: str) -> str:
-        return self.cell_of(nodeid) or nodeid
+        def __init__(self, config: pytest.Config, log: Any, cell_of: Callable[[str], str | None]) -> None:
+            super().__init__(config, log)
+            self.cell_of = cell_of
 
-    def remove_node(self, node: Any) -> str | None:
-        workload = self.assigned_work.pop(node)
-        if not self._pending_of(workload):
-            return None
-        crashitem: str = next(n for unit in workload.values() for n, done in unit.items() if not done)
-        lost = self._split_scope(crashitem)
-        for scope, unit in workload.items():  # units it had not started go back to the queue
-            if scope != lost and not any(unit.values()):
-                self.workqueue[scope] = unit
-        for other in self.assigned_work:
-            self._reschedule(other)
-        return crashitem
+        def _split_scope(self, nodeid: str) -> str:
+            return self.cell_of(nodeid) or nodeid
+
+        def remove_node(self, node: Any) -> str | None:
+            workload = self.assigned_work.pop(node)
+            if not self._pending_of(workload):
+                return None
+            crashitem: str = next(n for unit in workload.values() for n, done in unit.items() if not done)
+            lost = self._split_scope(crashitem)
+            for scope, unit in workload.items():  # units it had not started go back to the queue
+                if scope != lost and not any(unit.values()):
+                    self.workqueue[scope] = unit
+            for other in self.assigned_work:
+                self._reschedule(other)
+            return crashitem
+
+    return CellScheduling
 
 
 class CellRunner:
@@ -174,6 +194,8 @@ class CellRunner:
     its first test; the result rides back on that test's report."""
 
     def __init__(self, ctx: RunContext) -> None:
+        from harness import progress
+
         self.ctx = ctx
         self.matrix = ctx.matrix()
         progress.open_log(ctx.out)  # this process's phase lines, for the controller to show
@@ -194,6 +216,8 @@ class CellRunner:
                 self.tasks.setdefault(cell.id, []).append(task)
 
     def result(self, cell: Cell, node: pytest.Item) -> CellResult:
+        from harness.cells.runner import run_one
+
         if cell.id not in self.results:
             self.results[cell.id] = r = run_one(self.ctx, self.matrix, cell, self.tasks.get(cell.id, []))
             node.user_properties.append((PROPERTY, r.model_dump_json()))
@@ -215,7 +239,11 @@ class MatrixController:
 
     @classmethod
     def from_options(cls, config: pytest.Config) -> MatrixController:
-        o = options.to_options(config.getoption)
+        from harness import workflow
+        from harness.errors import DockerUnavailable, InputError
+        from harness.secrets import scrub
+
+        o = options.to_options(config.getoption, options.PYTEST_PREFIX)
         state = workflow.State(o)
         try:
             workflow.walk(workflow.BEFORE_CELLS, state)
@@ -242,8 +270,8 @@ class MatrixController:
         node.workerinput[WORKERINPUT] = self.state.context.model_dump_json()
 
     @pytest.hookimpl(optionalhook=True)  # xdist's hook: absent with -p no:xdist
-    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> CellScheduling:
-        return CellScheduling(config, log, self.cell_of)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        return _cell_scheduling()(config, log, self.cell_of)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -254,6 +282,9 @@ class MatrixController:
         mine = [v for k, v in report.user_properties if k == PROPERTY]
         # Taken off the report before junitxml writes it: the results are results.json's.
         report.user_properties = [(k, v) for k, v in report.user_properties if k != PROPERTY]
+        from harness.model import CellResult
+        from harness.report import grid
+
         for raw in mine:
             result = CellResult.model_validate_json(str(raw))
             if result.id not in self.state.results:
@@ -271,6 +302,8 @@ class MatrixController:
         """Each cell's phases as they happen, between the verdict lines (progress.py)."""
         if session.config.option.collectonly:
             return
+        from harness import progress
+
         self.follower = progress.Follower(self.state.context.out, self.show_phase)
         self.follower.start()
 
@@ -312,6 +345,10 @@ class MatrixController:
             return  # `oh-matrix run` walks the steps after the cells itself
         if session.config.option.collectonly:
             return  # nothing ran: no results to write, no line for the history
+        from harness import workflow
+        from harness.errors import OutputError
+        from harness.secrets import scrub
+
         self.state.pytest_code = int(exitstatus)
         try:
             workflow.walk(workflow.AFTER_CELLS, self.state)
@@ -319,9 +356,8 @@ class MatrixController:
             print(f"oh-matrix: {scrub(str(e))}")
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
             return
-        if self.state.options.gate == "regressions" and exitstatus in (pytest.ExitCode.OK,
-                                                                        pytest.ExitCode.TESTS_FAILED):
-            # --gate regressions: only a regression (or a history it cannot read) fails the run
+        if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            # the run finished: its gate decides, as for `oh-matrix run` (workflow.outcome)
             failed = workflow.outcome(self.state) != workflow.EXIT_OK
             session.exitstatus = pytest.ExitCode.TESTS_FAILED if failed else pytest.ExitCode.OK
 
@@ -334,6 +370,10 @@ class MatrixController:
 
 def end_of_run(s: workflow.State) -> str:
     """The grid, the recommendation, what changed since the last run, where the reports are."""
+    from harness import workflow
+    from harness.report import grid
+    from harness.report.upgrade import lines as upgrade_lines
+
     run = s.run
     assert run is not None
     lines = upgrade_lines(run.upgrade) if run.upgrade else []  # asked for: shown first
@@ -344,14 +384,14 @@ def end_of_run(s: workflow.State) -> str:
                          f"now {ch.now.verdict} {ch.now.cause or ''}".rstrip())
     if run.changes.unreadable:
         lines.append(f"history: {len(run.changes.unreadable)} line(s) unreadable, compared without them "
-                     "(--gate regressions fails on this):")
+                     "(the gate fails on this, but for --gate all-pass):")
         lines += [f"  {line}" for line in run.changes.unreadable]
     out = s.context.out
     for cell, remedy, path in workflow.fixes(run):  # a user's deployment: the change a real rerun proved
         lines.append(f"fix for {cell.id} ({remedy.name}, proven by a rerun): {out}/{path}")
         lines += [f"  {line}" for line in (remedy.fix or "").rstrip().splitlines()]
     lines.append(f"results: {out}/results.json  report: {out}/report.html  summary: {out}/summary.md")
-    return "\n".join(lines)
+    return "\n".join(lines + workflow.gate_lines(s))
 
 
 class _Preselection:
@@ -388,6 +428,9 @@ def check_selection(s: workflow.State) -> int | None:
     built: the cells' pytest run, collect-only, with no image and no container. A bad
     expression or argument is bad input (exit 2), a selection of nothing exits 5, here and
     not after minutes of builds."""
+    from harness import workflow
+    from harness.errors import InputError
+
     o = s.options
     if not o.k and not o.pytest_args:
         return None  # --only was checked with the matrix; nothing else can deselect
@@ -419,6 +462,8 @@ def _suite_args() -> list[str]:
 def run_cells(s: workflow.State) -> int | None:
     """The workflow's cells step: the matrix as a pytest run, one test per cell and task,
     cells in parallel on xdist workers, results back on the test reports."""
+    from harness import workflow
+
     o, ctx = s.options, s.context
     args = [*_suite_args(), "--junitxml", str(Path(ctx.out) / "junit.xml"), "-o", "junit_family=xunit2"]
     args += ["-n", str(o.workers)] if o.workers > 1 else ["-p", "no:xdist"]
@@ -439,38 +484,18 @@ def run_cells(s: workflow.State) -> int | None:
     return workflow.PYTEST_CODES.get(code)
 
 
-def _runner(request: pytest.FixtureRequest) -> CellRunner:
-    return request.config.stash[RUNNER]
+def expect_as_pytest(expected: Expected, result: CellResult) -> None:
+    """What the matrix expects, as pytest's xfail: a cell that fails as expected is xfailed,
+    with the reason; one expected to fail strictly that passes fails its test."""
+    from harness.model import Verdict
 
-
-@pytest.fixture
-def connect_result(cell: Cell, request: pytest.FixtureRequest) -> CellResult:
-    """Run the cell. Harness failures surface here, as a pytest *error*, not a test failure."""
-    result = _runner(request).result(cell, request.node)
-    c = result.connect
-    if c.verdict == Verdict.SKIP:
-        pytest.skip(c.reason or "not applicable")
-    if c.verdict == Verdict.ERROR:
-        raise InfraError(scrub(f"{cell.id}: {c.cause}: " + "; ".join(e.text for e in c.evidence[:2])))
-    return result
-
-
-@pytest.fixture
-def task_result(task_case: tuple[Cell, str], request: pytest.FixtureRequest) -> TaskResult:
-    """One task's outcome on its cell; skipped where the runtime never connected."""
-    cell, name = task_case
-    result = _runner(request).result(cell, request.node)
-    c = result.connect
-    if c.verdict != Verdict.PASS:
-        pytest.skip(f"runtime not connected: {c.cause or c.reason or c.verdict}")
-    task = result.task(name)
-    if task is None:
-        pytest.skip(f"{name} was not run on {cell.id}")
-    if task.verdict == Verdict.SKIP:
-        pytest.skip(task.detail or "not applicable")
-    if task.verdict == Verdict.ERROR:
-        raise InfraError(scrub(f"{cell.id} {name}: {task.detail}"))
-    return task
+    if expected.verdict == Verdict.PASS:
+        return
+    said = expected.surprise(result)
+    if said is None and result.connect.verdict != Verdict.PASS:
+        pytest.xfail(f"{result.id}: {result.outcome}, as expected on this host: {expected.reason}")
+    if said is not None and result.connect.verdict == Verdict.PASS:
+        pytest.fail(f"{result.id}: {said}: {expected.reason}", pytrace=False)
 
 
 def describe_task(task: TaskResult) -> str:

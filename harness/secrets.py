@@ -29,8 +29,10 @@ import functools
 import html
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from harness.model import CellResult
+if TYPE_CHECKING:  # the model (pydantic) is not loaded for a pytest that names no matrix
+    from harness.model import CellResult
 
 HINTS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
 MASK = "<redacted>"

@@ -1,7 +1,7 @@
 """A run, as a straight line of steps (docs/architecture.md):
 
     inputs -> docker -> context -> sweep -> images -> cells (pytest) -> collect
-           -> history -> recommend -> write -> render -> final sweep -> exit code
+           -> history -> judge -> recommend -> write -> render -> final sweep -> exit code
 
 Each step takes the run's state and returns None to go on or an int to end the run with
 that exit code. `oh-matrix run` walks all of them; under plain `pytest --matrix`, the plugin
@@ -29,14 +29,14 @@ from harness.context import RunContext
 from harness.errors import DockerUnavailable, HarnessError, InputError, OutputError
 from harness.host import cleanup, docker_host
 from harness.matrix import Cell, Matrix
-from harness.model import Cause, CellResult, Host, ImageFailure, ImageSet, RemedyTry, Run, Verdict
+from harness.model import Cause, CellResult, Change, Expected, Host, ImageFailure, ImageSet, RemedyTry, Run, Verdict
 from harness.results import history, upgrade
 from harness.results.recommend import recommend
 from harness.secrets import redact_env, remember, scrub
 
 # Exit codes of `oh-matrix` (docs/exit-codes.md).
-EXIT_OK = 0  # every cell (and task) passed; or, with --gate regressions, nothing regressed
-EXIT_FAILED = 1  # a cell or a task did not pass, or a report could not be written
+EXIT_OK = 0  # no cell surprised (--gate all-pass: every cell passed; regressions: nothing regressed)
+EXIT_FAILED = 1  # a cell surprised (or did not pass, or regressed: per the gate), or a report could not be written
 EXIT_INPUT = 2  # bad input: a matrix or task file, a flag, a filter, pytest arguments
 EXIT_DOCKER = 3  # Docker is not usable
 EXIT_INTERNAL = 4  # pytest or the harness itself broke (a bug, not a verdict)
@@ -75,7 +75,7 @@ class Options:
     remedies: bool = False
     remedy: list[str] = field(default_factory=list)  # with remedies: only these fixes
     llm: str | None = None
-    gate: str = "failures"
+    gate: str = "surprises"  # options.GATES
     upgrade_from: str | None = None  # the release deployed today (else the matrix's run.upgrade_from)
     workers: int = 1
     k: str | None = None
@@ -307,7 +307,31 @@ def record_history(s: State) -> None:
     assert run is not None
     past = Path(s.context.out).parent / "history.jsonl"
     run.changes = history.record(run, past)
-    run.trends = history.trends(history.load(past), history.host_key(run.host))
+    entries, here = history.load(past), history.host_key(run.host)
+    run.trends = history.trends(entries, here)
+    found = history.nights(entries, here)
+    for c in run.cells:  # this run is the last line: every cell has at least its own night
+        c.nights = found.get(c.id, [])
+
+
+def judge(s: State) -> None:
+    """Each cell against what the matrix expects of it on this host, and against the last run
+    on this host: a cell that differs from either surprised (the default gate's question)."""
+    run = s.run
+    assert run is not None
+    chosen = {c.id: c for c in s.cells}
+    regressed = {ch.cell: ch for ch in run.changes.regressions}
+    for c in run.cells:
+        cell = chosen.get(c.id)
+        c.expected = s.matrix.expected(cell, run.host) if s.matrix is not None and cell is not None else Expected()
+        said = [w for w in (c.expected.surprise(c), regression_text(regressed.get(c.id))) if w]
+        c.surprise = "; ".join(said) or None
+
+
+def regression_text(ch: Change | None) -> str | None:
+    if ch is None:
+        return None
+    return f"regressed: {ch.before.verdict} in {ch.since[:8]} on this host, now {ch.now.verdict}"
 
 
 def decide(s: State) -> None:
@@ -357,17 +381,55 @@ def final_sweep(s: State) -> None:
         print(f"[oh-matrix] final sweep failed: {e}", file=sys.stderr)
 
 
-AFTER_CELLS: tuple[Step, ...] = (collect, record_history, decide, write, render, final_sweep)
+AFTER_CELLS: tuple[Step, ...] = (collect, record_history, judge, decide, write, render, final_sweep)
+
+def surprises(run: Run) -> list[tuple[str, str]]:
+    """(cell, how) for each cell that surprised; a cell not judged (a run that skipped the
+    judge step) is held to a pass."""
+    said = ((c.id, c.surprise if c.expected is not None else Expected().surprise(c)) for c in run.cells)
+    return [(cid, how) for cid, how in said if how]
 
 
 def outcome(s: State) -> int:
-    """0 when every cell and task passed (or nothing regressed, under --gate regressions)."""
+    """0 when no cell surprised (--gate all-pass: every cell and task passed; --gate
+    regressions: nothing regressed). A history it cannot read fails the gates that compare
+    with it: a gate that cannot compare is not green."""
     run = s.run
     assert run is not None
     if s.options.gate == "regressions":
         return EXIT_FAILED if run.changes.regressions or run.changes.unreadable else EXIT_OK
-    ok = all(c.passed or c.connect.verdict == Verdict.SKIP for c in run.cells)
-    return EXIT_OK if ok and s.pytest_code in (0, None) else EXIT_FAILED
+    if s.options.gate in ("all-pass", "failures"):
+        ok = all(c.passed or c.connect.verdict == Verdict.SKIP for c in run.cells)
+        return EXIT_OK if ok and s.pytest_code in (0, None) else EXIT_FAILED
+    return EXIT_FAILED if surprises(run) or run.changes.unreadable else EXIT_OK
+
+
+def gate_lines(s: State) -> list[str]:
+    """The gate's answer in words, last in the terminal: the exit code and why, the cells
+    that surprised and how, and the cells that failed as the matrix expects on this host."""
+    run = s.run
+    assert run is not None
+    gate, found = s.options.gate, surprises(run)
+    if outcome(s) == EXIT_OK:
+        lines = [f"exit 0 (--gate {gate}): the run went as expected"]
+    elif gate in ("all-pass", "failures"):
+        lines = [f"exit 1 (--gate {gate}): not every cell passed"]
+    elif found and gate == "surprises":
+        lines = [f"exit 1 (--gate {gate}): {len(found)} cell(s) surprised:"]
+        lines += [f"  {cid}: {how}" for cid, how in found]
+    elif run.changes.regressions:
+        lines = [f"exit 1 (--gate {gate}): {len(run.changes.regressions)} cell(s) regressed since the last run here"]
+    else:
+        lines = [f"exit 1 (--gate {gate}): {len(run.changes.unreadable)} history line(s) unreadable, "
+                 "so a regression cannot be ruled out"]
+    return lines + expected_lines(run)
+
+
+def expected_lines(run: Run) -> list[str]:
+    """`failed as expected on this host: 0.61-bridge, 0.62-bridge: <reason>`, one line per reason."""
+    from harness.report.markdown import as_expected
+
+    return [f"failed as expected on this host: {', '.join(ids)}: {why}" for why, ids in as_expected(run.cells).items()]
 
 
 def walk(steps: Sequence[Step], s: State) -> int | None:

@@ -15,23 +15,22 @@ from harness.model import ImageSet
 LABEL = "oh-matrix.image"  # on every image the harness built
 
 
-def image_rows(listed: list[Any]) -> list[str]:
-    """A header and one row per tag of each oh-matrix image (docker-py Image objects), with
-    where its git-built packages came from (`-` for a release as the registry has it)."""
-    rows = [f"{'image':46} {'kind':12} {'release':8} {'deps':13} {'size':>8}  {'id':12}  sources"]
+def image_records(listed: list[Any]) -> list[dict[str, Any]]:
+    """One record per tag of each oh-matrix image (docker-py Image objects), with where its
+    git-built packages came from (`-` for a release as the registry has it)."""
+    out = []
     for img in sorted(listed, key=lambda i: (i.tags or [""])[0]):
         lb = img.labels or {}
         from_git = sources.summary(sources.parse_label(lb.get(sources.LABEL))) or "-"
-        for tag in img.tags or ["<none>"]:
-            rows.append(f"{tag:46} {lb.get('oh-matrix.image', ''):12} {lb.get('oh-matrix.release', '-'):8} "
-                        f"{lb.get('oh-matrix.deps', '-'):13} {img.attrs['Size'] / 1e6:7.0f}M  "
-                        f"{img.short_id[7:]:12}  {from_git}")
-    return rows
+        out += [{"image": tag, "kind": lb.get("oh-matrix.image", ""), "release": lb.get("oh-matrix.release", "-"),
+                 "deps": lb.get("oh-matrix.deps", "-"), "size_mb": round(img.attrs["Size"] / 1e6),
+                 "id": img.short_id[7:], "sources": from_git} for tag in img.tags or ["<none>"]]
+    return out
 
 
-def pulled_rows(client: Any) -> list[str]:
-    """One row per official image the harness pulled that is still here (images/pulled.py)."""
-    rows = []
+def pulled_records(client: Any) -> list[dict[str, Any]]:
+    """One record per official image the harness pulled that is still here (images/pulled.py)."""
+    out = []
     for ref, ids in sorted(pulled.remembered().items()):
         try:
             img = client.images.get(ref)
@@ -39,9 +38,27 @@ def pulled_rows(client: Any) -> list[str]:
             continue
         if img.id not in ids:  # the name now points at an image someone else pulled or built
             continue
-        rows.append(f"{ref:46} {'official':12} {'-':8} {'pulled':13} {img.attrs['Size'] / 1e6:7.0f}M  "
-                    f"{img.short_id[7:]:12}  -")
-    return rows
+        out.append({"image": ref, "kind": "official", "release": "-", "deps": "pulled",
+                    "size_mb": round(img.attrs["Size"] / 1e6), "id": img.short_id[7:], "sources": "-"})
+    return out
+
+
+def rows(records: list[dict[str, Any]]) -> list[str]:
+    """`images list` as printed: a header and one row per record."""
+    out = [f"{'image':46} {'kind':12} {'release':8} {'deps':13} {'size':>8}  {'id':12}  sources"]
+    out += [f"{r['image']:46} {r['kind']:12} {r['release']:8} {r['deps']:13} {r['size_mb']:7.0f}M  "
+            f"{r['id']:12}  {r['sources']}" for r in records]
+    return out
+
+
+def image_rows(listed: list[Any]) -> list[str]:
+    """A header and one row per tag of each oh-matrix image."""
+    return rows(image_records(listed))
+
+
+def pulled_rows(client: Any) -> list[str]:
+    """One row per official image the harness pulled that is still here, no header."""
+    return rows(pulled_records(client))[1:]
 
 
 def _remove(client: Any, ref: str, force: bool = False) -> int:

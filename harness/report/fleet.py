@@ -32,6 +32,16 @@ def same_cells(run: Run) -> dict[str, list[str]]:
     return out
 
 
+def history_rows(run: Run) -> list[CellResult]:
+    """The cells whose history the report charts: a single run's, each once; a merged run's,
+    every host's (each host has a history of its own), one matrix cell's hosts together."""
+    with_history = [c for c in run.cells if len(c.nights) > 1]
+    if not run.host_groups:
+        return with_history
+    order = {cid: i for i, cid in enumerate(dict.fromkeys(c.id.removeprefix(f"{c.host}/") for c in run.cells))}
+    return sorted(with_history, key=lambda c: order[c.id.removeprefix(f"{c.host}/")])  # stable: hosts in run order
+
+
 def names(hosts: list[str], limit: int = HOSTS_SHOWN) -> str:
     more = len(hosts) - limit
     return ", ".join(hosts[:limit]) + (f" +{more}" if more > 0 else "")

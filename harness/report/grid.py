@@ -32,7 +32,9 @@ def cell_text(cell: CellResult) -> str:
         text += f" {c.seconds:.0f}s"
     if tasks := task_summary(cell):
         text += f" {tasks}"
-    return text
+    if cell.failed_as_expected:  # judged after the run: a verdict line as it lands is not yet
+        text += " (expected)"
+    return text + (" SURPRISE" if cell.surprise else "")
 
 
 def label(tag: str, version: str | None) -> str:

@@ -150,6 +150,7 @@ def context(run: Run) -> dict[str, Any]:
         "same_cells": same_cells(run),
         "matrix_cells": len({c.id.removeprefix(f"{c.host}/") for c in run.cells}),
         "oh_matrix": made_by(run), "group_oh_matrix": group_oh_matrix(run),
+        "surprised": [c for c in run.cells if c.surprise], "as_expected": as_expected(run.cells),
     }
 
 
@@ -160,6 +161,20 @@ def made_by(run: Run) -> str | None:
         return None
     return oh_matrix_label(run.oh_matrix_version, run.oh_matrix_commit)
 
+
+
+
+def failed_as_expected(cell: CellResult) -> bool:
+    return cell.failed_as_expected
+
+
+def as_expected(cells: list[CellResult]) -> dict[str, list[str]]:
+    """Why the matrix expects them to fail -> the cells that failed so."""
+    out: dict[str, list[str]] = {}
+    for c in cells:
+        if c.failed_as_expected and c.expected:
+            out.setdefault(c.expected.reason or c.expected.text(), []).append(c.id)
+    return out
 
 
 def cell_label(cell: CellResult) -> str:
@@ -174,6 +189,7 @@ def cell_label(cell: CellResult) -> str:
         text += f" ({c.direction})" if c.direction else ""
     if tasks := task_summary(cell):
         text += f", {tasks}"
+    text += " (expected)" if cell.failed_as_expected else " ❗" if cell.surprise else ""
     return text + (" 🔧" if remedy_passed(cell) else "")
 
 

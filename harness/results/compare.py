@@ -16,17 +16,30 @@ def finding(cell: CellResult) -> dict[str, str]:
     return out
 
 
-def differences(a: Run, b: Run, skip_tags: tuple[str, ...] = ()) -> list[str]:
-    """One line per difference: `cell: what: A -> B`; cells only one run has are named too."""
+def changes(a: Run, b: Run, skip_tags: tuple[str, ...] = ()) -> list[dict[str, str | None]]:
+    """One record per difference, `{cell, what, first, second}` (what: `connect`, `task NAME`,
+    `remedy NAME`, or None for a cell only one run has, whose other side is None)."""
     ours = {c.id: c for c in a.cells if c.tag not in skip_tags}
     theirs = {c.id: c for c in b.cells if c.tag not in skip_tags}
-    lines = []
+    out: list[dict[str, str | None]] = []
     for cid in dict.fromkeys([*ours, *theirs]):
         if cid not in theirs or cid not in ours:
-            lines.append(f"{cid}: only in {'the first' if cid in ours else 'the second'} run")
+            out.append({"cell": cid, "what": None, "first": "run" if cid in ours else None,
+                        "second": "run" if cid in theirs else None})
             continue
         fa, fb = finding(ours[cid]), finding(theirs[cid])
-        for key in dict.fromkeys([*fa, *fb]):
-            if fa.get(key) != fb.get(key):
-                lines.append(f"{cid}: {key}: {fa.get(key, '-')} -> {fb.get(key, '-')}")
-    return lines
+        out += [{"cell": cid, "what": key, "first": fa.get(key), "second": fb.get(key)}
+                for key in dict.fromkeys([*fa, *fb]) if fa.get(key) != fb.get(key)]
+    return out
+
+
+def line(d: dict[str, str | None]) -> str:
+    """`cell: what: A -> B`, or `cell: only in the first run`."""
+    if d["what"] is None:
+        return f"{d['cell']}: only in {'the first' if d['first'] else 'the second'} run"
+    return f"{d['cell']}: {d['what']}: {d['first'] or '-'} -> {d['second'] or '-'}"
+
+
+def differences(a: Run, b: Run, skip_tags: tuple[str, ...] = ()) -> list[str]:
+    """One line per difference: `cell: what: A -> B`; cells only one run has are named too."""
+    return [line(d) for d in changes(a, b, skip_tags)]

@@ -8,14 +8,16 @@ compared per host, since a verdict belongs to its host: the label the user gave 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
-from harness.errors import OutputError
-from harness.model import Change, Changes, HistoryCell, HistoryEntry, Host, Run, Verdict
+from harness.errors import InputError, OutputError
+from harness.model import Change, Changes, HistoryCell, HistoryEntry, Host, Night, Run, Verdict
 
 GOOD = {Verdict.PASS}
 BAD = {Verdict.FAIL, Verdict.ERROR}
@@ -36,7 +38,8 @@ def host_key(host: Host) -> str:
 def entry(run: Run) -> HistoryEntry:
     return HistoryEntry(run_id=run.run_id, finished_at=run.finished_at, host=host_key(run.host), matrix=run.matrix,
                         cells={c.id: HistoryCell(verdict=c.connect.verdict, cause=c.connect.cause,
-                                                 version=c.resolved_version) for c in run.cells},
+                                                 version=c.resolved_version, seconds=c.connect.seconds,
+                                                 grace=c.boot.grace) for c in run.cells},
                         oh_matrix_version=run.oh_matrix_version, oh_matrix_commit=run.oh_matrix_commit)
 
 
@@ -98,6 +101,7 @@ def record(run: Run, path: Path) -> Changes:
 
 
 SYMBOL = {"pass": "P", "fail": "F", "error": "E", "skip": "-"}
+NIGHTS = 14  # runs a cell's charts in the report go back
 
 
 def _mark(e: HistoryEntry, cid: str) -> str:
@@ -112,15 +116,69 @@ def trends(entries: list[HistoryEntry], host: str, last: int = 10) -> dict[str, 
     return {cid: " ".join(_mark(e, cid) for e in recent) for cid in ids}
 
 
+def nights(entries: list[HistoryEntry], host: str, last: int = NIGHTS) -> dict[str, list[Night]]:
+    """Each cell's runs on `host` among the last `last` runs there, oldest first: what the
+    report charts (verdict by night, connect seconds against the release's grace)."""
+    out: dict[str, list[Night]] = {}
+    for e in [e for e in entries if e.host == host][-last:]:
+        for cid, c in e.cells.items():
+            out.setdefault(cid, []).append(Night(run_id=e.run_id, finished_at=e.finished_at, verdict=c.verdict,
+                                                 cause=c.cause, seconds=c.seconds, grace=c.grace, version=c.version))
+    return out
+
+
+def hosts(entries: list[HistoryEntry]) -> list[str]:
+    return list(dict.fromkeys(e.host for e in entries))
+
+
+def of_host(entries: list[HistoryEntry], host: str | None) -> list[HistoryEntry]:
+    """The runs of one host (`--host`), or all of them; a host with none is an input error
+    that names the hosts there are."""
+    if host is None:
+        return entries
+    mine = [e for e in entries if e.host == host]
+    if not mine:
+        raise InputError(f"--host {host}: no runs recorded for it (hosts: {', '.join(hosts(entries))})")
+    return mine
+
+
+def stamp(finished_at: str) -> tuple[str, str]:
+    """A column's head, in two lines: `12-07` and `03:10` (the run's end, as recorded)."""
+    try:
+        when = dt.datetime.fromisoformat(finished_at)
+    except ValueError:
+        return finished_at[:5], ""
+    return when.strftime("%m-%d"), when.strftime("%H:%M")
+
+
 def trend_table(entries: list[HistoryEntry], last: int = 10) -> str:
-    """Per-cell verdicts over the last runs, oldest first: `0.62-bridge  F F P`."""
-    recent = entries[-last:]
-    ids = list(dict.fromkeys(cid for e in recent for cid in e.cells))
-    if not ids:
+    """Per-cell verdicts over the last runs, oldest first, one table per host, each column
+    headed by the date and time the run ended:
+
+        host h1/27.0: 3 runs, 12-05 to 12-07
+        cell         12-05  12-06  12-07
+                     03:10  03:11  03:09
+        0.62-bridge  F      F      F
+    """
+    if not entries:
         return "(no runs recorded)"
-    width = max(len(i) for i in ids)
-    lines = [f"{'cell'.ljust(width)}  " + " ".join(e.run_id[:2] for e in recent)]
+    return "\n\n".join(_host_table(h, [e for e in entries if e.host == h][-last:]) for h in hosts(entries))
+
+
+def _host_table(host: str, recent: list[HistoryEntry]) -> str:
+    ids = list(dict.fromkeys(cid for e in recent for cid in e.cells))
+    width = max([len(i) for i in ids] + [len("cell")])
+    heads = [stamp(e.finished_at) for e in recent]
+    lines = [f"host {host}: {len(recent)} run(s), {heads[0][0]} to {heads[-1][0]}",
+             f"{'cell'.ljust(width)}  " + "  ".join(d.ljust(5) for d, _ in heads).rstrip(),
+             f"{''.ljust(width)}  " + "  ".join(t.ljust(5) for _, t in heads).rstrip()]
     for cid in ids:
-        marks = [_mark(e, cid).ljust(2) for e in recent]
-        lines.append(f"{cid.ljust(width)}  " + " ".join(marks).rstrip())
+        lines.append(f"{cid.ljust(width)}  " + "  ".join(_mark(e, cid).ljust(5) for e in recent).rstrip())
     return "\n".join(lines)
+
+
+def as_json(entries: list[HistoryEntry], unreadable: list[str], last: int = 10) -> dict[str, Any]:
+    """What `oh-matrix history --json` prints: the runs each table shows, per host, oldest
+    first, and the lines that could not be read."""
+    return {"hosts": {h: [e.model_dump(mode="json") for e in entries if e.host == h][-last:] for h in hosts(entries)},
+            "unreadable": unreadable}

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -259,12 +260,62 @@ def test_a_selection_that_survives_goes_on_to_the_daemon() -> None:
 
 
 def test_both_front_doors_take_the_same_options() -> None:
-    """One table (harness/options.py) for `oh-matrix run` and plain `pytest --matrix`."""
+    """One table (harness/options.py) for `oh-matrix run` and plain `pytest --oh-matrix`
+    (each flag prefixed there: test_plugin.py)."""
     from harness import options
 
     cli = oh_matrix("run", "--help")
     plain = subprocess.run([sys.executable, "-m", "pytest", "--help"], capture_output=True, text=True, cwd=ROOT,
                            timeout=120)
     for o in options.RUN:
-        assert o.flag in cli.stdout and o.flag in plain.stdout, o.flag
+        assert o.flag in cli.stdout and o.named(options.PYTEST_PREFIX)[0] in plain.stdout, o.flag
         assert " ".join(o.help.split()[:4]) in " ".join(plain.stdout.split()), o.flag
+
+
+def test_json_of_doctor_compare_and_images_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str], synthetic_run: Any) -> None:
+    """`--json`: what the command prints, machine-readable, and the same exit code."""
+    from harness import cli
+    from harness.errors import HarnessError
+    from harness.host import docker_host, doctor
+    from harness.images import pulled, wheels
+    from harness.output import write_run
+
+    def said(*args: str) -> tuple[int, Any]:
+        code = cli.main(list(args))
+        return code, json.loads(capsys.readouterr().out)
+
+    monkeypatch.setattr(doctor, "checks", lambda: [doctor.Finding("daemon", "27.0", "Docker Engine", warn=True)])
+
+    def no_python() -> str:
+        raise HarnessError("no python3.12 here")
+
+    monkeypatch.setattr(wheels, "find_python312", no_python)
+    assert said("doctor", "--json") == (0, {
+        "findings": [{"name": "daemon", "value": "27.0", "meaning": "Docker Engine", "warn": True}],
+        "python312": {"name": "python3.12 (pypi backend)", "value": "no python3.12 here", "warn": True}})
+
+    write_run(tmp_path / "a", synthetic_run("r1", "h", "27.0", {"0.62-host": "pass", "0.62-bridge": "fail"}))
+    write_run(tmp_path / "b", synthetic_run("r2", "h", "27.0", {"0.62-host": "fail"}))
+    code, data = said("compare", str(tmp_path / "a"), str(tmp_path / "b"), "--json")
+    assert code == 1 and data["same"] is False
+    assert data["differences"] == [
+        {"cell": "0.62-host", "what": "connect", "first": "pass", "second": "fail connect-timeout"},
+        {"cell": "0.62-bridge", "what": None, "first": "run", "second": None}]
+
+    class Image:
+        def __init__(self) -> None:
+            self.tags, self.labels = ["oh-matrix/openhands:0.62.0-x"], {"oh-matrix.image": "app"}
+            self.short_id, self.attrs = "sha256:0123456789ab", {"Size": 1.9e9}
+
+    class Client:
+        class images:  # docker-py's attribute
+            @staticmethod
+            def list(filters: dict[str, str]) -> list[Image]:
+                return [Image()]
+
+    monkeypatch.setattr(docker_host, "client", lambda: Client())
+    monkeypatch.setattr(pulled, "remembered", dict)
+    assert said("images", "list", "--json") == (0, {"images": [
+        {"image": "oh-matrix/openhands:0.62.0-x", "kind": "app", "release": "-", "deps": "-", "size_mb": 1900,
+         "id": "0123456789ab", "sources": "-"}]})

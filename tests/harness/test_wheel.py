@@ -71,8 +71,8 @@ def test_the_wheel_runs_a_cell_from_an_empty_folder(wheel: Path, v0_images: Imag
     version = clirun.run([str(bin_ / "oh-matrix"), "--version"], cwd=here, timeout=60, env=env)
     assert version.returncode == 0 and version.stdout.startswith("oh-matrix 0."), version
     # plain pytest: the plugin through its entry point, the matrix tests found in the package
-    collected = clirun.run([str(bin_ / "pytest"), "--matrix", "smoke", "--backend", "pypi", "--only",
-                            "0.62-host-gateway", "--collect-only", "-q", "-p", "no:xdist", "--out", "collected"],
+    collected = clirun.run([str(bin_ / "pytest"), "--oh-matrix", "smoke", "--oh-backend", "pypi", "--oh-only",
+                            "0.62-host-gateway", "--collect-only", "-q", "-p", "no:xdist", "--oh-out", "collected"],
                            cwd=here, timeout=300, env=env)
     assert collected.returncode == 0, collected.stdout[-2000:] + collected.stderr[-2000:]
     assert "test_connect.py::test_connect[0.62-host-gateway]" in collected.stdout, collected.stdout[-2000:]
