@@ -87,6 +87,23 @@ def check_tag(tag: object) -> str:
     return tag
 
 
+RELEASE_RE = re.compile(r"\d+\.\d+(?:\.\d+)?")  # what names releases without asking the index
+
+
+def check_release(tag: str) -> str:
+    """A tag that names releases by itself (MAJOR.MINOR or MAJOR.MINOR.PATCH): `latest` is
+    whichever release is newest on the index today, so it names no image kept from before."""
+    if not RELEASE_RE.fullmatch(tag):
+        raise InputError(f"expected MAJOR.MINOR or MAJOR.MINOR.PATCH, got {tag!r}")
+    return tag
+
+
+def names_release(tag: str, version: str) -> bool:
+    """Whether a MAJOR.MINOR or MAJOR.MINOR.PATCH tag takes `version`: MAJOR.MINOR.PATCH is
+    that release, MAJOR.MINOR each of its patches."""
+    return version == tag or (tag.count(".") == 1 and version.startswith(tag + "."))
+
+
 def key(version: str) -> Version:
     return Version(version)
 
