@@ -7,25 +7,26 @@ Every failure the user can cause is one line on stderr; exit codes are decided i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import importlib.metadata
 import os
 import sys
 import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from harness import knobs, matrix, workflow
+from harness import knobs, matrix, paths, workflow
 from harness import options as run_options
 from harness.errors import HarnessError, InputError
 from harness.host import cleanup, docker_host
-from harness.paths import cache_root
 from harness.workflow import EXIT_FAILED, EXIT_OK
 
 
 def _err(msg: str) -> None:
-    print(f"oh-matrix: {msg}", file=sys.stderr)
+    with contextlib.suppress(OSError, ValueError):  # stderr closed or gone: the exit code still says it
+        print(f"oh-matrix: {msg}", file=sys.stderr)
 
 
 # -- run ---------------------------------------------------------------------------------
@@ -133,6 +134,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
+    paths.check_cache()  # the run registry it reads is there: a bad cache is said before the daemon
     report = cleanup.sweep(docker_host.client(), include_live=args.all)
     print(f"removed {report.summary()}")
     for name in report.containers + report.networks:
@@ -261,19 +263,34 @@ def parser() -> argparse.ArgumentParser:
 
 def _write_traceback(args: argparse.Namespace) -> str:
     """The full traceback of a harness bug, in the run's folder when one was named, else in
-    the cache's crashes/ folder (else the system's temporary folder): the path is returned."""
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    name = f"oh-matrix-crash-{stamp}-{os.getpid()}.txt"
-    text = f"oh-matrix {version()} {' '.join(sys.argv[1:])}\n\n{traceback.format_exc()}"
-    folders = [Path(args.out)] if getattr(args, "out", None) else []
-    for folder in [*folders, cache_root() / "crashes", Path(tempfile.gettempdir())]:
+    the cache's crashes/ folder (else the system's temporary folder): the path is returned.
+    It never raises: it runs because something already went wrong, and whatever the cache,
+    the disk or the arguments do then (a cache that is a file, a full disk), the user still
+    gets the one line, not a second traceback."""
+    try:
+        text = f"oh-matrix {version()} {' '.join(sys.argv[1:])}\n\n{traceback.format_exc()}"
+        name = f"oh-matrix-crash-{dt.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.txt"
+    except Exception:  # nothing here may raise
+        text, name = traceback.format_exc(), f"oh-matrix-crash-{os.getpid()}.txt"
+    places: tuple[Callable[[], Path], ...] = (lambda: Path(args.out), lambda: paths.cache_root() / "crashes",
+                                              lambda: Path(tempfile.gettempdir()))
+    for place in places:  # each folder is found inside the try: finding one may fail too
         try:
+            folder = place()
             folder.mkdir(parents=True, exist_ok=True)
             (folder / name).write_text(text)
             return str(folder / name)
-        except OSError:
+        except Exception:  # the next place, whatever went wrong with this one
             continue
     return "(nowhere writable: printed below)\n" + text
+
+
+def _said(e: BaseException) -> str:
+    """An exception as one line, even one whose own str() fails."""
+    try:
+        return " ".join(f"{type(e).__name__}: {e}".split())
+    except Exception:  # a broken __str__ must not become the second crash
+        return type(e).__name__
 
 
 def version() -> str:
@@ -292,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return workflow.exit_code(e)
     except Exception as e:  # a bug of the harness's, or a host it did not expect: one line, exit 4
         where = _write_traceback(args)
-        _err(f"internal error: {type(e).__name__}: {e} (full traceback: {where})")
+        _err(f"internal error: {_said(e)} (full traceback: {where})")
         return workflow.EXIT_INTERNAL
 
 
