@@ -16,6 +16,7 @@ import tempfile
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from harness import knobs, matrix, paths, workflow
 from harness import options as run_options
@@ -34,7 +35,7 @@ def _err(msg: str) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.plugin import check_selection, end_of_run, run_cells
 
-    options = run_options.to_options(lambda dest: getattr(args, dest), workers=args.n or 1, k=args.k,
+    options = run_options.to_options(lambda dest: getattr(args, dest), workers=args.n, k=args.k,
                                      pytest_args=args.pytest_args)
     return workflow.run(options, run_cells, report=lambda s: print(end_of_run(s)), selection=check_selection)
 
@@ -160,55 +161,132 @@ def cmd_bisect(args: argparse.Namespace) -> int:
 
 
 # -- images ------------------------------------------------------------------------------
+# Each action checks its own arguments and the knobs before it asks the daemon anything.
 
-def cmd_images(args: argparse.Namespace) -> int:
+def cmd_images_build(args: argparse.Namespace) -> int:
+    from harness import images, releases
+    from harness.images import wheels
+
+    targets = []
+    for tag in args.tags:
+        try:
+            targets.append((tag, matrix.tag_generation(tag)))
+        except InputError as e:
+            raise InputError(f"images build {tag}: {e}") from None
+    pypi_only = [f for f, v in (("--constraints", args.constraints), ("--python312", args.python312)) if v]
+    if pypi_only and args.backend == "official":  # a pull installs nothing: the flag would be ignored
+        raise InputError(f"images build {pypi_only[0]}: only for the pypi backend (--backend official pulls "
+                         "the images as published)")
+    if args.constraints:  # read now, so an unreadable file is not found after the daemon
+        wheels.read_constraints(Path(args.constraints))
+    if args.python312:
+        releases.check_python312(args.python312, f"--python312 {args.python312}")
+    knobs.check_all()
+    client = docker_host.client()
+    built = images.prepare_all(client, targets, args.backend,
+                               Path(args.constraints) if args.constraints else None, args.python312)
+    print("\n".join(images.build_lines(built)))
+    return EXIT_OK if all(isinstance(s, images.ImageSet) for s in built.values()) else EXIT_FAILED
+
+
+def cmd_images_list(args: argparse.Namespace) -> int:
     from harness import images
 
-    if args.action == "build":  # the tags and knobs are checked before the daemon is asked
-        if not args.tags:
-            raise InputError("images build: name at least one tag (e.g. 0.62)")
-        targets = []
-        for tag in args.tags:
-            try:
-                targets.append((tag, matrix.tag_generation(tag)))
-            except InputError as e:
-                raise InputError(f"images build {tag}: {e}") from None
-        knobs.check_all()
+    knobs.check_all()  # the cache holds what the harness pulled
     client = docker_host.client()
-    if args.action == "build":
-        built = images.prepare_all(client, targets, args.backend,
-                                   Path(args.constraints) if args.constraints else None, args.python312)
-        print("\n".join(images.build_lines(built)))
-        return EXIT_OK if all(isinstance(s, images.ImageSet) for s in built.values()) else EXIT_FAILED
-    if args.action in ("save", "load"):
-        from harness.images import saved
-
-        flag, folder = ("--to", args.to) if args.action == "save" else ("--from", args.from_)
-        if not folder:
-            raise InputError(f"images {args.action}: name the folder with {flag}")
-        done = (saved.save(client, Path(folder)) if args.action == "save"
-                else saved.load(client, Path(folder)))
-        print(f"{'saved' if args.action == 'save' else 'loaded'} {len(done)} image(s)"
-              + "".join(f"\n  {d}" for d in done))
-        return EXIT_OK
     listed = client.images.list(filters={"label": "oh-matrix.image"})
-    if args.action == "list":
-        print("\n".join(images.image_rows(listed) + images.pulled_rows(client)))
-        return EXIT_OK
-    if args.failures:
-        print(f"forgot {images.forget_failures()} remembered build failures")
-        return EXIT_OK
-    print(f"removed {images.prune(client, listed, every=args.all)} images")
+    print("\n".join(images.image_rows(listed) + images.pulled_rows(client)))
     return EXIT_OK
 
 
+def cmd_images_prune(args: argparse.Namespace) -> int:
+    from harness import images, releases
+
+    for tag in args.tags:
+        try:
+            releases.check_release(tag)
+        except InputError as e:
+            raise InputError(f"images prune {tag}: {e}") from None
+    knobs.check_all()
+    which = f" of {', '.join(args.tags)}" if args.tags else ""
+    if args.failures:  # the cache alone: no daemon needed
+        print(f"forgot {images.forget_failures(args.tags)} remembered build failures{which}")
+        return EXIT_OK
+    client = docker_host.client()
+    listed = client.images.list(filters={"label": "oh-matrix.image"})
+    print(f"removed {images.prune(client, listed, every=args.all, tags=args.tags)} images{which}")
+    return EXIT_OK
+
+
+def cmd_images_save(args: argparse.Namespace) -> int:
+    from harness.images import saved
+
+    workflow.check_writable(args.to, "images save --to")
+    knobs.check_all()
+    done = saved.save(docker_host.client(), Path(args.to))
+    print(f"saved {len(done)} image(s)" + "".join(f"\n  {d}" for d in done))
+    return EXIT_OK
+
+
+def cmd_images_load(args: argparse.Namespace) -> int:
+    from harness.images import saved
+
+    saved.tars(Path(args.from_))  # the folder and each tar readable, before the daemon
+    knobs.check_all()
+    done = saved.load(docker_host.client(), Path(args.from_))
+    print(f"loaded {len(done)} image(s)" + "".join(f"\n  {d}" for d in done))
+    return EXIT_OK
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line like every other bad input (its usage block would
+    be a dozen): the command, what is wrong, and where the help is. Exit 2, as argparse's."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("oh-matrix").strip()
+        _err(f"{command + ': ' if command else ''}{message} (see {self.prog} --help)")
+        sys.exit(workflow.EXIT_INPUT)
+
+
+def at_least_one(value: str) -> int:
+    """A count the user gives (`--last`, `-n`): 0 or less would mean nothing, not everything."""
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+    return n
+
+
+def workers(value: str) -> int:
+    """`-n` as pytest-xdist users type it: a count, `auto` or `logical` (the CPUs, counted as
+    xdist counts them: PYTEST_XDIST_AUTO_NUM_WORKERS, else psutil's physical or logical
+    count when it is installed, else the CPUs this process may run on)."""
+    if value not in ("auto", "logical"):
+        return at_least_one(value)
+    if chosen := os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        try:
+            return at_least_one(chosen)
+        except argparse.ArgumentTypeError as e:
+            raise argparse.ArgumentTypeError(f"{value}: PYTEST_XDIST_AUTO_NUM_WORKERS: {e}") from None
+    try:
+        import psutil  # type: ignore[import-untyped]
+
+        counted = psutil.cpu_count(logical=value == "logical") or psutil.cpu_count()
+    except ImportError:
+        counted = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, counted or 1)
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="oh-matrix", description=__doc__.splitlines()[0])
+    p = _Parser(prog="oh-matrix", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run a matrix (a pytest run underneath)")
     run_options.add_to(r.add_argument)  # the same table as plain pytest's (harness/options.py)
-    r.add_argument("-n", type=int, default=2, help="cells in parallel (pytest-xdist workers)")
+    r.add_argument("-n", type=workers, default=2, metavar="N",
+                   help="cells in parallel (pytest-xdist workers): a number, auto or logical")
     r.add_argument("-k", help="pytest -k expression over cell ids")
     r.add_argument("pytest_args", nargs="*", help="after --: passed to pytest")
     r.set_defaults(func=cmd_run)
@@ -229,8 +307,8 @@ def parser() -> argparse.ArgumentParser:
     cmp.add_argument("--skip-tag", action="append", default=[], metavar="TAG", help="leave this tag's cells out")
     cmp.set_defaults(func=cmd_compare)
     h = sub.add_parser("history", help="per-cell verdicts over the last runs")
-    h.add_argument("dir", nargs="?", default="reports")
-    h.add_argument("--last", type=int, default=10)
+    h.add_argument("dir", nargs="?", default="reports", help="the folder of the run folders (default: reports)")
+    h.add_argument("--last", type=at_least_one, default=10, metavar="N", help="this many runs (default: 10)")
     h.set_defaults(func=cmd_history)
     sub.add_parser("doctor", help="facts about this Docker host").set_defaults(func=cmd_doctor)
     c = sub.add_parser("clean", help="remove what finished or crashed runs left")
@@ -245,20 +323,35 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--out", help="the bisect's folder (default: reports/<time>-bisect-MODE)")
     b.add_argument("--fresh", action="store_true", help="run every step again, reusing no earlier step")
     b.set_defaults(func=cmd_bisect)
-    i = sub.add_parser("images", help="build, list or prune the OpenHands images")
-    i.add_argument("action", choices=["build", "list", "prune", "save", "load"])
-    i.add_argument("tags", nargs="*")
-    i.add_argument("--backend", choices=matrix.BACKENDS, default="auto")
-    i.add_argument("--constraints", help="pip constraints instead of the release's own lock")
-    i.add_argument("--python312", help="CPython 3.12 interpreter for the pypi backend")
-    i.add_argument("--all", action="store_true",
-                   help="prune: every image oh-matrix built, and every official image it pulled")
-    i.add_argument("--to", help="save: the folder for the base image tars")
-    i.add_argument("--from", dest="from_", help="load: the folder of image tars")
-    i.add_argument("--failures", action="store_true",
-                   help="prune: forget remembered build failures (the next build tries again)")
-    i.set_defaults(func=cmd_images)
+    images_parser(sub.add_parser("images", help="build, list, prune, save or load the OpenHands images"))
     return p
+
+
+def images_parser(i: argparse.ArgumentParser) -> None:
+    """`images ACTION`: each action takes only the arguments it honours."""
+    act = i.add_subparsers(dest="action", required=True, metavar="{build,list,prune,save,load}")
+    b = act.add_parser("build", help="pull or build the images of these releases")
+    b.add_argument("tags", nargs="+", metavar="TAG", help="MAJOR.MINOR, MAJOR.MINOR.PATCH, latest or latest-N")
+    b.add_argument("--backend", choices=matrix.BACKENDS, default="auto")
+    b.add_argument("--constraints", help="pypi backend: pip constraints instead of the release's own lock")
+    b.add_argument("--python312", help="pypi backend: the CPython 3.12 interpreter")
+    b.set_defaults(func=cmd_images_build)
+    act.add_parser("list", help="the images the harness built or pulled").set_defaults(func=cmd_images_list)
+    pr = act.add_parser("prune", help="remove superseded builds and leftovers (TAG: only that release's)")
+    pr.add_argument("tags", nargs="*", metavar="TAG", help="only these releases' images (MAJOR.MINOR or "
+                                                            "MAJOR.MINOR.PATCH)")
+    what = pr.add_mutually_exclusive_group()
+    what.add_argument("--all", action="store_true",
+                      help="every image oh-matrix built, and every official image it pulled")
+    what.add_argument("--failures", action="store_true",
+                      help="forget remembered build failures instead (the next build tries again)")
+    pr.set_defaults(func=cmd_images_prune)
+    sv = act.add_parser("save", help="docker save the base image(s) as tars in a folder")
+    sv.add_argument("--to", required=True, metavar="DIR", help="the folder for the base image tars")
+    sv.set_defaults(func=cmd_images_save)
+    ld = act.add_parser("load", help="docker load every image tar in a folder")
+    ld.add_argument("--from", dest="from_", required=True, metavar="DIR", help="the folder of image tars")
+    ld.set_defaults(func=cmd_images_load)
 
 
 def _write_traceback(args: argparse.Namespace) -> str:
