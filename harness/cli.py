@@ -65,11 +65,15 @@ def cmd_init(args: argparse.Namespace) -> int:
     """A shipped matrix (and the task files it names) copied into a folder, to edit."""
     import re
 
-    source = matrix.locate(args.name)
-    if source.parent != matrix.PACKAGED:
+    try:
+        source = matrix.locate(args.name)
+    except InputError:  # its line names --matrix, which init has not
+        source = None
+    if source is None or source.parent != matrix.PACKAGED:
         raise InputError(f"init {args.name}: not a shipped matrix ({', '.join(matrix.packaged())})")
     text = source.read_text()
     files = [source, *(source.parent / f for f in re.findall(r'"file:([^"]+)"', text))]
+    workflow.check_writable(args.to, "init --to")  # a file in the way: one line, before any copy
     dest = Path(args.to)
     targets = [dest / f.relative_to(source.parent) for f in files]
     if existing := [str(t) for t in targets if t.exists()]:
@@ -88,7 +92,14 @@ def cmd_merge(args: argparse.Namespace) -> int:
     from harness.report.render import render_all
     from harness.results import merge
 
-    run = merge.merge([read_run(d) for d in args.dirs])
+    check_merge_folders(args.dirs, args.out)
+    runs = [read_run(d) for d in args.dirs]
+    seen: dict[str, str] = {}
+    for d, r in zip(args.dirs, runs, strict=True):  # a copied folder is the same run: not another host
+        if r.run_id in seen:
+            raise InputError(f"merge: {seen[r.run_id]} and {d} hold the same run ({r.run_id}): one host's run, twice")
+        seen[r.run_id] = d
+    run = merge.merge(runs)
     out = Path(args.out)
     results = write_run(out, run)
     written = render_all(run, out)
@@ -100,24 +111,73 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def check_merge_folders(dirs: list[str], out: str) -> None:
+    """Before any run is read: two folders at least, none named twice, and an --out that can
+    be written and is none of them (its results.json would replace that host's)."""
+    if len(dirs) < 2:
+        raise InputError("merge: give at least two run folders")
+    where: dict[Path, str] = {}
+    for d in dirs:
+        real = Path(d).resolve()
+        if real in where:
+            raise InputError(f"merge: {where[real]} and {d} are the same run folder: one host's run, twice")
+        where[real] = d
+    if (real := Path(out).resolve()) in where:
+        raise InputError(f"merge --out {out}: it is one of the run folders merged ({where[real]}): its "
+                         "results.json would be replaced")
+    workflow.check_writable(out, "merge --out")
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from harness.model import read_run
     from harness.results.compare import differences
 
-    found = differences(read_run(args.first), read_run(args.second), tuple(args.skip_tag))
+    first, second = read_run(args.first), read_run(args.second)
+    tags = {c.tag for c in first.cells + second.cells}
+    for tag in args.skip_tag:  # a tag neither run has would leave out nothing, silently
+        if tag not in tags:
+            raise InputError(f"compare --skip-tag {tag}: no cell of either run has this tag "
+                             f"({', '.join(sorted(tags)) or 'no cells'})")
+    found = differences(first, second, tuple(args.skip_tag))
     print("\n".join(found) if found else "the same findings in every cell (times, ids and ports aside)")
     return EXIT_FAILED if found else EXIT_OK
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    """The trend table of the runs recorded; an unreadable line is named on stderr and the
+    table still printed, exit 0: the table is true for the runs it shows, a torn line is
+    what a killed run leaves (the next run starts a fresh line), and the gate that must not
+    miss it (`run --gate regressions`) already fails on it. A file with no run record at all
+    is not a history: exit 2."""
     from harness.results import history
 
-    path = Path(args.dir) / "history.jsonl"
-    entries = history.load(path)
+    path = history_file(Path(args.dir))
+    entries, bad = history.read(path)
     if not entries:
-        raise InputError(f"{path}: no runs recorded")
+        raise InputError(f"{path}: no runs recorded" + (f" ({bad[0]})" if bad else ""))
     print(history.trend_table(entries, args.last))
+    if bad:  # one line however many: the first named in full, the others by number
+        numbers = [b.removeprefix(f"{path}:").split(":", 1)[0] for b in bad[1:]]
+        more = f" (and line(s) {', '.join(numbers[:5])}{', ...' if len(numbers) > 5 else ''})" if numbers else ""
+        _err(f"warning: {bad[0]}: skipped{more}")
     return EXIT_OK
+
+
+def history_file(folder: Path) -> Path:
+    """`history DIR`'s file, or one line saying why DIR has none to read."""
+    from harness.results import history
+
+    if not folder.is_dir():
+        why = "no such folder" if not folder.exists() else "not a folder"
+        raise InputError(f"history {folder}: {why} (name the folder that holds the run folders, e.g. reports)")
+    path = folder / "history.jsonl"
+    if not path.exists():
+        where = (f": it is a run folder, its history is in {folder.absolute().parent}"
+                 if (folder / "results.json").exists() else " (a run records it in the folder above its --out)")
+        raise InputError(f"history {folder}: no history.jsonl here{where}")
+    if problem := history.problem(path):
+        raise InputError(problem)
+    return path
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
