@@ -221,7 +221,7 @@ def cmd_bisect(args: argparse.Namespace) -> int:
 
 
 # -- images ------------------------------------------------------------------------------
-# Each action checks its own arguments and the knobs before it asks the daemon anything.
+# Each action checks its own arguments and the knobs it reads before it asks the daemon anything.
 
 def cmd_images_build(args: argparse.Namespace) -> int:
     from harness import images, releases
@@ -252,7 +252,7 @@ def cmd_images_build(args: argparse.Namespace) -> int:
 def cmd_images_list(args: argparse.Namespace) -> int:
     from harness import images
 
-    knobs.check_all()  # the cache holds what the harness pulled
+    paths.check_cache()  # it holds what the harness pulled: the one knob list reads
     client = docker_host.client()
     listed = client.images.list(filters={"label": "oh-matrix.image"})
     print("\n".join(images.image_rows(listed) + images.pulled_rows(client)))
@@ -267,7 +267,7 @@ def cmd_images_prune(args: argparse.Namespace) -> int:
             releases.check_release(tag)
         except InputError as e:
             raise InputError(f"images prune {tag}: {e}") from None
-    knobs.check_all()
+    paths.check_cache()  # pulled.json and failed/: the one knob prune reads
     which = f" of {', '.join(args.tags)}" if args.tags else ""
     if args.failures:  # the cache alone: no daemon needed
         print(f"forgot {images.forget_failures(args.tags)} remembered build failures{which}")
@@ -282,7 +282,6 @@ def cmd_images_save(args: argparse.Namespace) -> int:
     from harness.images import saved
 
     workflow.check_writable(args.to, "images save --to")
-    knobs.check_all()
     done = saved.save(docker_host.client(), Path(args.to))
     print(f"saved {len(done)} image(s)" + "".join(f"\n  {d}" for d in done))
     return EXIT_OK
@@ -292,7 +291,6 @@ def cmd_images_load(args: argparse.Namespace) -> int:
     from harness.images import saved
 
     saved.tars(Path(args.from_))  # the folder and each tar readable, before the daemon
-    knobs.check_all()
     done = saved.load(docker_host.client(), Path(args.from_))
     print(f"loaded {len(done)} image(s)" + "".join(f"\n  {d}" for d in done))
     return EXIT_OK
