@@ -451,8 +451,20 @@ def version() -> str:
         return "unknown"
 
 
+def _chosen(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)command's own parser, e.g. `images build`'s, for an argument only it can
+    place: argparse leaves an unknown flag to the top parser, whose line would name none."""
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction) and getattr(args, action.dest, None) in action.choices:
+            return _chosen(action.choices[getattr(args, action.dest)], args)
+    return p
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)  # argparse's own usage errors exit 2 too
+    top = parser()
+    args, unknown = top.parse_known_args(argv)  # argparse's own usage errors exit 2 too, in one line
+    if unknown:
+        _chosen(top, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.func(args))
     except (HarnessError, KeyboardInterrupt) as e:
