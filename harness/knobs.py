@@ -1,12 +1,13 @@
-"""The `OH_MATRIX_*` environment knobs that take a number or an image repository, read in
-one place so that a bad value is one input line (exit 2) in the inputs step, before anything
-is built or started, and never a traceback at import."""
+"""The `OH_MATRIX_*` environment knobs a user sets (a number, an image repository, a folder,
+an interpreter), read in one place so that a bad value is one input line (exit 2) in the
+inputs step, before anything is built or started, and never a traceback at import."""
 
 from __future__ import annotations
 
 import os
 import re
 
+from harness import paths, releases
 from harness.errors import InputError
 
 # name -> what it sets (for the error line and docs/exit-codes.md)
@@ -85,8 +86,42 @@ def app_env() -> dict[str, str]:
     return out
 
 
+SOURCES = "OH_MATRIX_SOURCES"  # the folder of true source archives (images/sources.py)
+
+
+def sources_folder() -> None:
+    """`OH_MATRIX_SOURCES`, when set, is a folder: else every true-sources build would fail
+    on it one by one, and each failure would be remembered as the build's."""
+    raw = os.environ.get(SOURCES, "").strip()
+    if raw and not os.path.isdir(raw):
+        raise InputError(f"{SOURCES}={raw!r}: not a folder (it should hold <owner>-<repo>-<commit>.tar.gz "
+                         "source archives)")
+
+
+RUN_ID = "OH_MATRIX_RUN_ID"  # a run's id, set by a parent (a bisect step, a test) for its child
+# The id goes into container and network names: Docker's name grammar, and a prefix that
+# tells runs apart (cleanup names things by the first 8 characters).
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{7,}")
+
+
+def run_id() -> None:
+    raw = os.environ.get(RUN_ID, "")
+    if raw and not _RUN_ID.fullmatch(raw):
+        raise InputError(f"{RUN_ID}={raw!r}: expected at least 8 letters, digits, '_', '.' or '-' "
+                         "(it names the run's containers)")
+
+
+def python312() -> None:
+    """`OH_MATRIX_PYTHON312`, when set, is a CPython 3.12 that runs: checked now, not when a
+    pypi build first needs it."""
+    if raw := os.environ.get(releases.PYTHON312_ENV, "").strip():
+        releases.check_python312(raw, f"{releases.PYTHON312_ENV}={raw}")
+
+
 def check_all() -> None:
-    """Every knob parsed: the inputs step of `run` and `images build` call this."""
+    """Every knob parsed: the inputs step of `run` and `bisect`, and every `images` command
+    that asks the daemon, call this before it."""
+    paths.check_cache()
     for name in WHOLE_NUMBERS:
         whole_number(name)
     for name in CHOICES:
@@ -94,3 +129,6 @@ def check_all() -> None:
     for name in REPOSITORIES:
         repository(name)
     app_env()
+    sources_folder()
+    run_id()
+    python312()

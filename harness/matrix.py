@@ -289,10 +289,12 @@ def locate(spec: str | Path) -> Path:
 def load(path: str | Path) -> Matrix:
     p = locate(path)
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8")
         data = tomllib.loads(text)
     except OSError as e:
         raise InputError(f"{p}: cannot read matrix file: {e.strerror}") from None
+    except UnicodeDecodeError as e:  # TOML is UTF-8 by its spec
+        raise InputError(f"{p}: not UTF-8 text (byte {e.start}): TOML files are UTF-8") from None
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"{p}: invalid TOML: {e}") from None
     return replace(parse(data, str(p)), text=text)

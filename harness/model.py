@@ -650,11 +650,19 @@ class Run(_Model):
 
 def read_run(directory: str | Path) -> Run:
     """A past run's results.json; a missing, broken or foreign file is an input error."""
-    path = Path(directory) / "results.json"
+    folder = Path(directory)
+    if not folder.is_dir():
+        why = "not a folder" if folder.exists() else "no such folder"
+        raise InputError(f"{directory}: {why} (a run's --out folder)")
+    path = folder / "results.json"
+    if not path.exists():
+        raise InputError(f"{directory}: not a run folder (no results.json)")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise InputError(f"{path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:  # a ValueError too: said as what it is, not as bad JSON
+        raise InputError(f"{path}: not UTF-8 text (byte {e.start})") from None
     except ValueError as e:
         raise InputError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:

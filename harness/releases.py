@@ -36,11 +36,15 @@ def find_python312(explicit: str | None = None) -> Path:
     """The CPython 3.12 that fetches wheels and, on the offline base, runs inside the images.
 
     The 0.6x wheels are cp312-only, so the host's own interpreter is not enough; the index
-    is also asked through it, so that it lists what a 3.12 can install.
+    is also asked through it, so that it lists what a 3.12 can install. One the user names
+    (`--python312`, else `OH_MATRIX_PYTHON312`) is that one or bad input: never silently
+    another found on the way.
     """
+    if explicit:
+        return check_python312(explicit, f"--python312 {explicit}")
+    if chosen := os.environ.get(PYTHON312_ENV, "").strip():
+        return check_python312(chosen, f"{PYTHON312_ENV}={chosen}")
     candidates: list[Path] = []
-    if explicit or os.environ.get("OH_MATRIX_PYTHON312"):
-        candidates.append(Path(explicit or os.environ["OH_MATRIX_PYTHON312"]))
     pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
     if (pyenv_root / "versions").is_dir():
         candidates += sorted(pyenv_root.glob("versions/3.12.*/bin/python3.12"), reverse=True)
@@ -51,14 +55,53 @@ def find_python312(explicit: str | None = None) -> Path:
         if c.exists():
             return c.resolve() if c.is_symlink() else c
     raise ImageUnavailable(
-        "no CPython 3.12 found for the pypi backend (set OH_MATRIX_PYTHON312 or --python312)"
+        f"no CPython 3.12 found for the pypi backend (set {PYTHON312_ENV} or --python312)"
     )
+
+
+PYTHON312_ENV = "OH_MATRIX_PYTHON312"
+_IS_312 = "import sys; print(sys.implementation.name, *sys.version_info[:2])"
+
+
+def check_python312(raw: str, named: str) -> Path:
+    """The interpreter the user named, if it runs and is a CPython 3.12 (asked by running it:
+    a name on PATH, a shim or a venv's python all answer the same way); else one line
+    naming the flag or variable it came from."""
+    path = Path(raw) if os.sep in raw else Path(shutil.which(raw) or raw)
+    if not path.is_file():
+        raise InputError(f"{named}: no such file")
+    try:
+        ran = subprocess.run([str(path), "-c", _IS_312], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise InputError(f"{named}: cannot run it: {getattr(e, 'strerror', None) or e}") from None
+    said = ran.stdout.split()
+    if said != ["cpython", "3", "12"]:
+        why = " ".join(said) or next(iter(ran.stderr.strip().splitlines()), "") or f"exit {ran.returncode}"
+        raise InputError(f"{named}: not a CPython 3.12 (it says: {why})")
+    return path.resolve() if path.is_symlink() else path
 
 
 def check_tag(tag: object) -> str:
     if not isinstance(tag, str) or not TAG_RE.fullmatch(tag):
         raise InputError(f"expected {TAG_WORDS}, got {tag!r}")
     return tag
+
+
+RELEASE_RE = re.compile(r"\d+\.\d+(?:\.\d+)?")  # what names releases without asking the index
+
+
+def check_release(tag: str) -> str:
+    """A tag that names releases by itself (MAJOR.MINOR or MAJOR.MINOR.PATCH): `latest` is
+    whichever release is newest on the index today, so it names no image kept from before."""
+    if not RELEASE_RE.fullmatch(tag):
+        raise InputError(f"expected MAJOR.MINOR or MAJOR.MINOR.PATCH, got {tag!r}")
+    return tag
+
+
+def names_release(tag: str, version: str) -> bool:
+    """Whether a MAJOR.MINOR or MAJOR.MINOR.PATCH tag takes `version`: MAJOR.MINOR.PATCH is
+    that release, MAJOR.MINOR each of its patches."""
+    return version == tag or (tag.count(".") == 1 and version.startswith(tag + "."))
 
 
 def key(version: str) -> Version:

@@ -124,6 +124,9 @@ def inputs(s: State) -> None:
     s.matrix = m = matrix.load(o.matrix)
     knobs.check_all()
     check_writable(o.out or str(REPORTS), "--out")
+    past = Path(o.out or default_out("-")).parent / "history.jsonl"  # the history step's, checked now
+    if why := history.problem(past, append=True):
+        raise InputError(f"--out {o.out or REPORTS}: the history it appends to: {why}")
     if o.llm is not None and o.llm not in matrix.LLMS:
         raise InputError(f"--llm {o.llm}: expected one of {', '.join(matrix.LLMS)}")
     if o.backend is not None and o.backend not in matrix.BACKENDS:

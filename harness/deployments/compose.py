@@ -57,9 +57,11 @@ class ComposeFiles:
             if not self.read_here:
                 raise InputError(f"{path}: {what} was not handed to this worker")
             try:
-                self.texts[key] = path.read_text()
+                self.texts[key] = path.read_text(encoding="utf-8")
             except OSError as e:
                 raise InputError(f"{path}: cannot read {what}: {e.strerror}") from None
+            except UnicodeDecodeError as e:  # compose reads its files as UTF-8 too
+                raise InputError(f"{path}: {what}: not UTF-8 text (byte {e.start})") from None
         return self.texts[key]
 
     def exists(self, path: Path) -> bool:

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
+from harness import releases
 from harness.errors import ImageUnavailable
 from harness.paths import cache_root
 
@@ -74,12 +76,15 @@ def record(name: str, message: str) -> Path:
     return mark
 
 
-def forget_all() -> int:
-    """Delete every remembered failure; how many there were."""
+def forget_all(tags: Sequence[str] = ()) -> int:
+    """Delete every remembered failure (with `tags`, those of the releases they name:
+    `images prune --failures TAG`); how many there were."""
     d = folder()
     if not d.is_dir():
         return 0
     marks = [p for p in d.iterdir() if p.is_file() and not p.name.startswith(".")]
+    if tags:  # a mark is `<version>-<key>`
+        marks = [p for p in marks if any(releases.names_release(t, p.name.rsplit("-", 1)[0]) for t in tags)]
     for p in marks:
         p.unlink(missing_ok=True)
     return len(marks)

@@ -3,11 +3,12 @@ only prints these lines)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from docker.errors import APIError, ImageNotFound
 
+from harness import releases
 from harness.errors import ImageUnavailable
 from harness.images import pulled, sources
 from harness.model import ImageSet
@@ -71,11 +72,27 @@ def _remove(client: Any, ref: str, force: bool = False) -> int:
         return 0
 
 
-def prune(client: Any, listed: list[Any], every: bool) -> int:
+def _ours(version: str, tags: Sequence[str]) -> bool:
+    return not tags or any(releases.names_release(t, version) for t in tags)
+
+
+def _pulled_release(ref: str) -> str:
+    """The release a pulled app or runtime reference names by its tag (`openhands:0.62`,
+    `runtime:0.62-nikolaik`); "" for any other image (an agent-server's tag is its own
+    package's version, not a release's: a release-limited prune leaves it)."""
+    repository, _, tag = ref.rpartition(":")
+    if repository.rsplit("/", 1)[-1] not in ("openhands", "runtime"):
+        return ""
+    return tag.split("-", 1)[0]
+
+
+def prune(client: Any, listed: list[Any], every: bool, tags: Sequence[str] = ()) -> int:
     """Superseded builds (an older image of the same kind and release, left by a recipe or
     dependency change), the harness's dangling leftovers, and pulls the same name has moved
-    on from; with `every`, every image the harness built or pulled. Nothing else: an image
-    without the harness's label that it did not pull is the user's. Returns how many went."""
+    on from; with `every`, every image the harness built or pulled. With `tags`, only the
+    images of those releases (a base image is every release's: it stays). Nothing else: an
+    image without the harness's label that it did not pull is the user's. Returns how many
+    went."""
     removed = 0
     newest: dict[tuple[str, str], str] = {}
     for img in sorted(listed, key=lambda i: i.attrs["Created"]):
@@ -83,19 +100,32 @@ def prune(client: Any, listed: list[Any], every: bool) -> int:
             newest[(img.labels.get(LABEL, ""), release)] = img.id
     for img in listed:
         kind, release = img.labels.get(LABEL, ""), img.labels.get("oh-matrix.release", "")
+        if tags and not (release and _ours(release, tags)):
+            continue
         if every or (release and newest.get((kind, release)) != img.id):
             removed += sum(_remove(client, tag, force=every) for tag in img.tags)
     for img in client.images.list(filters={"dangling": True, "label": LABEL}):
-        removed += _remove(client, img.id)
+        if _ours((img.labels or {}).get("oh-matrix.release", ""), tags):
+            removed += _remove(client, img.id)
     for ref, ids in pulled.remembered().items():
-        current = _image(client, ref)
-        for old in ids:  # earlier pulls of a moving tag (latest), once nothing names them
-            image = _image(client, old) if current is None or old != current.id else None
-            if image is not None and not image.tags:
-                removed += _remove(client, old)
-        if every and current is not None and current.id in ids:  # the name still points at the harness's pull
-            removed += _remove(client, ref, force=True)
-        pulled.keep(ref, [i for i in ids if _image(client, i) is not None])
+        if tags and not _ours(_pulled_release(ref), tags):
+            continue
+        removed += _prune_pulled(client, ref, ids, every)
+    return removed
+
+
+def _prune_pulled(client: Any, ref: str, ids: list[str], every: bool) -> int:
+    """One remembered pull's leftovers (with `every`, the pull itself); what is left of it is
+    remembered again."""
+    removed = 0
+    current = _image(client, ref)
+    for old in ids:  # earlier pulls of a moving tag (latest), once nothing names them
+        image = _image(client, old) if current is None or old != current.id else None
+        if image is not None and not image.tags:
+            removed += _remove(client, old)
+    if every and current is not None and current.id in ids:  # the name still points at the harness's pull
+        removed += _remove(client, ref, force=True)
+    pulled.keep(ref, [i for i in ids if _image(client, i) is not None])
     return removed
 
 

@@ -28,12 +28,29 @@ def save(client: docker.DockerClient, folder: Path, kind: str = "base") -> list[
     return written
 
 
+def tars(folder: Path) -> list[Path]:
+    """The image tars `images load --from` would load, each one readable: checked before the
+    daemon is asked, so a wrong folder is one line naming it. An empty folder is no error (a
+    save with nothing built saved nothing, and the nightly caches that folder as it is)."""
+    where = f"images load --from {folder}"
+    if not folder.exists():
+        raise InputError(f"{where}: no such folder")
+    if not folder.is_dir():
+        raise InputError(f"{where}: not a folder")
+    try:
+        found = sorted(folder.glob("*.tar"))
+        for path in found:
+            with path.open("rb") as f:
+                f.read(1)
+    except OSError as e:
+        raise InputError(f"{where}: cannot read {e.filename or folder}: {e.strerror or e}") from None
+    return found
+
+
 def load(client: docker.DockerClient, folder: Path) -> list[str]:
     """Every image tar in `folder`, loaded into the daemon; the names it now has."""
-    if not folder.is_dir():
-        raise InputError(f"images load --from {folder}: no such folder")
     names = []
-    for path in sorted(folder.glob("*.tar")):
+    for path in tars(folder):
         with path.open("rb") as f:
             for image in client.images.load(f):
                 names += image.tags

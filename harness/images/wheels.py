@@ -112,9 +112,11 @@ def lock_constraints(wheel: Path) -> list[str]:
 
 def read_constraints(path: Path) -> list[str]:
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as e:
         raise InputError(f"--constraints {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:  # pip would refuse it too, after the daemon and a download
+        raise InputError(f"--constraints {path}: not UTF-8 text (byte {e.start})") from None
     return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
 
 

@@ -49,18 +49,41 @@ def load(path: Path) -> list[HistoryEntry]:
 
 def read(path: Path) -> tuple[list[HistoryEntry], list[str]]:
     """The runs recorded in `path`, and one line for each line that is not a run record (a
-    torn last line from a crash, a hand edit): the caller says so, never skips it silently."""
-    if not path.exists():
+    torn last line from a crash, a hand edit, bytes that are not UTF-8): the caller says so,
+    never skips it silently. A file that cannot be read at all is an OutputError: it is the
+    run's own record (the inputs step and `oh-matrix history` check it first: `problem`)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
         return [], []
+    except OSError as e:
+        raise OutputError(f"{path}: cannot read the history: {e.strerror or e}") from None
     out, bad = [], []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
+    for n, raw in enumerate(data.splitlines(), 1):
+        if not raw.strip():
             continue
         try:
-            out.append(HistoryEntry.model_validate_json(line))
+            out.append(HistoryEntry.model_validate_json(raw.decode("utf-8")))
+        except UnicodeDecodeError as e:
+            bad.append(f"{path}:{n}: not UTF-8 text (byte {e.start})")
         except ValidationError as e:
             bad.append(f"{path}:{n}: not a run record ({e.error_count()} error(s), first: {e.errors()[0]['msg']})")
     return out, bad
+
+
+def problem(path: Path, append: bool = False) -> str | None:
+    """Why a history file that exists cannot be read (or, for a run, appended to: opened for
+    appending, which writes nothing), or None (a missing one is fine: the first run makes it)."""
+    if not path.exists():
+        return None
+    if not path.is_file():
+        return f"{path}: not a file"
+    try:
+        with path.open("ab" if append else "rb"):
+            pass
+    except OSError as e:
+        return f"{path}: cannot {'append to' if append else 'read'}: {e.strerror or e}"
+    return None
 
 
 def changes(previous: HistoryEntry | None, current: HistoryEntry) -> Changes:

@@ -430,9 +430,11 @@ def resolve(entries: list[str], base: Path, texts: dict[str, str] | None = None,
             path = base / rel
             if str(path) not in texts:
                 try:
-                    texts[str(path)] = path.read_text()
+                    texts[str(path)] = path.read_text(encoding="utf-8")
                 except OSError as e:
                     raise InputError(f"{key}[{i}]: {entry}: cannot read task file {path}: {e.strerror}") from None
+                except UnicodeDecodeError as e:  # TOML is UTF-8 by its spec
+                    raise InputError(f"{key}[{i}]: {entry}: {path}: not UTF-8 text (byte {e.start})") from None
             found = [from_spec(s) for s in taskfile.parse(texts[str(path)], str(path), entry)]
         elif entry == UPSTREAM:
             found = list(ups.values())

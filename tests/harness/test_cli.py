@@ -203,17 +203,68 @@ def test_version() -> None:
     assert r.returncode == 0 and r.stdout.startswith("oh-matrix ")
 
 
-def test_unexpected_exception_exit_4_one_line_and_the_traceback_in_a_file(tmp_path: Path) -> None:
-    """A harness bug (here: history.jsonl is a folder, which load() does not expect) is one
-    line naming the exception and where its full traceback was written, exit 4."""
-    (tmp_path / "history.jsonl").mkdir()
-    cache = tmp_path / "cache"
-    r = oh_matrix("history", str(tmp_path), env={"OH_MATRIX_CACHE": str(cache)})
+CRASH = """import sys
+from harness import cli
+class Broken(Exception):
+    def __str__(self): raise ValueError("str() of a broken exception")
+def bug(args): raise {raise_}
+cli.cmd_doctor = bug
+sys.exit(cli.main(["doctor"]))
+"""
+
+
+def crash(tmp_path: Path, cache: str, raise_: str = "RuntimeError('a bug')") -> subprocess.CompletedProcess[str]:
+    """A harness bug, in a process of its own (as the console script has it): `doctor` made to raise."""
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    return subprocess.run([sys.executable, "-c", CRASH.format(raise_=raise_)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120,
+                          env={**os.environ, **NO_DAEMON, "OH_MATRIX_CACHE": cache, "TMPDIR": str(tmp_path / "tmp")})
+
+
+def _crash_file(r: subprocess.CompletedProcess[str]) -> Path:
     assert r.returncode == 4, r.stderr
-    line = _one_line(r)
-    assert "internal error: IsADirectoryError" in line
-    written = Path(line.rsplit("full traceback: ", 1)[1].rstrip(")\n"))
-    assert written.parent == cache / "crashes" and "Traceback" in written.read_text()
+    return Path(_one_line(r).rsplit("full traceback: ", 1)[1].rstrip(")\n"))
+
+
+def test_unexpected_exception_exit_4_one_line_and_the_traceback_in_a_file(tmp_path: Path) -> None:
+    """A harness bug is one line naming the exception and where its full traceback was
+    written (the cache's crashes/ folder), exit 4."""
+    r = crash(tmp_path, str(tmp_path / "cache"))
+    assert "oh-matrix: internal error: RuntimeError: a bug" in r.stderr
+    written = _crash_file(r)
+    assert written.parent == tmp_path / "cache" / "crashes" and "Traceback" in written.read_text()
+
+
+@pytest.mark.parametrize("cache", ["a-file", "a-file/below"])
+def test_the_crash_handler_survives_a_cache_it_cannot_use(tmp_path: Path, cache: str) -> None:
+    """OH_MATRIX_CACHE a file (or under one): the traceback goes to the temporary folder, and
+    the handler itself raises nothing (a second traceback on the terminal was the bug)."""
+    (tmp_path / "a-file").write_text("")
+    written = _crash_file(crash(tmp_path, str(tmp_path / cache)))
+    assert written.parent == tmp_path / "tmp" and "RuntimeError: a bug" in written.read_text()
+
+
+def test_an_exception_whose_str_fails_is_still_one_line(tmp_path: Path) -> None:
+    r = crash(tmp_path, str(tmp_path / "cache"), raise_="Broken()")
+    assert "internal error: Broken (full traceback: " in r.stderr
+    assert "Broken" in _crash_file(r).read_text()
+
+
+def test_the_crash_handler_raises_nothing_when_no_folder_takes_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from harness import cli
+
+    def full(self: Path, *a: object, **k: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    monkeypatch.setattr(cli, "version", lambda: 1 / 0)  # even its own first line failing
+    try:
+        raise RuntimeError("a bug")
+    except RuntimeError:
+        said = cli._write_traceback(argparse.Namespace(out=None))
+    assert said.startswith("(nowhere writable: printed below)") and "RuntimeError: a bug" in said
 
 
 def test_init_copies_a_shipped_matrix_with_its_task_files_and_never_overwrites(tmp_path: Path) -> None:

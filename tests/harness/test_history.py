@@ -163,7 +163,7 @@ def test_the_history_command_names_unreadable_lines_filters_and_prints_json(tmp_
 
     shown = oh_matrix()
     assert shown.returncode == 0 and "host h1/20.10" in shown.stdout and "host h1/28.0" in shown.stdout
-    assert f"oh-matrix: unreadable: {path}:2: not a run record" in shown.stderr
+    assert f"oh-matrix: warning: {path}:2: not a run record" in shown.stderr
     one = oh_matrix("--host", "h1/28.0")
     assert "host h1/20.10" not in one.stdout and "host h1/28.0" in one.stdout
     data = json.loads(oh_matrix("--json").stdout)

@@ -85,3 +85,35 @@ def test_a_name_that_now_points_elsewhere_is_not_listed_as_ours() -> None:
     assert listing.pulled_rows(client) == []
     listing.prune(client, [], every=True)
     assert client.images.get(ref)  # and prune --all leaves it
+
+
+def built(n: str, kind: str, release: str, created: str = "2026-12-01") -> Img:
+    return Img("sha256:" + n * 64, [f"oh-matrix/{kind}:{release or 'base'}-{n}"],
+               {listing.LABEL: kind, "oh-matrix.release": release},
+               {"Size": 10**9, "Created": created})
+
+
+def test_prune_with_a_tag_takes_only_that_releases_images() -> None:
+    """`images prune --all 0.62` once removed every image the harness made: the tag is
+    honoured, for builds (each 0.62 patch), dangling builds and official pulls alike; the
+    base image (every release's) and an agent-server (its own package's version) stay."""
+    registry = "docker.openhands.dev/openhands"
+    app0, app1, older = built("1", "app", "0.62.0"), built("2", "app", "0.62.1"), built("3", "app", "0.62.1", "2026-11")
+    other, base, near = built("4", "app", "1.0.0"), built("5", "base", ""), built("6", "app", "0.620.0")
+    dangling = Img("sha256:" + "7" * 64, [], {listing.LABEL: "app", "oh-matrix.release": "0.62.0"})
+    pulls = {f"{registry}/openhands:0.62": "8", f"{registry}/runtime:0.62-nikolaik": "9",
+             f"{registry}/openhands:1.0": "a", f"{registry}/agent-server:0.62.0-python": "b"}
+    pulled_images = [Img("sha256:" + n * 64, [ref]) for ref, n in pulls.items()]
+    client = Client([app0, app1, older, other, base, near, dangling, *pulled_images])
+    for img in pulled_images:
+        pulled.remember(img.tags[0], img.id)
+    labelled = [app0, app1, older, other, base, near]
+
+    assert listing.prune(client, list(labelled), every=False, tags=["0.62"]) == 2  # the superseded 0.62.1, dangling
+    assert older not in client.images.all and dangling not in client.images.all
+    assert listing.prune(client, list(labelled), every=True, tags=["0.62.0"]) == 1
+    assert app0 not in client.images.all and app1 in client.images.all
+    assert listing.prune(client, [app1, other, base, near], every=True, tags=["0.62"]) == 3  # app1 and two pulls
+    left = {t for i in client.images.all for t in i.tags}
+    assert left == {*other.tags, *base.tags, *near.tags, f"{registry}/openhands:1.0",
+                    f"{registry}/agent-server:0.62.0-python"}
