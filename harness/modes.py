@@ -27,6 +27,7 @@ APP_PORT = 3000
 # `-p 3000:3000` makes it 3000, and so does the docker run line shown to them).
 APP_PORT_TOKEN = "{app_port}"
 HOST_GATEWAY = {"host.docker.internal": "host-gateway"}
+DOCKER_SOCKET = "/var/run/docker.sock"  # where the app's docker client looks for the daemon
 OWN_NETWORK = "own"  # custom-network's network, as the mode names it
 
 
@@ -160,7 +161,7 @@ class AppLaunch:
                    for k, v in self.env.items()}
         opts: list[Option] = [("-e", f"{k}={v}") for k, v in env.items()]
         if self.socket is not None:
-            opts.append(("-v", f"{self.socket}:/var/run/docker.sock"))
+            opts.append(("-v", f"{self.socket}:{DOCKER_SOCKET}"))
         opts += [("-v", v) for v in (self.placed_volumes if placed else self.volumes)]
         if self.network_mode:
             opts.append(("--network", self.network_mode))
@@ -178,6 +179,16 @@ class AppLaunch:
         opts += self.flags
         opts.append(("--name", name if placed or self.person_name is None else self.person_name))
         return opts
+
+    def daemon(self) -> str | None:
+        """How the app placed by the harness reaches a Docker daemon to start its runtime with
+        (a socket mounted, DOCKER_HOST), in words; None: it was given none."""
+        for flag, value in self.options(placed=True):
+            source, _, target = value.partition(":")
+            if flag == "-v" and (target.split(":")[0] == DOCKER_SOCKET or source.endswith("/docker.sock")):
+                return f"the socket {source} mounted at {target.split(':')[0]}"
+        host = self.container_env().get("DOCKER_HOST")
+        return f"DOCKER_HOST={host}" if host else None
 
     def argv(self) -> list[str]:
         """What follows the image: the headless entry point, or the command the mode needs."""

@@ -75,10 +75,13 @@ def _what(p: NetProbe) -> str:
 
 
 def below_the_cell(mode: modes.ModeSpec) -> dict[str, str]:
-    """Settings every app gets below what its cell sets: a tcp:// daemon's DOCKER_HOST, and
+    """Settings every app gets below what its cell sets: a tcp:// daemon's DOCKER_HOST (a
+    deployment's only where it mounts a socket, which its placement says), and
     OH_MATRIX_APP_ENV (also below what a user's deployment sets in its own file)."""
-    own = mode.service.environment if isinstance(mode, Deployment) else {}
-    return {**endpoint.app_env(), **{k: v for k, v in knobs.app_env().items() if k not in own}}
+    if isinstance(mode, Deployment):
+        own = mode.service.environment
+        return {k: v for k, v in knobs.app_env().items() if k not in own}
+    return {**endpoint.app_env(), **knobs.app_env()}
 
 
 def user_id_note(client: docker.DockerClient, gen: Generation, env: dict[str, str]) -> str | None:
@@ -105,6 +108,7 @@ class AppLauncher:
         self.app_env: dict[str, str] = {}  # the app process's whole environment, once started
         self.runtime_name: str | None = None
         self.app_cpu_at_api = 0.0  # the app's CPU seconds when its API first answered
+        self.daemon: str | None = None  # how the started app reaches a daemon (AppLaunch.daemon)
         self._launched = False
 
     def phase(self, text: str) -> None:
@@ -156,7 +160,8 @@ class AppLauncher:
         # The process's whole environment: the image's ENV (V0's SANDBOX_LOCAL_RUNTIME_URL is
         # there) under what was passed, so a URL formula read before its log line is right.
         self.app_env = {**env_of(container), **env}
-        self.result.socket_mounted_in = [self.name]
+        self.daemon = launch.daemon()
+        self.result.socket_mounted_in = [self.name] if self.daemon and "socket" in self.daemon else []
         self.phase(f"app {self.name} started from {launch.image}")
         if launch.network_mode == "host" and launch.host_port and (kit := docker_host.rootless_kit(self.client)):
             self._forward(kit, launch.host_port)

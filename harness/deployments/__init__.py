@@ -7,7 +7,8 @@ the deployment on this machine without touching anything of the user's:
   that names that port moves with it (OH_WEB_URL, SANDBOX_HOST_PORT, a URL pattern);
 - each host path or named volume it mounts is a temporary folder of the cell's, at the same
   container path, and a setting that names the host path (WORKSPACE_MOUNT_PATH) moves with it;
-  the daemon's socket is the socket of the daemon the cell runs on;
+  the daemon's socket, where it mounts one, is the socket of the daemon the cell runs on (a
+  deployment that mounts none gets none: what the user left out is the question);
 - its networks are networks of the cell's own; its container name is the cell's;
 - for 0.x, the runtime image setting names the target's runtime image.
 
@@ -186,12 +187,9 @@ def _place(d: Deployment, gen: Generation, image: str, env: dict[str, str], api_
     folders: dict[str, str] = {}  # host path as written -> the cell's folder
     for v in s.volumes:
         if v.is_socket:
-            if app_socket() is None:  # a tcp:// daemon: the app is told DOCKER_HOST instead
-                said.append(f"{v.source}:{v.target}: not mounted; the app reaches the daemon the cell runs on "
-                            f"at DOCKER_HOST={endpoint.app_env()['DOCKER_HOST']}")
-            elif v.source and v.source != docker_socket():
-                said.append(f"{v.source}:{v.target}: the socket of the daemon the cell runs on, {docker_socket()}")
-            continue  # the launch mounts the daemon's socket itself
+            person_volumes.append(_volume_option(v, v.source))
+            placed_volumes += _place_socket(v, moved_env, said)
+            continue
         folder = site.scratch(f"{v.source or 'anonymous volume'} at {v.target}")
         if v.kind == "bind":
             folders[os.path.expanduser(v.source)] = folder
@@ -221,9 +219,24 @@ def _place(d: Deployment, gen: Generation, image: str, env: dict[str, str], api_
         publish_all=False, publish=tuple(person_publish), placed_publish=tuple(placed_publish),
         volumes=tuple(person_volumes), placed_volumes=tuple(placed_volumes), placed_network=placed_network,
         user=s.user, flags=s.flags, person_name=s.container_name, person_command=tuple(s.command or ()),
+        socket=None,  # the socket is one of its volumes, where it mounts one, as written
         moved_env=moved_env,
         placement=tuple(said), person_port=d.api_host_port, reach_at=reach_at,
     )
+
+
+def _place_socket(v: Volume, moved_env: dict[str, str], said: list[str]) -> list[str]:
+    """The socket the user mounts is the socket of the daemon the cell runs on, at the same
+    container path; on a tcp:// daemon, whose host's socket cannot be mounted from here, the
+    app is told DOCKER_HOST instead. A deployment that mounts none gets none (docs/deployments.md)."""
+    if app_socket() is None:
+        moved_env.update(endpoint.app_env())
+        said.append(f"{v.source}:{v.target}: not mounted; the app reaches the daemon the cell runs on "
+                    f"at DOCKER_HOST={endpoint.app_env()['DOCKER_HOST']}")
+        return []
+    if v.source != docker_socket():
+        said.append(f"{v.source}:{v.target}: the socket of the daemon the cell runs on, {docker_socket()}")
+    return [_volume_option(v, docker_socket())]
 
 
 def _move_subnets(d: Deployment, networks: dict[str, str], site: CellSite, env: dict[str, str],

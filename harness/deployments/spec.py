@@ -33,9 +33,9 @@ class Volume:
 
     @property
     def is_socket(self) -> bool:
-        """The daemon's socket, which the app needs to start its runtime: the harness mounts
-        the socket of the daemon the cell runs on, never a copy."""
-        return self.target == SOCKET
+        """The daemon's socket, which the app needs to start its runtime: mounted where the
+        user mounts it, from the daemon the cell runs on, never a copy (and never a folder)."""
+        return self.kind == "bind" and (self.target == SOCKET or self.source.endswith("/docker.sock"))
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,10 @@ class ServiceSpec:
     flags: tuple[tuple[str, str], ...] = ()
     notes: tuple[str, ...] = ()  # what the cell does not do of the file, said in its notes
 
+
+    def mounts_socket(self) -> bool:
+        """The app is given a daemon's socket: without one it cannot start a runtime."""
+        return any(v.is_socket for v in self.volumes)
 
     def api_port(self) -> Port | None:
         """The published port the app's API is reached at (container port 3000)."""

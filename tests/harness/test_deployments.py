@@ -671,3 +671,30 @@ def test_host_paths_openhands_mounts_into_its_runtime_are_the_cells_folders(tmp_
     assert "SANDBOX_VOLUMES=/home/u/project:/workspace:rw" in lau.docker_run()  # the line people read: as written
     assert any(n.startswith("SANDBOX_VOLUMES: /home/u/project, which OpenHands mounts into its runtime") for n in
                lau.placement)
+
+
+def test_a_deployment_gets_the_daemon_its_line_gives_and_no_other(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """No socket in the line: none on the cell's container, none in the line shown, and no
+    DOCKER_HOST on a tcp:// daemon either; a socket mounted elsewhere is the cell daemon's, there."""
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    bare = deployments.load("bare", {"docker_run": "docker run --rm -e LLM_MODEL=m -p 3000:3000 img:0.62"},
+                            str(tmp_path / "m.toml"), None)
+    lau = bare.launch(generations.V0, image="app:0.62", env={}, host_port=61120, site=Site(tmp_path))
+    assert not any(f == "-v" for f, _ in lau.options(placed=True)) and "docker.sock" not in lau.docker_run()
+    assert lau.daemon() is None and not bare.service.mounts_socket()
+    monkeypatch.setenv("DOCKER_HOST", "tcp://10.213.0.2:2375")
+    lau = bare.launch(generations.V0, image="app:0.62", env={}, host_port=61120, site=Site(tmp_path))
+    assert "DOCKER_HOST" not in lau.container_env() and lau.daemon() is None
+
+    line = "docker run -v /run/docker.sock:/tmp/d.sock -e DOCKER_HOST=unix:///tmp/d.sock -p 3000:3000 img:0.62"
+    elsewhere = deployments.load("elsewhere", {"docker_run": line}, str(tmp_path / "m.toml"), None)
+    lau = elsewhere.launch(generations.V0, image="app:0.62", env={}, host_port=61121, site=Site(tmp_path))
+    assert lau.container_env()["DOCKER_HOST"] == "tcp://10.213.0.2:2375"  # a tcp daemon is named, not mounted
+    assert lau.daemon() == "DOCKER_HOST=tcp://10.213.0.2:2375"
+    monkeypatch.setenv("DOCKER_HOST", "unix:///run/second/docker.sock")
+    lau = elsewhere.launch(generations.V0, image="app:0.62", env={}, host_port=61121, site=Site(tmp_path))
+    assert [v for f, v in lau.options(placed=True) if f == "-v"] == ["/run/second/docker.sock:/tmp/d.sock"]
+    assert lau.container_env()["DOCKER_HOST"] == "unix:///tmp/d.sock"  # as written
+    assert "-v /run/docker.sock:/tmp/d.sock" in lau.docker_run()  # the line shown: as written
+    assert any("the socket of the daemon the cell runs on" in n for n in lau.placement)
