@@ -133,8 +133,8 @@ class AppLaunch:
     reach_at: str | None = None
 
     def publishes(self, placed: bool) -> tuple[Publish, ...]:
-        if self.network_mode == "host" or self.headless:
-            return ()
+        if self.network_mode == "host" or (self.headless and self.publish is None):
+            return ()  # a built-in headless or CLI cell publishes nothing; a user's line, what it publishes
         chosen = self.placed_publish if placed else self.publish
         if chosen is not None:
             return chosen
@@ -199,7 +199,7 @@ class AppLaunch:
         parts = ["docker", "run", "-it", "--rm"]
         for flag, value in self.options(placed=False, secrets=secrets, name=name):
             parts += [flag, value] if value else [flag]  # --privileged takes none
-        parts += [self.image, *(self.headless or self.person_command)]
+        parts += [self.image, *(self.person_command or self.headless or ())]  # a user's command: as written
         line = " ".join(quote(p) for p in parts)
         made = [n for n in (self.network, *self.more_networks) if n]
         return " && ".join([*(f"docker network create {_subnet_flags(self.subnets.get(n))}{shlex.quote(n)}"

@@ -155,6 +155,10 @@ class AppLauncher:
             merged = runtime_kwargs(env.get(self.gen.label_env), self.labels, self.gen.label_env)
             launch = replace(launch, env={**launch.env, self.gen.label_env: merged})
             env = launch.container_env()
+            note = (f"{self.gen.label_env}: the harness's labels ({', '.join(self.labels)}) added, so the runtimes "
+                    "OpenHands starts are removed with the cell")
+            if isinstance(self.mode, Deployment) and note not in self.result.notes:
+                self.result.notes.append(note)
         app = app_container(launch.image, launch.options(placed=True, name=self.name), launch.argv(), self.labels)
         container = (stack or self.resources.stack).enter_context(app).get_wrapped_container()
         # The process's whole environment: the image's ENV (V0's SANDBOX_LOCAL_RUNTIME_URL is

@@ -28,7 +28,7 @@ from typing import Any, Literal
 from harness import endpoint
 from harness.deployments import compose, dockerrun
 from harness.deployments.compose import ComposeFiles
-from harness.deployments.spec import APP_CONTAINER_PORT, Port, ServiceSpec, Volume
+from harness.deployments.spec import APP_CONTAINER_PORT, Port, ServiceSpec, Volume, entry_point, refused_command
 from harness.endpoint import app_socket, docker_socket
 from harness.errors import InputError
 from harness.generations import Generation
@@ -52,6 +52,11 @@ class Deployment:
     # from the controller and never read the user's files themselves.
     files: dict[str, str] = field(default_factory=dict)
     rank: int = -1  # your own deployment, as it is, asks least of anyone: nothing to change
+
+    @property
+    def entrypoint(self) -> str:
+        """What the line runs (spec.entry_point): its cells are that entry point's, no other."""
+        return entry_point(self.service.command)
 
     @property
     def api_host_port(self) -> int:
@@ -150,7 +155,8 @@ def _place(d: Deployment, gen: Generation, image: str, env: dict[str, str], api_
             address = "127.0.0.1"
         placed_publish.append(Publish(p.container, placed, address))
     reach_at: str | None = None
-    if s.network_mode != "host" and s.api_port() is None:
+    serves = d.entrypoint == "api"  # a headless process or the CLI has no API to reach
+    if serves and s.network_mode != "host" and s.api_port() is None:
         # behind a proxy on its network: the harness reaches the app where the proxy does
         names = [n.name for n in s.networks]
         reach_at = networks.get(names[0], names[0]) if names else "bridge"
@@ -164,9 +170,10 @@ def _place(d: Deployment, gen: Generation, image: str, env: dict[str, str], api_
         placed_publish.append(Publish(APP_CONTAINER_PORT, api_port, "127.0.0.1"))
         said.append(f"the app's port is also published on 127.0.0.1:{api_port}, where the harness reaches its API")
     command: list[str] | None = None
-    if s.network_mode == "host":  # the app listens on the host's 3000 itself: the cell's port instead
+    if serves and s.network_mode == "host":  # the app listens on the host's 3000 itself: the cell's port instead
         moves[APP_CONTAINER_PORT] = api_port
         command = app_command(gen, api_port)
+        said.append(f"the app's command is its image's own with the cell's port: {' '.join(command)}")
     moved_env = _move_ports(person_env, moves, said)
     if gen.callback and gen.callback_port_env and gen.callback_port_env not in person_env:
         default = gen.callback_port_default  # the sandbox calls back this port, unless told another
@@ -428,6 +435,11 @@ def load(name: str, table: dict[str, Any], matrix_path: str, files: dict[str, st
 
 def _check(d: Deployment) -> None:
     s = d.service
+    if (why := refused_command(s.command)) is not None:
+        raise InputError(f"{d.origin}: command {' '.join(s.command or ())}: {why}; the harness judges the app "
+                         "server, `python -m openhands.core.main` (headless) and the `openhands` CLI")
+    if d.entrypoint != "api":
+        return  # no API: nothing of the harness's reaches a port of it
     if s.network_mode != "host" and s.ports and s.api_port() is None:
         shown = ", ".join(f"{p.host}:{p.container}" if p.host else str(p.container) for p in s.ports)
         raise InputError(f"{d.origin}: ports: publishes {shown} but not the app's {APP_CONTAINER_PORT}, where it "

@@ -698,3 +698,49 @@ def test_a_deployment_gets_the_daemon_its_line_gives_and_no_other(tmp_path: Path
     assert lau.container_env()["DOCKER_HOST"] == "unix:///tmp/d.sock"  # as written
     assert "-v /run/docker.sock:/tmp/d.sock" in lau.docker_run()  # the line shown: as written
     assert any("the socket of the daemon the cell runs on" in n for n in lau.placement)
+
+
+HEADLESS = ('docker run --rm -e LLM_API_KEY=sk-x -e LLM_MODEL=m docker.openhands.dev/openhands/openhands:0.62 '
+            'python -m openhands.core.main -t "Create a file"')
+
+
+def test_a_deployments_cells_are_the_entry_point_its_line_runs_and_no_other(tmp_path: Path) -> None:
+    write(tmp_path, "m.toml", f'[run]\nentrypoints = ["api", "headless"]\n[[targets]]\ntag = "0.62"\n'
+                              f"[deployments.job]\ndocker_run = '{HEADLESS}'\nown_image = false\n"
+                              "[deployments.app]\ndocker_run = 'docker run -p 3000:3000 img:0.62'\nown_image = false\n"
+                              "[modes.bridge]\n")
+    m = matrix.load(str(tmp_path / "m.toml"))
+    assert sorted(c.id for c in m.cells()) == ["0.62-app", "0.62-bridge", "0.62-bridge-headless", "0.62-job-headless"]
+    cli = deployments.load("c", {"docker_run": "docker run img openhands --headless -t hi"}, str(tmp_path / "m"))
+    assert cli.entrypoint == "cli"
+    with pytest.raises(InputError, match=r"openhands.cli.main: V0's interactive CLI"):
+        deployments.load("v0cli", {"docker_run": "docker run img python -m openhands.cli.main"}, str(tmp_path / "m"))
+
+
+@pytest.mark.parametrize(("command", "argv", "said"), [
+    (("python", "-m", "openhands.core.main", "-t", "Create a file", "-i", "5"),
+     ["python", "-m", "openhands.core.main", "-i", "5", "-t", "T"], "your task (-t Create a file)"),
+    (("python", "-m", "openhands.core.main", "--task=x"), ["python", "-m", "openhands.core.main", "-t", "T"],
+     "your task (--task=x)"),
+    (("python", "-m", "openhands.core.main", "-f", "task.txt"), ["python", "-m", "openhands.core.main", "-t", "T"],
+     "your task (-f task.txt)"),
+    (("openhands", "--headless"), ["openhands", "--headless", "-t", "T"], "the harness's task added"),
+])
+def test_a_users_headless_command_runs_the_harness_task_and_the_rest_as_written(
+        command: tuple[str, ...], argv: list[str], said: str) -> None:
+    from harness.deployments.spec import with_task
+
+    got, words = with_task(command, "T")
+    assert got == argv and words.startswith(said)
+
+
+def test_a_headless_line_is_placed_with_no_api_to_reach(tmp_path: Path) -> None:
+    d = deployments.load("job", {"docker_run": HEADLESS}, str(tmp_path / "m.toml"), None)
+    lau = d.launch(generations.V0, image="app:0.62", env={}, host_port=61130, site=Site(tmp_path))
+    assert not any("published nowhere" in n for n in lau.placement) and lau.daemon() is None
+    line = lau.docker_run(frozenset({"LLM_API_KEY"}))
+    assert line.endswith("app:0.62 python -m openhands.core.main -t 'Create a file'")
+    assert "docker.sock" not in line and "--add-host" not in line
+    host = deployments.load("h", {"docker_run": "docker run --network host img python -m openhands.core.main -t x"},
+                            str(tmp_path / "m.toml"), None)  # no port of its own to move: no command of ours
+    assert host.launch(generations.V0, image="a", env={}, host_port=61131, site=Site(tmp_path)).command is None
