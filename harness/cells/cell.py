@@ -17,13 +17,14 @@ import docker
 
 from harness.cells import evidence
 from harness.cells.boot import BootClock, boot
-from harness.cells.diagnosis import Decision, Observation
+from harness.cells.diagnosis import Decision, Observation, unmasked
 from harness.cells.launch import AppLauncher
 from harness.cells.plan import CellPlan
 from harness.cells.watch import FirewallView, Watch, watch_connect
 from harness.host import cleanup, docker_host
-from harness.host.containers import CellResources
-from harness.model import Cause, CellResult, Connect, Verdict
+from harness.host.containers import CellResources, tail
+from harness.model import Cause, CellResult, Connect, Evidence, Source, Verdict, strip_ansi
+from harness.openhands import docker_failure
 
 
 class CellCore:
@@ -51,15 +52,20 @@ class CellCore:
 
     def watch(self, watch: Watch, app: docker.models.containers.Container, clock: BootClock) -> None:
         """Watch the runtime come up and decide its connect verdict."""
-        watched = watch_connect(watch, app, self.firewall, self.plan.connect_budget, self.app.phase)
+        watched = watch_connect(watch, app, self.firewall, self.plan.connect_budget, self.app.phase,
+                                self.app.daemon)
         clock.answered_at = watched.answered_at
         self.result.connect.runtime_url = watched.runtime_url
         self.decide(watched.decision, watched.seconds, app, watched.last, watch)
 
     def decide(self, d: Decision, seconds: float | None, app: docker.models.containers.Container | None = None,
                obs: Observation | None = None, watch: Watch | None = None) -> None:
+        line = docker_failure(strip_ansi(tail(app, 400))) if app is not None and d.verdict == Verdict.FAIL else None
+        d = unmasked(d, line, self.app.daemon)
         facts = evidence.gather(self.client, d, watch, app, self.conversation_at or None, obs)
         shown = evidence.evidence(d, obs, facts)
+        if d.cause == Cause.DOCKER_UNREACHABLE and line:
+            shown.insert(1, Evidence(source=Source.APP_LOG, text=line))  # its own words, quoted apart
         if d.verdict == Verdict.PASS and watch is not None and app is not None:
             note = evidence.network_note(app, watch.runtime(), self.result.connect.runtime_url)
             if note:

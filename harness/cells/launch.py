@@ -94,6 +94,19 @@ def user_id_note(client: docker.DockerClient, gen: Generation, env: dict[str, st
     return f"the runtime's user is uid {uid} in its container ({why}); {said}" if said else None
 
 
+def labelled(gen: Generation, launch: modes.AppLaunch, labels: dict[str, str], notes: list[str]) -> modes.AppLaunch:
+    """The launch with the cell's labels in the setting OpenHands passes on to the runtimes it
+    starts, so they are swept with the cell; said in `notes` (a user's deployment's)."""
+    if not gen.label_env:
+        return launch
+    merged = runtime_kwargs(launch.container_env().get(gen.label_env), labels, gen.label_env)
+    note = f"{gen.label_env}: the harness's labels ({', '.join(labels)}) added, so the runtimes OpenHands starts " \
+           "are removed with the cell"
+    if note not in notes:
+        notes.append(note)
+    return replace(launch, env={**launch.env, gen.label_env: merged})
+
+
 class AppLauncher:
     """One cell's app and the runtimes it starts (its CellResources are the modes.CellSite of
     a mode that places a user's deployment: free ports, folders and subnets of the cell's own)."""
@@ -150,15 +163,8 @@ class AppLauncher:
         return launch
 
     def start(self, launch: modes.AppLaunch, stack: contextlib.ExitStack | None = None) -> Container:
+        launch = labelled(self.gen, launch, self.labels, self.result.notes if isinstance(self.mode, Deployment) else [])
         env = launch.container_env()  # what the user sets wins over the harness's own
-        if self.gen.label_env:  # OpenHands passes the cell's labels on to the runtimes it starts
-            merged = runtime_kwargs(env.get(self.gen.label_env), self.labels, self.gen.label_env)
-            launch = replace(launch, env={**launch.env, self.gen.label_env: merged})
-            env = launch.container_env()
-            note = (f"{self.gen.label_env}: the harness's labels ({', '.join(self.labels)}) added, so the runtimes "
-                    "OpenHands starts are removed with the cell")
-            if isinstance(self.mode, Deployment) and note not in self.result.notes:
-                self.result.notes.append(note)
         app = app_container(launch.image, launch.options(placed=True, name=self.name), launch.argv(), self.labels)
         container = (stack or self.resources.stack).enter_context(app).get_wrapped_container()
         # The process's whole environment: the image's ENV (V0's SANDBOX_LOCAL_RUNTIME_URL is

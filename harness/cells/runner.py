@@ -156,12 +156,13 @@ def _run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None) ->
                                    api_on_loopback=bool(dep and dep.api_on_loopback),
                                    rootless=bool(ctx.host.rootless), host_alias=_loopback_alias(ctx.host),
                                    remote=bool(ctx.host.remote),
+                                   mounts_socket=dep.service.mounts_socket() if dep else True,
                                    **_firewall_context(result, cell, ctx))
 
         def rerun(change: remedies.Change, alone: bool) -> CellResult:
             moved = cell if change.mode is None else replace(cell, mode=m.mode(change.mode), origin=cell.id)
-            if dep is not None and (change.extra_hosts or change.network_mode or change.also_publish):
-                changed = dep.changed(change.extra_hosts, change.network_mode, change.also_publish)
+            if dep is not None and (change.extra_hosts or change.network_mode or change.also_publish or change.volumes):
+                changed = dep.changed(change.extra_hosts, change.network_mode, change.also_publish, change.volumes)
                 moved = replace(moved, mode=replace(moved.mode, deployment=changed))
             env2 = {**cell_env(m, moved, ctx), **change.env}
             return run_cell(replace(plan, cell=moved, env=env2, secrets=secret_names({**own, **env2}), tasks=[],
@@ -179,7 +180,7 @@ def _run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None) ->
 
             for r in result.remedies:
                 if r.verdict == Verdict.PASS and not r.host_change:
-                    r.fix = fix(dep, r.env, r.extra_hosts, r.network_mode, r.also_publish)
+                    r.fix = fix(dep, r.env, r.extra_hosts, r.network_mode, r.also_publish, r.volumes)
     key = {"LLM_API_KEY": choice.real.api_key} if choice.real else {}
     # A task file's secrets are secret whatever their names: redacted like the key.
     declared = [os.environ[n] for t in m.task_defs for n in t.secrets if os.environ.get(n)]

@@ -97,11 +97,12 @@ class Deployment:
         return port is not None and port.address.startswith("127.")
 
     def changed(self, extra_hosts: dict[str, str], network_mode: str | None = None,
-                also_publish: str | None = None) -> Deployment:
+                also_publish: str | None = None, volumes: tuple[str, ...] = ()) -> Deployment:
         """This deployment with a remedy's change to its container (remedies.Change): hosts it
         gains; the host network instead of its ports and networks, as compose requires; the
-        app's port published on one more address."""
-        s = replace(self.service, extra_hosts={**self.service.extra_hosts, **extra_hosts})
+        app's port published on one more address; mounts it gains (the Docker socket)."""
+        s = replace(self.service, extra_hosts={**self.service.extra_hosts, **extra_hosts},
+                    volumes=(*self.service.volumes, *(compose.short_volume(v, Path("/")) for v in volumes)))
         if network_mode == "host":
             s = replace(s, network_mode="host", ports=(), networks=())
         if also_publish and (api := s.api_port()) is not None:
