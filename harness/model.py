@@ -71,6 +71,9 @@ class Cause(StrEnum):
     # The daemon refused the harness's own set-up for a reason that is none of the above:
     # kept apart so an infrastructure error is never reported as an OpenHands failure.
     HARNESS_ERROR = "harness-error"
+    # The Docker daemon went away while the cell ran (stopped, restarted, its socket gone): an
+    # error of the machine's, never OpenHands' and never the harness's own bug.
+    DAEMON_LOST = "daemon-lost"
 
 
 class Direction(StrEnum):

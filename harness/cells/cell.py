@@ -27,6 +27,17 @@ from harness.model import Cause, CellResult, Connect, Evidence, Source, Verdict,
 from harness.openhands import docker_failure
 
 
+def daemon_lost(why: str, before: Connect | None = None) -> Connect:
+    """The cell the daemon took down: an error naming it (no look at the daemon: it is gone);
+    what the cell had decided before, if anything, said after."""
+    evidence = [Evidence(source=Source.HARNESS, text=f"{why}; what this cell made is removed by the sweep once "
+                                                     "the daemon answers again")]
+    if before is not None and before.verdict != Verdict.SKIP:
+        evidence.append(Evidence(source=Source.HARNESS, text=f"before, the cell was decided {before.verdict}"
+                                                             + (f" {before.cause}" if before.cause else "")))
+    return Connect(verdict=Verdict.ERROR, cause=Cause.DAEMON_LOST, evidence=evidence)
+
+
 class CellCore:
     """The parts every entry point shares, and the result they fill."""
 
@@ -83,12 +94,17 @@ class CellCore:
 
     def run(self) -> CellResult:
         try:
-            with self.resources:
+            with self.resources:  # its teardown against a daemon that is gone raises too: caught below
                 self.body()
         except docker.errors.ImageNotFound as e:
             self.error(Cause.IMAGE_UNAVAILABLE, str(e)[:300])
-        except docker.errors.DockerException as e:
-            self.error(Cause.HARNESS_ERROR, f"Docker: {str(e)[:300]}")
+        except Exception as e:
+            if (why := docker_host.lost(e)) is None and not isinstance(e, docker.errors.DockerException):
+                raise  # a bug of the harness's: runner.run_one names it
+            if why is None:
+                self.error(Cause.HARNESS_ERROR, f"Docker: {str(e)[:300]}")
+            else:
+                self.result.connect = daemon_lost(why, self.result.connect)
         return self.result
 
     def body(self) -> None:

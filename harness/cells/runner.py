@@ -14,12 +14,12 @@ from typing import Any
 from harness import endpoint, generations, remedies
 from harness.cells import admission
 from harness.cells.api import ApiCell
-from harness.cells.cell import CellCore
+from harness.cells.cell import CellCore, daemon_lost
 from harness.cells.cli import CliCell
 from harness.cells.headless import HeadlessCell
 from harness.cells.plan import CellPlan
 from harness.context import RunContext
-from harness.host import firewall
+from harness.host import docker_host, firewall
 from harness.matrix import Cell, Matrix
 from harness.model import Cause, CellResult, Connect, Direction, Evidence, Host, ImageFailure, Source, Verdict
 from harness.openhands import LlmSettings
@@ -92,6 +92,8 @@ def run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None = No
         return _run_one(ctx, m, cell, tasks)
     except Exception as e:  # a bug of the harness's, or a host it did not expect
         result = error_cell(cell, ctx, Cause.HARNESS_ERROR, f"the harness failed inside this cell: {describe(e)}")
+        if (why := docker_host.lost(e)) is not None:  # not a bug: the daemon went away
+            result.connect = daemon_lost(why)
         own = cell.mode.deployment.service.environment if cell.mode.deployment else {}
         return redact_result(result, {**own, **cell_env(m, cell, ctx)}, [])  # a message may quote a setting
 
