@@ -192,8 +192,8 @@ V0 = Generation(
     # DockerRuntime's execution-server range (openhands/runtime/impl/docker/docker_runtime.py L45-54)
     runtime_host_ports="30000:39999",
     trajectory_reader="harness.openhands.v0:turn_from_events",
-    remedies=("add-host-gateway", "docker-host-addr", "host-network-trio", "own-network", "bind-all-addresses",
-              "no-proxy", "firewall-accept", "rootless-host-alias"),
+    remedies=("mount-docker-socket", "add-host-gateway", "docker-host-addr", "host-network-trio", "own-network",
+              "bind-all-addresses", "no-proxy", "firewall-accept", "rootless-host-alias"),
     # CodeActAgent 0.62 offers execute_ipython_cell (AgentConfig.enable_jupyter, default True)
     # and browser (enable_browsing, default True): codeact_agent.py _get_tools.
     capabilities=("ipython", "browser"),
@@ -265,8 +265,9 @@ V1 = Generation(
     headless_skip=("the headless entry point is V0's `python -m openhands.core.main`; 1.x ships its CLI "
                    "as a separate package"),
     replay_skip="1.x has no replay of a recorded trajectory (V0's replay_json): run its tasks with an LLM",
-    remedies=("add-host-gateway", "no-proxy", "v1-url-pattern", "v1-startup-grace", "v1-web-url", "v1-extra-webhook",
-              "v1-callback-urls", "v1-published-port", "publish-on-gateway", "v1-hosts-entry",
+    remedies=("mount-docker-socket", "add-host-gateway", "no-proxy", "v1-url-pattern", "v1-startup-grace",
+              "v1-web-url", "v1-extra-webhook", "v1-callback-urls", "v1-published-port", "publish-on-gateway",
+              "v1-hosts-entry",
               "firewall-accept", "rootless-host-alias"),
     latest=True,
     # The SDK agent's default tools (openhands-tools 1.34.0, tools/preset/default.py):

@@ -181,7 +181,10 @@ class Matrix:
         return ModeChoice(name)
 
     def cells(self) -> list[Cell]:
-        return [Cell(t, m, e) for t in self.targets for m in self.modes for e in self.entrypoints
+        """Every target in every mode, by the run's entry points; a deployment's by its own
+        alone (the one its line runs: Deployment.entrypoint), as it runs it."""
+        return [Cell(t, m, e) for t in self.targets for m in self.modes
+                for e in ((m.deployment.entrypoint,) if m.deployment else self.entrypoints)
                 if t.deployment in (None, m.name)]
 
     def select(self, only: Iterable[str]) -> list[Cell]:

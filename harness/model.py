@@ -76,10 +76,16 @@ class Cause(StrEnum):
     LLM_UNREACHABLE = "llm-unreachable"
     LLM_AUTH = "llm-auth"
     LLM_MODEL = "llm-model"
+    # The app (or headless process) could not reach a Docker daemon to start its runtime with:
+    # given no socket and no DOCKER_HOST, or one it cannot use; its own log line says so.
+    DOCKER_UNREACHABLE = "docker-unreachable"
     BUDGET_EXCEEDED = "budget-exceeded"
     # The daemon refused the harness's own set-up for a reason that is none of the above:
     # kept apart so an infrastructure error is never reported as an OpenHands failure.
     HARNESS_ERROR = "harness-error"
+    # The Docker daemon went away while the cell ran (stopped, restarted, its socket gone): an
+    # error of the machine's, never OpenHands' and never the harness's own bug.
+    DAEMON_LOST = "daemon-lost"
 
 
 class Direction(StrEnum):
@@ -195,6 +201,7 @@ class RemedyTry(_Model):
     extra_hosts: dict[str, str] = Field(default_factory=dict)
     network_mode: str | None = None
     also_publish: str | None = None  # an address the app's port is published on too
+    volumes: list[str] = Field(default_factory=list)  # mounts the deployment's container gains (`-v`)
 
     def settings(self) -> str:
         """What it changed, for a line of text: `in mode host K=V ...`."""
@@ -202,6 +209,7 @@ class RemedyTry(_Model):
         moved += [f"network_mode {self.network_mode}"] if self.network_mode else []
         moved += [f"extra host {k}:{v}" for k, v in self.extra_hosts.items()]
         moved += [f"the app's port published on {self.also_publish} too"] if self.also_publish else []
+        moved += [f"volume {v}" for v in self.volumes]
         return " ".join(moved + [f"{k}={v}" for k, v in self.env.items()])
 
 

@@ -28,6 +28,7 @@ APP_PORT = 3000
 # `-p 3000:3000` makes it 3000, and so does the docker run line shown to them).
 APP_PORT_TOKEN = "{app_port}"
 HOST_GATEWAY = {"host.docker.internal": "host-gateway"}
+DOCKER_SOCKET = "/var/run/docker.sock"  # where the app's docker client looks for the daemon
 OWN_NETWORK = "own"  # custom-network's network, as the mode names it
 
 
@@ -134,8 +135,8 @@ class AppLaunch:
     reach_at: str | None = None
 
     def publishes(self, placed: bool) -> tuple[Publish, ...]:
-        if self.network_mode == "host" or self.headless:
-            return ()
+        if self.network_mode == "host" or (self.headless and self.publish is None):
+            return ()  # a built-in headless or CLI cell publishes nothing; a user's line, what it publishes
         chosen = self.placed_publish if placed else self.publish
         if chosen is not None:
             return chosen
@@ -161,7 +162,7 @@ class AppLaunch:
         else:
             opts = self._person_env(secrets)
         if self.socket is not None:
-            opts.append(("-v", f"{self.socket}:/var/run/docker.sock"))
+            opts.append(("-v", f"{self.socket}:{DOCKER_SOCKET}"))
         opts += [("-v", v) for v in (self.placed_volumes if placed else self.volumes)]
         if self.network_mode:
             opts.append(("--network", self.network_mode))
@@ -193,6 +194,16 @@ class AppLaunch:
                 opts.append(("-e", f"{k}={v.replace(APP_PORT_TOKEN, str(self.person_port))}"))
         return opts
 
+    def daemon(self) -> str | None:
+        """How the app placed by the harness reaches a Docker daemon to start its runtime with
+        (a socket mounted, DOCKER_HOST), in words; None: it was given none."""
+        for flag, value in self.options(placed=True):
+            source, _, target = value.partition(":")
+            if flag == "-v" and (target.split(":")[0] == DOCKER_SOCKET or source.endswith("/docker.sock")):
+                return f"the socket {source} mounted at {target.split(':')[0]}"
+        host = self.container_env().get("DOCKER_HOST")
+        return f"DOCKER_HOST={host}" if host else None
+
     def argv(self) -> list[str]:
         """What follows the image: the headless entry point, or the command the mode needs."""
         return list(self.headless or self.command or self.person_command or [])
@@ -202,7 +213,7 @@ class AppLaunch:
         parts = ["docker", "run", "-it", "--rm"]
         for flag, value in self.options(placed=False, secrets=secrets, name=name):
             parts += [flag, value] if value else [flag]  # --privileged takes none
-        parts += [self.image, *(self.headless or self.person_command)]
+        parts += [self.image, *(self.person_command or self.headless or ())]  # a user's command: as written
         line = " ".join(quote(p) for p in parts)
         made = [n for n in (self.network, *self.more_networks) if n]
         return " && ".join([*(f"docker network create {_subnet_flags(self.subnets.get(n))}{shlex.quote(n)}"

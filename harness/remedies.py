@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from harness import generations, modes
 from harness.host import firewall, hostchange
 from harness.model import Cause, CellResult, Direction, RemedyTry, Verdict
-from harness.modes import APP_PORT_TOKEN
+from harness.modes import APP_PORT_TOKEN, DOCKER_SOCKET
 
 APP_PORT = APP_PORT_TOKEN  # in a remedy's env: the port the rerun's app is reached at (3000 in a docker run)
 
@@ -55,6 +55,8 @@ class Context:
     # A remote daemon: a host change (this machine's /etc/hosts, its firewall) is not a change
     # to the daemon's host, so none is tried there.
     remote: bool = False
+    # The deployment gives its app a Docker socket (spec.ServiceSpec.mounts_socket).
+    mounts_socket: bool = True
 
     @property
     def published_at(self) -> str | None:
@@ -77,6 +79,8 @@ class Remedy:
     hosts: Callable[[Context], dict[str, str] | None] | None = None
     # An address the deployment's app port is published on too (`-p ADDRESS:PORT:3000`).
     publish: Callable[[Context], str | None] | None = None
+    # Mounts the deployment's container gains (`-v SOURCE:TARGET`); None: not applicable here.
+    volumes: Callable[[Context], tuple[str, ...] | None] | None = None
 
     @property
     def asks(self) -> int:
@@ -95,6 +99,7 @@ class Change:
     network_mode: str | None = None
     extra_hosts: dict[str, str] = field(default_factory=dict)
     also_publish: str | None = None  # an address the app's port is published on as well
+    volumes: tuple[str, ...] = ()  # mounts a deployment's container gains
 
 
 def _gateway(key: str) -> Callable[[Context], dict[str, str] | None]:
@@ -201,6 +206,12 @@ def _host_alias(ctx: Context) -> dict[str, str] | None:
     return {**(_url_pattern(ctx, ctx.host_alias) or {}), **(_both(ctx) or {})}
 
 
+def _socket_mount(ctx: Context) -> tuple[str, ...] | None:
+    """A deployment that mounts no Docker socket: the documented mount, which the app's
+    runtime starter needs (a built-in mode always has it)."""
+    return None if not ctx.deployment or ctx.mounts_socket else (f"{DOCKER_SOCKET}:{DOCKER_SOCKET}",)
+
+
 def _firewall_accept(ctx: Context) -> contextlib.AbstractContextManager[str]:
     return firewall.accept_bridge_to_host(ctx.ports, ctx.bridge, list(ctx.firewall))
 
@@ -213,6 +224,9 @@ DNS, TIMEOUT, REFUSED = Cause.DNS_UNRESOLVED, Cause.CONNECT_TIMEOUT, Cause.CONNE
 REJECTED = Cause.CONNECTION_REJECTED
 
 REMEDIES: dict[str, Remedy] = {r.name: r for r in (
+    Remedy("mount-docker-socket", (Cause.DOCKER_UNREACHABLE,), lambda ctx: {},
+           "the documented `-v /var/run/docker.sock:/var/run/docker.sock`: the app starts its runtime through "
+           "the daemon's socket, and without it has no daemon to ask", volumes=_socket_mount),
     Remedy("add-host-gateway", (DNS,), lambda ctx: {},
            "the documented `--add-host host.docker.internal:host-gateway`: Docker on Linux does not "
            "give a container that name, so neither the app's polls nor its sandbox URL resolve",
@@ -307,7 +321,8 @@ def _change(r: Remedy, result: CellResult, ctx: Context) -> Change | None:
     env = r.env(ctx)
     hosts = r.hosts(ctx) if r.hosts else {}
     publish = r.publish(ctx) if r.publish else ""
-    if env is None or hosts is None or publish is None:
+    volumes = r.volumes(ctx) if r.volumes else ()
+    if env is None or hosts is None or publish is None or volumes is None:
         return None
     mode = r.mode if r.mode not in (None, result.mode) else None
     network_mode = None
@@ -319,9 +334,9 @@ def _change(r: Remedy, result: CellResult, ctx: Context) -> Change | None:
         if ctx.network != "host" and ctx.own_command:
             return None
         mode, network_mode = None, None if ctx.network == "host" else "host"
-    if not env and not hosts and not publish and not r.host_change and mode is None and network_mode is None:
+    if not (env or hosts or publish or volumes or r.host_change or mode or network_mode):
         return None
-    return Change(env, mode, network_mode, hosts, publish or None)
+    return Change(env, mode, network_mode, hosts, publish or None, volumes)
 
 
 Rerun = Callable[[Change, bool], CellResult]
@@ -351,7 +366,7 @@ def search(result: CellResult, ctx: Context, rerun: Rerun,
             again = rerun(todo, remedy.host_change is not None)
         tried.append(RemedyTry(name=remedy.name, env=todo.env, mode=todo.mode, why=remedy.why,
                                extra_hosts=todo.extra_hosts, network_mode=todo.network_mode,
-                               also_publish=todo.also_publish,
+                               also_publish=todo.also_publish, volumes=list(todo.volumes),
                                verdict=again.connect.verdict, cause=again.connect.cause,
                                direction=again.connect.direction, seconds=again.connect.seconds,
                                runtime_url=again.connect.runtime_url, docker_run=again.docker_run,

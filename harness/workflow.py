@@ -94,6 +94,7 @@ class State:
     reported: set[str] = field(default_factory=set)  # cells whose tests reported (a dead worker's too)
     pytest_code: int | None = None
     run: Run | None = None
+    swept_at_end: bool | None = None  # the final sweep: done, not done for a daemon gone, else None
 
     @property
     def context(self) -> RunContext:
@@ -377,11 +378,28 @@ def render(s: State) -> None:
 def final_sweep(s: State) -> None:
     try:
         left = cleanup.sweep(docker_host.client(), s.context.run_id)
-        if left:  # a cell's own teardown removes its things: these lost their worker
-            print(f"[oh-matrix] swept what this run's lost workers left: {left.summary()} "
+        s.swept_at_end = True
+        if left:  # a cell's own teardown removes its things: these lost their worker or their daemon
+            print(f"[oh-matrix] swept what this run's lost workers or daemon left: {left.summary()} "
                   f"({', '.join(left.containers + left.networks)})", file=sys.stderr)
     except Exception as e:  # the results are written; a failed final sweep must not hide them
-        print(f"[oh-matrix] final sweep failed: {e}", file=sys.stderr)
+        if docker_host.lost(e) is not None:  # said once, by the exit line (daemon_gone)
+            s.swept_at_end = False
+        else:
+            print(f"[oh-matrix] final sweep failed: {e}", file=sys.stderr)
+
+
+def daemon_gone(s: State) -> str | None:
+    """The one line of a run whose daemon went away (exit 3): its cells that say so, and where
+    what it left goes; None when the daemon stayed."""
+    lost = [c.id for c in (s.run.cells if s.run else []) if c.connect.cause == Cause.DAEMON_LOST]
+    if not lost and s.swept_at_end is not False:
+        return None
+    left = ("what they left was swept at the end of the run, once it answered again" if s.swept_at_end else
+            "what the run left is removed by the next run's first sweep once it answers again (or oh-matrix clean)")
+    cells = f"{len(lost)} cell(s) error daemon-lost ({', '.join(lost[:5])}{', ...' if len(lost) > 5 else ''})" \
+        if lost else "after the cells"
+    return f"the Docker daemon at {docker_host.endpoint_name()} went away during the run: {cells}; {left}"
 
 
 AFTER_CELLS: tuple[Step, ...] = (collect, record_history, judge, decide, write, render, final_sweep)
@@ -468,4 +486,7 @@ def run(options: Options, cells: Step, report: Callable[[State], None] | None = 
         return exit_code(e)
     if report is not None:
         report(s)
+    if (gone := daemon_gone(s)) is not None:
+        print(f"oh-matrix: {gone}", file=sys.stderr)
+        return EXIT_DOCKER
     return outcome(s)

@@ -17,13 +17,25 @@ import docker
 
 from harness.cells import evidence
 from harness.cells.boot import BootClock, boot
-from harness.cells.diagnosis import Decision, Observation
+from harness.cells.diagnosis import Decision, Observation, unmasked
 from harness.cells.launch import AppLauncher
 from harness.cells.plan import CellPlan
 from harness.cells.watch import FirewallView, Watch, watch_connect
 from harness.host import cleanup, docker_host
-from harness.host.containers import CellResources
-from harness.model import Cause, CellResult, Connect, Verdict
+from harness.host.containers import CellResources, tail
+from harness.model import Cause, CellResult, Connect, Evidence, Source, Verdict, strip_ansi
+from harness.openhands import docker_failure
+
+
+def daemon_lost(why: str, before: Connect | None = None) -> Connect:
+    """The cell the daemon took down: an error naming it (no look at the daemon: it is gone);
+    what the cell had decided before, if anything, said after."""
+    evidence = [Evidence(source=Source.HARNESS, text=f"{why}; what this cell made is removed by the sweep once "
+                                                     "the daemon answers again")]
+    if before is not None and before.verdict != Verdict.SKIP:
+        evidence.append(Evidence(source=Source.HARNESS, text=f"before, the cell was decided {before.verdict}"
+                                                             + (f" {before.cause}" if before.cause else "")))
+    return Connect(verdict=Verdict.ERROR, cause=Cause.DAEMON_LOST, evidence=evidence)
 
 
 class CellCore:
@@ -51,15 +63,20 @@ class CellCore:
 
     def watch(self, watch: Watch, app: docker.models.containers.Container, clock: BootClock) -> None:
         """Watch the runtime come up and decide its connect verdict."""
-        watched = watch_connect(watch, app, self.firewall, self.plan.connect_budget, self.app.phase)
+        watched = watch_connect(watch, app, self.firewall, self.plan.connect_budget, self.app.phase,
+                                self.app.daemon)
         clock.answered_at = watched.answered_at
         self.result.connect.runtime_url = watched.runtime_url
         self.decide(watched.decision, watched.seconds, app, watched.last, watch)
 
     def decide(self, d: Decision, seconds: float | None, app: docker.models.containers.Container | None = None,
                obs: Observation | None = None, watch: Watch | None = None) -> None:
+        line = docker_failure(strip_ansi(tail(app, 400))) if app is not None and d.verdict == Verdict.FAIL else None
+        d = unmasked(d, line, self.app.daemon)
         facts = evidence.gather(self.client, d, watch, app, self.conversation_at or None, obs)
         shown = evidence.evidence(d, obs, facts)
+        if d.cause == Cause.DOCKER_UNREACHABLE and line:
+            shown.insert(1, Evidence(source=Source.APP_LOG, text=line))  # its own words, quoted apart
         if d.verdict == Verdict.PASS and watch is not None and app is not None:
             note = evidence.network_note(app, watch.runtime(), self.result.connect.runtime_url)
             if note:
@@ -77,12 +94,17 @@ class CellCore:
 
     def run(self) -> CellResult:
         try:
-            with self.resources:
+            with self.resources:  # its teardown against a daemon that is gone raises too: caught below
                 self.body()
         except docker.errors.ImageNotFound as e:
             self.error(Cause.IMAGE_UNAVAILABLE, str(e)[:300])
-        except docker.errors.DockerException as e:
-            self.error(Cause.HARNESS_ERROR, f"Docker: {str(e)[:300]}")
+        except Exception as e:
+            if (why := docker_host.lost(e)) is None and not isinstance(e, docker.errors.DockerException):
+                raise  # a bug of the harness's: runner.run_one names it
+            if why is None:
+                self.error(Cause.HARNESS_ERROR, f"Docker: {str(e)[:300]}")
+            else:
+                self.result.connect = daemon_lost(why, self.result.connect)
         return self.result
 
     def body(self) -> None:

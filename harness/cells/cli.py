@@ -24,6 +24,7 @@ from docker.models.containers import Container
 
 from harness.cells.cell import CellCore
 from harness.cells.diagnosis import Decision
+from harness.deployments.spec import with_task
 from harness.errors import TaskSetupError
 from harness.host.containers import free_port
 from harness.model import Cause, Connect, Evidence, Source, TaskResult, Verdict, strip_ansi
@@ -89,9 +90,19 @@ class CliCell(CellCore):
         before = self.result.docker_run, self.result.app_env
         app = self.app.launch()  # the mode's networking, as for the app; the app's own settings left out
         self.result.docker_run, self.result.app_env = before
-        env = {**p.env, **cli_env(llm)}  # the matrix's, the mode's and --app-env's settings, and the CLI's
-        shown = replace(app, image=p.images.cli_image, env=env, socket=None, host_port=None,
-                        headless=command(prompt), harness_env=harness_env(), moved_env={})
+        dep = p.cell.mode.deployment
+        if dep is None:
+            env = {**p.env, **cli_env(llm)}  # the matrix's, the mode's and --app-env's settings, and the CLI's
+            shown = replace(app, image=p.images.cli_image, env=env, socket=None, host_port=None,
+                            headless=command(prompt), harness_env=harness_env(), moved_env={})
+        else:  # a user's CLI line: theirs, with the harness's task and LLM (said in the notes)
+            argv, said = with_task(dep.service.command or (), prompt)
+            if first:
+                self.result.notes += [said, f"set by the harness to run and read its tasks: "
+                                            f"{', '.join([*cli_env(llm), *harness_env()])}"]
+            shown = replace(app, image=p.images.cli_image, env={**dep.service.environment, **p.env},
+                            host_port=None, headless=argv, harness_env=harness_env(),
+                            moved_env={**app.moved_env, **cli_env(llm)})
         if first:  # the line an automation runs; the scripted LLM's address means nothing to a person
             mine = {"LLM_API_KEY"} if p.llm.real else {"LLM_API_KEY", "LLM_BASE_URL", "LLM_MODEL"}
             self.result.docker_run = shown.docker_run(p.secrets | mine, name="openhands-cli").replace(
@@ -103,7 +114,8 @@ class CliCell(CellCore):
         # LLM call, up to the connect verdict (admission slot and meter, boot.py).
         with self.booting() if first else contextlib.nullcontext():
             container = self.app.start(launch, stack=process)
-            self.result.socket_mounted_in = []  # the CLI is given no Docker socket
+            if dep is None:
+                self.result.socket_mounted_in = []  # the CLI is given no Docker socket
             container.exec_run(["mkdir", "-p", WORKDIR, CONVERSATIONS])  # its working folder, before the task's files
             self.conversation_at = time.time()
             if kit:
@@ -118,7 +130,7 @@ class CliCell(CellCore):
                                     None)
                     return kit.result(name, Verdict.ERROR, detail=f"could not prepare the task: {str(e)[:300]}")
             budget = kit.budget_of(name) if name and kit else p.connect_budget
-            code, log = self._run_cli(container, prompt, shown.container_env(), budget)
+            code, log = self._run_cli(container, shown.headless or command(prompt), shown.container_env(), budget)
             events, state = self._events(container)
             seconds = time.monotonic() - t0
             told = [f"the CLI {'exited with code ' + str(code) if code is not None else 'was still running'} after "
@@ -129,12 +141,12 @@ class CliCell(CellCore):
             return None
         return kit.verdict(name, container, turn(events, state, code is not None), seconds, told)
 
-    def _run_cli(self, container: Container, prompt: str, env: dict[str, str],
+    def _run_cli(self, container: Container, argv: list[str], env: dict[str, str],
                  budget: float) -> tuple[int | None, str]:
         """The CLI in the container, as `docker exec` runs it, with no TTY: (its exit code,
         None when it overran the budget; the tail of its output)."""
         api = self.client.api
-        script = f"{shlex.join(command(prompt))} > {LOG} 2>&1"
+        script = f"{shlex.join(argv)} > {LOG} 2>&1"
         exec_id = api.exec_create(container.id, ["sh", "-c", script], environment=env, workdir=WORKDIR)["Id"]
         api.exec_start(exec_id, detach=True)
         self.app.phase("the CLI runs headless")

@@ -43,6 +43,7 @@ class Observation:
     runtime_error: str = ""  # the daemon's State.Error: why it could not start the container
     runtime_restarts: int = 0
     app_failure: str | None = None  # the app's own log line naming a runtime failure
+    docker_failure: str | None = None  # the app's own log lines where it fails to reach Docker
     state: RuntimeState | None = None
     api_error: str | None = None
     app_probe: NetProbe | None = None
@@ -135,8 +136,30 @@ def _quoted(rules: list[Rule] | None, action: str) -> str:
     return "; the host firewall's rule on that path: " + " | ".join(f"{r.source} {r.text}" for r in hits[:2])
 
 
+# The causes a Docker daemon the app cannot reach shows as, before its own line is read.
+HIDES_DOCKER = (Cause.APP_EXITED, Cause.API_ERROR, Cause.RUNTIME_MISSING, Cause.BUDGET_EXCEEDED)
+
+
+def no_docker(line: str, given: str | None) -> Decision:
+    """The app cannot start its runtime because it cannot reach Docker: what it was given
+    (AppLaunch.daemon) and its own words."""
+    if given is None:
+        why = ("the app cannot start its runtime: it was given no Docker daemon (no socket mounted at "
+               "/var/run/docker.sock, no DOCKER_HOST)")
+    else:
+        why = f"the app cannot reach the Docker daemon it was given ({given}) to start its runtime"
+    return Decision(Verdict.FAIL, Cause.DOCKER_UNREACHABLE, f"{why}; it says: {line}")
+
+
+def unmasked(d: Decision, line: str | None, given: str | None) -> Decision:
+    """A failure the app's own Docker error (`line`, openhands.docker_failure) explains: it
+    exited, its API errs, no runtime came. Decided as that, the cause the user can fix."""
+    return no_docker(line, given) if line and d.verdict == Verdict.FAIL and d.cause in HIDES_DOCKER else d
+
+
 class Judge:
-    def __init__(self) -> None:
+    def __init__(self, daemon: str | None = "the daemon") -> None:
+        self.daemon = daemon  # how the app reaches a daemon (AppLaunch.daemon); None: given none
         self.forward = _Direction("app -> runtime", FORWARD)
         self.callback = _Direction("sandbox -> app (callback)", CALLBACK)
         self.last: Observation | None = None
@@ -147,6 +170,8 @@ class Judge:
         self.last = o
         if o.state and o.state.ready:
             return self._callbacks(o) or Decision(Verdict.PASS, None, f"runtime ready ({o.state.status})")
+        if o.docker_failure and o.runtime_status == "absent":
+            return no_docker(o.docker_failure, self.daemon)
         if o.app_status not in ("running", "created", "restarting"):
             return Decision(Verdict.FAIL, Cause.APP_EXITED, f"app container {o.app_status}, exit code {o.app_exit}")
         if o.runtime_status != "absent":

@@ -28,10 +28,12 @@ from harness.cells.cell import CellCore
 from harness.cells.diagnosis import Decision
 from harness.cells.plan import NO_LLM, CellPlan
 from harness.cells.watch import RulesWatch
+from harness.deployments.spec import with_task
 from harness.errors import TaskSetupError
 from harness.host import cleanup
 from harness.host.containers import free_port, tail
 from harness.model import Cause, Connect, TaskResult, Verdict, strip_ansi
+from harness.modes import AppLaunch
 from harness.openhands import LlmSettings, RuntimeState, Turn, rules_for
 from harness.secrets import redact_env
 from harness.tasks.taskrun import TaskKit
@@ -40,6 +42,12 @@ READY_LINE = "Runtime is ready."
 TRAJECTORY = "/tmp/oh-matrix-trajectory.json"
 NO_TASK = "Say hello."
 MAX_ITERATIONS = "30"
+
+
+# What the harness's reading of a task needs, over a user's own line's settings: its LLM (the
+# API cells set theirs through the app's settings alike), the runtime kept for the effect
+# check, and the trajectory it reads the agent's actions from.
+INSTRUMENT = ("LLM_MODEL", "LLM_API_KEY", "LLM_BASE_URL", "SANDBOX_KEEP_RUNTIME_ALIVE", "SAVE_TRAJECTORY_PATH")
 
 
 def headless_env(llm: LlmSettings) -> dict[str, str]:
@@ -148,9 +156,11 @@ class HeadlessCell(CellCore):
         llm = runner.settings() if runner else NO_LLM
         shown = self.result.docker_run, self.result.app_env
         launch = self.app.launch()
-        env = {**headless_env(llm), **launch.env}
-        launch = replace(launch, env=env, headless=["python", "-m", "openhands.core.main", "-t", prompt,
-                                                    "-i", MAX_ITERATIONS])
+        if p.cell.mode.deployment is not None:
+            launch = self._as_written(launch, p.cell.mode.deployment.service.command or (), prompt, llm, first)
+        else:
+            launch = replace(launch, env={**headless_env(llm), **launch.env},
+                             headless=["python", "-m", "openhands.core.main", "-t", prompt, "-i", MAX_ITERATIONS])
         if first:  # the command a person would type, for the first task
             # The scripted LLM's address means nothing to a person: their model goes there.
             mine = {"LLM_API_KEY"} if p.llm.real else {"LLM_API_KEY", "LLM_BASE_URL", "LLM_MODEL"}
@@ -180,6 +190,19 @@ class HeadlessCell(CellCore):
             if first and self.result.connect.verdict == Verdict.SKIP:
                 self.decide(Decision(Verdict.ERROR, Cause.HARNESS_ERROR, f"Docker: {str(e)[:300]}"), None)
             return runner.result(name, Verdict.ERROR, detail=str(e)[:300]) if name and runner else None
+
+    def _as_written(self, launch: AppLaunch, command: tuple[str, ...], prompt: str, llm: LlmSettings,
+                    first: bool) -> AppLaunch:
+        """A user's headless line runs as they wrote it, with the harness's task in place of
+        theirs and the settings the harness reads its tasks by placed over theirs (never in
+        the line shown); each said in the cell's notes."""
+        argv, task_said = with_task(command, prompt)
+        ours = {k: v for k, v in headless_env(llm).items() if k in INSTRUMENT}
+        below = {k: v for k, v in headless_env(llm).items() if k not in INSTRUMENT and k not in launch.env}
+        if first:
+            self.result.notes += [task_said, f"set by the harness to run and read its tasks: {', '.join(ours)}"
+                                  + (f"; and, as you set none: {', '.join(below)}" if below else "")]
+        return replace(launch, env={**below, **launch.env}, moved_env={**launch.moved_env, **ours}, headless=argv)
 
     def _finish(self, name: str, app: Container, runner: TaskKit, t0: float) -> TaskResult:
         exited = False

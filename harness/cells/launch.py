@@ -76,10 +76,13 @@ def _what(p: NetProbe) -> str:
 
 
 def below_the_cell(mode: modes.ModeSpec) -> dict[str, str]:
-    """Settings every app gets below what its cell sets: a tcp:// daemon's DOCKER_HOST, and
+    """Settings every app gets below what its cell sets: a tcp:// daemon's DOCKER_HOST (a
+    deployment's only where it mounts a socket, which its placement says), and
     OH_MATRIX_APP_ENV (also below what a user's deployment sets in its own file)."""
-    own = mode.service.environment if isinstance(mode, Deployment) else {}
-    return {**endpoint.app_env(), **{k: v for k, v in knobs.app_env().items() if k not in own}}
+    if isinstance(mode, Deployment):
+        own = mode.service.environment
+        return {k: v for k, v in knobs.app_env().items() if k not in own}
+    return {**endpoint.app_env(), **knobs.app_env()}
 
 
 def user_id_note(client: docker.DockerClient, gen: Generation, env: dict[str, str]) -> str | None:
@@ -90,6 +93,19 @@ def user_id_note(client: docker.DockerClient, gen: Generation, env: dict[str, st
     uid, why = gen.load(gen.runtime_uid)(env)
     said = rootlesskit.user_id_on_host(kit, uid)
     return f"the runtime's user is uid {uid} in its container ({why}); {said}" if said else None
+
+
+def labelled(gen: Generation, launch: modes.AppLaunch, labels: dict[str, str], notes: list[str]) -> modes.AppLaunch:
+    """The launch with the cell's labels in the setting OpenHands passes on to the runtimes it
+    starts, so they are swept with the cell; said in `notes` (a user's deployment's)."""
+    if not gen.label_env:
+        return launch
+    merged = runtime_kwargs(launch.container_env().get(gen.label_env), labels, gen.label_env)
+    note = f"{gen.label_env}: the harness's labels ({', '.join(labels)}) added, so the runtimes OpenHands starts " \
+           "are removed with the cell"
+    if note not in notes:
+        notes.append(note)
+    return replace(launch, env={**launch.env, gen.label_env: merged})
 
 
 class AppLauncher:
@@ -106,6 +122,7 @@ class AppLauncher:
         self.app_env: dict[str, str] = {}  # the app process's whole environment, once started
         self.runtime_name: str | None = None
         self.app_cpu_at_api = 0.0  # the app's CPU seconds when its API first answered
+        self.daemon: str | None = None  # how the started app reaches a daemon (AppLaunch.daemon)
         self._launched = False
 
     def phase(self, text: str) -> None:
@@ -147,17 +164,15 @@ class AppLauncher:
         return launch
 
     def start(self, launch: modes.AppLaunch, stack: contextlib.ExitStack | None = None) -> Container:
+        launch = labelled(self.gen, launch, self.labels, self.result.notes if isinstance(self.mode, Deployment) else [])
         env = launch.container_env()  # what the user sets wins over the harness's own
-        if self.gen.label_env:  # OpenHands passes the cell's labels on to the runtimes it starts
-            merged = runtime_kwargs(env.get(self.gen.label_env), self.labels, self.gen.label_env)
-            launch = replace(launch, env={**launch.env, self.gen.label_env: merged})
-            env = launch.container_env()
         app = app_container(launch.image, launch.options(placed=True, name=self.name), launch.argv(), self.labels)
         container = (stack or self.resources.stack).enter_context(app).get_wrapped_container()
         # The process's whole environment: the image's ENV (V0's SANDBOX_LOCAL_RUNTIME_URL is
         # there) under what was passed, so a URL formula read before its log line is right.
         self.app_env = {**env_of(container), **env}
-        self.result.socket_mounted_in = [self.name]
+        self.daemon = launch.daemon()
+        self.result.socket_mounted_in = [self.name] if self.daemon and "socket" in self.daemon else []
         self.phase(f"app {self.name} started from {launch.image}")
         if launch.network_mode == "host" and launch.host_port and (kit := docker_host.rootless_kit(self.client)):
             self._forward(kit, launch.host_port)

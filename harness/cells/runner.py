@@ -14,12 +14,12 @@ from typing import Any
 from harness import endpoint, generations, remedies
 from harness.cells import admission
 from harness.cells.api import ApiCell
-from harness.cells.cell import CellCore
+from harness.cells.cell import CellCore, daemon_lost
 from harness.cells.cli import CliCell
 from harness.cells.headless import HeadlessCell
 from harness.cells.plan import CellPlan
 from harness.context import RunContext
-from harness.host import firewall
+from harness.host import docker_host, firewall
 from harness.matrix import Cell, Matrix
 from harness.model import Cause, CellResult, Connect, Direction, Evidence, Host, ImageFailure, Source, Verdict
 from harness.openhands import LlmSettings
@@ -93,6 +93,8 @@ def run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None = No
         return _run_one(ctx, m, cell, tasks)
     except Exception as e:  # a bug of the harness's, or a host it did not expect
         result = error_cell(cell, ctx, Cause.HARNESS_ERROR, f"the harness failed inside this cell: {describe(e)}")
+        if (why := docker_host.lost(e)) is not None:  # not a bug: the daemon went away
+            result.connect = daemon_lost(why)
         own = cell.mode.deployment.service.environment if cell.mode.deployment else {}
         return redact_result(result, {**own, **cell_env(m, cell, ctx)}, [])  # a message may quote a setting
 
@@ -157,12 +159,13 @@ def _run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None) ->
                                    api_on_loopback=bool(dep and dep.api_on_loopback),
                                    rootless=bool(ctx.host.rootless), host_alias=_loopback_alias(ctx.host),
                                    remote=bool(ctx.host.remote),
+                                   mounts_socket=dep.service.mounts_socket() if dep else True,
                                    **_firewall_context(result, cell, ctx))
 
         def rerun(change: remedies.Change, alone: bool) -> CellResult:
             moved = cell if change.mode is None else replace(cell, mode=m.mode(change.mode), origin=cell.id)
-            if dep is not None and (change.extra_hosts or change.network_mode or change.also_publish):
-                changed = dep.changed(change.extra_hosts, change.network_mode, change.also_publish)
+            if dep is not None and (change.extra_hosts or change.network_mode or change.also_publish or change.volumes):
+                changed = dep.changed(change.extra_hosts, change.network_mode, change.also_publish, change.volumes)
                 moved = replace(moved, mode=replace(moved.mode, deployment=changed))
             env2 = {**cell_env(m, moved, ctx), **change.env}
             return run_cell(replace(plan, cell=moved, env=env2, secrets=secret_names({**own, **env2}), tasks=[],
@@ -180,7 +183,7 @@ def _run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None) ->
 
             for r in result.remedies:
                 if r.verdict == Verdict.PASS and not r.host_change:
-                    r.fix = fix(dep, r.env, r.extra_hosts, r.network_mode, r.also_publish)
+                    r.fix = fix(dep, r.env, r.extra_hosts, r.network_mode, r.also_publish, r.volumes)
     key = {"LLM_API_KEY": choice.real.api_key, "LLM_BASE_URL": choice.real.base_url} if choice.real else {}
     # A task file's secrets are secret whatever their names: redacted like the key.
     declared = [os.environ[n] for t in m.task_defs for n in t.secrets if os.environ.get(n)]

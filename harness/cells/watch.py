@@ -30,7 +30,7 @@ from harness.host.containers import tail
 from harness.host.netprobe import NetProbe
 from harness.host.probes import probe_from, proxy_env, proxy_for
 from harness.model import Cause, strip_ansi
-from harness.openhands import Rules, RuntimeState
+from harness.openhands import Rules, RuntimeState, docker_failure
 
 POLL = 2.0
 
@@ -111,12 +111,13 @@ def look(watch: Watch, app: Container, t: float, url: str | None, view: Firewall
         o.runtime_oom = bool(state.get("OOMKilled"))
         o.runtime_error = str(state.get("Error") or "")
         o.runtime_restarts = int(runtime.attrs.get("RestartCount") or 0)
+    logs = strip_ansi(tail(app, 400))  # an exited app's too: a headless process says why it stopped
+    o.docker_failure = docker_failure(logs)
     if o.app_status == "running":
         try:
             o.state = watch.state()
         except AdapterError as e:
             o.api_error = str(e)[:300]
-        logs = strip_ansi(tail(app, 400))
         o.runtime_url = url or watch.runtime_url(logs, runtime)
         o.app_failure = watch.runtime_failure(logs)
         o.proxy = proxy_env(app)
@@ -162,9 +163,10 @@ class Watched:
 
 
 def watch_connect(watch: Watch, app: Container, view: FirewallView, budget: float,
-                  phase: Callable[[str], None]) -> Watched:
-    """Looks every POLL s until the Judge decides or `budget` runs out."""
-    judge, url, t0 = Judge(), None, time.monotonic()
+                  phase: Callable[[str], None], daemon: str | None = "the daemon") -> Watched:
+    """Looks every POLL s until the Judge decides or `budget` runs out; `daemon`: how the
+    app reaches one (AppLaunch.daemon)."""
+    judge, url, t0 = Judge(daemon), None, time.monotonic()
     answered_at: float | None = None
     decision: Decision | None = None
     seen_running = False

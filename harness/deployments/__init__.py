@@ -7,7 +7,8 @@ the deployment on this machine without touching anything of the user's:
   that names that port moves with it (OH_WEB_URL, SANDBOX_HOST_PORT, a URL pattern);
 - each host path or named volume it mounts is a temporary folder of the cell's, at the same
   container path, and a setting that names the host path (WORKSPACE_MOUNT_PATH) moves with it;
-  the daemon's socket is the socket of the daemon the cell runs on;
+  the daemon's socket, where it mounts one, is the socket of the daemon the cell runs on (a
+  deployment that mounts none gets none: what the user left out is the question);
 - its networks are networks of the cell's own; its container name is the cell's;
 - for 0.x, the runtime image setting names the target's runtime image.
 
@@ -27,7 +28,7 @@ from typing import Any, Literal
 from harness import endpoint
 from harness.deployments import compose, dockerrun
 from harness.deployments.compose import ComposeFiles
-from harness.deployments.spec import APP_CONTAINER_PORT, Port, ServiceSpec, Volume
+from harness.deployments.spec import APP_CONTAINER_PORT, Port, ServiceSpec, Volume, entry_point, refused_command
 from harness.endpoint import app_socket, docker_socket
 from harness.errors import InputError
 from harness.generations import Generation
@@ -52,6 +53,11 @@ class Deployment:
     # from the controller and never read the user's files themselves.
     files: dict[str, str] = field(default_factory=dict, repr=False)  # (their values: never in a repr)
     rank: int = -1  # your own deployment, as it is, asks least of anyone: nothing to change
+
+    @property
+    def entrypoint(self) -> str:
+        """What the line runs (spec.entry_point): its cells are that entry point's, no other."""
+        return entry_point(self.service.command)
 
     @property
     def api_host_port(self) -> int:
@@ -92,11 +98,12 @@ class Deployment:
         return port is not None and port.address.startswith("127.")
 
     def changed(self, extra_hosts: dict[str, str], network_mode: str | None = None,
-                also_publish: str | None = None) -> Deployment:
+                also_publish: str | None = None, volumes: tuple[str, ...] = ()) -> Deployment:
         """This deployment with a remedy's change to its container (remedies.Change): hosts it
         gains; the host network instead of its ports and networks, as compose requires; the
-        app's port published on one more address."""
-        s = replace(self.service, extra_hosts={**self.service.extra_hosts, **extra_hosts})
+        app's port published on one more address; mounts it gains (the Docker socket)."""
+        s = replace(self.service, extra_hosts={**self.service.extra_hosts, **extra_hosts},
+                    volumes=(*self.service.volumes, *(compose.short_volume(v, Path("/")) for v in volumes)))
         if network_mode == "host":
             s = replace(s, network_mode="host", ports=(), networks=())
         if also_publish and (api := s.api_port()) is not None:
@@ -150,7 +157,8 @@ def _place(d: Deployment, gen: Generation, image: str, env: dict[str, str], api_
             address = "127.0.0.1"
         placed_publish.append(Publish(p.container, placed, address))
     reach_at: str | None = None
-    if s.network_mode != "host" and s.api_port() is None:
+    serves = d.entrypoint == "api"  # a headless process or the CLI has no API to reach
+    if serves and s.network_mode != "host" and s.api_port() is None:
         # behind a proxy on its network: the harness reaches the app where the proxy does
         names = [n.name for n in s.networks]
         reach_at = networks.get(names[0], names[0]) if names else "bridge"
@@ -164,9 +172,10 @@ def _place(d: Deployment, gen: Generation, image: str, env: dict[str, str], api_
         placed_publish.append(Publish(APP_CONTAINER_PORT, api_port, "127.0.0.1"))
         said.append(f"the app's port is also published on 127.0.0.1:{api_port}, where the harness reaches its API")
     command: list[str] | None = None
-    if s.network_mode == "host":  # the app listens on the host's 3000 itself: the cell's port instead
+    if serves and s.network_mode == "host":  # the app listens on the host's 3000 itself: the cell's port instead
         moves[APP_CONTAINER_PORT] = api_port
         command = app_command(gen, api_port)
+        said.append(f"the app's command is its image's own with the cell's port: {' '.join(command)}")
     moved_env = _move_ports(person_env, moves, said)
     if gen.callback and gen.callback_port_env and gen.callback_port_env not in person_env:
         default = gen.callback_port_default  # the sandbox calls back this port, unless told another
@@ -187,12 +196,9 @@ def _place(d: Deployment, gen: Generation, image: str, env: dict[str, str], api_
     folders: dict[str, str] = {}  # host path as written -> the cell's folder
     for v in s.volumes:
         if v.is_socket:
-            if app_socket() is None:  # a tcp:// daemon: the app is told DOCKER_HOST instead
-                said.append(f"{v.source}:{v.target}: not mounted; the app reaches the daemon the cell runs on "
-                            f"at DOCKER_HOST={endpoint.app_env()['DOCKER_HOST']}")
-            elif v.source and v.source != docker_socket():
-                said.append(f"{v.source}:{v.target}: the socket of the daemon the cell runs on, {docker_socket()}")
-            continue  # the launch mounts the daemon's socket itself
+            person_volumes.append(_volume_option(v, v.source))
+            placed_volumes += _place_socket(v, moved_env, said)
+            continue
         folder = site.scratch(f"{v.source or 'anonymous volume'} at {v.target}")
         if v.kind == "bind":
             folders[os.path.expanduser(v.source)] = folder
@@ -223,9 +229,24 @@ def _place(d: Deployment, gen: Generation, image: str, env: dict[str, str], api_
         volumes=tuple(person_volumes), placed_volumes=tuple(placed_volumes), placed_network=placed_network,
         user=s.user, flags=s.flags, person_name=s.container_name, person_command=tuple(s.command or ()),
         env_files=s.env_files,
+        socket=None,  # the socket is one of its volumes, where it mounts one, as written
         moved_env=moved_env,
         placement=tuple(said), person_port=d.api_host_port, reach_at=reach_at,
     )
+
+
+def _place_socket(v: Volume, moved_env: dict[str, str], said: list[str]) -> list[str]:
+    """The socket the user mounts is the socket of the daemon the cell runs on, at the same
+    container path; on a tcp:// daemon, whose host's socket cannot be mounted from here, the
+    app is told DOCKER_HOST instead. A deployment that mounts none gets none (docs/deployments.md)."""
+    if app_socket() is None:
+        moved_env.update(endpoint.app_env())
+        said.append(f"{v.source}:{v.target}: not mounted; the app reaches the daemon the cell runs on "
+                    f"at DOCKER_HOST={endpoint.app_env()['DOCKER_HOST']}")
+        return []
+    if v.source != docker_socket():
+        said.append(f"{v.source}:{v.target}: the socket of the daemon the cell runs on, {docker_socket()}")
+    return [_volume_option(v, docker_socket())]
 
 
 def _move_subnets(d: Deployment, networks: dict[str, str], site: CellSite, env: dict[str, str],
@@ -418,6 +439,11 @@ def load(name: str, table: dict[str, Any], matrix_path: str, files: dict[str, st
 
 def _check(d: Deployment) -> None:
     s = d.service
+    if (why := refused_command(s.command)) is not None:
+        raise InputError(f"{d.origin}: command {' '.join(s.command or ())}: {why}; the harness judges the app "
+                         "server, `python -m openhands.core.main` (headless) and the `openhands` CLI")
+    if d.entrypoint != "api":
+        return  # no API: nothing of the harness's reaches a port of it
     if s.network_mode != "host" and s.ports and s.api_port() is None:
         shown = ", ".join(f"{p.host}:{p.container}" if p.host else str(p.container) for p in s.ports)
         raise InputError(f"{d.origin}: ports: publishes {shown} but not the app's {APP_CONTAINER_PORT}, where it "

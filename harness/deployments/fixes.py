@@ -18,18 +18,19 @@ from harness.modes import APP_PORT_TOKEN, quote
 
 
 def fix(d: Deployment, env: dict[str, str], extra_hosts: dict[str, str] | None = None,
-        network_mode: str | None = None, also_publish: str | None = None) -> str:
+        network_mode: str | None = None, also_publish: str | None = None,
+        volumes: list[str] | tuple[str, ...] = ()) -> str:
     """The change that applies a remedy to the deployment, as the user would make it."""
     port = APP_CONTAINER_PORT if network_mode == "host" else d.api_host_port
     shown = {k: v.replace(APP_PORT_TOKEN, str(port)) for k, v in env.items()}
     publish = f"{also_publish}:{d.api_host_port}:{APP_CONTAINER_PORT}" if also_publish else None
     if d.kind == "compose":
-        return _compose_diff(d, shown, extra_hosts or {}, network_mode, publish)
-    return _docker_run_line(d, shown, extra_hosts or {}, network_mode, publish)
+        return _compose_diff(d, shown, extra_hosts or {}, network_mode, publish, tuple(volumes))
+    return _docker_run_line(d, shown, extra_hosts or {}, network_mode, publish, tuple(volumes))
 
 
 def _compose_diff(d: Deployment, env: dict[str, str], hosts: dict[str, str], network_mode: str | None,
-                  publish: str | None) -> str:
+                  publish: str | None, volumes: tuple[str, ...]) -> str:
     from ruamel.yaml import YAML
     from ruamel.yaml.util import load_yaml_guess_indent
 
@@ -66,6 +67,8 @@ def _compose_diff(d: Deployment, env: dict[str, str], hosts: dict[str, str], net
             mapped.extend(f"{k}:{v}" for k, v in hosts.items())
         else:
             mapped.update(hosts)
+    if volumes:
+        service.setdefault("volumes", []).extend(volumes)  # (a file merged after it may hold the rest)
     if publish:
         service.setdefault("ports", []).append(publish)  # (a file merged after it may hold the rest)
     if network_mode:
@@ -91,7 +94,7 @@ _DROPPED_WITH_HOST = ("-p", "--publish", "--network", "--net")  # what --network
 
 
 def _docker_run_line(d: Deployment, env: dict[str, str], hosts: dict[str, str], network_mode: str | None,
-                     publish: str | None) -> str:
+                     publish: str | None, volumes: tuple[str, ...]) -> str:
     """The user's script as they run it, with its `docker run` line edited in place: the
     flags added right after `docker run`, any earlier value of the same keys taken out, and
     every other character (continuations, quotes, `$(id -u)`) as written. The lines that set
@@ -118,6 +121,7 @@ def _docker_run_line(d: Deployment, env: dict[str, str], hosts: dict[str, str], 
     added += [part for k, v in hosts.items() for part in ("--add-host", f"{k}:{v}")]
     added += ["--network", network_mode] if network_mode else []
     added += ["-p", publish] if publish else []
+    added += [part for v in volumes for part in ("-v", v)]
     at = words[raw.index("run")][1]
     for a, b in sorted(cut, reverse=True):
         line = line[:a] + line[b:]

@@ -33,9 +33,9 @@ class Volume:
 
     @property
     def is_socket(self) -> bool:
-        """The daemon's socket, which the app needs to start its runtime: the harness mounts
-        the socket of the daemon the cell runs on, never a copy."""
-        return self.target == SOCKET
+        """The daemon's socket, which the app needs to start its runtime: mounted where the
+        user mounts it, from the daemon the cell runs on, never a copy (and never a folder)."""
+        return self.kind == "bind" and (self.target == SOCKET or self.source.endswith("/docker.sock"))
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,65 @@ class ServiceSpec:
     notes: tuple[str, ...] = ()  # what the cell does not do of the file, said in its notes
 
 
+    def mounts_socket(self) -> bool:
+        """The app is given a daemon's socket: without one it cannot start a runtime."""
+        return any(v.is_socket for v in self.volumes)
+
     def api_port(self) -> Port | None:
         """The published port the app's API is reached at (container port 3000)."""
         return next((p for p in self.ports if p.container == APP_CONTAINER_PORT), None)
+
+
+# How a command runs OpenHands, by the module it runs (`python -m MODULE`) or its program.
+HEADLESS_MODULE = "openhands.core.main"  # V0's headless entry point
+CLI_PROGRAMS = ("openhands",)  # the `openhands` CLI (PyPI's openhands), run headless
+CLI_MODULES = ("openhands_cli",)
+REFUSED_MODULES = {"openhands.cli.main": "V0's interactive CLI in the app image, which reads a terminal the cell "
+                                         "does not give it"}
+
+
+def entry_point(command: tuple[str, ...] | None) -> str:
+    """Which entry point a container's command is (matrix.ENTRYPOINTS): `python -m
+    openhands.core.main` is headless, the `openhands` CLI is cli, anything else (none: the
+    image's own command, the app server) is the API. A deployment is judged as what it runs."""
+    words = list(command or ())
+    module = words[words.index("-m") + 1] if "-m" in words[:-1] else ""
+    if module == HEADLESS_MODULE:
+        return "headless"
+    if module.split(".")[0] in CLI_MODULES or (words and words[0].rsplit("/", 1)[-1] in CLI_PROGRAMS):
+        return "cli"
+    return "api"
+
+
+def refused_command(command: tuple[str, ...] | None) -> str | None:
+    """Why a command cannot be judged as any entry point, if it cannot."""
+    words = list(command or ())
+    module = words[words.index("-m") + 1] if "-m" in words[:-1] else ""
+    return REFUSED_MODULES.get(module)
+
+
+TASK_FLAGS = ("-t", "--task")
+FILE_FLAGS = ("-f", "--file")
+
+
+def with_task(command: tuple[str, ...], prompt: str) -> tuple[list[str], str]:
+    """The user's headless or CLI command with the harness's task in place of theirs
+    (`-t`/`--task`, or a task file `-f`), everything else as written; and what changed, in words."""
+    out: list[str] = []
+    words, replaced = list(command), None
+    i = 0
+    while i < len(words):
+        word = words[i]
+        flag, eq, value = word.partition("=")
+        if flag in TASK_FLAGS + FILE_FLAGS and flag.startswith("--") and eq:
+            replaced, i = f"{flag}={value}", i + 1
+            continue
+        if word in TASK_FLAGS + FILE_FLAGS and i + 1 < len(words):
+            replaced, i = f"{word} {words[i + 1]}", i + 2
+            continue
+        out.append(word)
+        i += 1
+    said = f"your task ({replaced}) is the harness's: -t with each task's message" if replaced else \
+        "the harness's task added: -t with each task's message"
+    return [*out, "-t", prompt], said
+

@@ -83,6 +83,28 @@ def client() -> docker.DockerClient:
     return c
 
 
+def endpoint_name() -> str:
+    """The daemon's endpoint as the harness reaches it, for a sentence."""
+    return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+
+
+def lost(e: BaseException) -> str | None:
+    """Why `e` (or what it was raised from, or during) is the daemon gone, not a bug: a
+    connection to its endpoint refused, aborted or with no socket there, or a client that
+    could not be made; in words naming the endpoint and the error. None: something else."""
+    import requests
+
+    seen: BaseException | None = e
+    for _ in range(20):  # a chain of what was raised during what, never a cycle walked for ever
+        if seen is None:
+            break
+        if isinstance(seen, requests.exceptions.ConnectionError | DockerUnavailable) or (
+                isinstance(seen, DockerException) and "Error while fetching server API version" in str(seen)):
+            return f"the Docker daemon at {endpoint_name()} went away: {type(seen).__name__}: {str(seen)[:300]}"
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+    return None
+
+
 def _short_reason(e: Exception) -> str:
     text = str(e)
     if "Permission denied" in text:

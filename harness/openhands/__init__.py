@@ -15,6 +15,7 @@ callbacks a V1 sandbox makes (`Rules.callbacks`), the failure line a V0 app logs
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -43,6 +44,20 @@ PORT_TAKEN_WORDS = ("port is already allocated", "address already in use", "conf
 
 def port_taken(text: str | None) -> bool:
     return any(words in (text or "") for words in PORT_TAKEN_WORDS)
+
+
+# How an app words a Docker daemon it cannot reach: OpenHands' own line (0.x docker_runtime.py
+# _init_docker_client, at 0.62.0), then docker-py's (`docker.from_env()`, which both
+# generations' runtime starters call), whose text names the socket's or endpoint's error.
+_DOCKER_FAILURE = (re.compile(r"^.*Launch docker client failed.*$", re.M),
+                   re.compile(r"^.*(?:Error while fetching server API version|Cannot connect to the Docker daemon)"
+                              r".*$", re.M))
+
+
+def docker_failure(app_logs: str) -> str | None:
+    """The app's own lines where it fails to reach Docker (the last of each kind), or None."""
+    found = [hits[-1].strip()[:400] for pattern in _DOCKER_FAILURE if (hits := pattern.findall(app_logs))]
+    return " | ".join(found) or None
 
 
 @dataclass(frozen=True)

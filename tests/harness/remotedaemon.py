@@ -11,14 +11,17 @@ supervises) stops, its folders are removed, and the namespace goes, with the vet
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import docker
+import requests
 import rootless
 
 NETNS = "oh-matrix-remote"
@@ -29,9 +32,35 @@ BRIDGE = "10.214.0.1/24"  # the daemon's docker0, unlike this machine's, so evid
 POOL = "base=10.215.0.0/16,size=24"  # its networks of their own (custom-network)
 
 
+class Dockerd:
+    """The daemon's process, which a test may kill mid-run and start again on the same data root."""
+
+    def __init__(self, args: list[str], log: Path) -> None:
+        self.args, self.log = args, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, client: Callable[[], docker.DockerClient]) -> None:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        # 90 s: 20.10 may wait 15 s on purpose on a TCP endpoint without TLS
+        rootless.wait_up(client, self.proc, self.log, "the remote daemon", 90)
+
+    def kill(self) -> None:
+        """Gone at once, as a crash or `kill -9` takes it (its containerd with it)."""
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            rootless.stop(self.proc, 60)
+
+
 @dataclass(frozen=True)
 class RemoteDaemon:
     socket: str  # its own unix socket, for loading images only: the harness gets the TCP endpoint
+    dockerd: Dockerd | None = None
 
     @property
     def docker_host(self) -> str:
@@ -73,28 +102,24 @@ def tcp_daemon() -> Iterator[RemoteDaemon]:
     """The daemon up and answering on its TCP endpoint; stopped and removed after, on any exit."""
     root = Path(tempfile.mkdtemp(prefix="oh-matrix-remote-"))
     with _namespace():
-        log = open(root / "dockerd.log", "wb")  # noqa: SIM115 (closed below)
         # nsenter enters the network namespace only: `ip netns exec` would also mount a sysfs
         # of its own, without the cgroup filesystems dockerd needs
         sock = root / "exec" / "docker.sock"
-        proc = subprocess.Popen(
-            ["nsenter", f"--net=/run/netns/{NETNS}", "dockerd", "--data-root", str(root / "data"),
-             "--exec-root", str(root / "exec"), "--pidfile", str(root / "dockerd.pid"),
-             "-H", f"unix://{sock}", "-H", f"tcp://{THERE}:{PORT}", "--tls=false",
-             "--bip", BRIDGE, "--default-address-pool", POOL],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        daemon = RemoteDaemon(str(sock))
+        dockerd = Dockerd(["nsenter", f"--net=/run/netns/{NETNS}", "dockerd", "--data-root", str(root / "data"),
+                           "--exec-root", str(root / "exec"), "--pidfile", str(root / "dockerd.pid"),
+                           "-H", f"unix://{sock}", "-H", f"tcp://{THERE}:{PORT}", "--tls=false",
+                           "--bip", BRIDGE, "--default-address-pool", POOL], root / "dockerd.log")
+        daemon = RemoteDaemon(str(sock), dockerd)
         try:
-            # 90 s: 20.10 may wait 15 s on purpose on a TCP endpoint without TLS
-            rootless.wait_up(daemon.client, proc, root / "dockerd.log", "the remote daemon", 90)
+            dockerd.start(daemon.client)
             yield daemon
         finally:
-            with contextlib.suppress(docker.errors.DockerException):  # what a failed test left
-                c = docker.DockerClient(base_url=f"unix://{sock}", timeout=60)
+            with contextlib.suppress(docker.errors.DockerException, requests.exceptions.ConnectionError):
+                c = docker.DockerClient(base_url=f"unix://{sock}", timeout=60)  # what a failed test left
                 for container in c.containers.list(all=True):
                     container.remove(force=True)
-            rootless.stop(proc, 60)
-            log.close()
-            subprocess.run(["umount", "-R", str(root / "exec")], capture_output=True)
+            dockerd.stop()
+            for mounted in ("exec", "data"):  # dockerd mounts its data root on itself too
+                subprocess.run(["umount", "-R", str(root / mounted)], capture_output=True)
             shutil.rmtree(root, ignore_errors=True)
 

@@ -673,3 +673,76 @@ def test_host_paths_openhands_mounts_into_its_runtime_are_the_cells_folders(tmp_
     assert "SANDBOX_VOLUMES=/home/u/project:/workspace:rw" in lau.docker_run()  # the line people read: as written
     assert any(n.startswith("SANDBOX_VOLUMES: /home/u/project, which OpenHands mounts into its runtime") for n in
                lau.placement)
+
+
+def test_a_deployment_gets_the_daemon_its_line_gives_and_no_other(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """No socket in the line: none on the cell's container, none in the line shown, and no
+    DOCKER_HOST on a tcp:// daemon either; a socket mounted elsewhere is the cell daemon's, there."""
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    bare = deployments.load("bare", {"docker_run": "docker run --rm -e LLM_MODEL=m -p 3000:3000 img:0.62"},
+                            str(tmp_path / "m.toml"), None)
+    lau = bare.launch(generations.V0, image="app:0.62", env={}, host_port=61120, site=Site(tmp_path))
+    assert not any(f == "-v" for f, _ in lau.options(placed=True)) and "docker.sock" not in lau.docker_run()
+    assert lau.daemon() is None and not bare.service.mounts_socket()
+    monkeypatch.setenv("DOCKER_HOST", "tcp://10.213.0.2:2375")
+    lau = bare.launch(generations.V0, image="app:0.62", env={}, host_port=61120, site=Site(tmp_path))
+    assert "DOCKER_HOST" not in lau.container_env() and lau.daemon() is None
+
+    line = "docker run -v /run/docker.sock:/tmp/d.sock -e DOCKER_HOST=unix:///tmp/d.sock -p 3000:3000 img:0.62"
+    elsewhere = deployments.load("elsewhere", {"docker_run": line}, str(tmp_path / "m.toml"), None)
+    lau = elsewhere.launch(generations.V0, image="app:0.62", env={}, host_port=61121, site=Site(tmp_path))
+    assert lau.container_env()["DOCKER_HOST"] == "tcp://10.213.0.2:2375"  # a tcp daemon is named, not mounted
+    assert lau.daemon() == "DOCKER_HOST=tcp://10.213.0.2:2375"
+    monkeypatch.setenv("DOCKER_HOST", "unix:///run/second/docker.sock")
+    lau = elsewhere.launch(generations.V0, image="app:0.62", env={}, host_port=61121, site=Site(tmp_path))
+    assert [v for f, v in lau.options(placed=True) if f == "-v"] == ["/run/second/docker.sock:/tmp/d.sock"]
+    assert lau.container_env()["DOCKER_HOST"] == "unix:///tmp/d.sock"  # as written
+    assert "-v /run/docker.sock:/tmp/d.sock" in lau.docker_run()  # the line shown: as written
+    assert any("the socket of the daemon the cell runs on" in n for n in lau.placement)
+
+
+HEADLESS = ('docker run --rm -e LLM_API_KEY=sk-x -e LLM_MODEL=m docker.openhands.dev/openhands/openhands:0.62 '
+            'python -m openhands.core.main -t "Create a file"')
+
+
+def test_a_deployments_cells_are_the_entry_point_its_line_runs_and_no_other(tmp_path: Path) -> None:
+    write(tmp_path, "m.toml", f'[run]\nentrypoints = ["api", "headless"]\n[[targets]]\ntag = "0.62"\n'
+                              f"[deployments.job]\ndocker_run = '{HEADLESS}'\nown_image = false\n"
+                              "[deployments.app]\ndocker_run = 'docker run -p 3000:3000 img:0.62'\nown_image = false\n"
+                              "[modes.bridge]\n")
+    m = matrix.load(str(tmp_path / "m.toml"))
+    assert sorted(c.id for c in m.cells()) == ["0.62-app", "0.62-bridge", "0.62-bridge-headless", "0.62-job-headless"]
+    cli = deployments.load("c", {"docker_run": "docker run img openhands --headless -t hi"}, str(tmp_path / "m"))
+    assert cli.entrypoint == "cli"
+    with pytest.raises(InputError, match=r"openhands.cli.main: V0's interactive CLI"):
+        deployments.load("v0cli", {"docker_run": "docker run img python -m openhands.cli.main"}, str(tmp_path / "m"))
+
+
+@pytest.mark.parametrize(("command", "argv", "said"), [
+    (("python", "-m", "openhands.core.main", "-t", "Create a file", "-i", "5"),
+     ["python", "-m", "openhands.core.main", "-i", "5", "-t", "T"], "your task (-t Create a file)"),
+    (("python", "-m", "openhands.core.main", "--task=x"), ["python", "-m", "openhands.core.main", "-t", "T"],
+     "your task (--task=x)"),
+    (("python", "-m", "openhands.core.main", "-f", "task.txt"), ["python", "-m", "openhands.core.main", "-t", "T"],
+     "your task (-f task.txt)"),
+    (("openhands", "--headless"), ["openhands", "--headless", "-t", "T"], "the harness's task added"),
+])
+def test_a_users_headless_command_runs_the_harness_task_and_the_rest_as_written(
+        command: tuple[str, ...], argv: list[str], said: str) -> None:
+    from harness.deployments.spec import with_task
+
+    got, words = with_task(command, "T")
+    assert got == argv and words.startswith(said)
+
+
+def test_a_headless_line_is_placed_with_no_api_to_reach(tmp_path: Path) -> None:
+    d = deployments.load("job", {"docker_run": HEADLESS}, str(tmp_path / "m.toml"), None)
+    lau = d.launch(generations.V0, image="app:0.62", env={}, host_port=61130, site=Site(tmp_path))
+    assert not any("published nowhere" in n for n in lau.placement) and lau.daemon() is None
+    line = lau.docker_run(frozenset({"LLM_API_KEY"}))
+    assert line.endswith("app:0.62 python -m openhands.core.main -t 'Create a file'")
+    assert "docker.sock" not in line and "--add-host" not in line
+    host = deployments.load("h", {"docker_run": "docker run --network host img python -m openhands.core.main -t x"},
+                            str(tmp_path / "m.toml"), None)  # no port of its own to move: no command of ours
+    assert host.launch(generations.V0, image="a", env={}, host_port=61131, site=Site(tmp_path)).command is None
