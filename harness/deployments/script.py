@@ -117,10 +117,11 @@ def _word_part_end(text: str, i: int, where: str) -> int:
     c = text[i]
     if c == "\\":
         return i + 2
-    if c == "'":
-        close = text.find("'", i + 1)
+    if c in "'`":  # nothing inside is special: the part ends at the same quote
+        close = text.find(c, i + 1)
         if close < 0:
-            raise InputError(f"{where}: does not parse as a shell would: no closing quotation")
+            what = "quotation" if c == "'" else "backquote"
+            raise InputError(f"{where}: does not parse as a shell would: no closing {what}")
         return close + 1
     if c == '"':
         j = i + 1
@@ -132,11 +133,6 @@ def _word_part_end(text: str, i: int, where: str) -> int:
         if j >= len(text):
             raise InputError(f"{where}: does not parse as a shell would: no closing quotation")
         return j + 1
-    if c == "`":
-        close = text.find("`", i + 1)
-        if close < 0:
-            raise InputError(f"{where}: does not parse as a shell would: no closing backquote")
-        return close + 1
     if text.startswith("$(", i):
         return _closing_paren(text, i + 1, where) + 1
     if text.startswith("${", i):

@@ -134,8 +134,7 @@ def _install_venv(client: docker.DockerClient, base: BaseImage, house: Path, pac
     Python ships, as before); uv, when it installs, is a static binary mounted beside the
     wheels, never part of the image."""
     installer = knobs.choice("OH_MATRIX_INSTALLER")
-    script = f"set -e; {base.python} -m venv {VENV}; " + (
-        _uv_script(packages, overrides) if installer == "uv" else _pip_script(packages, overrides))
+    script = f"set -e; {base.python} -m venv {VENV}; " + _install_script(installer, packages, overrides)
     # The bytecode both compile stays: without it every container start recompiles the
     # whole venv, and the V1 sandbox then misses the app's 15 s health grace.
     slots = _slots()
@@ -151,20 +150,20 @@ def _install_venv(client: docker.DockerClient, base: BaseImage, house: Path, pac
 UV = "/opt/oh-matrix-uv"  # where the build container sees uv (a read-only bind, not committed)
 
 
-def _uv_script(packages: list[str], overrides: list[str] | None) -> str:
-    # --no-cache: uv unpacks into a temporary folder it removes, so nothing of it is committed
-    common = f"{UV} pip install --python {VENV}/bin/python --offline --no-index --no-cache --compile-bytecode"
-    script = f"{common} --find-links /wheels -c /wheels/constraints.txt {' '.join(packages)}"
-    if overrides:
-        script += f"; {common} --no-deps --reinstall {' '.join('/wheels/' + w for w in overrides)}"
-    return script
+# Each installer's command, and how it puts a wheel over an installed one of the same version.
+# uv's --no-cache: it unpacks into a temporary folder it removes, so nothing of it is committed.
+INSTALL = {
+    "uv": (f"{UV} pip install --python {VENV}/bin/python --offline --no-index --no-cache --compile-bytecode",
+           "--reinstall"),
+    "pip": (f"{VENV}/bin/pip install --no-index --no-cache-dir --disable-pip-version-check", "--force-reinstall"),
+}
 
 
-def _pip_script(packages: list[str], overrides: list[str] | None) -> str:
-    common = f"{VENV}/bin/pip install --no-index --no-cache-dir --disable-pip-version-check"
-    script = f"{common} --find-links /wheels -c /wheels/constraints.txt {' '.join(packages)}"
+def _install_script(installer: str, packages: list[str], overrides: list[str] | None) -> str:
+    install, reinstall = INSTALL[installer]
+    script = f"{install} --find-links /wheels -c /wheels/constraints.txt {' '.join(packages)}"
     if overrides:
-        script += f"; {common} --no-deps --force-reinstall {' '.join('/wheels/' + w for w in overrides)}"
+        script += f"; {install} --no-deps {reinstall} {' '.join('/wheels/' + w for w in overrides)}"
     return script
 
 

@@ -94,25 +94,31 @@ def test_a_warm_build_says_nothing_was_rebuilt(tmp_path: Path, capsys: pytest.Ca
     assert list(built.build_seconds) == ["collect", "venv", "images"]  # each step the build ran, timed
 
 
-@pytest.mark.parametrize(("output", "remembered"), [
-    ("ERROR: No matching distribution found for nosuch==1.0", True),
-    ("error: subprocess-exited-with-error | error: metadata-generation-failed", True),
-    ("WARNING: Retrying ... NewConnectionError('Failed to establish a new connection')", False),
-    ("ERROR: Could not install packages due to an OSError: [Errno 28] No space left on device", False),
+@pytest.mark.parametrize(("installer", "output", "remembered"), [
+    ("pip", "ERROR: No matching distribution found for nosuch==1.0", True),
+    ("pip", "error: subprocess-exited-with-error | error: metadata-generation-failed", True),
+    ("pip", "WARNING: Retrying ... NewConnectionError('Failed to establish a new connection')", False),
+    ("pip", "ERROR: Could not install packages due to an OSError: [Errno 28] No space left on device", False),
+    ("uv", "error: No solution found when resolving dependencies: nosuch==1.0", True),
+    ("uv", "error: Failed to fetch: `https://pypi.org/simple/x/` | Caused by: Connection refused", False),
 ])
-def test_a_failed_pip_wheel_leaves_no_partial_wheelhouse(tmp_path: Path, cache: Path,
-                                                          monkeypatch: pytest.MonkeyPatch,
-                                                          output: str, remembered: bool) -> None:
-    monkeypatch.setenv("OH_MATRIX_INSTALLER", "pip")
-    fake = tmp_path / "python"
-    fake.write_text(f"#!/bin/sh\necho \"{output}\"\nexit 1\n")
+def test_a_failed_collect_leaves_no_partial_wheelhouse(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       installer: str, output: str, remembered: bool) -> None:
+    from harness.images import wheelstore
+
+    monkeypatch.setenv("OH_MATRIX_INSTALLER", installer)
+    fake = tmp_path / "fake"  # pip wheel (the builder's python) or uv pip compile: says it, fails
+    fake.write_text(f"#!/bin/sh\necho \"{output}\"\necho \"{output}\" >&2\nexit 1\n")
     fake.chmod(0o755)
     monkeypatch.setattr(wheels, "builder_python", lambda python: fake)
+    monkeypatch.setattr(wheelstore, "uv_binary", lambda: fake)
+    monkeypatch.setattr(wheelstore.Platform, "of", classmethod(lambda cls, py: cls("3.12.1", "x86_64", (2, 36))))
     p = plan(tmp_path)
     with pytest.raises(ImageUnavailable) as e:
         wheels.wheelhouse(p.release, p.constraints, p.python, p.deps)
     assert isinstance(e.value, BuildFailed) is remembered
-    assert str(e.value).startswith("9.9.9: pip wheel failed:") and "\n" not in str(e.value)
+    said = {"pip": "9.9.9: pip wheel failed:", "uv": "uv pip compile failed:"}[installer]
+    assert str(e.value).startswith(said) and "\n" not in str(e.value)
     assert [d.name for d in (cache / "wheelhouse").iterdir()] == []
 
 
@@ -147,28 +153,6 @@ class FakeClient:
         self.mounts = kw["mounts"]
         assert kw["network_mode"] == "none"
         return FakeContainer(self)
-
-
-@pytest.mark.parametrize(("output", "remembered"), [
-    ("error: No solution found when resolving dependencies: nosuch==1.0", True),
-    ("error: Failed to fetch: `https://pypi.org/simple/x/` | Caused by: Connection refused", False),
-])
-def test_a_failed_uv_resolve_leaves_no_partial_wheelhouse(tmp_path: Path, cache: Path,
-                                                          monkeypatch: pytest.MonkeyPatch,
-                                                          output: str, remembered: bool) -> None:
-    from harness.images import wheelstore
-
-    fake = tmp_path / "uv"
-    fake.write_text(f"#!/bin/sh\necho \"{output}\" >&2\nexit 2\n")
-    fake.chmod(0o755)
-    monkeypatch.setattr(wheelstore, "uv_binary", lambda: fake)
-    monkeypatch.setattr(wheelstore.Platform, "of", classmethod(lambda cls, py: cls("3.12.1", "x86_64", (2, 36))))
-    p = plan(tmp_path)
-    with pytest.raises(ImageUnavailable) as e:
-        wheels.wheelhouse(p.release, p.constraints, p.python, p.deps)
-    assert isinstance(e.value, BuildFailed) is remembered
-    assert str(e.value).startswith("uv pip compile failed:") and "\n" not in str(e.value)
-    assert [d.name for d in (cache / "wheelhouse").iterdir()] == []
 
 
 @pytest.mark.parametrize("installer", ["uv", "pip"])
