@@ -131,8 +131,8 @@ def _install_venv(client: docker.DockerClient, base: BaseImage, house: Path, pac
     a git build carries the same version string as the PyPI release it replaces.
 
     The venv is made by the base's own `python -m venv` either way (so it has the pip that
-    Python ships, as before); uv, when it installs, is a static binary mounted beside the
-    wheels, never part of the image."""
+    Python ships, as before); uv, when it installs, is a static binary in the wheelhouse,
+    never part of the image."""
     installer = knobs.choice("OH_MATRIX_INSTALLER")
     script = f"set -e; {base.python} -m venv {VENV}; " + _install_script(installer, packages, overrides)
     # The bytecode both compile stays: without it every container start recompiles the
@@ -147,7 +147,9 @@ def _install_venv(client: docker.DockerClient, base: BaseImage, house: Path, pac
         slots.release()
 
 
-UV = "/opt/oh-matrix-uv"  # where the build container sees uv (a read-only bind, not committed)
+# Where the build container sees uv: in the wheelhouse it installs from (wheelstore.add_uv),
+# so nothing of it, not even a mount point, is left in the committed venv.
+UV = f"/wheels/{wheelstore.UV_IN_HOUSE}"
 
 
 # Each installer's command, and how it puts a wheel over an installed one of the same version.
@@ -175,7 +177,7 @@ def _run_install(client: docker.DockerClient, base: BaseImage, house: Path, scri
     # that outlived it wherever OpenHands removed its runtimes without their volumes.
     mounts = [Mount("/wheels", str(house), type="bind", read_only=True)]
     if installer == "uv":
-        mounts.append(Mount(UV, str(wheelstore.uv_binary()), type="bind", read_only=True))
+        wheelstore.add_uv(house)
     container = client.containers.run(
         base.ref, ["sh", "-c", script], detach=True, network_mode="none", mounts=mounts,
         labels={BUILD_LABEL: ref, OWNER_LABEL: owner()},

@@ -229,6 +229,24 @@ def built_wheel(sdist: File, builder: Path) -> Path:
     return dest
 
 
+UV_IN_HOUSE = ".oh-matrix-uv"
+
+
+def add_uv(house: Path) -> Path:
+    """This uv into the wheelhouse, for the offline build container that mounts it: a hard
+    link (a copy across file systems), replaced when the installed uv is another."""
+    src, dest = uv_binary(), house / UV_IN_HOUSE
+    if dest.is_file() and dest.stat().st_size == src.stat().st_size and dest.read_bytes() == src.read_bytes():
+        return dest
+    tmp = house / f"{UV_IN_HOUSE}.{os.getpid()}.{threading.get_ident()}"
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copy2(src, tmp)
+    os.replace(tmp, dest)
+    return dest
+
+
 def link(files: Iterable[Path], house: Path) -> Iterator[Path]:
     """Each stored file into the wheelhouse by a hard link (a copy across file systems)."""
     for src in files:

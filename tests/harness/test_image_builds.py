@@ -161,6 +161,7 @@ def test_true_sources_go_over_the_locked_set_with_no_deps(tmp_path: Path, monkey
     from harness.images import wheelstore
 
     monkeypatch.setenv("OH_MATRIX_INSTALLER", installer)
+    (tmp_path / "uv").write_bytes(b"a static binary")
     monkeypatch.setattr(wheelstore, "uv_binary", lambda: tmp_path / "uv")
     client = FakeClient()
     overrides = ["sources/openhands_sdk-1.0.0a5-py3-none-any.whl",
@@ -173,13 +174,14 @@ def test_true_sources_go_over_the_locked_set_with_no_deps(tmp_path: Path, monkey
     assert script.startswith("set -e; /py/bin/python3.12 -m venv /opt/oh-venv; ")  # the venv has pip either way
     reinstall = {"pip": "; /opt/oh-venv/bin/pip install --no-index --no-cache-dir --disable-pip-version-check "
                         "--no-deps --force-reinstall ",
-                 "uv": "; /opt/oh-matrix-uv pip install --python /opt/oh-venv/bin/python --offline --no-index "
+                 "uv": "; /wheels/.oh-matrix-uv pip install --python /opt/oh-venv/bin/python --offline --no-index "
                        "--no-cache --compile-bytecode --no-deps --reinstall "}[installer]
     locked, _, over = script.partition(reinstall)
     assert "-c /wheels/constraints.txt /wheels/openhands_ai-0.61.0.whl" in locked
     assert over.split() == ["/wheels/" + w for w in overrides]
     mounts = [m["Target"] for m in client.mounts]
-    assert mounts == (["/wheels", "/opt/oh-matrix-uv"] if installer == "uv" else ["/wheels"])
+    assert mounts == ["/wheels"]  # uv, when it installs, is in the wheelhouse: no mount point is committed
+    assert (tmp_path / ".oh-matrix-uv").is_file() is (installer == "uv")
     assert f"LABEL oh-matrix.sources={label}" in client.committed["changes"]
     assert client.removed
     # a release without true sources installs as it always did
