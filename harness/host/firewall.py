@@ -383,11 +383,13 @@ def drop_bridge_to_host(ports: str, bridge: str = "docker0") -> Iterator[list[st
 
 
 @contextmanager
-def reject_bridge_to_host(ports: str, reject_with: str = "icmp-host-prohibited",
+def reject_bridge_to_host(ports: str, reject_with: str | None = "icmp-host-prohibited",
                           bridge: str = "docker0") -> Iterator[list[str]]:
-    """A cloud image's INPUT reject for NEW connections from the bridge (tests, benchmark)."""
+    """A cloud image's INPUT reject for NEW connections from the bridge (tests, benchmark);
+    `reject_with` None: a plain `-j REJECT`, which answers with the default (ANSWERS)."""
+    answer = ["--reject-with", reject_with] if reject_with else []
     with _iptables_rule(["-i", bridge, "-p", "tcp", "--dport", ports, "-m", "conntrack", "--ctstate", "NEW",
-                         "-j", "REJECT", "--reject-with", reject_with]) as rule:
+                         "-j", "REJECT", *answer]) as rule:
         yield rule
 
 
