@@ -162,7 +162,8 @@ def _answered_by(rules: list[Rule], target: str) -> str:
 def _rule_line(r: Rule) -> str:
     unsure = "" if r.sure else (" (this reading cannot tell for sure that it meets the connect: "
                                 f"{', '.join(r.unweighed) or 'an accept it cannot weigh comes first'})")
-    return f"{r.source} {r.text}{unsure}"
+    where = "iptables" if r.source == "iptables" else f"nft, chain {r.chain}:"  # nft's text names no chain
+    return f"{where} {r.text}{unsure}"
 
 
 def _runtime_seen(o: Observation) -> str:
@@ -187,7 +188,7 @@ def _quoted(rules: list[Rule] | None, action: str) -> str:
     hits = [r for r in rules if r.action == action] or rules
     if not hits:
         return "; no rule of the host's firewall (iptables, nftables) on that path does it"
-    return "; the host firewall's rule on that path: " + " | ".join(f"{r.source} {r.text}" for r in hits[:2])
+    return "; the host firewall's rule on that path: " + " | ".join(_rule_line(r) for r in hits[:2])
 
 
 # The causes a Docker daemon the app cannot reach shows as, before its own line is read.
