@@ -59,7 +59,8 @@ class Cause(StrEnum):
     CONNECTION_REFUSED = "connection-refused"
     CONNECT_TIMEOUT = "connect-timeout"
     # Something on the way answered the connect with a rejection: an ICMP unreachable (a
-    # firewall's REJECT), or a reset while the target listens and a firewall rule resets it.
+    # firewall's REJECT), or a refusal a firewall rule on the path sends (a plain REJECT's
+    # ICMP port unreachable, a TCP reset), the target listening or not.
     CONNECTION_REJECTED = "connection-rejected"
     PROXY = "proxy"
     RUNTIME_EXITED = "runtime-exited"

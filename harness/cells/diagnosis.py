@@ -10,6 +10,8 @@ readiness or the budget.
 
 from __future__ import annotations
 
+import errno
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -90,24 +92,18 @@ class _Direction:
         self.timeouts = 0
         self.refusals = 0
 
-    def judge(self, p: NetProbe | None, target_listens: bool, rules: list[Rule] | None = None) -> Decision | None:
+    def judge(self, p: NetProbe | None, target_listens: bool, rules: list[Rule] | None = None,
+              target: str = "") -> Decision | None:
+        """One look at this direction's probe; `rules`: the firewall's on its path (None: not
+        read), `target`: what was seen of the target itself, in words, for the evidence."""
         if p is None:
             return None
         if p.dns == "fail":
             return Decision(Verdict.FAIL, Cause.DNS_UNRESOLVED,
                             f"{self.label}: {p.host} does not resolve in the {p.where} container", self.direction)
         at = f"{p.host}:{p.port}" + (f" ({', '.join(p.addresses)})" if p.addresses else "")
-        if p.tcp == "unreachable":  # an ICMP answer is an answer: one is proof
-            return Decision(Verdict.FAIL, Cause.CONNECTION_REJECTED,
-                            f"{self.label}: the connect to {at} from the {_caller(p)} was rejected on the way: "
-                            f"an ICMP unreachable answered the SYN ({p.error}), not the target, not a timeout"
-                            + _quoted(rules, "reject"), self.direction)
-        if p.tcp == "refused" and (resets := [r for r in rules or [] if r.resets]):
-            # The first rule this connect meets resets it: INPUT comes before any socket, so the
-            # reset is the rule's, whether the target listens yet or not.
-            return Decision(Verdict.FAIL, Cause.CONNECTION_REJECTED,
-                            f"{self.label}: the connect to {at} from the {_caller(p)} was reset by the host "
-                            f"firewall, not by the target" + _quoted(resets, "reject"), self.direction)
+        if p.tcp in ("unreachable", "refused") and (decided := self._rejected(p, at, rules, target)):
+            return decided
         self.timeouts = self.timeouts + 1 if p.tcp == "timeout" else 0
         if self.timeouts >= (TIMEOUTS_TO_DECIDE_LISTENING if target_listens else TIMEOUTS_TO_DECIDE):
             listening = ", while the target listens on its own port" if target_listens else ""
@@ -116,9 +112,68 @@ class _Direction:
                             f"(no answer, no refusal){listening}" + _quoted(rules, "drop"), self.direction)
         self.refusals = self.refusals + 1 if (p.tcp == "refused" and target_listens) else 0
         if self.refusals >= REFUSALS_TO_DECIDE:
+            maybe = [r for r in rules or [] if _answers(r, p)]  # a reject the reading is not sure meets it
             return Decision(Verdict.FAIL, Cause.CONNECTION_REFUSED,
-                            f"{self.label}: {p.host}:{p.port} refused while the target listens", self.direction)
+                            f"{self.label}: {p.host}:{p.port} refused while the target listens"
+                            + (f"; a host firewall rule on that path may have answered it instead, with "
+                               f"{maybe[0].sends}: {_rule_line(maybe[0])}" if maybe else ""), self.direction)
         return None
+
+    def _rejected(self, p: NetProbe, at: str, rules: list[Rule] | None, target: str) -> Decision | None:
+        """A connect a firewall's reject answered, decided on the one probe. An ICMP unreachable
+        is proof by itself. A refusal is the firewall's when a reject on its path that the
+        reading is sure of answers with what a caller sees as a refusal (a TCP reset, an ICMP
+        port unreachable: a plain REJECT's): INPUT comes before any socket, so it is the rule's
+        whether the target listens yet or not."""
+        fits = [r for r in rules or [] if _answers(r, p)]
+        if p.tcp == "unreachable":
+            return Decision(Verdict.FAIL, Cause.CONNECTION_REJECTED,
+                            f"{self.label}: the connect to {at} from the {_caller(p)} was rejected on the way: "
+                            f"an ICMP unreachable answered the SYN ({p.error}), not the target, not a timeout"
+                            + (_answered_by(fits, target) if fits else _quoted(rules, "reject")), self.direction)
+        sure = [r for r in fits if r.sure]
+        if not sure:
+            return None
+        return Decision(Verdict.FAIL, Cause.CONNECTION_REJECTED,
+                        f"{self.label}: the connect to {at} from the {_caller(p)} was refused by the host "
+                        f"firewall, not by the target ({p.error or 'connection refused'})"
+                        + _answered_by(sure, target), self.direction)
+
+
+def _answers(r: Rule, p: NetProbe) -> bool:
+    """Whether the reject `r` answers a SYN with what the probe got back."""
+    code = r.fails_with
+    if code is None:
+        return False
+    if p.tcp == "refused":
+        return code == errno.ECONNREFUSED
+    seen = re.match(r"\[Errno (\d+)\]", p.error or "")
+    return p.tcp == "unreachable" and code != errno.ECONNREFUSED and (seen is None or int(seen[1]) == code)
+
+
+def _answered_by(rules: list[Rule], target: str) -> str:
+    """The rejecting rule(s) on the path, each with what it sends back, and what the target
+    itself showed."""
+    said = " | ".join(f"{r.sends}: {_rule_line(r)}" for r in rules[:2])
+    return (f"; the host firewall's rule on that path answers it with {said}" if len(rules) == 1 else
+            f"; the host firewall's rules on that path answer it, with {said}") + (f"; {target}" if target else "")
+
+
+def _rule_line(r: Rule) -> str:
+    unsure = "" if r.sure else (" (this reading cannot tell for sure that it meets the connect: "
+                                f"{', '.join(r.unweighed) or 'an accept it cannot weigh comes first'})")
+    where = "iptables" if r.source == "iptables" else f"nft, chain {r.chain}:"  # nft's text names no chain
+    return f"{where} {r.text}{unsure}"
+
+
+def _runtime_seen(o: Observation) -> str:
+    """Whether the runtime listened, for the evidence of a connect to it that failed."""
+    own = o.self_probe
+    if own is None:
+        return f"the runtime's own port was not looked at (its container: {o.runtime_status})"
+    if own.tcp == "open":
+        return "the runtime listens on its own port (from inside its namespace)"
+    return f"the runtime does not listen on its own port yet (from inside its namespace: {own.tcp or own.dns})"
 
 
 def _caller(p: NetProbe) -> str:
@@ -133,7 +188,7 @@ def _quoted(rules: list[Rule] | None, action: str) -> str:
     hits = [r for r in rules if r.action == action] or rules
     if not hits:
         return "; no rule of the host's firewall (iptables, nftables) on that path does it"
-    return "; the host firewall's rule on that path: " + " | ".join(f"{r.source} {r.text}" for r in hits[:2])
+    return "; the host firewall's rule on that path: " + " | ".join(_rule_line(r) for r in hits[:2])
 
 
 # The causes a Docker daemon the app cannot reach shows as, before its own line is read.
@@ -186,8 +241,9 @@ class Judge:
                                          "the app's", "sandbox", CALLBACK)):
             return decided
         # The app is up (its API answered the harness), so it listens for callbacks.
-        decided = (self.forward.judge(o.app_probe, runtime_listens, o.app_rules)
-                   or self.callback.judge(o.callback_probe, True, o.callback_rules))
+        decided = (self.forward.judge(o.app_probe, runtime_listens, o.app_rules, _runtime_seen(o))
+                   or self.callback.judge(o.callback_probe, True, o.callback_rules,
+                                          "the app listens (its API answers the harness)"))
         if decided:
             return decided
         if decided := self._proxy(o, runtime_listens):

@@ -41,6 +41,13 @@ def address_on(container: Container, network: str) -> str:
     return str((nets.get(network) or {}).get("IPAddress") or "0.0.0.0")
 
 
+def address_of(container: Container) -> str | None:
+    """The container's address on its (first) network, as read last (None: it has none)."""
+    nets: dict[str, dict[str, Any]] = (container.attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    first = next(iter(nets.values()), None) or {}
+    return str(first.get("IPAddress") or "") or None
+
+
 def network_mode(container: Container) -> str:
     return str((container.attrs.get("HostConfig") or {}).get("NetworkMode") or "default")
 

@@ -23,7 +23,7 @@ from docker.models.containers import Container
 
 from harness import endpoint
 from harness.cells.diagnosis import Decision, Judge, Observation
-from harness.cells.facts import bridge_of, inner_port, published_on, where
+from harness.cells.facts import address_of, bridge_of, inner_port, published_on, where
 from harness.errors import AdapterError
 from harness.host import docker_host, firewall
 from harness.host.containers import tail
@@ -90,7 +90,10 @@ class FirewallView:
         # Docker NATs other networks' to a published port, through FORWARD, which is not read.
         if self.rules is None or bridge not in ("lo", self.default_bridge):
             return None
-        return firewall.matching(self.rules, bridge, p.port)
+        # From the caller's address on its bridge (on the host network, the address it knocks
+        # at: the kernel picks a local destination as its source) to where the probe knocked.
+        dst = p.addresses[0] if p.addresses else None
+        return firewall.matching(self.rules, bridge, p.port, dst if bridge == "lo" else address_of(caller), dst)
 
 
 def probe_url(container: Container, role: str, url: str) -> NetProbe:

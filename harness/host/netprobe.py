@@ -38,7 +38,7 @@ except socket.timeout:
 except ConnectionRefusedError:
     out["tcp"] = "refused"
 except OSError as e:  # an ICMP unreachable (a firewall's REJECT, no route) is an answer: said as one
-    out["tcp"] = "unreachable" if e.errno in (101, 113) else "error"; out["tcp_error"] = str(e)
+    out["tcp"] = "unreachable" if e.errno in (92, 101, 113) else "error"; out["tcp_error"] = str(e)
 out["tcp_ms"] = round((time.monotonic() - t) * 1000)
 if out["tcp"] == "open":
     target = f"http://{host}:{port}{path}" if via else path
@@ -63,7 +63,9 @@ class NetProbe:
     port: int
     dns: str = "?"
     addresses: list[str] | None = None
-    tcp: str | None = None  # open | refused | timeout | unreachable (EHOSTUNREACH, ENETUNREACH) | error
+    # open | refused | timeout | unreachable (an ICMP unreachable: EHOSTUNREACH, ENETUNREACH, and
+    # ENOPROTOOPT for a protocol unreachable) | error
+    tcp: str | None = None
     tcp_ms: int | None = None
     http: str | None = None
     error: str | None = None
