@@ -6,6 +6,7 @@ judge, given what the kernel answered and the rules as read, names the rule at o
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import shutil
 import socket
@@ -37,21 +38,36 @@ def caller(client: docker.DockerClient, base_image: BaseImage, run_id: str) -> I
     cleanup.remove_container(c)
 
 
-@pytest.fixture
-def listening() -> Iterator[None]:
-    """The host listens on both ports, as docker-proxy does for a published port: a refusal or
-    an ICMP answer is then the firewall's, never a closed port's."""
+@contextlib.contextmanager
+def listening(*ports: int) -> Iterator[None]:
+    """The host listens on these ports, as docker-proxy does for a published port: a refusal or
+    an ICMP answer is then the firewall's, never a closed port's. Each test its own ports: the
+    engine tests run two at once."""
     servers = []
-    for port in (ICMP_PORT, RESET_PORT, NFT_PLAIN_PORT, KIND_PORT):
+    for port in ports:
         s = socket.socket()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("0.0.0.0", port))
         s.listen(8)
         servers.append(s)
         threading.Thread(target=lambda s=s: _accept(s), daemon=True).start()
-    yield
-    for s in servers:
-        s.close()
+    try:
+        yield
+    finally:
+        for s in servers:
+            s.close()
+
+
+@pytest.fixture
+def listening_three() -> Iterator[None]:
+    with listening(ICMP_PORT, RESET_PORT, NFT_PLAIN_PORT):
+        yield
+
+
+@pytest.fixture
+def listening_kinds() -> Iterator[None]:
+    with listening(KIND_PORT):
+        yield
 
 
 def _accept(s: socket.socket) -> None:
@@ -79,7 +95,7 @@ def nft_reset() -> Iterator[None]:
 
 
 def test_rejections_are_seen_as_what_they_are_and_read_from_both_front_ends(
-        client: docker.DockerClient, caller: Container, listening: None,
+        client: docker.DockerClient, caller: Container, listening_three: None,
         nft_reset: None) -> None:
     gateway = docker_host.bridge_gateway(client)
     assert gateway
@@ -128,7 +144,7 @@ def _judged_at_once(p: NetProbe, found: list[firewall.Rule], sends: str) -> None
 
 
 def test_every_iptables_reject_kind_answers_as_read_and_is_named_at_once(
-        client: docker.DockerClient, caller: Container, listening: None) -> None:
+        client: docker.DockerClient, caller: Container, listening_kinds: None) -> None:
     """Each kind of reject (a plain `-j REJECT` first: iptables' default), one at a time on one
     port: what the caller's connect gets is the error the reading expects of that kind, and the
     judge names the rule on that one probe, with what it sends back."""
