@@ -129,6 +129,8 @@ def tcp_daemon() -> Iterator[RemoteDaemon]:
                 for container in c.containers.list(all=True):
                     container.remove(force=True)
             dockerd.stop()
+            # a container's shim outlives a daemon the test killed: its containerd's socket is here
+            subprocess.run(["pkill", "-KILL", "-f", f"containerd-shim.*-address {root}/"], capture_output=True)
             for mounted in ("exec", "data"):  # dockerd mounts its data root on itself too
                 subprocess.run(["umount", "-R", str(root / mounted)], capture_output=True)
             shutil.rmtree(root, ignore_errors=True)
