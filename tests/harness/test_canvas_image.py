@@ -73,7 +73,7 @@ def test_missing_package_from_npm_output(output: str, found: tuple[str, str] | N
 
 def test_a_missing_dependency_remembered_fails_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OH_MATRIX_CACHE", str(tmp_path / "cache"))
-    package = tmp_path / "cache" / "canvas" / "npm" / "1.20.0" / "package"
+    package = tmp_path / "cache" / "agent-canvas" / "npm" / "1.20.0" / "package"
     package.mkdir(parents=True)
     line = "agent-canvas 1.20.0 does not install from this machine's npm registry: @openhands/extensions@0.22.1 ..."
     (package.parent / "missing.json").write_text(json.dumps(["@openhands/extensions", "0.22.1", line]))

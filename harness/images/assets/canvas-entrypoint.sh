@@ -15,7 +15,8 @@
 #     a wait of up to 60 s for both ports, then the ingress (the release's
 #     static-server.mjs) with the official route table;
 #   - the container lives as long as the ingress does.
-# What differs is said where it differs.
+# The two lines a harness reads (a backend that did not come up, the ingress gone) are worded
+# as the official script words them. What differs is said where it differs.
 set -uo pipefail
 
 say() { printf '[agent-canvas] %s\n' "$*"; }
@@ -111,7 +112,7 @@ listening() {  # port name: up to 60 s, as the official entrypoint waits
   until (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
     sleep 1
     waited=$((waited + 1))
-    if [ "$waited" -ge 60 ]; then say "WARNING: $2 on port $1 not ready within 60s"; return 1; fi
+    if [ "$waited" -ge 60 ]; then say "WARNING: $2 on port $1 did not become ready within 60s"; return 1; fi
   done
   say "$2 is ready on port $1"
 }
@@ -137,5 +138,5 @@ say "all services started: http://0.0.0.0:$PORT/"
 while kill -0 "$INGRESS" 2>/dev/null; do
   sleep 10 & wait $!
 done
-say "ERROR: the ingress (pid $INGRESS) exited" >&2
+say "ERROR: Static server (PID $INGRESS) exited" >&2
 exit 1
