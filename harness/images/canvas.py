@@ -79,6 +79,8 @@ import docker
 import httpx
 from docker.errors import APIError, BuildError, ImageNotFound
 from filelock import FileLock
+from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
+from packaging.version import InvalidVersion
 
 from harness.errors import ImageUnavailable
 from harness.generations import Generation
@@ -316,12 +318,20 @@ def upload_time(name: str, version: str) -> datetime:
         files = answer.json()["files"]
     except (httpx.HTTPError, ValueError, KeyError) as e:
         raise ImageUnavailable(f"cannot read {name}'s upload times from {url}: {type(e).__name__}") from None
-    norm = name.replace("-", "_")
-    times = [f["upload-time"] for f in files
-             if f.get("upload-time") and f["filename"].startswith(f"{norm}-{version}-")]
+    times = [f["upload-time"] for f in files if f.get("upload-time") and _file_version(f["filename"]) == version]
     if not times:
         raise ImageUnavailable(f"{name} {version}: the index gives no upload time (or no such release)")
     return min(datetime.fromisoformat(t.replace("Z", "+00:00")) for t in times)
+
+
+def _file_version(filename: str) -> str | None:
+    """The version a distribution file on the index is of (a wheel or an sdist)."""
+    try:
+        if filename.endswith(".whl"):
+            return str(parse_wheel_filename(filename)[1])
+        return str(parse_sdist_filename(filename)[1])
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        return None
 
 
 def tini_deb() -> Path:

@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from harness.errors import ImageUnavailable
@@ -105,3 +106,25 @@ def test_the_entrypoint_routes_as_the_official_one() -> None:
     for setting in ("LOCAL_BACKEND_API_KEY", "OH_SECRET_KEY", "OH_SESSION_API_KEYS_0", "PORT", "AGENT_SERVER_PORT",
                     "AUTOMATION_PORT"):
         assert setting in script
+
+
+def test_upload_time_is_the_releases_first_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    files = [
+        {"filename": "openhands_agent_server-1.44.0-py3-none-any.whl", "upload-time": "2026-08-27T13:38:01.955219Z"},
+        {"filename": "openhands_agent_server-1.44.0.tar.gz", "upload-time": "2026-08-27T13:37:59.000000Z"},
+        {"filename": "openhands_agent_server-1.44.1-py3-none-any.whl", "upload-time": "2026-08-30T00:00:00Z"},
+    ]
+    asked: list[str] = []
+
+    def get(url: str, **kw: object) -> httpx.Response:
+        asked.append(url)
+        return httpx.Response(200, json={"files": files}, request=httpx.Request("GET", url))
+
+    monkeypatch.delenv("UV_DEFAULT_INDEX", raising=False)
+    monkeypatch.delenv("UV_INDEX_URL", raising=False)
+    monkeypatch.setenv("PIP_INDEX_URL", "https://index.example/simple/")
+    monkeypatch.setattr(canvas.httpx, "get", get)
+    assert canvas.upload_time("openhands-agent-server", "1.44.0") == datetime(2026, 8, 27, 13, 37, 59, tzinfo=UTC)
+    assert asked == ["https://index.example/simple/openhands-agent-server/"]
+    with pytest.raises(ImageUnavailable, match="no upload time"):
+        canvas.upload_time("openhands-agent-server", "9.9.9")
