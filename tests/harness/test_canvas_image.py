@@ -5,6 +5,7 @@ word for a missing dependency, and the image's shape against the official one.""
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -128,3 +129,23 @@ def test_upload_time_is_the_releases_first_file(monkeypatch: pytest.MonkeyPatch)
     assert asked == ["https://index.example/simple/openhands-agent-server/"]
     with pytest.raises(ImageUnavailable, match="no upload time"):
         canvas.upload_time("openhands-agent-server", "9.9.9")
+
+
+def test_the_releases_own_pins_are_looked_up_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = {"@openhands/extensions": ["0.17.0", "0.19.0"], "sirv": ["3.0.2"]}
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        name = request.url.path.lstrip("/").replace("%2F", "/")
+        asked.append(name)
+        assert request.headers["accept"] == "application/vnd.npm.install-v1+json"
+        if name not in registry:
+            return httpx.Response(404, json={"error": "Not found"})
+        return httpx.Response(200, json={"versions": {v: {} for v in registry[name]}})
+
+    monkeypatch.setattr(canvas, "_npm", lambda *a, **k: subprocess.CompletedProcess(a, 0, "https://r.example/\n", ""))
+    look = lambda deps: canvas.direct_missing(deps, tmp_path, httpx.MockTransport(answer))  # noqa: E731
+    assert look({"@openhands/extensions": "0.22.1", "sirv": "3.0.2"}) == ("@openhands/extensions", "0.22.1")
+    assert look({"@openhands/extensions": "0.19.0", "sirv": "3.0.2", "left-pad": "^1.0.0"}) is None  # ranges: npm's
+    assert look({"gone": "1.0.0"}) == ("gone", "1.0.0")
+    assert "left-pad" not in asked
