@@ -1,5 +1,5 @@
-"""The registry of OpenHands API generations: everything that differs between V0 (0.6x)
-and V1 (1.x) is one entry here plus one adapter module in harness/openhands/.
+"""The registry of OpenHands API generations: everything that differs between V0 (0.6x),
+V1 (1.x) and Agent Canvas is one entry here plus one adapter module in harness/openhands/.
 
 Adding a generation: write its adapter (`Rules` and `Client` in harness/openhands/), add
 an entry below (its app module, image recipes, who calls the LLM, callback settings,
@@ -99,6 +99,8 @@ class Generation:
     # or "query" (/events?conversation_id__eq=ID).
     app_events: str = "path"
     runtime_image_env: str | None = None  # env that tells the app its runtime image
+    # The app's setting for the API key its client must send (the harness sets it); None: no key.
+    api_key_env: str | None = None
     label_env: str | None = None  # env the app passes to containers.run: labels for sweeps
     # "module:function(app env) -> (uid, why)": the uid its runtime's user gets (on a rootless
     # daemon a container's uid is a subordinate uid on the host: host/rootlesskit.py user_id_on_host)
@@ -121,6 +123,8 @@ class Generation:
     # "diff" (POST /api/v1/settings, agent_settings_diff) or "flat" (POST /api/settings)
     settings_call: str = "diff"
     startup_grace: float | None = None
+    # "": a target may name it, the cells know its topology; else why its cells cannot run yet
+    no_cells: str = ""
     headless_skip: str | None = None  # None: the headless entry point exists; else why not
     # "module:function(events, after) -> Turn": reads a saved trajectory (the headless run's)
     trajectory_reader: str | None = None
@@ -277,7 +281,39 @@ V1 = Generation(
                            "terminal, file_editor, task_tracker, browser)")},
 )
 
-GENERATIONS: dict[str, Generation] = {g.name: g for g in (V0, V1)}
+CANVAS = Generation(
+    name="canvas",
+    title="Agent Canvas (npm @openhands/agent-canvas 1.x): an ingress in front of the agent-server, one container",
+    # Canvas 1.x shares its numbers with the app server's 1.x (docs/canvas.md, section 1):
+    # a tag's major never picks it; a target names it.
+    majors=(),
+    oldest=(1, 16, 0),
+    oldest_why=("the Canvas adapter's calls were read from 1.16.0 (agent-server 1.44.0) and run against it; "
+                "1.20.0 was read, not run (it does not install here)"),
+    app_module="openhands.agent_server.api:api",
+    health_path="/ready",  # through the ingress: 200 once the agent-server has initialised
+    rules="harness.openhands.canvas:CanvasRules",
+    client="harness.openhands.canvas:CanvasClient",
+    official_images="harness.images.canvas:pull_official",
+    pypi_images="harness.images.canvas:build_pypi",
+    # No container per conversation: the runtime is the app's own container. "/" begins no
+    # container's name, so nothing is ever taken for a Canvas runtime by its name.
+    runtime_prefix="/",
+    workspace="/projects",  # the image's volume for user code (docker/Dockerfile, README's docker run)
+    llm_caller="app",  # the agent-server inside the app container calls the LLM
+    tools=Tools(bash="terminal", edit="file_editor"),
+    api_key_env="LOCAL_BACKEND_API_KEY",  # docker/entrypoint.sh: the stack's one key (X-Session-API-Key)
+    no_cells=("its images build (harness/images/canvas.py) and its client ran a conversation (docs/canvas.md), "
+              "but the cells do not yet know a stack whose runtime is the app's own container"),
+    headless_skip="Agent Canvas has no headless entry point: its CLI is the separate openhands package",
+    replay_skip="the agent-server has no replay of a recorded trajectory: run its tasks with an LLM",
+    capabilities=(),
+    lacks_why={"ipython": "the SDK agent has no IPython tool (openhands-tools 1.44.0 default tools)",
+               "browser": ("the Canvas client asks for terminal, file_editor and task_tracker only, and the "
+                           "offline image has no Chromium")},
+)
+
+GENERATIONS: dict[str, Generation] = {g.name: g for g in (V0, V1, CANVAS)}
 _TAG = re.compile(r"(\d+)\.\d+(?:\.\d+)?")
 
 

@@ -328,6 +328,8 @@ def parse(data: dict[str, Any], path: str, files: dict[str, str] | None = None) 
         if any(x.tag == tag for x in targets):
             raise r.fail(f"{key}.tag", f"duplicate tag {tag!r}")
         api = r.choice(t, f"{key}.api", "api", tuple(generations.GENERATIONS), default)
+        if why := generations.get(api).no_cells:  # refused here, not as a cell's error after a build
+            raise r.fail(f"{key}.api", f"{api!r}: not a target yet: {why}")
         constraints = t.get("constraints")
         if constraints is not None:
             if not isinstance(constraints, str):

@@ -107,15 +107,20 @@ def store_root() -> Path:
     return cache_root() / "wheel-store"
 
 
-def resolve(requirement: str, constraints: list[str], plat: Platform, workdir: Path) -> Path:
-    """uv's resolution of `requirement` under `constraints` for `plat`, as a pylock.toml."""
+def resolve(requirement: str, constraints: list[str], plat: Platform, workdir: Path,
+            exclude_newer: str | None = None) -> Path:
+    """uv's resolution of `requirement` under `constraints` for `plat`, as a pylock.toml.
+
+    `exclude_newer` (an RFC 3339 time) leaves out every file the index received after it:
+    the set the requirement would have resolved to then (a release that ships no lock)."""
     (workdir / "constraints.txt").write_text("\n".join(constraints) + "\n")
     (workdir / "requirements.in").write_text(requirement + "\n")
     out = workdir / "pylock.toml"
     proc = subprocess.run(
         [str(uv_binary()), "pip", "compile", "--quiet", "--no-header", "--python-version", plat.python,
          "--python-platform", plat.uv_name, "-c", str(workdir / "constraints.txt"),
-         str(workdir / "requirements.in"), "-o", str(out)],
+         str(workdir / "requirements.in"), "-o", str(out),
+         *(["--exclude-newer", exclude_newer] if exclude_newer else [])],
         capture_output=True, text=True, env={**os.environ, "UV_CACHE_DIR": str(cache_root() / "uv")},
     )
     if proc.returncode != 0:

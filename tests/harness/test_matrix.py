@@ -79,6 +79,8 @@ env = { B = "2" }
     ("[run]\nentrypoints = ['tui']\n[[targets]]\ntag = '0.62'\n[modes.host]\n", "run.entrypoints"),
     ("[run]\nllm = 'gpt'\n[[targets]]\ntag = '0.62'\n[modes.host]\n", "run.llm: expected one of"),
     ("[[targets]]\ntag = '7.0'\n[modes.host]\n", "targets[0].tag: tag '7.0': no API generation covers"),
+    # a generation whose images build but whose cells do not exist yet is refused, not run half-way
+    ("[[targets]]\ntag = '1.16.0'\napi = 'canvas'\n[modes.host]\n", "targets[0].api: 'canvas': not a target yet"),
     ("[[targets]]\ntag = '0.62'\nconstraints = 'no-such-lock.txt'\n[modes.host]\n",
      "targets[0].constraints: no such file"),
 ])

@@ -1,0 +1,156 @@
+"""The Agent Canvas adapter without a container: what its client sends through the ingress
+(the key's header, a conversation that carries its own LLM), how it reads a conversation
+back, and its rules (the runtime is the app; the entrypoint's failure lines)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from harness import generations
+from harness.errors import ApiError, UnexpectedAnswer
+from harness.openhands import LlmSettings, client_for, rules_for
+from harness.openhands.canvas import KEY_HEADER, TOOLS, CanvasClient, CanvasRules
+
+pytestmark = pytest.mark.unit
+
+CID = "2ef044e4-20e4-4e35-b8a5-9c614e9c328b"
+LLM = LlmSettings(model="openai/gpt-4o", api_key="oh-matrix-scripted", base_url="http://127.0.0.1:18099/v1")
+
+
+def served(handler: Any, key: str | None = "k") -> tuple[CanvasClient, list[httpx.Request]]:
+    """A client whose ingress is `handler(request) -> (status, json)`; the requests it saw."""
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        status, body = handler(request)
+        return httpx.Response(status, json=body)
+
+    client = CanvasClient("http://127.0.0.1:9", api_key=key)
+    headers = {KEY_HEADER: key} if key else None
+    client._app._http = httpx.Client(base_url="http://127.0.0.1:9", transport=httpx.MockTransport(answer),
+                                     headers=headers)
+    return client, seen
+
+
+def test_the_registry_names_it_but_no_tag_picks_it() -> None:
+    gen = generations.get("canvas")
+    assert gen.majors == () and not gen.latest
+    assert generations.for_tag("1.16.0").name == "v1"  # an app-server 1.x tag stays V1's
+    assert generations.for_tag("latest").name == "v1"
+    assert gen.api_key_env == "LOCAL_BACKEND_API_KEY" and gen.llm_caller == "app"
+
+
+def test_a_conversation_carries_its_llm_and_the_key() -> None:
+    client, seen = served(lambda r: (201, {"id": CID, "execution_status": "idle"}))
+    with pytest.raises(UnexpectedAnswer, match="no LLM settings"):
+        client.create_conversation("hi")
+    client.store_settings(LLM)
+    assert client.create_conversation("create a file [oh-matrix task t 1]") == CID
+    request = seen[-1]
+    assert (request.method, request.url.path) == ("POST", "/api/conversations")
+    assert request.headers[KEY_HEADER] == "k"
+    body = json.loads(request.content)
+    assert body["agent"]["llm"] == {"model": LLM.model, "base_url": LLM.base_url, "api_key": LLM.api_key,
+                                    "usage_id": "agent"}
+    assert [t["name"] for t in body["agent"]["tools"]] == list(TOOLS)
+    assert body["workspace"] == {"kind": "LocalWorkspace", "working_dir": "/projects"}
+    assert body["initial_message"]["run"] is True
+    assert body["initial_message"]["content"] == [{"type": "text", "text": "create a file [oh-matrix task t 1]"}]
+    client.close()
+
+
+def test_a_wrong_key_is_the_apis_error() -> None:
+    client, _ = served(lambda r: (401, {"detail": "Unauthorized"}), key="wrong")
+    client.store_settings(LLM)
+    with pytest.raises(ApiError, match="HTTP 401"):
+        client.create_conversation("hi")
+    client.close()
+
+
+def test_answers_of_the_wrong_shape_are_unexpected() -> None:
+    client, _ = served(lambda r: (201, ["not", "an object"]))
+    client.store_settings(LLM)
+    with pytest.raises(UnexpectedAnswer, match="no conversation id"):
+        client.create_conversation("hi")
+    with pytest.raises(UnexpectedAnswer, match="not an object"):
+        client.runtime_state(CID)
+    client.close()
+
+
+@pytest.mark.parametrize(("status", "ready", "error"), [
+    ("idle", True, None), ("running", True, None), ("finished", True, None),
+    ("error", False, "conversation error"), ("stuck", False, "conversation stuck")])
+def test_the_runtime_is_ready_once_the_agent_server_holds_the_conversation(
+        status: str, ready: bool, error: str | None) -> None:
+    client, _ = served(lambda r: (200, {"id": CID, "execution_status": status}))
+    state = client.runtime_state(CID)
+    assert (state.ready, state.error, state.status) == (ready, error, f"execution {status}")
+    client.close()
+
+
+EVENTS = [
+    {"kind": "SystemPromptEvent", "source": "agent"},
+    {"kind": "MessageEvent", "source": "user",
+     "llm_message": {"role": "user", "content": [{"type": "text", "text": "create it [oh-matrix task t 1]"}]}},
+    {"kind": "ActionEvent", "source": "agent", "tool_name": "file_editor",
+     "action": {"command": "create", "path": "/projects/t/hello.txt"}},
+    {"kind": "ObservationEvent", "source": "environment",
+     "observation": {"content": [{"type": "text", "text": "File created"}], "is_error": False}},
+    {"kind": "ActionEvent", "source": "agent", "tool_name": "finish", "action": {"message": "created"}},
+]
+
+
+def test_a_turn_is_read_from_the_agent_servers_events_across_pages() -> None:
+    def handler(r: httpx.Request) -> tuple[int, Any]:
+        if r.url.path.endswith("/events/search"):
+            if r.url.params.get("page_id") == "2":
+                return 200, {"items": EVENTS[3:], "next_page_id": None}
+            assert r.url.params["limit"] == "100"
+            return 200, {"items": EVENTS[:3], "next_page_id": "2"}
+        return 200, {"id": CID, "execution_status": "finished"}
+
+    client, seen = served(handler)
+    turn = client.turn(CID, "[oh-matrix task t 1]")
+    assert turn.done and turn.state == "finished"
+    assert turn.actions == ["file_editor: create /projects/t/hello.txt", "finish: created"]
+    assert turn.outputs == ["File created"] and turn.said == [("finish", "created")]
+    assert [r.url.path for r in seen] == [f"/api/conversations/{CID}", f"/api/conversations/{CID}/events/search",
+                                          f"/api/conversations/{CID}/events/search"]
+    client.send_message(CID, "again")
+    assert (seen[-1].method, seen[-1].url.path) == ("POST", f"/api/conversations/{CID}/events")
+    assert json.loads(seen[-1].content) == {"role": "user", "content": [{"type": "text", "text": "again"}],
+                                            "run": True}
+    client.close()
+
+
+def test_the_rules_say_the_runtime_is_the_app() -> None:
+    rules = rules_for(generations.get("canvas"))
+    assert isinstance(rules, CanvasRules) and rules.callbacks is None
+    assert rules.runtime_container_name(CID) is None
+    assert rules.runtime_url("", {}, None) == "http://127.0.0.1:18000"
+    assert rules.runtime_url("", {"AGENT_SERVER_PORT": "19000"}, None) == "http://127.0.0.1:19000"
+
+
+@pytest.mark.parametrize(("logs", "line"), [
+    ("[agent-canvas] agent-server on port 18000\n"
+     "[agent-canvas] WARNING: Agent Server on port 18000 did not become ready within 60s\n"
+     "[agent-canvas] ingress on port 8000\n",
+     "[agent-canvas] WARNING: Agent Server on port 18000 did not become ready within 60s"),
+    ("[agent-canvas] ERROR: Static server (PID 107) exited\n", "[agent-canvas] ERROR: Static server (PID 107) exited"),
+    ("[agent-canvas] Agent Server is ready on port 18000\n", None),
+])
+def test_the_entrypoints_failure_lines(logs: str, line: str | None) -> None:
+    rules = rules_for(generations.get("canvas"))
+    assert rules.failure_log is not None
+    assert rules.failure_log.line(logs) == line
+
+
+def test_the_client_is_made_from_the_registry() -> None:
+    client = client_for(generations.get("canvas"), "http://127.0.0.1:9")
+    assert isinstance(client, CanvasClient)
+    client.close()
