@@ -106,7 +106,8 @@ def test_two_runs_at_once_keep_to_their_own(client: docker.DockerClient, v0_imag
         time.sleep(20)  # b starts (and sweeps) while a's first cell is running
     for name, (run_id, proc) in runs.items():
         out, _ = proc.communicate(timeout=600)
-        assert proc.returncode == 1, out[-3000:]  # bridge fails on a stock host, host-gateway passes
+        # bridge fails on a stock host, as smoke expects (exit 0: no surprise), host-gateway passes
+        assert proc.returncode == 0, out[-3000:]
         data = json.loads((tmp_path / name / "results.json").read_text())
         verdicts = {c["id"]: (c["connect"]["verdict"], c["connect"]["cause"]) for c in data["cells"]}
         assert verdicts == {"0.62-bridge": ("fail", "dns-unresolved"), "0.62-host-gateway": ("pass", None)}
