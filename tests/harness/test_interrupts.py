@@ -165,7 +165,7 @@ def test_a_killed_xdist_worker_is_an_error_and_its_leftovers_are_swept(
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 1, out[-3000:]
     assert "crashed" in out  # xdist names the lost worker
-    assert "swept what this run's lost workers left:" in out and runtime in out
+    assert "swept what this run's lost workers or daemon left:" in out and runtime in out
     cell = json.loads((tmp_path / "run" / "results.json").read_text())["cells"][0]
     assert (cell["connect"]["verdict"], cell["connect"]["cause"]) == ("error", "harness-error")
     assert "worker running this cell died" in cell["connect"]["evidence"][0]["text"]
