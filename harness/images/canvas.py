@@ -79,7 +79,7 @@ from typing import Any, NoReturn
 
 import docker
 import httpx
-from docker.errors import APIError, BuildError, ImageNotFound
+from docker.errors import APIError, BuildError
 from filelock import FileLock
 from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
 from packaging.version import InvalidVersion
@@ -89,6 +89,7 @@ from harness.generations import Generation
 from harness.images import official, wheels, wheelstore
 from harness.images.base import BaseImage, ensure_base
 from harness.images.failures import BuildFailed
+from harness.images.pypi import _exists
 from harness.images.wheels import log
 from harness.model import ImageSet
 from harness.paths import cache_root
@@ -483,14 +484,6 @@ def _stage(folder: Path, package: Path, modules: Path, node: Path, defaults: dic
     shutil.copy2(node, folder / "node")
     shutil.copy2(tini_deb(), folder / "tini.deb")
     (folder / "openhands-agent-server").write_text(AGENT_SERVER_SHIM)
-
-
-def _exists(client: docker.DockerClient, ref: str) -> bool:
-    try:
-        client.images.get(ref)
-        return True
-    except ImageNotFound:
-        return False
 
 
 def _build(client: docker.DockerClient, ref: str, folder: Path) -> None:

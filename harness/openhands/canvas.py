@@ -28,7 +28,7 @@ from harness.errors import UnexpectedAnswer
 from harness.generations import CANVAS, Generation
 from harness.openhands import Callbacks, FailureLog, LlmSettings, RuntimeState, Turn
 from harness.openhands.http import AppClient
-from harness.openhands.v1 import turn_from_events
+from harness.openhands.v1 import paged, turn_from_events
 
 AGENT_SERVER_PORT = 18000  # config/defaults.json ports.agentServer (1.16.0, 1.20.0)
 KEY_HEADER = "X-Session-API-Key"  # agent-server dependencies.py, the entrypoint's one credential
@@ -120,18 +120,7 @@ class CanvasClient:
         return RuntimeState(ready=error is None, status=f"execution {status}", error=error, raw={"conversation": info})
 
     def events(self, conversation_id: str) -> list[dict[str, Any]]:
-        path = f"/api/conversations/{conversation_id}/events/search"
-        out: list[dict[str, Any]] = []
-        page: str | None = None
-        while True:
-            data = self._call("GET", path, params={"limit": 100, **({"page_id": page} if page else {})})
-            items = data.get("items") if isinstance(data, dict) else None
-            if not isinstance(items, list):
-                raise UnexpectedAnswer("GET", path, "no list of items", data)
-            out += [e for e in items if isinstance(e, dict)]
-            page = data.get("next_page_id")
-            if not page:
-                return out
+        return paged(self._call, f"/api/conversations/{conversation_id}/events/search")
 
     def send_message(self, conversation_id: str, text: str) -> None:
         self._call("POST", f"/api/conversations/{conversation_id}/events",

@@ -190,20 +190,6 @@ class V1Client:
         release that names it at random (before 1.2.0) is known to the harness no sooner."""
         return self._sandboxes.get(conversation_id)
 
-    def _pages(self, call: Any, path: str, params: dict[str, str] | None = None) -> list[dict[str, Any]]:
-        """Every item of a paged search (`items`, `next_page_id`)."""
-        out: list[dict[str, Any]] = []
-        page: str | None = None
-        while True:
-            data = call("GET", path, params={**(params or {}), "limit": 100, **({"page_id": page} if page else {})})
-            items = data.get("items") if isinstance(data, dict) else None
-            if not isinstance(items, list):
-                raise UnexpectedAnswer("GET", path, "no list of items", data)
-            out += [e for e in items if isinstance(e, dict)]
-            page = data.get("next_page_id")
-            if not page:
-                return out
-
     def _app_events(self, conversation_id: str, call: str) -> tuple[str, dict[str, str]]:
         """The app's own copy of a conversation's events: `call` (search, count) by path from
         1.2.0, by query before (generations.V1.before)."""
@@ -212,7 +198,7 @@ class V1Client:
         return f"/api/v1/conversation/{conversation_id}/events/{call}", {}
 
     def events(self, conversation_id: str) -> list[dict[str, Any]]:
-        return self._pages(self._call, *self._app_events(conversation_id, "search"))
+        return paged(self._call, *self._app_events(conversation_id, "search"))
 
     def _agent(self, conversation_id: str) -> tuple[AppClient, str]:
         if conversation_id not in self._agents:
@@ -243,7 +229,7 @@ class V1Client:
         info = self._agent_call(conversation_id, "GET", "")
         if not isinstance(info, dict):
             raise UnexpectedAnswer("GET", "the conversation on its agent-server", "not an object", info)
-        events = self._pages(lambda method, path, **kw: self._agent_call(conversation_id, method, path, **kw),
+        events = paged(lambda method, path, **kw: self._agent_call(conversation_id, method, path, **kw),
                              "/events/search")
         return turn_from_events(events, after, str(info.get("execution_status")))
 
@@ -265,6 +251,22 @@ class V1Client:
         for c, _ in self._agents.values():
             c.close()
         self._app.close()
+
+
+def paged(call: Any, path: str, params: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Every item of the agent-server's paged search (`items`, `next_page_id`), 100 a page:
+    the app's and its sandbox's in 1.x, Agent Canvas's through its ingress."""
+    out: list[dict[str, Any]] = []
+    page: str | None = None
+    while True:
+        data = call("GET", path, params={**(params or {}), "limit": 100, **({"page_id": page} if page else {})})
+        items = data.get("items") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise UnexpectedAnswer("GET", path, "no list of items", data)
+        out += [e for e in items if isinstance(e, dict)]
+        page = data.get("next_page_id")
+        if not page:
+            return out
 
 
 def turn_from_events(events: list[dict[str, Any]], after: str | None, execution_status: str) -> Turn:
