@@ -31,7 +31,9 @@ from harness.images.base import BaseImage
 pytestmark = pytest.mark.engine
 ROOT = Path(__file__).resolve().parents[2]
 CANARY = f"cnry{uuid.uuid4().hex[:12]}"  # every secret below starts with it: one search finds any
-APP = "oh-matrix-test/canary-app:0.62"  # its tag makes it a 0.62 (V0) own image; its label says so too
+# its tag makes it a 0.62 (V0) own image (its label says so too); its name is this process's own,
+# since xdist may give this module's tests to both workers, and each removes its image when done
+APP = f"oh-matrix-test/canary-app-{uuid.uuid4().hex[:8]}:0.62"
 PYTEST_AT_ITS_WORST = ["--", "-vv", "--showlocals", "--tb=long", "--fulltrace"]
 
 
