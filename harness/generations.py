@@ -125,6 +125,22 @@ class Generation:
     startup_grace: float | None = None
     # "": a target may name it, the cells know its topology; else why its cells cannot run yet
     no_cells: str = ""
+    # The agent's tools run in the app's own container (Agent Canvas): no container per
+    # conversation, nothing called back across containers; the tasks' effects are read there.
+    runtime_is_app: bool = False
+    # The app starts containers (its runtimes) through the Docker daemon: it gets the socket
+    # (or DOCKER_HOST), as documented. False: the documented command gives it none.
+    starts_containers: bool = True
+    app_port: int = 3000  # the port the app listens on in its container, as documented
+    # The app's setting for that port (its own entrypoint reads it): needed on the host
+    # network, where the harness picks the port; None: the app's command says it (app_command).
+    port_env: str | None = None
+    # How a target names a release of this generation besides `latest` (`canvas-1.16`): the
+    # prefix; None: a bare MAJOR.MINOR[.PATCH] (the app server's releases, by their majors).
+    tag_prefix: str | None = None
+    # The mode whose line is the generation's documented command: it ranks first when it
+    # passes (modes.rank). The app server documents --add-host (host-gateway); Canvas does not.
+    documented_mode: str = "host-gateway"
     headless_skip: str | None = None  # None: the headless entry point exists; else why not
     # "module:function(events, after) -> Turn": reads a saved trajectory (the headless run's)
     trajectory_reader: str | None = None
@@ -273,7 +289,6 @@ V1 = Generation(
               "v1-web-url", "v1-extra-webhook", "v1-callback-urls", "v1-published-port", "publish-on-gateway",
               "v1-hosts-entry",
               "firewall-accept", "rootless-host-alias"),
-    latest=True,
     # The SDK agent's default tools (openhands-tools 1.34.0, tools/preset/default.py):
     # terminal, file_editor, task_tracker and the browser tool set; no IPython tool.
     capabilities=("browser",),
@@ -303,8 +318,16 @@ CANVAS = Generation(
     llm_caller="app",  # the agent-server inside the app container calls the LLM
     tools=Tools(bash="terminal", edit="file_editor"),
     api_key_env="LOCAL_BACKEND_API_KEY",  # docker/entrypoint.sh: the stack's one key (X-Session-API-Key)
-    no_cells=("its images build (harness/images/canvas.py) and its client ran a conversation (docs/canvas.md), "
-              "but the cells do not yet know a stack whose runtime is the app's own container"),
+    runtime_is_app=True,
+    starts_containers=False,  # the documented docker run mounts no socket (README 1.16.0 lines 95-99)
+    app_port=8000,  # config/defaults.json ports.proxy: the ingress, EXPOSE 8000
+    port_env="PORT",  # docker/entrypoint.sh: the ingress listens on $PORT
+    # On the host network the agent-server and automation bind these on the host itself
+    # (AGENT_SERVER_PORT, AUTOMATION_PORT defaults): one such cell at a time.
+    host_network_ports=(18000, 18001),
+    tag_prefix="canvas-",
+    documented_mode="bridge",  # `docker run -it --rm -p 8000:8000 ...`: the default bridge, no --add-host
+    latest=True,  # what OpenHands' installation page installs today (docs/canvas.md, section 1)
     headless_skip="Agent Canvas has no headless entry point: its CLI is the separate openhands package",
     replay_skip="the agent-server has no replay of a recorded trajectory: run its tasks with an LLM",
     capabilities=(),
@@ -314,6 +337,23 @@ CANVAS = Generation(
 )
 
 GENERATIONS: dict[str, Generation] = {g.name: g for g in (V0, V1, CANVAS)}
+
+
+def newest() -> Generation:
+    """The generation `latest` names today."""
+    return next(g for g in GENERATIONS.values() if g.latest)
+
+
+def app_server_newest() -> Generation:
+    """The app server's newest generation: what the app server's own `latest` image (and a
+    deployment naming it, or `main`) is."""
+    return max((g for g in GENERATIONS.values() if g.majors), key=lambda g: max(g.majors))
+
+
+def for_image(image: str) -> Generation | None:
+    """The generation an image's repository names by itself (Agent Canvas's); None: the tag decides."""
+    repo = image.rsplit("/", 1)[-1].partition(":")[0].partition("@")[0]
+    return CANVAS if repo == "agent-canvas" else None
 _TAG = re.compile(r"(\d+)\.\d+(?:\.\d+)?")
 
 
@@ -325,9 +365,13 @@ def get(name: str) -> Generation:
 
 
 def for_tag(tag: str) -> Generation:
-    """The generation a release tag (`0.62`, `1.11.0`, `latest`) belongs to."""
-    if tag == "latest":
-        return next(g for g in GENERATIONS.values() if g.latest)
+    """The generation a release tag (`0.62`, `1.11.0`, `latest`, `latest-2`, `canvas-1.16`)
+    belongs to: `latest[-N]` is the newest product's; a bare number the app server's."""
+    if tag == "latest" or tag.startswith("latest-"):
+        return newest()
+    for g in GENERATIONS.values():
+        if g.tag_prefix and tag.startswith(g.tag_prefix):
+            return g
     m = _TAG.match(tag)
     major = int(m.group(1)) if m else -1
     for g in GENERATIONS.values():

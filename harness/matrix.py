@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness import generations, modes, releases
-from harness.errors import ImageUnavailable, InputError
+from harness.errors import InputError
 from harness.generations import Generation
 from harness.secrets import Secret, hinted
 
@@ -252,17 +252,10 @@ class _Reader:
 
 
 def tag_generation(tag: object) -> str:
-    """The API generation of a release tag, for the matrix's targets and `images build`.
-    `latest-N` is the generation of the release the index names for it today; when no index
-    or listing can be read, the newest generation's, and the image step then says why the
-    release cannot be had (images._check_generation refuses a mismatch)."""
-    tag = releases.check_tag(tag)
-    if tag.startswith("latest-"):
-        try:
-            tag = releases.resolve(tag, releases.versions())
-        except ImageUnavailable:
-            tag = "latest"
-    return generations.for_tag(tag).name
+    """The API generation of a release tag, for the matrix's targets and `images build`:
+    `latest[-N]` and `canvas-X.Y` Agent Canvas's, a bare number the app server's by its
+    major (releases.py)."""
+    return generations.for_tag(releases.check_tag(tag)).name
 
 
 PACKAGED = Path(__file__).parent / "matrices"  # the matrices shipped with the package
@@ -328,8 +321,13 @@ def parse(data: dict[str, Any], path: str, files: dict[str, str] | None = None) 
         if any(x.tag == tag for x in targets):
             raise r.fail(f"{key}.tag", f"duplicate tag {tag!r}")
         api = r.choice(t, f"{key}.api", "api", tuple(generations.GENERATIONS), default)
-        if why := generations.get(api).no_cells:  # refused here, not as a cell's error after a build
+        gen = generations.get(api)
+        if why := gen.no_cells:  # refused here, not as a cell's error after a build
             raise r.fail(f"{key}.api", f"{api!r}: not a target yet: {why}")
+        spelled = generations.version_tuple(releases.canvas_release(tag) if gen.tag_prefix else tag)
+        if not gen.majors and spelled is not None and spelled < gen.oldest[:len(spelled)]:
+            raise r.fail(f"{key}.tag", f"{tag!r}: older than {'.'.join(map(str, gen.oldest))}, the oldest "
+                                       f"release the {gen.name} adapter knows: {gen.oldest_why}")
         constraints = t.get("constraints")
         if constraints is not None:
             if not isinstance(constraints, str):
@@ -413,9 +411,13 @@ def _deployment(r: _Reader, name: str, body: Any, path: str, files: dict[str, st
 
 
 def _own_api(r: _Reader, key: str, body: dict[str, Any], image: str) -> str:
-    """The API generation of a deployment's own image: `api` when given, else its tag's
-    (`:0.62`, `:1.11.0`; `:latest`, `:main` or none: the newest); the image's own version
-    is checked against it once it is on the daemon (images.prepare_own)."""
+    """The API generation of a deployment's own image: `api` when given, else Agent
+    Canvas's for its image (ghcr.io/openhands/agent-canvas, any tag), else its tag's
+    (`:0.62`, `:1.11.0`; `:latest`, `:main` or none: the app server's newest, since the app
+    server's own image is what says `latest` there); the image's own version is checked
+    against it once it is on the daemon (images.prepare_own)."""
+    if (named := generations.for_image(image)) is not None:
+        return r.choice(body, f"{key}.api", "api", tuple(generations.GENERATIONS), named.name)
     name = image.split("@", 1)[0]  # a digest pins the image, not the release
     last = name.rpartition("/")[2]
     tag = last.partition(":")[2] or "latest"  # a registry's host:port is before the last slash
@@ -424,7 +426,7 @@ def _own_api(r: _Reader, key: str, body: dict[str, Any], image: str) -> str:
         raise r.fail(f"{key}.api", f"the deployment's image {image} has a tag that names no release: say which "
                                    f"API generation it is ({', '.join(generations.GENERATIONS)}), or own_image = false")
     try:
-        default = tag_generation(version.group(1) if version else "latest")
+        default = tag_generation(version.group(1)) if version else generations.app_server_newest().name
     except InputError as e:
         raise r.fail(f"{key}.api", f"{image}: {e}") from None
     return r.choice(body, f"{key}.api", "api", tuple(generations.GENERATIONS), default)

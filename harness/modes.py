@@ -30,6 +30,7 @@ APP_PORT_TOKEN = "{app_port}"
 HOST_GATEWAY = {"host.docker.internal": "host-gateway"}
 DOCKER_SOCKET = "/var/run/docker.sock"  # where the app's docker client looks for the daemon
 OWN_NETWORK = "own"  # custom-network's network, as the mode names it
+DOCUMENTED = "the documented command as is"  # a generation's documented mode, as the recommendation says it
 
 
 class CellSite(Protocol):
@@ -141,7 +142,7 @@ class AppLaunch:
         if chosen is not None:
             return chosen
         if not placed:
-            return (Publish(APP_PORT, APP_PORT),)
+            return (Publish(self.listen_port, self.person_port),)
         # Loopback only unless the generation's runtime calls the app back (publish_all).
         return (Publish(self.listen_port, self.host_port, "0.0.0.0" if self.publish_all else "127.0.0.1"),)
 
@@ -305,18 +306,25 @@ class Mode:
         if self.network == "own" and network is None:
             raise ValueError(f"{self.name} needs the cell's network name")
         extra_hosts = dict(HOST_GATEWAY) if self.add_host_gateway else {}
+        # The daemon, as the documented command gives it: only to an app that starts containers.
+        daemon = {} if gen.starts_containers else {"socket": None}
         if self.network == "host":
             if host_port is None:
                 raise ValueError("on the host network the app listens on the host port itself")
             # A release whose sandbox cannot join the host network (generations.Generation.before)
             alone = ("this release's sandbox cannot join the host network: the app is on it, its sandbox "
                      "on the default bridge",) if gen.callback and not gen.host_network_env else ()
+            # Its port: the app's own setting where it has one (a person's line keeps the default),
+            # else the command that starts it (app_command).
+            port = {"harness_env": {gen.port_env: str(host_port)}} if gen.port_env else \
+                {"command": app_command(gen, host_port)}
             launch = AppLaunch(self.name, image, {**gen.host_network_env, **env}, host_port, host_port,
-                               network_mode="host", extra_hosts=extra_hosts, command=app_command(gen, host_port),
-                               placement=alone)
+                               network_mode="host", extra_hosts=extra_hosts, placement=alone,
+                               person_port=gen.app_port, **port, **daemon)  # type: ignore[arg-type]
         else:
-            launch = AppLaunch(self.name, image, env, APP_PORT, host_port, extra_hosts=extra_hosts,
-                               network=network if self.network == "own" else None)
+            launch = AppLaunch(self.name, image, env, gen.app_port, host_port, extra_hosts=extra_hosts,
+                               network=network if self.network == "own" else None, person_port=gen.app_port,
+                               **daemon)  # type: ignore[arg-type]
         if gen.callback:
             if launch.host_port is None:
                 raise ValueError(f"{gen.name} calls the app back: its port must be chosen before it starts")
@@ -334,8 +342,24 @@ MODES: dict[str, Mode] = {m.name: m for m in (
     Mode("custom-network", "the documented command on a user-defined bridge network of the cell's own", rank=1,
          why="the documented command on a Docker network of its own", network="own"),
     Mode("host-gateway", "the documented command as is", rank=0,
-         why="the documented command as is", network="default"),
+         why=DOCUMENTED, network="default"),
 )}
+
+
+def rank(name: str, gen: Generation | None) -> int:
+    """A mode's place in the recommendation for a generation: its documented command first
+    (Generation.documented_mode), then by Mode.rank; a mode not known here last."""
+    if name not in MODES:
+        return len(MODES)
+    order = sorted(MODES, key=lambda n: (gen is not None and n != gen.documented_mode, MODES[n].rank))
+    return order.index(name)
+
+
+def why(name: str, gen: Generation | None) -> str | None:
+    """The recommendation's reason for picking a mode, for a generation."""
+    if gen is not None and name == gen.documented_mode:
+        return DOCUMENTED
+    return MODES[name].why if name in MODES else None
 
 
 def get(name: str) -> Mode:

@@ -1,7 +1,12 @@
-"""The openhands-ai releases on the package index: which exist, and which one a tag names.
+"""The releases of OpenHands on the package registries: which exist, and which one a tag names.
 
-A tag is `latest`, `latest-N` (the release N before the newest on the same index),
-`MAJOR.MINOR` (that minor's newest patch) or `MAJOR.MINOR.PATCH`. The list is what pip sees
+Two products share version numbers (docs/canvas.md, section 1): the app server (PyPI
+`openhands-ai`, 0.x and 1.0 ... 1.11) and Agent Canvas (npm `@openhands/agent-canvas`,
+1.x), which OpenHands installs today. A tag is `latest` or `latest-N` (Agent Canvas: the
+newest, or the release N before it), `canvas-MAJOR.MINOR[.PATCH]` (an Agent Canvas release),
+or a bare `MAJOR.MINOR` (that minor's newest patch) / `MAJOR.MINOR.PATCH`: an app-server
+release, as before Agent Canvas. A target may also pin its generation (`api`), so
+`latest` with `api = "v1"` is the app server's newest. The app server's list is what pip sees
 on the index it is configured with (PyPI, or a mirror), final releases with a wheel only:
 those are the ones the pypi backend can build (images/wheels.py). A bisect's range is a
 slice of that list.
@@ -24,8 +29,10 @@ from harness.errors import ImageUnavailable, InputError
 from harness.paths import cache_root
 
 PACKAGE = "openhands-ai"
-TAG_RE = re.compile(r"latest(?:-(?P<back>[1-9]\d*))?|\d+\.\d+(?:\.\d+)?")
-TAG_WORDS = "MAJOR.MINOR, MAJOR.MINOR.PATCH, 'latest' or 'latest-N'"
+CANVAS_PACKAGE = "@openhands/agent-canvas"
+CANVAS_PREFIX = "canvas-"
+TAG_RE = re.compile(r"latest(?:-(?P<back>[1-9]\d*))?|(?:canvas-)?\d+\.\d+(?:\.\d+)?")
+TAG_WORDS = "MAJOR.MINOR, MAJOR.MINOR.PATCH, 'canvas-MAJOR.MINOR[.PATCH]', 'latest' or 'latest-N'"
 # A run asks from its inputs step, then from every xdist worker, then per bisect step: one
 # listing serves them all for this long. Older than that, the index is asked again.
 FRESH_SECONDS = 15 * 60
@@ -196,8 +203,10 @@ def resolve(tag: str, listed: list[str]) -> str:
         return listed[-1 - back]
     found = [v for v in listed if matches(tag, v)]
     if not found:
+        canvas = f"; Agent Canvas's releases are named {CANVAS_PREFIX}{tag}" if listed and key(tag) > key(listed[-1]) \
+            else ""
         raise InputError(f"tag {tag!r}: no {PACKAGE} release on the index is {tag}"
-                         f"{'.x' if tag.count('.') == 1 else ''} (newest: {listed[-1] if listed else 'none'})")
+                         f"{'.x' if tag.count('.') == 1 else ''} (newest: {listed[-1] if listed else 'none'}){canvas}")
     return found[-1]
 
 
@@ -208,3 +217,66 @@ def between(start: str, end: str, listed: list[str]) -> list[str]:
     if Version(lo) >= Version(hi):
         raise InputError(f"--from {start} ({lo}) is not older than --to {end} ({hi})")
     return [v for v in listed if Version(lo) <= Version(v) <= Version(hi)]
+
+
+# -- Agent Canvas (npm) ------------------------------------------------------------------------
+
+
+def ask_npm(package: str = CANVAS_PACKAGE) -> list[str] | str:
+    """The final releases of an npm package on the registry npm is configured with, oldest
+    first; a string: why the registry could not be read."""
+    if not shutil.which("npm"):
+        return "npm is not installed (apt-get install -y npm)"
+    try:
+        proc = subprocess.run(["npm", "view", package, "versions", "--json"], capture_output=True, text=True,
+                              timeout=120, env={**os.environ, "npm_config_update_notifier": "false"})
+    except subprocess.TimeoutExpired:
+        return "npm view did not answer in 120 s"
+    if proc.returncode != 0:
+        return ([ln for ln in proc.stderr.splitlines() if ln.strip()][:1] or [f"npm exited {proc.returncode}"])[0][:200]
+    said = json.loads(proc.stdout or "[]")
+    return _final([said] if isinstance(said, str) else [str(v) for v in said])
+
+
+def canvas_versions(fresh: bool = False) -> list[str]:
+    """Every final Agent Canvas release on the npm registry, oldest first; kept on disk like
+    the app server's listing, the last one read when the registry does not answer."""
+    path = cache_root() / "index" / "agent-canvas.json"
+    at, listed = _saved(path)
+    if not fresh and listed is not None and time.time() - at < FRESH_SECONDS:
+        return listed
+    asked = ask_npm()
+    if isinstance(asked, list) and asked:
+        path.parent.mkdir(exist_ok=True)
+        tmp = path.with_suffix(".partial")
+        tmp.write_text(json.dumps({"at": time.time(), "versions": asked}))
+        tmp.replace(path)
+        return asked
+    if listed is not None:
+        return listed
+    raise ImageUnavailable(f"the npm registry lists no {CANVAS_PACKAGE} release: {asked or 'none'}")
+
+
+def canvas_release(tag: str) -> str:
+    """The version a Canvas tag spells without the registry (`canvas-1.16` -> `1.16`), or
+    the tag itself (`latest`, `latest-N`)."""
+    return tag.removeprefix(CANVAS_PREFIX)
+
+
+def resolve_canvas(tag: str, listed: list[str]) -> str:
+    """The exact Agent Canvas release a tag names in `listed` (oldest first)."""
+    check_tag(tag)
+    bare = canvas_release(tag)
+    m = TAG_RE.fullmatch(bare)
+    assert m is not None
+    if bare.startswith("latest"):
+        back = int(m.group("back") or 0)
+        if back >= len(listed):
+            raise InputError(f"tag {tag!r}: the npm registry lists {len(listed)} releases of {CANVAS_PACKAGE}, "
+                             f"so there is no release {back} before the newest")
+        return listed[-1 - back]
+    found = [v for v in listed if names_release(bare, v)]
+    if not found:
+        raise InputError(f"tag {tag!r}: no {CANVAS_PACKAGE} release on the npm registry is {bare}"
+                         f"{'.x' if bare.count('.') == 1 else ''} (newest: {listed[-1] if listed else 'none'})")
+    return found[-1]

@@ -18,11 +18,13 @@ from harness.cells.plan import NO_LLM, CellPlan
 from harness.cells.watch import RulesWatch
 from harness.errors import AdapterError, TaskSetupError
 from harness.host import cleanup
-from harness.host.containers import free_port, tail
+from harness.host.containers import free_port, read_file, tail
 from harness.model import Cause, TaskResult, Verdict, strip_ansi
 from harness.openhands import (
+    Authenticates,
     Client,
     CountsEvents,
+    KeepsKey,
     LlmSettings,
     NamesRuntime,
     Replays,
@@ -30,6 +32,7 @@ from harness.openhands import (
     client_for,
     rules_for,
 )
+from harness.secrets import remember
 from harness.tasks import replay
 from harness.tasks.llmwatch import LlmWatch
 from harness.tasks.taskrun import ConversationTasks, TaskKit
@@ -44,10 +47,12 @@ class ApiWatch(RulesWatch):
 
     def runtime(self) -> Container | None:
         app = self.cell.app
+        if app.gen.runtime_is_app:
+            return app.runtime()
         named = isinstance(self.client, NamesRuntime) and self.client.runtime_name(self.conversation)
         if app.runtime_name is None and named:  # named by the app at random: as soon as it says
             app.track_runtime(named)
-        return app.container(app.runtime_name)
+        return app.runtime()
 
     def state(self) -> RuntimeState:
         return self.client.runtime_state(self.conversation)
@@ -90,7 +95,7 @@ class ApiCell(CellCore):
         url = self.app.app_url(launch, app)
         client = client_for(self.gen, url)
         self.resources.on_close(client.close)
-        early = self.app.wait_api(app, client, launch, url)
+        early = self.app.wait_api(app, client, launch, url) or self.authenticate(client, app)
         if early:
             self.decide(early, None, app)
             return None
@@ -99,13 +104,29 @@ class ApiCell(CellCore):
             client.store_settings(llm)
             self.conversation_at = time.time()
             conversation = client.create_conversation(self.plan.message)
-            if (name := self.rules.runtime_container_name(conversation)) is not None:
+            if self.gen.runtime_is_app:
+                self.app.runtime_is_app()
+            elif (name := self.rules.runtime_container_name(conversation)) is not None:
                 self.app.track_runtime(name)  # else named at random: the app says it later (ApiWatch)
         except AdapterError as e:
             self.decide(Decision(Verdict.FAIL, Cause.API_ERROR, str(e)[:400]), None, app)
             return None
         self.watch(ApiWatch(self, client, conversation), app, clock)
         return client, conversation, app
+
+    def authenticate(self, client: Client, app: Container) -> Decision | None:
+        """Hand the client the key the app's deployment made, where its API wants one
+        (KeepsKey rules: a setting, else the file the app keeps it in); None when done."""
+        if not (isinstance(client, Authenticates) and isinstance(self.rules, KeepsKey)):
+            return None
+        key = self.rules.session_key(self.app.app_env, lambda path: read_file(app, path))
+        if key is None:
+            return Decision(Verdict.FAIL, Cause.API_ERROR,
+                            "the app's API answers, but it has no session key: neither a setting nor the file "
+                            "its entrypoint keeps it in gives one")
+        remember(self.gen.api_key_env or "session key", key)  # scrubbed from every output from now on
+        client.authenticate(key)
+        return None
 
     def prepare_tasks(self, app: Container) -> LlmSettings:
         """The LLM settings for the conversation: NO_LLM for a connect-only cell, else the
@@ -134,7 +155,7 @@ class ApiCell(CellCore):
     def run_tasks(self, client: Client, conversation: str, app: Container) -> None:
         kit = self.kit
         assert kit is not None
-        runtime = self.app.container(self.app.runtime_name)
+        runtime = self.app.runtime()
         if self.task_error or runtime is None:
             why = self.task_error or "the runtime container is gone"
             self.result.tasks = [kit.result(n, Verdict.SKIP, detail=skip) if (skip := kit.skip_reason(n))

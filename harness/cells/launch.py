@@ -75,14 +75,15 @@ def _what(p: NetProbe) -> str:
         p.tcp or "", p.error or p.dns)
 
 
-def below_the_cell(mode: modes.ModeSpec) -> dict[str, str]:
-    """Settings every app gets below what its cell sets: a tcp:// daemon's DOCKER_HOST (a
-    deployment's only where it mounts a socket, which its placement says), and
-    OH_MATRIX_APP_ENV (also below what a user's deployment sets in its own file)."""
+def below_the_cell(mode: modes.ModeSpec, gen: Generation) -> dict[str, str]:
+    """Settings every app gets below what its cell sets: a tcp:// daemon's DOCKER_HOST (to an
+    app that starts containers; a deployment's only where it mounts a socket, which its
+    placement says), and OH_MATRIX_APP_ENV (also below what a user's deployment sets in its
+    own file)."""
     if isinstance(mode, Deployment):
         own = mode.service.environment
         return {k: v for k, v in knobs.app_env().items() if k not in own}
-    return {**endpoint.app_env(), **knobs.app_env()}
+    return {**(endpoint.app_env() if gen.starts_containers else {}), **knobs.app_env()}
 
 
 def user_id_note(client: docker.DockerClient, gen: Generation, env: dict[str, str]) -> str | None:
@@ -106,6 +107,18 @@ def labelled(gen: Generation, launch: modes.AppLaunch, labels: dict[str, str], n
     if note not in notes:
         notes.append(note)
     return replace(launch, env={**launch.env, gen.label_env: merged})
+
+
+def why_unreachable(client: docker.DockerClient, launch: modes.AppLaunch) -> str:
+    """The daemon's mechanism that keeps the harness off the app's port, where it knows one."""
+    if endpoint.remote():
+        return ("the daemon is remote (DOCKER_HOST), so the app's port is published on the daemon's "
+                "host, not at this machine's 127.0.0.1")
+    if launch.network_mode == "host" and docker_host.rootless(client):
+        return ("on a rootless daemon `--network host` is RootlessKit's network namespace, not this "
+                "machine's: a port the app listens on there is published nowhere, so neither the harness "
+                "nor a browser on this machine reaches it")
+    return ""
 
 
 class AppLauncher:
@@ -139,7 +152,7 @@ class AppLauncher:
 
     def launch(self) -> modes.AppLaunch:
         p = self.plan
-        env = {**p.images.app_env, **below_the_cell(self.mode), **p.env}
+        env = {**p.images.app_env, **below_the_cell(self.mode, self.gen), **p.env}
         if self.gen.runtime_image_env and p.images.runtime_image:  # V0 is told its runtime image, as documented
             env = {self.gen.runtime_image_env: p.images.runtime_image, **env}
         if not self._launched:  # the cell's networks, and the runtimes' removal after the app, before it
@@ -227,24 +240,23 @@ class AppLauncher:
                 self.phase(f"app's API up after {self.result.app_seconds} s")
                 self.app_cpu_at_api = cpu_and_memory(container)[0]
                 return None
-            if (cut := path.look(time.monotonic() - t0, self.why_unreachable(launch))) is not None:
+            if (cut := path.look(time.monotonic() - t0, why_unreachable(self.client, launch))) is not None:
                 return cut
             time.sleep(1)
         return Decision(Verdict.FAIL, Cause.BUDGET_EXCEEDED,
                         f"the app's API did not answer within {self.plan.app_budget:.0f} s")
 
-    def why_unreachable(self, launch: modes.AppLaunch) -> str:
-        """The daemon's mechanism that keeps the harness off the app's port, where it knows one."""
-        if endpoint.remote():
-            return ("the daemon is remote (DOCKER_HOST), so the app's port is published on the daemon's "
-                    "host, not at this machine's 127.0.0.1")
-        if launch.network_mode == "host" and docker_host.rootless(self.client):
-            return ("on a rootless daemon `--network host` is RootlessKit's network namespace, not this "
-                    "machine's: a port the app listens on there is published nowhere, so neither the harness "
-                    "nor a browser on this machine reaches it")
-        return ""
-
     # -- the runtimes OpenHands starts ----------------------------------------------------
+
+    def runtime_is_app(self) -> None:
+        """The agent's tools run in the app's own container (Generation.runtime_is_app): it is
+        the cell's runtime, swept as the app, never removed as a runtime."""
+        self.runtime_name = self.result.runtime_container = None
+        self.phase("conversation created: its agent runs in the app's own container")
+
+    def runtime(self) -> Container | None:
+        """The cell's runtime container as it is now: the app itself where the agent runs there."""
+        return self.container(self.name if self.gen.runtime_is_app else self.runtime_name)
 
     def track_runtime(self, name: str) -> None:
         """A runtime OpenHands will create for this cell: named in the run registry at once,

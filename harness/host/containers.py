@@ -89,6 +89,15 @@ def tail(container: Container | None, n: int = LOG_TAIL) -> str:
         return "(container gone)"
 
 
+def read_file(container: Container, path: str) -> str | None:
+    """A file's text in a running container (docker exec cat); None when it cannot be read."""
+    try:
+        code, out = container.exec_run(["cat", path], demux=False)
+    except (NotFound, APIError):
+        return None
+    return (out or b"").decode(errors="replace") if code == 0 else None
+
+
 class OwnedContainer(DockerContainer):
     """testcontainers' container, removed the harness's way: one already gone is fine. A
     container on more user-defined networks than one (a compose service on two) is created on
@@ -168,9 +177,11 @@ class CellResources:
 
     def sidecar(self, image: str, name: str, netns_of: str, command: list[str], ready: str,
                 env: dict[str, str] | None = None, stack: contextlib.ExitStack | None = None) -> Container:
-        """A helper container in another container's network namespace, up when it logs `ready`."""
+        """A helper container in another container's network namespace, up when it logs `ready`;
+        as root, whatever user the image names (Agent Canvas's is openhands: its git server
+        could not make /srv/git)."""
         c = (OwnedContainer(image).with_name(name).with_command(command).with_envs(**(env or {}))
-             .with_kwargs(network_mode=f"container:{netns_of}", entrypoint=[],
+             .with_kwargs(network_mode=f"container:{netns_of}", entrypoint=[], user="0",
                           labels={**self.labels, cleanup.ROLE_LABEL: "sidecar"})
              .waiting_for(LogMessageWaitStrategy(ready).with_startup_timeout(int(SIDECAR_READY))))
         (stack or self.stack).enter_context(c)

@@ -86,8 +86,9 @@ from filelock import FileLock
 from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
 from packaging.version import InvalidVersion
 
+from harness import releases
 from harness.errors import ImageUnavailable
-from harness.generations import Generation
+from harness.generations import Generation, version_tuple
 from harness.images import official, wheels, wheelstore
 from harness.images.base import BaseImage, ensure_base
 from harness.images.failures import BuildFailed
@@ -543,7 +544,7 @@ def _hash_tree(folder: Path) -> str:
 def pull_official(client: docker.DockerClient, tag: str, gen: Generation) -> ImageSet:
     """The official image, pulled (or as the daemon has it): the release it says it is
     (its org.opencontainers.image.version label, the build's AGENT_CANVAS_VERSION)."""
-    ref = f"{OFFICIAL}:{tag}"
+    ref = f"{OFFICIAL}:{tag if tag == 'latest' else release_of(tag, gen)}"
     image = official.fetch(client, ref)
     return ImageSet(tag=tag, resolved_version=official.image_version(image, tag), backend="official",
                     api=gen.name, app_image=ref, runtime_image=ref, notes=["pulled"])
@@ -555,7 +556,19 @@ def build_pypi(client: docker.DockerClient, tag: str, gen: Generation, constrain
     if constraints is not None:
         raise ImageUnavailable(f"agent-canvas {tag}: --constraints is not used: its Python set is resolved as of "
                                f"the release's cut (docs/canvas.md, section 5)")
-    return build(client, tag, gen.name, python312)
+    images = build(client, release_of(tag, gen), gen.name, python312)
+    return images.model_copy(update={"tag": tag})
+
+
+def release_of(tag: str, gen: Generation) -> str:
+    """The Agent Canvas release a tag names on the npm registry (`latest` -> its newest),
+    refused in one line when older than the adapter's facts (Generation.oldest)."""
+    version = releases.resolve_canvas(tag, releases.canvas_versions())
+    if (version_tuple(version) or ()) < gen.oldest:
+        raise ImageUnavailable(f"{tag} is agent-canvas {version}, older than "
+                               f"{'.'.join(map(str, gen.oldest))}, the oldest the Canvas adapter knows: "
+                               f"{gen.oldest_why}", resolved_version=version)
+    return version
 
 
 def build(client: docker.DockerClient, version: str, api: str,

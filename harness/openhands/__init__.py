@@ -16,6 +16,7 @@ callbacks a V1 sandbox makes (`Rules.callbacks`), the failure line a V0 app logs
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -154,6 +155,22 @@ class NamesRuntime(Protocol):
     """A client that tells the runtime's name as the app says it (an app that names it at random)."""
 
     def runtime_name(self, conversation_id: str) -> str | None: ...
+
+
+@runtime_checkable
+class Authenticates(Protocol):
+    """A client whose app wants a key its deployment made (Agent Canvas's session key, kept in
+    the container when no setting gives it): the cell hands it over once the app is up."""
+
+    def authenticate(self, key: str) -> None: ...
+
+
+@runtime_checkable
+class KeepsKey(Protocol):
+    """Rules that know where the app keeps its key: a setting of its environment, else a file
+    in its container (`read` gives a file's text, or None)."""
+
+    def session_key(self, app_env: dict[str, str], read: Callable[[str], str | None]) -> str | None: ...
 
 
 @runtime_checkable

@@ -14,14 +14,15 @@ the app container itself; nothing calls back across containers. The events are t
 agent-server's (`/api/conversations/{id}/events/search`), the same kinds V1's sandbox
 stores, so a turn is read as V1 reads one (v1.turn_from_events).
 
-Not yet a target of the matrix: the generation is registered for its rules and client,
-and `latest` still means openhands-ai.
+`latest` names it (generations.CANVAS); its cells start the documented `docker run` with no
+key set, and the harness reads the key the entrypoint generated, as a user would.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from harness.errors import UnexpectedAnswer
@@ -67,6 +68,16 @@ class CanvasRules:
         """None: no container is started per conversation (the cell's runtime is its app)."""
         return None
 
+    def session_key(self, app_env: dict[str, str], read: Callable[[str], str | None]) -> str | None:
+        """The stack's key as its entrypoint chooses it: OH_SESSION_API_KEYS_0, else
+        LOCAL_BACKEND_API_KEY, else the one it generated and kept under
+        $HOME/.openhands/agent-canvas/api-key.txt (the documented `docker run` sets none)."""
+        for name in ("OH_SESSION_API_KEYS_0", "LOCAL_BACKEND_API_KEY"):
+            if app_env.get(name):
+                return app_env[name]
+        kept = read(f"{app_env.get('HOME') or '/home/openhands'}/.openhands/agent-canvas/api-key.txt")
+        return kept.strip() if kept and kept.strip() else None
+
     def runtime_url(self, app_logs: str, app_env: dict[str, str],
                     runtime_attrs: dict[str, Any] | None) -> str | None:
         """Where the ingress reaches the agent-server: the container's own loopback, on the
@@ -84,6 +95,9 @@ class CanvasClient:
 
     def healthy(self) -> bool:
         return self._app.answers(self._gen.health_path)
+
+    def authenticate(self, key: str) -> None:
+        self._app.headers[KEY_HEADER] = key
 
     def store_settings(self, llm: LlmSettings) -> None:
         self._llm = llm

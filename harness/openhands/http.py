@@ -17,6 +17,11 @@ class AppClient:
         # an app published on this machine.
         self._http = httpx.Client(base_url=base_url, timeout=timeout, trust_env=False, headers=headers)
 
+    @property
+    def headers(self) -> httpx.Headers:
+        """What every request sends (a key learnt after the client was made goes here)."""
+        return self._http.headers
+
     def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
         try:
             return self._http.request(method, path, **kw)

@@ -14,7 +14,7 @@ import re
 import shlex
 from collections.abc import Sequence
 
-from harness import modes
+from harness import generations, modes
 from harness.model import Alternative, BestRemedy, CellResult, Recommendation, RemedyTry
 
 
@@ -38,8 +38,7 @@ DEPLOYMENT_RANK = -1  # the user's own deployment as it is asks least of anyone:
 def _mode_cost(cell: CellResult, name: str) -> int:
     if cell.deployment and name == cell.mode:
         return DEPLOYMENT_RANK
-    mode = modes.MODES.get(name)  # a mode this version does not know (an old run) ranks last
-    return mode.rank if mode else len(modes.MODES)
+    return modes.rank(name, generations.GENERATIONS.get(cell.api))  # a mode not known here (an old run): last
 
 
 def _rank(cell: CellResult, mode: str, seconds: float | None) -> tuple[tuple[int, ...], int, float]:
@@ -114,13 +113,13 @@ def _plain(best: CellResult, cells: Sequence[CellResult]) -> Recommendation:
     floor = version_key(cell_version(best))
     older = sorted((c for c in cells if c.passed and version_key(cell_version(c)) < floor),
                    key=_plain_rank, reverse=True)
-    mode = modes.MODES.get(best.mode)
+    mode_why = modes.why(best.mode, generations.GENERATIONS.get(best.api))
     ran = [t for t in best.tasks if t.verdict != "skip"]
     skipped = f" ({len(best.tasks) - len(ran)} skipped: not applicable here)" if len(ran) < len(best.tasks) else ""
     why = [f"{_label(best)} is the newest release that connected"
            + (f" and passed all {len(ran)} tasks{skipped}" if ran else f" (no tasks ran{skipped})"),
            f"{best.mode} is " + (f"your own deployment ({best.deployment}), as you run it: keep it"
-                                 if best.deployment else mode.why if mode else "a mode this tool does not rank")]
+                                 if best.deployment else mode_why or "a mode this tool does not rank")]
     if best.connect.seconds is not None:
         why.append(f"runtime ready in {best.connect.seconds:.0f}s")
     if missing := _not_deployable(best, cells):

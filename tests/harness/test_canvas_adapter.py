@@ -37,12 +37,17 @@ def served(handler: Any, key: str | None = "k") -> tuple[CanvasClient, list[http
     return client, seen
 
 
-def test_the_registry_names_it_but_no_tag_picks_it() -> None:
+def test_latest_and_canvas_tags_pick_it_and_a_bare_number_stays_the_app_servers() -> None:
     gen = generations.get("canvas")
-    assert gen.majors == () and not gen.latest
+    assert gen.majors == () and gen.latest and not generations.get("v1").latest
+    assert generations.for_tag("latest").name == "canvas" and generations.for_tag("latest-2").name == "canvas"
+    assert generations.for_tag("canvas-1.16").name == "canvas"
     assert generations.for_tag("1.16.0").name == "v1"  # an app-server 1.x tag stays V1's
-    assert generations.for_tag("latest").name == "v1"
+    assert generations.app_server_newest().name == "v1"
+    assert generations.for_image("ghcr.io/openhands/agent-canvas:1.20.0") is gen
+    assert generations.for_image("docker.openhands.dev/openhands/openhands:latest") is None
     assert gen.api_key_env == "LOCAL_BACKEND_API_KEY" and gen.llm_caller == "app"
+    assert gen.runtime_is_app and not gen.starts_containers and gen.documented_mode == "bridge"
 
 
 def test_a_conversation_carries_its_llm_and_the_key() -> None:

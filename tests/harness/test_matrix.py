@@ -20,7 +20,7 @@ def test_default_matrix_has_twelve_cells_in_file_order() -> None:
     ids = [c.id for c in m.cells()]
     assert len(ids) == 12
     assert ids[:4] == ["0.61-bridge", "0.61-host", "0.61-custom-network", "0.61-host-gateway"]
-    assert {t.tag: t.api for t in m.targets} == {"0.61": "v0", "0.62": "v0", "latest": "v1"}
+    assert {t.tag: t.api for t in m.targets} == {"0.61": "v0", "0.62": "v0", "latest": "canvas"}
     assert m.backend == "auto"
 
 
@@ -79,8 +79,9 @@ env = { B = "2" }
     ("[run]\nentrypoints = ['tui']\n[[targets]]\ntag = '0.62'\n[modes.host]\n", "run.entrypoints"),
     ("[run]\nllm = 'gpt'\n[[targets]]\ntag = '0.62'\n[modes.host]\n", "run.llm: expected one of"),
     ("[[targets]]\ntag = '7.0'\n[modes.host]\n", "targets[0].tag: tag '7.0': no API generation covers"),
-    # a generation whose images build but whose cells do not exist yet is refused, not run half-way
-    ("[[targets]]\ntag = '1.16.0'\napi = 'canvas'\n[modes.host]\n", "targets[0].api: 'canvas': not a target yet"),
+    # an Agent Canvas release older than its adapter's facts, by either spelling: before anything is built
+    ("[[targets]]\ntag = '1.10.0'\napi = 'canvas'\n[modes.host]\n", "targets[0].tag: '1.10.0': older than 1.16.0"),
+    ("[[targets]]\ntag = 'canvas-1.10'\n[modes.host]\n", "targets[0].tag: 'canvas-1.10': older than 1.16.0"),
     ("[[targets]]\ntag = '0.62'\nconstraints = 'no-such-lock.txt'\n[modes.host]\n",
      "targets[0].constraints: no such file"),
 ])

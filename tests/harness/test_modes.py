@@ -85,7 +85,7 @@ def test_unknown_modes_and_generations_are_errors_not_defaults() -> None:
         generations.get("v9")
     with pytest.raises(InputError, match="no API generation covers major version 7"):
         generations.for_tag("7.0")
-    assert generations.for_tag("latest").name == "v1" and generations.for_tag("0.61").name == "v0"
+    assert generations.for_tag("latest").name == "canvas" and generations.for_tag("0.61").name == "v0"
 
 
 def test_every_mode_has_a_distinct_rank_and_every_remedy_names_a_mode_of_the_registry() -> None:

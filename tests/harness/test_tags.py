@@ -68,11 +68,24 @@ def test_no_index_and_no_listing_is_image_unavailable(tmp_path: Path, monkeypatc
         releases.versions(_pip(tmp_path, "ERROR: (from versions: none)\nERROR: network unreachable"))
 
 
-def test_latest_n_in_a_matrix_is_the_generation_of_the_release_it_names(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(releases, "versions", lambda python=None, fresh=False: LISTED)
-    m = matrix.parse({"run": {"tasks": []}, "targets": [{"tag": "latest-4"}, {"tag": "latest-5"}],
+def test_latest_n_in_a_matrix_is_agent_canvas_and_api_v1_takes_the_app_servers() -> None:
+    m = matrix.parse({"run": {"tasks": []}, "targets": [{"tag": "latest-4"}, {"tag": "latest", "api": "v1"},
+                                                        {"tag": "canvas-1.16"}, {"tag": "1.11"}],
                       "modes": {"host": {}}}, "m.toml")
-    assert [(t.tag, t.api) for t in m.targets] == [("latest-4", "v1"), ("latest-5", "v0")]
+    assert [(t.tag, t.api) for t in m.targets] == [("latest-4", "canvas"), ("latest", "v1"),
+                                                    ("canvas-1.16", "canvas"), ("1.11", "v1")]
+
+
+def test_canvas_tags_resolve_on_the_npm_listing_and_a_bare_number_past_the_app_server_says_so() -> None:
+    listed = ["1.13.0", "1.14.0", "1.15.0", "1.16.0", "1.20.0"]
+    assert [releases.resolve_canvas(t, listed) for t in ("latest", "latest-1", "canvas-1.16", "1.13")] == \
+        ["1.20.0", "1.16.0", "1.16.0", "1.13.0"]
+    with pytest.raises(InputError, match="no release 5 before the newest"):
+        releases.resolve_canvas("latest-5", listed)
+    with pytest.raises(InputError, match=r"no @openhands/agent-canvas release .* is 1\.17\.x"):
+        releases.resolve_canvas("canvas-1.17", listed)
+    with pytest.raises(InputError, match=r"Agent Canvas's releases are named canvas-1\.16"):
+        releases.resolve("1.16", ["1.10.0", "1.11.0"])
 
 
 @pytest.mark.parametrize("tag", ["0.49", "0.49.1", "0.9"])

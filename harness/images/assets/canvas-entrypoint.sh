@@ -45,7 +45,7 @@ kept() {
   if [ ! -f "$file" ]; then
     mkdir -p "$(dirname "$file")"
     (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$file")
-    say "generated $(basename "$file") (kept in $file)"
+    say "generated $(basename "$file") (kept in $file)" >&2  # not into the value: kept() is read with $(...)
   fi
   cat "$file"
 }
