@@ -111,6 +111,7 @@ FOLDERS: dict[str, set[str]] = {
     "tasks": {"", "host", "openhands"},
     "remedies": {"", "host", "deployments"},
     "cells": {"", "host", "tasks", "openhands", "deployments", "remedies"},
+    "run": {"", "report"},
     "results": {""},
     "bisect": {"", "results", "tasks"},
     "report": {""},
