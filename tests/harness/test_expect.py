@@ -10,7 +10,7 @@ import pytest
 
 from harness import matrix, workflow
 from harness.context import RunContext
-from harness.errors import InputError
+from harness.errors import InputError, OutputError
 from harness.model import CellResult, Host, Run
 
 pytestmark = pytest.mark.unit
@@ -187,3 +187,32 @@ def test_a_cell_expected_to_fail_is_xfailed_under_pytest() -> None:
     with pytest.raises(pytest.fail.Exception, match=r"passed, where the matrix expects fail \(strict\)"):
         expect_as_pytest(failing.model_copy(update={"strict": True}), result("0.62-bridge"))
     expect_as_pytest(failing, result("0.62-bridge", "error", "harness-error"))  # a surprise: its test fails as it is
+
+
+def test_finish_decides_the_gate_once_for_both_front_doors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """workflow.finish threads the steps after the cells and answers the gate: `oh-matrix run`
+    exits with Finished.code, the plugin sets pytest's code from Finished.gate; a write that
+    fails stops the steps before the final sweep, with the gate still answered."""
+    m = matrix.load("default")
+    cells = m.cells()
+    found = workflow.Found(results={c.id: result(c.id, "fail" if c.mode.name == "bridge" else "pass") for c in cells})
+    ctx = RunContext(run_id="r", out=str(tmp_path / "run"), matrix_path=m.path, matrix_text=m.text,
+                     backend="pypi", app_env={}, started_at="t", host=LINUX)
+    p = workflow.Prepared(workflow.Inputs(workflow.Options(matrix="default"), m, cells, {}), None, ctx)
+    swept: list[str] = []
+    monkeypatch.setattr(workflow, "write", lambda run, out: None)
+    monkeypatch.setattr(workflow, "render", lambda run, out: None)
+    monkeypatch.setattr(workflow, "final_sweep", lambda run_id: swept.append(run_id) or True)
+    done = workflow.finish(p, found)
+    assert (done.gate, done.code, done.swept_at_end, done.error, swept) == (workflow.EXIT_OK, 0, True, None, ["r"])
+    assert done.lines == workflow.gate_lines(done.run, "surprises") and done.lines[0].startswith("exit 0")
+    assert [c.id for c in done.run.cells] == [c.id for c in cells]  # in matrix order
+    assert done.run.recommendation.cell is not None
+
+    def full(run: object, out: str) -> None:
+        raise OutputError("results.json: No space left on device")
+
+    monkeypatch.setattr(workflow, "write", full)
+    broken = workflow.finish(p, found)
+    assert (broken.code, broken.gate, broken.swept_at_end) == (workflow.EXIT_FAILED, workflow.EXIT_OK, None)
+    assert broken.error == "results.json: No space left on device" and swept == ["r"]  # no final sweep
