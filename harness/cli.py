@@ -41,11 +41,14 @@ def _json(data: object) -> int:
 # -- run ---------------------------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.plugin import check_selection, end_of_run, run_cells
+    from harness.run.cells import run_cells
+    from harness.run.selection import check_selection
+    from harness.run.summary import end_of_run
 
     options = run_options.to_options(lambda dest: getattr(args, dest), workers=args.n, k=args.k,
                                      pytest_args=args.pytest_args)
-    return workflow.run(options, run_cells, report=lambda s: print(end_of_run(s)), selection=check_selection)
+    return workflow.run(options, run_cells, report=lambda p, done: print(end_of_run(done, p.ctx.out)),
+                        selection=check_selection)
 
 
 # -- report / doctor / clean -------------------------------------------------------------

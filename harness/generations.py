@@ -145,7 +145,7 @@ class Generation:
     # "module:function(events, after) -> Turn": reads a saved trajectory (the headless run's)
     trajectory_reader: str | None = None
     replay_skip: str | None = None  # None: it replays recorded trajectories (--llm replay); else why not
-    remedies: tuple[str, ...] = ()  # names in harness/remedies.py that apply to its cells
+    remedies: tuple[str, ...] = ()  # names in harness/remedies/table.py that apply to its cells
     latest: bool = False  # `latest` resolves to this generation today
     # What its agent can do for a task (keys of CAPABILITIES), and why it lacks the others.
     capabilities: tuple[str, ...] = ()

@@ -9,7 +9,10 @@
 - a worker that dies mid-cell is named by xdist (pytest_handlecrashitem) and its cell is
   an error, not run again.
 
-Thin on purpose: the work is in workflow.py and runner.py, which run without pytest.
+Thin on purpose: hooks and what they hold. The run is workflow.py's (`prepare` before the
+cells, `finish` after them, the gate decided there), the cells are runner.py's, both without
+pytest; the stop signals, the cells' pytest run, the check of the selection and the end of
+the run in the terminal live in harness/run/.
 
 Inert until asked: the `pytest11` entry point loads this module in every pytest of the
 environment, so at load it imports nothing heavy (no docker, no testcontainers, whose import
@@ -22,9 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import io
 import os
-import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from typing import IO, TYPE_CHECKING, Any
 import pytest
 
 from harness import options
+from harness.run import signals
 
 if TYPE_CHECKING:
     from harness import progress, workflow
@@ -55,39 +57,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     options.add_to(parser.getgroup("oh-matrix").addoption, options.PYTEST_PREFIX)
 
 
-# Signals that stop a run from outside take the same path as Ctrl-C, so every cell's
-# teardown and the run's final steps still run: SIGTERM (CI cancelling a job, `kill`) and
-# SIGHUP (the terminal or session that started the run went away, as when a shell's
-# background job is ended with it: by default it killed the run with its containers up).
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-
-
-_hung_up = False  # a SIGHUP arrived: the terminal, or the pipe of whoever started the run, is gone
-
-
-def _detach_output() -> None:
-    """Standard output and error to /dev/null, as under nohup: after a hangup, what the
-    teardown and the final steps print would raise BrokenPipeError and stop the run before
-    its results are written."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    for fd in (1, 2):
-        os.dup2(devnull, fd)
-    os.close(devnull)
-
-
-def _terminate_as_interrupt(signum: int, frame: object) -> None:
-    if signum == signal.SIGHUP:
-        global _hung_up
-        _hung_up = True
-        _detach_output()
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
-
-
-def _stop_as_interrupt() -> None:
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, _terminate_as_interrupt)
-
-
 def _distributed(config: pytest.Config) -> bool:
     return bool(config.pluginmanager.has_plugin("xdist")) and config.getoption("dist", "no") != "no"
 
@@ -98,7 +67,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if WORKERINPUT in workerinput:
             from harness.context import RunContext
 
-            _stop_as_interrupt()
+            signals.stop_as_interrupt()
             CellRunner(RunContext.model_validate_json(workerinput[WORKERINPUT])).register(config)
         return
     controller = config.stash.get(CONTROLLER, None)
@@ -109,9 +78,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(controller, "oh-matrix-controller")  # pytest_configure is replayed to it
         if config.args_source != pytest.Config.ArgsSource.ARGS:  # no test path given: the package's matrix tests
             config.args = [str(SUITE)]
-    _stop_as_interrupt()
+    signals.stop_as_interrupt()
     if not _distributed(config):  # no workers: this process runs the cells too
-        CellRunner(controller.state.context).register(config)
+        CellRunner(controller.prepared.ctx).register(config)
 
 
 def cell_index(cells: list[Cell], tasks: tuple[str, ...]) -> Callable[[str], str | None]:
@@ -228,9 +197,11 @@ class MatrixController:
     """The controller's side: hands the context to workers, keeps a cell's tests together,
     collects results from the reports, shows each verdict as it lands."""
 
-    def __init__(self, state: workflow.State, plain: bool = False) -> None:
-        self.state = state
-        self.plain = plain  # under plain pytest: this plugin walks the workflow's steps
+    def __init__(self, prepared: workflow.Prepared, found: workflow.Found, plain: bool = False) -> None:
+        self.prepared = prepared
+        self.found = found  # what the cells step brings back: filled from the reports as they land
+        self.plain = plain  # under plain pytest: this plugin calls the workflow's prepare and finish
+        self.finished: workflow.Finished | None = None
         self.cell_of: Callable[[str], str | None] = lambda nodeid: None
         self.config: pytest.Config | None = None
         self.follower: progress.Follower | None = None
@@ -244,20 +215,18 @@ class MatrixController:
         from harness.secrets import scrub
 
         o = options.to_options(config.getoption, options.PYTEST_PREFIX)
-        state = workflow.State(o)
         try:
-            workflow.walk(workflow.BEFORE_CELLS, state)
+            prepared = workflow.prepare(o)
         except (InputError, DockerUnavailable) as e:  # one line; pytest's own exit code (docs/exit-codes.md)
             raise pytest.UsageError(scrub(str(e))) from None
-        return cls(state, plain=True)
+        return cls(prepared, workflow.Found(), plain=True)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config: pytest.Config) -> None:
         config.stash[CONTROLLER] = self
-        m = self.state.matrix
-        assert m is not None
-        config.stash[CELLS], config.stash[TASKS] = self.state.cells, m.tasks
-        self.cell_of = cell_index(self.state.cells, m.tasks)
+        i = self.prepared.inputs
+        config.stash[CELLS], config.stash[TASKS] = i.cells, i.matrix.tasks
+        self.cell_of = cell_index(i.cells, i.matrix.tasks)
         self.config = config
         if not config.option.collectonly and self.phases is None:
             # The terminal as it is now, between pytest's captures: with no workers the cells run
@@ -267,7 +236,7 @@ class MatrixController:
 
     @pytest.hookimpl(optionalhook=True)  # xdist's hook: absent with -p no:xdist
     def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput[WORKERINPUT] = self.state.context.model_dump_json()
+        node.workerinput[WORKERINPUT] = self.prepared.ctx.model_dump_json()
 
     @pytest.hookimpl(optionalhook=True)  # xdist's hook: absent with -p no:xdist
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
@@ -278,7 +247,7 @@ class MatrixController:
         """Every test's report reaches the controller (xdist's "worker crashed" ones too)."""
         cell = self.cell_of(report.nodeid)
         if cell:
-            self.state.reported.add(cell)
+            self.found.reported.add(cell)
         mine = [v for k, v in report.user_properties if k == PROPERTY]
         # Taken off the report before junitxml writes it: the results are results.json's.
         report.user_properties = [(k, v) for k, v in report.user_properties if k != PROPERTY]
@@ -287,8 +256,8 @@ class MatrixController:
 
         for raw in mine:
             result = CellResult.model_validate_json(str(raw))
-            if result.id not in self.state.results:
-                self.state.results[result.id] = result
+            if result.id not in self.found.results:
+                self.found.results[result.id] = result
                 self.show(f"{result.id:<32} {grid.cell_text(result)}")
 
     def show(self, line: str) -> None:
@@ -304,7 +273,7 @@ class MatrixController:
             return
         from harness import progress
 
-        self.follower = progress.Follower(self.state.context.out, self.show_phase)
+        self.follower = progress.Follower(self.prepared.ctx.out, self.show_phase)
         self.follower.start()
 
     def show_phase(self, line: str) -> None:
@@ -321,7 +290,7 @@ class MatrixController:
     @pytest.hookimpl(optionalhook=True)  # xdist's hook: absent with -p no:xdist
     def pytest_handlecrashitem(self, crashitem: str, report: Any, sched: Any) -> None:
         if cell := self.cell_of(crashitem):
-            self.state.reported.add(cell)
+            self.found.reported.add(cell)
 
     def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
         """No progress dots for cells: their verdict lines are the progress."""
@@ -342,146 +311,30 @@ class MatrixController:
                 self.phases.close()
             self.phases = None
         if not self.plain:
-            return  # `oh-matrix run` walks the steps after the cells itself
+            return  # `oh-matrix run` calls workflow.finish itself
         if session.config.option.collectonly:
             return  # nothing ran: no results to write, no line for the history
         from harness import workflow
-        from harness.errors import OutputError
         from harness.secrets import scrub
 
-        self.state.pytest_code = int(exitstatus)
-        try:
-            workflow.walk(workflow.AFTER_CELLS, self.state)
-        except OutputError as e:  # e.g. a full disk: one line, not a traceback
-            print(f"oh-matrix: {scrub(str(e))}")
+        self.found.pytest_code = int(exitstatus)
+        self.finished = workflow.finish(self.prepared, self.found)
+        if self.finished.error is not None:  # e.g. a full disk: one line, not a traceback
+            print(f"oh-matrix: {scrub(self.finished.error)}")
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
             return
         if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-            # the run finished: its gate decides, as for `oh-matrix run` (workflow.outcome)
-            failed = workflow.outcome(self.state) != workflow.EXIT_OK
+            # the run finished: the gate decided, as for `oh-matrix run` (workflow.finish)
+            failed = self.finished.gate != workflow.EXIT_OK
             session.exitstatus = pytest.ExitCode.TESTS_FAILED if failed else pytest.ExitCode.OK
 
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
-        if self.plain and self.state.run is not None:
+        if self.plain and self.finished is not None:
+            from harness.run.summary import end_of_run
+
             terminalreporter.section("oh-matrix connect verdicts")
-            for line in end_of_run(self.state).splitlines():
+            for line in end_of_run(self.finished, self.prepared.ctx.out).splitlines():
                 terminalreporter.write_line(line)
-
-
-def end_of_run(s: workflow.State) -> str:
-    """The grid, the recommendation, what changed since the last run, where the reports are."""
-    from harness import workflow
-    from harness.report import grid
-    from harness.report.upgrade import lines as upgrade_lines
-
-    run = s.run
-    assert run is not None
-    lines = upgrade_lines(run.upgrade) if run.upgrade else []  # asked for: shown first
-    lines += [grid.render(run) if run.cells else "(no cell ran)", run.recommendation.text()]
-    for kind, word in (("regressions", "regression"), ("fixes", "fix")):
-        for ch in getattr(run.changes, kind):
-            lines.append(f"{word}: {ch.cell} was {ch.before.verdict} in {ch.since[:8]}, "
-                         f"now {ch.now.verdict} {ch.now.cause or ''}".rstrip())
-    if run.changes.unreadable:
-        lines.append(f"history: {len(run.changes.unreadable)} line(s) unreadable, compared without them "
-                     "(the gate fails on this, but for --gate all-pass):")
-        lines += [f"  {line}" for line in run.changes.unreadable]
-    out = s.context.out
-    for cell, remedy, path in workflow.fixes(run):  # a user's deployment: the change a real rerun proved
-        lines.append(f"fix for {cell.id} ({remedy.name}, proven by a rerun): {out}/{path}")
-        lines += [f"  {line}" for line in (remedy.fix or "").rstrip().splitlines()]
-    lines.append(f"results: {out}/results.json  report: {out}/report.html  summary: {out}/summary.md")
-    return "\n".join(lines + workflow.gate_lines(s))
-
-
-class _Preselection:
-    """The plugin of check_selection's collect-only run: the matrix's cells and tasks, as
-    the real run's controller would stash them, and what survived -k."""
-
-    def __init__(self, s: workflow.State) -> None:
-        self.s = s
-        self.selected = 0
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_configure(self, config: pytest.Config) -> None:
-        assert self.s.matrix is not None
-        config.stash[CELLS], config.stash[TASKS] = self.s.cells, self.s.matrix.tasks
-
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.selected = len(session.items)
-
-
-def _pytest_error(text: str) -> str:
-    """pytest's own one-line account of a usage error, from what it printed."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for line in lines:  # argparse's line ("pytest: error: unrecognized arguments: ...") over its usage line
-        if ": error: " in line:
-            return line.split(": error: ", 1)[1]
-    for line in lines:
-        if line.startswith("ERROR: "):
-            return line.removeprefix("ERROR: ")
-    return lines[-1] if lines else "refused"
-
-
-def check_selection(s: workflow.State) -> int | None:
-    """-k and the pytest arguments after --, checked by pytest itself before any image is
-    built: the cells' pytest run, collect-only, with no image and no container. A bad
-    expression or argument is bad input (exit 2), a selection of nothing exits 5, here and
-    not after minutes of builds."""
-    from harness import workflow
-    from harness.errors import InputError
-
-    o = s.options
-    if not o.k and not o.pytest_args:
-        return None  # --only was checked with the matrix; nothing else can deselect
-    probe = _Preselection(s)
-    args = [*_suite_args(), "--collect-only", "-q", *(["-k", o.k] if o.k else []), *o.pytest_args]
-    out = io.StringIO()
-    given = " ".join([*(["-k", repr(o.k)] if o.k else []), *o.pytest_args])
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-            code = pytest.main(args, plugins=[probe])
-    except Exception as e:  # pytest < 8.4 raises a bad `-p PLUGIN` instead of reporting it
-        raise InputError(f"{given}: refused by pytest: {e}") from None
-    if code == pytest.ExitCode.NO_TESTS_COLLECTED or (code == pytest.ExitCode.OK and not probe.selected):
-        print("oh-matrix: no cell or task test was selected (check --only, -k and the pytest arguments)",
-              file=sys.stderr)
-        return workflow.EXIT_NOTHING
-    if code != pytest.ExitCode.OK:
-        raise InputError(f"{given}: refused by pytest: {_pytest_error(out.getvalue())}")
-    return None
-
-
-def _suite_args() -> list[str]:
-    """The package's own tests and ini, whatever folder the run starts from."""
-    return [str(SUITE), "--rootdir", str(SUITE), "-c", str(SUITE / "pytest.ini"),
-            # this process imported the plugin (and xdist) to hand pytest the controller
-            "-W", "ignore::pytest.PytestAssertRewriteWarning"]
-
-
-def run_cells(s: workflow.State) -> int | None:
-    """The workflow's cells step: the matrix as a pytest run, one test per cell and task,
-    cells in parallel on xdist workers, results back on the test reports."""
-    from harness import workflow
-
-    o, ctx = s.options, s.context
-    args = [*_suite_args(), "--junitxml", str(Path(ctx.out) / "junit.xml"), "-o", "junit_family=xunit2"]
-    args += ["-n", str(o.workers)] if o.workers > 1 else ["-p", "no:xdist"]
-    if o.k:
-        args += ["-k", o.k]
-    args += o.pytest_args
-    try:
-        code = int(pytest.main(args, plugins=[MatrixController(s)]))
-    except BrokenPipeError:
-        if not _hung_up:
-            raise
-        code = pytest.ExitCode.INTERRUPTED  # pytest could not print the interrupt: its terminal is gone
-    if _hung_up:  # pytest's capture, on its way out, gave back the descriptors of the dead terminal
-        _detach_output()
-    s.pytest_code = code
-    if code == pytest.ExitCode.NO_TESTS_COLLECTED:
-        print("oh-matrix: no cell or task test was selected (check --only and -k)", file=sys.stderr)
-    return workflow.PYTEST_CODES.get(code)
 
 
 def expect_as_pytest(expected: Expected, result: CellResult) -> None:

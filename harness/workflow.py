@@ -3,9 +3,12 @@
     inputs -> docker -> context -> sweep -> images -> cells (pytest) -> collect
            -> history -> judge -> recommend -> write -> render -> final sweep -> exit code
 
-Each step takes the run's state and returns None to go on or an int to end the run with
-that exit code. `oh-matrix run` walks all of them; under plain `pytest --matrix`, the plugin
-walks the ones before the cells in pytest_configure and the rest in pytest_sessionfinish.
+Each step returns what it makes and the run threads it to the next: `prepare` walks the
+steps before the cells (Inputs, then Prepared), `finish` the ones after them (a Finished
+run, its gate decided once), and `run` (`oh-matrix run`) walks both around a cells step;
+under plain `pytest --oh-matrix`, the plugin calls `prepare` in pytest_configure and `finish`
+in pytest_sessionfinish, around pytest's own session. A step ends the run by raising
+(bad input, no Docker, an interrupt), or, for the cells, by the pytest outcome it found.
 This module is also the one place where outcomes become exit codes (docs/exit-codes.md).
 """
 
@@ -29,7 +32,20 @@ from harness.context import RunContext
 from harness.errors import DockerUnavailable, HarnessError, InputError, OutputError
 from harness.host import cleanup, docker_host
 from harness.matrix import Cell, Matrix
-from harness.model import Cause, CellResult, Change, Expected, Host, ImageFailure, ImageSet, RemedyTry, Run, Verdict
+from harness.model import (
+    Cause,
+    CellResult,
+    Change,
+    Expected,
+    Host,
+    ImageFailure,
+    ImageSet,
+    Recommendation,
+    RemedyTry,
+    Run,
+    Upgrade,
+    Verdict,
+)
 from harness.results import history, upgrade
 from harness.results.recommend import recommend
 from harness.secrets import redact_env, remember, scrub
@@ -82,27 +98,57 @@ class Options:
     pytest_args: list[str] = field(default_factory=list)
 
 
-@dataclass
-class State:
+@dataclass(frozen=True)
+class Inputs:
+    """What the inputs step read and checked: the flags, the matrix, the cells it selects, --app-env."""
+
     options: Options
-    matrix: Matrix | None = None
-    cells: list[Cell] = field(default_factory=list)
-    app_env: dict[str, str] = field(default_factory=dict)
-    client: Any = None
-    ctx: RunContext | None = None
-    results: dict[str, CellResult] = field(default_factory=dict)  # cell id -> result, as reports arrive
-    reported: set[str] = field(default_factory=set)  # cells whose tests reported (a dead worker's too)
+    matrix: Matrix
+    cells: list[Cell]
+    app_env: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What the steps before the cells made: the inputs, the daemon's client and the run's
+    context (its host, swept leftovers and images), which the cells' processes share."""
+
+    inputs: Inputs
+    client: Any
+    ctx: RunContext
+
+
+@dataclass
+class Found:
+    """What the cells step found: each cell's result as its report arrived, the cells whose
+    tests reported (a dead worker's too), and pytest's exit code; `stop`, the exit code of a
+    pytest outcome that ends the run before its results (PYTEST_CODES)."""
+
+    results: dict[str, CellResult] = field(default_factory=dict)
+    reported: set[str] = field(default_factory=set)
     pytest_code: int | None = None
-    run: Run | None = None
-    swept_at_end: bool | None = None  # the final sweep: done, not done for a daemon gone, else None
+    stop: int | None = None
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A run the steps after the cells wrote: the results, whether the final sweep reached
+    the daemon (None: it failed otherwise, or did not run), the gate's answer (decided once,
+    by `finish`), and the write that failed, if one did (a full disk: the steps stopped there)."""
+
+    run: Run
+    swept_at_end: bool | None
+    gate: int  # EXIT_OK or EXIT_FAILED: the --gate's answer (outcome)
+    lines: list[str]  # the same answer in words (gate_lines)
+    daemon_gone: str | None  # the one line of a run whose daemon went away
+    error: str | None = None  # an OutputError's message: results or reports not (all) written
 
     @property
-    def context(self) -> RunContext:
-        assert self.ctx is not None, "the context step has not run"
-        return self.ctx
-
-
-Step = Callable[[State], int | None]
+    def code(self) -> int:
+        """`oh-matrix run`'s exit code: a write that failed (1), the daemon gone (3), else the gate's."""
+        if self.error is not None:
+            return EXIT_FAILED
+        return EXIT_DOCKER if self.daemon_gone is not None else self.gate
 
 
 def llm_mode(matrix_value: str, flag: str | None) -> str:
@@ -119,10 +165,9 @@ def llm_mode(matrix_value: str, flag: str | None) -> str:
 
 # -- before the cells ---------------------------------------------------------------------------
 
-def inputs(s: State) -> None:
+def inputs(o: Options) -> Inputs:
     """Every input check, so bad input surfaces before anything is made."""
-    o = s.options
-    s.matrix = m = matrix.load(o.matrix)
+    m = matrix.load(o.matrix)
     knobs.check_all()
     check_writable(o.out or str(REPORTS), "--out")
     past = Path(o.out or default_out("-")).parent / "history.jsonl"  # the history step's, checked now
@@ -146,19 +191,20 @@ def inputs(s: State) -> None:
     if llm_mode(m.llm, o.llm) == "real":
         for name in ("LLM_API_KEY", "LLM_BASE_URL"):
             remember(name, os.environ.get(name, ""))
-    s.app_env = matrix.parse_app_env(o.app_env)
-    s.cells = m.select(o.only)
+    app_env = matrix.parse_app_env(o.app_env)
+    cells = m.select(o.only)
     before = o.upgrade_from or m.upgrade_from
     if o.upgrade_from and o.upgrade_from not in [t.tag for t in m.targets]:
         raise InputError(f"--upgrade-from {o.upgrade_from}: not a target of {m.path} "
                          f"({', '.join(t.tag for t in m.targets)})")
     if before:
         matrix.upgrade_target(m, before)
-    for cell in s.cells:  # a runtime-kwargs setting the release would not parse: bad input, now
+    for cell in cells:  # a runtime-kwargs setting the release would not parse: bad input, now
         setting = generations.get(cell.target.api).label_env
-        value = {**m.env, **cell.mode.env, **s.app_env}.get(setting) if setting else None
+        value = {**m.env, **cell.mode.env, **app_env}.get(setting) if setting else None
         if setting and value:
             runtime_kwargs(value, {}, setting)
+    return Inputs(o, m, cells, app_env)
 
 
 def check_writable(folder: str, what: str) -> None:
@@ -177,12 +223,13 @@ def check_writable(folder: str, what: str) -> None:
         raise InputError(f"{what} {folder}: cannot write in {probe}: {e.strerror or e}") from None
 
 
-def docker(s: State) -> None:
-    s.client = docker_host.client()  # DockerUnavailable: one line, exit 3
+def docker(i: Inputs) -> Any:
+    """The daemon's checked client."""
+    client = docker_host.client()  # DockerUnavailable: one line, exit 3
     if (why := docker_host.unusable_remote()) is not None:
         raise DockerUnavailable(why)
-    if s.matrix is not None:
-        remote_binds(s.matrix)
+    remote_binds(i.matrix)
+    return client
 
 
 def remote_binds(m: Matrix) -> None:
@@ -208,51 +255,52 @@ def default_out(run_id: str) -> str:
     return str(REPORTS / f"{stamp}-{run_id[:8]}")
 
 
-def context(s: State) -> None:
-    o, m = s.options, s.matrix
-    assert m is not None
+def context(i: Inputs) -> RunContext:
+    """The run's id, folder and flags, as every process of the run shares them."""
+    o, m = i.options, i.matrix
     run_id = os.environ.get("OH_MATRIX_RUN_ID") or uuid.uuid4().hex
     os.environ["OH_MATRIX_RUN_ID"] = run_id
     os.environ.setdefault("OH_MATRIX_OWNER_PID", str(os.getpid()))  # owner of what the run labels
     slots, why = admission.slots()
-    s.ctx = RunContext(run_id=run_id, out=o.out or default_out(run_id), matrix_path=m.path, matrix_text=m.text,
-                       task_files=m.files,
-                       backend=o.backend or m.backend, app_env=s.app_env, only=list(o.only), started_at=now(),
-                       remedies=o.remedies, remedy_names=list(o.remedy), llm=llm_mode(m.llm, o.llm),
-                       boot_slots=slots, boot_slots_why=why)
+    ctx = RunContext(run_id=run_id, out=o.out or default_out(run_id), matrix_path=m.path, matrix_text=m.text,
+                     task_files=m.files,
+                     backend=o.backend or m.backend, app_env=i.app_env, only=list(o.only), started_at=now(),
+                     remedies=o.remedies, remedy_names=list(o.remedy), llm=llm_mode(m.llm, o.llm),
+                     boot_slots=slots, boot_slots_why=why)
     print(f"[oh-matrix] boots admitted at once: {slots} ({why})", file=sys.stderr)
+    return ctx
 
 
-def sweep(s: State) -> None:
-    swept = cleanup.sweep(s.client)
+def sweep(client: Any) -> tuple[str, Host]:
+    """What dead runs left, removed (its summary, "" for nothing), and the daemon's facts."""
+    swept = cleanup.sweep(client)
     if swept:
-        s.context.swept = swept.summary()
         print(f"[oh-matrix] swept what earlier runs left: {swept.summary()}", file=sys.stderr)
-    s.context.host = Host.model_validate(docker_host.facts(s.client).to_dict())
+    return (swept.summary() if swept else ""), Host.model_validate(docker_host.facts(client).to_dict())
 
 
-def prepare_images(s: State) -> None:
+def prepare_images(client: Any, i: Inputs, ctx: RunContext) -> dict[str, ImageSet | ImageFailure]:
     """Every target's images, the releases overlapping (images.prepare_all)."""
-    ctx = s.context
-    chosen = list(dict.fromkeys(c.target for c in s.cells))
+    chosen = list(dict.fromkeys(c.target for c in i.cells))
     targets = [(t.tag, t.api, Path(t.constraints) if t.constraints else None) for t in chosen if not t.image]
-    got: dict[str, ImageSet | images.ImageUnavailable] = dict(images.prepare_all(s.client, targets, ctx.backend))
+    got: dict[str, ImageSet | images.ImageUnavailable] = dict(images.prepare_all(client, targets, ctx.backend))
     for t in chosen:
         if t.image and t.deployment:  # a deployment's own image, with the runtime its settings name
-            assert s.matrix is not None, "the inputs step has not run"
-            choice = s.matrix.mode(t.deployment)
+            choice = i.matrix.mode(t.deployment)
             assert choice.deployment is not None, "an own image's target names its deployment"
-            environment = {**choice.deployment.service.environment, **s.matrix.env, **choice.env, **ctx.app_env}
+            environment = {**choice.deployment.service.environment, **i.matrix.env, **choice.env, **ctx.app_env}
             try:
-                got[t.tag] = images.prepare_own(s.client, t.tag, t.api, t.image, environment, ctx.backend)
+                got[t.tag] = images.prepare_own(client, t.tag, t.api, t.image, environment, ctx.backend)
             except images.ImageUnavailable as e:
                 got[t.tag] = e
-    clis = {c.target.tag for c in s.cells if c.entrypoint == "cli"}
+    clis = {c.target.tag for c in i.cells if c.entrypoint == "cli"}
+    made: dict[str, ImageSet | ImageFailure] = {}
     for tag, one in got.items():
         if isinstance(one, ImageSet) and tag in clis:
-            one = with_cli(s.client, one)
-        ctx.images[tag] = (one if isinstance(one, ImageSet)
-                           else ImageFailure(error=str(one), resolved_version=one.resolved_version))
+            one = with_cli(client, one)
+        made[tag] = (one if isinstance(one, ImageSet)
+                     else ImageFailure(error=str(one), resolved_version=one.resolved_version))
+    return made
 
 
 def with_cli(client: Any, one: ImageSet) -> ImageSet:
@@ -275,11 +323,23 @@ def with_cli(client: Any, one: ImageSet) -> ImageSet:
     return one.model_copy(update=update)
 
 
-BEFORE_CELLS: tuple[Step, ...] = (inputs, docker, context, sweep, prepare_images)
+def prepare(o: Options, selection: Callable[[Inputs], None] | None = None) -> Prepared:
+    """The steps before the cells, each given what the ones before it made. `selection`
+    checks, right after the inputs, what the cells' run will select (run/selection.py)."""
+    i = inputs(o)
+    if selection is not None:
+        selection(i)
+    client = docker(i)
+    ctx = context(i)
+    ctx.swept, ctx.host = sweep(client)
+    ctx.images = prepare_images(client, i, ctx)
+    return Prepared(i, client, ctx)
 
 
 # -- the cells ---------------------------------------------------------------------------------
-# The matrix as a pytest run is plugin.run_cells: `oh-matrix run` hands it to run() below.
+# The matrix as a pytest run is run/cells.py's run_cells: `oh-matrix run` hands it to run() below.
+
+Cells = Callable[[Prepared], Found]
 
 PYTEST_CODES = {  # pytest's own outcomes that end a run before its results (docs/exit-codes.md)
     2: EXIT_INTERRUPTED,  # INTERRUPTED
@@ -290,26 +350,28 @@ PYTEST_CODES = {  # pytest's own outcomes that end a run before its results (doc
 
 
 # -- after the cells --------------------------------------------------------------------------------
+# `collect` makes the Run; the steps after it each add their part to it (the history, the
+# judgement, the decisions) or write it; `finish` threads them and decides the gate once.
 
-def collect(s: State) -> None:
+def collect(p: Prepared, found: Found) -> Run:
     """The run's cells in matrix order; a cell whose tests ran but whose result never came
     back lost its worker."""
-    ctx = s.context
-    lost = [error_cell(c, ctx, Cause.HARNESS_ERROR, LOST_WORKER) for c in s.cells
-            if c.id in s.reported and c.id not in s.results]
-    found = {**s.results, **{c.id: c for c in lost}}
-    order = [c.id for c in s.cells]
-    s.run = Run(run_id=ctx.run_id, started_at=ctx.started_at, finished_at=now(), backend=ctx.backend,
-                host=ctx.host, cells=[found[i] for i in order if i in found], matrix=ctx.matrix_path,
-                app_env=redact_env(ctx.app_env), images=ctx.images, swept_at_start=ctx.swept,
-                boot_slots=ctx.boot_slots, boot_slots_why=ctx.boot_slots_why,
-                oh_matrix_version=version(), oh_matrix_commit=commit())
+    ctx, cells = p.ctx, p.inputs.cells
+    lost = [error_cell(c, ctx, Cause.HARNESS_ERROR, LOST_WORKER) for c in cells
+            if c.id in found.reported and c.id not in found.results]
+    results = {**found.results, **{c.id: c for c in lost}}
+    order = [c.id for c in cells]
+    return Run(run_id=ctx.run_id, started_at=ctx.started_at, finished_at=now(), backend=ctx.backend,
+               host=ctx.host, cells=[results[i] for i in order if i in results], matrix=ctx.matrix_path,
+               app_env=redact_env(ctx.app_env), images=ctx.images, swept_at_start=ctx.swept,
+               boot_slots=ctx.boot_slots, boot_slots_why=ctx.boot_slots_why,
+               oh_matrix_version=version(), oh_matrix_commit=commit())
 
 
-def record_history(s: State) -> None:
-    run = s.run
-    assert run is not None
-    past = Path(s.context.out).parent / "history.jsonl"
+def record_history(run: Run, out: str) -> None:
+    """The run's line in `history.jsonl` beside its folder, and what the history says of it:
+    changes since the last run here, trends, each cell's nights."""
+    past = Path(out).parent / "history.jsonl"
     run.changes = history.record(run, past)
     entries, here = history.load(past), history.host_key(run.host)
     run.trends = history.trends(entries, here)
@@ -318,16 +380,14 @@ def record_history(s: State) -> None:
         c.nights = found.get(c.id, [])
 
 
-def judge(s: State) -> None:
+def judge(run: Run, m: Matrix, cells: Sequence[Cell]) -> None:
     """Each cell against what the matrix expects of it on this host, and against the last run
     on this host: a cell that differs from either surprised (the default gate's question)."""
-    run = s.run
-    assert run is not None
-    chosen = {c.id: c for c in s.cells}
+    chosen = {c.id: c for c in cells}
     regressed = {ch.cell: ch for ch in run.changes.regressions}
     for c in run.cells:
         cell = chosen.get(c.id)
-        c.expected = s.matrix.expected(cell, run.host) if s.matrix is not None and cell is not None else Expected()
+        c.expected = m.expected(cell, run.host) if cell is not None else Expected()
         said = [w for w in (c.expected.surprise(c), regression_text(regressed.get(c.id))) if w]
         c.surprise = "; ".join(said) or None
 
@@ -338,22 +398,20 @@ def regression_text(ch: Change | None) -> str | None:
     return f"regressed: {ch.before.verdict} in {ch.since[:8]} on this host, now {ch.now.verdict}"
 
 
-def decide(s: State) -> None:
-    assert s.run is not None and s.matrix is not None
-    s.run.recommendation = recommend(s.run.cells)
-    before = s.options.upgrade_from or s.matrix.upgrade_from
-    if before:
-        s.run.upgrade = upgrade.compare(s.run.cells, before, matrix.upgrade_target(s.matrix, before))
+def decide(run: Run, i: Inputs) -> tuple[Recommendation, Upgrade | None]:
+    """What to deploy, and (when asked) the move from the release deployed today."""
+    before = i.options.upgrade_from or i.matrix.upgrade_from
+    moved = upgrade.compare(run.cells, before, matrix.upgrade_target(i.matrix, before)) if before else None
+    return recommend(run.cells), moved
 
 
-def write(s: State) -> None:
+def write(run: Run, out: str) -> None:
     from harness.output import write_run, write_text_atomic
 
-    assert s.run is not None
-    out = Path(s.context.out)
-    write_run(out, s.run)
-    for _cell, remedy, path in fixes(s.run):  # each proven fix to a user's deployment, as a file to apply
-        write_text_atomic(out / path, remedy.fix or "")
+    folder = Path(out)
+    write_run(folder, run)
+    for _cell, remedy, path in fixes(run):  # each proven fix to a user's deployment, as a file to apply
+        write_text_atomic(folder / path, remedy.fix or "")
 
 
 def fixes(run: Run) -> list[tuple[CellResult, RemedyTry, str]]:
@@ -368,41 +426,60 @@ def fixes(run: Run) -> list[tuple[CellResult, RemedyTry, str]]:
     return out
 
 
-def render(s: State) -> None:
+def render(run: Run, out: str) -> None:
     from harness.report.render import render_all
 
-    assert s.run is not None
-    render_all(s.run, Path(s.context.out))
+    render_all(run, Path(out))
 
 
-def final_sweep(s: State) -> None:
+def final_sweep(run_id: str) -> bool | None:
+    """Anything of this run a dead worker left: True when swept, False when the daemon is
+    gone, None when the sweep failed otherwise (said on one line)."""
     try:
-        left = cleanup.sweep(docker_host.client(), s.context.run_id)
-        s.swept_at_end = True
+        left = cleanup.sweep(docker_host.client(), run_id)
         if left:  # a cell's own teardown removes its things: these lost their worker or their daemon
             print(f"[oh-matrix] swept what this run's lost workers or daemon left: {left.summary()} "
                   f"({', '.join(left.containers + left.networks)})", file=sys.stderr)
+        return True
     except Exception as e:  # the results are written; a failed final sweep must not hide them
         if docker_host.lost(e) is not None:  # said once, by the exit line (daemon_gone)
-            s.swept_at_end = False
-        else:
-            print(f"[oh-matrix] final sweep failed: {e}", file=sys.stderr)
+            return False
+        print(f"[oh-matrix] final sweep failed: {e}", file=sys.stderr)
+        return None
 
 
-def daemon_gone(s: State) -> str | None:
+def daemon_gone(run: Run, swept_at_end: bool | None) -> str | None:
     """The one line of a run whose daemon went away (exit 3): its cells that say so, and where
     what it left goes; None when the daemon stayed."""
-    lost = [c.id for c in (s.run.cells if s.run else []) if c.connect.cause == Cause.DAEMON_LOST]
-    if not lost and s.swept_at_end is not False:
+    lost = [c.id for c in run.cells if c.connect.cause == Cause.DAEMON_LOST]
+    if not lost and swept_at_end is not False:
         return None
-    left = ("what they left was swept at the end of the run, once it answered again" if s.swept_at_end else
+    left = ("what they left was swept at the end of the run, once it answered again" if swept_at_end else
             "what the run left is removed by the next run's first sweep once it answers again (or oh-matrix clean)")
     cells = f"{len(lost)} cell(s) error daemon-lost ({', '.join(lost[:5])}{', ...' if len(lost) > 5 else ''})" \
         if lost else "after the cells"
     return f"the Docker daemon at {docker_host.endpoint_name()} went away during the run: {cells}; {left}"
 
 
-AFTER_CELLS: tuple[Step, ...] = (collect, record_history, judge, decide, write, render, final_sweep)
+def finish(p: Prepared, found: Found) -> Finished:
+    """The steps after the cells, each given what the ones before it made, and the gate's
+    answer, decided here once for both front doors. An OutputError (a full disk) stops the
+    steps where it happened, before the final sweep; each front door says it its own way."""
+    i, out, gate = p.inputs, p.ctx.out, p.inputs.options.gate
+    run = collect(p, found)
+    try:
+        record_history(run, out)
+        judge(run, i.matrix, i.cells)
+        run.recommendation, run.upgrade = decide(run, i)
+        write(run, out)
+        render(run, out)
+    except OutputError as e:
+        return Finished(run, None, outcome(run, gate, found.pytest_code), gate_lines(run, gate, found.pytest_code),
+                        None, error=str(e))
+    swept = final_sweep(p.ctx.run_id)
+    return Finished(run, swept, outcome(run, gate, found.pytest_code), gate_lines(run, gate, found.pytest_code),
+                    daemon_gone(run, swept))
+
 
 def surprises(run: Run) -> list[tuple[str, str]]:
     """(cell, how) for each cell that surprised; a cell not judged (a run that skipped the
@@ -411,27 +488,23 @@ def surprises(run: Run) -> list[tuple[str, str]]:
     return [(cid, how) for cid, how in said if how]
 
 
-def outcome(s: State) -> int:
+def outcome(run: Run, gate: str = "surprises", pytest_code: int | None = None) -> int:
     """0 when no cell surprised (--gate all-pass: every cell and task passed; --gate
     regressions: nothing regressed). A history it cannot read fails the gates that compare
     with it: a gate that cannot compare is not green."""
-    run = s.run
-    assert run is not None
-    if s.options.gate == "regressions":
+    if gate == "regressions":
         return EXIT_FAILED if run.changes.regressions or run.changes.unreadable else EXIT_OK
-    if s.options.gate in ("all-pass", "failures"):
+    if gate in ("all-pass", "failures"):
         ok = all(c.passed or c.connect.verdict == Verdict.SKIP for c in run.cells)
-        return EXIT_OK if ok and s.pytest_code in (0, None) else EXIT_FAILED
+        return EXIT_OK if ok and pytest_code in (0, None) else EXIT_FAILED
     return EXIT_FAILED if surprises(run) or run.changes.unreadable else EXIT_OK
 
 
-def gate_lines(s: State) -> list[str]:
+def gate_lines(run: Run, gate: str = "surprises", pytest_code: int | None = None) -> list[str]:
     """The gate's answer in words, last in the terminal: the exit code and why, the cells
     that surprised and how, and the cells that failed as the matrix expects on this host."""
-    run = s.run
-    assert run is not None
-    gate, found = s.options.gate, surprises(run)
-    if outcome(s) == EXIT_OK:
+    found = surprises(run)
+    if outcome(run, gate, pytest_code) == EXIT_OK:
         lines = [f"exit 0 (--gate {gate}): the run went as expected"]
     elif gate in ("all-pass", "failures"):
         lines = [f"exit 1 (--gate {gate}): not every cell passed"]
@@ -453,40 +526,40 @@ def expected_lines(run: Run) -> list[str]:
     return [f"failed as expected on this host: {', '.join(ids)}: {why}" for why, ids in as_expected(run.cells).items()]
 
 
-def walk(steps: Sequence[Step], s: State) -> int | None:
-    for step in steps:
-        code = step(s)
-        if code is not None:
-            return code
-    return None
+class Stop(Exception):  # not an error: a step's way to end the run, having said why
+    """A step ends the run with this exit code (a selection of nothing: 5)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
 
 
-def run(options: Options, cells: Step, report: Callable[[State], None] | None = None,
-        selection: Step | None = None) -> int:
+Report = Callable[[Prepared, Finished], None]
+
+
+def run(options: Options, cells: Cells, report: Report | None = None,
+        selection: Callable[[Inputs], None] | None = None) -> int:
     """`oh-matrix run`: every step, then the exit code. `cells` runs the cells (the pytest
-    run, plugin.run_cells); `selection` checks right after the inputs what the cells' run
-    will select (-k, pytest's arguments: plugin.check_selection); `report` prints the end of
-    the run."""
-    s = State(options)
-    first, *rest = BEFORE_CELLS
+    run, run/cells.py); `selection` checks right after the inputs what the cells' run will
+    select (-k, pytest's arguments: run/selection.py); `report` prints the end of the run."""
     try:
-        code = walk((first, *([selection] if selection else []), *rest), s)
-        if code is None:
-            code = walk((cells,), s)
-        if s.ctx is not None and code in (None, EXIT_INTERRUPTED):
-            try:
-                walk(AFTER_CELLS, s)  # an interrupted run still writes what it found
-            except OutputError as e:
-                print(f"oh-matrix: {scrub(str(e))}", file=sys.stderr)
-                return EXIT_FAILED
-        if code is not None:
-            return code
+        p = prepare(options, selection)
+        found = cells(p)
+        if found.stop not in (None, EXIT_INTERRUPTED):
+            return found.stop
+        done = finish(p, found)  # an interrupted run still writes what it found
+        if done.error is not None:
+            print(f"oh-matrix: {scrub(done.error)}", file=sys.stderr)
+            return done.code
+        if found.stop is not None:
+            return found.stop
+    except Stop as e:
+        return e.code
     except (HarnessError, KeyboardInterrupt) as e:
         print(f"oh-matrix: {scrub(str(e))}" if str(e) else "oh-matrix: interrupted", file=sys.stderr)
         return exit_code(e)
     if report is not None:
-        report(s)
-    if (gone := daemon_gone(s)) is not None:
-        print(f"oh-matrix: {gone}", file=sys.stderr)
-        return EXIT_DOCKER
-    return outcome(s)
+        report(p, done)
+    if done.daemon_gone is not None:
+        print(f"oh-matrix: {done.daemon_gone}", file=sys.stderr)
+    return done.code

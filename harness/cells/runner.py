@@ -9,9 +9,8 @@ import os
 import traceback
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from harness import endpoint, generations, remedies
+from harness import remedies
 from harness.cells import admission
 from harness.cells.api import ApiCell
 from harness.cells.cell import CellCore, daemon_lost
@@ -19,9 +18,9 @@ from harness.cells.cli import CliCell
 from harness.cells.headless import HeadlessCell
 from harness.cells.plan import CellPlan
 from harness.context import RunContext
-from harness.host import docker_host, firewall
+from harness.host import docker_host
 from harness.matrix import Cell, Matrix
-from harness.model import Cause, CellResult, Connect, Direction, Evidence, Host, ImageFailure, Source, Verdict
+from harness.model import Cause, CellResult, Connect, Evidence, ImageFailure, Source, Verdict
 from harness.openhands import LlmSettings
 from harness.secrets import Secret, redact_result, secret_names
 from harness.tasks.taskrun import LlmChoice
@@ -110,28 +109,6 @@ def describe(e: BaseException) -> str:
 PACKAGE = Path(__file__).resolve().parents[1]  # harness/
 
 
-def _firewall_context(result: CellResult, cell: Cell, ctx: RunContext) -> dict[str, Any]:
-    """For a cell a firewall rejected or dropped: the rules that did it, the bridge its
-    connects came from and the host ports the rerun will use (remedies.Context), read from
-    this machine only when its daemon is local."""
-    if result.connect.cause not in (Cause.CONNECTION_REJECTED, Cause.CONNECT_TIMEOUT) or endpoint.remote():
-        return {}
-    callback = result.connect.direction == Direction.CALLBACK
-    default = ctx.host.bridge.get("name") or "docker0"
-    network = cell.mode.spec.network
-    bridge = default if callback or network == "default" else "lo" if network == "host" else "br-+"
-    gen = generations.get(result.api)
-    ports = (None if callback else gen.runtime_host_ports) or firewall.ephemeral_ports()
-    sample = bridge.replace("+", "0")
-    return {"firewall": tuple(firewall.matching(firewall.rules(), sample, None)), "bridge": bridge, "ports": ports}
-
-
-def _loopback_alias(host: Host) -> str | None:
-    """A rootless daemon's host alias, when it reaches this machine's loopback (remedies.Context)."""
-    kit = host.rootlesskit
-    return kit.host_alias if kit is not None and kit.host_loopback else None
-
-
 def _run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None) -> CellResult:
     images = ctx.images.get(cell.target.tag)
     if images is None or isinstance(images, ImageFailure):
@@ -146,44 +123,21 @@ def _run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None) ->
     result = run_cell(plan)
     if choice.real is not None:
         result.notes.append(f"tasks ran on the user's model {choice.real.model}")
-    # A grace that ran out with the machine to itself: the knob is tried whatever the flags say,
-    # since the finding is only useful with the setting that makes the cell work here.
-    if (ctx.remedies or result.connect.cause == Cause.STARTUP_GRACE) and result.connect.verdict == Verdict.FAIL:
-        dep = cell.mode.deployment
-        fix_ctx = remedies.Context(gateway=ctx.host.bridge_gateway, runtime_seconds=result.boot.runtime_seconds,
-                                   mode=cell.mode.name, deployment=dep is not None,
-                                   app_port=dep.api_host_port if dep else 3000,
-                                   network=dep.network if dep else "",
-                                   extra_hosts=tuple(dep.service.extra_hosts) if dep else (),
-                                   own_command=bool(dep and dep.service.command),
-                                   api_on_loopback=bool(dep and dep.api_on_loopback),
-                                   rootless=bool(ctx.host.rootless), host_alias=_loopback_alias(ctx.host),
-                                   remote=bool(ctx.host.remote),
-                                   mounts_socket=dep.service.mounts_socket() if dep else True,
-                                   **_firewall_context(result, cell, ctx))
+    dep = cell.mode.deployment
 
-        def rerun(change: remedies.Change, alone: bool) -> CellResult:
-            moved = cell if change.mode is None else replace(cell, mode=m.mode(change.mode), origin=cell.id)
-            if dep is not None and (change.extra_hosts or change.network_mode or change.also_publish or change.volumes):
-                changed = dep.changed(change.extra_hosts, change.network_mode, change.also_publish, change.volumes)
-                moved = replace(moved, mode=replace(moved.mode, deployment=changed))
-            env2 = {**cell_env(m, moved, ctx), **change.env}
-            return run_cell(replace(plan, cell=moved, env=env2, secrets=secret_names({**own, **env2}), tasks=[],
-                                    alone=alone, slots_held=alone))
+    def rerun(change: remedies.Change, alone: bool) -> CellResult:
+        moved = cell if change.mode is None else replace(cell, mode=m.mode(change.mode), origin=cell.id)
+        if dep is not None and (change.extra_hosts or change.network_mode or change.also_publish or change.volumes):
+            changed = dep.changed(change.extra_hosts, change.network_mode, change.also_publish, change.volumes)
+            moved = replace(moved, mode=replace(moved.mode, deployment=changed))
+        env2 = {**cell_env(m, moved, ctx), **change.env}
+        return run_cell(replace(plan, cell=moved, env=env2, secrets=secret_names({**own, **env2}), tasks=[],
+                                alone=alone, slots_held=alone))
 
-        def machine() -> contextlib.AbstractContextManager[object]:
-            return admission.slot(plan.boot_slots, alone=True)
+    def machine() -> contextlib.AbstractContextManager[object]:
+        return admission.slot(plan.boot_slots, alone=True)
 
-        # --remedy narrows what --remedies tries; the startup-grace knob is tried whatever the flags say
-        grace = result.connect.cause == Cause.STARTUP_GRACE
-        only = frozenset(ctx.remedy_names) if ctx.remedies and not grace else frozenset()
-        result.remedies = remedies.search(result, fix_ctx, rerun, machine, only)
-        if dep is not None:  # what passed, as a change to the user's own file
-            from harness.deployments.fixes import fix
-
-            for r in result.remedies:
-                if r.verdict == Verdict.PASS and not r.host_change:
-                    r.fix = fix(dep, r.env, r.extra_hosts, r.network_mode, r.also_publish, r.volumes)
+    result.remedies = remedies.attempt(result, cell, ctx, rerun, machine)
     key = {"LLM_API_KEY": choice.real.api_key, "LLM_BASE_URL": choice.real.base_url} if choice.real else {}
     # A task file's secrets are secret whatever their names: redacted like the key.
     declared = [os.environ[n] for t in m.task_defs for n in t.secrets if os.environ.get(n)]

@@ -104,15 +104,16 @@ def test_pytests_own_outcomes_get_their_own_exit_codes(monkeypatch: pytest.Monke
     """pytest's internal error is not "Docker unusable" (3), its usage error is bad input."""
     import pytest as pytest_module
 
-    from harness import workflow
+    from harness import matrix, workflow
     from harness.context import RunContext
-    from harness.plugin import run_cells
+    from harness.run.cells import run_cells
 
     monkeypatch.setattr(pytest_module, "main", lambda *a, **k: pytest_code)
-    s = workflow.State(workflow.Options(matrix="smoke"))
-    s.ctx = RunContext(run_id="r", out=str(tmp_path), matrix_path="m", matrix_text="", backend="pypi",
-                       app_env={}, started_at="now")
-    assert run_cells(s) == ours
+    ctx = RunContext(run_id="r", out=str(tmp_path), matrix_path="m", matrix_text="", backend="pypi",
+                     app_env={}, started_at="now")
+    m = matrix.load("smoke")
+    p = workflow.Prepared(workflow.Inputs(workflow.Options(matrix="smoke"), m, m.cells(), {}), None, ctx)
+    assert run_cells(p).stop == ours
 
 
 def test_exceptions_map_to_one_code_each() -> None:

@@ -73,38 +73,41 @@ def cell(cause: Cause | None, verdict: Verdict = Verdict.ERROR) -> CellResult:
                       connect=Connect(verdict=verdict, cause=cause))
 
 
-def state(*cells: CellResult, swept: bool | None = None) -> workflow.State:
-    s = workflow.State(workflow.Options(matrix="m.toml"))
-    s.run = Run(run_id="r", started_at="now", finished_at="now", backend="pypi", cells=list(cells))
-    s.swept_at_end = swept
-    return s
+def state(*cells: CellResult, swept: bool | None = None) -> tuple[Run, bool | None]:
+    """A run's cells and its final sweep, as `workflow.daemon_gone(*state(...))` reads them."""
+    return Run(run_id="r", started_at="now", finished_at="now", backend="pypi", cells=list(cells)), swept
 
 
 def test_a_run_whose_daemon_went_away_says_so_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", "tcp://10.213.0.2:2375")
-    assert workflow.daemon_gone(state(cell(None, Verdict.PASS))) is None
-    line = workflow.daemon_gone(state(cell(Cause.DAEMON_LOST), cell(None, Verdict.PASS), swept=False))
+    assert workflow.daemon_gone(*state(cell(None, Verdict.PASS))) is None
+    line = workflow.daemon_gone(*state(cell(Cause.DAEMON_LOST), cell(None, Verdict.PASS), swept=False))
     assert line is not None and "\n" not in line
     assert line.startswith("the Docker daemon at tcp://10.213.0.2:2375 went away during the run: 1 cell(s) error "
                            "daemon-lost (0.62-daemon-lost)")
     assert line.endswith("removed by the next run's first sweep once it answers again (or oh-matrix clean)")
-    back = workflow.daemon_gone(state(cell(Cause.DAEMON_LOST), swept=True))
+    back = workflow.daemon_gone(*state(cell(Cause.DAEMON_LOST), swept=True))
     assert back is not None and back.endswith("swept at the end of the run, once it answered again")
-    after = workflow.daemon_gone(state(cell(None, Verdict.PASS), swept=False))  # gone after the cells
+    after = workflow.daemon_gone(*state(cell(None, Verdict.PASS), swept=False))  # gone after the cells
     assert after is not None and "after the cells" in after
 
 
 def test_the_run_exits_3_when_its_daemon_went_away(monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    def cells(s: workflow.State) -> None:
-        s.ctx, s.matrix = ctx(), M
-        s.run = Run(run_id="r", started_at="now", finished_at="now", backend="pypi", cells=[cell(Cause.DAEMON_LOST)])
+    def prepare(o: workflow.Options, selection: object = None) -> workflow.Prepared:
+        return workflow.Prepared(workflow.Inputs(o, M, [], {}), None, ctx())
 
-    def gone(s: workflow.State) -> None:
-        s.swept_at_end = False
+    def cells(p: workflow.Prepared) -> workflow.Found:
+        return workflow.Found()
 
-    monkeypatch.setattr(workflow, "BEFORE_CELLS", (lambda s: None,))
-    monkeypatch.setattr(workflow, "AFTER_CELLS", (gone,))
+    def collect(p: workflow.Prepared, found: workflow.Found) -> Run:
+        return Run(run_id="r", started_at="now", finished_at="now", backend="pypi", cells=[cell(Cause.DAEMON_LOST)])
+
+    monkeypatch.setattr(workflow, "prepare", prepare)
+    monkeypatch.setattr(workflow, "collect", collect)
+    for step in ("record_history", "judge", "write", "render"):  # the steps that would touch the disk
+        monkeypatch.setattr(workflow, step, lambda *a: None)
+    monkeypatch.setattr(workflow, "final_sweep", lambda run_id: False)  # the daemon is gone
     assert workflow.run(workflow.Options(matrix="m.toml"), cells) == workflow.EXIT_DOCKER
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("oh-matrix: the Docker daemon at ") and "daemon-lost" in err[0]

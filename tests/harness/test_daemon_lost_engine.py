@@ -62,17 +62,20 @@ def test_a_daemon_killed_mid_cell(client: docker.DockerClient, base_image: BaseI
         monkeypatch.setenv("OH_MATRIX_OWNER_PID", dead_pid())  # the run's process is gone when the daemon is back
         monkeypatch.setattr(docker_host, "_client", None)
 
-        def standin(s: workflow.State) -> None:  # the target's images: the stand-in app, no release
-            s.context.images["0.62"] = ImageSet(tag="0.62", resolved_version="0.62.0", backend="official",
-                                                api="v0", app_image=base_image.ref, runtime_image="")
+        def standin(client: object, i: workflow.Inputs, ctx: object) -> dict[str, ImageSet]:
+            # the target's images: the stand-in app, no release
+            return {"0.62": ImageSet(tag="0.62", resolved_version="0.62.0", backend="official",
+                                     api="v0", app_image=base_image.ref, runtime_image="")}
 
-        def cells(s: workflow.State) -> None:
-            for cell in s.cells:
-                s.results[cell.id] = runner.run_one(s.context, s.matrix, cell)  # type: ignore[arg-type]
+        def cells(p: workflow.Prepared) -> workflow.Found:
+            found = workflow.Found()
+            for cell in p.inputs.cells:
+                found.results[cell.id] = runner.run_one(p.ctx, p.inputs.matrix, cell)
+            return found
 
-        first = workflow.BEFORE_CELLS[:-1]
-        monkeypatch.setattr(workflow, "BEFORE_CELLS", (*first, standin))
-        monkeypatch.setattr(workflow, "AFTER_CELLS", (workflow.collect, workflow.write, workflow.final_sweep))
+        monkeypatch.setattr(workflow, "prepare_images", standin)
+        for step in ("record_history", "judge", "render"):  # after the cells: collect, write and the final sweep
+            monkeypatch.setattr(workflow, step, lambda *a: None)
         killed = threading.Event()
         killer = threading.Thread(target=kill_when_up, args=(d, run_id, killed), daemon=True)
         killer.start()

@@ -2,7 +2,6 @@ from pathlib import Path
 
 import pytest
 
-from harness.context import RunContext
 from harness.errors import InputError
 from harness.model import Run
 from harness.results import history
@@ -178,13 +177,10 @@ def test_the_report_charts_each_cells_nights_and_the_fleet_report_each_hosts(
     from harness.results.merge import merge
 
     def night(out: str, run_id: str, verdicts: dict[str, str], host: str) -> Run:
-        s = workflow.State(workflow.Options(matrix="m.toml", out=out))
-        s.ctx = RunContext(run_id=run_id, out=out, matrix_path="m", matrix_text="", backend="pypi", app_env={},
-                           started_at="t")
-        s.run = run(run_id, verdicts, when="2026-12-07T03:10:00+00:00")
-        s.run.host.hostname = host
-        workflow.record_history(s)
-        return s.run
+        r = run(run_id, verdicts, when="2026-12-07T03:10:00+00:00")
+        r.host.hostname = host
+        workflow.record_history(r, out)
+        return r
 
     for i, v in enumerate(["pass", "fail"]):
         night(str(tmp_path / "a" / f"r{i}"), f"ra{i}", {"0.62-host": v}, "alpha")

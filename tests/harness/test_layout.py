@@ -109,7 +109,9 @@ FOLDERS: dict[str, set[str]] = {
     "openhands": {""},
     "host": {""},
     "tasks": {"", "host", "openhands"},
-    "cells": {"", "host", "tasks", "openhands", "deployments"},
+    "remedies": {"", "host", "deployments"},
+    "cells": {"", "host", "tasks", "openhands", "deployments", "remedies"},
+    "run": {"", "report"},
     "results": {""},
     "bisect": {"", "results", "tasks"},
     "report": {""},
@@ -117,11 +119,10 @@ FOLDERS: dict[str, set[str]] = {
     "devtools": {"", "host", "tasks", "cells", "images"},
 }
 # Top-level modules that reach into folders: the front doors and the run's steps drive
-# everything but the developer tools; the matrix loads deployments and task files; the
-# remedies table makes its host changes through host/.
+# everything but the developer tools; the matrix loads deployments and task files.
 REACHES = {"harness.cli": set(FOLDERS) - {"devtools"}, "harness.plugin": set(FOLDERS) - {"devtools"},
            "harness.workflow": set(FOLDERS) - {"devtools"},
-           "harness.matrix": {"deployments", "tasks"}, "harness.remedies": {"host"}}
+           "harness.matrix": {"deployments", "tasks"}}
 
 
 def folder_of(module: str) -> str:

@@ -218,3 +218,32 @@ def test_a_sandbox_left_on_the_bridge_by_a_host_network_app_is_sent_to_the_gatew
     r.resolved_version, r.connect.direction = "1.1.0", Direction.CALLBACK
     fixes = {rem.name: c.env for rem, c in remedies.applicable(r, remedies.Context(gateway="172.17.0.1", mode="host"))}
     assert fixes["v1-web-url"] == {"OH_WEB_URL": "http://172.17.0.1:{app_port}"} and "v1-hosts-entry" not in fixes
+
+
+def test_the_context_is_built_from_the_cell_its_result_and_the_runs_host(tmp_path: Path) -> None:
+    """Context.of, the one place the remedies' facts are read: the host's gateway and daemon,
+    the result's generation, release and runtime time, and what a deployment writes."""
+    from harness import matrix
+    from harness.context import RunContext
+    from harness.model import Boot, Host, RootlessKitInfo
+
+    (tmp_path / "m.toml").write_text(
+        '[run]\ntasks = []\n[[targets]]\ntag = "0.62"\n[modes.host]\n[deployments.mine]\n'
+        'docker_run = "docker run --network host -v /var/run/docker.sock:/var/run/docker.sock '
+        '--add-host host.docker.internal:host-gateway img"\nown_image = false\n')
+    m = matrix.load(str(tmp_path / "m.toml"))
+    host = Host(bridge_gateway="172.17.0.1", rootless=True, remote=False,
+                rootlesskit=RootlessKitInfo(host_alias="10.0.2.2", host_loopback=True))
+    run = RunContext(run_id="r", out=str(tmp_path), matrix_path="m.toml", matrix_text="", backend="pypi",
+                     app_env={}, started_at="now", host=host)
+    by_mode = {c.mode.name: c for c in m.cells()}
+    r = failed("dns-unresolved", api="v1", mode="host")
+    r.resolved_version, r.boot = "1.1.0", Boot(runtime_seconds=12.5)
+    built = remedies.Context.of(r, by_mode["host"], run)
+    assert (built.gateway, built.mode, built.api, built.version, built.runtime_seconds) == (
+        "172.17.0.1", "host", "v1", "1.1.0", 12.5)
+    assert (built.rootless, built.host_alias, built.published_at, built.remote) == (True, "10.0.2.2", "10.0.2.2", False)
+    assert built.on_host_network and not built.deployment and built.gen.at("1.1.0") == built.gen
+    mine = remedies.Context.of(failed("dns-unresolved", mode="mine"), by_mode["mine"], run)
+    assert (mine.deployment, mine.network, mine.on_host_network, mine.mounts_socket) == (True, "host", True, True)
+    assert mine.extra_hosts == ("host.docker.internal",) and not mine.own_command

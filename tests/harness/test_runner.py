@@ -116,9 +116,8 @@ def test_an_exception_inside_one_cell_is_that_cells_error_and_no_other_cells(mon
     assert bad.evidence[0].text.startswith("the harness failed inside this cell: KeyError: 'no such key'")
     assert calls.count("0.62-bridge") == 1  # run once: an exception is not a reason of the moment
     assert [by_id[i].connect.verdict for i in ("0.62-host-gateway", "0.62-custom-network")] == ["pass", "pass"]
-    s = workflow.State(workflow.Options(matrix="m.toml"))
-    s.run = Run(run_id="r", started_at="now", finished_at="now", backend="pypi", cells=results)
-    assert workflow.outcome(s) == workflow.EXIT_FAILED
+    run = Run(run_id="r", started_at="now", finished_at="now", backend="pypi", cells=results)
+    assert workflow.outcome(run, workflow.Options(matrix="m.toml").gate) == workflow.EXIT_FAILED
 
 
 def test_the_harness_frame_that_raised_is_named() -> None:

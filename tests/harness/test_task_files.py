@@ -477,8 +477,8 @@ def test_a_secret_missing_from_the_environment_is_an_input_error(tmp_path: Path,
     (tmp_path / "t.toml").write_text(task(secrets='["OH_MATRIX_TEST_TOKEN"]') + CHECK)
     (tmp_path / "m.toml").write_text('[run]\ntasks = ["file:t.toml"]\n[[targets]]\ntag = "0.62"\n[modes.host]\n')
     monkeypatch.delenv("OH_MATRIX_TEST_TOKEN", raising=False)
-    s = workflow.State(workflow.Options(matrix=str(tmp_path / "m.toml"), llm="scripted"))
+    o = workflow.Options(matrix=str(tmp_path / "m.toml"), llm="scripted")
     with pytest.raises(InputError, match=r"file:t.toml: task t1: secrets\[0\]: OH_MATRIX_TEST_TOKEN is not set"):
-        workflow.inputs(s)
+        workflow.inputs(o)
     monkeypatch.setenv("OH_MATRIX_TEST_TOKEN", "value")
-    workflow.inputs(s)
+    workflow.inputs(o)

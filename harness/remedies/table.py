@@ -1,12 +1,10 @@
-"""Known fixes, as data tied to the causes they address, and the search that tries them.
-
-A remedy is a change of the app container's environment, and for some a change of mode
-(the documented host-network fix is `--network host` plus two variables), so trying one is
-the same real cell run again with that env added, in that mode; whether it turns the cell
-green is what the rerun shows, never what this table claims. Which remedies a cell may try
-is its generation's list (harness/generations.py); each remedy names the causes and the
-directions it addresses. docs/remedies.md says where each comes from; files named here without a path
-in this repository are OpenHands' own, in its openhands-ai wheel.
+"""The known fixes, as data: each remedy names the causes and the directions it addresses
+and what it changes (the app's environment, a move to another mode, names, a published
+address, mounts, a change to this machine for the rerun), each a function of the failed
+cell's facts (context.Context) that answers None where it does not apply. Which remedies a
+cell may try is its generation's list (harness/generations.py). docs/remedies.md says where
+each comes from; files named here without a path in this repository are OpenHands' own, in
+its openhands-ai wheel.
 """
 
 from __future__ import annotations
@@ -15,53 +13,15 @@ import contextlib
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
-from harness import generations, modes
+from harness import generations
 from harness.host import firewall, hostchange
-from harness.model import Cause, CellResult, Direction, RemedyTry, Verdict
+from harness.model import Cause, Direction
 from harness.modes import APP_PORT_TOKEN, DOCKER_SOCKET
+from harness.remedies.context import Context
 
 APP_PORT = APP_PORT_TOKEN  # in a remedy's env: the port the rerun's app is reached at (3000 in a docker run)
-
-
-@dataclass(frozen=True)
-class Context:
-    gateway: str | None  # the default bridge's gateway (what host-gateway maps to)
-    runtime_seconds: float | None = None  # how long the failed cell's runtime took to answer
-    mode: str | None = None  # the failed cell's mode
-    api: str = ""  # the failed cell's API generation (set from its result by `applicable`)
-    version: str | None = None  # ... and its release, whose facts may differ (Generation.at)
-    # The failed cell is a user's deployment (harness/deployments): a remedy is a change to
-    # it, never a move to a built-in mode; `app_port` is the host port its API is published at.
-    deployment: bool = False
-    app_port: int = 3000
-    network: str = ""  # a deployment's network kind (modes.ModeSpec.network): default, host or own
-    extra_hosts: tuple[str, ...] = ()  # the names the deployment maps already (extra_hosts, --add-host)
-    own_command: bool = False  # the deployment sets the app's command (so the harness cannot move its port)
-    api_on_loopback: bool = False  # the deployment publishes the app's port on loopback only (127.0.0.1:3000:3000)
-    # The host firewall's rules that stopped the failed cell's connects, the bridge they came
-    # from (a pattern: `br-+` for a network of the cell's own, made anew by the rerun) and the
-    # host ports the rerun's runtime or app will use.
-    firewall: tuple[firewall.Rule, ...] = ()
-    bridge: str = "docker0"
-    ports: str = ""
-    # A rootless daemon: the gateway is a bridge inside RootlessKit's namespace, where its
-    # docker-proxy does not listen; this machine's published ports are at the host alias, when
-    # slirp4netns maps it to the loopback (host/rootlesskit.py). None: not rootless, or no alias
-    # that reaches the loopback (then no address here reaches them without this machine's own).
-    rootless: bool = False
-    host_alias: str | None = None
-    # A remote daemon: a host change (this machine's /etc/hosts, its firewall) is not a change
-    # to the daemon's host, so none is tried there.
-    remote: bool = False
-    # The deployment gives its app a Docker socket (spec.ServiceSpec.mounts_socket).
-    mounts_socket: bool = True
-
-    @property
-    def published_at(self) -> str | None:
-        """Where a container reaches a port published on the daemon's host."""
-        return self.host_alias if self.rootless else self.gateway
 
 
 @dataclass(frozen=True)
@@ -88,26 +48,8 @@ class Remedy:
         return 2 if self.host_change else 1 if self.mode else 0
 
 
-@dataclass(frozen=True)
-class Change:
-    """What one rerun changes: env added; the mode it moves to (a built-in cell), or for a
-    user's deployment its own network (`host`) and the hosts its container gains, since a
-    deployment is fixed in its own file rather than replaced by a built-in mode."""
-
-    env: dict[str, str]
-    mode: str | None = None
-    network_mode: str | None = None
-    extra_hosts: dict[str, str] = field(default_factory=dict)
-    also_publish: str | None = None  # an address the app's port is published on as well
-    volumes: tuple[str, ...] = ()  # mounts a deployment's container gains
-
-
 def _gateway(key: str) -> Callable[[Context], dict[str, str] | None]:
     return lambda ctx: {key: ctx.published_at} if ctx.published_at else None
-
-
-def _gen(ctx: Context) -> generations.Generation:
-    return generations.get(ctx.api).at(ctx.version)
 
 
 def _no_proxy(ctx: Context) -> dict[str, str]:
@@ -117,26 +59,21 @@ def _no_proxy(ctx: Context) -> dict[str, str]:
 
 def _grace(ctx: Context) -> dict[str, str] | None:
     """Three times what the runtime took here, at least a minute, in the generation's setting."""
-    setting = _gen(ctx).startup_grace_env
+    setting = ctx.gen.startup_grace_env
     return {setting: str(max(60, math.ceil(3 * (ctx.runtime_seconds or 0))))} if setting else None
-
-
-def _on_host_network(ctx: Context) -> bool:
-    mode = modes.MODES.get(ctx.mode or "")
-    return ctx.network == "host" if ctx.deployment else mode is not None and mode.network == "host"
 
 
 def _loopback_only(ctx: Context) -> bool:
     """A deployment publishes the app on 127.0.0.1 only, off the host network: no address a
     sandbox can name reaches it (host.docker.internal and the gateway are the same address),
     so a callback remedy that only changes the URL cannot pass and is not rerun."""
-    return ctx.deployment and ctx.api_on_loopback and not _on_host_network(ctx)
+    return ctx.deployment and ctx.api_on_loopback and not ctx.on_host_network
 
 
 def _sandbox_on_host_network(ctx: Context) -> bool:
     """The sandbox shares the host's network with the app: not before 1.3.0, whose sandbox
     stays on the default bridge while the app is on the host network."""
-    return _on_host_network(ctx) and bool(_gen(ctx).host_network_env)
+    return ctx.on_host_network and bool(ctx.gen.host_network_env)
 
 
 def _app_address(ctx: Context) -> str | None:
@@ -155,14 +92,14 @@ def _web_url(ctx: Context) -> dict[str, str] | None:
 
 def _extra_webhook(ctx: Context) -> dict[str, str] | None:
     """A second webhook, through the app's setting for its sandbox's env (none before 1.1.0)."""
-    at, setting = _app_address(ctx), _gen(ctx).sandbox_env_setting
+    at, setting = _app_address(ctx), ctx.gen.sandbox_env_setting
     hook = {"OH_WEBHOOKS_1_BASE_URL": f"http://{at}:{APP_PORT}/api/v1/webhooks"}
     return {setting: json.dumps(hook)} if at and setting else None
 
 
 def _url_pattern(ctx: Context, host: str | None) -> dict[str, str] | None:
     """The app reaches its sandbox's published port at `host`, in the release's own setting."""
-    setting = _gen(ctx).url_pattern_env
+    setting = ctx.gen.url_pattern_env
     return {setting: f"http://{host}:{{port}}"} if setting and host else None
 
 
@@ -174,7 +111,7 @@ def _both(ctx: Context) -> dict[str, str] | None:
 def _callback_port(ctx: Context) -> dict[str, str] | None:
     """A deployment that publishes the app elsewhere than 3000 (`4000:3000`): the 1.x sandbox
     calls back SANDBOX_HOST_PORT, default 3000, and OH_WEB_URL: both at the published port."""
-    setting = _gen(ctx).callback_port_env
+    setting = ctx.gen.callback_port_env
     if not setting or not ctx.deployment or ctx.app_port == 3000 or _loopback_only(ctx):
         return None
     return {setting: APP_PORT, "OH_WEB_URL": f"http://host.docker.internal:{APP_PORT}"}
@@ -183,7 +120,7 @@ def _callback_port(ctx: Context) -> dict[str, str] | None:
 def _host_gateway(ctx: Context) -> dict[str, str] | None:
     """A deployment that does not map host.docker.internal (a `docker run` line without
     `--add-host`): Docker on Linux adds no such name by itself."""
-    if not ctx.deployment or "host.docker.internal" in ctx.extra_hosts or _on_host_network(ctx):
+    if not ctx.deployment or "host.docker.internal" in ctx.extra_hosts or ctx.on_host_network:
         return None
     return {"host.docker.internal": "host-gateway"}
 
@@ -198,9 +135,9 @@ def _host_alias(ctx: Context) -> dict[str, str] | None:
     """On a rootless daemon whose host alias reaches this machine's loopback: the app reaches
     its runtime's published port there, and (1.x) the sandbox the app's, both ways at once,
     since both stop at RootlessKit's gateway."""
-    if not ctx.rootless or not ctx.host_alias or _on_host_network(ctx):
+    if not ctx.rootless or not ctx.host_alias or ctx.on_host_network:
         return None
-    gen = _gen(ctx)
+    gen = ctx.gen
     if not gen.callback:
         return {"DOCKER_HOST_ADDR": ctx.host_alias}
     return {**(_url_pattern(ctx, ctx.host_alias) or {}), **(_both(ctx) or {})}
@@ -297,80 +234,3 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
 def unknown_names() -> list[str]:
     """Remedy names a generation lists that this table does not define (a test keeps it empty)."""
     return [f"{g.name}: {n}" for g in generations.GENERATIONS.values() for n in g.remedies if n not in REMEDIES]
-
-
-def applicable(result: CellResult, ctx: Context) -> list[tuple[Remedy, Change]]:
-    ctx = replace(ctx, api=result.api, version=result.resolved_version)
-    out = []
-    for name in generations.get(result.api).remedies:
-        r = REMEDIES[name]
-        if result.connect.cause not in r.causes:
-            continue
-        if result.connect.direction not in r.directions:
-            continue
-        change = _change(r, result, ctx)
-        if change is None:  # not here, or nothing would change
-            continue
-        out.append((r, change))
-    return out
-
-
-def _change(r: Remedy, result: CellResult, ctx: Context) -> Change | None:
-    if r.host_change and ctx.remote:
-        return None
-    env = r.env(ctx)
-    hosts = r.hosts(ctx) if r.hosts else {}
-    publish = r.publish(ctx) if r.publish else ""
-    volumes = r.volumes(ctx) if r.volumes else ()
-    if env is None or hosts is None or publish is None or volumes is None:
-        return None
-    mode = r.mode if r.mode not in (None, result.mode) else None
-    network_mode = None
-    if ctx.deployment and mode is not None:
-        # A deployment is fixed in its own file, not replaced by a built-in mode: it takes the
-        # mode's host network itself (its command must leave the port to the harness), no other.
-        if modes.get(mode).network != "host":
-            return None
-        if ctx.network != "host" and ctx.own_command:
-            return None
-        mode, network_mode = None, None if ctx.network == "host" else "host"
-    if not (env or hosts or publish or volumes or r.host_change or mode or network_mode):
-        return None
-    return Change(env, mode, network_mode, hosts, publish or None, volumes)
-
-
-Rerun = Callable[[Change, bool], CellResult]
-
-
-def _decision(again: CellResult) -> str | None:
-    """The rerun's own reason when it did not pass: the harness's decision, first in its evidence."""
-    if again.connect.verdict == Verdict.PASS:
-        return None
-    return again.connect.evidence[0].text if again.connect.evidence else again.connect.reason
-
-
-def search(result: CellResult, ctx: Context, rerun: Rerun,
-           machine: Callable[[], contextlib.AbstractContextManager[object]] | None = None,
-           only: frozenset[str] = frozenset()) -> list[RemedyTry]:
-    """Rerun a failed cell once per applicable remedy (`rerun(change, alone)`; alone: with the
-    machine to itself, as a host change needs); record what each really did and the command
-    that did it. `machine` holds every boot slot: a host change is made only inside it, so no
-    other cell boots on the changed machine (its verdict would be the change's, not its own)."""
-    tried = []
-    for remedy, todo in applicable(result, ctx):
-        if only and remedy.name not in only:  # --remedy: the user asked for these alone
-            continue
-        changing = remedy.host_change(ctx) if remedy.host_change else contextlib.nullcontext("")
-        holding = machine() if remedy.host_change and machine else contextlib.nullcontext()
-        with holding, changing as change:
-            again = rerun(todo, remedy.host_change is not None)
-        tried.append(RemedyTry(name=remedy.name, env=todo.env, mode=todo.mode, why=remedy.why,
-                               extra_hosts=todo.extra_hosts, network_mode=todo.network_mode,
-                               also_publish=todo.also_publish, volumes=list(todo.volumes),
-                               verdict=again.connect.verdict, cause=again.connect.cause,
-                               direction=again.connect.direction, seconds=again.connect.seconds,
-                               runtime_url=again.connect.runtime_url, docker_run=again.docker_run,
-                               evidence=_decision(again),
-                               host_change=change or None,
-                               asks=1 if todo.network_mode else remedy.asks))
-    return tried
