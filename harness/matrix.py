@@ -130,12 +130,14 @@ class Expectation:
     cell: str | None = None
     target: str | None = None
     mode: str | None = None
+    api: str | None = None  # every cell of a target of this API generation (v0, v1, canvas)
     on: str | None = None  # a PLATFORMS name; None: every host
 
     def names(self, cell: Cell, platform: str | None) -> bool:
         return ((self.cell is None or self.cell == cell.id)
                 and (self.target is None or self.target == cell.target.tag)
                 and (self.mode is None or self.mode == cell.mode.name)
+                and (self.api is None or self.api == cell.target.api)
                 and (self.on is None or self.on == platform))
 
 
@@ -432,7 +434,7 @@ def _own_api(r: _Reader, key: str, body: dict[str, Any], image: str) -> str:
     return r.choice(body, f"{key}.api", "api", tuple(generations.GENERATIONS), default)
 
 
-EXPECT_KEYS = {"cell", "target", "mode", "on", "verdict", "cause", "reason", "strict"}
+EXPECT_KEYS = {"cell", "target", "mode", "api", "on", "verdict", "cause", "reason", "strict"}
 
 
 def _expectations(r: _Reader, raw: Any, m: Matrix) -> tuple[Expectation, ...]:
@@ -449,9 +451,10 @@ def _expectation(r: _Reader, key: str, e: Any, m: Matrix) -> Expectation:
     if not isinstance(e, dict):
         raise r.fail(key, "expected a table")
     r.unknown(e, key, EXPECT_KEYS)
-    known = {"cell": [c.id for c in m.cells()], "target": [t.tag for t in m.targets], "mode": [c.name for c in m.modes]}
+    known = {"cell": [c.id for c in m.cells()], "target": [t.tag for t in m.targets], "mode": [c.name for c in m.modes],
+             "api": list(dict.fromkeys(t.api for t in m.targets))}
     if not any(k in e for k in known):
-        raise r.fail(key, "name the cells it is about: cell, target and/or mode")
+        raise r.fail(key, "name the cells it is about: cell, target, mode and/or api")
     for k, names in known.items():
         if k in e and e[k] not in names:
             raise r.fail(f"{key}.{k}", f"{e[k]!r} is not a {k} of this matrix ({', '.join(names)})")
@@ -465,7 +468,7 @@ def _expectation(r: _Reader, key: str, e: Any, m: Matrix) -> Expectation:
         raise r.fail(f"{key}.strict", "expected true or false")
     expected = Expected.model_validate({"verdict": verdict, "cause": cause, "reason": reason.strip(), "strict": strict})
     return Expectation(expected,
-                       cell=e.get("cell"), target=e.get("target"), mode=e.get("mode"), on=on)
+                       cell=e.get("cell"), target=e.get("target"), mode=e.get("mode"), api=e.get("api"), on=on)
 
 
 def _upgrade_from(r: _Reader, run: dict[str, Any], targets: list[Target]) -> str | None:

@@ -564,6 +564,9 @@ class Upgrade(_Model):
     settings_removed: list[str] = Field(default_factory=list)  # ... and that go
     image_before: str | None = None
     image_after: str | None = None
+    # The move crosses from one product to another (the app server to Agent Canvas): in words,
+    # with what the new product no longer needs; None within one product.
+    crosses: str | None = None
 
 
 class HistoryCell(_Model):

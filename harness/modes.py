@@ -305,7 +305,10 @@ class Mode:
         network = (networks or {}).get(OWN_NETWORK)
         if self.network == "own" and network is None:
             raise ValueError(f"{self.name} needs the cell's network name")
-        extra_hosts = dict(HOST_GATEWAY) if self.add_host_gateway else {}
+        # An app that starts no container has no use for the alias: only the mode that is about
+        # it (host-gateway, the app server's documented line carried over) keeps it there.
+        alias = self.add_host_gateway and (gen.starts_containers or self.network == "default")
+        extra_hosts = dict(HOST_GATEWAY) if alias else {}
         # The daemon, as the documented command gives it: only to an app that starts containers.
         daemon = {} if gen.starts_containers else {"socket": None}
         if self.network == "host":

@@ -16,6 +16,8 @@ def lines(u: Upgrade) -> list[str]:
     rows = [("mode", before, after, "move")] + [(m.mode, m.before, m.after, m.move) for m in u.modes]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     out = [f"upgrade {before} -> {after} on this host:"]
+    if u.crosses:
+        out.append(f"  {u.crosses}")
     out += ["  " + "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     for m in u.modes:
         if m.tasks_changed:

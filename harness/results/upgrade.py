@@ -9,6 +9,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 
+from harness import generations
 from harness.model import CellResult, Upgrade, UpgradeMode
 from harness.results.recommend import cell_version, recommend
 
@@ -94,4 +95,23 @@ def compare(cells: Sequence[CellResult], before: str, after: str) -> Upgrade:
         modes=modes, command_before=rec_a.docker_run, command_after=rec_b.docker_run,
         mode_before=rec_a.mode, mode_after=rec_b.mode,
         settings_added=[x for x in set_b if x not in set_a], settings_removed=[x for x in set_a if x not in set_b],
-        image_before=image_a, image_after=image_b)
+        image_before=image_a, image_after=image_b,
+        crosses=crossing(next(iter(old.values()), None), next(iter(new.values()), None)))
+
+
+def crossing(a: CellResult | None, b: CellResult | None) -> str | None:
+    """The move in words when it leaves one product for another (generations differ in
+    whether the app starts its runtimes): what the new one no longer needs and what it does."""
+    if a is None or b is None:
+        return None
+    ga, gb = generations.GENERATIONS.get(a.api), generations.GENERATIONS.get(b.api)
+    if ga is None or gb is None or ga.starts_containers == gb.starts_containers:
+        return None
+    if ga.starts_containers:
+        gone = ["Docker socket"] + ([f"runtime image ({ga.runtime_image_env})"] if ga.runtime_image_env else [])
+        return (f"{a.tag} and {b.tag} are different products: {ga.title}, then {gb.title}. The second runs the "
+                f"agent in its own container, so its command needs no {', no '.join(gone)} and no "
+                f"host.docker.internal; it serves its API on port {gb.app_port}"
+                + (f" behind a session key ({gb.api_key_env})" if gb.api_key_env else ""))
+    return (f"{a.tag} and {b.tag} are different products: {ga.title}, then {gb.title}. The second starts a "
+            "container per conversation through the Docker socket, which its command must now give it")

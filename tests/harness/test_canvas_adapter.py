@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from harness import generations
+from harness import generations, modes
 from harness.errors import ApiError, UnexpectedAnswer
-from harness.openhands import LlmSettings, client_for, rules_for
+from harness.openhands import LlmSettings, canvas, client_for, rules_for
 from harness.openhands.canvas import KEY_HEADER, TOOLS, CanvasClient, CanvasRules
 
 pytestmark = pytest.mark.unit
@@ -159,3 +159,50 @@ def test_the_client_is_made_from_the_registry() -> None:
     client = client_for(generations.get("canvas"), "http://127.0.0.1:9")
     assert isinstance(client, CanvasClient)
     client.close()
+
+
+def test_its_cells_run_the_documented_line_with_no_socket_and_its_own_port_on_the_host_network() -> None:
+    gen = generations.get("canvas")
+    bridge = modes.get("bridge").launch(gen, image="ghcr.io/openhands/agent-canvas:1.20.0", env={}, host_port=None)
+    assert bridge.docker_run() == "docker run -it --rm -p 8000:8000 --name openhands-app " \
+                                  "ghcr.io/openhands/agent-canvas:1.20.0"
+    assert bridge.daemon() is None and bridge.listen_port == 8000
+    assert [p.option() for p in bridge.publishes(placed=True)] == ["127.0.0.1::8000"]
+    host = modes.get("host").launch(gen, image="i", env={}, host_port=41234)
+    assert host.docker_run() == "docker run -it --rm --network host --name openhands-app i"  # as a person runs it
+    assert host.container_env() == {"PORT": "41234"} and host.argv() == []  # placed: the entrypoint's own setting
+    assert modes.fixed_host_ports(modes.get("host"), gen) == (18000, 18001)  # one such cell at a time
+
+
+def test_the_session_key_is_the_settings_else_the_file_the_entrypoint_kept() -> None:
+    rules = canvas.CanvasRules()
+    files = {"/home/openhands/.openhands/agent-canvas/api-key.txt": "k-from-file\n"}
+    assert rules.session_key({"HOME": "/home/openhands"}, files.get) == "k-from-file"
+    assert rules.session_key({"LOCAL_BACKEND_API_KEY": "a", "OH_SESSION_API_KEYS_0": "b"}, files.get) == "b"
+    assert rules.session_key({"HOME": "/root"}, files.get) is None
+
+
+def test_the_recommendation_ranks_canvas_documented_bridge_first() -> None:
+    gen = generations.get("canvas")
+    assert modes.rank("bridge", gen) == 0 and modes.rank("host-gateway", gen) == 1
+    assert modes.rank("host-gateway", generations.get("v0")) == 0  # the app server documents --add-host
+    assert modes.why("bridge", gen) == modes.DOCUMENTED
+
+
+def test_an_upgrade_from_the_app_server_to_canvas_says_it_crosses_products() -> None:
+    from harness.model import CellResult
+    from harness.results import upgrade
+
+    def cell(tag: str, api: str, line: str) -> CellResult:
+        return CellResult.model_validate({"id": f"{tag}-bridge", "tag": tag, "mode": "bridge", "api": api,
+                                          "docker_run": line, "connect": {"verdict": "pass"}})
+
+    old = cell("0.62", "v0", "docker run -it --rm -e SANDBOX_RUNTIME_CONTAINER_IMAGE=r -v /var/run/docker.sock:"
+                             "/var/run/docker.sock -p 3000:3000 --name openhands-app app:0.62")
+    new = cell("latest", "canvas", "docker run -it --rm -p 8000:8000 --name openhands-app canvas:1.20.0")
+    u = upgrade.compare([old, new], "0.62", "latest")
+    assert u.crosses is not None and "0.62 and latest are different products" in u.crosses
+    assert "needs no Docker socket, no runtime image (SANDBOX_RUNTIME_CONTAINER_IMAGE) and no host.docker.internal" \
+        in u.crosses and "port 8000 behind a session key (LOCAL_BACKEND_API_KEY)" in u.crosses
+    assert "-v /var/run/docker.sock:/var/run/docker.sock" in u.settings_removed and "-p 8000:8000" in u.settings_added
+    assert upgrade.compare([old], "0.62", "0.62").crosses is None

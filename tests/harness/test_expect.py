@@ -36,12 +36,13 @@ class Judged(NamedTuple):
 
 def default_run(tmp_path: Path, host: Host, odd: dict[str, CellResult] | None = None, gate: str = "surprises"
                 ) -> Judged:
-    """The default matrix's cells as a Linux engine gives them (bridge and latest-host fail
-    dns-unresolved, the rest pass), with `odd` in place of some; judged as a run's steps do."""
+    """The default matrix's cells as a Linux engine gives them (the app server's bridge cells
+    fail dns-unresolved, the rest pass: latest, Agent Canvas, starts no container), with
+    `odd` in place of some; judged as a run's steps do."""
     o = workflow.Options(matrix="default", gate=gate, out=str(tmp_path / "run"))
     m = matrix.load("default")
     cells = m.cells()
-    known_bad = {c.id for c in cells if c.mode.name == "bridge"} | {"latest-host"}
+    known_bad = {c.id for c in cells if c.mode.name == "bridge" and c.target.api == "v0"}
     found = {c.id: result(c.id, "fail" if c.id in known_bad else "pass") for c in cells} | (odd or {})
     ctx = RunContext(run_id="r2", out=str(tmp_path / "run"), matrix_path=m.path, matrix_text=m.text,
                      backend="pypi", app_env={}, started_at="t", host=host)
@@ -60,7 +61,7 @@ def test_a_default_run_on_linux_where_bridge_fails_as_expected_exits_0(tmp_path:
     assert expected == ("fail", "dns-unresolved", True)
     said = workflow.gate_lines(*s)
     assert said[0] == "exit 0 (--gate surprises): the run went as expected"
-    assert any(line.startswith("failed as expected on this host: 0.61-bridge, 0.62-bridge, latest-bridge: Docker on")
+    assert any(line.startswith("failed as expected on this host: 0.61-bridge, 0.62-bridge: Docker on")
                for line in said), said
     # --gate all-pass keeps the old meaning: not every cell passed
     assert workflow.outcome(*default_run(tmp_path / "strict", LINUX, gate="all-pass")) == workflow.EXIT_FAILED
@@ -83,8 +84,7 @@ def test_an_unexpected_cell_fails_the_run_and_is_named_with_how(tmp_path: Path) 
 def test_on_docker_desktop_bridge_is_expected_to_pass(tmp_path: Path) -> None:
     """The expectation is the Linux engine's: Docker Desktop maps host.docker.internal itself."""
     s = default_run(tmp_path, DESKTOP)
-    assert [cid for cid, _ in workflow.surprises(s.run)] == ["0.61-bridge", "0.62-bridge", "latest-bridge",
-                                                            "latest-host"] if s.run else False
+    assert [cid for cid, _ in workflow.surprises(s.run)] == ["0.61-bridge", "0.62-bridge"] if s.run else False
 
 
 def test_a_pass_where_a_failure_is_expected_surprises_only_when_strict(tmp_path: Path) -> None:
@@ -195,7 +195,8 @@ def test_finish_decides_the_gate_once_for_both_front_doors(tmp_path: Path, monke
     fails stops the steps before the final sweep, with the gate still answered."""
     m = matrix.load("default")
     cells = m.cells()
-    found = workflow.Found(results={c.id: result(c.id, "fail" if c.mode.name == "bridge" else "pass") for c in cells})
+    found = workflow.Found(results={c.id: result(c.id, "fail" if c.mode.name == "bridge" and c.target.api == "v0"
+                                                 else "pass") for c in cells})
     ctx = RunContext(run_id="r", out=str(tmp_path / "run"), matrix_path=m.path, matrix_text=m.text,
                      backend="pypi", app_env={}, started_at="t", host=LINUX)
     p = workflow.Prepared(workflow.Inputs(workflow.Options(matrix="default"), m, cells, {}), None, ctx)
