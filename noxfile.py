@@ -119,7 +119,8 @@ def _tests(session: nox.Session, *kinds: str) -> None:
 # unit tests run, instead of one by one when each test's fixture first asks: on a cold
 # machine that is most of the images' minutes. A failed build fails no session here: the
 # tests that need the release then say why, as they would have.
-RELEASES = ("0.61", "0.62", "latest", "0.57", "1.0")  # the last two: test_release_older.py
+# latest is Agent Canvas; 1.11 the app server's newest (V1: test_release_v1.py and others)
+RELEASES = ("0.61", "0.62", "latest", "1.11", "0.57", "1.0")  # the last two: test_release_older.py
 
 
 def _build_releases(session: nox.Session) -> tuple[subprocess.Popen[bytes], Path, float]:

@@ -236,7 +236,8 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     workflow.check_writable(str(out), "--out")
     client = docker_host.client()  # DockerUnavailable: one line, exit 3
     host = Host.model_validate(docker_host.facts(client).to_dict())
-    ask = bisect.Ask(args.mode, args.from_, args.to, args.task, args.backend, out, args.fresh,
+    # no --to: the app server's newest ("latest" on its own index, which bisect walks)
+    ask = bisect.Ask(args.mode, args.from_, args.to or "latest", args.task, args.backend, out, args.fresh,
                      bisect.code_id(version()))
     return bisect.run(ask, host)
 
@@ -405,7 +406,8 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bisect", help="the first release whose verdict in a mode differs, by real runs")
     b.add_argument("--mode", required=True, help="a built-in networking mode")
     b.add_argument("--from", dest="from_", required=True, metavar="TAG", help="the range's start (e.g. 0.62)")
-    b.add_argument("--to", default="latest", metavar="TAG", help="the range's end (default: latest)")
+    b.add_argument("--to", default=None, metavar="TAG",
+                   help="the range's end (default: the app server's newest release on the index)")
     b.add_argument("--task", help="bisect on this built-in task's verdict instead of the connect verdict")
     b.add_argument("--backend", choices=matrix.BACKENDS, default="auto")
     b.add_argument("--out", help="the bisect's folder (default: reports/<time>-bisect-MODE)")

@@ -62,15 +62,26 @@ def code_id(version: str) -> str:
     return f"{version.partition('+')[0]}+{h.hexdigest()[:12]}"
 
 
-def check(mode: str, start: str, end: str, task: str | None) -> None:
-    """Bad input, before the index or the daemon is asked: one line, exit 2."""
+def check(mode: str, start: str, end: str | None, task: str | None) -> None:
+    """Bad input, before the index or the daemon is asked: one line, exit 2. A bisect walks
+    the app server's releases (openhands-ai on the index); `end` None is its newest. A range
+    that reaches Agent Canvas (`latest` today) crosses to another product, which no single
+    change between two releases explains: said so, with what answers that question."""
     if mode not in modes.MODES:
         raise InputError(f"--mode {mode}: not a built-in mode ({', '.join(modes.MODES)})")
     for flag, tag in (("--from", start), ("--to", end)):
+        if tag is None:
+            continue
         try:
-            releases.check_tag(tag)
+            gen = generations.for_tag(releases.check_tag(tag))
         except InputError as e:
             raise InputError(f"{flag} {tag}: {e}") from None
+        if not gen.majors:
+            raise InputError(f"{flag} {tag}: that is {gen.title.split(':')[0]}, another product than the app "
+                             "server (openhands-ai) whose releases a bisect walks: a range from one to the other "
+                             "crosses products, and no one change between two releases explains it. Leave --to "
+                             "out (the app server's newest), and see the move itself in the upgrade view "
+                             "(`upgrade_from` in a matrix with both, as the default matrix has)")
     if task is not None:
         from harness.tasks import CATALOG
 

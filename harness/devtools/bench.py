@@ -161,17 +161,30 @@ FAILING: tuple[tuple[str, dict[str, str], bool, str], ...] = (
     ("0.62-bridge", {}, False, "dns-unresolved"),
     ("0.62-host-gateway", {"SANDBOX_RUNTIME_BINDING_ADDRESS": "127.0.0.1"}, False, "connection-refused"),
     ("0.62-host-gateway", {}, True, "connect-timeout"),
-    ("latest-bridge", {}, False, "dns-unresolved"),
+    ("1.11-bridge", {}, False, "dns-unresolved"),
     # the sandbox calls the app back at a port where nothing listens
-    ("latest-host-gateway", {generations.for_tag("latest").callback_port_env or "": "9"}, False, "connection-refused"),
+    ("1.11-host-gateway", {generations.get("v1").callback_port_env or "": "9"}, False, "connection-refused"),
 )
+# The releases whose failing cells the diagnosis bench times: the app server's (a sandbox the
+# app must reach); latest is Agent Canvas, whose agent runs in the app's own container.
+DIAGNOSIS_MATRIX = """[run]
+tasks = []
+[[targets]]
+tag = "0.62"
+[[targets]]
+tag = "1.11"
+[modes.bridge]
+[modes.host-gateway]
+"""
 
 
 def bench_diagnosis() -> list[dict[str, Any]]:
     rows = []
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "diagnosis.toml").write_text(DIAGNOSIS_MATRIX)
     for i, (cell, env, firewall, expected) in enumerate(FAILING):
         out = OUT / f"diagnosis-{i}-{cell}"
-        cmd = [sys.executable, "-m", "harness.cli", "run", "--matrix", matrix.DEFAULT,
+        cmd = [sys.executable, "-m", "harness.cli", "run", "--matrix", str(OUT / "diagnosis.toml"),
                "--backend", "pypi", "-n", "1", "--only", cell, "--out", str(out), "--remedies"]
         for k, v in env.items():
             cmd += ["--app-env", f"{k}={v}"]

@@ -15,6 +15,7 @@ from harness.bisect import differences
 from harness.bisect.search import Finding, Probe, most_runs
 from harness.bisect.search import bisect as search
 from harness.cli import main
+from harness.errors import InputError
 from harness.model import CellResult, Connect, Evidence, Run, TaskResult
 
 pytestmark = pytest.mark.unit
@@ -194,3 +195,11 @@ def test_an_interrupt_reaches_the_step_once_and_the_step_is_waited_for() -> None
     finally:
         signal.signal(signal.SIGINT, before)
     assert proc.returncode == 11  # one SIGINT, and the step ran to its own end
+
+
+@pytest.mark.parametrize("start, end, flag", [("0.62", "latest", "--to latest"), ("canvas-1.16", None, "--from")])
+def test_a_range_that_reaches_agent_canvas_is_refused_as_crossing_products(start: str, end: str | None,
+                                                                           flag: str) -> None:
+    with pytest.raises(InputError, match=f"{flag}.*another product than the app server.*crosses products"):
+        bisect.check("host", start, end, None)
+    bisect.check("host", "0.62", None, None)  # no --to: the app server's newest, as before
