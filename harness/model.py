@@ -80,6 +80,9 @@ class Cause(StrEnum):
     # The app (or headless process) could not reach a Docker daemon to start its runtime with:
     # given no socket and no DOCKER_HOST, or one it cannot use; its own log line says so.
     DOCKER_UNREACHABLE = "docker-unreachable"
+    # The app listens, but on a container port the deployment does not publish: a mapping
+    # carried over from another release or product (the app server's 3000, Agent Canvas's 8000).
+    APP_NOT_PUBLISHED = "app-not-published"
     BUDGET_EXCEEDED = "budget-exceeded"
     # The daemon refused the harness's own set-up for a reason that is none of the above:
     # kept apart so an infrastructure error is never reported as an OpenHands failure.

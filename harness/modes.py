@@ -134,6 +134,10 @@ class AppLaunch:
     # the app publishes no port (a proxy on its network reaches it): the harness reaches the
     # app at its address on this network of the cell's
     reach_at: str | None = None
+    # The deployment publishes ports, but not the one the app listens on (why, in words), and
+    # the cell's host port for the one a person would reach it at (None: none written)
+    not_published: str | None = None
+    user_port: int | None = None
 
     def publishes(self, placed: bool) -> tuple[Publish, ...]:
         if self.network_mode == "host" or (self.headless and self.publish is None):

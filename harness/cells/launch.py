@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from urllib.parse import urlsplit
 
@@ -107,6 +108,42 @@ def labelled(gen: Generation, launch: modes.AppLaunch, labels: dict[str, str], n
     if note not in notes:
         notes.append(note)
     return replace(launch, env={**launch.env, gen.label_env: merged})
+
+
+def unpublished(container: Container, launch: modes.AppLaunch, health: str, budget: float,
+                phase: Callable[[str], None]) -> tuple[Decision, float | None]:
+    """A deployment that publishes ports, but not the app's: once the app answers on its own
+    port inside its namespace (so it is up, and listening where its release says), the port a
+    person reaches it at is probed from this machine; the cell fails on that, in seconds.
+    (The decision, and the seconds the app took to answer.)"""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < budget:
+        if (gone := _exited(container)) is not None:
+            return gone, None
+        inside = probe_from(container, "app (its own port, inside its namespace)", "127.0.0.1", launch.listen_port,
+                            health)
+        if _answers(inside):
+            seconds = round(time.monotonic() - t0, 1)
+            phase(f"app up after {seconds} s on its own port {launch.listen_port}")
+            probes = [inside.line()]
+            if launch.user_port is not None:
+                probes.insert(0, probe_here("a person (this machine, the port your deployment publishes)",
+                                            "127.0.0.1", launch.user_port, health).line())
+            return Decision(Verdict.FAIL, Cause.APP_NOT_PUBLISHED,
+                            f"{launch.not_published}: the app answers on {launch.listen_port} inside its namespace, "
+                            f"and nothing of it at the port you reach. Probes: {' | '.join(probes)}"), seconds
+        time.sleep(1)
+    return Decision(Verdict.FAIL, Cause.BUDGET_EXCEEDED, f"the app did not answer on its own port {launch.listen_port} "
+                                                         f"within {budget:.0f} s ({launch.not_published})"), None
+
+
+def _exited(container: Container) -> Decision | None:
+    container.reload()
+    if container.status in ("running", "created"):
+        return None
+    code = container.attrs["State"].get("ExitCode")
+    return Decision(Verdict.FAIL, Cause.APP_EXITED,
+                    f"app container {container.status} with exit code {code} before its API answered")
 
 
 def why_unreachable(client: docker.DockerClient, launch: modes.AppLaunch) -> str:
@@ -229,12 +266,13 @@ class AppLauncher:
         never an OpenHands failure after the whole budget."""
         t0 = time.monotonic()
         path = HarnessPath(container, launch.listen_port, self.gen.health_path, url)
+        if launch.not_published is not None:
+            decision, self.result.app_seconds = unpublished(container, launch, self.gen.health_path,
+                                                            self.plan.app_budget, self.phase)
+            return decision
         while time.monotonic() - t0 < self.plan.app_budget:
-            container.reload()
-            if container.status not in ("running", "created"):
-                code = container.attrs["State"].get("ExitCode")
-                return Decision(Verdict.FAIL, Cause.APP_EXITED,
-                                f"app container {container.status} with exit code {code} before its API answered")
+            if (gone := _exited(container)) is not None:
+                return gone
             if client.healthy():
                 self.result.app_seconds = round(time.monotonic() - t0, 1)
                 self.phase(f"app's API up after {self.result.app_seconds} s")

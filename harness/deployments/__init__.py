@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from harness import endpoint
+from harness import endpoint, generations
 from harness.deployments import compose, dockerrun
 from harness.deployments.compose import ComposeFiles
 from harness.deployments.spec import APP_CONTAINER_PORT, Port, ServiceSpec, Volume, entry_point, refused_command
@@ -141,8 +141,9 @@ def _place(d: Deployment, gen: Generation, image: str, env: dict[str, str], api_
             said.append(f"{gen.runtime_image_env}: yours ({mine}) is the target's runtime image for this cell")
     moves: dict[int, int] = {}  # a host port as written -> the cell's
     person_publish, placed_publish = [], []
+    app_port = gen.app_port  # where this release's app listens in its container
     for p in s.ports:
-        placed = api_port if p.container == APP_CONTAINER_PORT else site.free_port()
+        placed = api_port if p.container == app_port else site.free_port()
         if p.host is not None:
             moves[p.host] = placed
         person_publish.append(Publish(p.container, p.host, p.address))
@@ -158,25 +159,36 @@ def _place(d: Deployment, gen: Generation, image: str, env: dict[str, str], api_
         placed_publish.append(Publish(p.container, placed, address))
     reach_at: str | None = None
     serves = d.entrypoint == "api"  # a headless process or the CLI has no API to reach
-    if serves and s.network_mode != "host" and s.api_port() is None:
+    unpublished = None
+    if serves and s.network_mode != "host" and s.ports and s.api_port(app_port) is None:
+        # It publishes ports, but not the one this release listens on: what you reach is nothing.
+        written = s.api_port() or s.ports[0]
+        unpublished = (f"your deployment publishes {_shown_port(written)}, but {gen.title.split(':')[0]} listens "
+                       f"on {app_port} in its container, which it does not publish", moves.get(written.host or 0))
+    elif serves and s.network_mode != "host" and s.api_port(app_port) is None:
         # behind a proxy on its network: the harness reaches the app where the proxy does
         names = [n.name for n in s.networks]
         reach_at = networks.get(names[0], names[0]) if names else "bridge"
-        said.append(f"the app's port {APP_CONTAINER_PORT} is published nowhere: the harness reaches its API at the "
+        said.append(f"the app's port {app_port} is published nowhere: the harness reaches its API at the "
                     f"app's address on {'network ' + names[0] if names else 'the default bridge'}, as a proxy "
                     "there does (your browser reaches it through that proxy)")
-    api = [x for x in placed_publish if x.container == APP_CONTAINER_PORT]
+    api = [x for x in placed_publish if x.container == app_port]
     if api and not any(_wildcard(x.address) or x.address.startswith("127.") for x in api):
         # published on one address of this machine only (the gateway, say): the harness reaches
         # the API on loopback, so it is published there too, where no container reaches it
-        placed_publish.append(Publish(APP_CONTAINER_PORT, api_port, "127.0.0.1"))
+        placed_publish.append(Publish(app_port, api_port, "127.0.0.1"))
         said.append(f"the app's port is also published on 127.0.0.1:{api_port}, where the harness reaches its API")
     command: list[str] | None = None
-    if serves and s.network_mode == "host":  # the app listens on the host's 3000 itself: the cell's port instead
-        moves[APP_CONTAINER_PORT] = api_port
-        command = app_command(gen, api_port)
-        said.append(f"the app's command is its image's own with the cell's port: {' '.join(command)}")
-    moved_env = _move_ports(person_env, moves, said)
+    moved_port: dict[str, str] = {}
+    if serves and s.network_mode == "host":  # the app listens on the host's port itself: the cell's port instead
+        moves[app_port] = api_port
+        if gen.port_env:  # its own setting moves it (Agent Canvas's PORT), its command stays yours
+            moved_port[gen.port_env] = str(api_port)
+            said.append(f"{gen.port_env}={api_port}: the app's port on the host network for this cell")
+        else:
+            command = app_command(gen, api_port)
+            said.append(f"the app's command is its image's own with the cell's port: {' '.join(command)}")
+    moved_env = {**_move_ports(person_env, moves, said), **moved_port}
     if gen.callback and gen.callback_port_env and gen.callback_port_env not in person_env:
         default = gen.callback_port_default  # the sandbox calls back this port, unless told another
         if default in moves:
@@ -220,7 +232,7 @@ def _place(d: Deployment, gen: Generation, image: str, env: dict[str, str], api_
     said += s.notes
     return AppLaunch(
         mode=d.name, image=image, env=person_env, listen_port=api_port if s.network_mode == "host"
-        else APP_CONTAINER_PORT, host_port=api_port,
+        else app_port, host_port=api_port,
         network_mode="host" if s.network_mode == "host" else None,
         network=_shown_network(d, network), extra_hosts=dict(s.extra_hosts), moved_hosts=moved_hosts, command=command,
         more_networks=tuple(more), placed_more_networks=tuple(networks[n] for n in more),
@@ -232,7 +244,13 @@ def _place(d: Deployment, gen: Generation, image: str, env: dict[str, str], api_
         socket=None,  # the socket is one of its volumes, where it mounts one, as written
         moved_env=moved_env,
         placement=tuple(said), person_port=d.api_host_port, reach_at=reach_at,
+        not_published=unpublished[0] if unpublished else None,
+        user_port=unpublished[1] if unpublished else None,
     )
+
+
+def _shown_port(p: Port) -> str:
+    return ":".join(str(x) for x in (p.address, p.host, p.container) if x)
 
 
 def _place_socket(v: Volume, moved_env: dict[str, str], said: list[str]) -> list[str]:
@@ -444,10 +462,12 @@ def _check(d: Deployment) -> None:
                          "server, `python -m openhands.core.main` (headless) and the `openhands` CLI")
     if d.entrypoint != "api":
         return  # no API: nothing of the harness's reaches a port of it
-    if s.network_mode != "host" and s.ports and s.api_port() is None:
+    known = sorted({g.app_port for g in generations.GENERATIONS.values()})
+    if s.network_mode != "host" and s.ports and not any(s.api_port(port) for port in known):
         shown = ", ".join(f"{p.host}:{p.container}" if p.host else str(p.container) for p in s.ports)
-        raise InputError(f"{d.origin}: ports: publishes {shown} but not the app's {APP_CONTAINER_PORT}, where it "
-                         "listens in its container: neither you nor the harness could reach its API there")
+        raise InputError(f"{d.origin}: ports: publishes {shown} but no port an OpenHands app listens on in its "
+                         f"container ({' or '.join(map(str, known))}): neither you nor the harness could reach "
+                         "its API there")
     if s.network_mode == "host" and s.command:
         raise InputError(f"{d.origin}: command: with the host network the harness must choose the app's port, "
                          "which a command of your own fixes")

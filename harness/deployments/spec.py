@@ -78,9 +78,10 @@ class ServiceSpec:
         """The app is given a daemon's socket: without one it cannot start a runtime."""
         return any(v.is_socket for v in self.volumes)
 
-    def api_port(self) -> Port | None:
-        """The published port the app's API is reached at (container port 3000)."""
-        return next((p for p in self.ports if p.container == APP_CONTAINER_PORT), None)
+    def api_port(self, container: int = APP_CONTAINER_PORT) -> Port | None:
+        """The published port the app's API is reached at (its container port: the app
+        server's 3000 unless its generation says another, Generation.app_port)."""
+        return next((p for p in self.ports if p.container == container), None)
 
 
 # How a command runs OpenHands, by the module it runs (`python -m MODULE`) or its program.

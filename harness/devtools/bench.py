@@ -163,7 +163,7 @@ FAILING: tuple[tuple[str, dict[str, str], bool, str], ...] = (
     ("0.62-host-gateway", {}, True, "connect-timeout"),
     ("1.11-bridge", {}, False, "dns-unresolved"),
     # the sandbox calls the app back at a port where nothing listens
-    ("1.11-host-gateway", {generations.get("v1").callback_port_env or "": "9"}, False, "connection-refused"),
+    ("1.11-host-gateway", {generations.for_tag("1.11").callback_port_env or "": "9"}, False, "connection-refused"),
 )
 # The releases whose failing cells the diagnosis bench times: the app server's (a sandbox the
 # app must reach); latest is Agent Canvas, whose agent runs in the app's own container.

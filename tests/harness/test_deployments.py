@@ -107,7 +107,7 @@ def test_compose_files_merge_in_order_and_the_project_env_file_interpolates(tmp_
     ("services:\n  oh:\n    image: x\n    ports: ['4000:3000']\n    networks: [nope]\n",
      "'nope' is not declared under the top-level networks"),
     ("services:\n  oh:\n    image: x\n    ports: ['3012:3012']\n",
-     "ports: publishes 3012:3012 but not the app's 3000, where it listens in its container"),
+     "ports: publishes 3012:3012 but no port an OpenHands app listens on in its container (3000 or 8000)"),
     ("services:\n  oh:\n    image: x\n    ports: 3000\n", "services.oh.ports: 3000 is not of type 'array'"),
     ("services:\n  oh: [\n", "not valid YAML (line 3)"),
     ("services:\n  oh:\n    image: ${TAG:?set TAG first}\n    ports: ['3000:3000']\n", "TAG: set TAG first"),
@@ -326,6 +326,37 @@ def test_a_1x_deployment_publishing_3000_moves_the_callback_default_with_it(tmp_
     lau = d.launch(generations.V1, image="app", env={}, host_port=61200, networks={}, site=Site(tmp_path))
     assert lau.container_env()["SANDBOX_HOST_PORT"] == "61200"
     assert "SANDBOX_HOST_PORT" not in lau.docker_run()  # not in what the user wrote
+
+
+def test_a_deployment_is_placed_on_the_port_its_release_listens_on_or_said_to_publish_another(
+        tmp_path: Path) -> None:
+    """The app server listens on 3000 in its container, Agent Canvas on 8000: a compose file
+    carried from one to the other publishes a port where nothing listens, which a cell of that
+    release fails on (app-not-published), with the port a person reaches."""
+    canvas, v0 = generations.CANVAS, generations.V0
+    write(tmp_path, "canvas.yml", "services:\n  c:\n    image: ghcr.io/openhands/agent-canvas:1.20.0\n"
+                                  "    ports: ['8000:8000']\n")
+    write(tmp_path, "app.yml", "services:\n  oh:\n    image: x:0.62\n    ports: ['3000:3000']\n")
+    mine = deployments.load("c", {"compose": "canvas.yml"}, str(matrix_with(tmp_path, "")), None)
+    lau = mine.launch(canvas, image="canvas", env={}, host_port=61400, networks={"default": "n"}, site=Site(tmp_path))
+    assert ("-p", "127.0.0.1:61400:8000") in lau.options(placed=True) and lau.not_published is None
+    lau = mine.launch(v0, image="app", env={}, host_port=61401, networks={"default": "n"}, site=Site(tmp_path))
+    assert lau.not_published is not None and lau.not_published.startswith(
+        "your deployment publishes 8000:8000, but V0 (0.6x) listens on 3000 in its container")
+    assert lau.user_port == 62001  # 8000 as written, the cell's free port
+    carried = deployments.load("a", {"compose": "app.yml"}, str(matrix_with(tmp_path, "")), None)
+    lau = carried.launch(canvas, image="canvas", env={}, host_port=61402, networks={"default": "n"},
+                         site=Site(tmp_path))
+    assert lau.not_published is not None and "publishes 3000:3000, but Agent Canvas" in lau.not_published
+    # on the host network the cell's port goes to its own setting, the command stays as written
+    write(tmp_path, "host.yml", "services:\n  c:\n    image: i\n    network_mode: host\n")
+    host = deployments.load("h", {"compose": "host.yml"}, str(matrix_with(tmp_path, "")), None)
+    lau = host.launch(canvas, image="canvas", env={}, host_port=61403, networks={}, site=Site(tmp_path))
+    assert lau.container_env()["PORT"] == "61403" and lau.argv() == [] and lau.listen_port == 61403
+    # publishing no port any app listens on is refused at once, as before
+    write(tmp_path, "none.yml", "services:\n  oh:\n    image: x\n    ports: ['22:22']\n")
+    with pytest.raises(InputError, match=r"publishes 22:22 but no port an OpenHands app listens on .*\(3000 or 8000\)"):
+        deployments.load("n", {"compose": "none.yml"}, str(matrix_with(tmp_path, "")), None)
 
 
 def test_deployments_are_modes_of_the_matrix(tmp_path: Path) -> None:
