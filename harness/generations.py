@@ -212,7 +212,8 @@ V0 = Generation(
     # DockerRuntime's execution-server range (openhands/runtime/impl/docker/docker_runtime.py L45-54)
     runtime_host_ports="30000:39999",
     trajectory_reader="harness.openhands.v0:turn_from_events",
-    remedies=("mount-docker-socket", "add-host-gateway", "docker-host-addr", "host-network-trio", "own-network",
+    remedies=("publish-app-port", "mount-docker-socket", "add-host-gateway", "docker-host-addr", "host-network-trio",
+              "own-network",
               "bind-all-addresses", "no-proxy", "firewall-accept", "rootless-host-alias"),
     # CodeActAgent 0.62 offers execute_ipython_cell (AgentConfig.enable_jupyter, default True)
     # and browser (enable_browsing, default True): codeact_agent.py _get_tools.
@@ -285,7 +286,8 @@ V1 = Generation(
     headless_skip=("the headless entry point is V0's `python -m openhands.core.main`; 1.x ships its CLI "
                    "as a separate package"),
     replay_skip="1.x has no replay of a recorded trajectory (V0's replay_json): run its tasks with an LLM",
-    remedies=("mount-docker-socket", "add-host-gateway", "no-proxy", "v1-url-pattern", "v1-startup-grace",
+    remedies=("publish-app-port", "mount-docker-socket", "add-host-gateway", "no-proxy", "v1-url-pattern",
+              "v1-startup-grace",
               "v1-web-url", "v1-extra-webhook", "v1-callback-urls", "v1-published-port", "publish-on-gateway",
               "v1-hosts-entry",
               "firewall-accept", "rootless-host-alias"),
@@ -326,6 +328,7 @@ CANVAS = Generation(
     # (AGENT_SERVER_PORT, AUTOMATION_PORT defaults): one such cell at a time.
     host_network_ports=(18000, 18001),
     tag_prefix="canvas-",
+    remedies=("publish-app-port",),
     documented_mode="bridge",  # `docker run -it --rm -p 8000:8000 ...`: the default bridge, no --add-host
     latest=True,  # what OpenHands' installation page installs today (docs/canvas.md, section 1)
     headless_skip="Agent Canvas has no headless entry point: its CLI is the separate openhands package",

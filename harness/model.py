@@ -205,6 +205,7 @@ class RemedyTry(_Model):
     extra_hosts: dict[str, str] = Field(default_factory=dict)
     network_mode: str | None = None
     also_publish: str | None = None  # an address the app's port is published on too
+    republish: int | None = None  # the container port the deployment's published app port goes to instead
     volumes: list[str] = Field(default_factory=list)  # mounts the deployment's container gains (`-v`)
 
     def settings(self) -> str:

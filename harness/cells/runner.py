@@ -127,8 +127,10 @@ def _run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None) ->
 
     def rerun(change: remedies.Change, alone: bool) -> CellResult:
         moved = cell if change.mode is None else replace(cell, mode=m.mode(change.mode), origin=cell.id)
-        if dep is not None and (change.extra_hosts or change.network_mode or change.also_publish or change.volumes):
-            changed = dep.changed(change.extra_hosts, change.network_mode, change.also_publish, change.volumes)
+        if dep is not None and (change.extra_hosts or change.network_mode or change.also_publish or change.volumes
+                                or change.republish):
+            changed = dep.changed(change.extra_hosts, change.network_mode, change.also_publish, change.volumes,
+                                  change.republish)
             moved = replace(moved, mode=replace(moved.mode, deployment=changed))
         env2 = {**cell_env(m, moved, ctx), **change.env}
         return run_cell(replace(plan, cell=moved, env=env2, secrets=secret_names({**own, **env2}), tasks=[],

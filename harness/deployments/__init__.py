@@ -97,8 +97,16 @@ class Deployment:
         port = self.service.api_port()
         return port is not None and port.address.startswith("127.")
 
+    def written_app_port(self) -> Port | None:
+        """The published port a person reaches the app at, as written: the one to an OpenHands
+        app's port (3000, 8000), else the first."""
+        known = {g.app_port for g in generations.GENERATIONS.values()}
+        return next((p for p in self.service.ports if p.container in known), None) or \
+            (self.service.ports[0] if self.service.ports else None)
+
     def changed(self, extra_hosts: dict[str, str], network_mode: str | None = None,
-                also_publish: str | None = None, volumes: tuple[str, ...] = ()) -> Deployment:
+                also_publish: str | None = None, volumes: tuple[str, ...] = (),
+                republish: int | None = None) -> Deployment:
         """This deployment with a remedy's change to its container (remedies.Change): hosts it
         gains; the host network instead of its ports and networks, as compose requires; the
         app's port published on one more address; mounts it gains (the Docker socket)."""
@@ -108,6 +116,8 @@ class Deployment:
             s = replace(s, network_mode="host", ports=(), networks=())
         if also_publish and (api := s.api_port()) is not None:
             s = replace(s, ports=(*s.ports, replace(api, address=also_publish)))
+        if republish is not None and (written := self.written_app_port()) is not None:
+            s = replace(s, ports=tuple(replace(p, container=republish) if p == written else p for p in s.ports))
         return replace(self, service=s)
 
     def fixed_app_port(self, gen: Generation) -> int | None:

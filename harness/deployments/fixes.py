@@ -13,24 +13,41 @@ import shlex
 from typing import Any
 
 from harness.deployments import Deployment, shell
-from harness.deployments.spec import APP_CONTAINER_PORT
-from harness.modes import APP_PORT_TOKEN, quote
+from harness.deployments.spec import APP_CONTAINER_PORT, Port
+from harness.modes import APP_PORT_TOKEN, Publish, quote
 
 
 def fix(d: Deployment, env: dict[str, str], extra_hosts: dict[str, str] | None = None,
         network_mode: str | None = None, also_publish: str | None = None,
-        volumes: list[str] | tuple[str, ...] = ()) -> str:
+        volumes: list[str] | tuple[str, ...] = (), republish: int | None = None) -> str:
     """The change that applies a remedy to the deployment, as the user would make it."""
     port = APP_CONTAINER_PORT if network_mode == "host" else d.api_host_port
     shown = {k: v.replace(APP_PORT_TOKEN, str(port)) for k, v in env.items()}
     publish = f"{also_publish}:{d.api_host_port}:{APP_CONTAINER_PORT}" if also_publish else None
+    moved = _moved_port(d, republish)
     if d.kind == "compose":
-        return _compose_diff(d, shown, extra_hosts or {}, network_mode, publish, tuple(volumes))
-    return _docker_run_line(d, shown, extra_hosts or {}, network_mode, publish, tuple(volumes))
+        return _compose_diff(d, shown, extra_hosts or {}, network_mode, publish, tuple(volumes), moved)
+    return _docker_run_line(d, shown, extra_hosts or {}, network_mode, publish, tuple(volumes), moved)
+
+
+def _moved_port(d: Deployment, container: int | None) -> tuple[Port, str] | None:
+    """The published app port as written, and its mapping to `container` instead (`3000:8000`)."""
+    written = d.written_app_port() if container is not None else None
+    if written is None or container is None:
+        return None
+    return written, ":".join(str(x) for x in (written.address, written.host, container) if x)
+
+
+def _same_port(value: str, port: Port) -> bool:
+    """Whether a `ports:` entry or `-p` value as written is this published port."""
+    try:
+        return Publish.parse(str(value).split("/")[0]) == Publish(port.container, port.host, port.address)
+    except ValueError:
+        return False
 
 
 def _compose_diff(d: Deployment, env: dict[str, str], hosts: dict[str, str], network_mode: str | None,
-                  publish: str | None, volumes: tuple[str, ...]) -> str:
+                  publish: str | None, volumes: tuple[str, ...], moved: tuple[Port, str] | None = None) -> str:
     from ruamel.yaml import YAML
     from ruamel.yaml.util import load_yaml_guess_indent
 
@@ -48,7 +65,8 @@ def _compose_diff(d: Deployment, env: dict[str, str], hosts: dict[str, str], net
     _drop_resets(service)
     current = service.get("environment")
     if current is None:
-        service["environment"] = dict(env)
+        if env:  # a fix that sets nothing adds no key
+            service["environment"] = dict(env)
     elif isinstance(current, list):
         for key, value in env.items():
             at = next((i for i, item in enumerate(current) if str(item).split("=", 1)[0] == key), None)
@@ -71,6 +89,11 @@ def _compose_diff(d: Deployment, env: dict[str, str], hosts: dict[str, str], net
         service.setdefault("volumes", []).extend(volumes)  # (a file merged after it may hold the rest)
     if publish:
         service.setdefault("ports", []).append(publish)  # (a file merged after it may hold the rest)
+    if moved is not None:
+        ports = service.get("ports") or []
+        for i, item in enumerate(ports):
+            if isinstance(item, str) and _same_port(item, moved[0]):
+                ports[i] = type(item)(moved[1])  # its quoting as written (ruamel's string kinds)
     if network_mode:
         for key in ("ports", "networks"):  # compose: network_mode excludes networks; host ignores ports
             service.pop(key, None)
@@ -94,7 +117,7 @@ _DROPPED_WITH_HOST = ("-p", "--publish", "--network", "--net")  # what --network
 
 
 def _docker_run_line(d: Deployment, env: dict[str, str], hosts: dict[str, str], network_mode: str | None,
-                     publish: str | None, volumes: tuple[str, ...]) -> str:
+                     publish: str | None, volumes: tuple[str, ...], moved: tuple[Port, str] | None = None) -> str:
     """The user's script as they run it, with its `docker run` line edited in place: the
     flags added right after `docker run`, any earlier value of the same keys taken out, and
     every other character (continuations, quotes, `$(id -u)`) as written. The lines that set
@@ -113,7 +136,8 @@ def _docker_run_line(d: Deployment, env: dict[str, str], hosts: dict[str, str], 
         flag, _, attached = w.partition("=")
         value = _unquoted(attached or (raw[i + 1] if i + 1 < len(raw) else ""))
         if (flag in ("-e", "--env") and value.split("=", 1)[0] in env) or (
-                network_mode and flag in _DROPPED_WITH_HOST):
+                network_mode and flag in _DROPPED_WITH_HOST) or (
+                moved is not None and flag in ("-p", "--publish") and _same_port(value, moved[0])):
             last = i if attached else i + 1
             cut.append((words[i][0], words[last + 1][0] if last + 1 < len(words) else words[last][1]))
             skip = not attached
@@ -121,6 +145,7 @@ def _docker_run_line(d: Deployment, env: dict[str, str], hosts: dict[str, str], 
     added += [part for k, v in hosts.items() for part in ("--add-host", f"{k}:{v}")]
     added += ["--network", network_mode] if network_mode else []
     added += ["-p", publish] if publish else []
+    added += ["-p", moved[1]] if moved is not None else []
     added += [part for v in volumes for part in ("-v", v)]
     at = words[raw.index("run")][1]
     for a, b in sorted(cut, reverse=True):

@@ -29,6 +29,7 @@ class Change:
     extra_hosts: dict[str, str] = field(default_factory=dict)
     also_publish: str | None = None  # an address the app's port is published on as well
     volumes: tuple[str, ...] = ()  # mounts a deployment's container gains
+    republish: int | None = None  # the container port a deployment's published app port goes to
 
 
 def applicable(result: CellResult, ctx: Context) -> list[tuple[Remedy, Change]]:
@@ -54,7 +55,8 @@ def _change(r: Remedy, result: CellResult, ctx: Context) -> Change | None:
     hosts = r.hosts(ctx) if r.hosts else {}
     publish = r.publish(ctx) if r.publish else ""
     volumes = r.volumes(ctx) if r.volumes else ()
-    if env is None or hosts is None or publish is None or volumes is None:
+    republish = r.republish(ctx) if r.republish else 0
+    if env is None or hosts is None or publish is None or volumes is None or republish is None:
         return None
     mode = r.mode if r.mode not in (None, result.mode) else None
     network_mode = None
@@ -66,9 +68,9 @@ def _change(r: Remedy, result: CellResult, ctx: Context) -> Change | None:
         if not ctx.on_host_network and ctx.own_command:
             return None
         mode, network_mode = None, None if ctx.on_host_network else "host"
-    if not (env or hosts or publish or volumes or r.host_change or mode or network_mode):
+    if not (env or hosts or publish or volumes or republish or r.host_change or mode or network_mode):
         return None
-    return Change(env, mode, network_mode, hosts, publish or None, volumes)
+    return Change(env, mode, network_mode, hosts, publish or None, volumes, republish or None)
 
 
 Rerun = Callable[[Change, bool], CellResult]
@@ -99,6 +101,7 @@ def search(result: CellResult, ctx: Context, rerun: Rerun,
         tried.append(RemedyTry(name=remedy.name, env=todo.env, mode=todo.mode, why=remedy.why,
                                extra_hosts=todo.extra_hosts, network_mode=todo.network_mode,
                                also_publish=todo.also_publish, volumes=list(todo.volumes),
+                               republish=todo.republish,
                                verdict=again.connect.verdict, cause=again.connect.cause,
                                direction=again.connect.direction, seconds=again.connect.seconds,
                                runtime_url=again.connect.runtime_url, docker_run=again.docker_run,
@@ -125,5 +128,5 @@ def attempt(result: CellResult, cell: Cell, ctx: RunContext, rerun: Rerun,
 
         for r in tried:
             if r.verdict == Verdict.PASS and not r.host_change:
-                r.fix = fix(dep, r.env, r.extra_hosts, r.network_mode, r.also_publish, r.volumes)
+                r.fix = fix(dep, r.env, r.extra_hosts, r.network_mode, r.also_publish, r.volumes, r.republish)
     return tried

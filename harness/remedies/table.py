@@ -41,6 +41,8 @@ class Remedy:
     publish: Callable[[Context], str | None] | None = None
     # Mounts the deployment's container gains (`-v SOURCE:TARGET`); None: not applicable here.
     volumes: Callable[[Context], tuple[str, ...] | None] | None = None
+    # The container port the deployment's published app port goes to instead; None: not here.
+    republish: Callable[[Context], int | None] | None = None
 
     @property
     def asks(self) -> int:
@@ -161,6 +163,11 @@ DNS, TIMEOUT, REFUSED = Cause.DNS_UNRESOLVED, Cause.CONNECT_TIMEOUT, Cause.CONNE
 REJECTED = Cause.CONNECTION_REJECTED
 
 REMEDIES: dict[str, Remedy] = {r.name: r for r in (
+    Remedy("publish-app-port", (Cause.APP_NOT_PUBLISHED,), lambda ctx: {},
+           "publish the app's own port where you reach it: the app server listens on 3000 in its container, "
+           "Agent Canvas on 8000 (docker/entrypoint.sh PORT), and a mapping carried from one to the other "
+           "opens a port where nothing listens",
+           republish=lambda ctx: ctx.gen.app_port if ctx.deployment else None),
     Remedy("mount-docker-socket", (Cause.DOCKER_UNREACHABLE,), lambda ctx: {},
            "the documented `-v /var/run/docker.sock:/var/run/docker.sock`: the app starts its runtime through "
            "the daemon's socket, and without it has no daemon to ask", volumes=_socket_mount),

@@ -777,3 +777,25 @@ def test_a_headless_line_is_placed_with_no_api_to_reach(tmp_path: Path) -> None:
     host = deployments.load("h", {"docker_run": "docker run --network host img python -m openhands.core.main -t x"},
                             str(tmp_path / "m.toml"), None)  # no port of its own to move: no command of ours
     assert host.launch(generations.V0, image="a", env={}, host_port=61131, site=Site(tmp_path)).command is None
+
+
+def test_publishing_the_apps_own_port_is_a_diff_and_a_line_and_the_rerun_publishes_it(tmp_path: Path) -> None:
+    """publish-app-port: the mapping carried over from the app server, `3000:3000`, becomes
+    `3000:8000` on Agent Canvas (the host port as written, the container port its release's)."""
+    from harness.deployments.fixes import fix
+
+    write(tmp_path, "compose.yml", "services:\n  oh:\n    image: x:0.62\n    ports:\n      - \"127.0.0.1:3000:3000\"\n"
+                                   "      - '22:22'\n")
+    d = deployments.load("mine", {"compose": "compose.yml"}, str(matrix_with(tmp_path, "")), None)
+    diff = fix(d, {}, republish=8000)
+    assert '-      - "127.0.0.1:3000:3000"\n+      - "127.0.0.1:3000:8000"\n' in diff
+    assert "-      - '22:22'" not in diff and "environment" not in diff  # nothing else changes
+    changed = d.changed({}, republish=8000)
+    assert [(p.host, p.container) for p in changed.service.ports] == [(3000, 8000), (22, 22)]
+    lau = changed.launch(generations.CANVAS, image="c", env={}, host_port=61500, networks={"default": "n"},
+                         site=Site(tmp_path))
+    assert lau.not_published is None and ("-p", "127.0.0.1:61500:8000") in lau.options(placed=True)
+    line = deployments.load("l", {"docker_run": "docker run -p 3000:3000 -v /var/run/docker.sock:/var/run/docker.sock "
+                                                "img:0.62"}, str(tmp_path / "m.toml"), None)
+    assert fix(line, {}, republish=8000) == \
+        "docker run -p 3000:8000 -v /var/run/docker.sock:/var/run/docker.sock img:0.62"
