@@ -1,5 +1,6 @@
-"""Users' own deployments as cells, for real: examples/deployments on 0.62 and latest in one
-run with --remedies (four of its ten cells, one of each mechanism, for CI's minutes; the
+"""Users' own deployments as cells, for real: examples/deployments on 0.62, 1.11 and latest
+(Agent Canvas) in one run with --remedies (six of its cells, one of each mechanism, for CI's
+minutes; the
 whole matrix: `oh-matrix run --matrix examples/deployments/matrix.toml -n 2 --remedies`).
 Each verdict is checked for its mechanism, each proven fix against the user's file, and the
 run against the user's files and host paths, which it must leave exactly as they were."""
@@ -28,12 +29,13 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "deployments"
 # The fixes the test proves (--remedy), for CI's minutes: the other callback URL fixes of (b)
 # are the whole matrix's, by hand.
-FIXES = [a for n in ("v1-published-port", "docker-host-addr", "add-host-gateway", "publish-on-gateway")
+FIXES = [a for n in ("v1-published-port", "docker-host-addr", "add-host-gateway", "publish-on-gateway",
+                     "publish-app-port")
          for a in ("--remedy", n)]
 SECRET = "sk-example-not-a-real-key"  # examples/deployments/openhands.env
 # a secret of no telling name, given with --app-env to every app (test_secrets_engine.py has the rest)
 CANARY = f"cnry{uuid.uuid4().hex[:12]}"
-CELLS = ("latest-documented", "latest-stack", "latest-workspace", "0.62-old-readme")
+CELLS = ("1.11-documented", "1.11-stack", "1.11-workspace", "0.62-old-readme", "latest-documented", "latest-canvas")
 
 
 def hashes() -> dict[str, str]:
@@ -62,25 +64,40 @@ def test_the_example_deployments_on_two_releases(client: docker.DockerClient, v0
     assert sorted(cells) == sorted(CELLS)
     for c in cells.values():
         assert c["deployment"] and c["docker_run"], c["id"]
-        if c["connect"]["verdict"] == "fail":  # every fail is a cause with a direction, from what was observed
-            assert c["connect"]["cause"] and c["connect"]["direction"] and c["connect"]["evidence"], c["id"]
+        if c["connect"]["verdict"] == "fail":  # every fail is a cause (between containers, a direction) and evidence
+            assert c["connect"]["cause"] and c["connect"]["evidence"], c["id"]
+            assert c["connect"]["direction"] or c["connect"]["cause"] == "app-not-published", c["id"]
         if c["connect"]["verdict"] == "pass":
             assert [t["verdict"] for t in c["tasks"]] == ["pass", "pass"], (c["id"], c["tasks"])
 
     # (a) the documented line works, and is shown as written with the target's image
-    assert cells["latest-documented"]["connect"]["verdict"] == "pass"
-    assert "-v ~/.openhands:/.openhands" in cells["latest-documented"]["docker_run"]
-    assert cells["latest-documented"]["docker_run"].endswith(v1_images.app_image)
+    assert cells["1.11-documented"]["connect"]["verdict"] == "pass"
+    assert "-v ~/.openhands:/.openhands" in cells["1.11-documented"]["docker_run"]
+    assert cells["1.11-documented"]["docker_run"].endswith(v1_images.app_image)
 
     # (b) 4000:3000 on 1.x: the sandbox calls the app back at the default 3000, where nothing of it
     # listens; publishing the callback port is the proven fix, as a diff of stack.yml
-    stack = cells["latest-stack"]
+    stack = cells["1.11-stack"]
     assert (stack["connect"]["cause"], stack["connect"]["direction"]) == ("connection-refused", "sandbox->app")
     fixed = next(r for r in stack["remedies"] if r["name"] == "v1-published-port")
     assert fixed["verdict"] == "pass" and "+      - SANDBOX_HOST_PORT=4000" in fixed["fix"], fixed
-    diff = (out / "fixes" / "latest-stack-v1-published-port.diff").read_text()
+    diff = (out / "fixes" / "1.11-stack-v1-published-port.diff").read_text()
     assert diff == fixed["fix"] and diff.startswith(f"--- {EXAMPLES / 'stack.yml'}")
     assert "host port 4000 is" in " ".join(stack["notes"])
+
+    # (i) Agent Canvas's documented compose on latest: the ingress, the agent-server behind it and an
+    # agent in the app's own container, with no socket; the tasks ran there
+    canvas = cells["latest-canvas"]
+    assert canvas["connect"]["verdict"] == "pass" and canvas["api"] == "canvas", canvas["connect"]
+    assert "-p 8000:8000" in canvas["docker_run"] and "docker.sock" not in canvas["docker_run"]
+    # (a) on latest: the app server's documented line publishes 3000, where Agent Canvas does not
+    # listen: said in seconds with the probes; publishing its 8000 there is the proven fix
+    moved = cells["latest-documented"]
+    assert moved["connect"]["cause"] == "app-not-published", moved["connect"]
+    said = moved["connect"]["evidence"][0]["text"]
+    assert "publishes 3000:3000, but Agent Canvas" in said and "listens on 8000" in said, said
+    [republished] = [r for r in moved["remedies"] if r["name"] == "publish-app-port"]
+    assert republished["verdict"] == "pass" and " -p 3000:8000 " in f" {republished['fix']} ", republished
 
     # (e) no --add-host on 0.x: host.docker.internal does not resolve in the app; DOCKER_HOST_ADDR is the
     # proven fix, as the user's own line with the flag added
@@ -99,8 +116,8 @@ def test_the_example_deployments_on_two_releases(client: docker.DockerClient, v0
     printed = {"stdout": run.stdout, "stderr": run.stderr}
     for needle in (SECRET, CANARY):
         assert leaks(printed, out, cache_root(), canary=needle, since=started) == []
-    assert "-e CANARY_SETTING " in cells["latest-documented"]["docker_run"]  # named in the line, never valued
-    work = cells["latest-workspace"]
+    assert "-e CANARY_SETTING " in cells["1.11-documented"]["docker_run"]  # named in the line, never valued
+    work = cells["1.11-workspace"]
     assert any("temporary folder at /opt/workspace_base" in n for n in work["notes"])
     # ... and it publishes the app on 127.0.0.1 only: the 1.x sandbox's call back at the gateway is
     # refused, said at once; publishing it on the gateway too is the proven fix, as a diff
@@ -112,7 +129,7 @@ def test_the_example_deployments_on_two_releases(client: docker.DockerClient, v0
     assert gw["verdict"] == "pass" and '       - "127.0.0.1:3000:3000"\n+      - ' in gw["fix"], gw
 
     # the terminal named each proven fix; nothing of the run is left
-    assert "fix for latest-stack (v1-published-port, proven by a rerun)" in run.stdout
+    assert "fix for 1.11-stack (v1-published-port, proven by a rerun)" in run.stdout
     assert not client.containers.list(all=True, filters={"label": f"{cleanup.RUN_LABEL}={data['run_id']}"})
     assert not client.networks.list(filters={"label": f"{cleanup.RUN_LABEL}={data['run_id']}"})
     print(json.dumps({c: (v["connect"]["verdict"], v["connect"]["cause"], v["connect"]["direction"],
