@@ -162,6 +162,18 @@ def scratch_folders(run_id: str) -> list[str]:
     return gone
 
 
+def _inherited(c: docker.models.containers.Container, label: str) -> bool:
+    """Whether the container has `label` from its image: a committed build container's labels
+    stay on the image it made, so every container started from that image (a cell's app, a
+    person's own) carries them, and none of those is a build left behind."""
+    try:
+        image = c.client.api.inspect_image(c.attrs["Image"])
+    except (NotFound, APIError):  # its image is gone: only a build's own container is left so
+        return False
+    image_labels = (image.get("Config") or {}).get("Labels") or {}
+    return label in image_labels and image_labels[label] == c.labels.get(label)
+
+
 def sweep(client: docker.DockerClient, run_id: str | None = None, *,
           include_live: bool = False) -> SweepReport:
     """Remove what finished or crashed runs left: containers first, then networks.
@@ -179,6 +191,8 @@ def sweep(client: docker.DockerClient, run_id: str | None = None, *,
         if ours(c.labels) and remove_container(c):
             report.containers.append(c.name)
     for c in client.containers.list(all=True, filters={"label": BUILD_LABEL}):
+        if _inherited(c, BUILD_LABEL):  # a container of an image a build committed: not a build's own
+            continue
         if (include_live or not _owner_alive(c.labels.get(OWNER_LABEL))) and remove_container(c):
             report.containers.append(c.name)
     runs = [_registry(run_id)] if run_id else sorted((cache_root() / "runs").glob("*"))

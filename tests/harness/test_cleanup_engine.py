@@ -35,6 +35,29 @@ def test_sweep_takes_dead_runs_only(client: docker.DockerClient, base_image: Bas
     assert c_live.name in report.containers
 
 
+def test_a_container_of_an_image_a_build_committed_is_no_build_left_behind(
+        client: docker.DockerClient, base_image: BaseImage, run_id: str) -> None:
+    """A build container's labels (its build, its dead owner) stay on the image it commits, so
+    every container of that image carries them, a person's own `docker run` of it too (a cell's
+    app is kept by its live owner's label). The sweep took a person's for a build left behind."""
+    dead = {cleanup.BUILD_LABEL: f"oh-matrix-test/committed:{run_id[5:17]}",
+            cleanup.OWNER_LABEL: f"{socket.gethostname()}:999999999"}
+    build = client.containers.run(base_image.ref, ["true"], detach=True, labels=dead)
+    build.wait()
+    ref = dead[cleanup.BUILD_LABEL]
+    build.commit(repository=ref.split(":")[0], tag=ref.split(":")[1])
+    mine = client.containers.run(ref, ["sleep", "300"], detach=True)  # a person's: no label of ours
+    try:
+        report = cleanup.sweep(client)  # another run's start: dead owners only
+        assert build.name in report.containers  # the build's own container: left behind, taken
+        assert mine.name not in report.containers
+        mine.reload()
+        assert mine.status == "running"
+    finally:
+        mine.remove(force=True)
+        client.images.remove(ref, force=True)
+
+
 def test_sweep_tolerates_already_removed(client: docker.DockerClient, base_image: BaseImage, run_id: str) -> None:
     c = client.containers.run(base_image.ref, ["true"], detach=True, labels=cleanup.labels(run_id))
     c.remove(force=True)
