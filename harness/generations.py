@@ -304,9 +304,9 @@ CANVAS = Generation(
     # Canvas 1.x shares its numbers with the app server's 1.x (docs/canvas.md, section 1):
     # a tag's major never picks it; a target names it.
     majors=(),
-    oldest=(1, 16, 0),
-    oldest_why=("the Canvas adapter's calls were read from 1.16.0 (agent-server 1.44.0) and run against it; "
-                "1.20.0 was read, not run (it does not install here)"),
+    oldest=(1, 13, 0),
+    oldest_why=("the Canvas adapter's calls were read from 1.16.0 (agent-server 1.44.0) and 1.20.0 (1.49.1), and "
+                "run against 1.13.0 (1.42.1), 1.16.0 and 1.20.0"),
     app_module="openhands.agent_server.api:api",
     health_path="/ready",  # through the ingress: 200 once the agent-server has initialised
     rules="harness.openhands.canvas:CanvasRules",

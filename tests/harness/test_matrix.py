@@ -80,8 +80,8 @@ env = { B = "2" }
     ("[run]\nllm = 'gpt'\n[[targets]]\ntag = '0.62'\n[modes.host]\n", "run.llm: expected one of"),
     ("[[targets]]\ntag = '7.0'\n[modes.host]\n", "targets[0].tag: tag '7.0': no API generation covers"),
     # an Agent Canvas release older than its adapter's facts, by either spelling: before anything is built
-    ("[[targets]]\ntag = '1.10.0'\napi = 'canvas'\n[modes.host]\n", "targets[0].tag: '1.10.0': older than 1.16.0"),
-    ("[[targets]]\ntag = 'canvas-1.10'\n[modes.host]\n", "targets[0].tag: 'canvas-1.10': older than 1.16.0"),
+    ("[[targets]]\ntag = '1.10.0'\napi = 'canvas'\n[modes.host]\n", "targets[0].tag: '1.10.0': older than 1.13.0"),
+    ("[[targets]]\ntag = 'canvas-1.10'\n[modes.host]\n", "targets[0].tag: 'canvas-1.10': older than 1.13.0"),
     ("[[targets]]\ntag = '0.62'\nconstraints = 'no-such-lock.txt'\n[modes.host]\n",
      "targets[0].constraints: no such file"),
 ])

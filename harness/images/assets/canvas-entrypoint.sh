@@ -123,6 +123,12 @@ wait "$w1" "$w2"
 SERVICES="$(node /opt/agent-canvas/runtime-services-info.mjs --mode docker --agent-host-alias 127.0.0.1 \
   --agent-server-url "$AGENT_SERVER_URL" --automation-url "$AUTOMATION_BASE_URL")"
 to_agent="http://127.0.0.1:$AGENT_SERVER_PORT"
+# The editor's route only where the release's ingress knows it (1.16.0 on; 1.13.0's static
+# server exits on an unknown flag, and its entrypoint routes no editor).
+EDITOR=()
+if grep -q -- '--vscode-base-path' /opt/agent-canvas/static-server.mjs; then
+  EDITOR=(--route "$VSCODE_BASE_PATH=http://127.0.0.1:$VSCODE_PORT" --vscode-base-path "$VSCODE_BASE_PATH")
+fi
 say "ingress on port $PORT"
 node /opt/agent-canvas/static-server.mjs --port "$PORT" --host :: \
   --dir /opt/agent-canvas/frontend --base-path "$AGENT_CANVAS_BASE_PATH" \
@@ -131,7 +137,7 @@ node /opt/agent-canvas/static-server.mjs --port "$PORT" --host :: \
   --route "/api=$to_agent" --route "/server_info=$to_agent" --route "/sockets=$to_agent" \
   --route "/alive=$to_agent" --route "/health=$to_agent" --route "/ready=$to_agent" \
   --route "/docs=$to_agent" --route "/redoc=$to_agent" --route "/openapi.json=$to_agent" \
-  --route "$VSCODE_BASE_PATH=http://127.0.0.1:$VSCODE_PORT" --vscode-base-path "$VSCODE_BASE_PATH" &
+  "${EDITOR[@]}" &
 INGRESS=$!
 CHILDREN+=("$INGRESS")
 say "all services started: http://0.0.0.0:$PORT/"
