@@ -34,7 +34,7 @@ def run(cmd: Sequence[str], *, cwd: str | Path, timeout: float,
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def matrix(*modes: str, tasks: Sequence[str] = ("create-file",), tags: Sequence[str] = ("0.62", "latest")) -> str:
+def matrix(*modes: str, tasks: Sequence[str] = ("create-file",), tags: Sequence[str] = ("0.62", "1.11")) -> str:
     """A matrix file's text for a child run: these releases in these built-in modes, these tasks."""
     listed = ", ".join(f'"{t}"' for t in tasks)
     return (f"[run]\ntasks = [{listed}]\n" + "".join(f'[[targets]]\ntag = "{t}"\n' for t in tags)

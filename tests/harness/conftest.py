@@ -63,8 +63,9 @@ def v061_images(client: docker.DockerClient) -> ImageSet:
 
 @pytest.fixture(scope="session")
 def v1_images(client: docker.DockerClient) -> ImageSet:
-    """`latest`: the newest 1.x release, built from PyPI (from cache when present)."""
-    return images.prepare(client, "latest", "v1", "pypi")
+    """1.11 (openhands-ai 1.11.0), the newest 1.x release, built from PyPI (from cache when
+    present). Named by its number: `latest` names Agent Canvas, another generation."""
+    return images.prepare(client, "1.11", "v1", "pypi")
 
 
 @pytest.fixture

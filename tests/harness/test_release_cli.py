@@ -1,4 +1,4 @@
-"""The `cli` entry point for real: the `openhands` CLI paired with latest, built from its
+"""The `cli` entry point for real: the `openhands` CLI paired with 1.11, built from its
 PyPI wheel, run headless on a networking mode with the built-in tasks (one mode and two
 tasks for CI's minutes; the figure with two modes and five is by hand, README), and the
 line its own `openhands serve` runs, which examples/deployments/openhands-serve.sh must be."""
@@ -27,7 +27,7 @@ entrypoints = ["cli"]
 tasks = ["create-file", "run-command"]
 
 [[targets]]
-tag = "latest"
+tag = "1.11"
 
 [modes.host-gateway]
 """
@@ -54,16 +54,16 @@ def test_the_cli_runs_headless_and_its_tasks_are_judged_by_their_effect(client: 
     [c] = data["cells"]
     print(json.dumps(c["connect"], indent=1), [(t["name"], t["verdict"], t["detail"]) for t in c["tasks"]])
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
-    assert (c["id"], c["entrypoint"], c["connect"]["verdict"]) == ("latest-host-gateway-cli", "cli", "pass")
+    assert (c["id"], c["entrypoint"], c["connect"]["verdict"]) == ("1.11-host-gateway-cli", "cli", "pass")
     assert "its agent called its LLM" in c["connect"]["evidence"][0]["text"]
     assert [(t["name"], t["verdict"]) for t in c["tasks"]] == [("create-file", "pass"), ("run-command", "pass")]
     assert all(t["llm_calls"] and t["actions"] for t in c["tasks"]), c["tasks"]  # the CLI's agent did the work
-    image = data["images"]["latest"]
+    image = data["images"]["1.11"]
     assert image["cli_version"] == cli_image.version and image["cli_image"] == cli_image.ref
     line = c["docker_run"]
     assert line.startswith("docker run --rm ") and "openhands --headless --override-with-envs -t" in line, line
     assert "-v /var/run/docker.sock" not in line and "--add-host host.docker.internal:host-gateway" in line
-    assert "recommended: latest-host-gateway-cli" not in run.stdout  # the CLI is no deployment of the app
+    assert "recommended: 1.11-host-gateway-cli" not in run.stdout  # the CLI is no deployment of the app
     assert client.containers.list(all=True, filters={"label": f"{cleanup.RUN_LABEL}={data['run_id']}"}) == []
 
 

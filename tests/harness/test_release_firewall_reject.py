@@ -49,7 +49,7 @@ def test_a_rejecting_firewall_is_named_with_its_rule_and_the_accept_rule_proven(
     assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-2000:]
     data = json.loads((out / "results.json").read_text())
     cells = {c["id"]: c for c in data["cells"]}
-    for cid in ("0.62-host-gateway", "latest-host-gateway"):
+    for cid in ("0.62-host-gateway", "1.11-host-gateway"):
         c = cells[cid]["connect"]
         assert (c["verdict"], c["cause"]) == ("fail", "connection-rejected"), (cid, c)
         assert c["seconds"] is not None and c["seconds"] <= DECIDED, (cid, c["seconds"])

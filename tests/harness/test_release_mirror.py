@@ -89,7 +89,7 @@ def test_official_backend_from_a_mirror(client: docker.DockerClient, v0_images: 
     agent_version = v1_images.runtime_image.rpartition(":")[2]  # e.g. 1.34.0-python
     refs = {v0_images.app_image: f"{ns}/openhands:0.62",
             v0_images.runtime_image: f"{ns}/runtime:0.62-nikolaik",
-            v1_images.app_image: f"{ns}/openhands:latest",
+            v1_images.app_image: f"{ns}/openhands:1.11",
             v1_images.runtime_image: f"{ns}/agent-server:{agent_version}"}
     t0 = time.monotonic()
     for image, ref in refs.items():
@@ -110,17 +110,17 @@ def test_official_backend_from_a_mirror(client: docker.DockerClient, v0_images: 
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     data = json.loads((tmp_path / "run" / "results.json").read_text())
     cells = {c["id"]: c for c in data["cells"]}
-    for cid in ("0.62-host-gateway", "latest-host-gateway"):
+    for cid in ("0.62-host-gateway", "1.11-host-gateway"):
         c = cells[cid]
         assert (c["connect"]["verdict"], c["backend"]) == ("pass", "official"), c["connect"]
         assert c["tasks"] and all(t["verdict"] == "pass" for t in c["tasks"]), c["tasks"]
     assert cells["0.62-host-gateway"]["app_image"] == f"{ns}/openhands:0.62"
     assert f"SANDBOX_RUNTIME_CONTAINER_IMAGE={ns}/runtime:0.62-nikolaik" in cells["0.62-host-gateway"]["docker_run"]
-    latest = cells["latest-host-gateway"]
-    assert latest["runtime_image"] == f"{ns}/agent-server:{agent_version}"
-    assert f"{official.AGENT_SERVER_ENV}={ns}/agent-server" in latest["docker_run"]  # the app told where its sandbox is
+    v1 = cells["1.11-host-gateway"]
+    assert v1["runtime_image"] == f"{ns}/agent-server:{agent_version}"
+    assert f"{official.AGENT_SERVER_ENV}={ns}/agent-server" in v1["docker_run"]  # the app told where its sandbox is
     assert f"{official.AGENT_SERVER_ENV}={ns}/agent-server" in data["recommendation"]["docker_run"]
-    notes = data["images"]["latest"]["notes"]
+    notes = data["images"]["1.11"]["notes"]
     assert f"pulled from {ns}" in notes and f"agent-server {agent_version.removesuffix('-python')} from " \
         f"{ns}/agent-server" in notes, notes
     # the registry's own account: every image was pulled from it

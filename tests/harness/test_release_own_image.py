@@ -1,8 +1,8 @@
 """A deployment on its own image, and fixed in itself, for real, in one run with --remedies:
 
 - `mine` (compose, the image and runtime named through compose's interpolation) on its own
-  0.62 image (cell own-mine) and on latest, with the upgrade view from own-mine;
-- `noadd` (a `docker run` line without `--add-host`) on latest: host.docker.internal does
+  0.62 image (cell own-mine) and on 1.11, with the upgrade view from own-mine;
+- `noadd` (a `docker run` line without `--add-host`) on 1.11: host.docker.internal does
   not resolve in the app, and `--add-host host.docker.internal:host-gateway` in the user's
   own line is the fix a rerun proves;
 - `gone`, whose image this daemon lacks: with the pypi backend nothing is pulled, so its
@@ -46,7 +46,7 @@ def test_a_deployment_on_its_own_image_and_fixed_in_itself(client: docker.Docker
 tasks = ["create-file"]
 upgrade_from = "own-mine"
 [[targets]]
-tag = "latest"
+tag = "1.11"
 [deployments.mine]
 compose = "compose.yml"
 [deployments.noadd]
@@ -58,7 +58,7 @@ docker_run = "docker run -p 3000:3000 --add-host host.docker.internal:host-gatew
     env = {**os.environ, "OH_MATRIX_CACHE": str(cache_root()), "APP_IMAGE": v0_images.app_image,
            "RUNTIME_IMAGE": v0_images.runtime_image}
     out = tmp_path / "run"
-    only = [a for c in ("own-mine", "latest-mine", "latest-noadd", "own-gone") for a in ("--only", c)]
+    only = [a for c in ("own-mine", "1.11-mine", "1.11-noadd", "own-gone") for a in ("--only", c)]
     run = clirun.run([sys.executable, "-m", "harness.cli", "run", "--matrix", str(tmp_path / "matrix.toml"),
                       "--backend", "pypi", "--remedies", "--remedy", "add-host-gateway", "--out", str(out), "-n", "2",
                       *only],
@@ -74,18 +74,18 @@ docker_run = "docker run -p 3000:3000 --add-host host.docker.internal:host-gatew
     assert own["connect"]["verdict"] == "pass", own["connect"]
     assert [t["verdict"] for t in own["tasks"]] == ["pass"]
     assert own["docker_run"].endswith(v0_images.app_image)
-    assert cells["latest-mine"]["app_image"] == v1_images.app_image
-    # the upgrade view: mine as it runs today -> mine on latest, and no other mode
+    assert cells["1.11-mine"]["app_image"] == v1_images.app_image
+    # the upgrade view: mine as it runs today -> mine on 1.11, and no other mode
     assert [m["mode"] for m in data["upgrade"]["modes"]] == ["mine"]
     assert data["upgrade"]["before_version"] == "0.62.0"
 
     # noadd: no --add-host on 1.x; the user's line with the flag added is proven by its rerun
-    noadd = cells["latest-noadd"]
+    noadd = cells["1.11-noadd"]
     assert (noadd["connect"]["cause"], noadd["connect"]["direction"]) == ("dns-unresolved", "app->runtime")
     added = next(r for r in noadd["remedies"] if r["name"] == "add-host-gateway")
     assert added["verdict"] == "pass" and added["extra_hosts"] == {"host.docker.internal": "host-gateway"}
     assert added["fix"].startswith("docker run --add-host host.docker.internal:host-gateway -it --rm")
-    assert (out / "fixes" / "latest-noadd-add-host-gateway.sh").read_text().strip().endswith(added["fix"])
+    assert (out / "fixes" / "1.11-noadd-add-host-gateway.sh").read_text().strip().endswith(added["fix"])
 
     # gone: no image, no container, decided before any cell starts
     gone = cells["own-gone"]
