@@ -95,10 +95,10 @@ def test_a_startup_grace_too_short_for_the_host_is_said_so_and_the_knob_is_prove
     from harness.context import RunContext
     from harness.matrix import parse
 
-    m = parse({"run": {"tasks": []}, "targets": [{"tag": "latest"}], "modes": {"host-gateway": {}}}, "m.toml")
+    m = parse({"run": {"tasks": []}, "targets": [{"tag": "1.11"}], "modes": {"host-gateway": {}}}, "m.toml")
     ctx = RunContext(run_id=run_id, out="/nonexistent", matrix_path="m.toml", matrix_text="", backend="pypi",
                      app_env={"SANDBOX_STARTUP_GRACE_SECONDS": "1"}, started_at="now",
-                     images={"latest": v1_images})
+                     images={"1.11": v1_images})
     r = run_one(ctx, m, m.cells()[0])
     assert (r.connect.verdict, r.connect.cause) == ("fail", "startup-grace"), r.connect.explain()
     assert r.boot.alone  # rerun with the machine to itself before the verdict was written
@@ -147,14 +147,14 @@ def test_a_host_busy_with_other_work_is_told_apart_from_a_broken_cell(
     from harness.context import RunContext
     from harness.matrix import parse
 
-    m = parse({"run": {"tasks": []}, "targets": [{"tag": "latest"}], "modes": {"host-gateway": {}}}, "m.toml")
+    m = parse({"run": {"tasks": []}, "targets": [{"tag": "1.11"}], "modes": {"host-gateway": {}}}, "m.toml")
     ctx = RunContext(run_id=run_id, out="/nonexistent", matrix_path="m.toml", matrix_text="", backend="pypi",
-                     app_env={}, started_at="now", images={"latest": v1_images})
+                     app_env={}, started_at="now", images={"1.11": v1_images})
     r = run_one(ctx, m, m.cells()[0])
     print(r.connect.explain(), r.notes, r.boot, sep="\n")
     assert len(burners) == 4  # they ran while the sandbox booted
     assert (r.connect.verdict, r.connect.cause) == ("fail", "startup-grace"), r.connect.explain()
-    assert r.connect.evidence[0].text.startswith("this host is too slow for latest's default startup grace (15.0 s)")
+    assert r.connect.evidence[0].text.startswith("this host is too slow for 1.11's default startup grace (15.0 s)")
     assert r.boot.alone and r.boot.other_cores is not None and r.boot.other_cores > 1.0, r.boot
     assert any("run twice" in n and "machine to itself" in n for n in r.notes)
     [grace] = r.remedies

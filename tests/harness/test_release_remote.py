@@ -29,7 +29,7 @@ from harness.paths import cache_root
 
 pytestmark = [pytest.mark.engine, pytest.mark.release]
 ROOT = Path(__file__).resolve().parents[2]
-CELLS = ("0.62-bridge", "0.62-host-gateway", "latest-host-gateway")  # latest's bridge fails as 0.62's
+CELLS = ("0.62-bridge", "0.62-host-gateway", "1.11-host-gateway")  # 1.11's bridge fails as 0.62's
 MATRIX = clirun.matrix("bridge", "host-gateway")
 
 
@@ -42,7 +42,7 @@ def daemon(client: docker.DockerClient, v0_images: ImageSet, v1_images: ImageSet
         yield d
 
 
-def test_0_62_and_latest_on_a_tcp_daemon_in_its_own_namespace(daemon: remotedaemon.RemoteDaemon,
+def test_0_62_and_1_11_on_a_tcp_daemon_in_its_own_namespace(daemon: remotedaemon.RemoteDaemon,
                                                               tmp_path: Path) -> None:
     (tmp_path / "matrix.toml").write_text(MATRIX)
     out = tmp_path / "run"
@@ -60,7 +60,7 @@ def test_0_62_and_latest_on_a_tcp_daemon_in_its_own_namespace(daemon: remotedaem
     assert host["bridge_gateway"] == gateway  # the daemon's own docker0, read from it
     cells = {c["id"]: c for c in data["cells"]}
     assert sorted(cells) == sorted(CELLS)
-    for tag in ("0.62", "latest"):
+    for tag in ("0.62", "1.11"):
         c = cells[f"{tag}-host-gateway"]
         assert c["connect"]["verdict"] == "pass", c["connect"]
         assert [t["verdict"] for t in c["tasks"]] == ["pass"], c["tasks"]
@@ -68,7 +68,7 @@ def test_0_62_and_latest_on_a_tcp_daemon_in_its_own_namespace(daemon: remotedaem
         assert "docker.sock" not in c["docker_run"], c["docker_run"]
         assert c["boot"]["remote"] is True and not c["boot"].get("load"), c["boot"]
         assert any(remotedaemon.THERE in n and "every address of the daemon's host" in n
-                   for n in c["notes"]) or tag == "latest", c["notes"]  # 1.x publishes on every address anyway
+                   for n in c["notes"]) or tag == "1.11", c["notes"]  # 1.x publishes on every address anyway
     assert cells["0.62-bridge"]["connect"]["cause"] == "dns-unresolved", cells["0.62-bridge"]["connect"]
     [fix] = cells["0.62-bridge"]["remedies"]
     assert fix["name"] == "docker-host-addr" and fix["verdict"] == "pass", fix

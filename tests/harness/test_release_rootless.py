@@ -1,5 +1,5 @@
 """The real releases on a real rootless daemon (#25, item 1), in one run: 0.62 in every mode and
-latest in host and host-gateway (CELLS) with `--remedies` (the fix through the host alias
+1.11 in host and host-gateway (CELLS) with `--remedies` (the fix through the host alias
 only, for CI's minutes; every fix of the whole grid: by hand, see the closing note), on
 docker.io's rootless script behind RootlessKit and slirp4netns, run by an unprivileged user
 of the test's own (tests/harness/rootless.py), with the harness's images loaded into it.
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # 0.62 in every mode, latest in the two whose mechanism differs from 0.62's there (its bridge and
 # custom-network cells fail as 0.62's do: dns-unresolved, and refused at a gateway inside
 # RootlessKit's namespace), for CI's minutes; the whole grid with every fix: by hand.
-CELLS = ("0.62-bridge", "0.62-host", "0.62-custom-network", "0.62-host-gateway", "latest-host", "latest-host-gateway")
+CELLS = ("0.62-bridge", "0.62-host", "0.62-custom-network", "0.62-host-gateway", "1.11-host", "1.11-host-gateway")
 MATRIX = clirun.matrix("bridge", "host", "custom-network", "host-gateway")
 
 
@@ -47,7 +47,7 @@ def daemon(client: docker.DockerClient, v0_images: ImageSet, v1_images: ImageSet
         yield d
 
 
-def test_0_62_and_latest_on_a_rootless_daemon_in_every_mode(daemon: rootless.RootlessDaemon,
+def test_0_62_and_1_11_on_a_rootless_daemon_in_every_mode(daemon: rootless.RootlessDaemon,
                                                             tmp_path: Path) -> None:
     (tmp_path / "matrix.toml").write_text(MATRIX)
     out = tmp_path / "run"
@@ -69,10 +69,10 @@ def test_0_62_and_latest_on_a_rootless_daemon_in_every_mode(daemon: rootless.Roo
         if connect["verdict"] == "pass":
             assert [t["verdict"] for t in c["tasks"]] == ["pass"], (cid, c["tasks"])
     assert cells["0.62-bridge"]["connect"]["cause"] == "dns-unresolved"
-    for tag in ("0.62", "latest"):
+    for tag in ("0.62", "1.11"):
         host_cell = cells[f"{tag}-host"]
         assert any("forwarded to this machine's 127.0.0.1" in n for n in host_cell["notes"]), host_cell["notes"]
-    for cid in ("0.62-host-gateway", "0.62-custom-network", "latest-host-gateway"):
+    for cid in ("0.62-host-gateway", "0.62-custom-network", "1.11-host-gateway"):
         c = cells[cid]
         assert c["connect"]["cause"] == "connection-refused", (c["id"], c["connect"])
         why = c["connect"]["evidence"][0]["text"]

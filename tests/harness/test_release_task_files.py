@@ -168,19 +168,19 @@ text = "print(sum(int(line) for line in open('numbers.txt') if line.strip()) - 1
 
 def test_the_example_task_file_through_the_cli(tmp_path: Path, run_id: str) -> None:
     """`oh-matrix run` on a matrix naming tasks/example.toml and a copy whose keyless steps are
-    wrong, on 0.62 and latest, two workers: the three example tasks pass; the copy fails with
+    wrong, on 0.62 and 1.11, two workers: the three example tasks pass; the copy fails with
     the check's command, its exit status and its output in the evidence."""
     (tmp_path / "wrong.toml").write_text(WRONG_EXAMPLE)
     m = tmp_path / "m.toml"
     m.write_text(f'[run]\nbackend = "pypi"\ntasks = ["file:{matrix.PACKAGED}/tasks/example.toml", "file:wrong.toml"]\n'
-                 '[[targets]]\ntag = "0.62"\n[[targets]]\ntag = "latest"\n[modes.host-gateway]\n')
+                 '[[targets]]\ntag = "0.62"\n[[targets]]\ntag = "1.11"\n[modes.host-gateway]\n')
     out = tmp_path / "out"
     p = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--matrix", str(m), "--out", str(out), "-n", "2",
                         "--llm", "scripted"], cwd=ROOT, capture_output=True, text=True, timeout=1500,
                        env={**os.environ, "OH_MATRIX_RUN_ID": run_id})
     assert p.returncode == 1, p.stdout[-3000:] + p.stderr[-2000:]  # the wrong copy fails the run
     results = json.loads((out / "results.json").read_text())
-    assert [c["id"] for c in results["cells"]] == ["0.62-host-gateway", "latest-host-gateway"]
+    assert [c["id"] for c in results["cells"]] == ["0.62-host-gateway", "1.11-host-gateway"]
     for cell in results["cells"]:
         verdicts = {t["name"]: t["verdict"] for t in cell["tasks"]}
         assert verdicts == {"sum-numbers": "pass", "greeting-file": "pass", "count-words": "pass",
@@ -191,5 +191,5 @@ def test_the_example_task_file_through_the_cli(tmp_path: Path, run_id: str) -> N
         assert "check exit status: 0, expected 0" in wrong["evidence"], wrong
         assert "check output (tail): 107" in wrong["evidence"], wrong
     junit = (out / "junit.xml").read_text()
-    assert 'name="test_task[latest-host-gateway-count-words]"' in junit
+    assert 'name="test_task[1.11-host-gateway-count-words]"' in junit
     assert "sum-numbers-wrong" in (out / "summary.md").read_text()

@@ -1,4 +1,4 @@
-"""The real 1.x release (`latest`, newest openhands-ai on PyPI) with its agent-server
+"""The real 1.x release (`1.11`, the app server's newest openhands-ai on PyPI) with its agent-server
 sandbox. V1 connects both ways: the app reaches the sandbox, and the sandbox calls the
 app back (MCP, webhooks); a cell passes only when the conversation's start task is READY,
 and a failure names the direction that broke."""
@@ -23,11 +23,13 @@ Gone = Callable[[str | None], bool]
 
 
 def run(images: ImageSet, run_id: str, mode: str, env: dict[str, str] | None = None) -> CellResult:
-    cell = Cell(Target("latest", "v1"), ModeChoice(mode))
+    cell = Cell(Target("1.11", "v1"), ModeChoice(mode))
     return run_cell(CellPlan(run_id, cell, images, env or {}, connect_budget=150, app_budget=150))
 
 
-def test_latest_resolves_to_a_1x_release(v1_images: ImageSet) -> None:
+def test_the_app_servers_newest_is_a_1x_release_named_1_11(v1_images: ImageSet) -> None:
+    """`latest` is Agent Canvas now (test_release_deployments.py, the default matrix); the app
+    server's 1.x is named by its number: 1.11 resolves to its newest patch, the last release."""
     major, minor = (int(x) for x in v1_images.resolved_version.split(".")[:2])
     assert (major, minor) >= (1, 11)
     assert v1_images.api == "v1"
@@ -68,7 +70,7 @@ def test_bridge_cannot_resolve_the_sandbox_address(client: docker.DockerClient, 
     assert leftovers(run_id) == [] and gone(r.runtime_container)
 
 
-def test_latest_on_the_host_network_is_explained_and_the_callback_remedies_are_proven(
+def test_1_11_on_the_host_network_is_explained_and_the_callback_remedies_are_proven(
         client: docker.DockerClient, v1_images: ImageSet, run_id: str, leftovers: Leftovers) -> None:
     """`--network host` with 1.x: the sandbox joins the host network, gets a copy of the host's
     /etc/hosts (no host.docker.internal), and cannot call the app back. Each callback setting is
@@ -83,7 +85,7 @@ def test_latest_on_the_host_network_is_explained_and_the_callback_remedies_are_p
     assert "network host, /etc/hosts copied from the host" in probe and "not in /etc/hosts" in probe, probe
 
     def rerun(change: remedies.Change, alone: bool) -> CellResult:
-        return run_cell(CellPlan(run_id, Cell(Target("latest", "v1"), ModeChoice(change.mode or "host")), v1_images,
+        return run_cell(CellPlan(run_id, Cell(Target("1.11", "v1"), ModeChoice(change.mode or "host")), v1_images,
                                  change.env, connect_budget=150, app_budget=150, alone=alone))
 
     tried = {t.name: t for t in remedies.search(r, remedies.Context(gateway="172.17.0.1", mode="host"), rerun)}
