@@ -152,7 +152,8 @@ def harness_images(client: docker.DockerClient, *sets: ImageSet) -> list[str]:
     """What a cell needs on another daemon: the sets' app and runtime images, the base and
     placeholder images the harness builds, by tag."""
     images = {i for s in sets for i in (s.app_image, s.runtime_image) if i}
-    images |= {i.tags[0] for i in client.images.list(filters={"label": "oh-matrix.image=base"})}
+    # tagged ones only: an untagged leftover (a rebuild's, a test's committed image) names nothing to save
+    images |= {i.tags[0] for i in client.images.list(filters={"label": "oh-matrix.image=base"}) if i.tags}
     images |= {t for i in client.images.list(filters={"label": "oh-matrix.image=placeholder"}) for t in i.tags}
     return sorted(images)
 
