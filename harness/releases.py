@@ -193,20 +193,27 @@ def matches(tag: str, version: str) -> bool:
 def resolve(tag: str, listed: list[str]) -> str:
     """The exact release a tag names in `listed` (oldest first)."""
     check_tag(tag)
-    m = TAG_RE.fullmatch(tag)
+    past = listed and not tag.startswith("latest") and key(tag) > key(listed[-1])
+    return _pick(tag, tag, listed, "the index", PACKAGE,
+                 f"; Agent Canvas's releases are named {CANVAS_PREFIX}{tag}" if past else "")
+
+
+def _pick(tag: str, bare: str, listed: list[str], where: str, package: str, hint: str = "") -> str:
+    """The release `bare` (a tag without its product's prefix) names in `listed`, oldest first:
+    `latest[-N]` by its place from the newest, a number by the releases it names; else one
+    line saying what `where` lists."""
+    m = TAG_RE.fullmatch(bare)
     assert m is not None
-    if tag.startswith("latest"):
+    if bare.startswith("latest"):
         back = int(m.group("back") or 0)
         if back >= len(listed):
-            raise InputError(f"tag {tag!r}: the index lists {len(listed)} releases of {PACKAGE}, "
+            raise InputError(f"tag {tag!r}: {where} lists {len(listed)} releases of {package}, "
                              f"so there is no release {back} before the newest")
         return listed[-1 - back]
-    found = [v for v in listed if matches(tag, v)]
+    found = [v for v in listed if names_release(bare, v)]
     if not found:
-        canvas = f"; Agent Canvas's releases are named {CANVAS_PREFIX}{tag}" if listed and key(tag) > key(listed[-1]) \
-            else ""
-        raise InputError(f"tag {tag!r}: no {PACKAGE} release on the index is {tag}"
-                         f"{'.x' if tag.count('.') == 1 else ''} (newest: {listed[-1] if listed else 'none'}){canvas}")
+        raise InputError(f"tag {tag!r}: no {package} release on {where} is {bare}"
+                         f"{'.x' if bare.count('.') == 1 else ''} (newest: {listed[-1] if listed else 'none'}){hint}")
     return found[-1]
 
 
@@ -266,17 +273,4 @@ def canvas_release(tag: str) -> str:
 def resolve_canvas(tag: str, listed: list[str]) -> str:
     """The exact Agent Canvas release a tag names in `listed` (oldest first)."""
     check_tag(tag)
-    bare = canvas_release(tag)
-    m = TAG_RE.fullmatch(bare)
-    assert m is not None
-    if bare.startswith("latest"):
-        back = int(m.group("back") or 0)
-        if back >= len(listed):
-            raise InputError(f"tag {tag!r}: the npm registry lists {len(listed)} releases of {CANVAS_PACKAGE}, "
-                             f"so there is no release {back} before the newest")
-        return listed[-1 - back]
-    found = [v for v in listed if names_release(bare, v)]
-    if not found:
-        raise InputError(f"tag {tag!r}: no {CANVAS_PACKAGE} release on the npm registry is {bare}"
-                         f"{'.x' if bare.count('.') == 1 else ''} (newest: {listed[-1] if listed else 'none'})")
-    return found[-1]
+    return _pick(tag, canvas_release(tag), listed, "the npm registry", CANVAS_PACKAGE)
