@@ -157,6 +157,15 @@ def _saved(path: Path) -> tuple[float, list[str] | None]:
         return 0.0, None
 
 
+def _save(path: Path, listed: list[str]) -> list[str]:
+    """A listing kept on disk with when it was read (atomically: runs read it at once)."""
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_suffix(".partial")
+    tmp.write_text(json.dumps({"at": time.time(), "versions": listed}))
+    tmp.replace(path)
+    return listed
+
+
 def versions(python: Path | None = None, fresh: bool = False) -> list[str]:
     """Every final openhands-ai release with a wheel on the index, oldest first.
 
@@ -169,11 +178,7 @@ def versions(python: Path | None = None, fresh: bool = False) -> list[str]:
         return listed
     asked = ask_index(python or find_python312())
     if isinstance(asked, list):
-        path.parent.mkdir(exist_ok=True)
-        tmp = path.with_suffix(".partial")
-        tmp.write_text(json.dumps({"at": time.time(), "versions": asked}))
-        tmp.replace(path)
-        return asked
+        return _save(path, asked)
     if listed is not None:
         print(f"[oh-matrix] the index cannot be read ({asked}); using its listing from "
               f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(at))}", file=sys.stderr)
@@ -254,11 +259,7 @@ def canvas_versions(fresh: bool = False) -> list[str]:
         return listed
     asked = ask_npm()
     if isinstance(asked, list) and asked:
-        path.parent.mkdir(exist_ok=True)
-        tmp = path.with_suffix(".partial")
-        tmp.write_text(json.dumps({"at": time.time(), "versions": asked}))
-        tmp.replace(path)
-        return asked
+        return _save(path, asked)
     if listed is not None:
         return listed
     raise ImageUnavailable(f"the npm registry lists no {CANVAS_PACKAGE} release: {asked or 'none'}")
