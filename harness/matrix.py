@@ -28,9 +28,18 @@ test holds it to the keys this loader accepts):
                                 # relative to this file
     [modes.host-gateway]        # one table per mode (harness/modes.py), in the order to run them
     env = { KEY = "value" }     # optional, this mode only
+    [callers.n8n]               # optional: something that drives OpenHands from outside (an automation
+                                # tool, a CI job, a script), one more cell per target and mode
+    network = "bridge"          # where it runs: bridge (a container on Docker's default network),
+                                # host (the host's own network: a process on the host), app (the app's network)
+    url = "http://localhost:{port}"  # the URL it is given for OpenHands; {port}: the app's published
+                                # port, {app}: the app container's name, {app_port}: its port inside
+    extra_hosts = ["host.docker.internal:host-gateway"]  # optional, as --add-host
+    env = { HTTP_PROXY = "..." }  # optional, the caller's own environment
     [[expect]]                  # a cell known not to pass, as pytest's xfail marks a test: a run in
                                 # which it comes out so is green (docs/exit-codes.md)
-    mode = "bridge"             # which cells: any of cell = "TAG-MODE", target = "TAG", mode = "NAME"
+    mode = "bridge"             # which cells: any of cell = "TAG-MODE", target = "TAG", mode = "NAME",
+                                # api = "v0", caller = "NAME"
     on = "linux"                # optional: only on this kind of host (linux: a Docker engine on Linux;
                                 # desktop: Docker Desktop, OrbStack)
     verdict = "fail"            # fail | error
@@ -44,6 +53,7 @@ Data only: loading a matrix imports neither docker nor httpx.
 from __future__ import annotations
 
 import re
+import string
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -97,11 +107,32 @@ class ModeChoice:
         return self.deployment if self.deployment is not None else modes.get(self.name)
 
 
+CALLER_NETWORKS = ("bridge", "host", "app")
+CALLER_FIELDS = ("port", "app", "app_port")  # what a caller's url may name, as {port}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A `[callers.NAME]` table: something that drives OpenHands from outside, as a person
+    set it up (n8n, a CI job, a script): where it runs and the URL it was given. Its cells
+    (`TAG-MODE-via-NAME`) call the app's API from there (harness/cells/caller.py)."""
+
+    name: str
+    network: str = "bridge"  # CALLER_NETWORKS
+    url: str = "http://localhost:{port}"
+    extra_hosts: tuple[str, ...] = ()  # NAME:ADDRESS, as --add-host (host-gateway allowed)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def url_for(self, port: int, app: str, app_port: int) -> str:
+        return self.url.format(port=port, app=app, app_port=app_port)
+
+
 @dataclass(frozen=True)
 class Cell:
     target: Target
     mode: ModeChoice
     entrypoint: str = "api"
+    caller: Caller | None = None  # a caller cell's caller (entrypoint "caller")
     # A remedy's rerun of cell `origin` in another mode is `<origin>-in-<mode>`, so its
     # containers never share a name or label with the matrix's own cell of that mode.
     origin: str = ""
@@ -116,6 +147,8 @@ class Cell:
         if self.origin:
             return f"{self.origin}-in-{self.mode.name}"
         suffix = "" if self.entrypoint == "api" else f"-{self.entrypoint}"
+        if self.caller is not None:
+            suffix = f"-via-{self.caller.name}"
         if self.target.deployment:  # own-NAME: the deployment on its own image says it all
             return f"{self.target.tag}{suffix}"
         return f"{self.target.tag}-{self.mode.name}{suffix}"
@@ -132,12 +165,14 @@ class Expectation:
     mode: str | None = None
     api: str | None = None  # every cell of a target of this API generation (v0, v1, canvas)
     on: str | None = None  # a PLATFORMS name; None: every host
+    caller: str | None = None  # the cells of this caller (`[callers.NAME]`)
 
     def names(self, cell: Cell, platform: str | None) -> bool:
         return ((self.cell is None or self.cell == cell.id)
                 and (self.target is None or self.target == cell.target.tag)
                 and (self.mode is None or self.mode == cell.mode.name)
                 and (self.api is None or self.api == cell.target.api)
+                and (self.caller is None or (cell.caller is not None and self.caller == cell.caller.name))
                 and (self.on is None or self.on == platform))
 
 
@@ -161,6 +196,7 @@ class Matrix:
     task_defs: tuple[Task, ...] = ()  # the tasks themselves (built-in, upstream, task files)
     files: dict[str, str] = field(default_factory=dict, repr=False)  # task and deployment files as read
     expectations: tuple[Expectation, ...] = ()
+    callers: tuple[Caller, ...] = ()  # each makes one more cell per target and mode
 
     def expected(self, cell: Cell, host: Host | None) -> Expected:
         """What the matrix expects of the cell on this host: the first `[[expect]]` entry that
@@ -185,9 +221,10 @@ class Matrix:
     def cells(self) -> list[Cell]:
         """Every target in every mode, by the run's entry points; a deployment's by its own
         alone (the one its line runs: Deployment.entrypoint), as it runs it."""
-        return [Cell(t, m, e) for t in self.targets for m in self.modes
-                for e in ((m.deployment.entrypoint,) if m.deployment else self.entrypoints)
-                if t.deployment in (None, m.name)]
+        return [cell for t in self.targets for m in self.modes if t.deployment in (None, m.name)
+                for cell in [*(Cell(t, m, e) for e in ((m.deployment.entrypoint,) if m.deployment
+                                                       else self.entrypoints)),
+                             *(Cell(t, m, "caller", caller=c) for c in self.callers)]]
 
     def select(self, only: Iterable[str]) -> list[Cell]:
         """Cells whose id is in `only` (all cells when empty); unknown ids are an input error."""
@@ -302,7 +339,7 @@ def parse(data: dict[str, Any], path: str, files: dict[str, str] | None = None) 
     """The matrix in `data` (read from `path`); task files are read from disk unless `files`
     holds their texts (a worker gets them from the controller)."""
     r = _Reader(path)
-    r.unknown(data, "", {"run", "env", "targets", "modes", "deployments", "expect"})
+    r.unknown(data, "", {"run", "env", "targets", "modes", "deployments", "expect", "callers"})
     run = r.table(data, "run", "run")
     r.unknown(run, "run", {"backend", "connect_budget", "app_budget", "tasks", "task_budget", "llm", "entrypoints",
                            "upgrade_from"})
@@ -375,6 +412,7 @@ def parse(data: dict[str, Any], path: str, files: dict[str, str] | None = None) 
         llm=r.choice(run, "run.llm", "llm", LLMS, "auto"),
         entrypoints=_entrypoints(r, run),
         upgrade_from=_upgrade_from(r, run, targets),
+        callers=_callers(r, data.get("callers", {})),
     )
     return replace(m, expectations=_expectations(r, data.get("expect", []), m))
 
@@ -434,7 +472,37 @@ def _own_api(r: _Reader, key: str, body: dict[str, Any], image: str) -> str:
     return r.choice(body, f"{key}.api", "api", tuple(generations.GENERATIONS), default)
 
 
-EXPECT_KEYS = {"cell", "target", "mode", "api", "on", "verdict", "cause", "reason", "strict"}
+def _callers(r: _Reader, raw: Any) -> tuple[Caller, ...]:
+    if not isinstance(raw, dict):
+        raise r.fail("callers", "expected [callers.NAME] tables")
+    return tuple(_caller(r, name, body) for name, body in raw.items())
+
+
+def _caller(r: _Reader, name: str, body: Any) -> Caller:
+    key = f"callers.{name}"
+    if not isinstance(body, dict):
+        raise r.fail(key, "expected a table")
+    if not _NAME_RE.fullmatch(name):
+        raise r.fail(key, "a caller's name is lower case letters, digits, - and _ (it names its cells)")
+    r.unknown(body, key, {"network", "url", "extra_hosts", "env"})
+    url = body.get("url", Caller.url)
+    if not isinstance(url, str) or not re.match(r"https?://[^/\s]+", url):
+        raise r.fail(f"{key}.url", f"expected an http:// URL, got {url!r}")
+    fields = ", ".join("{" + f + "}" for f in CALLER_FIELDS)
+    try:
+        named = {f for _, f, _, _ in string.Formatter().parse(url) if f is not None}
+    except ValueError as e:
+        raise r.fail(f"{key}.url", f"{url!r}: {e} (it may name {fields})") from None
+    if unknown := sorted(named - set(CALLER_FIELDS)):
+        raise r.fail(f"{key}.url", f"{{{unknown[0]}}}: not something a caller's url can name ({fields})")
+    hosts = body.get("extra_hosts", [])
+    if not isinstance(hosts, list) or not all(isinstance(h, str) and re.fullmatch(r"[^:\s]+:\S+", h) for h in hosts):
+        raise r.fail(f"{key}.extra_hosts", f"expected a list of \"NAME:ADDRESS\", got {hosts!r}")
+    return Caller(name, r.choice(body, f"{key}.network", "network", CALLER_NETWORKS, "bridge"), url, tuple(hosts),
+                  r.env(body.get("env", {}), f"{key}.env"))
+
+
+EXPECT_KEYS = {"cell", "target", "mode", "api", "caller", "on", "verdict", "cause", "reason", "strict"}
 
 
 def _expectations(r: _Reader, raw: Any, m: Matrix) -> tuple[Expectation, ...]:
@@ -452,9 +520,9 @@ def _expectation(r: _Reader, key: str, e: Any, m: Matrix) -> Expectation:
         raise r.fail(key, "expected a table")
     r.unknown(e, key, EXPECT_KEYS)
     known = {"cell": [c.id for c in m.cells()], "target": [t.tag for t in m.targets], "mode": [c.name for c in m.modes],
-             "api": list(dict.fromkeys(t.api for t in m.targets))}
+             "api": list(dict.fromkeys(t.api for t in m.targets)), "caller": [c.name for c in m.callers]}
     if not any(k in e for k in known):
-        raise r.fail(key, "name the cells it is about: cell, target, mode and/or api")
+        raise r.fail(key, "name the cells it is about: cell, target, mode, api and/or caller")
     for k, names in known.items():
         if k in e and e[k] not in names:
             raise r.fail(f"{key}.{k}", f"{e[k]!r} is not a {k} of this matrix ({', '.join(names)})")
@@ -468,7 +536,8 @@ def _expectation(r: _Reader, key: str, e: Any, m: Matrix) -> Expectation:
         raise r.fail(f"{key}.strict", "expected true or false")
     expected = Expected.model_validate({"verdict": verdict, "cause": cause, "reason": reason.strip(), "strict": strict})
     return Expectation(expected,
-                       cell=e.get("cell"), target=e.get("target"), mode=e.get("mode"), api=e.get("api"), on=on)
+                       cell=e.get("cell"), target=e.get("target"), mode=e.get("mode"), api=e.get("api"), on=on,
+                       caller=e.get("caller"))
 
 
 def _upgrade_from(r: _Reader, run: dict[str, Any], targets: list[Target]) -> str | None:

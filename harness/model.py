@@ -83,6 +83,10 @@ class Cause(StrEnum):
     # The app listens, but on a container port the deployment does not publish: a mapping
     # carried over from another release or product (the app server's 3000, Agent Canvas's 8000).
     APP_NOT_PUBLISHED = "app-not-published"
+    # A process in a container dialled localhost/127.0.0.1 for something that runs elsewhere:
+    # its own loopback, where nothing of OpenHands listens (a caller container given
+    # http://localhost:PORT, as the host's browser would be).
+    OWN_LOOPBACK = "own-loopback"
     BUDGET_EXCEEDED = "budget-exceeded"
     # The daemon refused the harness's own set-up for a reason that is none of the above:
     # kept apart so an infrastructure error is never reported as an OpenHands failure.
@@ -97,6 +101,7 @@ class Direction(StrEnum):
 
     FORWARD = "app->runtime"
     CALLBACK = "sandbox->app"
+    CALLER = "caller->app"  # whoever drives OpenHands from outside (harness/cells/caller.py)
 
 
 class Source(StrEnum):
@@ -287,7 +292,11 @@ class CellResult(_Model):
     mode: str
     api: str
     connect: Connect
-    entrypoint: str = "api"  # api (the app server) | headless (V0's openhands.core.main)
+    entrypoint: str = "api"  # api (the app server) | headless (V0's openhands.core.main) | cli | caller
+    # A caller cell's caller (matrix `[callers.NAME]`): its name, and the caller as a `docker run`
+    # line with the URL it was given (OPENHANDS_URL), the line its fixes change
+    caller: str | None = None
+    caller_run: str | None = None
     # The mode is the user's own deployment (harness/deployments): which file or line, in words
     deployment: str | None = None
     resolved_version: str | None = None

@@ -10,6 +10,7 @@ from typing import Any
 import docker
 from docker.models.containers import Container
 
+from harness import modes
 from harness.cells.boot import BootClock
 from harness.cells.cell import CellCore
 from harness.cells.diagnosis import Decision
@@ -81,6 +82,8 @@ class ApiCell(CellCore):
         self.rules = rules_for(self.gen)
         self.kit: TaskKit | None = None
         self.task_error: str | None = None  # why the tasks cannot run although connect may pass
+        self.key: str | None = None  # the app's session key, once authenticate found one
+        self.launched: modes.AppLaunch | None = None
 
     def body(self) -> None:
         with self.booting() as clock:
@@ -90,8 +93,18 @@ class ApiCell(CellCore):
 
     def connect(self, clock: BootClock) -> tuple[Client, str, Container] | None:
         """Start the app, create a conversation, watch its runtime come up: the boot phase."""
-        launch = self.app.launch()
+        started = self.start_app()
+        return None if started is None else self.converse(started[0], started[1], clock)
+
+    def launch(self) -> modes.AppLaunch:
+        return self.app.launch()
+
+    def start_app(self) -> tuple[Client, Container] | None:
+        """The app started as its mode says, its API up for the harness and the client
+        authenticated; None once decided otherwise."""
+        launch = self.launch()
         app = self.app.start(launch)
+        self.launched = launch
         url = self.app.app_url(launch, app)
         client = client_for(self.gen, url)
         self.resources.on_close(client.close)
@@ -99,6 +112,10 @@ class ApiCell(CellCore):
         if early:
             self.decide(early, None, app)
             return None
+        return client, app
+
+    def converse(self, client: Client, app: Container, clock: BootClock) -> tuple[Client, str, Container] | None:
+        """A conversation through `client`, and the watch of its runtime."""
         llm = self.prepare_tasks(app)
         try:
             client.store_settings(llm)
@@ -126,6 +143,7 @@ class ApiCell(CellCore):
                             "its entrypoint keeps it in gives one")
         remember(self.gen.api_key_env or "session key", key)  # scrubbed from every output from now on
         client.authenticate(key)
+        self.key = key
         return None
 
     def prepare_tasks(self, app: Container) -> LlmSettings:

@@ -40,6 +40,7 @@ class CellPlan:
     # ... held by the caller already (remedies.search holds them around a host change, so no
     # other cell boots while this machine is changed): the boot does not ask for them again
     slots_held: bool = False
+    remedies: bool = False  # a caller cell proves its caller's fixes itself (--remedies)
     app_port: int | None = None  # publish the app here instead of a port the harness or Docker picks
     record_to: Path | None = None  # save the passing tasks' trajectories here (python -m harness.devtools.record)
 

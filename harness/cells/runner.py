@@ -13,6 +13,7 @@ from pathlib import Path
 from harness import remedies
 from harness.cells import admission
 from harness.cells.api import ApiCell
+from harness.cells.caller import CallerCell
 from harness.cells.cell import CellCore, daemon_lost
 from harness.cells.cli import CliCell
 from harness.cells.headless import HeadlessCell
@@ -26,7 +27,8 @@ from harness.secrets import Secret, redact_result, secret_names
 from harness.tasks.taskrun import LlmChoice
 
 # The entry points a matrix may name (`run.entrypoints`), and who runs each.
-ENTRYPOINTS: dict[str, type[CellCore]] = {"api": ApiCell, "headless": HeadlessCell, "cli": CliCell}
+ENTRYPOINTS: dict[str, type[CellCore]] = {"api": ApiCell, "headless": HeadlessCell, "cli": CliCell,
+                                          "caller": CallerCell}
 LOST_WORKER = ("the worker running this cell died before it wrote a result (killed or crashed); "
                "what it started was swept at the end of the run")
 
@@ -119,7 +121,8 @@ def _run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None) ->
     own = cell.mode.deployment.service.environment if cell.mode.deployment else {}
     plan = CellPlan(ctx.run_id, cell, images, env, m.connect_budget, m.app_budget,
                     secrets=secret_names({**own, **env}), tasks=list(m.tasks if tasks is None else tasks),
-                    catalog=m.catalog(), llm=choice, task_budget=m.task_budget, boot_slots=ctx.boot_slots)
+                    catalog=m.catalog(), llm=choice, task_budget=m.task_budget, boot_slots=ctx.boot_slots,
+                    remedies=ctx.remedies)
     result = run_cell(plan)
     if choice.real is not None:
         result.notes.append(f"tasks ran on the user's model {choice.real.model}")
@@ -139,7 +142,8 @@ def _run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None) ->
     def machine() -> contextlib.AbstractContextManager[object]:
         return admission.slot(plan.boot_slots, alone=True)
 
-    result.remedies = remedies.attempt(result, cell, ctx, rerun, machine)
+    if cell.caller is None:  # a caller cell proved its caller's own fixes (cells/caller.py)
+        result.remedies = remedies.attempt(result, cell, ctx, rerun, machine)
     key = {"LLM_API_KEY": choice.real.api_key, "LLM_BASE_URL": choice.real.base_url} if choice.real else {}
     # A task file's secrets are secret whatever their names: redacted like the key.
     declared = [os.environ[n] for t in m.task_defs for n in t.secrets if os.environ.get(n)]

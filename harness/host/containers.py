@@ -220,6 +220,8 @@ def app_container(image: str, options: Sequence[tuple[str, str]], command: list[
             app.with_name(value)
         elif flag == "-u":
             kwargs["user"] = value
+        elif flag == "--entrypoint":
+            kwargs["entrypoint"] = [value]
         elif flag == "--hostname":
             kwargs["hostname"] = value
         elif flag == "--privileged":

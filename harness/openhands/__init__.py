@@ -18,9 +18,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from harness.generations import Generation
+
+if TYPE_CHECKING:
+    import httpx
 
 
 @dataclass(frozen=True)
@@ -187,8 +190,9 @@ def rules_for(gen: Generation) -> Rules:
     return rules
 
 
-def client_for(gen: Generation, base_url: str) -> Client:
+def client_for(gen: Generation, base_url: str, transport: httpx.BaseTransport | None = None) -> Client:
     """The generation's client, for the release `gen` describes (Generation.at): the calls
-    releases of one generation make differently are chosen from its facts."""
-    client: Client = gen.load(gen.client)(base_url, gen=gen)
+    releases of one generation make differently are chosen from its facts. `transport`: the
+    requests sent from elsewhere than this process (a caller's container)."""
+    client: Client = gen.load(gen.client)(base_url, gen=gen, **({"transport": transport} if transport else {}))
     return client

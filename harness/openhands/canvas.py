@@ -23,13 +23,16 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import UnexpectedAnswer
 from harness.generations import CANVAS, Generation
 from harness.openhands import Callbacks, FailureLog, LlmSettings, RuntimeState, Turn
 from harness.openhands.http import AppClient
 from harness.openhands.v1 import paged, turn_from_events
+
+if TYPE_CHECKING:
+    import httpx
 
 AGENT_SERVER_PORT = 18000  # config/defaults.json ports.agentServer (1.16.0, 1.20.0)
 KEY_HEADER = "X-Session-API-Key"  # agent-server dependencies.py, the entrypoint's one credential
@@ -87,9 +90,9 @@ class CanvasRules:
 
 class CanvasClient:
     def __init__(self, base_url: str, timeout: float = 30.0, gen: Generation = CANVAS,
-                 api_key: str | None = None) -> None:
+                 api_key: str | None = None, transport: httpx.BaseTransport | None = None) -> None:
         self._gen = gen
-        self._app = AppClient(base_url, timeout, {KEY_HEADER: api_key} if api_key else None)
+        self._app = AppClient(base_url, timeout, {KEY_HEADER: api_key} if api_key else None, transport)
         self._call = self._app.call
         self._llm: LlmSettings | None = None
 

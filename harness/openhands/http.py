@@ -12,10 +12,13 @@ from harness.errors import ApiError, AppUnreachable
 
 
 class AppClient:
-    def __init__(self, base_url: str, timeout: float, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, base_url: str, timeout: float, headers: dict[str, str] | None = None,
+                 transport: httpx.BaseTransport | None = None) -> None:
         # trust_env=False: the harness's own proxy variables must not sit between it and
-        # an app published on this machine.
-        self._http = httpx.Client(base_url=base_url, timeout=timeout, trust_env=False, headers=headers)
+        # an app published on this machine. `transport`: where the requests really go from
+        # (a caller's container: cells/caller.py), else this process.
+        self._http = httpx.Client(base_url=base_url, timeout=timeout, trust_env=False, headers=headers,
+                                  transport=transport)
 
     @property
     def headers(self) -> httpx.Headers:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import UnexpectedAnswer
 from harness.generations import V0, Generation
 from harness.openhands import Callbacks, FailureLog, LlmSettings, RuntimeState, Turn
 from harness.openhands.http import AppClient, socket_call
+
+if TYPE_CHECKING:
+    import httpx
 
 _WAITING_RE = re.compile(r"Waiting for client to become ready at (\S+?)(?:\.\.\.)?\s*$", re.M)
 # What DockerRuntime and the session log when the runtime did not start (OpenHands' docker_runtime.py,
@@ -66,9 +69,11 @@ class V0Rules:
 
 
 class V0Client:
-    def __init__(self, base_url: str, timeout: float = 15.0, gen: Generation = V0) -> None:
+    def __init__(self, base_url: str, timeout: float = 15.0, gen: Generation = V0,
+                 transport: httpx.BaseTransport | None = None) -> None:
         self._gen = gen  # V0 as the cell's release has it (Generation.at)
-        self._app = AppClient(base_url, timeout)
+        self._app = AppClient(base_url, timeout, transport=transport)
+        self._from_elsewhere = transport is not None
         self._base_url, self._timeout = base_url, timeout
         self._call = self._app.call
 
@@ -122,6 +127,9 @@ class V0Client:
 
     def send_message(self, conversation_id: str, text: str) -> None:
         if self._gen.message_call == "socket":  # before 0.59.0 (generations.V0.before)
+            if self._from_elsewhere:  # socket.io goes from this process: it would not be the caller's call
+                raise UnexpectedAnswer("POST", "socket.io oh_user_action", "a caller cell sends its messages from the "
+                                       "caller's container, over HTTP, which releases before 0.59 do not take", "")
             # listen_socket.py: joined with the conversation's id, the events after
             # latest_event_id replayed to us (none: an id past them), then a MessageAction
             # as the frontend's createChatMessage words it

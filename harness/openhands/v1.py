@@ -26,13 +26,16 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from harness.errors import AdapterError, UnexpectedAnswer
 from harness.generations import V1, Generation
 from harness.openhands import Callbacks, Failure, FailureLog, LlmSettings, RuntimeState, Turn, port_taken
 from harness.openhands.http import AppClient
+
+if TYPE_CHECKING:
+    import httpx
 
 SANDBOX_PORT = 8000
 # How 1.x words its runtime failures (OpenHands' app_server/sandbox/docker_sandbox_service.py):
@@ -132,9 +135,11 @@ def _one(answer: Any, method: str, path: str) -> dict[str, Any]:
 
 
 class V1Client:
-    def __init__(self, base_url: str, timeout: float = 30.0, gen: Generation = V1) -> None:
+    def __init__(self, base_url: str, timeout: float = 30.0, gen: Generation = V1,
+                 transport: httpx.BaseTransport | None = None) -> None:
         self._gen = gen  # V1 as the cell's release has it (Generation.at)
-        self._app = AppClient(base_url, timeout)
+        self._app = AppClient(base_url, timeout, transport=transport)
+        self._transport = transport  # the sandbox's own API is called from the same place
         self._call = self._app.call
         self._host = urlparse(base_url).hostname or "localhost"  # where the app's ports are published
         self._tasks: dict[str, str] = {}  # conversation id -> start task id
@@ -211,7 +216,7 @@ class V1Client:
             # `localhost` is the machine the app's ports are published on, as for the browser
             # that reached the app there: a remote daemon's host, not the harness's own
             netloc = f"{self._host}:{u.port}" if u.hostname == "localhost" and u.port else u.netloc
-            client = AppClient(f"{u.scheme}://{netloc}", 30, {"X-Session-API-Key": key})
+            client = AppClient(f"{u.scheme}://{netloc}", 30, {"X-Session-API-Key": key}, self._transport)
             self._agents[conversation_id] = (client, u.path.rstrip("/"))
         return self._agents[conversation_id]
 

@@ -10,6 +10,8 @@ SYMBOL = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skip": "SKIP"}
 
 def column(cell: CellResult) -> str:
     """A cell's grid column: its mode, and its entry point when it is not the app's API."""
+    if cell.caller is not None:
+        return f"{cell.mode} (via {cell.caller})"
     return cell.mode if cell.entrypoint == "api" else f"{cell.mode} ({cell.entrypoint})"
 
 
