@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from harness.host.firewall import Rule
 from harness.host.netprobe import NetProbe, bypasses_proxy
+from harness.host.ruleset import Rule
 from harness.model import Cause, Direction, Verdict
 from harness.openhands import RuntimeState, port_taken
 
