@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -275,6 +274,10 @@ def _closing(line: str, i: int, where: str) -> int:
 
 
 def _run(body: str, env: Mapping[str, str], folder: Path, where: str) -> str:
+    """What a read-only command of a `$(...)` printed: the one place a reader runs anything
+    (docs/architecture.md, "Pure parts")."""
+    import subprocess
+
     try:
         argv = shlex.split(body)
     except ValueError as e:
