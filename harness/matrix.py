@@ -50,10 +50,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import generations, modes, releases
+from harness import generations, modes
 from harness.errors import InputError
 from harness.generations import Generation
 from harness.secrets import Secret, hinted
+from harness.tags import canvas_release, check_tag
 
 if TYPE_CHECKING:
     from harness.deployments import Deployment
@@ -256,8 +257,8 @@ class _Reader:
 def tag_generation(tag: object) -> str:
     """The API generation of a release tag, for the matrix's targets and `images build`:
     `latest[-N]` and `canvas-X.Y` Agent Canvas's, a bare number the app server's by its
-    major (releases.py)."""
-    return generations.for_tag(releases.check_tag(tag)).name
+    major (tags.py)."""
+    return generations.for_tag(check_tag(tag)).name
 
 
 PACKAGED = Path(__file__).parent / "matrices"  # the matrices shipped with the package
@@ -326,7 +327,7 @@ def parse(data: dict[str, Any], path: str, files: dict[str, str] | None = None) 
         gen = generations.get(api)
         if why := gen.no_cells:  # refused here, not as a cell's error after a build
             raise r.fail(f"{key}.api", f"{api!r}: not a target yet: {why}")
-        spelled = generations.version_tuple(releases.canvas_release(tag) if gen.tag_prefix else tag)
+        spelled = generations.version_tuple(canvas_release(tag) if gen.tag_prefix else tag)
         if not gen.majors and spelled is not None and spelled < gen.oldest[:len(spelled)]:
             raise r.fail(f"{key}.tag", f"{tag!r}: older than {'.'.join(map(str, gen.oldest))}, the oldest "
                                        f"release the {gen.name} adapter knows: {gen.oldest_why}")
