@@ -32,6 +32,7 @@ def matrix_with(folder: Path, table: str) -> Path:
 class Site:
     def __init__(self, tmp: Path) -> None:
         self.tmp, self.port, self.made = tmp, 62000, list[str]()
+        self.locals, self.listeners = set[str](), set[int]()
 
     def free_port(self) -> int:
         self.port += 1
@@ -45,6 +46,12 @@ class Site:
 
     def subnet(self, network: str) -> tuple[str, str] | None:
         return ("172.30.0.0/16", "172.30.0.1")  # what a daemon gives a new network
+
+    def local(self, address: str) -> bool:
+        return address in self.locals  # this machine's addresses beyond loopback: none unless a test says so
+
+    def listening(self, port: int) -> bool:
+        return port in self.listeners  # the daemon host's ports in use: none unless a test says so
 
 
 COMPOSE = """
@@ -281,8 +288,7 @@ def test_the_placement_moves_ports_paths_and_names_and_says_so(tmp_path: Path) -
     assert any("~/work (bind) is a temporary folder" in n for n in lau.placement)
 
 
-def test_a_port_published_on_one_address_is_reached_by_the_harness_and_not_by_containers(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_port_published_on_one_address_is_reached_by_the_harness_and_not_by_containers(tmp_path: Path) -> None:
     """`192.0.2.7:3000:3000` (the user's LAN address, absent here): loopback for the cell, which
     the gateway does not reach either; `127.0.0.2:...` is this machine's: as written, plus the
     loopback binding the harness reaches the API at, where no container reaches it."""
@@ -296,9 +302,10 @@ def test_a_port_published_on_one_address_is_reached_by_the_harness_and_not_by_co
         assert ("-p", f"{address}:3000:3000") in lau.options(False)  # the line people read: as written
         assert any("is not an address of this machine" in n for n in lau.placement) == (address == "192.0.2.7")
     # published on an address of this machine's that is not loopback (the bridge gateway, say)
-    monkeypatch.setattr(deployments, "_local", lambda a: a == "198.51.100.9")
+    site = Site(tmp_path)
+    site.locals.add("198.51.100.9")
     only = deployments.load("g", {"docker_run": "docker run -p 198.51.100.9:3000:3000 img"}, str(tmp_path / "m"), None)
-    lau = only.launch(generations.V1, image="a", env={}, host_port=61113, site=Site(tmp_path))
+    lau = only.launch(generations.V1, image="a", env={}, host_port=61113, site=site)
     assert [v for f, v in lau.options(placed=True) if f == "-p"] == ["198.51.100.9:61113:3000", "127.0.0.1:61113:3000"]
     assert any("also published on 127.0.0.1:61113" in n for n in lau.placement)
 
