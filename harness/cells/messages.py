@@ -210,3 +210,29 @@ def not_ready(budget: float, status: str, runtime_status: str, p: NetProbe | Non
         watched.append(f"the runtime's own port {own.tcp}")
     return (f"not ready within {budget:.0f} s (app says {status}); nothing observed explains the wait "
             f"(watched every 2 s: {', '.join(watched)})")
+
+
+# -- the evidence of a decision (evidence.py) ----------------------------------------------------
+
+
+def decision_words(why: str, mechanism: str | None) -> str:
+    """The decision's own words, then the daemon's mechanism behind it where known."""
+    return why + (f"; {mechanism}" if mechanism else "")
+
+
+def app_says(status: str) -> str:
+    return f"app reports {status}"
+
+
+def proxy_env(proxy: dict[str, str]) -> str:
+    return "proxy env: " + ", ".join(f"{k}={v}" for k, v in proxy.items())
+
+
+def daemon_events(runtime: str | None, events: str) -> str:
+    return f"{runtime}: {events}"
+
+
+def ran_elsewhere(app_network: str, runtime: str, runtime_network: str, url: str | None) -> str:
+    """The runtime ran on another network than the app's, and where the app reached it."""
+    return (f"the app ran on network {app_network}, its runtime {runtime} on {runtime_network}; "
+            f"the app reached it at {url or '?'}")
