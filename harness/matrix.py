@@ -58,6 +58,7 @@ from harness.tags import canvas_release, check_tag
 
 if TYPE_CHECKING:
     from harness.deployments import Deployment
+    from harness.deployments.compose import Runner
     from harness.model import Expected, Host
     from harness.tasks import Task
 
@@ -285,7 +286,7 @@ def locate(spec: str | Path) -> Path:
     raise InputError(f"--matrix {s}: neither a file nor a shipped matrix ({', '.join(packaged())})")
 
 
-def load(path: str | Path) -> Matrix:
+def load(path: str | Path, run_command: Runner | None = None) -> Matrix:
     p = locate(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -296,12 +297,15 @@ def load(path: str | Path) -> Matrix:
         raise InputError(f"{p}: not UTF-8 text (byte {e.start}): TOML files are UTF-8") from None
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"{p}: invalid TOML: {e}") from None
-    return replace(parse(data, str(p)), text=text)
+    return replace(parse(data, str(p), run_command=run_command), text=text)
 
 
-def parse(data: dict[str, Any], path: str, files: dict[str, str] | None = None) -> Matrix:
+def parse(data: dict[str, Any], path: str, files: dict[str, str] | None = None,
+          run_command: Runner | None = None) -> Matrix:
     """The matrix in `data` (read from `path`); task files are read from disk unless `files`
-    holds their texts (a worker gets them from the controller)."""
+    holds their texts (a worker gets them from the controller). `run_command` runs the
+    read-only commands of a deployment's `$(...)` (deployments/compose.Runner; the reader runs
+    none itself, and without it such a `$(...)` is bad input)."""
     r = _Reader(path)
     r.unknown(data, "", {"run", "env", "targets", "modes", "deployments", "expect"})
     run = r.table(data, "run", "run")
@@ -356,7 +360,7 @@ def parse(data: dict[str, Any], path: str, files: dict[str, str] | None = None) 
         chosen.append(ModeChoice(name, r.env(body.get("env", {}), f"{key}.env")))
     deployment_files: dict[str, str] = {}
     for name, body in deployments_raw.items():
-        choice, own = _deployment(r, name, body, path, files, deployment_files)
+        choice, own = _deployment(r, name, body, path, files, deployment_files, run_command)
         chosen.append(choice)
         targets += [own] if own else []
     task_defs, texts = _tasks(r, run, files)
@@ -387,7 +391,7 @@ OWN_KEYS = ("env", "own_image", "api")  # a deployment's keys the matrix reads i
 
 
 def _deployment(r: _Reader, name: str, body: Any, path: str, files: dict[str, str] | None,
-                read: dict[str, str]) -> tuple[ModeChoice, Target | None]:
+                read: dict[str, str], run_command: Runner | None) -> tuple[ModeChoice, Target | None]:
     """A `[deployments.NAME]` table: the user's deployment as a mode named NAME, and the
     target `own-NAME` of the image it names (unless `own_image = false`)."""
     from harness import deployments
@@ -399,7 +403,7 @@ def _deployment(r: _Reader, name: str, body: Any, path: str, files: dict[str, st
         raise r.fail(key, f"{name} is a built-in mode: give your deployment another name")
     if not _NAME_RE.fullmatch(name):
         raise r.fail(key, "a deployment's name is lower case letters, digits, - and _ (it names its cells)")
-    dep = deployments.load(name, {k: v for k, v in body.items() if k not in OWN_KEYS}, path, files)
+    dep = deployments.load(name, {k: v for k, v in body.items() if k not in OWN_KEYS}, path, files, run_command)
     read.update(dep.files)
     choice = ModeChoice(name, r.env(body.get("env", {}), f"{key}.env"), dep)
     wanted = body.get("own_image", True)

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from harness import endpoint, generations
 from harness.deployments import compose, dockerrun
-from harness.deployments.compose import ComposeFiles
+from harness.deployments.compose import ComposeFiles, Runner
 from harness.deployments.spec import APP_CONTAINER_PORT, Port, ServiceSpec, Volume, entry_point, refused_command
 from harness.endpoint import app_socket, docker_socket
 from harness.errors import InputError
@@ -407,9 +407,11 @@ def _wildcard(address: str) -> bool:
     return address in ("", "0.0.0.0", "::")
 
 
-def load(name: str, table: dict[str, Any], matrix_path: str, files: dict[str, str] | None = None) -> Deployment:
+def load(name: str, table: dict[str, Any], matrix_path: str, files: dict[str, str] | None = None,
+         run_command: Runner | None = None) -> Deployment:
     """The deployment of a matrix's `[deployments.NAME]` table: read (or, in a worker, from
-    the texts the controller read) and checked, every problem one line naming the file."""
+    the texts the controller read) and checked, every problem one line naming the file;
+    `run_command`: what runs a `docker run` line's read-only `$(...)` commands (compose.Runner)."""
     where = f"{matrix_path}: deployments.{name}"
     for key in table:
         if key not in KEYS:
@@ -418,7 +420,7 @@ def load(name: str, table: dict[str, Any], matrix_path: str, files: dict[str, st
     if len(kinds) != 1:
         raise InputError(f"{where}: name exactly one of compose, docker_run, docker_run_file")
     folder = Path(matrix_path).parent
-    reader = ComposeFiles(files)
+    reader = ComposeFiles(files, run_command)
     if kinds[0] == "compose":
         raw = table["compose"]
         given = [raw] if isinstance(raw, str) else raw
