@@ -158,19 +158,15 @@ def test_no_name_at_the_top_level_is_a_prefix_of_another() -> None:
 # The parts that decide or read and do no I/O (docs/architecture.md, "Pure parts"): no process,
 # no socket, no daemon, no HTTP. Reading the files they are named (a matrix, a compose file) is
 # what a reader is for; running a command, opening a connection or asking the daemon is not.
-PURE = ["harness.cells.diagnosis",  # the judge
+PURE = ["harness.cells.diagnosis", "harness.cells.messages",  # the judge and its words
         "harness.host.ruleset",  # the firewall's rules as the judge weighs them
         "harness.model",  # results
-        "harness.tags",  # what a release tag says
+        "harness.matrix", "harness.tags",  # the matrix reader, and what a release tag says
+        "harness.deployments.compose", "harness.deployments.dockerrun", "harness.deployments.shell",
+        "harness.deployments.spec", "harness.deployments.script",  # the readers of a user's deployment
         "harness.generations", "harness.modes",  # the two registries
-        "harness.deployments.compose", "harness.deployments.spec", "harness.deployments.script",  # readers
-        "harness.tasks.taskfile",  # task files
+        "harness.tasks", "harness.tasks.taskfile",  # the task catalog and task files
         "harness.results.recommend"]
-# Not yet: the matrix reader and the `docker run` readers (deployments.dockerrun, .shell) run the
-# read-only commands of a `$(...)` in a user's line (shell._run, subprocess), and the matrix
-# reader resolves tasks through harness.tasks, which imports the scripted LLM's module (its
-# server, http.server, in functions). The matrix reader no longer reaches a socket or the
-# registries (deployments' placement asks its CellSite; tags.py).
 # What does I/O: the modules (and their submodules) and the os functions that start processes.
 IO_MODULES = {"subprocess", "socket", "socketserver", "http.server", "http.client", "urllib.request", "ssl",
               "asyncio", "multiprocessing", "docker", "testcontainers", "httpx", "requests", "socketio"}
@@ -179,29 +175,53 @@ IO_CALLS = {"system", "popen", "fork", "forkpty", "posix_spawn", "posix_spawnp",
             "spawnle", "spawnlp", "spawnlpe"}
 
 
-def _type_checking(node: ast.AST) -> bool:
-    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+def _never_imported(node: ast.AST) -> bool:
+    """`if TYPE_CHECKING:` (for the type checker) and `if __name__ == "__main__":` (when the
+    file is the program): blocks that importing a module never runs."""
+    test = ast.unparse(node.test) if isinstance(node, ast.If) else ""
+    return "TYPE_CHECKING" in test or test == "__name__ == '__main__'"
 
 
-def _statements(tree: ast.Module, top_only: bool) -> Iterator[ast.AST]:
-    """The nodes that run: at import (`top_only`: the module's body, classes' bodies, ifs and
-    trys, not functions) or at any time (functions too); never `if TYPE_CHECKING:` blocks."""
-    todo: list[ast.AST] = list(tree.body)
+def _walk(nodes: list[ast.AST], into_functions: bool) -> Iterator[ast.AST]:
+    """`nodes` and what they hold, never a block importing never runs; into function bodies or not
+    (a class's body runs where it is defined, a function's when it is called)."""
+    todo = list(nodes)
     while todo:
         node = todo.pop()
-        if _type_checking(node):
+        if _never_imported(node):
             todo += getattr(node, "orelse", [])
             continue
-        if top_only and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+        if not into_functions and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
             continue
         yield node
         todo += list(ast.iter_child_nodes(node))
 
 
-def io_of(path: Path, top_only: bool) -> set[str]:
-    """The I/O this file names: an import of IO_MODULES, an os function that starts a process."""
+def runs(tree: ast.Module, used: frozenset[str] | None) -> list[ast.AST]:
+    """What of a module may run when `used` of its names are (None: any of it): its top level,
+    which importing it runs, then the functions and classes named there or in `used`, and
+    those their bodies name in turn."""
+    if used is None:
+        return list(_walk(list(tree.body), into_functions=True))
+    defs = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    out = list(_walk(list(tree.body), into_functions=False))
+    todo = [*used, *(n.id for n in out if isinstance(n, ast.Name))]
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in defs:
+            continue
+        seen.add(name)
+        body = list(_walk([defs[name]], into_functions=True))
+        out += body
+        todo += [n.id for n in body if isinstance(n, ast.Name)]
+    return out
+
+
+def io_in(nodes: list[ast.AST]) -> set[str]:
+    """The I/O these nodes name: an import of IO_MODULES, an os function that starts a process."""
     found: set[str] = set()
-    for node in _statements(ast.parse(path.read_text()), top_only):
+    for node in nodes:
         names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
                  [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
         found |= {n for n in names if any(n == m or n.startswith(m + ".") for m in IO_MODULES)}
@@ -212,42 +232,44 @@ def io_of(path: Path, top_only: bool) -> set[str]:
     return found
 
 
-def harness_imports(path: Path, modules: set[str], top_only: bool) -> set[str]:
-    """The harness modules this file imports (as `imports`), at import or at any time."""
-    tree = ast.Module(body=[n for n in _statements(ast.parse(path.read_text()), top_only)
-                            if isinstance(n, (ast.Import, ast.ImportFrom))], type_ignores=[])
-    found: set[str] = set()
-    for node in tree.body:
+def imported(nodes: list[ast.AST], modules: set[str]) -> set[tuple[str, frozenset[str] | None]]:
+    """The harness modules these nodes import, each with the names taken from it (None: the
+    module itself, any of it: `import m`, `from package import m`)."""
+    found: set[tuple[str, frozenset[str] | None]] = set()
+    for node in nodes:
         if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name in modules}
+            found |= {(a.name, None) for a in node.names if a.name in modules}
         elif isinstance(node, ast.ImportFrom) and node.module in modules:
             subs = {f"{node.module}.{a.name}" for a in node.names} & modules
-            found |= subs
-            if len(subs) < len(node.names):
-                found.add(node.module)
+            found |= {(m, None) for m in subs}
+            if names := frozenset(a.name for a in node.names if f"{node.module}.{a.name}" not in subs):
+                found.add((node.module, names))
     return found
 
 
 def reach(start: str) -> dict[str, tuple[str, ...]]:
-    """Every harness module `start` may run, with the chain of imports to it. A module an
-    import names may run whole (any of its functions may be called: its imports inside
-    functions count); a package Python initializes on the way (a parent of a module imported)
-    runs only what importing it runs."""
+    """The I/O `start` may run, each with the chain of imports to it: through every module it
+    imports, as far as what it takes from each may run (runs): a module taken whole, any of
+    it; names taken from it, those and what they name; a package Python initializes on the way
+    (the parent of a module imported), its top level. A module named in a string
+    (importlib.import_module, generations.Generation.load) is not followed."""
     paths = {module_name(p): p for p in PACKAGE.rglob("*.py")}
-    chains: dict[tuple[str, bool], tuple[str, ...]] = {}
-    todo: list[tuple[str, bool, tuple[str, ...]]] = [(start, False, (start,))]
-    while todo:
-        m, top_only, chain = todo.pop()
-        if (m, top_only) in chains or (top_only and (m, False) in chains):
-            continue
-        chains[(m, top_only)] = chain
-        parents = [".".join(m.split(".")[:i]) for i in range(1, m.count(".") + 1)]
-        todo += [(p, True, (*chain, f"{p} (package)")) for p in parents]
-        todo += [(n, top_only, (*chain, n)) for n in harness_imports(paths[m], set(paths), top_only) if n != m]
+    trees = {m: ast.parse(p.read_text()) for m, p in paths.items()}
+    done: dict[tuple[str, frozenset[str] | None], tuple[str, ...]] = {}
+    todo: list[tuple[str, frozenset[str] | None, tuple[str, ...]]] = [(start, None, (start,))]
     out: dict[str, tuple[str, ...]] = {}
-    for (m, top_only), chain in chains.items():
-        for used in io_of(paths[m], top_only):
-            out.setdefault(f"{m}: {used}", chain)
+    while todo:
+        m, used, chain = todo.pop()
+        if (m, used) in done or (m, None) in done:
+            continue
+        done[(m, used)] = chain
+        nodes = runs(trees[m], used)
+        for what in io_in(nodes):
+            out.setdefault(f"{m}: {what}", chain)
+        parents = [".".join(m.split(".")[:i]) for i in range(1, m.count(".") + 1)]
+        todo += [(p, frozenset(), (*chain, f"{p} (package)")) for p in parents]
+        todo += [(n, names, (*chain, n if names is None else f"{n} ({', '.join(sorted(names))})"))
+                 for n, names in imported(nodes, set(paths)) if n != m]
     return out
 
 
