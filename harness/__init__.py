@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
-import subprocess
 from pathlib import Path
 
 _TOP = Path(__file__).resolve().parent.parent  # the checkout, when the package runs from one
@@ -37,6 +36,8 @@ def commit() -> str | None:
 
 
 def _git(*args: str) -> str | None:
+    import subprocess  # here, not above: importing any part of the package starts no process machinery
+
     try:
         out = subprocess.run(["git", "-C", str(_TOP), *args], capture_output=True, text=True, timeout=10,
                              check=True)

@@ -6,6 +6,7 @@ workers in memory through `workerinput` (plugin.py), secrets included, never thr
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -41,5 +42,7 @@ class RunContext(BaseModel):
         # JSON from the controller gives plain strings: each worker keeps them secret again
         return conceal(env, "--app-env")
 
-    def matrix(self) -> Matrix:
-        return matrix.parse(tomllib.loads(self.matrix_text), self.matrix_path, self.task_files)
+    def matrix(self, run_command: Callable[[list[str], dict[str, str]], tuple[int, str, str]] | None = None
+               ) -> Matrix:
+        """The matrix as the controller read it; `run_command`: matrix.parse's."""
+        return matrix.parse(tomllib.loads(self.matrix_text), self.matrix_path, self.task_files, run_command)

@@ -60,13 +60,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import generations, modes, releases
+from harness import generations, modes
 from harness.errors import InputError
 from harness.generations import Generation
 from harness.secrets import Secret, hinted
+from harness.tags import canvas_release, check_tag
 
 if TYPE_CHECKING:
     from harness.deployments import Deployment
+    from harness.deployments.compose import Runner
     from harness.model import Expected, Host
     from harness.tasks import Task
 
@@ -293,8 +295,8 @@ class _Reader:
 def tag_generation(tag: object) -> str:
     """The API generation of a release tag, for the matrix's targets and `images build`:
     `latest[-N]` and `canvas-X.Y` Agent Canvas's, a bare number the app server's by its
-    major (releases.py)."""
-    return generations.for_tag(releases.check_tag(tag)).name
+    major (tags.py)."""
+    return generations.for_tag(check_tag(tag)).name
 
 
 PACKAGED = Path(__file__).parent / "matrices"  # the matrices shipped with the package
@@ -321,7 +323,7 @@ def locate(spec: str | Path) -> Path:
     raise InputError(f"--matrix {s}: neither a file nor a shipped matrix ({', '.join(packaged())})")
 
 
-def load(path: str | Path) -> Matrix:
+def load(path: str | Path, run_command: Runner | None = None) -> Matrix:
     p = locate(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -332,12 +334,15 @@ def load(path: str | Path) -> Matrix:
         raise InputError(f"{p}: not UTF-8 text (byte {e.start}): TOML files are UTF-8") from None
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"{p}: invalid TOML: {e}") from None
-    return replace(parse(data, str(p)), text=text)
+    return replace(parse(data, str(p), run_command=run_command), text=text)
 
 
-def parse(data: dict[str, Any], path: str, files: dict[str, str] | None = None) -> Matrix:
+def parse(data: dict[str, Any], path: str, files: dict[str, str] | None = None,
+          run_command: Runner | None = None) -> Matrix:
     """The matrix in `data` (read from `path`); task files are read from disk unless `files`
-    holds their texts (a worker gets them from the controller)."""
+    holds their texts (a worker gets them from the controller). `run_command` runs the
+    read-only commands of a deployment's `$(...)` (deployments/compose.Runner; the reader runs
+    none itself, and without it such a `$(...)` is bad input)."""
     r = _Reader(path)
     r.unknown(data, "", {"run", "env", "targets", "modes", "deployments", "expect", "callers"})
     run = r.table(data, "run", "run")
@@ -363,7 +368,7 @@ def parse(data: dict[str, Any], path: str, files: dict[str, str] | None = None) 
         gen = generations.get(api)
         if why := gen.no_cells:  # refused here, not as a cell's error after a build
             raise r.fail(f"{key}.api", f"{api!r}: not a target yet: {why}")
-        spelled = generations.version_tuple(releases.canvas_release(tag) if gen.tag_prefix else tag)
+        spelled = generations.version_tuple(canvas_release(tag) if gen.tag_prefix else tag)
         if not gen.majors and spelled is not None and spelled < gen.oldest[:len(spelled)]:
             raise r.fail(f"{key}.tag", f"{tag!r}: older than {'.'.join(map(str, gen.oldest))}, the oldest "
                                        f"release the {gen.name} adapter knows: {gen.oldest_why}")
@@ -392,7 +397,7 @@ def parse(data: dict[str, Any], path: str, files: dict[str, str] | None = None) 
         chosen.append(ModeChoice(name, r.env(body.get("env", {}), f"{key}.env")))
     deployment_files: dict[str, str] = {}
     for name, body in deployments_raw.items():
-        choice, own = _deployment(r, name, body, path, files, deployment_files)
+        choice, own = _deployment(r, name, body, path, files, deployment_files, run_command)
         chosen.append(choice)
         targets += [own] if own else []
     task_defs, texts = _tasks(r, run, files)
@@ -424,7 +429,7 @@ OWN_KEYS = ("env", "own_image", "api")  # a deployment's keys the matrix reads i
 
 
 def _deployment(r: _Reader, name: str, body: Any, path: str, files: dict[str, str] | None,
-                read: dict[str, str]) -> tuple[ModeChoice, Target | None]:
+                read: dict[str, str], run_command: Runner | None) -> tuple[ModeChoice, Target | None]:
     """A `[deployments.NAME]` table: the user's deployment as a mode named NAME, and the
     target `own-NAME` of the image it names (unless `own_image = false`)."""
     from harness import deployments
@@ -436,7 +441,7 @@ def _deployment(r: _Reader, name: str, body: Any, path: str, files: dict[str, st
         raise r.fail(key, f"{name} is a built-in mode: give your deployment another name")
     if not _NAME_RE.fullmatch(name):
         raise r.fail(key, "a deployment's name is lower case letters, digits, - and _ (it names its cells)")
-    dep = deployments.load(name, {k: v for k, v in body.items() if k not in OWN_KEYS}, path, files)
+    dep = deployments.load(name, {k: v for k, v in body.items() if k not in OWN_KEYS}, path, files, run_command)
     read.update(dep.files)
     choice = ModeChoice(name, r.env(body.get("env", {}), f"{key}.env"), dep)
     wanted = body.get("own_image", True)

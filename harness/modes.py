@@ -35,13 +35,18 @@ DOCUMENTED = "the documented command as is"  # a generation's documented mode, a
 
 class CellSite(Protocol):
     """What a cell offers a mode that places a user's deployment: free host ports and
-    temporary folders of its own, removed with the cell."""
+    temporary folders of its own, removed with the cell, and what the machine answers (the
+    placement asks, and touches no socket itself: docs/architecture.md, "Pure parts")."""
 
     def free_port(self) -> int: ...
 
     def scratch(self, why: str) -> str: ...
 
     def subnet(self, network: str) -> tuple[str, str] | None: ...  # a cell network's subnet and gateway
+
+    def local(self, address: str) -> bool: ...  # an address of this machine
+
+    def listening(self, port: int) -> bool: ...  # something accepts on that port of the daemon's host
 
 
 def app_command(gen: Generation, port: int) -> list[str]:

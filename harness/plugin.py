@@ -164,9 +164,10 @@ class CellRunner:
 
     def __init__(self, ctx: RunContext) -> None:
         from harness import progress
+        from harness.deployments import commands
 
         self.ctx = ctx
-        self.matrix = ctx.matrix()
+        self.matrix = ctx.matrix(commands.run)
         progress.open_log(ctx.out)  # this process's phase lines, for the controller to show
         self.results: dict[str, CellResult] = {}
         self.tasks: dict[str, list[str]] = {}  # cell id -> its task tests that survived -k

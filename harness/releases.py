@@ -9,7 +9,8 @@ release, as before Agent Canvas. A target may also pin its generation (`api`), s
 `latest` with `api = "v1"` is the app server's newest. The app server's list is what pip sees
 on the index it is configured with (PyPI, or a mirror), final releases with a wheel only:
 those are the ones the pypi backend can build (images/wheels.py). A bisect's range is a
-slice of that list.
+slice of that list. What a tag says without asking anyone is tags.py's (pure: the matrix
+reader needs it alone), named here too.
 """
 
 from __future__ import annotations
@@ -27,12 +28,17 @@ from packaging.version import InvalidVersion, Version
 
 from harness.errors import ImageUnavailable, InputError
 from harness.paths import cache_root
+from harness.tags import CANVAS_PREFIX as CANVAS_PREFIX
+from harness.tags import RELEASE_RE as RELEASE_RE
+from harness.tags import TAG_RE as TAG_RE
+from harness.tags import TAG_WORDS as TAG_WORDS
+from harness.tags import canvas_release as canvas_release
+from harness.tags import check_release as check_release
+from harness.tags import check_tag as check_tag
+from harness.tags import names_release as names_release
 
 PACKAGE = "openhands-ai"
 CANVAS_PACKAGE = "@openhands/agent-canvas"
-CANVAS_PREFIX = "canvas-"
-TAG_RE = re.compile(r"latest(?:-(?P<back>[1-9]\d*))?|(?:canvas-)?\d+\.\d+(?:\.\d+)?")
-TAG_WORDS = "MAJOR.MINOR, MAJOR.MINOR.PATCH, 'canvas-MAJOR.MINOR[.PATCH]', 'latest' or 'latest-N'"
 # A run asks from its inputs step, then from every xdist worker, then per bisect step: one
 # listing serves them all for this long. Older than that, the index is asked again.
 FRESH_SECONDS = 15 * 60
@@ -86,29 +92,6 @@ def check_python312(raw: str, named: str) -> Path:
         why = " ".join(said) or next(iter(ran.stderr.strip().splitlines()), "") or f"exit {ran.returncode}"
         raise InputError(f"{named}: not a CPython 3.12 (it says: {why})")
     return path.resolve() if path.is_symlink() else path
-
-
-def check_tag(tag: object) -> str:
-    if not isinstance(tag, str) or not TAG_RE.fullmatch(tag):
-        raise InputError(f"expected {TAG_WORDS}, got {tag!r}")
-    return tag
-
-
-RELEASE_RE = re.compile(r"\d+\.\d+(?:\.\d+)?")  # what names releases without asking the index
-
-
-def check_release(tag: str) -> str:
-    """A tag that names releases by itself (MAJOR.MINOR or MAJOR.MINOR.PATCH): `latest` is
-    whichever release is newest on the index today, so it names no image kept from before."""
-    if not RELEASE_RE.fullmatch(tag):
-        raise InputError(f"expected MAJOR.MINOR or MAJOR.MINOR.PATCH, got {tag!r}")
-    return tag
-
-
-def names_release(tag: str, version: str) -> bool:
-    """Whether a MAJOR.MINOR or MAJOR.MINOR.PATCH tag takes `version`: MAJOR.MINOR.PATCH is
-    that release, MAJOR.MINOR each of its patches."""
-    return version == tag or (tag.count(".") == 1 and version.startswith(tag + "."))
 
 
 def key(version: str) -> Version:
@@ -263,12 +246,6 @@ def canvas_versions(fresh: bool = False) -> list[str]:
     if listed is not None:
         return listed
     raise ImageUnavailable(f"the npm registry lists no {CANVAS_PACKAGE} release: {asked or 'none'}")
-
-
-def canvas_release(tag: str) -> str:
-    """The version a Canvas tag spells without the registry (`canvas-1.16` -> `1.16`), or
-    the tag itself (`latest`, `latest-N`)."""
-    return tag.removeprefix(CANVAS_PREFIX)
 
 
 def resolve_canvas(tag: str, listed: list[str]) -> str:

@@ -29,6 +29,7 @@ from harness.cells import admission
 from harness.cells.plan import runtime_kwargs
 from harness.cells.runner import LOST_WORKER, error_cell
 from harness.context import RunContext
+from harness.deployments import commands
 from harness.errors import DockerUnavailable, HarnessError, InputError, OutputError
 from harness.host import cleanup, docker_host
 from harness.matrix import Cell, Matrix
@@ -167,7 +168,7 @@ def llm_mode(matrix_value: str, flag: str | None) -> str:
 
 def inputs(o: Options) -> Inputs:
     """Every input check, so bad input surfaces before anything is made."""
-    m = matrix.load(o.matrix)
+    m = matrix.load(o.matrix, run_command=commands.run)
     knobs.check_all()
     check_writable(o.out or str(REPORTS), "--out")
     past = Path(o.out or default_out("-")).parent / "history.jsonl"  # the history step's, checked now

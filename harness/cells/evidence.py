@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import docker
 from docker.models.containers import Container
 
+from harness.cells import messages as say
 from harness.cells.diagnosis import Decision, Observation
 from harness.cells.facts import daemon_events, network_mode, state_line
 from harness.cells.watch import Watch
@@ -65,21 +66,20 @@ def mechanism(client: docker.DockerClient, d: Decision, obs: Observation | None)
 def evidence(d: Decision, obs: Observation | None, facts: Facts) -> list[Evidence]:
     """The decision's own words, the app's account, every probe of the last look, the
     proxy it runs behind, then (failing) the runtime's state, story, events and logs."""
-    out = [Evidence(source=Source.HARNESS, text=d.why + (f"; {facts.mechanism}" if facts.mechanism else ""))]
+    out = [Evidence(source=Source.HARNESS, text=say.decision_words(d.why, facts.mechanism))]
     if obs is not None:
         if obs.state:
-            out.append(Evidence(source=Source.API, text=f"app reports {obs.state.status}"))
+            out.append(Evidence(source=Source.API, text=say.app_says(obs.state.status)))
         for probe in (obs.app_probe, obs.self_probe, obs.callback_probe, obs.proxy_probe, *obs.webhook_probes):
             if probe:
                 out.append(Evidence(source=Source.PROBE, text=probe.line()))
         if obs.proxy:
-            out.append(Evidence(source=Source.APP, text="proxy env: " + ", ".join(
-                f"{k}={v}" for k, v in obs.proxy.items())))
+            out.append(Evidence(source=Source.APP, text=say.proxy_env(obs.proxy)))
     if facts.runtime_state is not None:
         out.append(Evidence(source=Source.RUNTIME, text=facts.runtime_state))
         out += [Evidence(source=Source.RUNTIME_LOG, text=line) for line in facts.callback_story]
         if facts.daemon_events:
-            out.append(Evidence(source=Source.DAEMON, text=f"{facts.runtime_name}: {facts.daemon_events}"))
+            out.append(Evidence(source=Source.DAEMON, text=say.daemon_events(facts.runtime_name, facts.daemon_events)))
         out.append(Evidence(source=Source.RUNTIME_LOG, text=facts.runtime_log or ""))
     if facts.app_log is not None:
         out.append(Evidence(source=Source.APP_LOG, text=facts.app_log))
@@ -95,4 +95,4 @@ def network_note(app: Container, runtime: Container | None, url: str | None) -> 
     ours, theirs = network_mode(app), network_mode(runtime)
     if ours == theirs:
         return None
-    return f"the app ran on network {ours}, its runtime {runtime.name} on {theirs}; the app reached it at {url or '?'}"
+    return say.ran_elsewhere(ours, str(runtime.name), theirs, url)

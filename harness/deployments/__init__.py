@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from harness import endpoint, generations
 from harness.deployments import compose, dockerrun
-from harness.deployments.compose import ComposeFiles
+from harness.deployments.compose import ComposeFiles, Runner
 from harness.deployments.spec import APP_CONTAINER_PORT, Port, ServiceSpec, Volume, entry_point, refused_command
 from harness.endpoint import app_socket, docker_socket
 from harness.errors import InputError
@@ -161,7 +161,7 @@ def _place(d: Deployment, gen: Generation, image: str, env: dict[str, str], api_
         # app back (it comes from the bridge gateway, as to any port published on every address)
         # or the daemon is remote (the harness reaches its host from this machine)
         address = p.address or ("0.0.0.0" if gen.callback or endpoint.remote() else "127.0.0.1")
-        if not _wildcard(address) and not address.startswith("127.") and not _local(address):
+        if not _wildcard(address) and not address.startswith("127.") and not site.local(address):
             said.append(f"{address}:{p.host}:{p.container}: {address} is not an address of this machine; published "
                         "on 127.0.0.1 for this cell, which the bridge gateway does not reach, as it does not reach "
                         f"{address} on your host")
@@ -205,7 +205,7 @@ def _place(d: Deployment, gen: Generation, image: str, env: dict[str, str], api_
             moved_env[gen.callback_port_env] = str(moves[default])
             said.append(f"{gen.callback_port_env}: its default {default} names host port {default}, "
                         f"which is {moves[default]} for this cell")
-        elif _listening(default):
+        elif site.listening(default):
             closed = site.free_port()
             moved_env[gen.callback_port_env] = str(closed)
             said.append(f"{gen.callback_port_env}: its default {default} is in use on this machine by something "
@@ -407,31 +407,11 @@ def _wildcard(address: str) -> bool:
     return address in ("", "0.0.0.0", "::")
 
 
-def _local(address: str) -> bool:
-    """An address of this machine: one a socket can be bound to here."""
-    import socket
-
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    try:
-        with socket.socket(family) as s:
-            s.bind((address, 0))
-        return True
-    except OSError:
-        return False
-
-
-def _listening(port: int) -> bool:
-    """Something accepts on `port` of the daemon's host (this machine, or a remote daemon's)."""
-    import socket
-
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex((endpoint.daemon_address(), port)) == 0
-
-
-def load(name: str, table: dict[str, Any], matrix_path: str, files: dict[str, str] | None = None) -> Deployment:
+def load(name: str, table: dict[str, Any], matrix_path: str, files: dict[str, str] | None = None,
+         run_command: Runner | None = None) -> Deployment:
     """The deployment of a matrix's `[deployments.NAME]` table: read (or, in a worker, from
-    the texts the controller read) and checked, every problem one line naming the file."""
+    the texts the controller read) and checked, every problem one line naming the file;
+    `run_command`: what runs a `docker run` line's read-only `$(...)` commands (compose.Runner)."""
     where = f"{matrix_path}: deployments.{name}"
     for key in table:
         if key not in KEYS:
@@ -440,7 +420,7 @@ def load(name: str, table: dict[str, Any], matrix_path: str, files: dict[str, st
     if len(kinds) != 1:
         raise InputError(f"{where}: name exactly one of compose, docker_run, docker_run_file")
     folder = Path(matrix_path).parent
-    reader = ComposeFiles(files)
+    reader = ComposeFiles(files, run_command)
     if kinds[0] == "compose":
         raw = table["compose"]
         given = [raw] if isinstance(raw, str) else raw

@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +43,22 @@ _TEMPLATE = re.compile(r"\$(?i:(?P<escaped>\$)|(?P<named>[_a-z][_a-z0-9]*)"
 _BRACED = re.compile(r"(?P<name>[_a-z][_a-z0-9]*)(?P<op>:?[-+?])?(?P<arg>.*)", re.I | re.S)
 
 
+# What runs the read-only commands of a `docker run` line's `$(...)` for the reader, which runs
+# nothing itself (docs/architecture.md, "Pure parts"): argv and environment in, (exit status,
+# output, errors) out (deployments/commands.py on this machine).
+Runner = Callable[[list[str], dict[str, str]], tuple[int, str, str]]
+
+
 class ComposeFiles:
     """The texts of a deployment's files, by path: read from disk in the controller, handed
-    to the workers as text (a worker never reads the user's files again)."""
+    to the workers as text (a worker never reads the user's files again); and what runs the
+    read-only commands of a `docker run` line's `$(...)` (Runner; None: none runs)."""
 
-    def __init__(self, texts: dict[str, str] | None = None) -> None:
+    def __init__(self, texts: dict[str, str] | None = None,
+                 run: Runner | None = None) -> None:
         self.texts = dict(texts or {})
         self.read_here = texts is None
+        self.run = run
 
     def read(self, path: Path, what: str) -> str:
         key = str(path)

@@ -54,7 +54,7 @@ def _parser(where: str) -> _Parser:
 def parse(line: str, where: str, folder: Path, files: ComposeFiles,
           environ: Mapping[str, str] | None = None) -> ServiceSpec:
     env_in = dict(os.environ if environ is None else environ)
-    run = shell.docker_run_words(line, env_in, folder, where)
+    run = shell.docker_run_words(line, env_in, folder, where, files.run)
     try:
         a = _parser(where).parse_args(run.words[2:])
     except argparse.ArgumentError as e:

@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import re
 import shlex
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.deployments import script
-from harness.deployments.compose import closing_brace, interpolate
+from harness.deployments.compose import Runner, closing_brace, interpolate
 from harness.deployments.script import INPUTS, PIPES, Command
 from harness.errors import InputError
 
@@ -42,6 +41,8 @@ FALLBACKS = frozenset({"echo", "printf", "true", "false", "exit", ":"})
 
 # Commands a substitution may run: they only read (`date` only prints: no -s/--set).
 READ_ONLY = frozenset({"id", "pwd", "whoami", "date"})
+# What runs such a command for the reader, which runs nothing itself, is handed to it
+# (compose.Runner, deployments/commands.py); without one, a `$(...)` that needs one is bad input.
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class RunLine:
     line: int = 1  # where the docker run command starts
 
 
-def docker_run_words(text: str, env: dict[str, str], folder: Path, where: str) -> RunLine:
+def docker_run_words(text: str, env: dict[str, str], folder: Path, where: str, run: Runner | None = None) -> RunLine:
     """The one `docker run` command of `text` (a line, or a script that sets variables
     before it, as OpenHands' instructions long did), expanded; `env` gains the variables the
     script sets. Any other command is an input error: the harness runs none."""
@@ -63,13 +64,13 @@ def docker_run_words(text: str, env: dict[str, str], folder: Path, where: str) -
     at = next((i for i, c in enumerate(cmds) if _is_docker_run(text, c)), None)
     if at is None:
         for c in cmds:  # the first command that is not the line says more than its absence
-            _variables(text, c, env, folder, where)
+            _variables(text, c, env, folder, where, run)
         raise InputError(f"{where}: no line starting with `docker run`")
     notes: list[str] = []
-    stdin = _before(text, cmds[:at], env, folder, where)
-    run = cmds[at]
-    words = _words(_raw(run), env, folder, f"{where}: line {run.line}")
-    stdin = _redirects(text, run, notes) or stdin
+    stdin = _before(text, cmds[:at], env, folder, where, run)
+    line = cmds[at]
+    words = _words(_raw(line), env, folder, f"{where}: line {line.line}", run)
+    stdin = _redirects(text, line, notes) or stdin
     rest = at + 1 + _after(text, cmds[at:], notes, where)
     for c in cmds[rest:]:
         if c.before in PIPES or c.after in PIPES:
@@ -77,8 +78,8 @@ def docker_run_words(text: str, env: dict[str, str], folder: Path, where: str) -
                           "does not run")
         if _is_docker_run(text, c):
             raise InputError(f"{where}: line {c.line}: a second docker run line (a deployment is one)")
-        _variables(text, c, env, folder, where)
-    return RunLine(words, tuple(notes), stdin, run.line)
+        _variables(text, c, env, folder, where, run)
+    return RunLine(words, tuple(notes), stdin, line.line)
 
 
 def _is_docker_run(text: str, c: Command) -> bool:
@@ -99,7 +100,8 @@ def _cannot(where: str, c: Command, word: str, why: str) -> InputError:
     return InputError(f"{where}: line {c.line}: `{word}`: {why}; the reader cannot follow it")
 
 
-def _before(text: str, cmds: list[Command], env: dict[str, str], folder: Path, where: str) -> str:
+def _before(text: str, cmds: list[Command], env: dict[str, str], folder: Path, where: str,
+            run: Runner | None) -> str:
     """Reads the commands before docker run (variables it uses); returns what one pipes into it."""
     for i, c in enumerate(cmds):
         if c.after == "||":  # what follows runs only if this fails, which the harness cannot tell
@@ -110,7 +112,7 @@ def _before(text: str, cmds: list[Command], env: dict[str, str], folder: Path, w
             if i == len(cmds) - 1:  # into docker run: the container's input, if -i passes it on
                 return f"{_shown(text, c)} {c.after}"
             raise _cannot(where, c, c.after, "a pipe between commands the harness does not run")
-        _variables(text, c, env, folder, where)
+        _variables(text, c, env, folder, where, run)
     return ""
 
 
@@ -154,11 +156,11 @@ def _after(text: str, cmds: list[Command], notes: list[str], where: str) -> int:
     return k
 
 
-def _variables(text: str, c: Command, env: dict[str, str], folder: Path, where: str) -> None:
+def _variables(text: str, c: Command, env: dict[str, str], folder: Path, where: str, run: Runner | None) -> None:
     """A command around docker run: variables set (`env` gains them), `set` or `mkdir`; any
     other is an input error, as the harness runs none."""
     number = c.line
-    words = _words(_raw(c), env, folder, f"{where}: line {number}")
+    words = _words(_raw(c), env, folder, f"{where}: line {number}", run)
     if not words or words[0] in ("set", "mkdir"):  # the cell's own folders stand for what mkdir makes
         return
     assignments = words[1:] if words[0] == "export" else words
@@ -168,7 +170,7 @@ def _variables(text: str, c: Command, env: dict[str, str], folder: Path, where: 
     env.update(w.split("=", 1) for w in assignments)  # type: ignore[misc]
 
 
-def expand(line: str, env: Mapping[str, str], folder: Path, where: str) -> str:
+def expand(line: str, env: Mapping[str, str], folder: Path, where: str, run: Runner | None = None) -> str:
     """`line` with its expansions done, quoted so that shlex.split yields the shell's words."""
     out: list[str] = []
     quote = ""  # "", "'" or '"'
@@ -192,7 +194,7 @@ def expand(line: str, env: Mapping[str, str], folder: Path, where: str) -> str:
         elif (c == "$" and line.startswith("$(", i)) or c == "`":
             close = _closing(line, i, where)
             body = line[i + 2:close] if c == "$" else line[i + 1:close]
-            out.append(_as_word(_run(body, env, folder, where), quote))
+            out.append(_as_word(_substitute(body, env, folder, where, run), quote))
             i = close + 1
         elif c == "$" and i + 1 < n and (line[i + 1] == "{" or line[i + 1].isalpha() or line[i + 1] == "_"):
             # `${A:-${B:-x}}` ends at its own brace, not the first
@@ -215,10 +217,10 @@ def spans(text: str) -> list[tuple[int, int]]:
     return [(t.start, t.end) for t in script.tokens(text, "") if t.kind != "newline"]
 
 
-def _words(command: str, env: dict[str, str], folder: Path, where: str) -> list[str]:
+def _words(command: str, env: dict[str, str], folder: Path, where: str, run: Runner | None) -> list[str]:
     """One command's words, expanded, with `sudo` (and its flags) and `container` dropped."""
     try:
-        words = shlex.split(expand(command.replace("\\\n", " "), env, folder, where), comments=False)
+        words = shlex.split(expand(command.replace("\\\n", " "), env, folder, where, run), comments=False)
     except ValueError as e:
         raise InputError(f"{where}: does not parse as a shell would: {e}") from None
     return _docker_command(words)
@@ -274,7 +276,8 @@ def _closing(line: str, i: int, where: str) -> int:
     return close
 
 
-def _run(body: str, env: Mapping[str, str], folder: Path, where: str) -> str:
+def _substitute(body: str, env: Mapping[str, str], folder: Path, where: str, run: Runner | None) -> str:
+    """What a `$(...)`'s read-only command printed, run by `run` (pwd is the line's folder)."""
     try:
         argv = shlex.split(body)
     except ValueError as e:
@@ -285,10 +288,12 @@ def _run(body: str, env: Mapping[str, str], folder: Path, where: str) -> str:
                          f"{', '.join(sorted(READ_ONLY))} (date with a +FORMAT only); put the value in the line")
     if argv[0] == "pwd":  # the line's folder ($PWD too): where it is run from, as compose's project folder
         return str(folder.resolve())
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=10, env=dict(env), check=False)
-    if done.returncode != 0:
-        raise InputError(f"{where}: $({body}): exit {done.returncode}: {done.stderr.strip()[:200]}")
-    return done.stdout.rstrip("\n")
+    if run is None:
+        raise InputError(f"{where}: $({body}): this reading of your line was given nothing to run it with")
+    code, out, err = run(argv, dict(env))
+    if code != 0:
+        raise InputError(f"{where}: $({body}): exit {code}: {err.strip()[:200]}")
+    return out.rstrip("\n")
 
 
 def _as_word(value: str, quote: str) -> str:

@@ -163,6 +163,22 @@ class CellResources:
         config = (self.client.networks.get(network).attrs.get("IPAM") or {}).get("Config") or []
         return (config[0]["Subnet"], config[0]["Gateway"]) if config and config[0].get("Gateway") else None
 
+    def local(self, address: str) -> bool:  # modes.CellSite
+        """An address of this machine: one a socket can be bound to here."""
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        try:
+            with socket.socket(family) as s:
+                s.bind((address, 0))
+            return True
+        except OSError:
+            return False
+
+    def listening(self, port: int) -> bool:  # modes.CellSite
+        """Something accepts on `port` of the daemon's host (this machine, or a remote daemon's)."""
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            return s.connect_ex((endpoint.daemon_address(), port)) == 0
+
     def scratch(self, why: str) -> str:
         """A temporary folder of the cell's own (a user's host path stands in it), removed
         with the cell; open to every user, as the container's user may be anyone."""

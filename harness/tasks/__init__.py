@@ -30,7 +30,8 @@ from harness.generations import Generation
 from harness.model import ImageSet
 from harness.openhands import Turn
 from harness.secrets import reveal
-from harness.tasks import llm, taskfile
+from harness.tasks import taskfile
+from harness.tasks.llm import marker
 from harness.tasks.taskfile import CheckSpec, Spec
 
 Step = dict[str, Any]
@@ -93,11 +94,11 @@ class Task:
     def message(self, where: Where, scripted: bool = True) -> str:
         if self.verbatim and not scripted:
             return self.prompt(where)
-        return f"{self.prompt(where)}\n\n{llm.marker(self.name, where.nonce)}"
+        return f"{self.prompt(where)}\n\n{marker(self.name, where.nonce)}"
 
     def key(self, where: Where, scripted: bool = True) -> str:
         """The text that finds this task's user message in the event stream."""
-        return self.prompt(where) if self.verbatim and not scripted else llm.marker(self.name, where.nonce)
+        return self.prompt(where) if self.verbatim and not scripted else marker(self.name, where.nonce)
 
     def skip(self, gen: Generation, images: ImageSet | None, scripted: bool) -> str | None:
         """Why this task cannot run on this cell (None: it can): its generations, a

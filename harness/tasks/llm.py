@@ -40,8 +40,10 @@ import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODEL = "openai/gpt-4o"  # a name both generations know to support native tool calls
 API_KEY = "oh-matrix-scripted"  # not a secret: the scripted endpoint ignores it
@@ -263,6 +265,8 @@ def fingerprint(authorization: str | None) -> str | None:
 
 
 def handler(scripts: Scripts) -> type[BaseHTTPRequestHandler]:
+    from http.server import BaseHTTPRequestHandler  # the server's alone: the task catalog imports this module too
+
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # the record is the log
             pass
@@ -307,6 +311,8 @@ def handler(scripts: Scripts) -> type[BaseHTTPRequestHandler]:
 
 
 def serve(host: str, port: int, scripts: Scripts) -> ThreadingHTTPServer:
+    from http.server import ThreadingHTTPServer
+
     return ThreadingHTTPServer((host, port), handler(scripts))
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness import deployments, generations, matrix
-from harness.deployments import compose
+from harness.deployments import commands, compose
 from harness.errors import InputError
 
 pytestmark = pytest.mark.unit
@@ -32,6 +32,7 @@ def matrix_with(folder: Path, table: str) -> Path:
 class Site:
     def __init__(self, tmp: Path) -> None:
         self.tmp, self.port, self.made = tmp, 62000, list[str]()
+        self.locals, self.listeners = set[str](), set[int]()
 
     def free_port(self) -> int:
         self.port += 1
@@ -45,6 +46,12 @@ class Site:
 
     def subnet(self, network: str) -> tuple[str, str] | None:
         return ("172.30.0.0/16", "172.30.0.1")  # what a daemon gives a new network
+
+    def local(self, address: str) -> bool:
+        return address in self.locals  # this machine's addresses beyond loopback: none unless a test says so
+
+    def listening(self, port: int) -> bool:
+        return port in self.listeners  # the daemon host's ports in use: none unless a test says so
 
 
 COMPOSE = """
@@ -248,7 +255,7 @@ def test_a_docker_run_line_is_read_as_docker_reads_it(tmp_path: Path) -> None:
     write(tmp_path, "run.sh", "# how we run it\ndocker run -it --rm --pull=always \\\n"
                               "  -e SANDBOX_USER_ID=$(id -u) -e LOG_ALL_EVENTS=true -v ~/.openhands:/.openhands \\\n"
                               "  -p 3000:3000 --name openhands-app docker.openhands.dev/openhands/openhands:0.62\n")
-    d = deployments.load("script", {"docker_run_file": "run.sh"}, str(tmp_path / "m.toml"), None)
+    d = deployments.load("script", {"docker_run_file": "run.sh"}, str(tmp_path / "m.toml"), None, commands.run)
     s = d.service
     assert s.network_mode == "bridge" and not s.networks and s.extra_hosts == {}  # no --add-host: as written
     assert s.environment["LOG_ALL_EVENTS"] == "true" and s.container_name == "openhands-app"
@@ -281,8 +288,7 @@ def test_the_placement_moves_ports_paths_and_names_and_says_so(tmp_path: Path) -
     assert any("~/work (bind) is a temporary folder" in n for n in lau.placement)
 
 
-def test_a_port_published_on_one_address_is_reached_by_the_harness_and_not_by_containers(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_port_published_on_one_address_is_reached_by_the_harness_and_not_by_containers(tmp_path: Path) -> None:
     """`192.0.2.7:3000:3000` (the user's LAN address, absent here): loopback for the cell, which
     the gateway does not reach either; `127.0.0.2:...` is this machine's: as written, plus the
     loopback binding the harness reaches the API at, where no container reaches it."""
@@ -296,9 +302,10 @@ def test_a_port_published_on_one_address_is_reached_by_the_harness_and_not_by_co
         assert ("-p", f"{address}:3000:3000") in lau.options(False)  # the line people read: as written
         assert any("is not an address of this machine" in n for n in lau.placement) == (address == "192.0.2.7")
     # published on an address of this machine's that is not loopback (the bridge gateway, say)
-    monkeypatch.setattr(deployments, "_local", lambda a: a == "198.51.100.9")
+    site = Site(tmp_path)
+    site.locals.add("198.51.100.9")
     only = deployments.load("g", {"docker_run": "docker run -p 198.51.100.9:3000:3000 img"}, str(tmp_path / "m"), None)
-    lau = only.launch(generations.V1, image="a", env={}, host_port=61113, site=Site(tmp_path))
+    lau = only.launch(generations.V1, image="a", env={}, host_port=61113, site=site)
     assert [v for f, v in lau.options(placed=True) if f == "-p"] == ["198.51.100.9:61113:3000", "127.0.0.1:61113:3000"]
     assert any("also published on 127.0.0.1:61113" in n for n in lau.placement)
 
@@ -513,7 +520,7 @@ def test_a_script_from_openhands_old_instructions_is_expanded_as_its_shell_would
                               "  -v $WORKSPACE_BASE:/opt/workspace_base -p 3000:3000 \\\n"
                               "  --name openhands-app-$(date +%Y%m%d) ghcr.io/all-hands-ai/openhands:0.9\n")
     monkeypatch.chdir(tmp_path.parent)  # the matrix named relative to where oh-matrix runs: $(pwd) is still absolute
-    d = deployments.load("old", {"docker_run_file": "run.sh"}, f"{tmp_path.name}/m.toml", None)
+    d = deployments.load("old", {"docker_run_file": "run.sh"}, f"{tmp_path.name}/m.toml", None, commands.run)
     env = d.service.environment
     assert env["SANDBOX_USER_ID"] == str(os.getuid()) and env["LITERAL"] == "$HOME"
     assert env["WORKSPACE_MOUNT_PATH"] == f"{tmp_path}/workspace"  # $(pwd): the line's own folder
@@ -556,6 +563,24 @@ def test_a_script_that_would_run_anything_else_is_refused_in_one_line(tmp_path: 
     with pytest.raises(InputError) as e:
         deployments.load("s", {"docker_run_file": "run.sh"}, str(tmp_path / "m.toml"), None)
     assert said in str(e.value) and str(tmp_path / "run.sh") in str(e.value) and "\n" not in str(e.value)
+
+
+def test_the_reader_runs_a_substitutions_command_only_through_what_it_is_handed(tmp_path: Path) -> None:
+    """The reader runs nothing itself: `$(id -u)` is what the runner it was handed printed,
+    with the line's variables as its environment; without one, that `$(...)` is bad input
+    (`$(pwd)` needs none: it is the line's folder)."""
+    write(tmp_path, "run.sh", "export A=1\ndocker run -e U=$(id -u) -e W=$(pwd) -p 3000:3000 img\n")
+    asked: list[tuple[list[str], dict[str, str]]] = []
+
+    def run(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+        asked.append((argv, env))
+        return 0, "4242\n", ""
+
+    d = deployments.load("s", {"docker_run_file": "run.sh"}, str(tmp_path / "m.toml"), None, run)
+    assert d.service.environment["U"] == "4242" and d.service.environment["W"] == str(tmp_path.resolve())
+    assert [argv for argv, _ in asked] == [["id", "-u"]] and asked[0][1]["A"] == "1"
+    with pytest.raises(InputError, match=r"\$\(id -u\): this reading of your line was given nothing to run it with"):
+        deployments.load("s", {"docker_run_file": "run.sh"}, str(tmp_path / "m.toml"), None)
 
 
 @pytest.mark.parametrize(("text", "command", "said"), [

@@ -125,4 +125,4 @@ def test_the_harness_frame_that_raised_is_named() -> None:
         matrix.tag_generation(7)
     except Exception as e:
         said = runner.describe(e)
-    assert said.startswith("InputError: expected MAJOR.MINOR") and "(at harness/releases.py:" in said
+    assert said.startswith("InputError: expected MAJOR.MINOR") and "(at harness/tags.py:" in said

@@ -4,9 +4,13 @@ their reasons, and the checks themselves, run by a real shell standing in for th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import signal
 import subprocess
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -400,8 +404,22 @@ def test_a_command_that_never_returns_times_out(tmp_path: Path) -> None:
 
 
 def test_a_background_process_does_not_hold_the_setup(tmp_path: Path) -> None:
-    """t05 starts its web server with `nohup ... &`: setup returns at once."""
-    run_task(task(setup='["nohup sleep 20 > /dev/null 2>&1 &", "sleep 20 &"]') + CHECK, tmp_path)
+    """t05 starts its web server with `nohup ... &`: setup returns at once, the servers still
+    running. A plain `sleep 20 &` keeps the command's output open: were it read through a
+    pipe (not a file, tasks.RUN), the setup would wait the 20 s out."""
+    started = time.monotonic()
+    try:
+        assert run_task(task(setup='["nohup sleep 20 > /dev/null 2>&1 & echo $! > quiet.pid", '
+                                   '"sleep 20 & echo $! > plain.pid"]') + CHECK, tmp_path).ok
+        took = time.monotonic() - started
+        pids = [int((tmp_path / f"{name}.pid").read_text()) for name in ("quiet", "plain")]
+        for pid in pids:
+            os.kill(pid, 0)  # still running after the setup returned: raises if it is gone
+        assert took < 10, f"the setup waited {took:.1f} s for its background processes"
+    finally:
+        for f in tmp_path.glob("*.pid"):
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(f.read_text()), signal.SIGTERM)
 
 
 def test_secrets_reach_setup_and_check_as_env(tmp_path: Path) -> None:
