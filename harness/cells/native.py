@@ -39,7 +39,7 @@ from harness.cells.boot import BootClock
 from harness.cells.cell import CellCore
 from harness.cells.plan import NO_LLM
 from harness.errors import AdapterError
-from harness.host import processes
+from harness.host import cleanup, processes
 from harness.host.containers import free_port
 from harness.model import Cause, Connect, Evidence, Source, Verdict
 from harness.openhands import Authenticates, Client, KeepsKey, client_for, rules_for
@@ -190,7 +190,7 @@ class NativeCell(CellCore):
         self.app.app_env = {"HOME": str(home)}
         t0 = time.monotonic()
         launcher = self.resources.stack.enter_context(
-            processes.started(argv, env, home, log, p.run_id, p.cell.id))
+            processes.started(argv, env, home, log, cleanup.owner(), p.run_id, p.cell.id))
         self.app.phase(f"launcher started: {self.result.docker_run} (ingress on {port})")
         url = f"http://127.0.0.1:{port}"
         client = client_for(replace(self.gen, workspace=str(home / "projects")), url)

@@ -24,6 +24,7 @@ from pathlib import Path
 import docker
 from docker.errors import APIError, NotFound
 
+from harness.host import processes
 from harness.paths import cache_root
 
 RUN_LABEL = "oh-matrix.run"
@@ -183,9 +184,7 @@ def sweep(client: docker.DockerClient, run_id: str | None = None, *,
     `run_id` limits the sweep to one run (a cell's or run's own teardown);
     `include_live` also takes runs whose owner still lives (`oh-matrix clean --all`).
     """
-    from harness.host import processes  # it labels its processes with owner() from here
-
-    report = SweepReport(processes=processes.sweep(run_id, include_live))
+    report = SweepReport(processes=processes.sweep(_owner_alive, run_id, include_live))
     filt = {"label": f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL}
 
     def ours(lbls: dict[str, str]) -> bool:

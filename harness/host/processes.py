@@ -17,11 +17,9 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from harness.host import cleanup
 
 MARKER = "OH_MATRIX_PROCESS"
 PROC = Path("/proc")
@@ -39,9 +37,9 @@ class Marked:
     command: str
 
 
-def marker(run_id: str, cell_id: str) -> dict[str, str]:
-    """The environment entry every process of this cell inherits."""
-    return {MARKER: f"{cleanup.owner()}/{run_id}/{cell_id}"}
+def marker(owner: str, run_id: str, cell_id: str) -> dict[str, str]:
+    """The environment entry every process of this cell inherits (owner: cleanup.owner())."""
+    return {MARKER: f"{owner}/{run_id}/{cell_id}"}
 
 
 def parse(value: str) -> tuple[str, str, str] | None:
@@ -104,12 +102,12 @@ def _alive(group: int) -> bool:
     return True
 
 
-def sweep(run_id: str | None = None, include_live: bool = False, proc: Path = PROC) -> list[str]:
+def sweep(alive: Callable[[str], bool], run_id: str | None = None, include_live: bool = False,
+          proc: Path = PROC) -> list[str]:
     """End what finished or crashed runs left running on this machine: the processes of
-    `run_id` (a cell's or run's own teardown), else those whose owner is gone (with
-    `include_live`, every one). The same rule as the containers' (cleanup.sweep)."""
-    chosen = [p for p in find(run_id, proc=proc)
-              if run_id or include_live or not cleanup._owner_alive(p.owner)]
+    `run_id` (a cell's or run's own teardown), else those whose owner is gone (`alive`, with
+    `include_live` every one). The same rule as the containers' (cleanup.sweep)."""
+    chosen = [p for p in find(run_id, proc=proc) if run_id or include_live or not alive(p.owner)]
     ended = end(chosen) if chosen else []
     # a process that started one more while the first were ending: once more
     if chosen and (again := [p for p in find(run_id, proc=proc) if p.run_id in {c.run_id for c in chosen}]):
@@ -118,13 +116,13 @@ def sweep(run_id: str | None = None, include_live: bool = False, proc: Path = PR
 
 
 @contextlib.contextmanager
-def started(argv: list[str], env: dict[str, str], cwd: Path, log: Path, run_id: str,
+def started(argv: list[str], env: dict[str, str], cwd: Path, log: Path, owner: str, run_id: str,
             cell_id: str) -> Iterator[subprocess.Popen[bytes]]:
     """A host process in a session and process group of its own, its output in `log`,
     marked as the cell's; on the way out (success, failure, Ctrl-C) every process of the cell
     is ended, its own group and the groups it started alike."""
     with log.open("ab") as out:
-        process = subprocess.Popen(argv, env={**env, **marker(run_id, cell_id)}, cwd=cwd, stdout=out,
+        process = subprocess.Popen(argv, env={**env, **marker(owner, run_id, cell_id)}, cwd=cwd, stdout=out,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         yield process

@@ -89,7 +89,7 @@ def test_native_is_a_host_process_mode_that_holds_the_launchers_fixed_ports() ->
 
 
 def test_a_marker_is_the_owner_the_run_and_the_cell() -> None:
-    value = processes.marker("run1", "canvas-1.16-native")[processes.MARKER]
+    value = processes.marker(cleanup.owner(), "run1", "canvas-1.16-native")[processes.MARKER]
     assert processes.parse(value) == (cleanup.owner(), "run1", "canvas-1.16-native")
     assert processes.parse("garbage") is None and processes.parse("a//c") is None
 
@@ -112,8 +112,8 @@ def _wait_for(predicate: object, seconds: float = 10.0) -> bool:
 
 def test_a_cells_processes_end_with_it_every_group_they_started(tmp_path: Path) -> None:
     run = f"unit-{os.getpid()}"
-    with processes.started([sys.executable, "-c", SPAWNER], dict(os.environ), tmp_path, tmp_path / "log", run,
-                           "cell-a") as p:
+    with processes.started([sys.executable, "-c", SPAWNER], dict(os.environ), tmp_path, tmp_path / "log",
+                           cleanup.owner(), run, "cell-a") as p:
         assert _wait_for(lambda: len(processes.find(run, "cell-a")) == 2)
         found = processes.find(run, "cell-a")
         assert len({m.pgid for m in found}) == 2 and p.pid in {m.pid for m in found}
@@ -123,7 +123,8 @@ def test_a_cells_processes_end_with_it_every_group_they_started(tmp_path: Path) 
 def test_an_interrupt_ends_them_too(tmp_path: Path) -> None:
     run = f"unit-int-{os.getpid()}"
     with contextlib.suppress(KeyboardInterrupt), \
-            processes.started([sys.executable, "-c", SPAWNER], dict(os.environ), tmp_path, tmp_path / "log", run, "c"):
+            processes.started([sys.executable, "-c", SPAWNER], dict(os.environ), tmp_path, tmp_path / "log",
+                              cleanup.owner(), run, "c"):
         assert _wait_for(lambda: len(processes.find(run)) == 2)
         raise KeyboardInterrupt
     assert _wait_for(lambda: not processes.find(run), 5.0)
@@ -141,7 +142,7 @@ def test_the_sweep_ends_a_dead_owners_processes_and_leaves_a_live_ones(tmp_path:
         started.append(subprocess.Popen([sys.executable, "-c", SPAWNER], env=env, start_new_session=True))
     try:
         assert _wait_for(lambda: len(processes.find(run_dead)) == 2 and len(processes.find(run_live)) == 2)
-        ended = processes.sweep()
+        ended = processes.sweep(cleanup._owner_alive)
         assert len([e for e in ended if "time.sleep" in e or "subprocess" in e]) >= 2
         assert _wait_for(lambda: not processes.find(run_dead), 5.0)
         assert len(processes.find(run_live)) == 2

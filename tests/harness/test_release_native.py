@@ -9,6 +9,7 @@ cells started on this machine is left running."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -44,8 +45,10 @@ def test_the_native_install_of_1_16_fails_at_the_agent_servers_start_and_latest_
     said = " | ".join(e["text"] for e in c["evidence"][2:])
     assert "uvx's environment for the agent-server holds fastapi 0.16" in said  # what uv resolved today
     assert "[agent-server] Exited with code 1" in said and "[agent-server] Using PyPI (1.44.0, default)" in said
-    # decided when the agent-server died, not after the launcher's 60 s wait for it
-    assert c["seconds"] < 55, c
+    # decided when the agent-server died, before the launcher's 60 s wait for it was over (the
+    # ingress, which it starts then, answered later)
+    after = re.search(r", (\d+) s after the launcher began", second["text"])
+    assert after and c["seconds"] < int(after.group(1)), c
 
     latest = cells["latest-native"]["connect"]
     assert (cells["latest-native"]["resolved_version"], latest["verdict"], latest["cause"]) == (
