@@ -3,7 +3,8 @@
 uvx. Today uvx resolves fastapi 0.165 under agent-server 1.44.0, which dies at import: the
 cell fails for that as soon as the agent-server has died, with its exception quoted and the
 ingress's answer to a person's browser as the second line. `latest` (1.20.0) does not install
-from this machine's npm registry: one line, an error, not an OpenHands fail. Nothing the
+from this machine's npm registry: one line, an error, not an OpenHands fail. The remedy
+`uv-exclude-newer` (uv kept to the release's day) is proven by its rerun, which connects. Nothing the
 cells started on this machine is left running."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import clirun
 import pytest
 
-from harness.host import processes
+from harness.host import cleanup, processes
 
 pytestmark = [pytest.mark.engine, pytest.mark.release]
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_native_install_of_1_16_fails_at_the_agent_servers_start_and_latest_says_why_not(
         tmp_path: Path) -> None:
     out = tmp_path / "run"
-    run = clirun.run([sys.executable, "-m", "harness.cli", "run", "--matrix", "native", "--out", str(out)],
-                     cwd=ROOT, timeout=1200)
+    run = clirun.run([sys.executable, "-m", "harness.cli", "run", "--matrix", "native", "--remedies",
+                      "--out", str(out)], cwd=ROOT, timeout=1200)
     assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-2000:]
     results = json.loads((out / "results.json").read_text())
     cells = {c["id"]: c for c in results["cells"]}
@@ -50,9 +51,15 @@ def test_the_native_install_of_1_16_fails_at_the_agent_servers_start_and_latest_
     after = re.search(r", (\d+) s after the launcher began", second["text"])
     assert after and c["seconds"] < int(after.group(1)), c
 
+    # the remedy, proven by a rerun: uv kept to the release's day, the same launcher connects
+    [fix] = cell["remedies"]
+    assert (fix["name"], fix["verdict"]) == ("uv-exclude-newer", "pass"), fix
+    assert fix["docker_run"] == "UV_EXCLUDE_NEWER=2026-08-28T14:05:16Z npx @openhands/agent-canvas@1.16.0"
+
     latest = cells["latest-native"]["connect"]
     assert (cells["latest-native"]["resolved_version"], latest["verdict"], latest["cause"]) == (
         "1.20.0", "error", "image-unavailable"), latest
     assert latest["evidence"][0]["text"] == ("agent-canvas 1.20.0 does not install from this machine's npm registry: "
                                              "@openhands/extensions@0.22.1 is missing (it has up to 0.19.0)")
     assert not processes.find(results["run_id"]), "a process of the run outlived it"
+    assert not cleanup.scratch_folders(results["run_id"]), "a cell's HOME outlived it"
