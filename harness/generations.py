@@ -138,6 +138,9 @@ class Generation:
     # How a target names a release of this generation besides `latest` (`canvas-1.16`): the
     # prefix; None: a bare MAJOR.MINOR[.PATCH] (the app server's releases, by their majors).
     tag_prefix: str | None = None
+    # The native mode's install (no container: the release's own launcher on this machine),
+    # "module:function(version, python312) -> {what the cell runs: paths}"; None: it has none.
+    native_install: str | None = None
     # The mode whose line is the generation's documented command: it ranks first when it
     # passes (modes.rank). The app server documents --add-host (host-gateway); Canvas does not.
     documented_mode: str = "host-gateway"
@@ -313,6 +316,7 @@ CANVAS = Generation(
     client="harness.openhands.canvas:CanvasClient",
     official_images="harness.images.canvas:pull_official",
     pypi_images="harness.images.canvas:build_pypi",
+    native_install="harness.images.canvas:native_install",  # npx @openhands/agent-canvas@V (docs/canvas.md)
     # No container per conversation: the runtime is the app's own container. "/" begins no
     # container's name, so nothing is ever taken for a Canvas runtime by its name.
     runtime_prefix="/",
@@ -328,7 +332,7 @@ CANVAS = Generation(
     # (AGENT_SERVER_PORT, AUTOMATION_PORT defaults): one such cell at a time.
     host_network_ports=(18000, 18001),
     tag_prefix="canvas-",
-    remedies=("publish-app-port",),
+    remedies=("publish-app-port", "uv-exclude-newer"),
     documented_mode="bridge",  # `docker run -it --rm -p 8000:8000 ...`: the default bridge, no --add-host
     latest=True,  # what OpenHands' installation page installs today (docs/canvas.md, section 1)
     headless_skip="Agent Canvas has no headless entry point: its CLI is the separate openhands package",

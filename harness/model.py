@@ -66,6 +66,9 @@ class Cause(StrEnum):
     RUNTIME_EXITED = "runtime-exited"
     RUNTIME_MISSING = "runtime-missing"
     APP_EXITED = "app-exited"
+    # Agent Canvas's agent-server process died before it answered, while its launcher lived
+    # (the native install: the launcher's own `[agent-server] Exited with code N`).
+    AGENT_SERVER_EXITED = "agent-server-exited"
     IMAGE_UNAVAILABLE = "image-unavailable"
     API_ERROR = "api-error"
     # The release's own startup grace for its runtime ran out while the path to the runtime
@@ -397,6 +400,10 @@ class ImageSet(_Model):
     cli_pair: str | None = None
     cli_image: str | None = None
     cli_error: str | None = None
+    # The native mode's install of this release (Generation.native_install, made once per
+    # version): the paths its cell runs (package, node, node_version, uv, python), or why not.
+    native: dict[str, str] = Field(default_factory=dict)
+    native_error: str | None = None
     # Seconds of each build step when this run built the images (pypi backend: collect,
     # sources, venv, images); empty when they were cached or pulled.
     build_seconds: dict[str, float] = Field(default_factory=dict)

@@ -278,7 +278,7 @@ def fixed_host_ports(mode: ModeSpec, gen: Generation) -> tuple[int, ...]:
     host network; the app's where its sandbox calls it back at a port no setting moves."""
     runtime = gen.host_network_ports if mode.shares_host_ports else ()
     app = mode.fixed_app_port(gen)
-    return (*runtime, *((app,) if app else ()))
+    return (*runtime, *((app,) if app else ()), *getattr(mode, "host_ports", ()))
 
 
 @dataclass(frozen=True)
@@ -346,6 +346,21 @@ class Mode:
         return launch
 
 
+@dataclass(frozen=True)
+class ProcessMode(Mode):
+    """A mode whose launch is a host process, not a container: the native install, run by its
+    own launcher on this machine (harness/cells/native.py runs its cells). On the host's own
+    network, so the ports its launcher binds whatever it is told are `host_ports` (besides the
+    generation's host_network_ports)."""
+
+    host_ports: tuple[int, ...] = ()
+    host_process: bool = True
+
+    def launch(self, gen: Generation, *, image: str, env: dict[str, str], host_port: int | None,
+               networks: dict[str, str] | None = None, site: CellSite | None = None) -> AppLaunch:
+        raise ValueError(f"{self.name} starts a host process, not a container (harness/cells/native.py)")
+
+
 MODES: dict[str, Mode] = {m.name: m for m in (
     Mode("bridge", "the default bridge, socket mounted, no --add-host", rank=3,
          why="the default bridge without --add-host", network="default", add_host_gateway=False),
@@ -355,6 +370,12 @@ MODES: dict[str, Mode] = {m.name: m for m in (
          why="the documented command on a Docker network of its own", network="own"),
     Mode("host-gateway", "the documented command as is", rank=0,
          why=DOCUMENTED, network="default"),
+    # Agent Canvas's npm launcher (`npx @openhands/agent-canvas@V`): its static server on 3001
+    # (scripts/dev-with-automation.mjs, preferredVitePort), besides the agent-server's and
+    # automation's 18000 and 18001 (Generation.host_network_ports).
+    ProcessMode("native", "npx @openhands/agent-canvas@VERSION on this machine, no container", rank=4,
+                why="the native install (npx) on this machine", network="host", add_host_gateway=False,
+                host_ports=(3001,)),
 )}
 
 

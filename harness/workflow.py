@@ -295,10 +295,13 @@ def prepare_images(client: Any, i: Inputs, ctx: RunContext) -> dict[str, ImageSe
             except images.ImageUnavailable as e:
                 got[t.tag] = e
     clis = {c.target.tag for c in i.cells if c.entrypoint == "cli"}
+    natives = {c.target.tag for c in i.cells if getattr(c.mode.spec, "host_process", False)}
     made: dict[str, ImageSet | ImageFailure] = {}
     for tag, one in got.items():
         if isinstance(one, ImageSet) and tag in clis:
             one = with_cli(client, one)
+        if isinstance(one, ImageSet) and tag in natives:
+            one = with_native(one)
         made[tag] = (one if isinstance(one, ImageSet)
                      else ImageFailure(error=str(one), resolved_version=one.resolved_version))
     return made
@@ -322,6 +325,18 @@ def with_cli(client: Any, one: ImageSet) -> ImageSet:
         except images.ImageUnavailable as e:  # a build that failed too (BuildFailed is one)
             update["cli_error"] = str(e)
     return one.model_copy(update=update)
+
+
+def with_native(one: ImageSet, python312: str | None = None) -> ImageSet:
+    """The target's images with the native mode's install of its release (its generation's
+    native_install: none for a generation without one, whose native cells say so)."""
+    gen = generations.get(one.api)
+    if gen.native_install is None:
+        return one
+    try:
+        return one.model_copy(update={"native": gen.load(gen.native_install)(one.resolved_version, python312)})
+    except images.ImageUnavailable as e:
+        return one.model_copy(update={"native_error": str(e).splitlines()[0]})
 
 
 def prepare(o: Options, selection: Callable[[Inputs], None] | None = None) -> Prepared:

@@ -17,6 +17,7 @@ from harness.cells.caller import CallerCell
 from harness.cells.cell import CellCore, daemon_lost
 from harness.cells.cli import CliCell
 from harness.cells.headless import HeadlessCell
+from harness.cells.native import NativeCell
 from harness.cells.plan import CellPlan
 from harness.context import RunContext
 from harness.host import docker_host
@@ -33,17 +34,23 @@ LOST_WORKER = ("the worker running this cell died before it wrote a result (kill
                "what it started was swept at the end of the run")
 
 
+def entry(plan: CellPlan) -> type[CellCore]:
+    """Who runs the cell: a mode whose launch is a host process (modes.ProcessMode) its own
+    cell, else the matrix's entry point."""
+    return NativeCell if getattr(plan.cell.mode.spec, "host_process", False) else ENTRYPOINTS[plan.cell.entrypoint]
+
+
 def run_cell(plan: CellPlan) -> CellResult:
     """One cell; once more before its verdict is written when the first attempt failed for a
     reason of the moment (diagnosis.Decision.rerun): "again" as it was, "alone" with every boot
     slot held, so the machine's load is not what ran one of OpenHands' own clocks out. A grace
     that still runs out alone is a finding about this host, said in those words."""
-    result = ENTRYPOINTS[plan.cell.entrypoint](plan).run()
+    result = entry(plan)(plan).run()
     rerun = result.connect.rerun
     if rerun is None:
         return result
     first = result
-    result = ENTRYPOINTS[plan.cell.entrypoint](replace(plan, alone=rerun == "alone")).run()
+    result = entry(plan)(replace(plan, alone=rerun == "alone")).run()
     load = f"; the machine meanwhile: {first.boot.summary()}" if rerun == "alone" else ""
     result.notes.append(f"run twice: the first attempt failed {first.connect.cause} after {first.connect.seconds} s "
                         f"({first.connect.evidence[0].text[:200]}){load}; "

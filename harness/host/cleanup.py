@@ -24,6 +24,7 @@ from pathlib import Path
 import docker
 from docker.errors import APIError, NotFound
 
+from harness.host import processes
 from harness.paths import cache_root
 
 RUN_LABEL = "oh-matrix.run"
@@ -117,13 +118,15 @@ class SweepReport:
     containers: list[str] = field(default_factory=list)
     networks: list[str] = field(default_factory=list)
     folders: list[str] = field(default_factory=list)  # cells' temporary folders (a deployment's mounts)
+    processes: list[str] = field(default_factory=list)  # host processes (the native install's, processes.py)
 
     def __bool__(self) -> bool:
-        return bool(self.containers or self.networks or self.folders)
+        return bool(self.containers or self.networks or self.folders or self.processes)
 
     def summary(self) -> str:
         folders = f", {len(self.folders)} folders" if self.folders else ""
-        return f"{len(self.containers)} containers, {len(self.networks)} networks{folders}"
+        procs = f", {len(self.processes)} processes" if self.processes else ""
+        return f"{len(self.containers)} containers, {len(self.networks)} networks{folders}{procs}"
 
 
 def remove_container(c: docker.models.containers.Container) -> bool:
@@ -181,7 +184,7 @@ def sweep(client: docker.DockerClient, run_id: str | None = None, *,
     `run_id` limits the sweep to one run (a cell's or run's own teardown);
     `include_live` also takes runs whose owner still lives (`oh-matrix clean --all`).
     """
-    report = SweepReport()
+    report = SweepReport(processes=processes.sweep(_owner_alive, run_id, include_live))
     filt = {"label": f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL}
 
     def ours(lbls: dict[str, str]) -> bool:

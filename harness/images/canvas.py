@@ -383,6 +383,43 @@ def node_binary(major: int = NODE_MAJOR) -> tuple[str, Path]:
     return version, binary
 
 
+# -- the native install: what `npx @openhands/agent-canvas@V` runs -----------------------------
+
+NATIVE_PACKAGE = ("@openhands", "agent-canvas")  # under node_modules
+LAUNCHER = "bin/agent-canvas.mjs"  # package.json bin.agent-canvas
+
+
+def native_install(version: str, python312: str | None = None) -> dict[str, str]:
+    """The release as `npx` installs it (npm_install: every npm dependency, at the release's
+    pins; one the registry lacks ends it in one line), with what its launcher needs on PATH:
+    Node NODE_MAJOR, uv and uvx (the PyPI `uv` the harness installs), a CPython 3.12 for uvx.
+    Made once per version in the cache, serialized across processes. The paths, for the
+    native cell (harness/cells/native.py)."""
+    locks = cache_root() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    with FileLock(str(locks / f"native-canvas-{version}.lock")):
+        package = npm_package(version)
+        modules = npm_install(version, package)
+        node_version, node = node_binary()
+    installed = modules.joinpath(*NATIVE_PACKAGE)
+    if not (installed / LAUNCHER).is_file():
+        raise ImageUnavailable(f"agent-canvas {version}: the installed package has no {LAUNCHER}",
+                               resolved_version=version)
+    if (took := time.monotonic() - t0) > 2:
+        log(f"agent-canvas {version}: native install (npm, Node {node_version}) ready in {took:.0f} s")
+    uv = wheelstore.uv_binary().parent
+    p = pins(json.loads((package / "config" / "defaults.json").read_text()), version)
+    try:  # the day the release was cut, as the image's resolve takes it (python_house): for the remedy
+        day = {"exclude_newer": exclude_newer([upload_time("openhands-agent-server", p.agent_server),
+                                               upload_time("openhands-automation", p.automation)])}
+    except ImageUnavailable:
+        day = {}
+    return {**day, "package": str(installed), "launcher": str(installed / LAUNCHER), "node": str(node),
+            "node_version": node_version, "uv": str(uv / "uv"), "uvx": str(uv / "uvx"),
+            "python": str(releases.find_python312(python312))}
+
+
 def _index() -> str:
     for name in ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL"):
         if value := os.environ.get(name):

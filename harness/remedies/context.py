@@ -11,7 +11,7 @@ from harness import endpoint, generations, modes
 from harness.context import RunContext
 from harness.host import firewall
 from harness.matrix import Cell
-from harness.model import Cause, CellResult, Direction, Host
+from harness.model import Cause, CellResult, Direction, Host, ImageSet
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,9 @@ class Context:
     remote: bool = False
     # The deployment gives its app a Docker socket (spec.ServiceSpec.mounts_socket).
     mounts_socket: bool = True
+    # The `--exclude-newer` time of the release's cut (its pinned packages' upload + a day), for
+    # a native install whose uvx resolved today's packages (ImageSet.native).
+    release_cut: str | None = None
 
     @classmethod
     def of(cls, result: CellResult, cell: Cell, ctx: RunContext) -> Context:
@@ -59,6 +62,7 @@ class Context:
                    own_command=bool(dep and dep.service.command), api_on_loopback=bool(dep and dep.api_on_loopback),
                    rootless=bool(ctx.host.rootless), host_alias=_loopback_alias(ctx.host),
                    remote=bool(ctx.host.remote), mounts_socket=dep.service.mounts_socket() if dep else True,
+                   release_cut=_release_cut(ctx, cell.target.tag),
                    **_firewall_facts(result, cell, ctx.host))
 
     @property
@@ -79,6 +83,11 @@ class Context:
             return self.network == "host"
         mode = modes.MODES.get(self.mode or "")
         return mode is not None and mode.shares_host_ports
+
+
+def _release_cut(ctx: RunContext, tag: str) -> str | None:
+    images = ctx.images.get(tag)
+    return images.native.get("exclude_newer") if isinstance(images, ImageSet) else None
 
 
 def _firewall_facts(result: CellResult, cell: Cell, host: Host) -> dict[str, Any]:

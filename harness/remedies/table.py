@@ -163,6 +163,12 @@ DNS, TIMEOUT, REFUSED = Cause.DNS_UNRESOLVED, Cause.CONNECT_TIMEOUT, Cause.CONNE
 REJECTED = Cause.CONNECTION_REJECTED
 
 REMEDIES: dict[str, Remedy] = {r.name: r for r in (
+    Remedy("uv-exclude-newer", (Cause.AGENT_SERVER_EXITED,),
+           lambda ctx: {"UV_EXCLUDE_NEWER": ctx.release_cut} if ctx.release_cut else None,
+           "keep uv to the packages of the release's day (`UV_EXCLUDE_NEWER`, which uvx reads): the launcher's "
+           "uvx pins only the agent-server and resolves everything under it today, so a newer dependency "
+           "(fastapi 0.165 for agent-server 1.44.0) can break it at import; the day is the later upload of the "
+           "two packages the release pins plus one, as the harness's image resolves it (docs/canvas.md)"),
     Remedy("publish-app-port", (Cause.APP_NOT_PUBLISHED,), lambda ctx: {},
            "publish the app's own port where you reach it: the app server listens on 3000 in its container, "
            "Agent Canvas on 8000 (docker/entrypoint.sh PORT), and a mapping carried from one to the other "

@@ -6,6 +6,8 @@ from harness import generations, modes
 from harness.errors import InputError
 
 pytestmark = pytest.mark.unit
+# The modes whose launch is a container (the native mode's is a host process: test_native.py).
+CONTAINER_MODES = [n for n, m in modes.MODES.items() if not getattr(m, "host_process", False)]
 
 
 def launch(mode: str, gen: str = "v0", **kw: object) -> modes.AppLaunch:
@@ -106,7 +108,7 @@ def test_the_app_gets_the_socket_of_the_daemon_the_cell_runs_on(
     """The app starts its runtime through the mounted socket: on the daemon the harness
     talks to, and the line a person copies says which."""
     monkeypatch.setenv("DOCKER_HOST", docker_host)
-    for mode in modes.MODES:
+    for mode in CONTAINER_MODES:
         lau = launch(mode, "v1", networks={"own": "net"} if mode == "custom-network" else None)
         assert lau.socket == socket
         args = shlex.split(lau.docker_run())
@@ -128,7 +130,7 @@ def test_the_harness_listens_above_the_ports_openhands_picks_for_its_runtimes() 
 
 
 @pytest.mark.parametrize("gen", ["v0", "v1"])
-@pytest.mark.parametrize("mode", list(modes.MODES))
+@pytest.mark.parametrize("mode", CONTAINER_MODES)
 def test_the_container_that_runs_is_the_line_people_read_placed(mode: str, gen: str) -> None:
     """One description, two renderings: the container the harness starts has every setting
     of the docker run line a person reads, and differs only by the harness's placement (the
