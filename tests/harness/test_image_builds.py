@@ -4,6 +4,7 @@ venv install that puts true sources over the lock, several releases at once, and
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -210,16 +211,14 @@ def test_prepare_all_overlaps_releases_and_names_each_in_its_progress(
         return image_set(tag).model_copy(update={"api": api, "resolved_version": "1.11.0" if api == "v1" else "0.62.0"})
 
     monkeypatch.setattr(images, "_prepare", fake)
-    t0 = time.monotonic()
     out = images.prepare_all(None, [("0.61", "v0"), ("0.62", "v0"), ("latest", "v1")], "pypi")  # type: ignore[arg-type]
-    assert time.monotonic() - t0 < 1.0  # three 0.4 s builds, overlapped
-    assert peak[0] == 3
+    assert peak[0] == 3  # all three building at once (no wall clock: a busy machine must not fail it)
     assert list(out) == ["0.61", "0.62", "latest"]
     assert isinstance(out["0.61"], ImageUnavailable) and isinstance(out["latest"], ImageSet)
     err = capsys.readouterr().err
     for tag in ("0.61", "0.62", "latest"):
         assert f"[oh-matrix images {tag}] working" in err
-    assert "3 release(s) in 0 s; unavailable: 0.61" in err
+    assert re.search(r"3 release\(s\) in \d+ s; unavailable: 0\.61", err), err
     lines = images.build_lines(out)
     assert lines[0] == "0.61 (0.61.0): image-unavailable: openhands-ai 0.61.0: no"
     assert lines[1].startswith("0.62: 0.62.0 via pypi  app=oh-matrix/openhands:x")
