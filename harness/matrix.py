@@ -226,7 +226,8 @@ class Matrix:
         return [cell for t in self.targets for m in self.modes if t.deployment in (None, m.name)
                 for cell in [*(Cell(t, m, e) for e in ((m.deployment.entrypoint,) if m.deployment
                                                        else self.entrypoints)),
-                             *(Cell(t, m, "caller", caller=c) for c in self.callers)]]
+                             *(Cell(t, m, "caller", caller=c) for c in self.callers
+                               if not getattr(m.spec, "host_process", False))]]  # a container's app only
 
     def select(self, only: Iterable[str]) -> list[Cell]:
         """Cells whose id is in `only` (all cells when empty); unknown ids are an input error."""
