@@ -150,6 +150,9 @@ class Generation:
     replay_skip: str | None = None  # None: it replays recorded trajectories (--llm replay); else why not
     remedies: tuple[str, ...] = ()  # names in harness/remedies/table.py that apply to its cells
     latest: bool = False  # `latest` resolves to this generation today
+    # The distribution whose version is the release an image holds (read from the image when
+    # its labels do not say: a user's own image, images/own.py)
+    release_package: str = "openhands-ai"
     # What its agent can do for a task (keys of CAPABILITIES), and why it lacks the others.
     capabilities: tuple[str, ...] = ()
     lacks_why: dict[str, str] = field(default_factory=dict)
@@ -343,7 +346,39 @@ CANVAS = Generation(
                            "offline image has no Chromium")},
 )
 
-GENERATIONS: dict[str, Generation] = {g.name: g for g in (V0, V1, CANVAS)}
+# The agent-server alone, as a backend people run in a container of its own and register in
+# Agent Canvas by URL and key, or drive with the SDK (`ghcr.io/openhands/agent-server:V-python`;
+# docs/backends.md). Its API is the one Canvas's ingress fronts, at the server itself; its
+# targets are users' own lines and files naming that image (deployments), not tags.
+AGENT_SERVER = Generation(
+    name="agent-server-only",
+    title="the agent-server alone (ghcr.io/openhands/agent-server), a backend reached by URL and key",
+    majors=(),
+    oldest=(1, 34, 0),
+    oldest_why="the adapter's calls are Agent Canvas's, read from agent-server 1.44.0 and 1.49.1 and run against "
+               "1.34.0 and 1.49.1",
+    app_module="openhands.agent_server.api:api",
+    health_path="/ready",  # agent_server/api.py: 200 once initialised, 503 before
+    rules="harness.openhands.canvas:AgentServerRules",
+    client="harness.openhands.canvas:CanvasClient",
+    official_images="harness.images.canvas:no_release_images",
+    pypi_images="harness.images.canvas:no_release_images",
+    runtime_prefix="/",
+    workspace="/workspace/project",  # the image's WORKDIR, owned by its user (agent_server/docker/Dockerfile)
+    llm_caller="app",
+    tools=Tools(bash="terminal", edit="file_editor"),
+    api_key_env="SESSION_API_KEY",  # agent_server/config.py: V1_SESSION_API_KEY_ENV
+    runtime_is_app=True,
+    starts_containers=False,
+    app_port=8000,  # the image's EXPOSE and the server's default --port
+    remedies=("session-key",),
+    no_cells="name it by a deployment of its image (docs/backends.md): its releases are the SDK's, not a tag here",
+    capabilities=(),
+    lacks_why=CANVAS.lacks_why,
+    release_package="openhands-agent-server",
+)
+
+GENERATIONS: dict[str, Generation] = {g.name: g for g in (V0, V1, CANVAS, AGENT_SERVER)}
 
 
 def newest() -> Generation:
@@ -358,9 +393,10 @@ def app_server_newest() -> Generation:
 
 
 def for_image(image: str) -> Generation | None:
-    """The generation an image's repository names by itself (Agent Canvas's); None: the tag decides."""
+    """The generation an image's repository names by itself (Agent Canvas's, the
+    agent-server's); None: the tag decides."""
     repo = image.rsplit("/", 1)[-1].partition(":")[0].partition("@")[0]
-    return CANVAS if repo == "agent-canvas" else None
+    return {"agent-canvas": CANVAS, "agent-server": AGENT_SERVER}.get(repo)
 _TAG = re.compile(r"(\d+)\.\d+(?:\.\d+)?")
 
 

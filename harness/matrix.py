@@ -349,9 +349,9 @@ def parse(data: dict[str, Any], path: str, files: dict[str, str] | None = None,
     run = r.table(data, "run", "run")
     r.unknown(run, "run", {"backend", "connect_budget", "app_budget", "tasks", "task_budget", "llm", "entrypoints",
                            "upgrade_from"})
-    targets_raw = data.get("targets")
-    if not isinstance(targets_raw, list) or not targets_raw:
-        raise r.fail("targets", "expected at least one [[targets]] table")
+    targets_raw = data.get("targets", [])
+    if not isinstance(targets_raw, list) or not (targets_raw or data.get("deployments")):
+        raise r.fail("targets", "expected at least one [[targets]] table (or deployments that bring their own image)")
     targets: list[Target] = []
     for i, t in enumerate(targets_raw):
         key = f"targets[{i}]"
@@ -401,6 +401,9 @@ def parse(data: dict[str, Any], path: str, files: dict[str, str] | None = None,
         choice, own = _deployment(r, name, body, path, files, deployment_files, run_command)
         chosen.append(choice)
         targets += [own] if own else []
+    if not targets:
+        raise r.fail("targets", "expected at least one [[targets]] table: the deployments here run no image of "
+                                "their own (own_image = false, or none named)")
     task_defs, texts = _tasks(r, run, files)
     texts = {**texts, **deployment_files}
     m = Matrix(

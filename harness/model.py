@@ -90,6 +90,9 @@ class Cause(StrEnum):
     # its own loopback, where nothing of OpenHands listens (a caller container given
     # http://localhost:PORT, as the host's browser would be).
     OWN_LOOPBACK = "own-loopback"
+    # The app listens on its container's loopback only: the daemon's published port, and every
+    # other container, reach nothing (the agent-server from 1.37.1 with no session key).
+    LOOPBACK_BOUND = "loopback-bound"
     BUDGET_EXCEEDED = "budget-exceeded"
     # The daemon refused the harness's own set-up for a reason that is none of the above:
     # kept apart so an infrastructure error is never reported as an OpenHands failure.

@@ -137,6 +137,8 @@ class ApiCell(CellCore):
         if not (isinstance(client, Authenticates) and isinstance(self.rules, KeepsKey)):
             return None
         key = self.rules.session_key(self.app.app_env, lambda path: read_file(app, path))
+        if key == "":  # the deployment sets none, and the server then asks none
+            return None
         if key is None:
             return Decision(Verdict.FAIL, Cause.API_ERROR,
                             "the app's API answers, but it has no session key: neither a setting nor the file "

@@ -6,6 +6,7 @@ the run registry at once and removed after the app."""
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -22,13 +23,18 @@ from harness.cells.plan import CellPlan, runtime_kwargs
 from harness.deployments import Deployment
 from harness.generations import Generation
 from harness.host import cleanup, docker_host, rootlesskit
-from harness.host.containers import CellResources, app_container, free_port
+from harness.host.containers import CellResources, app_container, free_port, tail
 from harness.host.netprobe import NetProbe
 from harness.host.probes import probe_from, probe_here
 from harness.host.rootlesskit import RootlessKit
-from harness.model import Cause, CellResult, Verdict
+from harness.model import Cause, CellResult, Verdict, strip_ansi
 from harness.openhands import Client
 from harness.secrets import redact_env
+
+# Where a server says it listens (uvicorn's line, the agent-server's own), its address
+# perhaps on the next line of a wrapped log.
+BOUND = re.compile(r"(Uvicorn running on|Starting OpenHands Agent Server on)[\s\S]{0,80}?"
+                   r"(https?://[\w.:\[\]-]+|\d+\.\d+\.\d+\.\d+:\d+)")
 
 
 class HarnessPath:
@@ -59,10 +65,33 @@ class HarnessPath:
         self.misses = 0 if _answers(mine) else self.misses + 1
         if self.misses < self.MISSES:
             return None
+        if (bound := self.loopback_only(inside)) is not None:
+            return bound
         return Decision(Verdict.ERROR, Cause.HARNESS_ERROR,
                         f"the harness cannot reach the app's API at {self.host}:{self.harness_port} "
                         f"({_what(mine)}) while the app answers on its own port {self.port} inside its namespace"
                         + (f": {why}" if why else "") + f". Probes: {mine.line()} | {inside.line()}")
+
+
+    def loopback_only(self, inside: NetProbe) -> Decision | None:
+        """The app answers on 127.0.0.1 inside its container and refuses at its own address
+        there: it binds the loopback, so no published port and no other container reach it.
+        That is the app's (its bind address), not the harness's path."""
+        self.app.reload()
+        address = next((n.get("IPAddress") for n in (self.app.attrs["NetworkSettings"].get("Networks") or {}).values()
+                        if n.get("IPAddress")), None)
+        if not address:  # the host network: the harness's own loopback is the app's
+            return None
+        at = probe_from(self.app, "app (its own address, inside its namespace)", address, self.port, self.health)
+        if at.tcp != "refused":
+            return None
+        said = BOUND.findall(strip_ansi(tail(self.app, 300)))  # rich wraps the line: the address may be below
+        own = f" Its own words: '{said[-1][0]} {said[-1][1]}'." if said else ""
+        return Decision(Verdict.FAIL, Cause.LOOPBACK_BOUND,
+                        f"the app listens on its container's loopback only: it answers at 127.0.0.1:{self.port} "
+                        f"inside its container and refuses at its own address {address}:{self.port}, so the port "
+                        f"the daemon publishes (and every other container) reaches nothing.{own} Probes: "
+                        f"{inside.line()} | {at.line()}")
 
 
 def _answers(p: NetProbe) -> bool:

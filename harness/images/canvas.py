@@ -569,6 +569,34 @@ def _build(client: docker.DockerClient, ref: str, folder: Path) -> None:
         raise ImageUnavailable(f"building {ref} failed: {str(e)[:300]}") from None
 
 
+AGENT_SERVER_REPO = "ghcr.io/openhands/agent-server"
+
+
+def agent_server_image(client: docker.DockerClient, venv_ref: str, version: str, labels: dict[str, str]) -> str:
+    """The agent-server a release pins, alone, named as the official image
+    (`ghcr.io/openhands/agent-server:V-python`): what people run as a backend
+    (docs/backends.md) and what the agent-server's Docker conversation runtime starts. From
+    the release's own venv, with the app server's sandbox recipe (user openhands, uid
+    10001, WORKDIR /workspace/project, `python -m openhands.agent_server`, no --host)."""
+    from harness.images.pypi import _agent_server_dockerfile, _asset
+    from harness.images.pypi import _build as build_from_text
+
+    ref = f"{AGENT_SERVER_REPO}:{version}-python"
+    key = f"{venv_ref}|{hashlib.sha256(_agent_server_dockerfile(venv_ref, {}).encode()).hexdigest()[:10]}"
+    if _exists(client, ref) and client.images.get(ref).labels.get("oh-matrix.key") == key:
+        return ref
+    log(f"{ref}: building")
+    build_from_text(client, ref, _agent_server_dockerfile(venv_ref, {
+        **labels, "oh-matrix.image": "agent-server", "oh-matrix.release": version, "oh-matrix.key": key,
+        "org.opencontainers.image.version": version}), {"chromium": _asset("chromium")})
+    return ref
+
+
+def no_release_images(client: docker.DockerClient, tag: str, gen: Generation, *args: object) -> ImageSet:
+    """The agent-server alone has no release tags here: its cells are deployments of its image."""
+    raise ImageUnavailable(f"{tag}: {gen.name} {gen.no_cells}")
+
+
 def _hash_tree(folder: Path) -> str:
     h = hashlib.sha256()
     for path in sorted(folder.rglob("*")):
@@ -655,13 +683,15 @@ def build(client: docker.DockerClient, version: str, api: str,
             _build(client, ref, Path(tmp))
         steps["image"] = time.monotonic() - t3
         built.append("image")
+    server_ref = agent_server_image(client, venv_ref, p.agent_server, labels)
     log(f"agent-canvas {version}: " + (f"built {', '.join(built)} in {time.monotonic() - t0:.0f} s ("
                                        + ", ".join(f"{k} {v:.0f} s" for k, v in steps.items()) + ")"
                                        if built else f"cached ({ref})"))
     cutoff = (house / "exclude-newer.txt").read_text().strip()
     notes = [f"built from {PACKAGE} {version} (npm) with openhands-agent-server {p.agent_server} and "
              f"openhands-automation {p.automation}, Python set as of {cutoff} (deps {deps}), Node {node_version}",
-             f"stands for {OFFICIAL}:{version}"]
+             f"stands for {OFFICIAL}:{version}",
+             f"its agent-server alone, as a backend or a conversation's container: {server_ref}"]
     return ImageSet(tag=version, resolved_version=version, backend="pypi", api=api, app_image=ref,
                     runtime_image=ref, deps_hash=deps, notes=notes, lacks=["browser"],
                     build_seconds={k: round(v, 1) for k, v in steps.items()} if built else {})

@@ -41,10 +41,12 @@ def prepare(client: docker.DockerClient, tag: str, api: str, ref: str, environme
     image = fetch(ref)
     version = official.image_version(image, "")
     if not version:
-        version = official.installed(client, ref, "openhands-ai")
+        version = official.installed(client, ref, gen.release_package)
     notes = [f"your deployment's own image {ref}, as this daemon has it or pulled it"]
     runtime = ""
-    if gen.runtime_image_env:
+    if gen.runtime_is_app:  # the agent runs in the image's own container (Agent Canvas, the agent-server)
+        runtime = ref
+    elif gen.runtime_image_env:
         runtime = environment.get(gen.runtime_image_env) or official.image_env(image).get(gen.runtime_image_env, "")
         if runtime:
             fetch(runtime)

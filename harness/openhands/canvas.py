@@ -88,6 +88,33 @@ class CanvasRules:
         return f"http://127.0.0.1:{app_env.get('AGENT_SERVER_PORT') or AGENT_SERVER_PORT}"
 
 
+class AgentServerFailureLog:
+    """The server's own line naming where it binds (agent_server/__main__.py, from 1.37.1:
+    127.0.0.1 unless a session key is set)."""
+
+    def line(self, app_logs: str) -> str | None:
+        found = re.findall(r"^.*Starting OpenHands Agent Server on \S+.*$", app_logs, re.M)
+        return found[-1].strip()[:300] if found else None
+
+
+class AgentServerRules(CanvasRules):
+    """The agent-server alone (generations.AGENT_SERVER): the runtime is the server's own
+    container, at the port it serves; its key is what its deployment sets, or none, and then
+    it asks none (agent_server/config.py session_api_keys, dependencies.py)."""
+
+    def __init__(self, gen: Generation = CANVAS) -> None:
+        super().__init__(gen)
+        self.failure_log = AgentServerFailureLog()
+
+    def session_key(self, app_env: dict[str, str], read: Callable[[str], str | None]) -> str | None:
+        """OH_SESSION_API_KEYS_0, else SESSION_API_KEY; "" when neither is set: no key is asked."""
+        return next((app_env[n] for n in ("OH_SESSION_API_KEYS_0", "SESSION_API_KEY") if app_env.get(n)), "")
+
+    def runtime_url(self, app_logs: str, app_env: dict[str, str],
+                    runtime_attrs: dict[str, Any] | None) -> str | None:
+        return f"http://127.0.0.1:{self.gen.app_port}"
+
+
 class CanvasClient:
     def __init__(self, base_url: str, timeout: float = 30.0, gen: Generation = CANVAS,
                  api_key: str | None = None, transport: httpx.BaseTransport | None = None) -> None:

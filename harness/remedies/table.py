@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -163,6 +164,11 @@ DNS, TIMEOUT, REFUSED = Cause.DNS_UNRESOLVED, Cause.CONNECT_TIMEOUT, Cause.CONNE
 REJECTED = Cause.CONNECTION_REJECTED
 
 REMEDIES: dict[str, Remedy] = {r.name: r for r in (
+    Remedy("session-key", (Cause.LOOPBACK_BOUND,),
+           lambda ctx: {"SESSION_API_KEY": secrets.token_urlsafe(24)},
+           "give the agent-server a session key (`SESSION_API_KEY`): from 1.37.1 it binds 0.0.0.0 only when "
+           "one is set, else 127.0.0.1 (agent_server/__main__.py), and then every caller must send it "
+           "(X-Session-API-Key)"),
     Remedy("uv-exclude-newer", (Cause.AGENT_SERVER_EXITED,),
            lambda ctx: {"UV_EXCLUDE_NEWER": ctx.release_cut} if ctx.release_cut else None,
            "keep uv to the packages of the release's day (`UV_EXCLUDE_NEWER`, which uvx reads): the launcher's "
