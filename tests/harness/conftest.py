@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import pytest
@@ -18,6 +18,9 @@ from harness.host import cleanup, docker_host
 from harness.images import wheels
 from harness.images.base import BaseImage, ensure_base
 from harness.model import ImageSet, Run
+
+if TYPE_CHECKING:
+    from shared import Shared
 
 # 1.x marks a sandbox ERROR once /health has not answered 15 s after the container started.
 # On a slow machine its agent-server takes about that long to import (measured on a 2-core
@@ -66,6 +69,17 @@ def v1_images(client: docker.DockerClient) -> ImageSet:
     """1.11 (openhands-ai 1.11.0), the newest 1.x release, built from PyPI (from cache when
     present). Named by its number: `latest` names Agent Canvas, another generation."""
     return images.prepare(client, "1.11", "v1", "pypi")
+
+
+@pytest.fixture(scope="session")
+def shared(client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+    """The cells release tests share, run once each (tests/harness/shared.py), swept at the end;
+    their phase lines in progress.log of a folder of the session's."""
+    from shared import Shared
+
+    cells = Shared(client, tmp_path_factory.mktemp("shared"))
+    yield cells
+    cells.close()
 
 
 @pytest.fixture

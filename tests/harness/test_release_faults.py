@@ -2,7 +2,12 @@
 OpenHands did, within seconds of the conversation, with the direction that broke (V1 connects
 both ways): a runtime the daemon cannot start, a proxy in the app's environment, the callback
 port dropped by a scoped firewall rule, a startup grace too short for the host, and a host
-made slow by CPU burners beside the cell."""
+made slow by CPU burners beside the cell.
+
+One real run, many assertions (tests/harness/shared.py): the runtime the daemon cannot start
+and the proxy run at once before the first test, holding boot slots as any cell does. The
+others change the host (a firewall rule) or are about its load (a grace, burners): they run
+after them, alone."""
 
 from __future__ import annotations
 
@@ -10,9 +15,11 @@ import io
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import docker
 import pytest
+from shared import Ran, Shared, one_1x_at_a_time
 
 from harness import remedies
 from harness.cells.plan import CellPlan
@@ -44,33 +51,58 @@ def rerun_with(images: ImageSet, run_id: str, mode: str, env: dict[str, str]) ->
     return rerun
 
 
+def no_entrypoint(client: docker.DockerClient, images: ImageSet, base: BaseImage) -> Callable[[str], CellResult]:
+    """An image without the runtime's entrypoint as the runtime."""
+    def cell(run_id: str) -> CellResult:
+        ref = f"oh-matrix-test/no-entrypoint:{run_id[5:17]}"
+        client.images.build(fileobj=io.BytesIO(f"FROM {base.ref}\nLABEL oh-matrix.test=1\n".encode()), tag=ref,
+                            rm=True, network_mode="none")
+        try:
+            return run_cell(plan(images, run_id, "host-gateway", {"SANDBOX_RUNTIME_CONTAINER_IMAGE": ref}))
+        finally:
+            client.images.remove(ref, force=True)
+    return cell
+
+
+PROXY = {"HTTP_PROXY": "http://127.0.0.1:9"}  # the app's own loopback: nothing listens
+
+
+def v1_proxied(client: docker.DockerClient, images: ImageSet) -> Callable[[str], tuple[CellResult, list[Any]]]:
+    """HTTP_PROXY in a 1.x app's env, and the remedy search on its result."""
+    def cells(run_id: str) -> tuple[CellResult, list[Any]]:
+        r = run_cell(plan(images, run_id, "host-gateway", PROXY))
+        tried = remedies.search(r, remedies.Context(gateway=docker_host.bridge_gateway(client), mode="host-gateway"),
+                                rerun_with(images, run_id, "host-gateway", PROXY))
+        return r, tried
+    return cells
+
+
+@pytest.fixture(scope="module")
+def cells(shared: Shared, client: docker.DockerClient, v0_images: ImageSet, v1_images: ImageSet,
+          base_image: BaseImage) -> dict[str, Ran[Any]]:
+    """The cells of this module that change nothing on the host, at once (the boots one at a time)."""
+    return shared.run({"0.62-no-entrypoint": no_entrypoint(client, v0_images, base_image),
+                       "1.11-proxy": one_1x_at_a_time(v1_proxied(client, v1_images))})
+
+
 def test_a_runtime_the_daemon_cannot_start_is_named_in_seconds_with_the_daemons_words(
-        client: docker.DockerClient, v0_images: ImageSet, base_image: BaseImage, run_id: str,
-        leftovers: Leftovers) -> None:
+        cells: dict[str, Ran[Any]], leftovers: Leftovers) -> None:
     """An image without the runtime's entrypoint: the daemon creates the container and cannot
     start it. Before, that waited out the whole budget as budget-exceeded."""
-    ref = f"oh-matrix-test/no-entrypoint:{run_id[5:17]}"
-    client.images.build(fileobj=io.BytesIO(f"FROM {base_image.ref}\nLABEL oh-matrix.test=1\n".encode()), tag=ref,
-                        rm=True, network_mode="none")
-    try:
-        r = run_cell(plan(v0_images, run_id, "host-gateway", {"SANDBOX_RUNTIME_CONTAINER_IMAGE": ref}))
-    finally:
-        client.images.remove(ref, force=True)
+    ran = cells["0.62-no-entrypoint"]
+    r, run_id = ran.value, ran.run_id
     assert (r.connect.verdict, r.connect.cause) == ("fail", "runtime-missing"), r.connect.explain()
     assert r.connect.seconds is not None and r.connect.seconds <= DECIDED, r.connect.explain()
     assert "micromamba" in text(r) and "no such file" in text(r).lower(), r.connect.explain()  # the daemon's words
     assert leftovers(run_id) == []
 
 
-def test_v1_health_checks_go_through_a_proxy_in_the_apps_env(client: docker.DockerClient, v1_images: ImageSet,
-                                                             run_id: str, leftovers: Leftovers) -> None:
-    env = {"HTTP_PROXY": "http://127.0.0.1:9"}  # the app's own loopback: nothing listens
-    r = run_cell(plan(v1_images, run_id, "host-gateway", env))
+def test_v1_health_checks_go_through_a_proxy_in_the_apps_env(cells: dict[str, Ran[Any]], leftovers: Leftovers) -> None:
+    ran = cells["1.11-proxy"]
+    (r, tried), run_id = ran.value, ran.run_id
     assert (r.connect.verdict, r.connect.cause, r.connect.direction) == ("fail", "proxy", "app->runtime"), \
         r.connect.explain()
     assert r.connect.seconds is not None and r.connect.seconds <= DECIDED
-    tried = remedies.search(r, remedies.Context(gateway=docker_host.bridge_gateway(client), mode="host-gateway"),
-                            rerun_with(v1_images, run_id, "host-gateway", env))
     assert [(t.name, t.verdict) for t in tried] == [("no-proxy", "pass")], [(t.cause, t.seconds) for t in tried]
     assert leftovers(run_id) == []
 

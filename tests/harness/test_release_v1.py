@@ -1,15 +1,24 @@
 """The real 1.x release (`1.11`, the app server's newest openhands-ai on PyPI) with its agent-server
 sandbox. V1 connects both ways: the app reaches the sandbox, and the sandbox calls the
 app back (MCP, webhooks); a cell passes only when the conversation's start task is READY,
-and a failure names the direction that broke."""
+and a failure names the direction that broke.
+
+One real run, many assertions (tests/harness/shared.py): the documented command's, the
+refused callback's and bridge's cells run before the first test, one after the other (a 1.x
+app takes every sandbox on its daemon for its own: shared.one_1x_at_a_time); the documented
+command's is the session's 1.11 host-gateway cell, which also runs test_release_tasks.py's
+catalog. The host network's remedies change the host (a
+hosts line), so that test runs after them, alone."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
+from shared import HOST_GATEWAY, Ran, Shared, host_gateway, one_1x_at_a_time
 
 from harness.cells.plan import CellPlan
 from harness.cells.runner import run_cell
@@ -27,6 +36,26 @@ def run(images: ImageSet, run_id: str, mode: str, env: dict[str, str] | None = N
     return run_cell(CellPlan(run_id, cell, images, env or {}, connect_budget=150, app_budget=150))
 
 
+def refused_callback(images: ImageSet) -> Callable[[str], tuple[CellResult, int]]:
+    """A person who publishes the app elsewhere and leaves SANDBOX_HOST_PORT pointing at a
+    port where nothing listens: the app reaches the sandbox, the sandbox cannot call back."""
+    def cell(run_id: str) -> tuple[CellResult, int]:
+        nothing = free_port()
+        return run(images, run_id, "host-gateway", {"SANDBOX_HOST_PORT": str(nothing)}), nothing
+    return cell
+
+
+@pytest.fixture(scope="module")
+def cells(shared: Shared, v1_images: ImageSet) -> dict[str, Ran[Any]]:
+    """The cells of this module but the host network's, one after the other (1.x cells of a
+    batch run one at a time: shared.one_1x_at_a_time); the test functions stay one theme each."""
+    return shared.run({
+        HOST_GATEWAY.format(v1_images.tag): host_gateway(v1_images),
+        "1.11-refused-callback": one_1x_at_a_time(refused_callback(v1_images)),
+        "1.11-bridge": one_1x_at_a_time(lambda run_id: run(v1_images, run_id, "bridge")),
+    })
+
+
 def test_the_app_servers_newest_is_a_1x_release_named_1_11(v1_images: ImageSet) -> None:
     """`latest` is Agent Canvas now (test_release_deployments.py, the default matrix); the app
     server's 1.x is named by its number: 1.11 resolves to its newest patch, the last release."""
@@ -36,23 +65,19 @@ def test_the_app_servers_newest_is_a_1x_release_named_1_11(v1_images: ImageSet) 
     assert v1_images.runtime_image.startswith("ghcr.io/openhands/agent-server:")
 
 
-def test_documented_command_reaches_ready(client: docker.DockerClient, v1_images: ImageSet, run_id: str,
-                                          leftovers: Leftovers,
-        gone: Gone) -> None:
-    r = run(v1_images, run_id, "host-gateway")
+def test_documented_command_reaches_ready(cells: dict[str, Ran[Any]], leftovers: Leftovers, gone: Gone) -> None:
+    ran = cells["1.11-host-gateway"]
+    r, run_id = ran.value, ran.run_id
     assert r.connect.verdict == "pass", r.connect.explain()
     assert r.connect.runtime_url is not None and r.connect.runtime_url.startswith("http://host.docker.internal:")
     assert "-p 3000:3000" in (r.docker_run or "")
     assert leftovers(run_id) == [] and gone(r.runtime_container)
 
 
-def test_callback_refused_names_the_sandbox_to_app_direction(client: docker.DockerClient, v1_images: ImageSet,
-                                                             run_id: str, leftovers: Leftovers,
-        gone: Gone) -> None:
-    # A person who publishes the app elsewhere and leaves SANDBOX_HOST_PORT pointing at a
-    # port where nothing listens: the app reaches the sandbox, the sandbox cannot call back.
-    nothing = free_port()
-    r = run(v1_images, run_id, "host-gateway", {"SANDBOX_HOST_PORT": str(nothing)})
+def test_callback_refused_names_the_sandbox_to_app_direction(cells: dict[str, Ran[Any]], leftovers: Leftovers,
+                                                             gone: Gone) -> None:
+    ran = cells["1.11-refused-callback"]
+    (r, nothing), run_id = ran.value, ran.run_id
     assert r.connect.verdict == "fail"
     assert r.connect.cause == "connection-refused", r.connect.explain()
     why = r.connect.evidence[0].text
@@ -61,10 +86,10 @@ def test_callback_refused_names_the_sandbox_to_app_direction(client: docker.Dock
     assert leftovers(run_id) == [] and gone(r.runtime_container)
 
 
-def test_bridge_cannot_resolve_the_sandbox_address(client: docker.DockerClient, v1_images: ImageSet, run_id: str,
-                                                   leftovers: Leftovers,
-        gone: Gone) -> None:
-    r = run(v1_images, run_id, "bridge")
+def test_bridge_cannot_resolve_the_sandbox_address(cells: dict[str, Ran[Any]], leftovers: Leftovers,
+                                                   gone: Gone) -> None:
+    ran = cells["1.11-bridge"]
+    r, run_id = ran.value, ran.run_id
     assert (r.connect.verdict, r.connect.cause) == ("fail", "dns-unresolved"), r.connect.explain()
     assert r.connect.evidence[0].text.startswith("app -> runtime")
     assert leftovers(run_id) == [] and gone(r.runtime_container)
