@@ -80,8 +80,9 @@ class Ran(Generic[T]):
 class Shared:
     """The session's cells by key: `run` starts those not run yet, together, and waits for them."""
 
-    def __init__(self, client: docker.DockerClient, folder: Path, workers: int = 4) -> None:
-        """`folder`: where the cells' phase lines go (progress.log, as a run's), and the batches' times."""
+    def __init__(self, client: docker.DockerClient, folder: Path, workers: int = 8) -> None:
+        """`folder`: where the cells' phase lines go (progress.log, as a run's), and the batches' times.
+        `workers`: enough that 1.x cells waiting for their turn (one_1x_at_a_time) hold back no other."""
         self.client, self.folder, self.workers = client, folder, workers
         self.done: dict[str, Ran[Any]] = {}
         progress.open_log(folder)
