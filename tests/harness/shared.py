@@ -55,6 +55,8 @@ def one_1x_at_a_time(fn: Callable[[str], T]) -> Callable[[str], T]:
         with _ONE_1X:
             return fn(run_id)
     return run
+
+
 # The 1.x startup grace conftest.py gives release tests (SLOW_MACHINE_GRACE), set for the
 # cells' threads: module and session fixtures run before the function-scoped one that sets it.
 GRACE = "SANDBOX_STARTUP_GRACE_SECONDS=60"
