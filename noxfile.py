@@ -5,7 +5,7 @@
                          workflows' validators are unit tests)
     nox -s unit          tests with no Docker (seconds)
     nox -s engine        tests on the Docker engine, no OpenHands release (a minute)
-    nox -s release       tests on the real releases, one at a time (builds them when cold)
+    nox -s release       tests on the real releases, two workers, boots in turn (builds them when cold)
     nox -s lint          ruff and mypy
     nox -s floors        unit and engine tests on the lowest declared versions of the dependencies
     nox -s soak          a matrix run again and again at -n 2 and -n 1: flips, leftovers, growth
@@ -87,13 +87,19 @@ def matrix(session: nox.Session) -> None:
     session.run("oh-matrix", "run", *args, external=False)
 
 
-# Test kinds (markers in pyproject.toml). Unit and engine tests run in parallel; the real
-# releases one at a time: two releases booting at once on 2 cores push the V1 sandbox past
-# the app's 15 s health grace, and their verdicts would be about the harness's load.
+# Test kinds (markers in pyproject.toml), each at -n 2. Two releases booting at once on 2 cores
+# push the V1 sandbox past the app's 15 s health grace, so the release tests' boots take turns
+# through admission (harness/cells/admission.py: boot slots, file locks every process shares,
+# as many as this machine's measured boots allow); what overlaps is the rest (tasks, teardown,
+# a CLI run's start-up, images copied to a second daemon). Each module stays on one worker
+# (loadscope: its shared cells run once), longest first (tests/harness/conftest.py); a test that
+# changes the host or is about its load is marked `alone` and runs while the other worker waits
+# (tests/harness/hostturn.py). CONTRIBUTING.md says how the release tests share runs.
 KINDS = {
     "unit": ["-m", "unit", "-n", "2"],
     "engine": ["-m", "engine and not release", "-n", "2"],
-    "release": ["-m", "release", "--durations=15"],  # where CI's minutes go
+    "release": ["-m", "release", "-n", "2", "--dist", "loadscope", "--no-loadscope-reorder",
+                "--durations=30"],  # where CI's minutes go
 }
 
 

@@ -37,6 +37,40 @@ def grace_for_a_slow_machine(request: pytest.FixtureRequest, monkeypatch: pytest
         monkeypatch.setenv("OH_MATRIX_APP_ENV", SLOW_MACHINE_GRACE)
 
 
+@pytest.fixture(autouse=True)
+def host_turn(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A release test holds the host shared with the other worker's, or to itself when marked
+    `alone` (it changes the host or is about its load): tests/harness/hostturn.py."""
+    if not request.node.get_closest_marker("release"):
+        yield
+        return
+    import hostturn
+
+    with hostturn.turn(alone=request.node.get_closest_marker("alone") is not None):
+        yield
+
+
+# Where the release kind's minutes go, in seconds per module (measured on the 2-core CI machine,
+# rounded): the two workers take the longest first, so they end about together (xdist's loadscope
+# with --no-loadscope-reorder hands modules out in this order). A module not listed goes last.
+RELEASE_MINUTES = {
+    "test_release_rootless.py": 440, "test_release_remote.py": 360, "test_release_v0.py": 330,
+    "test_release_faults.py": 400, "test_release_task_files.py": 300, "test_release_deployments.py": 300,
+    "test_release_tasks.py": 260, "test_release_v1.py": 250, "test_interrupts.py": 200,
+    "test_release_mirror.py": 165, "test_release_own_image.py": 155, "test_release_firewall_reject.py": 125,
+    "test_reports_release.py": 120, "test_release_older.py": 120, "test_release_bisect.py": 100,
+    "test_release_no_socket.py": 60, "test_release_true_sources.py": 60, "test_wheel.py": 60,
+    "test_release_cli.py": 40,
+}
+
+
+def release_order(items: list[pytest.Item]) -> None:
+    """A run of release tests only (`-m release`): longest modules first, each module's tests in order."""
+    if not items or not all(i.get_closest_marker("release") for i in items):
+        return
+    items.sort(key=lambda i: -RELEASE_MINUTES.get(i.path.name, 0))  # stable: a module's order stays
+
+
 @pytest.fixture(scope="session")
 def client() -> docker.DockerClient:
     if os.environ.get("OH_MATRIX_NO_ENGINE") == "1":
@@ -77,7 +111,11 @@ def shared(client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
     their phase lines in progress.log of a folder of the session's."""
     from shared import Shared
 
-    cells = Shared(client, tmp_path_factory.mktemp("shared"))
+    across = None
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # the workers' basetemps share a parent folder
+        across = tmp_path_factory.getbasetemp().parent / "shared-cells"
+        across.mkdir(exist_ok=True)
+    cells = Shared(client, tmp_path_factory.mktemp("shared"), across=across)
     yield cells
     cells.close()
 
@@ -138,8 +176,10 @@ def synthetic_run() -> Callable[..., Run]:
 KINDS = ("unit", "engine", "release")
 
 
+@pytest.hookimpl(trylast=True)  # after -m has deselected (release_order looks at what is left)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test says which kind it is, so `nox -s tests` (which runs the kinds) runs it."""
     unmarked = [i.nodeid for i in items if not any(i.get_closest_marker(k) for k in KINDS)]
     if unmarked:
         raise pytest.UsageError(f"tests without a kind marker ({', '.join(KINDS)}): {', '.join(unmarked[:5])}")
+    release_order(items)

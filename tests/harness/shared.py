@@ -19,6 +19,7 @@ the session sweeps them all at its end."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 import threading
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import docker
+import hostturn
 
 from harness import progress, tasks
 from harness.cells.plan import CellPlan
@@ -50,11 +52,19 @@ _ONE_1X = threading.Lock()
 
 
 def one_1x_at_a_time(fn: Callable[[str], T]) -> Callable[[str], T]:
-    """`fn` (cells with a 1.x app on this daemon) runs while no other such cell of a batch does."""
+    """`fn` (cells with a 1.x app on this daemon) runs while no other such cell of a batch does,
+    in this process or another's (the release tests' two xdist workers: a file lock)."""
     def run(run_id: str) -> T:
-        with _ONE_1X:
+        with _ONE_1X, hostturn.flocked("one-1x-cell.lock"):
             return fn(run_id)
     return run
+
+
+def across_workers(fn: Callable[[str], T]) -> Callable[[str], T]:
+    """Mark a session cell whose result is a CellResult: under xdist, the first worker to ask
+    for it runs it and the others read its result (`Shared.run`), so it boots once per session."""
+    fn.across_workers = True  # type: ignore[attr-defined]
+    return fn
 
 
 # The 1.x startup grace conftest.py gives release tests (SLOW_MACHINE_GRACE), set for the
@@ -82,12 +92,50 @@ class Ran(Generic[T]):
 class Shared:
     """The session's cells by key: `run` starts those not run yet, together, and waits for them."""
 
-    def __init__(self, client: docker.DockerClient, folder: Path, workers: int = 8) -> None:
+    def __init__(self, client: docker.DockerClient, folder: Path, workers: int = 8,
+                 across: Path | None = None) -> None:
         """`folder`: where the cells' phase lines go (progress.log, as a run's), and the batches' times.
-        `workers`: enough that 1.x cells waiting for their turn (one_1x_at_a_time) hold back no other."""
-        self.client, self.folder, self.workers = client, folder, workers
+        `workers`: enough that 1.x cells waiting for their turn (one_1x_at_a_time) hold back no other.
+        `across`: a folder every xdist worker of this session sees (None: one process), where the
+        cells marked `across_workers` are claimed and their results left for the other workers."""
+        self.client, self.folder, self.workers, self.across = client, folder, workers, across
         self.done: dict[str, Ran[Any]] = {}
+        self.mine: set[str] = set()  # the run ids this process ran (and sweeps)
         progress.open_log(folder)
+
+    def _claim(self, key: str) -> bool:
+        """Whether this process runs `key` (always, with no other worker to share it with)."""
+        if self.across is None:
+            return True
+        try:
+            os.close(os.open(self.across / f"{key}.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return True
+        except FileExistsError:
+            return False
+
+    def _leave(self, key: str, ran: Ran[Any]) -> None:
+        """`key`'s result for the other workers: the cell's result as JSON, or what it raised."""
+        assert self.across is not None
+        given = ran.given.model_dump(mode="json") if isinstance(ran.given, CellResult) else None
+        data = {"run_id": ran.run_id, "seconds": ran.seconds, "result": given,
+                "error": None if given is not None else repr(ran.error or f"not a CellResult: {ran.given!r}")}
+        part = self.across / f"{key}.json.part"
+        part.write_text(json.dumps(data))
+        part.rename(self.across / f"{key}.json")
+
+    def _read(self, key: str, timeout: float = 2400) -> Ran[Any]:
+        """`key`'s result, left by the worker that claimed it (waiting for it to end)."""
+        assert self.across is not None
+        done, deadline = self.across / f"{key}.json", time.monotonic() + timeout
+        while not done.exists():
+            if time.monotonic() > deadline:
+                return Ran("", error=TimeoutError(f"{key}: no result from the worker that claimed it "
+                                                  f"after {timeout:.0f} s"))
+            time.sleep(1)
+        data = json.loads(done.read_text())
+        if data["error"] is not None:
+            return Ran(data["run_id"], error=RuntimeError(f"{key} (run on another worker): {data['error']}"))
+        return Ran(data["run_id"], CellResult.model_validate(data["result"]), seconds=data["seconds"])
 
     @contextlib.contextmanager
     def _grace(self) -> Iterator[None]:
@@ -104,10 +152,14 @@ class Shared:
         """Each callable gets a fresh run id; they run at once (up to `workers`), and every one
         has ended when this returns. A key run before in this session is not run again."""
         todo = {k: f for k, f in cells.items() if k not in self.done}
-        if todo:
+        elsewhere = {k for k, f in todo.items() if getattr(f, "across_workers", False) and not self._claim(k)}
+        todo = {k: f for k, f in todo.items() if k not in elsewhere}
+        if todo or elsewhere:
             t0 = time.monotonic()
-            with self._grace(), ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="cell") as pool:
+            with hostturn.turn(alone=False), self._grace(), \
+                    ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="cell") as pool:
                 ids = {k: f"test-{uuid.uuid4().hex}" for k in todo}
+                self.mine |= set(ids.values())
                 futures = {k: pool.submit(f, ids[k]) for k, f in todo.items()}
                 for k, fut in futures.items():
                     try:
@@ -115,14 +167,19 @@ class Shared:
                     except Exception as e:  # raised again in the tests that read it
                         self.done[k] = Ran(ids[k], error=e)
                     self.done[k].seconds = round(time.monotonic() - t0, 1)  # ended by now (in submit order)
-            took = ", ".join(f"{k} {self.done[k].seconds:.0f} s" for k in todo)
+                    if getattr(todo[k], "across_workers", False) and self.across is not None:
+                        self._leave(k, self.done[k])
+                for k in elsewhere:
+                    self.done[k] = self._read(k)
+            took = ", ".join(f"{k} {self.done[k].seconds:.0f} s" + (" (another worker's)" if k in elsewhere else "")
+                             for k in [*todo, *elsewhere])
             with (self.folder / "batches.log").open("a") as log:
                 log.write(f"{time.strftime('%H:%M:%S')} {time.monotonic() - t0:.0f} s: {took}\n")
         return {k: self.done[k] for k in cells}
 
     def close(self) -> None:
-        for ran in self.done.values():
-            cleanup.sweep(self.client, ran.run_id)
+        for run_id in self.mine:
+            cleanup.sweep(self.client, run_id)
 
 
 # -- the session's cells, which tests of several modules assert on -------------------------------
@@ -180,7 +237,7 @@ def host_gateway(images: ImageSet) -> Callable[[str], CellResult]:
 
     def run(run_id: str) -> CellResult:
         return run_cell(plan(images, run_id, catalog, task_budget=90))
-    return one_1x_at_a_time(run) if images.api == "v1" else run
+    return across_workers(one_1x_at_a_time(run) if images.api == "v1" else run)
 
 
 def read_only_v1(images: ImageSet) -> Callable[[str], CellResult]:
@@ -193,7 +250,7 @@ def read_only_v1(images: ImageSet) -> Callable[[str], CellResult]:
         with tempfile.TemporaryDirectory(prefix="oh-matrix-ro-") as d:
             os.chmod(d, 0o777)
             return run_cell(plan(images, run_id, catalog, {"SANDBOX_VOLUMES": f"{d}:{V1_READ_ONLY_MOUNT}:ro"}))
-    return one_1x_at_a_time(run)
+    return across_workers(one_1x_at_a_time(run))
 
 
 def session_cells(v0: ImageSet, v1: ImageSet) -> dict[str, Callable[[str], CellResult]]:

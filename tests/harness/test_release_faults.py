@@ -107,6 +107,7 @@ def test_v1_health_checks_go_through_a_proxy_in_the_apps_env(cells: dict[str, Ra
     assert leftovers(run_id) == []
 
 
+@pytest.mark.alone  # a firewall rule on docker0: no other release test meanwhile (hostturn.py)
 def test_v1_callback_port_dropped_by_a_firewall_is_a_timeout_on_the_callback_direction(
         client: docker.DockerClient, v1_images: ImageSet, run_id: str, leftovers: Leftovers) -> None:
     """The sandbox's calls back to the app's port are dropped from docker0 (ufw's default deny,
@@ -121,6 +122,7 @@ def test_v1_callback_port_dropped_by_a_firewall_is_a_timeout_on_the_callback_dir
     assert leftovers(run_id) == []
 
 
+@pytest.mark.alone  # the grace this host needs, measured: no other release test meanwhile (hostturn.py)
 def test_a_startup_grace_too_short_for_the_host_is_said_so_and_the_knob_is_proven(
         client: docker.DockerClient, v1_images: ImageSet, run_id: str, leftovers: Leftovers) -> None:
     from harness.cells.runner import run_one
@@ -170,6 +172,7 @@ def burners(client: docker.DockerClient, base_image: BaseImage) -> Iterator[list
         cleanup.sweep(client, run_id)
 
 
+@pytest.mark.alone  # CPU burners, started when any new 1.x sandbox appears: no other release test meanwhile
 def test_a_host_busy_with_other_work_is_told_apart_from_a_broken_cell(
         client: docker.DockerClient, v1_images: ImageSet, run_id: str, burners: list[str],
         leftovers: Leftovers, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -178,6 +178,7 @@ def test_cli_run_writes_results_and_a_cell_failing_as_expected_exits_0(cells: di
                 assert value not in f.read_text(errors="replace"), f
 
 
+@pytest.mark.alone  # a DROP rule on docker0 for every runtime port: no other release test meanwhile (hostturn.py)
 def test_firewall_drop_is_a_fast_connect_timeout_and_only_for_bridge_to_host(
         client: docker.DockerClient, v0_images: ImageSet, run_id: str, leftovers: Leftovers) -> None:
     """ufw's default deny, scoped: SYNs from docker0 to the host's runtime ports are dropped.
