@@ -129,19 +129,33 @@ def _tests(session: nox.Session, *kinds: str) -> None:
 RELEASES = ("0.61", "0.62", "latest", "1.11", "0.57", "1.0")  # the last two: test_release_older.py
 
 
+# After them, the `openhands` CLI paired with 1.11 (test_release_cli.py's cli_image fixture).
+_CLI_IMAGE = """
+from harness import images
+from harness.host import docker_host
+from harness.images import cli
+client = docker_host.client()
+app = images.prepare(client, "1.11", "v1", "pypi")
+print("cli image", cli.prepare_cli(client, cli.paired(app.resolved_version).cli).ref, flush=True)
+"""
+
+
 def _build_releases(session: nox.Session) -> tuple[subprocess.Popen[bytes], Path, float]:
     log = Path(session.create_tmp()) / "images-build.log"
+    bin_ = Path(session.bin)
+    script = (f"{bin_ / 'oh-matrix'} images build {' '.join(RELEASES)} --backend pypi; code=$?; "
+              f"{bin_ / 'python'} -c '{_CLI_IMAGE}' || code=1; exit $code")
     with log.open("wb") as out:
-        proc = subprocess.Popen([str(Path(session.bin) / "oh-matrix"), "images", "build", *RELEASES,
-                                 "--backend", "pypi"], stdout=out, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(["sh", "-c", script], stdout=out, stderr=subprocess.STDOUT,
                                 env={**os.environ, **{k: v for k, v in session.env.items() if v is not None}})
-    session.log(f"building {', '.join(RELEASES)} in the background while the unit tests run (log: {log})")
+    session.log(f"building {', '.join(RELEASES)} and 1.11's CLI in the background while the unit tests run "
+                f"(log: {log})")
     return proc, log, time.monotonic()
 
 
 def _built(session: nox.Session, proc: subprocess.Popen[bytes], log: Path, t0: float) -> None:
     code = proc.wait()
-    tail = log.read_text(errors="replace").strip().splitlines()[-len(RELEASES):]
+    tail = log.read_text(errors="replace").strip().splitlines()[-len(RELEASES) - 1:]
     session.log(f"images build {' '.join(RELEASES)}: exit {code} after {time.monotonic() - t0:.0f} s: "
                 + " | ".join(tail))
 

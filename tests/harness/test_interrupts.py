@@ -21,7 +21,7 @@ import pytest
 from harness.host import cleanup
 from harness.model import ImageSet
 
-pytestmark = [pytest.mark.engine, pytest.mark.release]  # run one at a time: see noxfile.py
+pytestmark = [pytest.mark.engine, pytest.mark.release]  # two workers, boots in turn: see noxfile.py
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -31,7 +31,7 @@ from harness.images.base import BaseImage
 from harness.matrix import Cell, ModeChoice, Target
 from harness.model import CellResult, ImageSet
 
-pytestmark = [pytest.mark.engine, pytest.mark.release]  # run one at a time: see noxfile.py
+pytestmark = [pytest.mark.engine, pytest.mark.release]  # two workers, boots in turn: see noxfile.py
 Leftovers = Callable[[str], list[str]]
 DECIDED = 10.0  # seconds after the conversation was created: every cause but budget-exceeded
 

@@ -37,7 +37,7 @@ from harness.cells.runner import run_cell
 from harness.model import CellResult, ImageSet
 from harness.tasks import taskfile
 
-pytestmark = [pytest.mark.engine, pytest.mark.release]  # run one at a time: see noxfile.py
+pytestmark = [pytest.mark.engine, pytest.mark.release]  # two workers, boots in turn: see noxfile.py
 ROOT = Path(__file__).resolve().parents[2]
 Leftovers = Callable[[str], list[str]]
 

@@ -34,7 +34,7 @@ from harness.model import CellResult, ImageSet, TaskResult
 from harness.tasks import CATALOG, DEFAULT, Where, llm
 from harness.tasks.taskrun import LLM_SOURCE, llm_env
 
-pytestmark = [pytest.mark.engine, pytest.mark.release]  # run one at a time: see noxfile.py
+pytestmark = [pytest.mark.engine, pytest.mark.release]  # two workers, boots in turn: see noxfile.py
 ROOT = Path(__file__).resolve().parents[2]
 Leftovers = Callable[[str], list[str]]
 

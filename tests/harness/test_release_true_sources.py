@@ -14,7 +14,7 @@ from harness.cells.runner import run_cell
 from harness.matrix import Cell, ModeChoice, Target
 from harness.model import ImageSet
 
-pytestmark = [pytest.mark.engine, pytest.mark.release]  # run one at a time: see noxfile.py
+pytestmark = [pytest.mark.engine, pytest.mark.release]  # two workers, boots in turn: see noxfile.py
 
 COMMIT = "be9725b459c0afabc18cfba89acf11dc756b42f0"
 REPO = "OpenHands/software-agent-sdk"

@@ -34,7 +34,7 @@ from harness.model import CellResult, ImageSet
 Leftovers = Callable[[str], list[str]]
 Gone = Callable[[str | None], bool]
 
-pytestmark = [pytest.mark.engine, pytest.mark.release]  # run one at a time: see noxfile.py
+pytestmark = [pytest.mark.engine, pytest.mark.release]  # two workers, boots in turn: see noxfile.py
 ROOT = Path(__file__).resolve().parents[2]
 
 

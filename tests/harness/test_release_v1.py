@@ -26,7 +26,7 @@ from harness.host.containers import free_port
 from harness.matrix import Cell, ModeChoice, Target
 from harness.model import CellResult, ImageSet
 
-pytestmark = [pytest.mark.engine, pytest.mark.release]  # run one at a time: see noxfile.py
+pytestmark = [pytest.mark.engine, pytest.mark.release]  # two workers, boots in turn: see noxfile.py
 Leftovers = Callable[[str], list[str]]
 Gone = Callable[[str | None], bool]
 

@@ -14,7 +14,7 @@ from junitparser import Error, Failure, JUnitXml, Skipped
 
 from harness.model import ImageSet
 
-pytestmark = [pytest.mark.engine, pytest.mark.release]  # run one at a time: see noxfile.py
+pytestmark = [pytest.mark.engine, pytest.mark.release]  # two workers, boots in turn: see noxfile.py
 ROOT = Path(__file__).resolve().parents[2]
 
 
