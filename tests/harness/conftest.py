@@ -50,13 +50,14 @@ def host_turn(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
 
 
-# Where the release kind's minutes go, in seconds per module (measured on the 2-core CI machine,
-# rounded): the two workers take the longest first, so they end about together (xdist's loadscope
-# with --no-loadscope-reorder hands modules out in this order). A module not listed goes last.
+# Where the release kind's minutes go, in seconds per module (its tests but the `alone` ones;
+# on the 2-core CI machine, rounded): the two workers take the longest first, so they end about
+# together (xdist's loadgroup with --no-loadscope-reorder hands groups out in this order). A
+# module not listed goes last.
 RELEASE_MINUTES = {
-    "test_release_rootless.py": 440, "test_release_remote.py": 360, "test_release_v0.py": 330,
-    "test_release_faults.py": 400, "test_release_task_files.py": 300, "test_release_deployments.py": 300,
-    "test_release_tasks.py": 260, "test_release_v1.py": 250, "test_interrupts.py": 200,
+    "test_release_rootless.py": 440, "test_release_remote.py": 360, "test_release_v0.py": 220,
+    "test_release_faults.py": 100, "test_release_task_files.py": 300, "test_release_deployments.py": 300,
+    "test_release_tasks.py": 260, "test_release_v1.py": 120, "test_interrupts.py": 200,
     "test_release_mirror.py": 165, "test_release_own_image.py": 155, "test_release_firewall_reject.py": 125,
     "test_reports_release.py": 120, "test_release_older.py": 120, "test_release_bisect.py": 100,
     "test_release_no_socket.py": 60, "test_release_true_sources.py": 60, "test_wheel.py": 60,
@@ -64,11 +65,19 @@ RELEASE_MINUTES = {
 }
 
 
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Under `--dist loadgroup` a release module's tests go to one worker (its module-scoped
+    cells run once), and the tests marked `alone` to one group of their own, run last."""
+    if item.get_closest_marker("release"):
+        item.add_marker(pytest.mark.xdist_group("alone" if item.get_closest_marker("alone") else item.path.name))
+
+
 def release_order(items: list[pytest.Item]) -> None:
-    """A run of release tests only (`-m release`): longest modules first, each module's tests in order."""
+    """A run of release tests only (`-m release`): longest modules first, each module's tests in
+    order, the `alone` tests last (then the other worker is about done: none waits long for it)."""
     if not items or not all(i.get_closest_marker("release") for i in items):
         return
-    items.sort(key=lambda i: -RELEASE_MINUTES.get(i.path.name, 0))  # stable: a module's order stays
+    items.sort(key=lambda i: (i.get_closest_marker("alone") is not None, -RELEASE_MINUTES.get(i.path.name, 0)))
 
 
 @pytest.fixture(scope="session")
