@@ -6,15 +6,19 @@ its first test, and each test then asserts on its cell's result. The cells hold 
 every cell does (harness/cells/admission.py, `CellPlan.boot_slots`): on a 2-core machine their
 boots still come one at a time, and what overlaps is the rest (the next app's start waits for
 the slot, not for the previous cell's tasks and teardown). Every cell started here has ended
-before the fixture returns, so a test that changes the host (a firewall rule, burners, an
-interrupt) runs after them, alone, as before. Cells with a 1.x app run one at a time
-(`one_1x_at_a_time`); 0.x cells and CLI runs overlap them.
+before the fixture returns. A batch holds the host's turn shared (hostturn.py): a test that
+changes the host (a firewall rule, a hosts line) or is about its load (a grace, burners) is
+marked `alone` and runs while no batch or other release test does, on either worker. Cells
+with a 1.x app run one at a time, across both workers (`one_1x_at_a_time`); 0.x cells and
+CLI runs overlap them.
 
 Cells that tests of several modules make alike (0.62 and 1.11 in host-gateway with nothing
 set, 1.11 with a read-only workspace) are one cell per session (`Shared.run` by key): it runs
 the tasks those tests ask of it, in one conversation, and each test reads its own tasks.
+Under xdist they are one cell per session too (`across_workers`): the first worker to ask
+claims it and leaves its result as JSON in a folder both workers see; the other reads it.
 Each cell has a run id of its own: a test asserts that the cell left nothing under it, and
-the session sweeps them all at its end."""
+the session sweeps the ones its process ran at its end."""
 
 from __future__ import annotations
 
