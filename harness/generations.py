@@ -376,6 +376,8 @@ AGENT_SERVER = Generation(
     capabilities=(),
     lacks_why=CANVAS.lacks_why,
     release_package="openhands-agent-server",
+    replay_skip=CANVAS.replay_skip,
+    headless_skip="the agent-server alone has no headless entry point: drive it through its API",
 )
 
 GENERATIONS: dict[str, Generation] = {g.name: g for g in (V0, V1, CANVAS, AGENT_SERVER)}

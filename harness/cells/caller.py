@@ -119,6 +119,18 @@ class CallerCell(ApiCell):
         loopback alone as other cells are: a caller in a container reaches the host's ports
         through its network's gateway, as it would beside a real deployment."""
         launch = self.app.launch()
+        if launch.placed_publish:  # a deployment: where its line gives no address, every address, as it is
+            placed = tuple(replace(placed, address="0.0.0.0") if not person.address
+                           and placed.address.startswith("127.") else placed
+                           for person, placed in zip(launch.publish or (), launch.placed_publish, strict=False))
+            placed += launch.placed_publish[len(placed):]
+            if placed != launch.placed_publish:
+                note = ("the ports your line publishes without an address are published on every address of this "
+                        "machine, as your line does, not on its loopback alone as the harness's other cells are: a "
+                        "caller in a container reaches them through its network's gateway")
+                self.result.notes.append(note)
+                launch = replace(launch, placed_publish=placed, placement=(*launch.placement, note))
+            return launch
         if launch.publish_all or launch.network_mode == "host" or launch.publish is not None:
             return launch
         note = ("the app's port is published on every address of this machine, as the line says (-p PORT:PORT), not "

@@ -17,7 +17,7 @@ from docker.errors import NotFound
 from docker.models.containers import Container
 
 from harness import endpoint, knobs, modes, progress
-from harness.cells.diagnosis import Decision
+from harness.cells.diagnosis import Decision, no_docker, unmasked
 from harness.cells.facts import address_on, cpu_and_memory, env_of
 from harness.cells.plan import CellPlan, runtime_kwargs
 from harness.deployments import Deployment
@@ -28,7 +28,7 @@ from harness.host.netprobe import NetProbe
 from harness.host.probes import probe_from, probe_here
 from harness.host.rootlesskit import RootlessKit
 from harness.model import Cause, CellResult, Verdict, strip_ansi
-from harness.openhands import Client
+from harness.openhands import Client, docker_failure
 from harness.secrets import redact_env
 
 # Where a server says it listens (uvicorn's line, the agent-server's own), its address
@@ -301,7 +301,9 @@ class AppLauncher:
             return decision
         while time.monotonic() - t0 < self.plan.app_budget:
             if (gone := _exited(container)) is not None:
-                return gone
+                return unmasked(gone, docker_failure(strip_ansi(tail(container, 400))), self.daemon)
+            if (line := docker_failure(strip_ansi(tail(container, 400)))) is not None:  # its own words, at once
+                return no_docker(line, self.daemon)
             if client.healthy():
                 self.result.app_seconds = round(time.monotonic() - t0, 1)
                 self.phase(f"app's API up after {self.result.app_seconds} s")

@@ -180,7 +180,10 @@ def runtime_failed_to_start(runtime_status: str, failure: str) -> str:
 
 def no_docker(line: str, given: str | None) -> str:
     """The app cannot reach Docker: what it was given (None: nothing) and its own words."""
-    if given is None:
+    if "No such file or directory: 'docker'" in line:
+        why = ("the app cannot start its runtime: it runs the `docker` CLI to start it, and its container has none "
+               "(the image ships no docker CLI" + (", and it was given no daemon either)" if given is None else ")"))
+    elif given is None:
         why = ("the app cannot start its runtime: it was given no Docker daemon (no socket mounted at "
                "/var/run/docker.sock, no DOCKER_HOST)")
     else:
