@@ -58,7 +58,8 @@ _DOCKER_FAILURE = (re.compile(r"^.*Launch docker client failed.*$", re.M),
                    re.compile(r"^.*(?:Error while fetching server API version|Cannot connect to the Docker daemon"
                               r"|permission denied while trying to connect to the Docker daemon).*$", re.M),
                    # the agent-server's Docker runtimes run the docker CLI (docker_runtime/registry.py)
-                   re.compile(r"^.*FileNotFoundError: \[Errno 2\] No such file or directory: 'docker'.*$", re.M))
+                   # (the words alone: a JSON log line around them runs to kilobytes)
+                   re.compile(r"FileNotFoundError: \[Errno 2\] No such file or directory: 'docker'"))
 
 
 def docker_failure(app_logs: str) -> str | None:

@@ -62,3 +62,17 @@ def test_an_outer_server_in_a_container_dialling_127_0_0_1_is_its_own_loopback()
     assert "published on 127.0.0.1:32779 (`-p 127.0.0.1::8000`, the host's loopback)" in d.why
     assert "reaches it at http://127.0.0.1:32779" in d.why and "its own network" in d.why
     assert "127.0.0.1:32779 -> 127.0.0.1 TCP refused" in d.why and "HTTP 'HTTP/1.1 200 OK'" in d.why
+
+
+def test_a_docker_cli_missing_from_the_image_is_said_in_the_servers_own_words() -> None:
+    from harness.cells.messages import no_docker
+    from harness.openhands import docker_failure
+
+    # the agent-server logs JSON: the traceback is one line of kilobytes, its last words the error
+    logged = ('{"levelname": "ERROR", "message": "Traceback (most recent call last):\\n' + "  File ...\\n" * 200
+              + "FileNotFoundError: [Errno 2] No such file or directory: 'docker'\"}\n")
+    line = docker_failure(logged)
+    assert line == "FileNotFoundError: [Errno 2] No such file or directory: 'docker'"
+    said = no_docker(line, "the socket /var/run/docker.sock mounted at /var/run/docker.sock")
+    assert said.startswith("the app cannot start its runtime: it runs the `docker` CLI to start it, and its "
+                           "container has none (the image ships no docker CLI)")
