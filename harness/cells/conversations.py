@@ -47,6 +47,7 @@ PREFIX = "agent-server-conversation-"  # docker_runtime/registry.py _build_conta
 SETTING = "OH_CONVERSATION_RUNTIME"  # agent_server/config.py conversation_runtime ("local" | "docker")
 HEALTH = "/health"  # what the outer server polls (registry.py _wait_until_ready)
 LOOK = 1.0
+MISSES = 3
 
 
 def docker_runtime(env: dict[str, str]) -> bool:
@@ -103,6 +104,7 @@ class Seen:
     container: Container
     host_port: int | None
     host_ip: str | None
+    misses: int = 0  # looks in a row where the app's path to it did not answer
 
 
 def find(client: docker.DockerClient, since: float) -> Seen | None:
@@ -161,19 +163,34 @@ def look(app: Container, seen: Seen) -> Decision | None:
         return None  # still booting: nothing to judge yet
     dialled = probe_from(app, "the app (where its agent-server runs)", "127.0.0.1", seen.host_port, HEALTH)
     if _answers(dialled):
+        seen.misses = 0
         return None  # the outer server reaches it: its create call returns soon
-    return own_loopback(app, seen, dialled, inside)
+    app.reload()
+    if app.attrs["HostConfig"].get("NetworkMode") != "host":
+        return own_loopback(app, seen, dialled, inside)
+    # On the host network 127.0.0.1 is the host's, where the port is published: a miss there
+    # is the path to the container, judged on a streak, not a blip.
+    seen.misses += 1
+    if seen.misses < MISSES:
+        return None
+    address = next((n.get("IPAddress") for n in (seen.container.attrs["NetworkSettings"].get("Networks") or {})
+                    .values() if n.get("IPAddress")), "")
+    at = probe_from(seen.container, "the conversation container (its own address, inside)", address, 8000, HEALTH)
+    return Decision(Verdict.FAIL, Cause.CONNECTION_REFUSED,
+                    f"the app's agent-server, on the host network, reaches its conversation container "
+                    f"{seen.container.name} at http://127.0.0.1:{seen.host_port}, where the daemon publishes it "
+                    f"({seen.host_ip}:{seen.host_port}->8000), and gets no answer there {MISSES} looks in a row while "
+                    f"the container answers on its own port inside. Probes: {dialled.line()} | {inside.line()} | "
+                    f"{at.line()}", Direction.FORWARD)
 
 
 def own_loopback(app: Container, seen: Seen, dialled: NetProbe, inside: NetProbe) -> Decision:
-    app.reload()
-    network = "host" if app.attrs["HostConfig"].get("NetworkMode") == "host" else "its own"
     return Decision(
         Verdict.FAIL, Cause.OWN_LOOPBACK,
         f"the app's agent-server started its conversation in {seen.container.name}, which the daemon published on "
         f"{seen.host_ip}:{seen.host_port} (`-p 127.0.0.1::8000`, the host's loopback), and reaches it at "
-        f"http://127.0.0.1:{seen.host_port}, as docker_runtime/registry.py does: inside the app's container, on "
-        f"{network} network, that is the container's own loopback, where nothing listens; it would wait its 120 s "
+        f"http://127.0.0.1:{seen.host_port}, as docker_runtime/registry.py does: inside the app's container, off the "
+        f"host network, that is the container's own loopback, where nothing listens; it would wait its 120 s "
         f"(conversation_container_startup_timeout) and answer 502. Probes: {dialled.line()} | {inside.line()}",
         Direction.FORWARD)
 

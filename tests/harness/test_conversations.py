@@ -60,7 +60,7 @@ def test_an_outer_server_in_a_container_dialling_127_0_0_1_is_its_own_loopback()
     d = conversations.own_loopback(container("oh-matrix-x-app"), seen, dialled, inside)
     assert (d.verdict, d.cause, d.direction) == (Verdict.FAIL, Cause.OWN_LOOPBACK, Direction.FORWARD)
     assert "published on 127.0.0.1:32779 (`-p 127.0.0.1::8000`, the host's loopback)" in d.why
-    assert "reaches it at http://127.0.0.1:32779" in d.why and "its own network" in d.why
+    assert "reaches it at http://127.0.0.1:32779" in d.why and "off the host network" in d.why
     assert "127.0.0.1:32779 -> 127.0.0.1 TCP refused" in d.why and "HTTP 'HTTP/1.1 200 OK'" in d.why
 
 
