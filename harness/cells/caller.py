@@ -188,7 +188,9 @@ class CallerCell(ApiCell):
         the app's port, name and network as written there, not as the cell placed them."""
         assert self.launched is not None
         at = self.launched
-        url = caller.url_for(port=at.person_port, app=at.person_name or "openhands-app", app_port=at.listen_port)
+        written = next((p.host for p in at.publish or () if p.container == at.listen_port and p.host), None)
+        url = caller.url_for(port=written or at.person_port, app=at.person_name or "openhands-app",
+                             app_port=at.listen_port)
         network = (at.network or "bridge") if caller.network == "app" else caller.network
         return fixes.docker_run(replace(caller, network=network), url, self.plan.secrets)
 
