@@ -175,7 +175,9 @@ class ApiCell(CellCore):
         try:
             conversation = pending.result(timeout=1)
         except (AdapterError, concurrent.futures.TimeoutError) as e:
-            self.decide(Decision(Verdict.FAIL, Cause.API_ERROR, str(e)[:400] or "the create call did not end"),
+            said = f"; its conversation container {seen.container.name} said last: {seen.last_words()}" \
+                if seen is not None and seen.said else ""
+            self.decide(Decision(Verdict.FAIL, Cause.API_ERROR, (str(e)[:400] or "the create call did not end") + said),
                         None, app)
             return None
         self.app.phase(f"conversation created in {seen.container.name if seen else 'a container'}")

@@ -38,9 +38,10 @@ from filelock import FileLock
 from harness import endpoint
 from harness.cells.diagnosis import Decision
 from harness.host import cleanup
+from harness.host.containers import tail
 from harness.host.netprobe import NetProbe
 from harness.host.probes import probe_from
-from harness.model import Cause, Direction, Verdict
+from harness.model import Cause, Direction, Verdict, strip_ansi
 from harness.paths import cache_root
 
 PREFIX = "agent-server-conversation-"  # docker_runtime/registry.py _build_container's --name
@@ -105,6 +106,12 @@ class Seen:
     host_port: int | None
     host_ip: str | None
     misses: int = 0  # looks in a row where the app's path to it did not answer
+    said: str = ""  # its last log lines while it ran (it is started with --rm: gone once stopped)
+
+    def last_words(self) -> str:
+        lines = [ln.strip() for ln in self.said.splitlines() if ln.strip()]
+        wanted = [ln for ln in lines if any(w in ln for w in ("Error", "error", "denied", "Traceback"))]
+        return " | ".join((wanted or lines)[-3:])[-600:]
 
 
 def find(client: docker.DockerClient, since: float) -> Seen | None:
@@ -150,6 +157,8 @@ def watch(client: docker.DockerClient, app: Container, pending: concurrent.futur
 
 
 def look(app: Container, seen: Seen) -> Decision | None:
+    with contextlib.suppress(docker.errors.DockerException):
+        seen.said = strip_ansi(tail(seen.container, 60)) or seen.said
     seen.container.reload()
     if seen.container.status not in ("running", "created"):
         code = seen.container.attrs["State"].get("ExitCode")

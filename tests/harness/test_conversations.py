@@ -76,3 +76,12 @@ def test_a_docker_cli_missing_from_the_image_is_said_in_the_servers_own_words() 
     said = no_docker(line, "the socket /var/run/docker.sock mounted at /var/run/docker.sock")
     assert said.startswith("the app cannot start its runtime: it runs the `docker` CLI to start it, and its "
                            "container has none (the image ships no docker CLI)")
+
+
+def test_a_conversation_containers_last_words_are_its_errors() -> None:
+    seen = conversations.Seen(container("agent-server-conversation-1"), 1, "127.0.0.1")
+    seen.said = ("INFO starting\nPermissionError: [Errno 13] Permission denied: '/var/openhands/.openhands/x'\n"
+                 "INFO bye\n")
+    assert seen.last_words() == "PermissionError: [Errno 13] Permission denied: '/var/openhands/.openhands/x'"
+    seen.said = "INFO a\nINFO b\n"
+    assert seen.last_words() == "INFO a | INFO b"
