@@ -110,7 +110,12 @@ def _folder() -> Path:
 def corporate() -> Iterator[Proxy]:
     """tinyproxy in a namespace whose only route is the veth pair to this machine."""
     folder = _folder()
-    _ip("netns", "del", NETNS, check=False)  # a crashed earlier test's: start clean
+    # a crashed earlier test's: its tinyproxy (the only process this test runs there), then the namespace
+    left = subprocess.run(["ip", "netns", "pids", NETNS], capture_output=True, text=True).stdout.split()
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid), 9)
+    _ip("netns", "del", NETNS, check=False)
     _ip("link", "del", HOST_END, check=False)
     _ip("netns", "add", NETNS)
     try:
