@@ -1,28 +1,20 @@
 """A real HTTP proxy between the parts, for tests: Debian's tinyproxy, run as a process of the
-test (never the system service), in two places people have one:
+test (never the system service), as the proxy of a network the Docker bridges are not part
+of (`corporate()`). It runs in a network namespace of the test's own, reached over a veth
+pair (this machine 10.219.0.1, the proxy 10.219.0.2) with no other route out of the
+namespace: a container's request reaches it (Docker masquerades a bridge's traffic leaving by
+another interface, so the proxy sees this machine's end of the pair), and whatever the proxy
+is asked for, it can reach nothing but this machine's end of the pair; asked for
+host.docker.internal, a gateway or a container it answers its own error (tinyproxy: `500
+Unable to connect`), as a corporate proxy does for addresses that are not its network's.
 
-- `corporate()`: the proxy of a network the Docker bridges are not part of. It runs in a
-  network namespace of the test's own, reached over a veth pair (this machine 10.219.0.1, the
-  proxy 10.219.0.2) with no other route out of the namespace: a container's request reaches
-  it (Docker masquerades a bridge's traffic leaving by another interface, so the proxy sees
-  this machine's end of the pair), and whatever the proxy is asked for it cannot reach but
-  this machine's end of the pair; asked for host.docker.internal, a gateway or a container it
-  answers its own error (tinyproxy: `500 Unable to connect`), as a corporate proxy does for
-  addresses that are not its network's.
-- `local()`: a proxy on this machine at the default bridge's gateway, which forwards only to
-  this machine's own addresses (its interfaces' and the containers' on its Docker bridges:
-  tinyproxy's filter, default deny); what it cannot resolve or is not allowed it answers
-  with its own error.
-
-Either way traffic stays on this machine. Everything is undone after: the process, its
-folder, the namespace and the veth pair."""
+Traffic stays on this machine. Everything is undone after: the process, its folder, the
+namespace and the veth pair."""
 
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -57,15 +49,12 @@ def _ip(*args: str, check: bool = True) -> None:
     subprocess.run(["ip", *args], check=check, capture_output=True, timeout=30)
 
 
-def _config(folder: Path, listen: str, allow: list[str], filter_rules: list[str] | None) -> Path:
+def _config(folder: Path, listen: str, allow: list[str]) -> Path:
     lines = ["User nobody", "Group nogroup", f"Port {PORT}", f"Listen {listen}", "Timeout 30",
              f'LogFile "{folder / "tinyproxy.log"}"', "LogLevel Connect", "MaxClients 50",
              "ConnectPort 0",  # no CONNECT tunnels: plain HTTP requests only, each logged
              "DefaultErrorFile \"/usr/share/tinyproxy/default.html\"",
              *(f"Allow {a}" for a in allow)]
-    if filter_rules is not None:
-        (folder / "filter").write_text("".join(f"{r}\n" for r in filter_rules))
-        lines += [f'Filter "{folder / "filter"}"', "FilterType ere", "FilterDefaultDeny Yes"]
     conf = folder / "tinyproxy.conf"
     conf.write_text("\n".join(lines) + "\n")
     return conf
@@ -128,50 +117,12 @@ def corporate() -> Iterator[Proxy]:
             _ip("netns", "exec", NETNS, "ip", *args)
         # Allow: this machine's end (Docker masquerades a bridge's traffic leaving by it) and
         # the private ranges a container's own address is in, should nothing masquerade it.
-        conf = _config(folder, THERE, [f"{HERE}/32", "172.16.0.0/12", "10.0.0.0/8", "192.168.0.0/16"], None)
+        conf = _config(folder, THERE, [f"{HERE}/32", "172.16.0.0/12", "10.0.0.0/8", "192.168.0.0/16"])
         with _run(["ip", "netns", "exec", NETNS, "tinyproxy", "-d", "-c", str(conf)], folder, THERE, NETNS) as p:
             yield p
     finally:
         _ip("netns", "del", NETNS, check=False)  # takes the veth pair with it
         _ip("link", "del", HOST_END, check=False)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def own_addresses() -> tuple[list[str], list[str]]:
-    """This machine's interface addresses, and the subnets of its Docker bridges (whose
-    containers are on this machine): what the local proxy may forward to."""
-    out = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True, check=True).stdout
-    addresses, bridges = [], []
-    for line in out.splitlines():
-        parts = line.split()
-        name, cidr = parts[1], parts[3]
-        addresses.append(cidr.split("/")[0])
-        if name == "docker0" or name.startswith("br-"):
-            bridges.append(str(ipaddress.ip_interface(cidr).network))
-    return addresses, bridges
-
-
-def _rule_for(network: str) -> str:
-    """An extended regular expression for the dotted addresses of `network` (/8, /16 or /24
-    prefixes; a longer prefix is widened to its /24, still this machine's bridge)."""
-    net = ipaddress.ip_network(network)
-    octets = str(net.network_address).split(".")
-    keep = 1 if net.prefixlen <= 8 else 2 if net.prefixlen <= 16 else 3
-    return "^" + r"\.".join(octets[:keep]) + r"\." + r"[0-9]+\." * (3 - keep) + "[0-9]+$"
-
-
-@contextlib.contextmanager
-def local(gateway: str) -> Iterator[Proxy]:
-    """tinyproxy on this machine at the default bridge's gateway, forwarding only to this
-    machine's own addresses and its bridges' containers."""
-    folder = _folder()
-    addresses, bridges = own_addresses()
-    rules = ["^localhost$", *(f"^{re.escape(a)}$" for a in addresses), *(_rule_for(b) for b in bridges)]
-    conf = _config(folder, gateway, ["127.0.0.1", *bridges], rules)
-    try:
-        with _run(["tinyproxy", "-d", "-c", str(conf)], folder, gateway, None) as p:
-            yield p
-    finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
