@@ -67,6 +67,9 @@ class Observation:
     # the sandbox at the proxy asking it for the app's health.
     sandbox_proxy: dict[str, str] = field(default_factory=dict)
     webhook_proxy_probes: list[NetProbe] = field(default_factory=list)
+    # Before it is ready: the same look through the sandbox's proxy at where it calls the app
+    # back (callback_probe's target); None: it has no proxy for that host.
+    callback_proxy_probe: NetProbe | None = None
     runtime_url: str | None = None  # where the app reaches its runtime, as far as known by now
     # The runtime answered by now, to the app (ready) or on its own port from inside: the
     # boot meter's runtime clock stops at the first look that says so.
@@ -206,6 +209,8 @@ class Judge:
         self.proxied = self.proxied + 1 if open_path and p and o.proxy and _proxied(p.host, o.proxy) else 0
         if p and self.proxied >= PROXIED_TO_DECIDE:
             return Decision(Verdict.FAIL, Cause.PROXY, say.goes_through_the_proxy(p, o.proxy), FORWARD)
+        if o.state and o.state.error and (decided := _sandbox_proxy_at_start(o)):
+            return decided
         if o.state and o.state.error:
             # The app gave up on its own and no probe shows a network cause.
             if o.runtime_status == "running" and o.self_probe and o.self_probe.tcp == "refused":
@@ -297,6 +302,17 @@ def _sandbox_proxy(o: Observation) -> Decision | None:
         return None
     return Decision(Verdict.FAIL, Cause.PROXY, say.sandbox_proxy(o.webhook_probes, through, o.sandbox_proxy),
                     CALLBACK)
+
+
+def _sandbox_proxy_at_start(o: Observation) -> Decision | None:
+    """The app reports the sandbox's start failed, and the sandbox's calls to the app go
+    through its proxy, which does not carry them (1.x: the agent-server fails the
+    conversation's start when it cannot reach the app's MCP through it)."""
+    via = o.callback_proxy_probe
+    if via is None or not o.sandbox_proxy or _carried(via) or o.state is None:
+        return None
+    return Decision(Verdict.FAIL, Cause.PROXY, say.sandbox_proxy_at_start(o.state.error or "", o.callback_probe, via,
+                                                                          o.sandbox_proxy), CALLBACK)
 
 
 def _carried(via: NetProbe) -> bool:

@@ -173,6 +173,10 @@ def look(watch: Watch, app: Container, t: float, url: str | None, view: Firewall
     callback = watch.callback_target()
     if callback and runtime is not None and runtime_up:
         o.callback_probe = probe_from(runtime, where(runtime, "sandbox"), callback[0], callback[1])
+        o.sandbox_proxy = proxy_env(runtime)
+        through = through_proxy(runtime, o.sandbox_proxy, [("calling the app", f"http://{callback[0]}:{callback[1]}")],
+                                watch.callback_health())
+        o.callback_proxy_probe = through[0] if through else None
         o.callback_published_on = published_on(app, callback[1])
     o.app_rules = view.on(app, o.app_probe)
     o.callback_rules = view.on(runtime, o.callback_probe) if runtime is not None else None

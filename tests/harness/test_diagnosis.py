@@ -255,3 +255,23 @@ def test_a_sandbox_whose_proxy_carries_none_of_its_webhooks_is_named_on_the_call
     d = Judge().add(obs(state=ready, webhook_probes=[hook, other], sandbox_proxy=proxied,
                         webhook_proxy_probes=[refused]))
     assert d is not None and d.verdict == "pass"
+
+
+def test_a_sandbox_start_the_app_reports_failed_while_the_sandboxs_proxy_cannot_reach_the_app_is_proxy() -> None:
+    """1.11 with OH_AGENT_SERVER_ENV={"HTTP_PROXY": ...}: the agent-server fails the start
+    (the app reports the 500 it got), and the sandbox's proxy answers its error for the app."""
+    failed = v1_error("Server error '500 Internal Server Error' for url 'http://host.docker.internal:41429/api/'")
+    direct = probe(where="sandbox", port=3000, tcp="open")
+    via = probe(where="sandbox calling the app via its proxy", host="10.219.0.2", port=61888, tcp="open",
+                addresses=["10.219.0.2"], http="HTTP/1.0 500 Unable to connect")
+    proxied = {"HTTP_PROXY": "http://10.219.0.2:61888"}
+    d = Judge().add(obs(state=failed, callback_probe=direct, sandbox_proxy=proxied, callback_proxy_probe=via))
+    assert d is not None and (d.cause, d.direction) == ("proxy", "sandbox->app"), d
+    assert "'HTTP/1.0 500 Unable to connect'" in d.why and "the app reports: Server error" in d.why
+    # without the proxy look (none, or it carries the call) the app's own error stands
+    d = Judge().add(obs(state=failed, callback_probe=direct))
+    assert d is not None and d.cause == "api-error"
+    ok = probe(where="sandbox calling the app via its proxy", host="10.219.0.2", port=61888, tcp="open",
+               http="HTTP/1.0 200 OK")
+    d = Judge().add(obs(state=failed, callback_probe=direct, sandbox_proxy=proxied, callback_proxy_probe=ok))
+    assert d is not None and d.cause == "api-error"
