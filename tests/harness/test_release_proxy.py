@@ -79,7 +79,9 @@ reason = "the caller's HTTP client asks a proxy that cannot reach the app"
 def proxy() -> Iterator[tinyproxy.Proxy]:
     with tinyproxy.corporate() as p:
         yield p
-    assert subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.count(tinyproxy.NETNS) == 0
+    names = [line.split()[0] for line in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                                         text=True).stdout.splitlines() if line.strip()]
+    assert tinyproxy.NETNS not in names
 
 
 def evidence(cell: dict[str, Any]) -> str:
@@ -109,7 +111,8 @@ def test_proxies_between_the_parts_are_named_with_their_answer_and_no_proxy_is_p
     for cid in ("0.62-host-gateway", "1.11-host-gateway"):
         c = cells[cid]["connect"]
         assert (c["verdict"], c["cause"], c["direction"]) == ("fail", "proxy", "app->runtime"), c
-        assert proxy.url in evidence(cells[cid]) and ANSWER in evidence(cells[cid]), evidence(cells[cid])
+        # the proxy's own answer, quoted (measured: 0.62 '500 Unable to connect', 1.11 '426 Upgrade Required')
+        assert f"{proxy.url}, which answers 'HTTP/1.0 " in evidence(cells[cid]), evidence(cells[cid])
         assert c["seconds"] < 30, c  # decided at once, not after a client's timeout
         fixed = tried(cells[cid])["no-proxy"]
         assert fixed["verdict"] == "pass", fixed
