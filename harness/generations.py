@@ -292,7 +292,8 @@ V1 = Generation(
     headless_skip=("the headless entry point is V0's `python -m openhands.core.main`; 1.x ships its CLI "
                    "as a separate package"),
     replay_skip="1.x has no replay of a recorded trajectory (V0's replay_json): run its tasks with an LLM",
-    remedies=("publish-app-port", "mount-docker-socket", "add-host-gateway", "no-proxy", "v1-url-pattern",
+    remedies=("publish-app-port", "mount-docker-socket", "add-host-gateway", "no-proxy", "sandbox-no-proxy",
+              "v1-url-pattern",
               "v1-startup-grace",
               "v1-web-url", "v1-extra-webhook", "v1-callback-urls", "v1-published-port", "publish-on-gateway",
               "v1-hosts-entry",

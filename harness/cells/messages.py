@@ -151,6 +151,28 @@ def webhooks_unreached(hooks: list[NetProbe]) -> str:
             f"the sandbox and the app never hears of it; the user sees a conversation that never updates")
 
 
+def sandbox_proxy(hooks: list[NetProbe], through: list[NetProbe], proxy: dict[str, str]) -> str:
+    """The sandbox's webhooks go through its own proxy (OH_AGENT_SERVER_ENV), which carries none."""
+    first, via = hooks[0], through[0]
+    said = (f"answers '{via.http}'" if via.tcp == "open" else
+            f"cannot be reached from the sandbox ({via.line()})")
+    return (f"sandbox -> app (callback): the sandbox's HTTP client sends its {len(hooks)} webhook(s) "
+            f"({first.host}:{first.port}) to its proxy {proxy_url(proxy)} (its environment, from "
+            f"OH_AGENT_SERVER_ENV; NO_PROXY does not cover {first.host}), which {said} when asked for the app; "
+            f"the direct path: {first.line()}. The agent runs in the sandbox and the app never hears of it")
+
+
+def sandbox_proxy_at_start(error: str, direct: NetProbe | None, via: NetProbe, proxy: dict[str, str]) -> str:
+    """The app reports the sandbox's start failed; the sandbox's calls to the app go to its proxy."""
+    said = (f"answers '{via.http}'" if via.tcp == "open" else
+            f"cannot be reached from the sandbox ({via.line()})")
+    target = f"{direct.host}:{direct.port}" if direct else "the app"
+    return (f"sandbox -> app (callback): the sandbox's HTTP client sends its calls to the app ({target}) to its "
+            f"proxy {proxy_url(proxy)} (its environment, from OH_AGENT_SERVER_ENV; NO_PROXY does not cover it), "
+            f"which {said} when asked for the app; the app reports: {error[:300]}"
+            + (f"; the direct path: {direct.line()}" if direct else ""))
+
+
 def runtime_exited(status: str, exit_code: int | None, oom: bool, restarts: int, error: str) -> str:
     return (f"runtime container {status} with exit code {exit_code}"
             + (", OOM-killed" if oom else "") + (f", restarted {restarts} times" if restarts else "")

@@ -27,7 +27,7 @@ from harness.cells.facts import address_of, bridge_of, inner_port, published_on,
 from harness.errors import AdapterError
 from harness.host import docker_host, firewall
 from harness.host.containers import tail
-from harness.host.netprobe import NetProbe
+from harness.host.netprobe import NetProbe, bypasses_proxy
 from harness.host.probes import probe_from, proxy_env, proxy_for
 from harness.model import Cause, strip_ansi
 from harness.openhands import Rules, RuntimeState, docker_failure
@@ -46,6 +46,7 @@ class Watch(Protocol):
     def callbacks(self, runtime: Container) -> list[tuple[str, str]]: ...  # (label, url) it calls the app at
     def callback_story(self, runtime: Container) -> list[str]: ...  # its log of those calls, event counts
     def runtime_running(self, runtime: Container) -> None: ...  # on every look while it runs
+    def callback_health(self) -> str: ...  # the app's health path, asked of a sandbox's proxy
 
 
 class RulesWatch:
@@ -63,6 +64,9 @@ class RulesWatch:
 
     def runtime_failure(self, app_logs: str) -> str | None:
         return self.rules.failure_log.line(app_logs) if self.rules.failure_log else None
+
+    def callback_health(self) -> str:
+        return self.rules.callbacks.health_path if self.rules.callbacks else "/"
 
 
 class FirewallView:
@@ -102,6 +106,25 @@ def probe_url(container: Container, role: str, url: str) -> NetProbe:
     return probe_from(container, where(container, role), u.hostname or "", port, u.path or "/")
 
 
+def through_proxy(container: Container, proxy: dict[str, str], urls: list[tuple[str, str]],
+                  path: str) -> list[NetProbe]:
+    """For each URL the container's HTTP client sends through its proxy (HTTP_PROXY, not
+    exempted by NO_PROXY): a look at the proxy from the container, asking it for `path` at
+    that URL's host and port; none when it has no proxy or exempts them all."""
+    via = proxy_for(proxy)
+    if via is None:
+        return []
+    upper = {k.upper(): v for k, v in proxy.items()}
+    out = []
+    for label, url in urls:
+        u = urlparse(url)
+        if u.hostname and not bypasses_proxy(u.hostname, upper.get("NO_PROXY", "")):
+            port = u.port or (443 if u.scheme == "https" else 80)
+            out.append(probe_from(container, f"{where(container, 'sandbox')} {label} via its proxy", u.hostname,
+                                  port, path, via=via))
+    return out
+
+
 def look(watch: Watch, app: Container, t: float, url: str | None, view: FirewallView) -> Observation:
     """One look at the app, its runtime and the paths between them, `t` s into the watch;
     `url` is where the app reaches the runtime as far as an earlier look knew."""
@@ -131,8 +154,10 @@ def look(watch: Watch, app: Container, t: float, url: str | None, view: Firewall
     ready = bool(o.state and o.state.ready)
     o.runtime_answered = ready
     if ready and runtime is not None and runtime_up:
-        o.webhook_probes = [probe_url(runtime, f"sandbox {label}", target)
-                            for label, target in watch.callbacks(runtime)]
+        hooks = watch.callbacks(runtime)
+        o.webhook_probes = [probe_url(runtime, f"sandbox {label}", target) for label, target in hooks]
+        o.sandbox_proxy = proxy_env(runtime)
+        o.webhook_proxy_probes = through_proxy(runtime, o.sandbox_proxy, hooks, watch.callback_health())
     if o.app_status != "running" or ready:
         return o
     u = urlparse(o.runtime_url or "")
@@ -148,6 +173,10 @@ def look(watch: Watch, app: Container, t: float, url: str | None, view: Firewall
     callback = watch.callback_target()
     if callback and runtime is not None and runtime_up:
         o.callback_probe = probe_from(runtime, where(runtime, "sandbox"), callback[0], callback[1])
+        o.sandbox_proxy = proxy_env(runtime)
+        through = through_proxy(runtime, o.sandbox_proxy, [("calling the app", f"http://{callback[0]}:{callback[1]}")],
+                                watch.callback_health())
+        o.callback_proxy_probe = through[0] if through else None
         o.callback_published_on = published_on(app, callback[1])
     o.app_rules = view.on(app, o.app_probe)
     o.callback_rules = view.on(runtime, o.callback_probe) if runtime is not None else None

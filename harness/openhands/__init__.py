@@ -117,6 +117,8 @@ class Callbacks(Protocol):
     def target(self, app_env: dict[str, str]) -> tuple[str, int]: ...  # the app's host and port, from the sandbox
     def urls(self, runtime_env: dict[str, str]) -> list[tuple[str, str]]: ...  # (label, url) it posts to
     def log(self, runtime_logs: str) -> list[str]: ...  # its own lines about those calls
+    @property
+    def health_path(self) -> str: ...  # the app's path that answers 200 when it is up, asked through a proxy
 
 
 class FailureLog(Protocol):

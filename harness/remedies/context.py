@@ -49,6 +49,10 @@ class Context:
     # The `--exclude-newer` time of the release's cut (its pinned packages' upload + a day), for
     # a native install whose uvx resolved today's packages (ImageSet.native).
     release_cut: str | None = None
+    # The failed cell's own NO_PROXY, and what its app gives its sandbox through the
+    # generation's setting for the sandbox's environment (OH_AGENT_SERVER_ENV's JSON, as given).
+    no_proxy: str = ""
+    sandbox_env: str = ""
 
     @classmethod
     def of(cls, result: CellResult, cell: Cell, ctx: RunContext) -> Context:
@@ -63,6 +67,8 @@ class Context:
                    rootless=bool(ctx.host.rootless), host_alias=_loopback_alias(ctx.host),
                    remote=bool(ctx.host.remote), mounts_socket=dep.service.mounts_socket() if dep else True,
                    release_cut=_release_cut(ctx, cell.target.tag),
+                   no_proxy=result.app_env.get("NO_PROXY") or result.app_env.get("no_proxy") or "",
+                   sandbox_env=result.app_env.get(generations.get(result.api).sandbox_env_setting or "", ""),
                    **_firewall_facts(result, cell, ctx.host))
 
     @property

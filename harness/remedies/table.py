@@ -55,9 +55,33 @@ def _gateway(key: str) -> Callable[[Context], dict[str, str] | None]:
     return lambda ctx: {key: ctx.published_at} if ctx.published_at else None
 
 
+def _no_proxy_hosts(ctx: Context, before: str) -> str:
+    """`before` (a NO_PROXY as given), with the names and addresses the parts call each other
+    at on this machine: host.docker.internal, the loopback, the bridge's gateway."""
+    given = [h.strip() for h in before.split(",") if h.strip()]
+    wanted = [h for h in ("host.docker.internal", "localhost", "127.0.0.1", ctx.gateway) if h and h not in given]
+    return ",".join([*given, *wanted])
+
+
 def _no_proxy(ctx: Context) -> dict[str, str]:
-    hosts = ",".join(h for h in ("host.docker.internal", "localhost", "127.0.0.1", ctx.gateway) if h)
+    hosts = _no_proxy_hosts(ctx, ctx.no_proxy)
     return {"NO_PROXY": hosts, "no_proxy": hosts}
+
+
+def _sandbox_no_proxy(ctx: Context) -> dict[str, str] | None:
+    """The sandbox's own NO_PROXY, in the app's setting for the sandbox's environment (1.x:
+    OH_AGENT_SERVER_ENV, JSON), beside whatever the cell gave it there already."""
+    setting = ctx.gen.sandbox_env_setting
+    if not setting:
+        return None
+    try:
+        given = json.loads(ctx.sandbox_env) if ctx.sandbox_env else {}
+    except ValueError:
+        return None  # not JSON: the app would not read it either; nothing to add to
+    if not isinstance(given, dict):
+        return None
+    hosts = _no_proxy_hosts(ctx, str(given.get("NO_PROXY") or given.get("no_proxy") or ""))
+    return {setting: json.dumps({**given, "NO_PROXY": hosts, "no_proxy": hosts})}
 
 
 def _grace(ctx: Context) -> dict[str, str] | None:
@@ -206,6 +230,10 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
            "publish the runtime's ports on every address, not loopback only"),
     Remedy("no-proxy", (Cause.PROXY,), _no_proxy,
            "keep the runtime host out of the app's HTTP(S)_PROXY (httpx honours NO_PROXY)"),
+    Remedy("sandbox-no-proxy", (Cause.PROXY,), _sandbox_no_proxy,
+           "keep the app out of the sandbox's HTTP(S)_PROXY: the 1.x app passes the sandbox only its LLM_* "
+           "variables and what OH_AGENT_SERVER_ENV (JSON) adds, so the sandbox's NO_PROXY goes there too "
+           "(OpenHands #15018)", directions=(Direction.CALLBACK,)),
     Remedy("v1-url-pattern", (DNS, TIMEOUT),
            lambda ctx: _url_pattern(ctx, ctx.published_at),
            "reach the sandbox at the bridge gateway instead of host.docker.internal"),

@@ -41,6 +41,30 @@ def test_each_cause_gets_its_fixes() -> None:
     assert names(failed("runtime-exited")) == []
 
 
+def test_a_proxied_sandbox_gets_its_no_proxy_through_the_apps_setting_beside_what_it_had() -> None:
+    import json
+
+    r = failed("proxy", api="v1", mode="host-gateway")
+    r.connect.direction = Direction.CALLBACK
+    ctx = remedies.Context(gateway="172.17.0.1", mode="host-gateway",
+                           sandbox_env='{"HTTP_PROXY": "http://10.219.0.2:61888", "NO_PROXY": "intranet"}')
+    [(remedy, change)] = remedies.applicable(r, ctx)
+    assert remedy.name == "sandbox-no-proxy"
+    given = json.loads(change.env["OH_AGENT_SERVER_ENV"])
+    assert given["HTTP_PROXY"] == "http://10.219.0.2:61888"  # what the sandbox had stays
+    assert given["NO_PROXY"] == given["no_proxy"] == "intranet,host.docker.internal,localhost,127.0.0.1,172.17.0.1"
+    # the app's own proxy on the forward path: the app's NO_PROXY, beside the one it had
+    r = failed("proxy", api="v1", mode="host-gateway")
+    r.connect.direction = Direction.FORWARD
+    [(remedy, change)] = remedies.applicable(r, remedies.Context(gateway="172.17.0.1", no_proxy="corp.example"))
+    assert remedy.name == "no-proxy"
+    assert change.env["NO_PROXY"] == "corp.example,host.docker.internal,localhost,127.0.0.1,172.17.0.1"
+    # V0 and Agent Canvas have no setting for a sandbox's environment
+    r = failed("proxy", api="v0")
+    r.connect.direction = Direction.CALLBACK
+    assert names(r, ctx) == []
+
+
 def test_callback_failures_get_the_callback_fixes_not_the_forward_ones() -> None:
     r = failed("dns-unresolved", api="v1", mode="host")
     r.connect.direction = Direction.CALLBACK
