@@ -85,7 +85,8 @@ def _drop_chains(chains: set[tuple[str, str]]) -> None:
         rules = subprocess.run(["iptables", "-t", table, "-S"], capture_output=True, text=True, timeout=30).stdout
         for line in rules.splitlines():
             parts = line.split()
-            if parts[:1] == ["-A"] and parts[1] not in names and "-j" in parts and parts[parts.index("-j") + 1] in names:
+            jumps = "-j" in parts and parts[parts.index("-j") + 1] in names
+            if parts[:1] == ["-A"] and parts[1] not in names and jumps:
                 subprocess.run(["iptables", "-t", table, "-D", *parts[1:]], capture_output=True, timeout=30)
         for name in names:
             subprocess.run(["iptables", "-t", table, "-F", name], capture_output=True, timeout=30)

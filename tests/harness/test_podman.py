@@ -4,7 +4,7 @@ report say of it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -38,7 +38,8 @@ def test_the_engine_is_told_by_versions_first_component() -> None:
 
 
 class _Net:
-    attrs = {"IPAM": {"Config": [{"Subnet": "10.88.0.0/16", "Gateway": "10.88.0.1"}]}, "Options": {}}
+    attrs: ClassVar[dict[str, Any]] = {"IPAM": {"Config": [{"Subnet": "10.88.0.0/16", "Gateway": "10.88.0.1"}]},
+                                       "Options": {}}
 
 
 class _Nets:
@@ -101,3 +102,34 @@ def test_a_newer_podman_maps_host_gateway_and_is_accepted_by_v0(monkeypatch: pyt
     monkeypatch.setattr(doctor, "input_drops", lambda bridge="docker0": [])
     found = {f.name: f for f in doctor.checks(object())}  # type: ignore[arg-type]
     assert not found["host-gateway"].warn and not found["releases"].warn
+
+
+class _Container:
+    def __init__(self, hosts: str) -> None:
+        self.hosts = hosts
+
+    def exec_run(self, cmd: list[str], demux: bool = False) -> tuple[int, bytes]:
+        assert cmd == ["cat", "/etc/hosts"]
+        return 0, self.hosts.encode()
+
+
+def test_a_host_gateway_podman_wrote_as_it_is_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """podman 4.3.1's /etc/hosts of a container created with ExtraHosts host-gateway (measured)."""
+    from harness.host import podman
+
+    monkeypatch.setenv("DOCKER_HOST", "unix:///run/test-podman-unit.sock")
+    hosts = "host-gateway\thost.docker.internal\n127.0.0.1\tlocalhost\n10.88.0.1\thost.containers.internal\n"
+    note = podman.unmapped_host_gateway(_Podman(), _Container(hosts))  # type: ignore[arg-type]
+    assert note is not None and note.startswith("podman 4.3.1 wrote `host-gateway host.docker.internal` into the "
+                                                "app's /etc/hosts")
+    assert "host.containers.internal (10.88.0.1)" in note
+    assert podman.unmapped_host_gateway(_Podman(), _Container("10.88.0.1\thost.docker.internal\n")) is None  # type: ignore[arg-type]
+
+
+def test_a_release_that_refuses_podman_gets_one_line_and_no_remedy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.host import podman
+
+    monkeypatch.setattr(docker_host, "client", lambda: _Podman())
+    said = podman.refused(["the app reports its runtime failed to start ...: Podman server version must be >= 4.9.0"])
+    assert said is not None and said.startswith("nothing on this podman works for 0.x") and "4.3.1" in said
+    assert podman.refused(["connect refused"]) is None
