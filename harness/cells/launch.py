@@ -22,7 +22,7 @@ from harness.cells.facts import address_on, cpu_and_memory, env_of
 from harness.cells.plan import CellPlan, runtime_kwargs
 from harness.deployments import Deployment
 from harness.generations import Generation
-from harness.host import cleanup, docker_host, rootlesskit
+from harness.host import cleanup, docker_host, podman, rootlesskit
 from harness.host.containers import CellResources, app_container, free_port, tail
 from harness.host.netprobe import NetProbe
 from harness.host.probes import probe_from, probe_here
@@ -255,6 +255,9 @@ class AppLauncher:
         self.phase(f"app {self.name} started from {launch.image}")
         if launch.network_mode == "host" and launch.host_port and (kit := docker_host.rootless_kit(self.client)):
             self._forward(kit, launch.host_port)
+        # podman before 4.7 writes an --add-host's host-gateway into /etc/hosts as it is (host/podman.py)
+        if (note := podman.unmapped_host_gateway(self.client, container)) is not None:
+            self.result.notes.append(note)
         return container
 
     def _forward(self, kit: RootlessKit, port: int) -> None:

@@ -20,7 +20,7 @@ from harness.cells.headless import HeadlessCell
 from harness.cells.native import NativeCell
 from harness.cells.plan import CellPlan
 from harness.context import RunContext
-from harness.host import docker_host
+from harness.host import docker_host, podman
 from harness.matrix import Cell, Matrix
 from harness.model import Cause, CellResult, Connect, Evidence, ImageFailure, Source, Verdict
 from harness.openhands import LlmSettings
@@ -46,6 +46,9 @@ def run_cell(plan: CellPlan) -> CellResult:
     slot held, so the machine's load is not what ran one of OpenHands' own clocks out. A grace
     that still runs out alone is a finding about this host, said in those words."""
     result = entry(plan)(plan).run()
+    # a release that refused this podman in its own words: said once, no remedy exists here
+    if (said := podman.refused([e.text for e in result.connect.evidence])) is not None:
+        result.notes.append(said)
     rerun = result.connect.rerun
     if rerun is None:
         return result

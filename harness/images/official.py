@@ -85,8 +85,9 @@ def image_version(image: docker.models.images.Image, tag: str) -> str:
 def installed(client: docker.DockerClient, ref: str, package: str) -> str:
     """The version of `package` installed in image `ref`, read by its own Python (no network)."""
     probe = f"import importlib.metadata as m; print(m.version({package!r}))"
+    # python as the entrypoint: podman 4.3.1 keeps the image's own for an empty one (Docker clears it)
     try:
-        out = client.containers.run(ref, ["python", "-c", probe], entrypoint=[], remove=True, network_mode="none")
+        out = client.containers.run(ref, ["-c", probe], entrypoint=["python"], remove=True, network_mode="none")
     except (APIError, ContainerError) as e:  # no such image, or no such package in it
         raise ImageUnavailable(f"{ref}: cannot read its {package} version: {str(e)[-200:]}") from None
     return str(out.decode().strip().splitlines()[-1])
