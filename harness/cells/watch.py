@@ -73,6 +73,7 @@ class FirewallView:
         self.client = client
         self.read = False
         self.rules: list[firewall.Rule] | None = None
+        self.nat: list[firewall.NatRule] | None = None
         self.default_bridge = "docker0"
         self.bridges: dict[str, str] = {}  # container id -> its bridge
 
@@ -81,19 +82,32 @@ class FirewallView:
             return None
         if not self.read:
             self.read = True
-            self.rules = None if endpoint.remote() else firewall.rules()  # a remote daemon's live there
+            if not endpoint.remote():  # a remote daemon's live there
+                self.rules, self.nat = firewall.rules(), firewall.nat_rules()
             self.default_bridge = docker_host.bridge_options(self.client).get("name", "docker0")
         if caller.id not in self.bridges:
             self.bridges[caller.id] = bridge_of(self.client, caller)
         bridge = self.bridges[caller.id]
-        # Only the default bridge's (and the host network's) connects to the host meet INPUT:
-        # Docker NATs other networks' to a published port, through FORWARD, which is not read.
-        if self.rules is None or bridge not in ("lo", self.default_bridge):
+        dst = p.addresses[0] if p.addresses else None
+        if self.rules is None or not self.meets_input(bridge, p.port, dst):
             return None
         # From the caller's address on its bridge (on the host network, the address it knocks
         # at: the kernel picks a local destination as its source) to where the probe knocked.
-        dst = p.addresses[0] if p.addresses else None
         return firewall.matching(self.rules, bridge, p.port, dst if bridge == "lo" else address_of(caller), dst)
+
+    def meets_input(self, bridge: str, port: int, dst: str | None) -> bool:
+        """Whether a connect from `bridge` to `dst`:`port` meets this host's INPUT chain: it
+        knocks at a local address, and the daemon's nat DOCKER chain lets it through to a
+        local socket (the userland proxy's `-i BRIDGE -j RETURN`, on any bridge) rather than
+        NAT it to the container (a published port's DNAT, through FORWARD). Without the nat
+        chain read, only the default bridge's, as Docker's proxy sets it up."""
+        if bridge == "lo":
+            return True
+        if dst is not None and not firewall.local(dst):
+            return False  # a container's own address: bridged or routed, never INPUT
+        if self.nat is None:
+            return bridge == self.default_bridge
+        return firewall.dnat(self.nat, bridge, port, dst) is None
 
 
 def probe_url(container: Container, role: str, url: str) -> NetProbe:

@@ -12,9 +12,12 @@ established or invalid packets never meets one) and, for a reject, what it sends
 (ANSWERS). What else a rule matches (an ipset, a rate limit) is kept as `unweighed`, and
 `matching` says it is not sure of such a rule, or of one behind an accept it cannot weigh.
 
-Not read: the FORWARD path (a container on a user-defined network reaching a published port
-through NAT), chains a rule jumps to (ufw's, firewalld's), IPv6, and rules of a daemon on
-another machine.
+Which chain a connect from a bridge to this host meets is read from the daemon's nat DOCKER
+chain (`NatRule`): a bridge's `-j RETURN` (the userland proxy's) sends its connects to a local
+socket through INPUT; a published port's DNAT sends them to the container, through FORWARD.
+
+Not read: the FORWARD path's own rules (a container reaching a published port through NAT),
+chains a rule jumps to (ufw's, firewalld's), IPv6, and rules of a daemon on another machine.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import ipaddress
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -179,12 +183,21 @@ def _xtables_table(line: str) -> bool:
 
 def parse_iptables(text: str) -> list[Rule]:
     """INPUT's rules in order (its policy last, where it applies): the accepts, drops and
-    rejects, with what each one matches (`iptables -S`, as both front ends print it)."""
-    out, policy = [], None
+    rejects, with what each one matches, as `iptables -S` prints them (both front ends) or
+    `iptables-save` (its filter table only: `-A INPUT` of nat or mangle stops nothing; its
+    policy as `:INPUT DROP [0:0]`)."""
+    out, policy, table = [], None, "filter"
     for line in text.splitlines():
         words = line.split()
-        if line.startswith("-P INPUT ") and words[-1] in ("DROP", "REJECT"):
-            policy = Rule(line, "iptables", "INPUT", words[-1].lower(), policy=True)
+        if line.startswith("*"):  # iptables-save: the table the lines below belong to
+            table = line[1:].strip()
+            continue
+        if table != "filter":
+            continue
+        if words[:2] == ["-P", "INPUT"] or words[:1] == [":INPUT"]:
+            target = words[2 if words[0] == "-P" else 1] if len(words) > 2 else ""
+            if target in ("DROP", "REJECT"):
+                policy = Rule(line, "iptables", "INPUT", target.lower(), policy=True)
             continue
         if line.startswith("-A INPUT ") and (rule := _read_iptables(line)) is not None and rule.new:
             out.append(rule)  # one no new connection meets (ESTABLISHED, INVALID) never decides here
@@ -367,6 +380,82 @@ def matching(found: list[Rule] | None, bridge: str, port: int | None, src: str |
             out.append(dataclasses.replace(r, sure=r.weighed(src, dst) and not maybe_let_through))
             break
     return out
+
+
+# -- which chain a connect from a bridge to this host meets: INPUT, or NAT to a container ------
+
+@dataclass(frozen=True)
+class NatRule:
+    """One rule of the daemon's nat DOCKER chain (`iptables -t nat -S DOCKER`), which
+    PREROUTING jumps to for a packet to any local address: `-i BRIDGE -j RETURN` (the userland
+    proxy's: that bridge's connects reach docker-proxy through INPUT) or a published port's
+    DNAT to its container (without the proxy, every bridge's, its own included)."""
+
+    text: str
+    target: str  # RETURN or DNAT
+    iface: str | None = None  # `!` negates (None: any)
+    ports: tuple[tuple[int, int], ...] | None = None
+    dst: str | None = None  # the local address it is limited to (`-d 127.0.0.1/32`)
+    to: str = ""  # DNAT's --to-destination, `ADDRESS:PORT`
+
+    def meets(self, bridge: str, port: int | None, dst: str | None) -> bool:
+        if self.iface is not None and not _iface_matches(self.iface, bridge):
+            return False
+        if self.dst and dst and not _addr_matches(self.dst, dst):
+            return False
+        if self.ports is None:
+            return True
+        return port is not None and any(lo <= port <= hi for lo, hi in self.ports)
+
+
+def parse_nat(text: str) -> list[NatRule]:
+    """The DOCKER chain's RETURNs and TCP DNATs in order, from `iptables -t nat -S DOCKER`
+    (or `iptables-save`'s nat table)."""
+    out = []
+    for line in text.splitlines():
+        if not line.startswith("-A DOCKER "):
+            continue
+        words, got, negated = line.split()[2:], {}, False
+        for i, w in enumerate(words):
+            if w == "!":
+                negated = True
+                continue
+            if w in ("-i", "-d", "-p", "--dport", "-j", "--to-destination") and i + 1 < len(words):
+                got[w] = ("!" if negated else "") + words[i + 1]
+            negated = False
+        target, proto = got.get("-j", ""), got.get("-p")
+        if target == "RETURN" or (target == "DNAT" and proto in (None, "tcp")):
+            ports = got.get("--dport")
+            out.append(NatRule(line, target, got.get("-i"), _port_spec(ports.replace(":", "-")) if ports else None,
+                               got.get("-d"), got.get("--to-destination", "")))
+    return out
+
+
+def nat_rules() -> list[NatRule] | None:
+    """The daemon's nat DOCKER chain here; None when it cannot be read (not root, no such chain)."""
+    text = _run("iptables", "-t", "nat", "-S", "DOCKER")
+    return None if text is None else parse_nat(text)
+
+
+def dnat(nat: list[NatRule], bridge: str, port: int | None, dst: str | None) -> NatRule | None:
+    """The DNAT a new TCP connect from `bridge` to this host's `dst`:`port` meets first; None
+    when a RETURN comes first or none meets it: then it reaches a local socket through INPUT."""
+    for r in nat:
+        if r.meets(bridge, port, dst):
+            return r if r.target == "DNAT" else None
+    return None
+
+
+def local(addr: str) -> bool:
+    """Whether `addr` is one of this network namespace's own addresses (a bind to it works),
+    where a connect meets INPUT or the daemon's NAT, not a container's address."""
+    try:
+        family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((addr, 0))
+        return True
+    except OSError:
+        return False
 
 
 # -- changes, each undone after its block ------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 
 from harness import endpoint, generations, modes
 from harness.context import RunContext
-from harness.host import firewall
+from harness.host import containers, firewall
 from harness.matrix import Cell
 from harness.model import Cause, CellResult, Direction, Host
 
@@ -93,9 +93,20 @@ def _firewall_facts(result: CellResult, cell: Cell, host: Host) -> dict[str, Any
     own_bridge = "lo" if spec.shares_host_ports else "br-+"
     bridge = default if callback or spec.network == "default" else own_bridge
     gen = generations.get(result.api)
-    ports = (None if callback else gen.runtime_host_ports) or firewall.ephemeral_ports()
+    runtime = gen.runtime_host_ports or firewall.ephemeral_ports()
+    # where the sandbox calls the app back: the host port the harness publishes the app on
+    app = f"{containers.HARNESS_PORTS[0]}:{containers.HARNESS_PORTS[-1]}"
+    # a generation that calls back needs both ways open for the rerun to pass (measured: 1.11's
+    # rerun with the runtime's ports accepted met the same reject on its callback)
+    ports = app if callback else _span(runtime, app) if gen.callback else runtime
     sample = bridge.replace("+", "0")
     return {"firewall": tuple(firewall.matching(firewall.rules(), sample, None)), "bridge": bridge, "ports": ports}
+
+
+def _span(*ranges: str) -> str:
+    """One `LO:HI` range over these (an accept rule takes one): from the lowest to the highest."""
+    spans = [tuple(int(x) for x in r.split(":")) for r in ranges]
+    return f"{min(a for a, _ in spans)}:{max(b for _, b in spans)}"
 
 
 def _loopback_alias(host: Host) -> str | None:

@@ -247,3 +247,30 @@ def test_the_context_is_built_from_the_cell_its_result_and_the_runs_host(tmp_pat
     mine = remedies.Context.of(failed("dns-unresolved", mode="mine"), by_mode["mine"], run)
     assert (mine.deployment, mine.network, mine.on_host_network, mine.mounts_socket) == (True, "host", True, True)
     assert mine.extra_hosts == ("host.docker.internal",) and not mine.own_command
+
+
+@pytest.mark.parametrize(("api", "direction", "ports"), [
+    ("v0", Direction.FORWARD, "30000:39999"),  # V0's runtime ports; it never calls back
+    ("v1", Direction.FORWARD, "32768:65499"),  # the sandbox's ports and, for its calls back, the app's
+    ("v1", Direction.CALLBACK, "61000:65499"),  # the app's, where the harness publishes it
+])
+def test_the_accept_rule_opens_every_port_the_rerun_needs(monkeypatch: pytest.MonkeyPatch, api: str,
+                                                          direction: Direction, ports: str) -> None:
+    """Measured on a plain `-j REJECT` of every NEW connection from docker0: 1.11's rerun with the
+    sandbox's ports accepted met the same reject on its call back to the app, so an accept for
+    a generation that calls back covers the app's host ports too."""
+    from types import SimpleNamespace
+
+    from harness import modes
+    from harness.host import firewall
+    from harness.model import Host
+    from harness.remedies import context
+
+    monkeypatch.setattr(firewall, "rules", lambda: [])
+    monkeypatch.setattr(firewall, "ephemeral_ports", lambda: "32768:60999")
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    r = failed("connection-rejected", api=api, mode="host-gateway")
+    r.connect.direction = direction
+    cell = SimpleNamespace(mode=SimpleNamespace(spec=modes.get("host-gateway")))
+    facts = context._firewall_facts(r, cell, Host())  # type: ignore[arg-type]
+    assert (facts["bridge"], facts["ports"]) == ("docker0", ports)
