@@ -16,8 +16,13 @@ Which chain a connect from a bridge to this host meets is read from the daemon's
 chain (`NatRule`): a bridge's `-j RETURN` (the userland proxy's) sends its connects to a local
 socket through INPUT; a published port's DNAT sends them to the container, through FORWARD.
 
-Not read: the FORWARD path's own rules (a container reaching a published port through NAT),
-chains a rule jumps to (ufw's, firewalld's), IPv6, and rules of a daemon on another machine.
+A connect the daemon NATs to a container on another bridge (`--userland-proxy=false`: no
+RETURN, every bridge's connects to a published port are DNATed) is followed through the
+filter table's FORWARD chain and the chains it jumps to (DOCKER-USER, Docker's isolation
+stages, DOCKER: `forward_stop`), where the daemon's own isolation rule drops it.
+
+Not read: chains of INPUT's rules jump to (ufw's, firewalld's), nftables' forward hooks, IPv6,
+and rules of a daemon on another machine.
 """
 
 from __future__ import annotations
@@ -77,6 +82,9 @@ class Rule:
     # Whether the reading is sure the rule meets the path it was matched to (firewall.matching):
     # every match weighed, and no accept it could not weigh ahead of it.
     sure: bool = True
+    # The daemon's nat rule that sent the connect this way (a published port's DNAT, whose
+    # container is on another bridge: the FORWARD path), as `iptables -t nat -S` prints it.
+    via: str = ""
 
     def covers(self, bridge: str, port: int | None, src: str | None = None, dst: str | None = None) -> bool:
         """Whether a new TCP connection from `bridge` (from `src`) to the host's `port` (at
@@ -456,6 +464,128 @@ def local(addr: str) -> bool:
         return True
     except OSError:
         return False
+
+
+# -- the FORWARD path a connect NATed to a container takes (the daemon's own chains) ------------
+
+@dataclass(frozen=True)
+class FilterRule:
+    """One rule of the filter table's forwarding chains (`iptables -S`), with what it matches of
+    a forwarded new TCP connection: in and out interface, addresses, destination port, state."""
+
+    text: str
+    chain: str
+    target: str  # ACCEPT, DROP, REJECT, RETURN, or a chain to jump to
+    iface: str | None = None
+    oface: str | None = None
+    src: str | None = None
+    dst: str | None = None
+    protocol: str | None = None
+    ports: tuple[tuple[int, int], ...] | None = None
+    new: bool = True
+    unweighed: tuple[str, ...] = ()
+    reject_with: str = DEFAULT_REJECT
+
+    def meets(self, iface: str, oface: str, src: str | None, dst: str | None, port: int | None) -> bool:
+        if self.protocol not in (None, "tcp") or not self.new:
+            return False
+        for pattern, name in ((self.iface, iface), (self.oface, oface)):
+            if pattern is not None and not _iface_matches(pattern, name):
+                return False
+        for spec, addr in ((self.src, src), (self.dst, dst)):
+            if spec and addr and not _addr_matches(spec, addr):
+                return False
+        return self.ports is None or (port is not None and any(lo <= port <= hi for lo, hi in self.ports))
+
+
+_FILTER_OPTIONS = {"-i": "iface", "-o": "oface", "-s": "src", "-d": "dst", "-p": "protocol", "-j": "target",
+                   "--dport": "ports", "--dports": "ports", "--state": "state", "--ctstate": "state",
+                   "-m": "module", "--comment": "comment", "--reject-with": "reject"}
+
+
+def parse_filter(text: str) -> dict[str, list[FilterRule]]:
+    """Every chain's rules of the filter table, in order, from `iptables -S` (all chains)."""
+    chains: dict[str, list[FilterRule]] = {}
+    for line in text.splitlines():
+        if not line.startswith("-A "):
+            continue
+        try:
+            words = shlex.split(line)
+        except ValueError:
+            words = line.split()
+        chain, got, unweighed, negated, new, i = words[1], dict[str, str](), [], False, True, 2
+        while i < len(words):
+            flag = words[i]
+            if flag == "!":
+                negated, i = True, i + 1
+                continue
+            if flag in _FILTER_OPTIONS and i + 1 < len(words):
+                what, value = _FILTER_OPTIONS[flag], words[i + 1]
+                i += 2
+                if what == "state":
+                    new = new and ("NEW" in value.split(",")) != negated
+                elif what == "module" and value not in _MODULES:
+                    unweighed.append(f"-m {value}")
+                elif what not in ("module", "comment"):
+                    got[what] = ("!" if negated else "") + value
+            else:
+                unweighed.append(flag)
+                i += 1
+                while i < len(words) and not words[i].startswith("-") and words[i] != "!":
+                    i += 1
+            negated = False
+        ports = got.get("ports")
+        chains.setdefault(chain, []).append(FilterRule(
+            line, chain, got.get("target", ""), got.get("iface"), got.get("oface"), got.get("src"), got.get("dst"),
+            _protocol(got.get("protocol")), _port_spec(ports.replace(":", "-")) if ports else None, new,
+            tuple(unweighed), got.get("reject") or DEFAULT_REJECT))
+    return chains
+
+
+def forward_stop(chains: dict[str, list[FilterRule]], policy: str, iface: str, oface: str, src: str | None,
+                 dst: str | None, port: int | None) -> Rule | None:
+    """The rule that drops or rejects a new TCP connection forwarded from `iface` to `oface`
+    (from `src` to `dst`:`port`, after the daemon's DNAT), following the jumps from FORWARD
+    (DOCKER-USER, the isolation stages, DOCKER) as the kernel does; the chain's `policy`
+    (`-P FORWARD DROP`) when nothing accepts it; None when a rule accepts it. A rule with a
+    match this reading does not weigh is passed over, and what it decides comes back not `sure`."""
+    unsure: list[str] = []
+
+    def walk(chain: str, depth: int) -> FilterRule | None:
+        for r in chains.get(chain, []):
+            if not r.meets(iface, oface, src, dst, port):
+                continue
+            if r.unweighed:
+                unsure.extend(r.unweighed)
+                continue
+            if r.target in ("ACCEPT", "DROP", "REJECT"):
+                return r
+            if r.target == "RETURN":
+                return None
+            if r.target in chains and depth < 8 and (hit := walk(r.target, depth + 1)) is not None:
+                return hit  # what decided in the chain it jumped to; a RETURN there comes back here
+        return None
+
+    hit = walk("FORWARD", 0)
+    if hit is not None and hit.target == "ACCEPT":
+        return None
+    if hit is None:
+        if policy not in ("DROP", "REJECT"):
+            return None
+        return Rule(f"-P FORWARD {policy}", "iptables", "FORWARD", policy.lower(), policy=True,
+                    protocol="tcp", unweighed=tuple(unsure), sure=not unsure)
+    return Rule(hit.text, "iptables", hit.chain, hit.target.lower(),
+                reject_with=hit.reject_with if hit.target == "REJECT" else "",
+                iface=hit.iface, protocol="tcp", unweighed=tuple(unsure), sure=not unsure)
+
+
+def forward_rules() -> tuple[dict[str, list[FilterRule]], str] | None:
+    """The filter table's chains and FORWARD's policy here (`iptables -S`); None: not readable."""
+    text = _run("iptables", "-S")
+    if text is None:
+        return None
+    policy = next((ln.split()[2] for ln in text.splitlines() if ln.startswith("-P FORWARD ")), "ACCEPT")
+    return parse_filter(text), policy
 
 
 # -- changes, each undone after its block ------------------------------------------------------

@@ -46,6 +46,10 @@ class Context:
     remote: bool = False
     # The deployment gives its app a Docker socket (spec.ServiceSpec.mounts_socket).
     mounts_socket: bool = True
+    # The daemon's userland proxy (Host.userland_proxy: on, off; None: not read): without it,
+    # Docker up to 28 NATs a connect from one bridge to a port published by a container on
+    # another, and its own isolation rules drop it (moby PR #49981 removed them in 29.0).
+    userland_proxy: str | None = None
 
     @classmethod
     def of(cls, result: CellResult, cell: Cell, ctx: RunContext) -> Context:
@@ -59,6 +63,7 @@ class Context:
                    own_command=bool(dep and dep.service.command), api_on_loopback=bool(dep and dep.api_on_loopback),
                    rootless=bool(ctx.host.rootless), host_alias=_loopback_alias(ctx.host),
                    remote=bool(ctx.host.remote), mounts_socket=dep.service.mounts_socket() if dep else True,
+                   userland_proxy=ctx.host.userland_proxy,
                    **_firewall_facts(result, cell, ctx.host))
 
     @property

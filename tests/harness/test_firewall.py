@@ -4,6 +4,7 @@ which of them meets a connect from a bridge, and the decisions they support."""
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 
 import pytest
 
@@ -388,3 +389,76 @@ def test_the_userland_proxys_return_sends_any_bridges_connects_to_input() -> Non
 def test_a_container_address_never_meets_input() -> None:
     assert not view(NAT_PROXY).meets_input("docker0", 8000, "192.0.2.7")  # TEST-NET-1: never this machine's
     assert firewall.local("127.0.0.1") and not firewall.local("192.0.2.7")
+
+
+# -- a connect the daemon NATs to another bridge: its FORWARD path (--userland-proxy=false) ------
+
+# `iptables -S` on Docker 20.10 with --userland-proxy=false, a cell network br-7c83455054d6 and
+# a runtime on docker0 publishing 8000 (its DNAT: NAT_NO_PROXY above).
+FILTER = """-P INPUT ACCEPT
+-P FORWARD DROP
+-P OUTPUT ACCEPT
+-N DOCKER
+-N DOCKER-ISOLATION-STAGE-1
+-N DOCKER-ISOLATION-STAGE-2
+-N DOCKER-USER
+-A FORWARD -j DOCKER-USER
+-A FORWARD -j DOCKER-ISOLATION-STAGE-1
+-A FORWARD -o br-7c83455054d6 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -o br-7c83455054d6 -j DOCKER
+-A FORWARD -i br-7c83455054d6 ! -o br-7c83455054d6 -j ACCEPT
+-A FORWARD -i br-7c83455054d6 -o br-7c83455054d6 -j ACCEPT
+-A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -o docker0 -j DOCKER
+-A FORWARD -i docker0 ! -o docker0 -j ACCEPT
+-A FORWARD -i docker0 -o docker0 -j ACCEPT
+-A DOCKER -d 172.17.0.2/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 8000 -j ACCEPT
+-A DOCKER-ISOLATION-STAGE-1 -i br-7c83455054d6 ! -o br-7c83455054d6 -j DOCKER-ISOLATION-STAGE-2
+-A DOCKER-ISOLATION-STAGE-1 -i docker0 ! -o docker0 -j DOCKER-ISOLATION-STAGE-2
+-A DOCKER-ISOLATION-STAGE-1 -j RETURN
+-A DOCKER-ISOLATION-STAGE-2 -o br-7c83455054d6 -j DROP
+-A DOCKER-ISOLATION-STAGE-2 -o docker0 -j DROP
+-A DOCKER-ISOLATION-STAGE-2 -j RETURN
+-A DOCKER-USER -j RETURN
+"""
+
+
+def test_a_connect_natted_across_bridges_meets_the_daemons_isolation_drop() -> None:
+    chains = firewall.parse_filter(FILTER)
+    across = firewall.forward_stop(chains, "DROP", "br-7c83455054d6", "docker0", "172.18.0.2", "172.17.0.2", 8000)
+    assert across is not None and (across.text, across.action, across.sure) == (
+        "-A DOCKER-ISOLATION-STAGE-2 -o docker0 -j DROP", "drop", True)
+    # on one bridge (the remedy: the app on the runtime's network) the daemon accepts it
+    assert firewall.forward_stop(chains, "DROP", "docker0", "docker0", "172.17.0.3", "172.17.0.2", 8000) is None
+    # a user's own DOCKER-USER rule comes first, and one it cannot weigh makes the rest unsure
+    own = firewall.parse_filter(FILTER.replace("-A DOCKER-USER -j RETURN",
+                                               "-A DOCKER-USER -i br-+ -p tcp -j REJECT --reject-with tcp-reset"))
+    reset = firewall.forward_stop(own, "DROP", "br-7c83455054d6", "docker0", None, "172.17.0.2", 8000)
+    assert reset is not None and (reset.action, reset.reject_with) == ("reject", "tcp-reset")
+    odd = firewall.parse_filter(FILTER.replace("-A DOCKER-USER -j RETURN", "-A DOCKER-USER -m set --match-set x src -j ACCEPT"))
+    unsure = firewall.forward_stop(odd, "DROP", "br-7c83455054d6", "docker0", None, "172.17.0.2", 8000)
+    assert unsure is not None and not unsure.sure and unsure.unweighed == ("-m set", "--match-set")
+    # nothing accepts, nothing drops: the chain's policy
+    bare = firewall.parse_filter("-A FORWARD -i eth0 -j ACCEPT\n")
+    policy = firewall.forward_stop(bare, "DROP", "br-1", "docker0", None, "172.17.0.2", 8000)
+    assert policy is not None and policy.policy and policy.text == "-P FORWARD DROP"
+    assert firewall.forward_stop(bare, "ACCEPT", "br-1", "docker0", None, "172.17.0.2", 8000) is None
+
+
+def test_a_timeout_across_bridges_is_decided_with_the_daemons_rule_and_its_nat() -> None:
+    """--userland-proxy=false: the custom-network app's connects to the runtime's published port
+    are DNATed to docker0 and dropped by the daemon's isolation; the evidence quotes both."""
+    v = view(NAT_NO_PROXY)
+    v.read, v.rules, v.forward = True, [], (firewall.parse_filter(FILTER), "DROP")
+    v.subnets = [(ipaddress.ip_network("172.17.0.0/16"), "docker0"), (ipaddress.ip_network("172.18.0.0/16"), "br-7c83455054d6")]
+    nat = firewall.dnat(v.nat or [], "br-7c83455054d6", 32768, "127.0.0.1")
+    assert nat is not None
+    found = v.forwarded("br-7c83455054d6", "172.18.0.2", nat)
+    assert found is not None and [r.chain for r in found] == ["DOCKER-ISOLATION-STAGE-2"]
+    d = Judge().add(obs(app_probe=probe(tcp="timeout", port=32768), self_probe=probe(where="runtime", tcp="open"),
+                        app_rules=found))
+    assert d is not None and (d.cause, d.direction) == ("connect-timeout", "app->runtime"), d
+    assert "iptables -A DOCKER-ISOLATION-STAGE-2 -o docker0 -j DROP" in d.why, d.why
+    assert "iptables -t nat -A DOCKER -p tcp -m tcp --dport 32768 -j DNAT --to-destination 172.17.0.2:8000" in d.why
+    assert "userland proxy is off" in d.why
+    assert v.forwarded("br-7c83455054d6", None, firewall.NatRule("x", "DNAT", to="10.99.0.2:8000")) is None  # no bridge of its

@@ -274,3 +274,22 @@ def test_the_accept_rule_opens_every_port_the_rerun_needs(monkeypatch: pytest.Mo
     cell = SimpleNamespace(mode=SimpleNamespace(spec=modes.get("host-gateway")))
     facts = context._firewall_facts(r, cell, Host())  # type: ignore[arg-type]
     assert (facts["bridge"], facts["ports"]) == ("docker0", ports)
+
+
+def test_a_daemon_without_the_userland_proxy_moves_the_app_onto_the_runtimes_bridge() -> None:
+    """--userland-proxy=false: a custom-network cell's connects cross from its bridge to the
+    runtime's and the daemon's isolation drops them; the app on the default bridge is the fix,
+    and a move onto a network of its own is no longer one."""
+    off = remedies.Context(gateway="172.17.0.1", mode="custom-network", userland_proxy="off")
+    for api in ("v0", "v1"):
+        assert "sandbox-network" in names(failed("connect-timeout", api=api, mode="custom-network"), off)
+    [(_, change)] = [(r, c) for r, c in remedies.applicable(failed("connect-timeout", mode="custom-network"), off)
+                     if r.name == "sandbox-network"]
+    assert change.mode == "host-gateway"
+    on = remedies.Context(gateway="172.17.0.1", mode="custom-network", userland_proxy="on")
+    assert "sandbox-network" not in names(failed("connect-timeout", mode="custom-network"), on)
+    unread = remedies.Context(gateway="172.17.0.1", mode="custom-network")
+    assert "sandbox-network" not in names(failed("connect-timeout", mode="custom-network"), unread)
+    bridge_off = remedies.Context(gateway="172.17.0.1", mode="bridge", userland_proxy="off")
+    assert "own-network" not in names(failed("connect-timeout", mode="bridge"), bridge_off)
+    assert "own-network" in names(failed("connect-timeout", mode="bridge"), remedies.Context(gateway="172.17.0.1"))
