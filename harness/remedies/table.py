@@ -198,7 +198,7 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
            "network to the runtime's published port straight to the runtime's bridge, where its own isolation "
            "rules drop it (moby PR #49981); on one bridge nothing crosses them. The other fix is the daemon's: "
            "`\"userland-proxy\": true` (its default) in daemon.json, or Docker 29",
-           mode="host-gateway"),
+           mode="host-gateway", directions=(Direction.FORWARD, Direction.CALLBACK, None)),
     Remedy("own-network", (TIMEOUT, REJECTED), lambda ctx: None if ctx.userland_proxy == "off" else {},
            "the app on a user-defined network: its SYNs reach the published port through that "
            "network's own bridge and Docker's NAT, not docker0 to the host's INPUT chain, where host "

@@ -286,6 +286,9 @@ def test_a_daemon_without_the_userland_proxy_moves_the_app_onto_the_runtimes_bri
     [(_, change)] = [(r, c) for r, c in remedies.applicable(failed("connect-timeout", mode="custom-network"), off)
                      if r.name == "sandbox-network"]
     assert change.mode == "host-gateway"
+    back = failed("connect-timeout", api="v1", mode="custom-network")
+    back.connect.direction = Direction.CALLBACK  # the sandbox's call back to the app crosses them too
+    assert "sandbox-network" in names(back, off)
     on = remedies.Context(gateway="172.17.0.1", mode="custom-network", userland_proxy="on")
     assert "sandbox-network" not in names(failed("connect-timeout", mode="custom-network"), on)
     unread = remedies.Context(gateway="172.17.0.1", mode="custom-network")
