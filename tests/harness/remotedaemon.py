@@ -140,6 +140,12 @@ def _dockerd(netns: str, extra: list[str]) -> Iterator[RemoteDaemon]:
         subprocess.run(["pkill", "-KILL", "-f", f"containerd-shim.*-address {root}/"], capture_output=True)
         for mounted in ("exec", "data"):  # dockerd mounts its data root on itself too
             subprocess.run(["umount", "-R", str(root / mounted)], capture_output=True)
+        # what is still mounted under it (seen: exec/netns/default, the nsfs of a daemon stopped by
+        # SIGTERM in the by-hand use below), deepest first
+        points = [m.split()[1] for m in Path("/proc/mounts").read_text().splitlines()]
+        left = [m for m in points if m.startswith(f"{root}/")]
+        for mounted in sorted(left, key=len, reverse=True):
+            subprocess.run(["umount", mounted], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
 
 
