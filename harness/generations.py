@@ -219,7 +219,7 @@ V0 = Generation(
     runtime_host_ports="30000:39999",
     trajectory_reader="harness.openhands.v0:turn_from_events",
     remedies=("publish-app-port", "mount-docker-socket", "add-host-gateway", "docker-host-addr", "host-network-trio",
-              "own-network",
+              "sandbox-network", "own-network",
               "bind-all-addresses", "no-proxy", "firewall-accept", "rootless-host-alias"),
     # CodeActAgent 0.62 offers execute_ipython_cell (AgentConfig.enable_jupyter, default True)
     # and browser (enable_browsing, default True): codeact_agent.py _get_tools.
@@ -296,7 +296,7 @@ V1 = Generation(
               "v1-url-pattern",
               "v1-startup-grace",
               "v1-web-url", "v1-extra-webhook", "v1-callback-urls", "v1-published-port", "publish-on-gateway",
-              "v1-hosts-entry",
+              "v1-hosts-entry", "sandbox-network",
               "firewall-accept", "rootless-host-alias"),
     # The SDK agent's default tools (openhands-tools 1.34.0, tools/preset/default.py):
     # terminal, file_editor, task_tracker and the browser tool set; no IPython tool.

@@ -73,7 +73,10 @@ def rule_line(r: Rule) -> str:
     unsure = "" if r.sure else (" (this reading cannot tell for sure that it meets the connect: "
                                 f"{', '.join(r.unweighed) or 'an accept it cannot weigh comes first'})")
     where = "iptables" if r.source == "iptables" else f"nft, chain {r.chain}:"  # nft's text names no chain
-    return f"{where} {r.text}{unsure}"
+    via = (f" (the connect reaches it through the daemon's own NAT, iptables -t nat {r.via}: a published "
+           "port's DNAT to its container on another bridge, which the daemon sets up for every bridge when "
+           "its userland proxy is off)" if r.via else "")
+    return f"{where} {r.text}{via}{unsure}"
 
 
 def quoted_rules(rules: list[Rule] | None, action: str) -> str:

@@ -12,6 +12,8 @@ read once per cell (`FirewallView`): a look at them is a subprocess.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import ipaddress
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,6 +79,9 @@ class FirewallView:
         self.client = client
         self.read = False
         self.rules: list[firewall.Rule] | None = None
+        self.nat: list[firewall.NatRule] | None = None
+        self.forward: tuple[dict[str, list[firewall.FilterRule]], str] | None = None
+        self.subnets: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = []  # -> its bridge
         self.default_bridge = "docker0"
         self.bridges: dict[str, str] = {}  # container id -> its bridge
 
@@ -85,19 +90,66 @@ class FirewallView:
             return None
         if not self.read:
             self.read = True
-            self.rules = None if endpoint.remote() else firewall.rules()  # a remote daemon's live there
+            if not endpoint.remote():  # a remote daemon's live there
+                self.rules, self.nat, self.forward = firewall.rules(), firewall.nat_rules(), firewall.forward_rules()
             self.default_bridge = docker_host.bridge_options(self.client).get("name", "docker0")
+            self.subnets = bridge_subnets(self.client)
         if caller.id not in self.bridges:
             self.bridges[caller.id] = bridge_of(self.client, caller)
         bridge = self.bridges[caller.id]
-        # Only the default bridge's (and the host network's) connects to the host meet INPUT:
-        # Docker NATs other networks' to a published port, through FORWARD, which is not read.
-        if self.rules is None or bridge not in ("lo", self.default_bridge):
+        dst = p.addresses[0] if p.addresses else None
+        nat = (firewall.dnat(self.nat, bridge, p.port, dst) if self.rules is not None and self.nat is not None
+               and dst is not None and firewall.local(dst) else None)
+        if nat is not None:  # the daemon NATs it to a published port's container: the FORWARD path
+            return self.forwarded(bridge, address_of(caller), nat)
+        if self.rules is None or not self.meets_input(bridge, p.port, dst):
             return None
         # From the caller's address on its bridge (on the host network, the address it knocks
         # at: the kernel picks a local destination as its source) to where the probe knocked.
-        dst = p.addresses[0] if p.addresses else None
         return firewall.matching(self.rules, bridge, p.port, dst if bridge == "lo" else address_of(caller), dst)
+
+    def forwarded(self, bridge: str, src: str | None, nat: firewall.NatRule) -> list[firewall.Rule] | None:
+        """A connect the daemon DNATs to a published port's container: the rule of the filter
+        table's FORWARD path (the daemon's isolation between bridges, DOCKER-USER) that stops it
+        on its way from `bridge` to the container's bridge, with the DNAT that sent it there."""
+        to, _, port = nat.to.rpartition(":")
+        out = next((b for net, b in self.subnets if _in(to, net)), None)
+        if self.forward is None or out is None or not port.isdigit():
+            return None
+        stop = firewall.forward_stop(*self.forward, bridge, out, src, to, int(port))
+        return [] if stop is None else [dataclasses.replace(stop, via=nat.text)]
+
+    def meets_input(self, bridge: str, port: int, dst: str | None) -> bool:
+        """Whether a connect from `bridge` to `dst`:`port` meets this host's INPUT chain: it
+        knocks at a local address, and the daemon's nat DOCKER chain lets it through to a
+        local socket (the userland proxy's `-i BRIDGE -j RETURN`, on any bridge) rather than
+        NAT it to the container (a published port's DNAT, through FORWARD). Without the nat
+        chain read, only the default bridge's, as Docker's proxy sets it up."""
+        if bridge == "lo":
+            return True
+        if dst is not None and not firewall.local(dst):
+            return False  # a container's own address: bridged or routed, never INPUT
+        if self.nat is None:
+            return bridge == self.default_bridge
+        return firewall.dnat(self.nat, bridge, port, dst) is None
+
+
+def bridge_subnets(client: docker.DockerClient) -> list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]]:
+    """Each bridge network's subnets and the interface its containers' packets leave the host on."""
+    out = []
+    for net in client.networks.list(filters={"driver": "bridge"}):
+        name = (net.attrs.get("Options") or {}).get("com.docker.network.bridge.name") or f"br-{net.id[:12]}"
+        for conf in (net.attrs.get("IPAM") or {}).get("Config") or []:
+            with contextlib.suppress(ValueError, TypeError):
+                out.append((ipaddress.ip_network(conf.get("Subnet"), strict=False), str(name)))
+    return out
+
+
+def _in(addr: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    try:
+        return ipaddress.ip_address(addr) in net
+    except ValueError:
+        return False
 
 
 def probe_url(container: Container, role: str, url: str) -> NetProbe:

@@ -46,6 +46,8 @@ def input_drops(bridge: str = "docker0") -> list[str] | None:
 
 def _userland_proxy() -> str:
     args = _run("ps", "-o", "args=", "-C", "dockerd")
+    if len(args.strip().splitlines()) > 1:  # several daemons here: which one is ours, their lines cannot say
+        return "not readable here (several dockerd)"
     conf = Path("/etc/docker/daemon.json")
     try:
         data = json.loads(conf.read_text()) if conf.exists() else {}
@@ -183,8 +185,15 @@ def _local(facts: docker_host.HostFacts) -> list[Finding]:
                            "published ports are NATed to the container by netavark's rules; nothing listens on the "
                            "host's side of them"))
     else:
-        out.append(Finding("userland-proxy", facts.userland_proxy or _userland_proxy(),
-                           "container-to-host traffic for published ports is answered by docker-proxy via INPUT"))
+        read = (f"{facts.userland_proxy} (the daemon's nat OUTPUT rule to its DOCKER chain "
+                f"{'skips' if facts.userland_proxy == 'on' else 'does not skip'} 127.0.0.0/8)"
+                if facts.userland_proxy else f"{_userland_proxy()} (dockerd's command line and daemon.json)")
+        out.append(Finding("userland-proxy", read,
+                           "on: a container's connect to a published port on this host is answered by docker-proxy "
+                           "through INPUT; off: the daemon NATs it to the container, and on Docker up to 28 its "
+                           "isolation rules drop it between two bridge networks (a custom-network app reaching its "
+                           "runtime on the default bridge: connect-timeout; moby PR #49981)",
+                           warn=facts.userland_proxy == "off"))
     out.append(Finding("firewall", firewall.front_ends(),
                        "where firewall rules live here: iptables (as `iptables -S` prints them) and nftables "
                        "tables of their own (nftables.conf, firewalld), which `iptables -S` does not show"))

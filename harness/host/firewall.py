@@ -3,9 +3,26 @@ on a bridge sends to the host (the INPUT path: Docker does not DNAT a container'
 its own bridge's gateway, so it meets INPUT, where ufw, firewalld and cloud images' rules
 drop or reject it), read from iptables (legacy or nf_tables, `iptables -S`) and from native
 nftables rulesets (`nft list ruleset`: an `inet` table of nftables.conf, firewalld's) alike;
-and scoped changes for tests and remedies, each removed after its `with` block. This module
-runs the commands; reading their text and weighing a rule against a path is ruleset.py's
-(pure: the judge imports it alone), named here too for those that read and change the rules.
+and scoped changes for tests and remedies, each removed after its `with` block.
+
+A rule is read with what it matches of a new TCP connection: the input interface, source and
+destination addresses (`-s`, `-d`, `--src-range`; `ip saddr`), destination ports (`--dport`,
+`-m multiport`; `tcp dport`, with `!`/`!=`), the protocol, the conntrack state (a rule only for
+established or invalid packets never meets one) and, for a reject, what it sends back
+(ANSWERS). What else a rule matches (an ipset, a rate limit) is kept as `unweighed`, and
+`matching` says it is not sure of such a rule, or of one behind an accept it cannot weigh.
+
+Which chain a connect from a bridge to this host meets is read from the daemon's nat DOCKER
+chain (`NatRule`): a bridge's `-j RETURN` (the userland proxy's) sends its connects to a local
+socket through INPUT; a published port's DNAT sends them to the container, through FORWARD.
+
+A connect the daemon NATs to a container on another bridge (`--userland-proxy=false`: no
+RETURN, every bridge's connects to a published port are DNATed) is followed through the
+filter table's FORWARD chain and the chains it jumps to (DOCKER-USER, Docker's isolation
+stages, DOCKER: `forward_stop`), where the daemon's own isolation rule drops it.
+
+Not read: chains of INPUT's rules jump to (ufw's, firewalld's), nftables' forward hooks, IPv6,
+and rules of a daemon on another machine.
 """
 
 from __future__ import annotations
@@ -13,16 +30,49 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness.host.ruleset import ANSWERS as ANSWERS
-from harness.host.ruleset import DEFAULT_REJECT as DEFAULT_REJECT
-from harness.host.ruleset import Rule as Rule
-from harness.host.ruleset import matching as matching
-from harness.host.ruleset import parse_iptables, parse_nft, xtables_table
+from harness.host.ruleset import (  # the rules as text, read and weighed: pure (ruleset.py)
+    ANSWERS as ANSWERS,
+)
+from harness.host.ruleset import (
+    DEFAULT_REJECT as DEFAULT_REJECT,
+)
+from harness.host.ruleset import (
+    FilterRule as FilterRule,
+)
+from harness.host.ruleset import (
+    NatRule as NatRule,
+)
+from harness.host.ruleset import (
+    Rule as Rule,
+)
+from harness.host.ruleset import (
+    dnat as dnat,
+)
+from harness.host.ruleset import (
+    forward_stop as forward_stop,
+)
+from harness.host.ruleset import (
+    matching as matching,
+)
+from harness.host.ruleset import (
+    parse_filter as parse_filter,
+)
+from harness.host.ruleset import (
+    parse_iptables as parse_iptables,
+)
+from harness.host.ruleset import (
+    parse_nat as parse_nat,
+)
+from harness.host.ruleset import (
+    parse_nft as parse_nft,
+)
+from harness.host.ruleset import xtables_table
 
 COMMENT = "oh-matrix"  # on every rule the harness inserts, so a leftover is recognisable
 
@@ -58,6 +108,33 @@ def front_ends() -> str:
         own = [ln.strip() for ln in nft.splitlines() if ln.strip() and not xtables_table(ln)]
         parts.append(f"nftables ({', '.join(t.removeprefix('table ') for t in own) or 'no tables of its own'})")
     return "; ".join(parts) or "not readable here"
+
+
+def nat_rules() -> list[NatRule] | None:
+    """The daemon's nat DOCKER chain here; None when it cannot be read (not root, no such chain)."""
+    text = _run("iptables", "-t", "nat", "-S", "DOCKER")
+    return None if text is None else parse_nat(text)
+
+
+def local(addr: str) -> bool:
+    """Whether `addr` is one of this network namespace's own addresses (a bind to it works),
+    where a connect meets INPUT or the daemon's NAT, not a container's address."""
+    try:
+        family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((addr, 0))
+        return True
+    except OSError:
+        return False
+
+
+def forward_rules() -> tuple[dict[str, list[FilterRule]], str] | None:
+    """The filter table's chains and FORWARD's policy here (`iptables -S`); None: not readable."""
+    text = _run("iptables", "-S")
+    if text is None:
+        return None
+    policy = next((ln.split()[2] for ln in text.splitlines() if ln.startswith("-P FORWARD ")), "ACCEPT")
+    return parse_filter(text), policy
 
 
 # -- changes, each undone after its block ------------------------------------------------------

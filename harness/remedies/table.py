@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness import generations
+from harness import generations, modes
 from harness.host import firewall, hostchange
 from harness.model import Cause, Direction
 from harness.modes import APP_PORT_TOKEN, DOCKER_SOCKET
@@ -176,6 +176,14 @@ def _socket_mount(ctx: Context) -> tuple[str, ...] | None:
     return None if not ctx.deployment or ctx.mounts_socket else (f"{DOCKER_SOCKET}:{DOCKER_SOCKET}",)
 
 
+def _across_bridges(ctx: Context) -> bool:
+    """The failed cell's app is on a network of its own and the daemon's userland proxy is off:
+    its connects to the runtime's published port cross from one bridge to another."""
+    own = ctx.network == "own" if ctx.deployment else (ctx.mode or "") in modes.MODES and \
+        modes.get(ctx.mode or "").network == "own"
+    return ctx.userland_proxy == "off" and own
+
+
 def _firewall_accept(ctx: Context) -> contextlib.AbstractContextManager[str]:
     return firewall.accept_bridge_to_host(ctx.ports, ctx.bridge, list(ctx.firewall))
 
@@ -220,7 +228,14 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
            "the documented host-network setup: app and runtime on the host network, runtime "
            "polled on 127.0.0.1, so no packet crosses a bridge or the host's INPUT chain",
            mode="host"),
-    Remedy("own-network", (TIMEOUT, REJECTED), lambda ctx: {},
+    Remedy("sandbox-network", (TIMEOUT,), lambda ctx: {} if _across_bridges(ctx) else None,
+           "the app on the runtime's network, the default bridge (with host.docker.internal mapped to its "
+           "gateway): with the daemon's userland proxy off, Docker up to 28 NATs a connect from the app's own "
+           "network to the runtime's published port straight to the runtime's bridge, where its own isolation "
+           "rules drop it (moby PR #49981); on one bridge nothing crosses them. The other fix is the daemon's: "
+           "`\"userland-proxy\": true` (its default) in daemon.json, or Docker 29",
+           mode="host-gateway", directions=(Direction.FORWARD, Direction.CALLBACK, None)),
+    Remedy("own-network", (TIMEOUT, REJECTED), lambda ctx: None if ctx.userland_proxy == "off" else {},
            "the app on a user-defined network: its SYNs reach the published port through that "
            "network's own bridge and Docker's NAT, not docker0 to the host's INPUT chain, where host "
            "firewalls (ufw, firewalld, a cloud image's REJECT) drop or reject them",
