@@ -1,28 +1,10 @@
-"""The host's firewall as it bears on a cell: the rules that drop or reject what a container
-on a bridge sends to the host (the INPUT path: Docker does not DNAT a container's traffic to
-its own bridge's gateway, so it meets INPUT, where ufw, firewalld and cloud images' rules
-drop or reject it), read from iptables (legacy or nf_tables, `iptables -S`) and from native
-nftables rulesets (`nft list ruleset`: an `inet` table of nftables.conf, firewalld's) alike;
-and scoped changes for tests and remedies, each removed after its `with` block.
-
-A rule is read with what it matches of a new TCP connection: the input interface, source and
-destination addresses (`-s`, `-d`, `--src-range`; `ip saddr`), destination ports (`--dport`,
-`-m multiport`; `tcp dport`, with `!`/`!=`), the protocol, the conntrack state (a rule only for
-established or invalid packets never meets one) and, for a reject, what it sends back
-(ANSWERS). What else a rule matches (an ipset, a rate limit) is kept as `unweighed`, and
-`matching` says it is not sure of such a rule, or of one behind an accept it cannot weigh.
-
-Which chain a connect from a bridge to this host meets is read from the daemon's nat DOCKER
-chain (`NatRule`): a bridge's `-j RETURN` (the userland proxy's) sends its connects to a local
-socket through INPUT; a published port's DNAT sends them to the container, through FORWARD.
-
-A connect the daemon NATs to a container on another bridge (`--userland-proxy=false`: no
-RETURN, every bridge's connects to a published port are DNATed) is followed through the
-filter table's FORWARD chain and the chains it jumps to (DOCKER-USER, Docker's isolation
-stages, DOCKER: `forward_stop`), where the daemon's own isolation rule drops it.
-
-Not read: chains of INPUT's rules jump to (ufw's, firewalld's), nftables' forward hooks, IPv6,
-and rules of a daemon on another machine.
+"""The host's firewall as it bears on a cell, as commands: the rules printed by iptables
+(legacy or nf_tables, `iptables -S`, the nat `DOCKER` chain, the filter table) and by native
+nftables (`nft list ruleset`), handed to `ruleset.py`, which reads and weighs them (what a
+rule matches, what a reject sends back, which chain a connect meets, the FORWARD path of a
+connect the daemon NATs to another bridge); and scoped changes for tests and remedies, each
+removed after its `with` block. Whether an address is this namespace's own (`local`) is a
+bind, so it is here too.
 """
 
 from __future__ import annotations

@@ -37,9 +37,7 @@ MATRIX = clirun.matrix("custom-network", "host-gateway", tasks=())
 @pytest.fixture(scope="module")
 def own(client: docker.DockerClient, v0_images: ImageSet, v1_images: ImageSet,
         base_image: object) -> Iterator[remotedaemon.OwnDaemon]:
-    images = rootless.harness_images(client, v0_images, v1_images)
-    with remotedaemon.own_daemon(userland_proxy=False) as d:
-        rootless.load_images(d.docker_host, *images)
+    with rootless.loaded(remotedaemon.own_daemon(userland_proxy=False), client, v0_images, v1_images) as d:
         yield d
 
 
