@@ -151,8 +151,9 @@ class CallerCell(ApiCell):
         if blocked is not None:
             self.decide(blocked, time.monotonic() - t0, app)
             if self.plan.remedies:
-                self.result.remedies = [self.prove(fix, app) for fix in fixes.applicable(
-                    self.caller, self.result.connect.cause, self.app_network(app))]
+                found = fixes.applicable(self.caller, self.result.connect.cause, self.app_network(app))
+                only = self.plan.remedy_names
+                self.result.remedies = [self.prove(fix, app) for fix in found if not only or fix.name in only]
             return None
         self.app.phase(f"the caller {self.caller.name} reached the app at {placed.url}")
         return self.converse(self.client_at(placed), app, clock)

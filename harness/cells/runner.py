@@ -132,7 +132,7 @@ def _run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None) ->
     plan = CellPlan(ctx.run_id, cell, images, env, m.connect_budget, m.app_budget,
                     secrets=secret_names({**own, **env}), tasks=list(m.tasks if tasks is None else tasks),
                     catalog=m.catalog(), llm=choice, task_budget=m.task_budget, boot_slots=ctx.boot_slots,
-                    remedies=ctx.remedies)
+                    remedies=ctx.remedies, remedy_names=frozenset(ctx.remedy_names))
     result = run_cell(plan)
     if choice.real is not None:
         result.notes.append(f"tasks ran on the user's model {choice.real.model}")
