@@ -18,6 +18,7 @@ import base64
 import json
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 from urllib.parse import urlsplit
 
 import docker
@@ -119,25 +120,22 @@ class CallerCell(ApiCell):
         loopback alone as other cells are: a caller in a container reaches the host's ports
         through its network's gateway, as it would beside a real deployment."""
         launch = self.app.launch()
-        if launch.placed_publish:  # a deployment: where its line gives no address, every address, as it is
-            placed = tuple(replace(placed, address="0.0.0.0") if not person.address
-                           and placed.address.startswith("127.") else placed
-                           for person, placed in zip(launch.publish or (), launch.placed_publish, strict=False))
+        if launch.placed_publish:  # a deployment: where its line gives no address, every address
+            pairs = zip(launch.publish or (), launch.placed_publish, strict=False)
+            placed = tuple(replace(p, address="0.0.0.0") if not person.address and p.address.startswith("127.") else p
+                           for person, p in pairs)
             placed += launch.placed_publish[len(placed):]
-            if placed != launch.placed_publish:
-                note = ("the ports your line publishes without an address are published on every address of this "
-                        "machine, as your line does, not on its loopback alone as the harness's other cells are: a "
-                        "caller in a container reaches them through its network's gateway")
-                self.result.notes.append(note)
-                launch = replace(launch, placed_publish=placed, placement=(*launch.placement, note))
-            return launch
+            return launch if placed == launch.placed_publish else self.widened(launch, placed_publish=placed)
         if launch.publish_all or launch.network_mode == "host" or launch.publish is not None:
             return launch
-        note = ("the app's port is published on every address of this machine, as the line says (-p PORT:PORT), not "
-                "on its loopback alone as the harness's other cells are: a caller in a container reaches it through "
-                "its network's gateway")
+        return self.widened(launch, publish_all=True)
+
+    def widened(self, launch: modes.AppLaunch, **placed: Any) -> modes.AppLaunch:
+        note = ("the app's port is published on every address of this machine, as the person's line publishes it, "
+                "not on its loopback alone as the harness's other cells are: a caller in a container reaches it "
+                "through its network's gateway")
         self.result.notes.append(note)
-        return replace(launch, publish_all=True, placement=(*launch.placement, note))
+        return replace(launch, placement=(*launch.placement, note), **placed)
 
     def connect(self, clock: BootClock) -> tuple[Client, str, Container] | None:
         started = self.start_app()
