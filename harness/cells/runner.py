@@ -22,7 +22,7 @@ from harness.cells.plan import CellPlan
 from harness.context import RunContext
 from harness.host import docker_host, podman
 from harness.matrix import Cell, Matrix
-from harness.model import Cause, CellResult, Connect, Evidence, ImageFailure, Source, Verdict
+from harness.model import Cause, CellResult, Connect, Direction, Evidence, ImageFailure, Source, Verdict
 from harness.openhands import LlmSettings
 from harness.secrets import Secret, redact_result, secret_names
 from harness.tasks.taskrun import LlmChoice
@@ -152,7 +152,7 @@ def _run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None) ->
     def machine() -> contextlib.AbstractContextManager[object]:
         return admission.slot(plan.boot_slots, alone=True)
 
-    if cell.caller is None:  # a caller cell proved its caller's own fixes (cells/caller.py)
+    if result.connect.direction != Direction.CALLER:  # a caller's own fixes are proven by its cell (caller.py)
         result.remedies = remedies.attempt(result, cell, ctx, rerun, machine)
     key = {"LLM_API_KEY": choice.real.api_key, "LLM_BASE_URL": choice.real.base_url} if choice.real else {}
     # A task file's secrets are secret whatever their names: redacted like the key.
