@@ -116,7 +116,8 @@ class Seen:
 
 def find(client: docker.DockerClient, since: float) -> Seen | None:
     """The conversation container the daemon has, created since `since` (epoch seconds)."""
-    for c in client.containers.list(all=True, filters={"name": PREFIX}):
+    # ignore_removed: it runs with --rm, and the agent-server stops it as soon as it gives up
+    for c in client.containers.list(all=True, filters={"name": PREFIX}, ignore_removed=True):
         created = c.attrs.get("Created", "")
         if _epoch(created) < since - 2:
             continue
@@ -159,7 +160,10 @@ def watch(client: docker.DockerClient, app: Container, pending: concurrent.futur
 def look(app: Container, seen: Seen) -> Decision | None:
     with contextlib.suppress(docker.errors.DockerException):
         seen.said = strip_ansi(tail(seen.container, 60)) or seen.said
-    seen.container.reload()
+    try:
+        seen.container.reload()
+    except docker.errors.NotFound:  # stopped and removed (--rm): the app's pending create call says why
+        return None
     if seen.container.status not in ("running", "created"):
         code = seen.container.attrs["State"].get("ExitCode")
         return Decision(Verdict.FAIL, Cause.RUNTIME_EXITED,
