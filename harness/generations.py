@@ -219,7 +219,7 @@ V0 = Generation(
     runtime_host_ports="30000:39999",
     trajectory_reader="harness.openhands.v0:turn_from_events",
     remedies=("publish-app-port", "mount-docker-socket", "add-host-gateway", "docker-host-addr", "host-network-trio",
-              "own-network",
+              "sandbox-network", "own-network",
               "bind-all-addresses", "no-proxy", "firewall-accept", "rootless-host-alias"),
     # CodeActAgent 0.62 offers execute_ipython_cell (AgentConfig.enable_jupyter, default True)
     # and browser (enable_browsing, default True): codeact_agent.py _get_tools.
@@ -292,10 +292,11 @@ V1 = Generation(
     headless_skip=("the headless entry point is V0's `python -m openhands.core.main`; 1.x ships its CLI "
                    "as a separate package"),
     replay_skip="1.x has no replay of a recorded trajectory (V0's replay_json): run its tasks with an LLM",
-    remedies=("publish-app-port", "mount-docker-socket", "add-host-gateway", "no-proxy", "v1-url-pattern",
+    remedies=("publish-app-port", "mount-docker-socket", "add-host-gateway", "no-proxy", "sandbox-no-proxy",
+              "v1-url-pattern",
               "v1-startup-grace",
               "v1-web-url", "v1-extra-webhook", "v1-callback-urls", "v1-published-port", "publish-on-gateway",
-              "v1-hosts-entry",
+              "v1-hosts-entry", "sandbox-network",
               "firewall-accept", "rootless-host-alias"),
     # The SDK agent's default tools (openhands-tools 1.34.0, tools/preset/default.py):
     # terminal, file_editor, task_tracker and the browser tool set; no IPython tool.
@@ -376,6 +377,8 @@ AGENT_SERVER = Generation(
     capabilities=(),
     lacks_why=CANVAS.lacks_why,
     release_package="openhands-agent-server",
+    replay_skip=CANVAS.replay_skip,
+    headless_skip="the agent-server alone has no headless entry point: drive it through its API",
 )
 
 GENERATIONS: dict[str, Generation] = {g.name: g for g in (V0, V1, CANVAS, AGENT_SERVER)}

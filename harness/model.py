@@ -449,6 +449,7 @@ class Host(_Model):
     cgroup: str | None = None
     storage_driver: str | None = None
     bridge_gateway: str | None = None
+    engine: str | None = None  # docker | podman: which engine answers the Docker API (None: older runs, Docker)
     proxies: dict[str, str] = Field(default_factory=dict)
     bridge: dict[str, str] = Field(default_factory=dict)  # the default bridge's options: enable_icc, name, ...
     userland_proxy: str | None = None  # on | off, from the daemon's nat rules; None: not readable here
@@ -482,9 +483,11 @@ class Host(_Model):
 
     @property
     def daemon_kind(self) -> str:
-        """` rootless`, ` remote`, both or nothing: a daemon of another kind on one machine is
-        another host, whose every path differs (history, merge and bisect keep them apart)."""
-        return "".join(f" {word}" for word, on in (("rootless", self.rootless), ("remote", self.remote)) if on)
+        """` podman`, ` rootless`, ` remote`, some of them or nothing: a daemon of another kind
+        on one machine is another host, whose every path differs (history, merge and bisect
+        keep them apart)."""
+        return "".join(f" {word}" for word, on in (("podman", self.engine == "podman"), ("rootless", self.rootless),
+                                                   ("remote", self.remote)) if on)
 
 
 class HostGroup(_Model):

@@ -45,6 +45,9 @@ PLAIN = frozenset({
     "AGENT_SERVER_IMAGE_REPOSITORY", "AGENT_SERVER_IMAGE_TAG",
     "WORKSPACE_BASE", "WORKSPACE_MOUNT_PATH", "WORKSPACE_MOUNT_PATH_IN_SANDBOX", "OH_WEB_URL",
     "DOCKER_HOST_ADDR", "LOG_ALL_EVENTS", "LOG_LEVEL", "DEBUG", "RUNTIME", "NO_PROXY", "no_proxy",
+    # the agent-server's own runtimes (agent_server/config.py; docs/runtimes.md): an image
+    # name kept secret would mask that image wherever a line names it
+    "OH_CONVERSATION_RUNTIME", "OH_CONVERSATION_IMAGE", "OH_EXECUTION_RUNTIME", "OH_EXECUTION_IMAGE", "PORT",
 })
 _SETTINGS = ("runtime_image_env", "callback_port_env", "url_pattern_env", "label_env", "startup_grace_env")
 SHORTEST = 4  # a secret-named value this short is still scrubbed from free text

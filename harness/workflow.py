@@ -47,6 +47,7 @@ from harness.model import (
     Upgrade,
     Verdict,
 )
+from harness.remedies import callers as caller_fixes
 from harness.results import history, upgrade
 from harness.results.recommend import recommend
 from harness.secrets import redact_env, remember, scrub
@@ -181,8 +182,9 @@ def inputs(o: Options) -> Inputs:
     llm_mode(m.llm, o.llm)
     if o.remedy and not o.remedies:
         raise InputError(f"--remedy {o.remedy[0]}: only with --remedies")
-    if unknown := [n for n in o.remedy if n not in remedies.REMEDIES]:
-        raise InputError(f"--remedy {unknown[0]}: no such remedy (known: {', '.join(remedies.REMEDIES)})")
+    known = [*remedies.REMEDIES, *caller_fixes.NAMES]
+    if unknown := [n for n in o.remedy if n not in known]:
+        raise InputError(f"--remedy {unknown[0]}: no such remedy (known: {', '.join(known)})")
     for t in m.task_defs:  # a task file's secrets come from the harness's own environment
         for j, name in enumerate(t.secrets):
             if name not in os.environ:

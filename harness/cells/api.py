@@ -4,6 +4,7 @@ conversation (or, with `--llm replay`, recorded trajectories the app replays its
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 from typing import Any
 
@@ -11,6 +12,7 @@ import docker
 from docker.models.containers import Container
 
 from harness import modes
+from harness.cells import conversations
 from harness.cells.boot import BootClock
 from harness.cells.cell import CellCore
 from harness.cells.diagnosis import Decision
@@ -84,6 +86,7 @@ class ApiCell(CellCore):
         self.task_error: str | None = None  # why the tasks cannot run although connect may pass
         self.key: str | None = None  # the app's session key, once authenticate found one
         self.launched: modes.AppLaunch | None = None
+        self.host_paths: conversations.HostPaths | None = None  # an agent-server's Docker conversation runtime
 
     def body(self) -> None:
         with self.booting() as clock:
@@ -103,6 +106,8 @@ class ApiCell(CellCore):
         """The app started as its mode says, its API up for the harness and the client
         authenticated; None once decided otherwise."""
         launch = self.launch()
+        if self.gen.runtime_is_app and conversations.docker_runtime(launch.container_env()):
+            self.in_containers(launch)
         app = self.app.start(launch)
         self.launched = launch
         url = self.app.app_url(launch, app)
@@ -114,8 +119,21 @@ class ApiCell(CellCore):
             return None
         return client, app
 
+    def in_containers(self, launch: modes.AppLaunch) -> None:
+        """An agent-server that runs each conversation in a container of its own
+        (conversations.py): one such cell at a time, and what the daemon creates on this
+        machine for its bind mounts removed after the cell."""
+        self.resources.stack.enter_context(conversations.one_at_a_time())
+        env = launch.container_env()
+        paths = conversations.HostPaths(conversations.roots([f"{env.get('HOME') or '/home/openhands'}/.openhands",
+                                                             self.gen.workspace]))
+        self.resources.on_close(paths.remove)
+        self.host_paths = paths
+
     def converse(self, client: Client, app: Container, clock: BootClock) -> tuple[Client, str, Container] | None:
         """A conversation through `client`, and the watch of its runtime."""
+        if self.host_paths is not None:
+            return self.converse_in_containers(client, app, clock)
         llm = self.prepare_tasks(app)
         try:
             client.store_settings(llm)
@@ -128,6 +146,41 @@ class ApiCell(CellCore):
         except AdapterError as e:
             self.decide(Decision(Verdict.FAIL, Cause.API_ERROR, str(e)[:400]), None, app)
             return None
+        self.watch(ApiWatch(self, client, conversation), app, clock)
+        return client, conversation, app
+
+    def converse_in_containers(self, client: Client, app: Container,
+                               clock: BootClock) -> tuple[Client, str, Container] | None:
+        """The create call runs while the harness watches the conversation's container come
+        up and the app's path to it (conversations.watch); connect only, for now."""
+        client.store_settings(NO_LLM)
+        self.conversation_at = time.time()
+        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="oh-matrix-create")
+        self.resources.on_close(lambda: pool.shutdown(wait=False, cancel_futures=True))
+        pending = pool.submit(client.create_conversation, self.plan.message)
+        decision, seen, seconds = conversations.watch(self.client, app, pending, self.conversation_at,
+                                                      self.plan.connect_budget, self.plan.run_id, self.app.phase)
+        if seen is not None:
+            self.app.runtime_name = self.result.runtime_container = seen.container.name
+        if self.plan.tasks:
+            self.result.notes.append("tasks not run: the agent's tools run in the conversation's own container, "
+                                     "which the task kit does not reach yet (docs/runtimes.md)")
+        if created := self.host_paths.created() if self.host_paths else []:
+            self.result.notes.append(f"the daemon created {', '.join(created)} on this machine for the conversation "
+                                     "container's bind mounts (the app's own paths, named by the agent-server in its "
+                                     "container); removed after the cell")
+        if decision is not None:
+            self.decide(decision, seconds, app)
+            return None
+        try:
+            conversation = pending.result(timeout=1)
+        except (AdapterError, concurrent.futures.TimeoutError) as e:
+            said = f"; its conversation container {seen.container.name} said last: {seen.last_words()}" \
+                if seen is not None and seen.said else ""
+            self.decide(Decision(Verdict.FAIL, Cause.API_ERROR, (str(e)[:400] or "the create call did not end") + said),
+                        None, app)
+            return None
+        self.app.phase(f"conversation created in {seen.container.name if seen else 'a container'}")
         self.watch(ApiWatch(self, client, conversation), app, clock)
         return client, conversation, app
 

@@ -18,6 +18,7 @@ import base64
 import json
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 from urllib.parse import urlsplit
 
 import docker
@@ -119,13 +120,22 @@ class CallerCell(ApiCell):
         loopback alone as other cells are: a caller in a container reaches the host's ports
         through its network's gateway, as it would beside a real deployment."""
         launch = self.app.launch()
+        if launch.placed_publish:  # a deployment: where its line gives no address, every address
+            pairs = zip(launch.publish or (), launch.placed_publish, strict=False)
+            placed = tuple(replace(p, address="0.0.0.0") if not person.address and p.address.startswith("127.") else p
+                           for person, p in pairs)
+            placed += launch.placed_publish[len(placed):]
+            return launch if placed == launch.placed_publish else self.widened(launch, placed_publish=placed)
         if launch.publish_all or launch.network_mode == "host" or launch.publish is not None:
             return launch
-        note = ("the app's port is published on every address of this machine, as the line says (-p PORT:PORT), not "
-                "on its loopback alone as the harness's other cells are: a caller in a container reaches it through "
-                "its network's gateway")
+        return self.widened(launch, publish_all=True)
+
+    def widened(self, launch: modes.AppLaunch, **placed: Any) -> modes.AppLaunch:
+        note = ("the app's port is published on every address of this machine, as the person's line publishes it, "
+                "not on its loopback alone as the harness's other cells are: a caller in a container reaches it "
+                "through its network's gateway")
         self.result.notes.append(note)
-        return replace(launch, publish_all=True, placement=(*launch.placement, note))
+        return replace(launch, placement=(*launch.placement, note), **placed)
 
     def connect(self, clock: BootClock) -> tuple[Client, str, Container] | None:
         started = self.start_app()
@@ -139,8 +149,9 @@ class CallerCell(ApiCell):
         if blocked is not None:
             self.decide(blocked, time.monotonic() - t0, app)
             if self.plan.remedies:
-                self.result.remedies = [self.prove(fix, app) for fix in fixes.applicable(
-                    self.caller, self.result.connect.cause, self.app_network(app))]
+                found = fixes.applicable(self.caller, self.result.connect.cause, self.app_network(app))
+                only = self.plan.remedy_names
+                self.result.remedies = [self.prove(fix, app) for fix in found if not only or fix.name in only]
             return None
         self.app.phase(f"the caller {self.caller.name} reached the app at {placed.url}")
         return self.converse(self.client_at(placed), app, clock)
@@ -176,7 +187,9 @@ class CallerCell(ApiCell):
         the app's port, name and network as written there, not as the cell placed them."""
         assert self.launched is not None
         at = self.launched
-        url = caller.url_for(port=at.person_port, app=at.person_name or "openhands-app", app_port=at.listen_port)
+        written = next((p.host for p in at.publish or () if p.container == at.listen_port and p.host), None)
+        url = caller.url_for(port=written or at.person_port, app=at.person_name or "openhands-app",
+                             app_port=at.listen_port)
         network = (at.network or "bridge") if caller.network == "app" else caller.network
         return fixes.docker_run(replace(caller, network=network), url, self.plan.secrets)
 

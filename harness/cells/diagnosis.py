@@ -62,6 +62,14 @@ class Observation:
     app_rules: list[Rule] | None = None
     callback_rules: list[Rule] | None = None
     proxy: dict[str, str] = field(default_factory=dict)
+    # Once the app says ready (V1): the sandbox's own proxy variables (OH_AGENT_SERVER_ENV may
+    # give it some), and for each webhook its HTTP client sends through that proxy, a look from
+    # the sandbox at the proxy asking it for the app's health.
+    sandbox_proxy: dict[str, str] = field(default_factory=dict)
+    webhook_proxy_probes: list[NetProbe] = field(default_factory=list)
+    # Before it is ready: the same look through the sandbox's proxy at where it calls the app
+    # back (callback_probe's target); None: it has no proxy for that host.
+    callback_proxy_probe: NetProbe | None = None
     runtime_url: str | None = None  # where the app reaches its runtime, as far as known by now
     # The runtime answered by now, to the app (ready) or on its own port from inside: the
     # boot meter's runtime clock stops at the first look that says so.
@@ -201,6 +209,8 @@ class Judge:
         self.proxied = self.proxied + 1 if open_path and p and o.proxy and _proxied(p.host, o.proxy) else 0
         if p and self.proxied >= PROXIED_TO_DECIDE:
             return Decision(Verdict.FAIL, Cause.PROXY, say.goes_through_the_proxy(p, o.proxy), FORWARD)
+        if o.state and o.state.error and (decided := _sandbox_proxy_at_start(o)):
+            return decided
         if o.state and o.state.error:
             # The app gave up on its own and no probe shows a network cause.
             if o.runtime_status == "running" and o.self_probe and o.self_probe.tcp == "refused":
@@ -222,6 +232,8 @@ class Judge:
         """Ready as the app says, but a V1 cell passes only when the sandbox's calls back reach
         the app too: none of its webhooks answering means the agent runs and the app never hears."""
         hooks = o.webhook_probes
+        if decided := _sandbox_proxy(o):
+            return decided
         if not hooks or any(p.http for p in hooks):
             return None
         first = hooks[0]
@@ -278,6 +290,33 @@ class Judge:
         status = o.state.status if o.state else "unknown"
         return Decision(Verdict.FAIL, Cause.BUDGET_EXCEEDED,
                         say.not_ready(budget, status, o.runtime_status, p, o.self_probe))
+
+
+def _sandbox_proxy(o: Observation) -> Decision | None:
+    """Every webhook of the sandbox goes through its proxy, and the proxy carries none of
+    them: unreachable, or answering with an error of its own (the app's health answers 200)."""
+    through = o.webhook_proxy_probes
+    if not (through and o.sandbox_proxy and len(through) == len(o.webhook_probes)):
+        return None
+    if any(_carried(v) for v in through):
+        return None
+    return Decision(Verdict.FAIL, Cause.PROXY, say.sandbox_proxy(o.webhook_probes, through, o.sandbox_proxy),
+                    CALLBACK)
+
+
+def _sandbox_proxy_at_start(o: Observation) -> Decision | None:
+    """The app reports the sandbox's start failed, and the sandbox's calls to the app go
+    through its proxy, which does not carry them (1.x: the agent-server fails the
+    conversation's start when it cannot reach the app's MCP through it)."""
+    via = o.callback_proxy_probe
+    if via is None or not o.sandbox_proxy or _carried(via) or o.state is None:
+        return None
+    return Decision(Verdict.FAIL, Cause.PROXY, say.sandbox_proxy_at_start(o.state.error or "", o.callback_probe, via,
+                                                                          o.sandbox_proxy), CALLBACK)
+
+
+def _carried(via: NetProbe) -> bool:
+    return via.tcp == "open" and (via.http or "").split()[1:2] == ["200"]
 
 
 def _loopback_only(p: NetProbe | None, published: list[str], label: str, whose: str, caller: str,

@@ -17,18 +17,18 @@ from docker.errors import NotFound
 from docker.models.containers import Container
 
 from harness import endpoint, knobs, modes, progress
-from harness.cells.diagnosis import Decision
+from harness.cells.diagnosis import Decision, no_docker, unmasked
 from harness.cells.facts import address_on, cpu_and_memory, env_of
 from harness.cells.plan import CellPlan, runtime_kwargs
 from harness.deployments import Deployment
 from harness.generations import Generation
-from harness.host import cleanup, docker_host, rootlesskit
+from harness.host import cleanup, docker_host, podman, rootlesskit
 from harness.host.containers import CellResources, app_container, free_port, tail
 from harness.host.netprobe import NetProbe
 from harness.host.probes import probe_from, probe_here
 from harness.host.rootlesskit import RootlessKit
 from harness.model import Cause, CellResult, Verdict, strip_ansi
-from harness.openhands import Client
+from harness.openhands import Client, docker_failure
 from harness.secrets import redact_env
 
 # Where a server says it listens (uvicorn's line, the agent-server's own), its address
@@ -255,6 +255,9 @@ class AppLauncher:
         self.phase(f"app {self.name} started from {launch.image}")
         if launch.network_mode == "host" and launch.host_port and (kit := docker_host.rootless_kit(self.client)):
             self._forward(kit, launch.host_port)
+        # podman before 4.7 writes an --add-host's host-gateway into /etc/hosts as it is (host/podman.py)
+        if (note := podman.unmapped_host_gateway(self.client, container)) is not None:
+            self.result.notes.append(note)
         return container
 
     def _forward(self, kit: RootlessKit, port: int) -> None:
@@ -301,7 +304,9 @@ class AppLauncher:
             return decision
         while time.monotonic() - t0 < self.plan.app_budget:
             if (gone := _exited(container)) is not None:
-                return gone
+                return unmasked(gone, docker_failure(strip_ansi(tail(container, 400))), self.daemon)
+            if (line := docker_failure(strip_ansi(tail(container, 400)))) is not None:  # its own words, at once
+                return no_docker(line, self.daemon)
             if client.healthy():
                 self.result.app_seconds = round(time.monotonic() - t0, 1)
                 self.phase(f"app's API up after {self.result.app_seconds} s")

@@ -73,7 +73,10 @@ def rule_line(r: Rule) -> str:
     unsure = "" if r.sure else (" (this reading cannot tell for sure that it meets the connect: "
                                 f"{', '.join(r.unweighed) or 'an accept it cannot weigh comes first'})")
     where = "iptables" if r.source == "iptables" else f"nft, chain {r.chain}:"  # nft's text names no chain
-    return f"{where} {r.text}{unsure}"
+    via = (f" (the connect reaches it through the daemon's own NAT, iptables -t nat {r.via}: a published "
+           "port's DNAT to its container on another bridge, which the daemon sets up for every bridge when "
+           "its userland proxy is off)" if r.via else "")
+    return f"{where} {r.text}{via}{unsure}"
 
 
 def quoted_rules(rules: list[Rule] | None, action: str) -> str:
@@ -151,6 +154,28 @@ def webhooks_unreached(hooks: list[NetProbe]) -> str:
             f"the sandbox and the app never hears of it; the user sees a conversation that never updates")
 
 
+def sandbox_proxy(hooks: list[NetProbe], through: list[NetProbe], proxy: dict[str, str]) -> str:
+    """The sandbox's webhooks go through its own proxy (OH_AGENT_SERVER_ENV), which carries none."""
+    first, via = hooks[0], through[0]
+    said = (f"answers '{via.http}'" if via.tcp == "open" else
+            f"cannot be reached from the sandbox ({via.line()})")
+    return (f"sandbox -> app (callback): the sandbox's HTTP client sends its {len(hooks)} webhook(s) "
+            f"({first.host}:{first.port}) to its proxy {proxy_url(proxy)} (its environment, from "
+            f"OH_AGENT_SERVER_ENV; NO_PROXY does not cover {first.host}), which {said} when asked for the app; "
+            f"the direct path: {first.line()}. The agent runs in the sandbox and the app never hears of it")
+
+
+def sandbox_proxy_at_start(error: str, direct: NetProbe | None, via: NetProbe, proxy: dict[str, str]) -> str:
+    """The app reports the sandbox's start failed; the sandbox's calls to the app go to its proxy."""
+    said = (f"answers '{via.http}'" if via.tcp == "open" else
+            f"cannot be reached from the sandbox ({via.line()})")
+    target = f"{direct.host}:{direct.port}" if direct else "the app"
+    return (f"sandbox -> app (callback): the sandbox's HTTP client sends its calls to the app ({target}) to its "
+            f"proxy {proxy_url(proxy)} (its environment, from OH_AGENT_SERVER_ENV; NO_PROXY does not cover it), "
+            f"which {said} when asked for the app; the app reports: {error[:300]}"
+            + (f"; the direct path: {direct.line()}" if direct else ""))
+
+
 def runtime_exited(status: str, exit_code: int | None, oom: bool, restarts: int, error: str) -> str:
     return (f"runtime container {status} with exit code {exit_code}"
             + (", OOM-killed" if oom else "") + (f", restarted {restarts} times" if restarts else "")
@@ -180,7 +205,10 @@ def runtime_failed_to_start(runtime_status: str, failure: str) -> str:
 
 def no_docker(line: str, given: str | None) -> str:
     """The app cannot reach Docker: what it was given (None: nothing) and its own words."""
-    if given is None:
+    if "No such file or directory: 'docker'" in line:
+        why = ("the app cannot start its runtime: it runs the `docker` CLI to start it, and its container has none "
+               "(the image ships no docker CLI" + (", and it was given no daemon either)" if given is None else ")"))
+    elif given is None:
         why = ("the app cannot start its runtime: it was given no Docker daemon (no socket mounted at "
                "/var/run/docker.sock, no DOCKER_HOST)")
     else:

@@ -41,6 +41,7 @@ class CellPlan:
     # other cell boots while this machine is changed): the boot does not ask for them again
     slots_held: bool = False
     remedies: bool = False  # a caller cell proves its caller's fixes itself (--remedies)
+    remedy_names: frozenset[str] = frozenset()  # --remedy: only these (empty: every one that applies)
     app_port: int | None = None  # publish the app here instead of a port the harness or Docker picks
     record_to: Path | None = None  # save the passing tasks' trajectories here (python -m harness.devtools.record)
 

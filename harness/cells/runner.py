@@ -20,9 +20,9 @@ from harness.cells.headless import HeadlessCell
 from harness.cells.native import NativeCell
 from harness.cells.plan import CellPlan
 from harness.context import RunContext
-from harness.host import docker_host
+from harness.host import docker_host, podman
 from harness.matrix import Cell, Matrix
-from harness.model import Cause, CellResult, Connect, Evidence, ImageFailure, Source, Verdict
+from harness.model import Cause, CellResult, Connect, Direction, Evidence, ImageFailure, Source, Verdict
 from harness.openhands import LlmSettings
 from harness.secrets import Secret, redact_result, secret_names
 from harness.tasks.taskrun import LlmChoice
@@ -46,6 +46,9 @@ def run_cell(plan: CellPlan) -> CellResult:
     slot held, so the machine's load is not what ran one of OpenHands' own clocks out. A grace
     that still runs out alone is a finding about this host, said in those words."""
     result = entry(plan)(plan).run()
+    # a release that refused this podman in its own words: said once, no remedy exists here
+    if (said := podman.refused([e.text for e in result.connect.evidence])) is not None:
+        result.notes.append(said)
     rerun = result.connect.rerun
     if rerun is None:
         return result
@@ -129,7 +132,7 @@ def _run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None) ->
     plan = CellPlan(ctx.run_id, cell, images, env, m.connect_budget, m.app_budget,
                     secrets=secret_names({**own, **env}), tasks=list(m.tasks if tasks is None else tasks),
                     catalog=m.catalog(), llm=choice, task_budget=m.task_budget, boot_slots=ctx.boot_slots,
-                    remedies=ctx.remedies)
+                    remedies=ctx.remedies, remedy_names=frozenset(ctx.remedy_names))
     result = run_cell(plan)
     if choice.real is not None:
         result.notes.append(f"tasks ran on the user's model {choice.real.model}")
@@ -149,7 +152,7 @@ def _run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None) ->
     def machine() -> contextlib.AbstractContextManager[object]:
         return admission.slot(plan.boot_slots, alone=True)
 
-    if cell.caller is None:  # a caller cell proved its caller's own fixes (cells/caller.py)
+    if result.connect.direction != Direction.CALLER:  # a caller's own fixes are proven by its cell (caller.py)
         result.remedies = remedies.attempt(result, cell, ctx, rerun, machine)
     key = {"LLM_API_KEY": choice.real.api_key, "LLM_BASE_URL": choice.real.base_url} if choice.real else {}
     # A task file's secrets are secret whatever their names: redacted like the key.

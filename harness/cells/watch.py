@@ -12,6 +12,8 @@ read once per cell (`FirewallView`): a look at them is a subprocess.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import ipaddress
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +29,7 @@ from harness.cells.facts import address_of, bridge_of, inner_port, published_on,
 from harness.errors import AdapterError
 from harness.host import docker_host, firewall
 from harness.host.containers import tail
-from harness.host.netprobe import NetProbe
+from harness.host.netprobe import NetProbe, bypasses_proxy
 from harness.host.probes import probe_from, proxy_env, proxy_for
 from harness.model import Cause, strip_ansi
 from harness.openhands import Rules, RuntimeState, docker_failure
@@ -46,6 +48,7 @@ class Watch(Protocol):
     def callbacks(self, runtime: Container) -> list[tuple[str, str]]: ...  # (label, url) it calls the app at
     def callback_story(self, runtime: Container) -> list[str]: ...  # its log of those calls, event counts
     def runtime_running(self, runtime: Container) -> None: ...  # on every look while it runs
+    def callback_health(self) -> str: ...  # the app's health path, asked of a sandbox's proxy
 
 
 class RulesWatch:
@@ -64,6 +67,9 @@ class RulesWatch:
     def runtime_failure(self, app_logs: str) -> str | None:
         return self.rules.failure_log.line(app_logs) if self.rules.failure_log else None
 
+    def callback_health(self) -> str:
+        return self.rules.callbacks.health_path if self.rules.callbacks else "/"
+
 
 class FirewallView:
     """The host firewall's rules that meet a probe that did not get through: read once per
@@ -73,6 +79,9 @@ class FirewallView:
         self.client = client
         self.read = False
         self.rules: list[firewall.Rule] | None = None
+        self.nat: list[firewall.NatRule] | None = None
+        self.forward: tuple[dict[str, list[firewall.FilterRule]], str] | None = None
+        self.subnets: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = []  # -> its bridge
         self.default_bridge = "docker0"
         self.bridges: dict[str, str] = {}  # container id -> its bridge
 
@@ -81,25 +90,91 @@ class FirewallView:
             return None
         if not self.read:
             self.read = True
-            self.rules = None if endpoint.remote() else firewall.rules()  # a remote daemon's live there
+            if not endpoint.remote():  # a remote daemon's live there
+                self.rules, self.nat, self.forward = firewall.rules(), firewall.nat_rules(), firewall.forward_rules()
             self.default_bridge = docker_host.bridge_options(self.client).get("name", "docker0")
+            self.subnets = bridge_subnets(self.client)
         if caller.id not in self.bridges:
             self.bridges[caller.id] = bridge_of(self.client, caller)
         bridge = self.bridges[caller.id]
-        # Only the default bridge's (and the host network's) connects to the host meet INPUT:
-        # Docker NATs other networks' to a published port, through FORWARD, which is not read.
-        if self.rules is None or bridge not in ("lo", self.default_bridge):
+        dst = p.addresses[0] if p.addresses else None
+        nat = (firewall.dnat(self.nat, bridge, p.port, dst) if self.rules is not None and self.nat is not None
+               and dst is not None and firewall.local(dst) else None)
+        if nat is not None:  # the daemon NATs it to a published port's container: the FORWARD path
+            return self.forwarded(bridge, address_of(caller), nat)
+        if self.rules is None or not self.meets_input(bridge, p.port, dst):
             return None
         # From the caller's address on its bridge (on the host network, the address it knocks
         # at: the kernel picks a local destination as its source) to where the probe knocked.
-        dst = p.addresses[0] if p.addresses else None
         return firewall.matching(self.rules, bridge, p.port, dst if bridge == "lo" else address_of(caller), dst)
+
+    def forwarded(self, bridge: str, src: str | None, nat: firewall.NatRule) -> list[firewall.Rule] | None:
+        """A connect the daemon DNATs to a published port's container: the rule of the filter
+        table's FORWARD path (the daemon's isolation between bridges, DOCKER-USER) that stops it
+        on its way from `bridge` to the container's bridge, with the DNAT that sent it there."""
+        to, _, port = nat.to.rpartition(":")
+        out = next((b for net, b in self.subnets if _in(to, net)), None)
+        if self.forward is None or out is None or not port.isdigit():
+            return None
+        stop = firewall.forward_stop(*self.forward, bridge, out, src, to, int(port))
+        return [] if stop is None else [dataclasses.replace(stop, via=nat.text)]
+
+    def meets_input(self, bridge: str, port: int, dst: str | None) -> bool:
+        """Whether a connect from `bridge` to `dst`:`port` meets this host's INPUT chain: it
+        knocks at a local address, and the daemon's nat DOCKER chain lets it through to a
+        local socket (the userland proxy's `-i BRIDGE -j RETURN`, on any bridge) rather than
+        NAT it to the container (a published port's DNAT, through FORWARD). Without the nat
+        chain read, only the default bridge's, as Docker's proxy sets it up."""
+        if bridge == "lo":
+            return True
+        if dst is not None and not firewall.local(dst):
+            return False  # a container's own address: bridged or routed, never INPUT
+        if self.nat is None:
+            return bridge == self.default_bridge
+        return firewall.dnat(self.nat, bridge, port, dst) is None
+
+
+def bridge_subnets(client: docker.DockerClient) -> list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]]:
+    """Each bridge network's subnets and the interface its containers' packets leave the host on."""
+    out = []
+    for net in client.networks.list(filters={"driver": "bridge"}):
+        name = (net.attrs.get("Options") or {}).get("com.docker.network.bridge.name") or f"br-{net.id[:12]}"
+        for conf in (net.attrs.get("IPAM") or {}).get("Config") or []:
+            with contextlib.suppress(ValueError, TypeError):
+                out.append((ipaddress.ip_network(conf.get("Subnet"), strict=False), str(name)))
+    return out
+
+
+def _in(addr: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    try:
+        return ipaddress.ip_address(addr) in net
+    except ValueError:
+        return False
 
 
 def probe_url(container: Container, role: str, url: str) -> NetProbe:
     u = urlparse(url)
     port = u.port or (443 if u.scheme == "https" else 80)
     return probe_from(container, where(container, role), u.hostname or "", port, u.path or "/")
+
+
+def through_proxy(container: Container, proxy: dict[str, str], urls: list[tuple[str, str]],
+                  path: str) -> list[NetProbe]:
+    """For each URL the container's HTTP client sends through its proxy (HTTP_PROXY, not
+    exempted by NO_PROXY): a look at the proxy from the container, asking it for `path` at
+    that URL's host and port; none when it has no proxy or exempts them all."""
+    via = proxy_for(proxy)
+    if via is None:
+        return []
+    upper = {k.upper(): v for k, v in proxy.items()}
+    out = []
+    for label, url in urls:
+        u = urlparse(url)
+        if u.hostname and not bypasses_proxy(u.hostname, upper.get("NO_PROXY", "")):
+            port = u.port or (443 if u.scheme == "https" else 80)
+            out.append(probe_from(container, f"{where(container, 'sandbox')} {label} via its proxy", u.hostname,
+                                  port, path, via=via))
+    return out
 
 
 def look(watch: Watch, app: Container, t: float, url: str | None, view: FirewallView) -> Observation:
@@ -131,8 +206,10 @@ def look(watch: Watch, app: Container, t: float, url: str | None, view: Firewall
     ready = bool(o.state and o.state.ready)
     o.runtime_answered = ready
     if ready and runtime is not None and runtime_up:
-        o.webhook_probes = [probe_url(runtime, f"sandbox {label}", target)
-                            for label, target in watch.callbacks(runtime)]
+        hooks = watch.callbacks(runtime)
+        o.webhook_probes = [probe_url(runtime, f"sandbox {label}", target) for label, target in hooks]
+        o.sandbox_proxy = proxy_env(runtime)
+        o.webhook_proxy_probes = through_proxy(runtime, o.sandbox_proxy, hooks, watch.callback_health())
     if o.app_status != "running" or ready:
         return o
     u = urlparse(o.runtime_url or "")
@@ -148,6 +225,10 @@ def look(watch: Watch, app: Container, t: float, url: str | None, view: Firewall
     callback = watch.callback_target()
     if callback and runtime is not None and runtime_up:
         o.callback_probe = probe_from(runtime, where(runtime, "sandbox"), callback[0], callback[1])
+        o.sandbox_proxy = proxy_env(runtime)
+        through = through_proxy(runtime, o.sandbox_proxy, [("calling the app", f"http://{callback[0]}:{callback[1]}")],
+                                watch.callback_health())
+        o.callback_proxy_probe = through[0] if through else None
         o.callback_published_on = published_on(app, callback[1])
     o.app_rules = view.on(app, o.app_probe)
     o.callback_rules = view.on(runtime, o.callback_probe) if runtime is not None else None

@@ -190,10 +190,12 @@ def sweep(client: docker.DockerClient, run_id: str | None = None, *,
     def ours(lbls: dict[str, str]) -> bool:
         return bool(run_id) or include_live or not _owner_alive(lbls.get(OWNER_LABEL))
 
-    for c in client.containers.list(all=True, filters=filt):
+    # ignore_removed: a container that goes between the daemon's list and its inspect (another
+    # run's, or this cell's own teardown) is not an error of the sweep's (seen under CI's load)
+    for c in client.containers.list(all=True, filters=filt, ignore_removed=True):
         if ours(c.labels) and remove_container(c):
             report.containers.append(c.name)
-    for c in client.containers.list(all=True, filters={"label": BUILD_LABEL}):
+    for c in client.containers.list(all=True, filters={"label": BUILD_LABEL}, ignore_removed=True):
         if _inherited(c, BUILD_LABEL):  # a container of an image a build committed: not a build's own
             continue
         if (include_live or not _owner_alive(c.labels.get(OWNER_LABEL))) and remove_container(c):

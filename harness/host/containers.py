@@ -196,8 +196,11 @@ class CellResources:
         """A helper container in another container's network namespace, up when it logs `ready`;
         as root, whatever user the image names (Agent Canvas's is openhands: its git server
         could not make /srv/git)."""
-        c = (OwnedContainer(image).with_name(name).with_command(command).with_envs(**(env or {}))
-             .with_kwargs(network_mode=f"container:{netns_of}", entrypoint=[], user="0",
+        # the command's program as the entrypoint, not `entrypoint=[]`: podman 4.3.1's Docker API
+        # keeps the image's ENTRYPOINT for an empty one (Agent Canvas's tini and entrypoint.sh then
+        # start a whole stack in the sidecar), where Docker clears it
+        c = (OwnedContainer(image).with_name(name).with_command(command[1:]).with_envs(**(env or {}))
+             .with_kwargs(network_mode=f"container:{netns_of}", entrypoint=command[:1], user="0",
                           labels={**self.labels, cleanup.ROLE_LABEL: "sidecar"})
              .waiting_for(LogMessageWaitStrategy(ready).with_startup_timeout(int(SIDECAR_READY))))
         (stack or self.stack).enter_context(c)

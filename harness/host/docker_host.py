@@ -189,6 +189,29 @@ def gateways(c: docker.DockerClient) -> set[str]:
     return out
 
 
+PODMAN = "podman"
+
+
+def engine(version: dict[str, Any]) -> str:
+    """Which engine answers the Docker API, by `/version`'s own account: `podman` when its
+    first component is "Podman Engine" (`podman system service`; V0's runtime builder asks the
+    same question the same way), else `docker`. Its version is `/version`'s Version either way."""
+    components = version.get("Components") or []
+    name = str((components[0] or {}).get("Name", "")) if components else ""
+    return PODMAN if name.startswith("Podman") else "docker"
+
+
+_engines: dict[tuple[int, str], str] = {}
+
+
+def engine_of(c: docker.DockerClient) -> str:
+    """engine() of this process's daemon, asked once per process and daemon."""
+    key = (os.getpid(), os.environ.get("DOCKER_HOST", ""))
+    if key not in _engines:
+        _engines[key] = engine(c.version())
+    return _engines[key]
+
+
 def _is_rootless(info: dict[str, Any]) -> bool:
     return any("rootless" in str(o) for o in info.get("SecurityOptions") or [])
 
@@ -235,6 +258,7 @@ class HostFacts:
     cgroup: str
     storage_driver: str
     bridge_gateway: str | None
+    engine: str = "docker"  # docker | podman (engine()): which engine answers the Docker API
     proxies: dict[str, str] = field(default_factory=dict)
     bridge: dict[str, str] = field(default_factory=dict)
     userland_proxy: str | None = None
@@ -254,6 +278,7 @@ def facts(c: docker.DockerClient | None = None) -> HostFacts:
     c = c or client()
     info = c.info()
     version = c.version()
+    kind = engine(version)
     gateway = bridge_gateway(c)
     proxies = {
         k: v
@@ -270,10 +295,12 @@ def facts(c: docker.DockerClient | None = None) -> HostFacts:
         cgroup=f"v{info.get('CgroupVersion', '?')}/{info.get('CgroupDriver', '?')}",
         storage_driver=str(info.get("Driver", "?")),
         bridge_gateway=gateway,
+        engine=kind,
         proxies=proxies,
         bridge=bridge_options(c),
-        # a rootless daemon's NAT rules are in RootlessKit's namespace, not this machine's
-        userland_proxy=None if _is_rootless(info) else userland_proxy(),
+        # a rootless daemon's NAT rules are in RootlessKit's namespace, not this machine's; the
+        # rules read here are Docker's, and podman has no userland proxy (netavark's DNAT only)
+        userland_proxy=None if _is_rootless(info) or kind == PODMAN else userland_proxy(),
         firewall=None if remote() else firewall.front_ends(),
         rootlesskit=kit.to_dict() if (kit := rootless_kit(c)) else None,
         remote=remote(),

@@ -46,6 +46,8 @@ def input_drops(bridge: str = "docker0") -> list[str] | None:
 
 def _userland_proxy() -> str:
     args = _run("ps", "-o", "args=", "-C", "dockerd")
+    if len(args.strip().splitlines()) > 1:  # several daemons here: which one is ours, their lines cannot say
+        return "not readable here (several dockerd)"
     conf = Path("/etc/docker/daemon.json")
     try:
         data = json.loads(conf.read_text()) if conf.exists() else {}
@@ -70,9 +72,13 @@ def checks(client: docker.DockerClient | None = None) -> list[Finding]:
     facts = docker_host.facts(client)
     version = tuple(int(x) for x in re.findall(r"\d+", facts.server_version)[:2])
     desktop = "Docker Desktop" in facts.os
+    podman = facts.engine == docker_host.PODMAN
     out = [
-        Finding("daemon", f"{facts.server_version} (API {facts.api_version}), {facts.os}",
-                "Docker Desktop runs containers in a VM: host and host-gateway mean the VM" if desktop
+        Finding("daemon", f"{'Podman Engine ' if podman else ''}{facts.server_version} (API {facts.api_version}), "
+                f"{facts.os}",
+                "podman's Docker-compatible API (`podman system service`): its own networks (netavark), no "
+                "docker-proxy, and releases that ask which engine this is (below)" if podman
+                else "Docker Desktop runs containers in a VM: host and host-gateway mean the VM" if desktop
                 else "Docker Engine, rootless: host networking is RootlessKit's namespace" if facts.rootless
                 else "Docker Engine, remote: host networking is its host's, not this machine's" if facts.remote
                 else "Docker Engine: host networking is this machine's"),
@@ -86,6 +92,7 @@ def checks(client: docker.DockerClient | None = None) -> list[Finding]:
                 else f"history knows this host as {facts.hostname}/{facts.server_version}: set "
                 f"{docker_host.HOST_ENV} where the hostname changes between runs (hosted CI runners)"),
         _rootless(facts),
+        _host_gateway(facts, version) if podman else
         Finding("host-gateway", "supported" if version >= (20, 10) else "not supported",
                 "--add-host host.docker.internal:host-gateway resolves to the bridge gateway"
                 if version >= (20, 10) else "needs Docker 20.10+: the documented command fails",
@@ -94,6 +101,8 @@ def checks(client: docker.DockerClient | None = None) -> list[Finding]:
                 "what host.docker.internal maps to; DOCKER_HOST_ADDR can name it for V0"),
         Finding("cgroup", facts.cgroup, "the daemon's cgroup version and driver"),
     ]
+    if podman:
+        out.append(_v0_on_podman(version))
     if facts.remote:  # the rules and the socket are this machine's, not the daemon's host's
         out.append(Finding("firewall", "not read: remote daemon",
                            "its host's iptables and nftables decide its containers' traffic; read them there"))
@@ -115,6 +124,34 @@ def checks(client: docker.DockerClient | None = None) -> list[Finding]:
             perms = f"{sock}: {e.strerror}"
         out.append(Finding("socket", perms, "mounted into every app container: root-equivalent on this host"))
     return out
+
+
+# podman's version from which its Docker API maps `host-gateway` (podman PR #19152), and from
+# which V0's runtime builder (openhands/runtime/builder/docker.py) accepts podman at all
+PODMAN_HOST_GATEWAY, PODMAN_V0 = (4, 7), (4, 9)
+
+
+def _host_gateway(facts: docker_host.HostFacts, version: tuple[int, ...]) -> Finding:
+    """What podman does with `host-gateway`: before 4.7 its Docker API writes the word into
+    /etc/hosts as if it were an address (`host-gateway\thost.docker.internal`, measured on
+    4.3.1), so the name resolves nowhere; its CLI refuses it (`invalid IP address in add-host`)."""
+    if version >= PODMAN_HOST_GATEWAY:
+        return Finding("host-gateway", "supported (podman >= 4.7)",
+                       "--add-host host.docker.internal:host-gateway resolves to the podman network's gateway")
+    gateway = facts.bridge_gateway or "the podman network's gateway"
+    return Finding("host-gateway", f"not mapped (podman {facts.server_version} < 4.7)",
+                   "its Docker API writes `host-gateway` into /etc/hosts as it is, so host.docker.internal does not "
+                   f"resolve; host.containers.internal ({gateway}) is in every container's /etc/hosts, and an "
+                   f"address given instead (--add-host host.docker.internal:{gateway}) works; podman >= 4.7 maps "
+                   "host-gateway", warn=True)
+
+
+def _v0_on_podman(version: tuple[int, ...]) -> Finding:
+    ok = version >= PODMAN_V0
+    return Finding("releases", "0.x accepts this podman" if ok else "0.x refuses this podman",
+                   "V0's runtime builder requires podman >= 4.9.0 and starts no runtime below it: "
+                   + ("this one is" if ok else "every 0.x cell fails at once with `Podman server version must be "
+                      ">= 4.9.0`; 1.x and Agent Canvas do not ask"), warn=not ok)
 
 
 def _rootless(facts: docker_host.HostFacts) -> Finding:
@@ -143,9 +180,20 @@ def _local(facts: docker_host.HostFacts) -> list[Finding]:
         out.append(Finding("userland-proxy", "RootlessKit's docker-proxy",
                            "published ports are forwarded by RootlessKit's port driver from this machine into its "
                            "namespace, where docker-proxy answers on the loopback"))
+    elif facts.engine == docker_host.PODMAN:  # Docker's proxy setting is not podman's; podman has none
+        out.append(Finding("userland-proxy", "none (podman: netavark's DNAT rules)",
+                           "published ports are NATed to the container by netavark's rules; nothing listens on the "
+                           "host's side of them"))
     else:
-        out.append(Finding("userland-proxy", facts.userland_proxy or _userland_proxy(),
-                           "container-to-host traffic for published ports is answered by docker-proxy via INPUT"))
+        read = (f"{facts.userland_proxy} (the daemon's nat OUTPUT rule to its DOCKER chain "
+                f"{'skips' if facts.userland_proxy == 'on' else 'does not skip'} 127.0.0.0/8)"
+                if facts.userland_proxy else f"{_userland_proxy()} (dockerd's command line and daemon.json)")
+        out.append(Finding("userland-proxy", read,
+                           "on: a container's connect to a published port on this host is answered by docker-proxy "
+                           "through INPUT; off: the daemon NATs it to the container, and on Docker up to 28 its "
+                           "isolation rules drop it between two bridge networks (a custom-network app reaching its "
+                           "runtime on the default bridge: connect-timeout; moby PR #49981)",
+                           warn=facts.userland_proxy == "off"))
     out.append(Finding("firewall", firewall.front_ends(),
                        "where firewall rules live here: iptables (as `iptables -S` prints them) and nftables "
                        "tables of their own (nftables.conf, firewalld), which `iptables -S` does not show"))
@@ -154,11 +202,13 @@ def _local(facts: docker_host.HostFacts) -> list[Finding]:
                            "its docker0 is in RootlessKit's namespace; its containers reach this machine through "
                            "slirp4netns, as this machine's own processes, on the loopback"))
         return out
-    found = input_drops()
+    # podman's default network is its own bridge, podman0, not Docker's docker0
+    bridge = "podman0" if facts.engine == docker_host.PODMAN else "docker0"
+    found = input_drops(bridge)
     readable, drops = found is not None, found or []
-    out.append(Finding("INPUT drops from docker0", "; ".join(drops) or ("none" if readable else "not readable here"),
+    out.append(Finding(f"INPUT drops from {bridge}", "; ".join(drops) or ("none" if readable else "not readable here"),
                        "these drop or reject app->runtime connects on the default bridge (connect-timeout, "
-                       "connection-rejected); allow docker0 to the runtime ports or use a user-defined network"
+                       f"connection-rejected); allow {bridge} to the runtime ports or use a user-defined network"
                        if drops else "nothing in INPUT drops or rejects bridge-to-host traffic" if readable
                        else "run as root to read iptables and nftables", warn=bool(drops)))
     for tool in ("ufw", "firewall-cmd", "nft"):

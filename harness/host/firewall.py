@@ -1,11 +1,10 @@
-"""The host's firewall as it bears on a cell: the rules that drop or reject what a container
-on a bridge sends to the host (the INPUT path: Docker does not DNAT a container's traffic to
-its own bridge's gateway, so it meets INPUT, where ufw, firewalld and cloud images' rules
-drop or reject it), read from iptables (legacy or nf_tables, `iptables -S`) and from native
-nftables rulesets (`nft list ruleset`: an `inet` table of nftables.conf, firewalld's) alike;
-and scoped changes for tests and remedies, each removed after its `with` block. This module
-runs the commands; reading their text and weighing a rule against a path is ruleset.py's
-(pure: the judge imports it alone), named here too for those that read and change the rules.
+"""The host's firewall as it bears on a cell, as commands: the rules printed by iptables
+(legacy or nf_tables, `iptables -S`, the nat `DOCKER` chain, the filter table) and by native
+nftables (`nft list ruleset`), handed to `ruleset.py`, which reads and weighs them (what a
+rule matches, what a reject sends back, which chain a connect meets, the FORWARD path of a
+connect the daemon NATs to another bridge); and scoped changes for tests and remedies, each
+removed after its `with` block. Whether an address is this namespace's own (`local`) is a
+bind, so it is here too.
 """
 
 from __future__ import annotations
@@ -13,16 +12,49 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness.host.ruleset import ANSWERS as ANSWERS
-from harness.host.ruleset import DEFAULT_REJECT as DEFAULT_REJECT
-from harness.host.ruleset import Rule as Rule
-from harness.host.ruleset import matching as matching
-from harness.host.ruleset import parse_iptables, parse_nft, xtables_table
+from harness.host.ruleset import (  # the rules as text, read and weighed: pure (ruleset.py)
+    ANSWERS as ANSWERS,
+)
+from harness.host.ruleset import (
+    DEFAULT_REJECT as DEFAULT_REJECT,
+)
+from harness.host.ruleset import (
+    FilterRule as FilterRule,
+)
+from harness.host.ruleset import (
+    NatRule as NatRule,
+)
+from harness.host.ruleset import (
+    Rule as Rule,
+)
+from harness.host.ruleset import (
+    dnat as dnat,
+)
+from harness.host.ruleset import (
+    forward_stop as forward_stop,
+)
+from harness.host.ruleset import (
+    matching as matching,
+)
+from harness.host.ruleset import (
+    parse_filter as parse_filter,
+)
+from harness.host.ruleset import (
+    parse_iptables as parse_iptables,
+)
+from harness.host.ruleset import (
+    parse_nat as parse_nat,
+)
+from harness.host.ruleset import (
+    parse_nft as parse_nft,
+)
+from harness.host.ruleset import xtables_table
 
 COMMENT = "oh-matrix"  # on every rule the harness inserts, so a leftover is recognisable
 
@@ -58,6 +90,33 @@ def front_ends() -> str:
         own = [ln.strip() for ln in nft.splitlines() if ln.strip() and not xtables_table(ln)]
         parts.append(f"nftables ({', '.join(t.removeprefix('table ') for t in own) or 'no tables of its own'})")
     return "; ".join(parts) or "not readable here"
+
+
+def nat_rules() -> list[NatRule] | None:
+    """The daemon's nat DOCKER chain here; None when it cannot be read (not root, no such chain)."""
+    text = _run("iptables", "-t", "nat", "-S", "DOCKER")
+    return None if text is None else parse_nat(text)
+
+
+def local(addr: str) -> bool:
+    """Whether `addr` is one of this network namespace's own addresses (a bind to it works),
+    where a connect meets INPUT or the daemon's NAT, not a container's address."""
+    try:
+        family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((addr, 0))
+        return True
+    except OSError:
+        return False
+
+
+def forward_rules() -> tuple[dict[str, list[FilterRule]], str] | None:
+    """The filter table's chains and FORWARD's policy here (`iptables -S`); None: not readable."""
+    text = _run("iptables", "-S")
+    if text is None:
+        return None
+    policy = next((ln.split()[2] for ln in text.splitlines() if ln.startswith("-P FORWARD ")), "ACCEPT")
+    return parse_filter(text), policy
 
 
 # -- changes, each undone after its block ------------------------------------------------------

@@ -13,9 +13,16 @@ established or invalid packets never meets one) and, for a reject, what it sends
 (ANSWERS). What else a rule matches (an ipset, a rate limit) is kept as `unweighed`, and
 `matching` says it is not sure of such a rule, or of one behind an accept it cannot weigh.
 
-Not read: the FORWARD path (a container on a user-defined network reaching a published port
-through NAT), chains a rule jumps to (ufw's, firewalld's), IPv6, and rules of a daemon on
-another machine.
+Which chain a connect from a bridge to this host meets is read from the daemon's nat DOCKER
+chain (`NatRule`): a bridge's `-j RETURN` (the userland proxy's) sends its connects to a local
+socket through INPUT; a published port's DNAT sends them to the container, through FORWARD.
+A connect the daemon NATs to a container on another bridge (`--userland-proxy=false`) is
+followed through the filter table's FORWARD chain and the chains it jumps to (DOCKER-USER,
+Docker's isolation stages, DOCKER: `forward_stop`), where the daemon's own isolation rule
+drops it.
+
+Not read: chains of INPUT's rules jump to (ufw's, firewalld's), nftables' forward hooks, IPv6,
+and rules of a daemon on another machine.
 """
 
 from __future__ import annotations
@@ -65,6 +72,9 @@ class Rule:
     # Whether the reading is sure the rule meets the path it was matched to (firewall.matching):
     # every match weighed, and no accept it could not weigh ahead of it.
     sure: bool = True
+    # The daemon's nat rule that sent the connect this way (a published port's DNAT, whose
+    # container is on another bridge: the FORWARD path), as `iptables -t nat -S` prints it.
+    via: str = ""
 
     def covers(self, bridge: str, port: int | None, src: str | None = None, dst: str | None = None) -> bool:
         """Whether a new TCP connection from `bridge` (from `src`) to the host's `port` (at
@@ -138,12 +148,21 @@ def xtables_table(line: str) -> bool:
 
 def parse_iptables(text: str) -> list[Rule]:
     """INPUT's rules in order (its policy last, where it applies): the accepts, drops and
-    rejects, with what each one matches (`iptables -S`, as both front ends print it)."""
-    out, policy = [], None
+    rejects, with what each one matches, as `iptables -S` prints them (both front ends) or
+    `iptables-save` (its filter table only: `-A INPUT` of nat or mangle stops nothing; its
+    policy as `:INPUT DROP [0:0]`)."""
+    out, policy, table = [], None, "filter"
     for line in text.splitlines():
         words = line.split()
-        if line.startswith("-P INPUT ") and words[-1] in ("DROP", "REJECT"):
-            policy = Rule(line, "iptables", "INPUT", words[-1].lower(), policy=True)
+        if line.startswith("*"):  # iptables-save: the table the lines below belong to
+            table = line[1:].strip()
+            continue
+        if table != "filter":
+            continue
+        if words[:2] == ["-P", "INPUT"] or words[:1] == [":INPUT"]:
+            target = words[2 if words[0] == "-P" else 1] if len(words) > 2 else ""
+            if target in ("DROP", "REJECT"):
+                policy = Rule(line, "iptables", "INPUT", target.lower(), policy=True)
             continue
         if line.startswith("-A INPUT ") and (rule := _read_iptables(line)) is not None and rule.new:
             out.append(rule)  # one no new connection meets (ESTABLISHED, INVALID) never decides here
@@ -326,3 +345,174 @@ def matching(found: list[Rule] | None, bridge: str, port: int | None, src: str |
             out.append(dataclasses.replace(r, sure=r.weighed(src, dst) and not maybe_let_through))
             break
     return out
+
+
+# -- which chain a connect from a bridge to this host meets: INPUT, or NAT to a container ------
+
+@dataclass(frozen=True)
+class NatRule:
+    """One rule of the daemon's nat DOCKER chain (`iptables -t nat -S DOCKER`), which
+    PREROUTING jumps to for a packet to any local address: `-i BRIDGE -j RETURN` (the userland
+    proxy's: that bridge's connects reach docker-proxy through INPUT) or a published port's
+    DNAT to its container (without the proxy, every bridge's, its own included)."""
+
+    text: str
+    target: str  # RETURN or DNAT
+    iface: str | None = None  # `!` negates (None: any)
+    ports: tuple[tuple[int, int], ...] | None = None
+    dst: str | None = None  # the local address it is limited to (`-d 127.0.0.1/32`)
+    to: str = ""  # DNAT's --to-destination, `ADDRESS:PORT`
+
+    def meets(self, bridge: str, port: int | None, dst: str | None) -> bool:
+        if self.iface is not None and not _iface_matches(self.iface, bridge):
+            return False
+        if self.dst and dst and not _addr_matches(self.dst, dst):
+            return False
+        if self.ports is None:
+            return True
+        return port is not None and any(lo <= port <= hi for lo, hi in self.ports)
+
+
+def parse_nat(text: str) -> list[NatRule]:
+    """The DOCKER chain's RETURNs and TCP DNATs in order, from `iptables -t nat -S DOCKER`
+    (or `iptables-save`'s nat table)."""
+    out = []
+    for line in text.splitlines():
+        if not line.startswith("-A DOCKER "):
+            continue
+        words, got, negated = line.split()[2:], {}, False
+        for i, w in enumerate(words):
+            if w == "!":
+                negated = True
+                continue
+            if w in ("-i", "-d", "-p", "--dport", "-j", "--to-destination") and i + 1 < len(words):
+                got[w] = ("!" if negated else "") + words[i + 1]
+            negated = False
+        target, proto = got.get("-j", ""), got.get("-p")
+        if target == "RETURN" or (target == "DNAT" and proto in (None, "tcp")):
+            ports = got.get("--dport")
+            out.append(NatRule(line, target, got.get("-i"), _port_spec(ports.replace(":", "-")) if ports else None,
+                               got.get("-d"), got.get("--to-destination", "")))
+    return out
+
+
+def dnat(nat: list[NatRule], bridge: str, port: int | None, dst: str | None) -> NatRule | None:
+    """The DNAT a new TCP connect from `bridge` to this host's `dst`:`port` meets first; None
+    when a RETURN comes first or none meets it: then it reaches a local socket through INPUT."""
+    for r in nat:
+        if r.meets(bridge, port, dst):
+            return r if r.target == "DNAT" else None
+    return None
+
+
+# -- the FORWARD path a connect NATed to a container takes (the daemon's own chains) ------------
+
+@dataclass(frozen=True)
+class FilterRule:
+    """One rule of the filter table's forwarding chains (`iptables -S`), with what it matches of
+    a forwarded new TCP connection: in and out interface, addresses, destination port, state."""
+
+    text: str
+    chain: str
+    target: str  # ACCEPT, DROP, REJECT, RETURN, or a chain to jump to
+    iface: str | None = None
+    oface: str | None = None
+    src: str | None = None
+    dst: str | None = None
+    protocol: str | None = None
+    ports: tuple[tuple[int, int], ...] | None = None
+    new: bool = True
+    unweighed: tuple[str, ...] = ()
+    reject_with: str = DEFAULT_REJECT
+
+    def meets(self, iface: str, oface: str, src: str | None, dst: str | None, port: int | None) -> bool:
+        if self.protocol not in (None, "tcp") or not self.new:
+            return False
+        for pattern, name in ((self.iface, iface), (self.oface, oface)):
+            if pattern is not None and not _iface_matches(pattern, name):
+                return False
+        for spec, addr in ((self.src, src), (self.dst, dst)):
+            if spec and addr and not _addr_matches(spec, addr):
+                return False
+        return self.ports is None or (port is not None and any(lo <= port <= hi for lo, hi in self.ports))
+
+
+_FILTER_OPTIONS = {"-i": "iface", "-o": "oface", "-s": "src", "-d": "dst", "-p": "protocol", "-j": "target",
+                   "--dport": "ports", "--dports": "ports", "--state": "state", "--ctstate": "state",
+                   "-m": "module", "--comment": "comment", "--reject-with": "reject"}
+
+
+def parse_filter(text: str) -> dict[str, list[FilterRule]]:
+    """Every chain's rules of the filter table, in order, from `iptables -S` (all chains)."""
+    chains: dict[str, list[FilterRule]] = {}
+    for line in text.splitlines():
+        if not line.startswith("-A "):
+            continue
+        try:
+            words = shlex.split(line)
+        except ValueError:
+            words = line.split()
+        chain, got, unweighed, negated, new, i = words[1], dict[str, str](), [], False, True, 2
+        while i < len(words):
+            flag = words[i]
+            if flag == "!":
+                negated, i = True, i + 1
+                continue
+            if flag in _FILTER_OPTIONS and i + 1 < len(words):
+                what, value = _FILTER_OPTIONS[flag], words[i + 1]
+                i += 2
+                if what == "state":
+                    new = new and ("NEW" in value.split(",")) != negated
+                elif what == "module" and value not in _MODULES:
+                    unweighed.append(f"-m {value}")
+                elif what not in ("module", "comment"):
+                    got[what] = ("!" if negated else "") + value
+            else:
+                unweighed.append(flag)
+                i += 1
+                while i < len(words) and not words[i].startswith("-") and words[i] != "!":
+                    i += 1
+            negated = False
+        ports = got.get("ports")
+        chains.setdefault(chain, []).append(FilterRule(
+            line, chain, got.get("target", ""), got.get("iface"), got.get("oface"), got.get("src"), got.get("dst"),
+            _protocol(got.get("protocol")), _port_spec(ports.replace(":", "-")) if ports else None, new,
+            tuple(unweighed), got.get("reject") or DEFAULT_REJECT))
+    return chains
+
+
+def forward_stop(chains: dict[str, list[FilterRule]], policy: str, iface: str, oface: str, src: str | None,
+                 dst: str | None, port: int | None) -> Rule | None:
+    """The rule that drops or rejects a new TCP connection forwarded from `iface` to `oface`
+    (from `src` to `dst`:`port`, after the daemon's DNAT), following the jumps from FORWARD
+    (DOCKER-USER, the isolation stages, DOCKER) as the kernel does; the chain's `policy`
+    (`-P FORWARD DROP`) when nothing accepts it; None when a rule accepts it. A rule with a
+    match this reading does not weigh is passed over, and what it decides comes back not `sure`."""
+    unsure: list[str] = []
+
+    def walk(chain: str, depth: int) -> FilterRule | None:
+        for r in chains.get(chain, []):
+            if not r.meets(iface, oface, src, dst, port):
+                continue
+            if r.unweighed:
+                unsure.extend(r.unweighed)
+                continue
+            if r.target in ("ACCEPT", "DROP", "REJECT"):
+                return r
+            if r.target == "RETURN":
+                return None
+            if r.target in chains and depth < 8 and (hit := walk(r.target, depth + 1)) is not None:
+                return hit  # what decided in the chain it jumped to; a RETURN there comes back here
+        return None
+
+    hit = walk("FORWARD", 0)
+    if hit is not None and hit.target == "ACCEPT":
+        return None
+    if hit is None:
+        if policy not in ("DROP", "REJECT"):
+            return None
+        return Rule(f"-P FORWARD {policy}", "iptables", "FORWARD", policy.lower(), policy=True,
+                    protocol="tcp", unweighed=tuple(unsure), sure=not unsure)
+    return Rule(hit.text, "iptables", hit.chain, hit.target.lower(),
+                reject_with=hit.reject_with if hit.target == "REJECT" else "",
+                iface=hit.iface, protocol="tcp", unweighed=tuple(unsure), sure=not unsure)

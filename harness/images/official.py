@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 import docker
-from docker.errors import APIError, ImageNotFound
+from docker.errors import APIError, ContainerError, ImageNotFound
 from docker.utils import parse_repository_tag
 
 from harness import knobs
@@ -76,17 +76,20 @@ def image_env(image: docker.models.images.Image) -> dict[str, str]:
 
 def image_version(image: docker.models.images.Image, tag: str) -> str:
     """The release an app image is, as it says itself (OCI label, the build's env), else its tag."""
-    label = ((image.attrs.get("Config") or {}).get("Labels") or {}).get("org.opencontainers.image.version")
+    labels = (image.attrs.get("Config") or {}).get("Labels") or {}
+    # the OCI label (official images), the harness's own (its builds, and images made FROM them)
+    label = labels.get("org.opencontainers.image.version") or labels.get("oh-matrix.release")
     return str(label or image_env(image).get("OPENHANDS_BUILD_VERSION") or tag)
 
 
 def installed(client: docker.DockerClient, ref: str, package: str) -> str:
     """The version of `package` installed in image `ref`, read by its own Python (no network)."""
     probe = f"import importlib.metadata as m; print(m.version({package!r}))"
+    # python as the entrypoint: podman 4.3.1 keeps the image's own for an empty one (Docker clears it)
     try:
-        out = client.containers.run(ref, ["python", "-c", probe], entrypoint=[], remove=True, network_mode="none")
-    except APIError as e:
-        raise ImageUnavailable(f"{ref}: cannot read its {package} version: {str(e)[:200]}") from None
+        out = client.containers.run(ref, ["-c", probe], entrypoint=["python"], remove=True, network_mode="none")
+    except (APIError, ContainerError) as e:  # no such image, or no such package in it
+        raise ImageUnavailable(f"{ref}: cannot read its {package} version: {str(e)[-200:]}") from None
     return str(out.decode().strip().splitlines()[-1])
 
 

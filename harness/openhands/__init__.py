@@ -52,10 +52,14 @@ def port_taken(text: str | None) -> bool:
 
 # How an app words a Docker daemon it cannot reach: OpenHands' own line (0.x docker_runtime.py
 # _init_docker_client, at 0.62.0), then docker-py's (`docker.from_env()`, which both
-# generations' runtime starters call), whose text names the socket's or endpoint's error.
+# generations' runtime starters call) and the docker CLI's, whose text names the socket's or
+# endpoint's error, then a docker CLI that is not there at all.
 _DOCKER_FAILURE = (re.compile(r"^.*Launch docker client failed.*$", re.M),
-                   re.compile(r"^.*(?:Error while fetching server API version|Cannot connect to the Docker daemon)"
-                              r".*$", re.M))
+                   re.compile(r"^.*(?:Error while fetching server API version|Cannot connect to the Docker daemon"
+                              r"|permission denied while trying to connect to the Docker daemon).*$", re.M),
+                   # the agent-server's Docker runtimes run the docker CLI (docker_runtime/registry.py)
+                   # (the words alone: a JSON log line around them runs to kilobytes)
+                   re.compile(r"FileNotFoundError: \[Errno 2\] No such file or directory: 'docker'"))
 
 
 def docker_failure(app_logs: str) -> str | None:
@@ -113,6 +117,8 @@ class Callbacks(Protocol):
     def target(self, app_env: dict[str, str]) -> tuple[str, int]: ...  # the app's host and port, from the sandbox
     def urls(self, runtime_env: dict[str, str]) -> list[tuple[str, str]]: ...  # (label, url) it posts to
     def log(self, runtime_logs: str) -> list[str]: ...  # its own lines about those calls
+    @property
+    def health_path(self) -> str: ...  # the app's path that answers 200 when it is up, asked through a proxy
 
 
 class FailureLog(Protocol):

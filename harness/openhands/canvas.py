@@ -34,6 +34,7 @@ from harness.openhands.v1 import paged, turn_from_events
 if TYPE_CHECKING:
     import httpx
 
+CREATE_TIMEOUT = 180.0  # beyond the Docker conversation runtime's own 120 s wait
 AGENT_SERVER_PORT = 18000  # config/defaults.json ports.agentServer (1.16.0, 1.20.0)
 KEY_HEADER = "X-Session-API-Key"  # agent-server dependencies.py, the entrypoint's one credential
 # The tools a conversation asks for: the SDK agent's default set without the browser
@@ -143,7 +144,9 @@ class CanvasClient:
             "workspace": {"kind": "LocalWorkspace", "working_dir": self._gen.workspace},
             "initial_message": {"role": "user", "content": [{"type": "text", "text": message}], "run": True},
         }
-        answer = self._call("POST", path, json=body)
+        # In a Docker conversation runtime the server answers once the conversation's own
+        # container is healthy, or after its 120 s startup timeout (docs/runtimes.md).
+        answer = self._call("POST", path, json=body, timeout=CREATE_TIMEOUT)
         if not isinstance(answer, dict) or not answer.get("id"):
             raise UnexpectedAnswer("POST", path, "no conversation id", answer)
         return str(uuid.UUID(str(answer["id"])))

@@ -78,6 +78,10 @@ class V1Callbacks:
         port = app_env.get(self.gen.callback_port_env or "") or self.gen.callback_port_default
         return ("host.docker.internal", int(port))
 
+    @property
+    def health_path(self) -> str:
+        return self.gen.health_path
+
     def urls(self, runtime_env: dict[str, str]) -> list[tuple[str, str]]:
         """The webhooks the sandbox posts the conversation's events to (OH_WEBHOOKS_n_BASE_URL,
         read in order by the agent-server; the app sets _0, OH_AGENT_SERVER_ENV may add more)."""

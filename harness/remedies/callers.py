@@ -20,6 +20,10 @@ GATEWAY_ALIAS = "host.docker.internal:host-gateway"
 PLACEHOLDER = "CALLER_IMAGE"  # the caller's own image: the harness runs the calls, not the tool
 
 
+# Every fix's name, for `--remedy NAME` (a caller cell tries only those named, when any are)
+NAMES = ("caller-host-gateway", "caller-app-network", "caller-host-network", "caller-no-proxy")
+
+
 @dataclass(frozen=True)
 class Fix:
     name: str

@@ -9,7 +9,7 @@ from typing import Any
 
 from harness import endpoint, generations, modes
 from harness.context import RunContext
-from harness.host import firewall
+from harness.host import containers, firewall
 from harness.matrix import Cell
 from harness.model import Cause, CellResult, Direction, Host, ImageSet
 
@@ -49,6 +49,14 @@ class Context:
     # The `--exclude-newer` time of the release's cut (its pinned packages' upload + a day), for
     # a native install whose uvx resolved today's packages (ImageSet.native).
     release_cut: str | None = None
+    # The failed cell's own NO_PROXY, and what its app gives its sandbox through the
+    # generation's setting for the sandbox's environment (OH_AGENT_SERVER_ENV's JSON, as given).
+    no_proxy: str = ""
+    sandbox_env: str = ""
+    # The daemon's userland proxy (Host.userland_proxy: on, off; None: not read): without it,
+    # Docker up to 28 NATs a connect from one bridge to a port published by a container on
+    # another, and its own isolation rules drop it (moby PR #49981 removed them in 29.0).
+    userland_proxy: str | None = None
 
     @classmethod
     def of(cls, result: CellResult, cell: Cell, ctx: RunContext) -> Context:
@@ -63,6 +71,9 @@ class Context:
                    rootless=bool(ctx.host.rootless), host_alias=_loopback_alias(ctx.host),
                    remote=bool(ctx.host.remote), mounts_socket=dep.service.mounts_socket() if dep else True,
                    release_cut=_release_cut(ctx, cell.target.tag),
+                   no_proxy=result.app_env.get("NO_PROXY") or result.app_env.get("no_proxy") or "",
+                   sandbox_env=result.app_env.get(generations.get(result.api).sandbox_env_setting or "", ""),
+                   userland_proxy=ctx.host.userland_proxy,
                    **_firewall_facts(result, cell, ctx.host))
 
     @property
@@ -102,9 +113,20 @@ def _firewall_facts(result: CellResult, cell: Cell, host: Host) -> dict[str, Any
     own_bridge = "lo" if spec.shares_host_ports else "br-+"
     bridge = default if callback or spec.network == "default" else own_bridge
     gen = generations.get(result.api)
-    ports = (None if callback else gen.runtime_host_ports) or firewall.ephemeral_ports()
+    runtime = gen.runtime_host_ports or firewall.ephemeral_ports()
+    # where the sandbox calls the app back: the host port the harness publishes the app on
+    app = f"{containers.HARNESS_PORTS[0]}:{containers.HARNESS_PORTS[-1]}"
+    # a generation that calls back needs both ways open for the rerun to pass (measured: 1.11's
+    # rerun with the runtime's ports accepted met the same reject on its callback)
+    ports = app if callback else _span(runtime, app) if gen.callback else runtime
     sample = bridge.replace("+", "0")
     return {"firewall": tuple(firewall.matching(firewall.rules(), sample, None)), "bridge": bridge, "ports": ports}
+
+
+def _span(*ranges: str) -> str:
+    """One `LO:HI` range over these (an accept rule takes one): from the lowest to the highest."""
+    spans = [tuple(int(x) for x in r.split(":")) for r in ranges]
+    return f"{min(a for a, _ in spans)}:{max(b for _, b in spans)}"
 
 
 def _loopback_alias(host: Host) -> str | None:

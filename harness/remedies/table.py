@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness import generations
+from harness import generations, modes
 from harness.host import firewall, hostchange
 from harness.model import Cause, Direction
 from harness.modes import APP_PORT_TOKEN, DOCKER_SOCKET
@@ -55,9 +55,33 @@ def _gateway(key: str) -> Callable[[Context], dict[str, str] | None]:
     return lambda ctx: {key: ctx.published_at} if ctx.published_at else None
 
 
+def _no_proxy_hosts(ctx: Context, before: str) -> str:
+    """`before` (a NO_PROXY as given), with the names and addresses the parts call each other
+    at on this machine: host.docker.internal, the loopback, the bridge's gateway."""
+    given = [h.strip() for h in before.split(",") if h.strip()]
+    wanted = [h for h in ("host.docker.internal", "localhost", "127.0.0.1", ctx.gateway) if h and h not in given]
+    return ",".join([*given, *wanted])
+
+
 def _no_proxy(ctx: Context) -> dict[str, str]:
-    hosts = ",".join(h for h in ("host.docker.internal", "localhost", "127.0.0.1", ctx.gateway) if h)
+    hosts = _no_proxy_hosts(ctx, ctx.no_proxy)
     return {"NO_PROXY": hosts, "no_proxy": hosts}
+
+
+def _sandbox_no_proxy(ctx: Context) -> dict[str, str] | None:
+    """The sandbox's own NO_PROXY, in the app's setting for the sandbox's environment (1.x:
+    OH_AGENT_SERVER_ENV, JSON), beside whatever the cell gave it there already."""
+    setting = ctx.gen.sandbox_env_setting
+    if not setting:
+        return None
+    try:
+        given = json.loads(ctx.sandbox_env) if ctx.sandbox_env else {}
+    except ValueError:
+        return None  # not JSON: the app would not read it either; nothing to add to
+    if not isinstance(given, dict):
+        return None
+    hosts = _no_proxy_hosts(ctx, str(given.get("NO_PROXY") or given.get("no_proxy") or ""))
+    return {setting: json.dumps({**given, "NO_PROXY": hosts, "no_proxy": hosts})}
 
 
 def _grace(ctx: Context) -> dict[str, str] | None:
@@ -152,6 +176,14 @@ def _socket_mount(ctx: Context) -> tuple[str, ...] | None:
     return None if not ctx.deployment or ctx.mounts_socket else (f"{DOCKER_SOCKET}:{DOCKER_SOCKET}",)
 
 
+def _across_bridges(ctx: Context) -> bool:
+    """The failed cell's app is on a network of its own and the daemon's userland proxy is off:
+    its connects to the runtime's published port cross from one bridge to another."""
+    own = ctx.network == "own" if ctx.deployment else (ctx.mode or "") in modes.MODES and \
+        modes.get(ctx.mode or "").network == "own"
+    return ctx.userland_proxy == "off" and own
+
+
 def _firewall_accept(ctx: Context) -> contextlib.AbstractContextManager[str]:
     return firewall.accept_bridge_to_host(ctx.ports, ctx.bridge, list(ctx.firewall))
 
@@ -196,7 +228,14 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
            "the documented host-network setup: app and runtime on the host network, runtime "
            "polled on 127.0.0.1, so no packet crosses a bridge or the host's INPUT chain",
            mode="host"),
-    Remedy("own-network", (TIMEOUT, REJECTED), lambda ctx: {},
+    Remedy("sandbox-network", (TIMEOUT,), lambda ctx: {} if _across_bridges(ctx) else None,
+           "the app on the runtime's network, the default bridge (with host.docker.internal mapped to its "
+           "gateway): with the daemon's userland proxy off, Docker up to 28 NATs a connect from the app's own "
+           "network to the runtime's published port straight to the runtime's bridge, where its own isolation "
+           "rules drop it (moby PR #49981); on one bridge nothing crosses them. The other fix is the daemon's: "
+           "`\"userland-proxy\": true` (its default) in daemon.json, or Docker 29",
+           mode="host-gateway", directions=(Direction.FORWARD, Direction.CALLBACK, None)),
+    Remedy("own-network", (TIMEOUT, REJECTED), lambda ctx: None if ctx.userland_proxy == "off" else {},
            "the app on a user-defined network: its SYNs reach the published port through that "
            "network's own bridge and Docker's NAT, not docker0 to the host's INPUT chain, where host "
            "firewalls (ufw, firewalld, a cloud image's REJECT) drop or reject them",
@@ -206,6 +245,10 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
            "publish the runtime's ports on every address, not loopback only"),
     Remedy("no-proxy", (Cause.PROXY,), _no_proxy,
            "keep the runtime host out of the app's HTTP(S)_PROXY (httpx honours NO_PROXY)"),
+    Remedy("sandbox-no-proxy", (Cause.PROXY,), _sandbox_no_proxy,
+           "keep the app out of the sandbox's HTTP(S)_PROXY: the 1.x app passes the sandbox only its LLM_* "
+           "variables and what OH_AGENT_SERVER_ENV (JSON) adds, so the sandbox's NO_PROXY goes there too "
+           "(OpenHands #15018)", directions=(Direction.CALLBACK,)),
     Remedy("v1-url-pattern", (DNS, TIMEOUT),
            lambda ctx: _url_pattern(ctx, ctx.published_at),
            "reach the sandbox at the bridge gateway instead of host.docker.internal"),

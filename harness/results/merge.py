@@ -33,9 +33,12 @@ from harness.results.recommend import recommend
 
 
 def host_class(host: Host) -> str:
-    """OS / Docker version, then what changes every path a cell's packets take: a rootless
-    daemon, a remote one, and the firewall's front end when it holds tables of its own."""
-    return f"{host.os or '?'} / Docker {host.server_version or '?'}{host.daemon_kind}{_firewall_kind(host.firewall)}"
+    """OS / engine and version (`Docker 20.10.24`, `Podman 4.3.1`: podman's service answers the
+    same API with other networking), then what changes every path a cell's packets take: a
+    rootless daemon, a remote one, and the firewall's front end when it holds tables of its own."""
+    engine, kind = ("Podman", host.daemon_kind.replace(" podman", "")) if host.engine == "podman" else (
+        "Docker", host.daemon_kind)
+    return f"{host.os or '?'} / {engine} {host.server_version or '?'}{kind}{_firewall_kind(host.firewall)}"
 
 
 def _firewall_kind(firewall: str | None) -> str:

@@ -65,19 +65,36 @@ RELEASE_MINUTES = {
 }
 
 
+# Modules whose daemon of their own lives in one fixed namespace (remotedaemon.own_daemon: its
+# name, veth pair and addresses): one group, so they take turns on one worker.
+SAME_GROUP = {"test_release_firewall_reject.py": "own-daemon", "test_release_userland_proxy.py": "own-daemon"}
+
+
+def release_group(item: pytest.Item) -> str:
+    """A release test's xdist group: `alone`, or the module's (or the one it shares)."""
+    if item.get_closest_marker("alone"):
+        return "alone"
+    return SAME_GROUP.get(item.path.name, item.path.name)
+
+
 def pytest_itemcollected(item: pytest.Item) -> None:
     """Under `--dist loadgroup` a release module's tests go to one worker (its module-scoped
     cells run once), and the tests marked `alone` to one group of their own, run last."""
     if item.get_closest_marker("release"):
-        item.add_marker(pytest.mark.xdist_group("alone" if item.get_closest_marker("alone") else item.path.name))
+        item.add_marker(pytest.mark.xdist_group(release_group(item)))
 
 
 def release_order(items: list[pytest.Item]) -> None:
-    """A run of release tests only (`-m release`): longest modules first, each module's tests in
-    order, the `alone` tests last (then the other worker is about done: none waits long for it)."""
+    """A run of release tests only (`-m release`): longest groups first (a module, or the modules
+    that share one), each module's tests in order, the `alone` tests last (then the other worker is about done: none waits long for it)."""
     if not items or not all(i.get_closest_marker("release") for i in items):
         return
-    items.sort(key=lambda i: (i.get_closest_marker("alone") is not None, -RELEASE_MINUTES.get(i.path.name, 0)))
+    minutes: dict[str, int] = {}
+    for module in {i.path.name for i in items}:
+        group = SAME_GROUP.get(module, module)
+        minutes[group] = minutes.get(group, 0) + RELEASE_MINUTES.get(module, 0)
+    items.sort(key=lambda i: (i.get_closest_marker("alone") is not None,
+                              -minutes[SAME_GROUP.get(i.path.name, i.path.name)]))
 
 
 @pytest.fixture(scope="session")

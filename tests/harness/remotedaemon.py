@@ -84,54 +84,135 @@ def _ip(*args: str, check: bool = True) -> None:
     subprocess.run(["ip", *args], check=check, capture_output=True, timeout=30)
 
 
-def _in_ns(*args: str) -> None:
-    _ip("netns", "exec", NETNS, "ip", *args)
-
-
 @contextlib.contextmanager
-def _namespace() -> Iterator[None]:
-    _ip("netns", "del", NETNS, check=False)  # a crashed earlier test's: start clean
-    _ip("link", "del", HOST_END, check=False)
-    _ip("netns", "add", NETNS)
+def _namespace(netns: str = NETNS, here: str = HOST_END, there: str = DAEMON_END,
+               addresses: tuple[str, str] = (HERE, THERE)) -> Iterator[None]:
+    def in_ns(*args: str) -> None:
+        _ip("netns", "exec", netns, "ip", *args)
+
+    _ip("netns", "del", netns, check=False)  # a crashed earlier test's: start clean
+    _ip("link", "del", here, check=False)
+    _ip("netns", "add", netns)
     try:
-        _ip("link", "add", HOST_END, "type", "veth", "peer", "name", DAEMON_END)
-        _ip("link", "set", DAEMON_END, "netns", NETNS)
-        _ip("addr", "add", f"{HERE}/30", "dev", HOST_END)
-        _ip("link", "set", HOST_END, "up")
-        _in_ns("addr", "add", f"{THERE}/30", "dev", DAEMON_END)
-        _in_ns("link", "set", DAEMON_END, "up")
-        _in_ns("link", "set", "lo", "up")
+        _ip("link", "add", here, "type", "veth", "peer", "name", there)
+        _ip("link", "set", there, "netns", netns)
+        _ip("addr", "add", f"{addresses[0]}/30", "dev", here)
+        _ip("link", "set", here, "up")
+        in_ns("addr", "add", f"{addresses[1]}/30", "dev", there)
+        in_ns("link", "set", there, "up")
+        in_ns("link", "set", "lo", "up")
         yield
     finally:
-        _ip("netns", "del", NETNS, check=False)  # takes the veth pair with it
-        _ip("link", "del", HOST_END, check=False)
+        _ip("netns", "del", netns, check=False)  # takes the veth pair with it
+        _ip("link", "del", here, check=False)
 
 
 @contextlib.contextmanager
 def tcp_daemon() -> Iterator[RemoteDaemon]:
     """The daemon up and answering on its TCP endpoint; stopped and removed after, on any exit."""
-    root = Path(tempfile.mkdtemp(prefix="oh-matrix-remote-"))
-    with _namespace():
-        # nsenter enters the network namespace only: `ip netns exec` would also mount a sysfs
-        # of its own, without the cgroup filesystems dockerd needs
-        sock = root / "exec" / "docker.sock"
-        dockerd = Dockerd(["nsenter", f"--net=/run/netns/{NETNS}", "dockerd", "--data-root", str(root / "data"),
-                           "--exec-root", str(root / "exec"), "--pidfile", str(root / "dockerd.pid"),
-                           "-H", f"unix://{sock}", "-H", f"tcp://{THERE}:{PORT}", "--tls=false",
-                           "--bip", BRIDGE, "--default-address-pool", POOL], root / "dockerd.log")
-        daemon = RemoteDaemon(str(sock), dockerd)
-        try:
-            dockerd.start(daemon.client)
-            yield daemon
-        finally:
-            with contextlib.suppress(docker.errors.DockerException, requests.exceptions.ConnectionError):
-                c = docker.DockerClient(base_url=f"unix://{sock}", timeout=60)  # what a failed test left
-                for container in c.containers.list(all=True):
-                    container.remove(force=True)
-            dockerd.stop()
-            # a container's shim outlives a daemon the test killed: its containerd's socket is here
-            subprocess.run(["pkill", "-KILL", "-f", f"containerd-shim.*-address {root}/"], capture_output=True)
-            for mounted in ("exec", "data"):  # dockerd mounts its data root on itself too
-                subprocess.run(["umount", "-R", str(root / mounted)], capture_output=True)
-            shutil.rmtree(root, ignore_errors=True)
+    with _namespace(), _dockerd(NETNS, ["-H", f"tcp://{THERE}:{PORT}", "--tls=false"]) as daemon:
+        yield daemon
 
+
+@contextlib.contextmanager
+def _dockerd(netns: str, extra: list[str]) -> Iterator[RemoteDaemon]:
+    root = Path(tempfile.mkdtemp(prefix=f"{netns}-"))
+    # nsenter enters the network namespace only: `ip netns exec` would also mount a sysfs
+    # of its own, without the cgroup filesystems dockerd needs
+    sock = root / "exec" / "docker.sock"
+    dockerd = Dockerd(["nsenter", f"--net=/run/netns/{netns}", "dockerd", "--data-root", str(root / "data"),
+                       "--exec-root", str(root / "exec"), "--pidfile", str(root / "dockerd.pid"),
+                       "-H", f"unix://{sock}", *extra, "--bip", BRIDGE, "--default-address-pool", POOL],
+                      root / "dockerd.log")
+    daemon = RemoteDaemon(str(sock), dockerd)
+    try:
+        # up when it answers where the harness will reach it (TCP for a remote one)
+        dockerd.start(daemon.client if any(a.startswith("tcp://") for a in extra) else
+                      lambda: docker.DockerClient(base_url=f"unix://{sock}", timeout=300))
+        yield daemon
+    finally:
+        with contextlib.suppress(docker.errors.DockerException, requests.exceptions.ConnectionError):
+            c = docker.DockerClient(base_url=f"unix://{sock}", timeout=60)  # what a failed test left
+            for container in c.containers.list(all=True):
+                container.remove(force=True)
+        dockerd.stop()
+        # a container's shim outlives a daemon the test killed: its containerd's socket is here
+        subprocess.run(["pkill", "-KILL", "-f", f"containerd-shim.*-address {root}/"], capture_output=True)
+        for mounted in ("exec", "data"):  # dockerd mounts its data root on itself too
+            subprocess.run(["umount", "-R", str(root / mounted)], capture_output=True)
+        # what is still mounted under it (seen: exec/netns/default, the nsfs of a daemon stopped by
+        # SIGTERM in the by-hand use below), deepest first
+        points = [m.split()[1] for m in Path("/proc/mounts").read_text().splitlines()]
+        left = [m for m in points if m.startswith(f"{root}/")]
+        for mounted in sorted(left, key=len, reverse=True):
+            subprocess.run(["umount", mounted], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# -- a daemon of this machine's kind in a namespace of its own, for the harness run inside it --
+
+OWN_NETNS = "oh-matrix-own"
+OWN_HERE, OWN_THERE = "omo-here", "omo-there"
+
+
+@dataclass(frozen=True)
+class OwnDaemon:
+    """A second rootful dockerd in a network namespace of the test's own, reached through its
+    unix socket by a harness run inside that namespace (`wrap`): to the harness it is a local
+    daemon like this machine's, with its own docker0 (10.214.0.1/24), its own iptables and nat
+    rules and its own INPUT chain, so a firewall rule a test inserts there (`iptables`) meets
+    the test's own cells only, never the traffic of anyone else on this machine's daemon."""
+
+    daemon: RemoteDaemon
+    netns: str = OWN_NETNS
+
+    @property
+    def docker_host(self) -> str:
+        return f"unix://{self.daemon.socket}"
+
+    def client(self) -> docker.DockerClient:
+        return docker.DockerClient(base_url=self.docker_host, timeout=300)
+
+    def wrap(self, cmd: list[str]) -> list[str]:
+        """`cmd` run in the daemon's network namespace (nsenter: the net namespace only)."""
+        return ["nsenter", f"--net=/run/netns/{self.netns}", *cmd]
+
+    def iptables(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.wrap(["iptables", *args]), capture_output=True, text=True, timeout=30)
+
+    @contextlib.contextmanager
+    def rule(self, *spec: str) -> Iterator[str]:
+        """One INPUT rule inserted first in the namespace's filter table, deleted after; yields
+        it as `iptables -S` prints it."""
+        done = self.iptables("-I", "INPUT", *spec)
+        if done.returncode:
+            raise RuntimeError(f"iptables -I INPUT {' '.join(spec)}: {done.stderr.strip()}")
+        try:
+            yield next(line for line in self.iptables("-S", "INPUT").stdout.splitlines() if line.startswith("-A"))
+        finally:
+            self.iptables("-D", "INPUT", *spec)
+
+
+@contextlib.contextmanager
+def own_daemon(userland_proxy: bool = True) -> Iterator[OwnDaemon]:
+    """The daemon up in its namespace (`--userland-proxy=false` when asked); stopped and removed
+    after, on any exit, with the namespace and everything in it."""
+    flags = [] if userland_proxy else ["--userland-proxy=false"]
+    with (_namespace(OWN_NETNS, OWN_HERE, OWN_THERE, ("10.213.0.5", "10.213.0.6")),
+          _dockerd(OWN_NETNS, flags) as daemon):
+        yield OwnDaemon(daemon)
+
+
+if __name__ == "__main__":  # by hand: `python tests/harness/remotedaemon.py [--userland-proxy=false] IMAGE...`
+    import sys
+    import time
+
+    wanted = [a for a in sys.argv[1:] if not a.startswith("--")]
+    with own_daemon(userland_proxy="--userland-proxy=false" not in sys.argv) as own:
+        if wanted:
+            rootless.load_images(own.docker_host, *wanted)
+        print(f"DOCKER_HOST={own.docker_host}; run the harness with: {' '.join(own.wrap([]))} ...", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+            while True:
+                time.sleep(60)

@@ -22,10 +22,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import docker
 
 from harness.model import ImageSet
+
+D = TypeVar("D")
 
 USER = "oh-matrix-rootless"
 PACKAGES = {"rootlesskit": "rootlesskit", "slirp4netns": "slirp4netns", "newuidmap": "uidmap"}
@@ -156,6 +159,16 @@ def harness_images(client: docker.DockerClient, *sets: ImageSet) -> list[str]:
     images |= {i.tags[0] for i in client.images.list(filters={"label": "oh-matrix.image=base"}) if i.tags}
     images |= {t for i in client.images.list(filters={"label": "oh-matrix.image=placeholder"}) for t in i.tags}
     return sorted(images)
+
+
+@contextlib.contextmanager
+def loaded(daemon: contextlib.AbstractContextManager[D], client: docker.DockerClient, *sets: ImageSet) -> Iterator[D]:
+    """A second daemon (`daemon`: rootless, remote, one of a test's own), up with the images a
+    cell of `sets` needs copied into it, for the length of the block."""
+    images = harness_images(client, *sets)
+    with daemon as d:
+        load_images(d.docker_host, *images)  # type: ignore[attr-defined]
+        yield d
 
 
 def load_images(docker_host: str, *images: str) -> None:

@@ -188,3 +188,9 @@ def test_a_refused_call_is_httpx_s_connect_error_with_the_callers_words() -> Non
     with (httpx.Client(transport=CallerTransport(_Here())) as http_,  # type: ignore[arg-type]
           pytest.raises(httpx.ConnectError, match="from the caller's container: ConnectionRefusedError")):
         http_.get(f"http://127.0.0.1:{port}/health")
+
+
+def test_every_fix_has_a_name_that_remedy_accepts() -> None:
+    causes = [Cause.OWN_LOOPBACK, Cause.PROXY]
+    made = {f.name for c in causes for f in fixes.applicable(Caller("n8n", env={"HTTP_PROXY": "http://p:1"}), c, "net")}
+    assert made == set(fixes.NAMES)

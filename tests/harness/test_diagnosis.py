@@ -222,3 +222,56 @@ def test_the_budget_says_what_was_watched() -> None:
     d = j.at_budget(150)
     assert d.cause == "budget-exceeded" and "nothing observed explains the wait" in d.why
     assert "the runtime's own port open" in d.why
+
+
+def test_a_sandbox_whose_proxy_carries_none_of_its_webhooks_is_named_on_the_callback() -> None:
+    """1.x: OH_AGENT_SERVER_ENV gave the sandbox HTTP_PROXY; the app says ready (it reached the
+    sandbox), the direct path to the app is open, and the proxy answers its own error."""
+    ready = RuntimeState(ready=True, status="RUNNING/READY")
+    hook = probe(where="sandbox webhook 0", port=3000, tcp="open", http="HTTP/1.1 404 Not Found")
+    refused = probe(where="sandbox webhook 0 via its proxy", host="10.219.0.2", port=61888, tcp="open",
+                    addresses=["10.219.0.2"], http="HTTP/1.0 500 Unable to connect")
+    proxied = {"HTTP_PROXY": "http://10.219.0.2:61888"}
+    d = Judge().add(obs(state=ready, webhook_probes=[hook], sandbox_proxy=proxied, webhook_proxy_probes=[refused]))
+    assert d is not None and (d.verdict, d.cause, d.direction) == ("fail", "proxy", "sandbox->app"), d
+    assert "http://10.219.0.2:61888" in d.why and "'HTTP/1.0 500 Unable to connect'" in d.why
+    assert "OH_AGENT_SERVER_ENV" in d.why and "host.docker.internal:3000" in d.why
+    # a proxy nobody can reach: said with the probe of it
+    gone = probe(where="sandbox webhook 0 via its proxy", host="10.219.0.2", port=61888, tcp="timeout",
+                 addresses=["10.219.0.2"])
+    d = Judge().add(obs(state=ready, webhook_probes=[hook], sandbox_proxy=proxied, webhook_proxy_probes=[gone]))
+    assert d is not None and d.cause == "proxy" and "cannot be reached from the sandbox" in d.why
+    # a proxy that carries the call (the app's health answered 200 through it): a pass
+    carried = probe(where="sandbox webhook 0 via its proxy", host="10.219.0.2", port=61888, tcp="open",
+                    http="HTTP/1.0 200 OK")
+    d = Judge().add(obs(state=ready, webhook_probes=[hook], sandbox_proxy=proxied, webhook_proxy_probes=[carried]))
+    assert d is not None and d.verdict == "pass"
+    # NO_PROXY exempts the webhook (the watch then asks no proxy): a pass
+    exempt = {**proxied, "NO_PROXY": "host.docker.internal"}
+    d = Judge().add(obs(state=ready, webhook_probes=[hook], sandbox_proxy=exempt))
+    assert d is not None and d.verdict == "pass"
+    # one of two webhooks bypasses the proxy: the app hears of the conversation by that one
+    other = probe(where="sandbox webhook 1", host="172.17.0.1", port=3000, tcp="open", http="HTTP/1.1 404 Not Found")
+    d = Judge().add(obs(state=ready, webhook_probes=[hook, other], sandbox_proxy=proxied,
+                        webhook_proxy_probes=[refused]))
+    assert d is not None and d.verdict == "pass"
+
+
+def test_a_sandbox_start_the_app_reports_failed_while_the_sandboxs_proxy_cannot_reach_the_app_is_proxy() -> None:
+    """1.11 with OH_AGENT_SERVER_ENV={"HTTP_PROXY": ...}: the agent-server fails the start
+    (the app reports the 500 it got), and the sandbox's proxy answers its error for the app."""
+    failed = v1_error("Server error '500 Internal Server Error' for url 'http://host.docker.internal:41429/api/'")
+    direct = probe(where="sandbox", port=3000, tcp="open")
+    via = probe(where="sandbox calling the app via its proxy", host="10.219.0.2", port=61888, tcp="open",
+                addresses=["10.219.0.2"], http="HTTP/1.0 500 Unable to connect")
+    proxied = {"HTTP_PROXY": "http://10.219.0.2:61888"}
+    d = Judge().add(obs(state=failed, callback_probe=direct, sandbox_proxy=proxied, callback_proxy_probe=via))
+    assert d is not None and (d.cause, d.direction) == ("proxy", "sandbox->app"), d
+    assert "'HTTP/1.0 500 Unable to connect'" in d.why and "the app reports: Server error" in d.why
+    # without the proxy look (none, or it carries the call) the app's own error stands
+    d = Judge().add(obs(state=failed, callback_probe=direct))
+    assert d is not None and d.cause == "api-error"
+    ok = probe(where="sandbox calling the app via its proxy", host="10.219.0.2", port=61888, tcp="open",
+               http="HTTP/1.0 200 OK")
+    d = Judge().add(obs(state=failed, callback_probe=direct, sandbox_proxy=proxied, callback_proxy_probe=ok))
+    assert d is not None and d.cause == "api-error"

@@ -4,6 +4,7 @@ answers on its own port inside its namespace while the harness's connects fail i
 booting, or whose API answers the harness, never is."""
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -30,15 +31,17 @@ def looks(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[NetProbe]]:
     return script
 
 
-def path() -> HarnessPath:
-    app: Any = object()
+def path(logs: str = "") -> HarnessPath:
+    app: Any = SimpleNamespace(reload=lambda: None, logs=lambda **k: logs.encode(),
+                               attrs={"NetworkSettings": {"Networks": {"bridge": {"IPAddress": "172.17.0.9"}}}})
     return HarnessPath(app, 3000, "/health", "http://127.0.0.1:41234")
 
 
 def test_the_app_answering_inside_while_the_harness_is_refused_is_an_error_on_the_second_miss(
         looks: dict[str, list[NetProbe]]) -> None:
     ok = "HTTP/1.1 200 OK"
-    looks["inside"] += [seen("inside", "refused"), seen("inside", "open", ok), seen("inside", "open", ok)]
+    looks["inside"] += [seen("inside", "refused"), seen("inside", "open", ok), seen("inside", "open", ok),
+                        seen("its own address", "open", ok)]  # it binds every address: the harness's path
     looks["here"] += [seen("here", "refused"), seen("here", "refused")]
     p = path()
     assert p.look(1.0, "why") is None  # before the first look: booting
@@ -66,3 +69,17 @@ def test_an_app_that_accepts_but_does_not_answer_http_inside_is_still_booting(
     p = path()
     assert [p.look(t, "") for t in (5.0, 8.0, 11.0)] == [None, None, None]
     assert looks["here"] == []  # the harness's own probe is not even run
+
+
+def test_an_app_that_binds_its_loopback_only_is_the_apps_failure_not_the_harnesss(
+        looks: dict[str, list[NetProbe]]) -> None:
+    ok = "HTTP/1.1 200 OK"
+    looks["inside"] += [seen("inside", "open", ok), seen("inside", "open", ok), seen("its own address", "refused")]
+    looks["here"] += [seen("here", "refused"), seen("here", "refused")]
+    p = path(logs="INFO     Uvicorn running on                    server.py:234\n"
+                  "                             http://127.0.0.1:3000 (Press CTRL+C\n")
+    assert p.look(5.0, "") is None  # the first miss
+    d = p.look(8.0, "")
+    assert d is not None and (d.verdict, d.cause) == (Verdict.FAIL, Cause.LOOPBACK_BOUND)
+    assert "refuses at its own address 172.17.0.9:3000" in d.why
+    assert "Its own words: 'Uvicorn running on http://127.0.0.1:3000'" in d.why

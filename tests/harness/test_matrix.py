@@ -127,5 +127,6 @@ def test_matrix_by_name_or_path_and_the_old_checkout_path_is_explained(tmp_path:
     assert matrix.locate("smoke") == Path("smoke")
     with pytest.raises(InputError, match=r"matrices/default.toml: no such matrix file .*--matrix default"):
         matrix.locate("matrices/default.toml")
-    with pytest.raises(InputError, match=r"--matrix nope: neither a file nor a shipped matrix \(callers, default, "):
+    with pytest.raises(InputError,
+                       match=r"--matrix nope: neither a file nor a shipped matrix \(backends, callers, default, "):
         matrix.locate("nope")

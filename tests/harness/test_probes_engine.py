@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 
 import docker
@@ -26,10 +27,13 @@ def pair(client: docker.DockerClient, base_image: BaseImage, run_id: str) -> Ite
     net.connect(server, aliases=["srv"])
     probe_client = client.containers.run(base_image.ref, ["sleep", "300"], detach=True, labels=lbl,
                                          network=net.name, environment={"HTTP_PROXY": "http://proxy.invalid:3128"})
-    # wait for the server to listen (from its own namespace)
-    for _ in range(50):
-        if probe_from(server, "srv", "127.0.0.1", 8000, "/").tcp == "open":
-            break
+    # wait for the server to listen (from its own namespace); a refused probe returns at once, so
+    # the wait is a deadline, not a count: on a loaded 2-core CI, python's start took longer than 50 tries
+    deadline = time.monotonic() + 60
+    while probe_from(server, "srv", "127.0.0.1", 8000, "/").tcp != "open":
+        if time.monotonic() > deadline:
+            pytest.fail("the probe pair's HTTP server never listened within 60 s")
+        time.sleep(0.2)
     yield server, probe_client
     for c in (probe_client, server):
         cleanup.remove_container(c)
@@ -80,11 +84,9 @@ def test_probe_from_a_container_without_python(client: docker.DockerClient, base
     bare = client.containers.run(base_image.ref, ["sh", "-c", "rm -f $(command -v python) && sleep 300"],
                                  detach=True, labels=lbl, user="root")
     try:
-        import time
-
-        for _ in range(50):
-            if bare.exec_run(["sh", "-c", "command -v python"]).exit_code != 0:
-                break
+        deadline = time.monotonic() + 60
+        while bare.exec_run(["sh", "-c", "command -v python"]).exit_code == 0:
+            assert time.monotonic() < deadline, "python was never removed from the bare container"
             time.sleep(0.1)
         p = probe_from(bare, "bare", "no-such-host.invalid", 80)
         assert p.dns == "fail", p

@@ -41,9 +41,7 @@ MATRIX = clirun.matrix("bridge", "host", "custom-network", "host-gateway")
 @pytest.fixture(scope="module")
 def daemon(client: docker.DockerClient, v0_images: ImageSet, v1_images: ImageSet,
            base_image: object) -> Iterator[rootless.RootlessDaemon]:
-    images = rootless.harness_images(client, v0_images, v1_images)
-    with rootless.rootless_daemon(host_loopback=True) as d:
-        rootless.load_images(d.docker_host, *images)
+    with rootless.loaded(rootless.rootless_daemon(host_loopback=True), client, v0_images, v1_images) as d:
         yield d
 
 

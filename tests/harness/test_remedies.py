@@ -41,6 +41,30 @@ def test_each_cause_gets_its_fixes() -> None:
     assert names(failed("runtime-exited")) == []
 
 
+def test_a_proxied_sandbox_gets_its_no_proxy_through_the_apps_setting_beside_what_it_had() -> None:
+    import json
+
+    r = failed("proxy", api="v1", mode="host-gateway")
+    r.connect.direction = Direction.CALLBACK
+    ctx = remedies.Context(gateway="172.17.0.1", mode="host-gateway",
+                           sandbox_env='{"HTTP_PROXY": "http://10.219.0.2:61888", "NO_PROXY": "intranet"}')
+    [(remedy, change)] = remedies.applicable(r, ctx)
+    assert remedy.name == "sandbox-no-proxy"
+    given = json.loads(change.env["OH_AGENT_SERVER_ENV"])
+    assert given["HTTP_PROXY"] == "http://10.219.0.2:61888"  # what the sandbox had stays
+    assert given["NO_PROXY"] == given["no_proxy"] == "intranet,host.docker.internal,localhost,127.0.0.1,172.17.0.1"
+    # the app's own proxy on the forward path: the app's NO_PROXY, beside the one it had
+    r = failed("proxy", api="v1", mode="host-gateway")
+    r.connect.direction = Direction.FORWARD
+    [(remedy, change)] = remedies.applicable(r, remedies.Context(gateway="172.17.0.1", no_proxy="corp.example"))
+    assert remedy.name == "no-proxy"
+    assert change.env["NO_PROXY"] == "corp.example,host.docker.internal,localhost,127.0.0.1,172.17.0.1"
+    # V0 and Agent Canvas have no setting for a sandbox's environment
+    r = failed("proxy", api="v0")
+    r.connect.direction = Direction.CALLBACK
+    assert names(r, ctx) == []
+
+
 def test_callback_failures_get_the_callback_fixes_not_the_forward_ones() -> None:
     r = failed("dns-unresolved", api="v1", mode="host")
     r.connect.direction = Direction.CALLBACK
@@ -247,3 +271,52 @@ def test_the_context_is_built_from_the_cell_its_result_and_the_runs_host(tmp_pat
     mine = remedies.Context.of(failed("dns-unresolved", mode="mine"), by_mode["mine"], run)
     assert (mine.deployment, mine.network, mine.on_host_network, mine.mounts_socket) == (True, "host", True, True)
     assert mine.extra_hosts == ("host.docker.internal",) and not mine.own_command
+
+
+@pytest.mark.parametrize(("api", "direction", "ports"), [
+    ("v0", Direction.FORWARD, "30000:39999"),  # V0's runtime ports; it never calls back
+    ("v1", Direction.FORWARD, "32768:65499"),  # the sandbox's ports and, for its calls back, the app's
+    ("v1", Direction.CALLBACK, "61000:65499"),  # the app's, where the harness publishes it
+])
+def test_the_accept_rule_opens_every_port_the_rerun_needs(monkeypatch: pytest.MonkeyPatch, api: str,
+                                                          direction: Direction, ports: str) -> None:
+    """Measured on a plain `-j REJECT` of every NEW connection from docker0: 1.11's rerun with the
+    sandbox's ports accepted met the same reject on its call back to the app, so an accept for
+    a generation that calls back covers the app's host ports too."""
+    from types import SimpleNamespace
+
+    from harness import modes
+    from harness.host import firewall
+    from harness.model import Host
+    from harness.remedies import context
+
+    monkeypatch.setattr(firewall, "rules", lambda: [])
+    monkeypatch.setattr(firewall, "ephemeral_ports", lambda: "32768:60999")
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    r = failed("connection-rejected", api=api, mode="host-gateway")
+    r.connect.direction = direction
+    cell = SimpleNamespace(mode=SimpleNamespace(spec=modes.get("host-gateway")))
+    facts = context._firewall_facts(r, cell, Host())  # type: ignore[arg-type]
+    assert (facts["bridge"], facts["ports"]) == ("docker0", ports)
+
+
+def test_a_daemon_without_the_userland_proxy_moves_the_app_onto_the_runtimes_bridge() -> None:
+    """--userland-proxy=false: a custom-network cell's connects cross from its bridge to the
+    runtime's and the daemon's isolation drops them; the app on the default bridge is the fix,
+    and a move onto a network of its own is no longer one."""
+    off = remedies.Context(gateway="172.17.0.1", mode="custom-network", userland_proxy="off")
+    for api in ("v0", "v1"):
+        assert "sandbox-network" in names(failed("connect-timeout", api=api, mode="custom-network"), off)
+    [(_, change)] = [(r, c) for r, c in remedies.applicable(failed("connect-timeout", mode="custom-network"), off)
+                     if r.name == "sandbox-network"]
+    assert change.mode == "host-gateway"
+    back = failed("connect-timeout", api="v1", mode="custom-network")
+    back.connect.direction = Direction.CALLBACK  # the sandbox's call back to the app crosses them too
+    assert "sandbox-network" in names(back, off)
+    on = remedies.Context(gateway="172.17.0.1", mode="custom-network", userland_proxy="on")
+    assert "sandbox-network" not in names(failed("connect-timeout", mode="custom-network"), on)
+    unread = remedies.Context(gateway="172.17.0.1", mode="custom-network")
+    assert "sandbox-network" not in names(failed("connect-timeout", mode="custom-network"), unread)
+    bridge_off = remedies.Context(gateway="172.17.0.1", mode="bridge", userland_proxy="off")
+    assert "own-network" not in names(failed("connect-timeout", mode="bridge"), bridge_off)
+    assert "own-network" in names(failed("connect-timeout", mode="bridge"), remedies.Context(gateway="172.17.0.1"))
