@@ -86,7 +86,8 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 
 def release_order(items: list[pytest.Item]) -> None:
     """A run of release tests only (`-m release`): longest groups first (a module, or the modules
-    that share one), each module's tests in order, the `alone` tests last (then the other worker is about done: none waits long for it)."""
+    that share one), each module's tests in order, the `alone` tests last (then the other worker
+    is about done: none waits long for it)."""
     if not items or not all(i.get_closest_marker("release") for i in items):
         return
     minutes: dict[str, int] = {}
