@@ -141,6 +141,9 @@ class Generation:
     # The native mode's install (no container: the release's own launcher on this machine),
     # "module:function(version, python312) -> {what the cell runs: paths}"; None: it has none.
     native_install: str | None = None
+    # Its agent-server is what the SDK's DockerWorkspace starts (openhands-workspace at the
+    # agent-server's version): docker-workspace callers get a cell for its targets.
+    docker_workspace: bool = False
     # The mode whose line is the generation's documented command: it ranks first when it
     # passes (modes.rank). The app server documents --add-host (host-gateway); Canvas does not.
     documented_mode: str = "host-gateway"
@@ -321,6 +324,7 @@ CANVAS = Generation(
     official_images="harness.images.canvas:pull_official",
     pypi_images="harness.images.canvas:build_pypi",
     native_install="harness.images.canvas:native_install",  # npx @openhands/agent-canvas@V (docs/canvas.md)
+    docker_workspace=True,  # its pinned agent-server (ImageSet.agent_server_image), as a CI job starts it
     # No container per conversation: the runtime is the app's own container. "/" begins no
     # container's name, so nothing is ever taken for a Canvas runtime by its name.
     runtime_prefix="/",

@@ -36,6 +36,10 @@ test holds it to the keys this loader accepts):
                                 # port, {app}: the app container's name, {app_port}: its port inside
     extra_hosts = ["host.docker.internal:host-gateway"]  # optional, as --add-host
     env = { HTTP_PROXY = "..." }  # optional, the caller's own environment
+    [callers.ci]                # a caller that runs the SDK's DockerWorkspace (a script, a CI job): it
+    drives = "docker-workspace" # starts the agent-server itself (api: calls the app's API, the default);
+    network = "bridge"          # one cell per Agent Canvas target, TAG-NETWORK-via-NAME
+    host = ""                   # DockerWorkspace's host= ("": the SDK's http://127.0.0.1:{port})
     [[expect]]                  # a cell known not to pass, as pytest's xfail marks a test: a run in
                                 # which it comes out so is green (docs/exit-codes.md)
     mode = "bridge"             # which cells: any of cell = "TAG-MODE", target = "TAG", mode = "NAME",
@@ -111,6 +115,10 @@ class ModeChoice:
 
 CALLER_NETWORKS = ("bridge", "host", "app")
 CALLER_FIELDS = ("port", "app", "app_port")  # what a caller's url may name, as {port}
+# What a caller does: call the app's API (api), or run the SDK's DockerWorkspace, which starts
+# an agent-server container through the Docker socket and calls it (harness/cells/workspace.py).
+CALLER_DRIVES = ("api", "docker-workspace")
+WORKSPACE_URL = "http://127.0.0.1:{port}"  # DockerWorkspace's own host when none is given
 
 
 @dataclass(frozen=True)
@@ -121,9 +129,14 @@ class Caller:
 
     name: str
     network: str = "bridge"  # CALLER_NETWORKS
-    url: str = "http://localhost:{port}"
+    url: str = "http://localhost:{port}"  # a docker-workspace caller's: DockerWorkspace's host=
     extra_hosts: tuple[str, ...] = ()  # NAME:ADDRESS, as --add-host (host-gateway allowed)
     env: dict[str, str] = field(default_factory=dict)
+    drives: str = "api"  # CALLER_DRIVES
+
+    @property
+    def workspace(self) -> bool:
+        return self.drives == "docker-workspace"
 
     def url_for(self, port: int, app: str, app_port: int) -> str:
         return self.url.format(port=port, app=app, app_port=app_port)
@@ -222,12 +235,16 @@ class Matrix:
 
     def cells(self) -> list[Cell]:
         """Every target in every mode, by the run's entry points; a deployment's by its own
-        alone (the one its line runs: Deployment.entrypoint), as it runs it."""
-        return [cell for t in self.targets for m in self.modes if t.deployment in (None, m.name)
+        alone (the one its line runs: Deployment.entrypoint), as it runs it. Then each
+        docker-workspace caller's, one per target it can start: it runs no app, so its cell's
+        mode is the network the caller runs on."""
+        apps = [cell for t in self.targets for m in self.modes if t.deployment in (None, m.name)
                 for cell in [*(Cell(t, m, e) for e in ((m.deployment.entrypoint,) if m.deployment
                                                        else self.entrypoints)),
                              *(Cell(t, m, "caller", caller=c) for c in self.callers
-                               if not getattr(m.spec, "host_process", False))]]  # a container's app only
+                               if not c.workspace and not getattr(m.spec, "host_process", False))]]
+        return apps + [Cell(t, self.mode(c.network), "workspace", caller=c) for t in self.targets
+                       for c in self.callers if c.workspace and not t.deployment and t.generation.docker_workspace]
 
     def select(self, only: Iterable[str]) -> list[Cell]:
         """Cells whose id is in `only` (all cells when empty); unknown ids are an input error."""
@@ -493,7 +510,10 @@ def _caller(r: _Reader, name: str, body: Any) -> Caller:
         raise r.fail(key, "expected a table")
     if not _NAME_RE.fullmatch(name):
         raise r.fail(key, "a caller's name is lower case letters, digits, - and _ (it names its cells)")
-    r.unknown(body, key, {"network", "url", "extra_hosts", "env"})
+    drives = r.choice(body, f"{key}.drives", "drives", CALLER_DRIVES, "api")
+    if drives == "docker-workspace":
+        return _workspace_caller(r, name, body, key)
+    r.unknown(body, key, {"network", "url", "extra_hosts", "env", "drives"})
     url = body.get("url", Caller.url)
     if not isinstance(url, str) or not re.match(r"https?://[^/\s]+", url):
         raise r.fail(f"{key}.url", f"expected an http:// URL, got {url!r}")
@@ -504,11 +524,33 @@ def _caller(r: _Reader, name: str, body: Any) -> Caller:
         raise r.fail(f"{key}.url", f"{url!r}: {e} (it may name {fields})") from None
     if unknown := sorted(named - set(CALLER_FIELDS)):
         raise r.fail(f"{key}.url", f"{{{unknown[0]}}}: not something a caller's url can name ({fields})")
+    return Caller(name, r.choice(body, f"{key}.network", "network", CALLER_NETWORKS, "bridge"), url,
+                  _extra_hosts(r, body, key), r.env(body.get("env", {}), f"{key}.env"))
+
+
+def _workspace_caller(r: _Reader, name: str, body: dict[str, Any], key: str) -> Caller:
+    """A caller that runs DockerWorkspace: no app to name, so `host` (its host= argument) may
+    name the port it publishes the agent-server on ({port}) and nothing else."""
+    r.unknown(body, key, {"network", "host", "extra_hosts", "env", "drives"})
+    host = body.get("host", "")
+    if not isinstance(host, str) or (host and not re.match(r"https?://[^/\s]+", host)):
+        raise r.fail(f"{key}.host", f"expected \"\" or an http:// URL, got {host!r}")
+    try:
+        named = {f for _, f, _, _ in string.Formatter().parse(host) if f is not None}
+    except ValueError as e:
+        raise r.fail(f"{key}.host", f"{host!r}: {e} (it may name {{port}})") from None
+    if unknown := sorted(named - {"port"}):
+        raise r.fail(f"{key}.host", f"{{{unknown[0]}}}: a DockerWorkspace's host may name {{port}} only")
+    network = r.choice(body, f"{key}.network", "network", ("bridge", "host"), "bridge")
+    return Caller(name, network, host or WORKSPACE_URL, _extra_hosts(r, body, key),
+                  r.env(body.get("env", {}), f"{key}.env"), drives="docker-workspace")
+
+
+def _extra_hosts(r: _Reader, body: dict[str, Any], key: str) -> tuple[str, ...]:
     hosts = body.get("extra_hosts", [])
     if not isinstance(hosts, list) or not all(isinstance(h, str) and re.fullmatch(r"[^:\s]+:\S+", h) for h in hosts):
         raise r.fail(f"{key}.extra_hosts", f"expected a list of \"NAME:ADDRESS\", got {hosts!r}")
-    return Caller(name, r.choice(body, f"{key}.network", "network", CALLER_NETWORKS, "bridge"), url, tuple(hosts),
-                  r.env(body.get("env", {}), f"{key}.env"))
+    return tuple(hosts)
 
 
 EXPECT_KEYS = {"cell", "target", "mode", "api", "caller", "on", "verdict", "cause", "reason", "strict"}

@@ -407,6 +407,14 @@ class ImageSet(_Model):
     # version): the paths its cell runs (package, node, node_version, uv, python), or why not.
     native: dict[str, str] = Field(default_factory=dict)
     native_error: str | None = None
+    # The release's agent-server alone (`ghcr.io/openhands/agent-server:V-python`): what a
+    # backend runs, the Docker runtimes and the SDK's DockerWorkspace start; None when the
+    # release has none here.
+    agent_server_image: str | None = None
+    # A docker-workspace caller's image (harness/images/workspace.py: the agent-server image with
+    # openhands-workspace and a docker CLI), or why it could not be made.
+    workspace_image: str | None = None
+    workspace_error: str | None = None
     # Seconds of each build step when this run built the images (pypi backend: collect,
     # sources, venv, images); empty when they were cached or pulled.
     build_seconds: dict[str, float] = Field(default_factory=dict)

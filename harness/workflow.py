@@ -298,12 +298,15 @@ def prepare_images(client: Any, i: Inputs, ctx: RunContext) -> dict[str, ImageSe
                 got[t.tag] = e
     clis = {c.target.tag for c in i.cells if c.entrypoint == "cli"}
     natives = {c.target.tag for c in i.cells if getattr(c.mode.spec, "host_process", False)}
+    workspaces = {c.target.tag for c in i.cells if c.entrypoint == "workspace"}
     made: dict[str, ImageSet | ImageFailure] = {}
     for tag, one in got.items():
         if isinstance(one, ImageSet) and tag in clis:
             one = with_cli(client, one)
         if isinstance(one, ImageSet) and tag in natives:
             one = with_native(one)
+        if isinstance(one, ImageSet) and tag in workspaces:
+            one = with_workspace(client, one)
         made[tag] = (one if isinstance(one, ImageSet)
                      else ImageFailure(error=str(one), resolved_version=one.resolved_version))
     return made
@@ -327,6 +330,19 @@ def with_cli(client: Any, one: ImageSet) -> ImageSet:
         except images.ImageUnavailable as e:  # a build that failed too (BuildFailed is one)
             update["cli_error"] = str(e)
     return one.model_copy(update=update)
+
+
+def with_workspace(client: Any, one: ImageSet) -> ImageSet:
+    """The target's images with a docker-workspace caller's image (images/workspace.py), or why not."""
+    from harness.images import workspace
+
+    if one.agent_server_image is None:
+        return one.model_copy(update={"workspace_error": f"{one.tag} has no agent-server image here for "
+                                                         "DockerWorkspace to start"})
+    try:
+        return one.model_copy(update={"workspace_image": workspace.caller_image(client, one.agent_server_image)})
+    except images.ImageUnavailable as e:
+        return one.model_copy(update={"workspace_error": str(e).splitlines()[0]})
 
 
 def with_native(one: ImageSet, python312: str | None = None) -> ImageSet:

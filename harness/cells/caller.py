@@ -268,15 +268,15 @@ def bindings(app: Container, port: int) -> list[str]:
 
 
 def caller_decision(caller: Caller, placed: Placed, seen: NetProbe, via: tuple[str, int] | None, mine: NetProbe,
-                    published: list[str]) -> Decision | None:
-    """What the caller's probe of its URL says: None when the app answered it; else the cause,
-    said from where the caller stands (pure: the unit tests feed it probes)."""
+                    published: list[str], target: str = "the app") -> Decision | None:
+    """What the caller's probe of its URL says: None when `target` answered it; else the
+    cause, said from where the caller stands (pure: the unit tests feed it probes)."""
     if seen.tcp == "open" and (seen.http or "").startswith("HTTP/") and not _server_error(seen.http, via):
         return None
     host = urlsplit(placed.url).hostname or ""
     at = f"the caller ({caller.name}, in a container on the {placed.network} network) was given {placed.url}"
-    where = (f"; the app is published on this machine at {', '.join(published)}" if published
-             else "; the app shares the host's network") + f" (this machine: {mine.line()})"
+    where = (f"; {target} is published on this machine at {', '.join(published)}" if published
+             else f"; {target} shares the host's network") + f" (this machine: {mine.line()})"
     probes = f" Probe: {seen.line()}"
     if via is not None:
         return Decision(Verdict.FAIL, Cause.PROXY, f"{at}, and its HTTP client sends that through its proxy "
@@ -295,7 +295,7 @@ def caller_decision(caller: Caller, placed: Placed, seen: NetProbe, via: tuple[s
     if seen.tcp == "refused" and placed.network != "host" and published and all(
             p.startswith("127.") for p in published):
         return Decision(Verdict.FAIL, Cause.CONNECTION_REFUSED,
-                        f"{at}: the app's port is published on this machine's loopback only ({', '.join(published)}), "
+                        f"{at}: {target}'s port is published on this machine's loopback only ({', '.join(published)}), "
                         f"which no container reaches: {host} refuses ({_tcp(seen)}){where}.{probes}", Direction.CALLER)
     cause = {"refused": Cause.CONNECTION_REFUSED, "timeout": Cause.CONNECT_TIMEOUT,
              "unreachable": Cause.CONNECTION_REJECTED}.get(seen.tcp or "", Cause.API_ERROR)

@@ -19,6 +19,7 @@ from harness.cells.cli import CliCell
 from harness.cells.headless import HeadlessCell
 from harness.cells.native import NativeCell
 from harness.cells.plan import CellPlan
+from harness.cells.workspace import WorkspaceCell
 from harness.context import RunContext
 from harness.host import docker_host, podman
 from harness.matrix import Cell, Matrix
@@ -29,7 +30,7 @@ from harness.tasks.taskrun import LlmChoice
 
 # The entry points a matrix may name (`run.entrypoints`), and who runs each.
 ENTRYPOINTS: dict[str, type[CellCore]] = {"api": ApiCell, "headless": HeadlessCell, "cli": CliCell,
-                                          "caller": CallerCell}
+                                          "caller": CallerCell, "workspace": WorkspaceCell}
 LOST_WORKER = ("the worker running this cell died before it wrote a result (killed or crashed); "
                "what it started was swept at the end of the run")
 
@@ -152,7 +153,8 @@ def _run_one(ctx: RunContext, m: Matrix, cell: Cell, tasks: list[str] | None) ->
     def machine() -> contextlib.AbstractContextManager[object]:
         return admission.slot(plan.boot_slots, alone=True)
 
-    if result.connect.direction != Direction.CALLER:  # a caller's own fixes are proven by its cell (caller.py)
+    # a caller's own fixes are proven by its cell (caller.py); a DockerWorkspace caller has no app to remedy
+    if result.connect.direction != Direction.CALLER and cell.entrypoint != "workspace":
         result.remedies = remedies.attempt(result, cell, ctx, rerun, machine)
     key = {"LLM_API_KEY": choice.real.api_key, "LLM_BASE_URL": choice.real.base_url} if choice.real else {}
     # A task file's secrets are secret whatever their names: redacted like the key.

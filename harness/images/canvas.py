@@ -420,23 +420,9 @@ def native_install(version: str, python312: str | None = None) -> dict[str, str]
             "python": str(releases.find_python312(python312))}
 
 
-def _index() -> str:
-    for name in ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL"):
-        if value := os.environ.get(name):
-            return value.rstrip("/")
-    return "https://pypi.org/simple"
-
-
 def upload_time(name: str, version: str) -> datetime:
     """When the index received the release's first file (the simple API's upload-time)."""
-    url = f"{_index()}/{name}/"
-    try:
-        answer = httpx.get(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"}, timeout=_TIMEOUT,
-                           follow_redirects=True)
-        answer.raise_for_status()
-        files = answer.json()["files"]
-    except (httpx.HTTPError, ValueError, KeyError) as e:
-        raise ImageUnavailable(f"cannot read {name}'s upload times from {url}: {type(e).__name__}") from None
+    files = wheelstore.index_files(name)
     times = [f["upload-time"] for f in files if f.get("upload-time") and _file_version(f["filename"]) == version]
     if not times:
         raise ImageUnavailable(f"{name} {version}: the index gives no upload time (or no such release)")
@@ -693,5 +679,5 @@ def build(client: docker.DockerClient, version: str, api: str,
              f"stands for {OFFICIAL}:{version}",
              f"its agent-server alone, as a backend or a conversation's container: {server_ref}"]
     return ImageSet(tag=version, resolved_version=version, backend="pypi", api=api, app_image=ref,
-                    runtime_image=ref, deps_hash=deps, notes=notes, lacks=["browser"],
+                    runtime_image=ref, deps_hash=deps, notes=notes, lacks=["browser"], agent_server_image=server_ref,
                     build_seconds={k: round(v, 1) for k, v in steps.items()} if built else {})

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from packaging.tags import Tag, compatible_tags, cpython_tags
@@ -261,3 +262,34 @@ def link(files: Iterable[Path], house: Path) -> Iterator[Path]:
         except OSError:
             shutil.copy2(src, dest)
         yield dest
+
+
+def index_url() -> str:
+    """The package index the resolves use: uv's or pip's setting, else PyPI."""
+    for name in ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL"):
+        if value := os.environ.get(name):
+            return value.rstrip("/")
+    return "https://pypi.org/simple"
+
+
+def index_files(name: str) -> list[dict[str, Any]]:
+    """The files the index lists for a package (the simple API's JSON)."""
+    url = f"{index_url()}/{name}/"
+    try:
+        answer = httpx.get(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"}, timeout=_TIMEOUT,
+                           follow_redirects=True)
+        answer.raise_for_status()
+        return list(answer.json()["files"])
+    except (httpx.HTTPError, ValueError, KeyError) as e:
+        raise ImageUnavailable(f"cannot read {name}'s files from {url}: {type(e).__name__}") from None
+
+
+def index_wheel(name: str, version: str) -> File:
+    """A pure-Python release's wheel as the index lists it (its URL and sha256), to fetch into
+    the store."""
+    for f in index_files(name):
+        filename = str(f.get("filename", ""))
+        if filename.endswith("-py3-none-any.whl") and str(parse_wheel_filename(filename)[1]) == version \
+                and (f.get("hashes") or {}).get("sha256"):
+            return File(filename, str(f["url"]), str(f["hashes"]["sha256"]))
+    raise ImageUnavailable(f"{name} {version}: the index has no pure-Python wheel of it")

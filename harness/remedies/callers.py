@@ -12,16 +12,17 @@ import re
 import shlex
 from dataclasses import dataclass, replace
 
-from harness.matrix import Caller
+from harness.matrix import WORKSPACE_URL, Caller
 from harness.model import Cause
 from harness.secrets import hinted
 
 GATEWAY_ALIAS = "host.docker.internal:host-gateway"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
 PLACEHOLDER = "CALLER_IMAGE"  # the caller's own image: the harness runs the calls, not the tool
 
 
 # Every fix's name, for `--remedy NAME` (a caller cell tries only those named, when any are)
-NAMES = ("caller-host-gateway", "caller-app-network", "caller-host-network", "caller-no-proxy")
+NAMES = ("caller-host-gateway", "caller-app-network", "caller-host-network", "caller-no-proxy", "daemon-open-files")
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,11 @@ def applicable(caller: Caller, cause: Cause | None, app_network: str) -> list[Fi
                            f"run the caller on the app's network ({app_network}) and call the app by its "
                            "container name, at its own port",
                            replace(caller, network="app", url=_with_host(caller.url, "{app}", "{app_port}")), asks=1))
+        # DockerWorkspace's own 127.0.0.1 is this machine's there: its host= may stay unset
+        url = caller.url if caller.workspace and host in LOOPBACK_HOSTS else _with_host(caller.url, "localhost")
         out.append(Fix("caller-host-network",
                        "run the caller on the host's network (--network host), where localhost is this machine",
-                       replace(caller, network="host", url=_with_host(caller.url, "localhost")), asks=1))
+                       replace(caller, network="host", url=url), asks=1))
     if cause == Cause.PROXY:
         names = [n for n in ("NO_PROXY", "no_proxy") if n in caller.env] or ["NO_PROXY", "no_proxy"]
         before = next((caller.env[n] for n in names if n in caller.env), "")
@@ -75,17 +78,39 @@ def applicable(caller: Caller, cause: Cause | None, app_network: str) -> list[Fi
     return out
 
 
-def docker_run(caller: Caller, url: str, secrets: frozenset[str] = frozenset()) -> str:
+def daemon_open_files(caller: Caller, limit: int) -> Fix:
+    """A DockerWorkspace caller's daemon that refused its open-files ask, raised: proven by the
+    code run again asking the daemon's own `limit` (harness/cells/workspace.py)."""
+    return Fix("daemon-open-files",
+               "raise the daemon's own open-files limit to at least 65536 (dockerd's LimitNOFILE, e.g. a systemd "
+               "drop-in LimitNOFILE=1048576; in an LXC guest, the guest's nofile limit on its host): proven by the "
+               f"caller's code run again with its ask lowered to this daemon's {limit}, the one thing that changes",
+               caller, asks=2)
+
+
+def docker_run(caller: Caller, url: str | None, secrets: frozenset[str] = frozenset(), *more: str) -> str:
     """The caller as a person runs it, one option a line, with the URL it is given as
-    OPENHANDS_URL: the line its fixes change. Secret values are left as placeholders."""
+    OPENHANDS_URL (if any) and `more` options: the line its fixes change. Secret values are
+    left as placeholders."""
     def value(k: str, v: str) -> str:
         return f"${k}" if k in secrets or hinted(k) else v
 
     options = [f"--network {shlex.quote(caller.network)}",
                *(f"--add-host {shlex.quote(h)}" for h in caller.extra_hosts),
                *(f"-e {shlex.quote(f'{k}={value(k, v)}')}" for k, v in caller.env.items()),
-               f"-e {shlex.quote('OPENHANDS_URL=' + url)}"]
+               *([f"-e {shlex.quote('OPENHANDS_URL=' + url)}"] if url is not None else []), *more]
     return " \\\n  ".join(["docker run -d", *options, PLACEHOLDER])
+
+
+def workspace_run(caller: Caller, server: str, secrets: frozenset[str] = frozenset()) -> str:
+    """A docker-workspace caller as a person runs it: its container (with the daemon's socket,
+    as DockerWorkspace needs), then the SDK call its code makes, with the host= it gives
+    (none: the SDK's own http://127.0.0.1:PORT). The lines its fixes change."""
+    line = docker_run(caller, None, secrets, "-v /var/run/docker.sock:/var/run/docker.sock")
+    args = [f"server_image={server!r}"]
+    if caller.url != WORKSPACE_URL:
+        args += ["host_port=PORT", f"host={caller.url.format(port='PORT')!r}"]
+    return f"{line}\nDockerWorkspace({', '.join(args)})"
 
 
 def diff(before: str, after: str) -> str:
