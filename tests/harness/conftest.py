@@ -1,5 +1,6 @@
-"""Fixtures for the harness's own tests. Tests are marked by kind (`unit`: no Docker;
-`engine`: Docker, no release; `release`: a real OpenHands release), and nox runs each kind
+"""Fixtures for the harness's own tests. A test's kind is its folder (`unit/`: no Docker,
+laid out as the package's rooms; `engine/`: Docker, no release; `release/`: a real OpenHands
+release, also marked engine), given to it as a marker here, and nox runs each kind
 (noxfile.py). Engine tests need a real Docker daemon and fail (not skip) without one: a
 green run must mean they ran."""
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import docker
@@ -77,9 +79,20 @@ def release_group(item: pytest.Item) -> str:
     return SAME_GROUP.get(item.path.name, item.path.name)
 
 
+HERE = Path(__file__).resolve().parent
+FOLDER_MARKERS = {"unit": ("unit",), "engine": ("engine",), "release": ("engine", "release")}  # a folder's markers
+
+
 def pytest_itemcollected(item: pytest.Item) -> None:
-    """Under `--dist loadgroup` a release module's tests go to one worker (its module-scoped
-    cells run once), and the tests marked `alone` to one group of their own, run last."""
+    """The kind of a test is its folder's (a test anywhere else is an error, never a test no
+    kind runs). Under `--dist loadgroup` a release module's tests go to one worker (its
+    module-scoped cells run once), and the tests marked `alone` to one group of their own, run last."""
+    folder = item.path.resolve().relative_to(HERE).parts[0] if item.path.resolve().is_relative_to(HERE) else ""
+    if folder not in FOLDER_MARKERS:
+        raise pytest.UsageError(f"{item.path}: a test of the harness lives in tests/harness/unit, engine or release "
+                                "(its kind is its folder)")
+    for kind in FOLDER_MARKERS[folder]:
+        item.add_marker(kind)
     if item.get_closest_marker("release"):
         item.add_marker(pytest.mark.xdist_group(release_group(item)))
 
@@ -200,13 +213,6 @@ def synthetic_run() -> Callable[..., Run]:
     return build
 
 
-KINDS = ("unit", "engine", "release")
-
-
 @pytest.hookimpl(trylast=True)  # after -m has deselected (release_order looks at what is left)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test says which kind it is, so `nox -s tests` (which runs the kinds) runs it."""
-    unmarked = [i.nodeid for i in items if not any(i.get_closest_marker(k) for k in KINDS)]
-    if unmarked:
-        raise pytest.UsageError(f"tests without a kind marker ({', '.join(KINDS)}): {', '.join(unmarked[:5])}")
     release_order(items)
