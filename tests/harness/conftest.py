@@ -57,11 +57,12 @@ def host_turn(request: pytest.FixtureRequest) -> Iterator[None]:
 # together (xdist's loadgroup with --no-loadscope-reorder hands groups out in this order). A
 # module not listed goes last.
 RELEASE_MINUTES = {
-    "test_release_rootless.py": 440, "test_release_remote.py": 360, "test_release_v0.py": 220,
-    "test_release_faults.py": 100, "test_release_task_files.py": 300, "test_release_deployments.py": 300,
-    "test_release_tasks.py": 260, "test_release_v1.py": 120, "test_interrupts.py": 200,
-    "test_release_mirror.py": 165, "test_release_own_image.py": 155, "test_release_firewall_reject.py": 125,
-    "test_reports_release.py": 120, "test_release_older.py": 120, "test_release_bisect.py": 100,
+    "test_release_rootless.py": 440, "test_release_userland_proxy.py": 400, "test_release_remote.py": 360,
+    "test_release_firewall_reject.py": 330, "test_release_task_files.py": 300, "test_release_deployments.py": 300,
+    "test_release_tasks.py": 260, "test_release_v0.py": 220, "test_interrupts.py": 200, "test_release_callers.py": 200,
+    "test_release_mirror.py": 165, "test_release_own_image.py": 155, "test_release_agent_server.py": 130,
+    "test_release_v1.py": 120, "test_reports_release.py": 120, "test_release_older.py": 120,
+    "test_release_native.py": 110, "test_release_faults.py": 100, "test_release_bisect.py": 100,
     "test_release_no_socket.py": 60, "test_release_true_sources.py": 60, "test_wheel.py": 60,
     "test_release_cli.py": 40,
 }
