@@ -90,6 +90,11 @@ class Cause(StrEnum):
     # its own loopback, where nothing of OpenHands listens (a caller container given
     # http://localhost:PORT, as the host's browser would be).
     OWN_LOOPBACK = "own-loopback"
+    # A process in a container named paths of its own filesystem as the sources of another
+    # container's bind mounts: the daemon resolves them on its host, creates them there empty
+    # and root-owned, and the other container cannot use them (the agent-server's Docker
+    # conversation runtime, run inside the Canvas container).
+    OWN_PATHS = "own-paths"
     # The app listens on its container's loopback only: the daemon's published port, and every
     # other container, reach nothing (the agent-server from 1.37.1 with no session key).
     LOOPBACK_BOUND = "loopback-bound"

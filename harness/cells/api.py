@@ -177,8 +177,10 @@ class ApiCell(CellCore):
         except (AdapterError, concurrent.futures.TimeoutError) as e:
             said = f"; its conversation container {seen.container.name} said last: {seen.last_words()}" \
                 if seen is not None and seen.said else ""
-            self.decide(Decision(Verdict.FAIL, Cause.API_ERROR, (str(e)[:400] or "the create call did not end") + said),
-                        None, app)
+            paths = conversations.own_paths(seen, created) if seen is not None else None
+            self.decide(paths or Decision(Verdict.FAIL, Cause.API_ERROR,
+                                          (str(e)[:400] or "the create call did not end") + said),
+                        time.time() - self.conversation_at if paths else None, app)
             return None
         self.app.phase(f"conversation created in {seen.container.name if seen else 'a container'}")
         self.watch(ApiWatch(self, client, conversation), app, clock)

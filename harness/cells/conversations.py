@@ -26,6 +26,7 @@ import concurrent.futures
 import contextlib
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -38,7 +39,6 @@ from filelock import FileLock
 from harness import endpoint
 from harness.cells.diagnosis import Decision
 from harness.host import cleanup
-from harness.host.containers import tail
 from harness.host.netprobe import NetProbe
 from harness.host.probes import probe_from
 from harness.model import Cause, Direction, Verdict, strip_ansi
@@ -47,7 +47,7 @@ from harness.paths import cache_root
 PREFIX = "agent-server-conversation-"  # docker_runtime/registry.py _build_container's --name
 SETTING = "OH_CONVERSATION_RUNTIME"  # agent_server/config.py conversation_runtime ("local" | "docker")
 HEALTH = "/health"  # what the outer server polls (registry.py _wait_until_ready)
-LOOK = 1.0
+LOOK = 0.5  # a container started with --rm may live about a second
 MISSES = 3
 
 
@@ -107,6 +107,19 @@ class Seen:
     host_ip: str | None
     misses: int = 0  # looks in a row where the app's path to it did not answer
     said: str = ""  # its last log lines while it ran (it is started with --rm: gone once stopped)
+    mounts: tuple[str, ...] = ()  # its bind mounts as the daemon made them, SOURCE:DESTINATION
+    user: str = ""  # the user it runs as (--user UID:GID, the outer server's own)
+
+    def follow(self) -> None:
+        """Its log, read as it is written, in the background: a container started with --rm
+        that fails at once is gone before a look could read it (measured: a PermissionError
+        said and removed within the second between two looks)."""
+        def read() -> None:
+            with contextlib.suppress(docker.errors.DockerException, OSError, ValueError):
+                for chunk in self.container.logs(stream=True, follow=True):
+                    self.said = (self.said + strip_ansi(chunk.decode(errors="replace")))[-20000:]
+
+        threading.Thread(target=read, daemon=True, name="oh-matrix-conversation-log").start()
 
     def last_words(self) -> str:
         lines = [ln.strip() for ln in self.said.splitlines() if ln.strip()]
@@ -124,7 +137,9 @@ def find(client: docker.DockerClient, since: float) -> Seen | None:
         binds = (c.attrs.get("NetworkSettings") or {}).get("Ports", {}).get("8000/tcp") or []
         first = binds[0] if binds else {}
         port = int(first["HostPort"]) if first.get("HostPort") else None
-        return Seen(c, port, first.get("HostIp"))
+        mounts = tuple(f"{m.get('Source')}:{m.get('Destination')}" for m in c.attrs.get("Mounts") or []
+                       if m.get("Type") == "bind")
+        return Seen(c, port, first.get("HostIp"), mounts=mounts, user=str(c.attrs["Config"].get("User") or ""))
     return None
 
 
@@ -148,6 +163,7 @@ def watch(client: docker.DockerClient, app: Container, pending: concurrent.futur
         if seen is not None:
             if not registered:
                 cleanup.register(run_id, seen.container.name)
+                seen.follow()
                 registered = True
                 phase(f"its conversation container {seen.container.name} is up, published on "
                       f"{seen.host_ip}:{seen.host_port}")
@@ -158,8 +174,6 @@ def watch(client: docker.DockerClient, app: Container, pending: concurrent.futur
 
 
 def look(app: Container, seen: Seen) -> Decision | None:
-    with contextlib.suppress(docker.errors.DockerException):
-        seen.said = strip_ansi(tail(seen.container, 60)) or seen.said
     try:
         seen.container.reload()
     except docker.errors.NotFound:  # stopped and removed (--rm): the app's pending create call says why
@@ -206,6 +220,28 @@ def own_loopback(app: Container, seen: Seen, dialled: NetProbe, inside: NetProbe
         f"host network, that is the container's own loopback, where nothing listens; it would wait its 120 s "
         f"(conversation_container_startup_timeout) and answer 502. Probes: {dialled.line()} | {inside.line()}",
         Direction.FORWARD)
+
+
+def own_paths(seen: Seen, created: list[str]) -> Decision | None:
+    """The conversation container could not use its bind mounts because their sources were the
+    outer server's own paths, which the daemon made on this machine (`created`, root-owned);
+    None unless its last words are a permission error and such paths were made (pure)."""
+    said = seen.last_words()
+    if not created or ("PermissionError" not in said and "Permission denied" not in said):
+        return None
+    owners = []
+    for path in created:
+        with contextlib.suppress(OSError):
+            st = os.stat(path)
+            owners.append(f"{path} (uid {st.st_uid}, mode {st.st_mode & 0o777:o})")
+    mounts = ", ".join(seen.mounts) or "its conversation, persistence and workspace folders"
+    return Decision(
+        Verdict.FAIL, Cause.OWN_PATHS,
+        f"the app's agent-server, in its container, started {seen.container.name} with bind mounts whose sources are "
+        f"paths of its own container ({mounts}); the daemon resolves those on "
+        f"this machine, where they did not exist, and made them there: {', '.join(owners or created)}. The "
+        f"conversation container runs as {seen.user or 'the outer server’s user'} and cannot write them: "
+        f"{said[-300:]}", Direction.FORWARD)
 
 
 def _answers(p: NetProbe) -> bool:

@@ -83,3 +83,19 @@ def test_a_conversation_containers_last_words_are_its_errors() -> None:
     assert seen.last_words() == "PermissionError: [Errno 13] Permission denied: '/var/openhands/.openhands/x'"
     seen.said = "INFO a\nINFO b\n"
     assert seen.last_words() == "INFO a | INFO b"
+
+
+def test_mounts_the_daemon_made_from_the_outer_servers_own_paths_are_own_paths(tmp_path: Path) -> None:
+    made = tmp_path / "projects"
+    made.mkdir(mode=0o755)
+    seen = conversations.Seen(container("agent-server-conversation-1"), 1, "127.0.0.1",
+                              mounts=(f"{made}:/workspace",), user="10001:10001")
+    seen.said = "INFO starting\nPermissionError: [Errno 13] Permission denied: '/workspace/x'\n"
+    d = conversations.own_paths(seen, [str(made)])
+    assert d is not None and (d.verdict, d.cause, d.direction) == (Verdict.FAIL, Cause.OWN_PATHS, Direction.FORWARD)
+    assert f"{made}:/workspace" in d.why and f"{made} (uid {made.stat().st_uid}, mode 755)" in d.why
+    assert "runs as 10001:10001" in d.why and "Permission denied: '/workspace/x'" in d.why
+    # no path made here, or another error: not this
+    assert conversations.own_paths(seen, []) is None
+    seen.said = "ValueError: bad settings\n"
+    assert conversations.own_paths(seen, [str(made)]) is None
