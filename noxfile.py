@@ -92,14 +92,15 @@ def matrix(session: nox.Session) -> None:
 # through admission (harness/cells/admission.py: boot slots, file locks every process shares,
 # as many as this machine's measured boots allow); what overlaps is the rest (tasks, teardown,
 # a CLI run's start-up, images copied to a second daemon). Each module stays on one worker
-# (loadgroup, a group per module: its shared cells run once), longest first
-# (tests/harness/conftest.py); the tests that change the host or are about its load are marked
-# `alone`, a group run last, each while the other worker waits (tests/harness/hostturn.py).
-# CONTRIBUTING.md says how the release tests share runs.
+# (loadscope: its shared cells run once), longest first (tests/harness/conftest.py); the tests
+# that change the host or are about its load are marked `alone` and run last in their module,
+# while the other worker waits (tests/harness/hostturn.py). Not loadgroup: with pytest 9.2 its
+# groups are silently ignored (pytest-xdist#1386, measured here: one module's tests on both
+# workers). CONTRIBUTING.md says how the release tests share runs.
 KINDS = {
     "unit": ["-m", "unit", "-n", "2"],
     "engine": ["-m", "engine and not release", "-n", "2"],
-    "release": ["-m", "release", "-n", "2", "--dist", "loadgroup", "--no-loadscope-reorder",
+    "release": ["-m", "release", "-n", "2", "--dist", "loadscope", "--no-loadscope-reorder",
                 "--durations=30"],  # where CI's minutes go
 }
 

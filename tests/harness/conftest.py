@@ -52,10 +52,10 @@ def host_turn(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
 
 
-# Where the release kind's minutes go, in seconds per module (its tests but the `alone` ones;
-# on the 2-core CI machine, rounded): the two workers take the longest first, so they end about
-# together (xdist's loadgroup with --no-loadscope-reorder hands groups out in this order). A
-# module not listed goes last.
+# Where the release kind's minutes go, in seconds per module (on the 2-core CI machine,
+# rounded): the two workers take the longest first, so they end about together (xdist's
+# loadscope with --no-loadscope-reorder hands modules out in this order). A module not
+# listed goes last.
 RELEASE_MINUTES = {
     "test_release_rootless.py": 440, "test_release_userland_proxy.py": 400, "test_release_remote.py": 360,
     "test_release_firewall_reject.py": 330, "test_release_task_files.py": 300, "test_release_deployments.py": 300,
@@ -66,50 +66,29 @@ RELEASE_MINUTES = {
     "test_release_no_socket.py": 60, "test_release_true_sources.py": 60, "test_wheel.py": 60,
     "test_release_cli.py": 40,
 }
-
-
-# Modules whose daemon of their own lives in one fixed namespace (remotedaemon.own_daemon: its
-# name, veth pair and addresses): one group, so they take turns on one worker.
-SAME_GROUP = {"test_release_firewall_reject.py": "own-daemon", "test_release_userland_proxy.py": "own-daemon"}
-
-
-def release_group(item: pytest.Item) -> str:
-    """A release test's xdist group: `alone`, or the module's (or the one it shares)."""
-    if item.get_closest_marker("alone"):
-        return "alone"
-    return SAME_GROUP.get(item.path.name, item.path.name)
-
-
 HERE = Path(__file__).resolve().parent
 FOLDER_MARKERS = {"unit": ("unit",), "engine": ("engine",), "release": ("engine", "release")}  # a folder's markers
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
     """The kind of a test is its folder's (a test anywhere else is an error, never a test no
-    kind runs). Under `--dist loadgroup` a release module's tests go to one worker (its
-    module-scoped cells run once), and the tests marked `alone` to one group of their own, run last."""
+    kind runs)."""
     folder = item.path.resolve().relative_to(HERE).parts[0] if item.path.resolve().is_relative_to(HERE) else ""
     if folder not in FOLDER_MARKERS:
         raise pytest.UsageError(f"{item.path}: a test of the harness lives in tests/harness/unit, engine or release "
                                 "(its kind is its folder)")
     for kind in FOLDER_MARKERS[folder]:
         item.add_marker(kind)
-    if item.get_closest_marker("release"):
-        item.add_marker(pytest.mark.xdist_group(release_group(item)))
 
 
 def release_order(items: list[pytest.Item]) -> None:
-    """A run of release tests only (`-m release`): longest groups first (a module, or the modules
-    that share one), each module's tests in order, the `alone` tests last (then the other worker
-    is about done: none waits long for it)."""
+    """A run of release tests only (`-m release`): longest modules first, and in each module
+    the `alone` tests last (`--dist loadscope` keeps a module on one worker: its module-scoped
+    cells run once; hostturn.py keeps the other worker out while an `alone` test runs)."""
     if not items or not all(i.get_closest_marker("release") for i in items):
         return
-    minutes: dict[str, int] = {}
-    for module in {i.path.name for i in items}:
-        group = SAME_GROUP.get(module, module)
-        minutes[group] = minutes.get(group, 0) + RELEASE_MINUTES.get(module, 0)
-    items.sort(key=lambda i: (i.get_closest_marker("alone") is not None,
-                              -minutes[SAME_GROUP.get(i.path.name, i.path.name)]))
+    items.sort(key=lambda i: (-RELEASE_MINUTES.get(i.path.name, 0), i.path.name,
+                              i.get_closest_marker("alone") is not None))
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import docker
+import hostturn
 import requests
 import rootless
 
@@ -198,7 +199,8 @@ def own_daemon(userland_proxy: bool = True) -> Iterator[OwnDaemon]:
     """The daemon up in its namespace (`--userland-proxy=false` when asked); stopped and removed
     after, on any exit, with the namespace and everything in it."""
     flags = [] if userland_proxy else ["--userland-proxy=false"]
-    with (_namespace(OWN_NETNS, OWN_HERE, OWN_THERE, ("10.213.0.5", "10.213.0.6")),
+    # its namespace, veth pair and addresses are fixed: one such daemon on this machine at a time
+    with (hostturn.flocked("own-daemon.lock"), _namespace(OWN_NETNS, OWN_HERE, OWN_THERE, ("10.213.0.5", "10.213.0.6")),
           _dockerd(OWN_NETNS, flags) as daemon):
         yield OwnDaemon(daemon)
 
