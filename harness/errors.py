@@ -52,6 +52,11 @@ class OutputError(InfraError):
     """A result or report file could not be written; the previous file, if any, is intact."""
 
 
+class PlacementError(InfraError):
+    """A deployment cannot run as written on this machine without touching something of the
+    user's (a folder it mounts at its own path exists here): the cell is `error`, saying so."""
+
+
 class TaskSetupError(InfraError):
     """What a task needs in the runtime (a seeded file, a setup command, a secret) could
     not be put there: the task is `error`, never a `fail` of OpenHands'."""

@@ -144,6 +144,11 @@ class Generation:
     # Its agent-server is what the SDK's DockerWorkspace starts (openhands-workspace at the
     # agent-server's version): docker-workspace callers get a cell for its targets.
     docker_workspace: bool = False
+    # Its agent-server's setting that runs each conversation in a container of its own
+    # (cells/conversations.py), and the home of the app container's user, under which it keeps
+    # what it mounts into those containers; None: it has no such runtime.
+    conversation_runtime_setting: str | None = None
+    app_home: str = "/root"
     # The mode whose line is the generation's documented command: it ranks first when it
     # passes (modes.rank). The app server documents --add-host (host-gateway); Canvas does not.
     documented_mode: str = "host-gateway"
@@ -325,6 +330,8 @@ CANVAS = Generation(
     pypi_images="harness.images.canvas:build_pypi",
     native_install="harness.images.canvas:native_install",  # npx @openhands/agent-canvas@V (docs/canvas.md)
     docker_workspace=True,  # its pinned agent-server (ImageSet.agent_server_image), as a CI job starts it
+    conversation_runtime_setting="OH_CONVERSATION_RUNTIME",  # agent_server/config.py (1.49.1 on)
+    app_home="/home/openhands",  # the image's user openhands (docker/Dockerfile)
     # No container per conversation: the runtime is the app's own container. "/" begins no
     # container's name, so nothing is ever taken for a Canvas runtime by its name.
     runtime_prefix="/",
@@ -340,7 +347,7 @@ CANVAS = Generation(
     # (AGENT_SERVER_PORT, AUTOMATION_PORT defaults): one such cell at a time.
     host_network_ports=(18000, 18001),
     tag_prefix="canvas-",
-    remedies=("publish-app-port", "uv-exclude-newer"),
+    remedies=("publish-app-port", "uv-exclude-newer", "outer-on-host"),
     documented_mode="bridge",  # `docker run -it --rm -p 8000:8000 ...`: the default bridge, no --add-host
     latest=True,  # what OpenHands' installation page installs today (docs/canvas.md, section 1)
     headless_skip="Agent Canvas has no headless entry point: its CLI is the separate openhands package",
@@ -376,6 +383,8 @@ AGENT_SERVER = Generation(
     runtime_is_app=True,
     starts_containers=False,
     app_port=8000,  # the image's EXPOSE and the server's default --port
+    conversation_runtime_setting="OH_CONVERSATION_RUNTIME",
+    app_home="/home/openhands",  # the image's user openhands (uid 10001)
     remedies=("session-key",),
     no_cells="name it by a deployment of its image (docs/backends.md): its releases are the SDK's, not a tag here",
     capabilities=(),

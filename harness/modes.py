@@ -42,6 +42,8 @@ class CellSite(Protocol):
 
     def scratch(self, why: str) -> str: ...
 
+    def same_path(self, path: str) -> str | None: ...  # `path` made here for the cell; None: it exists
+
     def subnet(self, network: str) -> tuple[str, str] | None: ...  # a cell network's subnet and gateway
 
     def local(self, address: str) -> bool: ...  # an address of this machine

@@ -184,6 +184,8 @@ class ApiCell(CellCore):
             return None
         self.app.phase(f"conversation created in {seen.container.name if seen else 'a container'}")
         self.watch(ApiWatch(self, client, conversation), app, clock)
+        if self.result.connect.verdict == Verdict.PASS:  # it connected when the create call returned
+            self.result.connect.seconds = round(time.time() - self.conversation_at, 1)
         return client, conversation, app
 
     def authenticate(self, client: Client, app: Container) -> Decision | None:

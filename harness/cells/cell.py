@@ -21,6 +21,7 @@ from harness.cells.diagnosis import Decision, Observation, unmasked
 from harness.cells.launch import AppLauncher
 from harness.cells.plan import CellPlan
 from harness.cells.watch import FirewallView, Watch, watch_connect
+from harness.errors import PlacementError
 from harness.host import cleanup, docker_host
 from harness.host.containers import CellResources, tail
 from harness.model import Cause, CellResult, Connect, Evidence, Source, Verdict, strip_ansi
@@ -98,6 +99,8 @@ class CellCore:
                 self.body()
         except docker.errors.ImageNotFound as e:
             self.error(Cause.IMAGE_UNAVAILABLE, str(e)[:300])
+        except PlacementError as e:  # the deployment cannot run here as written without touching the user's
+            self.error(Cause.HARNESS_ERROR, str(e))
         except Exception as e:
             if (why := docker_host.lost(e)) is None and not isinstance(e, docker.errors.DockerException):
                 raise  # a bug of the harness's: runner.run_one names it

@@ -30,7 +30,7 @@ from harness.deployments import compose, dockerrun
 from harness.deployments.compose import ComposeFiles, Runner
 from harness.deployments.spec import APP_CONTAINER_PORT, Port, ServiceSpec, Volume, entry_point, refused_command
 from harness.endpoint import app_socket, docker_socket
-from harness.errors import InputError
+from harness.errors import InputError, PlacementError
 from harness.generations import Generation
 from harness.modes import AppLaunch, CellSite, Publish, app_command, fixed_callback
 from harness.secrets import like
@@ -220,6 +220,19 @@ def _place(d: Deployment, gen: Generation, image: str, env: dict[str, str], api_
         if v.is_socket:
             person_volumes.append(_volume_option(v, v.source))
             placed_volumes += _place_socket(v, moved_env, said)
+            continue
+        if v.kind == "bind" and v.source and os.path.expanduser(v.source) == v.target:
+            # A folder mounted at its own path stays at it: a process in the container may hand
+            # that path to the daemon for another container's mount (Docker in Docker).
+            made = site.same_path(v.target)
+            if made is None:
+                raise PlacementError(f"{v.source} is mounted at its own path, and a process in the container may "
+                                     "hand that path to the daemon: the cell would have to use this machine's "
+                                     f"{v.source}, which exists here, and write into it; it is not run")
+            person_volumes.append(_volume_option(v, v.source))
+            placed_volumes.append(_volume_option(v, made))
+            said.append(f"{v.source} (bind, at its own path) is made on this machine for this cell, open to the "
+                        "app's user, and removed after it")
             continue
         folder = site.scratch(f"{v.source or 'anonymous volume'} at {v.target}")
         if v.kind == "bind":

@@ -26,7 +26,7 @@ from testcontainers.core.network import Network
 from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
 from harness import endpoint
-from harness.host import cleanup
+from harness.host import cleanup, hostchange
 from harness.modes import Publish
 
 # Ryuk's image cannot be pulled where there is no registry, and its per-process reaper
@@ -186,6 +186,15 @@ class CellResources:
         os.chmod(folder, 0o777)
         self.stack.callback(shutil.rmtree, folder, True)
         return folder
+
+    def same_path(self, path: str) -> str | None:  # modes.CellSite
+        """`path` itself, made on this machine for the cell (open to every user, as the
+        container's user may be anyone) and removed with it, with every folder made for it;
+        None where it exists already (someone's: the cell would write into it)."""
+        if os.path.lexists(path):
+            return None
+        self.stack.enter_context(hostchange.folders((path,)))
+        return path
 
     def on_close(self, callback: Callable[[], None]) -> None:
         """Run `callback` when the cell closes, before what was made earlier goes."""

@@ -32,3 +32,29 @@ def hosts_entry(ip: str, name: str, path: Path | None = None) -> Iterator[str]:
         if path.read_bytes() != before:
             raise OutputError(f"{path}: could not restore it after a remedy's rerun; remove the line "
                               f"'{line.decode().strip()}' by hand")
+
+
+@contextmanager
+def folders(paths: tuple[str, ...]) -> Iterator[str]:
+    """Folders made on this machine for the length of one rerun, open to any user (a
+    container's user is its own uid), and removed after with every ancestor made for them;
+    yields what was done, in words. A path that exists already is never touched."""
+    made: list[Path] = []
+    for path in map(Path, paths):
+        top = next((q for q in [*reversed(path.parents), path] if not q.exists()), None)
+        if top is None:
+            continue
+        path.mkdir(parents=True)
+        for q in [top, *[p for p in path.parents if top in p.parents], path]:
+            q.chmod(0o777)
+        made.append(top)
+    try:
+        yield (f"made {', '.join(paths)} on this machine for the rerun (open to the app's user, as a folder "
+               f"owned by it would be); removed after it")
+    finally:
+        import shutil
+
+        for top in made:
+            shutil.rmtree(top, ignore_errors=True)
+        if left := [str(t) for t in made if t.exists()]:
+            raise OutputError(f"could not remove {', '.join(left)} after a remedy's rerun; remove it by hand")

@@ -57,6 +57,9 @@ class Context:
     # Docker up to 28 NATs a connect from one bridge to a port published by a container on
     # another, and its own isolation rules drop it (moby PR #49981 removed them in 29.0).
     userland_proxy: str | None = None
+    # The folders an agent-server in the app's container hands, by their paths there, to the
+    # conversation containers it starts (the Docker conversation runtime); () when it has none.
+    runtime_folders: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, result: CellResult, cell: Cell, ctx: RunContext) -> Context:
@@ -73,7 +76,7 @@ class Context:
                    release_cut=_release_cut(ctx, cell.target.tag),
                    no_proxy=result.app_env.get("NO_PROXY") or result.app_env.get("no_proxy") or "",
                    sandbox_env=result.app_env.get(generations.get(result.api).sandbox_env_setting or "", ""),
-                   userland_proxy=ctx.host.userland_proxy,
+                   userland_proxy=ctx.host.userland_proxy, runtime_folders=_runtime_folders(result),
                    **_firewall_facts(result, cell, ctx.host))
 
     @property
@@ -94,6 +97,16 @@ class Context:
             return self.network == "host"
         mode = modes.MODES.get(self.mode or "")
         return mode is not None and mode.shares_host_ports
+
+
+def _runtime_folders(result: CellResult) -> tuple[str, ...]:
+    """Where the app's agent-server keeps what it mounts into each conversation container (its
+    home's .openhands, the generation's workspace), when it runs them in containers."""
+    gen = generations.get(result.api)
+    setting = gen.conversation_runtime_setting
+    if not setting or result.app_env.get(setting, "").strip().lower() != "docker":
+        return ()
+    return (f"{result.app_env.get('HOME') or gen.app_home}/.openhands", gen.workspace)
 
 
 def _release_cut(ctx: RunContext, tag: str) -> str | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,6 +54,14 @@ class Remedy:
 
 def _gateway(key: str) -> Callable[[Context], dict[str, str] | None]:
     return lambda ctx: {key: ctx.published_at} if ctx.published_at else None
+
+
+def _same_paths(ctx: Context) -> tuple[str, ...] | None:
+    """Each of the app's runtime folders mounted at its own path; None where one exists on this
+    machine already (it is someone's: the rerun would write into it)."""
+    if not ctx.runtime_folders or any(os.path.lexists(p) for p in ctx.runtime_folders):
+        return None
+    return tuple(f"{p}:{p}" for p in ctx.runtime_folders)
 
 
 def _no_proxy_hosts(ctx: Context, before: str) -> str:
@@ -207,6 +216,12 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
            "uvx pins only the agent-server and resolves everything under it today, so a newer dependency "
            "(fastapi 0.165 for agent-server 1.44.0) can break it at import; the day is the later upload of the "
            "two packages the release pins plus one, as the harness's image resolves it (docs/canvas.md)"),
+    Remedy("outer-on-host", (Cause.OWN_LOOPBACK, Cause.OWN_PATHS), lambda ctx: {} if ctx.runtime_folders else None,
+           "the agent-server's container on the host's network, where the 127.0.0.1 it dials its conversation "
+           "containers at is the host's, with its folders bind-mounted at the same paths on the host "
+           "(owned by its user), so the paths it hands the daemon for their mounts are the host's too "
+           "(agent_server/docker_runtime/registry.py)",
+           mode="host", directions=(Direction.FORWARD,), volumes=_same_paths),
     Remedy("publish-app-port", (Cause.APP_NOT_PUBLISHED,), lambda ctx: {},
            "publish the app's own port where you reach it: the app server listens on 3000 in its container, "
            "Agent Canvas on 8000 (docker/entrypoint.sh PORT), and a mapping carried from one to the other "

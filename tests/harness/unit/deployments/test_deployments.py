@@ -14,7 +14,7 @@ import pytest
 
 from harness import deployments, generations, matrix
 from harness.deployments import commands, compose
-from harness.errors import InputError
+from harness.errors import InputError, PlacementError
 
 ROOT = Path(__file__).resolve().parents[4]
 
@@ -42,6 +42,9 @@ class Site:
         folder.mkdir()
         self.made.append(str(folder))
         return str(folder)
+
+    def same_path(self, path: str) -> str | None:
+        return None if Path(path).exists() else path
 
     def subnet(self, network: str) -> tuple[str, str] | None:
         return ("172.30.0.0/16", "172.30.0.1")  # what a daemon gives a new network
@@ -823,3 +826,22 @@ def test_publishing_the_apps_own_port_is_a_diff_and_a_line_and_the_rerun_publish
                                                 "img:0.62"}, str(tmp_path / "m.toml"), None)
     assert fix(line, {}, republish=8000) == \
         "docker run -p 3000:8000 -v /var/run/docker.sock:/var/run/docker.sock img:0.62"
+
+
+def test_a_folder_mounted_at_its_own_path_stays_there_or_the_cell_is_not_run(tmp_path: Path) -> None:
+    """Docker in Docker: a process in the container (the agent-server's conversation runtime)
+    hands its own paths to the daemon, which resolves them on its host; a bind at its own path
+    keeps that true, so the cell makes the folder at that very path rather than a temporary one,
+    and where the folder exists already (someone's) it is not run, instead of silently moved."""
+    at = tmp_path / "home" / "openhands" / ".openhands"
+    write(tmp_path, "compose.yml", f"services:\n  oh:\n    image: x\n    ports: ['8000:8000']\n"
+                                   f"    volumes: ['{at}:{at}', '/srv/work:/projects']\n")
+    d = deployments.load("dind", {"compose": "compose.yml"}, str(matrix_with(tmp_path, "")), None)
+    site = Site(tmp_path)
+    lau = d.launch(generations.CANVAS, image="app", env={}, host_port=61501, site=site)
+    placed = [v for f, v in lau.options(placed=True) if f == "-v"]
+    assert f"{at}:{at}" in placed and len(site.made) == 1  # /srv/work alone got a temporary folder
+    assert any(n.startswith(f"{at} (bind, at its own path) is made on this machine") for n in lau.placement)
+    at.mkdir(parents=True)
+    with pytest.raises(PlacementError, match=f"{at} is mounted at its own path.*exists here"):
+        d.launch(generations.CANVAS, image="app", env={}, host_port=61502, site=Site(tmp_path))

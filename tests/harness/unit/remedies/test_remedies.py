@@ -318,3 +318,33 @@ def test_a_daemon_without_the_userland_proxy_moves_the_app_onto_the_runtimes_bri
     bridge_off = remedies.Context(gateway="172.17.0.1", mode="bridge", userland_proxy="off")
     assert "own-network" not in names(failed("connect-timeout", mode="bridge"), bridge_off)
     assert "own-network" in names(failed("connect-timeout", mode="bridge"), remedies.Context(gateway="172.17.0.1"))
+
+
+def test_an_agent_server_that_runs_conversations_in_containers_moves_to_the_host_with_its_folders(
+        tmp_path: Path) -> None:
+    home, work = tmp_path / "nobody" / "home", tmp_path / "projects"
+    for cause, mode in (("own-loopback", "bridge"), ("own-paths", "host")):
+        r = failed(cause, api="canvas", mode=mode)
+        r.connect.direction = Direction.FORWARD
+        ctx = remedies.Context(gateway="172.17.0.1", mode=mode, runtime_folders=(str(home), str(work)))
+        [(remedy, change)] = remedies.applicable(r, ctx)
+        assert remedy.name == "outer-on-host" and remedy.asks == 1
+        assert change.volumes == (f"{home}:{home}", f"{work}:{work}")
+        assert change.mode == ("host" if mode == "bridge" else None)
+    # an app with no such runtime, or folders someone already has here: not this remedy
+    assert names(failed("own-loopback", api="canvas"), remedies.Context(gateway="172.17.0.1")) == []
+    work.mkdir()
+    r = failed("own-paths", api="canvas", mode="host")
+    r.connect.direction = Direction.FORWARD
+    assert names(r, remedies.Context(gateway="172.17.0.1", runtime_folders=(str(home), str(work)))) == []
+
+
+def test_folders_made_for_a_rerun_are_open_to_its_user_and_gone_after_it_with_their_parents(tmp_path: Path) -> None:
+    mine = tmp_path / "kept"
+    mine.mkdir()
+    wanted = (str(tmp_path / "home" / "openhands" / ".openhands"), str(mine / "projects"))
+    with hostchange.folders(wanted) as said:
+        assert all(Path(p).is_dir() and Path(p).stat().st_mode & 0o777 == 0o777 for p in wanted)
+        assert (tmp_path / "home").stat().st_mode & 0o777 == 0o777
+        assert "removed after it" in said
+    assert not (tmp_path / "home").exists() and not (mine / "projects").exists() and mine.is_dir()
