@@ -75,7 +75,8 @@ api = "canvas"
     out = tmp_path / "run"
     only = [arg for cell in CELLS for arg in ("--only", cell)]
     run = clirun.run([sys.executable, "-m", "harness.cli", "run", "--matrix", str(tmp_path / "m.toml"),
-                      "--backend", "pypi", "--remedies", "--remedy", "session-key", *only, "--out", str(out)],
+                      "--backend", "pypi", "--remedies", "--remedy", "session-key", "--remedy", "outer-on-host", *only,
+                      "--out", str(out)],
                      cwd=ROOT, timeout=1500)
     assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-2000:]  # three cells fail, as they must
     results = json.loads((out / "results.json").read_text())
@@ -109,6 +110,10 @@ api = "canvas"
     assert c["seconds"] < 60, c  # the release itself waits 120 s, then answers nothing
     assert "TCP refused" in c["evidence"][0]["text"] and "HTTP 'HTTP/1.1 200" in c["evidence"][0]["text"]
     assert own["runtime_container"].startswith("agent-server-conversation-")
+    # fixed by the host's network with the folders at their own paths: the rerun's conversation connects
+    [moved] = own["remedies"]
+    assert (moved["name"], moved["verdict"], moved["network_mode"]) == ("outer-on-host", "pass", "host"), moved
+    assert moved["volumes"] == ["/home/openhands/.openhands:/home/openhands/.openhands", "/projects:/projects"]
     assert any("created" in n and "removed after the cell" in n for n in own["notes"]) or all(before.values())
 
     # nothing left: the conversation containers, the cells' own, the folders the daemon made here
