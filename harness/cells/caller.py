@@ -209,13 +209,7 @@ class CallerCell(ApiCell):
 
     def reach(self, placed: Placed, app: Container) -> Decision | None:
         """None when the caller's first look at the app's health answers; else why not."""
-        u = urlsplit(placed.url)
-        host, port = u.hostname or "", u.port or 80
-        env = _env(placed.container)
-        proxy = proxy_for(env)
-        via = proxy if proxy and not bypasses_proxy(host, env.get("NO_PROXY") or env.get("no_proxy") or "") else None
-        seen = probe_from(placed.container, f"the caller ({placed.network} network)", host, port,
-                          self.gen.health_path, via=via)
+        seen, via = probe_caller(placed, self.gen.health_path)
         mine = probe_here("the harness (this machine)", "127.0.0.1", self.published_port(app), self.gen.health_path)
         return caller_decision(self.caller, placed, seen, via, mine, bindings(app, self.launched.listen_port
                                                                              if self.launched else 0))
@@ -255,6 +249,17 @@ class CallerCell(ApiCell):
             tried.fix = fixes.diff(self.result.caller_run or "", line)
         self.app.phase(f"fix {fix.name}: {tried.verdict}")
         return tried
+
+
+def probe_caller(placed: Placed, path: str) -> tuple[NetProbe, tuple[str, int] | None]:
+    """One probe from the caller's namespace of its URL at `path`, through its own proxy when
+    its HTTP client would use one (HTTP_PROXY, the host not in NO_PROXY); and that proxy."""
+    u = urlsplit(placed.url)
+    host, port = u.hostname or "", u.port or 80
+    env = _env(placed.container)
+    proxy = proxy_for(env)
+    via = proxy if proxy and not bypasses_proxy(host, env.get("NO_PROXY") or env.get("no_proxy") or "") else None
+    return probe_from(placed.container, f"the caller ({placed.network} network)", host, port, path, via=via), via
 
 
 def _env(container: Container) -> dict[str, str]:

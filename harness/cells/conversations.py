@@ -132,7 +132,7 @@ def find(client: docker.DockerClient, since: float) -> Seen | None:
     # ignore_removed: it runs with --rm, and the agent-server stops it as soon as it gives up
     for c in client.containers.list(all=True, filters={"name": PREFIX}, ignore_removed=True):
         created = c.attrs.get("Created", "")
-        if _epoch(created) < since - 2:
+        if created_at(created) < since - 2:
             continue
         binds = (c.attrs.get("NetworkSettings") or {}).get("Ports", {}).get("8000/tcp") or []
         first = binds[0] if binds else {}
@@ -143,7 +143,8 @@ def find(client: docker.DockerClient, since: float) -> Seen | None:
     return None
 
 
-def _epoch(created: str) -> float:
+def created_at(created: str) -> float:
+    """The daemon's `Created` time as epoch seconds (0 when it cannot be read)."""
     from datetime import datetime
 
     try:

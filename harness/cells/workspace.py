@@ -33,13 +33,14 @@ from docker.models.containers import Container
 
 from harness import endpoint
 from harness.cells import admission
-from harness.cells.caller import Placed, caller_decision
+from harness.cells.caller import Placed, caller_decision, probe_caller
 from harness.cells.cell import CellCore
+from harness.cells.conversations import created_at
 from harness.cells.diagnosis import Decision
 from harness.host import cleanup
 from harness.host.containers import app_container, free_port, read_file, tail
-from harness.host.netprobe import NetProbe, bypasses_proxy
-from harness.host.probes import probe_from, probe_here, proxy_for
+from harness.host.netprobe import NetProbe
+from harness.host.probes import probe_from, probe_here
 from harness.matrix import WORKSPACE_URL, Caller
 from harness.model import Cause, Direction, RemedyTry, TaskResult, Verdict, strip_ansi
 from harness.remedies import callers as fixes
@@ -134,10 +135,8 @@ class Started:
 
 def find(client: docker.DockerClient, port: int, since: float) -> Started | None:
     """The agent-server container published on the cell's `port`, created since `since`."""
-    from harness.cells.conversations import _epoch
-
     for c in client.containers.list(all=True, filters={"name": PREFIX}, ignore_removed=True):
-        if _epoch(c.attrs.get("Created", "")) < since - 2:
+        if created_at(c.attrs.get("Created", "")) < since - 2:
             continue
         binds = ((c.attrs.get("HostConfig") or {}).get("PortBindings") or {}).get("8000/tcp") or []
         if any(str(b.get("HostPort")) == str(port) for b in binds):
@@ -267,15 +266,7 @@ class WorkspaceCell(CellCore):
 
     def reach(self, caller: Caller, run: Attempt, inside: NetProbe) -> Decision | None:
         assert run.started is not None
-        from urllib.parse import urlsplit
-
-        u = urlsplit(run.placed.url)
-        host, port = u.hostname or "", u.port or 80
-        env = dict(e.partition("=")[::2] for e in run.placed.container.attrs["Config"].get("Env") or [])
-        proxy = proxy_for(env)
-        via = proxy if proxy and not bypasses_proxy(host, env.get("NO_PROXY") or env.get("no_proxy") or "") else None
-        seen = probe_from(run.placed.container, f"the caller ({run.placed.network} network)", host, port, HEALTH,
-                          via=via)
+        seen, via = probe_caller(run.placed, HEALTH)
         mine = probe_here("the harness (this machine)", "127.0.0.1", run.port, HEALTH)
         d = caller_decision(caller, run.placed, seen, via, mine, run.started.bindings,
                             f"the agent-server DockerWorkspace started ({run.started.container.name})")

@@ -41,8 +41,8 @@ def test_only_what_did_not_exist_before_the_cell_is_removed_after_it(tmp_path: P
 
 
 def test_the_daemons_creation_time_is_read_with_its_nanoseconds() -> None:
-    assert conversations._epoch("2026-12-07T16:07:28.614348421Z") == pytest.approx(1796659648.614348, abs=1e-3)
-    assert conversations._epoch("not a time") == 0.0
+    assert conversations.created_at("2026-12-07T16:07:28.614348421Z") == pytest.approx(1796659648.614348, abs=1e-3)
+    assert conversations.created_at("not a time") == 0.0
 
 
 def container(name: str, network: str = "default") -> Any:
